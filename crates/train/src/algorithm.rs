@@ -1,0 +1,254 @@
+//! The built-in algorithms, registered by name, and the command-line arguments they take.
+//!
+//! The names accept ML Engine's built-in algorithm images too, so a job written for
+//! `gcr.io/cloud-ml-algos/wide_deep_learner_cpu` runs unchanged. Arguments follow those
+//! algorithms (`--training_data_path`, `--validation_data_path`, `--model_type`, `--batch_size`,
+//! `--max_steps`, ...) and ML Engine's data rule: CSV without a header, target in the first column,
+//! unless a `--schema` file says otherwise.
+
+use std::path::PathBuf;
+
+use kiln_model::ModelKind;
+
+use crate::TrainError;
+use crate::resolve::ModelType;
+use crate::schema::Schema;
+use crate::trainer::TrainConfig;
+
+/// A built-in algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Algorithm {
+    /// Canonical name.
+    pub name: &'static str,
+    /// Network it trains.
+    pub kind: ModelKind,
+    /// Other names that select it (image URIs of ML Engine's built-in algorithms).
+    pub aliases: &'static [&'static str],
+}
+
+/// Every built-in algorithm.
+pub const ALGORITHMS: &[Algorithm] = &[
+    Algorithm {
+        name: "wide_deep",
+        kind: ModelKind::WideDeep,
+        aliases: &[
+            "wide_and_deep",
+            "gcr.io/cloud-ml-algos/wide_deep_learner_cpu",
+            "gcr.io/cloud-ml-algos/wide_deep_learner_gpu",
+        ],
+    },
+    Algorithm {
+        name: "linear",
+        kind: ModelKind::Linear,
+        aliases: &[
+            "linear_learner",
+            "gcr.io/cloud-ml-algos/linear_learner_cpu",
+            "gcr.io/cloud-ml-algos/linear_learner_gpu",
+        ],
+    },
+    Algorithm { name: "dnn", kind: ModelKind::Dnn, aliases: &["deep"] },
+];
+
+impl Algorithm {
+    /// Finds an algorithm by name, alias or image URI (`kiln/` prefixes and `:tag`s are ignored).
+    pub fn find(name: &str) -> Result<Algorithm, TrainError> {
+        let bare = name.strip_prefix("kiln/").unwrap_or(name);
+        let bare = bare.split(':').next().unwrap_or(bare);
+        ALGORITHMS
+            .iter()
+            .find(|algorithm| algorithm.name == bare || algorithm.aliases.contains(&bare))
+            .copied()
+            .ok_or_else(|| {
+                let known: Vec<&str> = ALGORITHMS.iter().map(|algorithm| algorithm.name).collect();
+                TrainError::Config(format!("unknown built-in algorithm {name:?}; known: {}", known.join(", ")))
+            })
+    }
+}
+
+/// A built-in algorithm's arguments, parsed from `--name=value` or `--name value` pairs.
+#[derive(Debug, Clone, Default)]
+pub struct TrainArgs {
+    pairs: Vec<(String, String)>,
+}
+
+impl TrainArgs {
+    /// Parses arguments; `-` and `_` in names are equivalent.
+    pub fn parse(args: &[String]) -> Result<Self, TrainError> {
+        let mut pairs = Vec::new();
+        let mut iter = args.iter().peekable();
+        while let Some(arg) = iter.next() {
+            let Some(flag) = arg.strip_prefix("--") else {
+                return Err(TrainError::Config(format!("unexpected argument {arg:?}; use --name=value")));
+            };
+            let (name, value) = match flag.split_once('=') {
+                Some((name, value)) => (name.to_string(), value.to_string()),
+                None => match iter.peek() {
+                    Some(next) if !next.starts_with("--") => (flag.to_string(), iter.next().cloned().unwrap_or_default()),
+                    _ => (flag.to_string(), "true".to_string()),
+                },
+            };
+            pairs.push((name.replace('-', "_"), value));
+        }
+        Ok(Self { pairs })
+    }
+
+    fn take(&mut self, names: &[&str]) -> Option<String> {
+        let index = self.pairs.iter().rposition(|(name, _)| names.contains(&name.as_str()))?;
+        let value = self.pairs.remove(index).1;
+        self.pairs.retain(|(name, _)| !names.contains(&name.as_str()));
+        Some(value)
+    }
+
+    fn number<T: std::str::FromStr>(&mut self, names: &[&str]) -> Result<Option<T>, TrainError> {
+        match self.take(names) {
+            None => Ok(None),
+            Some(value) => value.parse().map(Some).map_err(|_| {
+                TrainError::Config(format!("--{} must be a number, got {value:?}", names[0]))
+            }),
+        }
+    }
+
+    /// Builds a training configuration for `algorithm`; unknown arguments are an error that names them.
+    pub fn into_config(mut self, algorithm: Algorithm, default_job_dir: Option<PathBuf>) -> Result<TrainConfig, TrainError> {
+        let files = |value: Option<String>| -> Vec<PathBuf> {
+            value
+                .map(|value| value.split(',').filter(|part| !part.is_empty()).map(PathBuf::from).collect())
+                .unwrap_or_default()
+        };
+        let train_files = files(self.take(&["training_data_path", "train_files"]));
+        let eval_files = files(self.take(&["validation_data_path", "eval_files"]));
+        let job_dir = self
+            .take(&["job_dir"])
+            .map(PathBuf::from)
+            .or(default_job_dir)
+            .ok_or_else(|| TrainError::Config("--job-dir is required".into()))?;
+        let header = match self.take(&["header"]) {
+            None => None,
+            Some(value) => Some(value.parse::<bool>().map_err(|_| {
+                TrainError::Config(format!("--header must be true or false, got {value:?}"))
+            })?),
+        };
+        let schema = match self.take(&["schema"]) {
+            Some(path) => {
+                let mut schema = Schema::from_file(&PathBuf::from(path))?;
+                schema.header = header.or(schema.header);
+                schema
+            }
+            None => {
+                // ML Engine's rule for built-in algorithms: no header, target first.
+                let mut schema = Schema { label: "target".into(), header: Some(header.unwrap_or(false)), ..Schema::default() };
+                if schema.header == Some(false) {
+                    let width = first_line_width(&train_files)?;
+                    schema.columns = std::iter::once("target".to_string())
+                        .chain((1..width).map(|index| format!("feature_{index}")))
+                        .collect();
+                }
+                schema
+            }
+        };
+        let mut config = TrainConfig::new(algorithm.name, algorithm.kind, schema, job_dir);
+        config.train_files = train_files;
+        config.eval_files = eval_files;
+        config.model_type = match self.take(&["model_type"]).as_deref() {
+            None => None,
+            Some("classification") => Some(ModelType::Classification),
+            Some("regression") => Some(ModelType::Regression),
+            Some(other) => {
+                return Err(TrainError::Config(format!(
+                    "--model_type must be classification or regression, got {other:?}"
+                )));
+            }
+        };
+        if let Some(units) = self.take(&["hidden_units"]) {
+            config.hidden_units = units
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|part| !part.is_empty())
+                .map(|part| part.parse::<usize>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| TrainError::Config(format!("--hidden_units must be numbers like 100,50, got {units:?}")))?;
+        }
+        if let Some(value) = self.number(&["batch_size", "train_batch_size"])? {
+            config.batch_size = value;
+        }
+        if let Some(value) = self.number(&["num_epochs"])? {
+            config.num_epochs = value;
+        }
+        config.max_steps = self.number(&["max_steps", "train_steps"])?;
+        if config.max_steps.is_some() && !self.pairs.iter().any(|(name, _)| name == "num_epochs") {
+            config.num_epochs = usize::MAX;
+        }
+        if let Some(value) = self.number(&["learning_rate"])? {
+            config.learning_rate = value;
+        }
+        if let Some(value) = self.number(&["linear_learning_rate"])? {
+            config.linear_learning_rate = value;
+        }
+        if let Some(value) = self.number(&["seed"])? {
+            config.seed = value;
+        }
+        if let Some(value) = self.number(&["log_every", "log_every_steps"])? {
+            config.log_every = value;
+        }
+        if config.num_epochs == usize::MAX && config.max_steps.is_none() {
+            config.num_epochs = 5;
+        }
+        if !self.pairs.is_empty() {
+            let unknown: Vec<String> = self.pairs.iter().map(|(name, _)| format!("--{name}")).collect();
+            return Err(TrainError::Config(format!("unknown arguments for {}: {}", algorithm.name, unknown.join(", "))));
+        }
+        Ok(config)
+    }
+}
+
+fn first_line_width(files: &[PathBuf]) -> Result<usize, TrainError> {
+    let Some(first) = files.first() else {
+        return Ok(0);
+    };
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(crate::data::open(first)?);
+    match reader.records().next() {
+        Some(Ok(record)) => Ok(record.len()),
+        Some(Err(error)) => Err(TrainError::Data(format!("{}: {error}", first.display()))),
+        None => Err(TrainError::Data(format!("{} is empty", first.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> TrainArgs {
+        TrainArgs::parse(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn finds_algorithms_by_image_uri() {
+        assert_eq!(Algorithm::find("gcr.io/cloud-ml-algos/wide_deep_learner_cpu:latest").unwrap().name, "wide_deep");
+        assert_eq!(Algorithm::find("kiln/linear").unwrap().kind, ModelKind::Linear);
+        let error = Algorithm::find("xgboost").unwrap_err().to_string();
+        assert!(error.contains("\"xgboost\"") && error.contains("wide_deep"), "{error}");
+    }
+
+    #[test]
+    fn parses_both_flag_forms_and_rejects_unknown_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("train.csv");
+        std::fs::write(&data, "1,2.5,a\n0,1.5,b\n").unwrap();
+        let path = data.display().to_string();
+        let config = args(&["--training_data_path", &path, "--batch-size=32", "--job-dir", "out", "--max_steps=7"])
+            .into_config(Algorithm::find("dnn").unwrap(), None)
+            .unwrap();
+        assert_eq!(config.batch_size, 32);
+        assert_eq!(config.max_steps, Some(7));
+        assert_eq!(config.schema.columns, vec!["target", "feature_1", "feature_2"]);
+        let error = args(&["--training_data_path", &path, "--job-dir=out", "--bogus=1"])
+            .into_config(Algorithm::find("dnn").unwrap(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--bogus"), "{error}");
+        let error = args(&["--training_data_path", &path, "--job-dir=out", "--batch_size=many"])
+            .into_config(Algorithm::find("dnn").unwrap(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--batch_size must be a number"), "{error}");
+    }
+}

@@ -1,0 +1,50 @@
+//! Kiln's built-in training algorithms.
+//!
+//! # Layout (reading order)
+//! - [`algorithm`]: the registry of built-in algorithms by name (`wide_deep`, `linear`, `dnn`, and
+//!   the ML Engine container image names that mean the same) and their command-line arguments.
+//! - [`schema`]: the user's description of the data (column names, label, column types, crosses).
+//! - [`data`]: reading CSV (plain or gzip, header or not) into raw rows.
+//! - [`resolve`]: turning a schema plus training data into resolved feature columns, filling in
+//!   what the user left out (types, vocabularies, normalisation, bucket boundaries).
+//! - [`sparse`]: row-sparse optimizers (lazy Adam, Adagrad, FTRL) for Kiln's embedding tables.
+//! - [`metrics`]: evaluation metrics (accuracy, AUC, log loss, RMSE, MAE).
+//! - [`trainer`]: the training loop: batches, loss, burn's backward pass, sparse updates,
+//!   progress lines, evaluation, checkpoints and the export.
+//!
+//! This crate knows nothing of jobs or servers: it turns files into an exported model directory,
+//! and reports progress through a callback.
+
+pub mod algorithm;
+pub mod data;
+pub mod metrics;
+pub mod resolve;
+pub mod schema;
+pub mod sparse;
+pub mod trainer;
+
+pub use algorithm::{Algorithm, TrainArgs};
+pub use schema::Schema;
+pub use trainer::{TrainConfig, TrainOutcome, train};
+
+/// Errors from training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A data or schema file cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: String,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The data does not fit the schema, or the schema is invalid.
+    #[error("{0}")]
+    Data(String),
+    /// A training argument is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// The model cannot be built or written.
+    #[error(transparent)]
+    Model(#[from] kiln_model::ModelError),
+}

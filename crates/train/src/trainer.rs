@@ -1,0 +1,406 @@
+//! The training loop.
+//!
+//! Each step: encode a batch, gather its rows from the host tables into tensors that require
+//! gradients, run the forward pass and loss in burn, backpropagate, hand the dense gradients to
+//! burn's Adam and the gathered rows' gradients to the row-sparse optimizers. After each epoch the
+//! model is evaluated and checkpointed; at the end it is exported to `<job dir>/model`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Param;
+use burn::nn::LinearConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use burn::tensor::activation::log_softmax;
+use kiln_model::columns::{Encoded, Encoder};
+use kiln_model::network::{Dense, Leaves, Model, forward, gather};
+use kiln_model::{ModelKind, ModelSpec, Table, Task, predict};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use crate::TrainError;
+use crate::data::read_csv;
+use crate::metrics::evaluate;
+use crate::resolve::{ModelType, encode_rows, resolve};
+use crate::schema::Schema;
+use crate::sparse::{RowGradients, SparseOptimizer, SparseTable};
+
+/// Everything a training run needs.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// Name of the algorithm, recorded in the export.
+    pub algorithm: String,
+    /// Network shape.
+    pub kind: ModelKind,
+    /// Training CSV files.
+    pub train_files: Vec<PathBuf>,
+    /// Evaluation CSV files; when empty, 10% of the training rows are held out.
+    pub eval_files: Vec<PathBuf>,
+    /// Description of the data.
+    pub schema: Schema,
+    /// Classification or regression; inferred from the label when unset.
+    pub model_type: Option<ModelType>,
+    /// Hidden layer widths of the deep part.
+    pub hidden_units: Vec<usize>,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Passes over the training data.
+    pub num_epochs: usize,
+    /// Stop after this many steps, even mid-epoch.
+    pub max_steps: Option<usize>,
+    /// Adam step size for the deep part and embeddings.
+    pub learning_rate: f64,
+    /// FTRL step size for the wide part (TensorFlow's canned estimators use 0.2 at most).
+    pub linear_learning_rate: f64,
+    /// Seed for initialisation and shuffling.
+    pub seed: u64,
+    /// Output directory: checkpoints, export.
+    pub job_dir: PathBuf,
+    /// Log a progress line every this many steps.
+    pub log_every: usize,
+}
+
+impl TrainConfig {
+    /// A configuration with Kiln's defaults for `algorithm` and `kind`.
+    pub fn new(algorithm: &str, kind: ModelKind, schema: Schema, job_dir: PathBuf) -> Self {
+        Self {
+            algorithm: algorithm.to_string(),
+            kind,
+            train_files: Vec::new(),
+            eval_files: Vec::new(),
+            schema,
+            model_type: None,
+            hidden_units: vec![100, 70, 50, 25],
+            batch_size: 64,
+            num_epochs: 5,
+            max_steps: None,
+            learning_rate: 0.002,
+            linear_learning_rate: 0.05,
+            seed: 42,
+            job_dir,
+            log_every: 100,
+        }
+    }
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// The exported model directory.
+    pub export_dir: PathBuf,
+    /// Final evaluation metrics.
+    pub metrics: BTreeMap<String, f64>,
+    /// Steps taken.
+    pub steps: usize,
+    /// Training throughput over the whole run.
+    pub examples_per_second: f64,
+}
+
+/// Trains a model as `config` says, calling `log` with one line per progress event.
+pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOutcome, TrainError> {
+    validate(config)?;
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut train_data = read_csv(&config.train_files, &config.schema.columns, config.schema.header)?;
+    let eval_data = match config.eval_files.is_empty() {
+        false => read_csv(&config.eval_files, &train_data.names, config.schema.header)?,
+        true => {
+            train_data.rows.shuffle(&mut rng);
+            let held_out = (train_data.rows.len() / 10).max(1);
+            let split = train_data.rows.len().saturating_sub(held_out);
+            let rows = train_data.rows.split_off(split);
+            crate::data::Table { names: train_data.names.clone(), rows }
+        }
+    };
+    let resolved = resolve(&config.schema, &train_data, config.kind, config.model_type)?;
+    let spec = ModelSpec {
+        format: kiln_model::spec::FORMAT.to_string(),
+        algorithm: config.algorithm.clone(),
+        kind: config.kind,
+        task: resolved.task,
+        label: config.schema.label.clone(),
+        label_vocabulary: resolved.label_vocabulary.clone(),
+        columns: resolved.columns.clone(),
+        hidden_units: if config.kind.has_deep() { config.hidden_units.clone() } else { Vec::new() },
+        outputs: ModelSpec::output_names(resolved.task),
+        metrics: BTreeMap::new(),
+        ignored_inputs: resolved.ignored.clone(),
+    };
+    let encoder = Encoder::new(spec.columns.clone())?;
+    let (train_examples, train_labels) = encode_rows(&resolved, &encoder, &train_data)?;
+    let (eval_examples, eval_labels) = encode_rows(&resolved, &encoder, &eval_data)?;
+    log(&format!(
+        "{}: {} training rows, {} evaluation rows, {} numeric and {} categorical columns, {} crosses, task {:?}",
+        config.algorithm,
+        train_examples.len(),
+        eval_examples.len(),
+        spec.columns.numeric.len(),
+        spec.columns.categorical.len(),
+        spec.columns.crossed.len(),
+        spec.task
+    ));
+
+    let device = Device::flex().autodiff();
+    device.seed(config.seed);
+    let mut state = State::init(spec, config, &device, &mut rng)?;
+    let mut optimizer = AdamConfig::new().init();
+    let started = Instant::now();
+    let mut window = (Instant::now(), 0usize, 0.0f64);
+    let mut order: Vec<usize> = (0..train_examples.len()).collect();
+    let mut step = 0usize;
+    let mut metrics = BTreeMap::new();
+    let steps_per_epoch = train_examples.len().div_ceil(config.batch_size);
+    'epochs: for epoch in 1..=config.num_epochs {
+        order.shuffle(&mut rng);
+        for chunk in order.chunks(config.batch_size) {
+            let batch: Vec<Encoded> = chunk.iter().map(|&i| train_examples[i].clone()).collect();
+            let labels: Vec<f32> = chunk.iter().map(|&i| train_labels[i]).collect();
+            let loss = state.step(&batch, &labels, &mut optimizer, config.learning_rate);
+            step += 1;
+            window.1 += batch.len();
+            window.2 += f64::from(loss);
+            if step % config.log_every == 0 {
+                let elapsed = window.0.elapsed().as_secs_f64().max(1e-9);
+                log(&format!(
+                    "step {step} epoch {epoch} loss {:.4} examples/s {:.0}",
+                    window.2 / config.log_every as f64,
+                    window.1 as f64 / elapsed
+                ));
+                window = (Instant::now(), 0, 0.0);
+            }
+            if config.max_steps.is_some_and(|max| step >= max) {
+                metrics = state.evaluate(&eval_examples, &eval_labels)?;
+                log(&format!("eval at step {step}: {}", format_metrics(&metrics)));
+                break 'epochs;
+            }
+        }
+        metrics = state.evaluate(&eval_examples, &eval_labels)?;
+        log(&format!("eval after epoch {epoch} (step {step}): {}", format_metrics(&metrics)));
+        let checkpoint = config.job_dir.join("checkpoints").join(format!("epoch-{epoch}"));
+        kiln_model::save(&state.model_for_inference()?, &checkpoint)?;
+        prune_checkpoints(&config.job_dir.join("checkpoints"), epoch);
+    }
+    let examples_per_second = (step * config.batch_size).min(train_examples.len() * config.num_epochs) as f64
+        / started.elapsed().as_secs_f64().max(1e-9);
+    let mut model = state.model_for_inference()?;
+    model.spec.metrics = metrics.clone();
+    let export_dir = config.job_dir.join("model");
+    kiln_model::save(&model, &export_dir)?;
+    log(&format!(
+        "exported to {} after {step} steps ({} steps/epoch, {examples_per_second:.0} examples/s)",
+        export_dir.display(),
+        steps_per_epoch
+    ));
+    Ok(TrainOutcome { export_dir, metrics, steps: step, examples_per_second })
+}
+
+fn validate(config: &TrainConfig) -> Result<(), TrainError> {
+    let mut problems = Vec::new();
+    if config.train_files.is_empty() {
+        problems.push("no training files (--training_data_path / --train-files)".to_string());
+    }
+    if config.batch_size == 0 {
+        problems.push("batch_size must be positive".into());
+    }
+    if config.num_epochs == 0 {
+        problems.push("num_epochs must be positive".into());
+    }
+    if config.log_every == 0 {
+        problems.push("log_every must be positive".into());
+    }
+    if !(config.learning_rate > 0.0 && config.linear_learning_rate > 0.0) {
+        problems.push("learning rates must be positive".into());
+    }
+    if config.kind.has_deep() && config.hidden_units.iter().any(|&units| units == 0) {
+        problems.push(format!("hidden_units must be positive, got {:?}", config.hidden_units));
+    }
+    if config.schema.label.is_empty() {
+        problems.push("the schema names no label column".into());
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(TrainError::Config(problems.join("; "))),
+    }
+}
+
+/// The model being trained, with its optimizer state.
+struct State {
+    spec: ModelSpec,
+    wide: Option<SparseTable>,
+    wide_offsets: Vec<usize>,
+    embeddings: Vec<SparseTable>,
+    dense: Dense,
+    device: Device,
+}
+
+impl State {
+    fn init(spec: ModelSpec, config: &TrainConfig, device: &Device, rng: &mut StdRng) -> Result<Self, TrainError> {
+        let n_outputs = spec.n_outputs();
+        let embedding_optimizer = SparseOptimizer::Adam { learning_rate: config.learning_rate as f32 };
+        let wide_optimizer = SparseOptimizer::Ftrl {
+            learning_rate: config.linear_learning_rate as f32,
+            l1: 0.0,
+            l2: 0.0,
+        };
+        let (wide_offsets, total) = Encoder::new(spec.columns.clone())?.slot_offsets();
+        let wide = (spec.kind.has_wide() && total > 0)
+            .then(|| SparseTable::new(Table::zeros(total, n_outputs), wide_optimizer));
+        let embeddings = match spec.kind.has_deep() {
+            true => spec
+                .columns
+                .categorical
+                .iter()
+                .map(|column| {
+                    let scale = 1.0 / (column.embedding_dim as f32).sqrt();
+                    let table = Table::from_fn(column.cardinality(), column.embedding_dim, || {
+                        rng.random_range(-scale..scale)
+                    });
+                    SparseTable::new(table, embedding_optimizer)
+                })
+                .collect(),
+            false => Vec::new(),
+        };
+        let mut hidden = Vec::new();
+        let mut width = Model::deep_input_width(&spec);
+        if spec.kind.has_deep() {
+            for &units in &spec.hidden_units {
+                hidden.push(LinearConfig::new(width, units).init(device));
+                width = units;
+            }
+        }
+        let output = spec.kind.has_deep().then(|| LinearConfig::new(width, n_outputs).init(device));
+        let bias = Param::from_tensor(Tensor::zeros([n_outputs], device));
+        let state = Self {
+            spec,
+            wide,
+            wide_offsets,
+            embeddings,
+            dense: Dense { hidden, output, bias },
+            device: device.clone(),
+        };
+        if state.wide.is_none() && !state.spec.kind.has_deep() {
+            return Err(TrainError::Config(
+                "a linear model needs categorical, bucketized or crossed columns".into(),
+            ));
+        }
+        Ok(state)
+    }
+
+    /// One training step; returns the batch's mean loss.
+    fn step(
+        &mut self,
+        batch: &[Encoded],
+        labels: &[f32],
+        optimizer: &mut burn::optim::ModuleOptimizer,
+        learning_rate: f64,
+    ) -> f32 {
+        let size = batch.len();
+        let leaves = self.leaves(batch);
+        let logits = forward(&self.dense, &leaves);
+        let loss = loss(self.spec.task, logits, labels, &self.device);
+        let gradients = loss.backward();
+        let loss_value = loss.into_scalar::<f32>();
+        if let (Some(tensor), false) = (&leaves.embedded, self.embeddings.is_empty()) {
+            if let Some(gradient) = tensor.grad(&gradients) {
+                let values = gradient.into_data().try_into_vec::<f32>().expect("f32 gradients. This is a bug.");
+                let width = values.len() / size;
+                let mut start = 0;
+                for (slot, table) in self.embeddings.iter_mut().enumerate() {
+                    let dim = table.table.dim;
+                    let mut rows = RowGradients::new(dim);
+                    for (example_index, example) in batch.iter().enumerate() {
+                        let offset = example_index * width + start;
+                        rows.add(example.ids[slot] as usize, &values[offset..offset + dim]);
+                    }
+                    table.apply(&rows);
+                    start += dim;
+                }
+            }
+        }
+        if let (Some(tensor), Some(table)) = (&leaves.wide, self.wide.as_mut()) {
+            if let Some(gradient) = tensor.grad(&gradients) {
+                let values = gradient.into_data().try_into_vec::<f32>().expect("f32 gradients. This is a bug.");
+                let dim = table.table.dim;
+                let mut rows = RowGradients::new(dim);
+                let slots = self.wide_offsets.len();
+                for (example_index, example) in batch.iter().enumerate() {
+                    for (slot, (offset, id)) in self.wide_offsets.iter().zip(&example.ids).enumerate() {
+                        let start = (example_index * slots + slot) * dim;
+                        rows.add(offset + *id as usize, &values[start..start + dim]);
+                    }
+                }
+                table.apply(&rows);
+            }
+        }
+        let dense_gradients = GradientsParams::from_grads(gradients, &self.dense);
+        self.dense = optimizer.step(learning_rate, self.dense.clone(), dense_gradients);
+        loss_value
+    }
+
+    /// The batch's rows as gradient leaves on the autodiff device.
+    fn leaves(&self, batch: &[Encoded]) -> Leaves {
+        let embeddings: Vec<&Table> = self.embeddings.iter().map(|table| &table.table).collect();
+        let wide = self.wide.as_ref().map(|table| &table.table);
+        let mut leaves = gather(&self.spec, &embeddings, wide, &self.wide_offsets, batch, &self.device);
+        leaves.embedded = leaves.embedded.map(Tensor::require_grad);
+        leaves.wide = leaves.wide.map(Tensor::require_grad);
+        leaves
+    }
+
+    /// The current weights as a servable model on the plain (non-autodiff) CPU device.
+    fn model_for_inference(&self) -> Result<Model, TrainError> {
+        Ok(Model::from_parts(
+            self.spec.clone(),
+            self.wide.as_ref().map(|table| table.table.clone()),
+            self.embeddings.iter().map(|table| table.table.clone()).collect(),
+            self.dense.valid(),
+            Device::flex(),
+        )?)
+    }
+
+    fn evaluate(&self, examples: &[Encoded], labels: &[f32]) -> Result<BTreeMap<String, f64>, TrainError> {
+        let model = self.model_for_inference()?;
+        let predictions: Vec<_> = examples.chunks(1024).flat_map(|chunk| predict(&model, chunk)).collect();
+        Ok(evaluate(&predictions, labels))
+    }
+}
+
+/// Mean loss of a batch: sigmoid cross-entropy, softmax cross-entropy or squared error.
+fn loss(task: Task, logits: Tensor<2>, labels: &[f32], device: &Device) -> Tensor<1> {
+    let size = labels.len();
+    match task {
+        Task::BinaryClassification => {
+            let y = Tensor::<2>::from_data(TensorData::new(labels.to_vec(), [size, 1]), device);
+            // max(z, 0) - z*y + log(1 + exp(-|z|)): the numerically stable form.
+            let stable = logits.clone().clamp_min(0.0) - logits.clone() * y + logits.abs().neg().exp().log1p();
+            stable.mean()
+        }
+        Task::MultiClassification => {
+            let [_, classes] = logits.dims();
+            let mut one_hot = vec![0.0f32; size * classes];
+            for (row, &label) in labels.iter().enumerate() {
+                one_hot[row * classes + label as usize] = 1.0;
+            }
+            let y = Tensor::<2>::from_data(TensorData::new(one_hot, [size, classes]), device);
+            (log_softmax(logits, 1) * y).sum_dim(1).mean().neg()
+        }
+        Task::Regression => {
+            let y = Tensor::<2>::from_data(TensorData::new(labels.to_vec(), [size, 1]), device);
+            (logits - y).powi_scalar(2).mean()
+        }
+    }
+}
+
+fn format_metrics(metrics: &BTreeMap<String, f64>) -> String {
+    metrics.iter().map(|(name, value)| format!("{name} {value:.4}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Keeps the two most recent epoch checkpoints.
+fn prune_checkpoints(dir: &Path, epoch: usize) {
+    if epoch > 2 {
+        let _ = std::fs::remove_dir_all(dir.join(format!("epoch-{}", epoch - 2)));
+    }
+}

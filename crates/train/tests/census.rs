@@ -1,0 +1,85 @@
+//! Trains the built-in algorithms on the census data shipped in `data/census` and checks the
+//! accuracy the foundation issue asks for, and that the export serves the same predictions.
+
+use std::path::PathBuf;
+
+use kiln_model::columns::RawValue;
+use kiln_model::{Prediction, Task};
+use kiln_train::{Algorithm, Schema, TrainConfig, train};
+
+fn census() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/census")
+}
+
+fn config(algorithm: &str, job_dir: PathBuf) -> TrainConfig {
+    let algorithm = Algorithm::find(algorithm).unwrap();
+    let schema = Schema::from_file(&census().join("schema.yaml")).unwrap();
+    let mut config = TrainConfig::new(algorithm.name, algorithm.kind, schema, job_dir);
+    config.train_files = vec![census().join("adult.data.csv.gz")];
+    config.eval_files = vec![census().join("adult.test.csv.gz")];
+    config
+}
+
+#[test]
+fn wide_and_deep_reaches_85_percent_on_census_and_exports_a_servable_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config("wide_deep", dir.path().to_path_buf());
+    let mut lines = Vec::new();
+    let outcome = train(&config, &mut |line| {
+        println!("{line}");
+        lines.push(line.to_string());
+    })
+    .unwrap();
+    assert!(outcome.metrics["accuracy"] >= 0.85, "{:?}", outcome.metrics);
+    assert!(outcome.metrics["auc"] >= 0.88, "{:?}", outcome.metrics);
+    assert!(lines.iter().any(|line| line.starts_with("step ") && line.contains("examples/s")));
+    assert!(dir.path().join("checkpoints").read_dir().unwrap().count() >= 1);
+
+    let model = kiln_model::load(&outcome.export_dir, &burn::tensor::Device::flex()).unwrap();
+    assert_eq!(model.spec.task, Task::BinaryClassification);
+    assert_eq!(model.spec.label_vocabulary, vec!["<=50K", ">50K"]);
+    assert_eq!(model.spec.metrics["accuracy"], outcome.metrics["accuracy"]);
+    let rich: Vec<RawValue> = model
+        .spec
+        .columns
+        .inputs
+        .iter()
+        .map(|input| match input.name.as_str() {
+            "age" => RawValue::Number(45.0),
+            "education_num" => RawValue::Number(16.0),
+            "capital_gain" => RawValue::Number(99999.0),
+            "hours_per_week" => RawValue::Number(60.0),
+            "education" => RawValue::Text("Doctorate".into()),
+            "marital_status" => RawValue::Text("Married-civ-spouse".into()),
+            "occupation" => RawValue::Text("Exec-managerial".into()),
+            _ => RawValue::Missing,
+        })
+        .collect();
+    let encoded = model.encoder.encode(&rich).unwrap();
+    match &kiln_model::predict(&model, &[encoded])[0] {
+        Prediction::Binary { probability, class, .. } => {
+            assert!(*probability > 0.5, "a married doctor with capital gains: {probability}");
+            assert_eq!(class, ">50K");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn linear_and_dnn_siblings_train_and_a_regressor_reports_rmse() {
+    let dir = tempfile::tempdir().unwrap();
+    for algorithm in ["linear", "dnn"] {
+        let mut config = config(algorithm, dir.path().join(algorithm));
+        config.num_epochs = 2;
+        let outcome = train(&config, &mut |_| {}).unwrap();
+        assert!(outcome.metrics["accuracy"] >= 0.82, "{algorithm}: {:?}", outcome.metrics);
+    }
+    let mut config = config("wide_deep", dir.path().join("regressor"));
+    config.schema.label = "hours_per_week".into();
+    config.schema.ignore.push("income_bracket".into());
+    config.num_epochs = 1;
+    let outcome = train(&config, &mut |_| {}).unwrap();
+    // Predicting hours worked from the rest; the label's own standard deviation is about 12.4.
+    assert!(outcome.metrics["rmse"] < 12.0, "{:?}", outcome.metrics);
+    assert!(outcome.metrics.contains_key("mae"));
+}

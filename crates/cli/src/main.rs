@@ -1,1 +1,113 @@
-fn main() {}
+//! `kiln`: the server, the quickstart, and a CLI whose verbs mirror `gcloud ml-engine` /
+//! `gcloud ai-platform` (either group name may precede the verbs).
+//!
+//! # Layout
+//! - `main.rs`: argument parsing (clap) and dispatch.
+//! - `client`: the REST client the resource commands share.
+//! - `output`: `--format json|yaml|table`.
+//! - `instances`: reading `--json-instances`, `--text-instances` and `--json-request` files.
+//! - `commands/*`: one module per command group.
+
+mod client;
+mod commands;
+mod instances;
+mod output;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format;
+
+/// Kiln: a self-hosted ML Engine.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about)]
+struct Cli {
+    /// Project that resources belong to.
+    #[arg(long, global = true, env = "KILN_PROJECT", default_value = "default")]
+    project: String,
+    /// URL of the Kiln server.
+    #[arg(long, global = true, env = "KILN_ENDPOINT", default_value = "http://127.0.0.1:8080")]
+    endpoint: String,
+    /// Output format.
+    #[arg(long, global = true, value_enum)]
+    format: Option<Format>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the Kiln server.
+    Server(commands::server::ServerArgs),
+    /// Train the census Wide & Deep model, deploy it as census/v1 on an embedded server and predict.
+    Quickstart(commands::quickstart::QuickstartArgs),
+    /// Train a built-in algorithm locally: `kiln train wide_deep --training_data_path=... --job-dir=...`.
+    Train(commands::local::TrainArgs),
+    /// Local commands that need no server.
+    #[command(subcommand)]
+    Local(commands::local::LocalCommand),
+    /// Models.
+    #[command(subcommand)]
+    Models(commands::models::ModelsCommand),
+    /// Versions of a model.
+    #[command(subcommand)]
+    Versions(commands::versions::VersionsCommand),
+    /// Online prediction.
+    Predict(PredictArgs),
+    /// Long-running operations.
+    #[command(subcommand)]
+    Operations(commands::operations::OperationsCommand),
+}
+
+/// `predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Model to predict with.
+    #[arg(long)]
+    pub model: String,
+    /// Version; the model's default when absent.
+    #[arg(long)]
+    pub version: Option<String>,
+    #[command(flatten)]
+    pub instances: instances::InstanceArgs,
+    /// Region (accepted for compatibility).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Signature (Kiln models have one).
+    #[arg(long)]
+    pub signature_name: Option<String>,
+}
+
+/// `ml-engine` and `ai-platform` are accepted as a leading group, as gcloud's surfaces.
+fn arguments() -> Vec<String> {
+    let mut args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|group| group == "ml-engine" || group == "ai-platform") {
+        args.remove(1);
+    }
+    args
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse_from(arguments());
+    let context = client::Context { project: cli.project, endpoint: cli.endpoint, format: cli.format };
+    let result = match cli.command {
+        Command::Server(args) => commands::server::run(args),
+        Command::Quickstart(args) => commands::quickstart::run(args, &context),
+        Command::Train(args) => commands::local::train(args),
+        Command::Local(command) => commands::local::run(command, &context),
+        Command::Models(command) => commands::models::run(command, &context),
+        Command::Versions(command) => commands::versions::run(command, &context),
+        Command::Predict(args) => commands::predict::run(args, &context),
+        Command::Operations(command) => commands::operations::run(command, &context),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ERROR: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

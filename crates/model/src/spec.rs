@@ -69,6 +69,10 @@ pub struct ModelSpec {
     /// Names of the prediction outputs, for documentation and clients.
     #[serde(default)]
     pub outputs: Vec<String>,
+    /// All columns of the training data in file order (label and unused columns included), so a
+    /// CSV line can be served as an instance.
+    #[serde(default)]
+    pub data_columns: Vec<String>,
     /// Columns of the training data that the model does not use; instances may carry them.
     #[serde(default)]
     pub ignored_inputs: Vec<String>,

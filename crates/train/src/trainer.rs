@@ -127,6 +127,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
         hidden_units: if config.kind.has_deep() { config.hidden_units.clone() } else { Vec::new() },
         outputs: ModelSpec::output_names(resolved.task),
         metrics: BTreeMap::new(),
+        data_columns: train_data.names.clone(),
         ignored_inputs: resolved.ignored.clone(),
     };
     let encoder = Encoder::new(spec.columns.clone())?;

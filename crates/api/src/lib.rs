@@ -1,0 +1,28 @@
+//! The wire types of Kiln's REST API: the JSON of `ml.googleapis.com/v1`, field for field.
+//!
+//! # Layout (reading order)
+//! - [`model`]: `Model` and `Version` resources and their list responses.
+//! - [`operation`]: long-running `Operation`s and `google.rpc.Status`.
+//! - [`error`]: the platform error body and the `google.rpc.Code` ↔ HTTP mapping.
+//! - [`predict`]: the online prediction request and response bodies.
+//! - [`names`]: resource-name rules (what a valid model or version name is).
+//!
+//! **Architecture invariant:** this is the only crate whose types derive the wire format. A
+//! `Serialize` here is a compatibility promise to every ML Engine client; field names are
+//! lowerCamelCase, enums are spelled as the API spells them, and int64 fields are JSON strings.
+
+pub mod error;
+pub mod model;
+pub mod names;
+pub mod operation;
+pub mod predict;
+
+pub use error::{Code, ErrorBody};
+pub use model::{Framework, ListModelsResponse, ListVersionsResponse, Model, Version, VersionState};
+pub use operation::{ListOperationsResponse, Operation, OperationMetadata, OperationType, Status};
+pub use predict::{PredictRequest, PredictResponse, PredictionErrorBody};
+
+/// The current time as the API writes timestamps (RFC 3339, UTC, microseconds).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

@@ -1,0 +1,203 @@
+//! `projects.models` and `projects.models.versions` resources (api-surface.md §A.8).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A model: a named container of versions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Model {
+    /// `projects/{project}/models/{model}` in responses; the bare name in create requests.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The version predictions go to when none is named (output only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_version: Option<Version>,
+    /// Exactly one region; defaults to `us-central1`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// Whether prediction access logs are kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub online_prediction_logging: bool,
+    /// Whether prediction stdout/stderr is kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub online_prediction_console_logging: bool,
+    /// User labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Optimistic-concurrency token (base64).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub etag: String,
+}
+
+/// Serving framework of a version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Framework {
+    /// Detect from the file names in `deploymentUri`.
+    #[default]
+    FrameworkUnspecified,
+    /// A TensorFlow SavedModel.
+    Tensorflow,
+    /// A scikit-learn pickle or joblib file.
+    ScikitLearn,
+    /// An XGBoost booster.
+    Xgboost,
+    /// Kiln's own format (`kiln_model.json`); an extension of the API's enum.
+    Kiln,
+}
+
+/// Lifecycle state of a version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VersionState {
+    /// Not known.
+    #[default]
+    Unknown,
+    /// Serving.
+    Ready,
+    /// Being created.
+    Creating,
+    /// Creation failed; see `errorMessage`.
+    Failed,
+    /// Being deleted.
+    Deleting,
+    /// Being updated.
+    Updating,
+}
+
+/// A deployed version of a model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Version {
+    /// `projects/{p}/models/{m}/versions/{v}` in responses; the bare name in create requests.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Whether predictions on the model go here (output only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_default: bool,
+    /// Where the model files were copied from at create time.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub deployment_uri: String,
+    /// Creation time (output only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub create_time: String,
+    /// Last prediction time (output only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_use_time: String,
+    /// Runtime version requested by the user (recorded; Kiln has one runtime).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub runtime_version: String,
+    /// Python version requested by the user (recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub python_version: String,
+    /// Serving framework.
+    #[serde(default)]
+    pub framework: Framework,
+    /// Serving machine type (recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub machine_type: String,
+    /// State (output only).
+    #[serde(default)]
+    pub state: VersionState,
+    /// Why creation failed (output only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error_message: String,
+    /// Automatic scaling settings (`minNodes`, `maxNodes`, `metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaling: Option<Value>,
+    /// Fixed scaling settings (`nodes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_scaling: Option<Value>,
+    /// Custom prediction routine packages (recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub package_uris: Vec<String>,
+    /// Custom prediction routine class (recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prediction_class: String,
+    /// Accelerator settings (recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator_config: Option<Value>,
+    /// Explanation settings (recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation_config: Option<Value>,
+    /// Request logging settings (recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_logging_config: Option<Value>,
+    /// Custom serving container (recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Value>,
+    /// Custom container routes (recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Value>,
+    /// Service account (recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_account: String,
+    /// User labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Optimistic-concurrency token (base64).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub etag: String,
+}
+
+/// Response of `projects.models.list`; `{}` when empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListModelsResponse {
+    /// One page of models.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<Model>,
+    /// Token of the next page, absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// Response of `projects.models.versions.list`; `{}` when empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListVersionsResponse {
+    /// One page of versions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<Version>,
+    /// Token of the next page, absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_and_enum_spellings() {
+        let version = Version {
+            name: "projects/p/models/m/versions/v1".into(),
+            is_default: true,
+            framework: Framework::ScikitLearn,
+            state: VersionState::Ready,
+            ..Version::default()
+        };
+        let json = serde_json::to_value(&version).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"name": "projects/p/models/m/versions/v1", "isDefault": true,
+                "framework": "SCIKIT_LEARN", "state": "READY"})
+        );
+        assert_eq!(serde_json::to_string(&ListModelsResponse::default()).unwrap(), "{}");
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let error = serde_json::from_str::<Model>(r#"{"name": "m", "colour": "red"}"#).unwrap_err();
+        assert!(error.to_string().contains("unknown field `colour`"), "{error}");
+    }
+}

@@ -1,0 +1,120 @@
+//! The REST client the resource commands share.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use reqwest::Method;
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+use crate::output::Format;
+
+/// Global flags every command sees.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// `--project`.
+    pub project: String,
+    /// `--endpoint`.
+    pub endpoint: String,
+    /// `--format`, if given.
+    pub format: Option<Format>,
+}
+
+impl Context {
+    /// A client for the server at `--endpoint`.
+    pub fn client(&self) -> Api {
+        Api {
+            base: format!("{}/v1/projects/{}", self.endpoint.trim_end_matches('/'), self.project),
+            http: Client::builder().timeout(Duration::from_secs(300)).build().unwrap_or_else(|_| Client::new()),
+        }
+    }
+}
+
+/// Calls on one project's API.
+pub struct Api {
+    base: String,
+    http: Client,
+}
+
+impl Api {
+    /// Sends `method` to `path` (relative to the project) and returns the JSON answer, or an error
+    /// carrying the server's message.
+    pub fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let url = format!("{}/{}", self.base, path.trim_start_matches('/'));
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().with_context(|| format!("cannot reach the Kiln server for {method} {url}"))?;
+        let status = response.status();
+        let text = response.text().context("reading the server's answer")?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status.is_success() {
+            return Ok(value);
+        }
+        let message = match &value["error"] {
+            Value::String(message) => message.clone(),
+            Value::Object(error) => format!(
+                "{} ({})",
+                error.get("message").and_then(Value::as_str).unwrap_or_default(),
+                error.get("status").and_then(Value::as_str).unwrap_or_default()
+            ),
+            _ => value.to_string(),
+        };
+        Err(anyhow!("HTTP {}: {message}", status.as_u16()))
+    }
+
+    /// GET.
+    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(Method::GET, path, None)
+    }
+
+    /// POST with a JSON body.
+    pub fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.call(Method::POST, path, Some(body))
+    }
+
+    /// DELETE.
+    pub fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(Method::DELETE, path, None)
+    }
+
+    /// Every item of a paged list, following `nextPageToken`.
+    pub fn list_all(&self, path: &str, field: &str) -> anyhow::Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page_path = match &token {
+                Some(token) => format!("{path}?pageSize=100&pageToken={token}"),
+                None => format!("{path}?pageSize=100"),
+            };
+            let page = self.get(&page_path)?;
+            if let Some(array) = page[field].as_array() {
+                items.extend(array.iter().cloned());
+            }
+            match page["nextPageToken"].as_str() {
+                Some(next) => token = Some(next.to_string()),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Polls an operation until it is done; returns its response or fails with its error.
+    pub fn wait(&self, operation: Value) -> anyhow::Result<Value> {
+        let mut operation = operation;
+        let started = std::time::Instant::now();
+        while operation["done"] != Value::Bool(true) {
+            if started.elapsed() > Duration::from_secs(600) {
+                return Err(anyhow!("operation {} did not finish in 10 minutes", operation["name"]));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let name = operation["name"].as_str().unwrap_or_default();
+            let id = name.rsplit('/').next().unwrap_or_default();
+            operation = self.get(&format!("operations/{id}"))?;
+        }
+        match &operation["error"] {
+            Value::Null => Ok(operation["response"].clone()),
+            error => Err(anyhow!("operation {} failed: {}", operation["name"], error["message"].as_str().unwrap_or_default())),
+        }
+    }
+}

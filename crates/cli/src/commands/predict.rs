@@ -1,0 +1,36 @@
+//! `kiln predict`.
+
+use serde_json::Value;
+
+use crate::PredictArgs;
+use crate::client::Context;
+use crate::output;
+
+/// Sends instances to a model or version and prints the predictions.
+pub fn run(args: PredictArgs, context: &Context) -> anyhow::Result<()> {
+    let mut body = args.instances.request()?;
+    if let Some(signature) = args.signature_name {
+        body["signature_name"] = Value::String(signature);
+    }
+    let path = match &args.version {
+        Some(version) => format!("models/{}/versions/{version}:predict", args.model),
+        None => format!("models/{}:predict", args.model),
+    };
+    let response = context.client().post(&path, &body)?;
+    print_predictions(context.format, &response);
+    Ok(())
+}
+
+/// Prints predictions as gcloud does: a table whose columns are the prediction keys.
+pub fn print_predictions(format: Option<output::Format>, response: &Value) {
+    let predictions = response["predictions"].as_array().cloned().unwrap_or_default();
+    match (format.unwrap_or(output::Format::Table), predictions.first()) {
+        (output::Format::Table, Some(Value::Object(first))) => {
+            let keys: Vec<String> = first.keys().map(|key| key.to_ascii_uppercase()).collect();
+            let columns: Vec<(&str, &str)> = keys.iter().zip(first.keys()).map(|(header, key)| (header.as_str(), key.as_str())).collect();
+            print!("{}", output::table(&predictions, &columns));
+        }
+        (output::Format::Table, _) => output::print_resource(Some(output::Format::Json), response),
+        (format, _) => output::print_resource(Some(format), response),
+    }
+}

@@ -1,0 +1,161 @@
+//! `kiln versions ...`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use crate::client::Context;
+use crate::output;
+
+/// `kiln versions` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum VersionsCommand {
+    /// Create a version from a model directory; waits until it is ready unless --async.
+    Create {
+        /// Version name.
+        name: String,
+        /// Model name.
+        #[arg(long)]
+        model: String,
+        /// Model directory: a local path, file://, gs:// or s3:// URI.
+        #[arg(long)]
+        origin: String,
+        /// Framework: kiln, tensorflow, scikit-learn, xgboost (detected when absent).
+        #[arg(long)]
+        framework: Option<String>,
+        /// Runtime version (recorded).
+        #[arg(long)]
+        runtime_version: Option<String>,
+        /// Python version (recorded).
+        #[arg(long)]
+        python_version: Option<String>,
+        /// Serving machine type (recorded).
+        #[arg(long)]
+        machine_type: Option<String>,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Labels, KEY=VALUE,...
+        #[arg(long)]
+        labels: Option<String>,
+        /// Return at once instead of waiting for the version to be ready.
+        #[arg(long = "async")]
+        no_wait: bool,
+        /// Region (accepted for compatibility).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// List the versions of a model.
+    List {
+        /// Model name.
+        #[arg(long)]
+        model: String,
+    },
+    /// Describe a version.
+    Describe {
+        /// Version name.
+        name: String,
+        /// Model name.
+        #[arg(long)]
+        model: String,
+    },
+    /// Delete a version.
+    Delete {
+        /// Version name.
+        name: String,
+        /// Model name.
+        #[arg(long)]
+        model: String,
+    },
+    /// Make a version the model's default.
+    SetDefault {
+        /// Version name.
+        name: String,
+        /// Model name.
+        #[arg(long)]
+        model: String,
+    },
+}
+
+/// A local `--origin` is sent as an absolute `file://` URI, so the server finds it whatever its
+/// working directory.
+fn origin_uri(origin: &str) -> anyhow::Result<String> {
+    if origin.contains("://") {
+        return Ok(origin.to_string());
+    }
+    let path = PathBuf::from(origin);
+    let absolute = std::fs::canonicalize(&path).with_context(|| format!("--origin {origin}"))?;
+    Ok(format!("file://{}", absolute.display()))
+}
+
+/// Runs a `kiln versions` command.
+pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
+    let api = context.client();
+    match command {
+        VersionsCommand::Create {
+            name,
+            model,
+            origin,
+            framework,
+            runtime_version,
+            python_version,
+            machine_type,
+            description,
+            labels,
+            no_wait,
+            region: _,
+        } => {
+            let mut body = json!({
+                "name": name,
+                "deploymentUri": origin_uri(&origin)?,
+                "labels": super::labels(labels.as_deref())?,
+            });
+            let optional = [
+                ("framework", framework.map(|f| f.to_ascii_uppercase().replace('-', "_"))),
+                ("runtimeVersion", runtime_version),
+                ("pythonVersion", python_version),
+                ("machineType", machine_type),
+                ("description", description),
+            ];
+            for (field, value) in optional {
+                if let Some(value) = value {
+                    body[field] = Value::String(value);
+                }
+            }
+            let operation = api.post(&format!("models/{model}/versions"), &body)?;
+            if no_wait {
+                output::print_resource(context.format, &operation);
+                return Ok(());
+            }
+            eprintln!("Creating version (this might take a few minutes)......");
+            api.wait(operation)?;
+            eprintln!("Created version [{name}] of model [{model}].");
+            Ok(())
+        }
+        VersionsCommand::List { model } => {
+            let versions = api.list_all(&format!("models/{model}/versions"), "versions")?;
+            output::print_list(
+                context.format,
+                &versions,
+                &[("NAME", "name"), ("DEPLOYMENT_URI", "deploymentUri"), ("FRAMEWORK", "framework"), ("STATE", "state"), ("DEFAULT", "isDefault")],
+            );
+            Ok(())
+        }
+        VersionsCommand::Describe { name, model } => {
+            output::print_resource(context.format, &api.get(&format!("models/{model}/versions/{name}"))?);
+            Ok(())
+        }
+        VersionsCommand::Delete { name, model } => {
+            let operation = api.delete(&format!("models/{model}/versions/{name}"))?;
+            api.wait(operation)?;
+            eprintln!("Deleted version [{name}] of model [{model}].");
+            Ok(())
+        }
+        VersionsCommand::SetDefault { name, model } => {
+            let version = api.post(&format!("models/{model}/versions/{name}:setDefault"), &json!({}))?;
+            output::print_resource(context.format, &version);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The registry's errors.
+
+use kiln_store::StoreError;
+
+/// Why a registry call failed. Each variant is one API status; the message names the field or
+/// resource at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The request is malformed (400 INVALID_ARGUMENT).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The resource does not exist (404 NOT_FOUND).
+    #[error("{0}")]
+    NotFound(String),
+    /// The resource exists already (409 ALREADY_EXISTS).
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The resource is not in a state that allows this (400 FAILED_PRECONDITION).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The etag does not match (409 ABORTED).
+    #[error("{0}")]
+    Aborted(String),
+    /// The model rejected the instances or failed to run (400 with the prediction error shape).
+    #[error("Prediction failed: {0}")]
+    Prediction(String),
+    /// Not available in this build (501 UNIMPLEMENTED).
+    #[error("{0}")]
+    Unimplemented(String),
+    /// A bug or a broken disk (500 INTERNAL).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for RegistryError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::AlreadyExists(key) => RegistryError::AlreadyExists(format!("{key} already exists")),
+            StoreError::NotFound(key) => RegistryError::NotFound(format!("{key} was not found")),
+            StoreError::Database(_) | StoreError::Corrupt { .. } => RegistryError::Internal(error.to_string()),
+        }
+    }
+}

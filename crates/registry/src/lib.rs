@@ -1,0 +1,21 @@
+//! Kiln's model registry: what the `projects.models`, `projects.models.versions`,
+//! `projects.operations` and `projects.predict` methods *do*, independent of HTTP.
+//!
+//! # Layout (reading order)
+//! - [`error`]: `RegistryError`, the errors callers branch on (each maps to one API status).
+//! - [`list`]: list parameters, the `filter` language and paging shared by every list method.
+//! - [`operations`]: creating and finishing long-running operations.
+//! - [`registry`]: the `Registry` service: models, versions, default-version rules, predict.
+//!
+//! **Architecture invariant:** REST handlers and CLI commands call these functions; every rule of
+//! the API (a model with versions cannot be deleted, the first version becomes the default, ...)
+//! lives here once. **API boundary:** takes and returns `kiln-api` types.
+
+pub mod error;
+pub mod list;
+pub mod operations;
+pub mod registry;
+
+pub use error::RegistryError;
+pub use list::{Filter, ListParams};
+pub use registry::{PredictTarget, Registry};

@@ -1,0 +1,285 @@
+//! List parameters: `filter`, `pageSize`, `pageToken`.
+//!
+//! The filter language is the subset ML Engine's list methods document, e.g.
+//! `jobId:census* AND state:FAILED`, `labels.env=prod`, `NOT state=READY`:
+//! terms `path OP value` with OP one of `:` (has; a trailing `*` makes it a prefix match),
+//! `=`, `!=`, `<`, `<=`, `>`, `>=`, joined by `AND` and `OR` (AND binds tighter), each optionally
+//! negated by `NOT` or `-`. Paths are dotted lowerCamelCase field names. A resource name matches on
+//! its full name or its last segment, so `name:census*` works as users expect.
+
+use base64::Engine;
+use serde_json::Value;
+
+use crate::RegistryError;
+
+/// Default page size (the API's).
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+/// Largest page size (the API's).
+pub const MAX_PAGE_SIZE: usize = 100;
+
+/// Parameters of a list call, as received.
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    /// `filter`.
+    pub filter: Option<String>,
+    /// `pageSize`; 0 or absent means the default.
+    pub page_size: Option<i64>,
+    /// `pageToken` from a previous response.
+    pub page_token: Option<String>,
+}
+
+/// A page of results.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Token of the next page.
+    pub next_page_token: Option<String>,
+}
+
+impl ListParams {
+    /// Filters `items` (given in list order), then returns the page the parameters ask for.
+    pub fn page<T: serde::Serialize>(&self, items: Vec<T>, key: impl Fn(&T) -> String) -> Result<Page<T>, RegistryError> {
+        let filter = match self.filter.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
+            Some(text) => Some(Filter::parse(text)?),
+            None => None,
+        };
+        let page_size = match self.page_size {
+            None | Some(0) => DEFAULT_PAGE_SIZE,
+            Some(size) if size < 0 => {
+                return Err(RegistryError::InvalidArgument(format!("pageSize must not be negative, got {size}")));
+            }
+            Some(size) => (size as usize).min(MAX_PAGE_SIZE),
+        };
+        let mut items: Vec<T> = match &filter {
+            Some(filter) => items
+                .into_iter()
+                .filter(|item| serde_json::to_value(item).map(|value| filter.matches(&value)).unwrap_or(false))
+                .collect(),
+            None => items,
+        };
+        if let Some(token) = self.page_token.as_deref().filter(|token| !token.is_empty()) {
+            let after = decode_token(token)?;
+            let position = items
+                .iter()
+                .position(|item| key(item) == after)
+                .ok_or_else(|| RegistryError::InvalidArgument(format!("pageToken {token:?} is not valid for this list")))?;
+            items.drain(..=position);
+        }
+        let next_page_token = (items.len() > page_size).then(|| encode_token(&key(&items[page_size - 1])));
+        items.truncate(page_size);
+        Ok(Page { items, next_page_token })
+    }
+}
+
+fn encode_token(key: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+}
+
+fn decode_token(token: &str) -> Result<String, RegistryError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| RegistryError::InvalidArgument(format!("pageToken {token:?} is not valid")))
+}
+
+/// A parsed filter: a disjunction of conjunctions of terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    any_of: Vec<Vec<Term>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Term {
+    negated: bool,
+    path: Vec<String>,
+    operator: Operator,
+    value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Operator {
+    Has,
+    Equal,
+    NotEqual,
+    Less,
+    LessOrEqual,
+    Greater,
+    GreaterOrEqual,
+}
+
+impl Filter {
+    /// Parses a filter expression; errors name the offending term.
+    pub fn parse(text: &str) -> Result<Self, RegistryError> {
+        let any_of = split_words(text, "OR")
+            .into_iter()
+            .map(|group| split_words(&group, "AND").iter().map(|term| Term::parse(term)).collect())
+            .collect::<Result<Vec<Vec<Term>>, _>>()?;
+        Ok(Self { any_of })
+    }
+
+    /// Whether a resource (as JSON) matches.
+    pub fn matches(&self, resource: &Value) -> bool {
+        self.any_of.iter().any(|all_of| all_of.iter().all(|term| term.matches(resource)))
+    }
+}
+
+/// Splits on a keyword that stands alone between spaces, outside quotes.
+fn split_words(text: &str, keyword: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut in_quotes = false;
+    let words: Vec<&str> = text.split(' ').collect();
+    for word in words {
+        in_quotes ^= word.matches('"').count() % 2 == 1;
+        if !in_quotes && word == keyword {
+            parts.push(String::new());
+        } else {
+            let current = parts.last_mut().expect("parts starts non-empty. This is a bug.");
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(word);
+        }
+    }
+    parts.into_iter().map(|part| part.trim().to_string()).collect()
+}
+
+impl Term {
+    fn parse(text: &str) -> Result<Self, RegistryError> {
+        let invalid = || RegistryError::InvalidArgument(format!("filter term {text:?} is not of the form field:value"));
+        let mut rest = text.trim();
+        let mut negated = false;
+        if let Some(stripped) = rest.strip_prefix("NOT ") {
+            negated = true;
+            rest = stripped.trim_start();
+        } else if let Some(stripped) = rest.strip_prefix('-') {
+            negated = true;
+            rest = stripped;
+        }
+        let operators = [
+            ("!=", Operator::NotEqual),
+            ("<=", Operator::LessOrEqual),
+            (">=", Operator::GreaterOrEqual),
+            ("=", Operator::Equal),
+            ("<", Operator::Less),
+            (">", Operator::Greater),
+            (":", Operator::Has),
+        ];
+        let (position, symbol, operator) = operators
+            .iter()
+            .filter_map(|(symbol, operator)| rest.find(symbol).map(|position| (position, *symbol, *operator)))
+            .min_by_key(|(position, symbol, _)| (*position, std::cmp::Reverse(symbol.len())))
+            .ok_or_else(invalid)?;
+        let field = rest[..position].trim();
+        let value = rest[position + symbol.len()..].trim().trim_matches('"').to_string();
+        if field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') {
+            return Err(invalid());
+        }
+        Ok(Term { negated, path: field.split('.').map(str::to_string).collect(), operator, value })
+    }
+
+    fn matches(&self, resource: &Value) -> bool {
+        let mut current = resource;
+        for part in &self.path {
+            match current.get(part) {
+                Some(next) => current = next,
+                None => return self.negated ^ (self.operator == Operator::NotEqual),
+            }
+        }
+        let candidates: Vec<String> = match current {
+            Value::String(text) => {
+                let mut candidates = vec![text.clone()];
+                if let Some(last) = text.rsplit('/').next().filter(|last| *last != text) {
+                    candidates.push(last.to_string());
+                }
+                candidates
+            }
+            Value::Array(values) => values.iter().map(scalar).collect(),
+            other => vec![scalar(other)],
+        };
+        let matched = candidates.iter().any(|candidate| self.compare(candidate));
+        matched ^ self.negated
+    }
+
+    fn compare(&self, candidate: &str) -> bool {
+        let ordering = match (candidate.parse::<f64>(), self.value.parse::<f64>()) {
+            (Ok(a), Ok(b)) => a.partial_cmp(&b),
+            _ => Some(candidate.cmp(self.value.as_str())),
+        };
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        match self.operator {
+            Operator::Has => match self.value.strip_suffix('*') {
+                Some(prefix) => candidate.starts_with(prefix),
+                None => candidate == self.value,
+            },
+            Operator::Equal => candidate == self.value,
+            Operator::NotEqual => candidate != self.value,
+            Operator::Less => ordering == Some(Less),
+            Operator::LessOrEqual => matches!(ordering, Some(Less | Equal)),
+            Operator::Greater => ordering == Some(Greater),
+            Operator::GreaterOrEqual => matches!(ordering, Some(Greater | Equal)),
+        }
+    }
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn check(filter: &str, resource: Value, expected: bool) {
+        assert_eq!(Filter::parse(filter).unwrap().matches(&resource), expected, "{filter} on {resource}");
+    }
+
+    #[test]
+    fn filters() {
+        let job = json!({"jobId": "census_42", "state": "FAILED", "labels": {"env": "prod"}, "name": "projects/p/models/census"});
+        check("jobId:census*", job.clone(), true);
+        check("jobId:census* AND state:FAILED", job.clone(), true);
+        check("jobId:census* AND state:SUCCEEDED", job.clone(), false);
+        check("state:SUCCEEDED OR labels.env=prod", job.clone(), true);
+        check("NOT state=FAILED", job.clone(), false);
+        check("-labels.env=dev", job.clone(), true);
+        check("name:census", job.clone(), true);
+        check("name=\"projects/p/models/census\"", job.clone(), true);
+        check("labels.team:x", job, false);
+        check("count>=3", json!({"count": "12"}), true);
+    }
+
+    #[test]
+    fn malformed_terms_are_named() {
+        let error = Filter::parse("state FAILED").unwrap_err().to_string();
+        assert!(error.contains("\"state FAILED\""), "{error}");
+    }
+
+    #[test]
+    fn pages_follow_tokens_and_clamp_sizes() {
+        let names: Vec<String> = (0..250).map(|index| format!("m{index:03}")).collect();
+        let mut params = ListParams::default();
+        let first = params.page(names.clone(), String::clone).unwrap();
+        assert_eq!(first.items.len(), DEFAULT_PAGE_SIZE);
+        params.page_size = Some(1000);
+        params.page_token = first.next_page_token;
+        let second = params.page(names.clone(), String::clone).unwrap();
+        assert_eq!(second.items.len(), MAX_PAGE_SIZE);
+        assert_eq!(second.items[0], "m020");
+        params.page_token = second.next_page_token;
+        let third = params.page(names.clone(), String::clone).unwrap();
+        assert_eq!(third.items.len(), 250 - 120);
+        assert!(third.next_page_token.is_none());
+        params.page_token = Some("bogus!".into());
+        assert!(params.page(names.clone(), String::clone).is_err());
+        params.page_token = None;
+        params.page_size = Some(-1);
+        assert!(params.page(names, String::clone).is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! Framework detection by file names (ML Engine's `prediction_utils.detect_framework`).
+
+use std::path::Path;
+
+use crate::ServeError;
+
+/// The framework a model directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectedFramework {
+    /// `kiln_model.json`.
+    Kiln,
+    /// `saved_model.pb` or `saved_model.pbtxt`.
+    TensorFlow,
+    /// `model.joblib` or `model.pkl`.
+    ScikitLearn,
+    /// `model.bst`.
+    XgBoost,
+}
+
+impl DetectedFramework {
+    /// The API's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectedFramework::Kiln => "KILN",
+            DetectedFramework::TensorFlow => "TENSORFLOW",
+            DetectedFramework::ScikitLearn => "SCIKIT_LEARN",
+            DetectedFramework::XgBoost => "XGBOOST",
+        }
+    }
+}
+
+/// Detects the framework from the files directly in `dir`.
+pub fn detect(dir: &Path) -> Result<DetectedFramework, ServeError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|error| ServeError::Load(format!("{}: {error}", dir.display())))?;
+    let names: Vec<String> = entries
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    let has = |name: &str| names.iter().any(|file| file == name);
+    let mut found = Vec::new();
+    if has(kiln_model::EXPORT_FILE) {
+        found.push(DetectedFramework::Kiln);
+    }
+    if has("saved_model.pb") || has("saved_model.pbtxt") {
+        found.push(DetectedFramework::TensorFlow);
+    }
+    if has("model.joblib") || has("model.pkl") {
+        found.push(DetectedFramework::ScikitLearn);
+    }
+    if has("model.bst") {
+        found.push(DetectedFramework::XgBoost);
+    }
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(ServeError::Unsupported(format!(
+            "no model file found in the deployment directory (looked for {}, saved_model.pb, \
+             model.joblib, model.pkl, model.bst; found {})",
+            kiln_model::EXPORT_FILE,
+            if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
+        ))),
+        many => Err(ServeError::Unsupported(format!(
+            "the deployment directory holds files of several frameworks ({}); keep one",
+            many.iter().map(|framework| framework.name()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detect_files(files: &[&str]) -> Result<DetectedFramework, ServeError> {
+        let dir = tempfile::tempdir().unwrap();
+        for file in files {
+            std::fs::write(dir.path().join(file), b"").unwrap();
+        }
+        detect(dir.path())
+    }
+
+    #[test]
+    fn detects_by_file_name() {
+        assert_eq!(detect_files(&["kiln_model.json", "weights.safetensors"]).unwrap(), DetectedFramework::Kiln);
+        assert_eq!(detect_files(&["saved_model.pb"]).unwrap(), DetectedFramework::TensorFlow);
+        assert_eq!(detect_files(&["model.joblib"]).unwrap(), DetectedFramework::ScikitLearn);
+        let error = detect_files(&["notes.txt"]).unwrap_err().to_string();
+        assert!(error.contains("no model file found") && error.contains("notes.txt"), "{error}");
+        let error = detect_files(&["model.bst", "model.pkl"]).unwrap_err().to_string();
+        assert!(error.contains("several frameworks"), "{error}");
+    }
+}

@@ -1,0 +1,140 @@
+//! Decoding JSON instances into raw model inputs.
+//!
+//! Accepted, as ML Engine accepts them:
+//! - an object of named inputs: `{"age": 25, "workclass": " Private", ...}`; fields the model
+//!   ignores (training columns it does not use, the label) are allowed, unknown fields are not;
+//! - a bare value, for a model with a single input;
+//! - a CSV line (a string) with the training data's columns, with or without the label, as
+//!   `predict --text-instances` sends them;
+//! - `{"b64": "..."}` in place of a value for inputs whose name ends in `_bytes`.
+
+use base64::Engine;
+use kiln_model::columns::{Input, InputType, RawValue};
+use kiln_model::ModelSpec;
+use serde_json::Value;
+
+/// Decodes one instance into values in the model's input order, or says what is wrong.
+pub fn decode(spec: &ModelSpec, instance: &Value) -> Result<Vec<RawValue>, String> {
+    let inputs = &spec.columns.inputs;
+    match instance {
+        Value::Object(fields) => {
+            for name in fields.keys() {
+                let known = inputs.iter().any(|input| &input.name == name)
+                    || spec.ignored_inputs.contains(name)
+                    || &spec.label == name;
+                if !known {
+                    return Err(format!(
+                        "unknown input {name:?}; the model takes {}",
+                        inputs.iter().map(|input| input.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+            inputs
+                .iter()
+                .map(|input| match fields.get(&input.name) {
+                    Some(value) => value_of(input, value),
+                    None => Err(format!("missing input {:?}", input.name)),
+                })
+                .collect()
+        }
+        Value::String(line) if inputs.len() > 1 || !spec.data_columns.is_empty() && line.contains(',') => {
+            decode_csv(spec, line)
+        }
+        bare if inputs.len() == 1 => Ok(vec![value_of(&inputs[0], bare)?]),
+        _ => Err(format!(
+            "expected an object with the inputs {}",
+            inputs.iter().map(|input| input.name.as_str()).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+fn decode_csv(spec: &ModelSpec, line: &str) -> Result<Vec<RawValue>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .from_reader(line.as_bytes());
+    let record = match reader.records().next() {
+        Some(Ok(record)) => record,
+        Some(Err(error)) => return Err(format!("bad CSV line: {error}")),
+        None => return Err("empty CSV line".into()),
+    };
+    let cells: Vec<&str> = record.iter().collect();
+    let columns: Vec<&String> = match cells.len() {
+        n if n == spec.data_columns.len() => spec.data_columns.iter().collect(),
+        n if n + 1 == spec.data_columns.len() => spec.data_columns.iter().filter(|name| **name != spec.label).collect(),
+        n => {
+            return Err(format!(
+                "a CSV instance needs {} values ({}), got {n}",
+                spec.data_columns.len().saturating_sub(1),
+                spec.data_columns.iter().filter(|name| **name != spec.label).cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    };
+    spec.columns
+        .inputs
+        .iter()
+        .map(|input| {
+            let position = columns.iter().position(|name| **name == input.name).ok_or_else(|| {
+                format!("the model's training columns do not include {:?}", input.name)
+            })?;
+            let cell = cells[position];
+            Ok(match (cell.is_empty(), input.input_type) {
+                (true, _) => RawValue::Missing,
+                (false, InputType::Float) => cell
+                    .parse()
+                    .map(RawValue::Number)
+                    .map_err(|_| format!("input {:?} must be a number, got {cell:?}", input.name))?,
+                (false, InputType::String) => RawValue::Text(cell.to_string()),
+            })
+        })
+        .collect()
+}
+
+fn value_of(input: &Input, value: &Value) -> Result<RawValue, String> {
+    let name = &input.name;
+    match (value, input.input_type) {
+        (Value::Null, _) => Ok(RawValue::Missing),
+        (Value::Number(number), InputType::Float) => number
+            .as_f64()
+            .map(RawValue::Number)
+            .ok_or_else(|| format!("input {name:?} is out of range")),
+        (Value::String(text), InputType::Float) => match text.trim().parse::<f64>() {
+            Ok(number) => Ok(RawValue::Number(number)),
+            Err(_) => Err(format!("input {name:?} must be a number, got {text:?}")),
+        },
+        (Value::String(text), InputType::String) => Ok(RawValue::Text(text.clone())),
+        (Value::Number(number), InputType::String) => Ok(RawValue::Text(number.to_string())),
+        (Value::Bool(flag), InputType::String) => Ok(RawValue::Text(flag.to_string())),
+        (Value::Object(object), _) if object.len() == 1 && object.contains_key("b64") => {
+            if !name.ends_with("_bytes") {
+                return Err(format!("input {name:?} does not take {{\"b64\": ...}}; only inputs named *_bytes do"));
+            }
+            let encoded = object["b64"].as_str().ok_or_else(|| format!("input {name:?}: b64 must be a string"))?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|error| format!("input {name:?}: invalid base64: {error}"))?;
+            let text = String::from_utf8(bytes).map_err(|_| format!("input {name:?}: b64 value is not UTF-8"))?;
+            value_of(input, &Value::String(text))
+        }
+        (Value::Array(values), _) if values.len() == 1 => value_of(input, &values[0]),
+        (other, expected) => Err(format!(
+            "input {name:?} must be a {}, got {}",
+            match expected {
+                InputType::Float => "number",
+                InputType::String => "string",
+            },
+            kind(other)
+        )),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}

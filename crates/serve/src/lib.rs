@@ -1,0 +1,65 @@
+//! Kiln's serving runtimes.
+//!
+//! # Layout (reading order)
+//! - [`ModelRuntime`] (this file): the one trait every runtime implements: predict on decoded
+//!   JSON instances.
+//! - [`detect`]: which framework a model directory holds, by file names (as ML Engine does).
+//! - [`native`]: the runtime for Kiln's own exports, on burn's CPU backend.
+//! - [`instances`]: decoding JSON instances (objects, bare values, CSV lines, `{"b64": ...}`)
+//!   into raw model inputs.
+//!
+//! **Architecture invariant:** runtimes are synchronous and CPU-bound; callers run them off the
+//! async executor. Nothing here knows about HTTP.
+
+pub mod detect;
+pub mod instances;
+pub mod native;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+pub use detect::{DetectedFramework, detect};
+
+/// Errors from loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The directory holds no model this build can serve; the message says what was found.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The model files are present but do not load.
+    #[error("failed to load the model: {0}")]
+    Load(String),
+    /// An instance does not fit the model's inputs (ML Engine's "Invalid inputs").
+    #[error("Failed to process element: {index} of 'instances' list. Error: {message}")]
+    Instance {
+        /// Position of the bad instance.
+        index: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The request as a whole is unusable.
+    #[error("{0}")]
+    Request(String),
+}
+
+/// A loaded model that predicts.
+pub trait ModelRuntime: Send + Sync + 'static {
+    /// One output object per instance, in order.
+    fn predict(&self, instances: &[Value]) -> Result<Vec<Value>, ServeError>;
+}
+
+/// Loads the model in `dir`, whose framework `detect` found.
+pub fn load(dir: &Path, framework: DetectedFramework) -> Result<Arc<dyn ModelRuntime>, ServeError> {
+    match framework {
+        DetectedFramework::Kiln => Ok(Arc::new(native::NativeRuntime::load(dir)?)),
+        DetectedFramework::TensorFlow | DetectedFramework::ScikitLearn | DetectedFramework::XgBoost => {
+            Err(ServeError::Unsupported(format!(
+                "{} models cannot be served by this Kiln build; export the model in Kiln's format \
+                 (kiln_model.json) instead",
+                framework.name()
+            )))
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! API errors and their HTTP form.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use kiln_api::{Code, ErrorBody, PredictionErrorBody};
+use kiln_registry::RegistryError;
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub enum ApiError {
+    /// From the registry.
+    Registry(RegistryError),
+    /// From the HTTP layer itself (bad JSON, unknown route, ...).
+    Http(Code, String),
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        ApiError::Registry(error)
+    }
+}
+
+impl ApiError {
+    /// A 400 INVALID_ARGUMENT naming the problem.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::Http(Code::InvalidArgument, message.into())
+    }
+}
+
+/// The status and message of a registry error; `None` for prediction errors, which have their
+/// own body shape.
+fn classify(error: &RegistryError) -> Option<Code> {
+    match error {
+        RegistryError::InvalidArgument(_) => Some(Code::InvalidArgument),
+        RegistryError::NotFound(_) => Some(Code::NotFound),
+        RegistryError::AlreadyExists(_) => Some(Code::AlreadyExists),
+        RegistryError::FailedPrecondition(_) => Some(Code::FailedPrecondition),
+        RegistryError::Aborted(_) => Some(Code::Aborted),
+        RegistryError::Unimplemented(_) => Some(Code::Unimplemented),
+        RegistryError::Internal(_) => Some(Code::Internal),
+        RegistryError::Prediction(_) => None,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, message) = match self {
+            ApiError::Registry(error) => match classify(&error) {
+                Some(code) => (code, error.to_string()),
+                None => {
+                    let body = PredictionErrorBody { error: error.to_string() };
+                    return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+                }
+            },
+            ApiError::Http(code, message) => (code, message),
+        };
+        if code == Code::Internal {
+            tracing::error!(%message, "internal error");
+        }
+        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(ErrorBody::new(code, message))).into_response()
+    }
+}

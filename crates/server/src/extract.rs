@@ -1,0 +1,70 @@
+//! Request extractors whose errors are ML Engine error bodies that name the field at fault.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use kiln_registry::ListParams;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON body. An empty body reads as `{}` (as `:setDefault` and `:cancel` are sent).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::invalid(format!("Invalid request body: {rejection}")))?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(deserializer).map(JsonBody).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            match path.as_str() {
+                "." | "" => ApiError::invalid(format!("Invalid JSON payload received. {inner}")),
+                path => ApiError::invalid(format!("Invalid JSON payload received. Field {path}: {inner}")),
+            }
+        })
+    }
+}
+
+/// The query string; standard Google parameters (`alt`, `prettyPrint`, ...) are accepted and ignored.
+pub struct QueryParams(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(map) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::invalid(format!("Invalid query string: {rejection}")))?;
+        Ok(QueryParams(map))
+    }
+}
+
+impl QueryParams {
+    /// `filter`, `pageSize` and `pageToken`.
+    pub fn list(&self) -> Result<ListParams, ApiError> {
+        let page_size = match self.0.get("pageSize") {
+            None => None,
+            Some(text) => Some(
+                text.parse::<i64>()
+                    .map_err(|_| ApiError::invalid(format!("Invalid value at 'pageSize' ({text:?}): must be an integer")))?,
+            ),
+        };
+        Ok(ListParams { filter: self.0.get("filter").cloned(), page_size, page_token: self.0.get("pageToken").cloned() })
+    }
+
+    /// `updateMask`, required by patch methods.
+    pub fn update_mask(&self) -> Result<&str, ApiError> {
+        self.0
+            .get("updateMask")
+            .map(String::as_str)
+            .ok_or_else(|| ApiError::invalid("updateMask is required and names the fields to change"))
+    }
+}

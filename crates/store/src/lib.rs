@@ -1,0 +1,84 @@
+//! Kiln's metadata store.
+//!
+//! # Layout (reading order)
+//! - [`Store`] (this file): the trait every metadata backend implements. It stores whole API
+//!   resources keyed by project and name, and offers the few multi-row changes that must be atomic.
+//! - [`sqlite`]: the embedded default, a SQLite file with migrations.
+//! - [`migrations`]: the schema, as an ordered list of SQL scripts.
+//!
+//! **Architecture invariant:** the store validates nothing about the API; it persists what the
+//! registry decided, durably (a write that returned is on disk), and keeps the rules of the
+//! relational schema (primary keys) so concurrent creates cannot both win.
+
+pub mod migrations;
+pub mod sqlite;
+
+use kiln_api::{Model, Operation, Version};
+
+pub use sqlite::SqliteStore;
+
+/// Errors from a metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A resource with this key exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// No resource has this key.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The database failed.
+    #[error("metadata database: {0}")]
+    Database(String),
+    /// A stored document does not parse (a bug or a hand-edited database).
+    #[error("corrupt metadata record {key}: {message}")]
+    Corrupt {
+        /// Key of the record.
+        key: String,
+        /// The parse error.
+        message: String,
+    },
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A metadata backend. Names are short names (`census`, `v1`); resources carry their full names.
+///
+/// Methods are synchronous and quick; async callers run them on a blocking thread pool.
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a model; fails with `AlreadyExists` when the name is taken.
+    fn create_model(&self, project: &str, name: &str, model: &Model) -> Result<()>;
+    /// A model, if present.
+    fn get_model(&self, project: &str, name: &str) -> Result<Option<Model>>;
+    /// All models of a project, by name.
+    fn list_models(&self, project: &str) -> Result<Vec<Model>>;
+    /// Replaces a model; fails with `NotFound` when absent.
+    fn update_model(&self, project: &str, name: &str, model: &Model) -> Result<()>;
+    /// Deletes a model; fails with `NotFound` when absent.
+    fn delete_model(&self, project: &str, name: &str) -> Result<()>;
+
+    /// Inserts a version; when `make_default` or the model has no version yet, it becomes the
+    /// default atomically (its `isDefault` is set before it is stored).
+    fn create_version(&self, project: &str, model: &str, name: &str, version: &Version) -> Result<Version>;
+    /// A version, if present.
+    fn get_version(&self, project: &str, model: &str, name: &str) -> Result<Option<Version>>;
+    /// All versions of a model, by name.
+    fn list_versions(&self, project: &str, model: &str) -> Result<Vec<Version>>;
+    /// Replaces a version; fails with `NotFound` when absent.
+    fn update_version(&self, project: &str, model: &str, name: &str, version: &Version) -> Result<()>;
+    /// Deletes a version; fails with `NotFound` when absent.
+    fn delete_version(&self, project: &str, model: &str, name: &str) -> Result<()>;
+    /// Makes `name` the model's only default version, atomically.
+    fn set_default_version(&self, project: &str, model: &str, name: &str) -> Result<Version>;
+
+    /// Inserts an operation.
+    fn create_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()>;
+    /// An operation, if present.
+    fn get_operation(&self, project: &str, id: &str) -> Result<Option<Operation>>;
+    /// All operations of a project, oldest first.
+    fn list_operations(&self, project: &str) -> Result<Vec<Operation>>;
+    /// Replaces an operation.
+    fn update_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()>;
+    /// Operations of every project that are not done, as `(project, id, operation)`.
+    fn unfinished_operations(&self) -> Result<Vec<(String, String, Operation)>>;
+}

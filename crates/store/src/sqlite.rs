@@ -1,0 +1,334 @@
+//! The embedded metadata store: one SQLite file.
+//!
+//! WAL journaling with `synchronous = FULL`: a write that returned survives a crash or SIGKILL of
+//! the server. One connection behind a mutex is plenty for metadata traffic, and makes every
+//! method a serialisable transaction without retry logic.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use kiln_api::{Model, Operation, Version};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::migrations::MIGRATIONS;
+use crate::{Result, Store, StoreError};
+
+/// A [`Store`] in a SQLite database file.
+pub struct SqliteStore {
+    /// The one connection; SQLite serialises writers anyway.
+    connection: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self> {
+        let connection = Connection::open(path).map_err(database)?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+                 PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(database)?;
+        let store = Self { connection: Mutex::new(connection) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The schema version (number of migrations applied).
+    pub fn schema_version(&self) -> Result<usize> {
+        let connection = self.lock();
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(database)?;
+        Ok(version as usize)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let applied = self.schema_version()?;
+        let mut connection = self.lock();
+        for (index, script) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let transaction = connection.transaction().map_err(database)?;
+            transaction.execute_batch(script).map_err(database)?;
+            transaction
+                .execute_batch(&format!("PRAGMA user_version = {}", index + 1))
+                .map_err(database)?;
+            transaction.commit().map_err(database)?;
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-written transaction (SQLite rolls
+        // it back), so a poisoned lock is safe to reuse.
+        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn database(error: rusqlite::Error) -> StoreError {
+    StoreError::Database(error.to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|error| StoreError::Database(error.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(key: &str, body: &str) -> Result<T> {
+    serde_json::from_str(body).map_err(|error| StoreError::Corrupt {
+        key: key.to_string(),
+        message: error.to_string(),
+    })
+}
+
+fn is_constraint(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(failure, _)
+        if failure.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+fn changed(count: usize, key: String) -> Result<()> {
+    match count {
+        0 => Err(StoreError::NotFound(key)),
+        _ => Ok(()),
+    }
+}
+
+fn collect<T: DeserializeOwned>(
+    connection: &Connection,
+    sql: &str,
+    parameters: impl rusqlite::Params,
+    key: &str,
+) -> Result<Vec<T>> {
+    let mut statement = connection.prepare(sql).map_err(database)?;
+    let bodies = statement
+        .query_map(parameters, |row| row.get::<_, String>(0))
+        .map_err(database)?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(database)?;
+    bodies.iter().map(|body| decode(key, body)).collect()
+}
+
+impl Store for SqliteStore {
+    fn create_model(&self, project: &str, name: &str, model: &Model) -> Result<()> {
+        let body = encode(model)?;
+        self.lock()
+            .execute("INSERT INTO models (project, name, body) VALUES (?1, ?2, ?3)", params![project, name, body])
+            .map_err(|error| match is_constraint(&error) {
+                true => StoreError::AlreadyExists(format!("projects/{project}/models/{name}")),
+                false => database(error),
+            })?;
+        Ok(())
+    }
+
+    fn get_model(&self, project: &str, name: &str) -> Result<Option<Model>> {
+        let key = format!("projects/{project}/models/{name}");
+        self.lock()
+            .query_row("SELECT body FROM models WHERE project = ?1 AND name = ?2", params![project, name], |row| {
+                row.get::<_, String>(0)
+            })
+            .optional()
+            .map_err(database)?
+            .map(|body| decode(&key, &body))
+            .transpose()
+    }
+
+    fn list_models(&self, project: &str) -> Result<Vec<Model>> {
+        collect(
+            &self.lock(),
+            "SELECT body FROM models WHERE project = ?1 ORDER BY name",
+            params![project],
+            &format!("projects/{project}/models"),
+        )
+    }
+
+    fn update_model(&self, project: &str, name: &str, model: &Model) -> Result<()> {
+        let body = encode(model)?;
+        let count = self
+            .lock()
+            .execute("UPDATE models SET body = ?3 WHERE project = ?1 AND name = ?2", params![project, name, body])
+            .map_err(database)?;
+        changed(count, format!("projects/{project}/models/{name}"))
+    }
+
+    fn delete_model(&self, project: &str, name: &str) -> Result<()> {
+        let count = self
+            .lock()
+            .execute("DELETE FROM models WHERE project = ?1 AND name = ?2", params![project, name])
+            .map_err(|error| match is_constraint(&error) {
+                true => StoreError::Database(format!("projects/{project}/models/{name} still has versions")),
+                false => database(error),
+            })?;
+        changed(count, format!("projects/{project}/models/{name}"))
+    }
+
+    fn create_version(&self, project: &str, model: &str, name: &str, version: &Version) -> Result<Version> {
+        let key = format!("projects/{project}/models/{model}/versions/{name}");
+        let mut connection = self.lock();
+        let transaction = connection.transaction().map_err(database)?;
+        let existing: i64 = transaction
+            .query_row(
+                "SELECT COUNT(*) FROM versions WHERE project = ?1 AND model = ?2",
+                params![project, model],
+                |row| row.get(0),
+            )
+            .map_err(database)?;
+        let mut version = version.clone();
+        version.is_default = existing == 0;
+        transaction
+            .execute(
+                "INSERT INTO versions (project, model, name, is_default, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![project, model, name, version.is_default, encode(&version)?],
+            )
+            .map_err(|error| match is_constraint(&error) {
+                true => StoreError::AlreadyExists(key.clone()),
+                false => database(error),
+            })?;
+        transaction.commit().map_err(database)?;
+        Ok(version)
+    }
+
+    fn get_version(&self, project: &str, model: &str, name: &str) -> Result<Option<Version>> {
+        let key = format!("projects/{project}/models/{model}/versions/{name}");
+        self.lock()
+            .query_row(
+                "SELECT body FROM versions WHERE project = ?1 AND model = ?2 AND name = ?3",
+                params![project, model, name],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(database)?
+            .map(|body| decode(&key, &body))
+            .transpose()
+    }
+
+    fn list_versions(&self, project: &str, model: &str) -> Result<Vec<Version>> {
+        collect(
+            &self.lock(),
+            "SELECT body FROM versions WHERE project = ?1 AND model = ?2 ORDER BY name",
+            params![project, model],
+            &format!("projects/{project}/models/{model}/versions"),
+        )
+    }
+
+    fn update_version(&self, project: &str, model: &str, name: &str, version: &Version) -> Result<()> {
+        let count = self
+            .lock()
+            .execute(
+                "UPDATE versions SET body = ?4, is_default = ?5 WHERE project = ?1 AND model = ?2 AND name = ?3",
+                params![project, model, name, encode(version)?, version.is_default],
+            )
+            .map_err(database)?;
+        changed(count, format!("projects/{project}/models/{model}/versions/{name}"))
+    }
+
+    fn delete_version(&self, project: &str, model: &str, name: &str) -> Result<()> {
+        let count = self
+            .lock()
+            .execute(
+                "DELETE FROM versions WHERE project = ?1 AND model = ?2 AND name = ?3",
+                params![project, model, name],
+            )
+            .map_err(database)?;
+        changed(count, format!("projects/{project}/models/{model}/versions/{name}"))
+    }
+
+    fn set_default_version(&self, project: &str, model: &str, name: &str) -> Result<Version> {
+        let key = format!("projects/{project}/models/{model}/versions/{name}");
+        let mut connection = self.lock();
+        let transaction = connection.transaction().map_err(database)?;
+        let rows: Vec<(String, String)> = {
+            let mut statement = transaction
+                .prepare("SELECT name, body FROM versions WHERE project = ?1 AND model = ?2")
+                .map_err(database)?;
+            statement
+                .query_map(params![project, model], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(database)?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(database)?
+        };
+        if !rows.iter().any(|(row_name, _)| row_name == name) {
+            return Err(StoreError::NotFound(key));
+        }
+        let mut chosen = None;
+        for (row_name, body) in rows {
+            let mut version: Version = decode(&key, &body)?;
+            version.is_default = row_name == name;
+            transaction
+                .execute(
+                    "UPDATE versions SET body = ?4, is_default = ?5 WHERE project = ?1 AND model = ?2 AND name = ?3",
+                    params![project, model, row_name, encode(&version)?, version.is_default],
+                )
+                .map_err(database)?;
+            if version.is_default {
+                chosen = Some(version);
+            }
+        }
+        transaction.commit().map_err(database)?;
+        chosen.ok_or(StoreError::NotFound(key))
+    }
+
+    fn create_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()> {
+        self.lock()
+            .execute(
+                "INSERT INTO operations (project, id, done, body) VALUES (?1, ?2, ?3, ?4)",
+                params![project, id, operation.done, encode(operation)?],
+            )
+            .map_err(|error| match is_constraint(&error) {
+                true => StoreError::AlreadyExists(format!("projects/{project}/operations/{id}")),
+                false => database(error),
+            })?;
+        Ok(())
+    }
+
+    fn get_operation(&self, project: &str, id: &str) -> Result<Option<Operation>> {
+        let key = format!("projects/{project}/operations/{id}");
+        self.lock()
+            .query_row(
+                "SELECT body FROM operations WHERE project = ?1 AND id = ?2",
+                params![project, id],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(database)?
+            .map(|body| decode(&key, &body))
+            .transpose()
+    }
+
+    fn list_operations(&self, project: &str) -> Result<Vec<Operation>> {
+        collect(
+            &self.lock(),
+            "SELECT body FROM operations WHERE project = ?1 ORDER BY seq",
+            params![project],
+            &format!("projects/{project}/operations"),
+        )
+    }
+
+    fn update_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()> {
+        let count = self
+            .lock()
+            .execute(
+                "UPDATE operations SET body = ?3, done = ?4 WHERE project = ?1 AND id = ?2",
+                params![project, id, encode(operation)?, operation.done],
+            )
+            .map_err(database)?;
+        changed(count, format!("projects/{project}/operations/{id}"))
+    }
+
+    fn unfinished_operations(&self) -> Result<Vec<(String, String, Operation)>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare("SELECT project, id, body FROM operations WHERE done = 0 ORDER BY seq")
+            .map_err(database)?;
+        let rows: Vec<(String, String, String)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .map_err(database)?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(database)?;
+        rows.into_iter()
+            .map(|(project, id, body)| {
+                let operation = decode(&id, &body)?;
+                Ok((project, id, operation))
+            })
+            .collect()
+    }
+}

@@ -77,11 +77,21 @@ pub struct PredictArgs {
     pub signature_name: Option<String>,
 }
 
-/// `ml-engine` and `ai-platform` are accepted as a leading group, as gcloud's surfaces.
+/// `ml-engine` and `ai-platform` are accepted before the command, as gcloud's group names.
 fn arguments() -> Vec<String> {
     let mut args: Vec<String> = std::env::args().collect();
-    if args.get(1).is_some_and(|group| group == "ml-engine" || group == "ai-platform") {
-        args.remove(1);
+    let mut index = 1;
+    while index < args.len() {
+        let arg = &args[index];
+        if arg == "ml-engine" || arg == "ai-platform" {
+            args.remove(index);
+            break;
+        }
+        let global_with_value = ["--project", "--endpoint", "--format"].contains(&arg.as_str());
+        if !arg.starts_with('-') {
+            break;
+        }
+        index += if global_with_value { 2 } else { 1 };
     }
     args
 }

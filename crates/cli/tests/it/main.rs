@@ -1,0 +1,8 @@
+//! Integration tests: a real `kiln server` on a loopback port, driven over HTTP and through the
+//! `kiln` binary. One test binary, so it links once.
+
+mod cli;
+mod errors;
+mod lifecycle;
+mod restart;
+mod support;

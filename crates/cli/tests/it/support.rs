@@ -1,0 +1,152 @@
+//! Test support: a real `kiln server` process on an ephemeral loopback port, an HTTP helper, the
+//! CLI binary, and a census model trained once per test process.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Path of the `kiln` binary under test.
+pub fn kiln_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_kiln")
+}
+
+/// A running `kiln server`.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Server {
+    /// Starts a server on `data_dir`, binding port 0, and waits for its "listening" line.
+    pub fn start(data_dir: &Path) -> Server {
+        let mut child = Command::new(kiln_binary())
+            .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn kiln server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read the listening line");
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_string();
+        // Keep draining stdout so the server never writes into a closed pipe.
+        std::thread::spawn(move || for _ in reader.lines() {});
+        Server { child, url }
+    }
+
+    /// A URL under `/v1/projects/{project}/`.
+    pub fn api(&self, project: &str, path: &str) -> String {
+        format!("{}/v1/projects/{project}/{path}", self.url)
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+
+    /// Sends SIGTERM and waits for a graceful exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends a request; returns the status and the JSON body (`Value::Null` when empty).
+pub fn call(method: &str, url: &str, body: Option<&str>) -> (u16, Value) {
+    let client = reqwest::blocking::Client::new();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = client.request(method, url);
+    if let Some(body) = body {
+        request = request.header("content-type", "application/json").body(body.to_string());
+    }
+    let response = request.send().expect("send");
+    let status = response.status().as_u16();
+    let text = response.text().expect("body");
+    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    (status, value)
+}
+
+/// Polls an operation until done and returns it.
+pub fn wait_operation(server: &Server, project: &str, operation: &Value) -> Value {
+    let name = operation["name"].as_str().expect("operation name");
+    let id = name.rsplit('/').next().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, operation) = call("GET", &server.api(project, &format!("operations/{id}")), None);
+        assert_eq!(status, 200, "{operation}");
+        if operation["done"] == Value::Bool(true) {
+            return operation;
+        }
+        assert!(Instant::now() < deadline, "operation {name} did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs the CLI with `args`.
+pub fn kiln(args: &[&str]) -> Output {
+    Command::new(kiln_binary()).args(args).output().expect("run kiln")
+}
+
+/// The repository's census data.
+pub fn census() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/census")
+}
+
+/// A census Wide & Deep export, trained once per test process (one epoch: enough to serve).
+pub fn census_model() -> &'static Path {
+    static MODEL: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &MODEL
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let algorithm = kiln_train::Algorithm::find("wide_deep").unwrap();
+            let schema = kiln_train::Schema::from_file(&census().join("schema.yaml")).unwrap();
+            let mut config = kiln_train::TrainConfig::new(algorithm.name, algorithm.kind, schema, dir.path().to_path_buf());
+            config.train_files = vec![census().join("adult.data.csv.gz")];
+            config.eval_files = vec![census().join("adult.test.csv.gz")];
+            config.num_epochs = 1;
+            let outcome = kiln_train::train(&config, &mut |_| {}).expect("train census");
+            (dir, outcome.export_dir)
+        })
+        .1
+}
+
+/// `file://` URI of a directory.
+pub fn file_uri(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
+/// Two census instances as JSON objects (the repository's test.json).
+pub fn census_instances() -> Vec<Value> {
+    std::fs::read_to_string(census().join("test.json"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}

@@ -18,7 +18,9 @@ pub mod operation;
 pub mod predict;
 
 pub use error::{Code, ErrorBody};
-pub use model::{Framework, ListModelsResponse, ListVersionsResponse, Model, Version, VersionState};
+pub use model::{
+    Framework, ListModelsResponse, ListVersionsResponse, Model, Version, VersionState,
+};
 pub use operation::{ListOperationsResponse, Operation, OperationMetadata, OperationType, Status};
 pub use predict::{PredictRequest, PredictResponse, PredictionErrorBody};
 

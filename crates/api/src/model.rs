@@ -192,12 +192,18 @@ mod tests {
             serde_json::json!({"name": "projects/p/models/m/versions/v1", "isDefault": true,
                 "framework": "SCIKIT_LEARN", "state": "READY"})
         );
-        assert_eq!(serde_json::to_string(&ListModelsResponse::default()).unwrap(), "{}");
+        assert_eq!(
+            serde_json::to_string(&ListModelsResponse::default()).unwrap(),
+            "{}"
+        );
     }
 
     #[test]
     fn unknown_fields_are_named() {
         let error = serde_json::from_str::<Model>(r#"{"name": "m", "colour": "red"}"#).unwrap_err();
-        assert!(error.to_string().contains("unknown field `colour`"), "{error}");
+        assert!(
+            error.to_string().contains("unknown field `colour`"),
+            "{error}"
+        );
     }
 }

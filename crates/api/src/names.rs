@@ -5,7 +5,9 @@
 pub fn check_name(field: &str, name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let valid = name.len() <= 128
-        && chars.next().is_some_and(|first| first.is_ascii_alphabetic())
+        && chars
+            .next()
+            .is_some_and(|first| first.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     match valid {
         true => Ok(()),
@@ -16,11 +18,18 @@ pub fn check_name(field: &str, name: &str) -> Result<(), String> {
     }
 }
 
+/// The last segment of a resource name: `census` of `projects/p/models/census`.
+pub fn short(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
 /// Checks a project id: 1-63 lowercase letters, digits and hyphens, starting with a letter or digit.
 pub fn check_project(project: &str) -> Result<(), String> {
     let valid = !project.is_empty()
         && project.len() <= 63
-        && project.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && project
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !project.starts_with('-');
     match valid {
         true => Ok(()),

@@ -68,7 +68,10 @@ impl ArtifactStore {
         std::fs::create_dir_all(root)
             .map_err(|error| ArtifactError::Storage(format!("{}: {error}", root.display())))?;
         let managed = LocalFileSystem::new_with_prefix(root)?;
-        Ok(Self { root: root.to_path_buf(), managed: Arc::new(managed) })
+        Ok(Self {
+            root: root.to_path_buf(),
+            managed: Arc::new(managed),
+        })
     }
 
     /// Where the files of `key` are on the local disk.
@@ -81,7 +84,9 @@ impl ArtifactStore {
         let Location { store, prefix } = parse(source_uri)?;
         let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
         if objects.is_empty() {
-            return Err(ArtifactError::InvalidSource(format!("deploymentUri {source_uri:?} holds no files")));
+            return Err(ArtifactError::InvalidSource(format!(
+                "deploymentUri {source_uri:?} holds no files"
+            )));
         }
         if objects.len() > MAX_FILES {
             return Err(ArtifactError::InvalidSource(format!(
@@ -95,14 +100,25 @@ impl ArtifactStore {
                 "deploymentUri {source_uri:?} holds {total} bytes, more than the limit of {MAX_BYTES}"
             )));
         }
-        let destination = ObjectPath::parse(key).map_err(|error| ArtifactError::InvalidUri(error.to_string()))?;
+        let destination =
+            ObjectPath::parse(key).map_err(|error| ArtifactError::InvalidUri(error.to_string()))?;
         for object in &objects {
-            let relative: Vec<_> = object.location.prefix_match(&prefix).into_iter().flatten().collect();
-            let target = relative.iter().fold(destination.clone(), |path, part| path.clone().join(part.as_ref()));
+            let relative: Vec<_> = object
+                .location
+                .prefix_match(&prefix)
+                .into_iter()
+                .flatten()
+                .collect();
+            let target = relative.iter().fold(destination.clone(), |path, part| {
+                path.clone().join(part.as_ref())
+            });
             let bytes = store.get(&object.location).await?.bytes().await?;
             self.managed.put(&target, PutPayload::from(bytes)).await?;
         }
-        Ok(Imported { files: objects.len(), bytes: total })
+        Ok(Imported {
+            files: objects.len(),
+            bytes: total,
+        })
     }
 
     /// Removes everything under `key/`; absent keys are fine.
@@ -111,7 +127,10 @@ impl ArtifactStore {
         match std::fs::remove_dir_all(&path) {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(error) => Err(ArtifactError::Storage(format!("{}: {error}", path.display()))),
+            Err(error) => Err(ArtifactError::Storage(format!(
+                "{}: {error}",
+                path.display()
+            ))),
         }
     }
 }
@@ -129,20 +148,36 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let store = ArtifactStore::open(root.path()).unwrap();
         let uri = format!("file://{}", source.path().display());
-        let imported = store.import(&uri, "projects/p/models/m/versions/v1").await.unwrap();
+        let imported = store
+            .import(&uri, "projects/p/models/m/versions/v1")
+            .await
+            .unwrap();
         assert_eq!(imported, Imported { files: 2, bytes: 6 });
         let copied = store.local_path("projects/p/models/m/versions/v1");
-        assert_eq!(std::fs::read(copied.join("variables/w.bin")).unwrap(), b"1234");
-        store.remove("projects/p/models/m/versions/v1").await.unwrap();
+        assert_eq!(
+            std::fs::read(copied.join("variables/w.bin")).unwrap(),
+            b"1234"
+        );
+        store
+            .remove("projects/p/models/m/versions/v1")
+            .await
+            .unwrap();
         assert!(!copied.exists());
-        store.remove("projects/p/models/m/versions/v1").await.unwrap();
+        store
+            .remove("projects/p/models/m/versions/v1")
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
     async fn an_empty_or_missing_source_is_refused() {
         let root = tempfile::tempdir().unwrap();
         let store = ArtifactStore::open(root.path()).unwrap();
-        let error = store.import("/no/such/dir", "k").await.unwrap_err().to_string();
+        let error = store
+            .import("/no/such/dir", "k")
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("holds no files"), "{error}");
     }
 }

@@ -35,9 +35,9 @@ pub fn parse(uri: &str) -> Result<Location, ArtifactError> {
     })?;
     match url.scheme() {
         "file" => {
-            let path = url
-                .to_file_path()
-                .map_err(|_| ArtifactError::InvalidUri(format!("{uri:?} is not a local file URL")))?;
+            let path = url.to_file_path().map_err(|_| {
+                ArtifactError::InvalidUri(format!("{uri:?} is not a local file URL"))
+            })?;
             local(&path, uri)
         }
         "gs" | "s3" => cloud(&url, uri),
@@ -48,12 +48,20 @@ pub fn parse(uri: &str) -> Result<Location, ArtifactError> {
 }
 
 fn local(path: &std::path::Path, uri: &str) -> Result<Location, ArtifactError> {
-    if path.components().any(|part| matches!(part, std::path::Component::ParentDir)) {
-        return Err(ArtifactError::InvalidUri(format!("{uri:?} must not contain '..'")));
+    if path
+        .components()
+        .any(|part| matches!(part, std::path::Component::ParentDir))
+    {
+        return Err(ArtifactError::InvalidUri(format!(
+            "{uri:?} must not contain '..'"
+        )));
     }
     let prefix = ObjectPath::from_absolute_path(path)
         .map_err(|error| ArtifactError::InvalidUri(format!("{uri:?}: {error}")))?;
-    Ok(Location { store: Arc::new(LocalFileSystem::new()), prefix })
+    Ok(Location {
+        store: Arc::new(LocalFileSystem::new()),
+        prefix,
+    })
 }
 
 #[cfg(feature = "cloud")]
@@ -63,7 +71,10 @@ fn cloud(url: &Url, uri: &str) -> Result<Location, ArtifactError> {
         .map(|(key, value)| (key.to_ascii_lowercase(), value));
     let (store, prefix) = object_store::parse_url_opts(url, options)
         .map_err(|error| ArtifactError::InvalidUri(format!("{uri:?}: {error}")))?;
-    Ok(Location { store: Arc::from(store), prefix })
+    Ok(Location {
+        store: Arc::from(store),
+        prefix,
+    })
 }
 
 #[cfg(not(feature = "cloud"))]
@@ -81,7 +92,10 @@ mod tests {
     #[test]
     fn accepted_and_refused_uris() {
         assert_eq!(parse("/tmp/model").unwrap().prefix.as_ref(), "tmp/model");
-        assert_eq!(parse("file:///tmp/model").unwrap().prefix.as_ref(), "tmp/model");
+        assert_eq!(
+            parse("file:///tmp/model").unwrap().prefix.as_ref(),
+            "tmp/model"
+        );
         for (uri, expected) in [
             ("relative/dir", "neither an absolute path nor a URL"),
             ("/tmp/../etc", "must not contain '..'"),
@@ -92,6 +106,11 @@ mod tests {
             assert!(error.contains(expected), "{uri}: {error}");
         }
         #[cfg(not(feature = "cloud"))]
-        assert!(parse("gs://bucket/model").unwrap_err().to_string().contains("`cloud` feature"));
+        assert!(
+            parse("gs://bucket/model")
+                .unwrap_err()
+                .to_string()
+                .contains("`cloud` feature")
+        );
     }
 }

@@ -24,8 +24,15 @@ impl Context {
     /// A client for the server at `--endpoint`.
     pub fn client(&self) -> Api {
         Api {
-            base: format!("{}/v1/projects/{}", self.endpoint.trim_end_matches('/'), self.project),
-            http: Client::builder().timeout(Duration::from_secs(300)).build().unwrap_or_else(|_| Client::new()),
+            base: format!(
+                "{}/v1/projects/{}",
+                self.endpoint.trim_end_matches('/'),
+                self.project
+            ),
+            http: Client::builder()
+                .timeout(Duration::from_secs(300))
+                .build()
+                .unwrap_or_else(|_| Client::new()),
         }
     }
 }
@@ -45,7 +52,9 @@ impl Api {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().with_context(|| format!("cannot reach the Kiln server for {method} {url}"))?;
+        let response = request
+            .send()
+            .with_context(|| format!("cannot reach the Kiln server for {method} {url}"))?;
         let status = response.status();
         let text = response.text().context("reading the server's answer")?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
@@ -56,8 +65,14 @@ impl Api {
             Value::String(message) => message.clone(),
             Value::Object(error) => format!(
                 "{} ({})",
-                error.get("message").and_then(Value::as_str).unwrap_or_default(),
-                error.get("status").and_then(Value::as_str).unwrap_or_default()
+                error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                error
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
             ),
             _ => value.to_string(),
         };
@@ -105,16 +120,23 @@ impl Api {
         let started = std::time::Instant::now();
         while operation["done"] != Value::Bool(true) {
             if started.elapsed() > Duration::from_secs(600) {
-                return Err(anyhow!("operation {} did not finish in 10 minutes", operation["name"]));
+                return Err(anyhow!(
+                    "operation {} did not finish in 10 minutes",
+                    operation["name"]
+                ));
             }
             std::thread::sleep(Duration::from_millis(200));
             let name = operation["name"].as_str().unwrap_or_default();
-            let id = name.rsplit('/').next().unwrap_or_default();
+            let id = kiln_api::names::short(name);
             operation = self.get(&format!("operations/{id}"))?;
         }
         match &operation["error"] {
             Value::Null => Ok(operation["response"].clone()),
-            error => Err(anyhow!("operation {} failed: {}", operation["name"], error["message"].as_str().unwrap_or_default())),
+            error => Err(anyhow!(
+                "operation {} failed: {}",
+                operation["name"],
+                error["message"].as_str().unwrap_or_default()
+            )),
         }
     }
 }

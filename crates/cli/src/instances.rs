@@ -24,7 +24,11 @@ pub struct InstanceArgs {
 impl InstanceArgs {
     /// The request body these flags describe.
     pub fn request(&self) -> anyhow::Result<Value> {
-        request(self.json_instances.as_deref(), self.text_instances.as_deref(), self.json_request.as_deref())
+        request(
+            self.json_instances.as_deref(),
+            self.text_instances.as_deref(),
+            self.json_request.as_deref(),
+        )
     }
 }
 
@@ -34,16 +38,23 @@ pub const MAX_INSTANCES: usize = 100;
 fn read(path: &Path) -> anyhow::Result<String> {
     if path == Path::new("-") {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("reading stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading stdin")?;
         return Ok(text);
     }
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// The request body from one of the three instance flags.
-pub fn request(json_instances: Option<&Path>, text_instances: Option<&Path>, json_request: Option<&Path>) -> anyhow::Result<Value> {
+pub fn request(
+    json_instances: Option<&Path>,
+    text_instances: Option<&Path>,
+    json_request: Option<&Path>,
+) -> anyhow::Result<Value> {
     let instances: Vec<Value> = if let Some(path) = json_request {
-        let body: Value = serde_json::from_str(&read(path)?).with_context(|| format!("{} is not JSON", path.display()))?;
+        let body: Value = serde_json::from_str(&read(path)?)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
         if !body["instances"].is_array() {
             bail!("{} must hold {{\"instances\": [...]}}", path.display());
         }
@@ -52,16 +63,23 @@ pub fn request(json_instances: Option<&Path>, text_instances: Option<&Path>, jso
         lines(&read(path)?, path)?
             .into_iter()
             .map(|(number, line)| {
-                serde_json::from_str(line).with_context(|| format!("{}:{number}: not a JSON instance", path.display()))
+                serde_json::from_str(line)
+                    .with_context(|| format!("{}:{number}: not a JSON instance", path.display()))
             })
             .collect::<anyhow::Result<_>>()?
     } else if let Some(path) = text_instances {
-        lines(&read(path)?, path)?.into_iter().map(|(_, line)| Value::String(line.to_string())).collect()
+        lines(&read(path)?, path)?
+            .into_iter()
+            .map(|(_, line)| Value::String(line.to_string()))
+            .collect()
     } else {
         bail!("one of --json-instances, --text-instances or --json-request is required");
     };
     if instances.len() > MAX_INSTANCES {
-        return Err(anyhow!("{} instances given; at most {MAX_INSTANCES} are sent at once", instances.len()));
+        return Err(anyhow!(
+            "{} instances given; at most {MAX_INSTANCES} are sent at once",
+            instances.len()
+        ));
     }
     Ok(serde_json::json!({ "instances": instances }))
 }
@@ -70,7 +88,11 @@ fn lines<'a>(text: &'a str, path: &Path) -> anyhow::Result<Vec<(usize, &'a str)>
     let mut lines = Vec::new();
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
-            bail!("{}:{}: empty line; every line must hold an instance", path.display(), index + 1);
+            bail!(
+                "{}:{}: empty line; every line must hold an instance",
+                path.display(),
+                index + 1
+            );
         }
         lines.push((index + 1, line));
     }

@@ -25,7 +25,12 @@ struct Cli {
     #[arg(long, global = true, env = "KILN_PROJECT", default_value = "default")]
     project: String,
     /// URL of the Kiln server.
-    #[arg(long, global = true, env = "KILN_ENDPOINT", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "KILN_ENDPOINT",
+        default_value = "http://127.0.0.1:8080"
+    )]
     endpoint: String,
     /// Output format.
     #[arg(long, global = true, value_enum)]
@@ -98,11 +103,17 @@ fn arguments() -> Vec<String> {
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse_from(arguments());
-    let context = client::Context { project: cli.project, endpoint: cli.endpoint, format: cli.format };
+    let context = client::Context {
+        project: cli.project,
+        endpoint: cli.endpoint,
+        format: cli.format,
+    };
     let result = match cli.command {
         Command::Server(args) => commands::server::run(args),
         Command::Quickstart(args) => commands::quickstart::run(args, &context),

@@ -19,15 +19,23 @@ pub type Column<'a> = (&'a str, &'a str);
 /// Prints one resource; YAML unless `format` says otherwise.
 pub fn print_resource(format: Option<Format>, value: &Value) {
     match format.unwrap_or(Format::Yaml) {
-        Format::Json => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
-        Format::Yaml | Format::Table => print!("{}", serde_norway::to_string(value).unwrap_or_default()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        ),
+        Format::Yaml | Format::Table => {
+            print!("{}", serde_norway::to_string(value).unwrap_or_default())
+        }
     }
 }
 
 /// Prints a list; a table of `columns` unless `format` says otherwise.
 pub fn print_list(format: Option<Format>, items: &[Value], columns: &[Column<'_>]) {
     match format.unwrap_or(Format::Table) {
-        Format::Json => println!("{}", serde_json::to_string_pretty(items).unwrap_or_default()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(items).unwrap_or_default()
+        ),
         Format::Yaml => {
             for item in items {
                 println!("---");
@@ -42,16 +50,31 @@ pub fn print_list(format: Option<Format>, items: &[Value], columns: &[Column<'_>
 pub fn table(items: &[Value], columns: &[Column<'_>]) -> String {
     let rows: Vec<Vec<String>> = items
         .iter()
-        .map(|item| columns.iter().map(|(_, path)| cell(lookup(item, path))).collect())
+        .map(|item| {
+            columns
+                .iter()
+                .map(|(_, path)| cell(lookup(item, path)))
+                .collect()
+        })
         .collect();
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
-        .map(|(index, (header, _))| rows.iter().map(|row| row[index].len()).chain([header.len()]).max().unwrap_or(0))
+        .map(|(index, (header, _))| {
+            rows.iter()
+                .map(|row| row[index].len())
+                .chain([header.len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     let mut line = |cells: Vec<&str>| {
-        let text: Vec<String> = cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        let text: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
         out.push_str(text.join("  ").trim_end());
         out.push('\n');
     };
@@ -69,7 +92,7 @@ fn lookup<'a>(value: &'a Value, path: &str) -> &'a Value {
 fn cell(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
-        Value::String(text) => text.rsplit('/').next().unwrap_or(text).to_string(),
+        Value::String(text) => kiln_api::names::short(text).to_string(),
         other => other.to_string(),
     }
 }
@@ -84,7 +107,13 @@ mod tests {
             serde_json::json!({"name": "projects/p/models/census", "defaultVersion": {"name": "projects/p/models/census/versions/v1"}}),
             serde_json::json!({"name": "projects/p/models/x"}),
         ];
-        let text = table(&items, &[("NAME", "name"), ("DEFAULT_VERSION_NAME", "defaultVersion.name")]);
+        let text = table(
+            &items,
+            &[
+                ("NAME", "name"),
+                ("DEFAULT_VERSION_NAME", "defaultVersion.name"),
+            ],
+        );
         assert_eq!(text, "NAME    DEFAULT_VERSION_NAME\ncensus  v1\nx\n");
     }
 }

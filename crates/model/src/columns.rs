@@ -278,7 +278,9 @@ impl Encoder {
                 })?,
             };
             raw_numbers.push(value);
-            encoded.dense.push(((value - column.mean) / column.std) as f32);
+            encoded
+                .dense
+                .push(((value - column.mean) / column.std) as f32);
         }
         for (index, (column, &input)) in self
             .columns
@@ -358,9 +360,18 @@ mod tests {
     fn encoder() -> Encoder {
         Encoder::new(Columns {
             inputs: vec![
-                Input { name: "age".into(), input_type: InputType::Float },
-                Input { name: "color".into(), input_type: InputType::String },
-                Input { name: "city".into(), input_type: InputType::String },
+                Input {
+                    name: "age".into(),
+                    input_type: InputType::Float,
+                },
+                Input {
+                    name: "color".into(),
+                    input_type: InputType::String,
+                },
+                Input {
+                    name: "city".into(),
+                    input_type: InputType::String,
+                },
             ],
             numeric: vec![NumericColumn {
                 name: "age".into(),
@@ -383,7 +394,10 @@ mod tests {
                     embedding_dim: 2,
                 },
             ],
-            crossed: vec![CrossedColumn { columns: vec!["color".into(), "age".into()], hash_buckets: 5 }],
+            crossed: vec![CrossedColumn {
+                columns: vec!["color".into(), "age".into()],
+                hash_buckets: 5,
+            }],
         })
         .unwrap()
     }
@@ -402,14 +416,21 @@ mod tests {
         assert_eq!(encoded.dense, vec![2.0]);
         assert_eq!(encoded.ids[0], 1, "vocabulary lookup trims whitespace");
         assert_eq!(encoded.ids[1], (fingerprint(b"Paris") % 7) as u32);
-        assert_eq!(encoded.ids[2], 1, "50 falls between the boundaries 18 and 65");
+        assert_eq!(
+            encoded.ids[2], 1,
+            "50 falls between the boundaries 18 and 65"
+        );
         assert!(encoded.ids[3] < 5);
     }
 
     #[test]
     fn missing_and_unknown_values_fall_back() {
         let encoded = encoder()
-            .encode(&[RawValue::Missing, RawValue::Text("green".into()), RawValue::Missing])
+            .encode(&[
+                RawValue::Missing,
+                RawValue::Text("green".into()),
+                RawValue::Missing,
+            ])
             .unwrap();
         assert_eq!(encoded.dense, vec![0.0], "missing numbers take the mean");
         assert_eq!(encoded.ids[0], 2, "out-of-vocabulary id");
@@ -418,7 +439,11 @@ mod tests {
     #[test]
     fn text_in_a_numeric_input_is_an_input_error() {
         let error = encoder()
-            .encode(&[RawValue::Text("old".into()), RawValue::Missing, RawValue::Missing])
+            .encode(&[
+                RawValue::Text("old".into()),
+                RawValue::Missing,
+                RawValue::Missing,
+            ])
             .unwrap_err();
         assert!(error.to_string().contains("\"age\""), "{error}");
     }

@@ -62,7 +62,10 @@ pub fn save(model: &Model, dir: &Path) -> Result<(), ModelError> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
         .map(|(name, shape, values)| {
-            let bytes = values.iter().flat_map(|value| value.to_le_bytes()).collect();
+            let bytes = values
+                .iter()
+                .flat_map(|value| value.to_le_bytes())
+                .collect();
             (name, shape, bytes)
         })
         .collect();
@@ -173,7 +176,9 @@ impl Weights {
         for name in file.names() {
             let view = file.tensor(name).map_err(format)?;
             if view.dtype() != Dtype::F32 {
-                return Err(ModelError::Format(format!("{WEIGHTS_FILE}: {name} is not f32")));
+                return Err(ModelError::Format(format!(
+                    "{WEIGHTS_FILE}: {name} is not f32"
+                )));
             }
             let values = view
                 .data()
@@ -194,8 +199,14 @@ impl Weights {
 
     fn table(&self, name: &str) -> Result<Table, ModelError> {
         match self.get(name)? {
-            (data, shape) if shape.len() == 2 => Ok(Table { rows: shape[0], dim: shape[1], data }),
-            (_, shape) => Err(ModelError::Format(format!("{name} has shape {shape:?}, not 2-D"))),
+            (data, shape) if shape.len() == 2 => Ok(Table {
+                rows: shape[0],
+                dim: shape[1],
+                data,
+            }),
+            (_, shape) => Err(ModelError::Format(format!(
+                "{name} has shape {shape:?}, not 2-D"
+            ))),
         }
     }
 
@@ -203,7 +214,9 @@ impl Weights {
         let weight = self.table(&format!("{prefix}/weight"))?;
         let (bias, _) = self.get(&format!("{prefix}/bias"))?;
         if bias.len() != weight.dim {
-            return Err(ModelError::Format(format!("{prefix}: bias and weight disagree")));
+            return Err(ModelError::Format(format!(
+                "{prefix}: bias and weight disagree"
+            )));
         }
         let bias_len = bias.len();
         Ok(Linear {

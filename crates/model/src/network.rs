@@ -123,7 +123,9 @@ impl Model {
                 }
             }
             if dense.output.is_none() {
-                return Err(ModelError::Format("the deep part has no output layer".into()));
+                return Err(ModelError::Format(
+                    "the deep part has no output layer".into(),
+                ));
             }
         }
         Ok(Self {
@@ -150,7 +152,14 @@ impl Model {
     /// Looks up a batch's rows and packs them as tensors on `self.device`.
     pub fn leaves(&self, batch: &[Encoded]) -> Leaves {
         let embeddings: Vec<&Table> = self.embeddings.iter().collect();
-        gather(&self.spec, &embeddings, self.wide.as_ref(), &self.wide_offsets, batch, &self.device)
+        gather(
+            &self.spec,
+            &embeddings,
+            self.wide.as_ref(),
+            &self.wide_offsets,
+            batch,
+            &self.device,
+        )
     }
 }
 
@@ -191,13 +200,19 @@ pub fn gather(
         }
         Tensor::from_data(TensorData::new(values, [size, slots, table.dim]), device)
     });
-    Leaves { embedded, numeric, wide }
+    Leaves {
+        embedded,
+        numeric,
+        wide,
+    }
 }
 
 /// The forward pass: logits `[batch, n_outputs]`.
 pub fn forward(dense: &Dense, leaves: &Leaves) -> Tensor<2> {
     let deep = match (&leaves.embedded, &leaves.numeric) {
-        (Some(embedded), Some(numeric)) => Some(Tensor::cat(vec![embedded.clone(), numeric.clone()], 1)),
+        (Some(embedded), Some(numeric)) => {
+            Some(Tensor::cat(vec![embedded.clone(), numeric.clone()], 1))
+        }
         (Some(only), None) | (None, Some(only)) => Some(only.clone()),
         (None, None) => None,
     };

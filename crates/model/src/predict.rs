@@ -65,7 +65,12 @@ pub fn predict(model: &Model, batch: &[Encoded]) -> Vec<Prediction> {
                 .zip(probabilities)
                 .map(|(logit, probability)| {
                     let class_id = usize::from(probability > 0.5);
-                    Prediction::Binary { logit, probability, class_id, class: class_name(class_id) }
+                    Prediction::Binary {
+                        logit,
+                        probability,
+                        class_id,
+                        class: class_name(class_id),
+                    }
                 })
                 .collect()
         }

@@ -93,9 +93,13 @@ impl ModelSpec {
     /// The prediction outputs of a task, as TensorFlow's canned estimators name them.
     pub fn output_names(task: Task) -> Vec<String> {
         let names: &[&str] = match task {
-            Task::BinaryClassification => {
-                &["classes", "class_ids", "logits", "logistic", "probabilities"]
-            }
+            Task::BinaryClassification => &[
+                "classes",
+                "class_ids",
+                "logits",
+                "logistic",
+                "probabilities",
+            ],
             Task::MultiClassification => &["classes", "class_ids", "logits", "probabilities"],
             Task::Regression => &["predictions"],
         };

@@ -19,13 +19,21 @@ pub struct Table {
 impl Table {
     /// A table filled with zeros.
     pub fn zeros(rows: usize, dim: usize) -> Self {
-        Self { rows, dim, data: vec![0.0; rows * dim] }
+        Self {
+            rows,
+            dim,
+            data: vec![0.0; rows * dim],
+        }
     }
 
     /// A table filled by `init`, called once per value in order.
     pub fn from_fn(rows: usize, dim: usize, init: impl FnMut() -> f32) -> Self {
         let mut init = init;
-        Self { rows, dim, data: (0..rows * dim).map(|_| init()).collect() }
+        Self {
+            rows,
+            dim,
+            data: (0..rows * dim).map(|_| init()).collect(),
+        }
     }
 
     /// One row.

@@ -35,9 +35,13 @@ pub enum RegistryError {
 impl From<StoreError> for RegistryError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::AlreadyExists(key) => RegistryError::AlreadyExists(format!("{key} already exists")),
+            StoreError::AlreadyExists(key) => {
+                RegistryError::AlreadyExists(format!("{key} already exists"))
+            }
             StoreError::NotFound(key) => RegistryError::NotFound(format!("{key} was not found")),
-            StoreError::Database(_) | StoreError::Corrupt { .. } => RegistryError::Internal(error.to_string()),
+            StoreError::Database(_) | StoreError::Corrupt { .. } => {
+                RegistryError::Internal(error.to_string())
+            }
         }
     }
 }

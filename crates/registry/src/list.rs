@@ -39,22 +39,37 @@ pub struct Page<T> {
 
 impl ListParams {
     /// Filters `items` (given in list order), then returns the page the parameters ask for.
-    pub fn page<T: serde::Serialize>(&self, items: Vec<T>, key: impl Fn(&T) -> String) -> Result<Page<T>, RegistryError> {
-        let filter = match self.filter.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
+    pub fn page<T: serde::Serialize>(
+        &self,
+        items: Vec<T>,
+        key: impl Fn(&T) -> String,
+    ) -> Result<Page<T>, RegistryError> {
+        let filter = match self
+            .filter
+            .as_deref()
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+        {
             Some(text) => Some(Filter::parse(text)?),
             None => None,
         };
         let page_size = match self.page_size {
             None | Some(0) => DEFAULT_PAGE_SIZE,
             Some(size) if size < 0 => {
-                return Err(RegistryError::InvalidArgument(format!("pageSize must not be negative, got {size}")));
+                return Err(RegistryError::InvalidArgument(format!(
+                    "pageSize must not be negative, got {size}"
+                )));
             }
             Some(size) => (size as usize).min(MAX_PAGE_SIZE),
         };
         let mut items: Vec<T> = match &filter {
             Some(filter) => items
                 .into_iter()
-                .filter(|item| serde_json::to_value(item).map(|value| filter.matches(&value)).unwrap_or(false))
+                .filter(|item| {
+                    serde_json::to_value(item)
+                        .map(|value| filter.matches(&value))
+                        .unwrap_or(false)
+                })
                 .collect(),
             None => items,
         };
@@ -63,12 +78,20 @@ impl ListParams {
             let position = items
                 .iter()
                 .position(|item| key(item) == after)
-                .ok_or_else(|| RegistryError::InvalidArgument(format!("pageToken {token:?} is not valid for this list")))?;
+                .ok_or_else(|| {
+                    RegistryError::InvalidArgument(format!(
+                        "pageToken {token:?} is not valid for this list"
+                    ))
+                })?;
             items.drain(..=position);
         }
-        let next_page_token = (items.len() > page_size).then(|| encode_token(&key(&items[page_size - 1])));
+        let next_page_token =
+            (items.len() > page_size).then(|| encode_token(&key(&items[page_size - 1])));
         items.truncate(page_size);
-        Ok(Page { items, next_page_token })
+        Ok(Page {
+            items,
+            next_page_token,
+        })
     }
 }
 
@@ -114,14 +137,21 @@ impl Filter {
     pub fn parse(text: &str) -> Result<Self, RegistryError> {
         let any_of = split_words(text, "OR")
             .into_iter()
-            .map(|group| split_words(&group, "AND").iter().map(|term| Term::parse(term)).collect())
+            .map(|group| {
+                split_words(&group, "AND")
+                    .iter()
+                    .map(|term| Term::parse(term))
+                    .collect()
+            })
             .collect::<Result<Vec<Vec<Term>>, _>>()?;
         Ok(Self { any_of })
     }
 
     /// Whether a resource (as JSON) matches.
     pub fn matches(&self, resource: &Value) -> bool {
-        self.any_of.iter().any(|all_of| all_of.iter().all(|term| term.matches(resource)))
+        self.any_of
+            .iter()
+            .any(|all_of| all_of.iter().all(|term| term.matches(resource)))
     }
 }
 
@@ -135,19 +165,28 @@ fn split_words(text: &str, keyword: &str) -> Vec<String> {
         if !in_quotes && word == keyword {
             parts.push(String::new());
         } else {
-            let current = parts.last_mut().expect("parts starts non-empty. This is a bug.");
+            let current = parts
+                .last_mut()
+                .expect("parts starts non-empty. This is a bug.");
             if !current.is_empty() {
                 current.push(' ');
             }
             current.push_str(word);
         }
     }
-    parts.into_iter().map(|part| part.trim().to_string()).collect()
+    parts
+        .into_iter()
+        .map(|part| part.trim().to_string())
+        .collect()
 }
 
 impl Term {
     fn parse(text: &str) -> Result<Self, RegistryError> {
-        let invalid = || RegistryError::InvalidArgument(format!("filter term {text:?} is not of the form field:value"));
+        let invalid = || {
+            RegistryError::InvalidArgument(format!(
+                "filter term {text:?} is not of the form field:value"
+            ))
+        };
         let mut rest = text.trim();
         let mut negated = false;
         if let Some(stripped) = rest.strip_prefix("NOT ") {
@@ -168,15 +207,30 @@ impl Term {
         ];
         let (position, symbol, operator) = operators
             .iter()
-            .filter_map(|(symbol, operator)| rest.find(symbol).map(|position| (position, *symbol, *operator)))
+            .filter_map(|(symbol, operator)| {
+                rest.find(symbol)
+                    .map(|position| (position, *symbol, *operator))
+            })
             .min_by_key(|(position, symbol, _)| (*position, std::cmp::Reverse(symbol.len())))
             .ok_or_else(invalid)?;
         let field = rest[..position].trim();
-        let value = rest[position + symbol.len()..].trim().trim_matches('"').to_string();
-        if field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_') {
+        let value = rest[position + symbol.len()..]
+            .trim()
+            .trim_matches('"')
+            .to_string();
+        if field.is_empty()
+            || !field
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+        {
             return Err(invalid());
         }
-        Ok(Term { negated, path: field.split('.').map(str::to_string).collect(), operator, value })
+        Ok(Term {
+            negated,
+            path: field.split('.').map(str::to_string).collect(),
+            operator,
+            value,
+        })
     }
 
     fn matches(&self, resource: &Value) -> bool {
@@ -237,7 +291,11 @@ mod tests {
     use super::*;
 
     fn check(filter: &str, resource: Value, expected: bool) {
-        assert_eq!(Filter::parse(filter).unwrap().matches(&resource), expected, "{filter} on {resource}");
+        assert_eq!(
+            Filter::parse(filter).unwrap().matches(&resource),
+            expected,
+            "{filter} on {resource}"
+        );
     }
 
     #[test]
@@ -274,8 +332,12 @@ mod tests {
         assert_eq!(second.items[0], "m020");
         params.page_token = second.next_page_token;
         let third = params.page(names.clone(), String::clone).unwrap();
-        assert_eq!(third.items.len(), 250 - 120);
-        assert!(third.next_page_token.is_none());
+        assert_eq!(third.items.len(), MAX_PAGE_SIZE);
+        params.page_token = third.next_page_token;
+        let last = params.page(names.clone(), String::clone).unwrap();
+        assert_eq!(last.items.len(), 250 - 220);
+        assert_eq!(last.items.last().unwrap(), "m249");
+        assert!(last.next_page_token.is_none());
         params.page_token = Some("bogus!".into());
         assert!(params.page(names.clone(), String::clone).is_err());
         params.page_token = None;

@@ -10,19 +10,29 @@ use serde_json::Value;
 static LAST_ID: AtomicU64 = AtomicU64::new(0);
 
 /// A new, unfinished operation and its id (`create_census_v1-1700000000000` as ML Engine names them).
-pub fn start(project: &str, model: &str, version: Option<&Version>, kind: OperationType, target: &str) -> (String, Operation) {
+pub fn start(
+    project: &str,
+    model: &str,
+    version: Option<&Version>,
+    kind: OperationType,
+    target: &str,
+) -> (String, Operation) {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|duration| duration.as_millis() as u64)
         .unwrap_or_default();
     let suffix = LAST_ID
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(now_ms.max(last + 1)))
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now_ms.max(last + 1))
+        })
         .map(|last| now_ms.max(last + 1))
         .unwrap_or(now_ms);
     let verb = match kind {
         OperationType::CreateVersion => "create",
         OperationType::DeleteVersion | OperationType::DeleteModel => "delete",
-        OperationType::UpdateModel | OperationType::UpdateVersion | OperationType::UpdateConfig => "update",
+        OperationType::UpdateModel | OperationType::UpdateVersion | OperationType::UpdateConfig => {
+            "update"
+        }
         OperationType::OperationTypeUnspecified => "operation",
     };
     let id = format!("{verb}_{target}-{suffix}");
@@ -59,5 +69,9 @@ pub fn succeed(operation: &mut Operation, type_url: &str, resource: Value) {
 pub fn fail(operation: &mut Operation, code: Code, message: impl Into<String>) {
     operation.done = true;
     operation.metadata.end_time = kiln_api::now();
-    operation.error = Some(Status { code: code.number(), message: message.into(), details: Vec::new() });
+    operation.error = Some(Status {
+        code: code.number(),
+        message: message.into(),
+        details: Vec::new(),
+    });
 }

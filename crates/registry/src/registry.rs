@@ -4,9 +4,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use kiln_api::model::{Framework, Version, VersionState};
-use kiln_api::names::{check_name, check_project};
+use kiln_api::names::{check_name, check_project, short};
 use kiln_api::operation::{EMPTY_TYPE, MODEL_TYPE, OperationType, VERSION_TYPE};
-use kiln_api::{Code, ListModelsResponse, ListOperationsResponse, ListVersionsResponse, Model, Operation, PredictRequest};
+use kiln_api::{
+    Code, ListModelsResponse, ListOperationsResponse, ListVersionsResponse, Model, Operation,
+    PredictRequest,
+};
 use kiln_artifacts::ArtifactStore;
 use kiln_serve::{DetectedFramework, ModelRuntime, ServeError};
 use kiln_store::Store;
@@ -56,9 +59,15 @@ fn etag(value: &impl serde::Serialize) -> String {
 }
 
 fn check_mask<'a>(mask: &'a str, allowed: &[&str]) -> Result<Vec<&'a str>, RegistryError> {
-    let paths: Vec<&str> = mask.split(',').map(str::trim).filter(|path| !path.is_empty()).collect();
+    let paths: Vec<&str> = mask
+        .split(',')
+        .map(str::trim)
+        .filter(|path| !path.is_empty())
+        .collect();
     if paths.is_empty() {
-        return Err(RegistryError::InvalidArgument("updateMask is required and names the fields to change".into()));
+        return Err(RegistryError::InvalidArgument(
+            "updateMask is required and names the fields to change".into(),
+        ));
     }
     for path in &paths {
         if !allowed.contains(path) {
@@ -74,25 +83,34 @@ fn check_mask<'a>(mask: &'a str, allowed: &[&str]) -> Result<Vec<&'a str>, Regis
 impl Registry {
     /// A registry over a metadata store and an artifact root.
     pub fn new(store: Arc<dyn Store>, artifacts: ArtifactStore) -> Arc<Self> {
-        Arc::new(Self { store, artifacts, runtimes: Mutex::new(HashMap::new()), writes: tokio::sync::Mutex::new(()) })
+        Arc::new(Self {
+            store,
+            artifacts,
+            runtimes: Mutex::new(HashMap::new()),
+            writes: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// Finishes what a previous process left unfinished: a version create interrupted by a crash
     /// is marked FAILED with a message saying so, and its operation is closed. Returns how many.
     pub async fn recover(&self) -> Result<usize, RegistryError> {
-        let unfinished = self.blocking(|store| Ok(store.unfinished_operations()?)).await?;
+        let unfinished = self
+            .blocking(|store| Ok(store.unfinished_operations()?))
+            .await?;
         let count = unfinished.len();
         for (project, id, mut operation) in unfinished {
             let message = "the server stopped while this operation ran; it did not complete";
             if let Some(version) = &operation.metadata.version {
-                let model = operation.metadata.model_name.rsplit('/').next().unwrap_or_default().to_string();
-                let name = version.name.rsplit('/').next().unwrap_or_default().to_string();
-                if let Some(mut stored) = self.store.get_version(&project, &model, &name)? {
-                    if stored.state == VersionState::Creating {
-                        stored.state = VersionState::Failed;
-                        stored.error_message = format!("{message}; delete the version and create it again");
-                        self.store.update_version(&project, &model, &name, &stored)?;
-                    }
+                let model = short(&operation.metadata.model_name).to_string();
+                let name = short(&version.name).to_string();
+                if let Some(mut stored) = self.store.get_version(&project, &model, &name)?
+                    && stored.state == VersionState::Creating
+                {
+                    stored.state = VersionState::Failed;
+                    stored.error_message =
+                        format!("{message}; delete the version and create it again");
+                    self.store
+                        .update_version(&project, &model, &name, &stored)?;
                 }
             }
             operations::fail(&mut operation, Code::Aborted, message);
@@ -114,11 +132,18 @@ impl Registry {
     fn existing_model(&self, project: &str, name: &str) -> Result<Model, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
         self.store.get_model(project, name)?.ok_or_else(|| {
-            RegistryError::NotFound(format!("Field: name Error: The model resource: \"{name}\" was not found."))
+            RegistryError::NotFound(format!(
+                "Field: name Error: The model resource: \"{name}\" was not found."
+            ))
         })
     }
 
-    fn existing_version(&self, project: &str, model: &str, name: &str) -> Result<Version, RegistryError> {
+    fn existing_version(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+    ) -> Result<Version, RegistryError> {
         self.existing_model(project, model)?;
         self.store.get_version(project, model, name)?.ok_or_else(|| {
             RegistryError::NotFound(format!("Field: name Error: The version resource: \"{name}\" of model \"{model}\" was not found."))
@@ -126,17 +151,27 @@ impl Registry {
     }
 
     fn with_default(&self, project: &str, mut model: Model) -> Result<Model, RegistryError> {
-        let short = model.name.rsplit('/').next().unwrap_or_default().to_string();
-        model.default_version = self.store.list_versions(project, &short)?.into_iter().find(|version| version.is_default);
+        let short_name = short(&model.name).to_string();
+        model.default_version = self
+            .store
+            .list_versions(project, &short_name)?
+            .into_iter()
+            .find(|version| version.is_default);
         Ok(model)
     }
 
     /// `projects.models.create`.
-    pub async fn create_model(&self, project: &str, mut model: Model) -> Result<Model, RegistryError> {
+    pub async fn create_model(
+        &self,
+        project: &str,
+        mut model: Model,
+    ) -> Result<Model, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
-        let name = model.name.rsplit('/').next().unwrap_or_default().to_string();
+        let name = short(&model.name).to_string();
         if name.is_empty() {
-            return Err(RegistryError::InvalidArgument("Field: model.name Error: A name should be specified".into()));
+            return Err(RegistryError::InvalidArgument(
+                "Field: model.name Error: A name should be specified".into(),
+            ));
         }
         check_name("model.name", &name).map_err(RegistryError::InvalidArgument)?;
         match model.regions.len() {
@@ -153,7 +188,8 @@ impl Registry {
         model.etag = etag(&model);
         let project = project.to_string();
         let stored = model.clone();
-        self.blocking(move |store| Ok(store.create_model(&project, &name, &stored)?)).await?;
+        self.blocking(move |store| Ok(store.create_model(&project, &name, &stored)?))
+            .await?;
         Ok(model)
     }
 
@@ -164,7 +200,11 @@ impl Registry {
     }
 
     /// `projects.models.list`.
-    pub fn list_models(&self, project: &str, params: &ListParams) -> Result<ListModelsResponse, RegistryError> {
+    pub fn list_models(
+        &self,
+        project: &str,
+        params: &ListParams,
+    ) -> Result<ListModelsResponse, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
         let models = self
             .store
@@ -173,23 +213,42 @@ impl Registry {
             .map(|model| self.with_default(project, model))
             .collect::<Result<Vec<_>, _>>()?;
         let page = params.page(models, |model| model.name.clone())?;
-        Ok(ListModelsResponse { models: page.items, next_page_token: page.next_page_token })
+        Ok(ListModelsResponse {
+            models: page.items,
+            next_page_token: page.next_page_token,
+        })
     }
 
     /// `projects.models.patch`: `description`, `labels` and `defaultVersion.name` by `updateMask`.
-    pub async fn patch_model(&self, project: &str, name: &str, patch: Model, update_mask: &str) -> Result<Operation, RegistryError> {
+    pub async fn patch_model(
+        &self,
+        project: &str,
+        name: &str,
+        patch: Model,
+        update_mask: &str,
+    ) -> Result<Operation, RegistryError> {
         let _guard = self.writes.lock().await;
         let mut model = self.existing_model(project, name)?;
         if !patch.etag.is_empty() && patch.etag != model.etag {
-            return Err(RegistryError::Aborted(format!("etag {:?} does not match the model's current etag", patch.etag)));
+            return Err(RegistryError::Aborted(format!(
+                "etag {:?} does not match the model's current etag",
+                patch.etag
+            )));
         }
-        for path in check_mask(update_mask, &["description", "labels", "defaultVersion.name"])? {
+        for path in check_mask(
+            update_mask,
+            &["description", "labels", "defaultVersion.name"],
+        )? {
             match path {
                 "description" => model.description = patch.description.clone(),
                 "labels" => model.labels = patch.labels.clone(),
                 _ => {
-                    let version = patch.default_version.as_ref().map(|version| version.name.clone()).unwrap_or_default();
-                    let version = version.rsplit('/').next().unwrap_or_default();
+                    let version = patch
+                        .default_version
+                        .as_ref()
+                        .map(|version| version.name.clone())
+                        .unwrap_or_default();
+                    let version = short(&version);
                     self.set_default_locked(project, name, version)?;
                 }
             }
@@ -197,14 +256,23 @@ impl Registry {
         model.default_version = None;
         model.etag = etag(&model);
         self.store.update_model(project, name, &model)?;
-        let (id, mut operation) = operations::start(project, name, None, OperationType::UpdateModel, name);
-        operations::succeed(&mut operation, MODEL_TYPE, serde_json::to_value(self.with_default(project, model)?).unwrap_or_default());
+        let (id, mut operation) =
+            operations::start(project, name, None, OperationType::UpdateModel, name);
+        operations::succeed(
+            &mut operation,
+            MODEL_TYPE,
+            serde_json::to_value(self.with_default(project, model)?).unwrap_or_default(),
+        );
         self.store.create_operation(project, &id, &operation)?;
         Ok(operation)
     }
 
     /// `projects.models.delete`: only a model without versions.
-    pub async fn delete_model(&self, project: &str, name: &str) -> Result<Operation, RegistryError> {
+    pub async fn delete_model(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<Operation, RegistryError> {
         let _guard = self.writes.lock().await;
         self.existing_model(project, name)?;
         let versions = self.store.list_versions(project, name)?;
@@ -215,7 +283,8 @@ impl Registry {
             )));
         }
         self.store.delete_model(project, name)?;
-        let (id, mut operation) = operations::start(project, name, None, OperationType::DeleteModel, name);
+        let (id, mut operation) =
+            operations::start(project, name, None, OperationType::DeleteModel, name);
         operations::succeed(&mut operation, EMPTY_TYPE, Value::Null);
         self.store.create_operation(project, &id, &operation)?;
         Ok(operation)
@@ -223,10 +292,15 @@ impl Registry {
 
     /// `projects.models.versions.create`: validates, records the version as CREATING and returns
     /// the operation; copying `deploymentUri` and loading the model happen in the background.
-    pub async fn create_version(self: &Arc<Self>, project: &str, model: &str, mut version: Version) -> Result<Operation, RegistryError> {
+    pub async fn create_version(
+        self: &Arc<Self>,
+        project: &str,
+        model: &str,
+        mut version: Version,
+    ) -> Result<Operation, RegistryError> {
         let guard = self.writes.lock().await;
         self.existing_model(project, model)?;
-        let name = version.name.rsplit('/').next().unwrap_or_default().to_string();
+        let name = short(&version.name).to_string();
         let mut problems = Vec::new();
         if name.is_empty() {
             problems.push("Field: version.name Error: A name should be specified".to_string());
@@ -234,7 +308,9 @@ impl Registry {
             problems.push(problem);
         }
         if version.deployment_uri.trim().is_empty() {
-            problems.push("Field: version.deployment_uri Error: Deployment URI must be specified".into());
+            problems.push(
+                "Field: version.deployment_uri Error: Deployment URI must be specified".into(),
+            );
         } else if let Err(error) = kiln_artifacts::parse(&version.deployment_uri) {
             problems.push(format!("Field: version.deployment_uri Error: {error}"));
         }
@@ -260,26 +336,45 @@ impl Registry {
             version.machine_type = "mls1-c1-m2".to_string();
         }
         let version = self.store.create_version(project, model, &name, &version)?;
-        let (id, operation) = operations::start(project, model, Some(&version), OperationType::CreateVersion, &format!("{model}_{name}"));
+        let (id, operation) = operations::start(
+            project,
+            model,
+            Some(&version),
+            OperationType::CreateVersion,
+            &format!("{model}_{name}"),
+        );
         self.store.create_operation(project, &id, &operation)?;
         drop(guard);
         let registry = Arc::clone(self);
         let (project, model) = (project.to_string(), model.to_string());
         let pending = operation.clone();
         tokio::spawn(async move {
-            registry.finish_create(&project, &model, &name, version, &id, pending).await;
+            registry
+                .finish_create(&project, &model, &name, version, &id, pending)
+                .await;
         });
         Ok(operation)
     }
 
-    async fn finish_create(self: Arc<Self>, project: &str, model: &str, name: &str, mut version: Version, id: &str, mut operation: Operation) {
+    async fn finish_create(
+        self: Arc<Self>,
+        project: &str,
+        model: &str,
+        name: &str,
+        mut version: Version,
+        id: &str,
+        mut operation: Operation,
+    ) {
         let key = version_key(project, model, name);
         let outcome = self.import_and_load(&key, &version).await;
         match outcome {
             Ok((framework, runtime)) => {
                 version.framework = framework;
                 version.state = VersionState::Ready;
-                self.runtimes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key.clone(), runtime);
+                self.runtimes
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(key.clone(), runtime);
             }
             Err(message) => {
                 tracing::warn!(version = %key, %message, "version create failed");
@@ -295,8 +390,16 @@ impl Registry {
             version.etag = etag(&version);
             self.store.update_version(project, model, name, &version)?;
             match version.state {
-                VersionState::Ready => operations::succeed(&mut operation, VERSION_TYPE, serde_json::to_value(&version).unwrap_or_default()),
-                _ => operations::fail(&mut operation, Code::InvalidArgument, version.error_message.clone()),
+                VersionState::Ready => operations::succeed(
+                    &mut operation,
+                    VERSION_TYPE,
+                    serde_json::to_value(&version).unwrap_or_default(),
+                ),
+                _ => operations::fail(
+                    &mut operation,
+                    Code::InvalidArgument,
+                    version.error_message.clone(),
+                ),
             }
             operation.metadata.version = Some(version.clone());
             self.store.update_operation(project, id, &operation)?;
@@ -307,8 +410,15 @@ impl Registry {
         }
     }
 
-    async fn import_and_load(&self, key: &str, version: &Version) -> Result<(Framework, Arc<dyn ModelRuntime>), String> {
-        self.artifacts.import(&version.deployment_uri, key).await.map_err(|error| error.to_string())?;
+    async fn import_and_load(
+        &self,
+        key: &str,
+        version: &Version,
+    ) -> Result<(Framework, Arc<dyn ModelRuntime>), String> {
+        self.artifacts
+            .import(&version.deployment_uri, key)
+            .await
+            .map_err(|error| error.to_string())?;
         let dir = self.artifacts.local_path(key);
         let requested = version.framework;
         tokio::task::spawn_blocking(move || {
@@ -333,51 +443,107 @@ impl Registry {
     }
 
     /// `projects.models.versions.get`.
-    pub fn get_version(&self, project: &str, model: &str, name: &str) -> Result<Version, RegistryError> {
+    pub fn get_version(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+    ) -> Result<Version, RegistryError> {
         self.existing_version(project, model, name)
     }
 
     /// `projects.models.versions.list`.
-    pub fn list_versions(&self, project: &str, model: &str, params: &ListParams) -> Result<ListVersionsResponse, RegistryError> {
+    pub fn list_versions(
+        &self,
+        project: &str,
+        model: &str,
+        params: &ListParams,
+    ) -> Result<ListVersionsResponse, RegistryError> {
         self.existing_model(project, model)?;
-        let page = params.page(self.store.list_versions(project, model)?, |version| version.name.clone())?;
-        Ok(ListVersionsResponse { versions: page.items, next_page_token: page.next_page_token })
+        let page = params.page(self.store.list_versions(project, model)?, |version| {
+            version.name.clone()
+        })?;
+        Ok(ListVersionsResponse {
+            versions: page.items,
+            next_page_token: page.next_page_token,
+        })
     }
 
     /// `projects.models.versions.patch`.
-    pub async fn patch_version(&self, project: &str, model: &str, name: &str, patch: Version, update_mask: &str) -> Result<Operation, RegistryError> {
+    pub async fn patch_version(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+        patch: Version,
+        update_mask: &str,
+    ) -> Result<Operation, RegistryError> {
         let _guard = self.writes.lock().await;
         let mut version = self.existing_version(project, model, name)?;
-        if matches!(version.state, VersionState::Creating | VersionState::Deleting | VersionState::Updating) {
-            return Err(RegistryError::FailedPrecondition(format!("version \"{name}\" is {:?} and cannot be updated now", version.state)));
+        if matches!(
+            version.state,
+            VersionState::Creating | VersionState::Deleting | VersionState::Updating
+        ) {
+            return Err(RegistryError::FailedPrecondition(format!(
+                "version \"{name}\" is {:?} and cannot be updated now",
+                version.state
+            )));
         }
         if !patch.etag.is_empty() && patch.etag != version.etag {
-            return Err(RegistryError::Aborted(format!("etag {:?} does not match the version's current etag", patch.etag)));
+            return Err(RegistryError::Aborted(format!(
+                "etag {:?} does not match the version's current etag",
+                patch.etag
+            )));
         }
-        let allowed = ["description", "labels", "requestLoggingConfig", "autoScaling.minNodes", "manualScaling.nodes"];
+        let allowed = [
+            "description",
+            "labels",
+            "requestLoggingConfig",
+            "autoScaling.minNodes",
+            "manualScaling.nodes",
+        ];
         for path in check_mask(update_mask, &allowed)? {
             match path {
                 "description" => version.description = patch.description.clone(),
                 "labels" => version.labels = patch.labels.clone(),
-                "requestLoggingConfig" => version.request_logging_config = patch.request_logging_config.clone(),
+                "requestLoggingConfig" => {
+                    version.request_logging_config = patch.request_logging_config.clone()
+                }
                 "autoScaling.minNodes" => version.auto_scaling = patch.auto_scaling.clone(),
                 _ => version.manual_scaling = patch.manual_scaling.clone(),
             }
         }
         version.etag = etag(&version);
         self.store.update_version(project, model, name, &version)?;
-        let (id, mut operation) = operations::start(project, model, Some(&version), OperationType::UpdateVersion, &format!("{model}_{name}"));
-        operations::succeed(&mut operation, VERSION_TYPE, serde_json::to_value(&version).unwrap_or_default());
+        let (id, mut operation) = operations::start(
+            project,
+            model,
+            Some(&version),
+            OperationType::UpdateVersion,
+            &format!("{model}_{name}"),
+        );
+        operations::succeed(
+            &mut operation,
+            VERSION_TYPE,
+            serde_json::to_value(&version).unwrap_or_default(),
+        );
         self.store.create_operation(project, &id, &operation)?;
         Ok(operation)
     }
 
     /// `projects.models.versions.delete`: the default version only when it is the last one.
-    pub async fn delete_version(&self, project: &str, model: &str, name: &str) -> Result<Operation, RegistryError> {
+    pub async fn delete_version(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+    ) -> Result<Operation, RegistryError> {
         let _guard = self.writes.lock().await;
         let version = self.existing_version(project, model, name)?;
         if version.state == VersionState::Creating {
-            return Err(RegistryError::FailedPrecondition(format!("version \"{name}\" is still being created; wait for its operation to finish")));
+            return Err(RegistryError::FailedPrecondition(format!(
+                "version \"{name}\" is still being created; wait for its operation to finish"
+            )));
         }
         let count = self.store.list_versions(project, model)?.len();
         if version.is_default && count > 1 {
@@ -388,23 +554,42 @@ impl Registry {
         }
         let key = version_key(project, model, name);
         self.store.delete_version(project, model, name)?;
-        self.runtimes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&key);
+        self.runtimes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&key);
         if let Err(error) = self.artifacts.remove(&key).await {
             tracing::warn!(version = %key, %error, "deleted version's files could not be removed");
         }
-        let (id, mut operation) = operations::start(project, model, Some(&version), OperationType::DeleteVersion, &format!("{model}_{name}"));
+        let (id, mut operation) = operations::start(
+            project,
+            model,
+            Some(&version),
+            OperationType::DeleteVersion,
+            &format!("{model}_{name}"),
+        );
         operations::succeed(&mut operation, EMPTY_TYPE, Value::Null);
         self.store.create_operation(project, &id, &operation)?;
         Ok(operation)
     }
 
     /// `projects.models.versions.setDefault`.
-    pub async fn set_default_version(&self, project: &str, model: &str, name: &str) -> Result<Version, RegistryError> {
+    pub async fn set_default_version(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+    ) -> Result<Version, RegistryError> {
         let _guard = self.writes.lock().await;
         self.set_default_locked(project, model, name)
     }
 
-    fn set_default_locked(&self, project: &str, model: &str, name: &str) -> Result<Version, RegistryError> {
+    fn set_default_locked(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+    ) -> Result<Version, RegistryError> {
         let version = self.existing_version(project, model, name)?;
         if version.state != VersionState::Ready {
             return Err(RegistryError::FailedPrecondition(format!(
@@ -418,57 +603,93 @@ impl Registry {
     /// `projects.operations.get`.
     pub fn get_operation(&self, project: &str, id: &str) -> Result<Operation, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
-        self.store
-            .get_operation(project, id)?
-            .ok_or_else(|| RegistryError::NotFound(format!("operation \"projects/{project}/operations/{id}\" was not found")))
+        self.store.get_operation(project, id)?.ok_or_else(|| {
+            RegistryError::NotFound(format!(
+                "operation \"projects/{project}/operations/{id}\" was not found"
+            ))
+        })
     }
 
     /// `projects.operations.list`.
-    pub fn list_operations(&self, project: &str, params: &ListParams) -> Result<ListOperationsResponse, RegistryError> {
+    pub fn list_operations(
+        &self,
+        project: &str,
+        params: &ListParams,
+    ) -> Result<ListOperationsResponse, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
-        let page = params.page(self.store.list_operations(project)?, |operation| operation.name.clone())?;
-        Ok(ListOperationsResponse { operations: page.items, next_page_token: page.next_page_token })
+        let page = params.page(self.store.list_operations(project)?, |operation| {
+            operation.name.clone()
+        })?;
+        Ok(ListOperationsResponse {
+            operations: page.items,
+            next_page_token: page.next_page_token,
+        })
     }
 
     /// `projects.predict` on a model (its default version) or a version.
-    pub async fn predict(&self, target: PredictTarget<'_>, request: PredictRequest) -> Result<Vec<Value>, RegistryError> {
-        let PredictTarget { project, model, version } = target;
+    pub async fn predict(
+        &self,
+        target: PredictTarget<'_>,
+        request: PredictRequest,
+    ) -> Result<Vec<Value>, RegistryError> {
+        let PredictTarget {
+            project,
+            model,
+            version,
+        } = target;
         let version = match version {
             Some(name) => self.existing_version(project, model, name)?,
             None => {
                 self.existing_model(project, model)?;
-                self.store.list_versions(project, model)?.into_iter().find(|version| version.is_default).ok_or_else(|| {
-                    RegistryError::FailedPrecondition(format!("model \"{model}\" has no default version; create a version first"))
-                })?
+                self.store
+                    .list_versions(project, model)?
+                    .into_iter()
+                    .find(|version| version.is_default)
+                    .ok_or_else(|| {
+                        RegistryError::FailedPrecondition(format!(
+                            "model \"{model}\" has no default version; create a version first"
+                        ))
+                    })?
             }
         };
-        let short = version.name.rsplit('/').next().unwrap_or_default().to_string();
+        let short_name = short(&version.name).to_string();
         if version.state != VersionState::Ready {
             let detail = match version.error_message.is_empty() {
                 true => String::new(),
                 false => format!(": {}", version.error_message),
             };
             return Err(RegistryError::FailedPrecondition(format!(
-                "version \"{short}\" of model \"{model}\" is {:?}, not READY{detail}",
+                "version \"{short_name}\" of model \"{model}\" is {:?}, not READY{detail}",
                 version.state
             )));
         }
         if request.instances.is_empty() {
-            return Err(RegistryError::InvalidArgument("instances must hold at least one instance".into()));
+            return Err(RegistryError::InvalidArgument(
+                "instances must hold at least one instance".into(),
+            ));
         }
         let runtime = self.runtime(&version).await?;
         tokio::task::spawn_blocking(move || runtime.predict(&request.instances))
             .await
             .map_err(|error| RegistryError::Internal(format!("prediction task failed: {error}")))?
             .map_err(|error| match error {
-                ServeError::Instance { .. } | ServeError::Request(_) => RegistryError::Prediction(error.to_string()),
-                ServeError::Unsupported(_) | ServeError::Load(_) => RegistryError::Prediction(format!("Failed to load model: {error}")),
+                ServeError::Instance { .. } | ServeError::Request(_) => {
+                    RegistryError::Prediction(error.to_string())
+                }
+                ServeError::Unsupported(_) | ServeError::Load(_) => {
+                    RegistryError::Prediction(format!("Failed to load model: {error}"))
+                }
             })
     }
 
     /// The loaded runtime of a READY version, loading it from its files after a restart.
     async fn runtime(&self, version: &Version) -> Result<Arc<dyn ModelRuntime>, RegistryError> {
-        if let Some(runtime) = self.runtimes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&version.name) {
+        if let Some(runtime) = self
+            .runtimes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&version.name)
+        {
             return Ok(Arc::clone(runtime));
         }
         let dir = self.artifacts.local_path(&version.name);

@@ -12,8 +12,21 @@ use kiln_store::{SqliteStore, Store};
 async fn an_interrupted_version_create_becomes_failed_and_its_operation_done() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("kiln.db")).unwrap());
-    store.create_model("p", "m", &Model { name: "projects/p/models/m".into(), ..Model::default() }).unwrap();
-    let version = Version { name: "projects/p/models/m/versions/v1".into(), state: VersionState::Creating, ..Version::default() };
+    store
+        .create_model(
+            "p",
+            "m",
+            &Model {
+                name: "projects/p/models/m".into(),
+                ..Model::default()
+            },
+        )
+        .unwrap();
+    let version = Version {
+        name: "projects/p/models/m/versions/v1".into(),
+        state: VersionState::Creating,
+        ..Version::default()
+    };
     store.create_version("p", "m", "v1", &version).unwrap();
     let operation = Operation {
         name: "projects/p/operations/create_m_v1-1".into(),
@@ -25,15 +38,28 @@ async fn an_interrupted_version_create_becomes_failed_and_its_operation_done() {
         },
         ..Operation::default()
     };
-    store.create_operation("p", "create_m_v1-1", &operation).unwrap();
+    store
+        .create_operation("p", "create_m_v1-1", &operation)
+        .unwrap();
 
-    let registry = Registry::new(store.clone(), ArtifactStore::open(&dir.path().join("artifacts")).unwrap());
+    let registry = Registry::new(
+        store.clone(),
+        ArtifactStore::open(&dir.path().join("artifacts")).unwrap(),
+    );
     assert_eq!(registry.recover().await.unwrap(), 1);
     let version = store.get_version("p", "m", "v1").unwrap().unwrap();
     assert_eq!(version.state, VersionState::Failed);
-    assert!(version.error_message.contains("the server stopped"), "{}", version.error_message);
+    assert!(
+        version.error_message.contains("the server stopped"),
+        "{}",
+        version.error_message
+    );
     let operation = store.get_operation("p", "create_m_v1-1").unwrap().unwrap();
     assert!(operation.done);
     assert_eq!(operation.error.unwrap().code, 10);
-    assert_eq!(registry.recover().await.unwrap(), 0, "nothing left to recover");
+    assert_eq!(
+        registry.recover().await.unwrap(),
+        0,
+        "nothing left to recover"
+    );
 }

@@ -57,11 +57,18 @@ pub fn detect(dir: &Path) -> Result<DetectedFramework, ServeError> {
             "no model file found in the deployment directory (looked for {}, saved_model.pb, \
              model.joblib, model.pkl, model.bst; found {})",
             kiln_model::EXPORT_FILE,
-            if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
+            if names.is_empty() {
+                "nothing".to_string()
+            } else {
+                names.join(", ")
+            }
         ))),
         many => Err(ServeError::Unsupported(format!(
             "the deployment directory holds files of several frameworks ({}); keep one",
-            many.iter().map(|framework| framework.name()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|framework| framework.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -80,12 +87,26 @@ mod tests {
 
     #[test]
     fn detects_by_file_name() {
-        assert_eq!(detect_files(&["kiln_model.json", "weights.safetensors"]).unwrap(), DetectedFramework::Kiln);
-        assert_eq!(detect_files(&["saved_model.pb"]).unwrap(), DetectedFramework::TensorFlow);
-        assert_eq!(detect_files(&["model.joblib"]).unwrap(), DetectedFramework::ScikitLearn);
+        assert_eq!(
+            detect_files(&["kiln_model.json", "weights.safetensors"]).unwrap(),
+            DetectedFramework::Kiln
+        );
+        assert_eq!(
+            detect_files(&["saved_model.pb"]).unwrap(),
+            DetectedFramework::TensorFlow
+        );
+        assert_eq!(
+            detect_files(&["model.joblib"]).unwrap(),
+            DetectedFramework::ScikitLearn
+        );
         let error = detect_files(&["notes.txt"]).unwrap_err().to_string();
-        assert!(error.contains("no model file found") && error.contains("notes.txt"), "{error}");
-        let error = detect_files(&["model.bst", "model.pkl"]).unwrap_err().to_string();
+        assert!(
+            error.contains("no model file found") && error.contains("notes.txt"),
+            "{error}"
+        );
+        let error = detect_files(&["model.bst", "model.pkl"])
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("several frameworks"), "{error}");
     }
 }

@@ -9,8 +9,8 @@
 //! - `{"b64": "..."}` in place of a value for inputs whose name ends in `_bytes`.
 
 use base64::Engine;
-use kiln_model::columns::{Input, InputType, RawValue};
 use kiln_model::ModelSpec;
+use kiln_model::columns::{Input, InputType, RawValue};
 use serde_json::Value;
 
 /// Decodes one instance into values in the model's input order, or says what is wrong.
@@ -25,7 +25,11 @@ pub fn decode(spec: &ModelSpec, instance: &Value) -> Result<Vec<RawValue>, Strin
                 if !known {
                     return Err(format!(
                         "unknown input {name:?}; the model takes {}",
-                        inputs.iter().map(|input| input.name.as_str()).collect::<Vec<_>>().join(", ")
+                        inputs
+                            .iter()
+                            .map(|input| input.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ));
                 }
             }
@@ -37,13 +41,19 @@ pub fn decode(spec: &ModelSpec, instance: &Value) -> Result<Vec<RawValue>, Strin
                 })
                 .collect()
         }
-        Value::String(line) if inputs.len() > 1 || !spec.data_columns.is_empty() && line.contains(',') => {
+        Value::String(line)
+            if inputs.len() > 1 || !spec.data_columns.is_empty() && line.contains(',') =>
+        {
             decode_csv(spec, line)
         }
         bare if inputs.len() == 1 => Ok(vec![value_of(&inputs[0], bare)?]),
         _ => Err(format!(
             "expected an object with the inputs {}",
-            inputs.iter().map(|input| input.name.as_str()).collect::<Vec<_>>().join(", ")
+            inputs
+                .iter()
+                .map(|input| input.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -61,12 +71,21 @@ fn decode_csv(spec: &ModelSpec, line: &str) -> Result<Vec<RawValue>, String> {
     let cells: Vec<&str> = record.iter().collect();
     let columns: Vec<&String> = match cells.len() {
         n if n == spec.data_columns.len() => spec.data_columns.iter().collect(),
-        n if n + 1 == spec.data_columns.len() => spec.data_columns.iter().filter(|name| **name != spec.label).collect(),
+        n if n + 1 == spec.data_columns.len() => spec
+            .data_columns
+            .iter()
+            .filter(|name| **name != spec.label)
+            .collect(),
         n => {
             return Err(format!(
                 "a CSV instance needs {} values ({}), got {n}",
                 spec.data_columns.len().saturating_sub(1),
-                spec.data_columns.iter().filter(|name| **name != spec.label).cloned().collect::<Vec<_>>().join(", ")
+                spec.data_columns
+                    .iter()
+                    .filter(|name| **name != spec.label)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     };
@@ -74,16 +93,21 @@ fn decode_csv(spec: &ModelSpec, line: &str) -> Result<Vec<RawValue>, String> {
         .inputs
         .iter()
         .map(|input| {
-            let position = columns.iter().position(|name| **name == input.name).ok_or_else(|| {
-                format!("the model's training columns do not include {:?}", input.name)
-            })?;
+            let position = columns
+                .iter()
+                .position(|name| **name == input.name)
+                .ok_or_else(|| {
+                    format!(
+                        "the model's training columns do not include {:?}",
+                        input.name
+                    )
+                })?;
             let cell = cells[position];
             Ok(match (cell.is_empty(), input.input_type) {
                 (true, _) => RawValue::Missing,
-                (false, InputType::Float) => cell
-                    .parse()
-                    .map(RawValue::Number)
-                    .map_err(|_| format!("input {:?} must be a number, got {cell:?}", input.name))?,
+                (false, InputType::Float) => cell.parse().map(RawValue::Number).map_err(|_| {
+                    format!("input {:?} must be a number, got {cell:?}", input.name)
+                })?,
                 (false, InputType::String) => RawValue::Text(cell.to_string()),
             })
         })
@@ -107,13 +131,18 @@ fn value_of(input: &Input, value: &Value) -> Result<RawValue, String> {
         (Value::Bool(flag), InputType::String) => Ok(RawValue::Text(flag.to_string())),
         (Value::Object(object), _) if object.len() == 1 && object.contains_key("b64") => {
             if !name.ends_with("_bytes") {
-                return Err(format!("input {name:?} does not take {{\"b64\": ...}}; only inputs named *_bytes do"));
+                return Err(format!(
+                    "input {name:?} does not take {{\"b64\": ...}}; only inputs named *_bytes do"
+                ));
             }
-            let encoded = object["b64"].as_str().ok_or_else(|| format!("input {name:?}: b64 must be a string"))?;
+            let encoded = object["b64"]
+                .as_str()
+                .ok_or_else(|| format!("input {name:?}: b64 must be a string"))?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(encoded)
                 .map_err(|error| format!("input {name:?}: invalid base64: {error}"))?;
-            let text = String::from_utf8(bytes).map_err(|_| format!("input {name:?}: b64 value is not UTF-8"))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("input {name:?}: b64 value is not UTF-8"))?;
             value_of(input, &Value::String(text))
         }
         (Value::Array(values), _) if values.len() == 1 => value_of(input, &values[0]),

@@ -54,12 +54,12 @@ pub trait ModelRuntime: Send + Sync + 'static {
 pub fn load(dir: &Path, framework: DetectedFramework) -> Result<Arc<dyn ModelRuntime>, ServeError> {
     match framework {
         DetectedFramework::Kiln => Ok(Arc::new(native::NativeRuntime::load(dir)?)),
-        DetectedFramework::TensorFlow | DetectedFramework::ScikitLearn | DetectedFramework::XgBoost => {
-            Err(ServeError::Unsupported(format!(
-                "{} models cannot be served by this Kiln build; export the model in Kiln's format \
+        DetectedFramework::TensorFlow
+        | DetectedFramework::ScikitLearn
+        | DetectedFramework::XgBoost => Err(ServeError::Unsupported(format!(
+            "{} models cannot be served by this Kiln build; export the model in Kiln's format \
                  (kiln_model.json) instead",
-                framework.name()
-            )))
-        }
+            framework.name()
+        ))),
     }
 }

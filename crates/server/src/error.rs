@@ -48,7 +48,9 @@ impl IntoResponse for ApiError {
             ApiError::Registry(error) => match classify(&error) {
                 Some(code) => (code, error.to_string()),
                 None => {
-                    let body = PredictionErrorBody { error: error.to_string() };
+                    let body = PredictionErrorBody {
+                        error: error.to_string(),
+                    };
                     return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
                 }
             },
@@ -57,7 +59,8 @@ impl IntoResponse for ApiError {
         if code == Code::Internal {
             tracing::error!(%message, "internal error");
         }
-        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, axum::Json(ErrorBody::new(code, message))).into_response()
     }
 }

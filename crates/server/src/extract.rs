@@ -20,16 +20,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| ApiError::invalid(format!("Invalid request body: {rejection}")))?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
         let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(deserializer).map(JsonBody).map_err(|error| {
-            let path = error.path().to_string();
-            let inner = error.into_inner();
-            match path.as_str() {
-                "." | "" => ApiError::invalid(format!("Invalid JSON payload received. {inner}")),
-                path => ApiError::invalid(format!("Invalid JSON payload received. Field {path}: {inner}")),
-            }
-        })
+        serde_path_to_error::deserialize(deserializer)
+            .map(JsonBody)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let inner = error.into_inner();
+                match path.as_str() {
+                    "." | "" => {
+                        ApiError::invalid(format!("Invalid JSON payload received. {inner}"))
+                    }
+                    path => ApiError::invalid(format!(
+                        "Invalid JSON payload received. Field {path}: {inner}"
+                    )),
+                }
+            })
     }
 }
 
@@ -52,19 +62,23 @@ impl QueryParams {
     pub fn list(&self) -> Result<ListParams, ApiError> {
         let page_size = match self.0.get("pageSize") {
             None => None,
-            Some(text) => Some(
-                text.parse::<i64>()
-                    .map_err(|_| ApiError::invalid(format!("Invalid value at 'pageSize' ({text:?}): must be an integer")))?,
-            ),
+            Some(text) => Some(text.parse::<i64>().map_err(|_| {
+                ApiError::invalid(format!(
+                    "Invalid value at 'pageSize' ({text:?}): must be an integer"
+                ))
+            })?),
         };
-        Ok(ListParams { filter: self.0.get("filter").cloned(), page_size, page_token: self.0.get("pageToken").cloned() })
+        Ok(ListParams {
+            filter: self.0.get("filter").cloned(),
+            page_size,
+            page_token: self.0.get("pageToken").cloned(),
+        })
     }
 
     /// `updateMask`, required by patch methods.
     pub fn update_mask(&self) -> Result<&str, ApiError> {
-        self.0
-            .get("updateMask")
-            .map(String::as_str)
-            .ok_or_else(|| ApiError::invalid("updateMask is required and names the fields to change"))
+        self.0.get("updateMask").map(String::as_str).ok_or_else(|| {
+            ApiError::invalid("updateMask is required and names the fields to change")
+        })
     }
 }

@@ -54,18 +54,30 @@ pub enum StartError {
 
 /// Opens the data directory (SQLite metadata, artifact files) and recovers unfinished operations.
 pub async fn open(data_dir: &Path) -> Result<Arc<Registry>, StartError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir { path: data_dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
     let store = SqliteStore::open(&data_dir.join(DATABASE_FILE))?;
     let artifacts = ArtifactStore::open(&data_dir.join(ARTIFACTS_DIR))?;
     let registry = Registry::new(Arc::new(store), artifacts);
     let recovered = registry.recover().await?;
     if recovered > 0 {
-        tracing::warn!(recovered, "closed operations a previous server left unfinished");
+        tracing::warn!(
+            recovered,
+            "closed operations a previous server left unfinished"
+        );
     }
     Ok(registry)
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.
-pub async fn serve(listener: TcpListener, registry: Arc<Registry>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, routes::router(registry)).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, routes::router(registry))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -26,20 +26,40 @@ type ApiResult = Result<Response, ApiError>;
 /// The router of the whole API.
 pub fn router(registry: Arc<Registry>) -> Router {
     Router::new()
-        .route("/v1/projects/{project}/models", get(list_models).post(create_model))
-        .route("/v1/projects/{project}/models/{model}", get(get_model).patch(patch_model).delete(delete_model).post(model_verb))
-        .route("/v1/projects/{project}/models/{model}/versions", get(list_versions).post(create_version))
+        .route(
+            "/v1/projects/{project}/models",
+            get(list_models).post(create_model),
+        )
+        .route(
+            "/v1/projects/{project}/models/{model}",
+            get(get_model)
+                .patch(patch_model)
+                .delete(delete_model)
+                .post(model_verb),
+        )
+        .route(
+            "/v1/projects/{project}/models/{model}/versions",
+            get(list_versions).post(create_version),
+        )
         .route(
             "/v1/projects/{project}/models/{model}/versions/{version}",
-            get(get_version).patch(patch_version).delete(delete_version).post(version_verb),
+            get(get_version)
+                .patch(patch_version)
+                .delete(delete_version)
+                .post(version_verb),
         )
         .route("/v1/projects/{project}/operations", get(list_operations))
-        .route("/v1/projects/{project}/operations/{operation}", get(get_operation).post(operation_verb))
+        .route(
+            "/v1/projects/{project}/operations/{operation}",
+            get(get_operation).post(operation_verb),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(|_| ApiError::Http(Code::Internal, "Internal error encountered.".into()).into_response()))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Http(Code::Internal, "Internal error encountered.".into()).into_response()
+        }))
         .with_state(registry)
 }
 
@@ -55,7 +75,10 @@ pub fn split_verb(segment: &str) -> (&str, Option<&str>) {
 fn plain(segment: &str) -> Result<&str, ApiError> {
     match split_verb(segment) {
         (name, None) => Ok(name),
-        (_, Some(verb)) => Err(ApiError::Http(Code::NotFound, format!("the method :{verb} takes POST"))),
+        (_, Some(verb)) => Err(ApiError::Http(
+            Code::NotFound,
+            format!("the method :{verb} takes POST"),
+        )),
     }
 }
 
@@ -68,18 +91,32 @@ async fn not_found(uri: Uri) -> ApiError {
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::Http(Code::InvalidArgument, format!("method {method} is not allowed on {}", uri.path()))
+    ApiError::Http(
+        Code::InvalidArgument,
+        format!("method {method} is not allowed on {}", uri.path()),
+    )
 }
 
-async fn list_models(State(registry): Shared, Path(project): Path<String>, query: QueryParams) -> ApiResult {
+async fn list_models(
+    State(registry): Shared,
+    Path(project): Path<String>,
+    query: QueryParams,
+) -> ApiResult {
     json(registry.list_models(&project, &query.list()?)?)
 }
 
-async fn create_model(State(registry): Shared, Path(project): Path<String>, JsonBody(model): JsonBody<Model>) -> ApiResult {
+async fn create_model(
+    State(registry): Shared,
+    Path(project): Path<String>,
+    JsonBody(model): JsonBody<Model>,
+) -> ApiResult {
     json(registry.create_model(&project, model).await?)
 }
 
-async fn get_model(State(registry): Shared, Path((project, model)): Path<(String, String)>) -> ApiResult {
+async fn get_model(
+    State(registry): Shared,
+    Path((project, model)): Path<(String, String)>,
+) -> ApiResult {
     json(registry.get_model(&project, plain(&model)?)?)
 }
 
@@ -89,22 +126,51 @@ async fn patch_model(
     query: QueryParams,
     JsonBody(patch): JsonBody<Model>,
 ) -> ApiResult {
-    json(registry.patch_model(&project, plain(&model)?, patch, query.update_mask()?).await?)
+    json(
+        registry
+            .patch_model(&project, plain(&model)?, patch, query.update_mask()?)
+            .await?,
+    )
 }
 
-async fn delete_model(State(registry): Shared, Path((project, model)): Path<(String, String)>) -> ApiResult {
+async fn delete_model(
+    State(registry): Shared,
+    Path((project, model)): Path<(String, String)>,
+) -> ApiResult {
     json(registry.delete_model(&project, plain(&model)?).await?)
 }
 
-async fn model_verb(State(registry): Shared, Path((project, segment)): Path<(String, String)>, body: axum::body::Bytes) -> ApiResult {
+async fn model_verb(
+    State(registry): Shared,
+    Path((project, segment)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult {
     match split_verb(&segment) {
-        (model, Some("predict")) => predict(&registry, PredictTarget { project: &project, model, version: None }, body).await,
-        (_, Some("explain")) => Err(ApiError::Http(Code::Unimplemented, "explain is not available in this Kiln release".into())),
+        (model, Some("predict")) => {
+            predict(
+                &registry,
+                PredictTarget {
+                    project: &project,
+                    model,
+                    version: None,
+                },
+                body,
+            )
+            .await
+        }
+        (_, Some("explain")) => Err(ApiError::Http(
+            Code::Unimplemented,
+            "explain is not available in this Kiln release".into(),
+        )),
         (_, verb) => Err(unknown_verb(verb, &["predict"])),
     }
 }
 
-async fn list_versions(State(registry): Shared, Path((project, model)): Path<(String, String)>, query: QueryParams) -> ApiResult {
+async fn list_versions(
+    State(registry): Shared,
+    Path((project, model)): Path<(String, String)>,
+    query: QueryParams,
+) -> ApiResult {
     json(registry.list_versions(&project, &model, &query.list()?)?)
 }
 
@@ -116,7 +182,10 @@ async fn create_version(
     json(registry.create_version(&project, &model, version).await?)
 }
 
-async fn get_version(State(registry): Shared, Path((project, model, version)): Path<(String, String, String)>) -> ApiResult {
+async fn get_version(
+    State(registry): Shared,
+    Path((project, model, version)): Path<(String, String, String)>,
+) -> ApiResult {
     json(registry.get_version(&project, &model, plain(&version)?)?)
 }
 
@@ -126,11 +195,28 @@ async fn patch_version(
     query: QueryParams,
     JsonBody(patch): JsonBody<Version>,
 ) -> ApiResult {
-    json(registry.patch_version(&project, &model, plain(&version)?, patch, query.update_mask()?).await?)
+    json(
+        registry
+            .patch_version(
+                &project,
+                &model,
+                plain(&version)?,
+                patch,
+                query.update_mask()?,
+            )
+            .await?,
+    )
 }
 
-async fn delete_version(State(registry): Shared, Path((project, model, version)): Path<(String, String, String)>) -> ApiResult {
-    json(registry.delete_version(&project, &model, plain(&version)?).await?)
+async fn delete_version(
+    State(registry): Shared,
+    Path((project, model, version)): Path<(String, String, String)>,
+) -> ApiResult {
+    json(
+        registry
+            .delete_version(&project, &model, plain(&version)?)
+            .await?,
+    )
 }
 
 async fn version_verb(
@@ -139,22 +225,50 @@ async fn version_verb(
     body: axum::body::Bytes,
 ) -> ApiResult {
     match split_verb(&segment) {
-        (version, Some("predict")) => predict(&registry, PredictTarget { project: &project, model: &model, version: Some(version) }, body).await,
-        (version, Some("setDefault")) => json(registry.set_default_version(&project, &model, version).await?),
-        (_, Some("explain")) => Err(ApiError::Http(Code::Unimplemented, "explain is not available in this Kiln release".into())),
+        (version, Some("predict")) => {
+            predict(
+                &registry,
+                PredictTarget {
+                    project: &project,
+                    model: &model,
+                    version: Some(version),
+                },
+                body,
+            )
+            .await
+        }
+        (version, Some("setDefault")) => json(
+            registry
+                .set_default_version(&project, &model, version)
+                .await?,
+        ),
+        (_, Some("explain")) => Err(ApiError::Http(
+            Code::Unimplemented,
+            "explain is not available in this Kiln release".into(),
+        )),
         (_, verb) => Err(unknown_verb(verb, &["predict", "setDefault"])),
     }
 }
 
-async fn list_operations(State(registry): Shared, Path(project): Path<String>, query: QueryParams) -> ApiResult {
+async fn list_operations(
+    State(registry): Shared,
+    Path(project): Path<String>,
+    query: QueryParams,
+) -> ApiResult {
     json(registry.list_operations(&project, &query.list()?)?)
 }
 
-async fn get_operation(State(registry): Shared, Path((project, operation)): Path<(String, String)>) -> ApiResult {
+async fn get_operation(
+    State(registry): Shared,
+    Path((project, operation)): Path<(String, String)>,
+) -> ApiResult {
     json(registry.get_operation(&project, plain(&operation)?)?)
 }
 
-async fn operation_verb(State(registry): Shared, Path((project, segment)): Path<(String, String)>) -> ApiResult {
+async fn operation_verb(
+    State(registry): Shared,
+    Path((project, segment)): Path<(String, String)>,
+) -> ApiResult {
     match split_verb(&segment) {
         (operation, Some("cancel")) => {
             // Kiln's model and version operations finish in seconds and cannot be interrupted
@@ -168,16 +282,34 @@ async fn operation_verb(State(registry): Shared, Path((project, segment)): Path<
 
 fn unknown_verb(verb: Option<&str>, known: &[&str]) -> ApiError {
     match verb {
-        Some(verb) => ApiError::Http(Code::NotFound, format!("unknown method :{verb}; this resource has :{}", known.join(", :"))),
-        None => ApiError::Http(Code::InvalidArgument, "POST on this resource needs a method such as :predict".into()),
+        Some(verb) => ApiError::Http(
+            Code::NotFound,
+            format!(
+                "unknown method :{verb}; this resource has :{}",
+                known.join(", :")
+            ),
+        ),
+        None => ApiError::Http(
+            Code::InvalidArgument,
+            "POST on this resource needs a method such as :predict".into(),
+        ),
     }
 }
 
-async fn predict(registry: &Registry, target: PredictTarget<'_>, body: axum::body::Bytes) -> ApiResult {
+async fn predict(
+    registry: &Registry,
+    target: PredictTarget<'_>,
+    body: axum::body::Bytes,
+) -> ApiResult {
     let deserializer = &mut serde_json::Deserializer::from_slice(&body);
-    let request: PredictRequest = serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        ApiError::invalid(format!("Invalid JSON payload received. {}: {}", error.path(), error.inner()))
-    })?;
+    let request: PredictRequest =
+        serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            ApiError::invalid(format!(
+                "Invalid JSON payload received. {}: {}",
+                error.path(),
+                error.inner()
+            ))
+        })?;
     let predictions = registry.predict(target, request).await?;
     json(PredictResponse { predictions })
 }

@@ -59,13 +59,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts a version; when `make_default` or the model has no version yet, it becomes the
     /// default atomically (its `isDefault` is set before it is stored).
-    fn create_version(&self, project: &str, model: &str, name: &str, version: &Version) -> Result<Version>;
+    fn create_version(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+        version: &Version,
+    ) -> Result<Version>;
     /// A version, if present.
     fn get_version(&self, project: &str, model: &str, name: &str) -> Result<Option<Version>>;
     /// All versions of a model, by name.
     fn list_versions(&self, project: &str, model: &str) -> Result<Vec<Version>>;
     /// Replaces a version; fails with `NotFound` when absent.
-    fn update_version(&self, project: &str, model: &str, name: &str, version: &Version) -> Result<()>;
+    fn update_version(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+        version: &Version,
+    ) -> Result<()>;
     /// Deletes a version; fails with `NotFound` when absent.
     fn delete_version(&self, project: &str, model: &str, name: &str) -> Result<()>;
     /// Makes `name` the model's only default version, atomically.

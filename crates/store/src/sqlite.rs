@@ -31,7 +31,9 @@ impl SqliteStore {
                  PRAGMA busy_timeout = 5000;",
             )
             .map_err(database)?;
-        let store = Self { connection: Mutex::new(connection) };
+        let store = Self {
+            connection: Mutex::new(connection),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -62,7 +64,9 @@ impl SqliteStore {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a half-written transaction (SQLite rolls
         // it back), so a poisoned lock is safe to reuse.
-        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -112,7 +116,10 @@ impl Store for SqliteStore {
     fn create_model(&self, project: &str, name: &str, model: &Model) -> Result<()> {
         let body = encode(model)?;
         self.lock()
-            .execute("INSERT INTO models (project, name, body) VALUES (?1, ?2, ?3)", params![project, name, body])
+            .execute(
+                "INSERT INTO models (project, name, body) VALUES (?1, ?2, ?3)",
+                params![project, name, body],
+            )
             .map_err(|error| match is_constraint(&error) {
                 true => StoreError::AlreadyExists(format!("projects/{project}/models/{name}")),
                 false => database(error),
@@ -123,9 +130,11 @@ impl Store for SqliteStore {
     fn get_model(&self, project: &str, name: &str) -> Result<Option<Model>> {
         let key = format!("projects/{project}/models/{name}");
         self.lock()
-            .query_row("SELECT body FROM models WHERE project = ?1 AND name = ?2", params![project, name], |row| {
-                row.get::<_, String>(0)
-            })
+            .query_row(
+                "SELECT body FROM models WHERE project = ?1 AND name = ?2",
+                params![project, name],
+                |row| row.get::<_, String>(0),
+            )
             .optional()
             .map_err(database)?
             .map(|body| decode(&key, &body))
@@ -145,7 +154,10 @@ impl Store for SqliteStore {
         let body = encode(model)?;
         let count = self
             .lock()
-            .execute("UPDATE models SET body = ?3 WHERE project = ?1 AND name = ?2", params![project, name, body])
+            .execute(
+                "UPDATE models SET body = ?3 WHERE project = ?1 AND name = ?2",
+                params![project, name, body],
+            )
             .map_err(database)?;
         changed(count, format!("projects/{project}/models/{name}"))
     }
@@ -153,15 +165,26 @@ impl Store for SqliteStore {
     fn delete_model(&self, project: &str, name: &str) -> Result<()> {
         let count = self
             .lock()
-            .execute("DELETE FROM models WHERE project = ?1 AND name = ?2", params![project, name])
+            .execute(
+                "DELETE FROM models WHERE project = ?1 AND name = ?2",
+                params![project, name],
+            )
             .map_err(|error| match is_constraint(&error) {
-                true => StoreError::Database(format!("projects/{project}/models/{name} still has versions")),
+                true => StoreError::Database(format!(
+                    "projects/{project}/models/{name} still has versions"
+                )),
                 false => database(error),
             })?;
         changed(count, format!("projects/{project}/models/{name}"))
     }
 
-    fn create_version(&self, project: &str, model: &str, name: &str, version: &Version) -> Result<Version> {
+    fn create_version(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+        version: &Version,
+    ) -> Result<Version> {
         let key = format!("projects/{project}/models/{model}/versions/{name}");
         let mut connection = self.lock();
         let transaction = connection.transaction().map_err(database)?;
@@ -210,7 +233,13 @@ impl Store for SqliteStore {
         )
     }
 
-    fn update_version(&self, project: &str, model: &str, name: &str, version: &Version) -> Result<()> {
+    fn update_version(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+        version: &Version,
+    ) -> Result<()> {
         let count = self
             .lock()
             .execute(
@@ -218,7 +247,10 @@ impl Store for SqliteStore {
                 params![project, model, name, encode(version)?, version.is_default],
             )
             .map_err(database)?;
-        changed(count, format!("projects/{project}/models/{model}/versions/{name}"))
+        changed(
+            count,
+            format!("projects/{project}/models/{model}/versions/{name}"),
+        )
     }
 
     fn delete_version(&self, project: &str, model: &str, name: &str) -> Result<()> {
@@ -229,7 +261,10 @@ impl Store for SqliteStore {
                 params![project, model, name],
             )
             .map_err(database)?;
-        changed(count, format!("projects/{project}/models/{model}/versions/{name}"))
+        changed(
+            count,
+            format!("projects/{project}/models/{model}/versions/{name}"),
+        )
     }
 
     fn set_default_version(&self, project: &str, model: &str, name: &str) -> Result<Version> {
@@ -241,7 +276,9 @@ impl Store for SqliteStore {
                 .prepare("SELECT name, body FROM versions WHERE project = ?1 AND model = ?2")
                 .map_err(database)?;
             statement
-                .query_map(params![project, model], |row| Ok((row.get(0)?, row.get(1)?)))
+                .query_map(params![project, model], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
                 .map_err(database)?
                 .collect::<std::result::Result<_, _>>()
                 .map_err(database)?

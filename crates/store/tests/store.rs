@@ -4,7 +4,10 @@ use kiln_api::{Model, Operation, Version};
 use kiln_store::{SqliteStore, Store, StoreError};
 
 fn model(name: &str) -> Model {
-    Model { name: format!("projects/p/models/{name}"), ..Model::default() }
+    Model {
+        name: format!("projects/p/models/{name}"),
+        ..Model::default()
+    }
 }
 
 #[test]
@@ -14,22 +17,51 @@ fn models_versions_and_defaults_survive_reopening() {
     {
         let store = SqliteStore::open(&path).unwrap();
         store.create_model("p", "census", &model("census")).unwrap();
-        assert!(matches!(store.create_model("p", "census", &model("census")), Err(StoreError::AlreadyExists(_))));
-        let first = store.create_version("p", "census", "v1", &Version::default()).unwrap();
-        let second = store.create_version("p", "census", "v2", &Version::default()).unwrap();
-        assert!(first.is_default && !second.is_default, "the first version becomes the default");
+        assert!(matches!(
+            store.create_model("p", "census", &model("census")),
+            Err(StoreError::AlreadyExists(_))
+        ));
+        let first = store
+            .create_version("p", "census", "v1", &Version::default())
+            .unwrap();
+        let second = store
+            .create_version("p", "census", "v2", &Version::default())
+            .unwrap();
+        assert!(
+            first.is_default && !second.is_default,
+            "the first version becomes the default"
+        );
         store.set_default_version("p", "census", "v2").unwrap();
         store
-            .create_operation("p", "op1", &Operation { name: "projects/p/operations/op1".into(), ..Operation::default() })
+            .create_operation(
+                "p",
+                "op1",
+                &Operation {
+                    name: "projects/p/operations/op1".into(),
+                    ..Operation::default()
+                },
+            )
             .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), kiln_store::migrations::MIGRATIONS.len());
+    assert_eq!(
+        store.schema_version().unwrap(),
+        kiln_store::migrations::MIGRATIONS.len()
+    );
     let versions = store.list_versions("p", "census").unwrap();
     let defaults: Vec<bool> = versions.iter().map(|version| version.is_default).collect();
     assert_eq!(defaults, vec![false, true]);
     assert_eq!(store.unfinished_operations().unwrap().len(), 1);
-    assert!(store.get_model("other", "census").unwrap().is_none(), "projects are separate");
-    assert!(matches!(store.delete_version("p", "census", "v9"), Err(StoreError::NotFound(_))));
-    assert!(store.delete_model("p", "census").is_err(), "a model with versions cannot be deleted");
+    assert!(
+        store.get_model("other", "census").unwrap().is_none(),
+        "projects are separate"
+    );
+    assert!(matches!(
+        store.delete_version("p", "census", "v9"),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        store.delete_model("p", "census").is_err(),
+        "a model with versions cannot be deleted"
+    );
 }

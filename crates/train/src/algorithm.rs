@@ -46,7 +46,11 @@ pub const ALGORITHMS: &[Algorithm] = &[
             "gcr.io/cloud-ml-algos/linear_learner_gpu",
         ],
     },
-    Algorithm { name: "dnn", kind: ModelKind::Dnn, aliases: &["deep"] },
+    Algorithm {
+        name: "dnn",
+        kind: ModelKind::Dnn,
+        aliases: &["deep"],
+    },
 ];
 
 impl Algorithm {
@@ -60,7 +64,10 @@ impl Algorithm {
             .copied()
             .ok_or_else(|| {
                 let known: Vec<&str> = ALGORITHMS.iter().map(|algorithm| algorithm.name).collect();
-                TrainError::Config(format!("unknown built-in algorithm {name:?}; known: {}", known.join(", ")))
+                TrainError::Config(format!(
+                    "unknown built-in algorithm {name:?}; known: {}",
+                    known.join(", ")
+                ))
             })
     }
 }
@@ -78,12 +85,16 @@ impl TrainArgs {
         let mut iter = args.iter().peekable();
         while let Some(arg) = iter.next() {
             let Some(flag) = arg.strip_prefix("--") else {
-                return Err(TrainError::Config(format!("unexpected argument {arg:?}; use --name=value")));
+                return Err(TrainError::Config(format!(
+                    "unexpected argument {arg:?}; use --name=value"
+                )));
             };
             let (name, value) = match flag.split_once('=') {
                 Some((name, value)) => (name.to_string(), value.to_string()),
                 None => match iter.peek() {
-                    Some(next) if !next.starts_with("--") => (flag.to_string(), iter.next().cloned().unwrap_or_default()),
+                    Some(next) if !next.starts_with("--") => {
+                        (flag.to_string(), iter.next().cloned().unwrap_or_default())
+                    }
                     _ => (flag.to_string(), "true".to_string()),
                 },
             };
@@ -93,9 +104,13 @@ impl TrainArgs {
     }
 
     fn take(&mut self, names: &[&str]) -> Option<String> {
-        let index = self.pairs.iter().rposition(|(name, _)| names.contains(&name.as_str()))?;
+        let index = self
+            .pairs
+            .iter()
+            .rposition(|(name, _)| names.contains(&name.as_str()))?;
         let value = self.pairs.remove(index).1;
-        self.pairs.retain(|(name, _)| !names.contains(&name.as_str()));
+        self.pairs
+            .retain(|(name, _)| !names.contains(&name.as_str()));
         Some(value)
     }
 
@@ -109,10 +124,20 @@ impl TrainArgs {
     }
 
     /// Builds a training configuration for `algorithm`; unknown arguments are an error that names them.
-    pub fn into_config(mut self, algorithm: Algorithm, default_job_dir: Option<PathBuf>) -> Result<TrainConfig, TrainError> {
+    pub fn into_config(
+        mut self,
+        algorithm: Algorithm,
+        default_job_dir: Option<PathBuf>,
+    ) -> Result<TrainConfig, TrainError> {
         let files = |value: Option<String>| -> Vec<PathBuf> {
             value
-                .map(|value| value.split(',').filter(|part| !part.is_empty()).map(PathBuf::from).collect())
+                .map(|value| {
+                    value
+                        .split(',')
+                        .filter(|part| !part.is_empty())
+                        .map(PathBuf::from)
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let train_files = files(self.take(&["training_data_path", "train_files"]));
@@ -136,7 +161,11 @@ impl TrainArgs {
             }
             None => {
                 // ML Engine's rule for built-in algorithms: no header, target first.
-                let mut schema = Schema { label: "target".into(), header: Some(header.unwrap_or(false)), ..Schema::default() };
+                let mut schema = Schema {
+                    label: "target".into(),
+                    header: Some(header.unwrap_or(false)),
+                    ..Schema::default()
+                };
                 if schema.header == Some(false) {
                     let width = first_line_width(&train_files)?;
                     schema.columns = std::iter::once("target".to_string())
@@ -165,7 +194,11 @@ impl TrainArgs {
                 .filter(|part| !part.is_empty())
                 .map(|part| part.parse::<usize>())
                 .collect::<Result<_, _>>()
-                .map_err(|_| TrainError::Config(format!("--hidden_units must be numbers like 100,50, got {units:?}")))?;
+                .map_err(|_| {
+                    TrainError::Config(format!(
+                        "--hidden_units must be numbers like 100,50, got {units:?}"
+                    ))
+                })?;
         }
         if let Some(value) = self.number(&["batch_size", "train_batch_size"])? {
             config.batch_size = value;
@@ -193,8 +226,16 @@ impl TrainArgs {
             config.num_epochs = 5;
         }
         if !self.pairs.is_empty() {
-            let unknown: Vec<String> = self.pairs.iter().map(|(name, _)| format!("--{name}")).collect();
-            return Err(TrainError::Config(format!("unknown arguments for {}: {}", algorithm.name, unknown.join(", "))));
+            let unknown: Vec<String> = self
+                .pairs
+                .iter()
+                .map(|(name, _)| format!("--{name}"))
+                .collect();
+            return Err(TrainError::Config(format!(
+                "unknown arguments for {}: {}",
+                algorithm.name,
+                unknown.join(", ")
+            )));
         }
         Ok(config)
     }
@@ -204,7 +245,9 @@ fn first_line_width(files: &[PathBuf]) -> Result<usize, TrainError> {
     let Some(first) = files.first() else {
         return Ok(0);
     };
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(crate::data::open(first)?);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(crate::data::open(first)?);
     match reader.records().next() {
         Some(Ok(record)) => Ok(record.len()),
         Some(Err(error)) => Err(TrainError::Data(format!("{}: {error}", first.display()))),
@@ -222,10 +265,21 @@ mod tests {
 
     #[test]
     fn finds_algorithms_by_image_uri() {
-        assert_eq!(Algorithm::find("gcr.io/cloud-ml-algos/wide_deep_learner_cpu:latest").unwrap().name, "wide_deep");
-        assert_eq!(Algorithm::find("kiln/linear").unwrap().kind, ModelKind::Linear);
+        assert_eq!(
+            Algorithm::find("gcr.io/cloud-ml-algos/wide_deep_learner_cpu:latest")
+                .unwrap()
+                .name,
+            "wide_deep"
+        );
+        assert_eq!(
+            Algorithm::find("kiln/linear").unwrap().kind,
+            ModelKind::Linear
+        );
         let error = Algorithm::find("xgboost").unwrap_err().to_string();
-        assert!(error.contains("\"xgboost\"") && error.contains("wide_deep"), "{error}");
+        assert!(
+            error.contains("\"xgboost\"") && error.contains("wide_deep"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -234,21 +288,36 @@ mod tests {
         let data = dir.path().join("train.csv");
         std::fs::write(&data, "1,2.5,a\n0,1.5,b\n").unwrap();
         let path = data.display().to_string();
-        let config = args(&["--training_data_path", &path, "--batch-size=32", "--job-dir", "out", "--max_steps=7"])
-            .into_config(Algorithm::find("dnn").unwrap(), None)
-            .unwrap();
+        let config = args(&[
+            "--training_data_path",
+            &path,
+            "--batch-size=32",
+            "--job-dir",
+            "out",
+            "--max_steps=7",
+        ])
+        .into_config(Algorithm::find("dnn").unwrap(), None)
+        .unwrap();
         assert_eq!(config.batch_size, 32);
         assert_eq!(config.max_steps, Some(7));
-        assert_eq!(config.schema.columns, vec!["target", "feature_1", "feature_2"]);
+        assert_eq!(
+            config.schema.columns,
+            vec!["target", "feature_1", "feature_2"]
+        );
         let error = args(&["--training_data_path", &path, "--job-dir=out", "--bogus=1"])
             .into_config(Algorithm::find("dnn").unwrap(), None)
             .unwrap_err()
             .to_string();
         assert!(error.contains("--bogus"), "{error}");
-        let error = args(&["--training_data_path", &path, "--job-dir=out", "--batch_size=many"])
-            .into_config(Algorithm::find("dnn").unwrap(), None)
-            .unwrap_err()
-            .to_string();
+        let error = args(&[
+            "--training_data_path",
+            &path,
+            "--job-dir=out",
+            "--batch_size=many",
+        ])
+        .into_config(Algorithm::find("dnn").unwrap(), None)
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("--batch_size must be a number"), "{error}");
     }
 }

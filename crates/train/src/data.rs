@@ -35,8 +35,15 @@ pub fn open(path: &Path) -> Result<Box<dyn BufRead>, TrainError> {
 /// With `header == Some(true)` the first line of each file names the columns (they must agree);
 /// with `Some(false)` the columns are `names`. With `None` a first line equal to `names`, or any first
 /// line when `names` is empty, is taken as a header.
-pub fn read_csv(files: &[PathBuf], names: &[String], header: Option<bool>) -> Result<Table, TrainError> {
-    let mut table = Table { names: names.to_vec(), rows: Vec::new() };
+pub fn read_csv(
+    files: &[PathBuf],
+    names: &[String],
+    header: Option<bool>,
+) -> Result<Table, TrainError> {
+    let mut table = Table {
+        names: names.to_vec(),
+        rows: Vec::new(),
+    };
     for path in files {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)

@@ -21,7 +21,10 @@ pub fn evaluate(predictions: &[Prediction], labels: &[f32]) -> BTreeMap<String, 
             let mse = errors.iter().map(|error| error * error).sum::<f64>() / count;
             metrics.insert("loss".into(), mse);
             metrics.insert("rmse".into(), mse.sqrt());
-            metrics.insert("mae".into(), errors.iter().map(|error| error.abs()).sum::<f64>() / count);
+            metrics.insert(
+                "mae".into(),
+                errors.iter().map(|error| error.abs()).sum::<f64>() / count,
+            );
         }
         Some(_) => {
             let mut correct = 0usize;
@@ -30,14 +33,24 @@ pub fn evaluate(predictions: &[Prediction], labels: &[f32]) -> BTreeMap<String, 
             for (prediction, &label) in predictions.iter().zip(labels) {
                 let label = label as usize;
                 let (class_id, probability_of_label) = match prediction {
-                    Prediction::Binary { probability, class_id, .. } => {
+                    Prediction::Binary {
+                        probability,
+                        class_id,
+                        ..
+                    } => {
                         scores.push((f64::from(*probability), label == 1));
-                        let p = if label == 1 { *probability } else { 1.0 - probability };
+                        let p = if label == 1 {
+                            *probability
+                        } else {
+                            1.0 - probability
+                        };
                         (*class_id, p)
                     }
-                    Prediction::MultiClass { probabilities, class_id, .. } => {
-                        (*class_id, probabilities.get(label).copied().unwrap_or(0.0))
-                    }
+                    Prediction::MultiClass {
+                        probabilities,
+                        class_id,
+                        ..
+                    } => (*class_id, probabilities.get(label).copied().unwrap_or(0.0)),
                     Prediction::Regression { .. } => (usize::MAX, 0.0),
                 };
                 correct += usize::from(class_id == label);
@@ -71,7 +84,11 @@ pub fn auc(scores: &mut [(f64, bool)]) -> f64 {
             end += 1;
         }
         let average_rank = (start + end) as f64 / 2.0 + 1.0;
-        rank_sum += average_rank * scores[start..=end].iter().filter(|(_, positive)| *positive).count() as f64;
+        rank_sum += average_rank
+            * scores[start..=end]
+                .iter()
+                .filter(|(_, positive)| *positive)
+                .count() as f64;
         start = end + 1;
     }
     (rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives)
@@ -83,15 +100,23 @@ mod tests {
 
     #[test]
     fn auc_of_perfect_random_and_inverted_rankings() {
-        assert_eq!(auc(&mut [(0.1, false), (0.9, true), (0.2, false), (0.8, true)]), 1.0);
+        assert_eq!(
+            auc(&mut [(0.1, false), (0.9, true), (0.2, false), (0.8, true)]),
+            1.0
+        );
         assert_eq!(auc(&mut [(0.5, false), (0.5, true)]), 0.5);
         assert_eq!(auc(&mut [(0.9, false), (0.1, true)]), 0.0);
-        assert!((auc(&mut [(0.1, false), (0.4, true), (0.35, false), (0.8, true)]) - 0.75).abs() < 1e-12);
+        assert!(
+            (auc(&mut [(0.1, false), (0.4, true), (0.5, false), (0.8, true)]) - 0.75).abs() < 1e-12
+        );
     }
 
     #[test]
     fn regression_metrics() {
-        let predictions = [Prediction::Regression { value: 1.0 }, Prediction::Regression { value: 4.0 }];
+        let predictions = [
+            Prediction::Regression { value: 1.0 },
+            Prediction::Regression { value: 4.0 },
+        ];
         let metrics = evaluate(&predictions, &[2.0, 2.0]);
         assert_eq!(metrics["mae"], 1.5);
         assert_eq!(metrics["loss"], 2.5);

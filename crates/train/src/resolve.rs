@@ -12,7 +12,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use kiln_model::columns::{CategoricalColumn, Columns, Encoded, Encoder, Input, InputType, NumericColumn, RawValue};
+use kiln_model::columns::{
+    CategoricalColumn, Columns, Encoded, Encoder, Input, InputType, NumericColumn, RawValue,
+};
 use kiln_model::{ModelKind, Task};
 
 use crate::TrainError;
@@ -59,15 +61,21 @@ pub fn resolve(
     kind: ModelKind,
     model_type: Option<ModelType>,
 ) -> Result<Resolved, TrainError> {
-    let label_index = data.names.iter().position(|name| name == &schema.label).ok_or_else(|| {
-        TrainError::Data(format!(
-            "label column {:?} is not among the columns {:?}",
-            schema.label, data.names
-        ))
-    })?;
+    let label_index = data
+        .names
+        .iter()
+        .position(|name| name == &schema.label)
+        .ok_or_else(|| {
+            TrainError::Data(format!(
+                "label column {:?} is not among the columns {:?}",
+                schema.label, data.names
+            ))
+        })?;
     for name in schema.features.keys().chain(&schema.ignore) {
         if !data.names.contains(name) {
-            return Err(TrainError::Data(format!("schema names unknown column {name:?}")));
+            return Err(TrainError::Data(format!(
+                "schema names unknown column {name:?}"
+            )));
         }
     }
     let mut columns = Columns::default();
@@ -80,7 +88,9 @@ pub fn resolve(
         let numbers = parse_numbers(cells.clone());
         let column_type = match config.column_type {
             Some(column_type) => column_type,
-            None if config.vocabulary.is_some() || config.hash_buckets.is_some() => ColumnType::Categorical,
+            None if config.vocabulary.is_some() || config.hash_buckets.is_some() => {
+                ColumnType::Categorical
+            }
             None if numbers.is_some() => ColumnType::Numeric,
             None => ColumnType::Categorical,
         };
@@ -89,12 +99,22 @@ pub fn resolve(
                 let numbers = numbers.ok_or_else(|| {
                     TrainError::Data(format!("column {name:?} is numeric but holds text"))
                 })?;
-                columns.inputs.push(Input { name: name.clone(), input_type: InputType::Float });
-                columns.numeric.push(numeric_column(name, numbers, &config, kind));
+                columns.inputs.push(Input {
+                    name: name.clone(),
+                    input_type: InputType::Float,
+                });
+                columns
+                    .numeric
+                    .push(numeric_column(name, numbers, &config, kind));
             }
             ColumnType::Categorical => {
-                columns.inputs.push(Input { name: name.clone(), input_type: InputType::String });
-                columns.categorical.push(categorical_column(name, cells, &config));
+                columns.inputs.push(Input {
+                    name: name.clone(),
+                    input_type: InputType::String,
+                });
+                columns
+                    .categorical
+                    .push(categorical_column(name, cells, &config));
             }
         }
     }
@@ -120,7 +140,11 @@ pub fn resolve(
         ModelType::Classification => {
             let mut classes: Vec<String> = distinct.into_iter().map(str::to_string).collect();
             if label_numbers.is_some() {
-                classes.sort_by(|a, b| a.parse::<f64>().unwrap_or(0.0).total_cmp(&b.parse().unwrap_or(0.0)));
+                classes.sort_by(|a, b| {
+                    a.parse::<f64>()
+                        .unwrap_or(0.0)
+                        .total_cmp(&b.parse().unwrap_or(0.0))
+                });
             }
             match classes.len() {
                 0 | 1 => {
@@ -135,7 +159,13 @@ pub fn resolve(
         }
     };
     let ignored = schema.ignore.clone();
-    Ok(Resolved { columns, task, label_vocabulary, label_index, ignored })
+    Ok(Resolved {
+        columns,
+        task,
+        label_vocabulary,
+        label_index,
+        ignored,
+    })
 }
 
 /// Encodes every row of `data` and its label (class id, or value).
@@ -149,9 +179,12 @@ pub fn encode_rows(
         .inputs
         .iter()
         .map(|input| {
-            data.names.iter().position(|name| name == &input.name).ok_or_else(|| {
-                TrainError::Data(format!("evaluation data has no column {:?}", input.name))
-            })
+            data.names
+                .iter()
+                .position(|name| name == &input.name)
+                .ok_or_else(|| {
+                    TrainError::Data(format!("evaluation data has no column {:?}", input.name))
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let classes: HashMap<&str, usize> = resolved
@@ -197,7 +230,10 @@ pub fn encode_rows(
 pub fn raw_value(cell: &str, input_type: InputType) -> RawValue {
     match (cell.is_empty(), input_type) {
         (true, _) => RawValue::Missing,
-        (false, InputType::Float) => cell.parse().map(RawValue::Number).unwrap_or(RawValue::Text(cell.to_string())),
+        (false, InputType::Float) => cell
+            .parse()
+            .map(RawValue::Number)
+            .unwrap_or(RawValue::Text(cell.to_string())),
         (false, InputType::String) => RawValue::Text(cell.to_string()),
     }
 }
@@ -206,27 +242,48 @@ pub fn raw_value(cell: &str, input_type: InputType) -> RawValue {
 fn parse_numbers<'a>(cells: impl Iterator<Item = &'a str>) -> Option<Vec<f64>> {
     let mut numbers = Vec::new();
     for cell in cells.filter(|cell| !cell.is_empty()) {
-        numbers.push(cell.parse::<f64>().ok().filter(|number| number.is_finite())?);
+        numbers.push(
+            cell.parse::<f64>()
+                .ok()
+                .filter(|number| number.is_finite())?,
+        );
     }
     Some(numbers)
 }
 
-fn numeric_column(name: &str, mut numbers: Vec<f64>, config: &FeatureConfig, kind: ModelKind) -> NumericColumn {
+fn numeric_column(
+    name: &str,
+    mut numbers: Vec<f64>,
+    config: &FeatureConfig,
+    kind: ModelKind,
+) -> NumericColumn {
     let count = numbers.len().max(1) as f64;
     let mean = numbers.iter().sum::<f64>() / count;
-    let variance = numbers.iter().map(|value| (value - mean).powi(2)).sum::<f64>() / count;
+    let variance = numbers
+        .iter()
+        .map(|value| (value - mean).powi(2))
+        .sum::<f64>()
+        / count;
     let std = if variance > 0.0 { variance.sqrt() } else { 1.0 };
     let boundaries = match &config.boundaries {
         Some(boundaries) => boundaries.clone(),
         None if kind.has_wide() && !numbers.is_empty() => {
             numbers.sort_by(f64::total_cmp);
-            let mut boundaries: Vec<f64> = (1..10).map(|decile| numbers[decile * numbers.len() / 10]).collect();
+            let mut boundaries: Vec<f64> = (1..10)
+                .map(|decile| numbers[decile * numbers.len() / 10])
+                .collect();
             boundaries.dedup();
             boundaries
         }
         None => Vec::new(),
     };
-    NumericColumn { name: name.to_string(), default: mean, mean, std, boundaries }
+    NumericColumn {
+        name: name.to_string(),
+        default: mean,
+        mean,
+        std,
+        boundaries,
+    }
 }
 
 fn categorical_column<'a>(
@@ -246,5 +303,10 @@ fn categorical_column<'a>(
             }
         }
     };
-    CategoricalColumn { name: name.to_string(), vocabulary, hash_buckets, embedding_dim }
+    CategoricalColumn {
+        name: name.to_string(),
+        vocabulary,
+        hash_buckets,
+        embedding_dim,
+    }
 }

@@ -64,7 +64,13 @@ impl SparseTable {
             SparseOptimizer::Adagrad { .. } => Vec::new(),
             _ => vec![0.0; size],
         };
-        Self { table, optimizer, first, second: vec![initial; size], step: 0 }
+        Self {
+            table,
+            optimizer,
+            first,
+            second: vec![initial; size],
+            step: 0,
+        }
     }
 
     /// Applies one step of summed gradients for the touched rows.
@@ -98,7 +104,11 @@ impl SparseTable {
                 *accumulator += g * g;
                 *w -= learning_rate * g / (accumulator.sqrt() + EPSILON);
             }
-            SparseOptimizer::Ftrl { learning_rate, l1, l2 } => {
+            SparseOptimizer::Ftrl {
+                learning_rate,
+                l1,
+                l2,
+            } => {
                 let z = &mut self.first[index];
                 let n = &mut self.second[index];
                 let n_new = *n + g * g;
@@ -127,7 +137,10 @@ pub struct RowGradients {
 impl RowGradients {
     /// An empty accumulator for rows of width `dim`.
     pub fn new(dim: usize) -> Self {
-        Self { dim, ..Self::default() }
+        Self {
+            dim,
+            ..Self::default()
+        }
     }
 
     /// Adds `gradient` to `row`.
@@ -137,7 +150,10 @@ impl RowGradients {
             self.values.extend(std::iter::repeat_n(0.0, self.dim));
             self.rows.len() - 1
         });
-        for (sum, value) in self.values[slot * self.dim..(slot + 1) * self.dim].iter_mut().zip(gradient) {
+        for (sum, value) in self.values[slot * self.dim..(slot + 1) * self.dim]
+            .iter_mut()
+            .zip(gradient)
+        {
             *sum += value;
         }
     }
@@ -160,7 +176,14 @@ mod tests {
     fn minimise(optimizer: SparseOptimizer) -> SparseTable {
         // Pull row 1 of a 3-row table towards 2.0 with the gradient of (w - 2)^2; rows 0 and 2
         // are never touched and must stay exactly as they were.
-        let mut table = SparseTable::new(Table { rows: 3, dim: 1, data: vec![5.0, 0.0, -5.0] }, optimizer);
+        let mut table = SparseTable::new(
+            Table {
+                rows: 3,
+                dim: 1,
+                data: vec![5.0, 0.0, -5.0],
+            },
+            optimizer,
+        );
         for _ in 0..3000 {
             let mut gradients = RowGradients::new(1);
             let w = table.table.data[1];
@@ -174,12 +197,22 @@ mod tests {
     #[test]
     fn every_optimizer_converges_and_leaves_untouched_rows_alone() {
         for optimizer in [
-            SparseOptimizer::Adam { learning_rate: 0.01 },
+            SparseOptimizer::Adam {
+                learning_rate: 0.01,
+            },
             SparseOptimizer::Adagrad { learning_rate: 0.5 },
-            SparseOptimizer::Ftrl { learning_rate: 0.5, l1: 0.0, l2: 0.0 },
+            SparseOptimizer::Ftrl {
+                learning_rate: 0.5,
+                l1: 0.0,
+                l2: 0.0,
+            },
         ] {
             let table = minimise(optimizer);
-            assert!((table.table.data[1] - 2.0).abs() < 0.05, "{optimizer:?}: {:?}", table.table.data);
+            assert!(
+                (table.table.data[1] - 2.0).abs() < 0.05,
+                "{optimizer:?}: {:?}",
+                table.table.data
+            );
             assert_eq!(table.table.data[0], 5.0);
             assert_eq!(table.table.data[2], -5.0);
         }
@@ -187,7 +220,11 @@ mod tests {
 
     #[test]
     fn ftrl_l1_keeps_weak_weights_at_zero() {
-        let table = minimise(SparseOptimizer::Ftrl { learning_rate: 0.5, l1: 1e6, l2: 0.0 });
+        let table = minimise(SparseOptimizer::Ftrl {
+            learning_rate: 0.5,
+            l1: 1e6,
+            l2: 0.0,
+        });
         assert_eq!(table.table.data[1], 0.0);
     }
 

@@ -104,7 +104,11 @@ pub struct TrainOutcome {
 pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOutcome, TrainError> {
     validate(config)?;
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut train_data = read_csv(&config.train_files, &config.schema.columns, config.schema.header)?;
+    let mut train_data = read_csv(
+        &config.train_files,
+        &config.schema.columns,
+        config.schema.header,
+    )?;
     let eval_data = match config.eval_files.is_empty() {
         false => read_csv(&config.eval_files, &train_data.names, config.schema.header)?,
         true => {
@@ -112,7 +116,10 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
             let held_out = (train_data.rows.len() / 10).max(1);
             let split = train_data.rows.len().saturating_sub(held_out);
             let rows = train_data.rows.split_off(split);
-            crate::data::Table { names: train_data.names.clone(), rows }
+            crate::data::Table {
+                names: train_data.names.clone(),
+                rows,
+            }
         }
     };
     let resolved = resolve(&config.schema, &train_data, config.kind, config.model_type)?;
@@ -124,7 +131,11 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
         label: config.schema.label.clone(),
         label_vocabulary: resolved.label_vocabulary.clone(),
         columns: resolved.columns.clone(),
-        hidden_units: if config.kind.has_deep() { config.hidden_units.clone() } else { Vec::new() },
+        hidden_units: if config.kind.has_deep() {
+            config.hidden_units.clone()
+        } else {
+            Vec::new()
+        },
         outputs: ModelSpec::output_names(resolved.task),
         metrics: BTreeMap::new(),
         data_columns: train_data.names.clone(),
@@ -163,7 +174,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
             step += 1;
             window.1 += batch.len();
             window.2 += f64::from(loss);
-            if step % config.log_every == 0 {
+            if step.is_multiple_of(config.log_every) {
                 let elapsed = window.0.elapsed().as_secs_f64().max(1e-9);
                 log(&format!(
                     "step {step} epoch {epoch} loss {:.4} examples/s {:.0}",
@@ -174,17 +185,27 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
             }
             if config.max_steps.is_some_and(|max| step >= max) {
                 metrics = state.evaluate(&eval_examples, &eval_labels)?;
-                log(&format!("eval at step {step}: {}", format_metrics(&metrics)));
+                log(&format!(
+                    "eval at step {step}: {}",
+                    format_metrics(&metrics)
+                ));
                 break 'epochs;
             }
         }
         metrics = state.evaluate(&eval_examples, &eval_labels)?;
-        log(&format!("eval after epoch {epoch} (step {step}): {}", format_metrics(&metrics)));
-        let checkpoint = config.job_dir.join("checkpoints").join(format!("epoch-{epoch}"));
+        log(&format!(
+            "eval after epoch {epoch} (step {step}): {}",
+            format_metrics(&metrics)
+        ));
+        let checkpoint = config
+            .job_dir
+            .join("checkpoints")
+            .join(format!("epoch-{epoch}"));
         kiln_model::save(&state.model_for_inference()?, &checkpoint)?;
         prune_checkpoints(&config.job_dir.join("checkpoints"), epoch);
     }
-    let examples_per_second = (step * config.batch_size).min(train_examples.len() * config.num_epochs) as f64
+    let examples_per_second = (step * config.batch_size)
+        .min(train_examples.len() * config.num_epochs) as f64
         / started.elapsed().as_secs_f64().max(1e-9);
     let mut model = state.model_for_inference()?;
     model.spec.metrics = metrics.clone();
@@ -195,7 +216,12 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
         export_dir.display(),
         steps_per_epoch
     ));
-    Ok(TrainOutcome { export_dir, metrics, steps: step, examples_per_second })
+    Ok(TrainOutcome {
+        export_dir,
+        metrics,
+        steps: step,
+        examples_per_second,
+    })
 }
 
 fn validate(config: &TrainConfig) -> Result<(), TrainError> {
@@ -215,8 +241,11 @@ fn validate(config: &TrainConfig) -> Result<(), TrainError> {
     if !(config.learning_rate > 0.0 && config.linear_learning_rate > 0.0) {
         problems.push("learning rates must be positive".into());
     }
-    if config.kind.has_deep() && config.hidden_units.iter().any(|&units| units == 0) {
-        problems.push(format!("hidden_units must be positive, got {:?}", config.hidden_units));
+    if config.kind.has_deep() && config.hidden_units.contains(&0) {
+        problems.push(format!(
+            "hidden_units must be positive, got {:?}",
+            config.hidden_units
+        ));
     }
     if config.schema.label.is_empty() {
         problems.push("the schema names no label column".into());
@@ -238,9 +267,16 @@ struct State {
 }
 
 impl State {
-    fn init(spec: ModelSpec, config: &TrainConfig, device: &Device, rng: &mut StdRng) -> Result<Self, TrainError> {
+    fn init(
+        spec: ModelSpec,
+        config: &TrainConfig,
+        device: &Device,
+        rng: &mut StdRng,
+    ) -> Result<Self, TrainError> {
         let n_outputs = spec.n_outputs();
-        let embedding_optimizer = SparseOptimizer::Adam { learning_rate: config.learning_rate as f32 };
+        let embedding_optimizer = SparseOptimizer::Adam {
+            learning_rate: config.learning_rate as f32,
+        };
         let wide_optimizer = SparseOptimizer::Ftrl {
             learning_rate: config.linear_learning_rate as f32,
             l1: 0.0,
@@ -272,14 +308,21 @@ impl State {
                 width = units;
             }
         }
-        let output = spec.kind.has_deep().then(|| LinearConfig::new(width, n_outputs).init(device));
+        let output = spec
+            .kind
+            .has_deep()
+            .then(|| LinearConfig::new(width, n_outputs).init(device));
         let bias = Param::from_tensor(Tensor::zeros([n_outputs], device));
         let state = Self {
             spec,
             wide,
             wide_offsets,
             embeddings,
-            dense: Dense { hidden, output, bias },
+            dense: Dense {
+                hidden,
+                output,
+                bias,
+            },
             device: device.clone(),
         };
         if state.wide.is_none() && !state.spec.kind.has_deep() {
@@ -304,37 +347,33 @@ impl State {
         let loss = loss(self.spec.task, logits, labels, &self.device);
         let gradients = loss.backward();
         let loss_value = loss.into_scalar::<f32>();
-        if let (Some(tensor), false) = (&leaves.embedded, self.embeddings.is_empty()) {
-            if let Some(gradient) = tensor.grad(&gradients) {
-                let values = gradient.into_data().try_into_vec::<f32>().expect("f32 gradients. This is a bug.");
-                let width = values.len() / size;
-                let mut start = 0;
-                for (slot, table) in self.embeddings.iter_mut().enumerate() {
-                    let dim = table.table.dim;
-                    let mut rows = RowGradients::new(dim);
-                    for (example_index, example) in batch.iter().enumerate() {
-                        let offset = example_index * width + start;
-                        rows.add(example.ids[slot] as usize, &values[offset..offset + dim]);
-                    }
-                    table.apply(&rows);
-                    start += dim;
-                }
-            }
-        }
-        if let (Some(tensor), Some(table)) = (&leaves.wide, self.wide.as_mut()) {
-            if let Some(gradient) = tensor.grad(&gradients) {
-                let values = gradient.into_data().try_into_vec::<f32>().expect("f32 gradients. This is a bug.");
+        if let Some(values) = gradient_of(&leaves.embedded, &gradients) {
+            let width = values.len() / size;
+            let mut start = 0;
+            for (slot, table) in self.embeddings.iter_mut().enumerate() {
                 let dim = table.table.dim;
                 let mut rows = RowGradients::new(dim);
-                let slots = self.wide_offsets.len();
                 for (example_index, example) in batch.iter().enumerate() {
-                    for (slot, (offset, id)) in self.wide_offsets.iter().zip(&example.ids).enumerate() {
-                        let start = (example_index * slots + slot) * dim;
-                        rows.add(offset + *id as usize, &values[start..start + dim]);
-                    }
+                    let offset = example_index * width + start;
+                    rows.add(example.ids[slot] as usize, &values[offset..offset + dim]);
                 }
                 table.apply(&rows);
+                start += dim;
             }
+        }
+        if let (Some(values), Some(table)) =
+            (gradient_of(&leaves.wide, &gradients), self.wide.as_mut())
+        {
+            let dim = table.table.dim;
+            let mut rows = RowGradients::new(dim);
+            let slots = self.wide_offsets.len();
+            for (example_index, example) in batch.iter().enumerate() {
+                for (slot, (offset, id)) in self.wide_offsets.iter().zip(&example.ids).enumerate() {
+                    let start = (example_index * slots + slot) * dim;
+                    rows.add(offset + *id as usize, &values[start..start + dim]);
+                }
+            }
+            table.apply(&rows);
         }
         let dense_gradients = GradientsParams::from_grads(gradients, &self.dense);
         self.dense = optimizer.step(learning_rate, self.dense.clone(), dense_gradients);
@@ -345,7 +384,14 @@ impl State {
     fn leaves(&self, batch: &[Encoded]) -> Leaves {
         let embeddings: Vec<&Table> = self.embeddings.iter().map(|table| &table.table).collect();
         let wide = self.wide.as_ref().map(|table| &table.table);
-        let mut leaves = gather(&self.spec, &embeddings, wide, &self.wide_offsets, batch, &self.device);
+        let mut leaves = gather(
+            &self.spec,
+            &embeddings,
+            wide,
+            &self.wide_offsets,
+            batch,
+            &self.device,
+        );
         leaves.embedded = leaves.embedded.map(Tensor::require_grad);
         leaves.wide = leaves.wide.map(Tensor::require_grad);
         leaves
@@ -356,17 +402,41 @@ impl State {
         Ok(Model::from_parts(
             self.spec.clone(),
             self.wide.as_ref().map(|table| table.table.clone()),
-            self.embeddings.iter().map(|table| table.table.clone()).collect(),
+            self.embeddings
+                .iter()
+                .map(|table| table.table.clone())
+                .collect(),
             self.dense.valid(),
             Device::flex(),
         )?)
     }
 
-    fn evaluate(&self, examples: &[Encoded], labels: &[f32]) -> Result<BTreeMap<String, f64>, TrainError> {
+    fn evaluate(
+        &self,
+        examples: &[Encoded],
+        labels: &[f32],
+    ) -> Result<BTreeMap<String, f64>, TrainError> {
         let model = self.model_for_inference()?;
-        let predictions: Vec<_> = examples.chunks(1024).flat_map(|chunk| predict(&model, chunk)).collect();
+        let predictions: Vec<_> = examples
+            .chunks(1024)
+            .flat_map(|chunk| predict(&model, chunk))
+            .collect();
         Ok(evaluate(&predictions, labels))
     }
+}
+
+/// The gradient of a gathered leaf, as values in the leaf's row-major order.
+fn gradient_of<const D: usize>(
+    leaf: &Option<Tensor<D>>,
+    gradients: &burn::tensor::Gradients,
+) -> Option<Vec<f32>> {
+    let gradient = leaf.as_ref()?.grad(gradients)?;
+    Some(
+        gradient
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("training tensors are f32. This is a bug."),
+    )
 }
 
 /// Mean loss of a batch: sigmoid cross-entropy, softmax cross-entropy or squared error.
@@ -376,7 +446,8 @@ fn loss(task: Task, logits: Tensor<2>, labels: &[f32], device: &Device) -> Tenso
         Task::BinaryClassification => {
             let y = Tensor::<2>::from_data(TensorData::new(labels.to_vec(), [size, 1]), device);
             // max(z, 0) - z*y + log(1 + exp(-|z|)): the numerically stable form.
-            let stable = logits.clone().clamp_min(0.0) - logits.clone() * y + logits.abs().neg().exp().log1p();
+            let stable = logits.clone().clamp_min(0.0) - logits.clone() * y
+                + logits.abs().neg().exp().log1p();
             stable.mean()
         }
         Task::MultiClassification => {
@@ -396,7 +467,11 @@ fn loss(task: Task, logits: Tensor<2>, labels: &[f32], device: &Device) -> Tenso
 }
 
 fn format_metrics(metrics: &BTreeMap<String, f64>) -> String {
-    metrics.iter().map(|(name, value)| format!("{name} {value:.4}")).collect::<Vec<_>>().join(", ")
+    metrics
+        .iter()
+        .map(|(name, value)| format!("{name} {value:.4}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Keeps the two most recent epoch checkpoints.

@@ -32,7 +32,11 @@ fn wide_and_deep_reaches_85_percent_on_census_and_exports_a_servable_model() {
     .unwrap();
     assert!(outcome.metrics["accuracy"] >= 0.85, "{:?}", outcome.metrics);
     assert!(outcome.metrics["auc"] >= 0.88, "{:?}", outcome.metrics);
-    assert!(lines.iter().any(|line| line.starts_with("step ") && line.contains("examples/s")));
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("step ") && line.contains("examples/s"))
+    );
     assert!(dir.path().join("checkpoints").read_dir().unwrap().count() >= 1);
 
     let model = kiln_model::load(&outcome.export_dir, &burn::tensor::Device::flex()).unwrap();
@@ -57,8 +61,13 @@ fn wide_and_deep_reaches_85_percent_on_census_and_exports_a_servable_model() {
         .collect();
     let encoded = model.encoder.encode(&rich).unwrap();
     match &kiln_model::predict(&model, &[encoded])[0] {
-        Prediction::Binary { probability, class, .. } => {
-            assert!(*probability > 0.5, "a married doctor with capital gains: {probability}");
+        Prediction::Binary {
+            probability, class, ..
+        } => {
+            assert!(
+                *probability > 0.5,
+                "a married doctor with capital gains: {probability}"
+            );
             assert_eq!(class, ">50K");
         }
         other => panic!("{other:?}"),
@@ -72,7 +81,11 @@ fn linear_and_dnn_siblings_train_and_a_regressor_reports_rmse() {
         let mut config = config(algorithm, dir.path().join(algorithm));
         config.num_epochs = 2;
         let outcome = train(&config, &mut |_| {}).unwrap();
-        assert!(outcome.metrics["accuracy"] >= 0.82, "{algorithm}: {:?}", outcome.metrics);
+        assert!(
+            outcome.metrics["accuracy"] >= 0.82,
+            "{algorithm}: {:?}",
+            outcome.metrics
+        );
     }
     let mut config = config("wide_deep", dir.path().join("regressor"));
     config.schema.label = "hours_per_week".into();

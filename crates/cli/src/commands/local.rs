@@ -59,7 +59,11 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
 }
 
 /// Trains `algorithm` with ML Engine-style arguments, printing progress lines.
-pub fn run_algorithm(algorithm: &str, job_dir: Option<PathBuf>, args: &[String]) -> anyhow::Result<TrainOutcome> {
+pub fn run_algorithm(
+    algorithm: &str,
+    job_dir: Option<PathBuf>,
+    args: &[String],
+) -> anyhow::Result<TrainOutcome> {
     let algorithm = Algorithm::find(algorithm)?;
     let config = AlgorithmArgs::parse(args)?.into_config(algorithm, job_dir)?;
     let outcome = kiln_train::train(&config, &mut |line| println!("{line}"))?;
@@ -69,20 +73,39 @@ pub fn run_algorithm(algorithm: &str, job_dir: Option<PathBuf>, args: &[String])
 /// Runs a `kiln local` command.
 pub fn run(command: LocalCommand, context: &Context) -> anyhow::Result<()> {
     match command {
-        LocalCommand::Train { master_image_uri, job_dir, args } => train(TrainArgs { algorithm: master_image_uri, job_dir, args }),
-        LocalCommand::Predict { model_dir, instances, framework } => {
+        LocalCommand::Train {
+            master_image_uri,
+            job_dir,
+            args,
+        } => train(TrainArgs {
+            algorithm: master_image_uri,
+            job_dir,
+            args,
+        }),
+        LocalCommand::Predict {
+            model_dir,
+            instances,
+            framework,
+        } => {
             let body = instances.request()?;
             let detected = kiln_serve::detect(&model_dir)?;
             if let Some(framework) = framework {
                 let wanted = framework.to_ascii_uppercase().replace('-', "_");
                 if wanted != detected.name() {
-                    anyhow::bail!("--framework {framework} given, but {} holds a {} model", model_dir.display(), detected.name());
+                    anyhow::bail!(
+                        "--framework {framework} given, but {} holds a {} model",
+                        model_dir.display(),
+                        detected.name()
+                    );
                 }
             }
             let runtime = kiln_serve::load(&model_dir, detected)?;
             let instances = body["instances"].as_array().cloned().unwrap_or_default();
             let predictions = runtime.predict(&instances).context("Prediction failed")?;
-            output::print_resource(context.format.or(Some(output::Format::Json)), &serde_json::json!({ "predictions": predictions }));
+            output::print_resource(
+                context.format.or(Some(output::Format::Json)),
+                &serde_json::json!({ "predictions": predictions }),
+            );
             Ok(())
         }
     }

@@ -11,11 +11,18 @@ pub mod versions;
 /// Parses gcloud's `--labels k=v,k2=v2`.
 pub fn labels(text: Option<&str>) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
     let mut labels = serde_json::Map::new();
-    for pair in text.unwrap_or_default().split(',').filter(|pair| !pair.is_empty()) {
-        let (key, value) = pair
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--labels takes KEY=VALUE pairs separated by commas, got {pair:?}"))?;
-        labels.insert(key.to_string(), serde_json::Value::String(value.to_string()));
+    for pair in text
+        .unwrap_or_default()
+        .split(',')
+        .filter(|pair| !pair.is_empty())
+    {
+        let (key, value) = pair.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!("--labels takes KEY=VALUE pairs separated by commas, got {pair:?}")
+        })?;
+        labels.insert(
+            key.to_string(),
+            serde_json::Value::String(value.to_string()),
+        );
     }
     Ok(labels)
 }

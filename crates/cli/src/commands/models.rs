@@ -46,7 +46,14 @@ pub enum ModelsCommand {
 pub fn run(command: ModelsCommand, context: &Context) -> anyhow::Result<()> {
     let api = context.client();
     match command {
-        ModelsCommand::Create { name, description, regions, enable_logging, enable_console_logging, labels } => {
+        ModelsCommand::Create {
+            name,
+            description,
+            regions,
+            enable_logging,
+            enable_console_logging,
+            labels,
+        } => {
             let mut body = json!({ "name": name, "labels": super::labels(labels.as_deref())? });
             if let Some(description) = description {
                 body["description"] = Value::String(description);
@@ -57,12 +64,22 @@ pub fn run(command: ModelsCommand, context: &Context) -> anyhow::Result<()> {
             body["onlinePredictionLogging"] = Value::Bool(enable_logging);
             body["onlinePredictionConsoleLogging"] = Value::Bool(enable_console_logging);
             let model = api.post("models", &body)?;
-            eprintln!("Created Kiln model [{}].", model["name"].as_str().unwrap_or_default());
+            eprintln!(
+                "Created Kiln model [{}].",
+                model["name"].as_str().unwrap_or_default()
+            );
             Ok(())
         }
         ModelsCommand::List => {
             let models = api.list_all("models", "models")?;
-            output::print_list(context.format, &models, &[("NAME", "name"), ("DEFAULT_VERSION_NAME", "defaultVersion.name")]);
+            output::print_list(
+                context.format,
+                &models,
+                &[
+                    ("NAME", "name"),
+                    ("DEFAULT_VERSION_NAME", "defaultVersion.name"),
+                ],
+            );
             Ok(())
         }
         ModelsCommand::Describe { name } => {

@@ -21,10 +21,18 @@ pub fn run(command: OperationsCommand, context: &Context) -> anyhow::Result<()> 
     match command {
         OperationsCommand::List => {
             let operations = api.list_all("operations", "operations")?;
-            output::print_list(context.format, &operations, &[("NAME", "name"), ("TYPE", "metadata.operationType"), ("DONE", "done")]);
+            output::print_list(
+                context.format,
+                &operations,
+                &[
+                    ("NAME", "name"),
+                    ("TYPE", "metadata.operationType"),
+                    ("DONE", "done"),
+                ],
+            );
         }
         OperationsCommand::Describe { name } => {
-            let id = name.rsplit('/').next().unwrap_or(&name);
+            let id = kiln_api::names::short(&name);
             output::print_resource(context.format, &api.get(&format!("operations/{id}"))?);
         }
     }

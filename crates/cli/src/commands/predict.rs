@@ -23,11 +23,18 @@ pub fn run(args: PredictArgs, context: &Context) -> anyhow::Result<()> {
 
 /// Prints predictions as gcloud does: a table whose columns are the prediction keys.
 pub fn print_predictions(format: Option<output::Format>, response: &Value) {
-    let predictions = response["predictions"].as_array().cloned().unwrap_or_default();
+    let predictions = response["predictions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     match (format.unwrap_or(output::Format::Table), predictions.first()) {
         (output::Format::Table, Some(Value::Object(first))) => {
             let keys: Vec<String> = first.keys().map(|key| key.to_ascii_uppercase()).collect();
-            let columns: Vec<(&str, &str)> = keys.iter().zip(first.keys()).map(|(header, key)| (header.as_str(), key.as_str())).collect();
+            let columns: Vec<(&str, &str)> = keys
+                .iter()
+                .zip(first.keys())
+                .map(|(header, key)| (header.as_str(), key.as_str()))
+                .collect();
             print!("{}", output::table(&predictions, &columns));
         }
         (output::Format::Table, _) => output::print_resource(Some(output::Format::Json), response),

@@ -46,36 +46,65 @@ pub fn run(args: QuickstartArgs, context: &Context) -> anyhow::Result<()> {
         None => std::env::temp_dir().join(format!("kiln-quickstart-{}", std::process::id())),
     };
     if work.join("server").exists() {
-        bail!("{} already holds a quickstart; pass another --data-dir", work.display());
+        bail!(
+            "{} already holds a quickstart; pass another --data-dir",
+            work.display()
+        );
     }
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let work = std::fs::canonicalize(&work)?;
 
-    println!("== 1/4 training the built-in Wide & Deep classifier on census ({})", census.display());
+    println!(
+        "== 1/4 training the built-in Wide & Deep classifier on census ({})",
+        census.display()
+    );
     let algorithm = Algorithm::find("wide_deep")?;
     let schema = Schema::from_file(&census.join("schema.yaml"))?;
-    let mut config = TrainConfig::new(algorithm.name, algorithm.kind, schema, work.join("jobs/census"));
+    let mut config = TrainConfig::new(
+        algorithm.name,
+        algorithm.kind,
+        schema,
+        work.join("jobs/census"),
+    );
     config.train_files = vec![census.join("adult.data.csv.gz")];
     config.eval_files = vec![census.join("adult.test.csv.gz")];
     config.log_every = 250;
     let outcome = kiln_train::train(&config, &mut |line| println!("  {line}"))?;
 
-    println!("== 2/4 starting a Kiln server (data in {})", work.join("server").display());
+    println!(
+        "== 2/4 starting a Kiln server (data in {})",
+        work.join("server").display()
+    );
     let server = EmbeddedServer::start(&work.join("server"))?;
-    let context = Context { endpoint: server.url.clone(), ..context.clone() };
+    let context = Context {
+        endpoint: server.url.clone(),
+        ..context.clone()
+    };
     let api = context.client();
 
     println!("== 3/4 deploying model census, version v1 ({})", server.url);
-    api.post("models", &json!({ "name": "census", "description": "Census income, built-in Wide & Deep" }))?;
+    api.post(
+        "models",
+        &json!({ "name": "census", "description": "Census income, built-in Wide & Deep" }),
+    )?;
     let operation = api.post(
         "models/census/versions",
         &json!({ "name": "v1", "deploymentUri": format!("file://{}", outcome.export_dir.display()) }),
     )?;
     let version = api.wait(operation)?;
-    println!("  version {} is {} (framework {})", version["name"].as_str().unwrap_or_default(), version["state"], version["framework"]);
+    println!(
+        "  version {} is {} (framework {})",
+        version["name"].as_str().unwrap_or_default(),
+        version["state"],
+        version["framework"]
+    );
 
     let instances_file = census.join("test.json");
-    println!("== 4/4 predicting {} through POST /v1/projects/{}/models/census:predict", instances_file.display(), context.project);
+    println!(
+        "== 4/4 predicting {} through POST /v1/projects/{}/models/census:predict",
+        instances_file.display(),
+        context.project
+    );
     let body = instances::request(Some(&instances_file), None, None)?;
     let response = api.post("models/census:predict", &body)?;
     output::print_resource(Some(output::Format::Json), &response);
@@ -116,8 +145,14 @@ impl EmbeddedServer {
                 Ok(())
             })
         });
-        let address = address_rx.recv().context("the embedded server did not start")?;
-        Ok(Self { url: format!("http://{address}"), stop, thread })
+        let address = address_rx
+            .recv()
+            .context("the embedded server did not start")?;
+        Ok(Self {
+            url: format!("http://{address}"),
+            stop,
+            thread,
+        })
     }
 
     fn stop(self) {

@@ -18,7 +18,10 @@ pub struct ServerArgs {
 
 /// `~/.kiln`.
 pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".kiln")
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".kiln")
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -27,11 +30,18 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let registry = kiln_server::open(&data_dir).await?;
-        let listener = tokio::net::TcpListener::bind(args.bind).await.with_context(|| format!("binding {}", args.bind))?;
+        let listener = tokio::net::TcpListener::bind(args.bind)
+            .await
+            .with_context(|| format!("binding {}", args.bind))?;
         let address = listener.local_addr()?;
         // One parseable line on stdout, so scripts and tests that bind port 0 learn the port.
-        println!("Kiln server listening on http://{address} (data in {})", data_dir.display());
-        kiln_server::serve(listener, registry, shutdown_signal()).await.context("serving")?;
+        println!(
+            "Kiln server listening on http://{address} (data in {})",
+            data_dir.display()
+        );
+        kiln_server::serve(listener, registry, shutdown_signal())
+            .await
+            .context("serving")?;
         tracing::info!("server stopped");
         Ok(())
     })

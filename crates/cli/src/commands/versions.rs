@@ -112,7 +112,10 @@ pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
                 "labels": super::labels(labels.as_deref())?,
             });
             let optional = [
-                ("framework", framework.map(|f| f.to_ascii_uppercase().replace('-', "_"))),
+                (
+                    "framework",
+                    framework.map(|f| f.to_ascii_uppercase().replace('-', "_")),
+                ),
                 ("runtimeVersion", runtime_version),
                 ("pythonVersion", python_version),
                 ("machineType", machine_type),
@@ -138,12 +141,21 @@ pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
             output::print_list(
                 context.format,
                 &versions,
-                &[("NAME", "name"), ("DEPLOYMENT_URI", "deploymentUri"), ("FRAMEWORK", "framework"), ("STATE", "state"), ("DEFAULT", "isDefault")],
+                &[
+                    ("NAME", "name"),
+                    ("DEPLOYMENT_URI", "deploymentUri"),
+                    ("FRAMEWORK", "framework"),
+                    ("STATE", "state"),
+                    ("DEFAULT", "isDefault"),
+                ],
             );
             Ok(())
         }
         VersionsCommand::Describe { name, model } => {
-            output::print_resource(context.format, &api.get(&format!("models/{model}/versions/{name}"))?);
+            output::print_resource(
+                context.format,
+                &api.get(&format!("models/{model}/versions/{name}"))?,
+            );
             Ok(())
         }
         VersionsCommand::Delete { name, model } => {
@@ -153,7 +165,10 @@ pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
             Ok(())
         }
         VersionsCommand::SetDefault { name, model } => {
-            let version = api.post(&format!("models/{model}/versions/{name}:setDefault"), &json!({}))?;
+            let version = api.post(
+                &format!("models/{model}/versions/{name}:setDefault"),
+                &json!({}),
+            )?;
             output::print_resource(context.format, &version);
             Ok(())
         }

@@ -5,7 +5,14 @@ use serde_json::{Value, json};
 use crate::support::{Server, call, census_model, file_uri, wait_operation};
 
 /// Sends the request and checks the status, the error shape and a message fragment.
-fn check(server: &Server, method: &str, path: &str, body: Option<&str>, status: u16, fragment: &str) {
+fn check(
+    server: &Server,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    status: u16,
+    fragment: &str,
+) {
     let (actual, response) = call(method, &format!("{}{path}", server.url), body);
     assert_eq!(actual, status, "{method} {path}: {response}");
     let message = match &response["error"] {
@@ -17,55 +24,254 @@ fn check(server: &Server, method: &str, path: &str, body: Option<&str>, status: 
         Value::String(message) => message.clone(),
         _ => panic!("{method} {path}: not an error body: {response}"),
     };
-    assert!(message.contains(fragment), "{method} {path}: {message:?} lacks {fragment:?}");
+    assert!(
+        message.contains(fragment),
+        "{method} {path}: {message:?} lacks {fragment:?}"
+    );
 }
 
 #[test]
 fn malformed_requests_are_4xx_with_messages_that_name_the_problem() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
-    let (status, _) = call("POST", &server.api("p", "models"), Some(r#"{"name": "census"}"#));
+    let (status, _) = call(
+        "POST",
+        &server.api("p", "models"),
+        Some(r#"{"name": "census"}"#),
+    );
     assert_eq!(status, 200);
     let model_dir = file_uri(census_model());
-    let (_, operation) = call("POST", &server.api("p", "models/census/versions"), Some(&json!({"name": "v1", "deploymentUri": model_dir}).to_string()));
+    let (_, operation) = call(
+        "POST",
+        &server.api("p", "models/census/versions"),
+        Some(&json!({"name": "v1", "deploymentUri": model_dir}).to_string()),
+    );
     wait_operation(&server, "p", &operation);
     let models = "/v1/projects/p/models";
     let predict = "/v1/projects/p/models/census:predict";
 
     let cases: &[(&str, &str, Option<&str>, u16, &str)] = &[
-        ("POST", models, Some("{not json"), 400, "Invalid JSON payload"),
-        ("POST", models, Some(r#"{"name": "x", "colour": "red"}"#), 400, "unknown field `colour`"),
+        (
+            "POST",
+            models,
+            Some("{not json"),
+            400,
+            "Invalid JSON payload",
+        ),
+        (
+            "POST",
+            models,
+            Some(r#"{"name": "x", "colour": "red"}"#),
+            400,
+            "unknown field `colour`",
+        ),
         ("POST", models, Some(r#"{"name": 7}"#), 400, "Field name"),
-        ("POST", models, Some(r#"{"description": "no name"}"#), 400, "A name should be specified"),
-        ("POST", models, Some(r#"{"name": "2bad"}"#), 400, "\"2bad\" is invalid"),
-        ("POST", models, Some(r#"{"name": "census"}"#), 409, "already exists"),
-        ("POST", models, Some(r#"{"name": "r", "regions": ["a", "b"]}"#), 400, "exactly one region"),
-        ("POST", "/v1/projects/Bad_Project/models", Some(r#"{"name": "x"}"#), 400, "project \"Bad_Project\" is invalid"),
-        ("GET", "/v1/projects/p/models/nope", None, 404, "\"nope\" was not found"),
-        ("GET", "/v1/projects/p/models?pageSize=ten", None, 400, "pageSize"),
-        ("GET", "/v1/projects/p/models?pageSize=-3", None, 400, "pageSize must not be negative"),
-        ("GET", "/v1/projects/p/models?pageToken=xyz", None, 400, "pageToken"),
-        ("GET", "/v1/projects/p/models?filter=name", None, 400, "filter term \"name\""),
-        ("PATCH", "/v1/projects/p/models/census", Some("{}"), 400, "updateMask is required"),
-        ("PATCH", "/v1/projects/p/models/census?updateMask=regions", Some("{}"), 400, "updateMask field \"regions\""),
-        ("POST", "/v1/projects/p/models/census/versions", Some(r#"{"name": "v9"}"#), 400, "deployment_uri"),
-        ("POST", "/v1/projects/p/models/census/versions", Some(r#"{"name": "v9", "deploymentUri": "relative/dir"}"#), 400, "neither an absolute path nor a URL"),
-        ("POST", "/v1/projects/p/models/census/versions", Some(r#"{"name": "v9", "deploymentUri": "/x/../y"}"#), 400, "'..'"),
-        ("POST", "/v1/projects/p/models/nope/versions", Some(r#"{"name": "v1", "deploymentUri": "/tmp"}"#), 404, "\"nope\" was not found"),
-        ("GET", "/v1/projects/p/models/census/versions/v7", None, 404, "\"v7\""),
-        ("POST", "/v1/projects/p/models/census/versions/v7:setDefault", None, 404, "\"v7\""),
-        ("GET", "/v1/projects/p/operations/op_1", None, 404, "was not found"),
+        (
+            "POST",
+            models,
+            Some(r#"{"description": "no name"}"#),
+            400,
+            "A name should be specified",
+        ),
+        (
+            "POST",
+            models,
+            Some(r#"{"name": "2bad"}"#),
+            400,
+            "\"2bad\" is invalid",
+        ),
+        (
+            "POST",
+            models,
+            Some(r#"{"name": "census"}"#),
+            409,
+            "already exists",
+        ),
+        (
+            "POST",
+            models,
+            Some(r#"{"name": "r", "regions": ["a", "b"]}"#),
+            400,
+            "exactly one region",
+        ),
+        (
+            "POST",
+            "/v1/projects/Bad_Project/models",
+            Some(r#"{"name": "x"}"#),
+            400,
+            "project \"Bad_Project\" is invalid",
+        ),
+        (
+            "GET",
+            "/v1/projects/p/models/nope",
+            None,
+            404,
+            "\"nope\" was not found",
+        ),
+        (
+            "GET",
+            "/v1/projects/p/models?pageSize=ten",
+            None,
+            400,
+            "pageSize",
+        ),
+        (
+            "GET",
+            "/v1/projects/p/models?pageSize=-3",
+            None,
+            400,
+            "pageSize must not be negative",
+        ),
+        (
+            "GET",
+            "/v1/projects/p/models?pageToken=xyz",
+            None,
+            400,
+            "pageToken",
+        ),
+        (
+            "GET",
+            "/v1/projects/p/models?filter=name",
+            None,
+            400,
+            "filter term \"name\"",
+        ),
+        (
+            "PATCH",
+            "/v1/projects/p/models/census",
+            Some("{}"),
+            400,
+            "updateMask is required",
+        ),
+        (
+            "PATCH",
+            "/v1/projects/p/models/census?updateMask=regions",
+            Some("{}"),
+            400,
+            "updateMask field \"regions\"",
+        ),
+        (
+            "POST",
+            "/v1/projects/p/models/census/versions",
+            Some(r#"{"name": "v9"}"#),
+            400,
+            "deployment_uri",
+        ),
+        (
+            "POST",
+            "/v1/projects/p/models/census/versions",
+            Some(r#"{"name": "v9", "deploymentUri": "relative/dir"}"#),
+            400,
+            "neither an absolute path nor a URL",
+        ),
+        (
+            "POST",
+            "/v1/projects/p/models/census/versions",
+            Some(r#"{"name": "v9", "deploymentUri": "/x/../y"}"#),
+            400,
+            "'..'",
+        ),
+        (
+            "POST",
+            "/v1/projects/p/models/nope/versions",
+            Some(r#"{"name": "v1", "deploymentUri": "/tmp"}"#),
+            404,
+            "\"nope\" was not found",
+        ),
+        (
+            "GET",
+            "/v1/projects/p/models/census/versions/v7",
+            None,
+            404,
+            "\"v7\"",
+        ),
+        (
+            "POST",
+            "/v1/projects/p/models/census/versions/v7:setDefault",
+            None,
+            404,
+            "\"v7\"",
+        ),
+        (
+            "GET",
+            "/v1/projects/p/operations/op_1",
+            None,
+            404,
+            "was not found",
+        ),
         ("POST", predict, Some("[1, 2]"), 400, "Invalid JSON payload"),
-        ("POST", predict, Some(r#"{"inputs": []}"#), 400, "unknown field `inputs`"),
-        ("POST", predict, Some(r#"{"instances": []}"#), 400, "at least one instance"),
-        ("POST", predict, Some(r#"{"instances": [{"age": 30}]}"#), 400, "Failed to process element: 0 of 'instances' list. Error: missing input"),
-        ("POST", predict, Some(r#"{"instances": [{"age": "old", "workclass": "x", "education": "x", "education_num": 1, "marital_status": "x", "occupation": "x", "relationship": "x", "race": "x", "gender": "x", "capital_gain": 0, "capital_loss": 0, "hours_per_week": 40, "native_country": "x"}]}"#), 400, "input \"age\" must be a number"),
-        ("POST", predict, Some(r#"{"instances": [{"shoe_size": 44}]}"#), 400, "unknown input \"shoe_size\""),
-        ("POST", predict, Some(r#"{"instances": [7]}"#), 400, "expected an object"),
-        ("POST", predict, Some(r#"{"instances": ["1,2"]}"#), 400, "a CSV instance needs 14 values"),
-        ("POST", "/v1/projects/p/models/nope:predict", Some(r#"{"instances": [1]}"#), 404, "\"nope\" was not found"),
-        ("POST", "/v1/projects/p/models/census:frobnicate", Some("{}"), 404, "unknown method :frobnicate"),
-        ("GET", "/v1/projects/p/models/census:predict", None, 404, ":predict takes POST"),
+        (
+            "POST",
+            predict,
+            Some(r#"{"inputs": []}"#),
+            400,
+            "unknown field `inputs`",
+        ),
+        (
+            "POST",
+            predict,
+            Some(r#"{"instances": []}"#),
+            400,
+            "at least one instance",
+        ),
+        (
+            "POST",
+            predict,
+            Some(r#"{"instances": [{"age": 30}]}"#),
+            400,
+            "Failed to process element: 0 of 'instances' list. Error: missing input",
+        ),
+        (
+            "POST",
+            predict,
+            Some(
+                r#"{"instances": [{"age": "old", "workclass": "x", "education": "x", "education_num": 1, "marital_status": "x", "occupation": "x", "relationship": "x", "race": "x", "gender": "x", "capital_gain": 0, "capital_loss": 0, "hours_per_week": 40, "native_country": "x"}]}"#,
+            ),
+            400,
+            "input \"age\" must be a number",
+        ),
+        (
+            "POST",
+            predict,
+            Some(r#"{"instances": [{"shoe_size": 44}]}"#),
+            400,
+            "unknown input \"shoe_size\"",
+        ),
+        (
+            "POST",
+            predict,
+            Some(r#"{"instances": [7]}"#),
+            400,
+            "expected an object",
+        ),
+        (
+            "POST",
+            predict,
+            Some(r#"{"instances": ["1,2"]}"#),
+            400,
+            "a CSV instance needs 14 values",
+        ),
+        (
+            "POST",
+            "/v1/projects/p/models/nope:predict",
+            Some(r#"{"instances": [1]}"#),
+            404,
+            "\"nope\" was not found",
+        ),
+        (
+            "POST",
+            "/v1/projects/p/models/census:frobnicate",
+            Some("{}"),
+            404,
+            "unknown method :frobnicate",
+        ),
+        (
+            "GET",
+            "/v1/projects/p/models/census:predict",
+            None,
+            404,
+            ":predict takes POST",
+        ),
         ("GET", "/v2/anything", None, 404, "Not found: /v2/anything"),
         ("PUT", models, Some("{}"), 400, "method PUT is not allowed"),
     ];
@@ -74,9 +280,19 @@ fn malformed_requests_are_4xx_with_messages_that_name_the_problem() {
     }
 
     // Prediction errors use ML Engine's string shape.
-    let (status, body) = call("POST", &server.api("p", "models/census:predict"), Some(r#"{"instances": [{"age": 30}]}"#));
+    let (status, body) = call(
+        "POST",
+        &server.api("p", "models/census:predict"),
+        Some(r#"{"instances": [{"age": 30}]}"#),
+    );
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().unwrap().starts_with("Prediction failed: "), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Prediction failed: "),
+        "{body}"
+    );
 }
 
 #[test]
@@ -86,27 +302,65 @@ fn a_version_whose_files_are_not_a_model_fails_with_an_error_message() {
     let not_a_model = tempfile::tempdir().unwrap();
     std::fs::write(not_a_model.path().join("README.txt"), "hello").unwrap();
     let broken = tempfile::tempdir().unwrap();
-    std::fs::write(broken.path().join("kiln_model.json"), "{\"format\": \"something else\"}").unwrap();
+    std::fs::write(
+        broken.path().join("kiln_model.json"),
+        "{\"format\": \"something else\"}",
+    )
+    .unwrap();
     let sklearn = tempfile::tempdir().unwrap();
     std::fs::write(sklearn.path().join("model.joblib"), "pickle").unwrap();
     call("POST", &server.api("p", "models"), Some(r#"{"name": "m"}"#));
     for (version, dir, fragment) in [
         ("plain_files", not_a_model.path(), "no model file found"),
         ("broken", broken.path(), "invalid Kiln model"),
-        ("sklearn", sklearn.path(), "SCIKIT_LEARN models cannot be served"),
+        (
+            "sklearn",
+            sklearn.path(),
+            "SCIKIT_LEARN models cannot be served",
+        ),
     ] {
         let body = json!({"name": version, "deploymentUri": file_uri(dir)}).to_string();
         let (status, operation) = call("POST", &server.api("p", "models/m/versions"), Some(&body));
         assert_eq!(status, 200, "{operation}");
         let done = wait_operation(&server, "p", &operation);
-        assert!(done["error"]["message"].as_str().unwrap().contains(fragment), "{done}");
-        let (_, stored) = call("GET", &server.api("p", &format!("models/m/versions/{version}")), None);
+        assert!(
+            done["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(fragment),
+            "{done}"
+        );
+        let (_, stored) = call(
+            "GET",
+            &server.api("p", &format!("models/m/versions/{version}")),
+            None,
+        );
         assert_eq!(stored["state"], "FAILED");
-        assert!(stored["errorMessage"].as_str().unwrap().contains(fragment), "{stored}");
-        let (status, error) = call("POST", &server.api("p", &format!("models/m/versions/{version}:predict")), Some(r#"{"instances": [1]}"#));
+        assert!(
+            stored["errorMessage"].as_str().unwrap().contains(fragment),
+            "{stored}"
+        );
+        let (status, error) = call(
+            "POST",
+            &server.api("p", &format!("models/m/versions/{version}:predict")),
+            Some(r#"{"instances": [1]}"#),
+        );
         assert_eq!(status, 400, "{error}");
-        assert!(error["error"]["message"].as_str().unwrap().contains("not READY"), "{error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not READY"),
+            "{error}"
+        );
     }
-    let (status, error) = call("POST", &server.api("p", "models/m/versions/plain_files:setDefault"), Some("{}"));
-    assert_eq!(status, 400, "a FAILED version cannot become the default: {error}");
+    let (status, error) = call(
+        "POST",
+        &server.api("p", "models/m/versions/plain_files:setDefault"),
+        Some("{}"),
+    );
+    assert_eq!(
+        status, 400,
+        "a FAILED version cannot become the default: {error}"
+    );
 }

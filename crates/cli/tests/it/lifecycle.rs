@@ -10,7 +10,11 @@ fn model_version_predict_default_and_delete_rules() {
     let server = Server::start(data.path());
     let project = "acme";
 
-    let (status, model) = call("POST", &server.api(project, "models"), Some(r#"{"name": "census", "labels": {"team": "ml"}}"#));
+    let (status, model) = call(
+        "POST",
+        &server.api(project, "models"),
+        Some(r#"{"name": "census", "labels": {"team": "ml"}}"#),
+    );
     assert_eq!(status, 200, "{model}");
     assert_eq!(model["name"], "projects/acme/models/census");
     assert_eq!(model["regions"], json!(["us-central1"]));
@@ -18,89 +22,251 @@ fn model_version_predict_default_and_delete_rules() {
     assert!(model.get("defaultVersion").is_none());
 
     let (status, list) = call("GET", &server.api(project, "models"), None);
-    assert_eq!((status, list["models"][0]["name"].clone()), (200, json!("projects/acme/models/census")));
+    assert_eq!(
+        (status, list["models"][0]["name"].clone()),
+        (200, json!("projects/acme/models/census"))
+    );
     let (_, empty) = call("GET", &server.api("other-project", "models"), None);
-    assert_eq!(empty, json!({}), "an empty list is {{}} and projects do not see each other");
+    assert_eq!(
+        empty,
+        json!({}),
+        "an empty list is {{}} and projects do not see each other"
+    );
 
-    let version_body = json!({"name": "v1", "deploymentUri": file_uri(census_model()), "runtimeVersion": "2.11"}).to_string();
-    let (status, operation) = call("POST", &server.api(project, "models/census/versions"), Some(&version_body));
+    let version_body =
+        json!({"name": "v1", "deploymentUri": file_uri(census_model()), "runtimeVersion": "2.11"})
+            .to_string();
+    let (status, operation) = call(
+        "POST",
+        &server.api(project, "models/census/versions"),
+        Some(&version_body),
+    );
     assert_eq!(status, 200, "{operation}");
     assert_eq!(operation["metadata"]["operationType"], "CREATE_VERSION");
-    assert_eq!(operation["metadata"]["@type"], "type.googleapis.com/google.cloud.ml.v1.OperationMetadata");
-    assert!(operation["name"].as_str().unwrap().starts_with("projects/acme/operations/create_census_v1-"));
+    assert_eq!(
+        operation["metadata"]["@type"],
+        "type.googleapis.com/google.cloud.ml.v1.OperationMetadata"
+    );
+    assert!(
+        operation["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("projects/acme/operations/create_census_v1-")
+    );
     let done = wait_operation(&server, project, &operation);
     assert!(done.get("error").is_none(), "{done}");
-    assert_eq!(done["response"]["@type"], "type.googleapis.com/google.cloud.ml.v1.Version");
+    assert_eq!(
+        done["response"]["@type"],
+        "type.googleapis.com/google.cloud.ml.v1.Version"
+    );
 
-    let (_, v1) = call("GET", &server.api(project, "models/census/versions/v1"), None);
+    let (_, v1) = call(
+        "GET",
+        &server.api(project, "models/census/versions/v1"),
+        None,
+    );
     assert_eq!(v1["state"], "READY");
     assert_eq!(v1["framework"], "KILN");
-    assert_eq!(v1["isDefault"], true, "the first version becomes the default");
+    assert_eq!(
+        v1["isDefault"], true,
+        "the first version becomes the default"
+    );
     assert_eq!(v1["runtimeVersion"], "2.11");
     let (_, model) = call("GET", &server.api(project, "models/census"), None);
-    assert_eq!(model["defaultVersion"]["name"], "projects/acme/models/census/versions/v1");
+    assert_eq!(
+        model["defaultVersion"]["name"],
+        "projects/acme/models/census/versions/v1"
+    );
 
     let body = json!({"instances": census_instances()}).to_string();
-    let (status, response) = call("POST", &server.api(project, "models/census:predict"), Some(&body));
+    let (status, response) = call(
+        "POST",
+        &server.api(project, "models/census:predict"),
+        Some(&body),
+    );
     assert_eq!(status, 200, "{response}");
     let predictions = response["predictions"].as_array().unwrap();
     assert_eq!(predictions.len(), 2);
     for prediction in predictions {
         let keys: Vec<&String> = prediction.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["class_ids", "classes", "logistic", "logits", "probabilities"]);
+        assert_eq!(
+            keys,
+            [
+                "class_ids",
+                "classes",
+                "logistic",
+                "logits",
+                "probabilities"
+            ]
+        );
         let p = prediction["logistic"][0].as_f64().unwrap();
         let probabilities = prediction["probabilities"].as_array().unwrap();
         assert!((probabilities[0].as_f64().unwrap() + p - 1.0).abs() < 1e-6);
-        assert_eq!(prediction["classes"], if p > 0.5 { ">50K" } else { "<=50K" });
+        assert_eq!(
+            prediction["classes"],
+            if p > 0.5 { ">50K" } else { "<=50K" }
+        );
         let logit = prediction["logits"][0].as_f64().unwrap();
-        assert!((1.0 / (1.0 + (-logit).exp()) - p).abs() < 1e-5, "logistic = sigmoid(logit)");
+        assert!(
+            (1.0 / (1.0 + (-logit).exp()) - p).abs() < 1e-5,
+            "logistic = sigmoid(logit)"
+        );
     }
-    let (status, by_version) = call("POST", &server.api(project, "models/census/versions/v1:predict"), Some(&body));
+    let (status, by_version) = call(
+        "POST",
+        &server.api(project, "models/census/versions/v1:predict"),
+        Some(&body),
+    );
     assert_eq!(status, 200);
-    assert_eq!(by_version, response, "the model's default version answers the same");
+    assert_eq!(
+        by_version, response,
+        "the model's default version answers the same"
+    );
 
     // A second version from the same export; set it as default.
     let v2_body = json!({"name": "v2", "deploymentUri": file_uri(census_model())}).to_string();
-    let (_, operation) = call("POST", &server.api(project, "models/census/versions"), Some(&v2_body));
+    let (_, operation) = call(
+        "POST",
+        &server.api(project, "models/census/versions"),
+        Some(&v2_body),
+    );
     wait_operation(&server, project, &operation);
-    let (_, v2) = call("GET", &server.api(project, "models/census/versions/v2"), None);
-    assert_eq!(v2.get("isDefault"), None, "later versions are not the default");
-    let (status, v2) = call("POST", &server.api(project, "models/census/versions/v2:setDefault"), Some("{}"));
-    assert_eq!((status, v2["isDefault"].clone()), (200, Value::Bool(true)), "{v2}");
+    let (_, v2) = call(
+        "GET",
+        &server.api(project, "models/census/versions/v2"),
+        None,
+    );
+    assert_eq!(
+        v2.get("isDefault"),
+        None,
+        "later versions are not the default"
+    );
+    let (status, v2) = call(
+        "POST",
+        &server.api(project, "models/census/versions/v2:setDefault"),
+        Some("{}"),
+    );
+    assert_eq!(
+        (status, v2["isDefault"].clone()),
+        (200, Value::Bool(true)),
+        "{v2}"
+    );
     let (_, model) = call("GET", &server.api(project, "models/census"), None);
-    assert_eq!(model["defaultVersion"]["name"], "projects/acme/models/census/versions/v2");
+    assert_eq!(
+        model["defaultVersion"]["name"],
+        "projects/acme/models/census/versions/v2"
+    );
 
     // Paging over versions.
-    let (_, page) = call("GET", &server.api(project, "models/census/versions?pageSize=1"), None);
+    let (_, page) = call(
+        "GET",
+        &server.api(project, "models/census/versions?pageSize=1"),
+        None,
+    );
     assert_eq!(page["versions"].as_array().unwrap().len(), 1);
     let token = page["nextPageToken"].as_str().unwrap().to_string();
-    let (_, page) = call("GET", &server.api(project, &format!("models/census/versions?pageSize=1&pageToken={token}")), None);
-    assert_eq!(page["versions"][0]["name"], "projects/acme/models/census/versions/v2");
+    let (_, page) = call(
+        "GET",
+        &server.api(
+            project,
+            &format!("models/census/versions?pageSize=1&pageToken={token}"),
+        ),
+        None,
+    );
+    assert_eq!(
+        page["versions"][0]["name"],
+        "projects/acme/models/census/versions/v2"
+    );
     assert!(page.get("nextPageToken").is_none());
-    let (_, filtered) = call("GET", &server.api(project, "models/census/versions?filter=isDefault=true"), None);
+    let (_, filtered) = call(
+        "GET",
+        &server.api(project, "models/census/versions?filter=isDefault=true"),
+        None,
+    );
     assert_eq!(filtered["versions"].as_array().unwrap().len(), 1);
 
     // Delete rules.
     let (status, error) = call("DELETE", &server.api(project, "models/census"), None);
-    assert_eq!((status, error["error"]["status"].clone()), (400, json!("FAILED_PRECONDITION")), "{error}");
-    assert!(error["error"]["message"].as_str().unwrap().contains("A model with versions cannot be deleted"));
-    let (status, error) = call("DELETE", &server.api(project, "models/census/versions/v2"), None);
-    assert_eq!(status, 400, "the default version cannot be deleted while others exist: {error}");
-    let (status, operation) = call("DELETE", &server.api(project, "models/census/versions/v1"), None);
-    assert_eq!((status, operation["done"].clone()), (200, Value::Bool(true)), "{operation}");
+    assert_eq!(
+        (status, error["error"]["status"].clone()),
+        (400, json!("FAILED_PRECONDITION")),
+        "{error}"
+    );
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("A model with versions cannot be deleted")
+    );
+    let (status, error) = call(
+        "DELETE",
+        &server.api(project, "models/census/versions/v2"),
+        None,
+    );
+    assert_eq!(
+        status, 400,
+        "the default version cannot be deleted while others exist: {error}"
+    );
+    let (status, operation) = call(
+        "DELETE",
+        &server.api(project, "models/census/versions/v1"),
+        None,
+    );
+    assert_eq!(
+        (status, operation["done"].clone()),
+        (200, Value::Bool(true)),
+        "{operation}"
+    );
     assert_eq!(operation["metadata"]["operationType"], "DELETE_VERSION");
-    let (status, _) = call("DELETE", &server.api(project, "models/census/versions/v2"), None);
-    assert_eq!(status, 200, "the default version can go when it is the last");
-    assert!(!data.path().join("artifacts/projects/acme/models/census/versions/v2").exists(), "its files are removed");
+    let (status, _) = call(
+        "DELETE",
+        &server.api(project, "models/census/versions/v2"),
+        None,
+    );
+    assert_eq!(
+        status, 200,
+        "the default version can go when it is the last"
+    );
+    assert!(
+        !data
+            .path()
+            .join("artifacts/projects/acme/models/census/versions/v2")
+            .exists(),
+        "its files are removed"
+    );
     let (status, operation) = call("DELETE", &server.api(project, "models/census"), None);
-    assert_eq!((status, operation["metadata"]["operationType"].clone()), (200, json!("DELETE_MODEL")));
+    assert_eq!(
+        (status, operation["metadata"]["operationType"].clone()),
+        (200, json!("DELETE_MODEL"))
+    );
     let (status, _) = call("GET", &server.api(project, "models/census"), None);
     assert_eq!(status, 404);
 
     let (_, operations) = call("GET", &server.api(project, "operations"), None);
-    let kinds: Vec<&str> = operations["operations"].as_array().unwrap().iter().map(|op| op["metadata"]["operationType"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["CREATE_VERSION", "CREATE_VERSION", "DELETE_VERSION", "DELETE_VERSION", "DELETE_MODEL"]);
-    let (_, filtered) = call("GET", &server.api(project, "operations?filter=metadata.operationType=DELETE_MODEL"), None);
+    let kinds: Vec<&str> = operations["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| op["metadata"]["operationType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "CREATE_VERSION",
+            "CREATE_VERSION",
+            "DELETE_VERSION",
+            "DELETE_VERSION",
+            "DELETE_MODEL"
+        ]
+    );
+    let (_, filtered) = call(
+        "GET",
+        &server.api(
+            project,
+            "operations?filter=metadata.operationType=DELETE_MODEL",
+        ),
+        None,
+    );
     assert_eq!(filtered["operations"].as_array().unwrap().len(), 1);
 }
 
@@ -108,15 +274,31 @@ fn model_version_predict_default_and_delete_rules() {
 fn patch_changes_only_masked_fields_and_checks_the_etag() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
-    let (_, model) = call("POST", &server.api("p", "models"), Some(r#"{"name": "m", "description": "old"}"#));
+    let (_, model) = call(
+        "POST",
+        &server.api("p", "models"),
+        Some(r#"{"name": "m", "description": "old"}"#),
+    );
     let etag = model["etag"].as_str().unwrap();
     let body = json!({"description": "new", "labels": {"a": "b"}, "etag": etag}).to_string();
-    let (status, operation) = call("PATCH", &server.api("p", "models/m?updateMask=description"), Some(&body));
+    let (status, operation) = call(
+        "PATCH",
+        &server.api("p", "models/m?updateMask=description"),
+        Some(&body),
+    );
     assert_eq!(status, 200, "{operation}");
     assert_eq!(operation["metadata"]["operationType"], "UPDATE_MODEL");
     let (_, model) = call("GET", &server.api("p", "models/m"), None);
     assert_eq!(model["description"], "new");
     assert!(model.get("labels").is_none(), "labels were not in the mask");
-    let (status, error) = call("PATCH", &server.api("p", "models/m?updateMask=labels"), Some(&body));
-    assert_eq!((status, error["error"]["status"].clone()), (409, json!("ABORTED")), "a stale etag is refused: {error}");
+    let (status, error) = call(
+        "PATCH",
+        &server.api("p", "models/m?updateMask=labels"),
+        Some(&body),
+    );
+    assert_eq!(
+        (status, error["error"]["status"].clone()),
+        (409, json!("ABORTED")),
+        "a stale etag is refused: {error}"
+    );
 }

@@ -6,3 +6,4 @@ mod errors;
 mod lifecycle;
 mod restart;
 mod support;
+mod tidy;

@@ -34,7 +34,9 @@ impl Server {
         let stdout = child.stdout.take().expect("piped stdout");
         let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        reader.read_line(&mut line).expect("read the listening line");
+        reader
+            .read_line(&mut line)
+            .expect("read the listening line");
         let url = line
             .split_whitespace()
             .find(|word| word.starts_with("http://"))
@@ -58,14 +60,20 @@ impl Server {
 
     /// Sends SIGTERM and waits for a graceful exit.
     pub fn terminate(mut self) -> ExitStatus {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -84,12 +92,18 @@ pub fn call(method: &str, url: &str, body: Option<&str>) -> (u16, Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let mut request = client.request(method, url);
     if let Some(body) = body {
-        request = request.header("content-type", "application/json").body(body.to_string());
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
     }
     let response = request.send().expect("send");
     let status = response.status().as_u16();
     let text = response.text().expect("body");
-    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, value)
 }
 
@@ -99,7 +113,11 @@ pub fn wait_operation(server: &Server, project: &str, operation: &Value) -> Valu
     let id = name.rsplit('/').next().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let (status, operation) = call("GET", &server.api(project, &format!("operations/{id}")), None);
+        let (status, operation) = call(
+            "GET",
+            &server.api(project, &format!("operations/{id}")),
+            None,
+        );
         assert_eq!(status, 200, "{operation}");
         if operation["done"] == Value::Bool(true) {
             return operation;
@@ -111,7 +129,10 @@ pub fn wait_operation(server: &Server, project: &str, operation: &Value) -> Valu
 
 /// Runs the CLI with `args`.
 pub fn kiln(args: &[&str]) -> Output {
-    Command::new(kiln_binary()).args(args).output().expect("run kiln")
+    Command::new(kiln_binary())
+        .args(args)
+        .output()
+        .expect("run kiln")
 }
 
 /// The repository's census data.
@@ -127,7 +148,12 @@ pub fn census_model() -> &'static Path {
             let dir = tempfile::tempdir().expect("tempdir");
             let algorithm = kiln_train::Algorithm::find("wide_deep").unwrap();
             let schema = kiln_train::Schema::from_file(&census().join("schema.yaml")).unwrap();
-            let mut config = kiln_train::TrainConfig::new(algorithm.name, algorithm.kind, schema, dir.path().to_path_buf());
+            let mut config = kiln_train::TrainConfig::new(
+                algorithm.name,
+                algorithm.kind,
+                schema,
+                dir.path().to_path_buf(),
+            );
             config.train_files = vec![census().join("adult.data.csv.gz")];
             config.eval_files = vec![census().join("adult.test.csv.gz")];
             config.num_epochs = 1;

@@ -167,3 +167,104 @@ fn kind(value: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kiln_model::columns::Columns;
+    use kiln_model::{ModelKind, Task};
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(inputs: &[(&str, InputType)]) -> ModelSpec {
+        ModelSpec {
+            format: kiln_model::spec::FORMAT.into(),
+            algorithm: "dnn".into(),
+            kind: ModelKind::Dnn,
+            task: Task::Regression,
+            label: "y".into(),
+            label_vocabulary: Vec::new(),
+            columns: Columns {
+                inputs: inputs
+                    .iter()
+                    .map(|(name, input_type)| Input {
+                        name: name.to_string(),
+                        input_type: *input_type,
+                    })
+                    .collect(),
+                ..Columns::default()
+            },
+            hidden_units: Vec::new(),
+            outputs: Vec::new(),
+            data_columns: vec!["y".into(), "size".into(), "word_bytes".into()],
+            ignored_inputs: vec!["id".into()],
+            metrics: Default::default(),
+        }
+    }
+
+    #[test]
+    fn objects_b64_csv_and_bare_values() {
+        let two = spec(&[
+            ("size", InputType::Float),
+            ("word_bytes", InputType::String),
+        ]);
+        let decoded = decode(
+            &two,
+            &json!({"size": "2.5", "word_bytes": {"b64": "aGVsbG8="}, "id": 7, "y": 1}),
+        )
+        .unwrap();
+        assert_eq!(
+            decoded,
+            vec![RawValue::Number(2.5), RawValue::Text("hello".into())]
+        );
+        assert_eq!(
+            decode(&two, &json!("3, hi")).unwrap(),
+            vec![RawValue::Number(3.0), RawValue::Text("hi".into())]
+        );
+        assert_eq!(
+            decode(&two, &json!("1, 3, hi")).unwrap()[0],
+            RawValue::Number(3.0),
+            "the label column is skipped"
+        );
+        let one = spec(&[("size", InputType::Float)]);
+        assert_eq!(
+            decode(&one, &json!(4)).unwrap(),
+            vec![RawValue::Number(4.0)]
+        );
+        assert_eq!(
+            decode(&one, &json!([4])).unwrap(),
+            vec![RawValue::Number(4.0)]
+        );
+    }
+
+    #[test]
+    fn bad_instances_say_what_is_wrong() {
+        let two = spec(&[
+            ("size", InputType::Float),
+            ("word_bytes", InputType::String),
+        ]);
+        for (instance, expected) in [
+            (json!({"size": 1}), "missing input \"word_bytes\""),
+            (
+                json!({"size": true, "word_bytes": "x"}),
+                "must be a number, got a boolean",
+            ),
+            (
+                json!({"size": {"b64": "AA=="}, "word_bytes": "x"}),
+                "only inputs named *_bytes",
+            ),
+            (
+                json!({"size": 1, "word_bytes": {"b64": "%%%"}}),
+                "invalid base64",
+            ),
+            (
+                json!({"size": 1, "word_bytes": "x", "colour": "red"}),
+                "unknown input \"colour\"",
+            ),
+            (json!(5), "expected an object"),
+        ] {
+            let error = decode(&two, &instance).unwrap_err();
+            assert!(error.contains(expected), "{instance}: {error}");
+        }
+    }
+}

@@ -97,6 +97,29 @@ fn changed(count: usize, key: String) -> Result<()> {
     }
 }
 
+/// Maps an insert's error: a key conflict becomes `AlreadyExists(key)`.
+fn insert_error(key: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |error| match is_constraint(&error) {
+        true => StoreError::AlreadyExists(key),
+        false => database(error),
+    }
+}
+
+/// The one document a query selects, if any.
+fn fetch_one<T: DeserializeOwned>(
+    connection: &Connection,
+    sql: &str,
+    parameters: impl rusqlite::Params,
+    key: &str,
+) -> Result<Option<T>> {
+    connection
+        .query_row(sql, parameters, |row| row.get::<_, String>(0))
+        .optional()
+        .map_err(database)?
+        .map(|body| decode(key, &body))
+        .transpose()
+}
+
 fn collect<T: DeserializeOwned>(
     connection: &Connection,
     sql: &str,
@@ -120,25 +143,17 @@ impl Store for SqliteStore {
                 "INSERT INTO models (project, name, body) VALUES (?1, ?2, ?3)",
                 params![project, name, body],
             )
-            .map_err(|error| match is_constraint(&error) {
-                true => StoreError::AlreadyExists(format!("projects/{project}/models/{name}")),
-                false => database(error),
-            })?;
+            .map_err(insert_error(format!("projects/{project}/models/{name}")))?;
         Ok(())
     }
 
     fn get_model(&self, project: &str, name: &str) -> Result<Option<Model>> {
-        let key = format!("projects/{project}/models/{name}");
-        self.lock()
-            .query_row(
-                "SELECT body FROM models WHERE project = ?1 AND name = ?2",
-                params![project, name],
-                |row| row.get::<_, String>(0),
-            )
-            .optional()
-            .map_err(database)?
-            .map(|body| decode(&key, &body))
-            .transpose()
+        fetch_one(
+            &self.lock(),
+            "SELECT body FROM models WHERE project = ?1 AND name = ?2",
+            params![project, name],
+            &format!("projects/{project}/models/{name}"),
+        )
     }
 
     fn list_models(&self, project: &str) -> Result<Vec<Model>> {
@@ -202,26 +217,18 @@ impl Store for SqliteStore {
                 "INSERT INTO versions (project, model, name, is_default, body) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![project, model, name, version.is_default, encode(&version)?],
             )
-            .map_err(|error| match is_constraint(&error) {
-                true => StoreError::AlreadyExists(key.clone()),
-                false => database(error),
-            })?;
+            .map_err(insert_error(key))?;
         transaction.commit().map_err(database)?;
         Ok(version)
     }
 
     fn get_version(&self, project: &str, model: &str, name: &str) -> Result<Option<Version>> {
-        let key = format!("projects/{project}/models/{model}/versions/{name}");
-        self.lock()
-            .query_row(
-                "SELECT body FROM versions WHERE project = ?1 AND model = ?2 AND name = ?3",
-                params![project, model, name],
-                |row| row.get::<_, String>(0),
-            )
-            .optional()
-            .map_err(database)?
-            .map(|body| decode(&key, &body))
-            .transpose()
+        fetch_one(
+            &self.lock(),
+            "SELECT body FROM versions WHERE project = ?1 AND model = ?2 AND name = ?3",
+            params![project, model, name],
+            &format!("projects/{project}/models/{model}/versions/{name}"),
+        )
     }
 
     fn list_versions(&self, project: &str, model: &str) -> Result<Vec<Version>> {
@@ -310,25 +317,17 @@ impl Store for SqliteStore {
                 "INSERT INTO operations (project, id, done, body) VALUES (?1, ?2, ?3, ?4)",
                 params![project, id, operation.done, encode(operation)?],
             )
-            .map_err(|error| match is_constraint(&error) {
-                true => StoreError::AlreadyExists(format!("projects/{project}/operations/{id}")),
-                false => database(error),
-            })?;
+            .map_err(insert_error(format!("projects/{project}/operations/{id}")))?;
         Ok(())
     }
 
     fn get_operation(&self, project: &str, id: &str) -> Result<Option<Operation>> {
-        let key = format!("projects/{project}/operations/{id}");
-        self.lock()
-            .query_row(
-                "SELECT body FROM operations WHERE project = ?1 AND id = ?2",
-                params![project, id],
-                |row| row.get::<_, String>(0),
-            )
-            .optional()
-            .map_err(database)?
-            .map(|body| decode(&key, &body))
-            .transpose()
+        fetch_one(
+            &self.lock(),
+            "SELECT body FROM operations WHERE project = ?1 AND id = ?2",
+            params![project, id],
+            &format!("projects/{project}/operations/{id}"),
+        )
     }
 
     fn list_operations(&self, project: &str) -> Result<Vec<Operation>> {

@@ -157,6 +157,27 @@ fn model_version_predict_default_and_delete_rules() {
         "projects/acme/models/census/versions/v2"
     );
 
+    // Patch a version's description; output-only state is untouched.
+    let (status, operation) = call(
+        "PATCH",
+        &server.api(project, "models/census/versions/v1?updateMask=description"),
+        Some(r#"{"description": "first cut", "state": "FAILED"}"#),
+    );
+    assert_eq!(
+        (status, operation["metadata"]["operationType"].clone()),
+        (200, json!("UPDATE_VERSION")),
+        "{operation}"
+    );
+    let (_, v1) = call(
+        "GET",
+        &server.api(project, "models/census/versions/v1"),
+        None,
+    );
+    assert_eq!(
+        (v1["description"].clone(), v1["state"].clone()),
+        (json!("first cut"), json!("READY"))
+    );
+
     // Paging over versions.
     let (_, page) = call(
         "GET",
@@ -254,6 +275,7 @@ fn model_version_predict_default_and_delete_rules() {
         [
             "CREATE_VERSION",
             "CREATE_VERSION",
+            "UPDATE_VERSION",
             "DELETE_VERSION",
             "DELETE_VERSION",
             "DELETE_MODEL"

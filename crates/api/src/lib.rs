@@ -2,6 +2,8 @@
 //!
 //! # Layout (reading order)
 //! - [`model`]: `Model` and `Version` resources and their list responses.
+//! - [`job`]: `Job`, `TrainingInput`, `TrainingOutput` and the job list response.
+//! - [`int64`]: the int64-as-string convention.
 //! - [`operation`]: long-running `Operation`s and `google.rpc.Status`.
 //! - [`error`]: the platform error body and the `google.rpc.Code` ↔ HTTP mapping.
 //! - [`predict`]: the online prediction request and response bodies.
@@ -12,12 +14,15 @@
 //! lowerCamelCase, enums are spelled as the API spells them, and int64 fields are JSON strings.
 
 pub mod error;
+pub mod int64;
+pub mod job;
 pub mod model;
 pub mod names;
 pub mod operation;
 pub mod predict;
 
 pub use error::{Code, ErrorBody};
+pub use job::{Job, JobState, ListJobsResponse, ScaleTier, TrainingInput, TrainingOutput};
 pub use model::{
     Framework, ListModelsResponse, ListVersionsResponse, Model, Version, VersionState,
 };

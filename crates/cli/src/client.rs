@@ -99,9 +99,10 @@ impl Api {
         let mut items = Vec::new();
         let mut token: Option<String> = None;
         loop {
+            let separator = if path.contains('?') { '&' } else { '?' };
             let page_path = match &token {
-                Some(token) => format!("{path}?pageSize=100&pageToken={token}"),
-                None => format!("{path}?pageSize=100"),
+                Some(token) => format!("{path}{separator}pageSize=100&pageToken={token}"),
+                None => format!("{path}{separator}pageSize=100"),
             };
             let page = self.get(&page_path)?;
             if let Some(array) = page[field].as_array() {

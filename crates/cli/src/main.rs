@@ -50,6 +50,9 @@ enum Command {
     /// Local commands that need no server.
     #[command(subcommand)]
     Local(commands::local::LocalCommand),
+    /// Training jobs.
+    #[command(subcommand)]
+    Jobs(commands::jobs::JobsCommand),
     /// Models.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
@@ -119,6 +122,7 @@ fn main() -> std::process::ExitCode {
         Command::Quickstart(args) => commands::quickstart::run(args, &context),
         Command::Train(args) => commands::local::train(args),
         Command::Local(command) => commands::local::run(command, &context),
+        Command::Jobs(command) => commands::jobs::run(command, &context),
         Command::Models(command) => commands::models::run(command, &context),
         Command::Versions(command) => commands::versions::run(command, &context),
         Command::Predict(args) => commands::predict::run(args, &context),

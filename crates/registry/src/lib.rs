@@ -6,16 +6,19 @@
 //! - [`list`]: list parameters, the `filter` language and paging shared by every list method.
 //! - [`operations`]: creating and finishing long-running operations.
 //! - [`registry`]: the `Registry` service: models, versions, default-version rules, predict.
+//! - [`jobs`]: the `Jobs` service: training jobs from submission to a final state.
 //!
 //! **Architecture invariant:** REST handlers and CLI commands call these functions; every rule of
 //! the API (a model with versions cannot be deleted, the first version becomes the default, ...)
 //! lives here once. **API boundary:** takes and returns `kiln-api` types.
 
 pub mod error;
+pub mod jobs;
 pub mod list;
 pub mod operations;
 pub mod registry;
 
 pub use error::RegistryError;
+pub use jobs::{JobSettings, Jobs};
 pub use list::{Filter, ListParams};
 pub use registry::{PredictTarget, Registry};

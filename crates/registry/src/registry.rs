@@ -51,7 +51,8 @@ fn version_key(project: &str, model: &str, version: &str) -> String {
     format!("projects/{project}/models/{model}/versions/{version}")
 }
 
-fn etag(value: &impl serde::Serialize) -> String {
+/// An etag: a short hash of the resource's JSON.
+pub(crate) fn etag(value: &impl serde::Serialize) -> String {
     use base64::Engine;
     use sha2::Digest;
     let digest = sha2::Sha256::digest(serde_json::to_vec(value).unwrap_or_default());

@@ -7,22 +7,27 @@
 //! - [`error`]: `ApiError` and the one exhaustive mapping from registry errors to HTTP statuses and
 //!   ML Engine's two error bodies.
 //! - [`extract`]: the JSON body and query extractors, whose errors name the field at fault.
-//! - [`routes`]: the route table and the thin handlers, one per API method.
+//! - [`routes`]: the route table and the thin handlers of models, versions, operations and predict.
+//! - [`jobs`]: the handlers of `projects.jobs` and the job log endpoint.
 //!
 //! **Architecture invariant:** this is the only crate that speaks HTTP. Handlers parse, call one
 //! registry function and map its error; no rule of the API lives here.
 
 pub mod error;
 pub mod extract;
+pub mod jobs;
 pub mod routes;
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use kiln_artifacts::ArtifactStore;
-use kiln_registry::Registry;
-use kiln_store::SqliteStore;
+use kiln_registry::{JobSettings, Jobs, Registry};
+use kiln_scheduler::LocalExecutor;
+use kiln_scheduler::program::Runtime;
+use kiln_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 
 /// Name of the metadata database inside the data directory.
@@ -52,15 +57,47 @@ pub enum StartError {
     Registry(#[from] kiln_registry::RegistryError),
 }
 
-/// Opens the data directory (SQLite metadata, artifact files) and recovers unfinished operations.
-pub async fn open(data_dir: &Path) -> Result<Arc<Registry>, StartError> {
+/// The services the routes call; handlers extract the one they need.
+#[derive(Clone)]
+pub struct Services {
+    /// Models, versions, operations, predict.
+    pub registry: Arc<Registry>,
+    /// Training jobs.
+    pub jobs: Arc<Jobs>,
+}
+
+impl FromRef<Services> for Arc<Registry> {
+    fn from_ref(services: &Services) -> Self {
+        Arc::clone(&services.registry)
+    }
+}
+
+impl FromRef<Services> for Arc<Jobs> {
+    fn from_ref(services: &Services) -> Self {
+        Arc::clone(&services.jobs)
+    }
+}
+
+/// Where the server keeps its data and what job replicas run with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The `kiln` binary (built-in algorithm replicas) and the Python interpreter.
+    pub runtime: Runtime,
+}
+
+/// Opens the data directory (SQLite metadata, artifact files, job logs) and ends the work a
+/// previous server left unfinished.
+pub async fn open(options: &Options) -> Result<Services, StartError> {
+    let data_dir = &options.data_dir;
     std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir {
         path: data_dir.to_path_buf(),
         source,
     })?;
-    let store = SqliteStore::open(&data_dir.join(DATABASE_FILE))?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
     let artifacts = ArtifactStore::open(&data_dir.join(ARTIFACTS_DIR))?;
-    let registry = Registry::new(Arc::new(store), artifacts);
+    let registry = Registry::new(Arc::clone(&store), artifacts);
     let recovered = registry.recover().await?;
     if recovered > 0 {
         tracing::warn!(
@@ -68,16 +105,26 @@ pub async fn open(data_dir: &Path) -> Result<Arc<Registry>, StartError> {
             "closed operations a previous server left unfinished"
         );
     }
-    Ok(registry)
+    let settings = JobSettings {
+        data_dir: data_dir.clone(),
+        runtime: options.runtime.clone(),
+        stop_grace: std::time::Duration::from_secs(5),
+    };
+    let jobs = Jobs::new(store, Arc::new(LocalExecutor), settings);
+    let failed = jobs.recover()?;
+    if failed > 0 {
+        tracing::warn!(failed, "failed the jobs a previous server left running");
+    }
+    Ok(Services { registry, jobs })
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.
 pub async fn serve(
     listener: TcpListener,
-    registry: Arc<Registry>,
+    services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, routes::router(registry))
+    axum::serve(listener, routes::router(services))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -14,6 +14,7 @@ use kiln_api::{Code, Model, PredictRequest, PredictResponse, Version};
 use kiln_registry::{PredictTarget, Registry};
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::Services;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams};
 
@@ -21,11 +22,12 @@ use crate::extract::{JsonBody, QueryParams};
 pub const MAX_BODY_BYTES: usize = 10 << 20;
 
 type Shared = State<Arc<Registry>>;
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 /// The router of the whole API.
-pub fn router(registry: Arc<Registry>) -> Router {
+pub fn router(services: Services) -> Router {
     Router::new()
+        .merge(crate::jobs::routes())
         .route(
             "/v1/projects/{project}/models",
             get(list_models).post(create_model),
@@ -60,7 +62,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Http(Code::Internal, "Internal error encountered.".into()).into_response()
         }))
-        .with_state(registry)
+        .with_state(services)
 }
 
 /// Splits `name:verb` into its parts.
@@ -72,7 +74,7 @@ pub fn split_verb(segment: &str) -> (&str, Option<&str>) {
 }
 
 /// Refuses a verb on a GET/PATCH/DELETE path.
-fn plain(segment: &str) -> Result<&str, ApiError> {
+pub(crate) fn plain(segment: &str) -> Result<&str, ApiError> {
     match split_verb(segment) {
         (name, None) => Ok(name),
         (_, Some(verb)) => Err(ApiError::Http(
@@ -82,7 +84,7 @@ fn plain(segment: &str) -> Result<&str, ApiError> {
     }
 }
 
-fn json(value: impl serde::Serialize) -> ApiResult {
+pub(crate) fn json(value: impl serde::Serialize) -> ApiResult {
     Ok(axum::Json(value).into_response())
 }
 
@@ -280,7 +282,7 @@ async fn operation_verb(
     }
 }
 
-fn unknown_verb(verb: Option<&str>, known: &[&str]) -> ApiError {
+pub(crate) fn unknown_verb(verb: Option<&str>, known: &[&str]) -> ApiError {
     match verb {
         Some(verb) => ApiError::Http(
             Code::NotFound,

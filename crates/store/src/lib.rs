@@ -13,7 +13,7 @@
 pub mod migrations;
 pub mod sqlite;
 
-use kiln_api::{Model, Operation, Version};
+use kiln_api::{Job, Model, Operation, Version};
 
 pub use sqlite::SqliteStore;
 
@@ -93,4 +93,19 @@ pub trait Store: Send + Sync + 'static {
     fn update_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()>;
     /// Operations of every project that are not done, as `(project, id, operation)`.
     fn unfinished_operations(&self) -> Result<Vec<(String, String, Operation)>>;
+
+    /// Inserts a job; fails with `AlreadyExists` when the id is taken in the project.
+    fn create_job(&self, project: &str, job: &Job) -> Result<()>;
+    /// A job, if present.
+    fn get_job(&self, project: &str, job_id: &str) -> Result<Option<Job>>;
+    /// All jobs of a project, oldest first.
+    fn list_jobs(&self, project: &str) -> Result<Vec<Job>>;
+    /// Replaces a job.
+    fn update_job(&self, project: &str, job: &Job) -> Result<()>;
+    /// Jobs of every project that have not ended, as `(project, job)`, oldest first.
+    fn active_jobs(&self) -> Result<Vec<(String, Job)>>;
+    /// Records the process-group ids of a job's running replicas.
+    fn set_job_processes(&self, project: &str, job_id: &str, processes: &[u32]) -> Result<()>;
+    /// The process-group ids last recorded for a job.
+    fn job_processes(&self, project: &str, job_id: &str) -> Result<Vec<u32>>;
 }

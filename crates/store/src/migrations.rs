@@ -32,4 +32,18 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX operations_unfinished ON operations (done) WHERE done = 0;
     "#,
+    // 2: training jobs. `processes` holds the process-group ids of a running job's replicas (not part
+    // of the API), so a restarted server can stop trainers its predecessor left behind.
+    r#"
+    CREATE TABLE jobs (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        project    TEXT NOT NULL,
+        job_id     TEXT NOT NULL,
+        done       INTEGER NOT NULL DEFAULT 0,
+        processes  TEXT NOT NULL DEFAULT '[]',
+        body       TEXT NOT NULL,
+        UNIQUE (project, job_id)
+    );
+    CREATE INDEX jobs_active ON jobs (done) WHERE done = 0;
+    "#,
 ];

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use kiln_api::{Model, Operation, Version};
+use kiln_api::{Job, Model, Operation, Version};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -366,5 +366,95 @@ impl Store for SqliteStore {
                 Ok((project, id, operation))
             })
             .collect()
+    }
+
+    fn create_job(&self, project: &str, job: &Job) -> Result<()> {
+        self.lock()
+            .execute(
+                "INSERT INTO jobs (project, job_id, done, body) VALUES (?1, ?2, ?3, ?4)",
+                params![project, job.job_id, job.state.is_final(), encode(job)?],
+            )
+            .map_err(insert_error(format!(
+                "projects/{project}/jobs/{}",
+                job.job_id
+            )))?;
+        Ok(())
+    }
+
+    fn get_job(&self, project: &str, job_id: &str) -> Result<Option<Job>> {
+        fetch_one(
+            &self.lock(),
+            "SELECT body FROM jobs WHERE project = ?1 AND job_id = ?2",
+            params![project, job_id],
+            &format!("projects/{project}/jobs/{job_id}"),
+        )
+    }
+
+    fn list_jobs(&self, project: &str) -> Result<Vec<Job>> {
+        collect(
+            &self.lock(),
+            "SELECT body FROM jobs WHERE project = ?1 ORDER BY seq",
+            params![project],
+            &format!("projects/{project}/jobs"),
+        )
+    }
+
+    fn update_job(&self, project: &str, job: &Job) -> Result<()> {
+        let count = self
+            .lock()
+            .execute(
+                "UPDATE jobs SET body = ?3, done = ?4 WHERE project = ?1 AND job_id = ?2",
+                params![project, job.job_id, encode(job)?, job.state.is_final()],
+            )
+            .map_err(database)?;
+        changed(count, format!("projects/{project}/jobs/{}", job.job_id))
+    }
+
+    fn active_jobs(&self) -> Result<Vec<(String, Job)>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare("SELECT project, body FROM jobs WHERE done = 0 ORDER BY seq")
+            .map_err(database)?;
+        let rows: Vec<(String, String)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(database)?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(database)?;
+        rows.into_iter()
+            .map(|(project, body)| {
+                Ok((
+                    project.clone(),
+                    decode(&format!("projects/{project}/jobs"), &body)?,
+                ))
+            })
+            .collect()
+    }
+
+    fn set_job_processes(&self, project: &str, job_id: &str, processes: &[u32]) -> Result<()> {
+        let count = self
+            .lock()
+            .execute(
+                "UPDATE jobs SET processes = ?3 WHERE project = ?1 AND job_id = ?2",
+                params![project, job_id, encode(&processes)?],
+            )
+            .map_err(database)?;
+        changed(count, format!("projects/{project}/jobs/{job_id}"))
+    }
+
+    fn job_processes(&self, project: &str, job_id: &str) -> Result<Vec<u32>> {
+        let key = format!("projects/{project}/jobs/{job_id}");
+        let body: Option<String> = self
+            .lock()
+            .query_row(
+                "SELECT processes FROM jobs WHERE project = ?1 AND job_id = ?2",
+                params![project, job_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(database)?;
+        match body {
+            Some(body) => decode(&key, &body),
+            None => Err(StoreError::NotFound(key)),
+        }
     }
 }

@@ -65,3 +65,58 @@ fn models_versions_and_defaults_survive_reopening() {
         "a model with versions cannot be deleted"
     );
 }
+
+#[test]
+fn jobs_are_listed_in_order_and_active_ones_found() {
+    use kiln_api::{Job, JobState};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("kiln.db")).unwrap();
+    for id in ["b_job", "a_job"] {
+        store
+            .create_job(
+                "p",
+                &Job {
+                    job_id: id.into(),
+                    state: JobState::Queued,
+                    ..Job::default()
+                },
+            )
+            .unwrap();
+    }
+    assert!(matches!(
+        store.create_job(
+            "p",
+            &Job {
+                job_id: "a_job".into(),
+                ..Job::default()
+            }
+        ),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let ids: Vec<String> = store
+        .list_jobs("p")
+        .unwrap()
+        .into_iter()
+        .map(|job| job.job_id)
+        .collect();
+    assert_eq!(ids, ["b_job", "a_job"], "oldest first");
+    store
+        .update_job(
+            "p",
+            &Job {
+                job_id: "b_job".into(),
+                state: JobState::Succeeded,
+                ..Job::default()
+            },
+        )
+        .unwrap();
+    let active: Vec<String> = store
+        .active_jobs()
+        .unwrap()
+        .into_iter()
+        .map(|(_, job)| job.job_id)
+        .collect();
+    assert_eq!(active, ["a_job"]);
+    store.set_job_processes("p", "a_job", &[41, 42]).unwrap();
+    assert_eq!(store.job_processes("p", "a_job").unwrap(), vec![41, 42]);
+}

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod jobs;
 pub mod local;
 pub mod models;
 pub mod operations;

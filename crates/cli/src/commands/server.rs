@@ -24,12 +24,25 @@ pub fn default_data_dir() -> PathBuf {
         .join(".kiln")
 }
 
+/// Server options for `data_dir`: job replicas run this very binary for built-in algorithms, and
+/// `KILN_PYTHON` (default `python3`) for Python trainers.
+pub fn options(data_dir: PathBuf) -> anyhow::Result<kiln_server::Options> {
+    let kiln = std::env::current_exe().context("locating the kiln binary")?;
+    let python = std::env::var_os("KILN_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    Ok(kiln_server::Options {
+        data_dir,
+        runtime: kiln_scheduler::program::Runtime { kiln, python },
+    })
+}
+
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let registry = kiln_server::open(&data_dir).await?;
+        let services = kiln_server::open(&options(data_dir.clone())?).await?;
         let listener = tokio::net::TcpListener::bind(args.bind)
             .await
             .with_context(|| format!("binding {}", args.bind))?;
@@ -39,7 +52,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             "Kiln server listening on http://{address} (data in {})",
             data_dir.display()
         );
-        kiln_server::serve(listener, registry, shutdown_signal())
+        kiln_server::serve(listener, services, shutdown_signal())
             .await
             .context("serving")?;
         tracing::info!("server stopped");

@@ -3,6 +3,7 @@
 
 mod cli;
 mod errors;
+mod jobs;
 mod lifecycle;
 mod restart;
 mod support;

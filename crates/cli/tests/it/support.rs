@@ -24,9 +24,15 @@ pub struct Server {
 impl Server {
     /// Starts a server on `data_dir`, binding port 0, and waits for its "listening" line.
     pub fn start(data_dir: &Path) -> Server {
+        Server::start_with_env(data_dir, &[])
+    }
+
+    /// Starts a server with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(kiln_binary())
             .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,0 +1,30 @@
+//! int64 fields as the API writes them: JSON strings, read from strings or numbers.
+
+use serde::{Deserialize, Deserializer, Serializer};
+
+/// Serializes an `i64` as a string.
+pub fn serialize<S: Serializer>(value: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&value.to_string())
+}
+
+/// Reads an `i64` from a string or a number.
+pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Wire {
+        Text(String),
+        Number(i64),
+    }
+    match Wire::deserialize(deserializer)? {
+        Wire::Number(number) => Ok(number),
+        Wire::Text(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("expected an integer, got {text:?}"))),
+    }
+}
+
+/// Whether an int64 field holds its default and is left out.
+pub fn is_zero(value: &i64) -> bool {
+    *value == 0
+}

@@ -1,0 +1,322 @@
+//! `projects.jobs` resources (api-surface.md §A.3, A.4, A.6).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Lifecycle state of a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    /// Not known.
+    #[default]
+    StateUnspecified,
+    /// Accepted, waiting to run.
+    Queued,
+    /// Its replicas are being prepared.
+    Preparing,
+    /// Its replicas run.
+    Running,
+    /// Finished successfully.
+    Succeeded,
+    /// Finished with an error; see `errorMessage`.
+    Failed,
+    /// Cancellation requested, replicas stopping.
+    Cancelling,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job has ended.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+/// Cluster shape of a training job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ScaleTier {
+    /// One replica.
+    #[default]
+    Basic,
+    /// A master, workers and a parameter server.
+    #[serde(rename = "STANDARD_1")]
+    Standard1,
+    /// A master, more workers and parameter servers.
+    #[serde(rename = "PREMIUM_1")]
+    Premium1,
+    /// One replica with a GPU.
+    BasicGpu,
+    /// One replica with a TPU.
+    BasicTpu,
+    /// Replica types and counts as the job says.
+    Custom,
+}
+
+/// A replica's settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// Container image; Kiln runs built-in algorithms named here, or `containerCommand` directly.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image_uri: String,
+    /// The command the replica runs instead of the image's entrypoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub container_command: Vec<String>,
+    /// Arguments of `containerCommand`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub container_args: Vec<String>,
+    /// Accelerators (recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accelerator_config: Option<Value>,
+    /// Disk settings (recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_config: Option<Value>,
+    /// TPU TensorFlow version (recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tpu_tf_version: String,
+}
+
+/// Time limits of a job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scheduling {
+    /// Longest RUNNING time, as `"7200s"`; default 7 days.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub max_running_time: String,
+    /// Longest QUEUED time, as `"1800s"`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub max_wait_time: String,
+    /// Priority 0-1000 (recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+}
+
+/// `TrainingInput`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrainingInput {
+    /// Cluster shape.
+    #[serde(default)]
+    pub scale_tier: ScaleTier,
+    /// Machine type of the master (CUSTOM).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub master_type: String,
+    /// Master settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_config: Option<ReplicaConfig>,
+    /// Machine type of the workers.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub worker_type: String,
+    /// Number of workers.
+    #[serde(
+        default,
+        with = "crate::int64",
+        skip_serializing_if = "crate::int64::is_zero"
+    )]
+    pub worker_count: i64,
+    /// Worker settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_config: Option<ReplicaConfig>,
+    /// Machine type of the parameter servers.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub parameter_server_type: String,
+    /// Number of parameter servers.
+    #[serde(
+        default,
+        with = "crate::int64",
+        skip_serializing_if = "crate::int64::is_zero"
+    )]
+    pub parameter_server_count: i64,
+    /// Parameter server settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_server_config: Option<ReplicaConfig>,
+    /// Machine type of the evaluators.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub evaluator_type: String,
+    /// Number of evaluators.
+    #[serde(
+        default,
+        with = "crate::int64",
+        skip_serializing_if = "crate::int64::is_zero"
+    )]
+    pub evaluator_count: i64,
+    /// Evaluator settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluator_config: Option<ReplicaConfig>,
+    /// Python packages of the trainer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub package_uris: Vec<String>,
+    /// Module run as `python -m`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub python_module: String,
+    /// Arguments of the trainer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Hyperparameter tuning settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hyperparameters: Option<Value>,
+    /// Region (recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
+    /// Output directory, appended to the trainer's arguments as `--job-dir`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub job_dir: String,
+    /// Runtime version (recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub runtime_version: String,
+    /// Python version (recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub python_version: String,
+    /// Time limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<Scheduling>,
+    /// Run-as identity (recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_account: String,
+    /// Network (recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub network: String,
+    /// Encryption settings (recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_config: Option<Value>,
+    /// Name the primary replica `chief` instead of `master` in TF_CONFIG.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_chief_in_tf_config: bool,
+    /// Interactive shell access (recorded).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enable_web_access: bool,
+}
+
+/// `builtInAlgorithmOutput`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuiltInAlgorithmOutput {
+    /// Framework of the export.
+    pub framework: String,
+    /// Runtime version.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub runtime_version: String,
+    /// Python version.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub python_version: String,
+    /// Where the exported model is: `versions create --origin` takes it as is.
+    pub model_path: String,
+}
+
+/// `TrainingOutput`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainingOutput {
+    /// Trials completed (tuning jobs).
+    #[serde(
+        default,
+        with = "crate::int64",
+        skip_serializing_if = "crate::int64::is_zero"
+    )]
+    pub completed_trial_count: i64,
+    /// ML units consumed: Σ over replicas of units per hour × hours.
+    #[serde(default)]
+    pub consumed_m_l_units: f64,
+    /// Whether this is a tuning job.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_hyperparameter_tuning_job: bool,
+    /// Whether a built-in algorithm ran.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_built_in_algorithm_job: bool,
+    /// The built-in algorithm's export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_in_algorithm_output: Option<BuiltInAlgorithmOutput>,
+}
+
+/// A job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Job {
+    /// User-chosen id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub job_id: String,
+    /// User labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// A training job's input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_input: Option<TrainingInput>,
+    /// A batch prediction job's input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction_input: Option<Value>,
+    /// When it was created (output only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub create_time: String,
+    /// When it started (output only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub start_time: String,
+    /// When it ended (output only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub end_time: String,
+    /// State (output only).
+    #[serde(default)]
+    pub state: JobState,
+    /// Why it failed or was cancelled (output only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error_message: String,
+    /// Optimistic-concurrency token.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub etag: String,
+    /// Queue position while QUEUED (output only).
+    #[serde(
+        default,
+        with = "crate::int64",
+        skip_serializing_if = "crate::int64::is_zero"
+    )]
+    pub job_position: i64,
+    /// Training results (output only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_output: Option<TrainingOutput>,
+    /// Batch prediction results (output only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction_output: Option<Value>,
+}
+
+/// Response of `projects.jobs.list`; `{}` when empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListJobsResponse {
+    /// One page of jobs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<Job>,
+    /// Token of the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int64_fields_are_strings_and_read_from_either() {
+        let input: TrainingInput =
+            serde_json::from_str(r#"{"scaleTier": "CUSTOM", "masterType": "standard", "workerCount": "2", "parameterServerCount": 1}"#)
+                .unwrap();
+        assert_eq!((input.worker_count, input.parameter_server_count), (2, 1));
+        let json = serde_json::to_value(&input).unwrap();
+        assert_eq!(json["workerCount"], "2");
+        assert_eq!(json["parameterServerCount"], "1");
+        assert_eq!(json["scaleTier"], "CUSTOM");
+        let tier: ScaleTier = serde_json::from_str("\"STANDARD_1\"").unwrap();
+        assert_eq!(tier, ScaleTier::Standard1);
+        let output = serde_json::to_value(TrainingOutput {
+            consumed_m_l_units: 0.5,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(output, serde_json::json!({"consumedMLUnits": 0.5}));
+    }
+}

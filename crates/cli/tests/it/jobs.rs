@@ -1,0 +1,560 @@
+//! Training jobs over HTTP and the CLI: Python trainers written for ML Engine, distributed
+//! replicas and their TF_CONFIG, failures, cancel, time limits, built-in algorithms, restarts.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Server, call, census, file_uri, kiln, wait_operation};
+
+/// A trainer as ML Engine users write them: reads TF_CONFIG, writes under --job-dir.
+const TRAINER: &str = r#"
+import argparse, json, os, sys, time
+parser = argparse.ArgumentParser()
+parser.add_argument('--job-dir', required=True)
+parser.add_argument('--mode', default='ok')
+parser.add_argument('--sleep', type=float, default=0)
+args = parser.parse_args()
+tf_config = json.loads(os.environ['TF_CONFIG'])
+task = tf_config['task']
+name = '%s-%d' % (task['type'], task['index'])
+os.makedirs(args.job_dir, exist_ok=True)
+with open(os.path.join(args.job_dir, name + '.json'), 'w') as out:
+    json.dump({'tf_config': tf_config, 'job_id': os.environ.get('CLOUD_ML_JOB_ID'),
+               'secret': os.environ.get('KILN_TEST_SECRET'), 'pid': os.getpid()}, out)
+print('hello from', name, flush=True)
+if args.mode == 'fail':
+    print('about to fail', flush=True)
+    print('boom: something broke', file=sys.stderr, flush=True)
+    sys.exit(3)
+if task['type'] == 'ps':
+    time.sleep(3600)
+if task['type'] in ('master', 'chief'):
+    cluster = tf_config['cluster']
+    expected = sum(len(cluster[role]) for role in cluster)
+    deadline = time.time() + 30
+    while len([f for f in os.listdir(args.job_dir) if f.endswith('.json')]) < expected and time.time() < deadline:
+        time.sleep(0.05)
+time.sleep(args.sleep)
+print('done', name, flush=True)
+"#;
+
+/// A package directory `trainer/` with the trainer as `trainer.task`.
+fn trainer_package(root: &Path) -> PathBuf {
+    let package = root.join("trainer");
+    std::fs::create_dir_all(&package).unwrap();
+    std::fs::write(package.join("__init__.py"), "").unwrap();
+    std::fs::write(package.join("task.py"), TRAINER).unwrap();
+    package
+}
+
+fn python_job(id: &str, package: &Path, job_dir: &Path, args: &[&str], extra: Value) -> String {
+    let mut input = json!({
+        "pythonModule": "trainer.task",
+        "packageUris": [file_uri(package)],
+        "jobDir": job_dir.display().to_string(),
+        "args": args,
+        "region": "us-central1",
+    });
+    if let (Value::Object(input), Value::Object(extra)) = (&mut input, extra) {
+        input.extend(extra);
+    }
+    json!({"jobId": id, "trainingInput": input}).to_string()
+}
+
+fn wait_job(server: &Server, project: &str, id: &str, until: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, job) = call("GET", &server.api(project, &format!("jobs/{id}")), None);
+        assert_eq!(status, 200, "{job}");
+        if until(&job) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job {id} stuck: {job}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn ended(job: &Value) -> bool {
+    matches!(
+        job["state"].as_str(),
+        Some("SUCCEEDED" | "FAILED" | "CANCELLED")
+    )
+}
+
+fn alive(pid: u64) -> bool {
+    // A zombie is dead for our purpose: its process group was killed.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+fn wait_dead(pid: u64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "process {pid} is still alive");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn replica_record(job_dir: &Path, name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(job_dir.join(format!("{name}.json"))).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn a_distributed_python_job_gives_each_replica_its_tf_config() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(data.path(), &[("KILN_TEST_SECRET", "hunter2")]);
+    let package = trainer_package(work.path());
+    let job_dir = work.path().join("out");
+    let cluster = json!({"scaleTier": "CUSTOM", "masterType": "complex_model_m", "workerType": "standard",
+        "workerCount": "2", "parameterServerType": "large_model", "parameterServerCount": "1"});
+    let body = python_job("dist_job", &package, &job_dir, &["--mode", "ok"], cluster);
+    let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body));
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(job["state"], "QUEUED");
+    assert!(job["createTime"].is_string());
+    let job = wait_job(&server, "p", "dist_job", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    assert!(job["startTime"].is_string() && job["endTime"].is_string());
+    assert!(
+        job["trainingOutput"]["consumedMLUnits"].as_f64().unwrap() > 0.0,
+        "{job}"
+    );
+
+    let master = replica_record(&job_dir, "master-0");
+    let cluster = &master["tf_config"]["cluster"];
+    assert_eq!(cluster["worker"].as_array().unwrap().len(), 2);
+    assert_eq!(cluster["ps"].as_array().unwrap().len(), 1);
+    assert_eq!(master["tf_config"]["environment"], "cloud");
+    assert_eq!(master["tf_config"]["job"]["workerCount"], "2");
+    assert_eq!(master["job_id"], "dist_job");
+    assert_eq!(
+        master["secret"],
+        Value::Null,
+        "server environment does not reach trainers"
+    );
+    for (name, kind, index) in [
+        ("worker-0", "worker", 0),
+        ("worker-1", "worker", 1),
+        ("ps-0", "ps", 0),
+    ] {
+        let record = replica_record(&job_dir, name);
+        assert_eq!(
+            &record["tf_config"]["cluster"], cluster,
+            "{name} sees the same cluster"
+        );
+        assert_eq!(
+            record["tf_config"]["task"],
+            json!({"type": kind, "index": index, "cloud": "kiln-dist_job"})
+        );
+    }
+    wait_dead(replica_record(&job_dir, "ps-0")["pid"].as_u64().unwrap());
+
+    let (_, logs) = call("GET", &server.api("p", "jobs/dist_job/logs"), None);
+    let messages: Vec<&str> = logs["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.contains(&"hello from master-0") && messages.contains(&"hello from worker-1"),
+        "{messages:?}"
+    );
+    let (_, master_logs) = call(
+        "GET",
+        &server.api(
+            "p",
+            "jobs/dist_job/logs?taskName=master-replica-0&pageSize=1",
+        ),
+        None,
+    );
+    assert_eq!(master_logs["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(master_logs["entries"][0]["taskName"], "master-replica-0");
+    assert_eq!(master_logs["entries"][0]["severity"], "INFO");
+
+    let (_, list) = call(
+        "GET",
+        &server.api("p", "jobs?filter=jobId:dist*%20AND%20state:SUCCEEDED"),
+        None,
+    );
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+    let (_, none) = call("GET", &server.api("p", "jobs?filter=state:FAILED"), None);
+    assert_eq!(none, json!({}));
+}
+
+#[test]
+fn a_failing_trainer_names_the_replica_the_cause_and_its_last_lines() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let package = trainer_package(work.path());
+    let body = python_job(
+        "fails",
+        &package,
+        &work.path().join("out"),
+        &["--mode", "fail"],
+        json!({}),
+    );
+    call("POST", &server.api("p", "jobs"), Some(&body));
+    let job = wait_job(&server, "p", "fails", ended);
+    assert_eq!(job["state"], "FAILED");
+    let message = job["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("The replica master 0 exited with a non-zero status of 3"),
+        "{message}"
+    );
+    assert!(
+        message.contains("about to fail") && message.contains("boom: something broke"),
+        "{message}"
+    );
+}
+
+#[test]
+fn cancel_and_max_running_time_stop_the_whole_job() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let package = trainer_package(work.path());
+
+    let cancel_dir = work.path().join("cancel");
+    call(
+        "POST",
+        &server.api("p", "jobs"),
+        Some(&python_job(
+            "to_cancel",
+            &package,
+            &cancel_dir,
+            &["--sleep", "600"],
+            json!({}),
+        )),
+    );
+    wait_job(&server, "p", "to_cancel", |job| {
+        job["state"] == "RUNNING" && cancel_dir.join("master-0.json").exists()
+    });
+    let pid = replica_record(&cancel_dir, "master-0")["pid"]
+        .as_u64()
+        .unwrap();
+    let (status, body) = call(
+        "POST",
+        &server.api("p", "jobs/to_cancel:cancel"),
+        Some("{}"),
+    );
+    assert_eq!((status, body), (200, json!({})));
+    let job = wait_job(&server, "p", "to_cancel", ended);
+    assert_eq!(job["state"], "CANCELLED", "{job}");
+    wait_dead(pid);
+    let (status, error) = call(
+        "POST",
+        &server.api("p", "jobs/to_cancel:cancel"),
+        Some("{}"),
+    );
+    assert_eq!(status, 400, "an ended job cannot be cancelled: {error}");
+
+    let limit = json!({"scheduling": {"maxRunningTime": "1s"}});
+    call(
+        "POST",
+        &server.api("p", "jobs"),
+        Some(&python_job(
+            "too_long",
+            &package,
+            &work.path().join("long"),
+            &["--sleep", "600"],
+            limit,
+        )),
+    );
+    let job = wait_job(&server, "p", "too_long", ended);
+    assert_eq!(job["state"], "CANCELLED");
+    assert!(
+        job["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("maxRunningTime (1s)"),
+        "{job}"
+    );
+}
+
+#[test]
+fn a_builtin_algorithm_job_exports_a_model_that_deploys() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let job_dir = work.path().join("census");
+    let census = census();
+    let body = json!({"jobId": "census_builtin", "trainingInput": {
+        "scaleTier": "BASIC",
+        "masterConfig": {"imageUri": "gcr.io/cloud-ml-algos/wide_deep_learner_cpu"},
+        "args": [
+            format!("--training_data_path={}", census.join("adult.data.csv.gz").display()),
+            format!("--validation_data_path={}", census.join("adult.test.csv.gz").display()),
+            format!("--schema={}", census.join("schema.yaml").display()),
+            "--num_epochs=1",
+        ],
+        "jobDir": job_dir.display().to_string(),
+        "region": "us-central1",
+    }})
+    .to_string();
+    let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body));
+    assert_eq!(status, 200, "{job}");
+    let job = wait_job(&server, "p", "census_builtin", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    let output = &job["trainingOutput"];
+    assert_eq!(output["isBuiltInAlgorithmJob"], true);
+    let model_path = output["builtInAlgorithmOutput"]["modelPath"]
+        .as_str()
+        .unwrap();
+    assert_eq!(model_path, job_dir.join("model").display().to_string());
+    let (_, logs) = call("GET", &server.api("p", "jobs/census_builtin/logs"), None);
+    assert!(logs["entries"].as_array().unwrap().iter().any(|entry| {
+        entry["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("eval after epoch 1")
+    }));
+
+    call(
+        "POST",
+        &server.api("p", "models"),
+        Some(r#"{"name": "census"}"#),
+    );
+    let (_, operation) = call(
+        "POST",
+        &server.api("p", "models/census/versions"),
+        Some(&json!({"name": "v1", "deploymentUri": model_path}).to_string()),
+    );
+    assert!(
+        wait_operation(&server, "p", &operation)
+            .get("error")
+            .is_none()
+    );
+    let instance = std::fs::read_to_string(census.join("test.json")).unwrap();
+    let (status, predictions) = call(
+        "POST",
+        &server.api("p", "models/census:predict"),
+        Some(&format!(
+            "{{\"instances\": [{}]}}",
+            instance.lines().next().unwrap()
+        )),
+    );
+    assert_eq!(status, 200, "{predictions}");
+}
+
+#[test]
+fn invalid_jobs_are_refused_with_every_problem_named() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let jobs = server.api("p", "jobs");
+    let cases: &[(Value, u16, &[&str])] = &[
+        (
+            json!({"jobId": "1bad", "trainingInput": {"pythonModule": "t", "packageUris": ["/tmp"]}}),
+            400,
+            &["jobId \"1bad\" is invalid"],
+        ),
+        (
+            json!({"jobId": "no_input"}),
+            400,
+            &["a job needs a trainingInput"],
+        ),
+        (
+            json!({"jobId": "custom", "trainingInput": {"scaleTier": "CUSTOM", "workerCount": "2", "pythonModule": "t", "packageUris": ["/tmp"]}}),
+            400,
+            &["master_type", "worker_type"],
+        ),
+        (
+            json!({"jobId": "machine", "trainingInput": {"scaleTier": "CUSTOM", "masterType": "huge", "pythonModule": "t", "packageUris": ["/tmp"]}}),
+            400,
+            &["machine type \"huge\""],
+        ),
+        (
+            json!({"jobId": "image", "trainingInput": {"masterConfig": {"imageUri": "gcr.io/me/trainer"}}}),
+            400,
+            &["no container engine"],
+        ),
+        (
+            json!({"jobId": "hp", "trainingInput": {"pythonModule": "t", "packageUris": ["/tmp"], "hyperparameters": {"goal": "MAXIMIZE"}}}),
+            400,
+            &["hyperparameter tuning"],
+        ),
+        (
+            json!({"jobId": "dir", "trainingInput": {"pythonModule": "t", "packageUris": ["/tmp"], "jobDir": "out"}}),
+            400,
+            &["job_dir"],
+        ),
+        (
+            json!({"jobId": "time", "trainingInput": {"pythonModule": "t", "packageUris": ["/tmp"], "scheduling": {"maxRunningTime": "soon"}}}),
+            400,
+            &["max_running_time"],
+        ),
+        (
+            json!({"jobId": "count", "trainingInput": {"pythonModule": "t", "packageUris": ["/tmp"], "workerCount": "many"}}),
+            400,
+            &["workerCount"],
+        ),
+        (
+            json!({"jobId": "batch", "predictionInput": {"dataFormat": "JSON"}}),
+            501,
+            &["batch prediction"],
+        ),
+    ];
+    for (body, status, fragments) in cases {
+        let (actual, error) = call("POST", &jobs, Some(&body.to_string()));
+        assert_eq!(actual, *status, "{body}: {error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        for fragment in *fragments {
+            assert!(
+                message.contains(fragment),
+                "{body}: {message:?} lacks {fragment:?}"
+            );
+        }
+    }
+    let (status, _) = call("GET", &server.api("p", "jobs/absent"), None);
+    assert_eq!(status, 404);
+    let ok = json!({"jobId": "twice", "trainingInput": {"masterConfig": {"containerCommand": ["true"]}}}).to_string();
+    assert_eq!(call("POST", &jobs, Some(&ok)).0, 200);
+    assert_eq!(call("POST", &jobs, Some(&ok)).0, 409);
+}
+
+#[test]
+fn a_server_killed_mid_job_fails_the_job_and_stops_its_trainer_on_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let package = trainer_package(work.path());
+    let job_dir = work.path().join("out");
+    call(
+        "POST",
+        &server.api("p", "jobs"),
+        Some(&python_job(
+            "orphan",
+            &package,
+            &job_dir,
+            &["--sleep", "600"],
+            json!({}),
+        )),
+    );
+    wait_job(&server, "p", "orphan", |job| {
+        job["state"] == "RUNNING" && job_dir.join("master-0.json").exists()
+    });
+    let pid = replica_record(&job_dir, "master-0")["pid"]
+        .as_u64()
+        .unwrap();
+    server.kill();
+    assert!(alive(pid), "the trainer outlives the killed server");
+
+    let server = Server::start(data.path());
+    let job = wait_job(&server, "p", "orphan", ended);
+    assert_eq!(job["state"], "FAILED");
+    assert!(
+        job["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("server restarted"),
+        "{job}"
+    );
+    wait_dead(pid);
+    let (_, logs) = call("GET", &server.api("p", "jobs/orphan/logs"), None);
+    assert_eq!(
+        logs["entries"][0]["message"], "hello from master-0",
+        "logs survive the restart"
+    );
+}
+
+#[test]
+fn the_cli_submits_with_a_config_file_and_streams_logs() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let package = trainer_package(work.path());
+    let config = work.path().join("job.yaml");
+    std::fs::write(
+        &config,
+        "trainingInput:\n  scaleTier: STANDARD_1\n  region: us-central1\n",
+    )
+    .unwrap();
+    let job_dir = work.path().join("out").display().to_string();
+    let package = package.display().to_string();
+    let config = config.display().to_string();
+    let output = kiln(&[
+        "--endpoint",
+        &server.url,
+        "--project",
+        "p",
+        "ai-platform",
+        "jobs",
+        "submit",
+        "training",
+        "cli_job",
+        "--module-name",
+        "trainer.task",
+        "--package-path",
+        &package,
+        "--job-dir",
+        &job_dir,
+        "--config",
+        &config,
+        "--scale-tier",
+        "basic",
+        "--stream-logs",
+        "--",
+        "--mode",
+        "ok",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("master-replica-0\thello from master-0"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("worker"),
+        "the --scale-tier flag overrides the config's STANDARD_1: {stdout}"
+    );
+    let (_, job) = call("GET", &server.api("p", "jobs/cli_job"), None);
+    assert_eq!(job["trainingInput"]["scaleTier"], "BASIC");
+    assert_eq!(
+        job["trainingInput"]["region"], "us-central1",
+        "the config's other fields stay"
+    );
+
+    let listed = kiln(&[
+        "--endpoint",
+        &server.url,
+        "--project",
+        "p",
+        "jobs",
+        "list",
+        "--filter",
+        "state:SUCCEEDED",
+    ]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("cli_job"));
+    let failing = kiln(&[
+        "--endpoint",
+        &server.url,
+        "--project",
+        "p",
+        "jobs",
+        "submit",
+        "training",
+        "cli_fail",
+        "--module-name",
+        "trainer.task",
+        "--package-path",
+        &package,
+        "--job-dir",
+        &job_dir,
+        "--stream-logs",
+        "--",
+        "--mode",
+        "fail",
+    ]);
+    assert!(!failing.status.success(), "a failed job fails the command");
+    assert!(
+        String::from_utf8_lossy(&failing.stderr).contains("exited with a non-zero status of 3")
+    );
+}

@@ -1,0 +1,550 @@
+//! `projects.jobs`: training jobs from submission to a final state.
+//!
+//! States follow ML Engine: `QUEUED → PREPARING → RUNNING → SUCCEEDED | FAILED`, and
+//! `CANCELLING → CANCELLED` on cancel or when `scheduling.maxRunningTime` passes. The job ends when its
+//! master (chief) replica ends; any replica that fails fails the job, with an `errorMessage` naming the
+//! replica, the exit cause and its last log lines. Replicas start only through an `Executor`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kiln_api::ListJobsResponse;
+use kiln_api::job::{BuiltInAlgorithmOutput, Job, JobState, TrainingOutput};
+use kiln_api::names::{check_name, check_project};
+use kiln_scheduler::cluster::{assign_ports, cluster_spec, tf_config, units_per_hour};
+use kiln_scheduler::logs::LogPage;
+use kiln_scheduler::program::{self, Program, Runtime};
+use kiln_scheduler::{Executor, ExitReport, JobLog, ReplicaPlan, ReplicaSpec, TaskType};
+use kiln_store::Store;
+use tokio::sync::{mpsc, watch};
+
+use crate::{ListParams, RegistryError};
+
+/// Longest running time when the job sets none (ML Engine's default: 7 days).
+pub const DEFAULT_MAX_RUNNING_TIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Log lines of the failing replica quoted in `errorMessage`.
+pub const ERROR_LOG_LINES: usize = 10;
+
+/// Where jobs keep their files and what they run with.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// Data directory: logs under `logs/`, working directories under `jobs/`.
+    pub data_dir: PathBuf,
+    /// The `kiln` binary and the Python interpreter.
+    pub runtime: Runtime,
+    /// Time between SIGTERM and SIGKILL when a job is stopped.
+    pub stop_grace: Duration,
+}
+
+/// Why a running job is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum StopReason {
+    Cancelled,
+    TimedOut(Duration),
+}
+
+/// The jobs service.
+pub struct Jobs {
+    store: Arc<dyn Store>,
+    executor: Arc<dyn Executor>,
+    settings: JobSettings,
+    /// Stop signals of running jobs by `project/jobId`; held only to insert, remove or signal.
+    running: Mutex<HashMap<String, watch::Sender<Option<StopReason>>>>,
+}
+
+fn parse_duration(field: &str, text: &str) -> Result<Option<Duration>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.strip_suffix('s')
+        .and_then(|seconds| seconds.parse::<f64>().ok())
+        .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+        .map(|seconds| Some(Duration::from_secs_f64(seconds)))
+        .ok_or_else(|| format!("Field: training_input.scheduling.{field} Error: {text:?} is not a duration such as \"7200s\""))
+}
+
+impl Jobs {
+    /// A jobs service over a store and an executor.
+    pub fn new(
+        store: Arc<dyn Store>,
+        executor: Arc<dyn Executor>,
+        settings: JobSettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            executor,
+            settings,
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn log_path(&self, project: &str, job_id: &str) -> PathBuf {
+        self.settings
+            .data_dir
+            .join("logs/projects")
+            .join(project)
+            .join("jobs")
+            .join(format!("{job_id}.jsonl"))
+    }
+
+    fn working_dir(&self, project: &str, job_id: &str) -> PathBuf {
+        self.settings
+            .data_dir
+            .join("jobs/projects")
+            .join(project)
+            .join(job_id)
+    }
+
+    /// Ends what a previous server left running: its replicas are stopped and the jobs fail with a
+    /// reason naming the restart. Returns how many jobs.
+    pub fn recover(&self) -> Result<usize, RegistryError> {
+        let active = self.store.active_jobs()?;
+        for (project, mut job) in active.iter().cloned() {
+            for process in self.store.job_processes(&project, &job.job_id)? {
+                self.executor.stop(process, Duration::ZERO);
+            }
+            job.error_message = format!(
+                "The Kiln server restarted while the job was {:?}; its replicas were stopped. Submit the job again.",
+                job.state
+            );
+            job.state = JobState::Failed;
+            job.end_time = kiln_api::now();
+            self.store.update_job(&project, &job)?;
+        }
+        Ok(active.len())
+    }
+
+    /// `projects.jobs.create`: validates, stores the job as QUEUED and starts it.
+    pub async fn create(
+        self: &Arc<Self>,
+        project: &str,
+        mut job: Job,
+    ) -> Result<Job, RegistryError> {
+        check_project(project).map_err(RegistryError::InvalidArgument)?;
+        let mut problems = Vec::new();
+        if let Err(problem) = check_name("jobId", &job.job_id) {
+            problems.push(problem);
+        }
+        if job.prediction_input.is_some() {
+            return Err(RegistryError::Unimplemented(
+                "batch prediction jobs are not available in this Kiln release".into(),
+            ));
+        }
+        let Some(input) = job.training_input.as_mut() else {
+            return Err(RegistryError::InvalidArgument(
+                "Field: job.training_input Error: a job needs a trainingInput".into(),
+            ));
+        };
+        let replicas = kiln_scheduler::plan(input)
+            .map_err(|found| problems.extend(found))
+            .ok();
+        let program = program::decide(input)
+            .map_err(|found| problems.extend(found))
+            .ok();
+        if let Program::BuiltIn { .. } = program
+            .as_ref()
+            .unwrap_or(&Program::Command { argv: Vec::new() })
+            && replicas.as_ref().is_some_and(|replicas| replicas.len() > 1)
+        {
+            problems.push("Field: training_input.scale_tier Error: built-in algorithms run on one replica; use BASIC".into());
+        }
+        if !input.job_dir.is_empty() {
+            let path = input
+                .job_dir
+                .strip_prefix("file://")
+                .unwrap_or(&input.job_dir)
+                .to_string();
+            if !path.starts_with('/')
+                || Path::new(&path)
+                    .components()
+                    .any(|part| part == std::path::Component::ParentDir)
+            {
+                problems.push(format!("Field: training_input.job_dir Error: {:?} must be an absolute local path or file:// URI without '..'", input.job_dir));
+            } else {
+                input.job_dir = path;
+            }
+        }
+        let scheduling = input.scheduling.clone().unwrap_or_default();
+        let max_running = parse_duration("max_running_time", &scheduling.max_running_time)
+            .map_err(|problem| problems.push(problem))
+            .ok()
+            .flatten();
+        if let Err(problem) = parse_duration("max_wait_time", &scheduling.max_wait_time) {
+            problems.push(problem);
+        }
+        let (Some(replicas), Some(program), true) = (replicas, program, problems.is_empty()) else {
+            return Err(RegistryError::InvalidArgument(problems.join("; ")));
+        };
+        job.state = JobState::Queued;
+        job.create_time = kiln_api::now();
+        job.start_time.clear();
+        job.end_time.clear();
+        job.error_message.clear();
+        job.training_output = None;
+        job.prediction_output = None;
+        job.etag = crate::registry::etag(&job);
+        let store = Arc::clone(&self.store);
+        let (stored_project, stored) = (project.to_string(), job.clone());
+        tokio::task::spawn_blocking(move || store.create_job(&stored_project, &stored))
+            .await
+            .map_err(|error| RegistryError::Internal(format!("metadata task failed: {error}")))??;
+        let (stop, stopped) = watch::channel(None);
+        self.running_map()
+            .insert(format!("{project}/{}", job.job_id), stop);
+        let jobs = Arc::clone(self);
+        let (project, submitted) = (project.to_string(), job.clone());
+        tokio::spawn(async move {
+            let job_id = submitted.job_id.clone();
+            jobs.run(
+                &project,
+                submitted,
+                replicas,
+                program,
+                max_running.unwrap_or(DEFAULT_MAX_RUNNING_TIME),
+                stopped,
+            )
+            .await;
+            jobs.running_map().remove(&format!("{project}/{job_id}"));
+        });
+        Ok(job)
+    }
+
+    fn running_map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<Option<StopReason>>>> {
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies `change` to the stored job (re-read first, so concurrent label patches survive).
+    fn update(
+        &self,
+        project: &str,
+        job_id: &str,
+        change: impl FnOnce(&mut Job),
+    ) -> Result<Job, RegistryError> {
+        let mut job = self
+            .store
+            .get_job(project, job_id)?
+            .ok_or_else(|| RegistryError::NotFound(format!("job \"{job_id}\" was not found")))?;
+        change(&mut job);
+        job.etag = crate::registry::etag(&job);
+        self.store.update_job(project, &job)?;
+        Ok(job)
+    }
+
+    async fn run(
+        &self,
+        project: &str,
+        job: Job,
+        mut replicas: Vec<ReplicaPlan>,
+        program: Program,
+        max_running: Duration,
+        mut stopped: watch::Receiver<Option<StopReason>>,
+    ) {
+        let job_id = job.job_id.clone();
+        let input = job.training_input.clone().unwrap_or_default();
+        let outcome = self.update(project, &job_id, |job| {
+            job.state = JobState::Preparing;
+            job.start_time = kiln_api::now();
+        });
+        if outcome.is_err() || stopped.borrow().is_some() {
+            self.finish(
+                project,
+                &job_id,
+                JobState::Cancelled,
+                "Job was cancelled before it started.".into(),
+                TrainingOutput::default(),
+            );
+            return;
+        }
+        let log_path = self.log_path(project, &job_id);
+        let working_dir = self.working_dir(project, &job_id);
+        let prepared = (|| -> Result<JobLog, String> {
+            assign_ports(&mut replicas)
+                .map_err(|error| format!("cannot allocate loopback ports: {error}"))?;
+            std::fs::create_dir_all(&working_dir)
+                .map_err(|error| format!("{}: {error}", working_dir.display()))?;
+            if !input.job_dir.is_empty() {
+                std::fs::create_dir_all(&input.job_dir)
+                    .map_err(|error| format!("job dir {}: {error}", input.job_dir))?;
+            }
+            JobLog::open(&log_path).map_err(|error| error.to_string())
+        })();
+        let log = match prepared {
+            Ok(log) => log,
+            Err(message) => {
+                return self.finish(
+                    project,
+                    &job_id,
+                    JobState::Failed,
+                    message,
+                    TrainingOutput::default(),
+                );
+            }
+        };
+
+        let (exits, mut exited) = mpsc::unbounded_channel::<(usize, ExitReport, Duration)>();
+        let mut ids = Vec::new();
+        for (index, replica) in replicas.iter().enumerate() {
+            let spec =
+                self.replica_spec(&replicas, replica, &input, &program, &job_id, &working_dir);
+            match self.executor.launch(spec, log.clone()) {
+                Ok(mut started) => {
+                    ids.push(started.id());
+                    let exits = exits.clone();
+                    let launched = Instant::now();
+                    tokio::spawn(async move {
+                        let report = started.wait().await;
+                        let _ = exits.send((index, report, launched.elapsed()));
+                    });
+                }
+                Err(error) => {
+                    self.stop_all(&ids);
+                    return self.finish(
+                        project,
+                        &job_id,
+                        JobState::Failed,
+                        format!(
+                            "The replica {} could not start: {error}",
+                            replica.task_name()
+                        ),
+                        TrainingOutput::default(),
+                    );
+                }
+            }
+        }
+        let _ = self.store.set_job_processes(project, &job_id, &ids);
+        let _ = self.update(project, &job_id, |job| {
+            if job.state == JobState::Preparing {
+                job.state = JobState::Running;
+            }
+        });
+
+        let deadline = tokio::time::sleep(max_running);
+        tokio::pin!(deadline);
+        let mut units = 0.0;
+        let mut remaining = replicas.len();
+        let mut verdict: Option<(JobState, String)> = None;
+        let mut stop_reason: Option<StopReason> = None;
+        while remaining > 0 {
+            tokio::select! {
+                Some((index, report, ran)) = exited.recv() => {
+                    remaining -= 1;
+                    let replica = &replicas[index];
+                    units += units_per_hour(&replica.machine_type).unwrap_or(0.0) * ran.as_secs_f64() / 3600.0;
+                    if verdict.is_some() || stop_reason.is_some() {
+                        continue;
+                    }
+                    if !report.success() {
+                        let tail = JobLog::tail(&log_path, &replica.task_name(), ERROR_LOG_LINES);
+                        let message = format!(
+                            "The replica {} {}. Last {} log lines of {}:\n{}",
+                            replica.task_name().replace("-replica-", " "),
+                            report.describe(),
+                            tail.len(),
+                            replica.task_name(),
+                            tail.join("\n")
+                        );
+                        verdict = Some((JobState::Failed, message));
+                        self.stop_all(&ids);
+                    } else if replica.task == TaskType::Master {
+                        verdict = Some((JobState::Succeeded, String::new()));
+                        self.stop_all(&ids);
+                    }
+                }
+                changed = stopped.changed(), if stop_reason.is_none() && verdict.is_none() => {
+                    if changed.is_ok() {
+                        stop_reason = *stopped.borrow();
+                        self.stop_all(&ids);
+                    }
+                }
+                () = &mut deadline, if stop_reason.is_none() && verdict.is_none() => {
+                    stop_reason = Some(StopReason::TimedOut(max_running));
+                    let _ = self.update(project, &job_id, |job| job.state = JobState::Cancelling);
+                    self.stop_all(&ids);
+                }
+            }
+        }
+        let (state, message) = match (stop_reason, verdict) {
+            (Some(StopReason::Cancelled), _) => (
+                JobState::Cancelled,
+                "Job was cancelled by a user request.".to_string(),
+            ),
+            (Some(StopReason::TimedOut(limit)), _) => (
+                JobState::Cancelled,
+                format!(
+                    "Job exceeded scheduling.maxRunningTime ({}s) and was cancelled.",
+                    limit.as_secs_f64()
+                ),
+            ),
+            (None, Some(verdict)) => verdict,
+            (None, None) => (
+                JobState::Failed,
+                "the job's replicas ended without a verdict".into(),
+            ),
+        };
+        let is_built_in = matches!(program, Program::BuiltIn { .. });
+        let output = TrainingOutput {
+            consumed_m_l_units: (units * 1e4).round() / 1e4,
+            is_built_in_algorithm_job: is_built_in,
+            built_in_algorithm_output: (is_built_in && state == JobState::Succeeded).then(|| {
+                BuiltInAlgorithmOutput {
+                    framework: "KILN".into(),
+                    runtime_version: input.runtime_version.clone(),
+                    python_version: input.python_version.clone(),
+                    model_path: Path::new(&input.job_dir)
+                        .join("model")
+                        .display()
+                        .to_string(),
+                }
+            }),
+            ..TrainingOutput::default()
+        };
+        self.finish(project, &job_id, state, message, output);
+    }
+
+    fn replica_spec(
+        &self,
+        replicas: &[ReplicaPlan],
+        replica: &ReplicaPlan,
+        input: &kiln_api::TrainingInput,
+        program: &Program,
+        job_id: &str,
+        working_dir: &Path,
+    ) -> ReplicaSpec {
+        let (program_path, args, mut env) =
+            program::command(program, &replica.config, input, &self.settings.runtime);
+        let config = tf_config(replicas, replica, input, job_id, None);
+        if let Program::Command { .. } = program {
+            let cluster = serde_json::json!({"cluster": cluster_spec(replicas, input.use_chief_in_tf_config), "task": config["task"], "job": config["job"]});
+            env.push(("CLUSTER_SPEC".into(), cluster.to_string()));
+        }
+        env.push(("TF_CONFIG".into(), config.to_string()));
+        env.push(("CLOUD_ML_JOB_ID".into(), job_id.to_string()));
+        ReplicaSpec {
+            task_name: replica.task_name(),
+            program: program_path,
+            args,
+            env,
+            working_dir: working_dir.to_path_buf(),
+        }
+    }
+
+    fn stop_all(&self, ids: &[u32]) {
+        for id in ids {
+            self.executor.stop(*id, self.settings.stop_grace);
+        }
+    }
+
+    fn finish(
+        &self,
+        project: &str,
+        job_id: &str,
+        state: JobState,
+        message: String,
+        output: TrainingOutput,
+    ) {
+        let result = self.update(project, job_id, |job| {
+            job.state = state;
+            job.error_message = message;
+            job.end_time = kiln_api::now();
+            job.training_output = Some(output);
+        });
+        if let Err(error) = result {
+            tracing::error!(job = job_id, %error, "could not record the end of a job");
+        }
+        let _ = self.store.set_job_processes(project, job_id, &[]);
+    }
+
+    /// `projects.jobs.get`.
+    pub fn get(&self, project: &str, job_id: &str) -> Result<Job, RegistryError> {
+        check_project(project).map_err(RegistryError::InvalidArgument)?;
+        self.store.get_job(project, job_id)?.ok_or_else(|| {
+            RegistryError::NotFound(format!(
+                "Field: name Error: The job resource: \"{job_id}\" was not found."
+            ))
+        })
+    }
+
+    /// `projects.jobs.list`.
+    pub fn list(
+        &self,
+        project: &str,
+        params: &ListParams,
+    ) -> Result<ListJobsResponse, RegistryError> {
+        check_project(project).map_err(RegistryError::InvalidArgument)?;
+        let page = params.page(self.store.list_jobs(project)?, |job| job.job_id.clone())?;
+        Ok(ListJobsResponse {
+            jobs: page.items,
+            next_page_token: page.next_page_token,
+        })
+    }
+
+    /// `projects.jobs.cancel`.
+    pub fn cancel(&self, project: &str, job_id: &str) -> Result<(), RegistryError> {
+        let job = self.get(project, job_id)?;
+        if job.state.is_final() || job.state == JobState::Cancelling {
+            return Err(RegistryError::FailedPrecondition(format!(
+                "Cannot cancel job \"{job_id}\": it is already {:?}",
+                job.state
+            )));
+        }
+        self.update(project, job_id, |job| job.state = JobState::Cancelling)?;
+        if let Some(stop) = self.running_map().get(&format!("{project}/{job_id}")) {
+            let _ = stop.send(Some(StopReason::Cancelled));
+        }
+        Ok(())
+    }
+
+    /// `projects.jobs.patch`: `labels` by `updateMask`, with an etag check.
+    pub fn patch(
+        &self,
+        project: &str,
+        job_id: &str,
+        patch: Job,
+        update_mask: &str,
+    ) -> Result<Job, RegistryError> {
+        let current = self.get(project, job_id)?;
+        if !patch.etag.is_empty() && patch.etag != current.etag {
+            return Err(RegistryError::Aborted(format!(
+                "etag {:?} does not match the job's current etag",
+                patch.etag
+            )));
+        }
+        for path in update_mask
+            .split(',')
+            .map(str::trim)
+            .filter(|path| !path.is_empty())
+        {
+            if path != "labels" && path != "etag" {
+                return Err(RegistryError::InvalidArgument(format!(
+                    "updateMask field {path:?} cannot be updated; allowed: labels, etag"
+                )));
+            }
+        }
+        if !update_mask.contains("labels") {
+            return Err(RegistryError::InvalidArgument(
+                "updateMask is required and must name labels".into(),
+            ));
+        }
+        self.update(project, job_id, |job| job.labels = patch.labels)
+    }
+
+    /// A page of the job's log (a Kiln extension: ML Engine sent logs to Cloud Logging).
+    pub fn logs(
+        &self,
+        project: &str,
+        job_id: &str,
+        start: usize,
+        limit: usize,
+        task_name: Option<&str>,
+    ) -> Result<LogPage, RegistryError> {
+        self.get(project, job_id)?;
+        JobLog::read(&self.log_path(project, job_id), start, limit, task_name)
+            .map_err(|error| RegistryError::Internal(error.to_string()))
+    }
+}

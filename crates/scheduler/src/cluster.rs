@@ -1,0 +1,318 @@
+//! Cluster plans: which replicas a job has, and the `TF_CONFIG` each one sees.
+//!
+//! Scale tiers map to local process sets sized for one machine: BASIC, BASIC_GPU and BASIC_TPU are
+//! a master alone; STANDARD_1 a master, 2 workers and 1 parameter server; PREMIUM_1 a master,
+//! 4 workers and 2 parameter servers; CUSTOM what the job says.
+
+use kiln_api::ScaleTier;
+use kiln_api::job::{ReplicaConfig, TrainingInput};
+use serde_json::{Value, json};
+
+/// ML (training) units per hour by machine type: ML Engine's newer pricing table
+/// (api-surface.md §A.12); older names take their older figures where no newer one exists.
+pub const MACHINE_UNITS: &[(&str, f64)] = &[
+    ("standard", 0.3878),
+    ("large_model", 0.9665),
+    ("complex_model_s", 0.5788),
+    ("complex_model_m", 1.1576),
+    ("complex_model_l", 2.3151),
+    ("standard_gpu", 1.6939),
+    ("complex_model_m_gpu", 7.6278),
+    ("complex_model_l_gpu", 15.2555),
+    ("standard_p100", 5.4824),
+    ("complex_model_m_p100", 19.6653),
+    ("standard_v100", 8.5216),
+    ("large_model_v100", 8.8005),
+    ("complex_model_m_v100", 31.822),
+    ("complex_model_l_v100", 63.6441),
+    ("cloud_tpu", 13.4082),
+    ("n1-standard-4", 0.3878),
+    ("n1-standard-8", 0.7755),
+    ("n1-standard-16", 1.551),
+    ("n1-standard-32", 3.102),
+    ("n1-standard-64", 6.2041),
+    ("n1-standard-96", 9.3061),
+];
+
+/// ML units per hour of a machine type.
+pub fn units_per_hour(machine_type: &str) -> Option<f64> {
+    MACHINE_UNITS
+        .iter()
+        .find(|(name, _)| *name == machine_type)
+        .map(|(_, units)| *units)
+}
+
+/// The role of a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskType {
+    /// The primary replica (`master`, or `chief` with `useChiefInTfConfig`).
+    Master,
+    /// A worker.
+    Worker,
+    /// A parameter server.
+    Ps,
+    /// An evaluator (not part of the TF cluster).
+    Evaluator,
+}
+
+impl TaskType {
+    /// The name in `TF_CONFIG` and in task names.
+    pub fn name(self, use_chief: bool) -> &'static str {
+        match self {
+            TaskType::Master if use_chief => "chief",
+            TaskType::Master => "master",
+            TaskType::Worker => "worker",
+            TaskType::Ps => "ps",
+            TaskType::Evaluator => "evaluator",
+        }
+    }
+}
+
+/// One replica of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaPlan {
+    /// Role.
+    pub task: TaskType,
+    /// Index within its role.
+    pub index: usize,
+    /// Machine type (for ML units).
+    pub machine_type: String,
+    /// Its replica settings (the role's config, or the master's).
+    pub config: ReplicaConfig,
+    /// Loopback port of its TF server (0 for evaluators).
+    pub port: u16,
+}
+
+impl ReplicaPlan {
+    /// ML Engine's task name: `master-replica-0`, `worker-replica-1`, ...
+    pub fn task_name(&self) -> String {
+        format!("{}-replica-{}", self.task.name(false), self.index)
+    }
+}
+
+/// Plans the replicas of `input`, collecting every problem with the cluster fields.
+pub fn plan(input: &TrainingInput) -> Result<Vec<ReplicaPlan>, Vec<String>> {
+    let mut problems = Vec::new();
+    let master_config = input.master_config.clone().unwrap_or_default();
+    let (master_type, workers, parameter_servers, evaluators) = match input.scale_tier {
+        ScaleTier::Basic | ScaleTier::BasicTpu => ("standard".to_string(), 0, 0, 0),
+        ScaleTier::BasicGpu => ("standard_gpu".to_string(), 0, 0, 0),
+        ScaleTier::Standard1 => ("standard".to_string(), 2, 1, 0),
+        ScaleTier::Premium1 => ("standard".to_string(), 4, 2, 0),
+        ScaleTier::Custom => {
+            if input.master_type.is_empty() {
+                problems.push("Field: training_input.master_type Error: masterType is required when scaleTier is CUSTOM".to_string());
+            }
+            (
+                input.master_type.clone(),
+                input.worker_count,
+                input.parameter_server_count,
+                input.evaluator_count,
+            )
+        }
+    };
+    let roles = [
+        (
+            TaskType::Worker,
+            workers,
+            &input.worker_type,
+            &input.worker_config,
+            "worker",
+        ),
+        (
+            TaskType::Ps,
+            parameter_servers,
+            &input.parameter_server_type,
+            &input.parameter_server_config,
+            "parameter_server",
+        ),
+        (
+            TaskType::Evaluator,
+            evaluators,
+            &input.evaluator_type,
+            &input.evaluator_config,
+            "evaluator",
+        ),
+    ];
+    let mut replicas = vec![ReplicaPlan {
+        task: TaskType::Master,
+        index: 0,
+        machine_type: master_type.clone(),
+        config: master_config.clone(),
+        port: 0,
+    }];
+    for (task, count, machine_type, config, field) in roles {
+        if !(0..=64).contains(&count) {
+            problems.push(format!(
+                "Field: training_input.{field}_count Error: must be between 0 and 64, got {count}"
+            ));
+            continue;
+        }
+        let machine_type = match (input.scale_tier, machine_type.is_empty()) {
+            (ScaleTier::Custom, true) if count > 0 => {
+                problems.push(format!("Field: training_input.{field}_type Error: {field}Type is required when {field}Count > 0"));
+                continue;
+            }
+            (ScaleTier::Custom, false) => machine_type.clone(),
+            _ => master_type.clone(),
+        };
+        for index in 0..count as usize {
+            replicas.push(ReplicaPlan {
+                task,
+                index,
+                machine_type: machine_type.clone(),
+                config: config.clone().unwrap_or_else(|| master_config.clone()),
+                port: 0,
+            });
+        }
+    }
+    for replica in &replicas {
+        if !replica.machine_type.is_empty() && units_per_hour(&replica.machine_type).is_none() {
+            let known: Vec<&str> = MACHINE_UNITS.iter().map(|(name, _)| *name).collect();
+            problems.push(format!(
+                "machine type {:?} of {} is unknown; known types: {}",
+                replica.machine_type,
+                replica.task_name(),
+                known.join(", ")
+            ));
+        }
+    }
+    problems.dedup();
+    match problems.is_empty() {
+        true => Ok(replicas),
+        false => Err(problems),
+    }
+}
+
+/// Gives every replica of the TF cluster a free loopback port.
+pub fn assign_ports(replicas: &mut [ReplicaPlan]) -> std::io::Result<()> {
+    // Bind all listeners first, then release them together, so no two replicas get one port.
+    let mut listeners = Vec::new();
+    for replica in replicas
+        .iter_mut()
+        .filter(|replica| replica.task != TaskType::Evaluator)
+    {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        replica.port = listener.local_addr()?.port();
+        listeners.push(listener);
+    }
+    Ok(())
+}
+
+/// The `cluster` object of TF_CONFIG (evaluators are not part of it).
+pub fn cluster_spec(replicas: &[ReplicaPlan], use_chief: bool) -> Value {
+    let mut cluster = serde_json::Map::new();
+    for replica in replicas
+        .iter()
+        .filter(|replica| replica.task != TaskType::Evaluator)
+    {
+        let entry = cluster
+            .entry(replica.task.name(use_chief))
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(addresses) = entry {
+            addresses.push(Value::String(format!("127.0.0.1:{}", replica.port)));
+        }
+    }
+    Value::Object(cluster)
+}
+
+/// The `TF_CONFIG` a replica sees, as ML Engine sets it (api-surface.md §A.10).
+pub fn tf_config(
+    replicas: &[ReplicaPlan],
+    replica: &ReplicaPlan,
+    input: &TrainingInput,
+    job_id: &str,
+    trial: Option<&str>,
+) -> Value {
+    let use_chief = input.use_chief_in_tf_config;
+    let mut task = json!({
+        "type": replica.task.name(use_chief),
+        "index": replica.index,
+        "cloud": format!("kiln-{job_id}"),
+    });
+    if let Some(trial) = trial {
+        task["trial"] = Value::String(trial.to_string());
+    }
+    json!({
+        "cluster": cluster_spec(replicas, use_chief),
+        "task": task,
+        "job": serde_json::to_value(input).unwrap_or_default(),
+        "environment": "cloud",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn custom(workers: i64, parameter_servers: i64) -> TrainingInput {
+        TrainingInput {
+            scale_tier: ScaleTier::Custom,
+            master_type: "complex_model_m".into(),
+            worker_type: "standard".into(),
+            worker_count: workers,
+            parameter_server_type: "large_model".into(),
+            parameter_server_count: parameter_servers,
+            evaluator_type: "standard".into(),
+            evaluator_count: 1,
+            ..TrainingInput::default()
+        }
+    }
+
+    #[test]
+    fn tiers_and_custom_counts() {
+        assert_eq!(plan(&TrainingInput::default()).unwrap().len(), 1);
+        let standard = plan(&TrainingInput {
+            scale_tier: ScaleTier::Standard1,
+            ..TrainingInput::default()
+        })
+        .unwrap();
+        let names: Vec<String> = standard.iter().map(ReplicaPlan::task_name).collect();
+        assert_eq!(
+            names,
+            [
+                "master-replica-0",
+                "worker-replica-0",
+                "worker-replica-1",
+                "ps-replica-0"
+            ]
+        );
+        let replicas = plan(&custom(2, 1)).unwrap();
+        assert_eq!(replicas.len(), 5);
+        assert_eq!(replicas[3].machine_type, "large_model");
+    }
+
+    #[test]
+    fn invalid_clusters_name_their_fields() {
+        let mut input = custom(2, 0);
+        input.master_type.clear();
+        input.worker_type.clear();
+        input.evaluator_type = "huge_machine".into();
+        let problems = plan(&input).unwrap_err().join("\n");
+        assert!(problems.contains("master_type"), "{problems}");
+        assert!(problems.contains("worker_type"), "{problems}");
+        assert!(problems.contains("\"huge_machine\""), "{problems}");
+    }
+
+    #[test]
+    fn tf_config_has_the_cluster_without_evaluators() {
+        let input = custom(2, 1);
+        let mut replicas = plan(&input).unwrap();
+        assign_ports(&mut replicas).unwrap();
+        let config = tf_config(&replicas, &replicas[2], &input, "job1", Some("3"));
+        assert_eq!(config["task"]["type"], "worker");
+        assert_eq!(config["task"]["index"], 1);
+        assert_eq!(config["task"]["trial"], "3");
+        assert_eq!(config["environment"], "cloud");
+        assert_eq!(config["job"]["workerCount"], "2");
+        assert_eq!(config["cluster"]["worker"].as_array().unwrap().len(), 2);
+        assert!(config["cluster"].get("evaluator").is_none());
+        let ports: std::collections::HashSet<u16> =
+            replicas.iter().map(|replica| replica.port).collect();
+        assert_eq!(
+            ports.len(),
+            5,
+            "every replica has its own port (the evaluator has 0)"
+        );
+    }
+}

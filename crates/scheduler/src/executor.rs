@@ -1,0 +1,191 @@
+//! Starting replicas: the `Executor` trait and the local process executor.
+
+use std::future::Future;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use crate::SchedulerError;
+use crate::logs::JobLog;
+
+/// Everything needed to start one replica.
+#[derive(Debug, Clone)]
+pub struct ReplicaSpec {
+    /// `master-replica-0`, ... (also the log's task name).
+    pub task_name: String,
+    /// Program to run.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Its environment (nothing of the server's is inherited beyond `PASSED_ENV`).
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub working_dir: PathBuf,
+}
+
+/// How a replica ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitReport {
+    /// Exit code, when it exited.
+    pub code: Option<i32>,
+    /// Signal, when one killed it.
+    pub signal: Option<i32>,
+}
+
+impl ExitReport {
+    /// Whether it exited with status 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// The cause in words, for `errorMessage`.
+    pub fn describe(&self) -> String {
+        match (self.code, self.signal) {
+            (Some(code), _) => format!("exited with a non-zero status of {code}"),
+            (None, Some(libc::SIGKILL)) => {
+                "was killed by signal 9 (SIGKILL; the machine may have run out of memory)".into()
+            }
+            (None, Some(signal)) => format!("was killed by signal {signal}"),
+            (None, None) => "ended for an unknown reason".into(),
+        }
+    }
+}
+
+/// A started replica.
+pub trait Replica: Send {
+    /// An id that outlives the server (for local processes, the process group id).
+    fn id(&self) -> u32;
+    /// Resolves when the replica ends.
+    fn wait(&mut self) -> Pin<Box<dyn Future<Output = ExitReport> + Send + '_>>;
+}
+
+/// Starts replicas somewhere: local processes now; Slurm, Ray or Kubernetes later.
+pub trait Executor: Send + Sync + 'static {
+    /// Starts a replica whose output goes to `log`.
+    fn launch(&self, spec: ReplicaSpec, log: JobLog) -> Result<Box<dyn Replica>, SchedulerError>;
+    /// Stops the replica with this id: a polite signal, then a forced one after `grace`.
+    fn stop(&self, id: u32, grace: Duration);
+}
+
+/// Server environment variables a replica inherits; everything else is withheld so no server
+/// secret reaches user code.
+pub const PASSED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "TMPDIR",
+    "PYENV_ROOT",
+    "PYENV_VERSION",
+    "RAYON_NUM_THREADS",
+];
+
+/// Runs each replica as a local process in its own process group.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LocalExecutor;
+
+struct LocalReplica {
+    child: tokio::process::Child,
+    pgid: u32,
+}
+
+impl Replica for LocalReplica {
+    fn id(&self) -> u32 {
+        self.pgid
+    }
+
+    fn wait(&mut self) -> Pin<Box<dyn Future<Output = ExitReport> + Send + '_>> {
+        Box::pin(async move {
+            let report = match self.child.wait().await {
+                Ok(status) => ExitReport {
+                    code: status.code(),
+                    signal: status.signal(),
+                },
+                Err(_) => ExitReport {
+                    code: None,
+                    signal: None,
+                },
+            };
+            // Children the replica left behind go with it.
+            signal_group(self.pgid, libc::SIGKILL);
+            report
+        })
+    }
+}
+
+/// Sends `signal` to a process group; a group that is gone already is fine.
+fn signal_group(pgid: u32, signal: i32) {
+    if pgid == 0 {
+        return;
+    }
+    // SAFETY: kill(2) with a negative pid signals a process group; it touches no memory of ours.
+    unsafe {
+        libc::kill(-(pgid as i32), signal);
+    }
+}
+
+fn pump(
+    reader: impl AsyncRead + Unpin + Send + 'static,
+    log: JobLog,
+    task_name: String,
+    severity: &'static str,
+) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(reader).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            log.append(&task_name, severity, &line);
+        }
+    });
+}
+
+impl Executor for LocalExecutor {
+    fn launch(&self, spec: ReplicaSpec, log: JobLog) -> Result<Box<dyn Replica>, SchedulerError> {
+        let mut command = tokio::process::Command::new(&spec.program);
+        command
+            .args(&spec.args)
+            .env_clear()
+            .envs(
+                PASSED_ENV
+                    .iter()
+                    .filter_map(|name| std::env::var(name).ok().map(|value| (*name, value))),
+            )
+            .envs(
+                spec.env
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str())),
+            )
+            .current_dir(&spec.working_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = command.spawn().map_err(|error| {
+            SchedulerError::Io(format!(
+                "cannot start {} ({}): {error}",
+                spec.task_name,
+                spec.program.display()
+            ))
+        })?;
+        let pgid = child.id().unwrap_or_default();
+        if let Some(stdout) = child.stdout.take() {
+            pump(stdout, log.clone(), spec.task_name.clone(), "INFO");
+        }
+        if let Some(stderr) = child.stderr.take() {
+            pump(stderr, log, spec.task_name.clone(), "ERROR");
+        }
+        Ok(Box::new(LocalReplica { child, pgid }))
+    }
+
+    fn stop(&self, id: u32, grace: Duration) {
+        signal_group(id, libc::SIGTERM);
+        std::thread::spawn(move || {
+            std::thread::sleep(grace);
+            signal_group(id, libc::SIGKILL);
+        });
+    }
+}

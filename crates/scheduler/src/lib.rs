@@ -1,0 +1,34 @@
+//! Kiln's job runtime: how the replicas of a training job are planned, started, watched and stopped.
+//!
+//! # Layout (reading order)
+//! - [`cluster`]: from a `TrainingInput` to a list of replicas (scale tiers, CUSTOM counts, machine
+//!   types and their ML units), loopback ports, and each replica's `TF_CONFIG`.
+//! - [`program`]: what a replica runs: a built-in algorithm (the `kiln` binary itself), a container
+//!   command run directly, or `python -m MODULE` with the job's packages on `PYTHONPATH`.
+//! - [`executor`]: the `Executor` trait and `LocalExecutor`, which runs each replica as a process
+//!   group and streams its output into the job log.
+//! - [`logs`]: the per-job log file (JSON lines, one per output line of any replica) and its pages.
+//!
+//! **Architecture invariant:** the job lifecycle (states, cancel, limits) lives in `kiln-registry`;
+//! it launches replicas only through [`Executor`], so Slurm, Ray or Kubernetes executors slot in
+//! without touching it. Nothing here knows about HTTP.
+
+pub mod cluster;
+pub mod executor;
+pub mod logs;
+pub mod program;
+
+pub use cluster::{ReplicaPlan, TaskType, plan};
+pub use executor::{Executor, ExitReport, LocalExecutor, Replica, ReplicaSpec};
+pub use logs::JobLog;
+
+/// Errors from planning or running replicas.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// The job's input does not describe something Kiln can run; the messages name the fields.
+    #[error("{}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// A replica could not be started or a log could not be written.
+    #[error("{0}")]
+    Io(String),
+}

@@ -1,0 +1,244 @@
+//! What a replica runs.
+//!
+//! - A built-in algorithm named by `imageUri` (`kiln/wide_deep`, ML Engine's
+//!   `gcr.io/cloud-ml-algos/wide_deep_learner_cpu`, ...): the `kiln` binary's `train` command.
+//! - A container: Kiln runs no container engine, so `containerCommand` + `containerArgs` run directly.
+//! - A Python trainer: `python -m pythonModule args`, with each `packageUris` entry that is a local
+//!   directory on `PYTHONPATH` (its parent when it is a package itself, as `gcloud local train`
+//!   runs in the parent of `--package-path`).
+//!
+//! `--job-dir DIR` is appended to the arguments when the job has a `jobDir`, as ML Engine does.
+
+use std::path::{Path, PathBuf};
+
+use kiln_api::job::{ReplicaConfig, TrainingInput};
+use kiln_train::Algorithm;
+
+/// How to run a job's replicas, decided once at submission.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Program {
+    /// A built-in algorithm.
+    BuiltIn {
+        /// Canonical algorithm name.
+        algorithm: String,
+    },
+    /// A command run directly.
+    Command {
+        /// Program and arguments.
+        argv: Vec<String>,
+    },
+    /// `python -m module`.
+    Python {
+        /// The module.
+        module: String,
+        /// Directories to put on PYTHONPATH.
+        python_path: Vec<PathBuf>,
+    },
+}
+
+/// Where Kiln finds what it runs.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// The `kiln` binary (built-in algorithms run as `kiln train`).
+    pub kiln: PathBuf,
+    /// The Python interpreter for Python trainers.
+    pub python: PathBuf,
+}
+
+fn local_dir(uri: &str) -> Option<PathBuf> {
+    let path = uri.strip_prefix("file://").unwrap_or(uri);
+    path.starts_with('/').then(|| PathBuf::from(path))
+}
+
+/// Decides what the replicas of `input` run, collecting every problem.
+pub fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
+    let master = input.master_config.clone().unwrap_or_default();
+    let has_container = !master.image_uri.is_empty() || !master.container_command.is_empty();
+    let mut problems = Vec::new();
+    if has_container && !input.python_module.is_empty() {
+        problems.push("Field: training_input.python_module Error: give either masterConfig.imageUri or pythonModule, not both".into());
+    }
+    if input.hyperparameters.is_some() {
+        problems.push("Field: training_input.hyperparameters Error: hyperparameter tuning jobs are not available in this Kiln release".into());
+    }
+    if !master.container_command.is_empty() {
+        return match problems.is_empty() {
+            true => Ok(Program::Command {
+                argv: container_argv(&master, input),
+            }),
+            false => Err(problems),
+        };
+    }
+    if !master.image_uri.is_empty() {
+        return match Algorithm::find(&master.image_uri) {
+            Ok(algorithm) if problems.is_empty() => Ok(Program::BuiltIn {
+                algorithm: algorithm.name.to_string(),
+            }),
+            Ok(_) => Err(problems),
+            Err(_) => {
+                problems.push(format!(
+                    "Field: training_input.master_config.image_uri Error: {:?} is not a built-in algorithm (wide_deep, \
+                     linear, dnn) and Kiln runs no container engine: set masterConfig.containerCommand to the command to run",
+                    master.image_uri
+                ));
+                Err(problems)
+            }
+        };
+    }
+    if input.python_module.is_empty() {
+        problems.push("Field: training_input.python_module Error: a pythonModule (with packageUris) or a masterConfig.imageUri is required".into());
+        return Err(problems);
+    }
+    let mut python_path = Vec::new();
+    for uri in &input.package_uris {
+        match local_dir(uri) {
+            Some(dir) if dir.is_dir() => {
+                let entry = if dir.join("__init__.py").is_file() { dir.parent().map(Path::to_path_buf).unwrap_or(dir) } else { dir };
+                python_path.push(entry);
+            }
+            _ => problems.push(format!(
+                "Field: training_input.package_uris Error: {uri:?} must be a local package directory (absolute path or file://); \
+                 installing sdists and wheels is not available in this Kiln release"
+            )),
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(Program::Python {
+            module: input.python_module.clone(),
+            python_path,
+        }),
+        false => Err(problems),
+    }
+}
+
+fn container_argv(config: &ReplicaConfig, input: &TrainingInput) -> Vec<String> {
+    let args = if config.container_args.is_empty() {
+        &input.args
+    } else {
+        &config.container_args
+    };
+    config
+        .container_command
+        .iter()
+        .chain(args)
+        .cloned()
+        .collect()
+}
+
+/// Program, arguments and extra environment of one replica.
+pub fn command(
+    program: &Program,
+    config: &ReplicaConfig,
+    input: &TrainingInput,
+    runtime: &Runtime,
+) -> (PathBuf, Vec<String>, Vec<(String, String)>) {
+    let job_dir: Vec<String> = match input.job_dir.is_empty() {
+        true => Vec::new(),
+        false => vec!["--job-dir".into(), input.job_dir.clone()],
+    };
+    match program {
+        Program::BuiltIn { algorithm } => {
+            let args = ["train".to_string(), algorithm.clone()]
+                .into_iter()
+                .chain(input.args.iter().cloned())
+                .chain(job_dir)
+                .collect();
+            (runtime.kiln.clone(), args, Vec::new())
+        }
+        Program::Command { argv } => {
+            // A worker or parameter server may run its own command.
+            let argv = if config.container_command.is_empty() {
+                argv.clone()
+            } else {
+                container_argv(config, input)
+            };
+            let mut argv = argv.into_iter().chain(job_dir);
+            let program = PathBuf::from(argv.next().unwrap_or_default());
+            (program, argv.collect(), Vec::new())
+        }
+        Program::Python {
+            module,
+            python_path,
+        } => {
+            let args = ["-m".to_string(), module.clone()]
+                .into_iter()
+                .chain(input.args.iter().cloned())
+                .chain(job_dir)
+                .collect();
+            let joined = std::env::join_paths(python_path)
+                .map(|paths| paths.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (
+                runtime.python.clone(),
+                args,
+                vec![
+                    ("PYTHONPATH".into(), joined),
+                    ("PYTHONUNBUFFERED".into(), "1".into()),
+                ],
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(json: serde_json::Value) -> TrainingInput {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn decides_builtin_command_and_python_programs() {
+        let built_in = decide(&input(serde_json::json!({"masterConfig": {"imageUri": "gcr.io/cloud-ml-algos/linear_learner_cpu"}}))).unwrap();
+        assert_eq!(
+            built_in,
+            Program::BuiltIn {
+                algorithm: "linear".into()
+            }
+        );
+        let command = decide(&input(serde_json::json!({"masterConfig": {"imageUri": "my/image", "containerCommand": ["sh", "-c"], "containerArgs": ["exit 0"]}}))).unwrap();
+        assert_eq!(
+            command,
+            Program::Command {
+                argv: vec!["sh".into(), "-c".into(), "exit 0".into()]
+            }
+        );
+        let package = tempfile::tempdir().unwrap();
+        std::fs::write(package.path().join("__init__.py"), "").unwrap();
+        let uri = format!("file://{}", package.path().display());
+        let python = decide(&input(
+            serde_json::json!({"pythonModule": "trainer.task", "packageUris": [uri]}),
+        ))
+        .unwrap();
+        assert_eq!(
+            python,
+            Program::Python {
+                module: "trainer.task".into(),
+                python_path: vec![package.path().parent().unwrap().to_path_buf()]
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_run() {
+        for (json, fragment) in [
+            (serde_json::json!({}), "pythonModule"),
+            (
+                serde_json::json!({"masterConfig": {"imageUri": "gcr.io/me/trainer"}}),
+                "no container engine",
+            ),
+            (
+                serde_json::json!({"pythonModule": "t", "packageUris": ["gs://b/t.tar.gz"]}),
+                "local package directory",
+            ),
+            (
+                serde_json::json!({"pythonModule": "t", "hyperparameters": {"goal": "MAXIMIZE"}}),
+                "hyperparameter tuning",
+            ),
+        ] {
+            let problems = decide(&input(json.clone())).unwrap_err().join(" ");
+            assert!(problems.contains(fragment), "{json}: {problems}");
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Handlers of `projects.jobs` and of the job log endpoint.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use kiln_api::Job;
+use kiln_registry::Jobs;
+use serde_json::json;
+
+use crate::Services;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, QueryParams};
+use crate::routes::{ApiResult, json, plain, split_verb, unknown_verb};
+
+/// Most log entries one page returns.
+pub const MAX_LOG_PAGE: usize = 10_000;
+
+/// The job routes.
+pub fn routes() -> Router<Services> {
+    Router::new()
+        .route(
+            "/v1/projects/{project}/jobs",
+            get(list_jobs).post(create_job),
+        )
+        .route(
+            "/v1/projects/{project}/jobs/{job}",
+            get(get_job).patch(patch_job).post(job_verb),
+        )
+        .route("/v1/projects/{project}/jobs/{job}/logs", get(job_logs))
+}
+
+type Shared = State<Arc<Jobs>>;
+
+async fn list_jobs(
+    State(jobs): Shared,
+    Path(project): Path<String>,
+    query: QueryParams,
+) -> ApiResult {
+    json(jobs.list(&project, &query.list()?)?)
+}
+
+async fn create_job(
+    State(jobs): Shared,
+    Path(project): Path<String>,
+    JsonBody(job): JsonBody<Job>,
+) -> ApiResult {
+    json(jobs.create(&project, job).await?)
+}
+
+async fn get_job(State(jobs): Shared, Path((project, job)): Path<(String, String)>) -> ApiResult {
+    json(jobs.get(&project, plain(&job)?)?)
+}
+
+async fn patch_job(
+    State(jobs): Shared,
+    Path((project, job)): Path<(String, String)>,
+    query: QueryParams,
+    JsonBody(patch): JsonBody<Job>,
+) -> ApiResult {
+    json(jobs.patch(&project, plain(&job)?, patch, query.update_mask()?)?)
+}
+
+async fn job_verb(
+    State(jobs): Shared,
+    Path((project, segment)): Path<(String, String)>,
+) -> ApiResult {
+    match split_verb(&segment) {
+        (job, Some("cancel")) => {
+            jobs.cancel(&project, job)?;
+            json(json!({}))
+        }
+        (_, verb) => Err(unknown_verb(verb, &["cancel"])),
+    }
+}
+
+/// `GET .../jobs/{job}/logs?pageToken=N&pageSize=M&taskName=master-replica-0`: entries from line N;
+/// `nextPageToken` is where to continue, also while the job still writes.
+async fn job_logs(
+    State(jobs): Shared,
+    Path((project, job)): Path<(String, String)>,
+    query: QueryParams,
+) -> ApiResult {
+    let number = |name: &str, default: usize| -> Result<usize, ApiError> {
+        match query.0.get(name) {
+            None => Ok(default),
+            Some(text) if text.is_empty() => Ok(default),
+            Some(text) => text.parse().map_err(|_| {
+                ApiError::invalid(format!(
+                    "Invalid value at '{name}' ({text:?}): must be a non-negative integer"
+                ))
+            }),
+        }
+    };
+    let start = number("pageToken", 0)?;
+    let limit = number("pageSize", 1000)?.clamp(1, MAX_LOG_PAGE);
+    let page = jobs.logs(
+        &project,
+        &job,
+        start,
+        limit,
+        query.0.get("taskName").map(String::as_str),
+    )?;
+    json(json!({ "entries": page.entries, "nextPageToken": page.next.to_string() }))
+}

@@ -20,6 +20,7 @@ use kiln_scheduler::{Executor, ExitReport, JobLog, ReplicaPlan, ReplicaSpec, Tas
 use kiln_store::Store;
 use tokio::sync::{mpsc, watch};
 
+use crate::queue::Queue;
 use crate::{ListParams, RegistryError};
 
 /// Longest running time when the job sets none (ML Engine's default: 7 days).
@@ -36,6 +37,80 @@ pub struct JobSettings {
     pub runtime: Runtime,
     /// Time between SIGTERM and SIGKILL when a job is stopped.
     pub stop_grace: Duration,
+    /// ML units that may run at once; more waits in the queue.
+    pub quota: f64,
+}
+
+/// What a validated job will run.
+#[derive(Debug, Clone)]
+struct Launch {
+    replicas: Vec<ReplicaPlan>,
+    program: Program,
+    max_running: Duration,
+    max_wait: Option<Duration>,
+    /// ML units per hour of all replicas together: what the job takes from the quota.
+    units: f64,
+}
+
+/// Checks a training input and decides how to run it, collecting every problem. Normalises
+/// `jobDir` (a `file://` URI becomes a path).
+fn validate(input: &mut kiln_api::TrainingInput) -> Result<Launch, Vec<String>> {
+    let mut problems = Vec::new();
+    let replicas = kiln_scheduler::plan(input)
+        .map_err(|found| problems.extend(found))
+        .ok();
+    let program = program::decide(input)
+        .map_err(|found| problems.extend(found))
+        .ok();
+    if matches!(program, Some(Program::BuiltIn { .. }))
+        && replicas.as_ref().is_some_and(|replicas| replicas.len() > 1)
+    {
+        problems.push("Field: training_input.scale_tier Error: built-in algorithms run on one replica; use BASIC".into());
+    }
+    if !input.job_dir.is_empty() {
+        let path = input
+            .job_dir
+            .strip_prefix("file://")
+            .unwrap_or(&input.job_dir)
+            .to_string();
+        if !path.starts_with('/')
+            || Path::new(&path)
+                .components()
+                .any(|part| part == std::path::Component::ParentDir)
+        {
+            problems.push(format!(
+                "Field: training_input.job_dir Error: {:?} must be an absolute local path or file:// URI without '..'",
+                input.job_dir
+            ));
+        } else {
+            input.job_dir = path;
+        }
+    }
+    let scheduling = input.scheduling.clone().unwrap_or_default();
+    let max_running = parse_duration("max_running_time", &scheduling.max_running_time)
+        .map_err(|problem| problems.push(problem))
+        .ok()
+        .flatten();
+    let max_wait = parse_duration("max_wait_time", &scheduling.max_wait_time)
+        .map_err(|problem| problems.push(problem))
+        .ok()
+        .flatten();
+    match (replicas, program, problems.is_empty()) {
+        (Some(replicas), Some(program), true) => {
+            let units = replicas
+                .iter()
+                .map(|replica| units_per_hour(&replica.machine_type).unwrap_or(0.0))
+                .sum();
+            Ok(Launch {
+                replicas,
+                program,
+                max_running: max_running.unwrap_or(DEFAULT_MAX_RUNNING_TIME),
+                max_wait,
+                units,
+            })
+        }
+        _ => Err(problems),
+    }
 }
 
 /// Why a running job is being stopped.
@@ -43,6 +118,7 @@ pub struct JobSettings {
 enum StopReason {
     Cancelled,
     TimedOut(Duration),
+    WaitedTooLong(Duration),
 }
 
 /// The jobs service.
@@ -50,6 +126,7 @@ pub struct Jobs {
     store: Arc<dyn Store>,
     executor: Arc<dyn Executor>,
     settings: JobSettings,
+    queue: Queue,
     /// Stop signals of running jobs by `project/jobId`; held only to insert, remove or signal.
     running: Mutex<HashMap<String, watch::Sender<Option<StopReason>>>>,
 }
@@ -72,10 +149,12 @@ impl Jobs {
         executor: Arc<dyn Executor>,
         settings: JobSettings,
     ) -> Arc<Self> {
+        let queue = Queue::new(settings.quota);
         Arc::new(Self {
             store,
             executor,
             settings,
+            queue,
             running: Mutex::new(HashMap::new()),
         })
     }
@@ -97,23 +176,41 @@ impl Jobs {
             .join(job_id)
     }
 
-    /// Ends what a previous server left running: its replicas are stopped and the jobs fail with a
-    /// reason naming the restart. Returns how many jobs.
-    pub fn recover(&self) -> Result<usize, RegistryError> {
-        let active = self.store.active_jobs()?;
-        for (project, mut job) in active.iter().cloned() {
-            for process in self.store.job_processes(&project, &job.job_id)? {
-                self.executor.stop(process, Duration::ZERO);
+    /// Ends what a previous server left running: replicas it started are stopped and their jobs
+    /// fail with a reason naming the restart; jobs still QUEUED are queued again. Returns how many
+    /// jobs failed.
+    pub fn recover(self: &Arc<Self>) -> Result<usize, RegistryError> {
+        let mut failed = 0;
+        for (project, mut job) in self.store.active_jobs()? {
+            if job.state == JobState::Queued {
+                let mut input = job.training_input.clone().unwrap_or_default();
+                match validate(&mut input) {
+                    Ok(launch) => {
+                        self.start(&project, job, launch);
+                        continue;
+                    }
+                    Err(problems) => {
+                        job.error_message = format!(
+                            "The job can no longer run after a server restart: {}",
+                            problems.join("; ")
+                        )
+                    }
+                }
+            } else {
+                for process in self.store.job_processes(&project, &job.job_id)? {
+                    self.executor.stop(process, Duration::ZERO);
+                }
+                job.error_message = format!(
+                    "The Kiln server restarted while the job was {:?}; its replicas were stopped. Submit the job again.",
+                    job.state
+                );
             }
-            job.error_message = format!(
-                "The Kiln server restarted while the job was {:?}; its replicas were stopped. Submit the job again.",
-                job.state
-            );
             job.state = JobState::Failed;
             job.end_time = kiln_api::now();
             self.store.update_job(&project, &job)?;
+            failed += 1;
         }
-        Ok(active.len())
+        Ok(failed)
     }
 
     /// `projects.jobs.create`: validates, stores the job as QUEUED and starts it.
@@ -137,51 +234,24 @@ impl Jobs {
                 "Field: job.training_input Error: a job needs a trainingInput".into(),
             ));
         };
-        let replicas = kiln_scheduler::plan(input)
-            .map_err(|found| problems.extend(found))
-            .ok();
-        let program = program::decide(input)
-            .map_err(|found| problems.extend(found))
-            .ok();
-        if let Program::BuiltIn { .. } = program
-            .as_ref()
-            .unwrap_or(&Program::Command { argv: Vec::new() })
-            && replicas.as_ref().is_some_and(|replicas| replicas.len() > 1)
-        {
-            problems.push("Field: training_input.scale_tier Error: built-in algorithms run on one replica; use BASIC".into());
-        }
-        if !input.job_dir.is_empty() {
-            let path = input
-                .job_dir
-                .strip_prefix("file://")
-                .unwrap_or(&input.job_dir)
-                .to_string();
-            if !path.starts_with('/')
-                || Path::new(&path)
-                    .components()
-                    .any(|part| part == std::path::Component::ParentDir)
-            {
-                problems.push(format!("Field: training_input.job_dir Error: {:?} must be an absolute local path or file:// URI without '..'", input.job_dir));
-            } else {
-                input.job_dir = path;
-            }
-        }
-        let scheduling = input.scheduling.clone().unwrap_or_default();
-        let max_running = parse_duration("max_running_time", &scheduling.max_running_time)
-            .map_err(|problem| problems.push(problem))
-            .ok()
-            .flatten();
-        if let Err(problem) = parse_duration("max_wait_time", &scheduling.max_wait_time) {
-            problems.push(problem);
-        }
-        let (Some(replicas), Some(program), true) = (replicas, program, problems.is_empty()) else {
+        let launch = validate(input).map_err(|found| problems.extend(found)).ok();
+        let Some(launch) = launch.filter(|_| problems.is_empty()) else {
             return Err(RegistryError::InvalidArgument(problems.join("; ")));
         };
+        if launch.units > self.queue.quota() + 1e-9 {
+            return Err(RegistryError::InvalidArgument(format!(
+                "the job's replicas need {:.4} ML units at once, more than this server's quota of {:.4} \
+                 (kiln server --quota-ml-units)",
+                launch.units,
+                self.queue.quota()
+            )));
+        }
         job.state = JobState::Queued;
         job.create_time = kiln_api::now();
         job.start_time.clear();
         job.end_time.clear();
         job.error_message.clear();
+        job.job_position = 0;
         job.training_output = None;
         job.prediction_output = None;
         job.etag = crate::registry::etag(&job);
@@ -190,25 +260,98 @@ impl Jobs {
         tokio::task::spawn_blocking(move || store.create_job(&stored_project, &stored))
             .await
             .map_err(|error| RegistryError::Internal(format!("metadata task failed: {error}")))??;
+        self.start(project, job.clone(), launch);
+        Ok(self.with_position(project, job))
+    }
+
+    /// Queues a stored job and runs it when admitted.
+    fn start(self: &Arc<Self>, project: &str, job: Job, launch: Launch) {
+        let key = format!("{project}/{}", job.job_id);
         let (stop, stopped) = watch::channel(None);
-        self.running_map()
-            .insert(format!("{project}/{}", job.job_id), stop);
+        self.running_map().insert(key.clone(), stop);
+        let admitted = self.queue.enqueue(&key, launch.units);
         let jobs = Arc::clone(self);
-        let (project, submitted) = (project.to_string(), job.clone());
+        let project = project.to_string();
         tokio::spawn(async move {
-            let job_id = submitted.job_id.clone();
-            jobs.run(
-                &project,
-                submitted,
-                replicas,
-                program,
-                max_running.unwrap_or(DEFAULT_MAX_RUNNING_TIME),
-                stopped,
-            )
-            .await;
+            let job_id = job.job_id.clone();
+            let units = launch.units;
+            if jobs
+                .admit(&project, &key, admitted, &launch, stopped.clone())
+                .await
+            {
+                jobs.run(
+                    &project,
+                    job,
+                    launch.replicas,
+                    launch.program,
+                    launch.max_running,
+                    stopped,
+                )
+                .await;
+                jobs.queue.release(units);
+            }
             jobs.running_map().remove(&format!("{project}/{job_id}"));
         });
-        Ok(job)
+    }
+
+    /// Waits for the queue to admit the job; `false` when it was cancelled or waited too long (the
+    /// job is then recorded as CANCELLED).
+    async fn admit(
+        &self,
+        project: &str,
+        key: &str,
+        admitted: tokio::sync::oneshot::Receiver<()>,
+        launch: &Launch,
+        mut stopped: watch::Receiver<Option<StopReason>>,
+    ) -> bool {
+        let job_id = key.split_once('/').map(|(_, id)| id).unwrap_or(key);
+        let max_wait = async {
+            match launch.max_wait {
+                Some(limit) => {
+                    tokio::time::sleep(limit).await;
+                    limit
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let reason = tokio::select! {
+            result = admitted => match result {
+                Ok(()) => return true,
+                Err(_) => StopReason::Cancelled,
+            },
+            _ = stopped.changed() => StopReason::Cancelled,
+            limit = max_wait => StopReason::WaitedTooLong(limit),
+        };
+        if !self.queue.withdraw(key) {
+            self.queue.release(launch.units);
+        }
+        let message = match reason {
+            StopReason::WaitedTooLong(limit) => format!(
+                "Job waited longer than scheduling.maxWaitTime ({}s) in the queue and was cancelled.",
+                limit.as_secs_f64()
+            ),
+            _ => "Job was cancelled by a user request.".to_string(),
+        };
+        self.finish(
+            project,
+            job_id,
+            JobState::Cancelled,
+            message,
+            TrainingOutput::default(),
+        );
+        false
+    }
+
+    /// Fills in `jobPosition` of a queued job from the live queue.
+    fn with_position(&self, project: &str, mut job: Job) -> Job {
+        job.job_position = match job.state {
+            JobState::Queued => self
+                .queue
+                .position(&format!("{project}/{}", job.job_id))
+                .unwrap_or(0) as i64,
+            _ => 0,
+        };
+        job
     }
 
     fn running_map(
@@ -370,7 +513,7 @@ impl Jobs {
             }
         }
         let (state, message) = match (stop_reason, verdict) {
-            (Some(StopReason::Cancelled), _) => (
+            (Some(StopReason::Cancelled | StopReason::WaitedTooLong(_)), _) => (
                 JobState::Cancelled,
                 "Job was cancelled by a user request.".to_string(),
             ),
@@ -463,11 +606,12 @@ impl Jobs {
     /// `projects.jobs.get`.
     pub fn get(&self, project: &str, job_id: &str) -> Result<Job, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
-        self.store.get_job(project, job_id)?.ok_or_else(|| {
+        let job = self.store.get_job(project, job_id)?.ok_or_else(|| {
             RegistryError::NotFound(format!(
                 "Field: name Error: The job resource: \"{job_id}\" was not found."
             ))
-        })
+        })?;
+        Ok(self.with_position(project, job))
     }
 
     /// `projects.jobs.list`.
@@ -477,7 +621,13 @@ impl Jobs {
         params: &ListParams,
     ) -> Result<ListJobsResponse, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
-        let page = params.page(self.store.list_jobs(project)?, |job| job.job_id.clone())?;
+        let jobs = self
+            .store
+            .list_jobs(project)?
+            .into_iter()
+            .map(|job| self.with_position(project, job))
+            .collect();
+        let page = params.page(jobs, |job: &Job| job.job_id.clone())?;
         Ok(ListJobsResponse {
             jobs: page.items,
             next_page_token: page.next_page_token,

@@ -7,6 +7,7 @@
 //! - [`operations`]: creating and finishing long-running operations.
 //! - [`registry`]: the `Registry` service: models, versions, default-version rules, predict.
 //! - [`jobs`]: the `Jobs` service: training jobs from submission to a final state.
+//! - [`queue`]: the FIFO queue that holds jobs until their ML units fit the quota.
 //!
 //! **Architecture invariant:** REST handlers and CLI commands call these functions; every rule of
 //! the API (a model with versions cannot be deleted, the first version becomes the default, ...)
@@ -16,6 +17,7 @@ pub mod error;
 pub mod jobs;
 pub mod list;
 pub mod operations;
+pub mod queue;
 pub mod registry;
 
 pub use error::RegistryError;

@@ -85,6 +85,8 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// The `kiln` binary (built-in algorithm replicas) and the Python interpreter.
     pub runtime: Runtime,
+    /// ML units that may run at once (default: `kiln_registry::queue::default_quota`).
+    pub quota_ml_units: Option<f64>,
 }
 
 /// Opens the data directory (SQLite metadata, artifact files, job logs) and ends the work a
@@ -109,6 +111,9 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         data_dir: data_dir.clone(),
         runtime: options.runtime.clone(),
         stop_grace: std::time::Duration::from_secs(5),
+        quota: options
+            .quota_ml_units
+            .unwrap_or_else(kiln_registry::queue::default_quota),
     };
     let jobs = Jobs::new(store, Arc::new(LocalExecutor), settings);
     let failed = jobs.recover()?;

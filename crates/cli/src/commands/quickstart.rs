@@ -135,7 +135,7 @@ impl EmbeddedServer {
         let thread = std::thread::spawn(move || -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
-                let services = kiln_server::open(&super::server::options(data_dir)?).await?;
+                let services = kiln_server::open(&super::server::options(data_dir, None)?).await?;
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let _ = address_tx.send(listener.local_addr()?);
                 kiln_server::serve(listener, services, async {

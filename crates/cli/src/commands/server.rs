@@ -14,6 +14,9 @@ pub struct ServerArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    /// ML units that may run at once; more jobs wait QUEUED (default: 4 standard replicas per core).
+    #[arg(long, env = "KILN_QUOTA_ML_UNITS")]
+    pub quota_ml_units: Option<f64>,
 }
 
 /// `~/.kiln`.
@@ -26,14 +29,21 @@ pub fn default_data_dir() -> PathBuf {
 
 /// Server options for `data_dir`: job replicas run this very binary for built-in algorithms, and
 /// `KILN_PYTHON` (default `python3`) for Python trainers.
-pub fn options(data_dir: PathBuf) -> anyhow::Result<kiln_server::Options> {
+pub fn options(
+    data_dir: PathBuf,
+    quota_ml_units: Option<f64>,
+) -> anyhow::Result<kiln_server::Options> {
     let kiln = std::env::current_exe().context("locating the kiln binary")?;
     let python = std::env::var_os("KILN_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("python3"));
+    if quota_ml_units.is_some_and(|quota| quota.is_nan() || quota <= 0.0) {
+        anyhow::bail!("--quota-ml-units must be a positive number");
+    }
     Ok(kiln_server::Options {
         data_dir,
         runtime: kiln_scheduler::program::Runtime { kiln, python },
+        quota_ml_units,
     })
 }
 
@@ -42,7 +52,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let services = kiln_server::open(&options(data_dir.clone())?).await?;
+        let services = kiln_server::open(&options(data_dir.clone(), args.quota_ml_units)?).await?;
         let listener = tokio::net::TcpListener::bind(args.bind)
             .await
             .with_context(|| format!("binding {}", args.bind))?;

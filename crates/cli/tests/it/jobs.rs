@@ -558,3 +558,150 @@ fn the_cli_submits_with_a_config_file_and_streams_logs() {
         String::from_utf8_lossy(&failing.stderr).contains("exited with a non-zero status of 3")
     );
 }
+
+/// A server whose quota fits one BASIC job (0.3878 ML units) at a time.
+fn one_job_server(data: &Path) -> Server {
+    Server::start_with_env(data, &[("KILN_QUOTA_ML_UNITS", "0.4")])
+}
+
+#[test]
+fn a_busy_server_queues_jobs_in_order_and_enforces_max_wait_time() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = one_job_server(data.path());
+    let package = trainer_package(work.path());
+    let jobs = server.api("p", "jobs");
+    let submit = |id: &str, args: &[&str], extra: Value| {
+        let (status, job) = call(
+            "POST",
+            &jobs,
+            Some(&python_job(
+                id,
+                &package,
+                &work.path().join(id),
+                args,
+                extra,
+            )),
+        );
+        assert_eq!(status, 200, "{job}");
+        job
+    };
+
+    submit("first", &["--sleep", "1.5"], json!({}));
+    wait_job(&server, "p", "first", |job| job["state"] == "RUNNING");
+    let second = submit("second", &[], json!({}));
+    assert_eq!(
+        (second["state"].clone(), second["jobPosition"].clone()),
+        (json!("QUEUED"), json!("1")),
+        "{second}"
+    );
+    let impatient = submit(
+        "impatient",
+        &[],
+        json!({"scheduling": {"maxWaitTime": "0.3s"}}),
+    );
+    assert_eq!(impatient["jobPosition"], "2");
+    let job = wait_job(&server, "p", "impatient", ended);
+    assert_eq!(job["state"], "CANCELLED");
+    assert!(
+        job["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("maxWaitTime (0.3s)"),
+        "{job}"
+    );
+
+    let too_big = json!({"scaleTier": "CUSTOM", "masterType": "standard", "workerType": "standard", "workerCount": "1"});
+    let (status, error) = call(
+        "POST",
+        &jobs,
+        Some(&python_job("too_big", &package, work.path(), &[], too_big)),
+    );
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than this server's quota of 0.4000"),
+        "{error}"
+    );
+
+    let first = wait_job(&server, "p", "first", ended);
+    let second = wait_job(&server, "p", "second", ended);
+    assert_eq!(
+        (first["state"].clone(), second["state"].clone()),
+        (json!("SUCCEEDED"), json!("SUCCEEDED"))
+    );
+    assert!(
+        second["startTime"].as_str().unwrap() >= first["endTime"].as_str().unwrap(),
+        "second ran after first: {first} {second}"
+    );
+    assert!(
+        second.get("jobPosition").is_none(),
+        "jobPosition is 0 once scheduled"
+    );
+
+    submit("blocker", &["--sleep", "600"], json!({}));
+    wait_job(&server, "p", "blocker", |job| job["state"] == "RUNNING");
+    submit("waiting", &[], json!({}));
+    assert_eq!(
+        call("POST", &server.api("p", "jobs/waiting:cancel"), Some("{}")).0,
+        200
+    );
+    assert_eq!(
+        wait_job(&server, "p", "waiting", ended)["state"],
+        "CANCELLED"
+    );
+    assert_eq!(
+        call("POST", &server.api("p", "jobs/blocker:cancel"), Some("{}")).0,
+        200
+    );
+    assert_eq!(
+        wait_job(&server, "p", "blocker", ended)["state"],
+        "CANCELLED"
+    );
+}
+
+#[test]
+fn queued_jobs_run_after_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = one_job_server(data.path());
+    let package = trainer_package(work.path());
+    let jobs = server.api("p", "jobs");
+    call(
+        "POST",
+        &jobs,
+        Some(&python_job(
+            "running",
+            &package,
+            &work.path().join("running"),
+            &["--sleep", "600"],
+            json!({}),
+        )),
+    );
+    wait_job(&server, "p", "running", |job| {
+        job["state"] == "RUNNING" && work.path().join("running/master-0.json").exists()
+    });
+    call(
+        "POST",
+        &jobs,
+        Some(&python_job(
+            "queued",
+            &package,
+            &work.path().join("queued"),
+            &[],
+            json!({}),
+        )),
+    );
+    assert_eq!(
+        wait_job(&server, "p", "queued", |_| true)["state"],
+        "QUEUED"
+    );
+    server.kill();
+
+    let server = one_job_server(data.path());
+    assert_eq!(wait_job(&server, "p", "running", ended)["state"], "FAILED");
+    let queued = wait_job(&server, "p", "queued", ended);
+    assert_eq!(queued["state"], "SUCCEEDED", "{queued}");
+}

@@ -1,0 +1,148 @@
+//! The job queue: jobs wait in order until the ML units they need fit under the server's quota.
+//!
+//! A job is never refused because the machine is busy, only when it alone needs more than the quota.
+//! Admission is first-in, first-out: a small job does not overtake a big one waiting ahead of it.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use tokio::sync::oneshot;
+
+/// ML units per hour of one `standard` machine (api-surface.md §A.12).
+pub const STANDARD_UNITS: f64 = 0.3878;
+
+/// The default quota: four `standard` replicas per core, since local replicas share the cores.
+pub fn default_quota() -> f64 {
+    let cores = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1);
+    STANDARD_UNITS * 4.0 * cores as f64
+}
+
+struct Waiter {
+    key: String,
+    units: f64,
+    admit: oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+struct State {
+    in_use: f64,
+    waiting: VecDeque<Waiter>,
+}
+
+/// The queue of one server.
+pub struct Queue {
+    quota: f64,
+    /// A std mutex: every critical section is a few arithmetic steps.
+    state: Mutex<State>,
+}
+
+impl Queue {
+    /// A queue admitting up to `quota` ML units at once.
+    pub fn new(quota: f64) -> Self {
+        Self {
+            quota,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The quota.
+    pub fn quota(&self) -> f64 {
+        self.quota
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `key`; the receiver resolves when its units are granted.
+    pub fn enqueue(&self, key: &str, units: f64) -> oneshot::Receiver<()> {
+        let (admit, admitted) = oneshot::channel();
+        let mut state = self.lock();
+        state.waiting.push_back(Waiter {
+            key: key.to_string(),
+            units,
+            admit,
+        });
+        self.admit_waiting(&mut state);
+        admitted
+    }
+
+    /// Returns `units` to the pool and admits waiting jobs that now fit.
+    pub fn release(&self, units: f64) {
+        let mut state = self.lock();
+        state.in_use = (state.in_use - units).max(0.0);
+        self.admit_waiting(&mut state);
+    }
+
+    /// Removes a waiting job. `false` when it was admitted already (its units are then in use and
+    /// the caller must release them).
+    pub fn withdraw(&self, key: &str) -> bool {
+        let mut state = self.lock();
+        let before = state.waiting.len();
+        state.waiting.retain(|waiter| waiter.key != key);
+        let withdrawn = state.waiting.len() != before;
+        self.admit_waiting(&mut state);
+        withdrawn
+    }
+
+    /// 1-based position of a waiting job.
+    pub fn position(&self, key: &str) -> Option<usize> {
+        self.lock()
+            .waiting
+            .iter()
+            .position(|waiter| waiter.key == key)
+            .map(|index| index + 1)
+    }
+
+    fn admit_waiting(&self, state: &mut State) {
+        while let Some(front) = state.waiting.front() {
+            // A small tolerance: unit figures are sums of decimals.
+            if state.in_use + front.units > self.quota + 1e-9 {
+                break;
+            }
+            let Some(waiter) = state.waiting.pop_front() else {
+                break;
+            };
+            state.in_use += waiter.units;
+            if waiter.admit.send(()).is_err() {
+                state.in_use -= waiter.units;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn admits_in_order_within_the_quota() {
+        let queue = Queue::new(1.0);
+        let first = queue.enqueue("a", 0.6);
+        let mut second = queue.enqueue("b", 0.6);
+        let mut third = queue.enqueue("c", 0.3);
+        first.await.unwrap();
+        assert_eq!(queue.position("b"), Some(1));
+        assert_eq!(queue.position("c"), Some(2), "c fits but waits behind b");
+        assert!(second.try_recv().is_err() && third.try_recv().is_err());
+        queue.release(0.6);
+        second.await.unwrap();
+        third.await.unwrap();
+        assert!(!queue.withdraw("b"), "b was admitted already");
+    }
+
+    #[tokio::test]
+    async fn withdrawing_a_waiter_lets_the_next_one_in() {
+        let queue = Queue::new(1.0);
+        queue.enqueue("a", 0.5).await.unwrap();
+        let _blocked = queue.enqueue("big", 0.9);
+        let small = queue.enqueue("small", 0.4);
+        assert!(queue.withdraw("big"));
+        small.await.unwrap();
+        assert_eq!(queue.position("big"), None);
+    }
+}

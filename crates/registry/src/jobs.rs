@@ -430,11 +430,35 @@ impl Jobs {
             }
         };
 
+        let mut runtime = self.settings.runtime.clone();
+        if let Program::Python { packages, .. } = &program
+            && !packages.is_empty()
+        {
+            match program::install(&runtime.python, packages, &working_dir, &log).await {
+                Ok(python) => runtime.python = python,
+                Err(message) => {
+                    return self.finish(
+                        project,
+                        &job_id,
+                        JobState::Failed,
+                        message,
+                        TrainingOutput::default(),
+                    );
+                }
+            }
+        }
         let (exits, mut exited) = mpsc::unbounded_channel::<(usize, ExitReport, Duration)>();
         let mut ids = Vec::new();
+        let plan = JobPlan {
+            replicas: &replicas,
+            input: &input,
+            program: &program,
+            job_id: &job_id,
+            working_dir: &working_dir,
+            runtime: &runtime,
+        };
         for (index, replica) in replicas.iter().enumerate() {
-            let spec =
-                self.replica_spec(&replicas, replica, &input, &program, &job_id, &working_dir);
+            let spec = replica_spec(&plan, replica);
             match self.executor.launch(spec, log.clone()) {
                 Ok(mut started) => {
                     ids.push(started.id());
@@ -548,33 +572,6 @@ impl Jobs {
             ..TrainingOutput::default()
         };
         self.finish(project, &job_id, state, message, output);
-    }
-
-    fn replica_spec(
-        &self,
-        replicas: &[ReplicaPlan],
-        replica: &ReplicaPlan,
-        input: &kiln_api::TrainingInput,
-        program: &Program,
-        job_id: &str,
-        working_dir: &Path,
-    ) -> ReplicaSpec {
-        let (program_path, args, mut env) =
-            program::command(program, &replica.config, input, &self.settings.runtime);
-        let config = tf_config(replicas, replica, input, job_id, None);
-        if let Program::Command { .. } = program {
-            let cluster = serde_json::json!({"cluster": cluster_spec(replicas, input.use_chief_in_tf_config), "task": config["task"], "job": config["job"]});
-            env.push(("CLUSTER_SPEC".into(), cluster.to_string()));
-        }
-        env.push(("TF_CONFIG".into(), config.to_string()));
-        env.push(("CLOUD_ML_JOB_ID".into(), job_id.to_string()));
-        ReplicaSpec {
-            task_name: replica.task_name(),
-            program: program_path,
-            args,
-            env,
-            working_dir: working_dir.to_path_buf(),
-        }
     }
 
     fn stop_all(&self, ids: &[u32]) {
@@ -696,5 +693,40 @@ impl Jobs {
         self.get(project, job_id)?;
         JobLog::read(&self.log_path(project, job_id), start, limit, task_name)
             .map_err(|error| RegistryError::Internal(error.to_string()))
+    }
+}
+
+/// What every replica of one job shares.
+struct JobPlan<'a> {
+    replicas: &'a [ReplicaPlan],
+    input: &'a kiln_api::TrainingInput,
+    program: &'a Program,
+    job_id: &'a str,
+    working_dir: &'a Path,
+    runtime: &'a Runtime,
+}
+
+/// The command and environment of one replica: TF_CONFIG as ML Engine sets it, CLUSTER_SPEC for
+/// container commands, and CLOUD_ML_JOB_ID.
+fn replica_spec(plan: &JobPlan<'_>, replica: &ReplicaPlan) -> ReplicaSpec {
+    let (program_path, args, mut env) =
+        program::command(plan.program, &replica.config, plan.input, plan.runtime);
+    let config = tf_config(plan.replicas, replica, plan.input, plan.job_id, None);
+    if let Program::Command { .. } = plan.program {
+        let cluster = serde_json::json!({
+            "cluster": cluster_spec(plan.replicas, plan.input.use_chief_in_tf_config),
+            "task": config["task"],
+            "job": config["job"],
+        });
+        env.push(("CLUSTER_SPEC".into(), cluster.to_string()));
+    }
+    env.push(("TF_CONFIG".into(), config.to_string()));
+    env.push(("CLOUD_ML_JOB_ID".into(), plan.job_id.to_string()));
+    ReplicaSpec {
+        task_name: replica.task_name(),
+        program: program_path,
+        args,
+        env,
+        working_dir: plan.working_dir.to_path_buf(),
     }
 }

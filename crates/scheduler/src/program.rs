@@ -5,13 +5,16 @@
 //! - A container: Kiln runs no container engine, so `containerCommand` + `containerArgs` run directly.
 //! - A Python trainer: `python -m pythonModule args`, with each `packageUris` entry that is a local
 //!   directory on `PYTHONPATH` (its parent when it is a package itself, as `gcloud local train`
-//!   runs in the parent of `--package-path`).
+//!   runs in the parent of `--package-path`), and each sdist or wheel pip-installed into a
+//!   per-job virtual environment ([`install`]).
 //!
 //! `--job-dir DIR` is appended to the arguments when the job has a `jobDir`, as ML Engine does.
 
 use std::path::{Path, PathBuf};
 
 use kiln_api::job::{ReplicaConfig, TrainingInput};
+
+use crate::logs::JobLog;
 use kiln_train::Algorithm;
 
 /// How to run a job's replicas, decided once at submission.
@@ -33,6 +36,8 @@ pub enum Program {
         module: String,
         /// Directories to put on PYTHONPATH.
         python_path: Vec<PathBuf>,
+        /// sdists and wheels to pip-install into the job's virtual environment first.
+        packages: Vec<PathBuf>,
     },
 }
 
@@ -44,6 +49,9 @@ pub struct Runtime {
     /// The Python interpreter for Python trainers.
     pub python: PathBuf,
 }
+
+/// File names pip installs from.
+pub const PACKAGE_SUFFIXES: &[&str] = &[".tar.gz", ".tgz", ".zip", ".whl"];
 
 fn local_dir(uri: &str) -> Option<PathBuf> {
     let path = uri.strip_prefix("file://").unwrap_or(uri);
@@ -90,15 +98,20 @@ pub fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
         return Err(problems);
     }
     let mut python_path = Vec::new();
+    let mut packages = Vec::new();
     for uri in &input.package_uris {
         match local_dir(uri) {
             Some(dir) if dir.is_dir() => {
                 let entry = if dir.join("__init__.py").is_file() { dir.parent().map(Path::to_path_buf).unwrap_or(dir) } else { dir };
                 python_path.push(entry);
             }
+            Some(file) if file.is_file() && PACKAGE_SUFFIXES.iter().any(|suffix| file.to_string_lossy().ends_with(suffix)) => {
+                packages.push(file);
+            }
             _ => problems.push(format!(
-                "Field: training_input.package_uris Error: {uri:?} must be a local package directory (absolute path or file://); \
-                 installing sdists and wheels is not available in this Kiln release"
+                "Field: training_input.package_uris Error: {uri:?} must be a local package directory, sdist ({}) or \
+                 wheel (absolute path or file://)",
+                PACKAGE_SUFFIXES.join(", ")
             )),
         }
     }
@@ -106,6 +119,7 @@ pub fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
         true => Ok(Program::Python {
             module: input.python_module.clone(),
             python_path,
+            packages,
         }),
         false => Err(problems),
     }
@@ -159,6 +173,7 @@ pub fn command(
         Program::Python {
             module,
             python_path,
+            ..
         } => {
             let args = ["-m".to_string(), module.clone()]
                 .into_iter()
@@ -178,6 +193,97 @@ pub fn command(
             )
         }
     }
+}
+
+/// Creates a virtual environment in `dir` (seeing the machine's site packages, as ML Engine's runtime
+/// images had theirs) and pip-installs `packages` into it. Output goes to `log` as task `service`.
+/// Returns the environment's interpreter, or what failed with pip's last lines.
+pub async fn install(
+    python: &Path,
+    packages: &[PathBuf],
+    dir: &Path,
+    log: &JobLog,
+) -> Result<PathBuf, String> {
+    let venv = dir.join("venv");
+    let steps: [(PathBuf, Vec<String>, String); 2] = [
+        (
+            python.to_path_buf(),
+            vec![
+                "-m".into(),
+                "venv".into(),
+                "--system-site-packages".into(),
+                venv.display().to_string(),
+            ],
+            "creating the job's virtual environment".into(),
+        ),
+        (
+            venv.join("bin/python"),
+            [
+                "-m",
+                "pip",
+                "install",
+                "--no-input",
+                "--disable-pip-version-check",
+            ]
+            .iter()
+            .map(|arg| arg.to_string())
+            .chain(packages.iter().map(|package| package.display().to_string()))
+            .collect(),
+            format!(
+                "pip install of {}",
+                packages
+                    .iter()
+                    .filter_map(|package| package.file_name())
+                    .map(|name| name.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    ];
+    for (program, args, what) in steps {
+        log.append(
+            "service",
+            "INFO",
+            &format!("{what}: {} {}", program.display(), args.join(" ")),
+        );
+        let output = tokio::process::Command::new(&program)
+            .args(&args)
+            .env_clear()
+            .envs(
+                crate::executor::PASSED_ENV
+                    .iter()
+                    .filter_map(|name| std::env::var(name).ok().map(|value| (*name, value))),
+            )
+            .current_dir(dir)
+            .output()
+            .await
+            .map_err(|error| format!("{what} could not start: {error}"))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .collect();
+        for line in &lines {
+            log.append(
+                "service",
+                if output.status.success() {
+                    "INFO"
+                } else {
+                    "ERROR"
+                },
+                line,
+            );
+        }
+        if !output.status.success() {
+            let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+            return Err(format!("{what} failed with {}:\n{tail}", output.status));
+        }
+    }
+    Ok(venv.join("bin/python"))
 }
 
 #[cfg(test)]
@@ -215,7 +321,8 @@ mod tests {
             python,
             Program::Python {
                 module: "trainer.task".into(),
-                python_path: vec![package.path().parent().unwrap().to_path_buf()]
+                python_path: vec![package.path().parent().unwrap().to_path_buf()],
+                packages: Vec::new(),
             }
         );
     }
@@ -230,7 +337,11 @@ mod tests {
             ),
             (
                 serde_json::json!({"pythonModule": "t", "packageUris": ["gs://b/t.tar.gz"]}),
-                "local package directory",
+                "local package directory, sdist",
+            ),
+            (
+                serde_json::json!({"pythonModule": "t", "packageUris": ["/no/such/t.tar.gz"]}),
+                "local package directory, sdist",
             ),
             (
                 serde_json::json!({"pythonModule": "t", "hyperparameters": {"goal": "MAXIMIZE"}}),

@@ -705,3 +705,60 @@ fn queued_jobs_run_after_a_restart() {
     let queued = wait_job(&server, "p", "queued", ended);
     assert_eq!(queued["state"], "SUCCEEDED", "{queued}");
 }
+
+#[test]
+fn an_sdist_is_pip_installed_into_the_jobs_environment_and_a_broken_one_fails_the_job() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let source = work.path().join("source");
+    trainer_package(&source);
+    std::fs::write(source.join("setup.py"), "from setuptools import setup\nsetup(name='trainer', version='0.1', packages=['trainer'])\n").unwrap();
+    let built = std::process::Command::new("python3")
+        .args(["setup.py", "-q", "sdist", "--dist-dir"])
+        .arg(work.path().join("dist"))
+        .current_dir(&source)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let sdist = work.path().join("dist/trainer-0.1.tar.gz");
+    let broken = work.path().join("broken-0.1.tar.gz");
+    std::fs::write(&broken, "not a tarball").unwrap();
+
+    for (id, package) in [("from_sdist", &sdist), ("broken_sdist", &broken)] {
+        let body = json!({"jobId": id, "trainingInput": {
+            "pythonModule": "trainer.task",
+            "packageUris": [file_uri(package)],
+            "jobDir": work.path().join(id).display().to_string(),
+        }});
+        let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body.to_string()));
+        assert_eq!(status, 200, "{job}");
+    }
+    let job = wait_job(&server, "p", "from_sdist", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    assert!(work.path().join("from_sdist/master-0.json").is_file());
+    let (_, logs) = call(
+        "GET",
+        &server.api("p", "jobs/from_sdist/logs?taskName=service"),
+        None,
+    );
+    assert!(
+        logs["entries"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("creating the job's virtual environment"),
+        "{logs}"
+    );
+
+    let job = wait_job(&server, "p", "broken_sdist", ended);
+    assert_eq!(job["state"], "FAILED");
+    let message = job["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("pip install of broken-0.1.tar.gz failed"),
+        "{message}"
+    );
+}

@@ -25,18 +25,9 @@ pub struct TrainArgs {
 /// `kiln local ...`.
 #[derive(Debug, clap::Subcommand)]
 pub enum LocalCommand {
-    /// Run a trainer locally, as `gcloud ai-platform local train`.
-    Train {
-        /// The built-in algorithm to run (`kiln/wide_deep`, `gcr.io/cloud-ml-algos/wide_deep_learner_cpu`, ...).
-        #[arg(long)]
-        master_image_uri: String,
-        /// Output directory, appended to the trainer's arguments as --job-dir.
-        #[arg(long)]
-        job_dir: Option<PathBuf>,
-        /// Arguments for the trainer, after `--`.
-        #[arg(last = true)]
-        args: Vec<String>,
-    },
+    /// Run a trainer locally, as `gcloud ai-platform local train`: a Python module, or a built-in
+    /// algorithm named by --master-image-uri.
+    Train(Box<LocalTrainArgs>),
     /// Predict with a model directory, as `gcloud ai-platform local predict`.
     Predict {
         /// The exported model directory.
@@ -48,6 +39,45 @@ pub enum LocalCommand {
         #[arg(long)]
         framework: Option<String>,
     },
+}
+
+/// Flags of `kiln local train`.
+#[derive(Debug, clap::Args)]
+pub struct LocalTrainArgs {
+    /// Python module to run as `python -m`.
+    #[arg(
+        long,
+        required_unless_present = "master_image_uri",
+        conflicts_with = "master_image_uri"
+    )]
+    pub module_name: Option<String>,
+    /// Directory of the trainer package; the module runs in its parent (default: the current directory).
+    #[arg(long)]
+    pub package_path: Option<PathBuf>,
+    /// The built-in algorithm to run (`kiln/wide_deep`, `gcr.io/cloud-ml-algos/wide_deep_learner_cpu`, ...).
+    #[arg(long)]
+    pub master_image_uri: Option<String>,
+    /// Output directory, appended to the trainer's arguments as --job-dir.
+    #[arg(long)]
+    pub job_dir: Option<PathBuf>,
+    /// Run parameter servers and workers beside the chief, as local processes.
+    #[arg(long)]
+    pub distributed: bool,
+    /// Parameter servers with --distributed.
+    #[arg(long, default_value_t = 2)]
+    pub parameter_server_count: usize,
+    /// Workers with --distributed.
+    #[arg(long, default_value_t = 2)]
+    pub worker_count: usize,
+    /// Evaluators with --distributed.
+    #[arg(long, default_value_t = 0)]
+    pub evaluator_count: usize,
+    /// First port of the contiguous block the distributed replicas listen on.
+    #[arg(long, default_value_t = 27182)]
+    pub start_port: u16,
+    /// Arguments for the trainer, after `--`.
+    #[arg(last = true)]
+    pub args: Vec<String>,
 }
 
 /// Runs a built-in algorithm and prints where the model went.
@@ -73,15 +103,15 @@ pub fn run_algorithm(
 /// Runs a `kiln local` command.
 pub fn run(command: LocalCommand, context: &Context) -> anyhow::Result<()> {
     match command {
-        LocalCommand::Train {
-            master_image_uri,
-            job_dir,
-            args,
-        } => train(TrainArgs {
-            algorithm: master_image_uri,
-            job_dir,
-            args,
-        }),
+        LocalCommand::Train(args) => match (&args.master_image_uri, &args.module_name) {
+            (Some(image), _) => train(TrainArgs {
+                algorithm: image.clone(),
+                job_dir: args.job_dir.clone(),
+                args: args.args.clone(),
+            }),
+            (None, Some(module)) => python_train(module, &args),
+            (None, None) => anyhow::bail!("--module-name or --master-image-uri is required"),
+        },
         LocalCommand::Predict {
             model_dir,
             instances,
@@ -108,5 +138,73 @@ pub fn run(command: LocalCommand, context: &Context) -> anyhow::Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// `gcloud ai-platform local train` for a Python module: no packaging, no server. Returns an error
+/// when the primary replica fails.
+fn python_train(module: &str, args: &LocalTrainArgs) -> anyhow::Result<()> {
+    let package = args
+        .package_path
+        .clone()
+        .unwrap_or(std::env::current_dir()?.join(module.split('.').next().unwrap_or(module)));
+    let package = std::fs::canonicalize(&package)
+        .with_context(|| format!("--package-path {}", package.display()))?;
+    let working_dir = package
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(package.clone());
+    let mut user_args = args.args.clone();
+    if let Some(job_dir) = &args.job_dir {
+        user_args.extend(["--job-dir".to_string(), job_dir.display().to_string()]);
+    }
+    let python = std::env::var_os("KILN_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let job = serde_json::json!({"job_name": module, "args": user_args});
+    // gcloud names the primary `chief` unless the local TensorFlow is 1.x; Kiln assumes no TF 1.x.
+    let mut roles: Vec<(&str, usize)> = vec![("chief", 0)];
+    if args.distributed {
+        roles.extend((0..args.parameter_server_count).map(|index| ("ps", index)));
+        roles.extend((0..args.worker_count).map(|index| ("worker", index)));
+        roles.extend((0..args.evaluator_count).map(|index| ("evaluator", index)));
+    }
+    let mut cluster = serde_json::Map::new();
+    let members = roles.iter().filter(|(role, _)| *role != "evaluator");
+    for (port, (role, _)) in (args.start_port..).zip(members) {
+        let entry = cluster
+            .entry(role.to_string())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let serde_json::Value::Array(addresses) = entry {
+            addresses.push(serde_json::Value::String(format!("localhost:{port}")));
+        }
+    }
+    let mut children = Vec::new();
+    for (role, index) in &roles {
+        let tf_config = match args.distributed {
+            true => {
+                serde_json::json!({"job": job, "task": {"type": role, "index": index}, "cluster": cluster, "environment": "cloud"})
+            }
+            false => {
+                serde_json::json!({"job": job, "task": {}, "cluster": {}, "environment": "cloud"})
+            }
+        };
+        let child = std::process::Command::new(&python)
+            .args(["-m", module])
+            .args(&user_args)
+            .env("TF_CONFIG", tf_config.to_string())
+            .current_dir(&working_dir)
+            .spawn()
+            .with_context(|| format!("starting {} {role} {index}", python.display()))?;
+        children.push(child);
+    }
+    let status = children[0].wait().context("waiting for the chief")?;
+    for child in children.iter_mut().skip(1) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    match status.success() {
+        true => Ok(()),
+        false => anyhow::bail!("the chief replica {}", status),
     }
 }

@@ -762,3 +762,61 @@ fn an_sdist_is_pip_installed_into_the_jobs_environment_and_a_broken_one_fails_th
         "{message}"
     );
 }
+
+#[test]
+fn local_train_runs_a_python_trainer_distributed_without_a_server() {
+    let work = tempfile::tempdir().unwrap();
+    let package = trainer_package(work.path()).display().to_string();
+    let job_dir = work.path().join("out");
+    let output = kiln(&[
+        "local",
+        "train",
+        "--module-name",
+        "trainer.task",
+        "--package-path",
+        &package,
+        "--job-dir",
+        &job_dir.display().to_string(),
+        "--distributed",
+        "--worker-count",
+        "1",
+        "--parameter-server-count",
+        "1",
+        "--start-port",
+        "29311",
+        "--",
+        "--mode",
+        "ok",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let chief = replica_record(&job_dir, "chief-0");
+    assert_eq!(
+        chief["tf_config"]["cluster"],
+        json!({"chief": ["localhost:29311"], "ps": ["localhost:29312"], "worker": ["localhost:29313"]})
+    );
+    assert_eq!(chief["tf_config"]["job"]["job_name"], "trainer.task");
+    assert_eq!(
+        replica_record(&job_dir, "ps-0")["tf_config"]["task"],
+        json!({"type": "ps", "index": 0})
+    );
+    wait_dead(replica_record(&job_dir, "ps-0")["pid"].as_u64().unwrap());
+
+    let failing = kiln(&[
+        "local",
+        "train",
+        "--module-name",
+        "trainer.task",
+        "--package-path",
+        &package,
+        "--job-dir",
+        &job_dir.display().to_string(),
+        "--",
+        "--mode",
+        "fail",
+    ]);
+    assert!(!failing.status.success());
+}

@@ -820,3 +820,37 @@ fn local_train_runs_a_python_trainer_distributed_without_a_server() {
     ]);
     assert!(!failing.status.success());
 }
+
+#[test]
+fn patch_changes_job_labels_with_an_etag_check() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let body = json!({"jobId": "labelled", "labels": {"team": "a"}, "trainingInput": {"masterConfig": {"containerCommand": ["true"]}}});
+    call("POST", &server.api("p", "jobs"), Some(&body.to_string()));
+    let job = wait_job(&server, "p", "labelled", ended);
+    let patch = json!({"labels": {"team": "b"}, "etag": job["etag"]}).to_string();
+    let (status, patched) = call(
+        "PATCH",
+        &server.api("p", "jobs/labelled?updateMask=labels"),
+        Some(&patch),
+    );
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["labels"], json!({"team": "b"}));
+    assert_eq!(patched["state"], "SUCCEEDED");
+    let (status, error) = call(
+        "PATCH",
+        &server.api("p", "jobs/labelled?updateMask=labels"),
+        Some(&patch),
+    );
+    assert_eq!(
+        (status, error["error"]["status"].clone()),
+        (409, json!("ABORTED")),
+        "the etag changed: {error}"
+    );
+    let (status, _) = call(
+        "PATCH",
+        &server.api("p", "jobs/labelled?updateMask=state"),
+        Some("{}"),
+    );
+    assert_eq!(status, 400);
+}

@@ -420,13 +420,7 @@ impl Jobs {
         let log = match prepared {
             Ok(log) => log,
             Err(message) => {
-                return self.finish(
-                    project,
-                    &job_id,
-                    JobState::Failed,
-                    message,
-                    TrainingOutput::default(),
-                );
+                return self.fail(project, &job_id, message);
             }
         };
 
@@ -437,13 +431,7 @@ impl Jobs {
             match program::install(&runtime.python, packages, &working_dir, &log).await {
                 Ok(python) => runtime.python = python,
                 Err(message) => {
-                    return self.finish(
-                        project,
-                        &job_id,
-                        JobState::Failed,
-                        message,
-                        TrainingOutput::default(),
-                    );
+                    return self.fail(project, &job_id, message);
                 }
             }
         }
@@ -471,15 +459,13 @@ impl Jobs {
                 }
                 Err(error) => {
                     self.stop_all(&ids);
-                    return self.finish(
+                    return self.fail(
                         project,
                         &job_id,
-                        JobState::Failed,
                         format!(
                             "The replica {} could not start: {error}",
                             replica.task_name()
                         ),
-                        TrainingOutput::default(),
                     );
                 }
             }
@@ -578,6 +564,16 @@ impl Jobs {
         for id in ids {
             self.executor.stop(*id, self.settings.stop_grace);
         }
+    }
+
+    fn fail(&self, project: &str, job_id: &str, message: String) {
+        self.finish(
+            project,
+            job_id,
+            JobState::Failed,
+            message,
+            TrainingOutput::default(),
+        );
     }
 
     fn finish(

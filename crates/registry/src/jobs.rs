@@ -198,7 +198,7 @@ impl Jobs {
                 }
             } else {
                 for process in self.store.job_processes(&project, &job.job_id)? {
-                    self.executor.stop(process, Duration::ZERO);
+                    self.executor.reclaim(process, &job.job_id);
                 }
                 job.error_message = format!(
                     "The Kiln server restarted while the job was {:?}; its replicas were stopped. Submit the job again.",
@@ -458,7 +458,10 @@ impl Jobs {
                     });
                 }
                 Err(error) => {
-                    self.stop_all(&ids);
+                    // Every replica started so far is still running (none has reported).
+                    for id in &ids {
+                        self.executor.kill(*id);
+                    }
                     return self.fail(
                         project,
                         &job_id,
@@ -480,16 +483,26 @@ impl Jobs {
         let deadline = tokio::time::sleep(max_running);
         tokio::pin!(deadline);
         let mut units = 0.0;
-        let mut remaining = replicas.len();
+        // Replicas that have not reported their exit: only these are ever signalled, so a
+        // process-group id is never signalled after its process is gone and the id may be reused.
+        let mut running = vec![true; ids.len()];
+        let mut kill_at: Option<tokio::time::Instant> = None;
         let mut verdict: Option<(JobState, String)> = None;
         let mut stop_reason: Option<StopReason> = None;
-        while remaining > 0 {
+        let stop = |running: &[bool], kill_at: &mut Option<tokio::time::Instant>| {
+            for (id, _) in ids.iter().zip(running).filter(|(_, alive)| **alive) {
+                self.executor.terminate(*id);
+            }
+            kill_at.get_or_insert(tokio::time::Instant::now() + self.settings.stop_grace);
+        };
+        while running.iter().any(|alive| *alive) {
+            let settled = verdict.is_some() || stop_reason.is_some();
             tokio::select! {
                 Some((index, report, ran)) = exited.recv() => {
-                    remaining -= 1;
+                    running[index] = false;
                     let replica = &replicas[index];
                     units += units_per_hour(&replica.machine_type).unwrap_or(0.0) * ran.as_secs_f64() / 3600.0;
-                    if verdict.is_some() || stop_reason.is_some() {
+                    if settled {
                         continue;
                     }
                     if !report.success() {
@@ -503,22 +516,28 @@ impl Jobs {
                             tail.join("\n")
                         );
                         verdict = Some((JobState::Failed, message));
-                        self.stop_all(&ids);
+                        stop(&running, &mut kill_at);
                     } else if replica.task == TaskType::Master {
                         verdict = Some((JobState::Succeeded, String::new()));
-                        self.stop_all(&ids);
+                        stop(&running, &mut kill_at);
                     }
                 }
-                changed = stopped.changed(), if stop_reason.is_none() && verdict.is_none() => {
+                changed = stopped.changed(), if !settled => {
                     if changed.is_ok() {
                         stop_reason = *stopped.borrow();
-                        self.stop_all(&ids);
+                        stop(&running, &mut kill_at);
                     }
                 }
-                () = &mut deadline, if stop_reason.is_none() && verdict.is_none() => {
+                () = &mut deadline, if !settled => {
                     stop_reason = Some(StopReason::TimedOut(max_running));
                     let _ = self.update(project, &job_id, |job| job.state = JobState::Cancelling);
-                    self.stop_all(&ids);
+                    stop(&running, &mut kill_at);
+                }
+                () = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if kill_at.is_some() => {
+                    kill_at = None;
+                    for (id, _) in ids.iter().zip(&running).filter(|(_, alive)| **alive) {
+                        self.executor.kill(*id);
+                    }
                 }
             }
         }
@@ -558,12 +577,6 @@ impl Jobs {
             ..TrainingOutput::default()
         };
         self.finish(project, &job_id, state, message, output);
-    }
-
-    fn stop_all(&self, ids: &[u32]) {
-        for id in ids {
-            self.executor.stop(*id, self.settings.stop_grace);
-        }
     }
 
     fn fail(&self, project: &str, job_id: &str, message: String) {

@@ -5,7 +5,6 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::Stdio;
-use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
@@ -67,8 +66,14 @@ pub trait Replica: Send {
 pub trait Executor: Send + Sync + 'static {
     /// Starts a replica whose output goes to `log`.
     fn launch(&self, spec: ReplicaSpec, log: JobLog) -> Result<Box<dyn Replica>, SchedulerError>;
-    /// Stops the replica with this id: a polite signal, then a forced one after `grace`.
-    fn stop(&self, id: u32, grace: Duration);
+    /// Asks a running replica to stop (SIGTERM for local processes).
+    fn terminate(&self, id: u32);
+    /// Forces a running replica to stop (SIGKILL for local processes). Callers only kill replicas
+    /// that have not reported their exit, so an id is never signalled after it may be reused.
+    fn kill(&self, id: u32);
+    /// Kills what a previous server started for `job_id` under `id`, if it is still that job's
+    /// (a restarted server has no handles, and the id may belong to someone else by now).
+    fn reclaim(&self, id: u32, job_id: &str);
 }
 
 /// Server environment variables a replica inherits; everything else is withheld so no server
@@ -181,11 +186,24 @@ impl Executor for LocalExecutor {
         Ok(Box::new(LocalReplica { child, pgid }))
     }
 
-    fn stop(&self, id: u32, grace: Duration) {
+    fn terminate(&self, id: u32) {
         signal_group(id, libc::SIGTERM);
-        std::thread::spawn(move || {
-            std::thread::sleep(grace);
-            signal_group(id, libc::SIGKILL);
+    }
+
+    fn kill(&self, id: u32) {
+        signal_group(id, libc::SIGKILL);
+    }
+
+    fn reclaim(&self, id: u32, job_id: &str) {
+        // The group leader's environment names its job (CLOUD_ML_JOB_ID is set for every replica).
+        let marker = format!("CLOUD_ML_JOB_ID={job_id}");
+        let owned = std::fs::read(format!("/proc/{id}/environ")).is_ok_and(|environ| {
+            environ
+                .split(|byte| *byte == 0)
+                .any(|entry| entry == marker.as_bytes())
         });
+        if owned {
+            signal_group(id, libc::SIGKILL);
+        }
     }
 }

@@ -10,7 +10,7 @@ use crate::support::{Server, call, census, file_uri, kiln, wait_operation};
 
 /// A trainer as ML Engine users write them: reads TF_CONFIG, writes under --job-dir.
 const TRAINER: &str = r#"
-import argparse, json, os, sys, time
+import argparse, json, os, signal, sys, time
 parser = argparse.ArgumentParser()
 parser.add_argument('--job-dir', required=True)
 parser.add_argument('--mode', default='ok')
@@ -24,6 +24,8 @@ with open(os.path.join(args.job_dir, name + '.json'), 'w') as out:
     json.dump({'tf_config': tf_config, 'job_id': os.environ.get('CLOUD_ML_JOB_ID'),
                'secret': os.environ.get('KILN_TEST_SECRET'), 'pid': os.getpid()}, out)
 print('hello from', name, flush=True)
+if args.mode == 'stubborn':
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 if args.mode == 'fail':
     print('about to fail', flush=True)
     print('boom: something broke', file=sys.stderr, flush=True)
@@ -252,6 +254,34 @@ fn cancel_and_max_running_time_stop_the_whole_job() {
         Some("{}"),
     );
     assert_eq!(status, 400, "an ended job cannot be cancelled: {error}");
+
+    // A trainer that ignores SIGTERM is killed after the grace period.
+    let stubborn_dir = work.path().join("stubborn");
+    let body = python_job(
+        "stubborn",
+        &package,
+        &stubborn_dir,
+        &["--mode", "stubborn", "--sleep", "600"],
+        json!({}),
+    );
+    call("POST", &server.api("p", "jobs"), Some(&body));
+    wait_job(&server, "p", "stubborn", |job| {
+        job["state"] == "RUNNING" && stubborn_dir.join("master-0.json").exists()
+    });
+    let pid = replica_record(&stubborn_dir, "master-0")["pid"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        call("POST", &server.api("p", "jobs/stubborn:cancel"), Some("{}")).0,
+        200
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(alive(pid), "SIGTERM alone does not stop it");
+    assert_eq!(
+        wait_job(&server, "p", "stubborn", ended)["state"],
+        "CANCELLED"
+    );
+    wait_dead(pid);
 
     let limit = json!({"scheduling": {"maxRunningTime": "1s"}});
     call(

@@ -119,6 +119,16 @@ impl Queue {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_default_quota_holds_at_least_one_standard_replica() {
+        let quota = default_quota();
+        assert!(quota >= STANDARD_UNITS, "{quota}");
+        let cores = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap() as f64;
+        assert!(quota <= STANDARD_UNITS * 4.0 * cores + 1e-9, "{quota}");
+    }
+
     #[tokio::test]
     async fn admits_in_order_within_the_quota() {
         let queue = Queue::new(1.0);

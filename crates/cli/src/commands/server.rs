@@ -14,7 +14,7 @@ pub struct ServerArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
-    /// ML units that may run at once; more jobs wait QUEUED (default: 4 standard replicas per core).
+    /// ML units that may run at once; more jobs wait QUEUED (default: from the cores and memory).
     #[arg(long, env = "KILN_QUOTA_ML_UNITS")]
     pub quota_ml_units: Option<f64>,
 }

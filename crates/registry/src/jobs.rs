@@ -1,9 +1,11 @@
 //! `projects.jobs`: training jobs from submission to a final state.
 //!
 //! States follow ML Engine: `QUEUED → PREPARING → RUNNING → SUCCEEDED | FAILED`, and
-//! `CANCELLING → CANCELLED` on cancel or when `scheduling.maxRunningTime` passes. The job ends when its
-//! master (chief) replica ends; any replica that fails fails the job, with an `errorMessage` naming the
-//! replica, the exit cause and its last log lines. Replicas start only through an `Executor`.
+//! `CANCELLING → CANCELLED` on cancel or when `scheduling.maxRunningTime` passes. A job stays QUEUED
+//! until the [`Queue`] admits it under the ML-unit quota (or `maxWaitTime` cancels it). The job ends
+//! when its master (chief) replica ends; any replica that fails fails the job, with an `errorMessage`
+//! naming the replica, the exit cause and its last log lines. Replicas start only through an
+//! `Executor`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -203,12 +203,13 @@ impl TrainArgs {
         if let Some(value) = self.number(&["batch_size", "train_batch_size"])? {
             config.batch_size = value;
         }
-        if let Some(value) = self.number(&["num_epochs"])? {
-            config.num_epochs = value;
-        }
+        let num_epochs = self.number(&["num_epochs"])?;
         config.max_steps = self.number(&["max_steps", "train_steps"])?;
-        if config.max_steps.is_some() && !self.pairs.iter().any(|(name, _)| name == "num_epochs") {
-            config.num_epochs = usize::MAX;
+        // With only --max_steps, the step count ends training: epochs run without limit.
+        match (num_epochs, config.max_steps) {
+            (Some(epochs), _) => config.num_epochs = epochs,
+            (None, Some(_)) => config.num_epochs = usize::MAX,
+            (None, None) => {}
         }
         if let Some(value) = self.number(&["learning_rate"])? {
             config.learning_rate = value;
@@ -221,9 +222,6 @@ impl TrainArgs {
         }
         if let Some(value) = self.number(&["log_every", "log_every_steps"])? {
             config.log_every = value;
-        }
-        if config.num_epochs == usize::MAX && config.max_steps.is_none() {
-            config.num_epochs = 5;
         }
         if !self.pairs.is_empty() {
             let unknown: Vec<String> = self
@@ -300,6 +298,25 @@ mod tests {
         .unwrap();
         assert_eq!(config.batch_size, 32);
         assert_eq!(config.max_steps, Some(7));
+        assert_eq!(
+            config.num_epochs,
+            usize::MAX,
+            "--max_steps alone ends training by steps"
+        );
+        let both = args(&[
+            "--training_data_path",
+            &path,
+            "--job-dir=out",
+            "--num_epochs=3",
+            "--max_steps=7",
+        ])
+        .into_config(Algorithm::find("dnn").unwrap(), None)
+        .unwrap();
+        assert_eq!(
+            (both.num_epochs, both.max_steps),
+            (3, Some(7)),
+            "--num_epochs is kept beside --max_steps"
+        );
         assert_eq!(
             config.schema.columns,
             vec!["target", "feature_1", "feature_2"]

@@ -163,6 +163,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
     let mut window = (Instant::now(), 0usize, 0.0f64);
     let mut order: Vec<usize> = (0..train_examples.len()).collect();
     let mut step = 0usize;
+    let mut examples_seen = 0usize;
     let mut metrics = BTreeMap::new();
     let steps_per_epoch = train_examples.len().div_ceil(config.batch_size);
     'epochs: for epoch in 1..=config.num_epochs {
@@ -172,6 +173,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
             let labels: Vec<f32> = chunk.iter().map(|&i| train_labels[i]).collect();
             let loss = state.step(&batch, &labels, &mut optimizer, config.learning_rate);
             step += 1;
+            examples_seen += batch.len();
             window.1 += batch.len();
             window.2 += f64::from(loss);
             if step.is_multiple_of(config.log_every) {
@@ -204,9 +206,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
         kiln_model::save(&state.model_for_inference()?, &checkpoint)?;
         prune_checkpoints(&config.job_dir.join("checkpoints"), epoch);
     }
-    let examples_per_second = (step * config.batch_size)
-        .min(train_examples.len() * config.num_epochs) as f64
-        / started.elapsed().as_secs_f64().max(1e-9);
+    let examples_per_second = examples_seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
     let mut model = state.model_for_inference()?;
     model.spec.metrics = metrics.clone();
     let export_dir = config.job_dir.join("model");

@@ -26,6 +26,21 @@ pub enum RawValue {
     Missing,
 }
 
+impl RawValue {
+    /// A CSV cell read as an input of `input_type`: empty is missing; a cell that is not a number
+    /// stays text, so the encoder reports it naming the input.
+    pub fn from_cell(cell: &str, input_type: InputType) -> Self {
+        match (cell.is_empty(), input_type) {
+            (true, _) => RawValue::Missing,
+            (false, InputType::Float) => cell
+                .parse()
+                .map(RawValue::Number)
+                .unwrap_or_else(|_| RawValue::Text(cell.to_string())),
+            (false, InputType::String) => RawValue::Text(cell.to_string()),
+        }
+    }
+}
+
 /// The type of a raw input as the model's signature declares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -16,7 +16,7 @@ use kiln_api::ListJobsResponse;
 use kiln_api::job::{BuiltInAlgorithmOutput, Job, JobState, TrainingOutput};
 use kiln_api::names::{check_name, check_project};
 use kiln_scheduler::cluster::{assign_ports, cluster_spec, tf_config, units_per_hour};
-use kiln_scheduler::logs::LogPage;
+use kiln_scheduler::logs::{ERROR_LOG_LINES, LogPage};
 use kiln_scheduler::program::{self, Program, Runtime};
 use kiln_scheduler::{Executor, ExitReport, JobLog, ReplicaPlan, ReplicaSpec, TaskType};
 use kiln_store::Store;
@@ -27,8 +27,6 @@ use crate::{ListParams, RegistryError};
 
 /// Longest running time when the job sets none (ML Engine's default: 7 days).
 pub const DEFAULT_MAX_RUNNING_TIME: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Log lines of the failing replica quoted in `errorMessage`.
-pub const ERROR_LOG_LINES: usize = 10;
 
 /// Where jobs keep their files and what they run with.
 #[derive(Debug, Clone)]
@@ -257,11 +255,11 @@ impl Jobs {
         job.training_output = None;
         job.prediction_output = None;
         job.etag = crate::registry::etag(&job);
-        let store = Arc::clone(&self.store);
         let (stored_project, stored) = (project.to_string(), job.clone());
-        tokio::task::spawn_blocking(move || store.create_job(&stored_project, &stored))
-            .await
-            .map_err(|error| RegistryError::Internal(format!("metadata task failed: {error}")))??;
+        crate::registry::on_store(&self.store, move |store| {
+            Ok(store.create_job(&stored_project, &stored)?)
+        })
+        .await?;
         self.start(project, job.clone(), launch);
         Ok(self.with_position(project, job))
     }

@@ -51,6 +51,17 @@ fn version_key(project: &str, model: &str, version: &str) -> String {
     format!("projects/{project}/models/{model}/versions/{version}")
 }
 
+/// Runs quick synchronous store work on tokio's blocking pool.
+pub(crate) async fn on_store<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    work: impl FnOnce(&dyn Store) -> Result<T, RegistryError> + Send + 'static,
+) -> Result<T, RegistryError> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || work(store.as_ref()))
+        .await
+        .map_err(|error| RegistryError::Internal(format!("metadata task failed: {error}")))?
+}
+
 /// An etag: a short hash of the resource's JSON.
 pub(crate) fn etag(value: &impl serde::Serialize) -> String {
     use base64::Engine;
@@ -124,10 +135,7 @@ impl Registry {
         &self,
         work: impl FnOnce(&dyn Store) -> Result<T, RegistryError> + Send + 'static,
     ) -> Result<T, RegistryError> {
-        let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || work(store.as_ref()))
-            .await
-            .map_err(|error| RegistryError::Internal(format!("metadata task failed: {error}")))?
+        on_store(&self.store, work).await
     }
 
     fn existing_model(&self, project: &str, name: &str) -> Result<Model, RegistryError> {

@@ -90,6 +90,13 @@ pub const PASSED_ENV: &[&str] = &[
     "RAYON_NUM_THREADS",
 ];
 
+/// The values of `PASSED_ENV` that the server has.
+pub fn passed_env() -> impl Iterator<Item = (&'static str, String)> {
+    PASSED_ENV
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|value| (*name, value)))
+}
+
 /// Runs each replica as a local process in its own process group.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LocalExecutor;
@@ -154,11 +161,7 @@ impl Executor for LocalExecutor {
         command
             .args(&spec.args)
             .env_clear()
-            .envs(
-                PASSED_ENV
-                    .iter()
-                    .filter_map(|name| std::env::var(name).ok().map(|value| (*name, value))),
-            )
+            .envs(passed_env())
             .envs(
                 spec.env
                     .iter()

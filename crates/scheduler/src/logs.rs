@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 
 use crate::SchedulerError;
 
+/// Log lines of a failing replica or install step quoted in a job's `errorMessage`.
+pub const ERROR_LOG_LINES: usize = 10;
+
 /// The log of one job, shared by the tasks that pump replica output into it.
 #[derive(Debug, Clone)]
 pub struct JobLog {

@@ -249,11 +249,7 @@ pub async fn install(
         let output = tokio::process::Command::new(&program)
             .args(&args)
             .env_clear()
-            .envs(
-                crate::executor::PASSED_ENV
-                    .iter()
-                    .filter_map(|name| std::env::var(name).ok().map(|value| (*name, value))),
-            )
+            .envs(crate::executor::passed_env())
             .current_dir(dir)
             .output()
             .await
@@ -279,7 +275,7 @@ pub async fn install(
             );
         }
         if !output.status.success() {
-            let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+            let tail = lines[lines.len().saturating_sub(crate::logs::ERROR_LOG_LINES)..].join("\n");
             return Err(format!("{what} failed with {}:\n{tail}", output.status));
         }
     }

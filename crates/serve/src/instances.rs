@@ -102,14 +102,7 @@ fn decode_csv(spec: &ModelSpec, line: &str) -> Result<Vec<RawValue>, String> {
                         input.name
                     )
                 })?;
-            let cell = cells[position];
-            Ok(match (cell.is_empty(), input.input_type) {
-                (true, _) => RawValue::Missing,
-                (false, InputType::Float) => cell.parse().map(RawValue::Number).map_err(|_| {
-                    format!("input {:?} must be a number, got {cell:?}", input.name)
-                })?,
-                (false, InputType::String) => RawValue::Text(cell.to_string()),
-            })
+            Ok(RawValue::from_cell(cells[position], input.input_type))
         })
         .collect()
 }

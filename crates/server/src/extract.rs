@@ -25,22 +25,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         } else {
             &bytes
         };
-        let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(deserializer)
-            .map(JsonBody)
-            .map_err(|error| {
-                let path = error.path().to_string();
-                let inner = error.into_inner();
-                match path.as_str() {
-                    "." | "" => {
-                        ApiError::invalid(format!("Invalid JSON payload received. {inner}"))
-                    }
-                    path => ApiError::invalid(format!(
-                        "Invalid JSON payload received. Field {path}: {inner}"
-                    )),
-                }
-            })
+        parse_json(bytes).map(JsonBody)
     }
+}
+
+/// Parses a JSON body; the error names the field at fault, as Google APIs' messages do.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match path.as_str() {
+            "." | "" => ApiError::invalid(format!("Invalid JSON payload received. {inner}")),
+            path => ApiError::invalid(format!(
+                "Invalid JSON payload received. Field {path}: {inner}"
+            )),
+        }
+    })
 }
 
 /// The query string; standard Google parameters (`alt`, `prettyPrint`, ...) are accepted and ignored.

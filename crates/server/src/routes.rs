@@ -16,7 +16,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::Services;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, QueryParams, parse_json};
 
 /// Largest request body. Predict requests are the big ones; ML Engine allows 1.5 MB, Kiln more.
 pub const MAX_BODY_BYTES: usize = 10 << 20;
@@ -303,15 +303,7 @@ async fn predict(
     target: PredictTarget<'_>,
     body: axum::body::Bytes,
 ) -> ApiResult {
-    let deserializer = &mut serde_json::Deserializer::from_slice(&body);
-    let request: PredictRequest =
-        serde_path_to_error::deserialize(deserializer).map_err(|error| {
-            ApiError::invalid(format!(
-                "Invalid JSON payload received. {}: {}",
-                error.path(),
-                error.inner()
-            ))
-        })?;
+    let request: PredictRequest = parse_json(&body)?;
     let predictions = registry.predict(target, request).await?;
     json(PredictResponse { predictions })
 }

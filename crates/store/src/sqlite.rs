@@ -443,18 +443,12 @@ impl Store for SqliteStore {
 
     fn job_processes(&self, project: &str, job_id: &str) -> Result<Vec<u32>> {
         let key = format!("projects/{project}/jobs/{job_id}");
-        let body: Option<String> = self
-            .lock()
-            .query_row(
-                "SELECT processes FROM jobs WHERE project = ?1 AND job_id = ?2",
-                params![project, job_id],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(database)?;
-        match body {
-            Some(body) => decode(&key, &body),
-            None => Err(StoreError::NotFound(key)),
-        }
+        fetch_one(
+            &self.lock(),
+            "SELECT processes FROM jobs WHERE project = ?1 AND job_id = ?2",
+            params![project, job_id],
+            &key,
+        )?
+        .ok_or(StoreError::NotFound(key))
     }
 }

@@ -199,7 +199,7 @@ pub fn encode_rows(
         let values: Vec<RawValue> = positions
             .iter()
             .zip(&resolved.columns.inputs)
-            .map(|(&position, input)| raw_value(&row[position], input.input_type))
+            .map(|(&position, input)| RawValue::from_cell(&row[position], input.input_type))
             .collect();
         let example = encoder
             .encode(&values)
@@ -224,18 +224,6 @@ pub fn encode_rows(
         labels.push(label);
     }
     Ok((examples, labels))
-}
-
-/// Converts a CSV cell to the value the encoder expects for an input of `input_type`.
-pub fn raw_value(cell: &str, input_type: InputType) -> RawValue {
-    match (cell.is_empty(), input_type) {
-        (true, _) => RawValue::Missing,
-        (false, InputType::Float) => cell
-            .parse()
-            .map(RawValue::Number)
-            .unwrap_or(RawValue::Text(cell.to_string())),
-        (false, InputType::String) => RawValue::Text(cell.to_string()),
-    }
 }
 
 /// The non-empty cells as numbers, or `None` when any of them is not a number.

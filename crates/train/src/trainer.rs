@@ -98,6 +98,8 @@ pub struct TrainOutcome {
     pub steps: usize,
     /// Training throughput over the whole run.
     pub examples_per_second: f64,
+    /// Rows the final metrics were measured on.
+    pub eval_rows: usize,
 }
 
 /// Trains a model as `config` says, calling `log` with one line per progress event.
@@ -221,6 +223,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
         metrics,
         steps: step,
         examples_per_second,
+        eval_rows: eval_examples.len(),
     })
 }
 

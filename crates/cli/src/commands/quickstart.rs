@@ -112,7 +112,7 @@ pub fn run(args: QuickstartArgs, context: &Context) -> anyhow::Result<()> {
         "eval accuracy: {:.4} (AUC {:.4}) on {} census test rows; {} training steps at {:.0} examples/s",
         outcome.metrics.get("accuracy").copied().unwrap_or_default(),
         outcome.metrics.get("auc").copied().unwrap_or_default(),
-        16281,
+        outcome.eval_rows,
         outcome.steps,
         outcome.examples_per_second
     );

@@ -7,6 +7,7 @@
 //! - [`operation`]: long-running `Operation`s and `google.rpc.Status`.
 //! - [`error`]: the platform error body and the `google.rpc.Code` ↔ HTTP mapping.
 //! - [`predict`]: the online prediction request and response bodies.
+//! - [`iam`]: IAM policies, and Kiln's tokens and audit log entries.
 //! - [`names`]: resource-name rules (what a valid model or version name is).
 //!
 //! **Architecture invariant:** this is the only crate whose types derive the wire format. A
@@ -14,6 +15,7 @@
 //! lowerCamelCase, enums are spelled as the API spells them, and int64 fields are JSON strings.
 
 pub mod error;
+pub mod iam;
 pub mod int64;
 pub mod job;
 pub mod model;
@@ -22,6 +24,10 @@ pub mod operation;
 pub mod predict;
 
 pub use error::{Code, ErrorBody};
+pub use iam::{
+    AuditEntry, Binding, Identity, ListAuditEntriesResponse, ListTokensResponse, Policy,
+    SetIamPolicyRequest, TestIamPermissions, Token,
+};
 pub use job::{Job, JobState, ListJobsResponse, ScaleTier, TrainingInput, TrainingOutput};
 pub use model::{
     Framework, ListModelsResponse, ListVersionsResponse, Model, Version, VersionState,

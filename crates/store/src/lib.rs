@@ -13,7 +13,7 @@
 pub mod migrations;
 pub mod sqlite;
 
-use kiln_api::{Job, Model, Operation, Version};
+use kiln_api::{AuditEntry, Job, Model, Operation, Policy, Token, Version};
 
 pub use sqlite::SqliteStore;
 
@@ -26,6 +26,9 @@ pub enum StoreError {
     /// No resource has this key.
     #[error("{0} not found")]
     NotFound(String),
+    /// A conditional write found the record changed (a stale etag).
+    #[error("{0} was changed concurrently")]
+    Conflict(String),
     /// The database failed.
     #[error("metadata database: {0}")]
     Database(String),
@@ -108,4 +111,24 @@ pub trait Store: Send + Sync + 'static {
     fn set_job_processes(&self, project: &str, job_id: &str, processes: &[u32]) -> Result<()>;
     /// The process-group ids last recorded for a job.
     fn job_processes(&self, project: &str, job_id: &str) -> Result<Vec<u32>>;
+
+    /// Inserts a token with the SHA-256 of its secret.
+    fn create_token(&self, id: &str, hash: &str, token: &Token) -> Result<()>;
+    /// A token and its secret's hash.
+    fn get_token(&self, id: &str) -> Result<Option<(Token, String)>>;
+    /// All tokens, oldest first.
+    fn list_tokens(&self) -> Result<Vec<Token>>;
+    /// Replaces a token's record (its hash stays); fails with `NotFound` when absent.
+    fn update_token(&self, id: &str, token: &Token) -> Result<()>;
+
+    /// The policy set on a resource, if any.
+    fn get_policy(&self, resource: &str) -> Result<Option<Policy>>;
+    /// Replaces a resource's policy (whose `etag` is already the new one). With `expected`, only if
+    /// the stored policy's etag is that (`""`: no policy stored), else `Conflict`.
+    fn set_policy(&self, resource: &str, policy: &Policy, expected: Option<&str>) -> Result<()>;
+
+    /// Appends an entry to the audit log; `project` is empty for server-wide calls.
+    fn append_audit(&self, project: &str, entry: &AuditEntry) -> Result<()>;
+    /// Audit entries, newest first, of one project or of all; each carries its `id`.
+    fn list_audit(&self, project: Option<&str>) -> Result<Vec<AuditEntry>>;
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use kiln_api::{Job, Model, Operation, Version};
+use kiln_api::{AuditEntry, Job, Model, Operation, Policy, Token, Version};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -450,5 +450,122 @@ impl Store for SqliteStore {
             &key,
         )?
         .ok_or(StoreError::NotFound(key))
+    }
+
+    fn create_token(&self, id: &str, hash: &str, token: &Token) -> Result<()> {
+        let body = encode(token)?;
+        self.lock()
+            .execute(
+                "INSERT INTO tokens (id, hash, body) VALUES (?1, ?2, ?3)",
+                params![id, hash, body],
+            )
+            .map_err(insert_error(format!("tokens/{id}")))?;
+        Ok(())
+    }
+
+    fn get_token(&self, id: &str) -> Result<Option<(Token, String)>> {
+        let row: Option<(String, String)> = self
+            .lock()
+            .query_row(
+                "SELECT body, hash FROM tokens WHERE id = ?1",
+                params![id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(database)?;
+        row.map(|(body, hash)| Ok((decode(id, &body)?, hash)))
+            .transpose()
+    }
+
+    fn list_tokens(&self) -> Result<Vec<Token>> {
+        collect(
+            &self.lock(),
+            "SELECT body FROM tokens ORDER BY rowid",
+            [],
+            "tokens",
+        )
+    }
+
+    fn update_token(&self, id: &str, token: &Token) -> Result<()> {
+        let body = encode(token)?;
+        let count = self
+            .lock()
+            .execute(
+                "UPDATE tokens SET body = ?2 WHERE id = ?1",
+                params![id, body],
+            )
+            .map_err(database)?;
+        changed(count, format!("tokens/{id}"))
+    }
+
+    fn get_policy(&self, resource: &str) -> Result<Option<Policy>> {
+        fetch_one(
+            &self.lock(),
+            "SELECT body FROM policies WHERE resource = ?1",
+            params![resource],
+            resource,
+        )
+    }
+
+    fn set_policy(&self, resource: &str, policy: &Policy, expected: Option<&str>) -> Result<()> {
+        let body = encode(policy)?;
+        let mut connection = self.lock();
+        let transaction = connection.transaction().map_err(database)?;
+        if let Some(expected) = expected {
+            let current: String = transaction
+                .query_row(
+                    "SELECT etag FROM policies WHERE resource = ?1",
+                    params![resource],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(database)?
+                .unwrap_or_default();
+            if current != expected {
+                return Err(StoreError::Conflict(resource.to_string()));
+            }
+        }
+        transaction
+            .execute(
+                "INSERT INTO policies (resource, etag, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (resource) DO UPDATE SET etag = excluded.etag, body = excluded.body",
+                params![resource, policy.etag, body],
+            )
+            .map_err(database)?;
+        transaction.commit().map_err(database)
+    }
+
+    fn append_audit(&self, project: &str, entry: &AuditEntry) -> Result<()> {
+        let body = encode(entry)?;
+        self.lock()
+            .execute(
+                "INSERT INTO audit_log (project, body) VALUES (?1, ?2)",
+                params![project, body],
+            )
+            .map_err(database)?;
+        Ok(())
+    }
+
+    fn list_audit(&self, project: Option<&str>) -> Result<Vec<AuditEntry>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare(
+                "SELECT seq, body FROM audit_log WHERE ?1 IS NULL OR project = ?1 ORDER BY seq DESC",
+            )
+            .map_err(database)?;
+        let rows = statement
+            .query_map(params![project], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(database)?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(database)?;
+        rows.into_iter()
+            .map(|(seq, body)| {
+                let mut entry: AuditEntry = decode("audit_log", &body)?;
+                entry.id = seq.to_string();
+                Ok(entry)
+            })
+            .collect()
     }
 }

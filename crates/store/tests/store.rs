@@ -120,3 +120,71 @@ fn jobs_are_listed_in_order_and_active_ones_found() {
     store.set_job_processes("p", "a_job", &[41, 42]).unwrap();
     assert_eq!(store.job_processes("p", "a_job").unwrap(), vec![41, 42]);
 }
+
+#[test]
+fn tokens_policies_and_audit_entries_persist() {
+    use kiln_api::{AuditEntry, Policy, Token};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kiln.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let token = Token {
+            name: "tokens/abc".into(),
+            service_account: "ci".into(),
+            ..Token::default()
+        };
+        store.create_token("abc", "hash", &token).unwrap();
+        assert!(matches!(
+            store.create_token("abc", "other", &token),
+            Err(StoreError::AlreadyExists(_))
+        ));
+        let revoked = Token {
+            revoke_time: "2026-01-01T00:00:00Z".into(),
+            ..token
+        };
+        store.update_token("abc", &revoked).unwrap();
+        assert!(matches!(
+            store.update_token("nope", &revoked),
+            Err(StoreError::NotFound(_))
+        ));
+
+        let first = Policy {
+            etag: "e1".into(),
+            ..Policy::default()
+        };
+        store.set_policy("projects/p", &first, Some("")).unwrap();
+        let stale = Policy {
+            etag: "e2".into(),
+            ..Policy::default()
+        };
+        assert!(matches!(
+            store.set_policy("projects/p", &stale, Some("")),
+            Err(StoreError::Conflict(_))
+        ));
+        store.set_policy("projects/p", &stale, Some("e1")).unwrap();
+
+        for (project, method) in [("p", "a"), ("q", "b"), ("p", "c")] {
+            let entry = AuditEntry {
+                method: method.into(),
+                ..AuditEntry::default()
+            };
+            store.append_audit(project, &entry).unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let (token, hash) = store.get_token("abc").unwrap().unwrap();
+    assert_eq!((token.revoke_time.as_str(), hash.as_str()), ("2026-01-01T00:00:00Z", "hash"));
+    assert_eq!(store.list_tokens().unwrap().len(), 1);
+    assert_eq!(store.get_policy("projects/p").unwrap().unwrap().etag, "e2");
+    assert!(store.get_policy("projects/q").unwrap().is_none());
+    let methods = |project| -> Vec<String> {
+        store
+            .list_audit(project)
+            .unwrap()
+            .into_iter()
+            .map(|entry| format!("{}{}", entry.id, entry.method))
+            .collect()
+    };
+    assert_eq!(methods(Some("p")), ["3c", "1a"], "newest first, one project");
+    assert_eq!(methods(None), ["3c", "2b", "1a"]);
+}

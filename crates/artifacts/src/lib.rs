@@ -7,8 +7,10 @@
 //!
 //! # Layout
 //! - [`uri`]: parsing a user's URI (`/abs/path`, `file://`, `gs://`, `s3://`) to a store and prefix.
+//! - [`paths`]: [`PathPolicy`], the locations a project may read and write.
 //! - [`ArtifactStore`] (this file): the managed root: import a directory, remove it, find it on disk.
 
+pub mod paths;
 pub mod uri;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+pub use paths::PathPolicy;
 pub use uri::{Location, parse};
 
 /// Most files a deployed model directory may hold (ML Engine's limit).

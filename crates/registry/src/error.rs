@@ -9,6 +9,12 @@ pub enum RegistryError {
     /// The request is malformed (400 INVALID_ARGUMENT).
     #[error("{0}")]
     InvalidArgument(String),
+    /// No valid credential came with the request (401 UNAUTHENTICATED).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller may not do this, or the resource may not exist (403 PERMISSION_DENIED).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The resource does not exist (404 NOT_FOUND).
     #[error("{0}")]
     NotFound(String),
@@ -39,6 +45,9 @@ impl From<StoreError> for RegistryError {
                 RegistryError::AlreadyExists(format!("{key} already exists"))
             }
             StoreError::NotFound(key) => RegistryError::NotFound(format!("{key} was not found")),
+            StoreError::Conflict(key) => RegistryError::Aborted(format!(
+                "{key} was changed by another request; read it again and retry"
+            )),
             StoreError::Database(_) | StoreError::Corrupt { .. } => {
                 RegistryError::Internal(error.to_string())
             }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kiln_api::ListJobsResponse;
+use kiln_artifacts::PathPolicy;
 use kiln_api::job::{BuiltInAlgorithmOutput, Job, JobState, TrainingOutput};
 use kiln_api::names::{check_name, check_project};
 use kiln_scheduler::cluster::{assign_ports, cluster_spec, tf_config, units_per_hour};
@@ -39,6 +40,8 @@ pub struct JobSettings {
     pub stop_grace: Duration,
     /// ML units that may run at once; more waits in the queue.
     pub quota: f64,
+    /// Where `jobDir` and `packageUris` may point.
+    pub paths: PathPolicy,
 }
 
 /// What a validated job will run.
@@ -52,10 +55,27 @@ struct Launch {
     units: f64,
 }
 
-/// Checks a training input and decides how to run it, collecting every problem. Normalises
-/// `jobDir` (a `file://` URI becomes a path).
-fn validate(input: &mut kiln_api::TrainingInput) -> Result<Launch, Vec<String>> {
+/// Checks a training input and decides how to run it, collecting every problem. Replaces `jobDir`
+/// and `packageUris` by the locations `paths` resolved them to.
+fn validate(
+    input: &mut kiln_api::TrainingInput,
+    paths: &PathPolicy,
+    project: &str,
+) -> Result<Launch, Vec<String>> {
     let mut problems = Vec::new();
+    if !input.job_dir.is_empty() {
+        match paths.check(project, "training_input.job_dir", &input.job_dir) {
+            Ok(checked) => input.job_dir = checked,
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let packages = std::mem::take(&mut input.package_uris);
+    for (index, uri) in packages.iter().enumerate() {
+        match paths.check(project, &format!("training_input.package_uris[{index}]"), uri) {
+            Ok(checked) => input.package_uris.push(checked),
+            Err(problem) => problems.push(problem),
+        }
+    }
     let replicas = kiln_scheduler::plan(input)
         .map_err(|found| problems.extend(found))
         .ok();
@@ -66,25 +86,6 @@ fn validate(input: &mut kiln_api::TrainingInput) -> Result<Launch, Vec<String>> 
         && replicas.as_ref().is_some_and(|replicas| replicas.len() > 1)
     {
         problems.push("Field: training_input.scale_tier Error: built-in algorithms run on one replica; use BASIC".into());
-    }
-    if !input.job_dir.is_empty() {
-        let path = input
-            .job_dir
-            .strip_prefix("file://")
-            .unwrap_or(&input.job_dir)
-            .to_string();
-        if !path.starts_with('/')
-            || Path::new(&path)
-                .components()
-                .any(|part| part == std::path::Component::ParentDir)
-        {
-            problems.push(format!(
-                "Field: training_input.job_dir Error: {:?} must be an absolute local path or file:// URI without '..'",
-                input.job_dir
-            ));
-        } else {
-            input.job_dir = path;
-        }
     }
     let scheduling = input.scheduling.clone().unwrap_or_default();
     let max_running = parse_duration("max_running_time", &scheduling.max_running_time)
@@ -184,7 +185,7 @@ impl Jobs {
         for (project, mut job) in self.store.active_jobs()? {
             if job.state == JobState::Queued {
                 let mut input = job.training_input.clone().unwrap_or_default();
-                match validate(&mut input) {
+                match validate(&mut input, &self.settings.paths, &project) {
                     Ok(launch) => {
                         self.start(&project, job, launch);
                         continue;
@@ -234,7 +235,7 @@ impl Jobs {
                 "Field: job.training_input Error: a job needs a trainingInput".into(),
             ));
         };
-        let launch = validate(input).map_err(|found| problems.extend(found)).ok();
+        let launch = validate(input, &self.settings.paths, project).map_err(|found| problems.extend(found)).ok();
         let Some(launch) = launch.filter(|_| problems.is_empty()) else {
             return Err(RegistryError::InvalidArgument(problems.join("; ")));
         };

@@ -8,11 +8,13 @@
 //! - [`registry`]: the `Registry` service: models, versions, default-version rules, predict.
 //! - [`jobs`]: the `Jobs` service: training jobs from submission to a final state.
 //! - [`queue`]: the FIFO queue that holds jobs until their ML units fit the quota.
+//! - [`access`]: the `Access` service: tokens, authentication, IAM policies and the audit log.
 //!
 //! **Architecture invariant:** REST handlers and CLI commands call these functions; every rule of
 //! the API (a model with versions cannot be deleted, the first version becomes the default, ...)
 //! lives here once. **API boundary:** takes and returns `kiln-api` types.
 
+pub mod access;
 pub mod error;
 pub mod jobs;
 pub mod list;
@@ -20,6 +22,7 @@ pub mod operations;
 pub mod queue;
 pub mod registry;
 
+pub use access::Access;
 pub use error::RegistryError;
 pub use jobs::{JobSettings, Jobs};
 pub use list::{Filter, ListParams};

@@ -10,7 +10,7 @@ use kiln_api::{
     Code, ListModelsResponse, ListOperationsResponse, ListVersionsResponse, Model, Operation,
     PredictRequest,
 };
-use kiln_artifacts::ArtifactStore;
+use kiln_artifacts::{ArtifactStore, PathPolicy};
 use kiln_serve::{DetectedFramework, ModelRuntime, ServeError};
 use kiln_store::Store;
 use serde_json::Value;
@@ -36,6 +36,8 @@ pub struct PredictTarget<'a> {
 pub struct Registry {
     store: Arc<dyn Store>,
     artifacts: ArtifactStore,
+    /// Where `deploymentUri`s may point.
+    paths: PathPolicy,
     /// Loaded runtimes by full version name. A std mutex: held only to look up or insert.
     runtimes: Mutex<HashMap<String, Arc<dyn ModelRuntime>>>,
     /// Serialises mutations whose rule reads before it writes (delete rules, set default), so
@@ -93,11 +95,12 @@ fn check_mask<'a>(mask: &'a str, allowed: &[&str]) -> Result<Vec<&'a str>, Regis
 }
 
 impl Registry {
-    /// A registry over a metadata store and an artifact root.
-    pub fn new(store: Arc<dyn Store>, artifacts: ArtifactStore) -> Arc<Self> {
+    /// A registry over a metadata store and an artifact root, deploying from where `paths` allows.
+    pub fn new(store: Arc<dyn Store>, artifacts: ArtifactStore, paths: PathPolicy) -> Arc<Self> {
         Arc::new(Self {
             store,
             artifacts,
+            paths,
             runtimes: Mutex::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
         })
@@ -316,12 +319,20 @@ impl Registry {
         } else if let Err(problem) = check_name("version.name", &name) {
             problems.push(problem);
         }
+        let mut source = String::new();
         if version.deployment_uri.trim().is_empty() {
             problems.push(
                 "Field: version.deployment_uri Error: Deployment URI must be specified".into(),
             );
-        } else if let Err(error) = kiln_artifacts::parse(&version.deployment_uri) {
-            problems.push(format!("Field: version.deployment_uri Error: {error}"));
+        } else {
+            match self.paths.check(
+                project,
+                "version.deployment_uri",
+                version.deployment_uri.trim(),
+            ) {
+                Ok(checked) => source = checked,
+                Err(problem) => problems.push(problem),
+            }
         }
         if version.container.is_some() {
             problems.push("Field: version.container Error: custom serving containers are not supported by Kiln".into());
@@ -359,7 +370,7 @@ impl Registry {
         let pending = operation.clone();
         tokio::spawn(async move {
             registry
-                .finish_create(&project, &model, &name, version, &id, pending)
+                .finish_create(&project, &model, &name, version, &source, &id, pending)
                 .await;
         });
         Ok(operation)
@@ -371,11 +382,12 @@ impl Registry {
         model: &str,
         name: &str,
         mut version: Version,
+        source: &str,
         id: &str,
         mut operation: Operation,
     ) {
         let key = version_key(project, model, name);
-        let outcome = self.import_and_load(&key, &version).await;
+        let outcome = self.import_and_load(&key, source, version.framework).await;
         match outcome {
             Ok((framework, runtime)) => {
                 version.framework = framework;
@@ -422,14 +434,14 @@ impl Registry {
     async fn import_and_load(
         &self,
         key: &str,
-        version: &Version,
+        source: &str,
+        requested: Framework,
     ) -> Result<(Framework, Arc<dyn ModelRuntime>), String> {
         self.artifacts
-            .import(&version.deployment_uri, key)
+            .import(source, key)
             .await
             .map_err(|error| error.to_string())?;
         let dir = self.artifacts.local_path(key);
-        let requested = version.framework;
         tokio::task::spawn_blocking(move || {
             let detected = kiln_serve::detect(&dir).map_err(|error| error.to_string())?;
             let framework = match detected {

@@ -18,37 +18,54 @@ pub struct Context {
     pub endpoint: String,
     /// `--format`, if given.
     pub format: Option<Format>,
+    /// The bearer token (`KILN_TOKEN` or the config file), if any.
+    pub token: Option<String>,
 }
 
 impl Context {
-    /// A client for the server at `--endpoint`.
+    /// A client for the project's API on the server at `--endpoint`.
     pub fn client(&self) -> Api {
+        self.api(format!("projects/{}", self.project))
+    }
+
+    /// A client for the server-wide API (`/v1/tokens`, `/v1/whoami`, ...).
+    pub fn root(&self) -> Api {
+        self.api(String::new())
+    }
+
+    fn api(&self, path: String) -> Api {
         Api {
-            base: format!(
-                "{}/v1/projects/{}",
-                self.endpoint.trim_end_matches('/'),
-                self.project
-            ),
+            base: format!("{}/v1/{path}", self.endpoint.trim_end_matches('/'))
+                .trim_end_matches('/')
+                .to_string(),
             http: Client::builder()
                 .timeout(Duration::from_secs(300))
                 .build()
                 .unwrap_or_else(|_| Client::new()),
+            token: self.token.clone(),
         }
     }
 }
 
-/// Calls on one project's API.
+/// Calls on one part of the API.
 pub struct Api {
     base: String,
     http: Client,
+    token: Option<String>,
 }
 
 impl Api {
-    /// Sends `method` to `path` (relative to the project) and returns the JSON answer, or an error
-    /// carrying the server's message.
+    /// Sends `method` to `path` (relative to the base; a path starting with `:` is a method on the
+    /// base itself) and returns the JSON answer, or an error carrying the server's message.
     pub fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
-        let url = format!("{}/{}", self.base, path.trim_start_matches('/'));
+        let url = match path.starts_with(':') {
+            true => format!("{}{path}", self.base),
+            false => format!("{}/{}", self.base, path.trim_start_matches('/')),
+        };
         let mut request = self.http.request(method.clone(), &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -76,7 +93,11 @@ impl Api {
             ),
             _ => value.to_string(),
         };
-        Err(anyhow!("HTTP {}: {message}", status.as_u16()))
+        let hint = match status.as_u16() {
+            401 => " (log in with `kiln auth login` or set KILN_TOKEN)",
+            _ => "",
+        };
+        Err(anyhow!("HTTP {}: {message}{hint}", status.as_u16()))
     }
 
     /// GET.
@@ -140,4 +161,16 @@ impl Api {
             )),
         }
     }
+}
+
+/// Percent-encodes a query value.
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'*' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }

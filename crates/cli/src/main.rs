@@ -4,12 +4,14 @@
 //! # Layout
 //! - `main.rs`: argument parsing (clap) and dispatch.
 //! - `client`: the REST client the resource commands share.
+//! - `config`: the config file (`kiln auth login` saves the endpoint and token there).
 //! - `output`: `--format json|yaml|table`.
 //! - `instances`: reading `--json-instances`, `--text-instances` and `--json-request` files.
 //! - `commands/*`: one module per command group.
 
 mod client;
 mod commands;
+mod config;
 mod instances;
 mod output;
 
@@ -21,17 +23,12 @@ use crate::output::Format;
 #[derive(Debug, Parser)]
 #[command(name = "kiln", version, about)]
 struct Cli {
-    /// Project that resources belong to.
-    #[arg(long, global = true, env = "KILN_PROJECT", default_value = "default")]
-    project: String,
-    /// URL of the Kiln server.
-    #[arg(
-        long,
-        global = true,
-        env = "KILN_ENDPOINT",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    endpoint: String,
+    /// Project that resources belong to [default: the config file's, else `default`].
+    #[arg(long, global = true, env = "KILN_PROJECT")]
+    project: Option<String>,
+    /// URL of the Kiln server [default: the config file's, else http://127.0.0.1:8080].
+    #[arg(long, global = true, env = "KILN_ENDPOINT")]
+    endpoint: Option<String>,
     /// Output format.
     #[arg(long, global = true, value_enum)]
     format: Option<Format>,
@@ -64,6 +61,12 @@ enum Command {
     /// Long-running operations.
     #[command(subcommand)]
     Operations(commands::operations::OperationsCommand),
+    /// Projects' access policies.
+    #[command(subcommand)]
+    Projects(commands::iam::ProjectsCommand),
+    /// Log in, tokens, and the audit log.
+    #[command(subcommand)]
+    Auth(commands::auth::AuthCommand),
 }
 
 /// `predict`.
@@ -112,27 +115,42 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse_from(arguments());
-    let context = client::Context {
-        project: cli.project,
-        endpoint: cli.endpoint,
-        format: cli.format,
-    };
-    let result = match cli.command {
-        Command::Server(args) => commands::server::run(args),
-        Command::Quickstart(args) => commands::quickstart::run(args, &context),
-        Command::Train(args) => commands::local::train(args),
-        Command::Local(command) => commands::local::run(command, &context),
-        Command::Jobs(command) => commands::jobs::run(command, &context),
-        Command::Models(command) => commands::models::run(command, &context),
-        Command::Versions(command) => commands::versions::run(command, &context),
-        Command::Predict(args) => commands::predict::run(args, &context),
-        Command::Operations(command) => commands::operations::run(command, &context),
-    };
+    let result = config::load().and_then(|saved| {
+        let context = client::Context {
+            project: cli.project.or(saved.project).unwrap_or_else(|| "default".into()),
+            endpoint: cli
+                .endpoint
+                .or(saved.endpoint)
+                .unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+            format: cli.format,
+            token: std::env::var("KILN_TOKEN")
+                .ok()
+                .filter(|token| !token.is_empty())
+                .or(saved.token),
+        };
+        dispatch(cli.command, &context)
+    });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ERROR: {error:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+fn dispatch(command: Command, context: &client::Context) -> anyhow::Result<()> {
+    match command {
+        Command::Server(args) => commands::server::run(args),
+        Command::Quickstart(args) => commands::quickstart::run(args, context),
+        Command::Train(args) => commands::local::train(args),
+        Command::Local(command) => commands::local::run(command, context),
+        Command::Jobs(command) => commands::jobs::run(command, context),
+        Command::Models(command) => commands::models::run(command, context),
+        Command::Versions(command) => commands::versions::run(command, context),
+        Command::Predict(args) => commands::predict::run(args, context),
+        Command::Operations(command) => commands::operations::run(command, context),
+        Command::Projects(command) => commands::iam::run_projects(command, context),
+        Command::Auth(command) => commands::auth::run(command, context),
     }
 }

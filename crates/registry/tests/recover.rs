@@ -45,6 +45,7 @@ async fn an_interrupted_version_create_becomes_failed_and_its_operation_done() {
     let registry = Registry::new(
         store.clone(),
         ArtifactStore::open(&dir.path().join("artifacts")).unwrap(),
+        kiln_artifacts::PathPolicy::new(dir.path(), Vec::new()),
     );
     assert_eq!(registry.recover().await.unwrap(), 1);
     let version = store.get_version("p", "m", "v1").unwrap().unwrap();

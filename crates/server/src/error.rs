@@ -27,11 +27,17 @@ impl ApiError {
     }
 }
 
+/// The message of an error response, kept in its extensions for the audit log.
+#[derive(Debug, Clone)]
+pub struct ErrorMessage(pub String);
+
 /// The status and message of a registry error; `None` for prediction errors, which have their
 /// own body shape.
 fn classify(error: &RegistryError) -> Option<Code> {
     match error {
         RegistryError::InvalidArgument(_) => Some(Code::InvalidArgument),
+        RegistryError::Unauthenticated(_) => Some(Code::Unauthenticated),
+        RegistryError::PermissionDenied(_) => Some(Code::PermissionDenied),
         RegistryError::NotFound(_) => Some(Code::NotFound),
         RegistryError::AlreadyExists(_) => Some(Code::AlreadyExists),
         RegistryError::FailedPrecondition(_) => Some(Code::FailedPrecondition),
@@ -51,7 +57,11 @@ impl IntoResponse for ApiError {
                     let body = PredictionErrorBody {
                         error: error.to_string(),
                     };
-                    return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+                    let mut response = (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+                    response
+                        .extensions_mut()
+                        .insert(ErrorMessage(error.to_string()));
+                    return response;
                 }
             },
             ApiError::Http(code, message) => (code, message),
@@ -61,6 +71,9 @@ impl IntoResponse for ApiError {
         }
         let status =
             StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(ErrorBody::new(code, message))).into_response()
+        let mut response =
+            (status, axum::Json(ErrorBody::new(code, message.clone()))).into_response();
+        response.extensions_mut().insert(ErrorMessage(message));
+        response
     }
 }

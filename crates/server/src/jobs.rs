@@ -2,16 +2,19 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::{Extension, Router};
 use axum::routing::get;
 use kiln_api::Job;
-use kiln_registry::Jobs;
+use kiln_iam::Principal;
+use kiln_registry::{Access, Jobs};
 use serde_json::json;
 
 use crate::Services;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams};
+use crate::iam::policy_verb;
 use crate::routes::{ApiResult, json, plain, split_verb, unknown_verb};
 
 /// Most log entries one page returns.
@@ -43,14 +46,30 @@ async fn list_jobs(
 
 async fn create_job(
     State(jobs): Shared,
+    State(access): State<Arc<Access>>,
+    Extension(principal): Extension<Principal>,
     Path(project): Path<String>,
     JsonBody(job): JsonBody<Job>,
 ) -> ApiResult {
-    json(jobs.create(&project, job).await?)
+    let job = jobs.create(&project, job).await?;
+    let resource = format!("projects/{project}/jobs/{}", job.job_id);
+    access
+        .grant_creator(&principal, &resource, kiln_iam::roles::JOB_OWNER)
+        .await?;
+    json(job)
 }
 
-async fn get_job(State(jobs): Shared, Path((project, job)): Path<(String, String)>) -> ApiResult {
-    json(jobs.get(&project, plain(&job)?)?)
+async fn get_job(
+    State(jobs): Shared,
+    State(access): State<Arc<Access>>,
+    Path((project, segment)): Path<(String, String)>,
+) -> ApiResult {
+    match split_verb(&segment) {
+        (job, Some("getIamPolicy")) => {
+            json(access.get_policy(&format!("projects/{project}/jobs/{job}"))?)
+        }
+        _ => json(jobs.get(&project, plain(&segment)?)?),
+    }
 }
 
 async fn patch_job(
@@ -64,14 +83,24 @@ async fn patch_job(
 
 async fn job_verb(
     State(jobs): Shared,
+    State(access): State<Arc<Access>>,
+    Extension(principal): Extension<Principal>,
     Path((project, segment)): Path<(String, String)>,
+    body: Bytes,
 ) -> ApiResult {
-    match split_verb(&segment) {
-        (job, Some("cancel")) => {
+    let (job, verb) = split_verb(&segment);
+    let resource = format!("projects/{project}/jobs/{job}");
+    if let Some(answer) =
+        verb.and_then(|verb| policy_verb(&access, &principal, &resource, verb, &body))
+    {
+        return answer;
+    }
+    match verb {
+        Some("cancel") => {
             jobs.cancel(&project, job)?;
             json(json!({}))
         }
-        (_, verb) => Err(unknown_verb(verb, &["cancel"])),
+        verb => Err(unknown_verb(verb, crate::auth::known_verbs("jobs"))),
     }
 }
 

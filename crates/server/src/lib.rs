@@ -7,14 +7,20 @@
 //! - [`error`]: `ApiError` and the one exhaustive mapping from registry errors to HTTP statuses and
 //!   ML Engine's two error bodies.
 //! - [`extract`]: the JSON body and query extractors, whose errors name the field at fault.
+//! - [`auth`]: the gate of every `/v1` request: token, permission (one deny-by-default table of
+//!   routes), audit log.
 //! - [`routes`]: the route table and the thin handlers of models, versions, operations and predict.
 //! - [`jobs`]: the handlers of `projects.jobs` and the job log endpoint.
+//! - [`iam`]: IAM policy methods, tokens, `whoami` and the audit log.
 //!
 //! **Architecture invariant:** this is the only crate that speaks HTTP. Handlers parse, call one
-//! registry function and map its error; no rule of the API lives here.
+//! registry function and map its error; no rule of the API lives here. Every `/v1` route passes
+//! [`auth::guard`] first, which knows every route's permission.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod iam;
 pub mod jobs;
 pub mod routes;
 
@@ -23,8 +29,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use kiln_artifacts::ArtifactStore;
-use kiln_registry::{JobSettings, Jobs, Registry};
+use kiln_artifacts::{ArtifactStore, PathPolicy};
+use kiln_registry::{Access, JobSettings, Jobs, Registry};
 use kiln_scheduler::LocalExecutor;
 use kiln_scheduler::program::Runtime;
 use kiln_store::{SqliteStore, Store};
@@ -64,6 +70,14 @@ pub struct Services {
     pub registry: Arc<Registry>,
     /// Training jobs.
     pub jobs: Arc<Jobs>,
+    /// Tokens, policies, audit log.
+    pub access: Arc<Access>,
+}
+
+impl FromRef<Services> for Arc<Access> {
+    fn from_ref(services: &Services) -> Self {
+        Arc::clone(&services.access)
+    }
 }
 
 impl FromRef<Services> for Arc<Registry> {
@@ -87,6 +101,10 @@ pub struct Options {
     pub runtime: Runtime,
     /// ML units that may run at once (default: `kiln_registry::queue::default_quota`).
     pub quota_ml_units: Option<f64>,
+    /// Whether requests need tokens (`false`: `--insecure-no-auth`).
+    pub auth: bool,
+    /// Where projects may read and write besides their workspace (`{project}` is replaced).
+    pub allowed_paths: Vec<String>,
 }
 
 /// Opens the data directory (SQLite metadata, artifact files, job logs) and ends the work a
@@ -99,7 +117,8 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
     })?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
     let artifacts = ArtifactStore::open(&data_dir.join(ARTIFACTS_DIR))?;
-    let registry = Registry::new(Arc::clone(&store), artifacts);
+    let paths = PathPolicy::new(data_dir, options.allowed_paths.clone());
+    let registry = Registry::new(Arc::clone(&store), artifacts, paths.clone());
     let recovered = registry.recover().await?;
     if recovered > 0 {
         tracing::warn!(
@@ -114,13 +133,34 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         quota: options
             .quota_ml_units
             .unwrap_or_else(kiln_registry::queue::default_quota),
+        paths,
     };
-    let jobs = Jobs::new(store, Arc::new(LocalExecutor), settings);
+    let jobs = Jobs::new(Arc::clone(&store), Arc::new(LocalExecutor), settings);
     let failed = jobs.recover()?;
     if failed > 0 {
         tracing::warn!(failed, "failed the jobs a previous server left running");
     }
-    Ok(Services { registry, jobs })
+    let access = Access::new(store, options.auth);
+    Ok(Services {
+        registry,
+        jobs,
+        access,
+    })
+}
+
+/// Makes an administrator token in the data directory's store, without a running server: the way
+/// back in for whoever can read the data directory (the account the server runs as).
+pub fn issue_admin_token(
+    data_dir: &std::path::Path,
+    service_account: &str,
+) -> Result<kiln_api::Token, StartError> {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
+    Ok(Access::new(store, true).create_token(kiln_api::Token {
+        service_account: service_account.to_string(),
+        description: "made by kiln auth bootstrap".into(),
+        admin: true,
+        ..kiln_api::Token::default()
+    })?)
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.

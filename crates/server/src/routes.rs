@@ -5,18 +5,20 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::{Extension, Router};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use kiln_api::{Code, Model, PredictRequest, PredictResponse, Version};
-use kiln_registry::{PredictTarget, Registry};
+use kiln_iam::Principal;
+use kiln_registry::{Access, PredictTarget, Registry};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::Services;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, parse_json};
+use crate::iam::{owned_operation, policy_verb};
 
 /// Largest request body. Predict requests are the big ones; ML Engine allows 1.5 MB, Kiln more.
 pub const MAX_BODY_BYTES: usize = 10 << 20;
@@ -28,6 +30,7 @@ pub(crate) type ApiResult = Result<Response, ApiError>;
 pub fn router(services: Services) -> Router {
     Router::new()
         .merge(crate::jobs::routes())
+        .merge(crate::iam::routes())
         .route(
             "/v1/projects/{project}/models",
             get(list_models).post(create_model),
@@ -58,6 +61,10 @@ pub fn router(services: Services) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            services.clone(),
+            crate::auth::guard,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Http(Code::Internal, "Internal error encountered.".into()).into_response()
@@ -109,45 +116,70 @@ async fn list_models(
 
 async fn create_model(
     State(registry): Shared,
+    State(access): State<Arc<Access>>,
+    Extension(principal): Extension<Principal>,
     Path(project): Path<String>,
     JsonBody(model): JsonBody<Model>,
 ) -> ApiResult {
-    json(registry.create_model(&project, model).await?)
+    let model = registry.create_model(&project, model).await?;
+    access
+        .grant_creator(&principal, &model.name, kiln_iam::roles::MODEL_OWNER)
+        .await?;
+    json(model)
 }
 
 async fn get_model(
     State(registry): Shared,
-    Path((project, model)): Path<(String, String)>,
+    State(access): State<Arc<Access>>,
+    Path((project, segment)): Path<(String, String)>,
 ) -> ApiResult {
-    json(registry.get_model(&project, plain(&model)?)?)
+    match split_verb(&segment) {
+        (model, Some("getIamPolicy")) => {
+            json(access.get_policy(&format!("projects/{project}/models/{model}"))?)
+        }
+        _ => json(registry.get_model(&project, plain(&segment)?)?),
+    }
 }
 
 async fn patch_model(
     State(registry): Shared,
+    State(access): State<Arc<Access>>,
+    Extension(principal): Extension<Principal>,
     Path((project, model)): Path<(String, String)>,
     query: QueryParams,
     JsonBody(patch): JsonBody<Model>,
 ) -> ApiResult {
-    json(
-        registry
-            .patch_model(&project, plain(&model)?, patch, query.update_mask()?)
-            .await?,
-    )
+    let operation = registry
+        .patch_model(&project, plain(&model)?, patch, query.update_mask()?)
+        .await?;
+    owned_operation(&access, &principal, operation).await
 }
 
 async fn delete_model(
     State(registry): Shared,
+    State(access): State<Arc<Access>>,
+    Extension(principal): Extension<Principal>,
     Path((project, model)): Path<(String, String)>,
 ) -> ApiResult {
-    json(registry.delete_model(&project, plain(&model)?).await?)
+    let operation = registry.delete_model(&project, plain(&model)?).await?;
+    owned_operation(&access, &principal, operation).await
 }
 
 async fn model_verb(
     State(registry): Shared,
+    State(access): State<Arc<Access>>,
+    Extension(principal): Extension<Principal>,
     Path((project, segment)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> ApiResult {
-    match split_verb(&segment) {
+    let (model, verb) = split_verb(&segment);
+    let resource = format!("projects/{project}/models/{model}");
+    if let Some(answer) =
+        verb.and_then(|verb| policy_verb(&access, &principal, &resource, verb, &body))
+    {
+        return answer;
+    }
+    match (model, verb) {
         (model, Some("predict")) => {
             predict(
                 &registry,
@@ -164,7 +196,7 @@ async fn model_verb(
             Code::Unimplemented,
             "explain is not available in this Kiln release".into(),
         )),
-        (_, verb) => Err(unknown_verb(verb, &["predict"])),
+        (_, verb) => Err(unknown_verb(verb, crate::auth::known_verbs("models"))),
     }
 }
 
@@ -178,10 +210,13 @@ async fn list_versions(
 
 async fn create_version(
     State(registry): Shared,
+    State(access): State<Arc<Access>>,
+    Extension(principal): Extension<Principal>,
     Path((project, model)): Path<(String, String)>,
     JsonBody(version): JsonBody<Version>,
 ) -> ApiResult {
-    json(registry.create_version(&project, &model, version).await?)
+    let operation = registry.create_version(&project, &model, version).await?;
+    owned_operation(&access, &principal, operation).await
 }
 
 async fn get_version(
@@ -193,32 +228,34 @@ async fn get_version(
 
 async fn patch_version(
     State(registry): Shared,
+    State(access): State<Arc<Access>>,
+    Extension(principal): Extension<Principal>,
     Path((project, model, version)): Path<(String, String, String)>,
     query: QueryParams,
     JsonBody(patch): JsonBody<Version>,
 ) -> ApiResult {
-    json(
-        registry
-            .patch_version(
-                &project,
-                &model,
-                plain(&version)?,
-                patch,
-                query.update_mask()?,
-            )
-            .await?,
-    )
+    let operation = registry
+        .patch_version(
+            &project,
+            &model,
+            plain(&version)?,
+            patch,
+            query.update_mask()?,
+        )
+        .await?;
+    owned_operation(&access, &principal, operation).await
 }
 
 async fn delete_version(
     State(registry): Shared,
+    State(access): State<Arc<Access>>,
+    Extension(principal): Extension<Principal>,
     Path((project, model, version)): Path<(String, String, String)>,
 ) -> ApiResult {
-    json(
-        registry
-            .delete_version(&project, &model, plain(&version)?)
-            .await?,
-    )
+    let operation = registry
+        .delete_version(&project, &model, plain(&version)?)
+        .await?;
+    owned_operation(&access, &principal, operation).await
 }
 
 async fn version_verb(
@@ -248,7 +285,7 @@ async fn version_verb(
             Code::Unimplemented,
             "explain is not available in this Kiln release".into(),
         )),
-        (_, verb) => Err(unknown_verb(verb, &["predict", "setDefault"])),
+        (_, verb) => Err(unknown_verb(verb, crate::auth::known_verbs("versions"))),
     }
 }
 
@@ -278,7 +315,7 @@ async fn operation_verb(
             registry.get_operation(&project, operation)?;
             json(serde_json::json!({}))
         }
-        (_, verb) => Err(unknown_verb(verb, &["cancel"])),
+        (_, verb) => Err(unknown_verb(verb, crate::auth::known_verbs("operations"))),
     }
 }
 

@@ -38,6 +38,8 @@ pub enum JobsCommand {
         #[command(flatten)]
         follow: FollowArgs,
     },
+    #[command(flatten)]
+    Iam(super::iam::IamCommand),
 }
 
 /// How logs are followed.
@@ -316,7 +318,7 @@ pub fn run(command: JobsCommand, context: &Context) -> anyhow::Result<()> {
         }
         JobsCommand::List { filter } => {
             let path = match filter {
-                Some(filter) => format!("jobs?filter={}", encode(&filter)),
+                Some(filter) => format!("jobs?filter={}", crate::client::encode(&filter)),
                 None => "jobs".to_string(),
             };
             let jobs = api.list_all(&path, "jobs")?;
@@ -340,6 +342,9 @@ pub fn run(command: JobsCommand, context: &Context) -> anyhow::Result<()> {
             let ended = stream(&api, &job, &follow)?;
             finished(&ended)
         }
+        JobsCommand::Iam(command) => {
+            super::iam::run(command, context, &api, |job| format!("jobs/{job}"))
+        }
     }
 }
 
@@ -356,16 +361,4 @@ fn finished(job: &Value) -> anyhow::Result<()> {
             job["errorMessage"].as_str().unwrap_or_default()
         ),
     }
-}
-
-/// Percent-encodes a query value.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'*' => {
-                (byte as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }

@@ -1,5 +1,7 @@
 //! One module per command group.
 
+pub mod auth;
+pub mod iam;
 pub mod jobs;
 pub mod local;
 pub mod models;

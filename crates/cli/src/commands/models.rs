@@ -40,6 +40,8 @@ pub enum ModelsCommand {
         /// Model name.
         name: String,
     },
+    #[command(flatten)]
+    Iam(super::iam::IamCommand),
 }
 
 /// Runs a `kiln models` command.
@@ -91,6 +93,9 @@ pub fn run(command: ModelsCommand, context: &Context) -> anyhow::Result<()> {
             api.wait(operation)?;
             eprintln!("Deleted model [{name}].");
             Ok(())
+        }
+        ModelsCommand::Iam(command) => {
+            super::iam::run(command, context, &api, |model| format!("models/{model}"))
         }
     }
 }

@@ -75,9 +75,10 @@ pub fn run(args: QuickstartArgs, context: &Context) -> anyhow::Result<()> {
         "== 2/4 starting a Kiln server (data in {})",
         work.join("server").display()
     );
-    let server = EmbeddedServer::start(&work.join("server"))?;
+    let server = EmbeddedServer::start(&work.join("server"), &work)?;
     let context = Context {
         endpoint: server.url.clone(),
+        token: Some(server.token.clone()),
         ..context.clone()
     };
     let api = context.client();
@@ -120,24 +121,33 @@ pub fn run(args: QuickstartArgs, context: &Context) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A server on a loopback port, running on its own thread and runtime.
+/// A server on a loopback port, running on its own thread and runtime, with authentication on
+/// (the quickstart uses the administrator token of the fresh data directory) and `work` as the one
+/// location projects may use.
 struct EmbeddedServer {
     url: String,
+    token: String,
     stop: tokio::sync::oneshot::Sender<()>,
     thread: std::thread::JoinHandle<anyhow::Result<()>>,
 }
 
 impl EmbeddedServer {
-    fn start(data_dir: &Path) -> anyhow::Result<Self> {
+    fn start(data_dir: &Path, work: &Path) -> anyhow::Result<Self> {
         let (address_tx, address_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let data_dir = data_dir.to_path_buf();
+        let allowed = vec![work.display().to_string()];
         let thread = std::thread::spawn(move || -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
-                let services = kiln_server::open(&super::server::options(data_dir, None)?).await?;
+                let options = super::server::options(data_dir, None, true, allowed)?;
+                let services = kiln_server::open(&options).await?;
+                let token = services
+                    .access
+                    .bootstrap()?
+                    .context("the quickstart's data directory already has tokens")?;
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                let _ = address_tx.send(listener.local_addr()?);
+                let _ = address_tx.send((listener.local_addr()?, token));
                 kiln_server::serve(listener, services, async {
                     let _ = stopped.await;
                 })
@@ -145,11 +155,12 @@ impl EmbeddedServer {
                 Ok(())
             })
         });
-        let address = address_rx
+        let (address, token) = address_rx
             .recv()
             .context("the embedded server did not start")?;
         Ok(Self {
             url: format!("http://{address}"),
+            token,
             stop,
             thread,
         })

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 /// `kiln server` flags.
 #[derive(Debug, clap::Args)]
@@ -11,56 +11,119 @@ pub struct ServerArgs {
     /// Where metadata (SQLite) and artifacts live; default `~/.kiln`.
     #[arg(long, env = "KILN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Address to listen on.
+    /// Address to listen on. Any address but loopback needs authentication, which is on unless
+    /// --insecure-no-auth.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
     /// ML units that may run at once; more jobs wait QUEUED (default: from the cores and memory).
     #[arg(long, env = "KILN_QUOTA_ML_UNITS")]
     pub quota_ml_units: Option<f64>,
+    /// Serve without tokens: every caller is an administrator. For local experiments; refused
+    /// unless --bind is a loopback address.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// A directory (or gs:// / s3:// prefix) projects may read and write through deploymentUri,
+    /// jobDir and packageUris, besides their workspace in the data directory; `{project}` stands
+    /// for the project. Repeat or separate with commas. Without it, --insecure-no-auth allows
+    /// the home and temporary directories.
+    #[arg(long = "allow-path", env = "KILN_ALLOW_PATHS", value_delimiter = ',')]
+    pub allow_paths: Vec<String>,
 }
 
 /// `~/.kiln`.
 pub fn default_data_dir() -> PathBuf {
+    home().join(".kiln")
+}
+
+fn home() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))
-        .join(".kiln")
 }
 
-/// Server options for `data_dir`: job replicas run this very binary for built-in algorithms, and
-/// `KILN_PYTHON` (default `python3`) for Python trainers.
+/// Server options: job replicas run this very binary for built-in algorithms, and `KILN_PYTHON`
+/// (default `python3`) for Python trainers.
 pub fn options(
     data_dir: PathBuf,
     quota_ml_units: Option<f64>,
+    auth: bool,
+    allowed_paths: Vec<String>,
 ) -> anyhow::Result<kiln_server::Options> {
     let kiln = std::env::current_exe().context("locating the kiln binary")?;
     let python = std::env::var_os("KILN_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("python3"));
     if quota_ml_units.is_some_and(|quota| quota.is_nan() || quota <= 0.0) {
-        anyhow::bail!("--quota-ml-units must be a positive number");
+        bail!("--quota-ml-units must be a positive number");
+    }
+    for root in &allowed_paths {
+        if !(root.starts_with('/') || root.starts_with("gs://") || root.starts_with("s3://"))
+            || root.split('/').any(|segment| segment == "..")
+        {
+            bail!("--allow-path {root:?} must be an absolute path (or gs:// / s3:// prefix) without '..'");
+        }
     }
     Ok(kiln_server::Options {
         data_dir,
         runtime: kiln_scheduler::program::Runtime { kiln, python },
         quota_ml_units,
+        auth,
+        allowed_paths,
     })
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    if args.insecure_no_auth && !args.bind.ip().is_loopback() {
+        bail!(
+            "--insecure-no-auth is accepted only on a loopback --bind (127.0.0.1 or [::1]), not {}: \
+             anyone who could reach the port would be an administrator. Drop --insecure-no-auth \
+             and use tokens (kiln auth tokens create).",
+            args.bind
+        );
+    }
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let mut allowed = args.allow_paths;
+    if args.insecure_no_auth && allowed.is_empty() {
+        allowed = vec![
+            home().display().to_string(),
+            std::env::temp_dir().display().to_string(),
+        ];
+    }
+    let options = options(
+        data_dir.clone(),
+        args.quota_ml_units,
+        !args.insecure_no_auth,
+        allowed,
+    )?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let services = kiln_server::open(&options(data_dir.clone(), args.quota_ml_units)?).await?;
+        let services = kiln_server::open(&options).await?;
+        let first_token = services.access.bootstrap()?;
         let listener = tokio::net::TcpListener::bind(args.bind)
             .await
             .with_context(|| format!("binding {}", args.bind))?;
         let address = listener.local_addr()?;
-        // One parseable line on stdout, so scripts and tests that bind port 0 learn the port.
+        // One parseable line on stdout first, so scripts and tests that bind port 0 learn the port.
         println!(
             "Kiln server listening on http://{address} (data in {})",
             data_dir.display()
+        );
+        if let Some(token) = first_token {
+            println!("Administrator token (shown once; `kiln auth login` saves it): {token}");
+        }
+        if args.insecure_no_auth {
+            println!(
+                "WARNING: authentication is off (--insecure-no-auth): anyone who can reach \
+                 {address} acts as an administrator"
+            );
+        }
+        println!(
+            "Projects may use: {}",
+            match options.allowed_paths.is_empty() {
+                true => "their workspace in the data directory only (--allow-path adds more)".into(),
+                false => options.allowed_paths.join(", ") + " and their workspace",
+            }
         );
         kiln_server::serve(listener, services, shutdown_signal())
             .await

@@ -43,7 +43,7 @@ print('done', name, flush=True)
 "#;
 
 /// A package directory `trainer/` with the trainer as `trainer.task`.
-fn trainer_package(root: &Path) -> PathBuf {
+pub(crate) fn trainer_package(root: &Path) -> PathBuf {
     let package = root.join("trainer");
     std::fs::create_dir_all(&package).unwrap();
     std::fs::write(package.join("__init__.py"), "").unwrap();
@@ -51,7 +51,7 @@ fn trainer_package(root: &Path) -> PathBuf {
     package
 }
 
-fn python_job(id: &str, package: &Path, job_dir: &Path, args: &[&str], extra: Value) -> String {
+pub(crate) fn python_job(id: &str, package: &Path, job_dir: &Path, args: &[&str], extra: Value) -> String {
     let mut input = json!({
         "pythonModule": "trainer.task",
         "packageUris": [file_uri(package)],
@@ -65,7 +65,7 @@ fn python_job(id: &str, package: &Path, job_dir: &Path, args: &[&str], extra: Va
     json!({"jobId": id, "trainingInput": input}).to_string()
 }
 
-fn wait_job(server: &Server, project: &str, id: &str, until: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_job(server: &Server, project: &str, id: &str, until: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let (status, job) = call("GET", &server.api(project, &format!("jobs/{id}")), None);
@@ -78,7 +78,7 @@ fn wait_job(server: &Server, project: &str, id: &str, until: impl Fn(&Value) -> 
     }
 }
 
-fn ended(job: &Value) -> bool {
+pub(crate) fn ended(job: &Value) -> bool {
     matches!(
         job["state"].as_str(),
         Some("SUCCEEDED" | "FAILED" | "CANCELLED")

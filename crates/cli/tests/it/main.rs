@@ -1,6 +1,7 @@
 //! Integration tests: a real `kiln server` on a loopback port, driven over HTTP and through the
 //! `kiln` binary. One test binary, so it links once.
 
+mod auth;
 mod cli;
 mod errors;
 mod jobs;

@@ -22,16 +22,28 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server on `data_dir`, binding port 0, and waits for its "listening" line.
+    /// Starts a server on `data_dir` without authentication (`--insecure-no-auth`: the tests of
+    /// other concerns act as the administrator), binding port 0, and waits for its "listening" line.
     pub fn start(data_dir: &Path) -> Server {
         Server::start_with_env(data_dir, &[])
     }
 
-    /// Starts a server with extra environment variables.
+    /// Starts a server without authentication, with extra environment variables.
     pub fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with_args(data_dir, &["--insecure-no-auth"], env).0
+    }
+
+    /// Starts a server with extra flags; returns it with the lines it printed after the
+    /// "listening" line and before its first request could be answered (the first-start token).
+    pub fn start_with_args(
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Server, Vec<String>) {
         let mut child = Command::new(kiln_binary())
             .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -48,9 +60,22 @@ impl Server {
             .find(|word| word.starts_with("http://"))
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .to_string();
+        // The startup lines end with the one naming the allowed locations.
+        let mut startup = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).expect("read startup lines") == 0 {
+                break;
+            }
+            let done = line.starts_with("Projects may use");
+            startup.push(line.trim_end().to_string());
+            if done {
+                break;
+            }
+        }
         // Keep draining stdout so the server never writes into a closed pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
-        Server { child, url }
+        (Server { child, url }, startup)
     }
 
     /// A URL under `/v1/projects/{project}/`.
@@ -94,9 +119,17 @@ impl Drop for Server {
 
 /// Sends a request; returns the status and the JSON body (`Value::Null` when empty).
 pub fn call(method: &str, url: &str, body: Option<&str>) -> (u16, Value) {
+    call_as(None, method, url, body)
+}
+
+/// Sends a request with `Authorization: Bearer {token}` when a token is given.
+pub fn call_as(token: Option<&str>, method: &str, url: &str, body: Option<&str>) -> (u16, Value) {
     let client = reqwest::blocking::Client::new();
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let mut request = client.request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
     if let Some(body) = body {
         request = request
             .header("content-type", "application/json")

@@ -1,0 +1,382 @@
+//! The gate every `/v1` request passes: authenticate the token, find the permission the route
+//! needs, check it, and write mutating calls to the audit log.
+//!
+//! The route → permission table ([`target`]) is deny-by-default: a path it does not know is
+//! answered 404 here and never reaches a handler, so a route added to the router without a line
+//! in this table is unreachable rather than open.
+
+use axum::extract::{Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use kiln_api::{AuditEntry, Code};
+use kiln_iam::Principal;
+
+use crate::Services;
+use crate::error::{ApiError, ErrorMessage};
+use crate::routes::unknown_verb;
+
+/// What a request needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// API method, for the audit log: `projects.models.create`.
+    pub method: String,
+    /// The permission checked; `None` when any authenticated caller may.
+    pub permission: Option<&'static str>,
+    /// The resource checked and audited: `projects/p/models/m`.
+    pub resource: String,
+    /// The project (empty for server-wide routes such as `/v1/tokens`).
+    pub project: String,
+    /// Whether the call changes something and goes to the audit log.
+    pub audited: bool,
+}
+
+/// Server-wide routes need this pseudo-permission, which only administrators hold.
+const SERVER_ADMIN: Option<&str> = Some("kiln.server.admin");
+
+/// The permission and resource of `method` on `path`, or the error to answer with.
+pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
+    let not_found = || ApiError::Http(Code::NotFound, format!("Not found: {path}"));
+    let rest = path.strip_prefix("/v1/").ok_or_else(not_found)?;
+    let mut segments = Vec::new();
+    for raw in rest.split('/') {
+        let decoded = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| ApiError::invalid(format!("{path:?} is not valid UTF-8")))?;
+        segments.push(decoded.into_owned());
+    }
+    let last = segments.pop().unwrap_or_default();
+    let (name, verb) = crate::routes::split_verb(&last);
+    segments.push(name.to_string());
+    let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let is_get = method == Method::GET;
+    let wrong_method = || {
+        ApiError::Http(
+            Code::InvalidArgument,
+            format!("method {method} is not allowed on {path}"),
+        )
+    };
+    let kind_of = |collection: &str| match collection {
+        "models" => "models",
+        "versions" => "versions",
+        "jobs" => "jobs",
+        _ => "operations",
+    };
+    // (api method, permission, resource, project)
+    let (api, permission, resource, project): (String, Option<&'static str>, String, String) =
+        match (parts.as_slice(), verb) {
+            (["whoami"], None) if is_get => ("kiln.whoami".into(), None, String::new(), String::new()),
+            (["tokens"], None) => {
+                let api = match *method {
+                    Method::GET => "kiln.tokens.list",
+                    Method::POST => "kiln.tokens.create",
+                    _ => return Err(wrong_method()),
+                };
+                (api.into(), SERVER_ADMIN, "tokens".into(), String::new())
+            }
+            (["tokens", id], None) => {
+                if method != Method::DELETE {
+                    return Err(wrong_method());
+                }
+                (
+                    "kiln.tokens.revoke".into(),
+                    SERVER_ADMIN,
+                    format!("tokens/{id}"),
+                    String::new(),
+                )
+            }
+            (["auditLogs"], None) if is_get => (
+                "kiln.auditLogs.list".into(),
+                SERVER_ADMIN,
+                "auditLogs".into(),
+                String::new(),
+            ),
+            (["projects", project], Some(verb)) => {
+                let (api, permission) = iam_verb("projects", verb, method)
+                    .ok_or_else(|| unknown_verb(Some(verb), known_verbs("projects")))?;
+                (api, permission, format!("projects/{project}"), project.to_string())
+            }
+            (["projects", project, "auditLogs"], None) if is_get => (
+                "projects.auditLogs.list".into(),
+                Some("kiln.auditLogs.list"),
+                format!("projects/{project}"),
+                project.to_string(),
+            ),
+            (["projects", project, collection @ ("models" | "jobs" | "operations")], None) => {
+                let kind = kind_of(collection);
+                let (api, permission) = match (method.clone(), kind) {
+                    (Method::GET, _) => ("list", list_permission(kind)),
+                    (Method::POST, "models") => ("create", "ml.models.create"),
+                    (Method::POST, "jobs") => ("create", "ml.jobs.create"),
+                    _ => return Err(wrong_method()),
+                };
+                (
+                    format!("projects.{kind}.{api}"),
+                    Some(permission),
+                    format!("projects/{project}"),
+                    project.to_string(),
+                )
+            }
+            (["projects", project, "models", model, "versions"], None) => {
+                let (api, permission) = match *method {
+                    Method::GET => ("list", "ml.versions.list"),
+                    Method::POST => ("create", "ml.versions.create"),
+                    _ => return Err(wrong_method()),
+                };
+                (
+                    format!("projects.models.versions.{api}"),
+                    Some(permission),
+                    format!("projects/{project}/models/{model}"),
+                    project.to_string(),
+                )
+            }
+            (["projects", project, "jobs", job, "logs"], None) if is_get => (
+                "projects.jobs.logs".into(),
+                Some("ml.jobs.get"),
+                format!("projects/{project}/jobs/{job}"),
+                project.to_string(),
+            ),
+            (["projects", project, collection @ ("models" | "jobs" | "operations"), id], verb) => {
+                let kind = kind_of(collection);
+                let (api, permission) = resource_method(kind, verb, method).ok_or_else(|| {
+                    match verb {
+                        Some(_) => unknown_verb(verb, known_verbs(kind)),
+                        None => wrong_method(),
+                    }
+                })?;
+                (
+                    api,
+                    permission,
+                    format!("projects/{project}/{collection}/{id}"),
+                    project.to_string(),
+                )
+            }
+            (["projects", project, "models", model, "versions", version], verb) => {
+                let (api, permission) = resource_method("versions", verb, method).ok_or_else(|| {
+                    match verb {
+                        Some(_) => unknown_verb(verb, known_verbs("versions")),
+                        None => wrong_method(),
+                    }
+                })?;
+                (
+                    api,
+                    permission,
+                    format!("projects/{project}/models/{model}/versions/{version}"),
+                    project.to_string(),
+                )
+            }
+            _ => return Err(not_found()),
+        };
+    let read_only = is_get
+        || api.ends_with(".predict")
+        || api.ends_with(".explain")
+        || api.ends_with(".getIamPolicy")
+        || api.ends_with(".testIamPermissions");
+    Ok(Target {
+        method: api,
+        permission,
+        resource,
+        project,
+        audited: !read_only,
+    })
+}
+
+/// The custom methods (`:verb`) of each kind of resource.
+pub fn known_verbs(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "projects" => &["getIamPolicy", "setIamPolicy", "testIamPermissions"],
+        "models" => &["predict", "explain", "getIamPolicy", "setIamPolicy", "testIamPermissions"],
+        "versions" => &["predict", "explain", "setDefault"],
+        "jobs" => &["cancel", "getIamPolicy", "setIamPolicy", "testIamPermissions"],
+        _ => &["cancel"],
+    }
+}
+
+fn list_permission(kind: &str) -> &'static str {
+    match kind {
+        "models" => "ml.models.list",
+        "jobs" => "ml.jobs.list",
+        _ => "ml.operations.list",
+    }
+}
+
+/// `getIamPolicy`, `setIamPolicy` and `testIamPermissions` on projects, models and jobs.
+fn iam_verb(kind: &str, verb: &str, method: &Method) -> Option<(String, Option<&'static str>)> {
+    let permission = match (kind, verb, method.clone()) {
+        (_, "testIamPermissions", Method::POST) => None,
+        ("projects", "getIamPolicy", Method::GET | Method::POST) => Some("ml.projects.getIamPolicy"),
+        ("projects", "setIamPolicy", Method::POST) => Some("ml.projects.setIamPolicy"),
+        ("models", "getIamPolicy", Method::GET | Method::POST) => Some("ml.models.getIamPolicy"),
+        ("models", "setIamPolicy", Method::POST) => Some("ml.models.setIamPolicy"),
+        ("jobs", "getIamPolicy", Method::GET | Method::POST) => Some("ml.jobs.getIamPolicy"),
+        ("jobs", "setIamPolicy", Method::POST) => Some("ml.jobs.setIamPolicy"),
+        _ => return None,
+    };
+    let prefix = match kind {
+        "projects" => "projects".to_string(),
+        kind => format!("projects.{kind}"),
+    };
+    Some((format!("{prefix}.{verb}"), permission))
+}
+
+/// The method and permission of `method` (with `verb`) on one model, version, job or operation.
+fn resource_method(
+    kind: &str,
+    verb: Option<&str>,
+    method: &Method,
+) -> Option<(String, Option<&'static str>)> {
+    let prefix = match kind {
+        "versions" => "projects.models.versions".to_string(),
+        kind => format!("projects.{kind}"),
+    };
+    if let Some(found) = verb.and_then(|verb| iam_verb(kind, verb, method)) {
+        return Some(found);
+    }
+    let (api, permission) = match (kind, verb, method.clone()) {
+        ("models", None, Method::GET) => ("get", "ml.models.get"),
+        ("models", None, Method::PATCH) => ("patch", "ml.models.update"),
+        ("models", None, Method::DELETE) => ("delete", "ml.models.delete"),
+        ("models", Some("predict"), Method::POST) => ("predict", "ml.models.predict"),
+        ("models", Some("explain"), Method::POST) => ("explain", "ml.models.predict"),
+        ("versions", None, Method::GET) => ("get", "ml.versions.get"),
+        ("versions", None, Method::PATCH) => ("patch", "ml.versions.update"),
+        ("versions", None, Method::DELETE) => ("delete", "ml.versions.delete"),
+        ("versions", Some("predict"), Method::POST) => ("predict", "ml.versions.predict"),
+        ("versions", Some("explain"), Method::POST) => ("explain", "ml.versions.predict"),
+        ("versions", Some("setDefault"), Method::POST) => ("setDefault", "ml.versions.update"),
+        ("jobs", None, Method::GET) => ("get", "ml.jobs.get"),
+        ("jobs", None, Method::PATCH) => ("patch", "ml.jobs.update"),
+        ("jobs", Some("cancel"), Method::POST) => ("cancel", "ml.jobs.cancel"),
+        ("operations", None, Method::GET) => ("get", "ml.operations.get"),
+        ("operations", Some("cancel"), Method::POST) => ("cancel", "ml.operations.cancel"),
+        _ => return None,
+    };
+    Some((format!("{prefix}.{api}"), Some(permission)))
+}
+
+/// The middleware: authenticates, authorizes, runs the handler with the [`Principal`] in the
+/// request's extensions, and audits.
+pub async fn guard(State(services): State<Services>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    if !path.starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    let target = match target(request.method(), &path) {
+        Ok(target) => target,
+        Err(error) => return error.into_response(),
+    };
+    let access = &services.access;
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let checked = access.authenticate(authorization).and_then(|principal| {
+        if let Some(permission) = target.permission {
+            access.authorize(&principal, permission, &target.resource)?;
+        }
+        Ok(principal)
+    });
+    let (response, principal) = match checked {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal.clone());
+            (next.run(request).await, Some(principal))
+        }
+        Err(error) => (ApiError::from(error).into_response(), None),
+    };
+    if target.audited {
+        let error = response
+            .extensions()
+            .get::<ErrorMessage>()
+            .map(|message| message.0.clone())
+            .unwrap_or_default();
+        let status = response.status().as_u16();
+        audit(&services, &target, principal.as_ref(), status, error).await;
+    }
+    response
+}
+
+async fn audit(
+    services: &Services,
+    target: &Target,
+    principal: Option<&Principal>,
+    status: u16,
+    error: String,
+) {
+    let entry = AuditEntry {
+        id: String::new(),
+        time: kiln_api::now(),
+        member: principal.map(|p| p.member.clone()).unwrap_or_default(),
+        token: principal
+            .filter(|p| !p.token_id.is_empty())
+            .map(|p| format!("tokens/{}", p.token_id))
+            .unwrap_or_default(),
+        method: target.method.clone(),
+        resource: target.resource.clone(),
+        status,
+        error,
+    };
+    if let Err(error) = services.access.record(&target.project, entry).await {
+        tracing::error!(%error, method = %target.method, "could not write the audit log");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(method: Method, path: &str) -> (String, Option<&'static str>, String, bool) {
+        let target = target(&method, path).unwrap_or_else(|_| panic!("{method} {path}"));
+        (target.method, target.permission, target.resource, target.audited)
+    }
+
+    #[test]
+    fn routes_map_to_permissions() {
+        assert_eq!(
+            check(Method::POST, "/v1/projects/p/models"),
+            ("projects.models.create".into(), Some("ml.models.create"), "projects/p".into(), true)
+        );
+        assert_eq!(
+            check(Method::POST, "/v1/projects/p/models/m/versions/v:predict"),
+            (
+                "projects.models.versions.predict".into(),
+                Some("ml.versions.predict"),
+                "projects/p/models/m/versions/v".into(),
+                false
+            )
+        );
+        assert_eq!(
+            check(Method::POST, "/v1/projects/p/models/m%3Apredict").1,
+            Some("ml.models.predict"),
+            "an encoded colon is a verb, as the router sees it"
+        );
+        assert_eq!(
+            check(Method::GET, "/v1/projects/p/jobs/j/logs").1,
+            Some("ml.jobs.get")
+        );
+        assert_eq!(
+            check(Method::POST, "/v1/projects/p:setIamPolicy"),
+            (
+                "projects.setIamPolicy".into(),
+                Some("ml.projects.setIamPolicy"),
+                "projects/p".into(),
+                true
+            )
+        );
+        assert_eq!(check(Method::DELETE, "/v1/tokens/abc").1, SERVER_ADMIN);
+        assert_eq!(check(Method::POST, "/v1/projects/p/jobs/j:testIamPermissions").1, None);
+    }
+
+    #[test]
+    fn unknown_routes_are_refused_before_any_handler() {
+        for (method, path) in [
+            (Method::GET, "/v1/projects/p/secrets"),
+            (Method::POST, "/v1/projects/p/models/m:erase"),
+            (Method::GET, "/v1/projects/p/models/m/versions/v/files"),
+            (Method::GET, "/v1/projects"),
+            (Method::PUT, "/v1/projects/p/models/m"),
+            (Method::GET, "/v1/projects/p%ff/models"),
+        ] {
+            assert!(target(&method, path).is_err(), "{method} {path}");
+        }
+    }
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Job start latency and throughput of a Kiln server (issue 3's benchmark).
 
-Starts `target/release/kiln server` on a loopback port over a fresh data directory, then:
+Starts `target/release/kiln server` on a loopback port over a fresh data directory (authentication on: every
+request carries the administrator token the first start prints), then:
   1. submits N jobs one after another, each waiting for the previous one to end, and measures the time
      from the POST to the trainer's first instruction (the trainer prints `date +%s%N` as it starts);
   2. submits a burst of jobs and measures jobs per second until all have ended;
@@ -21,9 +22,13 @@ import time
 import urllib.request
 
 
+TOKEN = None
+
+
 def call(method, url, body=None):
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(request) as response:
         return json.loads(response.read() or b"{}")
 
@@ -56,6 +61,7 @@ def start_ns(api, job_id):
 
 
 def main():
+    global TOKEN
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sequential", type=int, default=50)
     parser.add_argument("--burst", type=int, default=200)
@@ -69,6 +75,7 @@ def main():
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         url = next(word for word in server.stdout.readline().split() if word.startswith("http://"))
+        TOKEN = server.stdout.readline().split()[-1]
         api = f"{url}/v1/projects/bench"
         time.sleep(0.5)
         idle_rss = rss_mib(server.pid)

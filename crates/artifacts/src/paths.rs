@@ -114,7 +114,10 @@ fn resolve(path: &Path) -> PathBuf {
     let mut missing = Vec::new();
     loop {
         if let Ok(canonical) = existing.canonicalize() {
-            return missing.iter().rev().fold(canonical, |path, part| path.join(part));
+            return missing
+                .iter()
+                .rev()
+                .fold(canonical, |path, part| path.join(part));
         }
         match (existing.file_name(), existing.parent()) {
             (Some(name), Some(parent)) => {
@@ -206,7 +209,9 @@ mod tests {
             ("relative/path".into(), "absolute"),
             ("/etc/passwd".into(), "outside"),
         ] {
-            let error = policy.check("p", "training_input.job_dir", &uri).unwrap_err();
+            let error = policy
+                .check("p", "training_input.job_dir", &uri)
+                .unwrap_err();
             assert!(
                 error.contains(why) && error.contains("training_input.job_dir"),
                 "{uri}: {error}"

@@ -67,7 +67,6 @@ pub fn save(config: &Config) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("writing {}", temporary.display()))?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
-    std::fs::rename(&temporary, &path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::rename(&temporary, &path).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }

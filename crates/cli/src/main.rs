@@ -117,7 +117,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse_from(arguments());
     let result = config::load().and_then(|saved| {
         let context = client::Context {
-            project: cli.project.or(saved.project).unwrap_or_else(|| "default".into()),
+            project: cli
+                .project
+                .or(saved.project)
+                .unwrap_or_else(|| "default".into()),
             endpoint: cli
                 .endpoint
                 .or(saved.endpoint)

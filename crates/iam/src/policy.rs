@@ -89,7 +89,9 @@ pub fn validate(policy: &Policy) -> Result<(), Vec<String>> {
         }
         for (position, member) in binding.members.iter().enumerate() {
             if let Err(problem) = check_member(member) {
-                problems.push(format!("Field: {field}.members[{position}] Error: {problem}"));
+                problems.push(format!(
+                    "Field: {field}.members[{position}] Error: {problem}"
+                ));
             }
         }
     }

@@ -69,7 +69,9 @@ pub fn verify(secret: &str, stored: &str) -> bool {
 pub fn check_account(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let valid = name.len() <= 100
-        && chars.next().is_some_and(|first| first.is_ascii_alphabetic())
+        && chars
+            .next()
+            .is_some_and(|first| first.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
     match valid {
         true => Ok(()),
@@ -97,7 +99,13 @@ mod tests {
 
     #[test]
     fn malformed_tokens_do_not_parse() {
-        for bad in ["", "kiln_", "kiln_xyz_abc", "Bearer kiln_0123456789ab_s", "kiln_0123456789ab_"] {
+        for bad in [
+            "",
+            "kiln_",
+            "kiln_xyz_abc",
+            "Bearer kiln_0123456789ab_s",
+            "kiln_0123456789ab_",
+        ] {
             assert!(parse(bad).is_none(), "{bad:?}");
         }
         assert!(parse("kiln_0123456789ab_secret").is_some());

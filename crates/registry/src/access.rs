@@ -10,9 +10,9 @@ use kiln_api::{AuditEntry, Binding, Identity, Policy, SetIamPolicyRequest, Token
 use kiln_iam::{Principal, policy, roles, token};
 use kiln_store::Store;
 
+use crate::RegistryError;
 use crate::list::ListParams;
 use crate::registry::{etag, on_store};
-use crate::RegistryError;
 
 /// The etag of a resource that has no policy yet (the one Cloud IAM returns for empty policies).
 pub const EMPTY_POLICY_ETAG: &str = "ACAB";
@@ -234,14 +234,16 @@ impl Access {
         };
         next.etag = String::new();
         next.etag = etag(&next);
-        self.store.set_policy(resource, &next, expected).map_err(|error| match error {
-            kiln_store::StoreError::Conflict(_) => RegistryError::Aborted(format!(
-                "etag {:?} does not match the current policy of {resource}; get the policy and \
+        self.store
+            .set_policy(resource, &next, expected)
+            .map_err(|error| match error {
+                kiln_store::StoreError::Conflict(_) => RegistryError::Aborted(format!(
+                    "etag {:?} does not match the current policy of {resource}; get the policy and \
                  apply the change again",
-                requested.etag
-            )),
-            other => other.into(),
-        })?;
+                    requested.etag
+                )),
+                other => other.into(),
+            })?;
         Ok(next)
     }
 

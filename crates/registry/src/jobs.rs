@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kiln_api::ListJobsResponse;
-use kiln_artifacts::PathPolicy;
 use kiln_api::job::{BuiltInAlgorithmOutput, Job, JobState, TrainingOutput};
 use kiln_api::names::{check_name, check_project};
+use kiln_artifacts::PathPolicy;
 use kiln_scheduler::cluster::{assign_ports, cluster_spec, tf_config, units_per_hour};
 use kiln_scheduler::logs::{ERROR_LOG_LINES, LogPage};
 use kiln_scheduler::program::{self, Program, Runtime};
@@ -71,7 +71,11 @@ fn validate(
     }
     let packages = std::mem::take(&mut input.package_uris);
     for (index, uri) in packages.iter().enumerate() {
-        match paths.check(project, &format!("training_input.package_uris[{index}]"), uri) {
+        match paths.check(
+            project,
+            &format!("training_input.package_uris[{index}]"),
+            uri,
+        ) {
             Ok(checked) => input.package_uris.push(checked),
             Err(problem) => problems.push(problem),
         }
@@ -235,7 +239,9 @@ impl Jobs {
                 "Field: job.training_input Error: a job needs a trainingInput".into(),
             ));
         };
-        let launch = validate(input, &self.settings.paths, project).map_err(|found| problems.extend(found)).ok();
+        let launch = validate(input, &self.settings.paths, project)
+            .map_err(|found| problems.extend(found))
+            .ok();
         let Some(launch) = launch.filter(|_| problems.is_empty()) else {
             return Err(RegistryError::InvalidArgument(problems.join("; ")));
         };

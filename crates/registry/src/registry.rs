@@ -370,7 +370,7 @@ impl Registry {
         let pending = operation.clone();
         tokio::spawn(async move {
             registry
-                .finish_create(&project, &model, &name, version, &source, &id, pending)
+                .finish_create(&project, &model, &name, version, &source, pending)
                 .await;
         });
         Ok(operation)
@@ -383,10 +383,10 @@ impl Registry {
         name: &str,
         mut version: Version,
         source: &str,
-        id: &str,
         mut operation: Operation,
     ) {
         let key = version_key(project, model, name);
+        let id = short(&operation.name).to_string();
         let outcome = self.import_and_load(&key, source, version.framework).await;
         match outcome {
             Ok((framework, runtime)) => {
@@ -423,7 +423,7 @@ impl Registry {
                 ),
             }
             operation.metadata.version = Some(version.clone());
-            self.store.update_operation(project, id, &operation)?;
+            self.store.update_operation(project, &id, &operation)?;
             Ok(())
         })();
         if let Err(error) = result {

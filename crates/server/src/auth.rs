@@ -65,7 +65,9 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
     // (api method, permission, resource, project)
     let (api, permission, resource, project): (String, Option<&'static str>, String, String) =
         match (parts.as_slice(), verb) {
-            (["whoami"], None) if is_get => ("kiln.whoami".into(), None, String::new(), String::new()),
+            (["whoami"], None) if is_get => {
+                ("kiln.whoami".into(), None, String::new(), String::new())
+            }
             (["tokens"], None) => {
                 let api = match *method {
                     Method::GET => "kiln.tokens.list",
@@ -93,8 +95,13 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
             ),
             (["projects", project], Some(verb)) => {
                 let (api, permission) = iam_verb("projects", verb, method)
-                    .ok_or_else(|| unknown_verb(Some(verb), known_verbs("projects")))?;
-                (api, permission, format!("projects/{project}"), project.to_string())
+                    .ok_or_else(|| verb_error("projects", verb))?;
+                (
+                    api,
+                    permission,
+                    format!("projects/{project}"),
+                    project.to_string(),
+                )
             }
             (["projects", project, "auditLogs"], None) if is_get => (
                 "projects.auditLogs.list".into(),
@@ -102,7 +109,14 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
                 format!("projects/{project}"),
                 project.to_string(),
             ),
-            (["projects", project, collection @ ("models" | "jobs" | "operations")], None) => {
+            (
+                [
+                    "projects",
+                    project,
+                    collection @ ("models" | "jobs" | "operations"),
+                ],
+                None,
+            ) => {
                 let kind = kind_of(collection);
                 let (api, permission) = match (method.clone(), kind) {
                     (Method::GET, _) => ("list", list_permission(kind)),
@@ -136,14 +150,21 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
                 format!("projects/{project}/jobs/{job}"),
                 project.to_string(),
             ),
-            (["projects", project, collection @ ("models" | "jobs" | "operations"), id], verb) => {
+            (
+                [
+                    "projects",
+                    project,
+                    collection @ ("models" | "jobs" | "operations"),
+                    id,
+                ],
+                verb,
+            ) => {
                 let kind = kind_of(collection);
-                let (api, permission) = resource_method(kind, verb, method).ok_or_else(|| {
-                    match verb {
-                        Some(_) => unknown_verb(verb, known_verbs(kind)),
+                let (api, permission) =
+                    resource_method(kind, verb, method).ok_or_else(|| match verb {
+                        Some(verb) => verb_error(kind, verb),
                         None => wrong_method(),
-                    }
-                })?;
+                    })?;
                 (
                     api,
                     permission,
@@ -152,12 +173,11 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
                 )
             }
             (["projects", project, "models", model, "versions", version], verb) => {
-                let (api, permission) = resource_method("versions", verb, method).ok_or_else(|| {
-                    match verb {
-                        Some(_) => unknown_verb(verb, known_verbs("versions")),
+                let (api, permission) =
+                    resource_method("versions", verb, method).ok_or_else(|| match verb {
+                        Some(verb) => verb_error("versions", verb),
                         None => wrong_method(),
-                    }
-                })?;
+                    })?;
                 (
                     api,
                     permission,
@@ -185,10 +205,29 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
 pub fn known_verbs(kind: &str) -> &'static [&'static str] {
     match kind {
         "projects" => &["getIamPolicy", "setIamPolicy", "testIamPermissions"],
-        "models" => &["predict", "explain", "getIamPolicy", "setIamPolicy", "testIamPermissions"],
+        "models" => &[
+            "predict",
+            "explain",
+            "getIamPolicy",
+            "setIamPolicy",
+            "testIamPermissions",
+        ],
         "versions" => &["predict", "explain", "setDefault"],
-        "jobs" => &["cancel", "getIamPolicy", "setIamPolicy", "testIamPermissions"],
+        "jobs" => &[
+            "cancel",
+            "getIamPolicy",
+            "setIamPolicy",
+            "testIamPermissions",
+        ],
         _ => &["cancel"],
+    }
+}
+
+/// A custom method this kind of resource lacks, or one used with the wrong HTTP method.
+fn verb_error(kind: &str, verb: &str) -> ApiError {
+    match known_verbs(kind).contains(&verb) {
+        true => ApiError::Http(Code::NotFound, format!("the method :{verb} takes POST")),
+        false => unknown_verb(Some(verb), known_verbs(kind)),
     }
 }
 
@@ -204,7 +243,9 @@ fn list_permission(kind: &str) -> &'static str {
 fn iam_verb(kind: &str, verb: &str, method: &Method) -> Option<(String, Option<&'static str>)> {
     let permission = match (kind, verb, method.clone()) {
         (_, "testIamPermissions", Method::POST) => None,
-        ("projects", "getIamPolicy", Method::GET | Method::POST) => Some("ml.projects.getIamPolicy"),
+        ("projects", "getIamPolicy", Method::GET | Method::POST) => {
+            Some("ml.projects.getIamPolicy")
+        }
         ("projects", "setIamPolicy", Method::POST) => Some("ml.projects.setIamPolicy"),
         ("models", "getIamPolicy", Method::GET | Method::POST) => Some("ml.models.getIamPolicy"),
         ("models", "setIamPolicy", Method::POST) => Some("ml.models.setIamPolicy"),
@@ -270,18 +311,22 @@ pub async fn guard(State(services): State<Services>, mut request: Request, next:
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    let checked = access.authenticate(authorization).and_then(|principal| {
-        if let Some(permission) = target.permission {
-            access.authorize(&principal, permission, &target.resource)?;
-        }
-        Ok(principal)
-    });
-    let (response, principal) = match checked {
-        Ok(principal) => {
-            request.extensions_mut().insert(principal.clone());
-            (next.run(request).await, Some(principal))
-        }
+    let (response, principal) = match access.authenticate(authorization) {
         Err(error) => (ApiError::from(error).into_response(), None),
+        Ok(principal) => {
+            let allowed = match target.permission {
+                Some(permission) => access.authorize(&principal, permission, &target.resource),
+                None => Ok(()),
+            };
+            let response = match allowed {
+                Ok(()) => {
+                    request.extensions_mut().insert(principal.clone());
+                    next.run(request).await
+                }
+                Err(error) => ApiError::from(error).into_response(),
+            };
+            (response, Some(principal))
+        }
     };
     if target.audited {
         let error = response
@@ -326,14 +371,24 @@ mod tests {
 
     fn check(method: Method, path: &str) -> (String, Option<&'static str>, String, bool) {
         let target = target(&method, path).unwrap_or_else(|_| panic!("{method} {path}"));
-        (target.method, target.permission, target.resource, target.audited)
+        (
+            target.method,
+            target.permission,
+            target.resource,
+            target.audited,
+        )
     }
 
     #[test]
     fn routes_map_to_permissions() {
         assert_eq!(
             check(Method::POST, "/v1/projects/p/models"),
-            ("projects.models.create".into(), Some("ml.models.create"), "projects/p".into(), true)
+            (
+                "projects.models.create".into(),
+                Some("ml.models.create"),
+                "projects/p".into(),
+                true
+            )
         );
         assert_eq!(
             check(Method::POST, "/v1/projects/p/models/m/versions/v:predict"),
@@ -363,7 +418,10 @@ mod tests {
             )
         );
         assert_eq!(check(Method::DELETE, "/v1/tokens/abc").1, SERVER_ADMIN);
-        assert_eq!(check(Method::POST, "/v1/projects/p/jobs/j:testIamPermissions").1, None);
+        assert_eq!(
+            check(Method::POST, "/v1/projects/p/jobs/j:testIamPermissions").1,
+            None
+        );
     }
 
     #[test]

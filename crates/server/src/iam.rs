@@ -41,7 +41,10 @@ pub(crate) fn policy_verb(
     body: &[u8],
 ) -> Option<ApiResult> {
     let answer = match verb {
-        "getIamPolicy" => access.get_policy(resource).map_err(Into::into).and_then(json),
+        "getIamPolicy" => access
+            .get_policy(resource)
+            .map_err(Into::into)
+            .and_then(json),
         "setIamPolicy" => parse_json::<SetIamPolicyRequest>(non_empty(body))
             .and_then(|request| Ok(access.set_policy(resource, request)?))
             .and_then(json),

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::{Extension, Router};
 use axum::routing::get;
+use axum::{Extension, Router};
 use kiln_api::Job;
 use kiln_iam::Principal;
 use kiln_registry::{Access, Jobs};

@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use axum::{Extension, Router};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use kiln_api::{Code, Model, PredictRequest, PredictResponse, Version};
 use kiln_iam::Principal;
 use kiln_registry::{Access, PredictTarget, Registry};

@@ -13,21 +13,55 @@ use proptest::prelude::*;
 use tower::ServiceExt;
 
 const WORDS: &[&str] = &[
-    "projects", "p", "q", "models", "m", "versions", "v", "jobs", "j", "operations", "tokens",
-    "auditLogs", "whoami", "logs", "m:predict", "v:predict", "v:setDefault", "p:setIamPolicy",
-    "p:getIamPolicy", "m:testIamPermissions", "j:cancel", "m:explain", "..", "%2e%2e", "%2F",
-    "a:b:c", ":", "", "%ff", "m%3Apredict",
+    "projects",
+    "p",
+    "q",
+    "models",
+    "m",
+    "versions",
+    "v",
+    "jobs",
+    "j",
+    "operations",
+    "tokens",
+    "auditLogs",
+    "whoami",
+    "logs",
+    "m:predict",
+    "v:predict",
+    "v:setDefault",
+    "p:setIamPolicy",
+    "p:getIamPolicy",
+    "m:testIamPermissions",
+    "j:cancel",
+    "m:explain",
+    "..",
+    "%2e%2e",
+    "%2F",
+    "a:b:c",
+    ":",
+    "",
+    "%ff",
+    "m%3Apredict",
 ];
 
 const BODIES: &[&str] = &[
-    "{}", "[]", "null", "{\"name\": \"m\"}", "{\"name\": 1}", "{\"policy\": {\"bindings\": [{}]}}",
+    "{}",
+    "[]",
+    "null",
+    "{\"name\": \"m\"}",
+    "{\"name\": 1}",
+    "{\"policy\": {\"bindings\": [{}]}}",
     "{\"policy\": {\"bindings\": [{\"role\": \"roles/ml.admin\", \"members\": [\"x\"]}], \"etag\": \"e\"}}",
-    "{\"permissions\": [\"ml.models.get\", 3]}", "{\"instances\": [{\"age\": \"x\"}]}",
-    "{\"instances\": []}", "{\"serviceAccount\": \"a\", \"expireTime\": \"soon\"}",
+    "{\"permissions\": [\"ml.models.get\", 3]}",
+    "{\"instances\": [{\"age\": \"x\"}]}",
+    "{\"instances\": []}",
+    "{\"serviceAccount\": \"a\", \"expireTime\": \"soon\"}",
     "{\"name\": \"v\", \"deploymentUri\": \"/../../etc\"}",
     "{\"jobId\": \"j\", \"trainingInput\": {\"scaleTier\": \"CUSTOM\", \"masterType\": 7}}",
     "{\"jobId\": \"j\", \"trainingInput\": {\"pythonModule\": \"x\", \"packageUris\": [\"/etc/../x\"], \"jobDir\": \"file://%zz\"}}",
-    "{\"jobId\": \"j\", \"predictionInput\": {}}", "{\"description\": \"\\ud800\"}",
+    "{\"jobId\": \"j\", \"predictionInput\": {}}",
+    "{\"description\": \"\\ud800\"}",
 ];
 
 fn segment() -> impl Strategy<Value = String> {
@@ -44,16 +78,18 @@ fn segment() -> impl Strategy<Value = String> {
 /// Paths shaped like the API's, with random parts where names and verbs go.
 fn api_path() -> impl Strategy<Value = Vec<String>> {
     let kind = proptest::sample::select(vec!["models", "jobs", "operations", "auditLogs"]);
-    (segment(), kind, proptest::collection::vec(segment(), 0..4)).prop_map(|(project, kind, rest)| {
-        let mut path = vec!["projects".to_string(), project, kind.to_string()];
-        for (index, part) in rest.into_iter().enumerate() {
-            if index == 1 {
-                path.push("versions".into());
+    (segment(), kind, proptest::collection::vec(segment(), 0..4)).prop_map(
+        |(project, kind, rest)| {
+            let mut path = vec!["projects".to_string(), project, kind.to_string()];
+            for (index, part) in rest.into_iter().enumerate() {
+                if index == 1 {
+                    path.push("versions".into());
+                }
+                path.push(part);
             }
-            path.push(part);
-        }
-        path
-    })
+            path
+        },
+    )
 }
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
@@ -152,7 +188,10 @@ fn random_requests_get_json_answers_and_never_a_5xx() {
 
 #[test]
 fn parsers_take_any_text() {
-    let policy = kiln_artifacts::PathPolicy::new(std::path::Path::new("/nonexistent/data"), vec!["/tmp/{project}".into()]);
+    let policy = kiln_artifacts::PathPolicy::new(
+        std::path::Path::new("/nonexistent/data"),
+        vec!["/tmp/{project}".into()],
+    );
     let config = ProptestConfig {
         cases: 5000,
         failure_persistence: None,

@@ -173,7 +173,10 @@ fn tokens_policies_and_audit_entries_persist() {
     }
     let store = SqliteStore::open(&path).unwrap();
     let (token, hash) = store.get_token("abc").unwrap().unwrap();
-    assert_eq!((token.revoke_time.as_str(), hash.as_str()), ("2026-01-01T00:00:00Z", "hash"));
+    assert_eq!(
+        (token.revoke_time.as_str(), hash.as_str()),
+        ("2026-01-01T00:00:00Z", "hash")
+    );
     assert_eq!(store.list_tokens().unwrap().len(), 1);
     assert_eq!(store.get_policy("projects/p").unwrap().unwrap().etag, "e2");
     assert!(store.get_policy("projects/q").unwrap().is_none());
@@ -185,6 +188,10 @@ fn tokens_policies_and_audit_entries_persist() {
             .map(|entry| format!("{}{}", entry.id, entry.method))
             .collect()
     };
-    assert_eq!(methods(Some("p")), ["3c", "1a"], "newest first, one project");
+    assert_eq!(
+        methods(Some("p")),
+        ["3c", "1a"],
+        "newest first, one project"
+    );
     assert_eq!(methods(None), ["3c", "2b", "1a"]);
 }

@@ -171,7 +171,8 @@ fn tokens(command: TokensCommand, context: &Context) -> anyhow::Result<()> {
             if let Some(text) = expires_in {
                 let lifetime = parse_lifetime(&text)?;
                 let expiry = chrono::Utc::now() + lifetime;
-                body["expireTime"] = json!(expiry.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                body["expireTime"] =
+                    json!(expiry.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             }
             if let Some(description) = description {
                 body["description"] = json!(description);
@@ -221,7 +222,9 @@ fn parse_lifetime(text: &str) -> anyhow::Result<chrono::Duration> {
         .parse()
         .ok()
         .filter(|number| *number > 0)
-        .with_context(|| format!("--expires-in {text:?}: use a positive number and d, h, m or s, such as 90d"))?;
+        .with_context(|| {
+            format!("--expires-in {text:?}: use a positive number and d, h, m or s, such as 90d")
+        })?;
     let seconds = match unit {
         "d" => 86_400,
         "h" => 3_600,

@@ -94,7 +94,9 @@ pub fn run(
             match bindings.iter_mut().find(|binding| binding["role"] == role) {
                 Some(binding) => {
                     let members = binding["members"].as_array_mut();
-                    if let Some(members) = members.filter(|members| !members.contains(&json!(member))) {
+                    if let Some(members) =
+                        members.filter(|members| !members.contains(&json!(member)))
+                    {
                         members.push(json!(member));
                     }
                 }
@@ -106,7 +108,10 @@ pub fn run(
             member,
             role,
         } => change(api, &path_of(&resource), |bindings| {
-            for binding in bindings.iter_mut().filter(|binding| binding["role"] == role) {
+            for binding in bindings
+                .iter_mut()
+                .filter(|binding| binding["role"] == role)
+            {
                 if let Some(members) = binding["members"].as_array_mut() {
                     members.retain(|present| *present != json!(member));
                 }
@@ -129,5 +134,8 @@ fn change(api: &Api, path: &str, edit: impl FnOnce(&mut Vec<Value>)) -> anyhow::
     let mut bindings = policy["bindings"].as_array().cloned().unwrap_or_default();
     edit(&mut bindings);
     policy["bindings"] = Value::Array(bindings);
-    api.post(&format!("{path}:setIamPolicy"), &json!({ "policy": policy }))
+    api.post(
+        &format!("{path}:setIamPolicy"),
+        &json!({ "policy": policy }),
+    )
 }

@@ -60,7 +60,9 @@ pub fn options(
         if !(root.starts_with('/') || root.starts_with("gs://") || root.starts_with("s3://"))
             || root.split('/').any(|segment| segment == "..")
         {
-            bail!("--allow-path {root:?} must be an absolute path (or gs:// / s3:// prefix) without '..'");
+            bail!(
+                "--allow-path {root:?} must be an absolute path (or gs:// / s3:// prefix) without '..'"
+            );
         }
     }
     Ok(kiln_server::Options {
@@ -121,7 +123,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         println!(
             "Projects may use: {}",
             match options.allowed_paths.is_empty() {
-                true => "their workspace in the data directory only (--allow-path adds more)".into(),
+                true =>
+                    "their workspace in the data directory only (--allow-path adds more)".into(),
                 false => options.allowed_paths.join(", ") + " and their workspace",
             }
         );

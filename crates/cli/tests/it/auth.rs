@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::jobs::{ended, python_job, trainer_package, wait_job};
-use crate::support::{Server, call_as, census_instances, census_model, file_uri, kiln, kiln_binary};
+use crate::jobs::{ended, python_job, trainer_package, wait_job_as};
+use crate::support::{
+    Server, call_as, census_instances, census_model, file_uri, kiln, kiln_binary,
+};
 
 /// A server with authentication on, its administrator token, and a work directory it allows.
 struct Secured {
@@ -47,12 +49,20 @@ impl Secured {
 
     fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("{}/v1/{path}", self.server.url);
-        call_as(Some(token), method, &url, body.map(|body| body.to_string()).as_deref())
+        call_as(
+            Some(token),
+            method,
+            &url,
+            body.map(|body| body.to_string()).as_deref(),
+        )
     }
 
     fn ok(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Value {
         let (status, answer) = self.call(token, method, path, body);
-        assert!((200..300).contains(&status), "{method} {path}: {status} {answer}");
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {answer}"
+        );
         answer
     }
 
@@ -68,7 +78,12 @@ impl Secured {
     }
 
     fn bind(&self, resource: &str, role: &str, member: &str) {
-        let mut policy = self.ok(&self.admin, "GET", &format!("{resource}:getIamPolicy"), None);
+        let mut policy = self.ok(
+            &self.admin,
+            "GET",
+            &format!("{resource}:getIamPolicy"),
+            None,
+        );
         let mut bindings = policy["bindings"].as_array().cloned().unwrap_or_default();
         bindings.push(json!({ "role": role, "members": [member] }));
         policy["bindings"] = Value::Array(bindings);
@@ -94,9 +109,20 @@ impl Secured {
             &format!("projects/{project}/models/{model}/versions"),
             Some(json!({ "name": "v1", "deploymentUri": file_uri(census_model()) })),
         );
-        let id = operation["name"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+        let id = operation["name"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string();
         for _ in 0..600 {
-            let operation = self.ok(token, "GET", &format!("projects/{project}/operations/{id}"), None);
+            let operation = self.ok(
+                token,
+                "GET",
+                &format!("projects/{project}/operations/{id}"),
+                None,
+            );
             if operation["done"] == true {
                 assert!(operation["error"].is_null(), "{operation}");
                 return;
@@ -126,7 +152,10 @@ fn the_first_start_prints_one_admin_token_and_every_request_needs_a_valid_one() 
     let admin = token_in(&startup).expect("first start prints a token");
     let url = format!("{}/v1/projects/p/models", server.url);
     let (status, body) = call_as(None, "GET", &url, None);
-    assert_eq!((status, body["error"]["status"].as_str()), (401, Some("UNAUTHENTICATED")));
+    assert_eq!(
+        (status, body["error"]["status"].as_str()),
+        (401, Some("UNAUTHENTICATED"))
+    );
     for bad in [
         "nonsense",
         "kiln_0123456789ab_wrong",
@@ -138,22 +167,41 @@ fn the_first_start_prints_one_admin_token_and_every_request_needs_a_valid_one() 
     }
     let (status, _) = call_as(Some(&admin), "GET", &url, None);
     assert_eq!(status, 200);
-    let (status, whoami) = call_as(Some(&admin), "GET", &format!("{}/v1/whoami", server.url), None);
-    assert_eq!((status, whoami["member"].as_str()), (200, Some("serviceAccount:admin")));
+    let (status, whoami) = call_as(
+        Some(&admin),
+        "GET",
+        &format!("{}/v1/whoami", server.url),
+        None,
+    );
+    assert_eq!(
+        (status, whoami["member"].as_str()),
+        (200, Some("serviceAccount:admin"))
+    );
     assert_eq!(whoami["admin"], true);
     let (status, _) = call_as(None, "GET", &format!("{}/healthz", server.url), None);
     assert_eq!(status, 200, "health checks need no token");
     drop(server);
 
     let (server, startup) = Server::start_with_args(data.path(), &[], &[]);
-    assert_eq!(token_in(&startup), None, "the token is shown once, on the first start only");
+    assert_eq!(
+        token_in(&startup),
+        None,
+        "the token is shown once, on the first start only"
+    );
     let database = std::fs::read(data.path().join("kiln.db")).unwrap();
     let secret = admin.rsplit('_').next().unwrap();
     assert!(
-        !database.windows(secret.len()).any(|window| window == secret.as_bytes()),
+        !database
+            .windows(secret.len())
+            .any(|window| window == secret.as_bytes()),
         "the database must hold a hash, not the secret"
     );
-    let (status, _) = call_as(Some(&admin), "GET", &format!("{}/v1/projects/p/models", server.url), None);
+    let (status, _) = call_as(
+        Some(&admin),
+        "GET",
+        &format!("{}/v1/projects/p/models", server.url),
+        None,
+    );
     assert_eq!(status, 200, "tokens survive a restart");
 }
 
@@ -163,8 +211,19 @@ fn roles_allow_and_deny_endpoint_by_endpoint() {
     let secured = Secured::start();
     let package = trainer_package(&secured.dir("p"));
     secured.deploy(&secured.admin, "p", "m");
-    let job = python_job("admin_job", &package, &secured.dir("p").join("out"), &[], json!({}));
-    secured.ok(&secured.admin, "POST", "projects/p/jobs", Some(serde_json::from_str(&job).unwrap()));
+    let job = python_job(
+        "admin_job",
+        &package,
+        &secured.dir("p").join("out"),
+        &[],
+        json!({}),
+    );
+    secured.ok(
+        &secured.admin,
+        "POST",
+        "projects/p/jobs",
+        Some(serde_json::from_str(&job).unwrap()),
+    );
 
     let admin = secured.admin.clone();
     let developer = secured.token("dev");
@@ -173,7 +232,11 @@ fn roles_allow_and_deny_endpoint_by_endpoint() {
     let stranger = secured.token("stranger");
     secured.bind("projects/p", "roles/ml.developer", "serviceAccount:dev");
     secured.bind("projects/p", "roles/ml.viewer", "serviceAccount:viewer");
-    secured.bind("projects/p/models/m", "roles/ml.modelUser", "serviceAccount:user");
+    secured.bind(
+        "projects/p/models/m",
+        "roles/ml.modelUser",
+        "serviceAccount:user",
+    );
 
     let roles = [
         ("admin", &admin),
@@ -184,27 +247,135 @@ fn roles_allow_and_deny_endpoint_by_endpoint() {
     ];
     // Expected per role, in the order above: A allowed (2xx), D denied (403).
     let matrix: Vec<(&str, &str, String, Option<Value>, &str)> = vec![
-        ("GET", "list models", "projects/p/models".into(), None, "AAADD"),
-        ("GET", "get model", "projects/p/models/m".into(), None, "AAAAD"),
-        ("GET", "list versions", "projects/p/models/m/versions".into(), None, "AAAAD"),
-        ("GET", "get version", "projects/p/models/m/versions/v1".into(), None, "AAAAD"),
-        ("POST", "predict model", "projects/p/models/m:predict".into(), Some(predict_body()), "AADAD"),
-        ("POST", "predict version", "projects/p/models/m/versions/v1:predict".into(), Some(predict_body()), "AADAD"),
-        ("GET", "list operations", "projects/p/operations".into(), None, "AAADD"),
+        (
+            "GET",
+            "list models",
+            "projects/p/models".into(),
+            None,
+            "AAADD",
+        ),
+        (
+            "GET",
+            "get model",
+            "projects/p/models/m".into(),
+            None,
+            "AAAAD",
+        ),
+        (
+            "GET",
+            "list versions",
+            "projects/p/models/m/versions".into(),
+            None,
+            "AAAAD",
+        ),
+        (
+            "GET",
+            "get version",
+            "projects/p/models/m/versions/v1".into(),
+            None,
+            "AAAAD",
+        ),
+        (
+            "POST",
+            "predict model",
+            "projects/p/models/m:predict".into(),
+            Some(predict_body()),
+            "AADAD",
+        ),
+        (
+            "POST",
+            "predict version",
+            "projects/p/models/m/versions/v1:predict".into(),
+            Some(predict_body()),
+            "AADAD",
+        ),
+        (
+            "GET",
+            "list operations",
+            "projects/p/operations".into(),
+            None,
+            "AAADD",
+        ),
         ("GET", "list jobs", "projects/p/jobs".into(), None, "AAADD"),
-        ("GET", "get job", "projects/p/jobs/admin_job".into(), None, "AAADD"),
-        ("GET", "job logs", "projects/p/jobs/admin_job/logs".into(), None, "AAADD"),
-        ("PATCH", "patch model", "projects/p/models/m?updateMask=description".into(), Some(json!({"description": "x"})), "ADDDD"),
-        ("POST", "set default", "projects/p/models/m/versions/v1:setDefault".into(), Some(json!({})), "ADDDD"),
-        ("POST", "create version", "projects/p/models/m/versions".into(), Some(json!({"name": "v2", "deploymentUri": file_uri(census_model())})), "ADDDD"),
-        ("PATCH", "patch job", "projects/p/jobs/admin_job?updateMask=labels".into(), Some(json!({"labels": {"k": "v"}})), "ADDDD"),
-        ("GET", "model policy", "projects/p/models/m:getIamPolicy".into(), None, "ADDDD"),
-        ("GET", "job policy", "projects/p/jobs/admin_job:getIamPolicy".into(), None, "ADDDD"),
-        ("GET", "project policy", "projects/p:getIamPolicy".into(), None, "ADDDD"),
-        ("GET", "project audit log", "projects/p/auditLogs".into(), None, "ADDDD"),
+        (
+            "GET",
+            "get job",
+            "projects/p/jobs/admin_job".into(),
+            None,
+            "AAADD",
+        ),
+        (
+            "GET",
+            "job logs",
+            "projects/p/jobs/admin_job/logs".into(),
+            None,
+            "AAADD",
+        ),
+        (
+            "PATCH",
+            "patch model",
+            "projects/p/models/m?updateMask=description".into(),
+            Some(json!({"description": "x"})),
+            "ADDDD",
+        ),
+        (
+            "POST",
+            "set default",
+            "projects/p/models/m/versions/v1:setDefault".into(),
+            Some(json!({})),
+            "ADDDD",
+        ),
+        (
+            "POST",
+            "create version",
+            "projects/p/models/m/versions".into(),
+            Some(json!({"name": "v2", "deploymentUri": file_uri(census_model())})),
+            "ADDDD",
+        ),
+        (
+            "PATCH",
+            "patch job",
+            "projects/p/jobs/admin_job?updateMask=labels".into(),
+            Some(json!({"labels": {"k": "v"}})),
+            "ADDDD",
+        ),
+        (
+            "GET",
+            "model policy",
+            "projects/p/models/m:getIamPolicy".into(),
+            None,
+            "ADDDD",
+        ),
+        (
+            "GET",
+            "job policy",
+            "projects/p/jobs/admin_job:getIamPolicy".into(),
+            None,
+            "ADDDD",
+        ),
+        (
+            "GET",
+            "project policy",
+            "projects/p:getIamPolicy".into(),
+            None,
+            "ADDDD",
+        ),
+        (
+            "GET",
+            "project audit log",
+            "projects/p/auditLogs".into(),
+            None,
+            "ADDDD",
+        ),
         ("GET", "tokens", "tokens".into(), None, "ADDDD"),
         ("GET", "server audit log", "auditLogs".into(), None, "ADDDD"),
-        ("POST", "test permissions", "projects/p/models/m:testIamPermissions".into(), Some(json!({"permissions": ["ml.models.get"]})), "AAAAA"),
+        (
+            "POST",
+            "test permissions",
+            "projects/p/models/m:testIamPermissions".into(),
+            Some(json!({"permissions": ["ml.models.get"]})),
+            "AAAAA",
+        ),
         ("GET", "whoami", "whoami".into(), None, "AAAAA"),
     ];
     let mut failures = Vec::new();
@@ -216,16 +387,34 @@ fn roles_allow_and_deny_endpoint_by_endpoint() {
                 _ => status == 403 && answer["error"]["status"] == "PERMISSION_DENIED",
             };
             if !fine {
-                failures.push(format!("{what} as {role}: expected {expect}, got {status} {answer}"));
+                failures.push(format!(
+                    "{what} as {role}: expected {expect}, got {status} {answer}"
+                ));
             }
         }
     }
     // Creating: each role makes its own model and job; the ones allowed to succeed.
     for ((role, token), expect) in roles.iter().zip("AADDD".chars()) {
         let name = format!("made_by_{}", role.replace(' ', "_"));
-        let (status, _) = secured.call(token, "POST", "projects/p/models", Some(json!({ "name": name })));
-        let job = python_job(&name, &package, &secured.dir("p").join(&name), &[], json!({}));
-        let (job_status, _) = secured.call(token, "POST", "projects/p/jobs", Some(serde_json::from_str(&job).unwrap()));
+        let (status, _) = secured.call(
+            token,
+            "POST",
+            "projects/p/models",
+            Some(json!({ "name": name })),
+        );
+        let job = python_job(
+            &name,
+            &package,
+            &secured.dir("p").join(&name),
+            &[],
+            json!({}),
+        );
+        let (job_status, _) = secured.call(
+            token,
+            "POST",
+            "projects/p/jobs",
+            Some(serde_json::from_str(&job).unwrap()),
+        );
         for (what, status) in [("create model", status), ("create job", job_status)] {
             if (expect == 'A') != (200..300).contains(&status) || (expect == 'D' && status != 403) {
                 failures.push(format!("{what} as {role}: expected {expect}, got {status}"));
@@ -239,16 +428,39 @@ fn roles_allow_and_deny_endpoint_by_endpoint() {
         if status != 403 {
             failures.push(format!("delete model as {role}: expected D, got {status}"));
         }
-        let (status, _) = secured.call(token, "POST", "projects/p/jobs/admin_job:cancel", Some(json!({})));
+        let (status, _) = secured.call(
+            token,
+            "POST",
+            "projects/p/jobs/admin_job:cancel",
+            Some(json!({})),
+        );
         if status != 403 {
             failures.push(format!("cancel job as {role}: expected D, got {status}"));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
-    let tested = secured.ok(&user, "POST", "projects/p/models/m:testIamPermissions",
-        Some(json!({"permissions": ["ml.models.predict", "ml.models.delete", "ml.versions.get"]})));
-    assert_eq!(tested["permissions"], json!(["ml.models.predict", "ml.versions.get"]));
-    wait_job(&secured.server, "p", "admin_job", ended);
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    let tested = secured.ok(
+        &user,
+        "POST",
+        "projects/p/models/m:testIamPermissions",
+        Some(json!({"permissions": ["ml.models.predict", "ml.models.delete", "ml.versions.get"]})),
+    );
+    assert_eq!(
+        tested["permissions"],
+        json!(["ml.models.predict", "ml.versions.get"])
+    );
+    wait_job_as(
+        Some(&secured.admin),
+        &secured.server,
+        "p",
+        "admin_job",
+        ended,
+    );
 }
 
 /// Creators own what they make: a developer manages its own model and job, not others'.
@@ -260,32 +472,96 @@ fn creators_own_their_models_jobs_and_operations() {
     secured.bind("projects/p", "roles/ml.developer", "serviceAccount:dev");
     secured.bind("projects/p", "roles/ml.developer", "serviceAccount:other");
     secured.deploy(&developer, "p", "mine");
-    let policy = secured.ok(&developer, "GET", "projects/p/models/mine:getIamPolicy", None);
+    let policy = secured.ok(
+        &developer,
+        "GET",
+        "projects/p/models/mine:getIamPolicy",
+        None,
+    );
     assert_eq!(
         policy["bindings"],
         json!([{ "role": "roles/ml.modelOwner", "members": ["serviceAccount:dev"] }])
     );
-    secured.ok(&developer, "PATCH", "projects/p/models/mine?updateMask=description", Some(json!({"description": "d"})));
-    let (status, _) = secured.call(&other, "PATCH", "projects/p/models/mine?updateMask=description", Some(json!({"description": "e"})));
+    secured.ok(
+        &developer,
+        "PATCH",
+        "projects/p/models/mine?updateMask=description",
+        Some(json!({"description": "d"})),
+    );
+    let (status, _) = secured.call(
+        &other,
+        "PATCH",
+        "projects/p/models/mine?updateMask=description",
+        Some(json!({"description": "e"})),
+    );
     assert_eq!(status, 403, "another developer may read but not change it");
-    secured.ok(&other, "POST", "projects/p/models/mine:predict", Some(predict_body()));
+    secured.ok(
+        &other,
+        "POST",
+        "projects/p/models/mine:predict",
+        Some(predict_body()),
+    );
 
     // The owner shares the model: a model user may predict.
     let user = secured.token("user");
-    let (status, _) = secured.call(&user, "POST", "projects/p/models/mine:predict", Some(predict_body()));
+    let (status, _) = secured.call(
+        &user,
+        "POST",
+        "projects/p/models/mine:predict",
+        Some(predict_body()),
+    );
     assert_eq!(status, 403);
-    let mut policy = secured.ok(&developer, "GET", "projects/p/models/mine:getIamPolicy", None);
-    policy["bindings"].as_array_mut().unwrap().push(json!({"role": "roles/ml.modelUser", "members": ["serviceAccount:user"]}));
-    secured.ok(&developer, "POST", "projects/p/models/mine:setIamPolicy", Some(json!({ "policy": policy })));
-    secured.ok(&user, "POST", "projects/p/models/mine:predict", Some(predict_body()));
+    let mut policy = secured.ok(
+        &developer,
+        "GET",
+        "projects/p/models/mine:getIamPolicy",
+        None,
+    );
+    policy["bindings"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"role": "roles/ml.modelUser", "members": ["serviceAccount:user"]}));
+    secured.ok(
+        &developer,
+        "POST",
+        "projects/p/models/mine:setIamPolicy",
+        Some(json!({ "policy": policy })),
+    );
+    secured.ok(
+        &user,
+        "POST",
+        "projects/p/models/mine:predict",
+        Some(predict_body()),
+    );
 
     let package = trainer_package(&secured.dir("p"));
-    let job = python_job("long", &package, &secured.dir("p").join("long"), &["--sleep", "60"], json!({}));
-    secured.ok(&developer, "POST", "projects/p/jobs", Some(serde_json::from_str(&job).unwrap()));
-    let (status, _) = secured.call(&other, "POST", "projects/p/jobs/long:cancel", Some(json!({})));
+    let job = python_job(
+        "long",
+        &package,
+        &secured.dir("p").join("long"),
+        &["--sleep", "60"],
+        json!({}),
+    );
+    secured.ok(
+        &developer,
+        "POST",
+        "projects/p/jobs",
+        Some(serde_json::from_str(&job).unwrap()),
+    );
+    let (status, _) = secured.call(
+        &other,
+        "POST",
+        "projects/p/jobs/long:cancel",
+        Some(json!({})),
+    );
     assert_eq!(status, 403);
-    secured.ok(&developer, "POST", "projects/p/jobs/long:cancel", Some(json!({})));
-    let job = wait_job(&secured.server, "p", "long", ended);
+    secured.ok(
+        &developer,
+        "POST",
+        "projects/p/jobs/long:cancel",
+        Some(json!({})),
+    );
+    let job = wait_job_as(Some(&secured.admin), &secured.server, "p", "long", ended);
     assert_eq!(job["state"], "CANCELLED");
 }
 
@@ -295,10 +571,24 @@ fn projects_are_isolated() {
     let secured = Secured::start();
     secured.deploy(&secured.admin, "q", "theirs");
     let package = trainer_package(&secured.dir("q"));
-    let job = python_job("their_job", &package, &secured.dir("q").join("out"), &[], json!({}));
-    secured.ok(&secured.admin, "POST", "projects/q/jobs", Some(serde_json::from_str(&job).unwrap()));
+    let job = python_job(
+        "their_job",
+        &package,
+        &secured.dir("q").join("out"),
+        &[],
+        json!({}),
+    );
+    secured.ok(
+        &secured.admin,
+        "POST",
+        "projects/q/jobs",
+        Some(serde_json::from_str(&job).unwrap()),
+    );
     let operations = secured.ok(&secured.admin, "GET", "projects/q/operations", None);
-    let operation = operations["operations"][0]["name"].as_str().unwrap().to_string();
+    let operation = operations["operations"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let developer = secured.token("dev");
     secured.bind("projects/p", "roles/ml.admin", "serviceAccount:dev");
@@ -306,16 +596,34 @@ fn projects_are_isolated() {
         ("GET", "projects/q/models".to_string(), None),
         ("GET", "projects/q/models/theirs".into(), None),
         ("GET", "projects/q/models/theirs/versions".into(), None),
-        ("POST", "projects/q/models/theirs:predict".into(), Some(predict_body())),
+        (
+            "POST",
+            "projects/q/models/theirs:predict".into(),
+            Some(predict_body()),
+        ),
         ("GET", "projects/q/jobs".into(), None),
         ("GET", "projects/q/jobs/their_job".into(), None),
         ("GET", "projects/q/jobs/their_job/logs".into(), None),
-        ("POST", "projects/q/jobs/their_job:cancel".into(), Some(json!({}))),
+        (
+            "POST",
+            "projects/q/jobs/their_job:cancel".into(),
+            Some(json!({})),
+        ),
         ("GET", "projects/q/operations".into(), None),
-        ("GET", format!("v1/{operation}").replacen("v1/", "", 1), None),
+        ("GET", operation.clone(), None),
         ("GET", "projects/q/auditLogs".into(), None),
-        ("POST", "projects/q:setIamPolicy".into(), Some(json!({"policy": {"bindings": [{"role": "roles/ml.admin", "members": ["serviceAccount:dev"]}]}}))),
-        ("POST", "projects/q/models".into(), Some(json!({"name": "intruder"}))),
+        (
+            "POST",
+            "projects/q:setIamPolicy".into(),
+            Some(
+                json!({"policy": {"bindings": [{"role": "roles/ml.admin", "members": ["serviceAccount:dev"]}]}}),
+            ),
+        ),
+        (
+            "POST",
+            "projects/q/models".into(),
+            Some(json!({"name": "intruder"})),
+        ),
     ] {
         let (status, answer) = secured.call(&developer, method, &path, body);
         assert_eq!(status, 403, "{method} {path}: {answer}");
@@ -327,13 +635,25 @@ fn projects_are_isolated() {
         "projects/p/models/theirs/..%2F..%2F..%2Fq",
     ] {
         let (status, answer) = secured.call(&developer, "GET", path, None);
-        assert!((400..500).contains(&status) && status != 409, "{path}: {status} {answer}");
-        assert!(!answer.to_string().contains("theirs\""), "{path} leaked {answer}");
+        assert!(
+            (400..500).contains(&status) && status != 409,
+            "{path}: {status} {answer}"
+        );
+        assert!(
+            !answer.to_string().contains("theirs\""),
+            "{path} leaked {answer}"
+        );
     }
     // A model deployed in q is not in p's lists.
     let listed = secured.ok(&developer, "GET", "projects/p/models", None);
     assert!(listed.get("models").is_none(), "{listed}");
-    let job = wait_job(&secured.server, "q", "their_job", ended);
+    let job = wait_job_as(
+        Some(&secured.admin),
+        &secured.server,
+        "q",
+        "their_job",
+        ended,
+    );
     assert_eq!(job["state"], "SUCCEEDED", "{job}");
 }
 
@@ -348,7 +668,12 @@ fn path_fields_cannot_escape_the_allowed_locations() {
     std::fs::write(outside.path().join("secret.txt"), "x").unwrap();
     std::os::unix::fs::symlink(outside.path(), mine.join("link")).unwrap();
     let package = trainer_package(&mine);
-    secured.ok(&secured.admin, "POST", "projects/p/models", Some(json!({"name": "m"})));
+    secured.ok(
+        &secured.admin,
+        "POST",
+        "projects/p/models",
+        Some(json!({"name": "m"})),
+    );
     let data = secured._data.path().to_path_buf();
     let escapes: Vec<String> = vec![
         format!("{}/../q", mine.display()),
@@ -374,7 +699,14 @@ fn path_fields_cannot_escape_the_allowed_locations() {
             (
                 "training_input.job_dir",
                 "projects/p/jobs",
-                serde_json::from_str(&python_job("j", &package, Path::new(escape), &[], json!({}))).unwrap(),
+                serde_json::from_str(&python_job(
+                    "j",
+                    &package,
+                    Path::new(escape),
+                    &[],
+                    json!({}),
+                ))
+                .unwrap(),
             ),
             (
                 "training_input.package_uris[0]",
@@ -394,8 +726,19 @@ fn path_fields_cannot_escape_the_allowed_locations() {
     // The project's own workspace is always allowed.
     let workspace = data.join("workspace/p/out");
     let job = python_job("in_workspace", &package, &workspace, &[], json!({}));
-    secured.ok(&developer, "POST", "projects/p/jobs", Some(serde_json::from_str(&job).unwrap()));
-    let job = wait_job(&secured.server, "p", "in_workspace", ended);
+    secured.ok(
+        &developer,
+        "POST",
+        "projects/p/jobs",
+        Some(serde_json::from_str(&job).unwrap()),
+    );
+    let job = wait_job_as(
+        Some(&secured.admin),
+        &secured.server,
+        "p",
+        "in_workspace",
+        ended,
+    );
     assert_eq!(job["state"], "SUCCEEDED", "{job}");
     assert!(workspace.join("master-0.json").exists());
 }
@@ -404,9 +747,19 @@ fn path_fields_cannot_escape_the_allowed_locations() {
 fn revoked_and_expired_tokens_stop_working() {
     let secured = Secured::start();
     let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
-    let expiring = secured.ok(&secured.admin, "POST", "tokens", Some(json!({"serviceAccount": "brief", "expireTime": soon})));
+    let expiring = secured.ok(
+        &secured.admin,
+        "POST",
+        "tokens",
+        Some(json!({"serviceAccount": "brief", "expireTime": soon})),
+    );
     let expiring = expiring["secret"].as_str().unwrap().to_string();
-    let revocable = secured.ok(&secured.admin, "POST", "tokens", Some(json!({"serviceAccount": "ci"})));
+    let revocable = secured.ok(
+        &secured.admin,
+        "POST",
+        "tokens",
+        Some(json!({"serviceAccount": "ci"})),
+    );
     let (id, revocable) = (
         revocable["name"].as_str().unwrap().to_string(),
         revocable["secret"].as_str().unwrap().to_string(),
@@ -417,27 +770,61 @@ fn revoked_and_expired_tokens_stop_working() {
     secured.ok(&secured.admin, "DELETE", &id, None);
     let (status, answer) = secured.call(&revocable, "GET", "whoami", None);
     assert_eq!(status, 401);
-    assert!(answer["error"]["message"].as_str().unwrap().contains("revoked"), "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"),
+        "{answer}"
+    );
     std::thread::sleep(Duration::from_millis(2500));
     let (status, answer) = secured.call(&expiring, "GET", "whoami", None);
     assert_eq!(status, 401);
-    assert!(answer["error"]["message"].as_str().unwrap().contains("expired"), "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{answer}"
+    );
 
     let tokens = secured.ok(&secured.admin, "GET", "tokens", None);
     let listed = tokens["tokens"].as_array().unwrap();
     assert_eq!(listed.len(), 3);
-    assert!(listed.iter().all(|token| token.get("secret").is_none()), "{tokens}");
-    assert!(listed.iter().any(|token| token["name"] == id && token["revokeTime"].is_string()));
+    assert!(
+        listed.iter().all(|token| token.get("secret").is_none()),
+        "{tokens}"
+    );
+    assert!(
+        listed
+            .iter()
+            .any(|token| token["name"] == id && token["revokeTime"].is_string())
+    );
 
     for (body, field) in [
-        (json!({"serviceAccount": "x", "expireTime": "2001-01-01T00:00:00Z"}), "token.expire_time"),
-        (json!({"serviceAccount": "x", "expireTime": "tomorrow"}), "token.expire_time"),
-        (json!({"serviceAccount": "no spaces"}), "token.service_account"),
-        (json!({"serviceAccount": "x", "secret": "mine"}), "token.secret"),
+        (
+            json!({"serviceAccount": "x", "expireTime": "2001-01-01T00:00:00Z"}),
+            "token.expire_time",
+        ),
+        (
+            json!({"serviceAccount": "x", "expireTime": "tomorrow"}),
+            "token.expire_time",
+        ),
+        (
+            json!({"serviceAccount": "no spaces"}),
+            "token.service_account",
+        ),
+        (
+            json!({"serviceAccount": "x", "secret": "mine"}),
+            "token.secret",
+        ),
     ] {
         let (status, answer) = secured.call(&secured.admin, "POST", "tokens", Some(body));
         assert_eq!(status, 400, "{answer}");
-        assert!(answer["error"]["message"].as_str().unwrap().contains(field), "{answer}");
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains(field),
+            "{answer}"
+        );
     }
 }
 
@@ -446,27 +833,74 @@ fn policies_check_etags_roles_and_members() {
     let secured = Secured::start();
     let first = secured.ok(&secured.admin, "GET", "projects/p:getIamPolicy", None);
     let policy = json!({"bindings": [{"role": "roles/ml.viewer", "members": ["allAuthenticatedUsers"]}], "etag": first["etag"]});
-    let set = secured.ok(&secured.admin, "POST", "projects/p:setIamPolicy", Some(json!({ "policy": policy })));
+    let set = secured.ok(
+        &secured.admin,
+        "POST",
+        "projects/p:setIamPolicy",
+        Some(json!({ "policy": policy })),
+    );
     assert_ne!(set["etag"], first["etag"]);
-    let (status, answer) = secured.call(&secured.admin, "POST", "projects/p:setIamPolicy", Some(json!({ "policy": policy })));
-    assert_eq!((status, answer["error"]["status"].as_str()), (409, Some("ABORTED")), "a stale etag is refused");
+    let (status, answer) = secured.call(
+        &secured.admin,
+        "POST",
+        "projects/p:setIamPolicy",
+        Some(json!({ "policy": policy })),
+    );
+    assert_eq!(
+        (status, answer["error"]["status"].as_str()),
+        (409, Some("ABORTED")),
+        "a stale etag is refused"
+    );
     let anyone = secured.token("anyone");
     secured.ok(&anyone, "GET", "projects/p/models", None);
 
     for (binding, field) in [
-        (json!({"role": "roles/owner", "members": ["allAuthenticatedUsers"]}), "policy.bindings[0].role"),
-        (json!({"role": "roles/ml.viewer", "members": ["user:alice@example.com"]}), "policy.bindings[0].members[0]"),
-        (json!({"role": "roles/ml.viewer", "members": ["allUsers"]}), "policy.bindings[0].members[0]"),
-        (json!({"role": "roles/ml.viewer", "members": []}), "policy.bindings[0].members"),
-        (json!({"role": "roles/ml.viewer", "members": ["allAuthenticatedUsers"], "condition": {"expression": "true"}}), "policy.bindings[0].condition"),
+        (
+            json!({"role": "roles/owner", "members": ["allAuthenticatedUsers"]}),
+            "policy.bindings[0].role",
+        ),
+        (
+            json!({"role": "roles/ml.viewer", "members": ["user:alice@example.com"]}),
+            "policy.bindings[0].members[0]",
+        ),
+        (
+            json!({"role": "roles/ml.viewer", "members": ["allUsers"]}),
+            "policy.bindings[0].members[0]",
+        ),
+        (
+            json!({"role": "roles/ml.viewer", "members": []}),
+            "policy.bindings[0].members",
+        ),
+        (
+            json!({"role": "roles/ml.viewer", "members": ["allAuthenticatedUsers"], "condition": {"expression": "true"}}),
+            "policy.bindings[0].condition",
+        ),
     ] {
-        let (status, answer) = secured.call(&secured.admin, "POST", "projects/p:setIamPolicy", Some(json!({"policy": {"bindings": [binding]}})));
+        let (status, answer) = secured.call(
+            &secured.admin,
+            "POST",
+            "projects/p:setIamPolicy",
+            Some(json!({"policy": {"bindings": [binding]}})),
+        );
         assert_eq!(status, 400, "{answer}");
-        assert!(answer["error"]["message"].as_str().unwrap().contains(field), "{field}: {answer}");
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains(field),
+            "{field}: {answer}"
+        );
     }
-    let (status, _) = secured.call(&secured.admin, "GET", "projects/p/models/nope:getIamPolicy", None);
+    let (status, _) = secured.call(
+        &secured.admin,
+        "GET",
+        "projects/p/models/nope:getIamPolicy",
+        None,
+    );
     assert_eq!(status, 404);
-    let (status, answer) = secured.call(&secured.admin, "POST", "projects/p:testIamPermissions", Some(json!({"permissions": ["ml.everything"]})));
+    let (status, answer) = secured.call(
+        &secured.admin,
+        "POST",
+        "projects/p:testIamPermissions",
+        Some(json!({"permissions": ["ml.everything"]})),
+    );
     assert_eq!(status, 400, "{answer}");
 }
 
@@ -477,13 +911,33 @@ fn the_audit_log_records_every_mutating_call() {
     let viewer = secured.token("viewer");
     secured.bind("projects/p", "roles/ml.developer", "serviceAccount:dev");
     secured.bind("projects/p", "roles/ml.viewer", "serviceAccount:viewer");
-    secured.ok(&developer, "POST", "projects/p/models", Some(json!({"name": "m"})));
+    secured.ok(
+        &developer,
+        "POST",
+        "projects/p/models",
+        Some(json!({"name": "m"})),
+    );
     secured.ok(&developer, "GET", "projects/p/models", None);
-    let (status, _) = secured.call(&viewer, "POST", "projects/p/models", Some(json!({"name": "n"})));
+    let (status, _) = secured.call(
+        &viewer,
+        "POST",
+        "projects/p/models",
+        Some(json!({"name": "n"})),
+    );
     assert_eq!(status, 403);
-    let (status, _) = secured.call(&developer, "POST", "projects/p/models", Some(json!({"name": "bad-name"})));
+    let (status, _) = secured.call(
+        &developer,
+        "POST",
+        "projects/p/models",
+        Some(json!({"name": "bad-name"})),
+    );
     assert_eq!(status, 400);
-    let (status, _) = call_as(None, "DELETE", &format!("{}/v1/projects/p/models/m", secured.server.url), None);
+    let (status, _) = call_as(
+        None,
+        "DELETE",
+        &format!("{}/v1/projects/p/models/m", secured.server.url),
+        None,
+    );
     assert_eq!(status, 401);
 
     let log = secured.ok(&secured.admin, "GET", "projects/p/auditLogs", None);
@@ -510,10 +964,23 @@ fn the_audit_log_records_every_mutating_call() {
     expect("serviceAccount:dev", "projects.models.create", 400);
     expect("", "projects.models.delete", 401);
     expect("serviceAccount:admin", "projects.setIamPolicy", 200);
-    assert!(!entries.iter().any(|(_, method, _)| method.ends_with(".list")), "reads are not audited");
-    let failed = secured.ok(&secured.admin, "GET", "projects/p/auditLogs?filter=status%3E%3D400", None);
+    assert!(
+        !entries
+            .iter()
+            .any(|(_, method, _)| method.ends_with(".list")),
+        "reads are not audited"
+    );
+    let failed = secured.ok(
+        &secured.admin,
+        "GET",
+        "projects/p/auditLogs?filter=status%3E%3D400",
+        None,
+    );
     assert_eq!(failed["entries"].as_array().unwrap().len(), 3, "{failed}");
-    assert!(failed["entries"].to_string().contains("bad-name"), "errors are kept: {failed}");
+    assert!(
+        failed["entries"].to_string().contains("bad-name"),
+        "errors are kept: {failed}"
+    );
 
     let server_wide = secured.ok(&secured.admin, "GET", "auditLogs", None);
     let methods = server_wide["entries"].to_string();
@@ -524,19 +991,36 @@ fn the_audit_log_records_every_mutating_call() {
 fn insecure_mode_is_loopback_only_and_says_so() {
     let data = tempfile::tempdir().unwrap();
     let refused = std::process::Command::new(kiln_binary())
-        .args(["server", "--bind", "0.0.0.0:0", "--insecure-no-auth", "--data-dir"])
+        .args([
+            "server",
+            "--bind",
+            "0.0.0.0:0",
+            "--insecure-no-auth",
+            "--data-dir",
+        ])
         .arg(data.path())
         .output()
         .unwrap();
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("--insecure-no-auth is accepted only on a loopback"), "{stderr}");
+    assert!(
+        stderr.contains("--insecure-no-auth is accepted only on a loopback"),
+        "{stderr}"
+    );
 
     let (server, startup) = Server::start_with_args(data.path(), &["--insecure-no-auth"], &[]);
-    assert!(startup.iter().any(|line| line.contains("WARNING: authentication is off")), "{startup:?}");
+    assert!(
+        startup
+            .iter()
+            .any(|line| line.contains("WARNING: authentication is off")),
+        "{startup:?}"
+    );
     assert_eq!(token_in(&startup), None);
     let (status, whoami) = call_as(None, "GET", &format!("{}/v1/whoami", server.url), None);
-    assert_eq!((status, whoami["member"].as_str()), (200, Some("anonymous")));
+    assert_eq!(
+        (status, whoami["member"].as_str()),
+        (200, Some("anonymous"))
+    );
 }
 
 #[test]
@@ -558,35 +1042,102 @@ fn the_cli_logs_in_manages_tokens_and_bindings() {
         command.output().unwrap()
     };
     let login = run(None, &["auth", "login", "--token", &secured.admin]);
-    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&config).unwrap().permissions());
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&config).unwrap().permissions());
     assert_eq!(mode & 0o077, 0, "the config file holds a secret");
     let whoami = run(None, &["auth", "whoami", "--format", "json"]);
     assert!(String::from_utf8_lossy(&whoami.stdout).contains("serviceAccount:admin"));
 
-    let created = run(None, &["auth", "tokens", "create", "ci", "--expires-in", "1d"]);
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let created = run(
+        None,
+        &["auth", "tokens", "create", "ci", "--expires-in", "1d"],
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let ci = String::from_utf8_lossy(&created.stdout).trim().to_string();
     let instances = home.path().join("instances.json");
-    std::fs::write(&instances, census_instances().iter().map(Value::to_string).collect::<Vec<_>>().join("\n")).unwrap();
-    let predict = |token| run(Some(token), &["predict", "--model", "m", "--json-instances", instances.to_str().unwrap()]);
+    std::fs::write(
+        &instances,
+        census_instances()
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let predict = |token| {
+        run(
+            Some(token),
+            &[
+                "predict",
+                "--model",
+                "m",
+                "--json-instances",
+                instances.to_str().unwrap(),
+            ],
+        )
+    };
     let denied = predict(&ci);
     assert!(!denied.status.success());
     assert!(String::from_utf8_lossy(&denied.stderr).contains("403"));
 
-    let bound = run(None, &["ai-platform", "models", "add-iam-policy-binding", "m", "--member", "serviceAccount:ci", "--role", "roles/ml.modelUser"]);
-    assert!(bound.status.success(), "{}", String::from_utf8_lossy(&bound.stderr));
+    let bound = run(
+        None,
+        &[
+            "ai-platform",
+            "models",
+            "add-iam-policy-binding",
+            "m",
+            "--member",
+            "serviceAccount:ci",
+            "--role",
+            "roles/ml.modelUser",
+        ],
+    );
+    assert!(
+        bound.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bound.stderr)
+    );
     let allowed = predict(&ci);
-    assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
     let policy = run(None, &["models", "get-iam-policy", "m", "--format", "json"]);
     assert!(String::from_utf8_lossy(&policy.stdout).contains("roles/ml.modelUser"));
 
     let listed = run(None, &["auth", "tokens", "list", "--format", "json"]);
     let tokens: Value = serde_json::from_slice(&listed.stdout).unwrap();
-    let id = tokens.as_array().unwrap().iter().find(|token| token["serviceAccount"] == "ci").unwrap()["name"].as_str().unwrap().to_string();
-    assert!(run(None, &["auth", "tokens", "revoke", &id]).status.success());
+    let id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|token| token["serviceAccount"] == "ci")
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        run(None, &["auth", "tokens", "revoke", &id])
+            .status
+            .success()
+    );
     let revoked = predict(&ci);
-    assert!(String::from_utf8_lossy(&revoked.stderr).contains("401"), "{}", String::from_utf8_lossy(&revoked.stderr));
+    assert!(
+        String::from_utf8_lossy(&revoked.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
 
     let audit = run(None, &["auth", "audit-log", "--format", "json"]);
     assert!(String::from_utf8_lossy(&audit.stdout).contains("projects.models.setIamPolicy"));

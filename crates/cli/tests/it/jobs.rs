@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, call, census, file_uri, kiln, wait_operation};
+use crate::support::{Server, call, call_as, census, file_uri, kiln, wait_operation};
 
 /// A trainer as ML Engine users write them: reads TF_CONFIG, writes under --job-dir.
 const TRAINER: &str = r#"
@@ -51,7 +51,13 @@ pub(crate) fn trainer_package(root: &Path) -> PathBuf {
     package
 }
 
-pub(crate) fn python_job(id: &str, package: &Path, job_dir: &Path, args: &[&str], extra: Value) -> String {
+pub(crate) fn python_job(
+    id: &str,
+    package: &Path,
+    job_dir: &Path,
+    args: &[&str],
+    extra: Value,
+) -> String {
     let mut input = json!({
         "pythonModule": "trainer.task",
         "packageUris": [file_uri(package)],
@@ -65,10 +71,27 @@ pub(crate) fn python_job(id: &str, package: &Path, job_dir: &Path, args: &[&str]
     json!({"jobId": id, "trainingInput": input}).to_string()
 }
 
-pub(crate) fn wait_job(server: &Server, project: &str, id: &str, until: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_job(
+    server: &Server,
+    project: &str,
+    id: &str,
+    until: impl Fn(&Value) -> bool,
+) -> Value {
+    wait_job_as(None, server, project, id, until)
+}
+
+/// [`wait_job`] with a bearer token.
+pub(crate) fn wait_job_as(
+    token: Option<&str>,
+    server: &Server,
+    project: &str,
+    id: &str,
+    until: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let (status, job) = call("GET", &server.api(project, &format!("jobs/{id}")), None);
+        let url = server.api(project, &format!("jobs/{id}"));
+        let (status, job) = call_as(token, "GET", &url, None);
         assert_eq!(status, 200, "{job}");
         if until(&job) {
             return job;

@@ -1,7 +1,8 @@
 //! Fuzzing the request parsers with proptest: random methods, paths, queries, headers and bodies
 //! against the real router (authentication on, a real SQLite store in a temporary directory), and
 //! random text into each parser on its own. A panic would surface as a 500 (the router catches
-//! panics) or fail the test; the property is that every request gets a 4xx/2xx JSON answer.
+//! panics) or fail the test; the property is that every request gets a JSON answer and no 5xx but
+//! 501 (a method not built yet).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -134,8 +135,10 @@ fn fixture() -> Fixture {
 fn random_requests_get_json_answers_and_never_a_5xx() {
     let fixture = fixture();
     let sent = AtomicUsize::new(0);
+    // A fixed seed keeps CI reproducible; change it locally to explore further.
     let config = ProptestConfig {
         cases: 3000,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x6b696c6e),
         failure_persistence: None,
         ..ProptestConfig::default()
     };
@@ -174,7 +177,8 @@ fn random_requests_get_json_answers_and_never_a_5xx() {
             let status = response.status().as_u16();
             (status, response.into_body().collect().await.unwrap().to_bytes())
         });
-        prop_assert!(status < 500, "{method} {uri}: {status} {}", String::from_utf8_lossy(&bytes));
+        // 501 is the honest answer of a method not built yet (`:explain`); any other 5xx is a bug.
+        prop_assert!(status < 500 || status == 501, "{method} {uri}: {status} {}", String::from_utf8_lossy(&bytes));
         prop_assert!(
             serde_json::from_slice::<serde_json::Value>(&bytes).is_ok(),
             "{method} {uri}: {status} answered non-JSON {:?}", String::from_utf8_lossy(&bytes)

@@ -174,3 +174,11 @@ pub fn encode(text: &str) -> String {
         })
         .collect()
 }
+
+/// `collection`, with `?filter=` when a filter is given.
+pub fn filtered(collection: &str, filter: Option<&str>) -> String {
+    match filter {
+        Some(filter) => format!("{collection}?filter={}", encode(filter)),
+        None => collection.to_string(),
+    }
+}

@@ -49,11 +49,6 @@ impl Access {
         Arc::new(Self { store, enabled })
     }
 
-    /// Whether requests need tokens.
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
     /// On a first start (no token exists), makes an administrator token and returns its bearer
     /// secret, which is shown once and never stored.
     pub fn bootstrap(&self) -> Result<Option<String>, RegistryError> {
@@ -192,16 +187,15 @@ impl Access {
         resource: &str,
         request: SetIamPolicyRequest,
     ) -> Result<Policy, RegistryError> {
-        self.ensure_exists(resource)?;
+        let current = self.get_policy(resource)?;
         let requested = request.policy.ok_or_else(|| {
             RegistryError::InvalidArgument("Field: policy Error: a policy is required".into())
         })?;
         policy::validate(&requested)
             .map_err(|problems| RegistryError::InvalidArgument(problems.join("; ")))?;
-        let current = self.get_policy(resource)?;
         let mut next = Policy {
             version: 1,
-            ..current.clone()
+            ..current
         };
         let mask: Vec<&str> = request
             .update_mask

@@ -56,12 +56,6 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
             format!("method {method} is not allowed on {path}"),
         )
     };
-    let kind_of = |collection: &str| match collection {
-        "models" => "models",
-        "versions" => "versions",
-        "jobs" => "jobs",
-        _ => "operations",
-    };
     // (api method, permission, resource, project)
     let (api, permission, resource, project): (String, Option<&'static str>, String, String) =
         match (parts.as_slice(), verb) {
@@ -117,7 +111,7 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
                 ],
                 None,
             ) => {
-                let kind = kind_of(collection);
+                let kind = *collection;
                 let (api, permission) = match (method.clone(), kind) {
                     (Method::GET, _) => ("list", list_permission(kind)),
                     (Method::POST, "models") => ("create", "ml.models.create"),
@@ -125,7 +119,7 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
                     _ => return Err(wrong_method()),
                 };
                 (
-                    format!("projects.{kind}.{api}"),
+                    api_name(kind, api),
                     Some(permission),
                     format!("projects/{project}"),
                     project.to_string(),
@@ -138,7 +132,7 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
                     _ => return Err(wrong_method()),
                 };
                 (
-                    format!("projects.models.versions.{api}"),
+                    api_name("versions", api),
                     Some(permission),
                     format!("projects/{project}/models/{model}"),
                     project.to_string(),
@@ -159,7 +153,7 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
                 ],
                 verb,
             ) => {
-                let kind = kind_of(collection);
+                let kind = *collection;
                 let (api, permission) =
                     resource_method(kind, verb, method).ok_or_else(|| match verb {
                         Some(verb) => verb_error(kind, verb),
@@ -253,11 +247,16 @@ fn iam_verb(kind: &str, verb: &str, method: &Method) -> Option<(String, Option<&
         ("jobs", "setIamPolicy", Method::POST) => Some("ml.jobs.setIamPolicy"),
         _ => return None,
     };
-    let prefix = match kind {
-        "projects" => "projects".to_string(),
-        kind => format!("projects.{kind}"),
-    };
-    Some((format!("{prefix}.{verb}"), permission))
+    Some((api_name(kind, verb), permission))
+}
+
+/// The API method name of `method` on a kind of resource: `projects.models.versions.predict`.
+fn api_name(kind: &str, method: &str) -> String {
+    match kind {
+        "projects" => format!("projects.{method}"),
+        "versions" => format!("projects.models.versions.{method}"),
+        kind => format!("projects.{kind}.{method}"),
+    }
 }
 
 /// The method and permission of `method` (with `verb`) on one model, version, job or operation.
@@ -266,10 +265,6 @@ fn resource_method(
     verb: Option<&str>,
     method: &Method,
 ) -> Option<(String, Option<&'static str>)> {
-    let prefix = match kind {
-        "versions" => "projects.models.versions".to_string(),
-        kind => format!("projects.{kind}"),
-    };
     if let Some(found) = verb.and_then(|verb| iam_verb(kind, verb, method)) {
         return Some(found);
     }
@@ -292,7 +287,7 @@ fn resource_method(
         ("operations", Some("cancel"), Method::POST) => ("cancel", "ml.operations.cancel"),
         _ => return None,
     };
-    Some((format!("{prefix}.{api}"), Some(permission)))
+    Some((api_name(kind, api), Some(permission)))
 }
 
 /// The middleware: authenticates, authorizes, runs the handler with the [`Principal`] in the

@@ -20,12 +20,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| ApiError::invalid(format!("Invalid request body: {rejection}")))?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        parse_json(bytes).map(JsonBody)
+        parse_json(or_empty_object(&bytes)).map(JsonBody)
+    }
+}
+
+/// A blank body read as `{}`, as clients send `:setDefault`, `:cancel` and `:getIamPolicy`.
+pub fn or_empty_object(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().all(u8::is_ascii_whitespace) {
+        true => b"{}",
+        false => bytes,
     }
 }
 

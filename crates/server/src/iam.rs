@@ -12,7 +12,7 @@ use kiln_iam::Principal;
 use kiln_registry::Access;
 
 use crate::Services;
-use crate::extract::{JsonBody, QueryParams, parse_json};
+use crate::extract::{JsonBody, QueryParams, or_empty_object, parse_json};
 use crate::routes::{ApiResult, json, split_verb, unknown_verb};
 
 type Shared = State<Arc<Access>>;
@@ -45,10 +45,10 @@ pub(crate) fn policy_verb(
             .get_policy(resource)
             .map_err(Into::into)
             .and_then(json),
-        "setIamPolicy" => parse_json::<SetIamPolicyRequest>(non_empty(body))
+        "setIamPolicy" => parse_json::<SetIamPolicyRequest>(or_empty_object(body))
             .and_then(|request| Ok(access.set_policy(resource, request)?))
             .and_then(json),
-        "testIamPermissions" => parse_json::<TestIamPermissions>(non_empty(body))
+        "testIamPermissions" => parse_json::<TestIamPermissions>(or_empty_object(body))
             .and_then(|request| {
                 Ok(access.test_permissions(principal, resource, request.permissions)?)
             })
@@ -56,13 +56,6 @@ pub(crate) fn policy_verb(
         _ => return None,
     };
     Some(answer)
-}
-
-fn non_empty(body: &[u8]) -> &[u8] {
-    match body.iter().all(u8::is_ascii_whitespace) {
-        true => b"{}",
-        false => body,
-    }
 }
 
 /// Makes the caller the owner of the operation it started, so it can follow it.

@@ -120,10 +120,7 @@ pub fn run(command: AuthCommand, context: &Context) -> anyhow::Result<()> {
                 true => context.root(),
                 false => context.client(),
             };
-            let path = match filter {
-                Some(filter) => format!("auditLogs?filter={}", crate::client::encode(&filter)),
-                None => "auditLogs".to_string(),
-            };
+            let path = crate::client::filtered("auditLogs", filter.as_deref());
             let entries = api.list_all(&path, "entries")?;
             output::print_list(
                 context.format,

@@ -317,10 +317,7 @@ pub fn run(command: JobsCommand, context: &Context) -> anyhow::Result<()> {
             Ok(())
         }
         JobsCommand::List { filter } => {
-            let path = match filter {
-                Some(filter) => format!("jobs?filter={}", crate::client::encode(&filter)),
-                None => "jobs".to_string(),
-            };
+            let path = crate::client::filtered("jobs", filter.as_deref());
             let jobs = api.list_all(&path, "jobs")?;
             output::print_list(
                 context.format,

@@ -159,9 +159,9 @@ pub struct TrainingInput {
     /// Arguments of the trainer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
-    /// Hyperparameter tuning settings.
+    /// Hyperparameter tuning settings: present ⇒ a tuning job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hyperparameters: Option<Value>,
+    pub hyperparameters: Option<HyperparameterSpec>,
     /// Region (recorded).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub region: String,
@@ -192,6 +192,173 @@ pub struct TrainingInput {
     /// Interactive shell access (recorded).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub enable_web_access: bool,
+}
+
+/// Direction of a tuning job's metric.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum GoalType {
+    /// Maximize (ML Engine's default).
+    #[default]
+    GoalTypeUnspecified,
+    /// Larger is better.
+    Maximize,
+    /// Smaller is better.
+    Minimize,
+}
+
+/// Type of a tuned parameter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ParameterType {
+    /// Not set: refused.
+    #[default]
+    ParameterTypeUnspecified,
+    /// A real number in [minValue, maxValue].
+    Double,
+    /// An integer in [minValue, maxValue].
+    Integer,
+    /// One of categoricalValues.
+    Categorical,
+    /// One of discreteValues.
+    Discrete,
+}
+
+/// How a numeric range is searched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ScaleType {
+    /// Linear.
+    #[default]
+    None,
+    /// Linear.
+    UnitLinearScale,
+    /// Logarithmic; the range must be positive.
+    UnitLogScale,
+    /// Dense near the top of the range; the range must be positive.
+    UnitReverseLogScale,
+}
+
+/// Search algorithm of a tuning job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TuningAlgorithm {
+    /// Bayesian optimisation (a GP bandit).
+    #[default]
+    AlgorithmUnspecified,
+    /// Every combination, in order (INTEGER, CATEGORICAL and DISCRETE parameters only).
+    GridSearch,
+    /// Uniform in the scaled space.
+    RandomSearch,
+}
+
+/// `ParameterSpec`: one tuned parameter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParameterSpec {
+    /// Name, passed to the trainer as `--name=value`.
+    #[serde(default)]
+    pub parameter_name: String,
+    /// Type.
+    #[serde(default, rename = "type")]
+    pub kind: ParameterType,
+    /// Lower bound (DOUBLE, INTEGER).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_value: Option<f64>,
+    /// Upper bound (DOUBLE, INTEGER).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_value: Option<f64>,
+    /// Values of a CATEGORICAL parameter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categorical_values: Vec<String>,
+    /// Strictly increasing values of a DISCRETE parameter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discrete_values: Vec<f64>,
+    /// Scale.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub scale_type: ScaleType,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// `HyperparameterSpec`: what a tuning job searches and how.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HyperparameterSpec {
+    /// Direction of the metric.
+    #[serde(default)]
+    pub goal: GoalType,
+    /// The parameters.
+    #[serde(default)]
+    pub params: Vec<ParameterSpec>,
+    /// Trials to run (default 1).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub max_trials: i32,
+    /// Trials running at once (default 1).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub max_parallel_trials: i32,
+    /// Failed trials that fail the job (0: half of maxTrials).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub max_failed_trials: i32,
+    /// The metric's tag (default `training/hptuning/metric`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hyperparameter_metric_tag: String,
+    /// Stop trials whose metric is clearly worse than the others' (median rule).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enable_trial_early_stopping: bool,
+    /// A finished tuning job of the same project whose trials this job continues from.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub resume_previous_job_id: String,
+    /// Search algorithm.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub algorithm: TuningAlgorithm,
+}
+
+/// One measurement of a trial's metric.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HyperparameterMetric {
+    /// Training step it was reported at.
+    #[serde(default, with = "crate::int64")]
+    pub training_step: i64,
+    /// The metric's value.
+    pub objective_value: f64,
+}
+
+/// `HyperparameterOutput`: one trial of a tuning job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HyperparameterOutput {
+    /// `"1"`, `"2"`, ... in the order trials started.
+    pub trial_id: String,
+    /// The trial's parameter values, as passed to the trainer.
+    pub hyperparameters: BTreeMap<String, String>,
+    /// The last value reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_metric: Option<HyperparameterMetric>,
+    /// Every value reported, by step (ML Engine left this empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub all_metrics: Vec<HyperparameterMetric>,
+    /// The trial's state.
+    #[serde(default)]
+    pub state: JobState,
+    /// When it started.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub start_time: String,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub end_time: String,
+    /// Whether early stopping ended it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_trial_stopped_early: bool,
+    /// Why it failed (a Kiln addition).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error_message: String,
+    /// A built-in algorithm trial's export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_in_algorithm_output: Option<BuiltInAlgorithmOutput>,
 }
 
 /// `builtInAlgorithmOutput`.
@@ -227,6 +394,12 @@ pub struct TrainingOutput {
     /// Whether this is a tuning job.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_hyperparameter_tuning_job: bool,
+    /// The tuned metric's tag.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hyperparameter_metric_tag: String,
+    /// Trials, best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trials: Vec<HyperparameterOutput>,
     /// Whether a built-in algorithm ran.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_built_in_algorithm_job: bool,

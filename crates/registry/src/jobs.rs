@@ -18,12 +18,14 @@ use kiln_api::names::{check_name, check_project};
 use kiln_artifacts::PathPolicy;
 use kiln_scheduler::cluster::{assign_ports, cluster_spec, tf_config, units_per_hour};
 use kiln_scheduler::logs::{ERROR_LOG_LINES, LogPage};
+use kiln_scheduler::metrics::MetricWatch;
 use kiln_scheduler::program::{self, Program, Runtime};
 use kiln_scheduler::{Executor, ExitReport, JobLog, ReplicaPlan, ReplicaSpec, TaskType};
 use kiln_store::Store;
 use tokio::sync::{mpsc, watch};
 
 use crate::queue::Queue;
+use crate::tuning::{self, TuningPlan};
 use crate::{ListParams, RegistryError};
 
 /// Longest running time when the job sets none (ML Engine's default: 7 days).
@@ -45,7 +47,7 @@ pub struct JobSettings {
 }
 
 /// What a validated job will run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Launch {
     replicas: Vec<ReplicaPlan>,
     program: Program,
@@ -53,6 +55,8 @@ struct Launch {
     max_wait: Option<Duration>,
     /// ML units per hour of all replicas together: what the job takes from the quota.
     units: f64,
+    /// A tuning job's search.
+    tuning: Option<TuningPlan>,
 }
 
 /// Checks a training input and decides how to run it, collecting every problem. Replaces `jobDir`
@@ -61,6 +65,7 @@ fn validate(
     input: &mut kiln_api::TrainingInput,
     paths: &PathPolicy,
     project: &str,
+    job_id: &str,
 ) -> Result<Launch, Vec<String>> {
     let mut problems = Vec::new();
     if !input.job_dir.is_empty() {
@@ -100,6 +105,11 @@ fn validate(
         .map_err(|problem| problems.push(problem))
         .ok()
         .flatten();
+    let tuning = input.hyperparameters.as_ref().and_then(|spec| {
+        tuning::plan(spec, job_id)
+            .map_err(|found| problems.extend(found))
+            .ok()
+    });
     match (replicas, program, problems.is_empty()) {
         (Some(replicas), Some(program), true) => {
             let units = replicas
@@ -112,16 +122,19 @@ fn validate(
                 max_running: max_running.unwrap_or(DEFAULT_MAX_RUNNING_TIME),
                 max_wait,
                 units,
+                tuning,
             })
         }
         _ => Err(problems),
     }
 }
 
-/// Why a running job is being stopped.
+/// Why a running job (or trial) is being stopped.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum StopReason {
+pub(crate) enum StopReason {
     Cancelled,
+    /// The median rule stopped a trial.
+    EarlyStopped,
     TimedOut(Duration),
     WaitedTooLong(Duration),
 }
@@ -134,6 +147,8 @@ pub struct Jobs {
     queue: Queue,
     /// Stop signals of running jobs by `project/jobId`; held only to insert, remove or signal.
     running: Mutex<HashMap<String, watch::Sender<Option<StopReason>>>>,
+    /// Live process groups of running jobs by `project/jobId` (a tuning job's trials overlap).
+    processes: Mutex<HashMap<String, Vec<u32>>>,
 }
 
 fn parse_duration(field: &str, text: &str) -> Result<Option<Duration>, String> {
@@ -161,6 +176,7 @@ impl Jobs {
             settings,
             queue,
             running: Mutex::new(HashMap::new()),
+            processes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -189,7 +205,7 @@ impl Jobs {
         for (project, mut job) in self.store.active_jobs()? {
             if job.state == JobState::Queued {
                 let mut input = job.training_input.clone().unwrap_or_default();
-                match validate(&mut input, &self.settings.paths, &project) {
+                match validate(&mut input, &self.settings.paths, &project, &job.job_id) {
                     Ok(launch) => {
                         self.start(&project, job, launch);
                         continue;
@@ -239,12 +255,17 @@ impl Jobs {
                 "Field: job.training_input Error: a job needs a trainingInput".into(),
             ));
         };
-        let launch = validate(input, &self.settings.paths, project)
+        let launch = validate(input, &self.settings.paths, project, &job.job_id)
             .map_err(|found| problems.extend(found))
             .ok();
         let Some(launch) = launch.filter(|_| problems.is_empty()) else {
             return Err(RegistryError::InvalidArgument(problems.join("; ")));
         };
+        if let Some(tuning) = &launch.tuning
+            && !tuning.resume.is_empty()
+        {
+            self.resumed_trials(project, &job, tuning)?;
+        }
         if launch.units > self.queue.quota() + 1e-9 {
             return Err(RegistryError::InvalidArgument(format!(
                 "the job's replicas need {:.4} ML units at once, more than this server's quota of {:.4} \
@@ -293,6 +314,7 @@ impl Jobs {
                     launch.program,
                     launch.max_running,
                     stopped,
+                    launch.tuning,
                 )
                 .await;
                 jobs.queue.release(units);
@@ -390,10 +412,11 @@ impl Jobs {
         &self,
         project: &str,
         job: Job,
-        mut replicas: Vec<ReplicaPlan>,
+        replicas: Vec<ReplicaPlan>,
         program: Program,
         max_running: Duration,
-        mut stopped: watch::Receiver<Option<StopReason>>,
+        stopped: watch::Receiver<Option<StopReason>>,
+        tuning: Option<TuningPlan>,
     ) {
         let job_id = job.job_id.clone();
         let input = job.training_input.clone().unwrap_or_default();
@@ -414,8 +437,6 @@ impl Jobs {
         let log_path = self.log_path(project, &job_id);
         let working_dir = self.working_dir(project, &job_id);
         let prepared = (|| -> Result<JobLog, String> {
-            assign_ports(&mut replicas)
-                .map_err(|error| format!("cannot allocate loopback ports: {error}"))?;
             std::fs::create_dir_all(&working_dir)
                 .map_err(|error| format!("{}: {error}", working_dir.display()))?;
             if !input.job_dir.is_empty() {
@@ -442,19 +463,58 @@ impl Jobs {
                 }
             }
         }
-        let (exits, mut exited) = mpsc::unbounded_channel::<(usize, ExitReport, Duration)>();
-        let mut ids = Vec::new();
         let plan = JobPlan {
+            project,
             replicas: &replicas,
             input: &input,
             program: &program,
             job_id: &job_id,
             working_dir: &working_dir,
             runtime: &runtime,
+            log: &log,
+            log_path: &log_path,
+            max_running,
+            deadline: tokio::time::Instant::now() + max_running,
         };
+        let is_built_in = matches!(program, Program::BuiltIn { .. });
+        let (state, message, output) = match tuning {
+            Some(tuning) => self.tune(&plan, &tuning, stopped).await,
+            None => {
+                let attempt = self.supervise(&plan, None, stopped).await;
+                let (state, message) = attempt.verdict();
+                let output = TrainingOutput {
+                    consumed_m_l_units: round_units(attempt.units),
+                    is_built_in_algorithm_job: is_built_in,
+                    built_in_algorithm_output: (is_built_in && state == JobState::Succeeded)
+                        .then(|| built_in_output(&input, Path::new(&input.job_dir))),
+                    ..TrainingOutput::default()
+                };
+                (state, message, output)
+            }
+        };
+        self.finish(project, &job_id, state, message, output);
+    }
+
+    /// Runs the job's replicas once (the whole job, or one trial of a tuning job) until the master
+    /// ends, a replica fails, the job is stopped or the deadline passes.
+    pub(crate) async fn supervise(
+        &self,
+        plan: &JobPlan<'_>,
+        trial: Option<&TrialLaunch>,
+        mut stopped: watch::Receiver<Option<StopReason>>,
+    ) -> Attempt {
+        let (project, job_id) = (plan.project, plan.job_id);
+        let mut replicas = plan.replicas.to_vec();
+        if let Err(error) = assign_ports(&mut replicas) {
+            return Attempt::failed(format!("cannot allocate loopback ports: {error}"));
+        }
+        let (exits, mut exited) = mpsc::unbounded_channel::<(usize, ExitReport, Duration)>();
+        let mut ids = Vec::new();
+        let mut task_names = Vec::new();
         for (index, replica) in replicas.iter().enumerate() {
-            let spec = replica_spec(&plan, replica);
-            match self.executor.launch(spec, log.clone()) {
+            let spec = replica_spec(plan, &replicas, replica, trial);
+            task_names.push(spec.task_name.clone());
+            match self.executor.launch(spec, plan.log.clone()) {
                 Ok(mut started) => {
                     ids.push(started.id());
                     let exits = exits.clone();
@@ -469,26 +529,20 @@ impl Jobs {
                     for id in &ids {
                         self.executor.kill(*id);
                     }
-                    return self.fail(
-                        project,
-                        &job_id,
-                        format!(
-                            "The replica {} could not start: {error}",
-                            replica.task_name()
-                        ),
-                    );
+                    return Attempt::failed(format!(
+                        "The replica {} could not start: {error}",
+                        task_names[index]
+                    ));
                 }
             }
         }
-        let _ = self.store.set_job_processes(project, &job_id, &ids);
-        let _ = self.update(project, &job_id, |job| {
+        self.track(project, job_id, &ids, true);
+        let _ = self.update(project, job_id, |job| {
             if job.state == JobState::Preparing {
                 job.state = JobState::Running;
             }
         });
 
-        let deadline = tokio::time::sleep(max_running);
-        tokio::pin!(deadline);
         let mut units = 0.0;
         // Replicas that have not reported their exit: only these are ever signalled, so a
         // process-group id is never signalled after its process is gone and the id may be reused.
@@ -513,13 +567,13 @@ impl Jobs {
                         continue;
                     }
                     if !report.success() {
-                        let tail = JobLog::tail(&log_path, &replica.task_name(), ERROR_LOG_LINES);
+                        let name = &task_names[index];
+                        let tail = JobLog::tail(plan.log_path, name, ERROR_LOG_LINES);
                         let message = format!(
-                            "The replica {} {}. Last {} log lines of {}:\n{}",
-                            replica.task_name().replace("-replica-", " "),
+                            "The replica {} {}. Last {} log lines of {name}:\n{}",
+                            name.replace("-replica-", " "),
                             report.describe(),
                             tail.len(),
-                            replica.task_name(),
                             tail.join("\n")
                         );
                         verdict = Some((JobState::Failed, message));
@@ -535,9 +589,9 @@ impl Jobs {
                         stop(&running, &mut kill_at);
                     }
                 }
-                () = &mut deadline, if !settled => {
-                    stop_reason = Some(StopReason::TimedOut(max_running));
-                    let _ = self.update(project, &job_id, |job| job.state = JobState::Cancelling);
+                () = tokio::time::sleep_until(plan.deadline), if !settled => {
+                    stop_reason = Some(StopReason::TimedOut(plan.max_running));
+                    let _ = self.update(project, job_id, |job| job.state = JobState::Cancelling);
                     stop(&running, &mut kill_at);
                 }
                 () = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if kill_at.is_some() => {
@@ -548,42 +602,32 @@ impl Jobs {
                 }
             }
         }
-        let (state, message) = match (stop_reason, verdict) {
-            (Some(StopReason::Cancelled | StopReason::WaitedTooLong(_)), _) => (
-                JobState::Cancelled,
-                "Job was cancelled by a user request.".to_string(),
-            ),
-            (Some(StopReason::TimedOut(limit)), _) => (
-                JobState::Cancelled,
-                format!(
-                    "Job exceeded scheduling.maxRunningTime ({}s) and was cancelled.",
-                    limit.as_secs_f64()
-                ),
-            ),
-            (None, Some(verdict)) => verdict,
-            (None, None) => (
-                JobState::Failed,
-                "the job's replicas ended without a verdict".into(),
-            ),
-        };
-        let is_built_in = matches!(program, Program::BuiltIn { .. });
-        let output = TrainingOutput {
-            consumed_m_l_units: (units * 1e4).round() / 1e4,
-            is_built_in_algorithm_job: is_built_in,
-            built_in_algorithm_output: (is_built_in && state == JobState::Succeeded).then(|| {
-                BuiltInAlgorithmOutput {
-                    framework: "KILN".into(),
-                    runtime_version: input.runtime_version.clone(),
-                    python_version: input.python_version.clone(),
-                    model_path: Path::new(&input.job_dir)
-                        .join("model")
-                        .display()
-                        .to_string(),
-                }
-            }),
-            ..TrainingOutput::default()
-        };
-        self.finish(project, &job_id, state, message, output);
+        self.track(project, job_id, &ids, false);
+        Attempt {
+            verdict,
+            stop_reason,
+            units,
+        }
+    }
+
+    /// Keeps the store's list of the job's live process groups (all trials' together) current, so
+    /// a restarted server can stop what this one left running.
+    fn track(&self, project: &str, job_id: &str, ids: &[u32], started: bool) {
+        let key = format!("{project}/{job_id}");
+        let mut processes = self
+            .processes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let live = processes.entry(key.clone()).or_default();
+        if started {
+            live.extend_from_slice(ids);
+        } else {
+            live.retain(|id| !ids.contains(id));
+        }
+        let _ = self.store.set_job_processes(project, job_id, live);
+        if live.is_empty() {
+            processes.remove(&key);
+        }
     }
 
     fn fail(&self, project: &str, job_id: &str, message: String) {
@@ -712,25 +756,416 @@ impl Jobs {
     }
 }
 
-/// What every replica of one job shares.
-struct JobPlan<'a> {
-    replicas: &'a [ReplicaPlan],
-    input: &'a kiln_api::TrainingInput,
-    program: &'a Program,
-    job_id: &'a str,
-    working_dir: &'a Path,
-    runtime: &'a Runtime,
+/// How often a running trial's metric is read (and early stopping considered).
+const METRIC_POLL: Duration = Duration::from_secs(1);
+
+impl Jobs {
+    /// The trials of the job a tuning job resumes, checked to be a finished tuning job of the same
+    /// project over the same parameters.
+    fn resumed_trials(
+        &self,
+        project: &str,
+        job: &Job,
+        tuning: &TuningPlan,
+    ) -> Result<Vec<kiln_api::job::HyperparameterOutput>, RegistryError> {
+        let field = "Field: training_input.hyperparameters.resume_previous_job_id Error:";
+        let invalid =
+            |message: String| RegistryError::InvalidArgument(format!("{field} {message}"));
+        let previous = self
+            .store
+            .get_job(project, &tuning.resume)?
+            .ok_or_else(|| {
+                invalid(format!(
+                    "job {:?} was not found in project {project:?}",
+                    tuning.resume
+                ))
+            })?;
+        let spec = |job: &Job| {
+            job.training_input
+                .as_ref()
+                .and_then(|input| input.hyperparameters.as_ref())
+                .map(|spec| spec.params.clone())
+        };
+        if spec(&previous).is_none() {
+            return Err(invalid(format!(
+                "job {:?} is not a hyperparameter tuning job",
+                tuning.resume
+            )));
+        }
+        if !previous.state.is_final() {
+            return Err(invalid(format!(
+                "job {:?} is {:?}; only a finished job can be resumed",
+                tuning.resume, previous.state
+            )));
+        }
+        if spec(&previous) != spec(job) {
+            return Err(invalid(format!(
+                "job {:?} tuned different params; a resumed job must search the same space",
+                tuning.resume
+            )));
+        }
+        Ok(previous
+            .training_output
+            .map(|output| output.trials)
+            .unwrap_or_default())
+    }
+
+    /// Runs a tuning job: asks the tuner for trials, keeps up to `maxParallelTrials` running, reads
+    /// their metric while they run (stopping clearly bad ones when early stopping is on), and
+    /// records every trial in `trainingOutput.trials` as it goes.
+    async fn tune(
+        &self,
+        plan: &JobPlan<'_>,
+        tuning: &TuningPlan,
+        mut stopped: watch::Receiver<Option<StopReason>>,
+    ) -> (JobState, String, TrainingOutput) {
+        use futures::StreamExt;
+        use futures::stream::FuturesUnordered;
+
+        let (project, job_id) = (plan.project, plan.job_id);
+        let space = tuning.tuner.space().clone();
+        let goal = tuning.tuner.goal();
+        let previous = match tuning.resume.is_empty() {
+            true => Vec::new(),
+            false => self
+                .resumed_trials(
+                    project,
+                    &Job {
+                        training_input: Some(plan.input.clone()),
+                        ..Job::default()
+                    },
+                    tuning,
+                )
+                .unwrap_or_default(),
+        };
+        let mut history: Vec<kiln_tuner::Trial> = previous
+            .iter()
+            .filter_map(|trial| tuning::observation(&space, trial))
+            .collect();
+        let mut curves: Vec<Vec<kiln_tuner::Measurement>> = previous.iter().map(curve).collect();
+        let first_id = previous
+            .iter()
+            .filter_map(|trial| trial.trial_id.parse::<usize>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let is_built_in = matches!(plan.program, Program::BuiltIn { .. });
+        let mut output = TrainingOutput {
+            is_hyperparameter_tuning_job: true,
+            is_built_in_algorithm_job: is_built_in,
+            hyperparameter_metric_tag: tuning.tag.clone(),
+            ..TrainingOutput::default()
+        };
+        // Running trials: index into output.trials → their metric watch and stop signal.
+        let mut live: HashMap<usize, (MetricWatch, watch::Sender<Option<StopReason>>)> =
+            HashMap::new();
+        let mut running = FuturesUnordered::new();
+        let (mut started, mut failed, mut exhausted) = (0usize, 0usize, false);
+        let mut job_stop: Option<StopReason> = None;
+        let mut last_failure = String::new();
+        let mut poll = tokio::time::interval(METRIC_POLL);
+        loop {
+            while job_stop.is_none()
+                && !exhausted
+                && running.len() < tuning.max_parallel
+                && started < tuning.max_trials
+                && failed < tuning.max_failed
+            {
+                let pending: Vec<Vec<kiln_tuner::Value>> = live
+                    .keys()
+                    .filter_map(|index| tuning::values(&space, &output.trials[*index]))
+                    .collect();
+                let (tuner, completed) = (Arc::clone(&tuning.tuner), history.clone());
+                let suggestion =
+                    tokio::task::spawn_blocking(move || tuner.suggest(&completed, &pending, 1))
+                        .await;
+                let Some(values) = suggestion
+                    .ok()
+                    .and_then(Result::ok)
+                    .and_then(|mut found| found.pop())
+                else {
+                    exhausted = true;
+                    break;
+                };
+                let trial = tuning::new_trial(&space, first_id + started, &values);
+                let trial_dir = plan.working_dir.join("trials").join(&trial.trial_id);
+                let launch = TrialLaunch {
+                    id: trial.trial_id.clone(),
+                    flags: tuning::flags(&space, &trial),
+                    metric_file: trial_dir.join("hypertune").join("output.metrics"),
+                    job_dir: (is_built_in && !plan.input.job_dir.is_empty()).then(|| {
+                        Path::new(&plan.input.job_dir)
+                            .join(&trial.trial_id)
+                            .display()
+                            .to_string()
+                    }),
+                };
+                let events_dir = (!plan.input.job_dir.is_empty())
+                    .then(|| Path::new(&plan.input.job_dir).join(&trial.trial_id));
+                // A second of slack for clocks that round (event wall times are doubles).
+                let since = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |now| now.as_secs_f64() - 1.0);
+                let watch_metric =
+                    MetricWatch::new(&tuning.tag, launch.metric_file.clone(), events_dir, since);
+                let (stop, trial_stopped) = watch::channel(None);
+                let index = output.trials.len();
+                output.trials.push(trial);
+                live.insert(index, (watch_metric, stop));
+                started += 1;
+                running.push(async move {
+                    (
+                        index,
+                        self.supervise(plan, Some(&launch), trial_stopped).await,
+                    )
+                });
+                self.record_output(project, job_id, &output, goal);
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some((index, attempt)) = running.next() => {
+                    let Some((mut watch_metric, _)) = live.remove(&index) else { continue };
+                    let reports = watch_metric.poll();
+                    let trial = &mut output.trials[index];
+                    tuning::record_reports(trial, &reports);
+                    output.consumed_m_l_units += attempt.units;
+                    trial.end_time = kiln_api::now();
+                    let (state, message) = attempt.verdict();
+                    trial.is_trial_stopped_early = attempt.stop_reason == Some(StopReason::EarlyStopped);
+                    (trial.state, trial.error_message) = match state {
+                        JobState::Succeeded if trial.final_metric.is_none() => (JobState::Failed, format!(
+                            "The trial ended without reporting the metric {:?}: report it with cloudml-hypertune's \
+                             report_hyperparameter_tuning_metric (CLOUD_ML_HP_METRIC_FILE), or write it as a TensorFlow \
+                             summary with that tag under {}",
+                            tuning.tag,
+                            Path::new(&plan.input.job_dir).join(&trial.trial_id).display()
+                        )),
+                        other => (other, message),
+                    };
+                    if is_built_in && trial.state == JobState::Succeeded {
+                        trial.built_in_algorithm_output = Some(built_in_output(plan.input, &Path::new(&plan.input.job_dir).join(&trial.trial_id)));
+                    }
+                    if trial.state == JobState::Failed {
+                        failed += 1;
+                        last_failure = format!("trial {}: {}", trial.trial_id, trial.error_message);
+                    }
+                    history.extend(tuning::observation(&space, trial));
+                    curves.push(curve(trial));
+                    self.record_output(project, job_id, &output, goal);
+                }
+                _ = poll.tick() => {
+                    let mut changed = false;
+                    for (index, (watch_metric, stop)) in &mut live {
+                        let reports = watch_metric.poll();
+                        let trial = &mut output.trials[*index];
+                        if reports.len() != trial.all_metrics.len() {
+                            tuning::record_reports(trial, &reports);
+                            changed = true;
+                            let measurements = curve(trial);
+                            if tuning.early_stopping
+                                && stop.borrow().is_none()
+                                && kiln_tuner::should_stop(goal, &measurements, &curves)
+                            {
+                                let _ = stop.send(Some(StopReason::EarlyStopped));
+                            }
+                        }
+                    }
+                    if changed {
+                        self.record_output(project, job_id, &output, goal);
+                    }
+                }
+                changed = stopped.changed(), if job_stop.is_none() => {
+                    if changed.is_ok() {
+                        job_stop = *stopped.borrow();
+                        for (_, stop) in live.values() {
+                            let _ = stop.send(job_stop);
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(plan.deadline), if job_stop.is_none() => {
+                    job_stop = Some(StopReason::TimedOut(plan.max_running));
+                }
+            }
+        }
+        output.consumed_m_l_units = round_units(output.consumed_m_l_units);
+        let succeeded = output
+            .trials
+            .iter()
+            .filter(|trial| trial.state == JobState::Succeeded)
+            .count();
+        output.completed_trial_count = succeeded as i64;
+        tuning::sort_best_first(&mut output.trials, goal);
+        let (state, message) = match job_stop {
+            Some(reason) => Attempt {
+                verdict: None,
+                stop_reason: Some(reason),
+                units: 0.0,
+            }
+            .verdict(),
+            None if failed >= tuning.max_failed => (
+                JobState::Failed,
+                format!(
+                    "{failed} trials failed, reaching maxFailedTrials ({}). Last failure, {last_failure}",
+                    tuning.max_failed
+                ),
+            ),
+            None if succeeded == 0 => (
+                JobState::Failed,
+                format!("No trial succeeded. Last failure, {last_failure}"),
+            ),
+            None => (JobState::Succeeded, String::new()),
+        };
+        (state, message, output)
+    }
+
+    /// Stores the tuning job's output so far (trials best first), so `jobs describe` follows it.
+    fn record_output(
+        &self,
+        project: &str,
+        job_id: &str,
+        output: &TrainingOutput,
+        goal: kiln_tuner::Goal,
+    ) {
+        let mut output = output.clone();
+        output.consumed_m_l_units = round_units(output.consumed_m_l_units);
+        output.completed_trial_count = output
+            .trials
+            .iter()
+            .filter(|trial| trial.state == JobState::Succeeded)
+            .count() as i64;
+        tuning::sort_best_first(&mut output.trials, goal);
+        if let Err(error) = self.update(project, job_id, |job| job.training_output = Some(output)) {
+            tracing::warn!(job = job_id, %error, "could not record tuning progress");
+        }
+    }
 }
 
-/// The command and environment of one replica: TF_CONFIG as ML Engine sets it, CLUSTER_SPEC for
-/// container commands, and CLOUD_ML_JOB_ID.
-fn replica_spec(plan: &JobPlan<'_>, replica: &ReplicaPlan) -> ReplicaSpec {
-    let (program_path, args, mut env) =
-        program::command(plan.program, &replica.config, plan.input, plan.runtime);
-    let config = tf_config(plan.replicas, replica, plan.input, plan.job_id, None);
+/// A trial's reports as the early-stopping rule reads them.
+fn curve(trial: &kiln_api::job::HyperparameterOutput) -> Vec<kiln_tuner::Measurement> {
+    trial
+        .all_metrics
+        .iter()
+        .map(|metric| kiln_tuner::Measurement {
+            step: metric.training_step as f64,
+            value: metric.objective_value,
+        })
+        .collect()
+}
+
+/// What every replica of one job shares.
+pub(crate) struct JobPlan<'a> {
+    pub(crate) project: &'a str,
+    pub(crate) replicas: &'a [ReplicaPlan],
+    pub(crate) input: &'a kiln_api::TrainingInput,
+    pub(crate) program: &'a Program,
+    pub(crate) job_id: &'a str,
+    pub(crate) working_dir: &'a Path,
+    pub(crate) runtime: &'a Runtime,
+    pub(crate) log: &'a JobLog,
+    pub(crate) log_path: &'a Path,
+    /// `scheduling.maxRunningTime`, and when it runs out.
+    pub(crate) max_running: Duration,
+    pub(crate) deadline: tokio::time::Instant,
+}
+
+/// What makes one trial's replicas different from another's.
+pub(crate) struct TrialLaunch {
+    /// `"1"`, `"2"`, ...
+    pub(crate) id: String,
+    /// `--name=value` per hyperparameter.
+    pub(crate) flags: Vec<String>,
+    /// `CLOUD_ML_HP_METRIC_FILE`.
+    pub(crate) metric_file: PathBuf,
+    /// `--job-dir` of a built-in algorithm's trial (`<jobDir>/<trialId>`); other trainers get the
+    /// job's and append the trial id themselves, as on ML Engine.
+    pub(crate) job_dir: Option<String>,
+}
+
+/// How one run of the replicas ended.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    pub(crate) verdict: Option<(JobState, String)>,
+    pub(crate) stop_reason: Option<StopReason>,
+    pub(crate) units: f64,
+}
+
+impl Attempt {
+    fn failed(message: String) -> Self {
+        Self {
+            verdict: Some((JobState::Failed, message)),
+            stop_reason: None,
+            units: 0.0,
+        }
+    }
+
+    /// The final state and message of a job that ran this way.
+    pub(crate) fn verdict(&self) -> (JobState, String) {
+        match (self.stop_reason, &self.verdict) {
+            (Some(StopReason::Cancelled | StopReason::WaitedTooLong(_)), _) => (
+                JobState::Cancelled,
+                "Job was cancelled by a user request.".to_string(),
+            ),
+            (Some(StopReason::TimedOut(limit)), _) => (
+                JobState::Cancelled,
+                format!(
+                    "Job exceeded scheduling.maxRunningTime ({}s) and was cancelled.",
+                    limit.as_secs_f64()
+                ),
+            ),
+            (Some(StopReason::EarlyStopped), _) => (JobState::Succeeded, String::new()),
+            (None, Some(verdict)) => verdict.clone(),
+            (None, None) => (
+                JobState::Failed,
+                "the job's replicas ended without a verdict".into(),
+            ),
+        }
+    }
+}
+
+pub(crate) fn round_units(units: f64) -> f64 {
+    (units * 1e4).round() / 1e4
+}
+
+/// Where a built-in algorithm's run exported its model.
+pub(crate) fn built_in_output(
+    input: &kiln_api::TrainingInput,
+    job_dir: &Path,
+) -> BuiltInAlgorithmOutput {
+    BuiltInAlgorithmOutput {
+        framework: "KILN".into(),
+        runtime_version: input.runtime_version.clone(),
+        python_version: input.python_version.clone(),
+        model_path: job_dir.join("model").display().to_string(),
+    }
+}
+
+/// The command and environment of one replica: TF_CONFIG as ML Engine sets it (with `task.trial`
+/// in a trial), CLUSTER_SPEC for container commands, CLOUD_ML_JOB_ID, and in a trial
+/// CLOUD_ML_TRIAL_ID, CLOUD_ML_HP_METRIC_FILE and the hyperparameter flags.
+fn replica_spec(
+    plan: &JobPlan<'_>,
+    replicas: &[ReplicaPlan],
+    replica: &ReplicaPlan,
+    trial: Option<&TrialLaunch>,
+) -> ReplicaSpec {
+    let mut input = plan.input.clone();
+    if let Some(job_dir) = trial.and_then(|trial| trial.job_dir.clone()) {
+        input.job_dir = job_dir;
+    }
+    let (program_path, mut args, mut env) =
+        program::command(plan.program, &replica.config, &input, plan.runtime);
+    let config = tf_config(
+        replicas,
+        replica,
+        plan.input,
+        plan.job_id,
+        trial.map(|t| t.id.as_str()),
+    );
     if let Program::Command { .. } = plan.program {
         let cluster = serde_json::json!({
-            "cluster": cluster_spec(plan.replicas, plan.input.use_chief_in_tf_config),
+            "cluster": cluster_spec(replicas, plan.input.use_chief_in_tf_config),
             "task": config["task"],
             "job": config["job"],
         });
@@ -738,8 +1173,18 @@ fn replica_spec(plan: &JobPlan<'_>, replica: &ReplicaPlan) -> ReplicaSpec {
     }
     env.push(("TF_CONFIG".into(), config.to_string()));
     env.push(("CLOUD_ML_JOB_ID".into(), plan.job_id.to_string()));
+    let mut task_name = replica.task_name();
+    if let Some(trial) = trial {
+        args.extend(trial.flags.iter().cloned());
+        env.push(("CLOUD_ML_TRIAL_ID".into(), trial.id.clone()));
+        env.push((
+            "CLOUD_ML_HP_METRIC_FILE".into(),
+            trial.metric_file.display().to_string(),
+        ));
+        task_name = format!("trial-{}-{task_name}", trial.id);
+    }
     ReplicaSpec {
-        task_name: replica.task_name(),
+        task_name,
         program: program_path,
         args,
         env,

@@ -7,6 +7,7 @@
 //! - [`operations`]: creating and finishing long-running operations.
 //! - [`registry`]: the `Registry` service: models, versions, default-version rules, predict.
 //! - [`jobs`]: the `Jobs` service: training jobs from submission to a final state.
+//! - [`tuning`]: hyperparameter tuning jobs: the spec's validation, trial records, best-first order.
 //! - [`queue`]: the FIFO queue that holds jobs until their ML units fit the quota.
 //! - [`access`]: the `Access` service: tokens, authentication, IAM policies and the audit log.
 //!
@@ -21,6 +22,7 @@ pub mod list;
 pub mod operations;
 pub mod queue;
 pub mod registry;
+pub mod tuning;
 
 pub use access::Access;
 pub use error::RegistryError;

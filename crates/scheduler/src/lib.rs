@@ -8,6 +8,7 @@
 //! - [`executor`]: the `Executor` trait and `LocalExecutor`, which runs each replica as a process
 //!   group and streams its output into the job log.
 //! - [`logs`]: the per-job log file (JSON lines, one per output line of any replica) and its pages.
+//! - [`metrics`]: a tuning trial's metric as the trainer reports it (hypertune file, event files).
 //!
 //! **Architecture invariant:** the job lifecycle (states, cancel, limits) lives in `kiln-registry`;
 //! it launches replicas only through [`Executor`], so Slurm, Ray or Kubernetes executors slot in
@@ -16,6 +17,7 @@
 pub mod cluster;
 pub mod executor;
 pub mod logs;
+pub mod metrics;
 pub mod program;
 
 pub use cluster::{ReplicaPlan, TaskType, plan};

@@ -66,9 +66,6 @@ pub fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
     if has_container && !input.python_module.is_empty() {
         problems.push("Field: training_input.python_module Error: give either masterConfig.imageUri or pythonModule, not both".into());
     }
-    if input.hyperparameters.is_some() {
-        problems.push("Field: training_input.hyperparameters Error: hyperparameter tuning jobs are not available in this Kiln release".into());
-    }
     if !master.container_command.is_empty() {
         return match problems.is_empty() {
             true => Ok(Program::Command {
@@ -338,10 +335,6 @@ mod tests {
             (
                 serde_json::json!({"pythonModule": "t", "packageUris": ["/no/such/t.tar.gz"]}),
                 "local package directory, sdist",
-            ),
-            (
-                serde_json::json!({"pythonModule": "t", "hyperparameters": {"goal": "MAXIMIZE"}}),
-                "hyperparameter tuning",
             ),
         ] {
             let problems = decide(&input(json.clone())).unwrap_err().join(" ");

@@ -62,6 +62,9 @@ pub struct TrainConfig {
     pub job_dir: PathBuf,
     /// Log a progress line every this many steps.
     pub log_every: usize,
+    /// Where each evaluation's metrics are reported for hyperparameter tuning, in the
+    /// `cloudml-hypertune` file format (`CLOUD_ML_HP_METRIC_FILE` in a tuning trial).
+    pub metric_file: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -83,6 +86,7 @@ impl TrainConfig {
             seed: 42,
             job_dir,
             log_every: 100,
+            metric_file: None,
         }
     }
 }
@@ -193,6 +197,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
                     "eval at step {step}: {}",
                     format_metrics(&metrics)
                 ));
+                report_metrics(config, step, &metrics)?;
                 break 'epochs;
             }
         }
@@ -201,6 +206,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
             "eval after epoch {epoch} (step {step}): {}",
             format_metrics(&metrics)
         ));
+        report_metrics(config, step, &metrics)?;
         let checkpoint = config
             .job_dir
             .join("checkpoints")
@@ -225,6 +231,43 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
         examples_per_second,
         eval_rows: eval_examples.len(),
     })
+}
+
+/// Appends one `cloudml-hypertune` line per metric to `config.metric_file`, so a tuning job reads
+/// the built-in algorithms' metrics the way it reads any trainer's.
+fn report_metrics(
+    config: &TrainConfig,
+    step: usize,
+    metrics: &BTreeMap<String, f64>,
+) -> Result<(), TrainError> {
+    let Some(path) = &config.metric_file else {
+        return Ok(());
+    };
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |elapsed| elapsed.as_secs_f64());
+    let mut lines = String::new();
+    for (tag, value) in metrics {
+        let mut line = serde_json::Map::new();
+        line.insert(tag.clone(), value.to_string().into());
+        line.insert("global_step".into(), step.to_string().into());
+        line.insert("timestamp".into(), timestamp.into());
+        lines.push_str(&serde_json::Value::Object(line).to_string());
+        lines.push('\n');
+    }
+    let io = |source| TrainError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io)?;
+    std::io::Write::write_all(&mut file, lines.as_bytes()).map_err(io)
 }
 
 fn validate(config: &TrainConfig) -> Result<(), TrainError> {

@@ -19,6 +19,9 @@ pub enum JobsCommand {
     Describe {
         /// Job id.
         job: String,
+        /// For a tuning job, print its trials as a table (by trial id) instead of the whole job.
+        #[arg(long)]
+        summarize: bool,
     },
     /// List jobs.
     List {
@@ -312,8 +315,12 @@ pub fn run(command: JobsCommand, context: &Context) -> anyhow::Result<()> {
             )?;
             finished(&ended)
         }
-        JobsCommand::Describe { job } => {
-            output::print_resource(context.format, &api.get(&format!("jobs/{job}"))?);
+        JobsCommand::Describe { job, summarize } => {
+            let job = api.get(&format!("jobs/{job}"))?;
+            match summarize {
+                true => print_trials(context.format, &job),
+                false => output::print_resource(context.format, &job),
+            }
             Ok(())
         }
         JobsCommand::List { filter } => {
@@ -358,4 +365,40 @@ fn finished(job: &Value) -> anyhow::Result<()> {
             job["errorMessage"].as_str().unwrap_or_default()
         ),
     }
+}
+
+/// gcloud's `jobs describe --summarize` for tuning jobs: one row per trial, by trial id, with its
+/// objective, step and hyperparameters.
+fn print_trials(format: Option<output::Format>, job: &Value) {
+    let mut trials: Vec<Value> = job["trainingOutput"]["trials"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    trials.sort_by_key(|trial| {
+        trial["trialId"]
+            .as_str()
+            .and_then(|id| id.parse::<u64>().ok())
+            .unwrap_or(u64::MAX)
+    });
+    let names: std::collections::BTreeSet<String> = trials
+        .iter()
+        .filter_map(|trial| trial["hyperparameters"].as_object())
+        .flat_map(|values| values.keys().cloned())
+        .collect();
+    let paths: Vec<(String, String)> = names
+        .iter()
+        .map(|name| (name.clone(), format!("hyperparameters.{name}")))
+        .collect();
+    let mut columns = vec![
+        ("TRIAL", "trialId"),
+        ("STATE", "state"),
+        ("OBJECTIVE_VALUE", "finalMetric.objectiveValue"),
+        ("STEP", "finalMetric.trainingStep"),
+    ];
+    columns.extend(
+        paths
+            .iter()
+            .map(|(name, path)| (name.as_str(), path.as_str())),
+    );
+    output::print_list(format, &trials, &columns);
 }

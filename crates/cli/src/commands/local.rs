@@ -95,7 +95,8 @@ pub fn run_algorithm(
     args: &[String],
 ) -> anyhow::Result<TrainOutcome> {
     let algorithm = Algorithm::find(algorithm)?;
-    let config = AlgorithmArgs::parse(args)?.into_config(algorithm, job_dir)?;
+    let mut config = AlgorithmArgs::parse(args)?.into_config(algorithm, job_dir)?;
+    config.metric_file = std::env::var_os("CLOUD_ML_HP_METRIC_FILE").map(PathBuf::from);
     let outcome = kiln_train::train(&config, &mut |line| println!("{line}"))?;
     Ok(outcome)
 }

@@ -428,7 +428,7 @@ fn invalid_jobs_are_refused_with_every_problem_named() {
         (
             json!({"jobId": "hp", "trainingInput": {"pythonModule": "t", "packageUris": ["/tmp"], "hyperparameters": {"goal": "MAXIMIZE"}}}),
             400,
-            &["hyperparameter tuning"],
+            &["hyperparameters.params Error: a tuning job needs at least one parameter"],
         ),
         (
             json!({"jobId": "dir", "trainingInput": {"pythonModule": "t", "packageUris": ["/tmp"], "jobDir": "out"}}),

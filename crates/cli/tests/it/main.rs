@@ -9,3 +9,4 @@ mod lifecycle;
 mod restart;
 mod support;
 mod tidy;
+mod tuning;

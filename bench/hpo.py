@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""HyperTune benchmark: Kiln's tuner beside Optuna 5's TPE and GP samplers and random search.
+
+Median log10 simple regret over seeds at 20/50/100 trials on Branin-2, Hartmann-6, a log-scaled
+Rosenbrock-4, a mixed categorical/integer/log/reverse-log space and Ackley-5, sequential and with 4
+parallel trials (asynchronous: 4 trials in flight, the oldest finishes, one more is asked for), then
+the suggestion latency with 100 completed trials in 6-D. Kiln's tuner runs as
+`cargo run --release -p kiln-tuner --example ask_tell` (JSON lines over a pipe, the whole history
+each time, as the service does); Optuna runs in this process.
+
+    python3 bench/hpo.py                 # full run (10 seeds); creates bench/.venv-hpo on first use
+    python3 bench/hpo.py --seeds 3 --problems branin,mixed
+
+The first run installs optuna 5, scipy and torch (CPU wheels when download.pytorch.org is reachable,
+else PyPI's, several GB) into bench/.venv-hpo.
+"""
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV = os.path.join(ROOT, "bench", ".venv-hpo")
+CHECKPOINTS = (20, 50, 100)
+SOLVED = 1e-8  # regrets below this count as solved (log10 = -8)
+
+
+def ensure_venv():
+    """Re-runs this script inside a virtual environment that has Optuna."""
+    python = os.path.join(VENV, "bin", "python")
+    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
+        return
+    if not os.path.exists(python):
+        print(f"creating {VENV} (optuna 5, scipy, torch)...", file=sys.stderr)
+        subprocess.check_call([sys.executable, "-m", "venv", VENV])
+        pip = [python, "-m", "pip", "install", "-q"]
+        if subprocess.call(pip + ["torch", "--index-url", "https://download.pytorch.org/whl/cpu"]) != 0:
+            subprocess.check_call(pip + ["torch"])
+        subprocess.check_call(pip + ["optuna>=5,<6", "scipy"])
+    os.execv(python, [python] + sys.argv)
+
+
+# ---- problems: (parameters, function of a dict, optimum) -------------------------------------------
+
+def branin(x):
+    a, b, c, r, s, t = 1, 5.1 / (4 * math.pi**2), 5 / math.pi, 6, 10, 1 / (8 * math.pi)
+    return a * (x["x2"] - b * x["x1"] ** 2 + c * x["x1"] - r) ** 2 + s * (1 - t) * math.cos(x["x1"]) + s
+
+
+HARTMANN_A = [[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]]
+HARTMANN_P = [[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
+              [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]]
+HARTMANN_ALPHA = [1.0, 1.2, 3.0, 3.2]
+
+
+def hartmann6(x):
+    v = [x[f"x{i}"] for i in range(6)]
+    return -sum(HARTMANN_ALPHA[i] * math.exp(-sum(HARTMANN_A[i][j] * (v[j] - HARTMANN_P[i][j] * 1e-4) ** 2 for j in range(6)))
+                for i in range(4))
+
+
+def rosenbrock4(x):
+    v = [x[f"x{i}"] for i in range(4)]
+    return sum(100 * (v[i + 1] - v[i] ** 2) ** 2 + (1 - v[i]) ** 2 for i in range(3))
+
+
+def mixed(x):
+    penalty = {"adam": 0.0, "sgd": 0.8, "rmsprop": 0.3, "adagrad": 1.2}[x["optimizer"]]
+    return ((math.log10(x["lr"]) + 2.5) ** 2 / 4 + ((x["layers"] - 7) / 5) ** 2 + penalty
+            + (math.log10(1 - x["momentum"]) + 2) ** 2 / 2 + ((x["units"] - 96) / 64) ** 2)
+
+
+def ackley5(x):
+    v = [x[f"x{i}"] for i in range(5)]
+    n = len(v)
+    return (-20 * math.exp(-0.2 * math.sqrt(sum(t * t for t in v) / n)) - math.exp(sum(math.cos(2 * math.pi * t) for t in v) / n)
+            + 20 + math.e)
+
+
+def double(name, low, high, scale="LINEAR"):
+    return {"name": name, "type": "DOUBLE", "min": low, "max": high, "scale": scale}
+
+
+PROBLEMS = {
+    "branin": ([double("x1", -5, 10), double("x2", 0, 15)], branin, 0.397887357729739),
+    "hartmann6": ([double(f"x{i}", 0, 1) for i in range(6)], hartmann6, -3.32236801141551),
+    "rosenbrock4_log": ([double(f"x{i}", 0.1, 3, "LOG") for i in range(4)], rosenbrock4, 0.0),
+    "mixed": ([double("lr", 1e-6, 1, "LOG"), {"name": "layers", "type": "INTEGER", "min": 1, "max": 50, "scale": "LINEAR"},
+               {"name": "optimizer", "type": "CATEGORICAL", "values": ["sgd", "adam", "rmsprop", "adagrad"]},
+               double("momentum", 0.5, 0.9999, "REVERSE_LOG"),
+               {"name": "units", "type": "INTEGER", "min": 8, "max": 1024, "scale": "LOG"}], mixed, 0.0),
+    # The optimum (0) is off the centre of the box, so no design that starts at the centre gets it free.
+    "ackley5": ([double(f"x{i}", -15, 30) for i in range(5)], ackley5, 0.0),
+}
+
+
+# ---- runners: each returns the objective values in completion order -------------------------------
+
+def drive(ask, tell, trials, parallel):
+    """Sequential when parallel == 1, else `parallel` trials in flight, oldest finishing first."""
+    pending = []
+    values = []
+    while len(values) < trials:
+        while len(pending) < parallel and len(values) + len(pending) < trials:
+            pending.append(ask(pending))
+        handle = pending.pop(0)
+        values.append(tell(handle, pending))
+    return values
+
+
+def run_kiln(problem, seed, trials, parallel, algorithm="BAYESIAN"):
+    params, function, _ = PROBLEMS[problem]
+    names = [p["name"] for p in params]
+    process = subprocess.Popen([kiln_binary()], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    process.stdin.write(json.dumps({"params": params, "goal": "MINIMIZE", "algorithm": algorithm, "seed": seed}) + "\n")
+    completed = []
+    latencies = []
+
+    def ask(pending):
+        request = {"completed": completed, "pending": [p for p in pending], "count": 1}
+        process.stdin.write(json.dumps(request) + "\n")
+        process.stdin.flush()
+        answer = json.loads(process.stdout.readline())
+        latencies.append(answer["seconds"])
+        return answer["suggestions"][0]
+
+    def tell(values, _pending):
+        y = function(dict(zip(names, values)))
+        completed.append({"values": values, "objective": y})
+        return y
+
+    result = drive(ask, tell, trials, parallel)
+    process.stdin.close()
+    process.wait()
+    return result, latencies
+
+
+def optuna_suggest(trial, param):
+    import optuna  # noqa: F401 (only inside the venv)
+    kind, name = param["type"], param["name"]
+    if kind == "CATEGORICAL":
+        return trial.suggest_categorical(name, param["values"])
+    if kind == "INTEGER":
+        return trial.suggest_int(name, param["min"], param["max"], log=param["scale"] == "LOG")
+    if param["scale"] == "REVERSE_LOG":
+        # Optuna has no reverse log scale: sample the mirrored value on a log scale.
+        low, high = param["min"], param["max"]
+        return high + low - trial.suggest_float(name + "_mirrored", low, high, log=True)
+    return trial.suggest_float(name, param["min"], param["max"], log=param["scale"] == "LOG")
+
+
+def run_optuna(problem, seed, trials, parallel, sampler_name):
+    import optuna
+    import torch
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    params, function, _ = PROBLEMS[problem]
+    sampler = {
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, constant_liar=parallel > 1),
+        "gp": lambda: optuna.samplers.GPSampler(seed=seed),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+    }[sampler_name]()
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    latencies = []
+
+    def ask(_pending):
+        started = time.perf_counter()
+        trial = study.ask()
+        x = {p["name"]: optuna_suggest(trial, p) for p in params}
+        latencies.append(time.perf_counter() - started)
+        return trial, x
+
+    def tell(handle, _pending):
+        trial, x = handle
+        y = function(x)
+        study.tell(trial, y)
+        return y
+
+    return drive(ask, tell, trials, parallel), latencies
+
+
+def kiln_binary():
+    return os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "examples", "ask_tell")
+
+
+def one(task):
+    method, problem, seed, parallel = task
+    trials = CHECKPOINTS[-1]
+    if method == "kiln":
+        values, latencies = run_kiln(problem, seed, trials, parallel)
+    else:
+        values, latencies = run_optuna(problem, seed, trials, parallel, method)
+    optimum = PROBLEMS[problem][2]
+    regrets = []
+    best = math.inf
+    for value in values:
+        best = min(best, value)
+        regrets.append(math.log10(max(best - optimum, SOLVED)))
+    return task, [regrets[n - 1] for n in CHECKPOINTS], sum(latencies) / len(latencies)
+
+
+def latency(samples):
+    """Median seconds of one suggestion after 100 completed random trials on Hartmann-6."""
+    import random
+    params, function, _ = PROBLEMS["hartmann6"]
+    times = []
+    for seed in range(samples):
+        rng = random.Random(seed)
+        completed = []
+        for _ in range(100):
+            values = [rng.random() for _ in params]
+            completed.append({"values": values, "objective": function({p["name"]: v for p, v in zip(params, values)})})
+        process = subprocess.Popen([kiln_binary()], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        process.stdin.write(json.dumps({"params": params, "goal": "MINIMIZE", "seed": seed}) + "\n")
+        process.stdin.write(json.dumps({"completed": completed, "pending": [], "count": 1}) + "\n")
+        process.stdin.flush()
+        times.append(json.loads(process.stdout.readline())["seconds"])
+        process.stdin.close()
+        process.wait()
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--problems", default=",".join(PROBLEMS))
+    parser.add_argument("--methods", default="kiln,tpe,gp,random")
+    parser.add_argument("--parallel", default="1,4", help="trials in flight, comma-separated")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs at once")
+    args = parser.parse_args()
+    methods = args.methods.split(",")
+    if any(method != "kiln" for method in methods):
+        ensure_venv()
+    subprocess.check_call(["cargo", "build", "--quiet", "--release", "-p", "kiln-tuner", "--example", "ask_tell"], cwd=ROOT)
+    problems = args.problems.split(",")
+    modes = [int(p) for p in args.parallel.split(",")]
+    tasks = [(m, p, s, par) for p in problems for par in modes for m in methods for s in range(args.seeds)]
+    results = {}
+    started = time.time()
+    with multiprocessing.Pool(args.jobs) as pool:
+        for done, (task, regrets, mean_latency) in enumerate(pool.imap_unordered(one, tasks), 1):
+            results[task] = (regrets, mean_latency)
+            print(f"\r{done}/{len(tasks)} runs, {time.time() - started:.0f}s", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+
+    print(f"median log10 simple regret over {args.seeds} seeds (lower is better; {math.log10(SOLVED):.0f} = solved)\n")
+    header = f"{'problem':16} {'par':>3} {'trials':>6} " + " ".join(f"{m:>8}" for m in methods)
+    if "kiln" in methods and ("tpe" in methods or "gp" in methods):
+        header += "  kiln/best-optuna regret  bar"
+    print(header)
+    print("-" * len(header))
+    failures = 0
+    for problem in problems:
+        for parallel in modes:
+            for at, trials in enumerate(CHECKPOINTS):
+                medians = {m: statistics.median(results[(m, problem, s, parallel)][0][at] for s in range(args.seeds)) for m in methods}
+                row = f"{problem:16} {parallel:>3} {trials:>6} " + " ".join(f"{medians[m]:8.2f}" for m in methods)
+                optuna = [medians[m] for m in ("tpe", "gp") if m in medians]
+                if "kiln" in medians and optuna:
+                    ratio = 10 ** (medians["kiln"] - min(optuna))
+                    beats_random = "random" not in medians or medians["kiln"] < medians["random"]
+                    ok = ratio <= 2 and beats_random
+                    if trials >= 50:
+                        failures += not ok
+                    row += f"  {ratio:22.2f}  {('ok' if ok else 'MISS') if trials >= 50 else '-'}"
+                print(row)
+    print()
+    mean_latency = {m: statistics.mean(v[1] for k, v in results.items() if k[0] == m) for m in methods}
+    print("mean seconds per suggestion over all runs: " + ", ".join(f"{m} {mean_latency[m]:.4f}" for m in methods))
+    if "kiln" in methods:
+        print(f"kiln suggestion latency, 100 completed trials, 6-D (median of 5): {latency(5) * 1000:.1f} ms")
+    if "kiln" in methods and len(methods) > 1:
+        print(f"rows at 50 and 100 trials missing the bar (within 2x of the better Optuna sampler, better than random): {failures}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,462 @@
+//! Hyperparameter tuning jobs over HTTP and the CLI: trials run the trainer with `--name=value`,
+//! report through the `cloudml-hypertune` package, TensorBoard event files or a built-in
+//! algorithm, in parallel, stopped early, resumed, and failing when they report nothing.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::jobs::{ended, python_job, wait_job};
+use crate::support::{Server, call, census, kiln};
+
+/// A trainer whose "accuracy" depends on its flags, reported as the `mode` flag says.
+const TRAINER: &str = r#"
+import argparse, json, math, os, sys, time
+parser = argparse.ArgumentParser()
+parser.add_argument('--job-dir', required=True)
+parser.add_argument('--mode', default='hypertune')
+parser.add_argument('--steps', type=int, default=3)
+parser.add_argument('--sleep', type=float, default=0)
+args, extra = parser.parse_known_args()
+flags = dict(arg[2:].split('=', 1) for arg in extra)
+trial = json.loads(os.environ['TF_CONFIG'])['task']['trial']
+assert trial == os.environ['CLOUD_ML_TRIAL_ID'], 'TF_CONFIG.task.trial is CLOUD_ML_TRIAL_ID'
+score = 1.0
+if 'lr' in flags: score -= (math.log10(float(flags['lr'])) + 2) ** 2 / 4
+if 'layers' in flags: score -= ((int(flags['layers']) - 4) / 10) ** 2
+if 'act' in flags: score -= 0 if flags['act'] == 'tanh' else 0.2
+if 'q' in flags: score = 1.0 - 0.3 * (int(flags['q']) - 1)
+if 'first-layer-size' in flags: score -= abs(int(flags['first-layer-size']) - 200) / 1000 + abs(float(flags['scale-factor']) - 0.5)
+print('trial', trial, 'flags', json.dumps(flags, sort_keys=True), flush=True)
+values = [score * step / args.steps for step in range(1, args.steps + 1)]
+if args.mode == 'hypertune':
+    import hypertune
+    reporter = hypertune.HyperTune()
+    for step, value in enumerate(values, 1):
+        reporter.report_hyperparameter_tuning_metric(hyperparameter_metric_tag='accuracy', metric_value=value, global_step=step * 100)
+        time.sleep(args.sleep)
+elif args.mode == 'events':
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    writer = EventFileWriter(os.path.join(args.job_dir, trial, 'eval'))
+    for step, value in enumerate(values, 1):
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag='accuracy', simple_value=value)])
+        writer.add_event(event_pb2.Event(wall_time=time.time(), step=step * 100, summary=summary))
+        writer.flush()
+        time.sleep(args.sleep)
+    writer.close()
+"#;
+
+fn package(root: &Path) -> std::path::PathBuf {
+    let package = root.join("trainer");
+    std::fs::create_dir_all(&package).unwrap();
+    std::fs::write(package.join("__init__.py"), "").unwrap();
+    std::fs::write(package.join("task.py"), TRAINER).unwrap();
+    package
+}
+
+fn tuning_job(id: &str, root: &Path, args: &[&str], hyperparameters: Value) -> String {
+    python_job(
+        id,
+        &package(root),
+        &root.join("out"),
+        args,
+        json!({"hyperparameters": hyperparameters}),
+    )
+}
+
+fn trials(job: &Value) -> &Vec<Value> {
+    job["trainingOutput"]["trials"].as_array().expect("trials")
+}
+
+fn objective(trial: &Value) -> f64 {
+    trial["finalMetric"]["objectiveValue"]
+        .as_f64()
+        .expect("objective")
+}
+
+const SPACE: &str = r#"[
+    {"parameterName": "lr", "type": "DOUBLE", "minValue": 0.0001, "maxValue": 1, "scaleType": "UNIT_LOG_SCALE"},
+    {"parameterName": "layers", "type": "INTEGER", "minValue": 1, "maxValue": 10, "scaleType": "UNIT_LINEAR_SCALE"},
+    {"parameterName": "act", "type": "CATEGORICAL", "categoricalValues": ["relu", "tanh"]}
+]"#;
+
+#[test]
+fn parallel_trials_report_through_cloudml_hypertune_live_and_a_finished_job_resumes() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let space: Value = serde_json::from_str(SPACE).unwrap();
+    let body = tuning_job(
+        "hp",
+        work.path(),
+        &["--steps=4", "--sleep=0.4"],
+        json!({"goal": "MAXIMIZE", "hyperparameterMetricTag": "accuracy", "maxTrials": 6, "maxParallelTrials": 2, "params": space}),
+    );
+    let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body));
+    assert_eq!(status, 200, "{job}");
+    // While trials run, their metrics are already visible.
+    let mut seen_live = false;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let job = loop {
+        let (_, job) = call("GET", &server.api("p", "jobs/hp"), None);
+        if ended(&job) || Instant::now() > deadline {
+            break job;
+        }
+        seen_live |= job["trainingOutput"]["trials"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|trial| {
+                trial["state"] == "RUNNING"
+                    && trial["allMetrics"]
+                        .as_array()
+                        .is_some_and(|m| !m.is_empty())
+            });
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(job["state"], "SUCCEEDED", "{job:#}");
+    assert!(seen_live, "a running trial showed its metrics");
+    let output = &job["trainingOutput"];
+    assert_eq!(output["isHyperparameterTuningJob"], true);
+    assert_eq!(output["hyperparameterMetricTag"], "accuracy");
+    assert_eq!(output["completedTrialCount"], "6");
+    let first = trials(&job);
+    assert_eq!(first.len(), 6);
+    let objectives: Vec<f64> = first.iter().map(objective).collect();
+    assert!(
+        objectives.windows(2).all(|pair| pair[0] >= pair[1]),
+        "best first: {objectives:?}"
+    );
+    let ids: BTreeSet<&str> = first
+        .iter()
+        .map(|t| t["trialId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, BTreeSet::from(["1", "2", "3", "4", "5", "6"]));
+    for trial in first {
+        assert_eq!(trial["state"], "SUCCEEDED", "{trial}");
+        let values = &trial["hyperparameters"];
+        let lr: f64 = values["lr"].as_str().unwrap().parse().unwrap();
+        let layers: i64 = values["layers"].as_str().unwrap().parse().unwrap();
+        assert!(
+            (1e-4..=1.0).contains(&lr) && (1..=10).contains(&layers),
+            "{values}"
+        );
+        assert!(["relu", "tanh"].contains(&values["act"].as_str().unwrap()));
+        let steps: Vec<&str> = trial["allMetrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["trainingStep"].as_str().unwrap())
+            .collect();
+        assert_eq!(steps, ["100", "200", "300", "400"]);
+        assert_eq!(trial["finalMetric"]["trainingStep"], "400");
+        // The trainer computed its score from the flags it was given.
+        let expected = 1.0
+            - (lr.log10() + 2.0).powi(2) / 4.0
+            - ((layers as f64 - 4.0) / 10.0).powi(2)
+            - if values["act"] == "tanh" { 0.0 } else { 0.2 };
+        assert!((objective(trial) - expected).abs() < 1e-3, "{trial}");
+    }
+    // Two trials ran at the same time.
+    let span = |t: &Value| {
+        (
+            t["startTime"].as_str().unwrap().to_string(),
+            t["endTime"].as_str().unwrap().to_string(),
+        )
+    };
+    let overlapping = first.iter().any(|a| {
+        first
+            .iter()
+            .any(|b| a["trialId"] != b["trialId"] && span(a).0 < span(b).1 && span(b).0 < span(a).1)
+    });
+    assert!(overlapping, "maxParallelTrials 2 ran trials side by side");
+    let (_, logs) = call("GET", &server.api("p", "jobs/hp/logs?pageSize=1000"), None);
+    assert!(
+        logs.to_string().contains("trial-3-master-replica-0"),
+        "{logs}"
+    );
+
+    // Resuming continues the trial ids and never repeats a point.
+    let resumed = tuning_job(
+        "hp_more",
+        work.path(),
+        &["--steps=2"],
+        json!({"goal": "MAXIMIZE", "hyperparameterMetricTag": "accuracy", "maxTrials": 2, "params": space, "resumePreviousJobId": "hp"}),
+    );
+    let (status, _) = call("POST", &server.api("p", "jobs"), Some(&resumed));
+    assert_eq!(status, 200);
+    let more = wait_job(&server, "p", "hp_more", ended);
+    assert_eq!(more["state"], "SUCCEEDED", "{more:#}");
+    let new: BTreeSet<&str> = trials(&more)
+        .iter()
+        .map(|t| t["trialId"].as_str().unwrap())
+        .collect();
+    assert_eq!(new, BTreeSet::from(["7", "8"]));
+    for trial in trials(&more) {
+        assert!(
+            first
+                .iter()
+                .all(|old| old["hyperparameters"] != trial["hyperparameters"]),
+            "{trial}"
+        );
+    }
+    for (resume, message) in [("nope", "was not found"), ("hp_more_bad", "was not found")] {
+        let body = tuning_job(
+            "bad_resume",
+            work.path(),
+            &[],
+            json!({"maxTrials": 1, "params": space, "resumePreviousJobId": resume}),
+        );
+        let (status, error) = call("POST", &server.api("p", "jobs"), Some(&body));
+        assert_eq!(status, 400);
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(message),
+            "{error}"
+        );
+    }
+    let other_space =
+        json!([{"parameterName": "lr", "type": "DOUBLE", "minValue": 0.1, "maxValue": 1}]);
+    let body = tuning_job(
+        "bad_resume",
+        work.path(),
+        &[],
+        json!({"maxTrials": 1, "params": other_space, "resumePreviousJobId": "hp"}),
+    );
+    let (status, error) = call("POST", &server.api("p", "jobs"), Some(&body));
+    assert_eq!(status, 400);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("same space"),
+        "{error}"
+    );
+}
+
+#[test]
+fn event_files_grid_search_and_a_trial_that_reports_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let grid = json!([
+        {"parameterName": "layers", "type": "INTEGER", "minValue": 1, "maxValue": 2},
+        {"parameterName": "act", "type": "CATEGORICAL", "categoricalValues": ["relu", "tanh"]}
+    ]);
+    let body = tuning_job(
+        "events",
+        work.path(),
+        &["--mode=events"],
+        json!({"goal": "MAXIMIZE", "hyperparameterMetricTag": "accuracy", "maxTrials": 3, "algorithm": "GRID_SEARCH", "params": grid}),
+    );
+    let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body));
+    assert_eq!(status, 200, "{job}");
+    let job = wait_job(&server, "p", "events", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job:#}");
+    // The grid in order: (1, relu), (1, tanh), (2, relu); tanh scores 0.2 higher.
+    let by_id = |id: &str| {
+        trials(&job)
+            .iter()
+            .find(|t| t["trialId"] == id)
+            .unwrap()
+            .clone()
+    };
+    for (id, layers, act) in [("1", "1", "relu"), ("2", "1", "tanh"), ("3", "2", "relu")] {
+        let trial = by_id(id);
+        assert_eq!(
+            (
+                trial["hyperparameters"]["layers"].as_str().unwrap(),
+                trial["hyperparameters"]["act"].as_str().unwrap()
+            ),
+            (layers, act)
+        );
+        assert_eq!(trial["allMetrics"].as_array().unwrap().len(), 3, "{trial}");
+    }
+    assert_eq!(trials(&job)[0]["trialId"], "2", "best first");
+    assert!((objective(&by_id("2")) - (1.0 - 0.09)).abs() < 1e-6);
+
+    // A trainer that never reports fails its trials, and the job fails at maxFailedTrials.
+    // Its own job directory: the events of the job above must not count for it.
+    let silent = tempfile::tempdir().unwrap();
+    let body = tuning_job(
+        "silent",
+        silent.path(),
+        &["--mode=silent"],
+        json!({"hyperparameterMetricTag": "accuracy", "maxTrials": 3, "maxFailedTrials": 2, "params": grid}),
+    );
+    let (status, _) = call("POST", &server.api("p", "jobs"), Some(&body));
+    assert_eq!(status, 200);
+    let job = wait_job(&server, "p", "silent", ended);
+    assert_eq!(job["state"], "FAILED", "{job:#}");
+    assert_eq!(trials(&job).len(), 2, "no trial starts after the limit");
+    let message = job["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("2 trials failed, reaching maxFailedTrials (2)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("without reporting the metric \"accuracy\""),
+        "{message}"
+    );
+    for trial in trials(&job) {
+        assert_eq!(trial["state"], "FAILED");
+        assert!(
+            trial["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("cloudml-hypertune"),
+            "{trial}"
+        );
+    }
+}
+
+#[test]
+fn early_stopping_stops_clearly_bad_trials() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    // Grid order q = 1..6: each trial worse than the last, so the median rule has three good
+    // trials to compare the bad ones with.
+    let body = tuning_job(
+        "stop",
+        work.path(),
+        &["--steps=12", "--sleep=0.25"],
+        json!({"goal": "MAXIMIZE", "hyperparameterMetricTag": "accuracy", "maxTrials": 6, "algorithm": "GRID_SEARCH",
+               "enableTrialEarlyStopping": true,
+               "params": [{"parameterName": "q", "type": "INTEGER", "minValue": 1, "maxValue": 6}]}),
+    );
+    let (status, _) = call("POST", &server.api("p", "jobs"), Some(&body));
+    assert_eq!(status, 200);
+    let job = wait_job(&server, "p", "stop", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job:#}");
+    for trial in trials(&job) {
+        let q: i64 = trial["hyperparameters"]["q"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let reports = trial["allMetrics"].as_array().unwrap().len();
+        assert_eq!(trial["state"], "SUCCEEDED", "{trial}");
+        if q <= 3 {
+            assert_eq!(
+                (
+                    trial["isTrialStoppedEarly"].as_bool().unwrap_or(false),
+                    reports
+                ),
+                (false, 12),
+                "{trial}"
+            );
+        } else {
+            assert_eq!(trial["isTrialStoppedEarly"], true, "{trial}");
+            assert!(reports < 12, "{trial}");
+        }
+    }
+}
+
+#[test]
+fn the_census_sample_config_runs_as_written_through_the_cli_and_built_ins_report_natively() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let package = package(work.path());
+    // census/hptuning_config.yaml from the samples, unchanged.
+    let config = work.path().join("hptuning_config.yaml");
+    std::fs::write(
+        &config,
+        "trainingInput:\n  hyperparameters:\n    goal: MAXIMIZE\n    hyperparameterMetricTag: accuracy\n    maxTrials: 4\n    maxParallelTrials: 2\n    params:\n      - parameterName: first-layer-size\n        type: INTEGER\n        minValue: 50\n        maxValue: 500\n        scaleType: UNIT_LINEAR_SCALE\n      - parameterName: num-layers\n        type: INTEGER\n        minValue: 1\n        maxValue: 15\n        scaleType: UNIT_LINEAR_SCALE\n      - parameterName: scale-factor\n        type: DOUBLE\n        minValue: 0.1\n        maxValue: 1.0\n        scaleType: UNIT_REVERSE_LOG_SCALE\n",
+    )
+    .unwrap();
+    let job_dir = work.path().join("out");
+    let output = kiln(&[
+        "--endpoint",
+        &server.url,
+        "--project",
+        "p",
+        "jobs",
+        "submit",
+        "training",
+        "census_hp",
+        "--module-name=trainer.task",
+        &format!("--package-path={}", package.display()),
+        &format!("--job-dir={}", job_dir.display()),
+        &format!("--config={}", config.display()),
+        "--region=us-central1",
+        "--",
+        "--mode=hypertune",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let job = wait_job(&server, "p", "census_hp", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job:#}");
+    assert_eq!(trials(&job).len(), 4);
+    let described = kiln(&[
+        "--endpoint",
+        &server.url,
+        "--project",
+        "p",
+        "jobs",
+        "describe",
+        "census_hp",
+        "--summarize",
+    ]);
+    let table = String::from_utf8_lossy(&described.stdout);
+    assert!(
+        described.status.success(),
+        "{}",
+        String::from_utf8_lossy(&described.stderr)
+    );
+    let header = table.lines().next().unwrap_or_default();
+    for column in [
+        "TRIAL",
+        "OBJECTIVE_VALUE",
+        "STEP",
+        "first-layer-size",
+        "num-layers",
+        "scale-factor",
+    ] {
+        assert!(header.contains(column), "{table}");
+    }
+    assert_eq!(table.lines().count(), 5, "{table}");
+
+    // A built-in algorithm reports its eval metrics itself; each trial exports under <jobDir>/<trial>.
+    let census = census();
+    let body = json!({"jobId": "builtin_hp", "trainingInput": {
+        "masterConfig": {"imageUri": "gcr.io/cloud-ml-algos/linear_learner_cpu"},
+        "args": [
+            format!("--training_data_path={}", census.join("adult.data.csv.gz").display()),
+            format!("--validation_data_path={}", census.join("adult.test.csv.gz").display()),
+            format!("--schema={}", census.join("schema.yaml").display()),
+            "--max_steps=200",
+        ],
+        "jobDir": work.path().join("builtin").display().to_string(),
+        "hyperparameters": {"goal": "MAXIMIZE", "hyperparameterMetricTag": "accuracy", "maxTrials": 2,
+            "params": [{"parameterName": "learning_rate", "type": "DOUBLE", "minValue": 0.001, "maxValue": 0.1, "scaleType": "UNIT_LOG_SCALE"}]},
+    }})
+    .to_string();
+    let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body));
+    assert_eq!(status, 200, "{job}");
+    let job = wait_job(&server, "p", "builtin_hp", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job:#}");
+    for trial in trials(&job) {
+        assert!(objective(trial) > 0.7, "{trial}");
+        let model = trial["builtInAlgorithmOutput"]["modelPath"]
+            .as_str()
+            .unwrap();
+        assert!(
+            model.ends_with(&format!(
+                "builtin/{}/model",
+                trial["trialId"].as_str().unwrap()
+            )),
+            "{model}"
+        );
+        assert!(Path::new(model).join("kiln_model.json").exists());
+    }
+}

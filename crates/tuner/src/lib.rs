@@ -1,0 +1,287 @@
+//! Kiln's hyperparameter tuner (HyperTune): what to try next, given what was tried.
+//!
+//! A pure library: no I/O, no clocks, no threads. A [`Tuner`] is built from a validated [`Space`],
+//! a [`Goal`], an [`Algorithm`] and a seed, and answers [`Tuner::suggest`] from the trials so far.
+//! It keeps no state between calls beyond a cache of the last GP fit, so a service may rebuild it
+//! from stored trials after a restart and get the same suggestions for the same history.
+//!
+//! - `ALGORITHM_UNSPECIFIED` (Bayesian): a quasi-random start-up design, then the GP bandit of
+//!   [`bandit`] (Matérn-5/2 ARD GP on warped outputs, UCB in a trust region, Kriging believer for
+//!   pending trials).
+//! - `GRID_SEARCH`: the Cartesian product in order, for INTEGER, DISCRETE and CATEGORICAL spaces.
+//! - `RANDOM_SEARCH`: uniform in the scaled space.
+//!
+//! Early stopping is [`stopping::should_stop`] (the median rule).
+
+mod bandit;
+mod gp;
+mod search;
+pub mod space;
+pub mod stopping;
+mod warp;
+
+use std::sync::Mutex;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+pub use space::{Domain, Param, Point, Scale, Space, Value};
+pub use stopping::{Measurement, should_stop};
+
+/// Why a tuner cannot be built or asked.
+#[derive(Debug, thiserror::Error)]
+pub enum TunerError {
+    /// Problems with the parameters, each with the index of the parameter it concerns.
+    #[error("invalid search space: {}", describe(.0))]
+    InvalidSpace(Vec<(Option<usize>, String)>),
+    /// A trial whose values do not belong to the space.
+    #[error("trial {index}: its values do not match the search space")]
+    ForeignTrial {
+        /// Position of the trial in the list given.
+        index: usize,
+    },
+}
+
+fn describe(problems: &[(Option<usize>, String)]) -> String {
+    problems
+        .iter()
+        .map(|(index, message)| match index {
+            Some(index) => format!("params[{index}]: {message}"),
+            None => message.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Direction of the objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Goal {
+    /// Larger is better (ML Engine's default).
+    #[default]
+    Maximize,
+    /// Smaller is better.
+    Minimize,
+}
+
+/// Search strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    /// GP bandit.
+    #[default]
+    Bayesian,
+    /// Every point of a finite space, in order.
+    Grid,
+    /// Uniform in the scaled space.
+    Random,
+}
+
+/// A finished trial: its values and its objective (`None` when it failed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trial {
+    /// One value per parameter, in order.
+    pub values: Vec<Value>,
+    /// The reported objective.
+    pub objective: Option<f64>,
+}
+
+/// A seeded, deterministic suggestion engine for one study.
+pub struct Tuner {
+    space: Space,
+    goal: Goal,
+    algorithm: Algorithm,
+    seed: u64,
+    /// θ of the last GP fit: an extra start for the next one.
+    warm: Mutex<Option<gp::Theta>>,
+}
+
+impl Tuner {
+    /// A tuner; GRID_SEARCH is refused for spaces with a DOUBLE parameter.
+    pub fn new(
+        space: Space,
+        goal: Goal,
+        algorithm: Algorithm,
+        seed: u64,
+    ) -> Result<Self, TunerError> {
+        if algorithm == Algorithm::Grid {
+            let doubles: Vec<(Option<usize>, String)> = space
+                .params()
+                .iter()
+                .enumerate()
+                .filter(|(_, param)| matches!(param.domain, Domain::Double { .. }))
+                .map(|(index, _)| {
+                    (
+                        Some(index),
+                        "GRID_SEARCH takes only INTEGER, DISCRETE and CATEGORICAL parameters"
+                            .to_string(),
+                    )
+                })
+                .collect();
+            if !doubles.is_empty() {
+                return Err(TunerError::InvalidSpace(doubles));
+            }
+        }
+        Ok(Self {
+            space,
+            goal,
+            algorithm,
+            seed,
+            warm: Mutex::new(None),
+        })
+    }
+
+    /// The search space.
+    pub fn space(&self) -> &Space {
+        &self.space
+    }
+
+    /// The goal.
+    pub fn goal(&self) -> Goal {
+        self.goal
+    }
+
+    /// Up to `count` new points, none equal to a completed or pending one. Fewer (or none) come
+    /// back only when a finite space is exhausted.
+    pub fn suggest(
+        &self,
+        completed: &[Trial],
+        pending: &[Vec<Value>],
+        count: usize,
+    ) -> Result<Vec<Vec<Value>>, TunerError> {
+        let mut observed = Vec::new();
+        let mut failed = Vec::new();
+        for (index, trial) in completed.iter().enumerate() {
+            let point = self
+                .space
+                .encode(&trial.values)
+                .ok_or(TunerError::ForeignTrial { index })?;
+            match trial.objective.filter(|value| value.is_finite()) {
+                Some(value) => observed.push((
+                    point,
+                    if self.goal == Goal::Minimize {
+                        -value
+                    } else {
+                        value
+                    },
+                )),
+                None => failed.push(point),
+            }
+        }
+        let pending: Vec<Point> = pending
+            .iter()
+            .enumerate()
+            .map(|(index, values)| {
+                self.space.encode(values).ok_or(TunerError::ForeignTrial {
+                    index: completed.len() + index,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let history = (completed.len() + pending.len()) as u64;
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(self.seed ^ history.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let taken: Vec<Point> = observed
+            .iter()
+            .map(|(p, _)| p.clone())
+            .chain(failed.iter().cloned())
+            .chain(pending.iter().cloned())
+            .collect();
+        let start_up = self.space.params().len().min(4) + 1;
+        let points = match self.algorithm {
+            Algorithm::Grid => search::grid(&self.space, &taken, count),
+            Algorithm::Random => (0..count * 50)
+                .map(|_| search::random(&self.space, &mut rng))
+                .fold(Vec::new(), |mut found: Vec<Point>, point| {
+                    if found.len() < count && !taken.contains(&point) && !found.contains(&point) {
+                        found.push(point);
+                    }
+                    found
+                }),
+            Algorithm::Bayesian if observed.len() < 2 || taken.len() < start_up => {
+                let seed = (self.seed ^ (self.seed >> 32)) as u32;
+                let mut points = search::quasi_random(
+                    &self.space,
+                    &taken,
+                    count.min(start_up.saturating_sub(taken.len()).max(1)),
+                    seed,
+                );
+                if points.len() < count && observed.len() >= 2 {
+                    let mut all = taken.clone();
+                    all.extend(points.iter().cloned());
+                    points.extend(self.bandit(
+                        &observed,
+                        &failed,
+                        &all[observed.len() + failed.len()..],
+                        count - points.len(),
+                        &mut rng,
+                    ));
+                } else if points.len() < count {
+                    let mut all = taken.clone();
+                    all.extend(points.iter().cloned());
+                    points.extend(search::quasi_random(
+                        &self.space,
+                        &all,
+                        count - points.len(),
+                        seed,
+                    ));
+                }
+                points
+            }
+            Algorithm::Bayesian => self.bandit(&observed, &failed, &pending, count, &mut rng),
+        };
+        Ok(points
+            .iter()
+            .map(|point| self.space.decode(point))
+            .collect())
+    }
+
+    /// The GP bandit's suggestions; failed trials count as the worst value seen.
+    fn bandit(
+        &self,
+        observed: &[(Point, f64)],
+        failed: &[Point],
+        pending: &[Point],
+        count: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<Point> {
+        let worst = observed
+            .iter()
+            .map(|(_, v)| *v)
+            .fold(f64::INFINITY, f64::min);
+        let mut all = observed.to_vec();
+        all.extend(failed.iter().map(|point| (point.clone(), worst)));
+        let warm = self
+            .warm
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let (points, theta) =
+            bandit::suggest(&self.space, &all, pending, count, rng, warm.as_ref());
+        if let Some(theta) = theta {
+            *self
+                .warm
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(theta);
+        }
+        if points.len() < count {
+            // The acquisition found nothing new (a nearly exhausted finite space): fill at random.
+            let mut taken: Vec<Point> = all
+                .iter()
+                .map(|(p, _)| p.clone())
+                .chain(pending.iter().cloned())
+                .chain(points.iter().cloned())
+                .collect();
+            let mut points = points;
+            for _ in 0..1000 {
+                if points.len() == count {
+                    break;
+                }
+                let point = search::random(&self.space, rng);
+                if !taken.contains(&point) {
+                    taken.push(point.clone());
+                    points.push(point);
+                }
+            }
+            return points;
+        }
+        points
+    }
+}

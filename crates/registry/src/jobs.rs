@@ -307,16 +307,7 @@ impl Jobs {
                 .admit(&project, &key, admitted, &launch, stopped.clone())
                 .await
             {
-                jobs.run(
-                    &project,
-                    job,
-                    launch.replicas,
-                    launch.program,
-                    launch.max_running,
-                    stopped,
-                    launch.tuning,
-                )
-                .await;
+                jobs.run(&project, job, launch, stopped).await;
                 jobs.queue.release(units);
             }
             jobs.running_map().remove(&format!("{project}/{job_id}"));
@@ -412,12 +403,16 @@ impl Jobs {
         &self,
         project: &str,
         job: Job,
-        replicas: Vec<ReplicaPlan>,
-        program: Program,
-        max_running: Duration,
+        launch: Launch,
         stopped: watch::Receiver<Option<StopReason>>,
-        tuning: Option<TuningPlan>,
     ) {
+        let Launch {
+            replicas,
+            program,
+            max_running,
+            tuning,
+            ..
+        } = launch;
         let job_id = job.job_id.clone();
         let input = job.training_input.clone().unwrap_or_default();
         let outcome = self.update(project, &job_id, |job| {

@@ -231,12 +231,15 @@ fn objective(theta: &Theta, pairs: &Pairs, y: &DVector<f64>) -> Option<(f64, Vec
     Some((value, gradient))
 }
 
+/// θ, the objective there and its gradient.
+type Evaluation = (Vec<f64>, f64, Vec<f64>);
+
 /// The fitting problem for argmin, remembering the last evaluation: L-BFGS asks for the cost and
 /// the gradient of the same θ one after the other, and each costs a Cholesky.
 struct Fit<'a> {
     pairs: &'a Pairs,
     y: &'a DVector<f64>,
-    last: RefCell<Option<(Vec<f64>, f64, Vec<f64>)>>,
+    last: RefCell<Option<Evaluation>>,
 }
 
 impl Fit<'_> {

@@ -304,13 +304,13 @@ mod tests {
             ],
             ..HyperparameterSpec::default()
         };
-        let plan = plan(&census, "census_hp").unwrap();
+        let census = plan(&census, "census_hp").unwrap();
         assert_eq!(
             (
-                plan.max_trials,
-                plan.max_parallel,
-                plan.max_failed,
-                plan.tag.as_str()
+                census.max_trials,
+                census.max_parallel,
+                census.max_failed,
+                census.tag.as_str()
             ),
             (4, 2, 2, "accuracy")
         );

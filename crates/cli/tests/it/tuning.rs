@@ -71,6 +71,10 @@ fn trials(job: &Value) -> &Vec<Value> {
     job["trainingOutput"]["trials"].as_array().expect("trials")
 }
 
+fn message_of(error: &Value) -> &str {
+    error["error"]["message"].as_str().unwrap_or_default()
+}
+
 fn objective(trial: &Value) -> f64 {
     trial["finalMetric"]["objectiveValue"]
         .as_f64()
@@ -212,13 +216,7 @@ fn parallel_trials_report_through_cloudml_hypertune_live_and_a_finished_job_resu
         );
         let (status, error) = call("POST", &server.api("p", "jobs"), Some(&body));
         assert_eq!(status, 400);
-        assert!(
-            error["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains(message),
-            "{error}"
-        );
+        assert!(message_of(&error).contains(message), "{error}");
     }
     let other_space =
         json!([{"parameterName": "lr", "type": "DOUBLE", "minValue": 0.1, "maxValue": 1}]);
@@ -230,13 +228,7 @@ fn parallel_trials_report_through_cloudml_hypertune_live_and_a_finished_job_resu
     );
     let (status, error) = call("POST", &server.api("p", "jobs"), Some(&body));
     assert_eq!(status, 400);
-    assert!(
-        error["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("same space"),
-        "{error}"
-    );
+    assert!(message_of(&error).contains("same space"), "{error}");
 }
 
 #[test]

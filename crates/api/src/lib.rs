@@ -22,6 +22,7 @@ pub mod model;
 pub mod names;
 pub mod operation;
 pub mod predict;
+pub mod study;
 
 pub use error::{Code, ErrorBody};
 pub use iam::{

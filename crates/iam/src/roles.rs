@@ -32,6 +32,15 @@ pub const PERMISSIONS: &[&str] = &[
     "ml.operations.get",
     "ml.operations.list",
     "ml.operations.cancel",
+    "ml.studies.create",
+    "ml.studies.get",
+    "ml.studies.list",
+    "ml.studies.delete",
+    "ml.trials.create",
+    "ml.trials.get",
+    "ml.trials.list",
+    "ml.trials.update",
+    "ml.trials.delete",
     "kiln.auditLogs.list",
 ];
 
@@ -48,7 +57,7 @@ pub struct Role {
 
 /// Full control of a project's jobs, models, versions, operations, policies and audit log.
 pub const ADMIN: &str = "roles/ml.admin";
-/// Creates jobs and models, reads and predicts everything in the project.
+/// Creates jobs, models and studies, reads and predicts everything in the project.
 pub const DEVELOPER: &str = "roles/ml.developer";
 /// Reads everything in the project.
 pub const VIEWER: &str = "roles/ml.viewer";
@@ -84,6 +93,15 @@ pub const ROLES: &[Role] = &[
             "ml.jobs.list",
             "ml.operations.get",
             "ml.operations.list",
+            "ml.studies.create",
+            "ml.studies.get",
+            "ml.studies.list",
+            "ml.studies.delete",
+            "ml.trials.create",
+            "ml.trials.get",
+            "ml.trials.list",
+            "ml.trials.update",
+            "ml.trials.delete",
         ],
     },
     Role {
@@ -98,6 +116,10 @@ pub const ROLES: &[Role] = &[
             "ml.jobs.list",
             "ml.operations.get",
             "ml.operations.list",
+            "ml.studies.get",
+            "ml.studies.list",
+            "ml.trials.get",
+            "ml.trials.list",
         ],
     },
     Role {

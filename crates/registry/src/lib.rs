@@ -8,6 +8,7 @@
 //! - [`registry`]: the `Registry` service: models, versions, default-version rules, predict.
 //! - [`jobs`]: the `Jobs` service: training jobs from submission to a final state.
 //! - [`tuning`]: hyperparameter tuning jobs: the spec's validation, trial records, best-first order.
+//! - [`studies`]: the `Studies` service: Vizier-style studies and trials over the tuner.
 //! - [`queue`]: the FIFO queue that holds jobs until their ML units fit the quota.
 //! - [`access`]: the `Access` service: tokens, authentication, IAM policies and the audit log.
 //!
@@ -22,6 +23,7 @@ pub mod list;
 pub mod operations;
 pub mod queue;
 pub mod registry;
+pub mod studies;
 pub mod tuning;
 
 pub use access::Access;
@@ -29,3 +31,4 @@ pub use error::RegistryError;
 pub use jobs::{JobSettings, Jobs};
 pub use list::{Filter, ListParams};
 pub use registry::{PredictTarget, Registry};
+pub use studies::Studies;

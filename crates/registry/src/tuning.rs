@@ -94,17 +94,8 @@ pub fn plan(spec: &HyperparameterSpec, job_id: &str) -> Result<TuningPlan, Vec<S
             None
         }
         (false, false) => None,
-        (true, false) => Space::new(params)
-            .and_then(|space| Tuner::new(space, goal, algorithm, seed(job_id)))
-            .map_err(|error| match error {
-                TunerError::InvalidSpace(found) => {
-                    problems.extend(found.into_iter().map(|(index, message)| match index {
-                        Some(index) => format!("Field: {FIELD}.params[{index}] Error: {message}"),
-                        None => format!("Field: {FIELD}.params Error: {message}"),
-                    }))
-                }
-                other => problems.push(format!("Field: {FIELD} Error: {other}")),
-            })
+        (true, false) => build_tuner(params, goal, algorithm, job_id, &format!("{FIELD}.params"))
+            .map_err(|found| problems.extend(found))
             .ok(),
     };
     match tuner {
@@ -124,7 +115,30 @@ pub fn plan(spec: &HyperparameterSpec, job_id: &str) -> Result<TuningPlan, Vec<S
     }
 }
 
-/// A job's tuner seed: fixed by its id, so a job's suggestions are reproducible.
+/// A tuner over `params`, seeded by `name` (a job id, a study name) so its suggestions are
+/// reproducible; problems name `field[index]`.
+pub fn build_tuner(
+    params: Vec<Param>,
+    goal: Goal,
+    algorithm: Algorithm,
+    name: &str,
+    field: &str,
+) -> Result<Tuner, Vec<String>> {
+    Space::new(params)
+        .and_then(|space| Tuner::new(space, goal, algorithm, seed(name)))
+        .map_err(|error| match error {
+            TunerError::InvalidSpace(found) => found
+                .into_iter()
+                .map(|(index, message)| match index {
+                    Some(index) => format!("Field: {field}[{index}] Error: {message}"),
+                    None => format!("Field: {field} Error: {message}"),
+                })
+                .collect(),
+            other => vec![format!("Field: {field} Error: {other}")],
+        })
+}
+
+/// A seed fixed by a name, so a job's or study's suggestions are reproducible.
 fn seed(job_id: &str) -> u64 {
     job_id.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)

@@ -179,6 +179,29 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
                     project.to_string(),
                 )
             }
+            (
+                [
+                    "projects",
+                    project,
+                    "locations",
+                    location,
+                    "studies",
+                    rest @ ..,
+                ],
+                verb,
+            ) => {
+                let (api, permission) = study_method(rest, verb, method)?;
+                if location.is_empty() {
+                    return Err(not_found());
+                }
+                // Studies have no policies of their own: the project's decide.
+                (
+                    api,
+                    Some(permission),
+                    format!("projects/{project}"),
+                    project.to_string(),
+                )
+            }
             _ => return Err(not_found()),
         };
     let read_only = is_get
@@ -195,6 +218,58 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
     })
 }
 
+/// API method and permission of a path under `projects/{p}/locations/{l}/studies`.
+fn study_method(
+    rest: &[&str],
+    verb: Option<&str>,
+    method: &Method,
+) -> Result<(String, &'static str), ApiError> {
+    let wrong_method = || {
+        ApiError::Http(
+            Code::InvalidArgument,
+            format!("method {method} is not allowed here"),
+        )
+    };
+    let (api, permission) = match (rest, verb, method.clone()) {
+        ([], None, Method::GET) => ("studies.list", "ml.studies.list"),
+        ([], None, Method::POST) => ("studies.create", "ml.studies.create"),
+        ([_], None, Method::GET) => ("studies.get", "ml.studies.get"),
+        ([_], None, Method::DELETE) => ("studies.delete", "ml.studies.delete"),
+        ([_, "trials"], None, Method::GET) => ("studies.trials.list", "ml.trials.list"),
+        ([_, "trials"], None, Method::POST) => ("studies.trials.create", "ml.trials.create"),
+        ([_, "trials"], Some("suggest"), Method::POST) => {
+            ("studies.trials.suggest", "ml.trials.create")
+        }
+        ([_, "trials"], Some("listOptimalTrials"), Method::POST) => {
+            ("studies.trials.listOptimalTrials", "ml.trials.list")
+        }
+        ([_, "trials", _], None, Method::GET) => ("studies.trials.get", "ml.trials.get"),
+        ([_, "trials", _], None, Method::DELETE) => ("studies.trials.delete", "ml.trials.delete"),
+        ([_, "trials", _], Some("addMeasurement"), Method::POST) => {
+            ("studies.trials.addMeasurement", "ml.trials.update")
+        }
+        ([_, "trials", _], Some("complete"), Method::POST) => {
+            ("studies.trials.complete", "ml.trials.update")
+        }
+        ([_, "trials", _], Some("stop"), Method::POST) => {
+            ("studies.trials.stop", "ml.trials.update")
+        }
+        ([_, "trials", _], Some("checkEarlyStoppingState"), Method::POST) => {
+            ("studies.trials.checkEarlyStoppingState", "ml.trials.get")
+        }
+        ([_, "trials"], Some(verb), _) => return Err(verb_error("trials", verb)),
+        ([_, "trials", _], Some(verb), _) => return Err(verb_error("trial", verb)),
+        ([] | [_] | [_, "trials"] | [_, "trials", _], None, _) => return Err(wrong_method()),
+        _ => {
+            return Err(ApiError::Http(
+                Code::NotFound,
+                "Not found: no such study path".into(),
+            ));
+        }
+    };
+    Ok((format!("projects.locations.{api}"), permission))
+}
+
 /// The custom methods (`:verb`) of each kind of resource.
 pub fn known_verbs(kind: &str) -> &'static [&'static str] {
     match kind {
@@ -207,6 +282,13 @@ pub fn known_verbs(kind: &str) -> &'static [&'static str] {
             "testIamPermissions",
         ],
         "versions" => &["predict", "explain", "setDefault"],
+        "trials" => &["suggest", "listOptimalTrials"],
+        "trial" => &[
+            "addMeasurement",
+            "complete",
+            "stop",
+            "checkEarlyStoppingState",
+        ],
         "jobs" => &[
             "cancel",
             "getIamPolicy",

@@ -11,6 +11,7 @@
 //!   routes), audit log.
 //! - [`routes`]: the route table and the thin handlers of models, versions, operations and predict.
 //! - [`jobs`]: the handlers of `projects.jobs` and the job log endpoint.
+//! - [`studies`]: the handlers of `projects.locations.studies` and their trials (Vizier).
 //! - [`iam`]: IAM policy methods, tokens, `whoami` and the audit log.
 //!
 //! **Architecture invariant:** this is the only crate that speaks HTTP. Handlers parse, call one
@@ -23,6 +24,7 @@ pub mod extract;
 pub mod iam;
 pub mod jobs;
 pub mod routes;
+pub mod studies;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -30,7 +32,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use kiln_artifacts::{ArtifactStore, PathPolicy};
-use kiln_registry::{Access, JobSettings, Jobs, Registry};
+use kiln_registry::{Access, JobSettings, Jobs, Registry, Studies};
 use kiln_scheduler::LocalExecutor;
 use kiln_scheduler::program::Runtime;
 use kiln_store::{SqliteStore, Store};
@@ -72,6 +74,14 @@ pub struct Services {
     pub jobs: Arc<Jobs>,
     /// Tokens, policies, audit log.
     pub access: Arc<Access>,
+    /// Vizier-style studies over the tuner.
+    pub studies: Arc<Studies>,
+}
+
+impl FromRef<Services> for Arc<Studies> {
+    fn from_ref(services: &Services) -> Self {
+        Arc::clone(&services.studies)
+    }
 }
 
 impl FromRef<Services> for Arc<Access> {
@@ -140,11 +150,13 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
     if failed > 0 {
         tracing::warn!(failed, "failed the jobs a previous server left running");
     }
+    let studies = Arc::new(Studies::new(Arc::clone(&store)));
     let access = Access::new(store, options.auth);
     Ok(Services {
         registry,
         jobs,
         access,
+        studies,
     })
 }
 

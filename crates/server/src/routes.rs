@@ -30,6 +30,7 @@ pub(crate) type ApiResult = Result<Response, ApiError>;
 pub fn router(services: Services) -> Router {
     Router::new()
         .merge(crate::jobs::routes())
+        .merge(crate::studies::routes())
         .merge(crate::iam::routes())
         .route(
             "/v1/projects/{project}/models",

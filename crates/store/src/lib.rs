@@ -13,6 +13,7 @@
 pub mod migrations;
 pub mod sqlite;
 
+use kiln_api::study::{Study, Trial as StudyTrial};
 use kiln_api::{AuditEntry, Job, Model, Operation, Policy, Token, Version};
 
 pub use sqlite::SqliteStore;
@@ -126,6 +127,23 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces a resource's policy (whose `etag` is already the new one). With `expected`, only if
     /// the stored policy's etag is that (`""`: no policy stored), else `Conflict`.
     fn set_policy(&self, resource: &str, policy: &Policy, expected: Option<&str>) -> Result<()>;
+
+    /// Inserts a study; fails with `AlreadyExists` when its name is taken.
+    fn create_study(&self, project: &str, study: &Study) -> Result<()>;
+    /// A study by its full name, if present.
+    fn get_study(&self, project: &str, name: &str) -> Result<Option<Study>>;
+    /// All studies of a project, oldest first.
+    fn list_studies(&self, project: &str) -> Result<Vec<Study>>;
+    /// Replaces a study; fails with `NotFound` when absent.
+    fn update_study(&self, project: &str, study: &Study) -> Result<()>;
+    /// Deletes a study and its trials in one transaction.
+    fn delete_study(&self, project: &str, name: &str) -> Result<()>;
+    /// Inserts or replaces trial `id` of a study.
+    fn put_trial(&self, project: &str, study: &str, id: i64, trial: &StudyTrial) -> Result<()>;
+    /// The trials of a study, by id.
+    fn list_trials(&self, project: &str, study: &str) -> Result<Vec<(i64, StudyTrial)>>;
+    /// Deletes trial `id` of a study.
+    fn delete_trial(&self, project: &str, study: &str, id: i64) -> Result<()>;
 
     /// Appends an entry to the audit log; `project` is empty for server-wide calls.
     fn append_audit(&self, project: &str, entry: &AuditEntry) -> Result<()>;

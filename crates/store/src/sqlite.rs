@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
+use kiln_api::study::{Study, Trial as StudyTrial};
 use kiln_api::{AuditEntry, Job, Model, Operation, Policy, Token, Version};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -397,6 +398,103 @@ impl Store for SqliteStore {
             params![project],
             &format!("projects/{project}/jobs"),
         )
+    }
+
+    fn create_study(&self, project: &str, study: &Study) -> Result<()> {
+        self.lock()
+            .execute(
+                "INSERT INTO studies (project, name, body) VALUES (?1, ?2, ?3)",
+                params![project, study.name, encode(study)?],
+            )
+            .map_err(insert_error(study.name.clone()))?;
+        Ok(())
+    }
+
+    fn get_study(&self, project: &str, name: &str) -> Result<Option<Study>> {
+        fetch_one(
+            &self.lock(),
+            "SELECT body FROM studies WHERE project = ?1 AND name = ?2",
+            params![project, name],
+            name,
+        )
+    }
+
+    fn list_studies(&self, project: &str) -> Result<Vec<Study>> {
+        collect(
+            &self.lock(),
+            "SELECT body FROM studies WHERE project = ?1 ORDER BY seq",
+            params![project],
+            &format!("projects/{project}/studies"),
+        )
+    }
+
+    fn update_study(&self, project: &str, study: &Study) -> Result<()> {
+        let count = self
+            .lock()
+            .execute(
+                "UPDATE studies SET body = ?3 WHERE project = ?1 AND name = ?2",
+                params![project, study.name, encode(study)?],
+            )
+            .map_err(database)?;
+        changed(count, study.name.clone())
+    }
+
+    fn delete_study(&self, project: &str, name: &str) -> Result<()> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction().map_err(database)?;
+        transaction
+            .execute(
+                "DELETE FROM trials WHERE project = ?1 AND study = ?2",
+                params![project, name],
+            )
+            .map_err(database)?;
+        let count = transaction
+            .execute(
+                "DELETE FROM studies WHERE project = ?1 AND name = ?2",
+                params![project, name],
+            )
+            .map_err(database)?;
+        changed(count, name.to_string())?;
+        transaction.commit().map_err(database)
+    }
+
+    fn put_trial(&self, project: &str, study: &str, id: i64, trial: &StudyTrial) -> Result<()> {
+        self.lock()
+            .execute(
+                "INSERT OR REPLACE INTO trials (project, study, id, body) VALUES (?1, ?2, ?3, ?4)",
+                params![project, study, id, encode(trial)?],
+            )
+            .map_err(database)?;
+        Ok(())
+    }
+
+    fn list_trials(&self, project: &str, study: &str) -> Result<Vec<(i64, StudyTrial)>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare("SELECT id, body FROM trials WHERE project = ?1 AND study = ?2 ORDER BY id")
+            .map_err(database)?;
+        let rows = statement
+            .query_map(params![project, study], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(database)?;
+        let mut trials = Vec::new();
+        for row in rows {
+            let (id, body) = row.map_err(database)?;
+            trials.push((id, decode(&format!("{study}/trials/{id}"), &body)?));
+        }
+        Ok(trials)
+    }
+
+    fn delete_trial(&self, project: &str, study: &str, id: i64) -> Result<()> {
+        let count = self
+            .lock()
+            .execute(
+                "DELETE FROM trials WHERE project = ?1 AND study = ?2 AND id = ?3",
+                params![project, study, id],
+            )
+            .map_err(database)?;
+        changed(count, format!("{study}/trials/{id}"))
     }
 
     fn update_job(&self, project: &str, job: &Job) -> Result<()> {

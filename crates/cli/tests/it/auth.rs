@@ -225,6 +225,15 @@ fn roles_allow_and_deny_endpoint_by_endpoint() {
         Some(serde_json::from_str(&job).unwrap()),
     );
 
+    secured.ok(
+        &secured.admin,
+        "POST",
+        "projects/p/locations/us-central1/studies?studyId=s",
+        Some(json!({"studyConfig": {
+            "metrics": [{"metric": "m", "goal": "MAXIMIZE"}],
+            "parameters": [{"parameter": "x", "type": "DOUBLE", "doubleValueSpec": {"minValue": 0, "maxValue": 1}}],
+        }})),
+    );
     let admin = secured.admin.clone();
     let developer = secured.token("dev");
     let viewer = secured.token("viewer");
@@ -366,6 +375,34 @@ fn roles_allow_and_deny_endpoint_by_endpoint() {
             "projects/p/auditLogs".into(),
             None,
             "ADDDD",
+        ),
+        (
+            "GET",
+            "list studies",
+            "projects/p/locations/us-central1/studies".into(),
+            None,
+            "AAADD",
+        ),
+        (
+            "GET",
+            "get study",
+            "projects/p/locations/us-central1/studies/s".into(),
+            None,
+            "AAADD",
+        ),
+        (
+            "POST",
+            "suggest trials",
+            "projects/p/locations/us-central1/studies/s/trials:suggest".into(),
+            Some(json!({})),
+            "AADDD",
+        ),
+        (
+            "GET",
+            "list trials",
+            "projects/p/locations/us-central1/studies/s/trials".into(),
+            None,
+            "AAADD",
         ),
         ("GET", "tokens", "tokens".into(), None, "ADDDD"),
         ("GET", "server audit log", "auditLogs".into(), None, "ADDDD"),

@@ -7,6 +7,7 @@ mod errors;
 mod jobs;
 mod lifecycle;
 mod restart;
+mod studies;
 mod support;
 mod tidy;
 mod tuning;

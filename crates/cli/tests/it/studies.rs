@@ -1,0 +1,278 @@
+//! The Vizier-style study API over HTTP: a client suggests, measures and completes trials itself
+//! and Kiln's tuner finds the optimum; early stopping, optimal trials, validation and deletion.
+
+use serde_json::{Value, json};
+
+use crate::support::{Server, call};
+
+fn url(server: &Server, path: &str) -> String {
+    format!(
+        "{}/v1/projects/p/locations/us-central1/studies{path}",
+        server.url
+    )
+}
+
+fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
+    call("POST", &url(server, path), Some(&body.to_string()))
+}
+
+fn float(trial: &Value, name: &str) -> f64 {
+    trial["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["parameter"] == name)
+        .and_then(|p| p["floatValue"].as_f64())
+        .unwrap()
+}
+
+fn suggested(operation: &Value) -> Vec<Value> {
+    assert_eq!(operation["done"], true, "{operation}");
+    assert_eq!(
+        operation["response"]["@type"],
+        "type.googleapis.com/google.cloud.ml.v1.SuggestTrialsResponse"
+    );
+    operation["response"]["trials"].as_array().unwrap().clone()
+}
+
+fn trial_path(trial: &Value) -> String {
+    let name = trial["name"].as_str().unwrap();
+    format!("/{}", name.split("/studies/").nth(1).unwrap())
+}
+
+#[test]
+fn a_client_finds_the_minimum_of_a_quadratic_within_fifteen_trials() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let study = json!({"studyConfig": {
+        "metrics": [{"metric": "loss", "goal": "MINIMIZE"}],
+        "parameters": [{"parameter": "x", "type": "DOUBLE", "doubleValueSpec": {"minValue": -5, "maxValue": 5}}],
+    }});
+    let (status, created) = post(&server, "?studyId=quadratic", study.clone());
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(
+        created["name"],
+        "projects/p/locations/us-central1/studies/quadratic"
+    );
+    assert_eq!(created["state"], "ACTIVE");
+    assert_eq!(post(&server, "?studyId=quadratic", study).0, 409);
+
+    let mut best = f64::INFINITY;
+    for _ in 0..15 {
+        let (status, operation) = post(
+            &server,
+            "/quadratic/trials:suggest",
+            json!({"suggestionCount": 1, "clientId": "w1"}),
+        );
+        assert_eq!(status, 200, "{operation}");
+        let trial = &suggested(&operation)[0];
+        assert_eq!(trial["state"], "ACTIVE");
+        let x = float(trial, "x");
+        let loss = (x - 1.3).powi(2);
+        best = best.min(loss);
+        let path = trial_path(trial);
+        let (status, measured) = post(
+            &server,
+            &format!("{path}:addMeasurement"),
+            json!({"measurement": {"stepCount": "1", "metrics": [{"metric": "loss", "value": loss}]}}),
+        );
+        assert_eq!(status, 200, "{measured}");
+        let (status, completed) = post(&server, &format!("{path}:complete"), json!({}));
+        assert_eq!(status, 200, "{completed}");
+        assert_eq!(completed["state"], "COMPLETED");
+        let reported = completed["finalMeasurement"]["metrics"][0]["value"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            (reported - loss).abs() <= 1e-12 * (1.0 + loss),
+            "{completed}"
+        );
+    }
+    assert!(best < 0.05 * 0.05, "best loss after 15 trials: {best}");
+    let (_, optimal) = post(&server, "/quadratic/trials:listOptimalTrials", json!({}));
+    let optimal = optimal["trials"].as_array().unwrap();
+    assert_eq!(optimal.len(), 1);
+    assert!(((float(&optimal[0], "x") - 1.3).powi(2) - best).abs() < 1e-12);
+    let (_, listed) = call("GET", &url(&server, "/quadratic/trials"), None);
+    assert_eq!(listed["trials"].as_array().unwrap().len(), 15);
+
+    // A batch for another client: distinct points, returned again while still active.
+    let (_, batch) = post(
+        &server,
+        "/quadratic/trials:suggest",
+        json!({"suggestionCount": 3, "clientId": "w2"}),
+    );
+    let batch = suggested(&batch);
+    assert_eq!(batch.len(), 3);
+    let xs: Vec<f64> = batch.iter().map(|t| float(t, "x")).collect();
+    assert!(xs[0] != xs[1] && xs[1] != xs[2] && xs[0] != xs[2], "{xs:?}");
+    let (_, again) = post(
+        &server,
+        "/quadratic/trials:suggest",
+        json!({"suggestionCount": 3, "clientId": "w2"}),
+    );
+    assert_eq!(suggested(&again), batch);
+
+    // Errors name what is wrong; a completed trial stays completed.
+    let first = trial_path(&optimal[0]);
+    let (status, error) = post(&server, &format!("{first}:complete"), json!({}));
+    assert_eq!(
+        (status, error["error"]["status"].as_str()),
+        (400, Some("FAILED_PRECONDITION")),
+        "{error}"
+    );
+    let open = trial_path(&batch[0]);
+    let (status, error) = post(
+        &server,
+        &format!("{open}:addMeasurement"),
+        json!({"measurement": {"metrics": [{"metric": "accuracy", "value": 1}]}}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"loss\""),
+        "{error}"
+    );
+    let (status, error) = post(&server, &format!("{open}:frobnicate"), json!({}));
+    assert_eq!(status, 404, "{error}");
+    let (status, error) = post(
+        &server,
+        "/quadratic/trials:suggest",
+        json!({"suggestionCount": 1000}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("suggestion_count"),
+        "{error}"
+    );
+
+    // Deleting the study deletes its trials.
+    let (status, _) = call("DELETE", &url(&server, "/quadratic"), None);
+    assert_eq!(status, 200);
+    assert_eq!(call("GET", &url(&server, "/quadratic"), None).0, 404);
+    assert_eq!(
+        call("GET", &url(&server, "/quadratic/trials/1"), None).0,
+        404
+    );
+}
+
+#[test]
+fn invalid_studies_are_refused_with_every_field_named() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let (status, error) = post(
+        &server,
+        "?studyId=bad",
+        json!({"studyConfig": {
+            "metrics": [{"metric": "a", "goal": "MAXIMIZE"}, {"metric": "b", "goal": "MINIMIZE"}],
+            "parameters": [
+                {"parameter": "lr", "type": "DOUBLE", "doubleValueSpec": {"minValue": 0, "maxValue": 1}, "scaleType": "UNIT_LOG_SCALE"},
+                {"parameter": "n", "type": "INTEGER"},
+            ],
+        }}),
+    );
+    assert_eq!(status, 400);
+    let message = error["error"]["message"].as_str().unwrap();
+    for expected in [
+        "study_config.metrics Error: Kiln optimises exactly one metric",
+        "parameters[1] Error: a Integer parameter needs its integerValueSpec",
+    ] {
+        assert!(message.contains(expected), "{expected} in {message}");
+    }
+    let (status, error) = post(
+        &server,
+        "?studyId=bad",
+        json!({"studyConfig": {"metrics": [{"metric": "a", "goal": "MAXIMIZE"}],
+            "parameters": [{"parameter": "lr", "type": "DOUBLE", "doubleValueSpec": {"minValue": 0, "maxValue": 1}, "scaleType": "UNIT_LOG_SCALE"}]}}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("parameters[0] Error: a log scale needs minValue > 0"),
+        "{error}"
+    );
+    let (status, error) = post(&server, "", json!({"studyConfig": {}}));
+    assert_eq!(status, 400);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("studyId"),
+        "{error}"
+    );
+}
+
+#[test]
+fn check_early_stopping_state_applies_the_median_rule() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let (status, _) = post(
+        &server,
+        "?studyId=curves",
+        json!({"studyConfig": {
+            "metrics": [{"metric": "acc", "goal": "MAXIMIZE"}],
+            "parameters": [{"parameter": "lr", "type": "DOUBLE", "doubleValueSpec": {"minValue": 0.001, "maxValue": 1}, "scaleType": "UNIT_LOG_SCALE"}],
+            "automatedStoppingConfig": {"medianAutomatedStoppingConfig": {}},
+        }}),
+    );
+    assert_eq!(status, 200);
+    let curve = |top: f64, steps: i64| -> Vec<Value> {
+        (1..=steps).map(|s| json!({"stepCount": (s * 10).to_string(), "metrics": [{"metric": "acc", "value": top * s as f64 / 10.0}]})).collect()
+    };
+    // Three finished trials the client ran on its own points.
+    for (lr, top) in [(0.01, 0.8), (0.02, 0.85), (0.05, 0.9)] {
+        let mut measurements = curve(top, 10);
+        let last = measurements.pop().unwrap();
+        let (status, trial) = post(
+            &server,
+            "/curves/trials",
+            json!({"parameters": [{"parameter": "lr", "floatValue": lr}], "measurements": measurements, "finalMeasurement": last}),
+        );
+        assert_eq!(status, 200, "{trial}");
+        assert_eq!(trial["state"], "COMPLETED");
+    }
+    let (_, operation) = post(
+        &server,
+        "/curves/trials:suggest",
+        json!({"suggestionCount": 2}),
+    );
+    let running = suggested(&operation);
+    for (trial, top, stop) in [(&running[0], 0.3, true), (&running[1], 0.95, false)] {
+        let path = trial_path(trial);
+        for measurement in curve(top, 5) {
+            assert_eq!(
+                post(
+                    &server,
+                    &format!("{path}:addMeasurement"),
+                    json!({"measurement": measurement})
+                )
+                .0,
+                200
+            );
+        }
+        let (status, check) = post(
+            &server,
+            &format!("{path}:checkEarlyStoppingState"),
+            json!({}),
+        );
+        assert_eq!(status, 200, "{check}");
+        assert_eq!(
+            check["response"]["@type"],
+            "type.googleapis.com/google.cloud.ml.v1.CheckTrialEarlyStoppingStateResponse"
+        );
+        assert_eq!(check["response"]["shouldStop"], stop, "{trial}");
+    }
+    let (_, stopped) = post(
+        &server,
+        &format!("{}:stop", trial_path(&running[0])),
+        json!({}),
+    );
+    assert_eq!(stopped["state"], "STOPPING");
+}

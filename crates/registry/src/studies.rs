@@ -1,0 +1,709 @@
+//! `projects.locations.studies` and their `trials`: Kiln's tuner as a service, after AI Platform
+//! Vizier, for clients that evaluate trials themselves.
+//!
+//! A study's tuner is rebuilt from its stored trials on every suggestion (the tuner is stateless
+//! apart from a warm-start cache, kept per study here), so a restarted server suggests exactly as
+//! the old one would have. Trials are numbered per study; `suggest` and `checkEarlyStoppingState`
+//! return operations that are already done.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use kiln_api::job::{ParameterType, ScaleType};
+use kiln_api::names::{check_name, check_project};
+use kiln_api::study::{
+    AddMeasurementRequest, CheckTrialEarlyStoppingStateResponse, CompleteTrialRequest,
+    ListStudiesResponse, ListTrialsResponse, Measurement, MetricGoal, Study, StudyAlgorithm,
+    StudyOperation, StudyOperationResponse, StudyState, SuggestTrialsRequest,
+    SuggestTrialsResponse, Trial, TrialParameter, TrialState,
+};
+use kiln_store::Store;
+use kiln_tuner::{Algorithm, Domain, Goal, Param, Tuner, Value};
+
+use crate::RegistryError;
+use crate::tuning::build_tuner;
+
+/// Most trials one `suggest` call may ask for.
+const MAX_SUGGESTIONS: i32 = 100;
+
+/// The studies service.
+pub struct Studies {
+    store: Arc<dyn Store>,
+    /// Serialises read-then-write changes to trials (numbering, suggestions).
+    writes: Mutex<()>,
+    /// Tuners by study name, kept for their warm-start cache.
+    tuners: Mutex<HashMap<String, Arc<Tuner>>>,
+}
+
+fn not_found(what: &str) -> RegistryError {
+    RegistryError::NotFound(format!("{what} was not found"))
+}
+
+/// The tuner a study's config describes, with every problem named by its field.
+fn tuner(study: &Study) -> Result<Tuner, Vec<String>> {
+    let config = &study.study_config;
+    let mut problems = Vec::new();
+    let goal = match config.metrics.as_slice() {
+        [metric] if !metric.metric.is_empty() => match metric.goal {
+            MetricGoal::Maximize => Goal::Maximize,
+            MetricGoal::Minimize => Goal::Minimize,
+            MetricGoal::GoalTypeUnspecified => {
+                problems.push("Field: study.study_config.metrics[0].goal Error: MAXIMIZE or MINIMIZE is required".into());
+                Goal::Maximize
+            }
+        },
+        [_] => {
+            problems.push(
+                "Field: study.study_config.metrics[0].metric Error: the metric needs a name".into(),
+            );
+            Goal::Maximize
+        }
+        _ => {
+            problems.push(format!(
+                "Field: study.study_config.metrics Error: Kiln optimises exactly one metric per study, got {}",
+                config.metrics.len()
+            ));
+            Goal::Maximize
+        }
+    };
+    let mut params = Vec::new();
+    for (index, spec) in config.parameters.iter().enumerate() {
+        let field = format!("Field: study.study_config.parameters[{index}]");
+        let scale = match spec.scale_type {
+            ScaleType::None | ScaleType::UnitLinearScale => kiln_tuner::Scale::Linear,
+            ScaleType::UnitLogScale => kiln_tuner::Scale::Log,
+            ScaleType::UnitReverseLogScale => kiln_tuner::Scale::ReverseLog,
+        };
+        if !spec.child_parameter_specs.is_empty() {
+            problems.push(format!(
+                "{field}.child_parameter_specs Error: conditional parameters are not supported"
+            ));
+            continue;
+        }
+        let domain = match spec.kind {
+            ParameterType::Double => spec.double_value_spec.as_ref().map(|v| Domain::Double {
+                min: v.min_value,
+                max: v.max_value,
+                scale,
+            }),
+            ParameterType::Integer => spec.integer_value_spec.as_ref().map(|v| Domain::Integer {
+                min: v.min_value,
+                max: v.max_value,
+                scale,
+            }),
+            ParameterType::Discrete => {
+                spec.discrete_value_spec.as_ref().map(|v| Domain::Discrete {
+                    values: v.values.clone(),
+                    scale,
+                })
+            }
+            ParameterType::Categorical => {
+                spec.categorical_value_spec
+                    .as_ref()
+                    .map(|v| Domain::Categorical {
+                        values: v.values.clone(),
+                    })
+            }
+            ParameterType::ParameterTypeUnspecified => {
+                problems.push(format!(
+                    "{field}.type Error: DOUBLE, INTEGER, CATEGORICAL or DISCRETE is required"
+                ));
+                continue;
+            }
+        };
+        match domain {
+            Some(domain) => params.push(Param {
+                name: spec.parameter.clone(),
+                domain,
+            }),
+            None => problems.push(format!(
+                "{field} Error: a {:?} parameter needs its {}",
+                spec.kind,
+                match spec.kind {
+                    ParameterType::Double => "doubleValueSpec",
+                    ParameterType::Integer => "integerValueSpec",
+                    ParameterType::Discrete => "discreteValueSpec",
+                    _ => "categoricalValueSpec",
+                }
+            )),
+        }
+    }
+    let algorithm = match config.algorithm {
+        StudyAlgorithm::AlgorithmUnspecified | StudyAlgorithm::GaussianProcessBandit => {
+            Algorithm::Bayesian
+        }
+        StudyAlgorithm::GridSearch => Algorithm::Grid,
+        StudyAlgorithm::RandomSearch => Algorithm::Random,
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    build_tuner(
+        params,
+        goal,
+        algorithm,
+        &study.name,
+        "study.study_config.parameters",
+    )
+}
+
+/// A trial's values in the tuner's terms.
+fn values(tuner: &Tuner, trial: &Trial) -> Option<Vec<Value>> {
+    tuner
+        .space()
+        .params()
+        .iter()
+        .map(|param| {
+            let given = trial
+                .parameters
+                .iter()
+                .find(|p| p.parameter == param.name)?;
+            match &param.domain {
+                Domain::Categorical { .. } => given.string_value.clone().map(Value::Category),
+                Domain::Integer { .. } => given
+                    .int_value
+                    .as_ref()
+                    .and_then(|text| text.parse::<i64>().ok())
+                    .map(|v| Value::Number(v as f64))
+                    .or(given.float_value.map(Value::Number)),
+                _ => given.float_value.map(Value::Number),
+            }
+        })
+        .collect()
+}
+
+fn parameters(tuner: &Tuner, values: &[Value]) -> Vec<TrialParameter> {
+    tuner
+        .space()
+        .params()
+        .iter()
+        .zip(values)
+        .map(|(param, value)| {
+            let mut parameter = TrialParameter {
+                parameter: param.name.clone(),
+                ..TrialParameter::default()
+            };
+            match (value, &param.domain) {
+                (Value::Category(text), _) => parameter.string_value = Some(text.clone()),
+                (Value::Number(number), Domain::Integer { .. }) => {
+                    parameter.int_value = Some((*number as i64).to_string())
+                }
+                (Value::Number(number), _) => parameter.float_value = Some(*number),
+            }
+            parameter
+        })
+        .collect()
+}
+
+/// The value of the study's metric in a measurement.
+fn metric(study: &Study, measurement: &Measurement) -> Option<f64> {
+    let name = &study.study_config.metrics.first()?.metric;
+    measurement
+        .metrics
+        .iter()
+        .find(|m| &m.metric == name)
+        .map(|m| m.value)
+        .filter(|v| v.is_finite())
+}
+
+/// Seconds of an `elapsedTime` such as `"12.5s"`.
+fn seconds(text: &str) -> Option<f64> {
+    text.strip_suffix('s')?.parse().ok()
+}
+
+impl Studies {
+    /// A studies service over a store.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            writes: Mutex::new(()),
+            tuners: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `studies.create`.
+    pub fn create(
+        &self,
+        project: &str,
+        location: &str,
+        study_id: &str,
+        mut study: Study,
+    ) -> Result<Study, RegistryError> {
+        check_project(project).map_err(RegistryError::InvalidArgument)?;
+        let mut problems = Vec::new();
+        if let Err(problem) = check_name("studyId", study_id) {
+            problems.push(problem);
+        }
+        let region = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+        if location.is_empty() || location.len() > 63 || !location.chars().all(region) {
+            problems.push(format!(
+                "location {location:?} is invalid: use a region name such as us-central1"
+            ));
+        }
+        study.name = format!("projects/{project}/locations/{location}/studies/{study_id}");
+        if let Err(found) = tuner(&study) {
+            problems.extend(found);
+        }
+        if !problems.is_empty() {
+            return Err(RegistryError::InvalidArgument(problems.join("; ")));
+        }
+        study.state = StudyState::Active;
+        study.create_time = kiln_api::now();
+        study.inactive_reason.clear();
+        self.store.create_study(project, &study)?;
+        Ok(study)
+    }
+
+    /// `studies.get`.
+    pub fn get(
+        &self,
+        project: &str,
+        location: &str,
+        study_id: &str,
+    ) -> Result<Study, RegistryError> {
+        let name = format!("projects/{project}/locations/{location}/studies/{study_id}");
+        self.store
+            .get_study(project, &name)?
+            .ok_or_else(|| not_found(&format!("study {name:?}")))
+    }
+
+    /// `studies.list`: the location's studies.
+    pub fn list(
+        &self,
+        project: &str,
+        location: &str,
+    ) -> Result<ListStudiesResponse, RegistryError> {
+        check_project(project).map_err(RegistryError::InvalidArgument)?;
+        let prefix = format!("projects/{project}/locations/{location}/studies/");
+        let studies = self
+            .store
+            .list_studies(project)?
+            .into_iter()
+            .filter(|s| s.name.starts_with(&prefix))
+            .collect();
+        Ok(ListStudiesResponse { studies })
+    }
+
+    /// `studies.delete`, with its trials.
+    pub fn delete(
+        &self,
+        project: &str,
+        location: &str,
+        study_id: &str,
+    ) -> Result<(), RegistryError> {
+        let study = self.get(project, location, study_id)?;
+        let _writes = self.lock_writes();
+        self.store.delete_study(project, &study.name)?;
+        self.tuners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&study.name);
+        Ok(())
+    }
+
+    fn tuner_of(&self, study: &Study) -> Result<Arc<Tuner>, RegistryError> {
+        let mut tuners = self.tuners.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tuner) = tuners.get(&study.name) {
+            return Ok(Arc::clone(tuner));
+        }
+        let tuner = Arc::new(
+            tuner(study).map_err(|problems| RegistryError::Internal(problems.join("; ")))?,
+        );
+        tuners.insert(study.name.clone(), Arc::clone(&tuner));
+        Ok(tuner)
+    }
+
+    fn trials(&self, project: &str, study: &Study) -> Result<Vec<(i64, Trial)>, RegistryError> {
+        Ok(self.store.list_trials(project, &study.name)?)
+    }
+
+    /// `trials.suggest`: up to `suggestionCount` trials, ACTIVE and assigned to the client. A client
+    /// that still has ACTIVE trials gets those back instead, as Vizier does.
+    pub fn suggest(
+        &self,
+        project: &str,
+        location: &str,
+        study_id: &str,
+        request: SuggestTrialsRequest,
+    ) -> Result<StudyOperation, RegistryError> {
+        let started = kiln_api::now();
+        let count = match request.suggestion_count {
+            0 => 1,
+            n if (1..=MAX_SUGGESTIONS).contains(&n) => n as usize,
+            n => {
+                return Err(RegistryError::InvalidArgument(format!(
+                    "Field: suggestion_count Error: must be between 1 and {MAX_SUGGESTIONS}, got {n}"
+                )));
+            }
+        };
+        let mut study = self.get(project, location, study_id)?;
+        let tuner = self.tuner_of(&study)?;
+        let _writes = self.lock_writes();
+        let existing = self.trials(project, &study)?;
+        let mine: Vec<Trial> = existing
+            .iter()
+            .filter(|(_, t)| {
+                !request.client_id.is_empty()
+                    && t.client_id == request.client_id
+                    && t.state == TrialState::Active
+            })
+            .map(|(_, t)| t.clone())
+            .collect();
+        let trials = if !mine.is_empty() {
+            mine
+        } else {
+            let mut completed = Vec::new();
+            let mut pending = Vec::new();
+            for (_, trial) in &existing {
+                let Some(values) = values(&tuner, trial) else {
+                    continue;
+                };
+                match trial.state {
+                    TrialState::Completed => completed.push(kiln_tuner::Trial {
+                        objective: trial
+                            .final_measurement
+                            .as_ref()
+                            .and_then(|m| metric(&study, m))
+                            .filter(|_| !trial.trial_infeasible),
+                        values,
+                    }),
+                    _ => pending.push(values),
+                }
+            }
+            let suggestions = tuner
+                .suggest(&completed, &pending, count)
+                .map_err(|error| RegistryError::Internal(error.to_string()))?;
+            let first = existing.last().map_or(1, |(id, _)| id + 1);
+            let mut created = Vec::new();
+            for (next, values) in (first..).zip(suggestions) {
+                let trial = Trial {
+                    name: format!("{}/trials/{next}", study.name),
+                    state: TrialState::Active,
+                    parameters: parameters(&tuner, &values),
+                    start_time: kiln_api::now(),
+                    client_id: request.client_id.clone(),
+                    ..Trial::default()
+                };
+                self.store.put_trial(project, &study.name, next, &trial)?;
+                created.push(trial);
+            }
+            if created.len() < count && study.state == StudyState::Active {
+                study.state = StudyState::Completed;
+                study.inactive_reason = "every point of the search space has been suggested".into();
+                self.store.update_study(project, &study)?;
+            }
+            created
+        };
+        Ok(StudyOperation {
+            name: format!(
+                "projects/{project}/locations/{location}/operations/suggest.{study_id}.{}",
+                uuid::Uuid::new_v4().simple()
+            ),
+            done: true,
+            response: StudyOperationResponse::Suggest(SuggestTrialsResponse {
+                trials,
+                study_state: study.state,
+                start_time: started,
+                end_time: kiln_api::now(),
+            }),
+        })
+    }
+
+    fn find_trial(
+        &self,
+        project: &str,
+        study: &Study,
+        trial_id: &str,
+    ) -> Result<(i64, Trial), RegistryError> {
+        let id: i64 = trial_id
+            .parse()
+            .map_err(|_| not_found(&format!("trial {trial_id:?} of {}", study.name)))?;
+        self.trials(project, study)?
+            .into_iter()
+            .find(|(found, _)| *found == id)
+            .ok_or_else(|| not_found(&format!("trial {trial_id:?} of {}", study.name)))
+    }
+
+    /// `trials.get`.
+    pub fn get_trial(
+        &self,
+        project: &str,
+        location: &str,
+        study_id: &str,
+        trial_id: &str,
+    ) -> Result<Trial, RegistryError> {
+        let study = self.get(project, location, study_id)?;
+        Ok(self.find_trial(project, &study, trial_id)?.1)
+    }
+
+    /// `trials.list`.
+    pub fn list_trials(
+        &self,
+        project: &str,
+        location: &str,
+        study_id: &str,
+    ) -> Result<ListTrialsResponse, RegistryError> {
+        let study = self.get(project, location, study_id)?;
+        Ok(ListTrialsResponse {
+            trials: self
+                .trials(project, &study)?
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect(),
+        })
+    }
+
+    /// `trials.create`: a trial the client chose itself (completed or not), which the tuner then
+    /// learns from.
+    pub fn create_trial(
+        &self,
+        project: &str,
+        location: &str,
+        study_id: &str,
+        mut trial: Trial,
+    ) -> Result<Trial, RegistryError> {
+        let study = self.get(project, location, study_id)?;
+        let tuner = self.tuner_of(&study)?;
+        let Some(values) = values(&tuner, &trial) else {
+            return Err(RegistryError::InvalidArgument(
+                "Field: trial.parameters Error: give one value of the right kind for every parameter of the study".into(),
+            ));
+        };
+        if tuner.space().encode(&values).is_none() {
+            return Err(RegistryError::InvalidArgument(
+                "Field: trial.parameters Error: a value lies outside its parameter's domain".into(),
+            ));
+        }
+        let _writes = self.lock_writes();
+        let id = self
+            .trials(project, &study)?
+            .last()
+            .map_or(1, |(id, _)| id + 1);
+        trial.name = format!("{}/trials/{id}", study.name);
+        trial.parameters = parameters(&tuner, &values);
+        trial.start_time = kiln_api::now();
+        trial.state = match trial.final_measurement.is_some() || trial.trial_infeasible {
+            true => {
+                trial.end_time = kiln_api::now();
+                TrialState::Completed
+            }
+            false => TrialState::Active,
+        };
+        self.store.put_trial(project, &study.name, id, &trial)?;
+        Ok(trial)
+    }
+
+    /// `trials.delete`.
+    pub fn delete_trial(
+        &self,
+        project: &str,
+        location: &str,
+        study_id: &str,
+        trial_id: &str,
+    ) -> Result<(), RegistryError> {
+        let study = self.get(project, location, study_id)?;
+        let _writes = self.lock_writes();
+        let (id, _) = self.find_trial(project, &study, trial_id)?;
+        Ok(self.store.delete_trial(project, &study.name, id)?)
+    }
+
+    /// Applies `change` to an unfinished trial and stores it.
+    fn change_trial(
+        &self,
+        project: &str,
+        location: &str,
+        study_id: &str,
+        trial_id: &str,
+        change: impl FnOnce(&Study, &mut Trial) -> Result<(), RegistryError>,
+    ) -> Result<Trial, RegistryError> {
+        let study = self.get(project, location, study_id)?;
+        let _writes = self.lock_writes();
+        let (id, mut trial) = self.find_trial(project, &study, trial_id)?;
+        if trial.state == TrialState::Completed {
+            return Err(RegistryError::FailedPrecondition(format!(
+                "trial {} is already COMPLETED",
+                trial.name
+            )));
+        }
+        change(&study, &mut trial)?;
+        self.store.put_trial(project, &study.name, id, &trial)?;
+        Ok(trial)
+    }
+
+    /// `trials.addMeasurement`.
+    pub fn add_measurement(
+        &self,
+        project: &str,
+        location: &str,
+        study_id: &str,
+        trial_id: &str,
+        request: AddMeasurementRequest,
+    ) -> Result<Trial, RegistryError> {
+        self.change_trial(project, location, study_id, trial_id, |study, trial| {
+            if metric(study, &request.measurement).is_none() {
+                return Err(RegistryError::InvalidArgument(format!(
+                    "Field: measurement.metrics Error: the measurement has no finite value of the study's metric {:?}",
+                    study.study_config.metrics.first().map(|m| m.metric.as_str()).unwrap_or_default()
+                )));
+            }
+            if !request.measurement.elapsed_time.is_empty() && seconds(&request.measurement.elapsed_time).is_none() {
+                return Err(RegistryError::InvalidArgument(format!(
+                    "Field: measurement.elapsed_time Error: {:?} is not a duration such as \"12.5s\"",
+                    request.measurement.elapsed_time
+                )));
+            }
+            trial.measurements.push(request.measurement);
+            Ok(())
+        })
+    }
+
+    /// `trials.complete`: with the final measurement given, else the last one added, or infeasible.
+    pub fn complete(
+        &self,
+        project: &str,
+        location: &str,
+        study_id: &str,
+        trial_id: &str,
+        request: CompleteTrialRequest,
+    ) -> Result<Trial, RegistryError> {
+        self.change_trial(project, location, study_id, trial_id, |study, trial| {
+            if request.trial_infeasible {
+                trial.trial_infeasible = true;
+                trial.infeasible_reason = request.infeasible_reason;
+            } else {
+                let last = request.final_measurement.or_else(|| trial.measurements.last().cloned());
+                match last.filter(|m| metric(study, m).is_some()) {
+                    Some(measurement) => trial.final_measurement = Some(measurement),
+                    None => {
+                        return Err(RegistryError::InvalidArgument(
+                            "Field: final_measurement Error: give a final measurement with the study's metric, or trialInfeasible".into(),
+                        ));
+                    }
+                }
+            }
+            trial.state = TrialState::Completed;
+            trial.end_time = kiln_api::now();
+            Ok(())
+        })
+    }
+
+    /// `trials.stop`: marks the trial STOPPING; the client completes it.
+    pub fn stop(
+        &self,
+        project: &str,
+        location: &str,
+        study_id: &str,
+        trial_id: &str,
+    ) -> Result<Trial, RegistryError> {
+        self.change_trial(project, location, study_id, trial_id, |_, trial| {
+            trial.state = TrialState::Stopping;
+            Ok(())
+        })
+    }
+
+    /// `trials.checkEarlyStoppingState`: the median rule against the completed trials, by step or
+    /// by elapsed time as the study's stopping config says. A study without one never stops trials.
+    pub fn check_early_stopping(
+        &self,
+        project: &str,
+        location: &str,
+        study_id: &str,
+        trial_id: &str,
+    ) -> Result<StudyOperation, RegistryError> {
+        let started = kiln_api::now();
+        let study = self.get(project, location, study_id)?;
+        let (_, trial) = self.find_trial(project, &study, trial_id)?;
+        let stopping = study.study_config.automated_stopping_config.as_ref();
+        let by_time = stopping
+            .and_then(|config| {
+                config
+                    .median_automated_stopping_config
+                    .as_ref()
+                    .or(config.decay_curve_stopping_config.as_ref())
+            })
+            .is_some_and(|config| config.use_elapsed_time);
+        let curve = |trial: &Trial| -> Vec<kiln_tuner::Measurement> {
+            trial
+                .measurements
+                .iter()
+                .filter_map(|m| {
+                    let step = if by_time {
+                        seconds(&m.elapsed_time)?
+                    } else {
+                        m.step_count as f64
+                    };
+                    Some(kiln_tuner::Measurement {
+                        step,
+                        value: metric(&study, m)?,
+                    })
+                })
+                .collect()
+        };
+        let completed: Vec<Vec<kiln_tuner::Measurement>> = self
+            .trials(project, &study)?
+            .iter()
+            .filter(|(_, t)| t.state == TrialState::Completed && !t.trial_infeasible)
+            .map(|(_, t)| curve(t))
+            .collect();
+        let tuner = self.tuner_of(&study)?;
+        let should_stop = stopping.is_some()
+            && matches!(trial.state, TrialState::Active | TrialState::Requested)
+            && kiln_tuner::should_stop(tuner.goal(), &curve(&trial), &completed);
+        Ok(StudyOperation {
+            name: format!(
+                "projects/{project}/locations/{location}/operations/stopping.{study_id}.{}",
+                uuid::Uuid::new_v4().simple()
+            ),
+            done: true,
+            response: StudyOperationResponse::EarlyStopping(CheckTrialEarlyStoppingStateResponse {
+                should_stop,
+                start_time: started,
+                end_time: kiln_api::now(),
+            }),
+        })
+    }
+
+    /// `trials.listOptimalTrials`: the best feasible completed trial (all of them on a tie).
+    pub fn optimal(
+        &self,
+        project: &str,
+        location: &str,
+        study_id: &str,
+    ) -> Result<ListTrialsResponse, RegistryError> {
+        let study = self.get(project, location, study_id)?;
+        let tuner = self.tuner_of(&study)?;
+        let scored: Vec<(f64, Trial)> = self
+            .trials(project, &study)?
+            .into_iter()
+            .filter(|(_, t)| t.state == TrialState::Completed && !t.trial_infeasible)
+            .filter_map(|(_, t)| {
+                let value = metric(&study, t.final_measurement.as_ref()?)?;
+                Some((
+                    if tuner.goal() == Goal::Minimize {
+                        -value
+                    } else {
+                        value
+                    },
+                    t,
+                ))
+            })
+            .collect();
+        let best = scored
+            .iter()
+            .map(|(v, _)| *v)
+            .fold(f64::NEG_INFINITY, f64::max);
+        Ok(ListTrialsResponse {
+            trials: scored
+                .into_iter()
+                .filter(|(v, _)| *v == best)
+                .map(|(_, t)| t)
+                .collect(),
+        })
+    }
+}

@@ -1,12 +1,11 @@
 //! `projects.locations.studies` and their `trials`: Kiln's tuner as a service, after AI Platform
 //! Vizier, for clients that evaluate trials themselves.
 //!
-//! A study's tuner is rebuilt from its stored trials on every suggestion (the tuner is stateless
-//! apart from a warm-start cache, kept per study here), so a restarted server suggests exactly as
-//! the old one would have. Trials are numbered per study; `suggest` and `checkEarlyStoppingState`
+//! A study's tuner is rebuilt from its config and stored trials on every request (the tuner is
+//! stateless and seeded by the study's name), so a restarted server suggests exactly as the old one
+//! would have. Trials are numbered per study; `suggest` and `checkEarlyStoppingState`
 //! return operations that are already done.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use kiln_api::job::{ParameterType, ScaleType};
@@ -31,8 +30,6 @@ pub struct Studies {
     store: Arc<dyn Store>,
     /// Serialises read-then-write changes to trials (numbering, suggestions).
     writes: Mutex<()>,
-    /// Tuners by study name, kept for their warm-start cache.
-    tuners: Mutex<HashMap<String, Arc<Tuner>>>,
 }
 
 fn not_found(what: &str) -> RegistryError {
@@ -217,7 +214,6 @@ impl Studies {
         Self {
             store,
             writes: Mutex::new(()),
-            tuners: Mutex::new(HashMap::new()),
         }
     }
 
@@ -300,23 +296,11 @@ impl Studies {
         let study = self.get(project, location, study_id)?;
         let _writes = self.lock_writes();
         self.store.delete_study(project, &study.name)?;
-        self.tuners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&study.name);
         Ok(())
     }
 
-    fn tuner_of(&self, study: &Study) -> Result<Arc<Tuner>, RegistryError> {
-        let mut tuners = self.tuners.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tuner) = tuners.get(&study.name) {
-            return Ok(Arc::clone(tuner));
-        }
-        let tuner = Arc::new(
-            tuner(study).map_err(|problems| RegistryError::Internal(problems.join("; ")))?,
-        );
-        tuners.insert(study.name.clone(), Arc::clone(&tuner));
-        Ok(tuner)
+    fn tuner_of(&self, study: &Study) -> Result<Tuner, RegistryError> {
+        tuner(study).map_err(|problems| RegistryError::Internal(problems.join("; ")))
     }
 
     fn trials(&self, project: &str, study: &Study) -> Result<Vec<(i64, Trial)>, RegistryError> {

@@ -27,28 +27,26 @@ const REFINED: usize = 6;
 const FIT_ITERATIONS: u64 = 40;
 
 /// Suggests `count` new points. `observed` holds larger-is-better values (failures already set to
-/// the worst); `warm` is the θ of the previous fit, a free extra start.
+/// the worst). The GP's hyper-parameters are fitted from the priors' means and from one seeded
+/// random start, never from an earlier fit, so the same history always gives the same answer.
 pub fn suggest(
     space: &Space,
     observed: &[(Point, f64)],
     pending: &[Point],
     count: usize,
     rng: &mut ChaCha8Rng,
-    warm: Option<&Theta>,
-) -> (Vec<Point>, Option<Theta>) {
+) -> Vec<Point> {
     let points: Vec<Point> = observed.iter().map(|(point, _)| point.clone()).collect();
     let raw = observed.iter().map(|(_, value)| *value).collect::<Vec<_>>();
     let targets = warp(&raw);
     let dims = space.unit_dims() + space.category_sizes().len();
     let mut starts = vec![Theta::default_for(dims)];
-    starts.extend(warm.cloned());
     starts.push(Theta(
         starts[0].0.iter().map(|t| t + gaussian(rng)).collect(),
     ));
     let Some(mut gp) = Gp::fit(points.clone(), targets, &starts, FIT_ITERATIONS) else {
-        return (Vec::new(), None);
+        return Vec::new();
     };
-    let theta = gp.theta().clone();
     let mut taken: Vec<Point> = points
         .iter()
         .chain(pending)
@@ -91,7 +89,7 @@ pub fn suggest(
         taken.push(point.clone());
         chosen.push(point);
     }
-    (chosen, Some(theta))
+    chosen
 }
 
 /// Where the acquisition may look: within an L∞ radius of some point already tried.

@@ -350,11 +350,6 @@ impl Gp {
         })
     }
 
-    /// The fitted hyper-parameters.
-    pub fn theta(&self) -> &Theta {
-        &self.theta
-    }
-
     /// The same GP with more data, θ unchanged (for pending points: Kriging believer).
     pub fn with(&self, point: Point, target: f64) -> Option<Self> {
         let mut points = self.points.clone();
@@ -469,6 +464,6 @@ mod tests {
             (prediction + mean - 1.5f64.sin()).abs() < 1e-2,
             "{prediction}"
         );
-        assert!(gp.theta().noise() < 1e-3);
+        assert!(gp.theta.noise() < 1e-3);
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! A pure library: no I/O, no clocks, no threads. A [`Tuner`] is built from a validated [`Space`],
 //! a [`Goal`], an [`Algorithm`] and a seed, and answers [`Tuner::suggest`] from the trials so far.
-//! It keeps no state between calls beyond a cache of the last GP fit, so a service may rebuild it
-//! from stored trials after a restart and get the same suggestions for the same history.
+//! It keeps no state between calls, so a service may rebuild it from stored trials after a restart
+//! and get the same suggestions for the same history.
 //!
 //! - `ALGORITHM_UNSPECIFIED` (Bayesian): a quasi-random start-up design, then the GP bandit of
 //!   [`bandit`] (Matérn-5/2 ARD GP on warped outputs, UCB in a trust region, Kriging believer for
@@ -19,8 +19,6 @@ mod search;
 pub mod space;
 pub mod stopping;
 mod warp;
-
-use std::sync::Mutex;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -90,8 +88,6 @@ pub struct Tuner {
     goal: Goal,
     algorithm: Algorithm,
     seed: u64,
-    /// θ of the last GP fit: an extra start for the next one.
-    warm: Mutex<Option<gp::Theta>>,
 }
 
 impl Tuner {
@@ -125,7 +121,6 @@ impl Tuner {
             goal,
             algorithm,
             seed,
-            warm: Mutex::new(None),
         })
     }
 
@@ -248,19 +243,7 @@ impl Tuner {
             .fold(f64::INFINITY, f64::min);
         let mut all = observed.to_vec();
         all.extend(failed.iter().map(|point| (point.clone(), worst)));
-        let warm = self
-            .warm
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        let (points, theta) =
-            bandit::suggest(&self.space, &all, pending, count, rng, warm.as_ref());
-        if let Some(theta) = theta {
-            *self
-                .warm
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(theta);
-        }
+        let points = bandit::suggest(&self.space, &all, pending, count, rng);
         if points.len() < count {
             // The acquisition found nothing new (a nearly exhausted finite space): fill at random.
             let mut taken: Vec<Point> = all
@@ -283,5 +266,112 @@ impl Tuner {
             return points;
         }
         points
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tuner(seed: u64) -> Tuner {
+        let space = Space::new(vec![
+            Param {
+                name: "x".into(),
+                domain: Domain::Double {
+                    min: -5.0,
+                    max: 5.0,
+                    scale: Scale::Linear,
+                },
+            },
+            Param {
+                name: "n".into(),
+                domain: Domain::Integer {
+                    min: 1,
+                    max: 8,
+                    scale: Scale::Linear,
+                },
+            },
+            Param {
+                name: "c".into(),
+                domain: Domain::Categorical {
+                    values: vec!["a".into(), "b".into()],
+                },
+            },
+        ])
+        .unwrap();
+        Tuner::new(space, Goal::Minimize, Algorithm::Bayesian, seed).unwrap()
+    }
+
+    fn loss(values: &[Value]) -> f64 {
+        match values {
+            [Value::Number(x), Value::Number(n), Value::Category(c)] => {
+                (x - 1.3).powi(2) + (n - 6.0).powi(2) / 10.0 + if c == "b" { 0.0 } else { 0.5 }
+            }
+            _ => unreachable!("three values"),
+        }
+    }
+
+    fn run(tuner: &Tuner, trials: usize) -> Vec<Trial> {
+        let mut history = Vec::new();
+        for _ in 0..trials {
+            let values = tuner.suggest(&history, &[], 1).unwrap().remove(0);
+            let objective = Some(loss(&values));
+            history.push(Trial { values, objective });
+        }
+        history
+    }
+
+    #[test]
+    fn the_same_seed_and_history_give_the_same_suggestions() {
+        let first = run(&tuner(7), 12);
+        assert_eq!(first, run(&tuner(7), 12));
+        assert_ne!(first, run(&tuner(8), 12));
+    }
+
+    #[test]
+    fn a_mixed_quadratic_is_solved_in_twenty_five_trials_and_batches_spread_out() {
+        let tuner = tuner(1);
+        let history = run(&tuner, 25);
+        let best = history
+            .iter()
+            .filter_map(|t| t.objective)
+            .fold(f64::INFINITY, f64::min);
+        assert!(best < 0.01, "best loss {best}");
+        let batch = tuner.suggest(&history, &[], 4).unwrap();
+        assert_eq!(batch.len(), 4);
+        for (i, a) in batch.iter().enumerate() {
+            assert!(
+                batch[i + 1..].iter().all(|b| b != a),
+                "duplicate in {batch:?}"
+            );
+            assert!(history.iter().all(|t| &t.values != a));
+        }
+    }
+
+    #[test]
+    fn an_exhausted_grid_suggests_nothing_and_failures_count_as_tried() {
+        let space = Space::new(vec![Param {
+            name: "c".into(),
+            domain: Domain::Categorical {
+                values: vec!["a".into(), "b".into()],
+            },
+        }])
+        .unwrap();
+        for algorithm in [Algorithm::Grid, Algorithm::Bayesian, Algorithm::Random] {
+            let tuner = Tuner::new(space.clone(), Goal::Maximize, algorithm, 3).unwrap();
+            let first = tuner.suggest(&[], &[], 5).unwrap();
+            assert_eq!(first.len(), 2, "{algorithm:?}");
+            let history: Vec<Trial> = first
+                .into_iter()
+                .map(|values| Trial {
+                    values,
+                    objective: None,
+                })
+                .collect();
+            assert!(
+                tuner.suggest(&history, &[], 1).unwrap().is_empty(),
+                "{algorithm:?}"
+            );
+        }
     }
 }

@@ -203,6 +203,18 @@ fn metric(study: &Study, measurement: &Measurement) -> Option<f64> {
         .filter(|v| v.is_finite())
 }
 
+/// A finished operation carrying `response` (Kiln answers suggestions and stopping checks at once).
+fn operation(project: &str, location: &str, response: StudyOperationResponse) -> StudyOperation {
+    StudyOperation {
+        name: format!(
+            "projects/{project}/locations/{location}/operations/{}",
+            uuid::Uuid::new_v4().simple()
+        ),
+        done: true,
+        response,
+    }
+}
+
 /// Seconds of an `elapsedTime` such as `"12.5s"`.
 fn seconds(text: &str) -> Option<f64> {
     text.strip_suffix('s')?.parse().ok()
@@ -384,19 +396,16 @@ impl Studies {
             }
             created
         };
-        Ok(StudyOperation {
-            name: format!(
-                "projects/{project}/locations/{location}/operations/suggest.{study_id}.{}",
-                uuid::Uuid::new_v4().simple()
-            ),
-            done: true,
-            response: StudyOperationResponse::Suggest(SuggestTrialsResponse {
+        Ok(operation(
+            project,
+            location,
+            StudyOperationResponse::Suggest(SuggestTrialsResponse {
                 trials,
                 study_state: study.state,
                 start_time: started,
                 end_time: kiln_api::now(),
             }),
-        })
+        ))
     }
 
     fn find_trial(
@@ -639,18 +648,15 @@ impl Studies {
         let should_stop = stopping.is_some()
             && matches!(trial.state, TrialState::Active | TrialState::Requested)
             && kiln_tuner::should_stop(tuner.goal(), &curve(&trial), &completed);
-        Ok(StudyOperation {
-            name: format!(
-                "projects/{project}/locations/{location}/operations/stopping.{study_id}.{}",
-                uuid::Uuid::new_v4().simple()
-            ),
-            done: true,
-            response: StudyOperationResponse::EarlyStopping(CheckTrialEarlyStoppingStateResponse {
+        Ok(operation(
+            project,
+            location,
+            StudyOperationResponse::EarlyStopping(CheckTrialEarlyStoppingStateResponse {
                 should_stop,
                 start_time: started,
                 end_time: kiln_api::now(),
             }),
-        })
+        ))
     }
 
     /// `trials.listOptimalTrials`: the best feasible completed trial (all of them on a tie).

@@ -228,6 +228,17 @@ impl Jobs {
             }
             job.state = JobState::Failed;
             job.end_time = kiln_api::now();
+            // A tuning job keeps its finished trials; the ones that were running failed with it.
+            for trial in job
+                .training_output
+                .iter_mut()
+                .flat_map(|output| output.trials.iter_mut())
+                .filter(|trial| !trial.state.is_final())
+            {
+                trial.state = JobState::Failed;
+                trial.end_time = job.end_time.clone();
+                trial.error_message = job.error_message.clone();
+            }
             self.store.update_job(&project, &job)?;
             failed += 1;
         }

@@ -108,12 +108,12 @@ pub(crate) fn ended(job: &Value) -> bool {
     )
 }
 
-fn alive(pid: u64) -> bool {
+pub(crate) fn alive(pid: u64) -> bool {
     // A zombie is dead for our purpose: its process group was killed.
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
 }
 
-fn wait_dead(pid: u64) {
+pub(crate) fn wait_dead(pid: u64) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while alive(pid) {
         assert!(Instant::now() < deadline, "process {pid} is still alive");

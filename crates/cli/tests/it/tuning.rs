@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::jobs::{ended, python_job, wait_job};
+use crate::jobs::{alive, ended, python_job, wait_dead, wait_job};
 use crate::support::{Server, call, census, kiln};
 
 /// A trainer whose "accuracy" depends on its flags, reported as the `mode` flag says.
@@ -30,6 +30,10 @@ if 'act' in flags: score -= 0 if flags['act'] == 'tanh' else 0.2
 if 'q' in flags: score = 1.0 - 0.3 * (int(flags['q']) - 1)
 if 'first-layer-size' in flags: score -= abs(int(flags['first-layer-size']) - 200) / 1000 + abs(float(flags['scale-factor']) - 0.5)
 print('trial', trial, 'flags', json.dumps(flags, sort_keys=True), flush=True)
+if flags.get('hang') == '1':
+    with open(os.path.join(args.job_dir, 'hang.pid'), 'w') as out:
+        out.write(str(os.getpid()))
+    time.sleep(600)
 values = [score * step / args.steps for step in range(1, args.steps + 1)]
 if args.mode == 'hypertune':
     import hypertune
@@ -451,4 +455,57 @@ fn the_census_sample_config_runs_as_written_through_the_cli_and_built_ins_report
         );
         assert!(Path::new(model).join("kiln_model.json").exists());
     }
+}
+
+#[test]
+fn a_server_killed_mid_tuning_keeps_finished_trials_and_stops_the_running_one() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    // Grid order: hang=0 finishes, hang=1 runs until the server is killed.
+    let body = tuning_job(
+        "killed",
+        work.path(),
+        &[],
+        json!({"hyperparameterMetricTag": "accuracy", "maxTrials": 2, "algorithm": "GRID_SEARCH",
+               "params": [{"parameterName": "hang", "type": "INTEGER", "minValue": 0, "maxValue": 1}]}),
+    );
+    assert_eq!(call("POST", &server.api("p", "jobs"), Some(&body)).0, 200);
+    let pid_file = work.path().join("out/hang.pid");
+    wait_job(&server, "p", "killed", |_| pid_file.exists());
+    std::thread::sleep(Duration::from_millis(200));
+    let pid: u64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    server.kill();
+    assert!(alive(pid), "the trial outlives the killed server");
+
+    let server = Server::start(data.path());
+    let job = wait_job(&server, "p", "killed", ended);
+    assert_eq!(job["state"], "FAILED", "{job:#}");
+    assert!(
+        job["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("server restarted"),
+        "{job:#}"
+    );
+    wait_dead(pid);
+    let trials = trials(&job);
+    assert_eq!(trials.len(), 2);
+    assert_eq!(
+        trials[0]["hyperparameters"]["hang"], "0",
+        "the finished trial first"
+    );
+    assert_eq!(trials[0]["state"], "SUCCEEDED");
+    assert!(trials[0]["finalMetric"]["objectiveValue"].is_number());
+    assert_eq!(trials[1]["state"], "FAILED");
+    assert!(
+        trials[1]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("server restarted")
+    );
 }

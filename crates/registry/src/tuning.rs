@@ -366,5 +366,24 @@ mod tests {
             problems.contains("params[0] Error: a log scale needs minValue > 0"),
             "{problems}"
         );
+        let grid = HyperparameterSpec {
+            algorithm: TuningAlgorithm::GridSearch,
+            params: vec![
+                param(
+                    serde_json::json!({"parameterName": "n", "type": "INTEGER", "minValue": 1, "maxValue": 3}),
+                ),
+                param(
+                    serde_json::json!({"parameterName": "lr", "type": "DOUBLE", "minValue": 0.1, "maxValue": 1}),
+                ),
+            ],
+            ..HyperparameterSpec::default()
+        };
+        let problems = plan(&grid, "j").err().unwrap().join("\n");
+        assert!(
+            problems.contains(
+                "params[1] Error: GRID_SEARCH takes only INTEGER, DISCRETE and CATEGORICAL"
+            ),
+            "{problems}"
+        );
     }
 }

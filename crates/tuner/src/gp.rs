@@ -435,7 +435,7 @@ mod tests {
         let pairs = Pairs::new(&points);
         let theta = Theta(vec![0.3, -1.0, -0.5, 0.2, -3.0]);
         let (_, gradient) = objective(&theta, &pairs, &y).unwrap();
-        for index in 0..theta.0.len() {
+        for (index, analytic) in gradient.iter().enumerate() {
             let step = 1e-6;
             let mut up = theta.clone();
             up.0[index] += step;
@@ -445,9 +445,8 @@ mod tests {
                 - objective(&down, &pairs, &y).unwrap().0)
                 / (2.0 * step);
             assert!(
-                (numeric - gradient[index]).abs() < 1e-4 * (1.0 + numeric.abs()),
-                "θ{index}: {numeric} vs {}",
-                gradient[index]
+                (numeric - analytic).abs() < 1e-4 * (1.0 + numeric.abs()),
+                "θ{index}: {numeric} vs {analytic}"
             );
         }
     }

@@ -234,6 +234,38 @@ fn objective(theta: &Theta, pairs: &Pairs, y: &DVector<f64>) -> Option<(f64, Vec
 /// θ, the objective there and its gradient.
 type Evaluation = (Vec<f64>, f64, Vec<f64>);
 
+/// Runs L-BFGS from `start`; a start that fails to move still competes as itself.
+fn minimise(
+    start: &Theta,
+    pairs: &Pairs,
+    y: &DVector<f64>,
+    iterations: u64,
+) -> Option<(f64, Theta)> {
+    let problem = Fit {
+        pairs,
+        y,
+        last: RefCell::new(None),
+    };
+    let found = LBFGS::new(MoreThuenteLineSearch::new(), 6)
+        .with_tolerance_grad(1e-5)
+        .and_then(|solver| solver.with_tolerance_cost(1e-9))
+        .ok()
+        .and_then(|solver| {
+            Executor::new(problem, solver)
+                .configure(|state| state.param(start.0.clone()).max_iters(iterations))
+                .run()
+                .ok()
+        })
+        .and_then(|result| {
+            let state = result.state();
+            state
+                .best_param
+                .clone()
+                .map(|theta| (state.best_cost, Theta(theta)))
+        });
+    found.or_else(|| objective(start, pairs, y).map(|(value, _)| (value, start.clone())))
+}
+
 /// The fitting problem for argmin, remembering the last evaluation: L-BFGS asks for the cost and
 /// the gradient of the same θ one after the other, and each costs a Cholesky.
 struct Fit<'a> {
@@ -285,35 +317,21 @@ impl Gp {
     ) -> Option<Self> {
         let pairs = Pairs::new(&points);
         let y = DVector::from_vec(targets.clone());
+        // The starts are independent: fit them on their own threads. The best is picked in start
+        // order afterwards, so the result does not depend on which thread finishes first.
+        let fitted: Vec<Option<(f64, Theta)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = starts
+                .iter()
+                .map(|start| scope.spawn(|| minimise(start, &pairs, &y, iterations)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().ok().flatten())
+                .collect()
+        });
         let mut best: Option<(f64, Theta)> = None;
-        for start in starts {
-            let problem = Fit {
-                pairs: &pairs,
-                y: &y,
-                last: RefCell::new(None),
-            };
-            let solver = LBFGS::new(MoreThuenteLineSearch::new(), 6)
-                .with_tolerance_grad(1e-5)
-                .and_then(|solver| solver.with_tolerance_cost(1e-9));
-            let Ok(solver) = solver else { continue };
-            let result = Executor::new(problem, solver)
-                .configure(|state| state.param(start.0.clone()).max_iters(iterations))
-                .run();
-            let found = match result {
-                Ok(result) => {
-                    let state = result.state();
-                    state
-                        .best_param
-                        .clone()
-                        .map(|theta| (state.best_cost, Theta(theta)))
-                }
-                Err(_) => None,
-            };
-            // A start that failed to move still competes as itself.
-            let candidate = found
-                .or_else(|| objective(start, &pairs, &y).map(|(value, _)| (value, start.clone())));
-            if let Some((value, theta)) = candidate
-                && value.is_finite()
+        for (value, theta) in fitted.into_iter().flatten() {
+            if value.is_finite()
                 && best
                     .as_ref()
                     .is_none_or(|(best_value, _)| value < *best_value)

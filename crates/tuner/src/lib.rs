@@ -182,41 +182,24 @@ impl Tuner {
         let start_up = self.space.params().len().min(4) + 1;
         let points = match self.algorithm {
             Algorithm::Grid => search::grid(&self.space, &taken, count),
-            Algorithm::Random => (0..count * 50)
-                .map(|_| search::random(&self.space, &mut rng))
-                .fold(Vec::new(), |mut found: Vec<Point>, point| {
-                    if found.len() < count && !taken.contains(&point) && !found.contains(&point) {
-                        found.push(point);
-                    }
-                    found
-                }),
+            Algorithm::Random => {
+                search::random_unseen(&self.space, &taken, count, count * 50, &mut rng)
+            }
             Algorithm::Bayesian if observed.len() < 2 || taken.len() < start_up => {
                 let seed = (self.seed ^ (self.seed >> 32)) as u32;
-                let mut points = search::quasi_random(
-                    &self.space,
-                    &taken,
-                    count.min(start_up.saturating_sub(taken.len()).max(1)),
-                    seed,
-                );
-                if points.len() < count && observed.len() >= 2 {
-                    let mut all = taken.clone();
-                    all.extend(points.iter().cloned());
-                    points.extend(self.bandit(
-                        &observed,
-                        &failed,
-                        &all[observed.len() + failed.len()..],
-                        count - points.len(),
-                        &mut rng,
-                    ));
-                } else if points.len() < count {
-                    let mut all = taken.clone();
-                    all.extend(points.iter().cloned());
-                    points.extend(search::quasi_random(
-                        &self.space,
-                        &all,
-                        count - points.len(),
-                        seed,
-                    ));
+                let wanted = count.min(start_up.saturating_sub(taken.len()).max(1));
+                let mut points = search::quasi_random(&self.space, &taken, wanted, seed);
+                if points.len() < count {
+                    let rest = count - points.len();
+                    let more = if observed.len() >= 2 {
+                        let in_flight: Vec<Point> =
+                            pending.iter().chain(&points).cloned().collect();
+                        self.bandit(&observed, &failed, &in_flight, rest, &mut rng)
+                    } else {
+                        let all: Vec<Point> = taken.iter().chain(&points).cloned().collect();
+                        search::quasi_random(&self.space, &all, rest, seed)
+                    };
+                    points.extend(more);
                 }
                 points
             }
@@ -243,27 +226,17 @@ impl Tuner {
             .fold(f64::INFINITY, f64::min);
         let mut all = observed.to_vec();
         all.extend(failed.iter().map(|point| (point.clone(), worst)));
-        let points = bandit::suggest(&self.space, &all, pending, count, rng);
+        let mut points = bandit::suggest(&self.space, &all, pending, count, rng);
         if points.len() < count {
             // The acquisition found nothing new (a nearly exhausted finite space): fill at random.
-            let mut taken: Vec<Point> = all
+            let taken: Vec<Point> = all
                 .iter()
                 .map(|(p, _)| p.clone())
                 .chain(pending.iter().cloned())
                 .chain(points.iter().cloned())
                 .collect();
-            let mut points = points;
-            for _ in 0..1000 {
-                if points.len() == count {
-                    break;
-                }
-                let point = search::random(&self.space, rng);
-                if !taken.contains(&point) {
-                    taken.push(point.clone());
-                    points.push(point);
-                }
-            }
-            return points;
+            let rest = count - points.len();
+            points.extend(search::random_unseen(&self.space, &taken, rest, 1000, rng));
         }
         points
     }

@@ -76,6 +76,27 @@ pub fn random(space: &Space, rng: &mut ChaCha8Rng) -> Point {
     space.snap(&point)
 }
 
+/// Up to `count` distinct random points not `taken`, from at most `attempts` draws.
+pub fn random_unseen(
+    space: &Space,
+    taken: &[Point],
+    count: usize,
+    attempts: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Point> {
+    let mut found: Vec<Point> = Vec::new();
+    for _ in 0..attempts {
+        if found.len() == count {
+            break;
+        }
+        let point = random(space, rng);
+        if !taken.contains(&point) && !found.contains(&point) {
+            found.push(point);
+        }
+    }
+    found
+}
+
 /// Start-up points: the centre of the box first, then a scrambled Sobol sequence, skipping points
 /// already `taken` (integer spaces repeat).
 pub fn quasi_random(space: &Space, taken: &[Point], count: usize, seed: u32) -> Vec<Point> {

@@ -290,6 +290,16 @@ fn tensor_scalar(bytes: &[u8]) -> Option<f64> {
 mod tests {
     use super::*;
 
+    /// The one file a writer made in `dir`.
+    fn only_file(dir: &Path) -> std::path::PathBuf {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+    }
+
     #[test]
     fn written_scalars_read_back_incrementally() {
         let dir = tempfile::tempdir().unwrap();
@@ -297,12 +307,7 @@ mod tests {
         writer
             .scalars(10, 1_700_000_001.0, &[("loss", 0.5), ("accuracy", 0.75)])
             .unwrap();
-        let path = std::fs::read_dir(dir.path())
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let path = only_file(dir.path());
         assert!(
             path.file_name()
                 .unwrap()
@@ -329,12 +334,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut writer = Writer::create(dir.path(), 0.0).unwrap();
         writer.scalars(1, 0.0, &[("m", 1.0)]).unwrap();
-        let path = std::fs::read_dir(dir.path())
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let path = only_file(dir.path());
         let whole = std::fs::read(&path).unwrap();
         let partial = dir.path().join("partial");
         std::fs::write(&partial, &whole[..whole.len() - 3]).unwrap();

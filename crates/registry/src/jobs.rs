@@ -275,7 +275,7 @@ impl Jobs {
         if let Some(tuning) = &launch.tuning
             && !tuning.resume.is_empty()
         {
-            self.resumed_trials(project, &job, tuning)?;
+            self.check_resume(project, &job, tuning)?;
         }
         if launch.units > self.queue.quota() + 1e-9 {
             return Err(RegistryError::InvalidArgument(format!(
@@ -766,14 +766,14 @@ impl Jobs {
 const METRIC_POLL: Duration = Duration::from_secs(1);
 
 impl Jobs {
-    /// The trials of the job a tuning job resumes, checked to be a finished tuning job of the same
-    /// project over the same parameters.
-    fn resumed_trials(
+    /// Checks that the job a tuning job resumes is a finished tuning job of the same project over
+    /// the same parameters.
+    fn check_resume(
         &self,
         project: &str,
         job: &Job,
         tuning: &TuningPlan,
-    ) -> Result<Vec<kiln_api::job::HyperparameterOutput>, RegistryError> {
+    ) -> Result<(), RegistryError> {
         let field = "Field: training_input.hyperparameters.resume_previous_job_id Error:";
         let invalid =
             |message: String| RegistryError::InvalidArgument(format!("{field} {message}"));
@@ -810,10 +810,7 @@ impl Jobs {
                 tuning.resume
             )));
         }
-        Ok(previous
-            .training_output
-            .map(|output| output.trials)
-            .unwrap_or_default())
+        Ok(())
     }
 
     /// Runs a tuning job: asks the tuner for trials, keeps up to `maxParallelTrials` running, reads
@@ -831,17 +828,16 @@ impl Jobs {
         let (project, job_id) = (plan.project, plan.job_id);
         let space = tuning.tuner.space().clone();
         let goal = tuning.tuner.goal();
+        // The job resumed was checked when this one was created; finished jobs do not change.
         let previous = match tuning.resume.is_empty() {
             true => Vec::new(),
             false => self
-                .resumed_trials(
-                    project,
-                    &Job {
-                        training_input: Some(plan.input.clone()),
-                        ..Job::default()
-                    },
-                    tuning,
-                )
+                .store
+                .get_job(project, &tuning.resume)
+                .ok()
+                .flatten()
+                .and_then(|job| job.training_output)
+                .map(|output| output.trials)
                 .unwrap_or_default(),
         };
         let mut history: Vec<kiln_tuner::Trial> = previous
@@ -899,15 +895,11 @@ impl Jobs {
                     id: trial.trial_id.clone(),
                     flags: tuning::flags(&space, &trial),
                     metric_file: trial_dir.join("hypertune").join("output.metrics"),
-                    job_dir: (is_built_in && !plan.input.job_dir.is_empty()).then(|| {
-                        Path::new(&plan.input.job_dir)
-                            .join(&trial.trial_id)
-                            .display()
-                            .to_string()
-                    }),
+                    job_dir: (is_built_in && !plan.input.job_dir.is_empty())
+                        .then(|| trial_dir_of(plan.input, &trial).display().to_string()),
                 };
-                let events_dir = (!plan.input.job_dir.is_empty())
-                    .then(|| Path::new(&plan.input.job_dir).join(&trial.trial_id));
+                let events_dir =
+                    (!plan.input.job_dir.is_empty()).then(|| trial_dir_of(plan.input, &trial));
                 // A second of slack for clocks that round (event wall times are doubles).
                 let since = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -946,12 +938,12 @@ impl Jobs {
                              report_hyperparameter_tuning_metric (CLOUD_ML_HP_METRIC_FILE), or write it as a TensorFlow \
                              summary with that tag under {}",
                             tuning.tag,
-                            Path::new(&plan.input.job_dir).join(&trial.trial_id).display()
+                            trial_dir_of(plan.input, trial).display()
                         )),
                         other => (other, message),
                     };
                     if is_built_in && trial.state == JobState::Succeeded {
-                        trial.built_in_algorithm_output = Some(built_in_output(plan.input, &Path::new(&plan.input.job_dir).join(&trial.trial_id)));
+                        trial.built_in_algorithm_output = Some(built_in_output(plan.input, &trial_dir_of(plan.input, trial)));
                     }
                     if trial.state == JobState::Failed {
                         failed += 1;
@@ -995,21 +987,10 @@ impl Jobs {
                 }
             }
         }
-        output.consumed_m_l_units = round_units(output.consumed_m_l_units);
-        let succeeded = output
-            .trials
-            .iter()
-            .filter(|trial| trial.state == JobState::Succeeded)
-            .count();
-        output.completed_trial_count = succeeded as i64;
-        tuning::sort_best_first(&mut output.trials, goal);
+        let output = summary(&output, goal);
+        let succeeded = output.completed_trial_count;
         let (state, message) = match job_stop {
-            Some(reason) => Attempt {
-                verdict: None,
-                stop_reason: Some(reason),
-                units: 0.0,
-            }
-            .verdict(),
+            Some(reason) => reason.outcome(),
             None if failed >= tuning.max_failed => (
                 JobState::Failed,
                 format!(
@@ -1034,18 +1015,32 @@ impl Jobs {
         output: &TrainingOutput,
         goal: kiln_tuner::Goal,
     ) {
-        let mut output = output.clone();
-        output.consumed_m_l_units = round_units(output.consumed_m_l_units);
-        output.completed_trial_count = output
-            .trials
-            .iter()
-            .filter(|trial| trial.state == JobState::Succeeded)
-            .count() as i64;
-        tuning::sort_best_first(&mut output.trials, goal);
+        let output = summary(output, goal);
         if let Err(error) = self.update(project, job_id, |job| job.training_output = Some(output)) {
             tracing::warn!(job = job_id, %error, "could not record tuning progress");
         }
     }
+}
+
+/// A tuning job's output as stored: ML units rounded, succeeded trials counted, trials best first.
+fn summary(output: &TrainingOutput, goal: kiln_tuner::Goal) -> TrainingOutput {
+    let mut output = output.clone();
+    output.consumed_m_l_units = round_units(output.consumed_m_l_units);
+    output.completed_trial_count = output
+        .trials
+        .iter()
+        .filter(|trial| trial.state == JobState::Succeeded)
+        .count() as i64;
+    tuning::sort_best_first(&mut output.trials, goal);
+    output
+}
+
+/// `<jobDir>/<trialId>`: where ML Engine trainers write a trial's output (and its event files).
+fn trial_dir_of(
+    input: &kiln_api::TrainingInput,
+    trial: &kiln_api::job::HyperparameterOutput,
+) -> PathBuf {
+    Path::new(&input.job_dir).join(&trial.trial_id)
 }
 
 /// A trial's reports as the early-stopping rule reads them.
@@ -1109,23 +1104,32 @@ impl Attempt {
     /// The final state and message of a job that ran this way.
     pub(crate) fn verdict(&self) -> (JobState, String) {
         match (self.stop_reason, &self.verdict) {
-            (Some(StopReason::Cancelled | StopReason::WaitedTooLong(_)), _) => (
+            (Some(reason), _) => reason.outcome(),
+            (None, Some(verdict)) => verdict.clone(),
+            (None, None) => (
+                JobState::Failed,
+                "the job's replicas ended without a verdict".into(),
+            ),
+        }
+    }
+}
+
+impl StopReason {
+    /// The final state and message of a job (or trial) stopped for this reason.
+    fn outcome(self) -> (JobState, String) {
+        match self {
+            StopReason::Cancelled | StopReason::WaitedTooLong(_) => (
                 JobState::Cancelled,
                 "Job was cancelled by a user request.".to_string(),
             ),
-            (Some(StopReason::TimedOut(limit)), _) => (
+            StopReason::TimedOut(limit) => (
                 JobState::Cancelled,
                 format!(
                     "Job exceeded scheduling.maxRunningTime ({}s) and was cancelled.",
                     limit.as_secs_f64()
                 ),
             ),
-            (Some(StopReason::EarlyStopped), _) => (JobState::Succeeded, String::new()),
-            (None, Some(verdict)) => verdict.clone(),
-            (None, None) => (
-                JobState::Failed,
-                "the job's replicas ended without a verdict".into(),
-            ),
+            StopReason::EarlyStopped => (JobState::Succeeded, String::new()),
         }
     }
 }

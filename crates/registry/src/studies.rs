@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use kiln_api::job::{ParameterType, ScaleType};
+use kiln_api::job::ParameterType;
 use kiln_api::names::{check_name, check_project};
 use kiln_api::study::{
     AddMeasurementRequest, CheckTrialEarlyStoppingStateResponse, CompleteTrialRequest,
@@ -66,11 +66,7 @@ fn tuner(study: &Study) -> Result<Tuner, Vec<String>> {
     let mut params = Vec::new();
     for (index, spec) in config.parameters.iter().enumerate() {
         let field = format!("Field: study.study_config.parameters[{index}]");
-        let scale = match spec.scale_type {
-            ScaleType::None | ScaleType::UnitLinearScale => kiln_tuner::Scale::Linear,
-            ScaleType::UnitLogScale => kiln_tuner::Scale::Log,
-            ScaleType::UnitReverseLogScale => kiln_tuner::Scale::ReverseLog,
-        };
+        let scale = crate::tuning::scale(spec.scale_type);
         if !spec.child_parameter_specs.is_empty() {
             problems.push(format!(
                 "{field}.child_parameter_specs Error: conditional parameters are not supported"
@@ -215,6 +211,16 @@ fn operation(project: &str, location: &str, response: StudyOperationResponse) ->
     }
 }
 
+/// `projects/{p}/locations/{l}/studies/{id}`.
+fn study_name(project: &str, location: &str, study_id: &str) -> String {
+    format!("projects/{project}/locations/{location}/studies/{study_id}")
+}
+
+/// The number of a study's next trial: one past the last (trials are listed by number).
+fn next_id(trials: &[(i64, Trial)]) -> i64 {
+    trials.last().map_or(1, |(id, _)| id + 1)
+}
+
 /// Seconds of an `elapsedTime` such as `"12.5s"`.
 fn seconds(text: &str) -> Option<f64> {
     text.strip_suffix('s')?.parse().ok()
@@ -254,7 +260,7 @@ impl Studies {
                 "location {location:?} is invalid: use a region name such as us-central1"
             ));
         }
-        study.name = format!("projects/{project}/locations/{location}/studies/{study_id}");
+        study.name = study_name(project, location, study_id);
         if let Err(found) = tuner(&study) {
             problems.extend(found);
         }
@@ -275,7 +281,7 @@ impl Studies {
         location: &str,
         study_id: &str,
     ) -> Result<Study, RegistryError> {
-        let name = format!("projects/{project}/locations/{location}/studies/{study_id}");
+        let name = study_name(project, location, study_id);
         self.store
             .get_study(project, &name)?
             .ok_or_else(|| not_found(&format!("study {name:?}")))
@@ -288,7 +294,7 @@ impl Studies {
         location: &str,
     ) -> Result<ListStudiesResponse, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
-        let prefix = format!("projects/{project}/locations/{location}/studies/");
+        let prefix = study_name(project, location, "");
         let studies = self
             .store
             .list_studies(project)?
@@ -375,7 +381,7 @@ impl Studies {
             let suggestions = tuner
                 .suggest(&completed, &pending, count)
                 .map_err(|error| RegistryError::Internal(error.to_string()))?;
-            let first = existing.last().map_or(1, |(id, _)| id + 1);
+            let first = next_id(&existing);
             let mut created = Vec::new();
             for (next, values) in (first..).zip(suggestions) {
                 let trial = Trial {
@@ -474,10 +480,7 @@ impl Studies {
             ));
         }
         let _writes = self.lock_writes();
-        let id = self
-            .trials(project, &study)?
-            .last()
-            .map_or(1, |(id, _)| id + 1);
+        let id = next_id(&self.trials(project, &study)?);
         trial.name = format!("{}/trials/{id}", study.name);
         trial.parameters = parameters(&tuner, &values);
         trial.start_time = kiln_api::now();

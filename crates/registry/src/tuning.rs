@@ -145,12 +145,17 @@ fn seed(job_id: &str) -> u64 {
     })
 }
 
-fn domain(param: &kiln_api::job::ParameterSpec) -> Result<Domain, String> {
-    let scale = match param.scale_type {
+/// The tuner's scale for the API's `scaleType` (unset is linear).
+pub fn scale(scale_type: ScaleType) -> Scale {
+    match scale_type {
         ScaleType::None | ScaleType::UnitLinearScale => Scale::Linear,
         ScaleType::UnitLogScale => Scale::Log,
         ScaleType::UnitReverseLogScale => Scale::ReverseLog,
-    };
+    }
+}
+
+fn domain(param: &kiln_api::job::ParameterSpec) -> Result<Domain, String> {
+    let scale = scale(param.scale_type);
     let range = || match (param.min_value, param.max_value) {
         (Some(min), Some(max)) => Ok((min, max)),
         _ => Err(format!("{:?} needs minValue and maxValue", param.kind)),

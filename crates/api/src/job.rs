@@ -469,6 +469,41 @@ pub struct ListJobsResponse {
     pub next_page_token: Option<String>,
 }
 
+/// A job's training curves: the scalars of the TensorBoard event files under its `jobDir` (Kiln
+/// extension: `GET .../jobs/{job}/metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobMetrics {
+    /// One series per run directory and tag.
+    #[serde(default)]
+    pub series: Vec<MetricSeries>,
+}
+
+/// One scalar over steps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSeries {
+    /// The directory of the event files, relative to the job directory: `train`, `eval`, or
+    /// `3/eval` for trial 3 of a tuning job.
+    pub run: String,
+    /// Summary tag: `loss`, `accuracy`, `examples_per_second`, ...
+    pub tag: String,
+    /// Points in step order; long series are thinned evenly, keeping the last point.
+    pub points: Vec<MetricPoint>,
+}
+
+/// One value of a series.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricPoint {
+    /// Training step.
+    pub step: i64,
+    /// The value.
+    pub value: f64,
+    /// Seconds since the epoch when it was written.
+    pub wall_time: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

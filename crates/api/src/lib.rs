@@ -29,7 +29,10 @@ pub use iam::{
     AuditEntry, Binding, Identity, ListAuditEntriesResponse, ListTokensResponse, Policy,
     SetIamPolicyRequest, TestIamPermissions, Token,
 };
-pub use job::{Job, JobState, ListJobsResponse, ScaleTier, TrainingInput, TrainingOutput};
+pub use job::{
+    Job, JobMetrics, JobState, ListJobsResponse, MetricPoint, MetricSeries, ScaleTier,
+    TrainingInput, TrainingOutput,
+};
 pub use model::{
     Framework, ListModelsResponse, ListVersionsResponse, Model, Version, VersionState,
 };

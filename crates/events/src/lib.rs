@@ -11,7 +11,7 @@
 //! read, so a trainer's events can be followed while it runs.
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Why an event file cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -49,10 +49,15 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Creates `events.out.tfevents.{seconds}.{host}` in `dir` and writes the file-version event.
+    /// Creates `events.out.tfevents.{seconds}.kiln.{pid}` in `dir` (TensorFlow names them by
+    /// time, host and process) and writes the file-version event.
     pub fn create(dir: &Path, wall_time: f64) -> Result<Self, EventsError> {
         std::fs::create_dir_all(dir)?;
-        let name = format!("events.out.tfevents.{}.kiln", wall_time as u64);
+        let name = format!(
+            "events.out.tfevents.{}.kiln.{}",
+            wall_time as u64,
+            std::process::id()
+        );
         let mut writer = Self {
             file: std::fs::File::create(dir.join(name))?,
         };
@@ -120,6 +125,32 @@ fn put_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
 fn put_fixed64(out: &mut Vec<u8>, field: u64, bits: u64) {
     put_key(out, field, 1);
     out.extend_from_slice(&bits.to_le_bytes());
+}
+
+/// The event files (`*tfevents*`) under `dir`, at most `depth` directories down, sorted by path.
+pub fn find(dir: &Path, depth: usize) -> Vec<PathBuf> {
+    fn walk(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() && depth > 0 => walk(&path, depth - 1, found),
+                Ok(kind)
+                    if kind.is_file()
+                        && entry.file_name().to_string_lossy().contains("tfevents") =>
+                {
+                    found.push(path)
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(dir, depth, &mut found);
+    found.sort();
+    found
 }
 
 /// Follows one event file: each [`Tail::read`] returns the scalars of the records completed since the

@@ -7,6 +7,7 @@
 //! - [`operations`]: creating and finishing long-running operations.
 //! - [`registry`]: the `Registry` service: models, versions, default-version rules, predict.
 //! - [`jobs`]: the `Jobs` service: training jobs from submission to a final state.
+//! - [`curves`]: a job's training curves, from the event files under its job directory.
 //! - [`tuning`]: hyperparameter tuning jobs: the spec's validation, trial records, best-first order.
 //! - [`studies`]: the `Studies` service: Vizier-style studies and trials over the tuner.
 //! - [`queue`]: the FIFO queue that holds jobs until their ML units fit the quota.
@@ -17,6 +18,7 @@
 //! lives here once. **API boundary:** takes and returns `kiln-api` types.
 
 pub mod access;
+pub mod curves;
 pub mod error;
 pub mod jobs;
 pub mod list;

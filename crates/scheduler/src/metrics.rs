@@ -6,9 +6,10 @@
 //!   trainers append to it; reports are keyed by timestamp and tag, so both read the same.
 //! - TensorBoard event files under the trial's output directory (`<jobDir>/<trialId>`, where ML
 //!   Engine trainers write): scalars whose tag is the metric tag, followed with [`kiln_events::Tail`].
+//!   A step already reported in the hypertune file is not counted again from the event files.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// One report of the metric.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,9 +67,7 @@ impl MetricWatch {
             }
         }
         if let Some(dir) = &self.events_dir {
-            let mut files = Vec::new();
-            event_files(dir, &mut files, 4);
-            for file in files {
+            for file in kiln_events::find(dir, 4) {
                 let tail = self.tails.entry(file.clone()).or_default();
                 for scalar in tail.read(&file).unwrap_or_default() {
                     if scalar.tag == self.tag && scalar.wall_time >= self.since {
@@ -83,7 +82,19 @@ impl MetricWatch {
                 }
             }
         }
-        let mut reports: Vec<Report> = self.reports.values().copied().collect();
+        // A trainer that reports through both channels (Kiln's built-ins do) counts once per step.
+        let reported: std::collections::HashSet<i64> = self
+            .reports
+            .keys()
+            .filter(|(_, source, _)| *source == 0)
+            .map(|(_, _, step)| *step)
+            .collect();
+        let mut reports: Vec<Report> = self
+            .reports
+            .iter()
+            .filter(|((_, source, step), _)| *source == 0 || !reported.contains(step))
+            .map(|(_, report)| *report)
+            .collect();
         reports.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.step.cmp(&b.step)));
         reports
     }
@@ -102,25 +113,6 @@ fn hypertune_line(line: &str, tag: &str) -> Option<Report> {
         value,
         time: entry.get("timestamp").and_then(number).unwrap_or(0.0),
     })
-}
-
-/// Event files under `dir`, at most `depth` directories down.
-fn event_files(dir: &Path, found: &mut Vec<PathBuf>, depth: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(kind) if kind.is_dir() && depth > 0 => event_files(&path, found, depth - 1),
-            Ok(kind)
-                if kind.is_file() && entry.file_name().to_string_lossy().contains("tfevents") =>
-            {
-                found.push(path)
-            }
-            _ => {}
-        }
-    }
 }
 
 #[cfg(test)]
@@ -166,6 +158,9 @@ mod tests {
             watch.poll().last().map(|r| (r.step, r.value)),
             Some((20, 0.75))
         );
+        assert_eq!(watch.poll().len(), 3);
+        // A built-in trainer writes the same evaluation to both channels: it counts once.
+        writer.scalars(20, 101.0, &[("accuracy", 0.75)]).unwrap();
         assert_eq!(watch.poll().len(), 3);
     }
 }

@@ -138,8 +138,17 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
                     project.to_string(),
                 )
             }
-            (["projects", project, "jobs", job, "logs"], None) if is_get => (
-                "projects.jobs.logs".into(),
+            (
+                [
+                    "projects",
+                    project,
+                    "jobs",
+                    job,
+                    tail @ ("logs" | "metrics"),
+                ],
+                None,
+            ) if is_get => (
+                format!("projects.jobs.{tail}"),
                 Some("ml.jobs.get"),
                 format!("projects/{project}/jobs/{job}"),
                 project.to_string(),

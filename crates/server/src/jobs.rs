@@ -1,4 +1,4 @@
-//! Handlers of `projects.jobs` and of the job log endpoint.
+//! Handlers of `projects.jobs` and of the job log and metrics endpoints.
 
 use std::sync::Arc;
 
@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Extension, Router};
-use kiln_api::Job;
+use kiln_api::{Code, Job};
 use kiln_iam::Principal;
 use kiln_registry::{Access, Jobs};
 use serde_json::json;
@@ -32,6 +32,20 @@ pub fn routes() -> Router<Services> {
             get(get_job).patch(patch_job).post(job_verb),
         )
         .route("/v1/projects/{project}/jobs/{job}/logs", get(job_logs))
+        .route(
+            "/v1/projects/{project}/jobs/{job}/metrics",
+            get(job_metrics),
+        )
+}
+
+async fn job_metrics(
+    State(jobs): Shared,
+    Path((project, job)): Path<(String, String)>,
+) -> ApiResult {
+    let metrics = tokio::task::spawn_blocking(move || jobs.metrics(&project, &job))
+        .await
+        .map_err(|error| ApiError::Http(Code::Internal, error.to_string()))??;
+    json(metrics)
 }
 
 type Shared = State<Arc<Jobs>>;

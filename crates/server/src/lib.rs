@@ -10,15 +10,17 @@
 //! - [`auth`]: the gate of every `/v1` request: token, permission (one deny-by-default table of
 //!   routes), audit log.
 //! - [`routes`]: the route table and the thin handlers of models, versions, operations and predict.
-//! - [`jobs`]: the handlers of `projects.jobs` and the job log endpoint.
+//! - [`jobs`]: the handlers of `projects.jobs` and the job log and metrics endpoints.
 //! - [`studies`]: the handlers of `projects.locations.studies` and their trials (Vizier).
 //! - [`iam`]: IAM policy methods, tokens, `whoami` and the audit log.
+//! - [`console`]: the web console's static files (`console/`), served at `/`.
 //!
 //! **Architecture invariant:** this is the only crate that speaks HTTP. Handlers parse, call one
 //! registry function and map its error; no rule of the API lives here. Every `/v1` route passes
 //! [`auth::guard`] first, which knows every route's permission.
 
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod iam;

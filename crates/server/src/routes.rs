@@ -32,6 +32,7 @@ pub fn router(services: Services) -> Router {
         .merge(crate::jobs::routes())
         .merge(crate::studies::routes())
         .merge(crate::iam::routes())
+        .merge(crate::console::routes())
         .route(
             "/v1/projects/{project}/models",
             get(list_models).post(create_model),

@@ -9,6 +9,8 @@
 //!   what the user left out (types, vocabularies, normalisation, bucket boundaries).
 //! - [`sparse`]: row-sparse optimizers (lazy Adam, Adagrad, FTRL) for Kiln's embedding tables.
 //! - [`metrics`]: evaluation metrics (accuracy, AUC, log loss, RMSE, MAE).
+//! - [`telemetry`]: TensorBoard event files (loss, throughput, eval metrics) and the tuning
+//!   trial's hypertune file.
 //! - [`trainer`]: the training loop: batches, loss, burn's backward pass, sparse updates,
 //!   progress lines, evaluation, checkpoints and the export.
 //!
@@ -21,6 +23,7 @@ pub mod metrics;
 pub mod resolve;
 pub mod schema;
 pub mod sparse;
+pub mod telemetry;
 pub mod trainer;
 
 pub use algorithm::{Algorithm, TrainArgs};

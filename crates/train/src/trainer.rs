@@ -28,6 +28,7 @@ use crate::metrics::evaluate;
 use crate::resolve::{ModelType, encode_rows, resolve};
 use crate::schema::Schema;
 use crate::sparse::{RowGradients, SparseOptimizer, SparseTable};
+use crate::telemetry::Telemetry;
 
 /// Everything a training run needs.
 #[derive(Debug, Clone)]
@@ -165,6 +166,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
     device.seed(config.seed);
     let mut state = State::init(spec, config, &device, &mut rng)?;
     let mut optimizer = AdamConfig::new().init();
+    let mut telemetry = Telemetry::create(&config.job_dir, config.metric_file.clone())?;
     let started = Instant::now();
     let mut window = (Instant::now(), 0usize, 0.0f64);
     let mut order: Vec<usize> = (0..train_examples.len()).collect();
@@ -184,11 +186,14 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
             window.2 += f64::from(loss);
             if step.is_multiple_of(config.log_every) {
                 let elapsed = window.0.elapsed().as_secs_f64().max(1e-9);
-                log(&format!(
-                    "step {step} epoch {epoch} loss {:.4} examples/s {:.0}",
+                let (mean_loss, rate) = (
                     window.2 / config.log_every as f64,
-                    window.1 as f64 / elapsed
+                    window.1 as f64 / elapsed,
+                );
+                log(&format!(
+                    "step {step} epoch {epoch} loss {mean_loss:.4} examples/s {rate:.0}"
                 ));
+                telemetry.progress(step, mean_loss, rate)?;
                 window = (Instant::now(), 0, 0.0);
             }
             if config.max_steps.is_some_and(|max| step >= max) {
@@ -197,7 +202,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
                     "eval at step {step}: {}",
                     format_metrics(&metrics)
                 ));
-                report_metrics(config, step, &metrics)?;
+                telemetry.evaluation(step, &metrics)?;
                 break 'epochs;
             }
         }
@@ -206,7 +211,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
             "eval after epoch {epoch} (step {step}): {}",
             format_metrics(&metrics)
         ));
-        report_metrics(config, step, &metrics)?;
+        telemetry.evaluation(step, &metrics)?;
         let checkpoint = config
             .job_dir
             .join("checkpoints")
@@ -231,43 +236,6 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
         examples_per_second,
         eval_rows: eval_examples.len(),
     })
-}
-
-/// Appends one `cloudml-hypertune` line per metric to `config.metric_file`, so a tuning job reads
-/// the built-in algorithms' metrics the way it reads any trainer's.
-fn report_metrics(
-    config: &TrainConfig,
-    step: usize,
-    metrics: &BTreeMap<String, f64>,
-) -> Result<(), TrainError> {
-    let Some(path) = &config.metric_file else {
-        return Ok(());
-    };
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |elapsed| elapsed.as_secs_f64());
-    let mut lines = String::new();
-    for (tag, value) in metrics {
-        let mut line = serde_json::Map::new();
-        line.insert(tag.clone(), value.to_string().into());
-        line.insert("global_step".into(), step.to_string().into());
-        line.insert("timestamp".into(), timestamp.into());
-        lines.push_str(&serde_json::Value::Object(line).to_string());
-        lines.push('\n');
-    }
-    let io = |source| TrainError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io)?;
-    std::io::Write::write_all(&mut file, lines.as_bytes()).map_err(io)
 }
 
 fn validate(config: &TrainConfig) -> Result<(), TrainError> {

@@ -1,0 +1,77 @@
+//! A job's training curves, for the console and `tensorboard`-less users: the scalars of the
+//! TensorBoard event files under the job directory, grouped into series by run and tag.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kiln_api::{JobMetrics, MetricPoint, MetricSeries};
+
+use crate::RegistryError;
+use crate::jobs::Jobs;
+
+/// Most points of one series [`Jobs::metrics`] returns.
+const MAX_SERIES_POINTS: usize = 1000;
+
+impl Jobs {
+    /// The job's training curves, read from the TensorBoard event files under its `jobDir` (the
+    /// built-in algorithms write them, and so does any TensorFlow or PyTorch trainer that logs
+    /// summaries there). A job without a `jobDir`, or with no events yet, has no series.
+    pub fn metrics(&self, project: &str, job_id: &str) -> Result<JobMetrics, RegistryError> {
+        let job = self.get(project, job_id)?;
+        let Some(input) = job.training_input.filter(|input| !input.job_dir.is_empty()) else {
+            return Ok(JobMetrics::default());
+        };
+        let root = Path::new(&input.job_dir);
+        let mut series: BTreeMap<(String, String), Vec<MetricPoint>> = BTreeMap::new();
+        for file in kiln_events::find(root, 4) {
+            let run = file
+                .parent()
+                .and_then(|dir| dir.strip_prefix(root).ok())
+                .map(|dir| dir.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // A damaged file still gives the scalars before the damage.
+            let mut tail = kiln_events::Tail::default();
+            for scalar in tail.read(&file).unwrap_or_default() {
+                series
+                    .entry((run.clone(), scalar.tag))
+                    .or_default()
+                    .push(MetricPoint {
+                        step: scalar.step,
+                        value: scalar.value,
+                        wall_time: scalar.wall_time,
+                    });
+            }
+        }
+        let series = series
+            .into_iter()
+            .map(|((run, tag), mut points)| {
+                points.sort_by(|a, b| {
+                    a.step
+                        .cmp(&b.step)
+                        .then(a.wall_time.total_cmp(&b.wall_time))
+                });
+                MetricSeries {
+                    run,
+                    tag,
+                    points: thin(points, MAX_SERIES_POINTS),
+                }
+            })
+            .collect();
+        Ok(JobMetrics { series })
+    }
+}
+
+/// At most `limit` of `points`, evenly spaced, always keeping the last.
+fn thin(points: Vec<MetricPoint>, limit: usize) -> Vec<MetricPoint> {
+    if points.len() <= limit {
+        return points;
+    }
+    let stride = points.len().div_ceil(limit);
+    let last = points.len() - 1;
+    points
+        .into_iter()
+        .enumerate()
+        .filter(|(index, _)| (last - index) % stride == 0)
+        .map(|(_, point)| point)
+        .collect()
+}

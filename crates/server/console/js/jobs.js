@@ -1,0 +1,79 @@
+// The jobs list: state and name filters and pages in the URL, refreshed while on screen.
+
+import { get, seg } from './api.js';
+import { badge, duration, errorBox, fill, h, link, navigate, number, table, when } from './dom.js';
+
+const STATES = ['QUEUED', 'PREPARING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLING', 'CANCELLED'];
+const PAGE_SIZE = 50;
+const REFRESH_MS = 2000;
+
+/** Training, tuning or batch prediction. */
+export function jobType(job) {
+  if (job.predictionInput) return 'Batch prediction';
+  if (job.trainingInput?.hyperparameters) return 'Tuning';
+  return 'Training';
+}
+
+/** The list filter for a state and a job id pattern (`census` matches ids starting with it). */
+function filterOf(state, name) {
+  const terms = [];
+  if (state) terms.push(`state:${state}`);
+  if (name) terms.push(`jobId:${name.endsWith('*') ? name : `${name}*`}`);
+  return terms.join(' AND ');
+}
+
+export async function jobsView(main, { project, query }, page) {
+  const state = query.get('state') || '';
+  const name = query.get('name') || '';
+  const pageToken = query.get('page') || '';
+  const here = (changes) => {
+    const next = new URLSearchParams({ state, name, page: pageToken, ...changes });
+    for (const [key, value] of [...next]) if (!value) next.delete(key);
+    const search = next.toString();
+    return `/projects/${seg(project)}/jobs${search ? `?${search}` : ''}`;
+  };
+  const stateSelect = h('select', { id: 'state-filter', 'aria-label': 'State', onchange: () => navigate(here({ state: stateSelect.value, page: '' })) },
+    h('option', { value: '' }, 'All states'),
+    STATES.map((s) => h('option', { value: s, selected: s === state }, s)));
+  const nameInput = h('input', { id: 'name-filter', type: 'search', placeholder: 'Job ID starts with…', value: name });
+  const filters = h('form', {
+    class: 'toolbar',
+    onsubmit: (event) => { event.preventDefault(); navigate(here({ name: nameInput.value.trim(), page: '' })); },
+  }, stateSelect, nameInput, h('button', { type: 'submit' }, 'Filter'));
+  const body = h('div', { id: 'jobs' });
+  const pager = h('div', { class: 'pager' });
+  fill(main, h('h1', {}, 'Jobs'), filters, body, pager);
+
+  const filter = filterOf(state, name);
+  await page.every(REFRESH_MS, async () => {
+    const params = new URLSearchParams({ pageSize: PAGE_SIZE });
+    if (filter) params.set('filter', filter);
+    if (pageToken) params.set('pageToken', pageToken);
+    let answer;
+    try {
+      answer = await get(`projects/${seg(project)}/jobs?${params}`);
+    } catch (error) {
+      if (error.status === 401) throw error;
+      fill(body, errorBox(error));
+      return error.status !== 403;
+    }
+    const jobs = answer.jobs || [];
+    fill(body, jobs.length === 0
+      ? h('p', { class: 'muted', id: 'no-jobs' }, filter ? 'No job matches.' : 'No jobs yet. Submit one with `kiln jobs submit training`.')
+      : table(['Job ID', 'Type', 'State', 'Created', 'Duration', 'ML units'], jobs.map((job) => ({
+        dataset: { job: job.jobId },
+        cells: [
+          link(`/projects/${seg(project)}/jobs/${seg(job.jobId)}`, job.jobId),
+          jobType(job),
+          badge(job.state),
+          when(job.createTime),
+          duration(job.startTime, job.endTime),
+          number(job.trainingOutput?.consumedMLUnits ?? '', 3),
+        ],
+      })), { numeric: [5] }));
+    fill(pager,
+      pageToken ? link(here({ page: '' }), 'First page') : null,
+      answer.nextPageToken ? link(here({ page: answer.nextPageToken }), 'Next page') : null);
+    return true;
+  });
+}

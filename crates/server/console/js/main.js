@@ -1,0 +1,138 @@
+// The console's shell: sign-in, the header, and the router that maps each URL to a view.
+//
+// Views live at stable URLs — /projects/{p}/jobs, /projects/{p}/jobs/{job}, /projects/{p}/models,
+// /projects/{p}/models/{model} — and are drawn by `render(main, params, page)`. A view keeps itself
+// current with `page.every(ms, fn)`; leaving the view stops its timers.
+
+import { ApiError, get, setToken, token } from './api.js';
+import { errorBox, fill, h, link, navigate } from './dom.js';
+import { jobsView } from './jobs.js';
+import { jobView } from './job.js';
+import { modelsView } from './models.js';
+import { modelView } from './model.js';
+
+const ROUTES = [
+  [/^\/projects\/([^/]+)\/jobs\/?$/, jobsView, ['project']],
+  [/^\/projects\/([^/]+)\/jobs\/([^/]+)$/, jobView, ['project', 'job']],
+  [/^\/projects\/([^/]+)\/models\/?$/, modelsView, ['project']],
+  [/^\/projects\/([^/]+)\/models\/([^/]+)$/, modelView, ['project', 'model']],
+];
+
+const main = document.getElementById('main');
+let current = null;
+
+/** The timers and state of the view on screen; `stop` ends them when the view is left. */
+class Page {
+  constructor() {
+    this.timers = [];
+    this.stopped = false;
+  }
+
+  /** Runs `fn` now and then every `ms` milliseconds until the view is left or `fn` returns false. */
+  every(ms, fn) {
+    const tick = async () => {
+      if (this.stopped) return;
+      let again = true;
+      try {
+        again = (await fn()) !== false;
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) return signIn('Your token is no longer accepted.');
+      }
+      if (again && !this.stopped) this.timers.push(setTimeout(tick, ms));
+    };
+    return tick();
+  }
+
+  stop() {
+    this.stopped = true;
+    this.timers.forEach(clearTimeout);
+  }
+}
+
+function project() {
+  return decodeURIComponent(location.pathname.split('/')[2] || '') || localStorage.getItem('kiln.project') || 'default';
+}
+
+function header(identity) {
+  const p = project();
+  localStorage.setItem('kiln.project', p);
+  const section = location.pathname.split('/')[3] || 'jobs';
+  const projectInput = h('input', {
+    id: 'project', value: p, 'aria-label': 'Project', title: 'Project',
+    onchange: () => navigate(`/projects/${encodeURIComponent(projectInput.value.trim() || 'default')}/${section}`),
+  });
+  fill(document.getElementById('nav'),
+    link(`/projects/${encodeURIComponent(p)}/jobs`, 'Jobs'),
+    link(`/projects/${encodeURIComponent(p)}/models`, 'Models'),
+    h('label', { class: 'muted' }, 'Project ', projectInput));
+  for (const a of document.querySelectorAll('#nav a')) {
+    a.classList.toggle('active', a.textContent.toLowerCase() === section);
+  }
+  fill(document.getElementById('identity'),
+    h('span', { id: 'member' }, identity.member),
+    token() ? h('button', { type: 'button', id: 'sign-out', onclick: () => { setToken(''); signIn(); } }, 'Sign out') : null);
+}
+
+/** Asks for a token (the server printed the first one; `kiln auth tokens create` makes more). */
+function signIn(message) {
+  current?.stop();
+  fill(document.getElementById('nav'));
+  fill(document.getElementById('identity'));
+  const input = h('input', { id: 'token', type: 'password', autocomplete: 'off', placeholder: 'kiln_…' });
+  const problem = h('p', { class: 'error', role: 'alert' }, message || '');
+  const form = h('form', {
+    class: 'login panel',
+    onsubmit: async (event) => {
+      event.preventDefault();
+      setToken(input.value.trim());
+      try {
+        await get('whoami');
+        route();
+      } catch (error) {
+        setToken('');
+        problem.textContent = error.status === 401 ? 'This token is not accepted: it may be wrong, revoked or expired.' : error.message;
+      }
+    },
+  },
+  h('h1', {}, 'Sign in to Kiln'),
+  h('p', { class: 'muted' }, 'Paste an access token: the administrator token the server printed at its first start, or one made with `kiln auth tokens create`.'),
+  h('label', { for: 'token' }, 'Token'), input, problem,
+  h('button', { class: 'primary', type: 'submit' }, 'Sign in'));
+  fill(main, form);
+  input.focus();
+}
+
+async function route() {
+  current?.stop();
+  let identity;
+  try {
+    identity = await get('whoami');
+  } catch (error) {
+    if (error.status === 401) return signIn(token() ? 'Your token is no longer accepted.' : '');
+    return fill(main, errorBox(error));
+  }
+  if (!ROUTES.some(([pattern]) => pattern.test(location.pathname))) {
+    return navigate(`/projects/${encodeURIComponent(project())}/jobs`, { replace: true });
+  }
+  header(identity);
+  const page = new Page();
+  current = page;
+  for (const [pattern, view, names] of ROUTES) {
+    const match = location.pathname.match(pattern);
+    if (!match) continue;
+    const params = Object.fromEntries(names.map((name, i) => [name, decodeURIComponent(match[i + 1])]));
+    params.query = new URLSearchParams(location.search);
+    fill(main, h('p', { class: 'muted' }, 'Loading…'));
+    try {
+      await view(main, params, page);
+    } catch (error) {
+      if (error.status === 401) return signIn('Your token is no longer accepted.');
+      fill(main, errorBox(error));
+    }
+    return;
+  }
+}
+
+window.addEventListener('popstate', route);
+window.addEventListener('kiln:navigate', route);
+route();

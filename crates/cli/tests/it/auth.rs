@@ -133,7 +133,7 @@ impl Secured {
     }
 }
 
-fn token_in(lines: &[String]) -> Option<String> {
+pub(crate) fn token_in(lines: &[String]) -> Option<String> {
     lines
         .iter()
         .find(|line| line.starts_with("Administrator token"))

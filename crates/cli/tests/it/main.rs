@@ -3,6 +3,7 @@
 
 mod auth;
 mod cli;
+mod console;
 mod errors;
 mod jobs;
 mod lifecycle;

@@ -5,7 +5,7 @@ import { h, number } from './dom.js';
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 400;
 const HEIGHT = 220;
-const MARGIN = { left: 48, right: 12, top: 10, bottom: 26 };
+const MARGIN = { left: 58, right: 12, top: 10, bottom: 26 };
 const COLOURS = ['#0969da', '#cf222e', '#1a7f37', '#8250df', '#bf8700', '#1b7c83', '#d1242f', '#57606a'];
 
 function s(tag, attrs = {}, ...children) {

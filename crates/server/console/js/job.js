@@ -108,7 +108,7 @@ function drawTrials(node, job) {
     class: t.trialId === best ? 'best' : undefined,
     dataset: { trial: t.trialId },
     cells: [t.trialId, badge(t.state || ''), number(t.finalMetric?.objectiveValue ?? ''), t.finalMetric?.trainingStep ?? '',
-      ...names.map((n) => t.hyperparameters?.[n] ?? ''), t.isTrialStoppedEarly ? 'stopped early' : (t.errorMessage || '')],
+      ...names.map((n) => number(t.hyperparameters?.[n] ?? '')), t.isTrialStoppedEarly ? 'stopped early' : (t.errorMessage || '')],
   }));
   const charts = [];
   if (scored.length > 0) {

@@ -71,7 +71,33 @@ fn thin(points: Vec<MetricPoint>, limit: usize) -> Vec<MetricPoint> {
     points
         .into_iter()
         .enumerate()
-        .filter(|(index, _)| (last - index) % stride == 0)
+        .filter(|(index, _)| (last - index).is_multiple_of(stride))
         .map(|(_, point)| point)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinning_keeps_at_most_the_limit_evenly_and_the_last_point() {
+        let points: Vec<MetricPoint> = (0..2500)
+            .map(|step| MetricPoint {
+                step,
+                value: step as f64,
+                wall_time: 0.0,
+            })
+            .collect();
+        let thinned = thin(points.clone(), 1000);
+        assert!(
+            thinned.len() <= 1000 && thinned.len() > 800,
+            "{}",
+            thinned.len()
+        );
+        assert_eq!(thinned.last().map(|p| p.step), Some(2499));
+        let gaps: Vec<i64> = thinned.windows(2).map(|w| w[1].step - w[0].step).collect();
+        assert!(gaps.iter().all(|gap| *gap == gaps[0]), "even spacing");
+        assert_eq!(thin(points[..10].to_vec(), 1000).len(), 10);
+    }
 }

@@ -2,6 +2,7 @@
 //! replicas and their TF_CONFIG, failures, cancel, time limits, built-in algorithms, restarts.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -366,6 +367,59 @@ fn a_builtin_algorithm_job_exports_a_model_that_deploys() {
             .unwrap()
             .starts_with("eval after epoch 1")
     }));
+
+    // The curves: from the event files the trainer wrote, through the API and through TensorBoard.
+    let (status, metrics) = call("GET", &server.api("p", "jobs/census_builtin/metrics"), None);
+    assert_eq!(status, 200, "{metrics}");
+    let series = |run: &str, tag: &str| -> Vec<Value> {
+        metrics["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|series| series["run"] == run && series["tag"] == tag)
+            .and_then(|series| series["points"].as_array().cloned())
+            .unwrap_or_else(|| panic!("no {run}/{tag} in {metrics}"))
+    };
+    let accuracy = series("eval", "accuracy");
+    assert_eq!(accuracy.len(), 1, "one evaluation per epoch");
+    let reported = job["trainingOutput"]["builtInAlgorithmOutput"].clone();
+    assert!(
+        accuracy[0]["value"].as_f64().unwrap() > 0.8,
+        "{accuracy:?} {reported}"
+    );
+    let loss = series("train", "loss");
+    assert!(loss.len() >= 4, "a point every 100 steps: {loss:?}");
+    assert!(
+        loss.windows(2)
+            .all(|w| w[0]["step"].as_i64() < w[1]["step"].as_i64())
+    );
+    assert!(!series("train", "examples_per_second").is_empty());
+    let read = Command::new("python3")
+        .args([
+            "-c",
+            "import sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator as A
+a = A(sys.argv[1]); a.Reload()
+print(' '.join(f'{e.step}:{e.value:.6f}' for e in a.Scalars('accuracy')))",
+        ])
+        .arg(job_dir.join("eval"))
+        .output()
+        .expect("python3");
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let tensorboard = String::from_utf8_lossy(&read.stdout).trim().to_string();
+    assert_eq!(
+        tensorboard,
+        format!(
+            "{}:{:.6}",
+            accuracy[0]["step"],
+            accuracy[0]["value"].as_f64().unwrap()
+        ),
+        "TensorBoard reads the same scalars"
+    );
 
     call(
         "POST",

@@ -84,20 +84,21 @@ def main():
             time.sleep(0.5)
         print(f"{args.jobs + 1} jobs ended in {time.time() - started:.1f} s", file=sys.stderr)
 
-        second = call("GET", f"{api}/jobs?pageSize=50")["nextPageToken"]
+        newest = "orderBy=createTime%20desc"
+        second = call("GET", f"{api}/jobs?pageSize=50&{newest}")["nextPageToken"]
         state_filter = urllib.parse.quote("state:SUCCEEDED AND jobId:job_09*")
         pages = {
             "jobs list": [
                 ("GET", f"{url}/projects/bench/jobs", None),
-                ("GET", f"{api}/jobs?pageSize=50", None),
+                ("GET", f"{api}/jobs?pageSize=50&{newest}", None),
             ],
             "jobs list, filtered": [
                 ("GET", f"{url}/projects/bench/jobs?state=SUCCEEDED&name=job_09", None),
-                ("GET", f"{api}/jobs?pageSize=50&filter={state_filter}", None),
+                ("GET", f"{api}/jobs?pageSize=50&{newest}&filter={state_filter}", None),
             ],
             "jobs list, page 2": [
                 ("GET", f"{url}/projects/bench/jobs?page={second}", None),
-                ("GET", f"{api}/jobs?pageSize=50&pageToken={urllib.parse.quote(second)}", None),
+                ("GET", f"{api}/jobs?pageSize=50&{newest}&pageToken={urllib.parse.quote(second)}", None),
             ],
             "job (census, with curves)": [
                 ("GET", f"{url}/projects/bench/jobs/census", None),
@@ -109,7 +110,7 @@ def main():
             "models list": [
                 ("GET", f"{url}/projects/bench/models", None),
                 ("POST", f"{api}:testIamPermissions", {"permissions": ["ml.models.create"]}),
-                ("GET", f"{api}/models?pageSize=1000", None),
+                ("GET", f"{api}/models?pageSize=50", None),
             ],
         }
         print(f"\nServer-side time of each console page, {args.jobs + 1} jobs in the store, "

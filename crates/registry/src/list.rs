@@ -1,4 +1,4 @@
-//! List parameters: `filter`, `pageSize`, `pageToken`.
+//! List parameters: `filter`, `orderBy`, `pageSize`, `pageToken`.
 //!
 //! The filter language is the subset ML Engine's list methods document, e.g.
 //! `jobId:census* AND state:FAILED`, `labels.env=prod`, `NOT state=READY`:
@@ -6,6 +6,10 @@
 //! `=`, `!=`, `<`, `<=`, `>`, `>=`, joined by `AND` and `OR` (AND binds tighter), each optionally
 //! negated by `NOT` or `-`. Paths are dotted lowerCamelCase field names. A resource name matches on
 //! its full name or its last segment, so `name:census*` works as users expect.
+//!
+//! `orderBy` (as Vertex AI's list methods take it; ML Engine's lists have a fixed order) is a comma
+//! list of field paths, each optionally followed by `desc` or `asc`: `createTime desc`. Ties keep the
+//! list's own order, and page tokens name the last item shown, so paging follows any order.
 
 use base64::Engine;
 use serde_json::Value;
@@ -26,6 +30,8 @@ pub struct ListParams {
     pub page_size: Option<i64>,
     /// `pageToken` from a previous response.
     pub page_token: Option<String>,
+    /// `orderBy`: `field [desc|asc], ...`; absent keeps the list's own order.
+    pub order_by: Option<String>,
 }
 
 /// A page of results.
@@ -73,6 +79,31 @@ impl ListParams {
                 .collect(),
             None => items,
         };
+        if let Some(order) = self
+            .order_by
+            .as_deref()
+            .filter(|text| !text.trim().is_empty())
+        {
+            let keys = order_keys(order)?;
+            let mut keyed: Vec<(Value, T)> = items
+                .into_iter()
+                .map(|item| (serde_json::to_value(&item).unwrap_or(Value::Null), item))
+                .collect();
+            keyed.sort_by(|(a, _), (b, _)| {
+                keys.iter()
+                    .map(|(path, descending)| {
+                        let ordering = compare(lookup(a, path), lookup(b, path));
+                        if *descending {
+                            ordering.reverse()
+                        } else {
+                            ordering
+                        }
+                    })
+                    .find(|ordering| ordering.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            items = keyed.into_iter().map(|(_, item)| item).collect();
+        }
         if let Some(token) = self.page_token.as_deref().filter(|token| !token.is_empty()) {
             let after = decode_token(token)?;
             let position = items
@@ -92,6 +123,51 @@ impl ListParams {
             items,
             next_page_token,
         })
+    }
+}
+
+/// The fields of an `orderBy` and whether each is descending.
+fn order_keys(order: &str) -> Result<Vec<(Vec<String>, bool)>, RegistryError> {
+    order
+        .split(',')
+        .map(|clause| {
+            let words: Vec<&str> = clause.split_whitespace().collect();
+            let descending = match words.as_slice() {
+                [_] => false,
+                [_, direction] if direction.eq_ignore_ascii_case("asc") => false,
+                [_, direction] if direction.eq_ignore_ascii_case("desc") => true,
+                _ => {
+                    return Err(RegistryError::InvalidArgument(format!(
+                        "orderBy {clause:?} is not valid: give a field name, optionally followed by desc or asc"
+                    )));
+                }
+            };
+            Ok((words[0].split('.').map(str::to_string).collect(), descending))
+        })
+        .collect()
+}
+
+fn lookup<'a>(value: &'a Value, path: &[String]) -> &'a Value {
+    path.iter().fold(value, |value, field| {
+        value.get(field).unwrap_or(&Value::Null)
+    })
+}
+
+/// Numbers (and int64 strings) by value, other strings as text, absent fields first.
+fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
+    let number = |value: &Value| match value {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) => text.parse::<f64>().ok(),
+        _ => None,
+    };
+    match (number(a), number(b)) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        _ => match (a, b) {
+            (Value::Null, Value::Null) => std::cmp::Ordering::Equal,
+            (Value::Null, _) => std::cmp::Ordering::Less,
+            (_, Value::Null) => std::cmp::Ordering::Greater,
+            _ => a.to_string().cmp(&b.to_string()),
+        },
     }
 }
 
@@ -317,6 +393,41 @@ mod tests {
     fn malformed_terms_are_named() {
         let error = Filter::parse("state FAILED").unwrap_err().to_string();
         assert!(error.contains("\"state FAILED\""), "{error}");
+    }
+
+    #[test]
+    fn order_by_sorts_on_fields_and_pages_follow_it() {
+        let jobs: Vec<Value> = [("a", "2026-01-02", "3"), ("b", "2026-01-03", "10"), ("c", "2026-01-01", "10")]
+            .iter()
+            .map(|(id, time, units)| json!({"jobId": id, "createTime": time, "output": {"units": units}}))
+            .collect();
+        let ids = |page: &Page<Value>| -> Vec<String> {
+            page.items
+                .iter()
+                .map(|job| job["jobId"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let key = |job: &Value| job["jobId"].as_str().unwrap().to_string();
+        let mut params = ListParams {
+            order_by: Some("createTime desc".into()),
+            page_size: Some(2),
+            ..Default::default()
+        };
+        let first = params.page(jobs.clone(), key).unwrap();
+        assert_eq!(ids(&first), ["b", "a"]);
+        params.page_token = first.next_page_token;
+        assert_eq!(ids(&params.page(jobs.clone(), key).unwrap()), ["c"]);
+        // Numbers in strings compare as numbers; ties fall to the next key.
+        params.page_token = None;
+        params.page_size = None;
+        params.order_by = Some("output.units desc, createTime".into());
+        assert_eq!(
+            ids(&params.page(jobs.clone(), key).unwrap()),
+            ["c", "b", "a"]
+        );
+        params.order_by = Some("createTime sideways".into());
+        let error = params.page(jobs, key).unwrap_err().to_string();
+        assert!(error.contains("orderBy"), "{error}");
     }
 
     #[test]

@@ -76,6 +76,7 @@ impl QueryParams {
             filter: self.0.get("filter").cloned(),
             page_size,
             page_token: self.0.get("pageToken").cloned(),
+            order_by: self.0.get("orderBy").cloned(),
         })
     }
 

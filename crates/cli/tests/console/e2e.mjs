@@ -182,6 +182,8 @@ try {
   await run('jobs filter by state and name, with the filter in the URL', async () => {
     await page.goto(`${URL}/projects/default/jobs`);
     await page.waitForSelector(state('sleeper'));
+    const order = await page.locator('#jobs tbody tr').evaluateAll((rows) => rows.map((row) => row.dataset.job));
+    check(order.join() === 'sleeper,census_1', `newest first: ${order}`);
     await page.selectOption('#state-filter', 'CANCELLED');
     await page.waitForURL(/state=CANCELLED/);
     await page.waitForSelector(state('sleeper'));

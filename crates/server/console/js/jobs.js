@@ -1,4 +1,4 @@
-// The jobs list: state and name filters and pages in the URL, refreshed while on screen.
+// The jobs list, newest first: state and name filters and pages in the URL, refreshed while on screen.
 
 import { get, seg } from './api.js';
 import { badge, duration, errorBox, fill, h, link, navigate, number, table, when } from './dom.js';
@@ -46,7 +46,7 @@ export async function jobsView(main, { project, query }, page) {
 
   const filter = filterOf(state, name);
   await page.every(REFRESH_MS, async () => {
-    const params = new URLSearchParams({ pageSize: PAGE_SIZE });
+    const params = new URLSearchParams({ pageSize: PAGE_SIZE, orderBy: 'createTime desc' });
     if (filter) params.set('filter', filter);
     if (pageToken) params.set('pageToken', pageToken);
     let answer;

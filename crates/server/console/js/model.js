@@ -37,7 +37,7 @@ export async function modelView(main, { project, model, query }, page) {
     let answer;
     let info;
     try {
-      [info, answer] = await Promise.all([get(path), get(`${path}/versions?pageSize=1000`)]);
+      [info, answer] = await Promise.all([get(path), get(`${path}/versions?pageSize=100`)]);
     } catch (error) {
       if (error.status === 401) throw error;
       fill(versions, errorBox(error));
@@ -78,9 +78,10 @@ export async function modelView(main, { project, model, query }, page) {
   });
 }
 
-/** Creates a version from a finished job's export or any path the server may read. */
+/** Creates a version from a recent finished job's export or any path the server may read. */
 async function createPanel(project, path, deploy, act) {
-  const jobs = await get(`projects/${seg(project)}/jobs?pageSize=200&filter=${encodeURIComponent('state:SUCCEEDED')}`)
+  const recent = new URLSearchParams({ pageSize: 100, filter: 'state:SUCCEEDED', orderBy: 'createTime desc' });
+  const jobs = await get(`projects/${seg(project)}/jobs?${recent}`)
     .then((answer) => answer.jobs || []).catch(() => []);
   const exports = jobs
     .map((job) => [job.jobId, job.trainingOutput?.builtInAlgorithmOutput?.modelPath])

@@ -408,6 +408,94 @@ pub struct TrainingOutput {
     pub built_in_algorithm_output: Option<BuiltInAlgorithmOutput>,
 }
 
+/// How a batch prediction job's input files are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DataFormat {
+    /// Not set: refused.
+    #[default]
+    DataFormatUnspecified,
+    /// One JSON instance per line.
+    Json,
+    /// The deprecated name of `JSON`.
+    Text,
+    /// One CSV record per line, given to the model as a text instance (a Kiln addition; ML Engine
+    /// has CSV as an output format only).
+    Csv,
+    /// TFRecord files of `tf.train.Example`s.
+    TfRecord,
+    /// Gzip-compressed TFRecord files.
+    TfRecordGzip,
+}
+
+/// `PredictionInput`: what a batch prediction job reads, with which model, and where it writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PredictionInput {
+    /// `projects/P/models/M`: the model's default version.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub model_name: String,
+    /// `projects/P/models/M/versions/V`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version_name: String,
+    /// A model directory that is not deployed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uri: String,
+    /// Format of the input files.
+    #[serde(default)]
+    pub data_format: DataFormat,
+    /// Format of the results: only JSON.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output_data_format: String,
+    /// Input files; a `*` at the end of the last segment matches any suffix.
+    #[serde(default)]
+    pub input_paths: Vec<String>,
+    /// Directory the results and errors are written to.
+    #[serde(default)]
+    pub output_path: String,
+    /// Region (recorded; Kiln runs locally).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
+    /// Runtime version (recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub runtime_version: String,
+    /// Parallel workers, each writing one output shard; 0 means one per core.
+    #[serde(
+        default,
+        with = "crate::int64",
+        skip_serializing_if = "crate::int64::is_zero"
+    )]
+    pub max_worker_count: i64,
+    /// Instances per model call; 0 means 64.
+    #[serde(
+        default,
+        with = "crate::int64",
+        skip_serializing_if = "crate::int64::is_zero"
+    )]
+    pub batch_size: i64,
+    /// Signature (recorded; Kiln models have one).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub signature_name: String,
+}
+
+/// `PredictionOutput`: a batch prediction job's results.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PredictionOutput {
+    /// Where the results are.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output_path: String,
+    /// Instances predicted.
+    #[serde(default, with = "crate::int64")]
+    pub prediction_count: i64,
+    /// Records that could not be read or predicted (each is in the errors file).
+    #[serde(default, with = "crate::int64")]
+    pub error_count: i64,
+    /// Worker-hours used.
+    #[serde(default)]
+    pub node_hours: f64,
+}
+
 /// A job.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -423,7 +511,7 @@ pub struct Job {
     pub training_input: Option<TrainingInput>,
     /// A batch prediction job's input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prediction_input: Option<Value>,
+    pub prediction_input: Option<PredictionInput>,
     /// When it was created (output only).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub create_time: String,
@@ -454,7 +542,7 @@ pub struct Job {
     pub training_output: Option<TrainingOutput>,
     /// Batch prediction results (output only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prediction_output: Option<Value>,
+    pub prediction_output: Option<PredictionOutput>,
 }
 
 /// Response of `projects.jobs.list`; `{}` when empty.

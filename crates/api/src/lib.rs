@@ -30,8 +30,8 @@ pub use iam::{
     SetIamPolicyRequest, TestIamPermissions, Token,
 };
 pub use job::{
-    Job, JobMetrics, JobState, ListJobsResponse, MetricPoint, MetricSeries, ScaleTier,
-    TrainingInput, TrainingOutput,
+    DataFormat, Job, JobMetrics, JobState, ListJobsResponse, MetricPoint, MetricSeries,
+    PredictionInput, PredictionOutput, ScaleTier, TrainingInput, TrainingOutput,
 };
 pub use model::{
     Framework, ListModelsResponse, ListVersionsResponse, Model, Version, VersionState,

@@ -1,4 +1,11 @@
-//! TensorBoard event files (`events.out.tfevents.*`): scalars in, scalars out.
+//! TFRecord files: TensorBoard event files (`events.out.tfevents.*`, scalars in and out) and the
+//! `tf.train.Example` records of batch prediction inputs.
+//!
+//! # Layout
+//! - this file: event files: [`Writer`], [`Tail`], [`find`].
+//! - [`record`]: TFRecord framing, and [`record::Records`], which streams a file's records.
+//! - [`example`]: `tf.train.Example` decoding and encoding.
+//! - `proto`: the protobuf wire-format helpers all of them share.
 //!
 //! An event file is a TFRecord stream (`u64` length, masked CRC-32C of the length, the bytes, masked
 //! CRC-32C of the bytes) of `tensorflow.Event` protocol buffers. Kiln needs only scalar summaries —
@@ -10,8 +17,14 @@
 //! [`Tail`] reads a growing file incrementally: a record still being written is left for the next
 //! read, so a trainer's events can be followed while it runs.
 
+pub mod example;
+mod proto;
+pub mod record;
+
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+use proto::{Field, fields, put_bytes, put_fixed64, put_key, put_varint};
 
 /// Why an event file cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -35,11 +48,6 @@ pub struct Scalar {
     pub wall_time: f64,
     /// The value.
     pub value: f64,
-}
-
-fn masked_crc(bytes: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(bytes);
-    crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 /// Appends event records to a file, one per [`Writer::scalars`] call, flushed at once so a reader
@@ -92,39 +100,10 @@ impl Writer {
     }
 
     fn record(&mut self, data: &[u8]) -> Result<(), EventsError> {
-        let length = (data.len() as u64).to_le_bytes();
-        let mut frame = Vec::with_capacity(data.len() + 16);
-        frame.extend_from_slice(&length);
-        frame.extend_from_slice(&masked_crc(&length).to_le_bytes());
-        frame.extend_from_slice(data);
-        frame.extend_from_slice(&masked_crc(data).to_le_bytes());
-        self.file.write_all(&frame)?;
+        self.file.write_all(&record::frame(data))?;
         self.file.flush()?;
         Ok(())
     }
-}
-
-fn put_key(out: &mut Vec<u8>, field: u64, wire: u64) {
-    put_varint(out, (field << 3) | wire);
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn put_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
-    put_key(out, field, 2);
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
-fn put_fixed64(out: &mut Vec<u8>, field: u64, bits: u64) {
-    put_key(out, field, 1);
-    out.extend_from_slice(&bits.to_le_bytes());
 }
 
 /// The event files (`*tfevents*`) under `dir`, at most `depth` directories down, sorted by path.
@@ -173,7 +152,7 @@ impl Tail {
             let length_bytes = &bytes[at..at + 8];
             let length = u64::from_le_bytes(length_bytes.try_into().unwrap_or_default());
             let stored = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap_or_default());
-            if stored != masked_crc(length_bytes) {
+            if stored != record::masked_crc(length_bytes) {
                 return Err(EventsError::Corrupt(self.offset + at as u64));
             }
             let Some(end) = usize::try_from(length)
@@ -187,7 +166,7 @@ impl Tail {
             }
             let data = &bytes[at + 12..end];
             let stored = u32::from_le_bytes(bytes[end..end + 4].try_into().unwrap_or_default());
-            if stored != masked_crc(data) {
+            if stored != record::masked_crc(data) {
                 return Err(EventsError::Corrupt(self.offset + at as u64));
             }
             scalars.extend(event_scalars(data));
@@ -196,55 +175,6 @@ impl Tail {
         self.offset += at as u64;
         Ok(scalars)
     }
-}
-
-/// A protobuf field: number and payload.
-enum Field<'a> {
-    Varint(u64),
-    Fixed64(u64),
-    Fixed32(u32),
-    Bytes(&'a [u8]),
-}
-
-/// The fields of one message; stops quietly at malformed input.
-fn fields(mut bytes: &[u8]) -> impl Iterator<Item = (u64, Field<'_>)> {
-    std::iter::from_fn(move || {
-        let key = varint(&mut bytes)?;
-        let field = match key & 7 {
-            0 => Field::Varint(varint(&mut bytes)?),
-            1 => {
-                let (head, rest) = bytes.split_at_checked(8)?;
-                bytes = rest;
-                Field::Fixed64(u64::from_le_bytes(head.try_into().ok()?))
-            }
-            2 => {
-                let length = usize::try_from(varint(&mut bytes)?).ok()?;
-                let (head, rest) = bytes.split_at_checked(length)?;
-                bytes = rest;
-                Field::Bytes(head)
-            }
-            5 => {
-                let (head, rest) = bytes.split_at_checked(4)?;
-                bytes = rest;
-                Field::Fixed32(u32::from_le_bytes(head.try_into().ok()?))
-            }
-            _ => return None,
-        };
-        Some((key >> 3, field))
-    })
-}
-
-fn varint(bytes: &mut &[u8]) -> Option<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (first, rest) = bytes.split_first()?;
-        *bytes = rest;
-        value |= u64::from(first & 0x7f) << shift;
-        if first & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
 }
 
 fn event_scalars(event: &[u8]) -> Vec<Scalar> {

@@ -24,7 +24,9 @@ use kiln_scheduler::{Executor, ExitReport, JobLog, ReplicaPlan, ReplicaSpec, Tas
 use kiln_store::Store;
 use tokio::sync::{mpsc, watch};
 
+use crate::batch::{self, PredictionPlan};
 use crate::queue::Queue;
+use crate::registry::Registry;
 use crate::tuning::{self, TuningPlan};
 use crate::{ListParams, RegistryError};
 
@@ -57,6 +59,8 @@ struct Launch {
     units: f64,
     /// A tuning job's search.
     tuning: Option<TuningPlan>,
+    /// A batch prediction job's output.
+    prediction: Option<PredictionPlan>,
 }
 
 /// Checks a training input and decides how to run it, collecting every problem. Replaces `jobDir`
@@ -123,10 +127,36 @@ fn validate(
                 max_wait,
                 units,
                 tuning,
+                prediction: None,
             })
         }
         _ => Err(problems),
     }
+}
+
+/// Checks a batch prediction input and decides how to run it: one `standard` replica.
+fn validate_prediction(
+    input: &kiln_api::PredictionInput,
+    settings: &JobSettings,
+    registry: &Registry,
+    project: &str,
+    summary: &Path,
+) -> Result<Launch, Vec<String>> {
+    let (program, prediction) = batch::plan(input, project, &settings.paths, registry, summary)?;
+    let replicas = kiln_scheduler::plan(&kiln_api::TrainingInput::default())?;
+    let units = replicas
+        .iter()
+        .map(|replica| units_per_hour(&replica.machine_type).unwrap_or(0.0))
+        .sum();
+    Ok(Launch {
+        replicas,
+        program,
+        max_running: DEFAULT_MAX_RUNNING_TIME,
+        max_wait: None,
+        units,
+        tuning: None,
+        prediction: Some(prediction),
+    })
 }
 
 /// Why a running job (or trial) is being stopped.
@@ -142,6 +172,8 @@ pub(crate) enum StopReason {
 /// The jobs service.
 pub struct Jobs {
     store: Arc<dyn Store>,
+    /// Where batch prediction jobs find deployed versions' files.
+    registry: Arc<Registry>,
     executor: Arc<dyn Executor>,
     settings: JobSettings,
     queue: Queue,
@@ -166,12 +198,14 @@ impl Jobs {
     /// A jobs service over a store and an executor.
     pub fn new(
         store: Arc<dyn Store>,
+        registry: Arc<Registry>,
         executor: Arc<dyn Executor>,
         settings: JobSettings,
     ) -> Arc<Self> {
         let queue = Queue::new(settings.quota);
         Arc::new(Self {
             store,
+            registry,
             executor,
             settings,
             queue,
@@ -204,8 +238,7 @@ impl Jobs {
         let mut failed = 0;
         for (project, mut job) in self.store.active_jobs()? {
             if job.state == JobState::Queued {
-                let mut input = job.training_input.clone().unwrap_or_default();
-                match validate(&mut input, &self.settings.paths, &project, &job.job_id) {
+                match self.launch(&project, &mut job.clone()) {
                     Ok(launch) => {
                         self.start(&project, job, launch);
                         continue;
@@ -256,17 +289,8 @@ impl Jobs {
         if let Err(problem) = check_name("jobId", &job.job_id) {
             problems.push(problem);
         }
-        if job.prediction_input.is_some() {
-            return Err(RegistryError::Unimplemented(
-                "batch prediction jobs are not available in this Kiln release".into(),
-            ));
-        }
-        let Some(input) = job.training_input.as_mut() else {
-            return Err(RegistryError::InvalidArgument(
-                "Field: job.training_input Error: a job needs a trainingInput".into(),
-            ));
-        };
-        let launch = validate(input, &self.settings.paths, project, &job.job_id)
+        let launch = self
+            .launch(project, &mut job)
             .map_err(|found| problems.extend(found))
             .ok();
         let Some(launch) = launch.filter(|_| problems.is_empty()) else {
@@ -301,6 +325,28 @@ impl Jobs {
         .await?;
         self.start(project, job.clone(), launch);
         Ok(self.with_position(project, job))
+    }
+
+    /// Checks a job's input and decides how to run it; a training input's locations are replaced
+    /// by the checked ones.
+    fn launch(&self, project: &str, job: &mut Job) -> Result<Launch, Vec<String>> {
+        match (job.training_input.as_mut(), &job.prediction_input) {
+            (Some(_), Some(_)) => Err(vec![
+                "Field: job Error: give a trainingInput or a predictionInput, not both".into(),
+            ]),
+            (Some(input), None) => validate(input, &self.settings.paths, project, &job.job_id),
+            (None, Some(input)) => validate_prediction(
+                input,
+                &self.settings,
+                &self.registry,
+                project,
+                &self.working_dir(project, &job.job_id).join(BATCH_SUMMARY),
+            ),
+            (None, None) => Err(vec![
+                "Field: job.training_input Error: a job needs a trainingInput or a predictionInput"
+                    .into(),
+            ]),
+        }
     }
 
     /// Queues a stored job and runs it when admitted.
@@ -422,6 +468,7 @@ impl Jobs {
             program,
             max_running,
             tuning,
+            prediction,
             ..
         } = launch;
         let job_id = job.job_id.clone();
@@ -488,6 +535,15 @@ impl Jobs {
             None => {
                 let attempt = self.supervise(&plan, None, stopped).await;
                 let (state, message) = attempt.verdict();
+                if let Some(prediction) = &prediction {
+                    let output = batch::output(prediction);
+                    let recorded = self.update(project, &job_id, |job| {
+                        job.prediction_output = Some(output);
+                    });
+                    if let Err(error) = recorded {
+                        tracing::error!(job = job_id, %error, "could not record a batch prediction's counts");
+                    }
+                }
                 let output = TrainingOutput {
                     consumed_m_l_units: round_units(attempt.units),
                     is_built_in_algorithm_job: is_built_in,
@@ -658,7 +714,9 @@ impl Jobs {
             job.state = state;
             job.error_message = message;
             job.end_time = kiln_api::now();
-            job.training_output = Some(output);
+            if job.prediction_input.is_none() {
+                job.training_output = Some(output);
+            }
         });
         if let Err(error) = result {
             tracing::error!(job = job_id, %error, "could not record the end of a job");
@@ -761,6 +819,9 @@ impl Jobs {
             .map_err(|error| RegistryError::Internal(error.to_string()))
     }
 }
+
+/// The file in a batch prediction job's working directory its replica writes its counts to.
+const BATCH_SUMMARY: &str = "batch_summary.json";
 
 /// How often a running trial's metric is read (and early stopping considered).
 const METRIC_POLL: Duration = Duration::from_secs(1);

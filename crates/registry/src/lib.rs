@@ -6,7 +6,9 @@
 //! - [`list`]: list parameters, the `filter` language and paging shared by every list method.
 //! - [`operations`]: creating and finishing long-running operations.
 //! - [`registry`]: the `Registry` service: models, versions, default-version rules, predict.
-//! - [`jobs`]: the `Jobs` service: training jobs from submission to a final state.
+//! - [`jobs`]: the `Jobs` service: training and batch prediction jobs from submission to a final
+//!   state.
+//! - `batch`: batch prediction jobs' input checks, the replica they run, and their counts.
 //! - [`curves`]: a job's training curves, from the event files under its job directory.
 //! - [`tuning`]: hyperparameter tuning jobs: the spec's validation, trial records, best-first order.
 //! - [`studies`]: the `Studies` service: Vizier-style studies and trials over the tuner.
@@ -18,6 +20,7 @@
 //! lives here once. **API boundary:** takes and returns `kiln-api` types.
 
 pub mod access;
+mod batch;
 pub mod curves;
 pub mod error;
 pub mod jobs;

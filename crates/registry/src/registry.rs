@@ -1,6 +1,7 @@
 //! The registry service.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use kiln_api::model::{Framework, Version, VersionState};
@@ -701,6 +702,34 @@ impl Registry {
                     RegistryError::Prediction(format!("Failed to load model: {error}"))
                 }
             })
+    }
+
+    /// The files a batch prediction job predicts with: `version` of `model`, or the model's
+    /// default version; READY versions only.
+    pub fn serving_dir(
+        &self,
+        project: &str,
+        model: &str,
+        version: Option<&str>,
+    ) -> Result<PathBuf, RegistryError> {
+        let version = match version {
+            Some(version) => self.existing_version(project, model, version)?,
+            None => self
+                .get_model(project, model)?
+                .default_version
+                .ok_or_else(|| {
+                    RegistryError::FailedPrecondition(format!(
+                        "model {model:?} has no default version"
+                    ))
+                })?,
+        };
+        if version.state != VersionState::Ready {
+            return Err(RegistryError::FailedPrecondition(format!(
+                "version {} is {:?}, not READY",
+                version.name, version.state
+            )));
+        }
+        Ok(self.artifacts.local_path(&version.name))
     }
 
     /// The loaded runtime of a READY version, loading it from its files after a restart.

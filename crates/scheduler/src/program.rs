@@ -2,6 +2,7 @@
 //!
 //! - A built-in algorithm named by `imageUri` (`kiln/wide_deep`, ML Engine's
 //!   `gcr.io/cloud-ml-algos/wide_deep_learner_cpu`, ...): the `kiln` binary's `train` command.
+//! - A batch prediction job's replica: the `kiln` binary's `local batch-predict` command.
 //! - A container: Kiln runs no container engine, so `containerCommand` + `containerArgs` run directly.
 //! - A Python trainer: `python -m pythonModule args`, with each `packageUris` entry that is a local
 //!   directory on `PYTHONPATH` (its parent when it is a package itself, as `gcloud local train`
@@ -24,6 +25,11 @@ pub enum Program {
     BuiltIn {
         /// Canonical algorithm name.
         algorithm: String,
+    },
+    /// A batch prediction job's replica: `kiln local batch-predict` with these arguments.
+    BatchPredict {
+        /// The arguments after `batch-predict`.
+        args: Vec<String>,
     },
     /// A command run directly.
     Command {
@@ -153,6 +159,13 @@ pub fn command(
                 .into_iter()
                 .chain(input.args.iter().cloned())
                 .chain(job_dir)
+                .collect();
+            (runtime.kiln.clone(), args, Vec::new())
+        }
+        Program::BatchPredict { args } => {
+            let args = ["local".to_string(), "batch-predict".into()]
+                .into_iter()
+                .chain(args.iter().cloned())
                 .collect();
             (runtime.kiln.clone(), args, Vec::new())
         }

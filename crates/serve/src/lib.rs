@@ -7,10 +7,13 @@
 //! - [`native`]: the runtime for Kiln's own exports, on burn's CPU backend.
 //! - [`instances`]: decoding JSON instances (objects, bare values, CSV lines, `{"b64": ...}`)
 //!   into raw model inputs.
+//! - [`batch`]: batch prediction over files (JSON lines, CSV, TFRecord of `tf.Example`) with
+//!   parallel workers writing sharded results.
 //!
 //! **Architecture invariant:** runtimes are synchronous and CPU-bound; callers run them off the
 //! async executor. Nothing here knows about HTTP.
 
+pub mod batch;
 pub mod detect;
 pub mod instances;
 pub mod native;

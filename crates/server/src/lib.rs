@@ -147,7 +147,12 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
             .unwrap_or_else(kiln_registry::queue::default_quota),
         paths,
     };
-    let jobs = Jobs::new(Arc::clone(&store), Arc::new(LocalExecutor), settings);
+    let jobs = Jobs::new(
+        Arc::clone(&store),
+        Arc::clone(&registry),
+        Arc::new(LocalExecutor),
+        settings,
+    );
     let failed = jobs.recover()?;
     if failed > 0 {
         tracing::warn!(failed, "failed the jobs a previous server left running");

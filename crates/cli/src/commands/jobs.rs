@@ -61,6 +61,105 @@ pub struct FollowArgs {
 pub enum SubmitCommand {
     /// Submit a training job, as `gcloud ai-platform jobs submit training`.
     Training(Box<TrainingArgs>),
+    /// Submit a batch prediction job, as `gcloud ai-platform jobs submit prediction`.
+    Prediction(Box<PredictionArgs>),
+}
+
+/// Flags of `jobs submit prediction` (gcloud's).
+#[derive(Debug, clap::Args)]
+pub struct PredictionArgs {
+    /// Job id.
+    pub job: String,
+    /// Deployed model: its default version, or --version.
+    #[arg(
+        long,
+        conflicts_with = "model_dir",
+        required_unless_present = "model_dir"
+    )]
+    pub model: Option<String>,
+    /// Version of --model.
+    #[arg(long, requires = "model")]
+    pub version: Option<String>,
+    /// A model directory that is not deployed.
+    #[arg(long)]
+    pub model_dir: Option<String>,
+    /// json (or text), csv, tf-record or tf-record-gzip.
+    #[arg(long)]
+    pub data_format: String,
+    /// Input files, comma-separated; a trailing `*` matches any suffix.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub input_paths: Vec<String>,
+    /// Directory for the results and errors.
+    #[arg(long)]
+    pub output_path: String,
+    /// Region (recorded).
+    #[arg(long, default_value = "us-central1")]
+    pub region: String,
+    /// Parallel workers, one output shard each.
+    #[arg(long)]
+    pub max_worker_count: Option<i64>,
+    /// Instances per model call.
+    #[arg(long)]
+    pub batch_size: Option<i64>,
+    /// Runtime version (recorded).
+    #[arg(long)]
+    pub runtime_version: Option<String>,
+    /// Signature (recorded).
+    #[arg(long)]
+    pub signature_name: Option<String>,
+    /// Labels, KEY=VALUE, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+}
+
+/// The Job resource of `jobs submit prediction`.
+fn prediction_body(args: &PredictionArgs, project: &str) -> anyhow::Result<Value> {
+    let format = args
+        .data_format
+        .trim()
+        .to_ascii_uppercase()
+        .replace('-', "_");
+    let mut input = serde_json::json!({
+        "dataFormat": format,
+        "inputPaths": args.input_paths,
+        "outputPath": args.output_path,
+        "region": args.region,
+    });
+    match (&args.model, &args.version, &args.model_dir) {
+        (Some(model), Some(version), _) => {
+            input["versionName"] =
+                format!("projects/{project}/models/{model}/versions/{version}").into()
+        }
+        (Some(model), None, _) => {
+            input["modelName"] = format!("projects/{project}/models/{model}").into()
+        }
+        (None, _, Some(dir)) => input["uri"] = dir.clone().into(),
+        (None, _, None) => bail!("--model or --model-dir is required"),
+    }
+    for (field, value) in [
+        ("maxWorkerCount", args.max_worker_count),
+        ("batchSize", args.batch_size),
+    ] {
+        if let Some(value) = value {
+            input[field] = value.to_string().into();
+        }
+    }
+    for (field, value) in [
+        ("runtimeVersion", &args.runtime_version),
+        ("signatureName", &args.signature_name),
+    ] {
+        if let Some(value) = value {
+            input[field] = value.clone().into();
+        }
+    }
+    let mut labels = serde_json::Map::new();
+    for label in &args.labels {
+        let (key, value) = label
+            .split_once('=')
+            .with_context(|| format!("--labels {label:?}: use KEY=VALUE"))?;
+        labels.insert(key.to_string(), value.into());
+    }
+    Ok(serde_json::json!({"jobId": args.job, "labels": labels, "predictionInput": input}))
 }
 
 /// Flags of `jobs submit training`; they override the `--config` file.
@@ -314,6 +413,15 @@ pub fn run(command: JobsCommand, context: &Context) -> anyhow::Result<()> {
                 },
             )?;
             finished(&ended)
+        }
+        JobsCommand::Submit(SubmitCommand::Prediction(args)) => {
+            let job = api.post("jobs", &prediction_body(&args, &context.project)?)?;
+            eprintln!(
+                "Job [{}] submitted successfully.",
+                job["jobId"].as_str().unwrap_or_default()
+            );
+            output::print_resource(context.format, &job);
+            Ok(())
         }
         JobsCommand::Describe { job, summarize } => {
             let job = api.get(&format!("jobs/{job}"))?;

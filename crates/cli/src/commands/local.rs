@@ -1,8 +1,10 @@
-//! `kiln train`, `kiln local train` and `kiln local predict`: no server needed.
+//! `kiln train`, `kiln local train`, `kiln local predict` and `kiln local batch-predict`: no server
+//! needed.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use kiln_serve::batch::{BatchJob, InputFormat};
 use kiln_train::{Algorithm, TrainArgs as AlgorithmArgs, TrainOutcome};
 
 use crate::client::Context;
@@ -28,6 +30,8 @@ pub enum LocalCommand {
     /// Run a trainer locally, as `gcloud ai-platform local train`: a Python module, or a built-in
     /// algorithm named by --master-image-uri.
     Train(Box<LocalTrainArgs>),
+    /// Batch prediction over files with a model directory (what a batch prediction job runs).
+    BatchPredict(Box<BatchPredictArgs>),
     /// Predict with a model directory, as `gcloud ai-platform local predict`.
     Predict {
         /// The exported model directory.
@@ -39,6 +43,32 @@ pub enum LocalCommand {
         #[arg(long)]
         framework: Option<String>,
     },
+}
+
+/// Flags of `kiln local batch-predict`: what a batch prediction job's replica runs.
+#[derive(Debug, clap::Args)]
+pub struct BatchPredictArgs {
+    /// The exported model directory.
+    #[arg(long)]
+    pub model_dir: PathBuf,
+    /// json (or text), csv, tf-record or tf-record-gzip.
+    #[arg(long)]
+    pub data_format: String,
+    /// Input files, comma-separated; a trailing `*` matches any suffix.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub input_paths: Vec<String>,
+    /// Directory for `prediction.results-*` and `prediction.errors_stats-*`.
+    #[arg(long)]
+    pub output_path: PathBuf,
+    /// Parallel workers (one output shard each); default one per core.
+    #[arg(long)]
+    pub max_worker_count: Option<usize>,
+    /// Instances per model call.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Also write the run's counts as JSON to this file.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
 }
 
 /// Flags of `kiln local train`.
@@ -113,6 +143,7 @@ pub fn run(command: LocalCommand, context: &Context) -> anyhow::Result<()> {
             (None, Some(module)) => python_train(module, &args),
             (None, None) => anyhow::bail!("--module-name or --master-image-uri is required"),
         },
+        LocalCommand::BatchPredict(args) => batch_predict(&args),
         LocalCommand::Predict {
             model_dir,
             instances,
@@ -140,6 +171,34 @@ pub fn run(command: LocalCommand, context: &Context) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs batch prediction, printing progress lines and, at the end, the counts as JSON.
+fn batch_predict(args: &BatchPredictArgs) -> anyhow::Result<()> {
+    let format = InputFormat::from_name(&args.data_format).with_context(|| {
+        format!(
+            "--data-format {:?}: use json, text, csv, tf-record or tf-record-gzip",
+            args.data_format
+        )
+    })?;
+    let runtime = kiln_serve::load(&args.model_dir, kiln_serve::detect(&args.model_dir)?)?;
+    let job = BatchJob {
+        model_dir: args.model_dir.clone(),
+        format,
+        inputs: args.input_paths.clone(),
+        output_dir: args.output_path.clone(),
+        workers: args.max_worker_count.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        }),
+        batch_size: args.batch_size,
+    };
+    let summary = kiln_serve::batch::run(&job, runtime, &mut |line| println!("{line}"))?;
+    let counts = serde_json::to_string(&summary)?;
+    if let Some(path) = &args.summary {
+        std::fs::write(path, &counts).with_context(|| path.display().to_string())?;
+    }
+    println!("batch prediction finished: {counts}");
+    Ok(())
 }
 
 /// `gcloud ai-platform local train` for a Python module: no packaging, no server. Returns an error

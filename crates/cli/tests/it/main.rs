@@ -2,6 +2,7 @@
 //! `kiln` binary. One test binary, so it links once.
 
 mod auth;
+mod batch;
 mod cli;
 mod console;
 mod errors;

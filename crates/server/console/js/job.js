@@ -75,6 +75,9 @@ function factList(project, job) {
     job.trainingInput?.jobDir ? ['Job directory', job.trainingInput.jobDir] : null,
     exported ? ['Exported model', h('span', {}, h('code', { id: 'export' }, exported), ' ',
       link(`/projects/${seg(project)}/models?deploy=${encodeURIComponent(exported)}`, 'Deploy…'))] : null,
+    job.predictionOutput ? ['Predictions', `${job.predictionOutput.predictionCount ?? 0} (errors: ${job.predictionOutput.errorCount ?? 0})`] : null,
+    job.predictionOutput?.outputPath ? ['Results', h('code', {}, job.predictionOutput.outputPath)] : null,
+    job.predictionOutput ? ['Node hours', number(job.predictionOutput.nodeHours ?? 0, 3)] : null,
     job.jobPosition ? ['Queue position', job.jobPosition] : null,
     job.errorMessage ? ['Error', h('span', { class: 'error' }, job.errorMessage)] : null,
   ].filter(Boolean);

@@ -1,0 +1,406 @@
+//! Batch prediction over files: the engine of a batch prediction job, run by the `kiln
+//! batch-predict` replica. It uses the same runtimes as online prediction.
+//!
+//! One reader streams records from the input files (JSON lines, CSV lines, or TFRecord files of
+//! `tf.train.Example`, plain or gzip) in batches through a bounded channel to `workers` threads;
+//! each worker predicts and writes its own shard, `prediction.results-0000K-of-0000N` (one JSON
+//! prediction per line, ML Engine's names), and `prediction.errors_stats-0000K-of-0000N` (one JSON
+//! line per record that could not be read or predicted, naming the file and line or record). A bad
+//! record never stops the job; a batch that fails on one instance is retried without it. An
+//! instance's `key` field is not given to the model but copied to its result, so results (whose
+//! order across shards is not the input's) can be joined back to their inputs.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::{ModelRuntime, ServeError};
+
+/// How input files are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    /// One JSON instance per line.
+    JsonLines,
+    /// One CSV record per line, passed to the model as a text instance.
+    Csv,
+    /// TFRecord of `tf.train.Example`, each turned into an object of named inputs.
+    TfRecord,
+    /// The same, gzip-compressed.
+    TfRecordGzip,
+}
+
+impl InputFormat {
+    /// The format an API or command-line name means: `JSON`, `TEXT` (JSON lines too), `CSV`,
+    /// `TF_RECORD`, `TF_RECORD_GZIP`, in any case, with `-` for `_` (gcloud's `tf-record`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_uppercase().replace('-', "_").as_str() {
+            "JSON" | "TEXT" => Some(Self::JsonLines),
+            "CSV" => Some(Self::Csv),
+            "TF_RECORD" => Some(Self::TfRecord),
+            "TF_RECORD_GZIP" => Some(Self::TfRecordGzip),
+            _ => None,
+        }
+    }
+}
+
+/// What to predict and where to write it.
+#[derive(Debug, Clone)]
+pub struct BatchJob {
+    /// The model directory.
+    pub model_dir: PathBuf,
+    /// Input format.
+    pub format: InputFormat,
+    /// Input files; a trailing `*` in the last segment matches any suffix.
+    pub inputs: Vec<String>,
+    /// Directory the shards are written to (created).
+    pub output_dir: PathBuf,
+    /// Worker threads, one output shard each.
+    pub workers: usize,
+    /// Instances per model call.
+    pub batch_size: usize,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchSummary {
+    /// Instances predicted.
+    pub prediction_count: u64,
+    /// Records that could not be read or predicted.
+    pub error_count: u64,
+    /// Input files read.
+    pub files: usize,
+    /// Output shards (workers).
+    pub shards: usize,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Seconds between progress lines.
+const PROGRESS_SECONDS: f64 = 2.0;
+
+/// The files `pattern` names: itself, or with a trailing `*` every file in its directory whose name
+/// starts with the rest, sorted.
+pub fn expand(pattern: &str) -> Result<Vec<PathBuf>, ServeError> {
+    let path = Path::new(pattern.strip_prefix("file://").unwrap_or(pattern));
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some(prefix) = name.strip_suffix('*') else {
+        if pattern.contains('*') {
+            return Err(ServeError::Request(format!(
+                "{pattern:?}: a wildcard is allowed only at the end"
+            )));
+        }
+        return Ok(vec![path.to_path_buf()]);
+    };
+    if prefix.contains('*')
+        || path
+            .parent()
+            .is_some_and(|dir| dir.to_string_lossy().contains('*'))
+    {
+        return Err(ServeError::Request(format!(
+            "{pattern:?}: a wildcard is allowed only at the end"
+        )));
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let entries = std::fs::read_dir(dir)
+        .map_err(|error| ServeError::Request(format!("{}: {error}", dir.display())))?;
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_file()))
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(prefix))
+        .map(|entry| entry.path())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// One input record: where it came from, and the instance or why it is unusable.
+struct Record {
+    source: String,
+    instance: Result<Value, String>,
+}
+
+/// Runs `job` with `runtime`, calling `progress` with a line now and then.
+pub fn run(
+    job: &BatchJob,
+    runtime: Arc<dyn ModelRuntime>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BatchSummary, ServeError> {
+    let started = Instant::now();
+    let mut files = Vec::new();
+    for pattern in &job.inputs {
+        let found = expand(pattern)?;
+        if found.is_empty() {
+            return Err(ServeError::Request(format!("{pattern:?} matches no file")));
+        }
+        files.extend(found);
+    }
+    std::fs::create_dir_all(&job.output_dir)
+        .map_err(|error| ServeError::Request(format!("{}: {error}", job.output_dir.display())))?;
+    let workers = job.workers.max(1);
+    let batch_size = job.batch_size.max(1);
+    let predicted = AtomicU64::new(0);
+    let failed = AtomicU64::new(0);
+    let (send, receive) = mpsc::sync_channel::<Vec<Record>>(workers * 2);
+    let receive = std::sync::Mutex::new(receive);
+    let outcome = std::thread::scope(|scope| -> Result<(), ServeError> {
+        let mut handles = Vec::new();
+        for shard in 0..workers {
+            let (runtime, receive, predicted, failed) = (&runtime, &receive, &predicted, &failed);
+            let output_dir = &job.output_dir;
+            handles.push(scope.spawn(move || -> Result<(), ServeError> {
+                let mut shard = Shard::create(output_dir, shard, workers)?;
+                loop {
+                    let batch = match receive.lock() {
+                        Ok(receiver) => receiver.recv(),
+                        Err(_) => return Ok(()),
+                    };
+                    let Ok(batch) = batch else {
+                        return shard.finish();
+                    };
+                    let (good, bad) = shard.predict(runtime.as_ref(), batch)?;
+                    predicted.fetch_add(good, Ordering::Relaxed);
+                    failed.fetch_add(bad, Ordering::Relaxed);
+                }
+            }));
+        }
+        let mut batch = Vec::with_capacity(batch_size);
+        let mut read = 0u64;
+        let mut last_report = Instant::now();
+        for file in &files {
+            let mut on_record = |record: Record| -> bool {
+                batch.push(record);
+                read += 1;
+                if batch.len() >= batch_size {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                    if send.send(full).is_err() {
+                        return false;
+                    }
+                    if last_report.elapsed().as_secs_f64() >= PROGRESS_SECONDS {
+                        progress(&report(read, &predicted, &failed, started));
+                        last_report = Instant::now();
+                    }
+                }
+                true
+            };
+            if !read_file(file, job.format, &mut on_record)? {
+                break;
+            }
+        }
+        if !batch.is_empty() {
+            let _ = send.send(batch);
+        }
+        drop(send);
+        for handle in handles {
+            handle
+                .join()
+                .map_err(|_| ServeError::Request("a batch prediction worker panicked".into()))??;
+        }
+        progress(&report(read, &predicted, &failed, started));
+        Ok(())
+    });
+    outcome?;
+    Ok(BatchSummary {
+        prediction_count: predicted.load(Ordering::Relaxed),
+        error_count: failed.load(Ordering::Relaxed),
+        files: files.len(),
+        shards: workers,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn report(read: u64, predicted: &AtomicU64, failed: &AtomicU64, started: Instant) -> String {
+    let done = predicted.load(Ordering::Relaxed);
+    format!(
+        "read {read} records: {done} predicted, {} errors ({:.0} predictions/s)",
+        failed.load(Ordering::Relaxed),
+        done as f64 / started.elapsed().as_secs_f64().max(1e-9)
+    )
+}
+
+/// Streams the records of one file to `on_record` until it returns false; `Ok(false)` then.
+/// An unreadable file is an error of the job; a bad record is an error record.
+fn read_file(
+    path: &Path,
+    format: InputFormat,
+    on_record: &mut dyn FnMut(Record) -> bool,
+) -> Result<bool, ServeError> {
+    let file = File::open(path)
+        .map_err(|error| ServeError::Request(format!("{}: {error}", path.display())))?;
+    let name = path.display().to_string();
+    match format {
+        InputFormat::JsonLines | InputFormat::Csv => {
+            for (number, line) in BufReader::new(file).lines().enumerate() {
+                let source = format!("{name}:{}", number + 1);
+                let instance = match line {
+                    Err(error) => Err(format!("unreadable line: {error}")),
+                    Ok(line) if line.trim().is_empty() => continue,
+                    Ok(line) if format == InputFormat::Csv => Ok(Value::String(line)),
+                    Ok(line) => serde_json::from_str(&line)
+                        .map_err(|error| format!("not a JSON instance: {error}")),
+                };
+                if !on_record(Record { source, instance }) {
+                    return Ok(false);
+                }
+            }
+        }
+        InputFormat::TfRecord | InputFormat::TfRecordGzip => {
+            let reader: Box<dyn Read> = match format {
+                InputFormat::TfRecordGzip => {
+                    Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
+                }
+                _ => Box::new(BufReader::new(file)),
+            };
+            for (number, record) in kiln_events::record::Records::new(reader).enumerate() {
+                let source = format!("{name}#{}", number + 1);
+                let instance = match record {
+                    // A damaged frame ends the file: what follows cannot be found reliably.
+                    Err(error) => {
+                        on_record(Record {
+                            source,
+                            instance: Err(format!(
+                                "damaged TFRecord, rest of file skipped: {error}"
+                            )),
+                        });
+                        return Ok(true);
+                    }
+                    Ok(bytes) => example_instance(&bytes),
+                };
+                if !on_record(Record { source, instance }) {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// A `tf.train.Example` as an object of named inputs: single values as scalars, longer lists as
+/// arrays, bytes as UTF-8 text.
+fn example_instance(bytes: &[u8]) -> Result<Value, String> {
+    use kiln_events::example::Feature;
+    let features = kiln_events::example::decode(bytes).ok_or("not a tf.train.Example")?;
+    let mut instance = serde_json::Map::new();
+    for (name, feature) in features {
+        let mut values: Vec<Value> = match feature {
+            Feature::Bytes(values) => values
+                .into_iter()
+                .map(|bytes| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+                .collect(),
+            Feature::Floats(values) => values.into_iter().map(|v| json!(v)).collect(),
+            Feature::Ints(values) => values.into_iter().map(|v| json!(v)).collect(),
+        };
+        let value = match values.len() {
+            1 => values.remove(0),
+            _ => Value::Array(values),
+        };
+        instance.insert(name, value);
+    }
+    Ok(Value::Object(instance))
+}
+
+/// One worker's output files.
+struct Shard {
+    results: BufWriter<File>,
+    errors: BufWriter<File>,
+}
+
+impl Shard {
+    fn create(dir: &Path, index: usize, count: usize) -> Result<Self, ServeError> {
+        let open = |kind: &str| {
+            let path = dir.join(format!("prediction.{kind}-{index:05}-of-{count:05}"));
+            File::create(&path)
+                .map(BufWriter::new)
+                .map_err(|error| ServeError::Request(format!("{}: {error}", path.display())))
+        };
+        Ok(Self {
+            results: open("results")?,
+            errors: open("errors_stats")?,
+        })
+    }
+
+    /// Predicts a batch, writing results and errors; returns (predicted, failed).
+    fn predict(
+        &mut self,
+        runtime: &dyn ModelRuntime,
+        batch: Vec<Record>,
+    ) -> Result<(u64, u64), ServeError> {
+        let mut failed = 0u64;
+        let mut pending = Vec::with_capacity(batch.len());
+        for record in batch {
+            match record.instance {
+                Ok(mut instance) => {
+                    let key = instance
+                        .as_object_mut()
+                        .and_then(|fields| fields.remove("key"));
+                    pending.push((record.source, key, instance));
+                }
+                Err(message) => {
+                    self.error(&record.source, &message)?;
+                    failed += 1;
+                }
+            }
+        }
+        while !pending.is_empty() {
+            let instances: Vec<Value> = pending
+                .iter()
+                .map(|(_, _, instance)| instance.clone())
+                .collect();
+            match runtime.predict(&instances) {
+                Ok(predictions) => {
+                    for ((_, key, _), prediction) in pending.iter().zip(predictions) {
+                        self.result(key.as_ref(), prediction)?;
+                    }
+                    let predicted = pending.len() as u64;
+                    return Ok((predicted, failed));
+                }
+                Err(ServeError::Instance { index, message }) if index < pending.len() => {
+                    let (source, _, _) = pending.remove(index);
+                    self.error(&source, &message)?;
+                    failed += 1;
+                }
+                Err(error) => {
+                    for (source, _, _) in &pending {
+                        self.error(source, &error.to_string())?;
+                    }
+                    return Ok((0, failed + pending.len() as u64));
+                }
+            }
+        }
+        Ok((0, failed))
+    }
+
+    /// Writes a prediction with its instance's `key`, so results can be joined back to inputs.
+    fn result(&mut self, key: Option<&Value>, mut prediction: Value) -> Result<(), ServeError> {
+        if let (Some(key), Value::Object(fields)) = (key, &mut prediction) {
+            fields.entry("key").or_insert_with(|| key.clone());
+        }
+        writeln!(self.results, "{prediction}").map_err(write_error)
+    }
+
+    fn error(&mut self, source: &str, message: &str) -> Result<(), ServeError> {
+        writeln!(
+            self.errors,
+            "{}",
+            json!({"input": source, "error": message})
+        )
+        .map_err(write_error)
+    }
+
+    fn finish(mut self) -> Result<(), ServeError> {
+        self.results.flush().map_err(write_error)?;
+        self.errors.flush().map_err(write_error)
+    }
+}
+
+fn write_error(error: std::io::Error) -> ServeError {
+    ServeError::Request(format!("writing the results: {error}"))
+}

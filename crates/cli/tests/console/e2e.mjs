@@ -241,6 +241,21 @@ try {
     await shot('model');
   });
 
+  await run('a batch prediction job shows its type and counts', async () => {
+    const input = join(WORK, 'batch.json');
+    writeFileSync(input, `${instances.map((i) => JSON.stringify(i)).join('\n')}\n{bad\n`);
+    await rest(ADMIN, 'POST', 'projects/default/jobs', {
+      jobId: 'scored',
+      predictionInput: { modelName: 'projects/default/models/census', dataFormat: 'JSON', inputPaths: [input], outputPath: join(WORK, 'scored') },
+    });
+    await page.goto(`${URL}/projects/default/jobs/scored`);
+    await until('h1 .badge', (t) => t === 'SUCCEEDED', 'batch job finished');
+    await until('#facts', (t) => t.includes('Batch prediction') && t.includes(`${instances.length} (errors: 1)`), 'counts');
+    check((await text('#config')).includes('"dataFormat": "JSON"'), 'the prediction input is shown');
+    await page.goto(`${URL}/projects/default/models/census`);
+    await page.waitForSelector('#versions tr[data-version="v1"]');
+  });
+
   await run('deleting a version asks first', async () => {
     await page.click('#versions tr[data-version="v1"] button.delete-version');
     await page.click('dialog.confirm button:text-is("Cancel")');

@@ -501,8 +501,8 @@ fn invalid_jobs_are_refused_with_every_problem_named() {
         ),
         (
             json!({"jobId": "batch", "predictionInput": {"dataFormat": "JSON"}}),
-            501,
-            &["batch prediction"],
+            400,
+            &["modelName", "input_paths", "output_path"],
         ),
     ];
     for (body, status, fragments) in cases {

@@ -30,6 +30,9 @@ pub enum RegistryError {
     /// The model rejected the instances or failed to run (400 with the prediction error shape).
     #[error("Prediction failed: {0}")]
     Prediction(String),
+    /// Too much at once: a version's request queue is full (429 RESOURCE_EXHAUSTED).
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// Not available in this build (501 UNIMPLEMENTED).
     #[error("{0}")]
     Unimplemented(String),

@@ -34,6 +34,7 @@ pub mod tuning;
 pub use access::Access;
 pub use error::RegistryError;
 pub use jobs::{JobSettings, Jobs};
+pub use kiln_serve::batcher::BatchConfig;
 pub use list::{Filter, ListParams};
 pub use registry::{PredictTarget, Registry};
 pub use studies::Studies;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use kiln_api::model::{Framework, Version, VersionState};
 use kiln_api::names::{check_name, check_project, short};
@@ -12,6 +13,7 @@ use kiln_api::{
     PredictRequest,
 };
 use kiln_artifacts::{ArtifactStore, PathPolicy};
+use kiln_serve::batcher::{BatchConfig, BatchError, Batcher};
 use kiln_serve::{DetectedFramework, ModelRuntime, ServeError};
 use kiln_store::Store;
 use serde_json::Value;
@@ -33,14 +35,20 @@ pub struct PredictTarget<'a> {
     pub version: Option<&'a str>,
 }
 
+/// Longest a predict request waits for its version to finish creating.
+const CREATE_HOLD: Duration = Duration::from_secs(60);
+
 /// The registry: models, versions, operations and prediction routing.
 pub struct Registry {
     store: Arc<dyn Store>,
     artifacts: ArtifactStore,
     /// Where `deploymentUri`s may point.
     paths: PathPolicy,
-    /// Loaded runtimes by full version name. A std mutex: held only to look up or insert.
-    runtimes: Mutex<HashMap<String, Arc<dyn ModelRuntime>>>,
+    /// Loaded models behind their batchers, by full version name. A std mutex: held only to look
+    /// up or insert.
+    servers: Mutex<HashMap<String, Arc<Batcher>>>,
+    /// How predict requests are batched (a version's `manualScaling.nodes` sets its workers).
+    batching: BatchConfig,
     /// Serialises mutations whose rule reads before it writes (delete rules, set default), so
     /// two concurrent requests cannot both pass a check meant for one.
     writes: tokio::sync::Mutex<()>,
@@ -96,13 +104,20 @@ fn check_mask<'a>(mask: &'a str, allowed: &[&str]) -> Result<Vec<&'a str>, Regis
 }
 
 impl Registry {
-    /// A registry over a metadata store and an artifact root, deploying from where `paths` allows.
-    pub fn new(store: Arc<dyn Store>, artifacts: ArtifactStore, paths: PathPolicy) -> Arc<Self> {
+    /// A registry over a metadata store and an artifact root, deploying from where `paths` allows
+    /// and batching predictions as `batching` says.
+    pub fn new(
+        store: Arc<dyn Store>,
+        artifacts: ArtifactStore,
+        paths: PathPolicy,
+        batching: BatchConfig,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             artifacts,
             paths,
-            runtimes: Mutex::new(HashMap::new()),
+            servers: Mutex::new(HashMap::new()),
+            batching,
             writes: tokio::sync::Mutex::new(()),
         })
     }
@@ -393,10 +408,11 @@ impl Registry {
             Ok((framework, runtime)) => {
                 version.framework = framework;
                 version.state = VersionState::Ready;
-                self.runtimes
+                let server = Arc::new(Batcher::start(runtime, self.batch_config(&version)));
+                self.servers
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .insert(key.clone(), runtime);
+                    .insert(key.clone(), server);
             }
             Err(message) => {
                 tracing::warn!(version = %key, %message, "version create failed");
@@ -576,7 +592,7 @@ impl Registry {
         }
         let key = version_key(project, model, name);
         self.store.delete_version(project, model, name)?;
-        self.runtimes
+        self.servers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .remove(&key);
@@ -674,6 +690,7 @@ impl Registry {
                     })?
             }
         };
+        let version = self.when_created(project, model, version).await?;
         let short_name = short(&version.name).to_string();
         if version.state != VersionState::Ready {
             let detail = match version.error_message.is_empty() {
@@ -690,18 +707,38 @@ impl Registry {
                 "instances must hold at least one instance".into(),
             ));
         }
-        let runtime = self.runtime(&version).await?;
-        tokio::task::spawn_blocking(move || runtime.predict(&request.instances))
+        let server = self.server(&version).await?;
+        server
+            .predict(request.instances)
             .await
-            .map_err(|error| RegistryError::Internal(format!("prediction task failed: {error}")))?
             .map_err(|error| match error {
-                ServeError::Instance { .. } | ServeError::Request(_) => {
-                    RegistryError::Prediction(error.to_string())
-                }
-                ServeError::Unsupported(_) | ServeError::Load(_) => {
+                BatchError::Overloaded(_) => RegistryError::ResourceExhausted(format!(
+                    "version \"{short_name}\" of model \"{model}\": {error}"
+                )),
+                BatchError::Serve(ServeError::Unsupported(_) | ServeError::Load(_)) => {
                     RegistryError::Prediction(format!("Failed to load model: {error}"))
                 }
+                BatchError::Serve(_) => RegistryError::Prediction(error.to_string()),
+                BatchError::Stopped => RegistryError::FailedPrecondition(format!(
+                    "version \"{short_name}\" of model \"{model}\" was deleted while the request waited"
+                )),
             })
+    }
+
+    /// `version` once it is no longer CREATING: a request for a version being created waits for
+    /// it (up to [`CREATE_HOLD`]) instead of failing.
+    async fn when_created(
+        &self,
+        project: &str,
+        model: &str,
+        mut version: Version,
+    ) -> Result<Version, RegistryError> {
+        let deadline = tokio::time::Instant::now() + CREATE_HOLD;
+        while version.state == VersionState::Creating && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            version = self.existing_version(project, model, short(&version.name))?;
+        }
+        Ok(version)
     }
 
     /// The files a batch prediction job predicts with: `version` of `model`, or the model's
@@ -732,15 +769,33 @@ impl Registry {
         Ok(self.artifacts.local_path(&version.name))
     }
 
-    /// The loaded runtime of a READY version, loading it from its files after a restart.
-    async fn runtime(&self, version: &Version) -> Result<Arc<dyn ModelRuntime>, RegistryError> {
-        if let Some(runtime) = self
-            .runtimes
+    /// The batching configuration of `version`: the server's, with `manualScaling.nodes` workers
+    /// when the version sets it.
+    fn batch_config(&self, version: &Version) -> BatchConfig {
+        let nodes = version
+            .manual_scaling
+            .as_ref()
+            .and_then(|scaling| scaling.get("nodes"))
+            .and_then(|nodes| match nodes {
+                Value::String(text) => text.parse::<usize>().ok(),
+                other => other.as_u64().map(|nodes| nodes as usize),
+            })
+            .filter(|nodes| *nodes > 0);
+        BatchConfig {
+            workers: nodes.unwrap_or(self.batching.workers),
+            ..self.batching
+        }
+    }
+
+    /// The batcher of a READY version, loading the model from its files after a restart.
+    async fn server(&self, version: &Version) -> Result<Arc<Batcher>, RegistryError> {
+        if let Some(server) = self
+            .servers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(&version.name)
         {
-            return Ok(Arc::clone(runtime));
+            return Ok(Arc::clone(server));
         }
         let dir = self.artifacts.local_path(&version.name);
         let runtime = tokio::task::spawn_blocking(move || {
@@ -750,10 +805,14 @@ impl Registry {
         .await
         .map_err(|error| RegistryError::Internal(format!("model load task failed: {error}")))?
         .map_err(|error| RegistryError::Prediction(format!("Failed to load model: {error}")))?;
-        self.runtimes
+        let mut servers = self
+            .servers
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(version.name.clone(), Arc::clone(&runtime));
-        Ok(runtime)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Two requests may have loaded it at once; the first one in is kept.
+        let server = servers
+            .entry(version.name.clone())
+            .or_insert_with(|| Arc::new(Batcher::start(runtime, self.batch_config(version))));
+        Ok(Arc::clone(server))
     }
 }

@@ -46,6 +46,7 @@ async fn an_interrupted_version_create_becomes_failed_and_its_operation_done() {
         store.clone(),
         ArtifactStore::open(&dir.path().join("artifacts")).unwrap(),
         kiln_artifacts::PathPolicy::new(dir.path(), Vec::new()),
+        kiln_registry::BatchConfig::default(),
     );
     assert_eq!(registry.recover().await.unwrap(), 1);
     let version = store.get_version("p", "m", "v1").unwrap().unwrap();

@@ -7,13 +7,17 @@
 //! - [`native`]: the runtime for Kiln's own exports, on burn's CPU backend.
 //! - [`instances`]: decoding JSON instances (objects, bare values, CSV lines, `{"b64": ...}`)
 //!   into raw model inputs.
+//! - [`batcher`]: dynamic batching of concurrent predict requests onto one model, with a bounded
+//!   queue and a bounded pool of blocking workers.
 //! - [`batch`]: batch prediction over files (JSON lines, CSV, TFRecord of `tf.Example`) with
 //!   parallel workers writing sharded results.
 //!
-//! **Architecture invariant:** runtimes are synchronous and CPU-bound; callers run them off the
-//! async executor. Nothing here knows about HTTP.
+//! **Architecture invariant:** runtimes are synchronous and CPU-bound and run only on blocking
+//! threads (the batcher's pool, batch prediction's workers), never on the async executor. Nothing
+//! here knows about HTTP.
 
 pub mod batch;
+pub mod batcher;
 pub mod detect;
 pub mod instances;
 pub mod native;

@@ -42,6 +42,7 @@ fn classify(error: &RegistryError) -> Option<Code> {
         RegistryError::AlreadyExists(_) => Some(Code::AlreadyExists),
         RegistryError::FailedPrecondition(_) => Some(Code::FailedPrecondition),
         RegistryError::Aborted(_) => Some(Code::Aborted),
+        RegistryError::ResourceExhausted(_) => Some(Code::ResourceExhausted),
         RegistryError::Unimplemented(_) => Some(Code::Unimplemented),
         RegistryError::Internal(_) => Some(Code::Internal),
         RegistryError::Prediction(_) => None,

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use kiln_artifacts::{ArtifactStore, PathPolicy};
-use kiln_registry::{Access, JobSettings, Jobs, Registry, Studies};
+use kiln_registry::{Access, BatchConfig, JobSettings, Jobs, Registry, Studies};
 use kiln_scheduler::LocalExecutor;
 use kiln_scheduler::program::Runtime;
 use kiln_store::{SqliteStore, Store};
@@ -117,6 +117,8 @@ pub struct Options {
     pub auth: bool,
     /// Where projects may read and write besides their workspace (`{project}` is replaced).
     pub allowed_paths: Vec<String>,
+    /// How online predictions are batched.
+    pub batching: BatchConfig,
 }
 
 /// Opens the data directory (SQLite metadata, artifact files, job logs) and ends the work a
@@ -130,7 +132,12 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
     let artifacts = ArtifactStore::open(&data_dir.join(ARTIFACTS_DIR))?;
     let paths = PathPolicy::new(data_dir, options.allowed_paths.clone());
-    let registry = Registry::new(Arc::clone(&store), artifacts, paths.clone());
+    let registry = Registry::new(
+        Arc::clone(&store),
+        artifacts,
+        paths.clone(),
+        options.batching,
+    );
     let recovered = registry.recover().await?;
     if recovered > 0 {
         tracing::warn!(

@@ -120,6 +120,7 @@ fn fixture() -> Fixture {
         quota_ml_units: Some(1.0),
         auth: true,
         allowed_paths: vec![dir.path().display().to_string()],
+        batching: kiln_registry::BatchConfig::default(),
     };
     let services: Services = runtime.block_on(kiln_server::open(&options)).unwrap();
     let token = services.access.bootstrap().unwrap().unwrap();

@@ -140,7 +140,13 @@ impl EmbeddedServer {
         let thread = std::thread::spawn(move || -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async move {
-                let options = super::server::options(data_dir, None, true, allowed)?;
+                let options = super::server::options(
+                    data_dir,
+                    None,
+                    true,
+                    allowed,
+                    kiln_serve::batcher::BatchConfig::default(),
+                )?;
                 let services = kiln_server::open(&options).await?;
                 let token = services
                     .access

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use kiln_serve::batcher::BatchConfig;
 
 /// `kiln server` flags.
 #[derive(Debug, clap::Args)]
@@ -28,6 +29,45 @@ pub struct ServerArgs {
     /// the home and temporary directories.
     #[arg(long = "allow-path", env = "KILN_ALLOW_PATHS", value_delimiter = ',')]
     pub allow_paths: Vec<String>,
+    #[command(flatten)]
+    pub serving: ServingArgs,
+}
+
+/// How online predictions are batched (per version).
+#[derive(Debug, clap::Args)]
+pub struct ServingArgs {
+    /// Most instances one model call serves; concurrent requests are batched up to it.
+    #[arg(long, default_value_t = 64)]
+    pub max_batch_size: usize,
+    /// Longest a request waits for others to join its batch, in milliseconds.
+    #[arg(long, default_value_t = 2)]
+    pub batch_timeout_ms: u64,
+    /// Most requests waiting per version; more are answered 429 RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 1024)]
+    pub max_queued_requests: usize,
+    /// Model calls running at once per version (default: one per core); a version's
+    /// manualScaling.nodes overrides it.
+    #[arg(long)]
+    pub predict_workers: Option<usize>,
+}
+
+impl ServingArgs {
+    /// The batching these flags describe.
+    pub fn config(&self) -> anyhow::Result<BatchConfig> {
+        if self.max_batch_size == 0
+            || self.max_queued_requests == 0
+            || self.predict_workers == Some(0)
+        {
+            bail!("--max-batch-size, --max-queued-requests and --predict-workers must be positive");
+        }
+        let defaults = BatchConfig::default();
+        Ok(BatchConfig {
+            max_batch_size: self.max_batch_size,
+            max_wait: std::time::Duration::from_millis(self.batch_timeout_ms),
+            max_queued: self.max_queued_requests,
+            workers: self.predict_workers.unwrap_or(defaults.workers),
+        })
+    }
 }
 
 /// `~/.kiln`.
@@ -48,6 +88,7 @@ pub fn options(
     quota_ml_units: Option<f64>,
     auth: bool,
     allowed_paths: Vec<String>,
+    batching: BatchConfig,
 ) -> anyhow::Result<kiln_server::Options> {
     let kiln = std::env::current_exe().context("locating the kiln binary")?;
     let python = std::env::var_os("KILN_PYTHON")
@@ -71,6 +112,7 @@ pub fn options(
         quota_ml_units,
         auth,
         allowed_paths,
+        batching,
     })
 }
 
@@ -97,6 +139,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         args.quota_ml_units,
         !args.insecure_no_auth,
         allowed,
+        args.serving.config()?,
     )?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

@@ -9,6 +9,7 @@ mod errors;
 mod jobs;
 mod lifecycle;
 mod restart;
+mod serving;
 mod studies;
 mod support;
 mod tidy;

@@ -1,0 +1,340 @@
+//! Dynamic batching: the data plane between concurrent predict requests and one loaded model.
+//!
+//! Requests for a version wait in a bounded queue (full: [`BatchError::Overloaded`], HTTP 429).
+//! One dispatcher task takes the oldest request and keeps adding queued ones until the batch holds
+//! `max_batch_size` instances or `max_wait` has passed since the first arrived, then hands the batch
+//! to a pool of at most `workers` blocking threads (the model is CPU-bound; the async runtime never
+//! runs it). One model call serves the whole batch; its outputs are split back per request. When a
+//! batch fails because of one request's instance, each request of the batch is run on its own, so
+//! one client's bad instance never fails another's request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::{ModelRuntime, ServeError};
+
+/// How a version's requests are batched and run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchConfig {
+    /// Most instances in one model call (a larger request runs alone).
+    pub max_batch_size: usize,
+    /// Longest a request waits for others to join its batch.
+    pub max_wait: Duration,
+    /// Most requests waiting; more are refused.
+    pub max_queued: usize,
+    /// Model calls running at once.
+    pub workers: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_batch_size: 64,
+            max_wait: Duration::from_millis(2),
+            max_queued: 1024,
+            workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        }
+    }
+}
+
+/// Why a request was not answered with predictions.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The queue is full: the client should retry later.
+    #[error("the version's request queue is full ({0} requests waiting); retry later")]
+    Overloaded(usize),
+    /// The model refused the request.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// The batcher stopped (the version was unloaded while the request waited).
+    #[error("the model was unloaded; retry")]
+    Stopped,
+}
+
+/// Counters of one batcher, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    /// Requests answered or failed by the model.
+    pub requests: AtomicU64,
+    /// Instances predicted.
+    pub instances: AtomicU64,
+    /// Model calls.
+    pub batches: AtomicU64,
+    /// Requests refused because the queue was full.
+    pub rejected: AtomicU64,
+}
+
+struct Request {
+    instances: Vec<Value>,
+    reply: oneshot::Sender<Result<Vec<Value>, ServeError>>,
+}
+
+/// The batching front of one loaded model.
+pub struct Batcher {
+    queue: mpsc::Sender<Request>,
+    config: BatchConfig,
+    stats: Arc<BatchStats>,
+}
+
+impl Batcher {
+    /// Starts the dispatcher of `runtime` on the current tokio runtime.
+    pub fn start(runtime: Arc<dyn ModelRuntime>, config: BatchConfig) -> Self {
+        let (queue, requests) = mpsc::channel(config.max_queued.max(1));
+        let stats = Arc::new(BatchStats::default());
+        tokio::spawn(dispatch(runtime, config, requests, Arc::clone(&stats)));
+        Self {
+            queue,
+            config,
+            stats,
+        }
+    }
+
+    /// Predicts `instances`, batched with other requests.
+    pub async fn predict(&self, instances: Vec<Value>) -> Result<Vec<Value>, BatchError> {
+        let (reply, answer) = oneshot::channel();
+        match self.queue.try_send(Request { instances, reply }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(BatchError::Overloaded(self.config.max_queued));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(BatchError::Stopped),
+        }
+        Ok(answer.await.map_err(|_| BatchError::Stopped)??)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &BatchStats {
+        &self.stats
+    }
+
+    /// Requests waiting now.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+}
+
+/// Forms batches from the queue and runs each on the blocking pool, `workers` at a time.
+async fn dispatch(
+    runtime: Arc<dyn ModelRuntime>,
+    config: BatchConfig,
+    mut requests: mpsc::Receiver<Request>,
+    stats: Arc<BatchStats>,
+) {
+    let permits = Arc::new(Semaphore::new(config.workers.max(1)));
+    let mut carried: Option<Request> = None;
+    loop {
+        let first = match carried.take() {
+            Some(request) => request,
+            None => match requests.recv().await {
+                Some(request) => request,
+                None => return,
+            },
+        };
+        // Wait for a free worker before collecting: requests arriving meanwhile join this batch.
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            return;
+        };
+        let mut size = first.instances.len();
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + config.max_wait;
+        while size < config.max_batch_size {
+            let next = match requests.try_recv() {
+                Ok(request) => Some(request),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                // Past the deadline the batch goes as it is.
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    tokio::time::timeout_at(deadline, requests.recv())
+                        .await
+                        .ok()
+                        .flatten()
+                }
+            };
+            let Some(request) = next else { break };
+            if size + request.instances.len() > config.max_batch_size {
+                carried = Some(request);
+                break;
+            }
+            size += request.instances.len();
+            batch.push(request);
+        }
+        let (runtime, stats) = (Arc::clone(&runtime), Arc::clone(&stats));
+        tokio::task::spawn_blocking(move || {
+            run_batch(runtime.as_ref(), batch, &stats);
+            drop(permit);
+        });
+    }
+}
+
+/// One model call for the whole batch, or one per request when an instance spoils it.
+fn run_batch(runtime: &dyn ModelRuntime, batch: Vec<Request>, stats: &BatchStats) {
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats
+        .requests
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    if batch.len() == 1 {
+        let request = batch.into_iter().next();
+        if let Some(Request { instances, reply }) = request {
+            let answer = runtime.predict(&instances);
+            if answer.is_ok() {
+                stats
+                    .instances
+                    .fetch_add(instances.len() as u64, Ordering::Relaxed);
+            }
+            let _ = reply.send(answer);
+        }
+        return;
+    }
+    let instances: Vec<Value> = batch
+        .iter()
+        .flat_map(|request| request.instances.iter().cloned())
+        .collect();
+    match runtime.predict(&instances) {
+        Ok(mut predictions) => {
+            stats
+                .instances
+                .fetch_add(predictions.len() as u64, Ordering::Relaxed);
+            for request in batch {
+                let rest = predictions.split_off(request.instances.len().min(predictions.len()));
+                let _ = request
+                    .reply
+                    .send(Ok(std::mem::replace(&mut predictions, rest)));
+            }
+        }
+        Err(_) => {
+            for request in batch {
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                let answer = runtime.predict(&request.instances);
+                if answer.is_ok() {
+                    stats
+                        .instances
+                        .fetch_add(request.instances.len() as u64, Ordering::Relaxed);
+                }
+                let _ = request.reply.send(answer);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Doubles numbers, slowly; refuses strings.
+    struct Doubler {
+        delay: Duration,
+    }
+
+    impl ModelRuntime for Doubler {
+        fn predict(&self, instances: &[Value]) -> Result<Vec<Value>, ServeError> {
+            std::thread::sleep(self.delay);
+            instances
+                .iter()
+                .enumerate()
+                .map(|(index, value)| match value.as_f64() {
+                    Some(number) => Ok(json!(number * 2.0)),
+                    None => Err(ServeError::Instance {
+                        index,
+                        message: "not a number".into(),
+                    }),
+                })
+                .collect()
+        }
+    }
+
+    fn batcher(delay_ms: u64, config: BatchConfig) -> Arc<Batcher> {
+        let runtime = Arc::new(Doubler {
+            delay: Duration::from_millis(delay_ms),
+        });
+        Arc::new(Batcher::start(runtime, config))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_share_model_calls_and_get_their_own_answers() {
+        let config = BatchConfig {
+            workers: 1,
+            ..BatchConfig::default()
+        };
+        let batcher = batcher(5, config);
+        let calls: Vec<_> = (0..40)
+            .map(|i| {
+                let batcher = Arc::clone(&batcher);
+                tokio::spawn(async move { (i, batcher.predict(vec![json!(i), json!(-i)]).await) })
+            })
+            .collect();
+        for call in calls {
+            let (i, answer) = call.await.unwrap();
+            assert_eq!(
+                answer.unwrap(),
+                [json!(2.0 * i as f64), json!(-2.0 * i as f64)]
+            );
+        }
+        let stats = batcher.stats();
+        let batches = stats.batches.load(Ordering::Relaxed);
+        assert_eq!(stats.requests.load(Ordering::Relaxed), 40);
+        assert_eq!(stats.instances.load(Ordering::Relaxed), 80);
+        assert!(
+            (2..40).contains(&batches),
+            "{batches} model calls for 40 requests of 2 (at most 64 instances per call)"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_and_a_bad_instance_fails_only_its_request() {
+        let config = BatchConfig {
+            workers: 1,
+            max_queued: 2,
+            max_batch_size: 1,
+            ..BatchConfig::default()
+        };
+        let batcher = batcher(30, config);
+        let calls: Vec<_> = (0..12)
+            .map(|i| {
+                let batcher = Arc::clone(&batcher);
+                tokio::spawn(async move { batcher.predict(vec![json!(i)]).await })
+            })
+            .collect();
+        let mut refused = 0;
+        for call in calls {
+            match call.await.unwrap() {
+                Err(BatchError::Overloaded(2)) => refused += 1,
+                Ok(answer) => assert_eq!(answer.len(), 1),
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert!(refused > 0, "a queue of 2 cannot hold 12 requests at once");
+        assert_eq!(batcher.stats().rejected.load(Ordering::Relaxed), refused);
+
+        let batcher = batcher_with_wait();
+        let good = {
+            let batcher = Arc::clone(&batcher);
+            tokio::spawn(async move { batcher.predict(vec![json!(1), json!(2)]).await })
+        };
+        let bad = {
+            let batcher = Arc::clone(&batcher);
+            tokio::spawn(async move { batcher.predict(vec![json!(3), json!("x")]).await })
+        };
+        assert_eq!(good.await.unwrap().unwrap(), [json!(2.0), json!(4.0)]);
+        match bad.await.unwrap() {
+            Err(BatchError::Serve(ServeError::Instance { index: 1, .. })) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A batcher that waits long enough for two requests to share a batch.
+    fn batcher_with_wait() -> Arc<Batcher> {
+        batcher(
+            1,
+            BatchConfig {
+                max_wait: Duration::from_millis(200),
+                workers: 1,
+                ..BatchConfig::default()
+            },
+        )
+    }
+}

@@ -58,6 +58,8 @@ enum Command {
     Versions(commands::versions::VersionsCommand),
     /// Online prediction.
     Predict(PredictArgs),
+    /// Feature attributions (sampled Shapley) of instances, as `gcloud beta ai-platform explain`.
+    Explain(PredictArgs),
     /// Long-running operations.
     #[command(subcommand)]
     Operations(commands::operations::OperationsCommand),
@@ -152,6 +154,7 @@ fn dispatch(command: Command, context: &client::Context) -> anyhow::Result<()> {
         Command::Models(command) => commands::models::run(command, context),
         Command::Versions(command) => commands::versions::run(command, context),
         Command::Predict(args) => commands::predict::run(args, context),
+        Command::Explain(args) => commands::predict::explain(args, context),
         Command::Operations(command) => commands::operations::run(command, context),
         Command::Projects(command) => commands::iam::run_projects(command, context),
         Command::Auth(command) => commands::auth::run(command, context),

@@ -33,9 +33,6 @@ pub enum RegistryError {
     /// Too much at once: a version's request queue is full (429 RESOURCE_EXHAUSTED).
     #[error("{0}")]
     ResourceExhausted(String),
-    /// Not available in this build (501 UNIMPLEMENTED).
-    #[error("{0}")]
-    Unimplemented(String),
     /// A bug or a broken disk (500 INTERNAL).
     #[error("{0}")]
     Internal(String),

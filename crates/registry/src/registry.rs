@@ -14,7 +14,7 @@ use kiln_api::{
 };
 use kiln_artifacts::{ArtifactStore, PathPolicy};
 use kiln_serve::batcher::{BatchConfig, BatchError, Batcher};
-use kiln_serve::{DetectedFramework, ModelRuntime, ServeError};
+use kiln_serve::{DetectedFramework, ModelRuntime, ServeError, explain};
 use kiln_store::Store;
 use serde_json::Value;
 
@@ -33,6 +33,56 @@ pub struct PredictTarget<'a> {
     pub model: &'a str,
     /// Version; the model's default when `None`.
     pub version: Option<&'a str>,
+}
+
+/// Paths sampled per explanation when the version's `explanationConfig` sets none.
+const DEFAULT_SHAPLEY_PATHS: usize = 10;
+
+/// The number of sampled Shapley paths `version`'s `explanationConfig` asks for.
+fn explanation_paths(version: &Version) -> Result<usize, RegistryError> {
+    let Some(config) = &version.explanation_config else {
+        return Ok(DEFAULT_SHAPLEY_PATHS);
+    };
+    if let Some(method) = ["integratedGradientsAttribution", "xraiAttribution"]
+        .into_iter()
+        .find(|method| config.get(method).is_some())
+    {
+        return Err(RegistryError::InvalidArgument(format!(
+            "Field: explanation_config.{method} Error: not supported by Kiln; use sampledShapleyAttribution"
+        )));
+    }
+    let paths = config
+        .get("sampledShapleyAttribution")
+        .and_then(|method| method.get("numPaths"))
+        .map(|paths| match paths {
+            Value::String(text) => text.parse::<usize>().ok(),
+            other => other.as_u64().map(|paths| paths as usize),
+        });
+    match paths {
+        None => Ok(DEFAULT_SHAPLEY_PATHS),
+        Some(Some(paths)) if (1..=explain::MAX_PATHS).contains(&paths) => Ok(paths),
+        Some(_) => Err(RegistryError::InvalidArgument(format!(
+            "Field: explanation_config.sampled_shapley_attribution.num_paths Error: must be between 1 and {}",
+            explain::MAX_PATHS
+        ))),
+    }
+}
+
+/// A batcher's refusal as the API reports it.
+fn serving_error(version: &Version, error: BatchError) -> RegistryError {
+    let name = &version.name;
+    match error {
+        BatchError::Overloaded(_) => {
+            RegistryError::ResourceExhausted(format!("version {name}: {error}"))
+        }
+        BatchError::Serve(ServeError::Unsupported(_) | ServeError::Load(_)) => {
+            RegistryError::Prediction(format!("Failed to load model: {error}"))
+        }
+        BatchError::Serve(_) => RegistryError::Prediction(error.to_string()),
+        BatchError::Stopped => RegistryError::FailedPrecondition(format!(
+            "version {name} was deleted while the request waited"
+        )),
+    }
 }
 
 /// Longest a predict request waits for its version to finish creating.
@@ -670,12 +720,56 @@ impl Registry {
         target: PredictTarget<'_>,
         request: PredictRequest,
     ) -> Result<Vec<Value>, RegistryError> {
-        let PredictTarget {
-            project,
-            model,
-            version,
-        } = target;
-        let version = match version {
+        let version = self.ready_version(&target).await?;
+        if request.instances.is_empty() {
+            return Err(RegistryError::InvalidArgument(
+                "instances must hold at least one instance".into(),
+            ));
+        }
+        let server = self.server(&version).await?;
+        server
+            .predict(request.instances)
+            .await
+            .map_err(|error| serving_error(&version, error))
+    }
+
+    /// `projects.explain`: sampled Shapley attributions of each instance's named inputs
+    /// (`kiln_serve::explain`), run through the version's batcher like any prediction.
+    pub async fn explain(
+        &self,
+        target: PredictTarget<'_>,
+        request: PredictRequest,
+    ) -> Result<Vec<Value>, RegistryError> {
+        let version = self.ready_version(&target).await?;
+        let num_paths = explanation_paths(&version)?;
+        if request.instances.is_empty() {
+            return Err(RegistryError::InvalidArgument(
+                "instances must hold at least one instance".into(),
+            ));
+        }
+        let server = self.server(&version).await?;
+        let mut explanations = Vec::with_capacity(request.instances.len());
+        for (index, instance) in request.instances.iter().enumerate() {
+            let plan = explain::plan(instance, num_paths, index as u64).map_err(|message| {
+                RegistryError::InvalidArgument(format!("instances[{index}]: {message}"))
+            })?;
+            let predictions = server
+                .predict(plan.instances.clone())
+                .await
+                .map_err(|error| serving_error(&version, error))?;
+            explanations.push(
+                plan.attribute(&predictions)
+                    .map_err(RegistryError::Prediction)?,
+            );
+        }
+        Ok(explanations)
+    }
+
+    /// The version a predict or explain request addresses, once READY: the model's default when
+    /// none is named; a version being created is waited for.
+    async fn ready_version(&self, target: &PredictTarget<'_>) -> Result<Version, RegistryError> {
+        let (project, model) = (target.project, target.model);
+        let version = match target.version {
             Some(name) => self.existing_version(project, model, name)?,
             None => {
                 self.existing_model(project, model)?;
@@ -691,38 +785,18 @@ impl Registry {
             }
         };
         let version = self.when_created(project, model, version).await?;
-        let short_name = short(&version.name).to_string();
         if version.state != VersionState::Ready {
             let detail = match version.error_message.is_empty() {
                 true => String::new(),
                 false => format!(": {}", version.error_message),
             };
             return Err(RegistryError::FailedPrecondition(format!(
-                "version \"{short_name}\" of model \"{model}\" is {:?}, not READY{detail}",
+                "version \"{}\" of model \"{model}\" is {:?}, not READY{detail}",
+                short(&version.name),
                 version.state
             )));
         }
-        if request.instances.is_empty() {
-            return Err(RegistryError::InvalidArgument(
-                "instances must hold at least one instance".into(),
-            ));
-        }
-        let server = self.server(&version).await?;
-        server
-            .predict(request.instances)
-            .await
-            .map_err(|error| match error {
-                BatchError::Overloaded(_) => RegistryError::ResourceExhausted(format!(
-                    "version \"{short_name}\" of model \"{model}\": {error}"
-                )),
-                BatchError::Serve(ServeError::Unsupported(_) | ServeError::Load(_)) => {
-                    RegistryError::Prediction(format!("Failed to load model: {error}"))
-                }
-                BatchError::Serve(_) => RegistryError::Prediction(error.to_string()),
-                BatchError::Stopped => RegistryError::FailedPrecondition(format!(
-                    "version \"{short_name}\" of model \"{model}\" was deleted while the request waited"
-                )),
-            })
+        Ok(version)
     }
 
     /// `version` once it is no longer CREATING: a request for a version being created waits for

@@ -9,6 +9,7 @@
 //!   into raw model inputs.
 //! - [`batcher`]: dynamic batching of concurrent predict requests onto one model, with a bounded
 //!   queue and a bounded pool of blocking workers.
+//! - [`explain`]: sampled Shapley attributions of tabular instances, from predictions alone.
 //! - [`batch`]: batch prediction over files (JSON lines, CSV, TFRecord of `tf.Example`) with
 //!   parallel workers writing sharded results.
 //!
@@ -19,6 +20,7 @@
 pub mod batch;
 pub mod batcher;
 pub mod detect;
+pub mod explain;
 pub mod instances;
 pub mod native;
 

@@ -43,7 +43,6 @@ fn classify(error: &RegistryError) -> Option<Code> {
         RegistryError::FailedPrecondition(_) => Some(Code::FailedPrecondition),
         RegistryError::Aborted(_) => Some(Code::Aborted),
         RegistryError::ResourceExhausted(_) => Some(Code::ResourceExhausted),
-        RegistryError::Unimplemented(_) => Some(Code::Unimplemented),
         RegistryError::Internal(_) => Some(Code::Internal),
         RegistryError::Prediction(_) => None,
     }

@@ -194,10 +194,18 @@ async fn model_verb(
             )
             .await
         }
-        (_, Some("explain")) => Err(ApiError::Http(
-            Code::Unimplemented,
-            "explain is not available in this Kiln release".into(),
-        )),
+        (model, Some("explain")) => {
+            explain(
+                &registry,
+                PredictTarget {
+                    project: &project,
+                    model,
+                    version: None,
+                },
+                body,
+            )
+            .await
+        }
         (_, verb) => Err(unknown_verb(verb, crate::auth::known_verbs("models"))),
     }
 }
@@ -283,10 +291,18 @@ async fn version_verb(
                 .set_default_version(&project, &model, version)
                 .await?,
         ),
-        (_, Some("explain")) => Err(ApiError::Http(
-            Code::Unimplemented,
-            "explain is not available in this Kiln release".into(),
-        )),
+        (version, Some("explain")) => {
+            explain(
+                &registry,
+                PredictTarget {
+                    project: &project,
+                    model: &model,
+                    version: Some(version),
+                },
+                body,
+            )
+            .await
+        }
         (_, verb) => Err(unknown_verb(verb, crate::auth::known_verbs("versions"))),
     }
 }
@@ -345,4 +361,14 @@ async fn predict(
     let request: PredictRequest = parse_json(&body)?;
     let predictions = registry.predict(target, request).await?;
     json(PredictResponse { predictions })
+}
+
+async fn explain(
+    registry: &Registry,
+    target: PredictTarget<'_>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let request: PredictRequest = parse_json(&body)?;
+    let explanations = registry.explain(target, request).await?;
+    json(serde_json::json!({ "explanations": explanations }))
 }

@@ -1,4 +1,4 @@
-//! `kiln predict`.
+//! `kiln predict` and `kiln explain`.
 
 use serde_json::Value;
 
@@ -8,17 +8,29 @@ use crate::output;
 
 /// Sends instances to a model or version and prints the predictions.
 pub fn run(args: PredictArgs, context: &Context) -> anyhow::Result<()> {
-    let mut body = args.instances.request()?;
-    if let Some(signature) = args.signature_name {
-        body["signature_name"] = Value::String(signature);
-    }
-    let path = match &args.version {
-        Some(version) => format!("models/{}/versions/{version}:predict", args.model),
-        None => format!("models/{}:predict", args.model),
-    };
-    let response = context.client().post(&path, &body)?;
+    let response = send(&args, "predict", context)?;
     print_predictions(context.format, &response);
     Ok(())
+}
+
+/// Sends instances to `:explain` and prints each instance's attributions (JSON by default, as
+/// `gcloud beta ai-platform explain` does).
+pub fn explain(args: PredictArgs, context: &Context) -> anyhow::Result<()> {
+    let response = send(&args, "explain", context)?;
+    output::print_resource(context.format.or(Some(output::Format::Json)), &response);
+    Ok(())
+}
+
+fn send(args: &PredictArgs, verb: &str, context: &Context) -> anyhow::Result<Value> {
+    let mut body = args.instances.request()?;
+    if let Some(signature) = &args.signature_name {
+        body["signature_name"] = Value::String(signature.clone());
+    }
+    let path = match &args.version {
+        Some(version) => format!("models/{}/versions/{version}:{verb}", args.model),
+        None => format!("models/{}:{verb}", args.model),
+    };
+    context.client().post(&path, &body)
 }
 
 /// Prints predictions as gcloud does: a table whose columns are the prediction keys.

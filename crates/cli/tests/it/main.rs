@@ -6,6 +6,7 @@ mod batch;
 mod cli;
 mod console;
 mod errors;
+mod explain;
 mod jobs;
 mod lifecycle;
 mod restart;

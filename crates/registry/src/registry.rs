@@ -68,6 +68,15 @@ fn explanation_paths(version: &Version) -> Result<usize, RegistryError> {
     }
 }
 
+/// `autoScaling.minNodes` of a version, when it sets one.
+fn min_nodes(version: &Version) -> Option<u64> {
+    let nodes = version.auto_scaling.as_ref()?.get("minNodes")?;
+    match nodes {
+        Value::String(text) => text.parse().ok(),
+        other => other.as_u64(),
+    }
+}
+
 /// A batcher's refusal as the API reports it.
 fn serving_error(version: &Version, error: BatchError) -> RegistryError {
     let name = &version.name;
@@ -841,6 +850,113 @@ impl Registry {
             )));
         }
         Ok(self.artifacts.local_path(&version.name))
+    }
+
+    /// Unloads, every few seconds, the models of versions that may scale to zero
+    /// (`autoScaling.minNodes: 0`) once no request has come for `after`; the next request loads
+    /// the model again. Other versions stay warm.
+    pub fn start_idle_unloading(self: &Arc<Self>, after: Duration) {
+        let registry = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let period = (after / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(registry) = registry.upgrade() else {
+                    return;
+                };
+                let idle: Vec<String> = registry
+                    .servers
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .iter()
+                    .filter(|(_, server)| server.idle() >= after && server.queued() == 0)
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                for name in idle {
+                    let scales_to_zero = registry
+                        .version_by_name(&name)
+                        .is_some_and(|version| min_nodes(&version) == Some(0));
+                    if scales_to_zero {
+                        tracing::info!(version = %name, "unloading an idle version (autoScaling.minNodes 0)");
+                        registry
+                            .servers
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .remove(&name);
+                    }
+                }
+            }
+        });
+    }
+
+    /// A version by its full name, if it exists.
+    fn version_by_name(&self, name: &str) -> Option<Version> {
+        let parts: Vec<&str> = name.split('/').collect();
+        match parts.as_slice() {
+            ["projects", project, "models", model, "versions", version] => self
+                .store
+                .get_version(project, model, version)
+                .ok()
+                .flatten(),
+            _ => None,
+        }
+    }
+
+    /// The loaded versions and their batchers' counters, in Prometheus' text format (for
+    /// `/v1/metrics`).
+    pub fn serving_metrics(&self) -> String {
+        use std::fmt::Write as _;
+        use std::sync::atomic::Ordering::Relaxed;
+        let servers = self
+            .servers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut names: Vec<&String> = servers.keys().collect();
+        names.sort();
+        let mut text = format!(
+            "# HELP kiln_versions_loaded Versions whose model is loaded.\n# TYPE kiln_versions_loaded gauge\nkiln_versions_loaded {}\n",
+            names.len()
+        );
+        let series: [(&str, &str, &str, fn(&Batcher) -> u64); 5] = [
+            (
+                "kiln_predict_requests_total",
+                "counter",
+                "Requests run by the model.",
+                |b| b.stats().requests.load(Relaxed),
+            ),
+            (
+                "kiln_predict_instances_total",
+                "counter",
+                "Instances predicted.",
+                |b| b.stats().instances.load(Relaxed),
+            ),
+            (
+                "kiln_predict_batches_total",
+                "counter",
+                "Model calls.",
+                |b| b.stats().batches.load(Relaxed),
+            ),
+            (
+                "kiln_predict_rejected_total",
+                "counter",
+                "Requests refused with 429.",
+                |b| b.stats().rejected.load(Relaxed),
+            ),
+            ("kiln_predict_queued", "gauge", "Requests waiting.", |b| {
+                b.queued() as u64
+            }),
+        ];
+        for (metric, kind, help, value) in series {
+            let _ = writeln!(text, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
+            for name in &names {
+                let _ = writeln!(
+                    text,
+                    "{metric}{{version=\"{name}\"}} {}",
+                    value(&servers[*name])
+                );
+            }
+        }
+        text
     }
 
     /// The batching configuration of `version`: the server's, with `manualScaling.nodes` workers

@@ -78,6 +78,8 @@ pub struct Batcher {
     queue: mpsc::Sender<Request>,
     config: BatchConfig,
     stats: Arc<BatchStats>,
+    /// When the last request arrived, to unload idle models.
+    last_used: std::sync::Mutex<tokio::time::Instant>,
 }
 
 impl Batcher {
@@ -90,12 +92,23 @@ impl Batcher {
             queue,
             config,
             stats,
+            last_used: std::sync::Mutex::new(tokio::time::Instant::now()),
         }
+    }
+
+    /// How long since the last request arrived.
+    pub fn idle(&self) -> Duration {
+        self.last_used
+            .lock()
+            .map_or(Duration::ZERO, |last| last.elapsed())
     }
 
     /// Predicts `instances`, batched with other requests.
     pub async fn predict(&self, instances: Vec<Value>) -> Result<Vec<Value>, BatchError> {
         let (reply, answer) = oneshot::channel();
+        if let Ok(mut last) = self.last_used.lock() {
+            *last = tokio::time::Instant::now();
+        }
         match self.queue.try_send(Request { instances, reply }) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {

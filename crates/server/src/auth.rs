@@ -81,6 +81,12 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
                     String::new(),
                 )
             }
+            (["metrics"], None) if is_get => (
+                "kiln.metrics.get".into(),
+                SERVER_ADMIN,
+                "metrics".into(),
+                String::new(),
+            ),
             (["auditLogs"], None) if is_get => (
                 "kiln.auditLogs.list".into(),
                 SERVER_ADMIN,
@@ -504,6 +510,20 @@ mod tests {
             )
         );
         assert_eq!(check(Method::DELETE, "/v1/tokens/abc").1, SERVER_ADMIN);
+        assert_eq!(check(Method::GET, "/v1/metrics").1, SERVER_ADMIN);
+        assert_eq!(
+            check(Method::GET, "/v1/projects/p/jobs/j/metrics").1,
+            Some("ml.jobs.get")
+        );
+        assert_eq!(
+            check(Method::POST, "/v1/projects/p/models/m:explain"),
+            (
+                "projects.models.explain".into(),
+                Some("ml.models.predict"),
+                "projects/p/models/m".into(),
+                false
+            )
+        );
         assert_eq!(
             check(Method::POST, "/v1/projects/p/jobs/j:testIamPermissions").1,
             None

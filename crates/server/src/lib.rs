@@ -119,6 +119,8 @@ pub struct Options {
     pub allowed_paths: Vec<String>,
     /// How online predictions are batched.
     pub batching: BatchConfig,
+    /// Idle time after which versions with `autoScaling.minNodes: 0` are unloaded.
+    pub scale_to_zero_after: std::time::Duration,
 }
 
 /// Opens the data directory (SQLite metadata, artifact files, job logs) and ends the work a
@@ -139,6 +141,7 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         options.batching,
     );
     let recovered = registry.recover().await?;
+    registry.start_idle_unloading(options.scale_to_zero_after);
     if recovered > 0 {
         tracing::warn!(
             recovered,

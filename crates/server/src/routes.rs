@@ -60,6 +60,7 @@ pub fn router(services: Services) -> Router {
             "/v1/projects/{project}/operations/{operation}",
             get(get_operation).post(operation_verb),
         )
+        .route("/v1/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -361,6 +362,18 @@ async fn predict(
     let request: PredictRequest = parse_json(&body)?;
     let predictions = registry.predict(target, request).await?;
     json(PredictResponse { predictions })
+}
+
+/// Serving counters in Prometheus' text format (administrators only).
+async fn metrics(State(registry): Shared) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        registry.serving_metrics(),
+    )
+        .into_response()
 }
 
 async fn explain(

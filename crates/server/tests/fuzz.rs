@@ -121,6 +121,7 @@ fn fixture() -> Fixture {
         auth: true,
         allowed_paths: vec![dir.path().display().to_string()],
         batching: kiln_registry::BatchConfig::default(),
+        scale_to_zero_after: std::time::Duration::from_secs(900),
     };
     let services: Services = runtime.block_on(kiln_server::open(&options)).unwrap();
     let token = services.access.bootstrap().unwrap().unwrap();

@@ -146,6 +146,7 @@ impl EmbeddedServer {
                     true,
                     allowed,
                     kiln_serve::batcher::BatchConfig::default(),
+                    std::time::Duration::from_secs(900),
                 )?;
                 let services = kiln_server::open(&options).await?;
                 let token = services

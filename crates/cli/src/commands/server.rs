@@ -49,6 +49,10 @@ pub struct ServingArgs {
     /// manualScaling.nodes overrides it.
     #[arg(long)]
     pub predict_workers: Option<usize>,
+    /// Unload the model of a version with autoScaling.minNodes 0 after this many seconds without
+    /// requests (it loads again on the next one).
+    #[arg(long, default_value_t = 900)]
+    pub scale_to_zero_after_seconds: u64,
 }
 
 impl ServingArgs {
@@ -89,6 +93,7 @@ pub fn options(
     auth: bool,
     allowed_paths: Vec<String>,
     batching: BatchConfig,
+    scale_to_zero_after: std::time::Duration,
 ) -> anyhow::Result<kiln_server::Options> {
     let kiln = std::env::current_exe().context("locating the kiln binary")?;
     let python = std::env::var_os("KILN_PYTHON")
@@ -113,6 +118,7 @@ pub fn options(
         auth,
         allowed_paths,
         batching,
+        scale_to_zero_after,
     })
 }
 
@@ -140,6 +146,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         !args.insecure_no_auth,
         allowed,
         args.serving.config()?,
+        std::time::Duration::from_secs(args.serving.scale_to_zero_after_seconds.max(1)),
     )?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

@@ -142,6 +142,80 @@ fn concurrent_requests_get_their_own_answers_and_a_full_queue_answers_429() {
         assert_eq!(*status, 200);
         assert_eq!(answer["predictions"].as_array().unwrap().len(), 2000);
     }
+    let counters = metrics(&server);
+    let v1 = "{version=\"projects/p/models/census/versions/v1\"}";
+    assert!(
+        counters.contains(&format!(
+            "kiln_predict_rejected_total{v1} {}",
+            refused.len()
+        )),
+        "{counters}"
+    );
+    assert!(
+        counters.contains(&format!(
+            "kiln_predict_requests_total{v1} {}",
+            24 - refused.len()
+        )),
+        "{counters}"
+    );
+}
+
+/// The server's `/v1/metrics` text.
+fn metrics(server: &Server) -> String {
+    let output = std::process::Command::new("curl")
+        .args(["-sf", &format!("{}/v1/metrics", server.url)])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "GET /v1/metrics");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn versions_that_scale_to_zero_unload_when_idle_and_load_again_on_demand() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &["--scale-to-zero-after-seconds", "1"]);
+    call(
+        "POST",
+        &server.api("p", "models"),
+        Some(r#"{"name": "census"}"#),
+    );
+    let body = json!({"name": "v1", "deploymentUri": file_uri(census_model()), "autoScaling": {"minNodes": 0}});
+    let (_, operation) = call(
+        "POST",
+        &server.api("p", "models/census/versions"),
+        Some(&body.to_string()),
+    );
+    assert!(
+        wait_operation(&server, "p", &operation)
+            .get("error")
+            .is_none()
+    );
+    assert!(
+        wait_operation(&server, "p", &deploy(&server, "v2"))
+            .get("error")
+            .is_none()
+    );
+    let body = json!({ "instances": census_instances() }).to_string();
+    for version in ["v1", "v2"] {
+        let url = server.api("p", &format!("models/census/versions/{version}:predict"));
+        assert_eq!(call("POST", &url, Some(&body)).0, 200);
+    }
+    assert!(metrics(&server).contains("kiln_versions_loaded 2"));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let counters = metrics(&server);
+    assert!(counters.contains("kiln_versions_loaded 1"), "{counters}");
+    assert!(
+        !counters.contains("versions/v1\"}"),
+        "v1 unloaded: {counters}"
+    );
+    assert!(
+        counters.contains("versions/v2\"}"),
+        "v2 stays warm: {counters}"
+    );
+    let url = server.api("p", "models/census/versions/v1:predict");
+    let (status, answer) = call("POST", &url, Some(&body));
+    assert_eq!(status, 200, "loaded again: {answer}");
+    assert!(metrics(&server).contains("kiln_versions_loaded 2"));
 }
 
 #[test]
@@ -153,24 +227,40 @@ fn a_request_for_a_version_being_created_waits_for_it() {
         &server.api("p", "models"),
         Some(r#"{"name": "census"}"#),
     );
-    let operation = deploy(&server, "v1");
-    // Sent at once: the version is CREATING (its files are being copied and loaded).
-    let (_, version) = call("GET", &server.api("p", "models/census/versions/v1"), None);
-    assert_eq!(version["state"], "CREATING", "{version}");
     let body = json!({ "instances": census_instances() }).to_string();
-    let (status, answer) = call(
-        "POST",
-        &server.api("p", "models/census/versions/v1:predict"),
-        Some(&body),
-    );
-    assert_eq!(status, 200, "held until READY: {answer}");
+    let url = server.api("p", "models/census/versions/v1:predict");
+    // A client hammers the version from before it exists until it answers: while it is being
+    // created (files copied, model loaded) requests are held, never refused as not READY.
+    let answers = std::thread::scope(|scope| {
+        let client = scope.spawn(|| {
+            let mut seen = Vec::new();
+            loop {
+                let (status, answer) = call("POST", &url, Some(&body));
+                seen.push((status, answer.clone()));
+                if status == 200 || seen.len() > 2000 {
+                    return seen;
+                }
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let operation = deploy(&server, "v1");
+        assert!(
+            wait_operation(&server, "p", &operation)
+                .get("error")
+                .is_none()
+        );
+        client.join().unwrap()
+    });
+    let (last_status, last) = answers.last().unwrap();
+    assert_eq!(*last_status, 200, "{last}");
     assert_eq!(
-        answer["predictions"].as_array().unwrap().len(),
+        last["predictions"].as_array().unwrap().len(),
         census_instances().len()
     );
-    assert!(
-        wait_operation(&server, "p", &operation)
-            .get("error")
-            .is_none()
-    );
+    for (status, answer) in &answers[..answers.len() - 1] {
+        assert_eq!(
+            *status, 404,
+            "only 'not found' before the version exists: {answer}"
+        );
+    }
 }

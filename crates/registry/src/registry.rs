@@ -68,6 +68,14 @@ fn explanation_paths(version: &Version) -> Result<usize, RegistryError> {
     }
 }
 
+/// One series of `/v1/metrics`: name, type, help, and how to read it from a batcher.
+type MetricSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Batcher) -> u64,
+);
+
 /// `autoScaling.minNodes` of a version, when it sets one.
 fn min_nodes(version: &Version) -> Option<u64> {
     let nodes = version.auto_scaling.as_ref()?.get("minNodes")?;
@@ -917,7 +925,7 @@ impl Registry {
             "# HELP kiln_versions_loaded Versions whose model is loaded.\n# TYPE kiln_versions_loaded gauge\nkiln_versions_loaded {}\n",
             names.len()
         );
-        let series: [(&str, &str, &str, fn(&Batcher) -> u64); 5] = [
+        let series: [MetricSeries; 5] = [
             (
                 "kiln_predict_requests_total",
                 "counter",

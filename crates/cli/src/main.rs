@@ -44,6 +44,9 @@ enum Command {
     Quickstart(commands::quickstart::QuickstartArgs),
     /// Train a built-in algorithm locally: `kiln train wide_deep --training_data_path=... --job-dir=...`.
     Train(commands::local::TrainArgs),
+    /// Synthetic data sets for tests and benchmarks.
+    #[command(subcommand)]
+    Datagen(commands::datagen::DatagenCommand),
     /// Local commands that need no server.
     #[command(subcommand)]
     Local(commands::local::LocalCommand),
@@ -150,6 +153,7 @@ fn dispatch(command: Command, context: &client::Context) -> anyhow::Result<()> {
         Command::Quickstart(args) => commands::quickstart::run(args, context),
         Command::Train(args) => commands::local::train(args),
         Command::Local(command) => commands::local::run(command, context),
+        Command::Datagen(command) => commands::datagen::run(command),
         Command::Jobs(command) => commands::jobs::run(command, context),
         Command::Models(command) => commands::models::run(command, context),
         Command::Versions(command) => commands::versions::run(command, context),

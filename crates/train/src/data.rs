@@ -39,6 +39,7 @@ pub fn read_csv(
     files: &[PathBuf],
     names: &[String],
     header: Option<bool>,
+    delimiter: u8,
 ) -> Result<Table, TrainError> {
     let mut table = Table {
         names: names.to_vec(),
@@ -46,6 +47,7 @@ pub fn read_csv(
     };
     for path in files {
         let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
             .has_headers(false)
             .flexible(true)
             .trim(csv::Trim::All)
@@ -109,7 +111,7 @@ mod tests {
     fn header_is_detected_and_cells_trimmed() {
         let dir = tempfile::tempdir().unwrap();
         let file = write(dir.path(), "a.csv", "x, y\n1, a\n\n2,  b\n");
-        let table = read_csv(&[file], &[], None).unwrap();
+        let table = read_csv(&[file], &[], None, b',').unwrap();
         assert_eq!(table.names, vec!["x", "y"]);
         assert_eq!(table.rows, vec![vec!["1", "a"], vec!["2", "b"]]);
     }
@@ -119,7 +121,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let names = vec!["x".to_string(), "y".to_string()];
         let file = write(dir.path(), "a.csv", "1,a\n2,b,extra\n");
-        let error = read_csv(&[file], &names, None).unwrap_err().to_string();
+        let error = read_csv(&[file], &names, None, b',')
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("a.csv:2: 3 cells, expected 2"), "{error}");
     }
 }

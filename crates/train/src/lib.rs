@@ -5,6 +5,7 @@
 //!   the ML Engine container image names that mean the same) and their command-line arguments.
 //! - [`schema`]: the user's description of the data (column names, label, column types, crosses).
 //! - [`data`]: reading CSV (plain or gzip, header or not) into raw rows.
+//! - [`datagen`]: synthetic data with a known signal (the Criteo layout) for tests and benchmarks.
 //! - [`resolve`]: turning a schema plus training data into resolved feature columns, filling in
 //!   what the user left out (types, vocabularies, normalisation, bucket boundaries).
 //! - [`sparse`]: row-sparse optimizers (lazy Adam, Adagrad, FTRL) for Kiln's embedding tables.
@@ -19,6 +20,7 @@
 
 pub mod algorithm;
 pub mod data;
+pub mod datagen;
 pub mod metrics;
 pub mod resolve;
 pub mod schema;

@@ -74,6 +74,9 @@ pub struct Schema {
     /// Whether the files start with a header line; inferred when unset.
     #[serde(default)]
     pub header: Option<bool>,
+    /// Field separator, `,` when unset; `"\t"` for tab-separated files such as Criteo's.
+    #[serde(default)]
+    pub delimiter: Option<char>,
 }
 
 impl Schema {
@@ -85,5 +88,18 @@ impl Schema {
         })?;
         serde_norway::from_str(&text)
             .map_err(|error| TrainError::Data(format!("schema {}: {error}", path.display())))
+    }
+
+    /// The field separator as a byte, or why it cannot be one.
+    pub fn delimiter_byte(&self) -> Result<u8, TrainError> {
+        let delimiter = self.delimiter.unwrap_or(',');
+        u8::try_from(delimiter)
+            .ok()
+            .filter(u8::is_ascii)
+            .ok_or_else(|| {
+                TrainError::Data(format!(
+                    "schema delimiter {delimiter:?} must be one ASCII character"
+                ))
+            })
     }
 }

@@ -111,13 +111,20 @@ pub struct TrainOutcome {
 pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOutcome, TrainError> {
     validate(config)?;
     let mut rng = StdRng::seed_from_u64(config.seed);
+    let delimiter = config.schema.delimiter_byte()?;
     let mut train_data = read_csv(
         &config.train_files,
         &config.schema.columns,
         config.schema.header,
+        delimiter,
     )?;
     let eval_data = match config.eval_files.is_empty() {
-        false => read_csv(&config.eval_files, &train_data.names, config.schema.header)?,
+        false => read_csv(
+            &config.eval_files,
+            &train_data.names,
+            config.schema.header,
+            delimiter,
+        )?,
         true => {
             train_data.rows.shuffle(&mut rng);
             let held_out = (train_data.rows.len() / 10).max(1);

@@ -108,8 +108,8 @@ pub struct PredictionArgs {
     #[arg(long)]
     pub signature_name: Option<String>,
     /// Labels, KEY=VALUE, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    pub labels: Vec<String>,
+    #[arg(long)]
+    pub labels: Option<String>,
 }
 
 /// The Job resource of `jobs submit prediction`.
@@ -152,13 +152,7 @@ fn prediction_body(args: &PredictionArgs, project: &str) -> anyhow::Result<Value
             input[field] = value.clone().into();
         }
     }
-    let mut labels = serde_json::Map::new();
-    for label in &args.labels {
-        let (key, value) = label
-            .split_once('=')
-            .with_context(|| format!("--labels {label:?}: use KEY=VALUE"))?;
-        labels.insert(key.to_string(), value.into());
-    }
+    let labels = super::labels(args.labels.as_deref())?;
     Ok(serde_json::json!({"jobId": args.job, "labels": labels, "predictionInput": input}))
 }
 

@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod auth;
+pub mod datagen;
 pub mod iam;
 pub mod jobs;
 pub mod local;

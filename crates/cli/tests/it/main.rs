@@ -5,6 +5,7 @@ mod auth;
 mod batch;
 mod cli;
 mod console;
+mod datagen;
 mod errors;
 mod explain;
 mod jobs;

@@ -13,7 +13,7 @@ use kiln_model::ModelKind;
 use crate::TrainError;
 use crate::resolve::ModelType;
 use crate::schema::Schema;
-use crate::trainer::TrainConfig;
+use crate::trainer::{EarlyStopping, TrainConfig};
 
 /// A built-in algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +223,21 @@ impl TrainArgs {
         if let Some(value) = self.number(&["log_every", "log_every_steps"])? {
             config.log_every = value;
         }
+        let patience = self.number(&["early_stopping_patience"])?;
+        let min_delta = self.number(&["early_stopping_min_delta"])?;
+        config.early_stopping = match self.take(&["early_stopping_metric"]) {
+            Some(metric) => Some(EarlyStopping {
+                metric,
+                patience: patience.unwrap_or(2).max(1),
+                min_delta: min_delta.unwrap_or(0.0),
+            }),
+            None if patience.is_some() || min_delta.is_some() => {
+                return Err(TrainError::Config(
+                    "--early_stopping_patience and --early_stopping_min_delta need --early_stopping_metric".into(),
+                ));
+            }
+            None => None,
+        };
         if !self.pairs.is_empty() {
             let unknown: Vec<String> = self
                 .pairs

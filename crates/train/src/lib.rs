@@ -30,7 +30,7 @@ pub mod trainer;
 
 pub use algorithm::{Algorithm, TrainArgs};
 pub use schema::Schema;
-pub use trainer::{TrainConfig, TrainOutcome, train};
+pub use trainer::{EarlyStopping, TrainConfig, TrainOutcome, train};
 
 /// Errors from training.
 #[derive(Debug, thiserror::Error)]

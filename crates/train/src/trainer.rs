@@ -66,6 +66,29 @@ pub struct TrainConfig {
     /// Where each evaluation's metrics are reported for hyperparameter tuning, in the
     /// `cloudml-hypertune` file format (`CLOUD_ML_HP_METRIC_FILE` in a tuning trial).
     pub metric_file: Option<PathBuf>,
+    /// Stop when an eval metric stops improving, and export the best epoch's model.
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+/// When to stop: `metric` has not improved by more than `min_delta` for `patience` evaluations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EarlyStopping {
+    /// An eval metric: `auc`, `accuracy`, `loss`, `rmse`, ...
+    pub metric: String,
+    /// Evaluations without improvement before stopping.
+    pub patience: usize,
+    /// Smallest change that counts as an improvement.
+    pub min_delta: f64,
+}
+
+impl EarlyStopping {
+    /// Whether `value` improves on `best`: lower is better for losses and errors, higher for the rest.
+    fn improves(&self, value: f64, best: f64) -> bool {
+        match matches!(self.metric.as_str(), "loss" | "rmse" | "mae") {
+            true => value < best - self.min_delta,
+            false => value > best + self.min_delta,
+        }
+    }
 }
 
 impl TrainConfig {
@@ -88,6 +111,7 @@ impl TrainConfig {
             job_dir,
             log_every: 100,
             metric_file: None,
+            early_stopping: None,
         }
     }
 }
@@ -181,6 +205,10 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
     let mut examples_seen = 0usize;
     let mut metrics = BTreeMap::new();
     let steps_per_epoch = train_examples.len().div_ceil(config.batch_size);
+    // Early stopping: the best evaluation so far (epoch, value, metrics, model) and how many
+    // evaluations since it.
+    let mut best: Option<(usize, f64, BTreeMap<String, f64>, Model)> = None;
+    let mut stale = 0usize;
     'epochs: for epoch in 1..=config.num_epochs {
         order.shuffle(&mut rng);
         for chunk in order.chunks(config.batch_size) {
@@ -225,9 +253,43 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
             .join(format!("epoch-{epoch}"));
         kiln_model::save(&state.model_for_inference()?, &checkpoint)?;
         prune_checkpoints(&config.job_dir.join("checkpoints"), epoch);
+        if let Some(stopping) = &config.early_stopping {
+            let value = *metrics.get(&stopping.metric).ok_or_else(|| {
+                TrainError::Config(format!(
+                    "--early_stopping_metric {:?} is not an eval metric of this model ({})",
+                    stopping.metric,
+                    metrics.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            match &best {
+                Some((_, best_value, _, _)) if !stopping.improves(value, *best_value) => {
+                    stale += 1;
+                }
+                _ => {
+                    best = Some((epoch, value, metrics.clone(), state.model_for_inference()?));
+                    stale = 0;
+                }
+            }
+            if stale >= stopping.patience {
+                if let Some((best_epoch, best_value, _, _)) = &best {
+                    log(&format!(
+                        "early stopping after epoch {epoch}: {} has not improved for {stale} evaluations (best {best_value:.4} after epoch {best_epoch})",
+                        stopping.metric
+                    ));
+                }
+                break;
+            }
+        }
     }
     let examples_per_second = examples_seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
-    let mut model = state.model_for_inference()?;
+    let mut model = match best {
+        Some((epoch, _, best_metrics, best_model)) => {
+            log(&format!("exporting the best model, after epoch {epoch}"));
+            metrics = best_metrics;
+            best_model
+        }
+        None => state.model_for_inference()?,
+    };
     model.spec.metrics = metrics.clone();
     let export_dir = config.job_dir.join("model");
     kiln_model::save(&model, &export_dir)?;

@@ -96,3 +96,37 @@ fn linear_and_dnn_siblings_train_and_a_regressor_reports_rmse() {
     assert!(outcome.metrics["rmse"] < 12.0, "{:?}", outcome.metrics);
     assert!(outcome.metrics.contains_key("mae"));
 }
+
+#[test]
+fn early_stopping_ends_training_and_exports_the_best_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config("wide_deep", dir.path().to_path_buf());
+    config.num_epochs = 20;
+    config.learning_rate = 0.02;
+    config.early_stopping = Some(kiln_train::EarlyStopping {
+        metric: "loss".into(),
+        patience: 1,
+        min_delta: 0.0,
+    });
+    let mut losses = Vec::new();
+    let mut stopped = false;
+    let outcome = train(&config, &mut |line| {
+        if let Some(rest) = line.strip_prefix("eval after epoch ") {
+            let loss = rest.rsplit("loss ").next().unwrap().parse::<f64>().unwrap();
+            losses.push(loss);
+        }
+        stopped |= line.starts_with("early stopping after epoch");
+    })
+    .unwrap();
+    assert!(stopped && losses.len() < 20, "{losses:?}");
+    let best = losses.iter().cloned().fold(f64::INFINITY, f64::min);
+    assert!(
+        (outcome.metrics["loss"] - best).abs() < 1e-4,
+        "{:?} vs {losses:?}",
+        outcome.metrics
+    );
+    // The last evaluation did not improve on the best: that is why training stopped.
+    assert!(losses.last().unwrap() >= &best);
+    let model = kiln_model::load(&outcome.export_dir, &burn::tensor::Device::flex()).unwrap();
+    assert_eq!(model.spec.metrics["loss"], outcome.metrics["loss"]);
+}

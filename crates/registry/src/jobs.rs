@@ -115,23 +115,25 @@ fn validate(
             .ok()
     });
     match (replicas, program, problems.is_empty()) {
-        (Some(replicas), Some(program), true) => {
-            let units = replicas
-                .iter()
-                .map(|replica| units_per_hour(&replica.machine_type).unwrap_or(0.0))
-                .sum();
-            Ok(Launch {
-                replicas,
-                program,
-                max_running: max_running.unwrap_or(DEFAULT_MAX_RUNNING_TIME),
-                max_wait,
-                units,
-                tuning,
-                prediction: None,
-            })
-        }
+        (Some(replicas), Some(program), true) => Ok(Launch {
+            units: units(&replicas),
+            replicas,
+            program,
+            max_running: max_running.unwrap_or(DEFAULT_MAX_RUNNING_TIME),
+            max_wait,
+            tuning,
+            prediction: None,
+        }),
         _ => Err(problems),
     }
+}
+
+/// ML units per hour of all `replicas` together: what a job takes from the quota.
+fn units(replicas: &[ReplicaPlan]) -> f64 {
+    replicas
+        .iter()
+        .map(|replica| units_per_hour(&replica.machine_type).unwrap_or(0.0))
+        .sum()
 }
 
 /// Checks a batch prediction input and decides how to run it: one `standard` replica.
@@ -144,16 +146,12 @@ fn validate_prediction(
 ) -> Result<Launch, Vec<String>> {
     let (program, prediction) = batch::plan(input, project, &settings.paths, registry, summary)?;
     let replicas = kiln_scheduler::plan(&kiln_api::TrainingInput::default())?;
-    let units = replicas
-        .iter()
-        .map(|replica| units_per_hour(&replica.machine_type).unwrap_or(0.0))
-        .sum();
     Ok(Launch {
+        units: units(&replicas),
         replicas,
         program,
         max_running: DEFAULT_MAX_RUNNING_TIME,
         max_wait: None,
-        units,
         tuning: None,
         prediction: Some(prediction),
     })

@@ -54,13 +54,10 @@ fn explanation_paths(version: &Version) -> Result<usize, RegistryError> {
     let paths = config
         .get("sampledShapleyAttribution")
         .and_then(|method| method.get("numPaths"))
-        .map(|paths| match paths {
-            Value::String(text) => text.parse::<usize>().ok(),
-            other => other.as_u64().map(|paths| paths as usize),
-        });
+        .map(int64);
     match paths {
         None => Ok(DEFAULT_SHAPLEY_PATHS),
-        Some(Some(paths)) if (1..=explain::MAX_PATHS).contains(&paths) => Ok(paths),
+        Some(Some(paths)) if (1..=explain::MAX_PATHS as u64).contains(&paths) => Ok(paths as usize),
         Some(_) => Err(RegistryError::InvalidArgument(format!(
             "Field: explanation_config.sampled_shapley_attribution.num_paths Error: must be between 1 and {}",
             explain::MAX_PATHS
@@ -78,9 +75,14 @@ type MetricSeries = (
 
 /// `autoScaling.minNodes` of a version, when it sets one.
 fn min_nodes(version: &Version) -> Option<u64> {
-    let nodes = version.auto_scaling.as_ref()?.get("minNodes")?;
-    match nodes {
-        Value::String(text) => text.parse().ok(),
+    int64(version.auto_scaling.as_ref()?.get("minNodes")?)
+}
+
+/// A non-negative int64 field of an untyped part of a version: a string, as the API writes
+/// int64s, or a number.
+fn int64(value: &Value) -> Option<u64> {
+    match value {
+        Value::String(text) => text.trim().parse().ok(),
         other => other.as_u64(),
     }
 }
@@ -973,14 +975,10 @@ impl Registry {
         let nodes = version
             .manual_scaling
             .as_ref()
-            .and_then(|scaling| scaling.get("nodes"))
-            .and_then(|nodes| match nodes {
-                Value::String(text) => text.parse::<usize>().ok(),
-                other => other.as_u64().map(|nodes| nodes as usize),
-            })
+            .and_then(|scaling| int64(scaling.get("nodes")?))
             .filter(|nodes| *nodes > 0);
         BatchConfig {
-            workers: nodes.unwrap_or(self.batching.workers),
+            workers: nodes.map_or(self.batching.workers, |nodes| nodes as usize),
             ..self.batching
         }
     }

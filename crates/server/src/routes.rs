@@ -183,29 +183,13 @@ async fn model_verb(
         return answer;
     }
     match (model, verb) {
-        (model, Some("predict")) => {
-            predict(
-                &registry,
-                PredictTarget {
-                    project: &project,
-                    model,
-                    version: None,
-                },
-                body,
-            )
-            .await
-        }
-        (model, Some("explain")) => {
-            explain(
-                &registry,
-                PredictTarget {
-                    project: &project,
-                    model,
-                    version: None,
-                },
-                body,
-            )
-            .await
+        (model, Some(verb @ ("predict" | "explain"))) => {
+            let target = PredictTarget {
+                project: &project,
+                model,
+                version: None,
+            };
+            serve(&registry, verb, target, body).await
         }
         (_, verb) => Err(unknown_verb(verb, crate::auth::known_verbs("models"))),
     }
@@ -275,35 +259,19 @@ async fn version_verb(
     body: axum::body::Bytes,
 ) -> ApiResult {
     match split_verb(&segment) {
-        (version, Some("predict")) => {
-            predict(
-                &registry,
-                PredictTarget {
-                    project: &project,
-                    model: &model,
-                    version: Some(version),
-                },
-                body,
-            )
-            .await
+        (version, Some(verb @ ("predict" | "explain"))) => {
+            let target = PredictTarget {
+                project: &project,
+                model: &model,
+                version: Some(version),
+            };
+            serve(&registry, verb, target, body).await
         }
         (version, Some("setDefault")) => json(
             registry
                 .set_default_version(&project, &model, version)
                 .await?,
         ),
-        (version, Some("explain")) => {
-            explain(
-                &registry,
-                PredictTarget {
-                    project: &project,
-                    model: &model,
-                    version: Some(version),
-                },
-                body,
-            )
-            .await
-        }
         (_, verb) => Err(unknown_verb(verb, crate::auth::known_verbs("versions"))),
     }
 }
@@ -354,14 +322,23 @@ pub(crate) fn unknown_verb(verb: Option<&str>, known: &[&str]) -> ApiError {
     }
 }
 
-async fn predict(
+/// `:predict` or `:explain` (`verb`) on a model or version.
+async fn serve(
     registry: &Registry,
+    verb: &str,
     target: PredictTarget<'_>,
     body: axum::body::Bytes,
 ) -> ApiResult {
     let request: PredictRequest = parse_json(&body)?;
-    let predictions = registry.predict(target, request).await?;
-    json(PredictResponse { predictions })
+    match verb {
+        "explain" => {
+            let explanations = registry.explain(target, request).await?;
+            json(serde_json::json!({ "explanations": explanations }))
+        }
+        _ => json(PredictResponse {
+            predictions: registry.predict(target, request).await?,
+        }),
+    }
 }
 
 /// Serving counters in Prometheus' text format (administrators only).
@@ -374,14 +351,4 @@ async fn metrics(State(registry): Shared) -> Response {
         registry.serving_metrics(),
     )
         .into_response()
-}
-
-async fn explain(
-    registry: &Registry,
-    target: PredictTarget<'_>,
-    body: axum::body::Bytes,
-) -> ApiResult {
-    let request: PredictRequest = parse_json(&body)?;
-    let explanations = registry.explain(target, request).await?;
-    json(serde_json::json!({ "explanations": explanations }))
 }

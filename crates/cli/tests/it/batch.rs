@@ -12,55 +12,22 @@ use kiln_events::example::{Feature, encode};
 use serde_json::{Value, json};
 
 use crate::jobs::{ended, wait_job};
-use crate::support::{
-    Server, call, census_instances, census_model, file_uri, kiln_binary, wait_operation,
-};
+use crate::support::{Server, call, census_model, census_variants, kiln_binary};
 
 /// A server that may read `work` and the census export, with `census` v1 deployed.
 fn deployed(data: &Path, work: &Path) -> Server {
-    let model_root = census_model().parent().unwrap().display().to_string();
-    let (server, _) = Server::start_with_args(
-        data,
-        &[
-            "--insecure-no-auth",
-            "--allow-path",
-            &work.display().to_string(),
-            "--allow-path",
-            &model_root,
-        ],
-        &[],
-    );
-    call(
-        "POST",
-        &server.api("p", "models"),
-        Some(r#"{"name": "census"}"#),
-    );
-    let body = json!({"name": "v1", "deploymentUri": file_uri(census_model())}).to_string();
-    let (status, operation) = call(
-        "POST",
-        &server.api("p", "models/census/versions"),
-        Some(&body),
-    );
-    assert_eq!(status, 200, "{operation}");
-    assert!(
-        wait_operation(&server, "p", &operation)
-            .get("error")
-            .is_none()
-    );
+    let server = Server::start_serving(data, Some(work), &[]);
+    server.deploy_census();
     server
 }
 
 /// Census instances with a `key`, `count` of them.
 fn keyed(count: usize, offset: usize) -> Vec<Value> {
-    let base = census_instances();
-    (0..count)
-        .map(|index| {
-            let mut instance = base[index % base.len()].clone();
-            instance["key"] = json!(offset + index);
-            instance["age"] = json!(20 + (index % 50));
-            instance
-        })
-        .collect()
+    let mut instances = census_variants(count, offset);
+    for (index, instance) in instances.iter_mut().enumerate() {
+        instance["key"] = json!(offset + index);
+    }
+    instances
 }
 
 fn lines(values: &[Value]) -> String {
@@ -400,18 +367,7 @@ fn a_server_killed_mid_batch_prediction_fails_the_job_on_restart() {
     assert_eq!(status, 200, "{job}");
     wait_job(&server, "p", "stuck", |job| job["state"] == "RUNNING");
     server.kill();
-    let model_root = census_model().parent().unwrap().display().to_string();
-    let (server, _) = Server::start_with_args(
-        data.path(),
-        &[
-            "--insecure-no-auth",
-            "--allow-path",
-            &work.path().display().to_string(),
-            "--allow-path",
-            &model_root,
-        ],
-        &[],
-    );
+    let server = Server::start_serving(data.path(), Some(work.path()), &[]);
     let (_, job) = call("GET", &server.api("p", "jobs/stuck"), None);
     assert_eq!(job["state"], "FAILED", "{job}");
     assert!(

@@ -91,18 +91,7 @@ fn explanations_match_known_attributions_and_add_up() {
     let work = tempfile::tempdir().unwrap();
     let export = linear_regressor(work.path());
     let data = tempfile::tempdir().unwrap();
-    let model_root = census_model().parent().unwrap().display().to_string();
-    let (server, _) = Server::start_with_args(
-        data.path(),
-        &[
-            "--insecure-no-auth",
-            "--allow-path",
-            &work.path().display().to_string(),
-            "--allow-path",
-            &model_root,
-        ],
-        &[],
-    );
+    let server = Server::start_serving(data.path(), Some(work.path()), &[]);
     deploy(
         &server,
         "linear",

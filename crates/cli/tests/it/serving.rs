@@ -6,13 +6,12 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, call, census_instances, census_model, file_uri, wait_operation};
+use crate::support::{
+    Server, call, census_instances, census_model, census_variants, file_uri, wait_operation,
+};
 
 fn start(data: &Path, serving: &[&str]) -> Server {
-    let model_root = census_model().parent().unwrap().display().to_string();
-    let mut args = vec!["--insecure-no-auth", "--allow-path", &model_root];
-    args.extend_from_slice(serving);
-    Server::start_with_args(data, &args, &[]).0
+    Server::start_serving(data, None, serving)
 }
 
 fn deploy(server: &Server, version: &str) -> Value {
@@ -24,18 +23,6 @@ fn deploy(server: &Server, version: &str) -> Value {
     );
     assert_eq!(status, 200, "{operation}");
     operation
-}
-
-/// `count` census instances with varied ages, so each has its own prediction.
-fn instances(count: usize, offset: usize) -> Vec<Value> {
-    let base = census_instances();
-    (0..count)
-        .map(|index| {
-            let mut instance = base[index % base.len()].clone();
-            instance["age"] = json!(18 + (offset + index) % 60);
-            instance
-        })
-        .collect()
 }
 
 fn predict(server: &Server, instances: &[Value]) -> (u16, Value) {
@@ -51,24 +38,15 @@ fn predict(server: &Server, instances: &[Value]) -> (u16, Value) {
 fn concurrent_requests_get_their_own_answers_and_a_full_queue_answers_429() {
     let data = tempfile::tempdir().unwrap();
     let server = start(data.path(), &[]);
-    call(
-        "POST",
-        &server.api("p", "models"),
-        Some(r#"{"name": "census"}"#),
-    );
-    assert!(
-        wait_operation(&server, "p", &deploy(&server, "v1"))
-            .get("error")
-            .is_none()
-    );
+    server.deploy_census();
     let expected: Vec<Value> = (0..32)
-        .map(|client| predict(&server, &instances(3, client)).1["predictions"].clone())
+        .map(|client| predict(&server, &census_variants(3, client)).1["predictions"].clone())
         .collect();
     let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..32)
             .map(|client| {
                 let server = &server;
-                scope.spawn(move || predict(server, &instances(3, client)))
+                scope.spawn(move || predict(server, &census_variants(3, client)))
             })
             .collect();
         handles
@@ -95,17 +73,8 @@ fn concurrent_requests_get_their_own_answers_and_a_full_queue_answers_429() {
             "1",
         ],
     );
-    call(
-        "POST",
-        &server.api("p", "models"),
-        Some(r#"{"name": "census"}"#),
-    );
-    assert!(
-        wait_operation(&server, "p", &deploy(&server, "v1"))
-            .get("error")
-            .is_none()
-    );
-    let big = instances(2000, 0);
+    server.deploy_census();
+    let big = census_variants(2000, 0);
     let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..24)
             .map(|_| {

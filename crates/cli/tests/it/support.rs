@@ -33,6 +33,33 @@ impl Server {
         Server::start_with_args(data_dir, &["--insecure-no-auth"], env).0
     }
 
+    /// Starts a server without authentication that may read the census export and, when given,
+    /// `work`, with extra flags (the serving tests' server).
+    pub fn start_serving(data_dir: &Path, work: Option<&Path>, flags: &[&str]) -> Server {
+        let model_root = census_model().parent().unwrap().display().to_string();
+        let work = work.map(|work| work.display().to_string());
+        let mut args = vec!["--insecure-no-auth", "--allow-path", &model_root];
+        if let Some(work) = &work {
+            args.extend(["--allow-path", work]);
+        }
+        args.extend_from_slice(flags);
+        Server::start_with_args(data_dir, &args, &[]).0
+    }
+
+    /// Creates model `census` with version `v1` from the census export and waits until it serves.
+    pub fn deploy_census(&self) {
+        call(
+            "POST",
+            &self.api("p", "models"),
+            Some(r#"{"name": "census"}"#),
+        );
+        let body = serde_json::json!({"name": "v1", "deploymentUri": file_uri(census_model())});
+        let url = self.api("p", "models/census/versions");
+        let (status, operation) = call("POST", &url, Some(&body.to_string()));
+        assert_eq!(status, 200, "{operation}");
+        assert!(wait_operation(self, "p", &operation).get("error").is_none());
+    }
+
     /// Starts a server with extra flags; returns it with the lines it printed after the
     /// "listening" line and before its first request could be answered (the first-start token).
     pub fn start_with_args(
@@ -172,6 +199,18 @@ pub fn kiln(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run kiln")
+}
+
+/// `count` census instances with varied ages (from `offset`), so most have their own prediction.
+pub fn census_variants(count: usize, offset: usize) -> Vec<Value> {
+    let base = census_instances();
+    (0..count)
+        .map(|index| {
+            let mut instance = base[index % base.len()].clone();
+            instance["age"] = serde_json::json!(18 + (offset + index) % 60);
+            instance
+        })
+        .collect()
 }
 
 /// The repository's census data.

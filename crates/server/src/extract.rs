@@ -17,10 +17,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| ApiError::invalid(format!("Invalid request body: {rejection}")))?;
+        let RawBody(bytes) = RawBody::from_request(request, state).await?;
         parse_json(or_empty_object(&bytes)).map(JsonBody)
+    }
+}
+
+/// The body as bytes, for handlers that parse it by verb. A body over the limit is refused as
+/// Google APIs refuse it: 400 "Request payload size exceeds the limit: N bytes."
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| match rejection.status() {
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::invalid(format!(
+                    "Request payload size exceeds the limit: {} bytes.",
+                    crate::routes::MAX_BODY_BYTES
+                )),
+                _ => ApiError::invalid(format!("Invalid request body: {rejection}")),
+            })
     }
 }
 

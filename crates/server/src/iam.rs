@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::routing::{delete, get};
 use axum::{Extension, Router};
@@ -12,7 +11,7 @@ use kiln_iam::Principal;
 use kiln_registry::Access;
 
 use crate::Services;
-use crate::extract::{JsonBody, QueryParams, or_empty_object, parse_json};
+use crate::extract::{JsonBody, QueryParams, RawBody, or_empty_object, parse_json};
 use crate::routes::{ApiResult, json, split_verb, unknown_verb};
 
 type Shared = State<Arc<Access>>;
@@ -74,7 +73,7 @@ async fn project_verb(
     State(access): Shared,
     Extension(principal): Extension<Principal>,
     Path(segment): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult {
     let (project, verb) = split_verb(&segment);
     let resource = format!("projects/{project}");

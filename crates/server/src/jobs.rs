@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -13,7 +12,7 @@ use serde_json::json;
 
 use crate::Services;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, QueryParams, RawBody};
 use crate::iam::policy_verb;
 use crate::routes::{ApiResult, json, plain, split_verb, unknown_verb};
 
@@ -100,7 +99,7 @@ async fn job_verb(
     State(access): State<Arc<Access>>,
     Extension(principal): Extension<Principal>,
     Path((project, segment)): Path<(String, String)>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult {
     let (job, verb) = split_verb(&segment);
     let resource = format!("projects/{project}/jobs/{job}");

@@ -17,7 +17,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::Services;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams, parse_json};
+use crate::extract::{JsonBody, QueryParams, RawBody, parse_json};
 use crate::iam::{owned_operation, policy_verb};
 
 /// Largest request body. Predict requests are the big ones; ML Engine allows 1.5 MB, Kiln more.
@@ -173,7 +173,7 @@ async fn model_verb(
     State(access): State<Arc<Access>>,
     Extension(principal): Extension<Principal>,
     Path((project, segment)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult {
     let (model, verb) = split_verb(&segment);
     let resource = format!("projects/{project}/models/{model}");
@@ -256,7 +256,7 @@ async fn delete_version(
 async fn version_verb(
     State(registry): Shared,
     Path((project, model, segment)): Path<(String, String, String)>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult {
     match split_verb(&segment) {
         (version, Some(verb @ ("predict" | "explain"))) => {

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use kiln_api::study::{
@@ -14,7 +13,7 @@ use serde_json::json;
 
 use crate::Services;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams, or_empty_object, parse_json};
+use crate::extract::{JsonBody, QueryParams, RawBody, or_empty_object, parse_json};
 use crate::routes::{ApiResult, json, plain, split_verb, unknown_verb};
 
 /// The study routes.
@@ -92,7 +91,7 @@ async fn create_trial(
 async fn trials_verb(
     State(studies): Shared,
     Path((project, location, study, segment)): Path<(String, String, String, String)>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult {
     match split_verb(&segment) {
         ("trials", Some("suggest")) => {
@@ -129,7 +128,7 @@ async fn delete_trial(
 async fn trial_verb(
     State(studies): Shared,
     Path((project, location, study, segment)): Path<(String, String, String, String)>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult {
     let (trial, verb) = split_verb(&segment);
     match verb {

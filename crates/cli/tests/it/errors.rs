@@ -278,6 +278,21 @@ fn malformed_requests_are_4xx_with_messages_that_name_the_problem() {
     for (method, path, body, status, fragment) in cases {
         check(&server, method, path, *body, *status, fragment);
     }
+    // A body over the limit is refused as Google APIs do, whichever handler it was meant for.
+    let huge = format!("{{\"instances\": [\"{}\"]}}", "x".repeat(11 << 20));
+    for path in [
+        "/v1/projects/p/models/census:predict",
+        "/v1/projects/p/models",
+    ] {
+        check(
+            &server,
+            "POST",
+            path,
+            Some(&huge),
+            400,
+            "Request payload size exceeds the limit: 10485760 bytes.",
+        );
+    }
 
     // Prediction errors use ML Engine's string shape.
     let (status, body) = call(

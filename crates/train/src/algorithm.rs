@@ -223,6 +223,15 @@ impl TrainArgs {
         if let Some(value) = self.number(&["log_every", "log_every_steps"])? {
             config.log_every = value;
         }
+        config.resume = match self.take(&["resume"]).as_deref() {
+            None | Some("false") => false,
+            Some("true") | Some("") => true,
+            Some(other) => {
+                return Err(TrainError::Config(format!(
+                    "--resume must be true or false, got {other:?}"
+                )));
+            }
+        };
         let patience = self.number(&["early_stopping_patience"])?;
         let min_delta = self.number(&["early_stopping_min_delta"])?;
         config.early_stopping = match self.take(&["early_stopping_metric"]) {

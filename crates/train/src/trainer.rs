@@ -68,6 +68,9 @@ pub struct TrainConfig {
     pub metric_file: Option<PathBuf>,
     /// Stop when an eval metric stops improving, and export the best epoch's model.
     pub early_stopping: Option<EarlyStopping>,
+    /// Continue from the newest checkpoint under `job_dir/checkpoints` (after a crash or to train
+    /// more epochs) instead of starting afresh.
+    pub resume: bool,
 }
 
 /// When to stop: `metric` has not improved by more than `min_delta` for `patience` evaluations.
@@ -112,6 +115,7 @@ impl TrainConfig {
             log_every: 100,
             metric_file: None,
             early_stopping: None,
+            resume: false,
         }
     }
 }
@@ -195,22 +199,43 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
 
     let device = Device::flex().autodiff();
     device.seed(config.seed);
-    let mut state = State::init(spec, config, &device, &mut rng)?;
+    let checkpoints = config.job_dir.join("checkpoints");
+    let steps_per_epoch = train_examples.len().div_ceil(config.batch_size);
+    let (mut state, done_epochs) = match config.resume.then(|| latest_checkpoint(&checkpoints)) {
+        Some(Some((epoch, dir))) => {
+            let state = State::resume(&dir, spec, config, &device)?;
+            log(&format!(
+                "resuming from {} after epoch {epoch} (step {})",
+                dir.display(),
+                epoch * steps_per_epoch
+            ));
+            (state, epoch)
+        }
+        Some(None) => {
+            log("no checkpoint to resume from: starting afresh");
+            (State::init(spec, config, &device, &mut rng)?, 0)
+        }
+        None => (State::init(spec, config, &device, &mut rng)?, 0),
+    };
     let mut optimizer = AdamConfig::new().init();
     let mut telemetry = Telemetry::create(&config.job_dir, config.metric_file.clone())?;
     let started = Instant::now();
     let mut window = (Instant::now(), 0usize, 0.0f64);
     let mut order: Vec<usize> = (0..train_examples.len()).collect();
-    let mut step = 0usize;
+    let mut step = done_epochs * steps_per_epoch;
     let mut examples_seen = 0usize;
     let mut metrics = BTreeMap::new();
-    let steps_per_epoch = train_examples.len().div_ceil(config.batch_size);
     // Early stopping: the best evaluation so far (epoch, value, metrics, model) and how many
     // evaluations since it.
     let mut best: Option<(usize, f64, BTreeMap<String, f64>, Model)> = None;
     let mut stale = 0usize;
-    'epochs: for epoch in 1..=config.num_epochs {
-        order.shuffle(&mut rng);
+    'epochs: for epoch in done_epochs + 1..=config.num_epochs {
+        // Each epoch's order depends on the seed and the epoch only, so a resumed run shuffles
+        // its remaining epochs as the uninterrupted run would have.
+        order.sort_unstable();
+        order.shuffle(&mut StdRng::seed_from_u64(
+            config.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9),
+        ));
         for chunk in order.chunks(config.batch_size) {
             let batch: Vec<Encoded> = chunk.iter().map(|&i| train_examples[i].clone()).collect();
             let labels: Vec<f32> = chunk.iter().map(|&i| train_labels[i]).collect();
@@ -247,12 +272,11 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
             format_metrics(&metrics)
         ));
         telemetry.evaluation(step, &metrics)?;
-        let checkpoint = config
-            .job_dir
-            .join("checkpoints")
-            .join(format!("epoch-{epoch}"));
-        kiln_model::save(&state.model_for_inference()?, &checkpoint)?;
-        prune_checkpoints(&config.job_dir.join("checkpoints"), epoch);
+        kiln_model::save(
+            &state.model_for_inference()?,
+            &checkpoints.join(format!("epoch-{epoch}")),
+        )?;
+        prune_checkpoints(&checkpoints, epoch);
         if let Some(stopping) = &config.early_stopping {
             let value = *metrics.get(&stopping.metric).ok_or_else(|| {
                 TrainError::Config(format!(
@@ -280,6 +304,10 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
                 break;
             }
         }
+    }
+    if metrics.is_empty() {
+        // Resumed with every epoch already done: report the checkpoint's own evaluation.
+        metrics = state.evaluate(&eval_examples, &eval_labels)?;
     }
     let examples_per_second = examples_seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
     let mut model = match best {
@@ -349,7 +377,59 @@ struct State {
     device: Device,
 }
 
+/// The row-sparse optimizers of the embeddings (lazy Adam) and of the wide part (FTRL).
+fn sparse_optimizers(config: &TrainConfig) -> (SparseOptimizer, SparseOptimizer) {
+    (
+        SparseOptimizer::Adam {
+            learning_rate: config.learning_rate as f32,
+        },
+        SparseOptimizer::Ftrl {
+            learning_rate: config.linear_learning_rate as f32,
+            l1: 0.0,
+            l2: 0.0,
+        },
+    )
+}
+
 impl State {
+    /// The state of a checkpoint: its weights, on `device` for training. The optimizers' moments
+    /// start afresh. `spec` is what this run resolved from its data and arguments; a checkpoint of
+    /// another model is refused.
+    fn resume(
+        dir: &Path,
+        spec: ModelSpec,
+        config: &TrainConfig,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
+        let model = kiln_model::load(dir, device)?;
+        if model.spec.columns != spec.columns
+            || model.spec.hidden_units != spec.hidden_units
+            || model.spec.kind != spec.kind
+        {
+            return Err(TrainError::Config(format!(
+                "the checkpoint {} is of another model (columns, network or algorithm differ): \
+                 resume with the data and arguments it was trained with, or use a new --job-dir",
+                dir.display()
+            )));
+        }
+        let (embedding_optimizer, wide_optimizer) = sparse_optimizers(config);
+        let (wide_offsets, _) = Encoder::new(spec.columns.clone())?.slot_offsets();
+        Ok(Self {
+            spec,
+            wide: model
+                .wide
+                .map(|table| SparseTable::new(table, wide_optimizer)),
+            wide_offsets,
+            embeddings: model
+                .embeddings
+                .into_iter()
+                .map(|table| SparseTable::new(table, embedding_optimizer))
+                .collect(),
+            dense: model.dense,
+            device: device.clone(),
+        })
+    }
+
     fn init(
         spec: ModelSpec,
         config: &TrainConfig,
@@ -357,14 +437,7 @@ impl State {
         rng: &mut StdRng,
     ) -> Result<Self, TrainError> {
         let n_outputs = spec.n_outputs();
-        let embedding_optimizer = SparseOptimizer::Adam {
-            learning_rate: config.learning_rate as f32,
-        };
-        let wide_optimizer = SparseOptimizer::Ftrl {
-            learning_rate: config.linear_learning_rate as f32,
-            l1: 0.0,
-            l2: 0.0,
-        };
+        let (embedding_optimizer, wide_optimizer) = sparse_optimizers(config);
         let (wide_offsets, total) = Encoder::new(spec.columns.clone())?.slot_offsets();
         let wide = (spec.kind.has_wide() && total > 0)
             .then(|| SparseTable::new(Table::zeros(total, n_outputs), wide_optimizer));
@@ -555,6 +628,23 @@ fn format_metrics(metrics: &BTreeMap<String, f64>) -> String {
         .map(|(name, value)| format!("{name} {value:.4}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The newest checkpoint under `dir` (`epoch-N` directories holding an export) and its epoch.
+fn latest_checkpoint(dir: &Path) -> Option<(usize, PathBuf)> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let epoch = name.strip_prefix("epoch-")?.parse::<usize>().ok()?;
+            entry
+                .path()
+                .join(kiln_model::export::EXPORT_FILE)
+                .is_file()
+                .then(|| (epoch, entry.path()))
+        })
+        .max_by_key(|(epoch, _)| *epoch)
 }
 
 /// Keeps the two most recent epoch checkpoints.

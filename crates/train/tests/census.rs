@@ -130,3 +130,45 @@ fn early_stopping_ends_training_and_exports_the_best_evaluation() {
     let model = kiln_model::load(&outcome.export_dir, &burn::tensor::Device::flex()).unwrap();
     assert_eq!(model.spec.metrics["loss"], outcome.metrics["loss"]);
 }
+
+#[test]
+fn training_resumes_from_the_newest_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config("wide_deep", dir.path().to_path_buf());
+    config.num_epochs = 2;
+    train(&config, &mut |_| {}).unwrap();
+    assert!(
+        dir.path()
+            .join("checkpoints/epoch-2/kiln_model.json")
+            .is_file()
+    );
+
+    // As if the run had been killed after epoch 2 of 3: only epoch 3 runs.
+    config.num_epochs = 3;
+    config.resume = true;
+    let mut lines = Vec::new();
+    let outcome = train(&config, &mut |line| lines.push(line.to_string())).unwrap();
+    let evaluations: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("eval after epoch"))
+        .collect();
+    assert_eq!(evaluations.len(), 1, "{lines:?}");
+    assert!(
+        evaluations[0].starts_with("eval after epoch 3 (step 1527)"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("resuming from") && l.contains("epoch-2")),
+        "{lines:?}"
+    );
+    assert!(outcome.metrics["accuracy"] >= 0.85, "{:?}", outcome.metrics);
+    assert!(dir.path().join("checkpoints/epoch-3").is_dir());
+
+    // A checkpoint of another network is refused, not silently mixed in.
+    config.num_epochs = 4;
+    config.hidden_units = vec![10];
+    let error = train(&config, &mut |_| {}).unwrap_err().to_string();
+    assert!(error.contains("of another model"), "{error}");
+}

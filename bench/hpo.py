@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+import envs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, "bench", ".venv-hpo")
 CHECKPOINTS = (20, 50, 100)
@@ -31,18 +33,7 @@ SOLVED = 1e-8  # regrets below this count as solved (log10 = -8)
 
 
 def ensure_venv():
-    """Re-runs this script inside a virtual environment that has Optuna."""
-    python = os.path.join(VENV, "bin", "python")
-    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
-        return
-    if not os.path.exists(python):
-        print(f"creating {VENV} (optuna 5, scipy, torch)...", file=sys.stderr)
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-        pip = [python, "-m", "pip", "install", "-q"]
-        if subprocess.call(pip + ["torch", "--index-url", "https://download.pytorch.org/whl/cpu"]) != 0:
-            subprocess.check_call(pip + ["torch"])
-        subprocess.check_call(pip + ["optuna>=5,<6", "scipy"])
-    os.execv(python, [python] + sys.argv)
+    envs.ensure(VENV, ["optuna>=5,<6", "scipy"], torch=True)
 
 
 # ---- problems: (parameters, function of a dict, optimum) -------------------------------------------

@@ -25,6 +25,8 @@ import sys
 import time
 import zlib
 
+import envs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, "bench", ".venv-train")
 CENSUS = os.path.join(ROOT, "data", "census")
@@ -43,17 +45,7 @@ THREADS = 2
 
 
 def ensure_venv():
-    python = os.path.join(VENV, "bin", "python")
-    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
-        return
-    if not os.path.exists(python):
-        print(f"creating {VENV} (torch, tensorflow-cpu)...", file=sys.stderr)
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-        pip = [python, "-m", "pip", "install", "-q"]
-        if subprocess.call(pip + ["torch", "--index-url", "https://download.pytorch.org/whl/cpu"]) != 0:
-            subprocess.check_call(pip + ["torch"])
-        subprocess.check_call(pip + ["tensorflow-cpu", "numpy"])
-    os.execv(python, [python] + sys.argv)
+    envs.ensure(VENV, ["tensorflow-cpu", "numpy"], torch=True)
 
 
 # ---- data: the same encoding for both Python frameworks ---------------------------------------------

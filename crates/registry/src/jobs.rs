@@ -412,7 +412,7 @@ impl Jobs {
             job_id,
             JobState::Cancelled,
             message,
-            TrainingOutput::default(),
+            Output::NotStarted,
         );
         false
     }
@@ -481,7 +481,7 @@ impl Jobs {
                 &job_id,
                 JobState::Cancelled,
                 "Job was cancelled before it started.".into(),
-                TrainingOutput::default(),
+                Output::NotStarted,
             );
             return;
         }
@@ -529,25 +529,22 @@ impl Jobs {
         };
         let is_built_in = matches!(program, Program::BuiltIn { .. });
         let (state, message, output) = match tuning {
-            Some(tuning) => self.tune(&plan, &tuning, stopped).await,
+            Some(tuning) => {
+                let (state, message, output) = self.tune(&plan, &tuning, stopped).await;
+                (state, message, Output::Training(output))
+            }
             None => {
                 let attempt = self.supervise(&plan, None, stopped).await;
                 let (state, message) = attempt.verdict();
-                if let Some(prediction) = &prediction {
-                    let output = batch::output(prediction);
-                    let recorded = self.update(project, &job_id, |job| {
-                        job.prediction_output = Some(output);
-                    });
-                    if let Err(error) = recorded {
-                        tracing::error!(job = job_id, %error, "could not record a batch prediction's counts");
-                    }
-                }
-                let output = TrainingOutput {
-                    consumed_m_l_units: round_units(attempt.units),
-                    is_built_in_algorithm_job: is_built_in,
-                    built_in_algorithm_output: (is_built_in && state == JobState::Succeeded)
-                        .then(|| built_in_output(&input, Path::new(&input.job_dir))),
-                    ..TrainingOutput::default()
+                let output = match &prediction {
+                    Some(prediction) => Output::Prediction(batch::output(prediction)),
+                    None => Output::Training(TrainingOutput {
+                        consumed_m_l_units: round_units(attempt.units),
+                        is_built_in_algorithm_job: is_built_in,
+                        built_in_algorithm_output: (is_built_in && state == JobState::Succeeded)
+                            .then(|| built_in_output(&input, Path::new(&input.job_dir))),
+                        ..TrainingOutput::default()
+                    }),
                 };
                 (state, message, output)
             }
@@ -696,7 +693,7 @@ impl Jobs {
             job_id,
             JobState::Failed,
             message,
-            TrainingOutput::default(),
+            Output::NotStarted,
         );
     }
 
@@ -706,14 +703,19 @@ impl Jobs {
         job_id: &str,
         state: JobState,
         message: String,
-        output: TrainingOutput,
+        output: Output,
     ) {
         let result = self.update(project, job_id, |job| {
             job.state = state;
             job.error_message = message;
             job.end_time = kiln_api::now();
-            if job.prediction_input.is_none() {
-                job.training_output = Some(output);
+            match output {
+                Output::Training(output) => job.training_output = Some(output),
+                Output::Prediction(output) => job.prediction_output = Some(output),
+                Output::NotStarted if job.prediction_input.is_none() => {
+                    job.training_output = Some(TrainingOutput::default());
+                }
+                Output::NotStarted => {}
             }
         });
         if let Err(error) = result {
@@ -816,6 +818,16 @@ impl Jobs {
         JobLog::read(&self.log_path(project, job_id), start, limit, task_name)
             .map_err(|error| RegistryError::Internal(error.to_string()))
     }
+}
+
+/// What a finished job records beside its state.
+enum Output {
+    /// A training job's `trainingOutput`.
+    Training(TrainingOutput),
+    /// A batch prediction job's `predictionOutput`.
+    Prediction(kiln_api::PredictionOutput),
+    /// The job ended before anything ran: a training job still shows an empty `trainingOutput`.
+    NotStarted,
 }
 
 /// The file in a batch prediction job's working directory its replica writes its counts to.

@@ -87,6 +87,32 @@ fn int64(value: &Value) -> Option<u64> {
     }
 }
 
+/// `version` if it is READY; otherwise why it cannot serve.
+fn require_ready(version: Version, model: &str) -> Result<Version, RegistryError> {
+    if version.state == VersionState::Ready {
+        return Ok(version);
+    }
+    let detail = match version.error_message.is_empty() {
+        true => String::new(),
+        false => format!(": {}", version.error_message),
+    };
+    Err(RegistryError::FailedPrecondition(format!(
+        "version \"{}\" of model \"{model}\" is {:?}, not READY{detail}",
+        short(&version.name),
+        version.state
+    )))
+}
+
+/// A predict or explain request needs at least one instance.
+fn check_instances(request: &PredictRequest) -> Result<(), RegistryError> {
+    match request.instances.is_empty() {
+        true => Err(RegistryError::InvalidArgument(
+            "instances must hold at least one instance".into(),
+        )),
+        false => Ok(()),
+    }
+}
+
 /// A batcher's refusal as the API reports it.
 fn serving_error(version: &Version, error: BatchError) -> RegistryError {
     let name = &version.name;
@@ -740,11 +766,7 @@ impl Registry {
         request: PredictRequest,
     ) -> Result<Vec<Value>, RegistryError> {
         let version = self.ready_version(&target).await?;
-        if request.instances.is_empty() {
-            return Err(RegistryError::InvalidArgument(
-                "instances must hold at least one instance".into(),
-            ));
-        }
+        check_instances(&request)?;
         let server = self.server(&version).await?;
         server
             .predict(request.instances)
@@ -761,11 +783,7 @@ impl Registry {
     ) -> Result<Vec<Value>, RegistryError> {
         let version = self.ready_version(&target).await?;
         let num_paths = explanation_paths(&version)?;
-        if request.instances.is_empty() {
-            return Err(RegistryError::InvalidArgument(
-                "instances must hold at least one instance".into(),
-            ));
-        }
+        check_instances(&request)?;
         let server = self.server(&version).await?;
         let mut explanations = Vec::with_capacity(request.instances.len());
         for (index, instance) in request.instances.iter().enumerate() {
@@ -787,9 +805,22 @@ impl Registry {
     /// The version a predict or explain request addresses, once READY: the model's default when
     /// none is named; a version being created is waited for.
     async fn ready_version(&self, target: &PredictTarget<'_>) -> Result<Version, RegistryError> {
-        let (project, model) = (target.project, target.model);
-        let version = match target.version {
-            Some(name) => self.existing_version(project, model, name)?,
+        let version = self.addressed_version(target.project, target.model, target.version)?;
+        let version = self
+            .when_created(target.project, target.model, version)
+            .await?;
+        require_ready(version, target.model)
+    }
+
+    /// `version` of `model`, or the model's default version.
+    fn addressed_version(
+        &self,
+        project: &str,
+        model: &str,
+        version: Option<&str>,
+    ) -> Result<Version, RegistryError> {
+        match version {
+            Some(name) => self.existing_version(project, model, name),
             None => {
                 self.existing_model(project, model)?;
                 self.store
@@ -800,22 +831,9 @@ impl Registry {
                         RegistryError::FailedPrecondition(format!(
                             "model \"{model}\" has no default version; create a version first"
                         ))
-                    })?
+                    })
             }
-        };
-        let version = self.when_created(project, model, version).await?;
-        if version.state != VersionState::Ready {
-            let detail = match version.error_message.is_empty() {
-                true => String::new(),
-                false => format!(": {}", version.error_message),
-            };
-            return Err(RegistryError::FailedPrecondition(format!(
-                "version \"{}\" of model \"{model}\" is {:?}, not READY{detail}",
-                short(&version.name),
-                version.state
-            )));
         }
-        Ok(version)
     }
 
     /// `version` once it is no longer CREATING: a request for a version being created waits for
@@ -842,23 +860,7 @@ impl Registry {
         model: &str,
         version: Option<&str>,
     ) -> Result<PathBuf, RegistryError> {
-        let version = match version {
-            Some(version) => self.existing_version(project, model, version)?,
-            None => self
-                .get_model(project, model)?
-                .default_version
-                .ok_or_else(|| {
-                    RegistryError::FailedPrecondition(format!(
-                        "model {model:?} has no default version"
-                    ))
-                })?,
-        };
-        if version.state != VersionState::Ready {
-            return Err(RegistryError::FailedPrecondition(format!(
-                "version {} is {:?}, not READY",
-                version.name, version.state
-            )));
-        }
+        let version = require_ready(self.addressed_version(project, model, version)?, model)?;
         Ok(self.artifacts.local_path(&version.name))
     }
 

@@ -48,11 +48,9 @@ impl InputFormat {
     }
 }
 
-/// What to predict and where to write it.
+/// What to read and where to write the results (the model is given to [`run`]).
 #[derive(Debug, Clone)]
 pub struct BatchJob {
-    /// The model directory.
-    pub model_dir: PathBuf,
     /// Input format.
     pub format: InputFormat,
     /// Input files; a trailing `*` in the last segment matches any suffix.

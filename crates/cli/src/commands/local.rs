@@ -183,7 +183,6 @@ fn batch_predict(args: &BatchPredictArgs) -> anyhow::Result<()> {
     })?;
     let runtime = kiln_serve::load(&args.model_dir, kiln_serve::detect(&args.model_dir)?)?;
     let job = BatchJob {
-        model_dir: args.model_dir.clone(),
         format,
         inputs: args.input_paths.clone(),
         output_dir: args.output_path.clone(),

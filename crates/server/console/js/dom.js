@@ -32,8 +32,8 @@ export function fill(node, ...children) {
 }
 
 /** A state badge, coloured by state. */
-export function badge(state, extra = '') {
-  return h('span', { class: `badge state-${state} ${extra}`, dataset: { state } }, state);
+export function badge(state) {
+  return h('span', { class: `badge state-${state}`, dataset: { state } }, state);
 }
 
 /** A table with a header row; `rows` are arrays of cells (nodes or text) or {cells, class}. */
@@ -107,4 +107,17 @@ export function link(path, ...children) {
       navigate(path);
     },
   }, ...children);
+}
+
+/** `path` with the non-empty `params` as its query string. */
+export function withQuery(path, params) {
+  const query = new URLSearchParams(Object.entries(params).filter(([, value]) => value)).toString();
+  return query ? `${path}?${query}` : path;
+}
+
+/** Links to the first and the next page of a paged list showing page `current`. */
+export function pageLinks(node, current, next, urlOf) {
+  fill(node,
+    current ? link(urlOf(''), 'First page') : null,
+    next ? link(urlOf(next), 'Next page') : null);
 }

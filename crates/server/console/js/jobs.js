@@ -1,7 +1,7 @@
 // The jobs list, newest first: state and name filters and pages in the URL, refreshed while on screen.
 
 import { get, seg } from './api.js';
-import { badge, duration, errorBox, fill, h, link, navigate, number, table, when } from './dom.js';
+import { badge, duration, errorBox, fill, h, link, navigate, number, pageLinks, table, when, withQuery } from './dom.js';
 
 const STATES = ['QUEUED', 'PREPARING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLING', 'CANCELLED'];
 const PAGE_SIZE = 50;
@@ -26,12 +26,7 @@ export async function jobsView(main, { project, query }, page) {
   const state = query.get('state') || '';
   const name = query.get('name') || '';
   const pageToken = query.get('page') || '';
-  const here = (changes) => {
-    const next = new URLSearchParams({ state, name, page: pageToken, ...changes });
-    for (const [key, value] of [...next]) if (!value) next.delete(key);
-    const search = next.toString();
-    return `/projects/${seg(project)}/jobs${search ? `?${search}` : ''}`;
-  };
+  const here = (changes) => withQuery(`/projects/${seg(project)}/jobs`, { state, name, page: pageToken, ...changes });
   const stateSelect = h('select', { id: 'state-filter', 'aria-label': 'State', onchange: () => navigate(here({ state: stateSelect.value, page: '' })) },
     h('option', { value: '' }, 'All states'),
     STATES.map((s) => h('option', { value: s, selected: s === state }, s)));
@@ -71,9 +66,7 @@ export async function jobsView(main, { project, query }, page) {
           number(job.trainingOutput?.consumedMLUnits ?? '', 3),
         ],
       })), { numeric: [5] }));
-    fill(pager,
-      pageToken ? link(here({ page: '' }), 'First page') : null,
-      answer.nextPageToken ? link(here({ page: answer.nextPageToken }), 'Next page') : null);
+    pageLinks(pager, pageToken, answer.nextPageToken, (token) => here({ page: token }));
     return true;
   });
 }

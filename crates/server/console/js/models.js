@@ -1,7 +1,7 @@
 // The models list, paged, and a form to create one.
 
 import { allowed, get, post, seg } from './api.js';
-import { errorBox, fill, h, link, navigate, table } from './dom.js';
+import { errorBox, fill, h, link, navigate, pageLinks, table, withQuery } from './dom.js';
 
 const REFRESH_MS = 3000;
 const PAGE_SIZE = 50;
@@ -9,7 +9,7 @@ const PAGE_SIZE = 50;
 export async function modelsView(main, { project, query }, page) {
   const deploy = query.get('deploy') || '';
   const pageToken = query.get('page') || '';
-  const carry = deploy ? `?deploy=${encodeURIComponent(deploy)}` : '';
+  const modelUrl = (name) => withQuery(`/projects/${seg(project)}/models/${seg(name)}`, { deploy });
   const rights = await allowed(`projects/${seg(project)}`, ['ml.models.create']);
   const body = h('div', { id: 'models' });
   const pager = h('div', { class: 'pager' });
@@ -23,7 +23,7 @@ export async function modelsView(main, { project, query }, page) {
         event.preventDefault();
         try {
           const model = await post(`projects/${seg(project)}/models`, { name: name.value.trim(), description: description.value.trim() });
-          navigate(`/projects/${seg(project)}/models/${seg(model.name.split('/').pop())}${carry}`);
+          navigate(modelUrl(model.name.split('/').pop()));
         } catch (error) {
           fill(problem, errorBox(error));
         }
@@ -53,16 +53,14 @@ export async function modelsView(main, { project, query }, page) {
         return {
           dataset: { model: short },
           cells: [
-            link(`/projects/${seg(project)}/models/${seg(short)}${carry}`, short),
+            link(modelUrl(short), short),
             model.defaultVersion?.name?.split('/').pop() ?? '',
             model.description ?? '',
           ],
         };
       })));
-    const here = (page) => `/projects/${seg(project)}/models?${new URLSearchParams({ ...(deploy ? { deploy } : {}), ...(page ? { page } : {}) })}`;
-    fill(pager,
-      pageToken ? link(here(''), 'First page') : null,
-      answer.nextPageToken ? link(here(answer.nextPageToken), 'Next page') : null);
+    pageLinks(pager, pageToken, answer.nextPageToken,
+      (token) => withQuery(`/projects/${seg(project)}/models`, { deploy, page: token }));
     return true;
   });
 }

@@ -229,6 +229,9 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
     // evaluations since it.
     let mut best: Option<(usize, f64, BTreeMap<String, f64>, Model)> = None;
     let mut stale = 0usize;
+    // The last evaluated model, unless it is `best`: each evaluation builds the inference model
+    // once, for the metrics, the checkpoint and the export.
+    let mut last: Option<Model> = None;
     'epochs: for epoch in done_epochs + 1..=config.num_epochs {
         // Each epoch's order depends on the seed and the epoch only, so a resumed run shuffles
         // its remaining epochs as the uninterrupted run would have.
@@ -257,7 +260,9 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
                 window = (Instant::now(), 0, 0.0);
             }
             if config.max_steps.is_some_and(|max| step >= max) {
-                metrics = state.evaluate(&eval_examples, &eval_labels)?;
+                let model = state.model_for_inference()?;
+                metrics = evaluate_model(&model, &eval_examples, &eval_labels);
+                last = Some(model);
                 log(&format!(
                     "eval at step {step}: {}",
                     format_metrics(&metrics)
@@ -266,57 +271,61 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
                 break 'epochs;
             }
         }
-        metrics = state.evaluate(&eval_examples, &eval_labels)?;
+        let model = state.model_for_inference()?;
+        metrics = evaluate_model(&model, &eval_examples, &eval_labels);
         log(&format!(
             "eval after epoch {epoch} (step {step}): {}",
             format_metrics(&metrics)
         ));
         telemetry.evaluation(step, &metrics)?;
-        kiln_model::save(
-            &state.model_for_inference()?,
-            &checkpoints.join(format!("epoch-{epoch}")),
-        )?;
+        kiln_model::save(&model, &checkpoints.join(format!("epoch-{epoch}")))?;
         prune_checkpoints(&checkpoints, epoch);
-        if let Some(stopping) = &config.early_stopping {
-            let value = *metrics.get(&stopping.metric).ok_or_else(|| {
-                TrainError::Config(format!(
-                    "--early_stopping_metric {:?} is not an eval metric of this model ({})",
-                    stopping.metric,
-                    metrics.keys().cloned().collect::<Vec<_>>().join(", ")
-                ))
-            })?;
-            match &best {
-                Some((_, best_value, _, _)) if !stopping.improves(value, *best_value) => {
-                    stale += 1;
-                }
-                _ => {
-                    best = Some((epoch, value, metrics.clone(), state.model_for_inference()?));
-                    stale = 0;
-                }
+        let Some(stopping) = &config.early_stopping else {
+            last = Some(model);
+            continue;
+        };
+        let value = *metrics.get(&stopping.metric).ok_or_else(|| {
+            TrainError::Config(format!(
+                "--early_stopping_metric {:?} is not an eval metric of this model ({})",
+                stopping.metric,
+                metrics.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        if best
+            .as_ref()
+            .is_none_or(|(_, best_value, _, _)| stopping.improves(value, *best_value))
+        {
+            best = Some((epoch, value, metrics.clone(), model));
+            last = None;
+            stale = 0;
+        } else {
+            last = Some(model);
+            stale += 1;
+        }
+        if stale >= stopping.patience {
+            if let Some((best_epoch, best_value, _, _)) = &best {
+                log(&format!(
+                    "early stopping after epoch {epoch}: {} has not improved for {stale} evaluations (best {best_value:.4} after epoch {best_epoch})",
+                    stopping.metric
+                ));
             }
-            if stale >= stopping.patience {
-                if let Some((best_epoch, best_value, _, _)) = &best {
-                    log(&format!(
-                        "early stopping after epoch {epoch}: {} has not improved for {stale} evaluations (best {best_value:.4} after epoch {best_epoch})",
-                        stopping.metric
-                    ));
-                }
-                break;
-            }
+            break;
         }
     }
-    if metrics.is_empty() {
-        // Resumed with every epoch already done: report the checkpoint's own evaluation.
-        metrics = state.evaluate(&eval_examples, &eval_labels)?;
-    }
     let examples_per_second = examples_seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
-    let mut model = match best {
-        Some((epoch, _, best_metrics, best_model)) => {
+    let mut model = match (best, last) {
+        (Some((epoch, _, best_metrics, best_model)), _) => {
             log(&format!("exporting the best model, after epoch {epoch}"));
             metrics = best_metrics;
             best_model
         }
-        None => state.model_for_inference()?,
+        (None, Some(model)) => model,
+        (None, None) => {
+            // Resumed with every epoch already done: the checkpoint, evaluated.
+            let model = state.model_for_inference()?;
+            metrics = evaluate_model(&model, &eval_examples, &eval_labels);
+            model
+        }
     };
     model.spec.metrics = metrics.clone();
     let export_dir = config.job_dir.join("model");
@@ -566,19 +575,15 @@ impl State {
             Device::flex(),
         )?)
     }
+}
 
-    fn evaluate(
-        &self,
-        examples: &[Encoded],
-        labels: &[f32],
-    ) -> Result<BTreeMap<String, f64>, TrainError> {
-        let model = self.model_for_inference()?;
-        let predictions: Vec<_> = examples
-            .chunks(1024)
-            .flat_map(|chunk| predict(&model, chunk))
-            .collect();
-        Ok(evaluate(&predictions, labels))
-    }
+/// The eval metrics of `model` on the evaluation examples.
+fn evaluate_model(model: &Model, examples: &[Encoded], labels: &[f32]) -> BTreeMap<String, f64> {
+    let predictions: Vec<_> = examples
+        .chunks(1024)
+        .flat_map(|chunk| predict(model, chunk))
+        .collect();
+    evaluate(&predictions, labels)
 }
 
 /// The gradient of a gathered leaf, as values in the leaf's row-major order.

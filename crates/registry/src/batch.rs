@@ -205,19 +205,15 @@ fn checked_input(
     paths: &PathPolicy,
     field: &str,
 ) -> Result<String, String> {
-    let Some(star) = pattern.find('*') else {
-        return paths.check(project, field, pattern);
-    };
-    if star + 1 != pattern.len() {
-        return Err(format!(
-            "Field: {field} Error: {pattern:?}: a wildcard is allowed only at the end"
-        ));
+    match kiln_serve::batch::wildcard(pattern)
+        .map_err(|error| format!("Field: {field} Error: {error}"))?
+    {
+        None => paths.check(project, field, pattern),
+        Some((dir, prefix)) => {
+            let dir = paths.check(project, field, dir)?;
+            Ok(format!("{}/{prefix}*", dir.trim_end_matches('/')))
+        }
     }
-    let (dir, prefix) = pattern[..star]
-        .rsplit_once('/')
-        .unwrap_or(("", &pattern[..star]));
-    let dir = paths.check(project, field, if dir.is_empty() { "/" } else { dir })?;
-    Ok(format!("{}/{prefix}*", dir.trim_end_matches('/')))
 }
 
 /// The job's `predictionOutput`, from the counts its replica wrote (absent when it wrote none).

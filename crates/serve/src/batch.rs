@@ -85,31 +85,12 @@ const PROGRESS_SECONDS: f64 = 2.0;
 /// The files `pattern` names: itself, or with a trailing `*` every file in its directory whose name
 /// starts with the rest, sorted.
 pub fn expand(pattern: &str) -> Result<Vec<PathBuf>, ServeError> {
-    let path = Path::new(pattern.strip_prefix("file://").unwrap_or(pattern));
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let Some(prefix) = name.strip_suffix('*') else {
-        if pattern.contains('*') {
-            return Err(ServeError::Request(format!(
-                "{pattern:?}: a wildcard is allowed only at the end"
-            )));
-        }
-        return Ok(vec![path.to_path_buf()]);
+    let pattern = pattern.strip_prefix("file://").unwrap_or(pattern);
+    let Some((dir, prefix)) = wildcard(pattern).map_err(ServeError::Request)? else {
+        return Ok(vec![PathBuf::from(pattern)]);
     };
-    if prefix.contains('*')
-        || path
-            .parent()
-            .is_some_and(|dir| dir.to_string_lossy().contains('*'))
-    {
-        return Err(ServeError::Request(format!(
-            "{pattern:?}: a wildcard is allowed only at the end"
-        )));
-    }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let entries = std::fs::read_dir(dir)
-        .map_err(|error| ServeError::Request(format!("{}: {error}", dir.display())))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|error| ServeError::Request(format!("{dir}: {error}")))?;
     let mut files: Vec<PathBuf> = entries
         .flatten()
         .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_file()))
@@ -118,6 +99,24 @@ pub fn expand(pattern: &str) -> Result<Vec<PathBuf>, ServeError> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// The directory and file-name prefix of a pattern ending in `*`; `None` for a pattern without a
+/// wildcard, an error for one with a wildcard anywhere else.
+pub fn wildcard(pattern: &str) -> Result<Option<(&str, &str)>, String> {
+    let Some(star) = pattern.find('*') else {
+        return Ok(None);
+    };
+    if star + 1 != pattern.len() {
+        return Err(format!(
+            "{pattern:?}: a wildcard is allowed only at the end"
+        ));
+    }
+    Ok(Some(match pattern[..star].rsplit_once('/') {
+        Some(("", prefix)) => ("/", prefix),
+        Some(split) => split,
+        None => (".", &pattern[..star]),
+    }))
 }
 
 /// One input record: where it came from, and the instance or why it is unusable.
@@ -401,4 +400,19 @@ impl Shard {
 
 fn write_error(error: std::io::Error) -> ServeError {
     ServeError::Request(format!("writing the results: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_split_at_the_last_slash_and_only_at_the_end() {
+        assert_eq!(wildcard("/in/part-*"), Ok(Some(("/in", "part-"))));
+        assert_eq!(wildcard("/in/*"), Ok(Some(("/in", ""))));
+        assert_eq!(wildcard("/part*"), Ok(Some(("/", "part"))));
+        assert_eq!(wildcard("/in/part-1.json"), Ok(None));
+        assert!(wildcard("/in/*/x").unwrap_err().contains("only at the end"));
+        assert!(wildcard("/in/a*b*").is_err());
+    }
 }

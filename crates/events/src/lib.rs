@@ -149,14 +149,8 @@ impl Tail {
         let mut scalars = Vec::new();
         let mut at = 0usize;
         while bytes.len() >= at + 12 {
-            let length_bytes = &bytes[at..at + 8];
-            let length = u64::from_le_bytes(length_bytes.try_into().unwrap_or_default());
-            let stored = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap_or_default());
-            if stored != record::masked_crc(length_bytes) {
-                return Err(EventsError::Corrupt(self.offset + at as u64));
-            }
-            let Some(end) = usize::try_from(length)
-                .ok()
+            let Some(end) = record::header_length(&bytes[at..at + 12])
+                .and_then(|length| usize::try_from(length).ok())
                 .and_then(|length| (at + 12).checked_add(length))
             else {
                 return Err(EventsError::Corrupt(self.offset + at as u64));
@@ -165,8 +159,7 @@ impl Tail {
                 break;
             }
             let data = &bytes[at + 12..end];
-            let stored = u32::from_le_bytes(bytes[end..end + 4].try_into().unwrap_or_default());
-            if stored != record::masked_crc(data) {
+            if !record::body_matches(data, &bytes[end..end + 4]) {
                 return Err(EventsError::Corrupt(self.offset + at as u64));
             }
             scalars.extend(event_scalars(data));

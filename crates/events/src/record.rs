@@ -11,6 +11,19 @@ pub(crate) fn masked_crc(bytes: &[u8]) -> u32 {
     crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
+/// The data length a 12-byte record header declares, or `None` when its checksum is wrong.
+pub(crate) fn header_length(header: &[u8]) -> Option<u64> {
+    let (length, crc) = header.split_at_checked(8)?;
+    let stored = u32::from_le_bytes(crc.get(..4)?.try_into().ok()?);
+    (stored == masked_crc(length))
+        .then(|| u64::from_le_bytes(length.try_into().unwrap_or_default()))
+}
+
+/// Whether `data` matches the 4-byte checksum stored after it.
+pub(crate) fn body_matches(data: &[u8], crc: &[u8]) -> bool {
+    <[u8; 4]>::try_from(crc).is_ok_and(|crc| u32::from_le_bytes(crc) == masked_crc(data))
+}
+
 /// One record, framed.
 pub fn frame(data: &[u8]) -> Vec<u8> {
     let length = (data.len() as u64).to_le_bytes();
@@ -53,19 +66,16 @@ impl<R: Read> Records<R> {
                 read => filled += read,
             }
         }
-        let (length_bytes, crc) = header.split_at(8);
-        let length = u64::from_le_bytes(length_bytes.try_into().unwrap_or_default());
-        if u32::from_le_bytes(crc.try_into().unwrap_or_default()) != masked_crc(length_bytes)
-            || length > MAX_RECORD_BYTES
-        {
+        let Some(length) = header_length(&header).filter(|length| *length <= MAX_RECORD_BYTES)
+        else {
             return Err(EventsError::Corrupt(self.offset));
-        }
+        };
         let mut body = vec![0u8; length as usize + 4];
         self.reader
             .read_exact(&mut body)
             .map_err(|_| EventsError::Corrupt(self.offset))?;
         let crc = body.split_off(length as usize);
-        if u32::from_le_bytes(crc[..4].try_into().unwrap_or_default()) != masked_crc(&body) {
+        if !body_matches(&body, &crc) {
             return Err(EventsError::Corrupt(self.offset));
         }
         self.offset += 16 + length;

@@ -6,7 +6,7 @@ use std::io::Read;
 use crate::EventsError;
 
 /// The checksum TFRecord stores: CRC-32C, rotated and offset so that checksums of checksums differ.
-pub(crate) fn masked_crc(bytes: &[u8]) -> u32 {
+fn masked_crc(bytes: &[u8]) -> u32 {
     let crc = crc32c::crc32c(bytes);
     crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }

@@ -50,6 +50,8 @@ pub enum Framework {
     Xgboost,
     /// Kiln's own format (`kiln_model.json`); an extension of the API's enum.
     Kiln,
+    /// An ONNX graph (`model.onnx`) exported from any framework; an extension of the API's enum.
+    Onnx,
 }
 
 /// Lifecycle state of a version.

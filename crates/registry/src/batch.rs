@@ -160,7 +160,7 @@ fn model_dir(
         let checked = paths.check(project, "prediction_input.uri", &input.uri)?;
         let dir = PathBuf::from(checked.strip_prefix("file://").unwrap_or(&checked));
         return match kiln_serve::detect(&dir) {
-            Ok(DetectedFramework::Kiln) => Ok(dir),
+            Ok(DetectedFramework::Kiln | DetectedFramework::Onnx) => Ok(dir),
             Ok(other) => Err(format!(
                 "Field: prediction_input.uri Error: {} holds a {} model, which this Kiln build cannot serve",
                 input.uri,

@@ -556,11 +556,14 @@ impl Registry {
         let dir = self.artifacts.local_path(key);
         tokio::task::spawn_blocking(move || {
             let detected = kiln_serve::detect(&dir).map_err(|error| error.to_string())?;
-            let framework = match detected {
-                DetectedFramework::Kiln => Framework::Kiln,
-                DetectedFramework::TensorFlow => Framework::Tensorflow,
-                DetectedFramework::ScikitLearn => Framework::ScikitLearn,
-                DetectedFramework::XgBoost => Framework::Xgboost,
+            let framework = match (detected, requested) {
+                // An ONNX export keeps the framework it was requested as (the one it came from).
+                (DetectedFramework::Onnx, Framework::ScikitLearn | Framework::Xgboost) => requested,
+                (DetectedFramework::Onnx, _) => Framework::Onnx,
+                (DetectedFramework::Kiln, _) => Framework::Kiln,
+                (DetectedFramework::TensorFlow, _) => Framework::Tensorflow,
+                (DetectedFramework::ScikitLearn, _) => Framework::ScikitLearn,
+                (DetectedFramework::XgBoost, _) => Framework::Xgboost,
             };
             if requested != Framework::FrameworkUnspecified && requested != framework {
                 return Err(format!(

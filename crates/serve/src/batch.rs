@@ -376,9 +376,15 @@ impl Shard {
     }
 
     /// Writes a prediction with its instance's `key`, so results can be joined back to inputs.
+    /// A prediction that is not an object (a single-output model's bare value) is written as
+    /// `{"key": ..., "prediction": ...}` when there is a key to keep.
     fn result(&mut self, key: Option<&Value>, mut prediction: Value) -> Result<(), ServeError> {
-        if let (Some(key), Value::Object(fields)) = (key, &mut prediction) {
-            fields.entry("key").or_insert_with(|| key.clone());
+        match (key, &mut prediction) {
+            (Some(key), Value::Object(fields)) => {
+                fields.entry("key").or_insert_with(|| key.clone());
+            }
+            (Some(key), _) => prediction = json!({"key": key, "prediction": prediction}),
+            (None, _) => {}
         }
         writeln!(self.results, "{prediction}").map_err(write_error)
     }

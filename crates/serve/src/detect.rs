@@ -9,6 +9,8 @@ use crate::ServeError;
 pub enum DetectedFramework {
     /// `kiln_model.json`.
     Kiln,
+    /// `model.onnx`, from any framework that exports ONNX.
+    Onnx,
     /// `saved_model.pb` or `saved_model.pbtxt`.
     TensorFlow,
     /// `model.joblib` or `model.pkl`.
@@ -22,6 +24,7 @@ impl DetectedFramework {
     pub fn name(self) -> &'static str {
         match self {
             DetectedFramework::Kiln => "KILN",
+            DetectedFramework::Onnx => "ONNX",
             DetectedFramework::TensorFlow => "TENSORFLOW",
             DetectedFramework::ScikitLearn => "SCIKIT_LEARN",
             DetectedFramework::XgBoost => "XGBOOST",
@@ -42,6 +45,9 @@ pub fn detect(dir: &Path) -> Result<DetectedFramework, ServeError> {
     if has(kiln_model::EXPORT_FILE) {
         found.push(DetectedFramework::Kiln);
     }
+    if has(crate::onnx::MODEL_FILE) {
+        found.push(DetectedFramework::Onnx);
+    }
     if has("saved_model.pb") || has("saved_model.pbtxt") {
         found.push(DetectedFramework::TensorFlow);
     }
@@ -54,9 +60,10 @@ pub fn detect(dir: &Path) -> Result<DetectedFramework, ServeError> {
     match found.as_slice() {
         [one] => Ok(*one),
         [] => Err(ServeError::Unsupported(format!(
-            "no model file found in the deployment directory (looked for {}, saved_model.pb, \
-             model.joblib, model.pkl, model.bst; found {})",
+            "no model file found in the deployment directory (looked for {}, {}, \
+             saved_model.pb, model.joblib, model.pkl, model.bst; found {})",
             kiln_model::EXPORT_FILE,
+            crate::onnx::MODEL_FILE,
             if names.is_empty() {
                 "nothing".to_string()
             } else {
@@ -94,6 +101,10 @@ mod tests {
         assert_eq!(
             detect_files(&["saved_model.pb"]).unwrap(),
             DetectedFramework::TensorFlow
+        );
+        assert_eq!(
+            detect_files(&["model.onnx"]).unwrap(),
+            DetectedFramework::Onnx
         );
         assert_eq!(
             detect_files(&["model.joblib"]).unwrap(),

@@ -5,6 +5,8 @@
 //!   JSON instances.
 //! - [`detect`]: which framework a model directory holds, by file names (as ML Engine does).
 //! - [`native`]: the runtime for Kiln's own exports, on burn's CPU backend.
+//! - [`onnx`]: the runtime for imported ONNX models, on tract, with the operator check that
+//!   version create reports.
 //! - [`instances`]: decoding JSON instances (objects, bare values, CSV lines, `{"b64": ...}`)
 //!   into raw model inputs.
 //! - [`batcher`]: dynamic batching of concurrent predict requests onto one model, with a bounded
@@ -23,6 +25,7 @@ pub mod detect;
 pub mod explain;
 pub mod instances;
 pub mod native;
+pub mod onnx;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -63,11 +66,12 @@ pub trait ModelRuntime: Send + Sync + 'static {
 pub fn load(dir: &Path, framework: DetectedFramework) -> Result<Arc<dyn ModelRuntime>, ServeError> {
     match framework {
         DetectedFramework::Kiln => Ok(Arc::new(native::NativeRuntime::load(dir)?)),
+        DetectedFramework::Onnx => Ok(Arc::new(onnx::OnnxRuntime::load(dir)?)),
         DetectedFramework::TensorFlow
         | DetectedFramework::ScikitLearn
         | DetectedFramework::XgBoost => Err(ServeError::Unsupported(format!(
             "{} models cannot be served by this Kiln build; export the model in Kiln's format \
-                 (kiln_model.json) instead",
+                 (kiln_model.json) or to ONNX (model.onnx) instead",
             framework.name()
         ))),
     }

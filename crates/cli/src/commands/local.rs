@@ -153,7 +153,10 @@ pub fn run(command: LocalCommand, context: &Context) -> anyhow::Result<()> {
             let detected = kiln_serve::detect(&model_dir)?;
             if let Some(framework) = framework {
                 let wanted = framework.to_ascii_uppercase().replace('-', "_");
-                if wanted != detected.name() {
+                // An ONNX file may be named by the framework it was exported from.
+                let exported = detected == kiln_serve::DetectedFramework::Onnx
+                    && ["SCIKIT_LEARN", "XGBOOST"].contains(&wanted.as_str());
+                if wanted != detected.name() && !exported {
                     anyhow::bail!(
                         "--framework {framework} given, but {} holds a {} model",
                         model_dir.display(),

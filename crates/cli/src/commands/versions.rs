@@ -21,7 +21,8 @@ pub enum VersionsCommand {
         /// Model directory: a local path, file://, gs:// or s3:// URI.
         #[arg(long)]
         origin: String,
-        /// Framework: kiln, tensorflow, scikit-learn, xgboost (detected when absent).
+        /// Framework: kiln, onnx, tensorflow, scikit-learn, xgboost (detected when absent; an ONNX
+        /// export may be named by the framework it came from).
         #[arg(long)]
         framework: Option<String>,
         /// Runtime version (recorded).

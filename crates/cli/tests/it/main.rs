@@ -10,6 +10,7 @@ mod errors;
 mod explain;
 mod jobs;
 mod lifecycle;
+mod onnx;
 mod restart;
 mod serving;
 mod studies;

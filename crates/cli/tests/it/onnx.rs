@@ -1,0 +1,299 @@
+//! Imported ONNX models against a real server: scikit-learn and PyTorch models trained and
+//! exported by their own frameworks during the test (`tests/onnx/export.py`), served by Kiln and
+//! compared with what the frameworks themselves answered; a model using operators the runtime
+//! lacks fails its version create with them named.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
+use crate::support::{Server, call, file_uri, kiln, wait_operation};
+
+/// Runs `export.py FRAMEWORK` once per test process; returns the directory of its models.
+fn exported(framework: &'static str) -> &'static Path {
+    static SKLEARN: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static TORCH: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let cell = match framework {
+        "sklearn" => &SKLEARN,
+        _ => &TORCH,
+    };
+    cell.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/export.py");
+        let output = Command::new("python3")
+            .arg(&script)
+            .arg(framework)
+            .arg(dir.path())
+            .output()
+            .expect("python3");
+        assert!(
+            output.status.success(),
+            "export.py {framework} failed (pip install scikit-learn skl2onnx torch onnxscript): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        dir
+    })
+    .path()
+}
+
+/// The instances and the framework's own outputs saved beside an export.
+fn expected(model: &Path) -> (Vec<Value>, Value) {
+    let text = std::fs::read_to_string(model.join("expected.json")).unwrap();
+    let mut saved: Value = serde_json::from_str(&text).unwrap();
+    let instances = saved["instances"].as_array().cloned().unwrap();
+    (instances, saved["expected"].take())
+}
+
+fn start(exports: &Path) -> Server {
+    let root = exports.display().to_string();
+    Server::start_with_args(
+        tempfile::tempdir().unwrap().keep().as_path(),
+        &["--insecure-no-auth", "--allow-path", &root],
+        &[],
+    )
+    .0
+}
+
+/// Creates model `model` (if new) and version `v1` from `dir`; returns the finished operation.
+fn create_version(server: &Server, model: &str, dir: &Path, framework: Option<&str>) -> Value {
+    call(
+        "POST",
+        &server.api("p", "models"),
+        Some(&json!({"name": model}).to_string()),
+    );
+    let mut body = json!({"name": "v1", "deploymentUri": file_uri(dir)});
+    if let Some(framework) = framework {
+        body["framework"] = json!(framework);
+    }
+    let url = server.api("p", &format!("models/{model}/versions"));
+    let (status, operation) = call("POST", &url, Some(&body.to_string()));
+    assert_eq!(status, 200, "{operation}");
+    wait_operation(server, "p", &operation)
+}
+
+fn predict(server: &Server, model: &str, instances: &[Value]) -> (u16, Value) {
+    let body = json!({ "instances": instances }).to_string();
+    call(
+        "POST",
+        &server.api("p", &format!("models/{model}:predict")),
+        Some(&body),
+    )
+}
+
+fn close(got: &Value, want: f64, tolerance: f64, what: &str) {
+    let got = got
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: {got} is not a number"));
+    assert!(
+        (got - want).abs() <= tolerance * want.abs().max(1.0),
+        "{what}: Kiln {got}, framework {want}"
+    );
+}
+
+fn close_all(got: &Value, want: &Value, tolerance: f64, what: &str) {
+    let (got, want) = (got.as_array().unwrap(), want.as_array().unwrap());
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (index, (got, want)) in got.iter().zip(want).enumerate() {
+        close(
+            got,
+            want.as_f64().unwrap(),
+            tolerance,
+            &format!("{what}[{index}]"),
+        );
+    }
+}
+
+#[test]
+fn scikit_learn_exports_serve_what_scikit_learn_predicts() {
+    let exports = exported("sklearn");
+    let server = start(exports);
+
+    // Classifiers: skl2onnx's defaults (Scaler + LinearClassifier + ZipMap; TreeEnsembleClassifier).
+    for (model, framework) in [
+        ("iris_logreg", Some("SCIKIT_LEARN")),
+        ("cancer_forest", None),
+    ] {
+        let operation = create_version(&server, model, &exports.join(model), framework);
+        assert!(operation.get("error").is_none(), "{operation}");
+        assert_eq!(operation["response"]["state"], "READY");
+        assert_eq!(
+            operation["response"]["framework"],
+            framework.unwrap_or("ONNX")
+        );
+        let (instances, want) = expected(&exports.join(model));
+        let (status, body) = predict(&server, model, &instances);
+        assert_eq!(status, 200, "{body}");
+        let predictions = body["predictions"].as_array().unwrap();
+        assert_eq!(predictions.len(), instances.len());
+        for (index, prediction) in predictions.iter().enumerate() {
+            assert_eq!(
+                prediction["output_label"], want["label"][index],
+                "{model} #{index}"
+            );
+            let probabilities = want["probabilities"][index].as_array().unwrap();
+            for (class, probability) in probabilities.iter().enumerate() {
+                close(
+                    &prediction["output_probability"][class.to_string()],
+                    probability.as_f64().unwrap(),
+                    1e-4,
+                    &format!("{model} #{index} P(class {class})"),
+                );
+            }
+        }
+    }
+
+    // A regressor, with instances of named inputs as well as bare lists.
+    let operation = create_version(&server, "wine", &exports.join("wine_linear"), None);
+    assert!(operation.get("error").is_none(), "{operation}");
+    let (instances, want) = expected(&exports.join("wine_linear"));
+    let keyed: Vec<Value> = instances.iter().map(|row| json!({"X": row})).collect();
+    for sent in [&instances, &keyed] {
+        let (status, body) = predict(&server, "wine", sent);
+        assert_eq!(status, 200, "{body}");
+        for (index, prediction) in body["predictions"].as_array().unwrap().iter().enumerate() {
+            close(
+                &prediction[0],
+                want["variable"][index].as_f64().unwrap(),
+                1e-4,
+                "alcohol",
+            );
+        }
+    }
+
+    // An instance of the wrong width is refused by name; the model keeps serving.
+    let (status, body) = predict(&server, "iris_logreg", &[json!([5.1, 3.5, 1.4])]);
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("element: 0")
+            && message.contains("input 'X' takes instances of shape [4]"),
+        "{message}"
+    );
+
+    // An SVC's export uses an operator tract lacks: the create fails and names only that one.
+    let operation = create_version(&server, "iris_svc", &exports.join("iris_svc"), None);
+    let message = operation["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("cannot run: SVMClassifier (ai.onnx.ml).")
+            && !message.contains("ArrayFeatureExtractor"),
+        "{operation}"
+    );
+    let (status, version) = call("GET", &server.api("p", "models/iris_svc/versions/v1"), None);
+    assert_eq!(status, 200);
+    assert_eq!(version["state"], "FAILED");
+    assert_eq!(version["errorMessage"].as_str(), Some(message));
+}
+
+#[test]
+fn pytorch_exports_serve_what_pytorch_computes_online_and_in_batch() {
+    let exports = exported("torch");
+    let server = start(exports);
+    for model in ["digits_mlp", "digits_cnn"] {
+        let operation = create_version(&server, model, &exports.join(model), None);
+        assert!(operation.get("error").is_none(), "{operation}");
+        let (instances, want) = expected(&exports.join(model));
+        let (status, body) = predict(&server, model, &instances);
+        assert_eq!(status, 200, "{body}");
+        for (index, logits) in body["predictions"].as_array().unwrap().iter().enumerate() {
+            close_all(
+                logits,
+                &want["logits"][index],
+                1e-4,
+                &format!("{model} #{index}"),
+            );
+        }
+    }
+
+    // Raw pixels: the CNN's [1, 8, 8] images also accepted flat, as 64 values.
+    let (instances, want) = expected(&exports.join("digits_cnn"));
+    let flat: Vec<Value> = instances
+        .iter()
+        .map(|image| {
+            json!(
+                image.as_array().unwrap()[0]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|row| row.as_array().unwrap().clone())
+                    .collect::<Vec<_>>()
+            )
+        })
+        .collect();
+    let (status, body) = predict(&server, "digits_cnn", &flat);
+    assert_eq!(status, 200, "{body}");
+    close_all(
+        &body["predictions"][3],
+        &want["logits"][3],
+        1e-4,
+        "flat image",
+    );
+
+    // Batch prediction with the same runtime: keyed JSON lines, two workers, results joined back.
+    let work = tempfile::tempdir().unwrap();
+    let model = exports.join("digits_mlp");
+    let (instances, want) = expected(&model);
+    let lines: Vec<String> = instances
+        .iter()
+        .enumerate()
+        .map(|(key, pixels)| json!({"key": key, "pixels": pixels}).to_string())
+        .chain(["{\"key\": \"bad\", \"pixels\": [1, 2]}".to_string()])
+        .collect();
+    let input = work.path().join("instances.json");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let output_dir = work.path().join("out");
+    let run = kiln(&[
+        "local",
+        "batch-predict",
+        "--model-dir",
+        model.to_str().unwrap(),
+        "--data-format",
+        "json",
+        "--input-paths",
+        input.to_str().unwrap(),
+        "--output-path",
+        output_dir.to_str().unwrap(),
+        "--max-worker-count",
+        "2",
+        "--batch-size",
+        "8",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let (mut results, mut errors) = (Vec::new(), String::new());
+    for entry in std::fs::read_dir(&output_dir).unwrap() {
+        let path: PathBuf = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        match path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("prediction.results")
+        {
+            true => results.extend(
+                text.lines()
+                    .map(|line| serde_json::from_str::<Value>(line).unwrap()),
+            ),
+            false => errors.push_str(&text),
+        }
+    }
+    assert_eq!(results.len(), instances.len());
+    for result in &results {
+        let key = result["key"].as_u64().unwrap() as usize;
+        close_all(
+            &result["prediction"],
+            &want["logits"][key],
+            1e-4,
+            &format!("batch #{key}"),
+        );
+    }
+    assert!(
+        errors.contains("instances.json:") && errors.contains("shape [64]"),
+        "{errors}"
+    );
+}

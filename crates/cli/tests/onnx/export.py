@@ -1,0 +1,120 @@
+"""Trains small models with scikit-learn and PyTorch and exports them to ONNX for the serving tests.
+
+    python3 export.py sklearn|torch OUT_DIR
+
+Each model goes to OUT_DIR/<name>/model.onnx beside an expected.json holding the instances to send
+and what the framework itself answered for them, so the test compares Kiln's predictions with the
+framework's own output rather than with numbers written down here.
+"""
+import csv
+import gzip
+import json
+import os
+import sys
+
+import warnings
+
+import numpy as np
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "..", "shared", "data", "sklearn-toy")
+
+
+def load(name):
+    """scikit-learn's toy CSV layout: a header row of counts and class names, then features + label."""
+    path = os.path.join(DATA, name)
+    with (gzip.open(path, "rt") if name.endswith(".gz") else open(path)) as f:
+        rows = list(csv.reader(f))[1:]
+    table = np.array(rows, dtype=np.float64)
+    return table[:, :-1], table[:, -1].astype(np.int64)
+
+
+def save(out, name, model_bytes, instances, expected):
+    directory = os.path.join(out, name)
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "model.onnx"), "wb") as f:
+        f.write(model_bytes)
+    with open(os.path.join(directory, "expected.json"), "w") as f:
+        json.dump({"instances": instances, "expected": expected}, f)
+
+
+def sklearn(out):
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    # Operator sets tract is tested against; skl2onnx defaults to newer ones.
+    opset = {"": 17, "ai.onnx.ml": 3}
+
+    def export(name, model, x, rows, expected):
+        onnx = to_onnx(model, x[:1].astype(np.float32), target_opset=opset)
+        save(out, name, onnx.SerializeToString(), x[rows].tolist(), expected)
+
+    def classifier(name, model, x, y):
+        model.fit(x, y)
+        rows = np.arange(0, len(x), 7)
+        export(name, model, x, rows, {
+            "label": model.predict(x[rows]).tolist(),
+            "probabilities": model.predict_proba(x[rows]).tolist(),
+        })
+
+    iris_x, iris_y = load("iris.csv")
+    cancer_x, cancer_y = load("breast_cancer.csv")
+    wine_x, _ = load("wine_data.csv")
+    # Scaler, LinearClassifier, Normalizer and ZipMap: skl2onnx's default output for a pipeline.
+    classifier("iris_logreg", make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)), iris_x, iris_y)
+    # TreeEnsembleClassifier.
+    classifier("cancer_forest", RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0), cancer_x, cancer_y)
+    # LinearRegressor: alcohol from the other wine measurements.
+    regression = LinearRegression().fit(wine_x[:, 1:], wine_x[:, 0])
+    rows = np.arange(0, len(wine_x), 5)
+    export("wine_linear", regression, wine_x[:, 1:], rows, {"variable": regression.predict(wine_x[rows, 1:]).tolist()})
+    # SVMClassifier, which the runtime does not implement: version create must name it.
+    warnings.simplefilter("ignore", FutureWarning)  # SVC's probA_, read by skl2onnx
+    svc = SVC().fit(iris_x, iris_y)
+    export("iris_svc", svc, iris_x, np.arange(0, len(iris_x), 50), {"label": svc.predict(iris_x[::50]).tolist()})
+
+
+def torch(out):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    x, y = load("digits.csv.gz")
+    pixels = torch.tensor(x / 16.0, dtype=torch.float32)
+    labels = torch.tensor(y)
+
+    def train(model, inputs):
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        for _ in range(30):
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(model(inputs), labels)
+            loss.backward()
+            optimizer.step()
+        return model.eval()
+
+    def export(name, model, inputs):
+        rows = torch.arange(0, len(inputs), 37)
+        batch = torch.export.Dim("batch")
+        program = torch.onnx.export(
+            model, (inputs[:2],), input_names=["pixels"], output_names=["logits"],
+            dynamic_shapes=({0: batch},), opset_version=18, dynamo=True,
+        )
+        with torch.no_grad():
+            logits = model(inputs[rows])
+        save(out, name, program.model_proto.SerializeToString(), inputs[rows].tolist(), {"logits": logits.tolist()})
+
+    mlp = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    export("digits_mlp", train(mlp, pixels), pixels)
+    images = pixels.reshape(-1, 1, 8, 8)
+    cnn = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 4 * 4, 10),
+    )
+    export("digits_cnn", train(cnn, images), images)
+
+
+if __name__ == "__main__":
+    {"sklearn": sklearn, "torch": torch}[sys.argv[1]](sys.argv[2])

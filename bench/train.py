@@ -102,7 +102,14 @@ def encode(train_rows, test_rows):
 # ---- one framework per process ------------------------------------------------------------------------
 
 def run_torch(epochs):
-    import numpy as np
+    print_ready = lambda: print(json.dumps({"ready": True}), flush=True)
+    torch_census(epochs, print_ready, report)
+
+
+def torch_census(epochs, on_ready, on_epoch):
+    """Trains the PyTorch Wide & Deep on census (2 threads), calling on_ready() once the data is encoded and the
+    model built, and on_epoch(epoch, accuracy) after each epoch. Returns the model and the encoded test arrays
+    (bench/serve.py exports this model to ONNX)."""
     import torch
     torch.set_num_threads(THREADS)
     torch.manual_seed(42)
@@ -132,7 +139,7 @@ def run_torch(epochs):
     loss_fn = torch.nn.BCEWithLogitsLoss()
     tensors = [torch.from_numpy(a) for a in train]
     test_tensors = [torch.from_numpy(a) for a in test]
-    print(json.dumps({"ready": True}), flush=True)
+    on_ready()
     for epoch in range(1, epochs + 1):
         order = torch.randperm(len(tensors[3]))
         model.train()
@@ -148,7 +155,8 @@ def run_torch(epochs):
         with torch.no_grad():
             logits = model(*test_tensors[:3])
             accuracy = ((logits > 0).float() == test_tensors[3]).float().mean().item()
-        report(epoch, accuracy)
+        on_epoch(epoch, accuracy)
+    return model, test
 
 
 def run_tensorflow(epochs):

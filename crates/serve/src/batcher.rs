@@ -1,8 +1,10 @@
 //! Dynamic batching: the data plane between concurrent predict requests and one loaded model.
 //!
 //! Requests for a version wait in a bounded queue (full: [`BatchError::Overloaded`], HTTP 429).
-//! One dispatcher task takes the oldest request and keeps adding queued ones until the batch holds
-//! `max_batch_size` instances or `max_wait` has passed since the first arrived, then hands the batch
+//! One dispatcher task waits for a free worker, takes the oldest request and keeps adding queued
+//! ones until the batch holds `max_batch_size` instances or `max_wait` has passed (at the default
+//! of zero, the batch is what queued while the workers were busy: batching comes from load and
+//! adds no latency when there is none), then hands the batch
 //! to a pool of at most `workers` blocking threads (the model is CPU-bound; the async runtime never
 //! runs it). One model call serves the whole batch; its outputs are split back per request. When a
 //! batch fails because of one request's instance, each request of the batch is run on its own, so
@@ -22,7 +24,7 @@ use crate::{ModelRuntime, ServeError};
 pub struct BatchConfig {
     /// Most instances in one model call (a larger request runs alone).
     pub max_batch_size: usize,
-    /// Longest a request waits for others to join its batch.
+    /// Longest a batch is held for more requests once a worker is free.
     pub max_wait: Duration,
     /// Most requests waiting; more are refused.
     pub max_queued: usize,
@@ -34,7 +36,7 @@ impl Default for BatchConfig {
     fn default() -> Self {
         Self {
             max_batch_size: 64,
-            max_wait: Duration::from_millis(2),
+            max_wait: Duration::ZERO,
             max_queued: 1024,
             workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         }

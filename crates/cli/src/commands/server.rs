@@ -39,8 +39,9 @@ pub struct ServingArgs {
     /// Most instances one model call serves; concurrent requests are batched up to it.
     #[arg(long, default_value_t = 64)]
     pub max_batch_size: usize,
-    /// Longest a request waits for others to join its batch, in milliseconds.
-    #[arg(long, default_value_t = 2)]
+    /// Longest a batch is held for more requests once a worker is free, in milliseconds. At 0
+    /// (Triton's and TF Serving's default) a batch is what queued while the workers were busy.
+    #[arg(long, default_value_t = 0)]
     pub batch_timeout_ms: u64,
     /// Most requests waiting per version; more are answered 429 RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = 1024)]

@@ -1,7 +1,8 @@
-//! Imported ONNX models against a real server: scikit-learn and PyTorch models trained and
-//! exported by their own frameworks during the test (`tests/onnx/export.py`), served by Kiln and
-//! compared with what the frameworks themselves answered; a model using operators the runtime
-//! lacks fails its version create with them named.
+//! Imported ONNX models against a real server, on both engines (ONNX Runtime from the pip wheel,
+//! and tract with `KILN_ONNX_RUNTIME=tract`): scikit-learn and PyTorch models trained and exported
+//! by their own frameworks during the test (`tests/onnx/export.py`), served by Kiln and compared
+//! with what the frameworks themselves answered; a model using operators its engine lacks fails
+//! its version create with them named.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,12 +47,15 @@ fn expected(model: &Path) -> (Vec<Value>, Value) {
     (instances, saved["expected"].take())
 }
 
-fn start(exports: &Path) -> Server {
+/// The engines: ONNX Runtime (found through `python3`'s `onnxruntime` package) and tract.
+const ENGINES: [&str; 2] = ["onnxruntime", "tract"];
+
+fn start(exports: &Path, engine: &str) -> Server {
     let root = exports.display().to_string();
     Server::start_with_args(
         tempfile::tempdir().unwrap().keep().as_path(),
         &["--insecure-no-auth", "--allow-path", &root],
-        &[],
+        &[("KILN_ONNX_RUNTIME", engine)],
     )
     .0
 }
@@ -108,7 +112,13 @@ fn close_all(got: &Value, want: &Value, tolerance: f64, what: &str) {
 #[test]
 fn scikit_learn_exports_serve_what_scikit_learn_predicts() {
     let exports = exported("sklearn");
-    let server = start(exports);
+    for engine in ENGINES {
+        serve_scikit_learn(exports, engine);
+    }
+}
+
+fn serve_scikit_learn(exports: &Path, engine: &str) {
+    let server = start(exports, engine);
 
     // Classifiers: skl2onnx's defaults (Scaler + LinearClassifier + ZipMap; TreeEnsembleClassifier).
     for (model, framework) in [
@@ -116,7 +126,7 @@ fn scikit_learn_exports_serve_what_scikit_learn_predicts() {
         ("cancer_forest", None),
     ] {
         let operation = create_version(&server, model, &exports.join(model), framework);
-        assert!(operation.get("error").is_none(), "{operation}");
+        assert!(operation.get("error").is_none(), "{engine}: {operation}");
         assert_eq!(operation["response"]["state"], "READY");
         assert_eq!(
             operation["response"]["framework"],
@@ -130,7 +140,7 @@ fn scikit_learn_exports_serve_what_scikit_learn_predicts() {
         for (index, prediction) in predictions.iter().enumerate() {
             assert_eq!(
                 prediction["output_label"], want["label"][index],
-                "{model} #{index}"
+                "{engine}: {model} #{index}"
             );
             let probabilities = want["probabilities"][index].as_array().unwrap();
             for (class, probability) in probabilities.iter().enumerate() {
@@ -138,7 +148,7 @@ fn scikit_learn_exports_serve_what_scikit_learn_predicts() {
                     &prediction["output_probability"][class.to_string()],
                     probability.as_f64().unwrap(),
                     1e-4,
-                    &format!("{model} #{index} P(class {class})"),
+                    &format!("{engine}: {model} #{index} P(class {class})"),
                 );
             }
         }
@@ -172,24 +182,58 @@ fn scikit_learn_exports_serve_what_scikit_learn_predicts() {
         "{message}"
     );
 
-    // An SVC's export uses an operator tract lacks: the create fails and names only that one.
-    let operation = create_version(&server, "iris_svc", &exports.join("iris_svc"), None);
+    // An SVC's export: ONNX Runtime serves it as scikit-learn predicts; tract lacks an operator,
+    // and the create fails naming only that one.
+    let svc = exports.join("iris_svc");
+    let operation = create_version(&server, "iris_svc", &svc, None);
+    if engine == "tract" {
+        let message = operation["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("cannot run: SVMClassifier (ai.onnx.ml).")
+                && !message.contains("ArrayFeatureExtractor"),
+            "{operation}"
+        );
+        let url = server.api("p", "models/iris_svc/versions/v1");
+        let (status, version) = call("GET", &url, None);
+        assert_eq!(status, 200);
+        assert_eq!(version["state"], "FAILED");
+        assert_eq!(version["errorMessage"].as_str(), Some(message));
+    } else {
+        assert!(
+            operation.get("error").is_none(),
+            "{operation} (is the onnxruntime pip package installed for python3?)"
+        );
+        let (instances, want) = expected(&svc);
+        let (status, body) = predict(&server, "iris_svc", &instances);
+        assert_eq!(status, 200, "{body}");
+        for (index, prediction) in body["predictions"].as_array().unwrap().iter().enumerate() {
+            assert_eq!(
+                prediction["output_label"], want["label"][index],
+                "SVC #{index}"
+            );
+        }
+    }
+
+    // An operator of an unknown domain fails on every engine, named.
+    let operation = create_version(&server, "mystery", &exports.join("mystery"), None);
     let message = operation["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        message.contains("cannot run: SVMClassifier (ai.onnx.ml).")
-            && !message.contains("ArrayFeatureExtractor"),
-        "{operation}"
+        message.contains("cannot run: Mystery (com.example)."),
+        "{engine}: {operation}"
     );
-    let (status, version) = call("GET", &server.api("p", "models/iris_svc/versions/v1"), None);
-    assert_eq!(status, 200);
-    assert_eq!(version["state"], "FAILED");
-    assert_eq!(version["errorMessage"].as_str(), Some(message));
 }
 
 #[test]
 fn pytorch_exports_serve_what_pytorch_computes_online_and_in_batch() {
     let exports = exported("torch");
-    let server = start(exports);
+    for engine in ENGINES {
+        serve_pytorch(exports, engine);
+    }
+    batch_predict_pytorch(exports);
+}
+
+fn serve_pytorch(exports: &Path, engine: &str) {
+    let server = start(exports, engine);
     for model in ["digits_mlp", "digits_cnn"] {
         let operation = create_version(&server, model, &exports.join(model), None);
         assert!(operation.get("error").is_none(), "{operation}");
@@ -201,7 +245,7 @@ fn pytorch_exports_serve_what_pytorch_computes_online_and_in_batch() {
                 logits,
                 &want["logits"][index],
                 1e-4,
-                &format!("{model} #{index}"),
+                &format!("{engine}: {model} #{index}"),
             );
         }
     }
@@ -229,8 +273,10 @@ fn pytorch_exports_serve_what_pytorch_computes_online_and_in_batch() {
         1e-4,
         "flat image",
     );
+}
 
-    // Batch prediction with the same runtime: keyed JSON lines, two workers, results joined back.
+/// Batch prediction with the same runtime: keyed JSON lines, two workers, results joined back.
+fn batch_predict_pytorch(exports: &Path) {
     let work = tempfile::tempdir().unwrap();
     let model = exports.join("digits_mlp");
     let (instances, want) = expected(&model);

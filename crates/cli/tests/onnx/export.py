@@ -71,10 +71,19 @@ def sklearn(out):
     regression = LinearRegression().fit(wine_x[:, 1:], wine_x[:, 0])
     rows = np.arange(0, len(wine_x), 5)
     export("wine_linear", regression, wine_x[:, 1:], rows, {"variable": regression.predict(wine_x[rows, 1:]).tolist()})
-    # SVMClassifier, which the runtime does not implement: version create must name it.
+    # SVMClassifier: ONNX Runtime has it, tract does not (version create must name it).
     warnings.simplefilter("ignore", FutureWarning)  # SVC's probA_, read by skl2onnx
     svc = SVC().fit(iris_x, iris_y)
-    export("iris_svc", svc, iris_x, np.arange(0, len(iris_x), 50), {"label": svc.predict(iris_x[::50]).tolist()})
+    svc_rows = np.arange(0, len(iris_x), 10)
+    export("iris_svc", svc, iris_x, svc_rows, {"label": svc.predict(iris_x[svc_rows]).tolist()})
+    # An operator of a domain no engine knows, which every engine must refuse by name.
+    from onnx import TensorProto, helper
+    graph = helper.make_graph(
+        [helper.make_node("Mystery", ["X"], ["Y"], domain="com.example")], "mystery",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 4])])
+    mystery = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    save(out, "mystery", mystery.SerializeToString(), [[1.0, 2.0, 3.0, 4.0]], {})
 
 
 def torch(out):

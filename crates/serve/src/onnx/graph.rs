@@ -28,21 +28,65 @@ pub struct Output {
     pub class_labels: Option<Vec<String>>,
 }
 
-/// Rewrites `model` for the runtime and checks that it can run every remaining operator.
-/// `supported` says whether an operator type of a known domain is in the runtime's table.
+/// A model made ready for an engine.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The outputs, as the response names them.
+    pub outputs: Vec<Output>,
+    /// The inputs, as the graph declares them.
+    pub inputs: Vec<GraphInput>,
+    /// Whether the graph was rewritten (else the file on disk can be given to the engine as is).
+    pub rewritten: bool,
+}
+
+/// A graph input as declared: what instances must fill.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphInput {
+    /// Its name.
+    pub name: String,
+    /// Its element type.
+    pub element: Element,
+    /// Its dimensions, `None` where symbolic or unknown.
+    pub dims: Vec<Option<usize>>,
+}
+
+/// The element types JSON instances can fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Element {
+    F32,
+    F64,
+    I32,
+    I64,
+    Bool,
+    String,
+}
+
+/// Rewrites `model` for its engine and checks that the engine can run every remaining operator.
+/// `tract_ops` is tract's operator table: tract gets the rewrites of what it lacks and the check
+/// against its table. Without it (ONNX Runtime, which has every standard operator) only output
+/// `ZipMap`s are stripped and only operators of unknown domains are refused.
 pub fn prepare(
     model: &mut ModelProto,
-    supported: impl Fn(&str) -> bool,
-) -> Result<Vec<Output>, ServeError> {
+    tract_ops: Option<&dyn Fn(&str) -> bool>,
+) -> Result<Prepared, ServeError> {
     let graph = model
         .graph
         .as_mut()
         .ok_or_else(|| ServeError::Load("model.onnx holds no graph".into()))?;
-    expand_scalers(graph);
-    relabel_binary_tree_classifiers(graph);
+    let before = graph.node.len();
+    if tract_ops.is_some() {
+        expand_scalers(graph);
+        relabel_binary_tree_classifiers(graph);
+    }
     let outputs = strip_output_zipmaps(graph);
+    let rewritten =
+        graph.node.len() != before || outputs.iter().any(|output| output.class_labels.is_some());
     let mut missing = Vec::new();
-    unsupported(graph, &supported, &mut missing);
+    unsupported(
+        graph,
+        &|op| tract_ops.is_none_or(|table| table(op)),
+        &mut missing,
+    );
     if !missing.is_empty() {
         let zipmap_hint = if missing.iter().any(|op| op.starts_with("ZipMap ")) {
             " ZipMap is supported only on a graph output; export with zipmap disabled \
@@ -55,7 +99,69 @@ pub fn prepare(
             missing.join(", ")
         )));
     }
-    Ok(outputs)
+    let inputs = inputs(graph)?;
+    Ok(Prepared {
+        outputs,
+        inputs,
+        rewritten,
+    })
+}
+
+/// The graph's inputs that are not initializers, with their declared types and shapes.
+fn inputs(graph: &GraphProto) -> Result<Vec<GraphInput>, ServeError> {
+    use tensor_proto::DataType;
+    let initialized: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let mut inputs = Vec::new();
+    for input in &graph.input {
+        if initialized.contains(input.name.as_str()) {
+            continue;
+        }
+        let name = &input.name;
+        let Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(tensor)),
+            ..
+        }) = &input.r#type
+        else {
+            return Err(ServeError::Load(format!("input '{name}' is not a tensor")));
+        };
+        let element = match DataType::try_from(tensor.elem_type) {
+            Ok(DataType::Float) => Element::F32,
+            Ok(DataType::Double) => Element::F64,
+            Ok(DataType::Int32) => Element::I32,
+            Ok(DataType::Int64) => Element::I64,
+            Ok(DataType::Bool) => Element::Bool,
+            Ok(DataType::String) => Element::String,
+            other => {
+                return Err(ServeError::Load(format!(
+                    "input '{name}' takes {other:?} tensors, which JSON instances cannot fill"
+                )));
+            }
+        };
+        let shape = tensor.shape.as_ref().ok_or_else(|| {
+            ServeError::Load(format!(
+                "input '{name}' has no shape in the graph; export it with one (a symbolic batch \
+                 dimension first)"
+            ))
+        })?;
+        let dims = shape
+            .dim
+            .iter()
+            .map(|dim| match dim.value {
+                Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(value))
+                    if value > 0 =>
+                {
+                    usize::try_from(value).ok()
+                }
+                _ => None,
+            })
+            .collect();
+        inputs.push(GraphInput {
+            name: name.clone(),
+            element,
+            dims,
+        });
+    }
+    Ok(inputs)
 }
 
 /// Lists, once each and in graph order, the operators of `graph` and its subgraphs that the
@@ -333,7 +439,9 @@ mod tests {
             ],
             &["y"],
         );
-        let error = prepare(&mut proto, runtime_ops).unwrap_err().to_string();
+        let error = prepare(&mut proto, Some(&runtime_ops))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             error,
             "the ONNX model uses operators this Kiln build cannot run: SVMClassifier (ai.onnx.ml), \
@@ -370,9 +478,10 @@ mod tests {
             ],
             &["output_probability"],
         );
-        let outputs = prepare(&mut proto, runtime_ops).unwrap();
+        let prepared = prepare(&mut proto, Some(&runtime_ops)).unwrap();
+        assert!(prepared.rewritten);
         assert_eq!(
-            outputs,
+            prepared.outputs,
             vec![Output {
                 name: "output_probability".into(),
                 class_labels: Some(vec!["0".into(), "1".into()]),
@@ -401,7 +510,7 @@ mod tests {
         });
         let mut proto = model(vec![trees], &["label", "probabilities"]);
         let supported = |op: &str| ["TreeEnsembleClassifier", "ArgMax", "Gather"].contains(&op);
-        prepare(&mut proto, supported).unwrap();
+        prepare(&mut proto, Some(&supported)).unwrap();
         let graph = proto.graph.unwrap();
         let wiring: Vec<(&str, &[String], &[String])> = graph
             .node
@@ -446,7 +555,9 @@ mod tests {
             ],
             &["y"],
         );
-        let error = prepare(&mut proto, runtime_ops).unwrap_err().to_string();
+        let error = prepare(&mut proto, Some(&runtime_ops))
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("ZipMap (ai.onnx.ml)") && error.contains("zipmap"),
             "{error}"

@@ -1,79 +1,80 @@
 //! The runtime for imported ONNX models (`model.onnx`: PyTorch, scikit-learn via skl2onnx, Keras
-//! via tf2onnx, XGBoost via onnxmltools), on `tract-onnx`, a pure-Rust ONNX runtime.
+//! via tf2onnx, XGBoost via onnxmltools), on one of two engines behind [`Engine`]:
 //!
-//! tract was chosen by measurement: it matched ONNX Runtime here (16 µs at batch 1, about
-//! 250k rows/s at batch 512) and needs no native library at run time.
+//! - [`onnxruntime`]: ONNX Runtime, loaded at run time from its shared library when one is found
+//!   (the pip wheel ships it). Chosen by measurement: 2x tract's speed at batch 1 and 4x at
+//!   batch 512 on the census Wide & Deep.
+//! - [`tract`]: `tract-onnx`, pure Rust, when it is not: nothing to install.
 //!
-//! - [`graph`]: the operator check and the rewrites applied before tract parses the graph.
-//! - [`tensors`]: JSON instances to input tensors and output tensors to JSON.
+//! Around them, engine-neutral:
+//! - [`graph`]: the operator check and the rewrites applied before an engine sees the graph.
+//! - [`tensors`]: JSON instances to input arrays and output arrays to JSON.
 //!
 //! A prediction for a model with one output is that output's value for the instance; with
 //! several, an object keyed by output name (scikit-learn classifiers: `output_label` and
 //! `output_probability`, the latter keyed by class as the exported `ZipMap` would).
 
 mod graph;
+mod onnxruntime;
 mod tensors;
+mod tract;
 
 use std::path::Path;
-use std::sync::Arc;
 
+use prost::Message;
 use serde_json::{Map, Value};
-use tract_onnx::prelude::{
-    Framework, InferenceFact, InferenceModelExt, IntoRunnable, TDim, TValue, TVec,
-    TypedRunnableModel,
-};
-use tract_onnx::tract_hir::infer::Factoid;
-use tract_onnx::tract_hir::internal::DimLike;
+use tract_onnx::prelude::Framework;
 
 pub use graph::Output;
-use tensors::{Batch, Input};
+use graph::{Element, GraphInput};
+use tensors::{Array, Batch, Input};
 
 use crate::{ModelRuntime, ServeError};
 
 /// The file an ONNX deployment directory holds.
 pub const MODEL_FILE: &str = "model.onnx";
 
-/// An ONNX model, parsed, checked and optimised once, shared by every worker.
+/// Runs a prepared graph: input arrays in graph order in, output arrays in graph order out.
+trait Engine: Send + Sync + std::fmt::Debug {
+    fn run(&self, inputs: Vec<Array>) -> Result<Vec<Array>, String>;
+}
+
+/// An ONNX model, checked and loaded once, shared by every worker.
 #[derive(Debug)]
 pub struct OnnxRuntime {
-    plan: Arc<TypedRunnableModel>,
+    engine: Box<dyn Engine>,
     inputs: Vec<Input>,
     outputs: Vec<Output>,
 }
 
 impl OnnxRuntime {
-    /// Loads `dir/model.onnx` (external tensor data beside it), refusing a model that uses an
-    /// operator tract lacks with the list of all such operators, then runs one prediction on
-    /// zeros so that a model that cannot run is refused at load time.
+    /// Loads `dir/model.onnx`, refusing a model that uses operators its engine lacks with the
+    /// list of all of them, then runs one prediction on zeros so that a model that cannot run is
+    /// refused at load time.
     pub fn load(dir: &Path) -> Result<Self, ServeError> {
-        let onnx = tract_onnx::onnx();
-        let load = |error: tract_onnx::prelude::TractError| ServeError::Load(format!("{error:#}"));
-        let mut proto = onnx
-            .proto_model_for_path(dir.join(MODEL_FILE))
-            .map_err(load)?;
-        let outputs = graph::prepare(&mut proto, |op| onnx.op_register.0.contains_key(op))?;
-        let parsed = onnx.parse(&proto, dir.to_str()).map_err(load)?;
-        if !parsed.unresolved_inputs.is_empty() {
-            return Err(ServeError::Load(format!(
-                "the graph reads tensors it never defines: {}",
-                parsed.unresolved_inputs.join(", ")
-            )));
-        }
-        let mut model = parsed.model;
-        let mut inputs = Vec::new();
-        for index in 0..model.inputs.len() {
-            let (input, fact) = describe_input(&model, index)?;
-            model.set_input_fact(index, fact).map_err(load)?;
-            inputs.push(input);
-        }
-        let plan = model
-            .into_optimized()
-            .and_then(|optimized| optimized.into_runnable())
-            .map_err(load)?;
+        let path = dir.join(MODEL_FILE);
+        let tract = tract_onnx::onnx();
+        let mut proto = tract
+            .proto_model_for_path(&path)
+            .map_err(|error| ServeError::Load(format!("{error:#}")))?;
+        let (engine, prepared): (Box<dyn Engine>, _) = match onnxruntime::environment() {
+            Some(environment) => {
+                let prepared = graph::prepare(&mut proto, None)?;
+                let rewritten = prepared.rewritten.then(|| proto.encode_to_vec());
+                let engine = onnxruntime::OnnxRuntimeEngine::load(environment, &path, rewritten)?;
+                (Box::new(engine), prepared)
+            }
+            None => {
+                let table = |op: &str| tract.op_register.0.contains_key(op);
+                let prepared = graph::prepare(&mut proto, Some(&table))?;
+                let engine = tract::TractEngine::load(&tract, &proto, dir, &prepared.inputs)?;
+                (Box::new(engine), prepared)
+            }
+        };
         let runtime = Self {
-            plan,
-            inputs,
-            outputs,
+            engine,
+            inputs: prepared.inputs.iter().map(describe).collect(),
+            outputs: prepared.outputs,
         };
         let probe = runtime.probe_instance();
         runtime
@@ -93,9 +94,9 @@ impl OnnxRuntime {
                     .iter()
                     .map(|dim| dim.unwrap_or(1))
                     .product::<usize>();
-                let zero = match input.datum_type {
-                    tract_onnx::prelude::DatumType::String => Value::from(""),
-                    tract_onnx::prelude::DatumType::Bool => Value::from(false),
+                let zero = match input.element {
+                    Element::String => Value::from(""),
+                    Element::Bool => Value::from(false),
                     _ => Value::from(0),
                 };
                 let value = match input.row_shape.is_empty() {
@@ -111,22 +112,22 @@ impl OnnxRuntime {
     /// Runs the model once on `instances` and splits its outputs per instance.
     fn run(&self, instances: &[&Value]) -> Result<Vec<Value>, ServeError> {
         let single = self.inputs.len() == 1;
-        let mut tensors = TVec::new();
+        let mut arrays = Vec::with_capacity(self.inputs.len());
         for input in &self.inputs {
-            let tensor = input
+            let array = input
                 .tensor(instances, single)
                 .map_err(|(index, message)| ServeError::Instance { index, message })?;
-            tensors.push(TValue::from(tensor));
+            arrays.push(array);
         }
         let results = self
-            .plan
-            .run(tensors)
-            .map_err(|error| ServeError::Request(format!("the model failed: {error:#}")))?;
-        let mut per_output = Vec::with_capacity(results.len());
-        for (tensor, output) in results.iter().zip(&self.outputs) {
-            per_output
-                .push(tensors::rows(tensor, instances.len(), output).map_err(ServeError::Request)?);
-        }
+            .engine
+            .run(arrays)
+            .map_err(|error| ServeError::Request(format!("the model failed: {error}")))?;
+        let per_output: Vec<Vec<Value>> = results
+            .iter()
+            .zip(&self.outputs)
+            .map(|(array, output)| tensors::rows(array, instances.len(), output))
+            .collect();
         Ok((0..instances.len())
             .map(|index| match per_output.as_slice() {
                 [only] => only[index].clone(),
@@ -166,59 +167,22 @@ impl ModelRuntime for OnnxRuntime {
     }
 }
 
-/// What input `index` takes per instance, and the fact tract is given for it: unknown
-/// dimensions made symbolic (`N` for the batch), so one optimised plan serves every batch size.
-fn describe_input(
-    model: &tract_onnx::prelude::InferenceModel,
-    index: usize,
-) -> Result<(Input, InferenceFact), ServeError> {
-    let outlet = model.inputs[index];
-    let name = model.node(outlet.node).name.clone();
-    let fact = model
-        .input_fact(index)
-        .map_err(|error| ServeError::Load(format!("input '{name}': {error}")))?;
-    let datum_type = fact.datum_type.concretize().ok_or_else(|| {
-        ServeError::Load(format!("input '{name}' has no element type in the graph"))
-    })?;
-    if !Input::accepts(datum_type) {
-        return Err(ServeError::Load(format!(
-            "input '{name}' takes {datum_type:?} tensors, which JSON instances cannot fill"
-        )));
-    }
-    if fact.shape.is_open() {
-        return Err(ServeError::Load(format!(
-            "input '{name}' has no shape in the graph; export it with one (a symbolic batch \
-             dimension first)"
-        )));
-    }
-    let dims: Vec<Option<TDim>> = fact.shape.dims().map(|dim| dim.concretize()).collect();
-    let symbolic: Vec<TDim> = dims
-        .iter()
-        .enumerate()
-        .map(|(axis, dim)| match dim {
-            Some(dim) => dim.clone(),
-            None if axis == 0 => model.symbols.sym("N").into(),
-            None => model.symbols.sym(&format!("{name}_{axis}")).into(),
-        })
-        .collect();
-    let fixed = |dim: &TDim| dim.to_usize().ok();
-    let batch = match symbolic.first() {
+/// What an input takes per instance: a symbolic first dimension is the batch.
+fn describe(input: &GraphInput) -> Input {
+    let batch = match input.dims.first() {
         None => Batch::Whole,
-        Some(first) => match fixed(first) {
-            None => Batch::Dynamic,
-            Some(1) => Batch::One,
-            Some(_) => Batch::Whole,
-        },
+        Some(None) => Batch::Dynamic,
+        Some(Some(1)) => Batch::One,
+        Some(Some(_)) => Batch::Whole,
     };
-    let row = match batch {
-        Batch::Whole => &symbolic[..],
-        _ => &symbolic[1..],
+    let row_shape = match batch {
+        Batch::Whole => input.dims.clone(),
+        _ => input.dims[1..].to_vec(),
     };
-    let input = Input {
-        name,
-        datum_type,
+    Input {
+        name: input.name.clone(),
+        element: input.element,
         batch,
-        row_shape: row.iter().map(fixed).collect(),
-    };
-    Ok((input, InferenceFact::dt_shape(datum_type, symbolic)))
+        row_shape,
+    }
 }

@@ -1,14 +1,32 @@
 //! JSON instances in, JSON predictions out: the conversions between a request's values and the
-//! tensors of an ONNX model's inputs and outputs.
+//! tensors of an ONNX model's inputs and outputs, as engine-neutral [`Array`]s.
 //!
 //! Dimension 0 of an input is the batch when it is symbolic; the rest is what one instance
 //! holds. An instance may give that as nested lists of the input's shape or flat (raw pixels for
 //! a `[1, 28, 28]` image, a bare number for the `[1]`-shaped columns scikit-learn exports).
 
+use super::graph::{Element, Output};
 use serde_json::{Map, Value};
-use tract_onnx::prelude::{Datum, DatumType, Tensor, TractResult};
 
-use super::graph::Output;
+/// A tensor as plain data, what engines take and give: its shape and its elements, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array {
+    /// The dimensions.
+    pub shape: Vec<usize>,
+    /// The elements.
+    pub data: Data,
+}
+
+/// The elements of an [`Array`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+    Bool(Vec<bool>),
+    String(Vec<String>),
+}
 
 /// How an input's first dimension relates to the instances of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +45,7 @@ pub struct Input {
     /// The graph input's name, the instance key that feeds it.
     pub name: String,
     /// Its element type.
-    pub datum_type: DatumType,
+    pub element: Element,
     /// How its first dimension is used.
     pub batch: Batch,
     /// The shape one instance fills; `None` for a symbolic dimension, set by the first instance.
@@ -35,11 +53,6 @@ pub struct Input {
 }
 
 impl Input {
-    /// The element types an instance's JSON values can be converted to.
-    pub fn accepts(datum_type: DatumType) -> bool {
-        datum_type.is_number() || matches!(datum_type, DatumType::Bool | DatumType::String)
-    }
-
     /// The value `instance` gives this input: its own key of an object, or the whole instance
     /// when the model has a single input.
     fn value_in<'a>(&self, instance: &'a Value, single: bool) -> Result<&'a Value, String> {
@@ -63,7 +76,7 @@ impl Input {
 
     /// Stacks the instances' values for this input into one tensor; an error names the
     /// instance at fault.
-    pub fn tensor(&self, instances: &[&Value], single: bool) -> Result<Tensor, (usize, String)> {
+    pub fn tensor(&self, instances: &[&Value], single: bool) -> Result<Array, (usize, String)> {
         let mut shape: Option<Vec<usize>> = None;
         let mut leaves = Vec::new();
         for (index, instance) in instances.iter().enumerate() {
@@ -144,63 +157,61 @@ impl Input {
     }
 
     /// Builds the tensor from JSON scalars; an error carries the bad scalar's position.
-    fn convert(&self, shape: &[usize], leaves: &[&Value]) -> Result<Tensor, (usize, String)> {
-        let built = match self.datum_type {
-            DatumType::Bool => {
-                let values = scalars(leaves, |value| value.as_bool(), "true or false")
-                    .map_err(|(at, error)| (at, self.named(error)))?;
-                Tensor::from_shape(shape, &values)
-            }
-            DatumType::String => {
-                let values = scalars(
-                    leaves,
-                    |value| match value {
-                        Value::String(text) => Some(text.clone()),
-                        Value::Number(number) => Some(number.to_string()),
-                        _ => None,
-                    },
-                    "strings",
-                )
-                .map_err(|(at, error)| (at, self.named(error)))?;
-                tract_onnx::prelude::tract_ndarray::ArrayD::from_shape_vec(shape, values)
-                    .map(Tensor::from)
-                    .map_err(|error| error.into())
-            }
-            datum_type => {
-                let integral = !datum_type.is_float();
-                let values = scalars(
-                    leaves,
-                    |value| {
-                        value
-                            .as_f64()
-                            .filter(|number| !integral || number.fract() == 0.0)
-                    },
-                    if integral { "integers" } else { "numbers" },
-                )
-                .map_err(|(at, error)| (at, self.named(error)))?;
-                Tensor::from_shape(shape, &values)
-                    .and_then(|tensor| tensor.cast_to_dt(datum_type).map(|cast| cast.into_owned()))
+    fn convert(&self, shape: &[usize], leaves: &[&Value]) -> Result<Array, (usize, String)> {
+        let number = |integral: bool| {
+            move |value: &Value| {
+                value
+                    .as_f64()
+                    .filter(|number| !integral || number.fract() == 0.0)
             }
         };
-        built.map_err(|error| (0, format!("input '{}': {error}", self.name)))
+        let (integers, numbers) = ("integers", "numbers");
+        let data = match self.element {
+            Element::F32 => {
+                Data::F32(self.scalars(leaves, numbers, |v| number(false)(v).map(|n| n as f32))?)
+            }
+            Element::F64 => Data::F64(self.scalars(leaves, numbers, number(false))?),
+            Element::I32 => Data::I32(self.scalars(leaves, integers, |v| {
+                number(true)(v).and_then(|n| i32::try_from(n as i64).ok())
+            })?),
+            Element::I64 => {
+                Data::I64(self.scalars(leaves, integers, |v| number(true)(v).map(|n| n as i64))?)
+            }
+            Element::Bool => Data::Bool(self.scalars(leaves, "true or false", Value::as_bool)?),
+            Element::String => {
+                Data::String(self.scalars(leaves, "strings", |value| match value {
+                    Value::String(text) => Some(text.clone()),
+                    Value::Number(number) => Some(number.to_string()),
+                    _ => None,
+                })?)
+            }
+        };
+        Ok(Array {
+            shape: shape.to_vec(),
+            data,
+        })
     }
 
-    fn named(&self, error: String) -> String {
-        format!("input '{}' takes {error}", self.name)
+    /// Converts every leaf with `convert`, naming the first that does not convert.
+    fn scalars<T>(
+        &self,
+        leaves: &[&Value],
+        what: &str,
+        convert: impl Fn(&Value) -> Option<T>,
+    ) -> Result<Vec<T>, (usize, String)> {
+        leaves
+            .iter()
+            .enumerate()
+            .map(|(at, leaf)| {
+                convert(leaf).ok_or_else(|| {
+                    (
+                        at,
+                        format!("input '{}' takes {what}; got {leaf}", self.name),
+                    )
+                })
+            })
+            .collect()
     }
-}
-
-/// Converts every leaf with `convert`, naming the first that does not convert.
-fn scalars<T>(
-    leaves: &[&Value],
-    convert: impl Fn(&Value) -> Option<T>,
-    what: &str,
-) -> Result<Vec<T>, (usize, String)> {
-    leaves
-        .iter()
-        .enumerate()
-        .map(|(at, leaf)| convert(leaf).ok_or_else(|| (at, format!("{what}; got {leaf}"))))
-        .collect()
 }
 
 /// The shape of nested lists, read down their first elements.
@@ -238,18 +249,19 @@ fn collect_leaves<'a>(
     }
 }
 
-/// Splits an output tensor into one JSON value per instance: along dimension 0 when it holds
-/// `rows` rows, else the whole value for each.
-pub fn rows(tensor: &Tensor, rows: usize, output: &Output) -> Result<Vec<Value>, String> {
-    let shape = tensor.shape();
-    let (row_shape, split) = match shape.split_first() {
+/// Splits an output into one JSON value per instance: along dimension 0 when it holds `rows`
+/// rows, else the whole value for each.
+pub fn rows(array: &Array, rows: usize, output: &Output) -> Vec<Value> {
+    let (row_shape, split) = match array.shape.split_first() {
         Some((&first, rest)) if first == rows => (rest, true),
-        _ => (shape, false),
+        _ => (&array.shape[..], false),
     };
-    let values = flat_json(tensor)?;
+    let values = flat_json(&array.data);
     let size = row_shape.iter().product::<usize>();
     let row = |index: usize| {
-        let slice = &values[index * size..(index + 1) * size];
+        let slice = values
+            .get(index * size..(index + 1) * size)
+            .unwrap_or_default();
         match &output.class_labels {
             Some(labels) if labels.len() == slice.len() => Value::Object(
                 labels
@@ -261,37 +273,29 @@ pub fn rows(tensor: &Tensor, rows: usize, output: &Output) -> Result<Vec<Value>,
             _ => nest(slice, row_shape),
         }
     };
-    Ok(match split {
+    match split {
         true => (0..rows).map(row).collect(),
         false => vec![row(0); rows],
-    })
+    }
 }
 
-/// The tensor's elements as JSON scalars, row-major. Floats print as their own type's shortest
-/// decimal (0.1f32 as 0.1, not 0.10000000149011612).
-fn flat_json(tensor: &Tensor) -> Result<Vec<Value>, String> {
-    fn each<T: Datum>(tensor: &Tensor, json: impl Fn(&T) -> Value) -> TractResult<Vec<Value>> {
-        Ok(tensor
-            .try_as_plain_ram()?
-            .as_slice::<T>()?
+/// The elements as JSON scalars. Floats print as their own type's shortest decimal (0.1f32 as
+/// 0.1, not 0.10000000149011612).
+fn flat_json(data: &Data) -> Vec<Value> {
+    match data {
+        Data::F32(values) => values
             .iter()
-            .map(json)
-            .collect())
+            .map(|value| float(value.to_string().parse().unwrap_or(f64::NAN)))
+            .collect(),
+        Data::F64(values) => values.iter().map(|value| float(*value)).collect(),
+        Data::I32(values) => values.iter().map(|value| Value::from(*value)).collect(),
+        Data::I64(values) => values.iter().map(|value| Value::from(*value)).collect(),
+        Data::Bool(values) => values.iter().map(|value| Value::Bool(*value)).collect(),
+        Data::String(values) => values
+            .iter()
+            .map(|value| Value::from(value.as_str()))
+            .collect(),
     }
-    let converted = match tensor.datum_type() {
-        DatumType::F32 => each(tensor, |value: &f32| {
-            float(value.to_string().parse().unwrap_or(f64::NAN))
-        }),
-        DatumType::Bool => each(tensor, |value: &bool| Value::Bool(*value)),
-        DatumType::String => each(tensor, |value: &String| Value::String(value.clone())),
-        datum_type if datum_type.is_float() => tensor
-            .cast_to::<f64>()
-            .and_then(|cast| each(&cast, |value: &f64| float(*value))),
-        _ => tensor
-            .cast_to::<i64>()
-            .and_then(|cast| each(&cast, |value: &i64| Value::from(*value))),
-    };
-    converted.map_err(|error| format!("output conversion: {error}"))
 }
 
 /// A float as JSON; NaN and infinities, which JSON lacks, become null.
@@ -320,10 +324,10 @@ mod tests {
 
     use super::*;
 
-    fn input(datum_type: DatumType, row_shape: &[Option<usize>]) -> Input {
+    fn input(element: Element, row_shape: &[Option<usize>]) -> Input {
         Input {
             name: "x".into(),
-            datum_type,
+            element,
             batch: Batch::Dynamic,
             row_shape: row_shape.to_vec(),
         }
@@ -331,7 +335,7 @@ mod tests {
 
     #[test]
     fn stacks_nested_flat_and_keyed_instances() {
-        let image = input(DatumType::F32, &[Some(1), Some(2), Some(2)]);
+        let image = input(Element::F32, &[Some(1), Some(2), Some(2)]);
         let instances = [
             json!([[[1, 2], [3, 4]]]),
             json!([5, 6, 7, 8]),
@@ -339,20 +343,16 @@ mod tests {
         ];
         let refs: Vec<&Value> = instances.iter().collect();
         let tensor = image.tensor(&refs, true).unwrap();
-        assert_eq!(tensor.shape(), &[3, 1, 2, 2]);
-        assert_eq!(
-            tensor
-                .try_as_plain_ram()
-                .unwrap()
-                .as_slice::<f32>()
-                .unwrap()[4..8],
-            [5.0, 6.0, 7.0, 8.0]
-        );
+        assert_eq!(tensor.shape, [3, 1, 2, 2]);
+        let Data::F32(values) = tensor.data else {
+            panic!("{tensor:?}")
+        };
+        assert_eq!(values[4..8], [5.0, 6.0, 7.0, 8.0]);
     }
 
     #[test]
     fn names_the_instance_and_the_input_that_do_not_fit() {
-        let vector = input(DatumType::F32, &[Some(3)]);
+        let vector = input(Element::F32, &[Some(3)]);
         let instances = [json!([1, 2, 3]), json!([1, 2])];
         let refs: Vec<&Value> = instances.iter().collect();
         let (index, error) = vector.tensor(&refs, true).unwrap_err();
@@ -362,7 +362,7 @@ mod tests {
             "{error}"
         );
 
-        let counts = input(DatumType::I64, &[None]);
+        let counts = input(Element::I64, &[None]);
         let instances = [json!([1, 2]), json!([3, 4.5])];
         let refs: Vec<&Value> = instances.iter().collect();
         let (index, error) = counts.tensor(&refs, true).unwrap_err();
@@ -383,26 +383,32 @@ mod tests {
 
     #[test]
     fn splits_outputs_per_instance_and_keys_zipmap_probabilities() {
-        let probabilities = Tensor::from_shape(&[2, 2], &[0.25f32, 0.75, 0.1, 0.9]).unwrap();
+        let probabilities = Array {
+            shape: vec![2, 2],
+            data: Data::F32(vec![0.25, 0.75, 0.1, 0.9]),
+        };
         let zipped = Output {
             name: "p".into(),
             class_labels: Some(vec!["no".into(), "yes".into()]),
         };
         assert_eq!(
-            rows(&probabilities, 2, &zipped).unwrap(),
+            rows(&probabilities, 2, &zipped),
             [
                 json!({"no": 0.25, "yes": 0.75}),
                 json!({"no": 0.1, "yes": 0.9})
             ]
         );
-        let labels = Tensor::from_shape(&[2], &[3i64, 1]).unwrap();
+        let labels = Array {
+            shape: vec![2],
+            data: Data::I64(vec![3, 1]),
+        };
         let plain = Output {
             name: "label".into(),
             class_labels: None,
         };
-        assert_eq!(rows(&labels, 2, &plain).unwrap(), [json!(3), json!(1)]);
+        assert_eq!(rows(&labels, 2, &plain), [json!(3), json!(1)]);
         assert_eq!(
-            rows(&probabilities, 2, &plain).unwrap(),
+            rows(&probabilities, 2, &plain),
             [json!([0.25, 0.75]), json!([0.1, 0.9])]
         );
     }

@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""Serving speed (issue 6's benchmark): the census Wide & Deep exported to ONNX, served over loopback HTTP by
+Kiln, MLflow (`mlflow models serve`) and the KServe Python model server, in one run.
+
+The model is bench/train.py's PyTorch Wide & Deep, trained one epoch and exported to ONNX (inputs: 8 categorical
+ids, 12 wide ids, 5 z-scored numerics; output: the probability of >50K). Each server gets the same rows in its own
+request format: Kiln and KServe `{"instances": [{"cat": [...], "wide": [...], "num": [...]}, ...]}`, MLflow
+`{"inputs": {"cat": [[...]], ...}}`. MLflow and KServe run ONNX Runtime inside their Python workers; Kiln runs
+the ONNX file on tract behind its dynamic batcher. `wrk` (one thread) drives each server for `--seconds`:
+
+- req/s, p50 and p99 latency at 1 and at 64 instances per request, and the server's RSS (its processes summed);
+- Kiln's rows/s at 512 instances per request against ONNX Runtime called in-process on batches of 512 (the limit
+  of any HTTP server around that runtime);
+- batch prediction over `--rows` JSON lines (default 1M): `kiln local batch-predict` against a Python script that
+  reads the lines, runs ONNX Runtime on batches of 512 and writes a result line each.
+
+Every server and ONNX Runtime get 2 threads or workers (the machine this targets has 2 cores).
+
+    python3 bench/serve.py            # after `cargo build --release`; needs wrk (apt-get install wrk)
+
+The first run creates bench/.venv-serve (torch for the export, onnxruntime, mlflow, kserve). Prints a table and
+the ratios.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import envs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV = os.path.join(ROOT, "bench", ".venv-serve")
+THREADS = 2
+
+
+def ensure_venv():
+    envs.ensure(VENV, ["onnx", "onnxscript", "onnxruntime", "numpy", "mlflow", "kserve"], torch=True)
+
+
+# ---- the model ------------------------------------------------------------------------------------------
+
+def export(directory):
+    """Trains bench/train.py's PyTorch Wide & Deep one epoch, writes directory/model.onnx; returns test rows."""
+    import torch
+    import train
+    model, test = train.torch_census(1, lambda: None, lambda epoch, accuracy: print(
+        f"PyTorch Wide & Deep: epoch {epoch}, eval accuracy {accuracy:.4f}", file=sys.stderr))
+
+    class Serving(torch.nn.Module):
+        """The trained network with its EmbeddingBag as a gather and a sum (plain ONNX operators)."""
+        def __init__(self):
+            super().__init__()
+            self.net = model
+
+        def forward(self, cat, wide, num):
+            net = self.net
+            deep_in = torch.cat([e(cat[:, i]) for i, e in enumerate(net.embeddings)] + [num], 1)
+            wide_logit = torch.nn.functional.embedding(wide, net.wide.weight).sum(dim=(1, 2))
+            return torch.sigmoid(net.deep(deep_in).squeeze(1) + wide_logit)
+
+    cat, wide, num, _ = (torch.from_numpy(array) for array in test)
+    batch = torch.export.Dim("batch")
+    program = torch.onnx.export(Serving().eval(), (cat[:2], wide[:2], num[:2]), input_names=["cat", "wide", "num"],
+                                output_names=["probability"], dynamic_shapes=({0: batch}, {0: batch}, {0: batch}),
+                                opset_version=18, dynamo=True, verbose=False)
+    os.makedirs(directory, exist_ok=True)
+    program.save(os.path.join(directory, "model.onnx"))
+    return [{"cat": c, "wide": w, "num": n} for c, w, n in zip(test[0].tolist(), test[1].tolist(),
+                                                                test[2].tolist())]
+
+
+# ---- servers ----------------------------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def post(url, body):
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def wait_ready(url, body, process, log, deadline=180):
+    until = time.time() + deadline
+    while time.time() < until:
+        if process.poll() is not None:
+            with open(log) as output:
+                sys.exit(f"the server for {url} exited with {process.returncode}:\n{output.read()[-3000:]}")
+        try:
+            return post(url, body)
+        except OSError:
+            time.sleep(0.5)
+    sys.exit(f"{url} did not answer within {deadline} s")
+
+
+class Server:
+    """A server process, its predict URL and how it wants a list of rows."""
+
+    def __init__(self, name, command, url, body, log, env=None):
+        self.name, self.url, self.body, self.log = name, url, body, log
+        with open(log, "w") as output:
+            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env,
+                                            start_new_session=True)
+
+    def rss_mb(self):
+        """Resident memory of the server and all its descendants."""
+        parents = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    parents[int(pid)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+        tree, total = {self.process.pid}, 0
+        for _ in range(4):
+            tree |= {pid for pid, parent in parents.items() if parent in tree}
+        for pid in tree:
+            try:
+                with open(f"/proc/{pid}/status") as status:
+                    total += int(re.search(r"VmRSS:\s+(\d+)", status.read()).group(1))
+            except (OSError, AttributeError):
+                pass
+        return total / 1024
+
+    def stop(self):
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def kiln_server(kiln, model_dir, work):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1/projects/bench"
+    server = Server("Kiln", [kiln, "server", "--insecure-no-auth", "--bind", f"127.0.0.1:{port}", "--data-dir",
+                             os.path.join(work, "kiln-data"), "--allow-path", model_dir,
+                             "--predict-workers", str(THREADS)],
+                    f"{url}/models/census:predict", lambda rows: {"instances": rows},
+                    os.path.join(work, "kiln.log"))
+    wait_ready(f"{url}/models", {"name": "census"}, server.process, server.log)
+    operation = post(f"{url}/models/census/versions", {"name": "v1", "deploymentUri": f"file://{model_dir}"})
+    while not operation.get("done"):
+        time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/{operation['name']}") as response:
+            operation = json.loads(response.read())
+    if "error" in operation:
+        sys.exit(f"Kiln could not load the model: {operation['error']}")
+    return server
+
+
+def mlflow_server(model_dir, work):
+    import mlflow.onnx
+    import onnx
+    saved = os.path.join(work, "mlflow-model")
+    mlflow.onnx.save_model(onnx.load(os.path.join(model_dir, "model.onnx")), saved)
+    port = free_port()
+    return Server("MLflow", [os.path.join(VENV, "bin", "mlflow"), "models", "serve", "-m", saved, "-h", "127.0.0.1",
+                             "-p", str(port), "--env-manager", "local", "-w", str(THREADS)],
+                  f"http://127.0.0.1:{port}/invocations",
+                  lambda rows: {"inputs": {name: [row[name] for row in rows] for name in ("cat", "wide", "num")}},
+                  os.path.join(work, "mlflow.log"),
+                  # `mlflow models serve` starts uvicorn from PATH.
+                  env={**os.environ, "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ["PATH"]})
+
+
+def kserve_server(model_dir, work):
+    port = free_port()
+    return Server("KServe", [sys.executable, os.path.abspath(__file__), "kserve", model_dir, str(port)],
+                  f"http://127.0.0.1:{port}/v1/models/census:predict", lambda rows: {"instances": rows},
+                  os.path.join(work, "kserve.log"))
+
+
+def run_kserve(model_dir, port):
+    """The KServe Python model server (v1 protocol) with ONNX Runtime: what `kserve.Model` users write."""
+    import kserve
+    import numpy as np
+    import onnxruntime
+
+    class Census(kserve.Model):
+        def __init__(self):
+            super().__init__("census")
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = THREADS
+            self.session = onnxruntime.InferenceSession(os.path.join(model_dir, "model.onnx"), options)
+            self.ready = True
+
+        def predict(self, payload, headers=None):
+            rows = payload["instances"]
+            feeds = {"cat": np.array([row["cat"] for row in rows], dtype=np.int64),
+                     "wide": np.array([row["wide"] for row in rows], dtype=np.int64),
+                     "num": np.array([row["num"] for row in rows], dtype=np.float32)}
+            return {"predictions": self.session.run(None, feeds)[0].tolist()}
+
+    kserve.ModelServer(http_port=int(port), workers=1).start([Census()])
+
+
+# ---- measurements -----------------------------------------------------------------------------------------
+
+def wrk(url, body, connections, seconds, work):
+    """Drives `url` with `body` on `connections` connections; returns (req/s, p50 ms, p99 ms)."""
+    body_file = os.path.join(work, "body.json")
+    with open(body_file, "w") as handle:
+        json.dump(body, handle)
+    script = os.path.join(work, "post.lua")
+    with open(script, "w") as handle:
+        handle.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                     f'wrk.body = io.open("{body_file}"):read("*a")\n')
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url],
+                         capture_output=True, text=True, check=True).stdout
+    failures = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if failures:
+        sys.exit(f"{url}: {failures.group(1)} failed requests\n{out}")
+
+    def millis(percentile):
+        value, unit = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), millis(50), millis(99)
+
+
+def ort_in_process(model_dir, rows, seconds):
+    """Rows/s of ONNX Runtime called directly on batches of len(rows)."""
+    import numpy as np
+    import onnxruntime
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    session = onnxruntime.InferenceSession(os.path.join(model_dir, "model.onnx"), options)
+    feeds = {"cat": np.array([row["cat"] for row in rows], dtype=np.int64),
+             "wide": np.array([row["wide"] for row in rows], dtype=np.int64),
+             "num": np.array([row["num"] for row in rows], dtype=np.float32)}
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        session.run(None, feeds)
+        calls += 1
+    return calls * len(rows) / (time.perf_counter() - started)
+
+
+def ort_batch_script(model_dir, input_path, output_path):
+    """The Python batch prediction script: JSON lines in, ONNX Runtime on batches of 512, a result line each."""
+    import numpy as np
+    import onnxruntime
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    session = onnxruntime.InferenceSession(os.path.join(model_dir, "model.onnx"), options)
+
+    def flush(rows, out):
+        feeds = {"cat": np.array([row["cat"] for row in rows], dtype=np.int64),
+                 "wide": np.array([row["wide"] for row in rows], dtype=np.int64),
+                 "num": np.array([row["num"] for row in rows], dtype=np.float32)}
+        for probability in session.run(None, feeds)[0].tolist():
+            out.write(json.dumps(probability) + "\n")
+
+    with open(input_path) as lines, open(output_path, "w") as out:
+        rows = []
+        for line in lines:
+            rows.append(json.loads(line))
+            if len(rows) == 512:
+                flush(rows, out)
+                rows = []
+        if rows:
+            flush(rows, out)
+
+
+def main():
+    if sys.argv[1:2] == ["kserve"]:
+        ensure_venv()
+        return run_kserve(*sys.argv[2:4])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kiln", default=os.path.join(ROOT, "target", "release", "kiln"))
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    if not os.path.exists(args.kiln):
+        sys.exit(f"{args.kiln} not found: run `cargo build --release` first")
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk")
+    ensure_venv()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    work = tempfile.mkdtemp(prefix="kiln-bench-serve-")
+    model_dir = os.path.join(work, "census-onnx")
+    rows = export(model_dir)
+
+    online = []
+    for make in (lambda: kiln_server(args.kiln, model_dir, work), lambda: mlflow_server(model_dir, work),
+                 lambda: kserve_server(model_dir, work)):
+        server = make()
+        try:
+            first = wait_ready(server.url, server.body(rows[:1]), server.process, server.log)
+            print(f"{server.name} is up; first answer {json.dumps(first)[:80]}", file=sys.stderr)
+            result = {"name": server.name}
+            for size, connections in ((1, 16), (64, 8), (512, 4)):
+                if size == 512 and server.name != "Kiln":
+                    continue
+                print(f"{server.name}: {size} instance(s) per request, {connections} connections, "
+                      f"{args.seconds} s", file=sys.stderr)
+                result[size] = wrk(server.url, server.body(rows[:size]), connections, args.seconds, work)
+            result["rss"] = server.rss_mb()
+            online.append(result)
+        finally:
+            server.stop()
+    ort_rows = ort_in_process(model_dir, rows[:512], args.seconds)
+
+    print(f"writing {args.rows:,} JSON lines for batch prediction...", file=sys.stderr)
+    lines = os.path.join(work, "instances.json")
+    with open(lines, "w") as handle:
+        encoded = [json.dumps(row) for row in rows]
+        for index in range(args.rows):
+            handle.write(encoded[index % len(encoded)] + "\n")
+    started = time.perf_counter()
+    subprocess.run([args.kiln, "local", "batch-predict", "--model-dir", model_dir, "--data-format", "json",
+                    "--input-paths", lines, "--output-path", os.path.join(work, "kiln-out"),
+                    "--max-worker-count", str(THREADS), "--batch-size", "512"],
+                   check=True, stdout=subprocess.DEVNULL)
+    kiln_batch = args.rows / (time.perf_counter() - started)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import serve; "
+                    "serve.ort_batch_script(*sys.argv[2:])", os.path.dirname(os.path.abspath(__file__)),
+                    model_dir, lines, os.path.join(work, "ort-out.json")], check=True)
+    ort_batch = args.rows / (time.perf_counter() - started)
+
+    print(f"\nCensus Wide & Deep (ONNX), loopback HTTP, wrk 1 thread, {args.seconds} s per row, {THREADS} threads "
+          f"per server\n")
+    print(f"| server | req/s, 1 inst | p50 ms | p99 ms | req/s, 64 inst | p50 ms | p99 ms | RSS MB |")
+    print(f"|---|---|---|---|---|---|---|---|")
+    for result in online:
+        one, many = result[1], result[64]
+        print(f"| {result['name']} | {one[0]:,.0f} | {one[1]:.2f} | {one[2]:.2f} | {many[0]:,.0f} | {many[1]:.2f} "
+              f"| {many[2]:.2f} | {result['rss']:.0f} |")
+    kiln, python = online[0], online[1:]
+    for size in (1, 64):
+        best = max(python, key=lambda result: result[size][0])
+        print(f"\n{size} instance(s)/request: Kiln {kiln[size][0] / best[size][0]:.1f}x the req/s of the best "
+              f"Python server ({best['name']}), p99 {kiln[size][2] / best[size][2]:.3f} of its p99")
+    kiln_rows = kiln[512][0] * 512
+    print(f"\n512 instances/request: Kiln {kiln_rows:,.0f} rows/s over HTTP; ONNX Runtime in-process "
+          f"{ort_rows:,.0f} rows/s; ratio {kiln_rows / ort_rows:.2f}")
+    print(f"\nbatch prediction, {args.rows:,} JSON lines: Kiln {kiln_batch:,.0f} rows/s; Python + ONNX Runtime "
+          f"{ort_batch:,.0f} rows/s; ratio {kiln_batch / ort_batch:.1f}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -119,10 +119,50 @@ pub fn wildcard(pattern: &str) -> Result<Option<(&str, &str)>, String> {
     }))
 }
 
-/// One input record: where it came from, and the instance or why it is unusable.
+/// One input record as read: decoding it into an instance is the worker's job, so the one
+/// reader thread only splits files into records.
 struct Record {
-    source: String,
-    instance: Result<Value, String>,
+    source: Source,
+    content: Content,
+}
+
+/// Where a record came from, written to the errors file as `file:line` or `file#record`.
+#[derive(Clone)]
+struct Source {
+    /// The file, shared by its records.
+    file: Arc<str>,
+    /// `:` before a line number, `#` before a TFRecord's number.
+    tag: char,
+    /// The line or record number, from 1.
+    number: usize,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}{}{}", self.file, self.tag, self.number)
+    }
+}
+
+enum Content {
+    Json(String),
+    Csv(String),
+    Example(Vec<u8>),
+    /// Unusable as read, and why.
+    Bad(String),
+}
+
+impl Record {
+    /// The instance, or why there is none.
+    fn instance(self) -> Result<Value, String> {
+        match self.content {
+            Content::Json(line) => {
+                serde_json::from_str(&line).map_err(|error| format!("not a JSON instance: {error}"))
+            }
+            Content::Csv(line) => Ok(Value::String(line)),
+            Content::Example(bytes) => example_instance(&bytes),
+            Content::Bad(message) => Err(message),
+        }
+    }
 }
 
 /// Runs `job` with `runtime`, calling `progress` with a line now and then.
@@ -232,19 +272,25 @@ fn read_file(
 ) -> Result<bool, ServeError> {
     let file = File::open(path)
         .map_err(|error| ServeError::Request(format!("{}: {error}", path.display())))?;
-    let name = path.display().to_string();
+    let file_name: Arc<str> = path.display().to_string().into();
+    let record = |tag, number: usize, content| Record {
+        source: Source {
+            file: Arc::clone(&file_name),
+            tag,
+            number: number + 1,
+        },
+        content,
+    };
     match format {
         InputFormat::JsonLines | InputFormat::Csv => {
             for (number, line) in BufReader::new(file).lines().enumerate() {
-                let source = format!("{name}:{}", number + 1);
-                let instance = match line {
-                    Err(error) => Err(format!("unreadable line: {error}")),
+                let content = match line {
+                    Err(error) => Content::Bad(format!("unreadable line: {error}")),
                     Ok(line) if line.trim().is_empty() => continue,
-                    Ok(line) if format == InputFormat::Csv => Ok(Value::String(line)),
-                    Ok(line) => serde_json::from_str(&line)
-                        .map_err(|error| format!("not a JSON instance: {error}")),
+                    Ok(line) if format == InputFormat::Csv => Content::Csv(line),
+                    Ok(line) => Content::Json(line),
                 };
-                if !on_record(Record { source, instance }) {
+                if !on_record(record(':', number, content)) {
                     return Ok(false);
                 }
             }
@@ -256,23 +302,19 @@ fn read_file(
                 }
                 _ => Box::new(BufReader::new(file)),
             };
-            for (number, record) in kiln_events::record::Records::new(reader).enumerate() {
-                let source = format!("{name}#{}", number + 1);
-                let instance = match record {
+            for (number, bytes) in kiln_events::record::Records::new(reader).enumerate() {
+                match bytes {
                     // A damaged frame ends the file: what follows cannot be found reliably.
                     Err(error) => {
-                        on_record(Record {
-                            source,
-                            instance: Err(format!(
-                                "damaged TFRecord, rest of file skipped: {error}"
-                            )),
-                        });
+                        let message = format!("damaged TFRecord, rest of file skipped: {error}");
+                        on_record(record('#', number, Content::Bad(message)));
                         return Ok(true);
                     }
-                    Ok(bytes) => example_instance(&bytes),
-                };
-                if !on_record(Record { source, instance }) {
-                    return Ok(false);
+                    Ok(bytes) => {
+                        if !on_record(record('#', number, Content::Example(bytes))) {
+                            return Ok(false);
+                        }
+                    }
                 }
             }
         }
@@ -331,44 +373,44 @@ impl Shard {
         batch: Vec<Record>,
     ) -> Result<(u64, u64), ServeError> {
         let mut failed = 0u64;
-        let mut pending = Vec::with_capacity(batch.len());
+        let (mut sources, mut keys, mut instances) = (Vec::new(), Vec::new(), Vec::new());
         for record in batch {
-            match record.instance {
+            let source = record.source.clone();
+            match record.instance() {
                 Ok(mut instance) => {
                     let key = instance
                         .as_object_mut()
                         .and_then(|fields| fields.remove("key"));
-                    pending.push((record.source, key, instance));
+                    sources.push(source);
+                    keys.push(key);
+                    instances.push(instance);
                 }
                 Err(message) => {
-                    self.error(&record.source, &message)?;
+                    self.error(&source, &message)?;
                     failed += 1;
                 }
             }
         }
-        while !pending.is_empty() {
-            let instances: Vec<Value> = pending
-                .iter()
-                .map(|(_, _, instance)| instance.clone())
-                .collect();
+        while !instances.is_empty() {
             match runtime.predict(&instances) {
                 Ok(predictions) => {
-                    for ((_, key, _), prediction) in pending.iter().zip(predictions) {
+                    for (key, prediction) in keys.iter().zip(predictions) {
                         self.result(key.as_ref(), prediction)?;
                     }
-                    let predicted = pending.len() as u64;
-                    return Ok((predicted, failed));
+                    return Ok((instances.len() as u64, failed));
                 }
-                Err(ServeError::Instance { index, message }) if index < pending.len() => {
-                    let (source, _, _) = pending.remove(index);
+                Err(ServeError::Instance { index, message }) if index < instances.len() => {
+                    let source = sources.remove(index);
+                    keys.remove(index);
+                    instances.remove(index);
                     self.error(&source, &message)?;
                     failed += 1;
                 }
                 Err(error) => {
-                    for (source, _, _) in &pending {
+                    for source in &sources {
                         self.error(source, &error.to_string())?;
                     }
-                    return Ok((0, failed + pending.len() as u64));
+                    return Ok((0, failed + instances.len() as u64));
                 }
             }
         }
@@ -389,11 +431,11 @@ impl Shard {
         writeln!(self.results, "{prediction}").map_err(write_error)
     }
 
-    fn error(&mut self, source: &str, message: &str) -> Result<(), ServeError> {
+    fn error(&mut self, source: &Source, message: &str) -> Result<(), ServeError> {
         writeln!(
             self.errors,
             "{}",
-            json!({"input": source, "error": message})
+            json!({"input": source.to_string(), "error": message})
         )
         .map_err(write_error)
     }

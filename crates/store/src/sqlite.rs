@@ -106,7 +106,8 @@ fn insert_error(key: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
     }
 }
 
-/// The one document a query selects, if any.
+/// The one document a query selects, if any. Statements are cached per connection: the predict
+/// path reads the model and version on every request.
 fn fetch_one<T: DeserializeOwned>(
     connection: &Connection,
     sql: &str,
@@ -114,7 +115,8 @@ fn fetch_one<T: DeserializeOwned>(
     key: &str,
 ) -> Result<Option<T>> {
     connection
-        .query_row(sql, parameters, |row| row.get::<_, String>(0))
+        .prepare_cached(sql)
+        .and_then(|mut statement| statement.query_row(parameters, |row| row.get::<_, String>(0)))
         .optional()
         .map_err(database)?
         .map(|body| decode(key, &body))
@@ -127,7 +129,7 @@ fn collect<T: DeserializeOwned>(
     parameters: impl rusqlite::Params,
     key: &str,
 ) -> Result<Vec<T>> {
-    let mut statement = connection.prepare(sql).map_err(database)?;
+    let mut statement = connection.prepare_cached(sql).map_err(database)?;
     let bodies = statement
         .query_map(parameters, |row| row.get::<_, String>(0))
         .map_err(database)?
@@ -281,7 +283,7 @@ impl Store for SqliteStore {
         let transaction = connection.transaction().map_err(database)?;
         let rows: Vec<(String, String)> = {
             let mut statement = transaction
-                .prepare("SELECT name, body FROM versions WHERE project = ?1 AND model = ?2")
+                .prepare_cached("SELECT name, body FROM versions WHERE project = ?1 AND model = ?2")
                 .map_err(database)?;
             statement
                 .query_map(params![project, model], |row| {
@@ -354,7 +356,7 @@ impl Store for SqliteStore {
     fn unfinished_operations(&self) -> Result<Vec<(String, String, Operation)>> {
         let connection = self.lock();
         let mut statement = connection
-            .prepare("SELECT project, id, body FROM operations WHERE done = 0 ORDER BY seq")
+            .prepare_cached("SELECT project, id, body FROM operations WHERE done = 0 ORDER BY seq")
             .map_err(database)?;
         let rows: Vec<(String, String, String)> = statement
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
@@ -471,7 +473,9 @@ impl Store for SqliteStore {
     fn list_trials(&self, project: &str, study: &str) -> Result<Vec<(i64, StudyTrial)>> {
         let connection = self.lock();
         let mut statement = connection
-            .prepare("SELECT id, body FROM trials WHERE project = ?1 AND study = ?2 ORDER BY id")
+            .prepare_cached(
+                "SELECT id, body FROM trials WHERE project = ?1 AND study = ?2 ORDER BY id",
+            )
             .map_err(database)?;
         let rows = statement
             .query_map(params![project, study], |row| {
@@ -511,7 +515,7 @@ impl Store for SqliteStore {
     fn active_jobs(&self) -> Result<Vec<(String, Job)>> {
         let connection = self.lock();
         let mut statement = connection
-            .prepare("SELECT project, body FROM jobs WHERE done = 0 ORDER BY seq")
+            .prepare_cached("SELECT project, body FROM jobs WHERE done = 0 ORDER BY seq")
             .map_err(database)?;
         let rows: Vec<(String, String)> = statement
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -647,7 +651,7 @@ impl Store for SqliteStore {
     fn list_audit(&self, project: Option<&str>) -> Result<Vec<AuditEntry>> {
         let connection = self.lock();
         let mut statement = connection
-            .prepare(
+            .prepare_cached(
                 "SELECT seq, body FROM audit_log WHERE ?1 IS NULL OR project = ?1 ORDER BY seq DESC",
             )
             .map_err(database)?;

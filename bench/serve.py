@@ -77,6 +77,21 @@ def export(directory):
                                                                 test[2].tolist())]
 
 
+def feeds(rows):
+    """ONNX Runtime's inputs for a list of row objects."""
+    import numpy as np
+    return {"cat": np.array([row["cat"] for row in rows], dtype=np.int64),
+            "wide": np.array([row["wide"] for row in rows], dtype=np.int64),
+            "num": np.array([row["num"] for row in rows], dtype=np.float32)}
+
+
+def ort_session(model_dir):
+    import onnxruntime
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = THREADS
+    return onnxruntime.InferenceSession(os.path.join(model_dir, "model.onnx"), options)
+
+
 # ---- servers ----------------------------------------------------------------------------------------------
 
 def free_port():
@@ -187,23 +202,15 @@ def kserve_server(model_dir, work):
 def run_kserve(model_dir, port):
     """The KServe Python model server (v1 protocol) with ONNX Runtime: what `kserve.Model` users write."""
     import kserve
-    import numpy as np
-    import onnxruntime
 
     class Census(kserve.Model):
         def __init__(self):
             super().__init__("census")
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = THREADS
-            self.session = onnxruntime.InferenceSession(os.path.join(model_dir, "model.onnx"), options)
+            self.session = ort_session(model_dir)
             self.ready = True
 
         def predict(self, payload, headers=None):
-            rows = payload["instances"]
-            feeds = {"cat": np.array([row["cat"] for row in rows], dtype=np.int64),
-                     "wide": np.array([row["wide"] for row in rows], dtype=np.int64),
-                     "num": np.array([row["num"] for row in rows], dtype=np.float32)}
-            return {"predictions": self.session.run(None, feeds)[0].tolist()}
+            return {"predictions": self.session.run(None, feeds(payload["instances"]))[0].tolist()}
 
     kserve.ModelServer(http_port=int(port), workers=1).start([Census()])
 
@@ -234,34 +241,20 @@ def wrk(url, body, connections, seconds, work):
 
 def ort_in_process(model_dir, rows, seconds):
     """Rows/s of ONNX Runtime called directly on batches of len(rows)."""
-    import numpy as np
-    import onnxruntime
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    session = onnxruntime.InferenceSession(os.path.join(model_dir, "model.onnx"), options)
-    feeds = {"cat": np.array([row["cat"] for row in rows], dtype=np.int64),
-             "wide": np.array([row["wide"] for row in rows], dtype=np.int64),
-             "num": np.array([row["num"] for row in rows], dtype=np.float32)}
+    session, batch = ort_session(model_dir), feeds(rows)
     calls, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        session.run(None, feeds)
+        session.run(None, batch)
         calls += 1
     return calls * len(rows) / (time.perf_counter() - started)
 
 
 def ort_batch_script(model_dir, input_path, output_path):
     """The Python batch prediction script: JSON lines in, ONNX Runtime on batches of 512, a result line each."""
-    import numpy as np
-    import onnxruntime
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    session = onnxruntime.InferenceSession(os.path.join(model_dir, "model.onnx"), options)
+    session = ort_session(model_dir)
 
     def flush(rows, out):
-        feeds = {"cat": np.array([row["cat"] for row in rows], dtype=np.int64),
-                 "wide": np.array([row["wide"] for row in rows], dtype=np.int64),
-                 "num": np.array([row["num"] for row in rows], dtype=np.float32)}
-        for probability in session.run(None, feeds)[0].tolist():
+        for probability in session.run(None, feeds(rows))[0].tolist():
             out.write(json.dumps(probability) + "\n")
 
     with open(input_path) as lines, open(output_path, "w") as out:

@@ -14,7 +14,8 @@ use kiln_api::{
 };
 use kiln_artifacts::{ArtifactStore, PathPolicy};
 use kiln_serve::batcher::{BatchConfig, BatchError, Batcher};
-use kiln_serve::{DetectedFramework, ModelRuntime, ServeError, explain};
+use kiln_serve::explain::{self, Method};
+use kiln_serve::{DetectedFramework, ModelRuntime, ServeError};
 use kiln_store::Store;
 use serde_json::Value;
 
@@ -38,31 +39,72 @@ pub struct PredictTarget<'a> {
 /// Paths sampled per explanation when the version's `explanationConfig` sets none.
 const DEFAULT_SHAPLEY_PATHS: usize = 10;
 
-/// The number of sampled Shapley paths `version`'s `explanationConfig` asks for.
-fn explanation_paths(version: &Version) -> Result<usize, RegistryError> {
+/// Integral steps when `integratedGradientsAttribution` sets none (Vertex AI's default).
+const DEFAULT_INTEGRAL_STEPS: usize = 50;
+
+/// An attribution method of `explanationConfig`, and the bounds of its one setting.
+struct ExplanationMethod {
+    field: &'static str,
+    /// The setting as errors name it (snake case, from the method).
+    error_field: &'static str,
+    count: &'static str,
+    default: usize,
+    most: usize,
+    make: fn(usize) -> Method,
+}
+
+const EXPLANATION_METHODS: [ExplanationMethod; 2] = [
+    ExplanationMethod {
+        field: "integratedGradientsAttribution",
+        error_field: "integrated_gradients_attribution.num_integral_steps",
+        count: "numIntegralSteps",
+        default: DEFAULT_INTEGRAL_STEPS,
+        most: explain::MAX_STEPS,
+        make: |steps| Method::IntegratedGradients { steps },
+    },
+    ExplanationMethod {
+        field: "sampledShapleyAttribution",
+        error_field: "sampled_shapley_attribution.num_paths",
+        count: "numPaths",
+        default: DEFAULT_SHAPLEY_PATHS,
+        most: explain::MAX_PATHS,
+        make: |paths| Method::SampledShapley { paths },
+    },
+];
+
+/// The attribution method `version`'s `explanationConfig` asks for (sampled Shapley with
+/// `DEFAULT_SHAPLEY_PATHS` paths when it names none).
+fn explanation_method(version: &Version) -> Result<Method, RegistryError> {
     let Some(config) = &version.explanation_config else {
-        return Ok(DEFAULT_SHAPLEY_PATHS);
+        return Ok(Method::SampledShapley {
+            paths: DEFAULT_SHAPLEY_PATHS,
+        });
     };
-    if let Some(method) = ["integratedGradientsAttribution", "xraiAttribution"]
-        .into_iter()
-        .find(|method| config.get(method).is_some())
-    {
-        return Err(RegistryError::InvalidArgument(format!(
-            "Field: explanation_config.{method} Error: not supported by Kiln; use sampledShapleyAttribution"
-        )));
+    if config.get("xraiAttribution").is_some() {
+        return Err(RegistryError::InvalidArgument(
+            "Field: explanation_config.xrai_attribution Error: XRAI explains images; not \
+             supported by Kiln (use sampledShapleyAttribution or integratedGradientsAttribution)"
+                .into(),
+        ));
     }
-    let paths = config
-        .get("sampledShapleyAttribution")
-        .and_then(|method| method.get("numPaths"))
-        .map(int64);
-    match paths {
-        None => Ok(DEFAULT_SHAPLEY_PATHS),
-        Some(Some(paths)) if (1..=explain::MAX_PATHS as u64).contains(&paths) => Ok(paths as usize),
-        Some(_) => Err(RegistryError::InvalidArgument(format!(
-            "Field: explanation_config.sampled_shapley_attribution.num_paths Error: must be between 1 and {}",
-            explain::MAX_PATHS
-        ))),
+    for method in EXPLANATION_METHODS {
+        let Some(settings) = config.get(method.field) else {
+            continue;
+        };
+        return match settings.get(method.count).map(int64) {
+            None => Ok((method.make)(method.default)),
+            Some(Some(value)) if (1..=method.most as u64).contains(&value) => {
+                Ok((method.make)(value as usize))
+            }
+            Some(_) => Err(RegistryError::InvalidArgument(format!(
+                "Field: explanation_config.{} Error: must be between 1 and {}",
+                method.error_field, method.most
+            ))),
+        };
     }
+    Ok(Method::SampledShapley {
+        paths: DEFAULT_SHAPLEY_PATHS,
+    })
 }
 
 /// One series of `/v1/metrics`: name, type, help, and how to read it from a batcher.
@@ -777,20 +819,20 @@ impl Registry {
             .map_err(|error| serving_error(&version, error))
     }
 
-    /// `projects.explain`: sampled Shapley attributions of each instance's named inputs
-    /// (`kiln_serve::explain`), run through the version's batcher like any prediction.
+    /// `projects.explain`: attributions of each instance's named inputs by the version's
+    /// method (`kiln_serve::explain`), run through the version's batcher like any prediction.
     pub async fn explain(
         &self,
         target: PredictTarget<'_>,
         request: PredictRequest,
     ) -> Result<Vec<Value>, RegistryError> {
         let version = self.ready_version(&target).await?;
-        let num_paths = explanation_paths(&version)?;
+        let method = explanation_method(&version)?;
         check_instances(&request)?;
         let server = self.server(&version).await?;
         let mut explanations = Vec::with_capacity(request.instances.len());
         for (index, instance) in request.instances.iter().enumerate() {
-            let plan = explain::plan(instance, num_paths, index as u64).map_err(|message| {
+            let plan = explain::plan(instance, method, index as u64).map_err(|message| {
                 RegistryError::InvalidArgument(format!("instances[{index}]: {message}"))
             })?;
             let predictions = server

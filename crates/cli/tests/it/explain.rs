@@ -1,7 +1,7 @@
-//! `:explain` against a real server: sampled Shapley attributions of a linear regressor trained
-//! here (additive, so its exact Shapley values are known: each feature's marginal effect) and of
-//! the census classifier (attributions sum to its score minus the baseline's), and the requests
-//! it refuses.
+//! `:explain` against a real server: sampled Shapley and integrated-gradients attributions of a
+//! linear regressor trained here (additive, so its exact attributions are known: each feature's
+//! marginal effect), Shapley attributions of the census classifier (they sum to its score minus
+//! the baseline's), and the requests it refuses.
 
 use std::path::Path;
 
@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 
 use crate::support::{Server, call, census_instances, census_model, file_uri, wait_operation};
 
-/// A linear regressor of y = 3a - 2b + 0.5c + noise over 3,000 rows, exported under `dir`.
-fn linear_regressor(dir: &Path) -> std::path::PathBuf {
+/// A regressor (`linear` or `dnn`) of y = 3a - 2b + 0.5c + noise over 3,000 rows, exported
+/// under `dir/algorithm`.
+fn regressor(dir: &Path, algorithm: &str) -> std::path::PathBuf {
     let mut rows = String::new();
     let mut state = 7u64;
     let mut next = || {
@@ -30,10 +31,14 @@ fn linear_regressor(dir: &Path) -> std::path::PathBuf {
         "columns: [y, a, b, c]\nlabel: y\nheader: false\nfeatures:\n  a: {type: numeric}\n  b: {type: numeric}\n  c: {type: numeric}\n",
     )
     .unwrap();
-    let algorithm = kiln_train::Algorithm::find("linear").unwrap();
+    let algorithm = kiln_train::Algorithm::find(algorithm).unwrap();
     let schema = kiln_train::Schema::from_file(&dir.join("schema.yaml")).unwrap();
-    let mut config =
-        kiln_train::TrainConfig::new(algorithm.name, algorithm.kind, schema, dir.join("job"));
+    let mut config = kiln_train::TrainConfig::new(
+        algorithm.name,
+        algorithm.kind,
+        schema,
+        dir.join(algorithm.name),
+    );
     config.train_files = vec![dir.join("train.csv")];
     config.model_type = Some(kiln_train::resolve::ModelType::Regression);
     config.num_epochs = 3;
@@ -89,7 +94,7 @@ fn explain(server: &Server, model: &str, instances: Value) -> (u16, Value) {
 #[test]
 fn explanations_match_known_attributions_and_add_up() {
     let work = tempfile::tempdir().unwrap();
-    let export = linear_regressor(work.path());
+    let export = regressor(work.path(), "linear");
     let data = tempfile::tempdir().unwrap();
     let server = Server::start_serving(data.path(), Some(work.path()), &[]);
     deploy(
@@ -172,6 +177,46 @@ fn explanations_match_known_attributions_and_add_up() {
         *attributions
     );
 
+    // Integrated gradients need a model differentiable in its inputs (the linear model's deciles
+    // are flat): a DNN regressor of the same data, from a zero baseline. The attributions add up,
+    // and as the network learned a nearly linear function each is close to the score's change
+    // when that input alone goes from 0 to its value.
+    let network = regressor(work.path(), "dnn");
+    deploy(
+        &server,
+        "gradients",
+        &network,
+        json!({"integratedGradientsAttribution": {"numIntegralSteps": 50}}),
+    );
+    let (status, answer) = explain(&server, "gradients", json!([instance]));
+    assert_eq!(status, 200, "{answer}");
+    let label = &answer["explanations"][0]["attributions_by_label"][0];
+    let zeros = json!({"a": 0.0, "b": 0.0, "c": 0.0});
+    let baseline = score(&server, "gradients", zeros.clone());
+    let example = score(&server, "gradients", json!({"a": 1.5, "b": -0.7, "c": 1.2}));
+    assert!(
+        (label["baseline_score"].as_f64().unwrap() - baseline).abs() < 1e-5,
+        "{label}"
+    );
+    let mut total = 0.0;
+    for feature in ["a", "b", "c"] {
+        let attribution = label["attributions"][feature].as_f64().unwrap();
+        total += attribution;
+        let mut only = zeros.clone();
+        only[feature] = instance[feature].clone();
+        let alone = score(&server, "gradients", only) - baseline;
+        assert!(
+            (attribution - alone).abs() < 0.15,
+            "{feature}: {attribution} vs {alone}: {label}"
+        );
+    }
+    let change = example - baseline;
+    assert!(
+        (total - change).abs() < 0.02 * change.abs(),
+        "{total} vs {change}: {label}"
+    );
+    assert!(label["approx_error"].as_f64().unwrap() < 0.02, "{label}");
+
     // The census classifier: the positive class's probability, attributed over 13 inputs.
     deploy(&server, "census", census_model(), Value::Null);
     let instances = census_instances();
@@ -210,18 +255,13 @@ fn explanations_match_known_attributions_and_add_up() {
     assert!(answer.to_string().contains("instances[0]"), "{answer}");
     deploy(
         &server,
-        "gradients",
+        "images",
         census_model(),
-        json!({"integratedGradientsAttribution": {"numIntegralSteps": 50}}),
+        json!({"xraiAttribution": {"stepCount": 50}}),
     );
-    let (status, answer) = explain(&server, "gradients", Value::Array(instances.clone()));
+    let (status, answer) = explain(&server, "images", Value::Array(instances.clone()));
     assert_eq!(status, 400, "{answer}");
-    assert!(
-        answer
-            .to_string()
-            .contains("integratedGradientsAttribution"),
-        "{answer}"
-    );
+    assert!(answer.to_string().contains("xrai_attribution"), "{answer}");
     deploy(
         &server,
         "many",

@@ -250,6 +250,60 @@ fn serve_pytorch(exports: &Path, engine: &str) {
         }
     }
 
+    // Integrated gradients of the MLP's top logit over the 64 pixels, from a black image.
+    let body = json!({
+        "name": "v1",
+        "deploymentUri": file_uri(&exports.join("digits_mlp")),
+        "explanationConfig": {"integratedGradientsAttribution": {"numIntegralSteps": 50}},
+    });
+    call(
+        "POST",
+        &server.api("p", "models"),
+        Some(r#"{"name": "explained"}"#),
+    );
+    let url = server.api("p", "models/explained/versions");
+    let (_, operation) = call("POST", &url, Some(&body.to_string()));
+    assert!(
+        wait_operation(&server, "p", &operation)
+            .get("error")
+            .is_none()
+    );
+    let (instances, want) = expected(&exports.join("digits_mlp"));
+    let request = json!({"instances": [{"pixels": instances[0]}]}).to_string();
+    let url = server.api("p", "models/explained:explain");
+    let (status, answer) = call("POST", &url, Some(&request));
+    assert_eq!(status, 200, "{answer}");
+    let label = &answer["explanations"][0]["attributions_by_label"][0];
+    let logits: Vec<f64> = want["logits"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let top = (0..logits.len())
+        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+        .unwrap();
+    assert_eq!(label["label_index"], top, "{engine}: {label}");
+    close(
+        &label["example_score"],
+        logits[top],
+        1e-4,
+        "explained logit",
+    );
+    let pixels = label["attributions"]["pixels"].as_array().unwrap();
+    assert_eq!(pixels.len(), 64);
+    let total: f64 = pixels.iter().map(|v| v.as_f64().unwrap()).sum();
+    let change =
+        label["example_score"].as_f64().unwrap() - label["baseline_score"].as_f64().unwrap();
+    assert!(
+        (total - change).abs() <= 0.05 * change.abs(),
+        "{engine}: {total} vs {change}"
+    );
+    assert!(
+        label["approx_error"].as_f64().unwrap() < 0.05,
+        "{engine}: {label}"
+    );
+
     // Raw pixels: the CNN's [1, 8, 8] images also accepted flat, as 64 values.
     let (instances, want) = expected(&exports.join("digits_cnn"));
     let flat: Vec<Value> = instances

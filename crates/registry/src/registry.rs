@@ -39,6 +39,11 @@ pub struct PredictTarget<'a> {
 /// Paths sampled per explanation when the version's `explanationConfig` sets none.
 const DEFAULT_SHAPLEY_PATHS: usize = 10;
 
+/// The method of a version whose `explanationConfig` names none.
+const DEFAULT_METHOD: Method = Method::SampledShapley {
+    paths: DEFAULT_SHAPLEY_PATHS,
+};
+
 /// Integral steps when `integratedGradientsAttribution` sets none (Vertex AI's default).
 const DEFAULT_INTEGRAL_STEPS: usize = 50;
 
@@ -72,13 +77,11 @@ const EXPLANATION_METHODS: [ExplanationMethod; 2] = [
     },
 ];
 
-/// The attribution method `version`'s `explanationConfig` asks for (sampled Shapley with
-/// `DEFAULT_SHAPLEY_PATHS` paths when it names none).
+/// The attribution method `version`'s `explanationConfig` asks for (`DEFAULT_METHOD` when it
+/// names none).
 fn explanation_method(version: &Version) -> Result<Method, RegistryError> {
     let Some(config) = &version.explanation_config else {
-        return Ok(Method::SampledShapley {
-            paths: DEFAULT_SHAPLEY_PATHS,
-        });
+        return Ok(DEFAULT_METHOD);
     };
     if config.get("xraiAttribution").is_some() {
         return Err(RegistryError::InvalidArgument(
@@ -102,9 +105,7 @@ fn explanation_method(version: &Version) -> Result<Method, RegistryError> {
             ))),
         };
     }
-    Ok(Method::SampledShapley {
-        paths: DEFAULT_SHAPLEY_PATHS,
-    })
+    Ok(DEFAULT_METHOD)
 }
 
 /// One series of `/v1/metrics`: name, type, help, and how to read it from a batcher.

@@ -61,15 +61,17 @@ fn start(exports: &Path, engine: &str) -> Server {
 }
 
 /// Creates model `model` (if new) and version `v1` from `dir`; returns the finished operation.
-fn create_version(server: &Server, model: &str, dir: &Path, framework: Option<&str>) -> Value {
+/// Creates model `model` (if new) and version `v1` from `dir`, with the version fields of
+/// `extra` (`framework`, `explanationConfig`); returns the finished operation.
+fn create_version(server: &Server, model: &str, dir: &Path, extra: Value) -> Value {
     call(
         "POST",
         &server.api("p", "models"),
         Some(&json!({"name": model}).to_string()),
     );
     let mut body = json!({"name": "v1", "deploymentUri": file_uri(dir)});
-    if let Some(framework) = framework {
-        body["framework"] = json!(framework);
+    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+        body.extend(extra);
     }
     let url = server.api("p", &format!("models/{model}/versions"));
     let (status, operation) = call("POST", &url, Some(&body.to_string()));
@@ -125,7 +127,12 @@ fn serve_scikit_learn(exports: &Path, engine: &str) {
         ("iris_logreg", Some("SCIKIT_LEARN")),
         ("cancer_forest", None),
     ] {
-        let operation = create_version(&server, model, &exports.join(model), framework);
+        let operation = create_version(
+            &server,
+            model,
+            &exports.join(model),
+            framework.map_or(json!({}), |framework| json!({ "framework": framework })),
+        );
         assert!(operation.get("error").is_none(), "{engine}: {operation}");
         assert_eq!(operation["response"]["state"], "READY");
         assert_eq!(
@@ -155,7 +162,7 @@ fn serve_scikit_learn(exports: &Path, engine: &str) {
     }
 
     // A regressor, with instances of named inputs as well as bare lists.
-    let operation = create_version(&server, "wine", &exports.join("wine_linear"), None);
+    let operation = create_version(&server, "wine", &exports.join("wine_linear"), json!({}));
     assert!(operation.get("error").is_none(), "{operation}");
     let (instances, want) = expected(&exports.join("wine_linear"));
     let keyed: Vec<Value> = instances.iter().map(|row| json!({"X": row})).collect();
@@ -185,7 +192,7 @@ fn serve_scikit_learn(exports: &Path, engine: &str) {
     // An SVC's export: ONNX Runtime serves it as scikit-learn predicts; tract lacks an operator,
     // and the create fails naming only that one.
     let svc = exports.join("iris_svc");
-    let operation = create_version(&server, "iris_svc", &svc, None);
+    let operation = create_version(&server, "iris_svc", &svc, json!({}));
     if engine == "tract" {
         let message = operation["error"]["message"].as_str().unwrap_or_default();
         assert!(
@@ -215,7 +222,7 @@ fn serve_scikit_learn(exports: &Path, engine: &str) {
     }
 
     // An operator of an unknown domain fails on every engine, named.
-    let operation = create_version(&server, "mystery", &exports.join("mystery"), None);
+    let operation = create_version(&server, "mystery", &exports.join("mystery"), json!({}));
     let message = operation["error"]["message"].as_str().unwrap_or_default();
     assert!(
         message.contains("cannot run: Mystery (com.example)."),
@@ -235,7 +242,7 @@ fn pytorch_exports_serve_what_pytorch_computes_online_and_in_batch() {
 fn serve_pytorch(exports: &Path, engine: &str) {
     let server = start(exports, engine);
     for model in ["digits_mlp", "digits_cnn"] {
-        let operation = create_version(&server, model, &exports.join(model), None);
+        let operation = create_version(&server, model, &exports.join(model), json!({}));
         assert!(operation.get("error").is_none(), "{operation}");
         let (instances, want) = expected(&exports.join(model));
         let (status, body) = predict(&server, model, &instances);
@@ -251,23 +258,10 @@ fn serve_pytorch(exports: &Path, engine: &str) {
     }
 
     // Integrated gradients of the MLP's top logit over the 64 pixels, from a black image.
-    let body = json!({
-        "name": "v1",
-        "deploymentUri": file_uri(&exports.join("digits_mlp")),
-        "explanationConfig": {"integratedGradientsAttribution": {"numIntegralSteps": 50}},
-    });
-    call(
-        "POST",
-        &server.api("p", "models"),
-        Some(r#"{"name": "explained"}"#),
-    );
-    let url = server.api("p", "models/explained/versions");
-    let (_, operation) = call("POST", &url, Some(&body.to_string()));
-    assert!(
-        wait_operation(&server, "p", &operation)
-            .get("error")
-            .is_none()
-    );
+    let explanation = json!({"integratedGradientsAttribution": {"numIntegralSteps": 50}});
+    let config = json!({ "explanationConfig": explanation });
+    let operation = create_version(&server, "explained", &exports.join("digits_mlp"), config);
+    assert!(operation.get("error").is_none(), "{operation}");
     let (instances, want) = expected(&exports.join("digits_mlp"));
     let request = json!({"instances": [{"pixels": instances[0]}]}).to_string();
     let url = server.api("p", "models/explained:explain");

@@ -73,14 +73,13 @@ pub fn prepare(
         .graph
         .as_mut()
         .ok_or_else(|| ServeError::Load("model.onnx holds no graph".into()))?;
-    let before = graph.node.len();
+    let mut rewritten = false;
     if tract_ops.is_some() {
-        expand_scalers(graph);
-        relabel_binary_tree_classifiers(graph);
+        rewritten |= expand_scalers(graph);
+        rewritten |= relabel_binary_tree_classifiers(graph);
     }
-    let outputs = strip_output_zipmaps(graph);
-    let rewritten =
-        graph.node.len() != before || outputs.iter().any(|output| output.class_labels.is_some());
+    let (outputs, stripped) = strip_output_zipmaps(graph);
+    let rewritten = rewritten || stripped;
     let mut missing = Vec::new();
     unsupported(
         graph,
@@ -186,14 +185,31 @@ fn unsupported(graph: &GraphProto, supported: &impl Fn(&str) -> bool, missing: &
     }
 }
 
+/// Rebuilds `graph.node` in order, letting `replace` swap a node for others (it may add
+/// initializers) or hand it back unchanged; returns whether any node was replaced.
+fn replace_nodes(
+    graph: &mut GraphProto,
+    mut replace: impl FnMut(NodeProto, &mut Vec<TensorProto>) -> Result<Vec<NodeProto>, Box<NodeProto>>,
+) -> bool {
+    let mut replaced = false;
+    for node in std::mem::take(&mut graph.node) {
+        match replace(node, &mut graph.initializer) {
+            Ok(nodes) => {
+                replaced = true;
+                graph.node.extend(nodes);
+            }
+            Err(kept) => graph.node.push(*kept),
+        }
+    }
+    replaced
+}
+
 /// Replaces each `Scaler` (ai.onnx.ml: `y = (x - offset) * scale`, as float) with
 /// `Cast`, `Sub` and `Mul` on constant initializers, which the runtime has.
-fn expand_scalers(graph: &mut GraphProto) {
-    let nodes = std::mem::take(&mut graph.node);
-    for node in nodes {
+fn expand_scalers(graph: &mut GraphProto) -> bool {
+    replace_nodes(graph, |node, initializers| {
         if node.op_type != "Scaler" || node.domain != "ai.onnx.ml" || node.input.len() != 1 {
-            graph.node.push(node);
-            continue;
+            return Err(Box::new(node));
         }
         let floats = |name: &str| {
             node.attribute
@@ -207,38 +223,33 @@ fn expand_scalers(graph: &mut GraphProto) {
         let names =
             ["cast", "offset", "centred", "scale"].map(|part| format!("{output}.kiln_{part}"));
         let [cast, offset_name, centred, scale_name] = names;
-        graph.initializer.push(float_vector(&offset_name, offset));
-        graph.initializer.push(float_vector(&scale_name, scale));
+        initializers.push(float_vector(&offset_name, offset));
+        initializers.push(float_vector(&scale_name, scale));
         let mut to_float = unary("Cast", node.input[0].clone(), &cast);
         to_float.attribute = vec![int_attribute("to", tensor_proto::DataType::Float as i64)];
-        graph.node.push(to_float);
-        graph
-            .node
-            .push(binary("Sub", [cast, offset_name], &centred));
-        graph
-            .node
-            .push(binary("Mul", [centred, scale_name], &output));
-    }
+        Ok(vec![
+            to_float,
+            binary("Sub", [cast, offset_name], &centred),
+            binary("Mul", [centred, scale_name], &output),
+        ])
+    })
 }
 
 /// Recomputes the label of each two-class `TreeEnsembleClassifier` as the class of highest
 /// probability (`ArgMax`, then `Gather` from the class labels). tract 0.23 takes the argmax of
 /// the single score column of a binary ensemble, so it always answered the first class
 /// (scikit-learn's binary random forests); the probabilities it gives are right.
-fn relabel_binary_tree_classifiers(graph: &mut GraphProto) {
-    let nodes = std::mem::take(&mut graph.node);
-    for mut node in nodes {
+fn relabel_binary_tree_classifiers(graph: &mut GraphProto) -> bool {
+    replace_nodes(graph, |mut node, initializers| {
         let labels = class_labels(&node);
         let two_classes = labels.as_ref().is_some_and(|labels| labels.len() == 2);
         if node.op_type != "TreeEnsembleClassifier" || node.output.len() != 2 || !two_classes {
-            graph.node.push(node);
-            continue;
+            return Err(Box::new(node));
         }
         let (label, probabilities) = (node.output[0].clone(), node.output[1].clone());
         let [unused, classes, winner] =
             ["unused", "classes", "winner"].map(|part| format!("{label}.kiln_{part}"));
         node.output[0] = unused;
-        graph.node.push(node);
         let mut table = TensorProto {
             name: classes.clone(),
             dims: vec![2],
@@ -255,12 +266,15 @@ fn relabel_binary_tree_classifiers(graph: &mut GraphProto) {
             }
             None => {}
         }
-        graph.initializer.push(table);
+        initializers.push(table);
         let mut argmax = unary("ArgMax", probabilities, &winner);
         argmax.attribute = vec![int_attribute("axis", 1), int_attribute("keepdims", 0)];
-        graph.node.push(argmax);
-        graph.node.push(binary("Gather", [classes, winner], &label));
-    }
+        Ok(vec![
+            node,
+            argmax,
+            binary("Gather", [classes, winner], &label),
+        ])
+    })
 }
 
 /// A classifier's class labels, from `classlabels_int64s` or `classlabels_strings`.
@@ -339,7 +353,7 @@ fn float_vector(name: &str, values: Vec<f32>) -> TensorProto {
 /// Removes each `ZipMap` whose result is a graph output, making its input tensor the output and
 /// remembering the class labels, so the response keys probabilities by class as the `ZipMap`
 /// would. (Its sequence-of-maps result is not a tensor, which the runtime requires.)
-fn strip_output_zipmaps(graph: &mut GraphProto) -> Vec<Output> {
+fn strip_output_zipmaps(graph: &mut GraphProto) -> (Vec<Output>, bool) {
     let mut outputs: Vec<Output> = graph
         .output
         .iter()
@@ -381,7 +395,7 @@ fn strip_output_zipmaps(graph: &mut GraphProto) -> Vec<Output> {
         index += 1;
         !removed.contains(&(index - 1))
     });
-    outputs
+    (outputs, !removed.is_empty())
 }
 
 #[cfg(test)]

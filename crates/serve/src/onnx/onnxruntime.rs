@@ -75,6 +75,8 @@ fn library() -> Option<PathBuf> {
 pub struct OnnxRuntimeEngine {
     environment: &'static Environment,
     model: Model,
+    /// The graph's input names, in order, read once from the first session.
+    inputs: Vec<String>,
     idle: Mutex<Vec<Session>>,
 }
 
@@ -104,12 +106,18 @@ impl OnnxRuntimeEngine {
             Some(bytes) => Model::Bytes(bytes),
             None => Model::File(path.to_path_buf()),
         };
-        let engine = Self {
+        let mut engine = Self {
             environment,
             model,
+            inputs: Vec::new(),
             idle: Mutex::new(Vec::new()),
         };
         let first = engine.session().map_err(ServeError::Load)?;
+        engine.inputs = first
+            .inputs()
+            .iter()
+            .map(|input| input.name().to_string())
+            .collect();
         engine.give_back(first);
         Ok(engine)
     }
@@ -143,18 +151,14 @@ impl OnnxRuntimeEngine {
 
 impl Engine for OnnxRuntimeEngine {
     fn run(&self, inputs: Vec<Array>) -> Result<Vec<Array>, String> {
-        let mut session = self.session()?;
-        let names: Vec<String> = session
-            .inputs()
+        let values = self
+            .inputs
             .iter()
-            .map(|input| input.name().to_string())
-            .collect();
-        let values = names
-            .into_iter()
             .zip(inputs)
-            .map(|(name, array)| Ok((name, value(array)?)))
-            .collect::<Result<Vec<(String, DynValue)>, ort::Error>>()
+            .map(|(name, array)| Ok((name.as_str(), value(array)?)))
+            .collect::<Result<Vec<(&str, DynValue)>, ort::Error>>()
             .map_err(|error| error.to_string())?;
+        let mut session = self.session()?;
         let result = session
             .run(values)
             .map_err(|error| error.to_string())

@@ -84,10 +84,9 @@ impl Input {
                 .value_in(instance, single)
                 .map_err(|error| (index, error))?;
             let row = self
-                .row(value, shape.as_deref())
+                .row(value, shape.as_deref(), &mut leaves)
                 .map_err(|error| (index, error))?;
-            shape.get_or_insert(row.0);
-            leaves.extend(row.1);
+            shape.get_or_insert(row);
         }
         let row_shape = shape.unwrap_or_default();
         let full: Vec<usize> = match self.batch {
@@ -101,16 +100,19 @@ impl Input {
     }
 
     /// Checks one instance's value against the row shape (or against `fixed`, the shape the
-    /// batch's first instance set) and returns the shape it fills and its scalars.
+    /// batch's first instance set), appends its scalars to `leaves` and returns the shape it
+    /// fills.
     fn row<'a>(
         &self,
         value: &'a Value,
         fixed: Option<&[usize]>,
-    ) -> Result<(Vec<usize>, Vec<&'a Value>), String> {
+        leaves: &mut Vec<&'a Value>,
+    ) -> Result<Vec<usize>, String> {
         let given = shape_of(value);
-        let mut leaves = Vec::new();
-        collect_leaves(value, &given, &mut leaves)
+        let start = leaves.len();
+        collect_leaves(value, &given, leaves)
             .map_err(|error| format!("input '{}': {error}", self.name))?;
+        let count = leaves.len() - start;
         let fits = |shape: &[usize]| {
             shape.len() == self.row_shape.len()
                 && shape
@@ -120,16 +122,16 @@ impl Input {
                 && fixed.is_none_or(|fixed| fixed == shape)
         };
         if fits(&given) {
-            return Ok((given, leaves));
+            return Ok(given);
         }
         if let Some(concrete) = self
             .row_shape
             .iter()
             .copied()
             .collect::<Option<Vec<usize>>>()
-            && concrete.iter().product::<usize>() == leaves.len()
+            && concrete.iter().product::<usize>() == count
         {
-            return Ok((concrete, leaves));
+            return Ok(concrete);
         }
         let want: Vec<String> = self
             .row_shape
@@ -152,7 +154,7 @@ impl Input {
             self.name,
             want.join(", "),
             given,
-            leaves.len()
+            count
         ))
     }
 

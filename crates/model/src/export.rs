@@ -17,6 +17,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
@@ -35,81 +38,37 @@ pub const WEIGHTS_FILE: &str = "weights.safetensors";
 
 /// Writes `model` into `dir` (created if needed).
 pub fn save(model: &Model, dir: &Path) -> Result<(), ModelError> {
-    let io = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| ModelError::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut weights = WeightsWriter::default();
     if let Some(wide) = &model.wide {
-        tensors.push(("wide".into(), vec![wide.rows, wide.dim], wide.data.clone()));
+        weights.push("wide", vec![wide.rows, wide.dim], wide.data.clone());
     }
     for (table, column) in model.embeddings.iter().zip(&model.spec.columns.categorical) {
-        tensors.push((
-            format!("embedding/{}", column.name),
+        weights.push(
+            &format!("embedding/{}", column.name),
             vec![table.rows, table.dim],
             table.data.clone(),
-        ));
+        );
     }
     for (index, layer) in model.dense.hidden.iter().enumerate() {
-        push_linear(&mut tensors, &format!("dense/hidden/{index}"), layer);
+        weights.push_linear(&format!("dense/hidden/{index}"), layer);
     }
     if let Some(output) = &model.dense.output {
-        push_linear(&mut tensors, "dense/output", output);
+        weights.push_linear("dense/output", output);
     }
-    push_tensor(&mut tensors, "dense/bias", model.dense.bias.val());
-
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .into_iter()
-        .map(|(name, shape, values)| {
-            let bytes = values
-                .iter()
-                .flat_map(|value| value.to_le_bytes())
-                .collect();
-            (name, shape, bytes)
-        })
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(name, shape, data)| {
-            TensorView::new(Dtype::F32, shape.clone(), data)
-                .map(|view| (name.as_str(), view))
-                .map_err(|error| ModelError::Format(error.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let serialized = safetensors::serialize(views, None)
-        .map_err(|error| ModelError::Format(error.to_string()))?;
-    let weights_path = dir.join(WEIGHTS_FILE);
-    std::fs::write(&weights_path, serialized).map_err(io(&weights_path))?;
-
-    let spec_path = dir.join(EXPORT_FILE);
-    let spec = serde_json::to_vec_pretty(&model.spec)
-        .map_err(|error| ModelError::Format(error.to_string()))?;
-    std::fs::write(&spec_path, spec).map_err(io(&spec_path))
+    weights.push_tensor("dense/bias", model.dense.bias.val());
+    write_export(dir, &model.spec, weights)
 }
 
 /// Reads the model in `dir` onto `device`.
 pub fn load(dir: &Path, device: &Device) -> Result<Model, ModelError> {
-    let spec_path = dir.join(EXPORT_FILE);
-    let spec_bytes = std::fs::read(&spec_path).map_err(|source| ModelError::Io {
-        path: spec_path.display().to_string(),
-        source,
-    })?;
-    let spec: ModelSpec = serde_json::from_slice(&spec_bytes)
-        .map_err(|error| ModelError::Format(format!("{EXPORT_FILE}: {error}")))?;
+    let spec: ModelSpec = read_spec(dir)?;
     if spec.format != FORMAT {
         return Err(ModelError::Format(format!(
             "{EXPORT_FILE} has format {:?}, this Kiln reads {FORMAT:?}",
             spec.format
         )));
     }
-    let weights_path = dir.join(WEIGHTS_FILE);
-    let weights_bytes = std::fs::read(&weights_path).map_err(|source| ModelError::Io {
-        path: weights_path.display().to_string(),
-        source,
-    })?;
-    let weights = Weights::parse(&weights_bytes)?;
-
+    let weights = Weights::read(dir)?;
     let wide = match spec.kind.has_wide() {
         true => Some(weights.table("wide")?),
         false => None,
@@ -131,42 +90,115 @@ pub fn load(dir: &Path, device: &Device) -> Result<Model, ModelError> {
         true => Some(weights.linear("dense/output", device)?),
         false => None,
     };
-    let (bias, _) = weights.get("dense/bias")?;
-    let bias_len = bias.len();
     let dense = Dense {
         hidden,
         output,
-        bias: Param::from_tensor(Tensor::from_data(TensorData::new(bias, [bias_len]), device)),
+        bias: Param::from_tensor(weights.tensor::<1>("dense/bias", device)?),
     };
     Model::from_parts(spec, wide, embeddings, dense, device.clone())
 }
 
-fn push_linear(tensors: &mut Vec<(String, Vec<usize>, Vec<f32>)>, prefix: &str, layer: &Linear) {
-    push_tensor(tensors, &format!("{prefix}/weight"), layer.weight.val());
-    if let Some(bias) = &layer.bias {
-        push_tensor(tensors, &format!("{prefix}/bias"), bias.val());
+/// The `format` tag of the export in `dir`, which says which kind of Kiln model it holds.
+pub fn format_of(dir: &Path) -> Result<String, ModelError> {
+    #[derive(serde::Deserialize)]
+    struct Tagged {
+        format: String,
+    }
+    Ok(read_spec::<Tagged>(dir)?.format)
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError {
+    let path = path.display().to_string();
+    move |source| ModelError::Io { path, source }
+}
+
+/// Reads `kiln_model.json` from `dir`.
+pub(crate) fn read_spec<T: DeserializeOwned>(dir: &Path) -> Result<T, ModelError> {
+    let path = dir.join(EXPORT_FILE);
+    let bytes = std::fs::read(&path).map_err(io_error(&path))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|error| ModelError::Format(format!("{EXPORT_FILE}: {error}")))
+}
+
+/// Writes `spec` as `kiln_model.json` and the weights beside it, creating `dir` if needed.
+pub(crate) fn write_export<T: Serialize>(
+    dir: &Path,
+    spec: &T,
+    weights: WeightsWriter,
+) -> Result<(), ModelError> {
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let weights_path = dir.join(WEIGHTS_FILE);
+    std::fs::write(&weights_path, weights.serialize()?).map_err(io_error(&weights_path))?;
+    let spec_path = dir.join(EXPORT_FILE);
+    let spec =
+        serde_json::to_vec_pretty(spec).map_err(|error| ModelError::Format(error.to_string()))?;
+    std::fs::write(&spec_path, spec).map_err(io_error(&spec_path))
+}
+
+/// Named f32 tensors on their way to a weights file.
+#[derive(Default)]
+pub(crate) struct WeightsWriter {
+    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+impl WeightsWriter {
+    pub(crate) fn push(&mut self, name: &str, shape: Vec<usize>, values: Vec<f32>) {
+        self.tensors.push((name.to_string(), shape, values));
+    }
+
+    pub(crate) fn push_tensor<const D: usize>(&mut self, name: &str, tensor: Tensor<D>) {
+        let shape = tensor.dims().to_vec();
+        let values = tensor
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("model parameters are f32. This is a bug.");
+        self.push(name, shape, values);
+    }
+
+    pub(crate) fn push_linear(&mut self, prefix: &str, layer: &Linear) {
+        self.push_tensor(&format!("{prefix}/weight"), layer.weight.val());
+        if let Some(bias) = &layer.bias {
+            self.push_tensor(&format!("{prefix}/bias"), bias.val());
+        }
+    }
+
+    fn serialize(self) -> Result<Vec<u8>, ModelError> {
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .tensors
+            .into_iter()
+            .map(|(name, shape, values)| {
+                let bytes = values
+                    .iter()
+                    .flat_map(|value| value.to_le_bytes())
+                    .collect();
+                (name, shape, bytes)
+            })
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(name, shape, data)| {
+                TensorView::new(Dtype::F32, shape.clone(), data)
+                    .map(|view| (name.as_str(), view))
+                    .map_err(|error| ModelError::Format(error.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        safetensors::serialize(views, None).map_err(|error| ModelError::Format(error.to_string()))
     }
 }
 
-fn push_tensor<const D: usize>(
-    tensors: &mut Vec<(String, Vec<usize>, Vec<f32>)>,
-    name: &str,
-    tensor: Tensor<D>,
-) {
-    let shape = tensor.dims().to_vec();
-    let values = tensor
-        .into_data()
-        .try_into_vec::<f32>()
-        .expect("model parameters are f32. This is a bug.");
-    tensors.push((name.to_string(), shape, values));
-}
-
 /// The tensors of a weights file, decoded to f32.
-struct Weights {
+pub(crate) struct Weights {
     tensors: HashMap<String, (Vec<f32>, Vec<usize>)>,
 }
 
 impl Weights {
+    /// Reads `weights.safetensors` from `dir`.
+    pub(crate) fn read(dir: &Path) -> Result<Self, ModelError> {
+        let path = dir.join(WEIGHTS_FILE);
+        let bytes = std::fs::read(&path).map_err(io_error(&path))?;
+        Self::parse(&bytes)
+    }
+
     fn parse(bytes: &[u8]) -> Result<Self, ModelError> {
         let format = |error: safetensors::SafeTensorError| {
             ModelError::Format(format!("{WEIGHTS_FILE}: {error}"))
@@ -190,14 +222,14 @@ impl Weights {
         Ok(Self { tensors })
     }
 
-    fn get(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>), ModelError> {
+    pub(crate) fn get(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>), ModelError> {
         self.tensors
             .get(name)
             .cloned()
             .ok_or_else(|| ModelError::Format(format!("{WEIGHTS_FILE} has no tensor {name:?}")))
     }
 
-    fn table(&self, name: &str) -> Result<Table, ModelError> {
+    pub(crate) fn table(&self, name: &str) -> Result<Table, ModelError> {
         match self.get(name)? {
             (data, shape) if shape.len() == 2 => Ok(Table {
                 rows: shape[0],
@@ -210,7 +242,22 @@ impl Weights {
         }
     }
 
-    fn linear(&self, prefix: &str, device: &Device) -> Result<Linear, ModelError> {
+    /// The tensor `name` of rank `D` on `device`.
+    pub(crate) fn tensor<const D: usize>(
+        &self,
+        name: &str,
+        device: &Device,
+    ) -> Result<Tensor<D>, ModelError> {
+        let (values, shape) = self.get(name)?;
+        if shape.len() != D {
+            return Err(ModelError::Format(format!(
+                "{name} has shape {shape:?}, not {D}-D"
+            )));
+        }
+        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+    }
+
+    pub(crate) fn linear(&self, prefix: &str, device: &Device) -> Result<Linear, ModelError> {
         let weight = self.table(&format!("{prefix}/weight"))?;
         let (bias, _) = self.get(&format!("{prefix}/bias"))?;
         if bias.len() != weight.dim {

@@ -9,6 +9,8 @@
 //! - [`spec`]: the model's description (task, labels, columns, network shape, signature).
 //! - [`export`]: the on-disk format (`kiln_model.json` + `weights.safetensors`) and its loader.
 //! - [`predict`]: batch inference on raw examples, producing TensorFlow-canned-estimator outputs.
+//! - [`sequential`]: Keras-style Sequential models (Dense, Conv2D, Embedding, ...) over images,
+//!   text or vectors, with their preprocessing (pixel scale, tokenizer) saved alongside.
 //!
 //! Training (`kiln-train`) and serving (`kiln-serve`) both build on this crate, so a model is
 //! transformed and evaluated by exactly one piece of code in both places: no train/serve skew.
@@ -17,11 +19,12 @@ pub mod columns;
 pub mod export;
 pub mod network;
 pub mod predict;
+pub mod sequential;
 pub mod spec;
 pub mod table;
 
 pub use columns::{Columns, Encoded, RawValue};
-pub use export::{EXPORT_FILE, WEIGHTS_FILE, load, save};
+pub use export::{EXPORT_FILE, WEIGHTS_FILE, format_of, load, save};
 pub use network::{Model, forward, gather};
 pub use predict::{Prediction, predict};
 pub use spec::{ModelKind, ModelSpec, Task};

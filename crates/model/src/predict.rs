@@ -1,5 +1,6 @@
 //! Batch inference: encoded examples in, one [`Prediction`] per example out.
 
+use burn::Tensor;
 use burn::tensor::activation::{sigmoid, softmax};
 
 use crate::columns::Encoded;
@@ -44,16 +45,20 @@ pub fn predict(model: &Model, batch: &[Encoded]) -> Vec<Prediction> {
         return Vec::new();
     }
     let logits = forward(&model.dense, &model.leaves(batch));
-    let n_outputs = model.spec.n_outputs();
+    from_logits(model.spec.task, &model.spec.label_vocabulary, logits)
+}
+
+/// The predictions a task makes from a batch's logits `[batch, n_outputs]`; `vocabulary` names
+/// the classes.
+pub fn from_logits(task: Task, vocabulary: &[String], logits: Tensor<2>) -> Vec<Prediction> {
+    let [_, n_outputs] = logits.dims();
     let class_name = |id: usize| {
-        model
-            .spec
-            .label_vocabulary
+        vocabulary
             .get(id)
             .cloned()
             .unwrap_or_else(|| id.to_string())
     };
-    match model.spec.task {
+    match task {
         Task::Regression => values(logits)
             .into_iter()
             .map(|value| Prediction::Regression { value })

@@ -104,6 +104,8 @@ pub struct LocalExecutor;
 struct LocalReplica {
     child: tokio::process::Child,
     pgid: u32,
+    /// The tasks copying the replica's output into the job log.
+    pumps: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Replica for LocalReplica {
@@ -125,6 +127,12 @@ impl Replica for LocalReplica {
             };
             // Children the replica left behind go with it.
             signal_group(self.pgid, libc::SIGKILL);
+            // The exit is reported once the replica's last lines are in the log, so a failure
+            // message quotes them. The bound covers a descendant that escaped the group and
+            // still holds the pipes.
+            for pump in self.pumps.drain(..) {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), pump).await;
+            }
             report
         })
     }
@@ -141,18 +149,19 @@ fn signal_group(pgid: u32, signal: i32) {
     }
 }
 
+/// Copies a replica's output stream into the job log, line by line.
 fn pump(
     reader: impl AsyncRead + Unpin + Send + 'static,
     log: JobLog,
     task_name: String,
     severity: &'static str,
-) {
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(reader).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             log.append(&task_name, severity, &line);
         }
-    });
+    })
 }
 
 impl Executor for LocalExecutor {
@@ -180,13 +189,14 @@ impl Executor for LocalExecutor {
             ))
         })?;
         let pgid = child.id().unwrap_or_default();
+        let mut pumps = Vec::new();
         if let Some(stdout) = child.stdout.take() {
-            pump(stdout, log.clone(), spec.task_name.clone(), "INFO");
+            pumps.push(pump(stdout, log.clone(), spec.task_name.clone(), "INFO"));
         }
         if let Some(stderr) = child.stderr.take() {
-            pump(stderr, log, spec.task_name.clone(), "ERROR");
+            pumps.push(pump(stderr, log, spec.task_name.clone(), "ERROR"));
         }
-        Ok(Box::new(LocalReplica { child, pgid }))
+        Ok(Box::new(LocalReplica { child, pgid, pumps }))
     }
 
     fn terminate(&self, id: u32) {

@@ -87,10 +87,15 @@ pub fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
             }),
             Ok(_) => Err(problems),
             Err(_) => {
+                let known: Vec<&str> = kiln_train::algorithm::ALGORITHMS
+                    .iter()
+                    .map(|algorithm| algorithm.name)
+                    .collect();
                 problems.push(format!(
-                    "Field: training_input.master_config.image_uri Error: {:?} is not a built-in algorithm (wide_deep, \
-                     linear, dnn) and Kiln runs no container engine: set masterConfig.containerCommand to the command to run",
-                    master.image_uri
+                    "Field: training_input.master_config.image_uri Error: {:?} is not a built-in algorithm ({}) \
+                     and Kiln runs no container engine: set masterConfig.containerCommand to the command to run",
+                    master.image_uri,
+                    known.join(", ")
                 ));
                 Err(problems)
             }

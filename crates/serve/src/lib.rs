@@ -65,7 +65,7 @@ pub trait ModelRuntime: Send + Sync + 'static {
 /// Loads the model in `dir`, whose framework `detect` found.
 pub fn load(dir: &Path, framework: DetectedFramework) -> Result<Arc<dyn ModelRuntime>, ServeError> {
     match framework {
-        DetectedFramework::Kiln => Ok(Arc::new(native::NativeRuntime::load(dir)?)),
+        DetectedFramework::Kiln => native::load(dir),
         DetectedFramework::Onnx => Ok(Arc::new(onnx::OnnxRuntime::load(dir)?)),
         DetectedFramework::TensorFlow
         | DetectedFramework::ScikitLearn

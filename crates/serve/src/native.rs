@@ -1,13 +1,25 @@
-//! The runtime for Kiln's own exports.
+//! The runtimes for Kiln's own exports: feature-column models and Sequential models, told apart
+//! by the format tag of `kiln_model.json`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use burn::tensor::Device;
+use kiln_model::sequential::{SEQUENTIAL_FORMAT, SequentialModel};
 use kiln_model::{Model, Prediction};
 use serde_json::{Value, json};
 
 use crate::instances::decode;
 use crate::{ModelRuntime, ServeError};
+
+/// Loads the Kiln export in `dir` with the runtime its format needs.
+pub fn load(dir: &Path) -> Result<Arc<dyn ModelRuntime>, ServeError> {
+    let format = kiln_model::format_of(dir).map_err(|error| ServeError::Load(error.to_string()))?;
+    match format == SEQUENTIAL_FORMAT {
+        true => Ok(Arc::new(SequentialRuntime::load(dir)?)),
+        false => Ok(Arc::new(NativeRuntime::load(dir)?)),
+    }
+}
 
 /// A Kiln model loaded on burn's CPU backend.
 #[derive(Debug)]
@@ -48,6 +60,42 @@ impl ModelRuntime for NativeRuntime {
             encoded.push(example);
         }
         Ok(kiln_model::predict(&self.model, &encoded)
+            .iter()
+            .map(to_json)
+            .collect())
+    }
+}
+
+/// A Sequential model: instances are raw pixels, raw text or numbers, preprocessed as in
+/// training by the spec's input.
+#[derive(Debug)]
+pub struct SequentialRuntime {
+    model: SequentialModel,
+}
+
+impl SequentialRuntime {
+    /// Loads the export in `dir` and runs it once on zeros, so a model that loads but cannot run
+    /// is refused at load time.
+    pub fn load(dir: &Path) -> Result<Self, ServeError> {
+        let model = SequentialModel::load(dir, &Device::flex())
+            .map_err(|error| ServeError::Load(error.to_string()))?;
+        let _ = model.predict(vec![0.0; model.spec.input.width()], 1);
+        Ok(Self { model })
+    }
+}
+
+impl ModelRuntime for SequentialRuntime {
+    fn predict(&self, instances: &[Value]) -> Result<Vec<Value>, ServeError> {
+        let input = &self.model.spec.input;
+        let mut values = Vec::with_capacity(instances.len() * input.width());
+        for (index, instance) in instances.iter().enumerate() {
+            input
+                .encode_json(instance, &mut values)
+                .map_err(|message| ServeError::Instance { index, message })?;
+        }
+        Ok(self
+            .model
+            .predict(values, instances.len())
             .iter()
             .map(to_json)
             .collect())

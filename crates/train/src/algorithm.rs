@@ -13,15 +13,26 @@ use kiln_model::ModelKind;
 use crate::TrainError;
 use crate::resolve::ModelType;
 use crate::schema::Schema;
-use crate::trainer::{EarlyStopping, TrainConfig};
+use crate::sequential::data::Source;
+use crate::sequential::{Definition, SequentialConfig};
+use crate::trainer::{EarlyStopping, TrainConfig, TrainOutcome};
+
+/// What an algorithm trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// A linear, DNN or Wide & Deep network over feature columns of tabular data.
+    Columns(ModelKind),
+    /// A Sequential model from a definition file, over images, text or vectors.
+    Sequential,
+}
 
 /// A built-in algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Algorithm {
     /// Canonical name.
     pub name: &'static str,
-    /// Network it trains.
-    pub kind: ModelKind,
+    /// What it trains.
+    pub family: Family,
     /// Other names that select it (image URIs of ML Engine's built-in algorithms).
     pub aliases: &'static [&'static str],
 }
@@ -30,7 +41,7 @@ pub struct Algorithm {
 pub const ALGORITHMS: &[Algorithm] = &[
     Algorithm {
         name: "wide_deep",
-        kind: ModelKind::WideDeep,
+        family: Family::Columns(ModelKind::WideDeep),
         aliases: &[
             "wide_and_deep",
             "gcr.io/cloud-ml-algos/wide_deep_learner_cpu",
@@ -39,7 +50,7 @@ pub const ALGORITHMS: &[Algorithm] = &[
     },
     Algorithm {
         name: "linear",
-        kind: ModelKind::Linear,
+        family: Family::Columns(ModelKind::Linear),
         aliases: &[
             "linear_learner",
             "gcr.io/cloud-ml-algos/linear_learner_cpu",
@@ -48,12 +59,25 @@ pub const ALGORITHMS: &[Algorithm] = &[
     },
     Algorithm {
         name: "dnn",
-        kind: ModelKind::Dnn,
+        family: Family::Columns(ModelKind::Dnn),
         aliases: &["deep"],
+    },
+    Algorithm {
+        name: "sequential",
+        family: Family::Sequential,
+        aliases: &["keras_sequential"],
     },
 ];
 
 impl Algorithm {
+    /// The network of a feature-column algorithm; `None` for the others.
+    pub fn columns_kind(&self) -> Option<ModelKind> {
+        match self.family {
+            Family::Columns(kind) => Some(kind),
+            Family::Sequential => None,
+        }
+    }
+
     /// Finds an algorithm by name, alias or image URI (`kiln/` prefixes and `:tag`s are ignored).
     pub fn find(name: &str) -> Result<Algorithm, TrainError> {
         let bare = name.strip_prefix("kiln/").unwrap_or(name);
@@ -123,30 +147,44 @@ impl TrainArgs {
         }
     }
 
-    /// Builds a training configuration for `algorithm`; unknown arguments are an error that names them.
+    /// Trains `algorithm` with these arguments, calling `log` with progress lines.
+    pub fn run(
+        self,
+        algorithm: Algorithm,
+        default_job_dir: Option<PathBuf>,
+        metric_file: Option<PathBuf>,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<TrainOutcome, TrainError> {
+        match algorithm.family {
+            Family::Columns(_) => {
+                let mut config = self.into_config(algorithm, default_job_dir)?;
+                config.metric_file = metric_file;
+                crate::trainer::train(&config, log)
+            }
+            Family::Sequential => {
+                let mut config = self.into_sequential_config(default_job_dir)?;
+                config.metric_file = metric_file;
+                crate::sequential::train(&config, log)
+            }
+        }
+    }
+
+    /// Builds a training configuration for a feature-column `algorithm`; unknown arguments are
+    /// an error that names them.
     pub fn into_config(
         mut self,
         algorithm: Algorithm,
         default_job_dir: Option<PathBuf>,
     ) -> Result<TrainConfig, TrainError> {
-        let files = |value: Option<String>| -> Vec<PathBuf> {
-            value
-                .map(|value| {
-                    value
-                        .split(',')
-                        .filter(|part| !part.is_empty())
-                        .map(PathBuf::from)
-                        .collect()
-                })
-                .unwrap_or_default()
+        let Some(kind) = algorithm.columns_kind() else {
+            return Err(TrainError::Config(format!(
+                "{} does not train over feature columns",
+                algorithm.name
+            )));
         };
         let train_files = files(self.take(&["training_data_path", "train_files"]));
         let eval_files = files(self.take(&["validation_data_path", "eval_files"]));
-        let job_dir = self
-            .take(&["job_dir"])
-            .map(PathBuf::from)
-            .or(default_job_dir)
-            .ok_or_else(|| TrainError::Config("--job-dir is required".into()))?;
+        let common = self.common(default_job_dir)?;
         let header = match self.take(&["header"]) {
             None => None,
             Some(value) => Some(value.parse::<bool>().map_err(|_| {
@@ -175,7 +213,7 @@ impl TrainArgs {
                 schema
             }
         };
-        let mut config = TrainConfig::new(algorithm.name, algorithm.kind, schema, job_dir);
+        let mut config = TrainConfig::new(algorithm.name, kind, schema, common.job_dir);
         config.train_files = train_files;
         config.eval_files = eval_files;
         config.model_type = match self.take(&["model_type"]).as_deref() {
@@ -200,30 +238,115 @@ impl TrainArgs {
                     ))
                 })?;
         }
-        if let Some(value) = self.number(&["batch_size", "train_batch_size"])? {
-            config.batch_size = value;
-        }
-        let num_epochs = self.number(&["num_epochs"])?;
-        config.max_steps = self.number(&["max_steps", "train_steps"])?;
-        // With only --max_steps, the step count ends training: epochs run without limit.
-        match (num_epochs, config.max_steps) {
-            (Some(epochs), _) => config.num_epochs = epochs,
-            (None, Some(_)) => config.num_epochs = usize::MAX,
-            (None, None) => {}
-        }
-        if let Some(value) = self.number(&["learning_rate"])? {
-            config.learning_rate = value;
-        }
+        config.batch_size = common.batch_size.unwrap_or(config.batch_size);
+        config.num_epochs = common.num_epochs.unwrap_or(config.num_epochs);
+        config.max_steps = common.max_steps;
+        config.learning_rate = common.learning_rate.unwrap_or(config.learning_rate);
         if let Some(value) = self.number(&["linear_learning_rate"])? {
             config.linear_learning_rate = value;
         }
-        if let Some(value) = self.number(&["seed"])? {
-            config.seed = value;
+        config.seed = common.seed.unwrap_or(config.seed);
+        config.log_every = common.log_every.unwrap_or(config.log_every);
+        config.resume = common.resume;
+        config.early_stopping = common.early_stopping;
+        self.finish(algorithm)?;
+        Ok(config)
+    }
+
+    /// Builds the configuration of the `sequential` algorithm: `--model_definition` names the
+    /// definition file; IDX data takes its labels from `--training_labels_path` and
+    /// `--validation_labels_path`.
+    pub fn into_sequential_config(
+        mut self,
+        default_job_dir: Option<PathBuf>,
+    ) -> Result<SequentialConfig, TrainError> {
+        let definition = self.take(&["model_definition", "model"]).ok_or_else(|| {
+            TrainError::Config("--model_definition (a JSON or YAML file) is required".into())
+        })?;
+        let definition = Definition::from_file(&PathBuf::from(definition))?;
+        let label_column = self.number(&["label_column"])?.unwrap_or(0);
+        let label_field = self
+            .take(&["label_field"])
+            .unwrap_or_else(|| "label".into());
+        let input_field = self.take(&["input_field"]).unwrap_or_else(|| {
+            match definition.input {
+                kiln_model::sequential::InputSpec::Text { .. } => "text",
+                _ => "input",
+            }
+            .into()
+        });
+        let source = |files: Vec<PathBuf>, label_files: Vec<PathBuf>| Source {
+            files,
+            label_files,
+            label_column,
+            label_field: label_field.clone(),
+            input_field: input_field.clone(),
+        };
+        let train = source(
+            files(self.take(&["training_data_path", "train_files"])),
+            files(self.take(&["training_labels_path"])),
+        );
+        if train.files.is_empty() {
+            return Err(TrainError::Config(
+                "no training files (--training_data_path / --train-files)".into(),
+            ));
         }
-        if let Some(value) = self.number(&["log_every", "log_every_steps"])? {
-            config.log_every = value;
+        let eval_files = files(self.take(&["validation_data_path", "eval_files"]));
+        let eval_labels = files(self.take(&["validation_labels_path"]));
+        let eval = (!eval_files.is_empty()).then(|| source(eval_files, eval_labels));
+        let classes = self
+            .take(&["classes"])
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|class| !class.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let common = self.common(default_job_dir)?;
+        let mut definition = definition;
+        if let Some(rate) = common.learning_rate {
+            definition.optimizer.set_learning_rate(rate);
         }
-        config.resume = match self.take(&["resume"]).as_deref() {
+        let config = SequentialConfig {
+            definition,
+            train,
+            eval,
+            classes,
+            batch_size: common.batch_size.unwrap_or(32),
+            num_epochs: common.num_epochs.unwrap_or(5),
+            max_steps: common.max_steps,
+            seed: common.seed.unwrap_or(42),
+            job_dir: common.job_dir,
+            log_every: common.log_every.unwrap_or(100),
+            metric_file: None,
+            early_stopping: common.early_stopping,
+            resume: common.resume,
+        };
+        self.finish(Algorithm::find("sequential")?)?;
+        Ok(config)
+    }
+
+    /// The arguments every algorithm takes.
+    fn common(&mut self, default_job_dir: Option<PathBuf>) -> Result<Common, TrainError> {
+        let job_dir = self
+            .take(&["job_dir"])
+            .map(PathBuf::from)
+            .or(default_job_dir)
+            .ok_or_else(|| TrainError::Config("--job-dir is required".into()))?;
+        let batch_size = self.number(&["batch_size", "train_batch_size"])?;
+        let max_steps = self.number(&["max_steps", "train_steps"])?;
+        // With only --max_steps, the step count ends training: epochs run without limit.
+        let num_epochs = match (self.number(&["num_epochs"])?, max_steps) {
+            (Some(epochs), _) => Some(epochs),
+            (None, Some(_)) => Some(usize::MAX),
+            (None, None) => None,
+        };
+        let learning_rate = self.number(&["learning_rate"])?;
+        let seed = self.number(&["seed"])?;
+        let log_every = self.number(&["log_every", "log_every_steps"])?;
+        let resume = match self.take(&["resume"]).as_deref() {
             None | Some("false") => false,
             Some("true") | Some("") => true,
             Some(other) => {
@@ -234,7 +357,7 @@ impl TrainArgs {
         };
         let patience = self.number(&["early_stopping_patience"])?;
         let min_delta = self.number(&["early_stopping_min_delta"])?;
-        config.early_stopping = match self.take(&["early_stopping_metric"]) {
+        let early_stopping = match self.take(&["early_stopping_metric"]) {
             Some(metric) => Some(EarlyStopping {
                 metric,
                 patience: patience.unwrap_or(2).max(1),
@@ -247,20 +370,61 @@ impl TrainArgs {
             }
             None => None,
         };
-        if !self.pairs.is_empty() {
-            let unknown: Vec<String> = self
-                .pairs
-                .iter()
-                .map(|(name, _)| format!("--{name}"))
-                .collect();
-            return Err(TrainError::Config(format!(
-                "unknown arguments for {}: {}",
-                algorithm.name,
-                unknown.join(", ")
-            )));
-        }
-        Ok(config)
+        Ok(Common {
+            job_dir,
+            batch_size,
+            num_epochs,
+            max_steps,
+            learning_rate,
+            seed,
+            log_every,
+            resume,
+            early_stopping,
+        })
     }
+
+    /// Fails with the names of the arguments nothing took.
+    fn finish(self, algorithm: Algorithm) -> Result<(), TrainError> {
+        if self.pairs.is_empty() {
+            return Ok(());
+        }
+        let unknown: Vec<String> = self
+            .pairs
+            .iter()
+            .map(|(name, _)| format!("--{name}"))
+            .collect();
+        Err(TrainError::Config(format!(
+            "unknown arguments for {}: {}",
+            algorithm.name,
+            unknown.join(", ")
+        )))
+    }
+}
+
+/// The arguments every algorithm takes; `None` leaves the algorithm's default.
+struct Common {
+    job_dir: PathBuf,
+    batch_size: Option<usize>,
+    num_epochs: Option<usize>,
+    max_steps: Option<usize>,
+    learning_rate: Option<f64>,
+    seed: Option<u64>,
+    log_every: Option<usize>,
+    resume: bool,
+    early_stopping: Option<EarlyStopping>,
+}
+
+/// A comma-separated list of paths.
+fn files(value: Option<String>) -> Vec<PathBuf> {
+    value
+        .map(|value| {
+            value
+                .split(',')
+                .filter(|part| !part.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn first_line_width(files: &[PathBuf]) -> Result<usize, TrainError> {
@@ -294,8 +458,8 @@ mod tests {
             "wide_deep"
         );
         assert_eq!(
-            Algorithm::find("kiln/linear").unwrap().kind,
-            ModelKind::Linear
+            Algorithm::find("kiln/linear").unwrap().family,
+            Family::Columns(ModelKind::Linear)
         );
         let error = Algorithm::find("xgboost").unwrap_err().to_string();
         assert!(

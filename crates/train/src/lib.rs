@@ -12,8 +12,12 @@
 //! - [`metrics`]: evaluation metrics (accuracy, AUC, log loss, RMSE, MAE).
 //! - [`telemetry`]: TensorBoard event files (loss, throughput, eval metrics) and the tuning
 //!   trial's hypertune file.
-//! - [`trainer`]: the training loop: batches, loss, burn's backward pass, sparse updates,
-//!   progress lines, evaluation, checkpoints and the export.
+//! - `epochs`: the epoch loop all trainers share: shuffles, progress lines, evaluation,
+//!   checkpoints, `max_steps` and early stopping.
+//! - [`trainer`]: the feature-column trainer's step: batches, loss, burn's backward pass, sparse
+//!   updates, and the export.
+//! - [`sequential`]: the `sequential` algorithm: Keras-style layer definitions over images (IDX,
+//!   CSV), text (JSON lines, with a Keras-compatible tokenizer) or vectors.
 //!
 //! This crate knows nothing of jobs or servers: it turns files into an exported model directory,
 //! and reports progress through a callback.
@@ -21,15 +25,18 @@
 pub mod algorithm;
 pub mod data;
 pub mod datagen;
+mod epochs;
 pub mod metrics;
 pub mod resolve;
 pub mod schema;
+pub mod sequential;
 pub mod sparse;
 pub mod telemetry;
 pub mod trainer;
 
-pub use algorithm::{Algorithm, TrainArgs};
+pub use algorithm::{Algorithm, Family, TrainArgs};
 pub use schema::Schema;
+pub use sequential::SequentialConfig;
 pub use trainer::{EarlyStopping, TrainConfig, TrainOutcome, train};
 
 /// Errors from training.

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use burn::module::Param;
 use burn::nn::LinearConfig;
@@ -24,6 +23,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::TrainError;
 use crate::data::read_csv;
+use crate::epochs::{self, Finished, Schedule, Trainee, latest_checkpoint};
 use crate::metrics::evaluate;
 use crate::resolve::{ModelType, encode_rows, resolve};
 use crate::schema::Schema;
@@ -86,7 +86,7 @@ pub struct EarlyStopping {
 
 impl EarlyStopping {
     /// Whether `value` improves on `best`: lower is better for losses and errors, higher for the rest.
-    fn improves(&self, value: f64, best: f64) -> bool {
+    pub(crate) fn improves(&self, value: f64, best: f64) -> bool {
         match matches!(self.metric.as_str(), "loss" | "rmse" | "mae") {
             true => value < best - self.min_delta,
             false => value > best + self.min_delta,
@@ -201,7 +201,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
     device.seed(config.seed);
     let checkpoints = config.job_dir.join("checkpoints");
     let steps_per_epoch = train_examples.len().div_ceil(config.batch_size);
-    let (mut state, done_epochs) = match config.resume.then(|| latest_checkpoint(&checkpoints)) {
+    let (state, done_epochs) = match config.resume.then(|| latest_checkpoint(&checkpoints)) {
         Some(Some((epoch, dir))) => {
             let state = State::resume(&dir, spec, config, &device)?;
             log(&format!(
@@ -217,116 +217,33 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
         }
         None => (State::init(spec, config, &device, &mut rng)?, 0),
     };
-    let mut optimizer = AdamConfig::new().init();
     let mut telemetry = Telemetry::create(&config.job_dir, config.metric_file.clone())?;
-    let started = Instant::now();
-    let mut window = (Instant::now(), 0usize, 0.0f64);
-    let mut order: Vec<usize> = (0..train_examples.len()).collect();
-    let mut step = done_epochs * steps_per_epoch;
-    let mut examples_seen = 0usize;
-    let mut metrics = BTreeMap::new();
-    // Early stopping: the best evaluation so far (epoch, value, metrics, model) and how many
-    // evaluations since it.
-    let mut best: Option<(usize, f64, BTreeMap<String, f64>, Model)> = None;
-    let mut stale = 0usize;
-    // The last evaluated model, unless it is `best`: each evaluation builds the inference model
-    // once, for the metrics, the checkpoint and the export.
-    let mut last: Option<Model> = None;
-    'epochs: for epoch in done_epochs + 1..=config.num_epochs {
-        // Each epoch's order depends on the seed and the epoch only, so a resumed run shuffles
-        // its remaining epochs as the uninterrupted run would have.
-        order.sort_unstable();
-        order.shuffle(&mut StdRng::seed_from_u64(
-            config.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9),
-        ));
-        for chunk in order.chunks(config.batch_size) {
-            let batch: Vec<Encoded> = chunk.iter().map(|&i| train_examples[i].clone()).collect();
-            let labels: Vec<f32> = chunk.iter().map(|&i| train_labels[i]).collect();
-            let loss = state.step(&batch, &labels, &mut optimizer, config.learning_rate);
-            step += 1;
-            examples_seen += batch.len();
-            window.1 += batch.len();
-            window.2 += f64::from(loss);
-            if step.is_multiple_of(config.log_every) {
-                let elapsed = window.0.elapsed().as_secs_f64().max(1e-9);
-                let (mean_loss, rate) = (
-                    window.2 / config.log_every as f64,
-                    window.1 as f64 / elapsed,
-                );
-                log(&format!(
-                    "step {step} epoch {epoch} loss {mean_loss:.4} examples/s {rate:.0}"
-                ));
-                telemetry.progress(step, mean_loss, rate)?;
-                window = (Instant::now(), 0, 0.0);
-            }
-            if config.max_steps.is_some_and(|max| step >= max) {
-                let model = state.model_for_inference()?;
-                metrics = evaluate_model(&model, &eval_examples, &eval_labels);
-                last = Some(model);
-                log(&format!(
-                    "eval at step {step}: {}",
-                    format_metrics(&metrics)
-                ));
-                telemetry.evaluation(step, &metrics)?;
-                break 'epochs;
-            }
-        }
-        let model = state.model_for_inference()?;
-        metrics = evaluate_model(&model, &eval_examples, &eval_labels);
-        log(&format!(
-            "eval after epoch {epoch} (step {step}): {}",
-            format_metrics(&metrics)
-        ));
-        telemetry.evaluation(step, &metrics)?;
-        kiln_model::save(&model, &checkpoints.join(format!("epoch-{epoch}")))?;
-        prune_checkpoints(&checkpoints, epoch);
-        let Some(stopping) = &config.early_stopping else {
-            last = Some(model);
-            continue;
-        };
-        let value = *metrics.get(&stopping.metric).ok_or_else(|| {
-            TrainError::Config(format!(
-                "--early_stopping_metric {:?} is not an eval metric of this model ({})",
-                stopping.metric,
-                metrics.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))
-        })?;
-        if best
-            .as_ref()
-            .is_none_or(|(_, best_value, _, _)| stopping.improves(value, *best_value))
-        {
-            best = Some((epoch, value, metrics.clone(), model));
-            last = None;
-            stale = 0;
-        } else {
-            last = Some(model);
-            stale += 1;
-        }
-        if stale >= stopping.patience {
-            if let Some((best_epoch, best_value, _, _)) = &best {
-                log(&format!(
-                    "early stopping after epoch {epoch}: {} has not improved for {stale} evaluations (best {best_value:.4} after epoch {best_epoch})",
-                    stopping.metric
-                ));
-            }
-            break;
-        }
-    }
-    let examples_per_second = examples_seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
-    let mut model = match (best, last) {
-        (Some((epoch, _, best_metrics, best_model)), _) => {
-            log(&format!("exporting the best model, after epoch {epoch}"));
-            metrics = best_metrics;
-            best_model
-        }
-        (None, Some(model)) => model,
-        (None, None) => {
-            // Resumed with every epoch already done: the checkpoint, evaluated.
-            let model = state.model_for_inference()?;
-            metrics = evaluate_model(&model, &eval_examples, &eval_labels);
-            model
-        }
+    let schedule = Schedule {
+        examples: train_examples.len(),
+        batch_size: config.batch_size,
+        num_epochs: config.num_epochs,
+        max_steps: config.max_steps,
+        done_epochs,
+        seed: config.seed,
+        log_every: config.log_every,
+        early_stopping: config.early_stopping.as_ref(),
+        checkpoints,
     };
+    let mut run = Run {
+        state,
+        optimizer: AdamConfig::new().init(),
+        learning_rate: config.learning_rate,
+        examples: &train_examples,
+        labels: &train_labels,
+        eval_examples: &eval_examples,
+        eval_labels: &eval_labels,
+    };
+    let Finished {
+        mut model,
+        metrics,
+        steps: step,
+        examples_per_second,
+    } = epochs::run(&mut run, &schedule, &mut telemetry, log)?;
     model.spec.metrics = metrics.clone();
     let export_dir = config.job_dir.join("model");
     kiln_model::save(&model, &export_dir)?;
@@ -577,6 +494,41 @@ impl State {
     }
 }
 
+/// A run of the feature-column trainer: the state, Adam for the dense part, and the data.
+struct Run<'a> {
+    state: State,
+    optimizer: burn::optim::ModuleOptimizer,
+    learning_rate: f64,
+    examples: &'a [Encoded],
+    labels: &'a [f32],
+    eval_examples: &'a [Encoded],
+    eval_labels: &'a [f32],
+}
+
+impl Trainee for Run<'_> {
+    type Model = Model;
+
+    fn step(&mut self, batch: &[usize]) -> Result<f32, TrainError> {
+        let examples: Vec<Encoded> = batch.iter().map(|&i| self.examples[i].clone()).collect();
+        let labels: Vec<f32> = batch.iter().map(|&i| self.labels[i]).collect();
+        Ok(self
+            .state
+            .step(&examples, &labels, &mut self.optimizer, self.learning_rate))
+    }
+
+    fn snapshot(&self) -> Result<Model, TrainError> {
+        self.state.model_for_inference()
+    }
+
+    fn evaluate(&self, model: &Model) -> BTreeMap<String, f64> {
+        evaluate_model(model, self.eval_examples, self.eval_labels)
+    }
+
+    fn checkpoint(&self, model: &Model, dir: &Path) -> Result<(), TrainError> {
+        Ok(kiln_model::save(model, dir)?)
+    }
+}
+
 /// The eval metrics of `model` on the evaluation examples.
 fn evaluate_model(model: &Model, examples: &[Encoded], labels: &[f32]) -> BTreeMap<String, f64> {
     let predictions: Vec<_> = examples
@@ -601,7 +553,7 @@ fn gradient_of<const D: usize>(
 }
 
 /// Mean loss of a batch: sigmoid cross-entropy, softmax cross-entropy or squared error.
-fn loss(task: Task, logits: Tensor<2>, labels: &[f32], device: &Device) -> Tensor<1> {
+pub(crate) fn loss(task: Task, logits: Tensor<2>, labels: &[f32], device: &Device) -> Tensor<1> {
     let size = labels.len();
     match task {
         Task::BinaryClassification => {
@@ -624,37 +576,5 @@ fn loss(task: Task, logits: Tensor<2>, labels: &[f32], device: &Device) -> Tenso
             let y = Tensor::<2>::from_data(TensorData::new(labels.to_vec(), [size, 1]), device);
             (logits - y).powi_scalar(2).mean()
         }
-    }
-}
-
-fn format_metrics(metrics: &BTreeMap<String, f64>) -> String {
-    metrics
-        .iter()
-        .map(|(name, value)| format!("{name} {value:.4}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The newest checkpoint under `dir` (`epoch-N` directories holding an export) and its epoch.
-fn latest_checkpoint(dir: &Path) -> Option<(usize, PathBuf)> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let epoch = name.strip_prefix("epoch-")?.parse::<usize>().ok()?;
-            entry
-                .path()
-                .join(kiln_model::export::EXPORT_FILE)
-                .is_file()
-                .then(|| (epoch, entry.path()))
-        })
-        .max_by_key(|(epoch, _)| *epoch)
-}
-
-/// Keeps the two most recent epoch checkpoints.
-fn prune_checkpoints(dir: &Path, epoch: usize) {
-    if epoch > 2 {
-        let _ = std::fs::remove_dir_all(dir.join(format!("epoch-{}", epoch - 2)));
     }
 }

@@ -14,7 +14,12 @@ fn census() -> PathBuf {
 fn config(algorithm: &str, job_dir: PathBuf) -> TrainConfig {
     let algorithm = Algorithm::find(algorithm).unwrap();
     let schema = Schema::from_file(&census().join("schema.yaml")).unwrap();
-    let mut config = TrainConfig::new(algorithm.name, algorithm.kind, schema, job_dir);
+    let mut config = TrainConfig::new(
+        algorithm.name,
+        algorithm.columns_kind().unwrap(),
+        schema,
+        job_dir,
+    );
     config.train_files = vec![census().join("adult.data.csv.gz")];
     config.eval_files = vec![census().join("adult.test.csv.gz")];
     config

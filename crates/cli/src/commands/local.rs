@@ -14,7 +14,7 @@ use crate::output;
 /// `kiln train ALGORITHM [ARGS...]`.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// Built-in algorithm: wide_deep, linear, dnn (or an ML Engine built-in algorithm image URI).
+    /// Built-in algorithm: wide_deep, linear, dnn, sequential (or an ML Engine built-in algorithm image URI).
     pub algorithm: String,
     /// Output directory; also accepted among the algorithm's arguments.
     #[arg(long)]
@@ -125,9 +125,11 @@ pub fn run_algorithm(
     args: &[String],
 ) -> anyhow::Result<TrainOutcome> {
     let algorithm = Algorithm::find(algorithm)?;
-    let mut config = AlgorithmArgs::parse(args)?.into_config(algorithm, job_dir)?;
-    config.metric_file = std::env::var_os("CLOUD_ML_HP_METRIC_FILE").map(PathBuf::from);
-    let outcome = kiln_train::train(&config, &mut |line| println!("{line}"))?;
+    let metric_file = std::env::var_os("CLOUD_ML_HP_METRIC_FILE").map(PathBuf::from);
+    let outcome =
+        AlgorithmArgs::parse(args)?.run(algorithm, job_dir, metric_file, &mut |line| {
+            println!("{line}")
+        })?;
     Ok(outcome)
 }
 

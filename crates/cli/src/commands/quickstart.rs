@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use kiln_train::{Algorithm, Schema, TrainConfig};
+use kiln_model::ModelKind;
+use kiln_train::{Schema, TrainConfig};
 use serde_json::json;
 
 use crate::client::Context;
@@ -58,11 +59,10 @@ pub fn run(args: QuickstartArgs, context: &Context) -> anyhow::Result<()> {
         "== 1/4 training the built-in Wide & Deep classifier on census ({})",
         census.display()
     );
-    let algorithm = Algorithm::find("wide_deep")?;
     let schema = Schema::from_file(&census.join("schema.yaml"))?;
     let mut config = TrainConfig::new(
-        algorithm.name,
-        algorithm.kind,
+        "wide_deep",
+        ModelKind::WideDeep,
         schema,
         work.join("jobs/census"),
     );

@@ -35,7 +35,7 @@ fn regressor(dir: &Path, algorithm: &str) -> std::path::PathBuf {
     let schema = kiln_train::Schema::from_file(&dir.join("schema.yaml")).unwrap();
     let mut config = kiln_train::TrainConfig::new(
         algorithm.name,
-        algorithm.kind,
+        algorithm.columns_kind().unwrap(),
         schema,
         dir.join(algorithm.name),
     );

@@ -12,6 +12,7 @@ mod jobs;
 mod lifecycle;
 mod onnx;
 mod restart;
+mod sequential;
 mod serving;
 mod studies;
 mod support;

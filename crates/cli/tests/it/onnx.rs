@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, call, file_uri, kiln, wait_operation};
+use crate::support::{Server, call, create_version, kiln, predict_model as predict};
 
 /// Runs `export.py FRAMEWORK` once per test process; returns the directory of its models.
 fn exported(framework: &'static str) -> &'static Path {
@@ -63,31 +63,6 @@ fn start(exports: &Path, engine: &str) -> Server {
 /// Creates model `model` (if new) and version `v1` from `dir`; returns the finished operation.
 /// Creates model `model` (if new) and version `v1` from `dir`, with the version fields of
 /// `extra` (`framework`, `explanationConfig`); returns the finished operation.
-fn create_version(server: &Server, model: &str, dir: &Path, extra: Value) -> Value {
-    call(
-        "POST",
-        &server.api("p", "models"),
-        Some(&json!({"name": model}).to_string()),
-    );
-    let mut body = json!({"name": "v1", "deploymentUri": file_uri(dir)});
-    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
-        body.extend(extra);
-    }
-    let url = server.api("p", &format!("models/{model}/versions"));
-    let (status, operation) = call("POST", &url, Some(&body.to_string()));
-    assert_eq!(status, 200, "{operation}");
-    wait_operation(server, "p", &operation)
-}
-
-fn predict(server: &Server, model: &str, instances: &[Value]) -> (u16, Value) {
-    let body = json!({ "instances": instances }).to_string();
-    call(
-        "POST",
-        &server.api("p", &format!("models/{model}:predict")),
-        Some(&body),
-    )
-}
-
 fn close(got: &Value, want: f64, tolerance: f64, what: &str) {
     let got = got
         .as_f64()

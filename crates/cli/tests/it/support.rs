@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Path of the `kiln` binary under test.
 pub fn kiln_binary() -> &'static str {
@@ -228,7 +228,7 @@ pub fn census_model() -> &'static Path {
             let schema = kiln_train::Schema::from_file(&census().join("schema.yaml")).unwrap();
             let mut config = kiln_train::TrainConfig::new(
                 algorithm.name,
-                algorithm.kind,
+                algorithm.columns_kind().unwrap(),
                 schema,
                 dir.path().to_path_buf(),
             );
@@ -253,4 +253,32 @@ pub fn census_instances() -> Vec<Value> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect()
+}
+
+/// Creates model `model` and its version `v1` from `dir` (plus `extra` fields); returns the
+/// finished operation.
+pub fn create_version(server: &Server, model: &str, dir: &Path, extra: Value) -> Value {
+    call(
+        "POST",
+        &server.api("p", "models"),
+        Some(&json!({"name": model}).to_string()),
+    );
+    let mut body = json!({"name": "v1", "deploymentUri": file_uri(dir)});
+    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+        body.extend(extra);
+    }
+    let url = server.api("p", &format!("models/{model}/versions"));
+    let (status, operation) = call("POST", &url, Some(&body.to_string()));
+    assert_eq!(status, 200, "{operation}");
+    wait_operation(server, "p", &operation)
+}
+
+/// `:predict` on model `model`'s default version.
+pub fn predict_model(server: &Server, model: &str, instances: &[Value]) -> (u16, Value) {
+    let body = json!({ "instances": instances }).to_string();
+    call(
+        "POST",
+        &server.api("p", &format!("models/{model}:predict")),
+        Some(&body),
+    )
 }

@@ -1,0 +1,286 @@
+//! The `sequential` built-in algorithm end to end: a CNN trained as a job on scikit-learn's
+//! digits and a tf-idf text classifier trained with `kiln local train` on 20 Newsgroups, both
+//! deployed and served over HTTP from raw pixels and raw text.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::jobs::{ended, wait_job};
+use crate::support::{Server, call, create_version, kiln, predict_model};
+
+fn shared_data(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(path)
+}
+
+/// The digits as (8 x 8 pixel rows, label).
+fn digits() -> Vec<(Vec<Vec<f64>>, String)> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(shared_data("sklearn-toy/digits.csv.gz")).unwrap(),
+    )
+    .read_to_string(&mut text)
+    .unwrap();
+    text.lines()
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            let pixels: Vec<f64> = cells[..64]
+                .iter()
+                .map(|cell| cell.parse().unwrap())
+                .collect();
+            (
+                pixels.chunks(8).map(<[f64]>::to_vec).collect(),
+                cells[64].to_string(),
+            )
+        })
+        .collect()
+}
+
+fn accuracy(predictions: &Value, labels: &[String]) -> f64 {
+    let predictions = predictions["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), labels.len());
+    let right = predictions
+        .iter()
+        .zip(labels)
+        .filter(|(prediction, label)| prediction["classes"] == label.as_str())
+        .count();
+    right as f64 / labels.len() as f64
+}
+
+#[test]
+fn a_cnn_trained_as_a_job_serves_raw_pixels() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let definition = work.path().join("cnn.yaml");
+    std::fs::write(
+        &definition,
+        "input: {type: image, height: 8, width: 8, scale: 0.0625}
+layers:
+  - {type: Conv2D, filters: 16, kernel_size: 3, padding: same, activation: relu}
+  - {type: MaxPool2D, pool_size: 2}
+  - {type: Dropout, rate: 0.2}
+  - {type: Flatten}
+  - {type: Dense, units: 64, activation: relu}
+  - {type: Dense, units: 10, activation: softmax}
+optimizer: {type: Adadelta}
+",
+    )
+    .unwrap();
+    let submit = |id: &str, definition: &Path| {
+        let body = json!({"jobId": id, "trainingInput": {
+            "masterConfig": {"imageUri": "kiln/sequential"},
+            "args": [
+                format!("--model_definition={}", definition.display()),
+                format!("--training_data_path={}", shared_data("sklearn-toy/digits.csv.gz").display()),
+                "--label_column=-1",
+                "--num_epochs=12",
+            ],
+            "jobDir": work.path().join(id).display().to_string(),
+            "region": "us-central1",
+        }});
+        let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body.to_string()));
+        assert_eq!(status, 200, "{job}");
+        wait_job(&server, "p", id, ended)
+    };
+    let job = submit("digits", &definition);
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    let reported = &job["trainingOutput"]["builtInAlgorithmOutput"];
+    let model_path = reported["modelPath"].as_str().unwrap();
+    let (_, metrics) = call("GET", &server.api("p", "jobs/digits/metrics"), None);
+    let evaluations = metrics["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|series| series["run"] == "eval" && series["tag"] == "accuracy")
+        .unwrap_or_else(|| panic!("no eval accuracy in {metrics}"));
+    assert_eq!(
+        evaluations["points"].as_array().unwrap().len(),
+        12,
+        "{evaluations}"
+    );
+
+    let operation = create_version(&server, "digits", Path::new(model_path), json!({}));
+    assert_eq!(operation["done"], true, "{operation}");
+    assert!(operation.get("error").is_none(), "{operation}");
+    let digits = digits();
+    let sample = &digits[..300];
+    let nested: Vec<Value> = sample.iter().map(|(pixels, _)| json!(pixels)).collect();
+    let labels: Vec<String> = sample.iter().map(|(_, label)| label.clone()).collect();
+    let (status, nested_answer) = predict_model(&server, "digits", &nested);
+    assert_eq!(status, 200, "{nested_answer}");
+    assert!(accuracy(&nested_answer, &labels) >= 0.9, "{nested_answer}");
+    let first = &nested_answer["predictions"][0];
+    assert_eq!(first["probabilities"].as_array().unwrap().len(), 10);
+    let total: f64 = first["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-4, "{first}");
+
+    // Flat pixels and keyed instances are the same image.
+    let flat: Vec<Value> = sample
+        .iter()
+        .take(5)
+        .map(|(pixels, _)| json!({"image": pixels.concat()}))
+        .collect();
+    let (status, flat_answer) = predict_model(&server, "digits", &flat);
+    assert_eq!(status, 200, "{flat_answer}");
+    for (index, prediction) in flat_answer["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(prediction, &nested_answer["predictions"][index]);
+    }
+    let (status, error) = predict_model(&server, "digits", &[json!(vec![1.0; 63])]);
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("has 64 values; got 63"),
+        "{error}"
+    );
+
+    // A definition that does not fit its input fails the job, naming the layer.
+    let bad = work.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "input: {type: image, height: 8, width: 8}\nlayers: [{type: Dense, units: 10, activation: softmax}]\n",
+    )
+    .unwrap();
+    let job = submit("bad_digits", &bad);
+    assert_eq!(job["state"], "FAILED", "{job}");
+    assert!(
+        job["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("layers[0] (Dense) does not take an image of 8 x 8 x 1"),
+        "{job}"
+    );
+}
+
+#[test]
+fn a_text_classifier_carries_its_tokenizer_and_serves_raw_text() {
+    let work = tempfile::tempdir().unwrap();
+    let definition = work.path().join("mlp.yaml");
+    std::fs::write(
+        &definition,
+        "input: {type: text, tokenizer: {num_words: 3000, mode: tfidf}}
+layers:
+  - {type: Dense, units: 32, activation: relu}
+  - {type: Dropout, rate: 0.5}
+  - {type: Dense, units: 4, activation: softmax}
+",
+    )
+    .unwrap();
+    let groups = "alt.atheism,talk.religion.misc,comp.graphics,sci.space";
+    let job_dir = work.path().join("news");
+    let output = kiln(&[
+        "local",
+        "train",
+        "--master-image-uri",
+        "sequential",
+        "--job-dir",
+        job_dir.to_str().unwrap(),
+        "--",
+        &format!("--model_definition={}", definition.display()),
+        &format!(
+            "--training_data_path={}",
+            shared_data("20newsgroups/20news-bydate-train.6groups.jsonl.gz").display()
+        ),
+        "--label_field=group",
+        &format!("--classes={groups}"),
+        "--num_epochs=4",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("1831 training and 203 evaluation examples"),
+        "the four groups' 2034 documents, 10% held out: {stdout}"
+    );
+
+    let export: Value =
+        serde_json::from_slice(&std::fs::read(job_dir.join("model/kiln_model.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        export["input"]["tokenizer"]["words"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2999
+    );
+    assert_eq!(
+        export["label_vocabulary"],
+        json!(groups.split(',').collect::<Vec<_>>())
+    );
+
+    let mut test = String::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(shared_data(
+            "20newsgroups/20news-bydate-test.6groups.jsonl.gz",
+        ))
+        .unwrap(),
+    )
+    .read_to_string(&mut test)
+    .unwrap();
+    let documents: Vec<Value> = test
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|document| groups.split(',').any(|group| document["group"] == group))
+        .step_by(5)
+        .collect();
+    let texts: Vec<Value> = documents
+        .iter()
+        .map(|document| document["text"].clone())
+        .collect();
+    let labels: Vec<String> = documents
+        .iter()
+        .map(|document| document["group"].as_str().unwrap().to_string())
+        .collect();
+
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let operation = create_version(&server, "news", &job_dir.join("model"), json!({}));
+    assert!(operation.get("error").is_none(), "{operation}");
+    let (status, answer) = predict_model(&server, "news", &texts);
+    assert_eq!(status, 200, "{answer}");
+    let held_out = accuracy(&answer, &labels);
+    assert!(
+        held_out >= 0.8,
+        "test accuracy {held_out} on {} documents",
+        labels.len()
+    );
+    let keyed = json!({"text": texts[0]});
+    let (_, keyed_answer) = predict_model(&server, "news", &[keyed]);
+    let (alone, batched) = (&keyed_answer["predictions"][0], &answer["predictions"][0]);
+    assert_eq!(alone["classes"], batched["classes"]);
+    for (a, b) in alone["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(batched["probabilities"].as_array().unwrap())
+    {
+        assert!(
+            (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-5,
+            "{alone} {batched}"
+        );
+    }
+    let (status, error) = predict_model(&server, "news", &[json!([1, 2, 3])]);
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("takes text"),
+        "{error}"
+    );
+}

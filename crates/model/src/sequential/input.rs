@@ -1,0 +1,459 @@
+//! A Sequential model's input and its preprocessing, saved with the model so serving takes raw
+//! pixels or raw text and transforms them exactly as training did.
+//!
+//! Every example becomes one row of f32 values ([`InputSpec::width`] of them): pixels scaled and
+//! reordered channels-first, a text's Keras `texts_to_matrix` row, or its padded token ids (ids
+//! are below the vocabulary size, far below 2^24, so f32 holds them exactly).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::layers::Shape;
+
+/// What a model takes, and how raw examples become its input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum InputSpec {
+    /// Pixels, given row by row with the channels last (`[height][width][channels]`, as Keras and
+    /// image files store them), nested or flat.
+    Image {
+        /// Rows.
+        height: usize,
+        /// Columns.
+        width: usize,
+        /// Channels per pixel.
+        #[serde(default = "one")]
+        channels: usize,
+        /// Factor applied to every pixel (1/255 takes bytes to [0, 1]).
+        #[serde(default = "one_f32")]
+        scale: f32,
+    },
+    /// Raw text, turned into a vector by a tokenizer.
+    Text {
+        /// The tokenizer; its vocabulary is learnt from the training texts.
+        #[serde(default)]
+        tokenizer: Tokenizer,
+        /// When set, the text becomes this many token ids (for an Embedding layer), padded and
+        /// truncated at the front as Keras' `pad_sequences` does; otherwise a matrix row.
+        #[serde(default)]
+        sequence_length: Option<usize>,
+    },
+    /// A vector of numbers.
+    Numbers {
+        /// How many.
+        width: usize,
+    },
+}
+
+fn one() -> usize {
+    1
+}
+
+fn one_f32() -> f32 {
+    1.0
+}
+
+impl InputSpec {
+    /// The shape of one example as the first layer sees it.
+    pub fn shape(&self) -> Shape {
+        match self {
+            InputSpec::Image {
+                height,
+                width,
+                channels,
+                ..
+            } => Shape::Image {
+                channels: *channels,
+                height: *height,
+                width: *width,
+            },
+            InputSpec::Text {
+                tokenizer,
+                sequence_length,
+            } => match sequence_length {
+                Some(length) => Shape::Ids(*length),
+                None => Shape::Flat(tokenizer.size()),
+            },
+            InputSpec::Numbers { width } => Shape::Flat(*width),
+        }
+    }
+
+    /// Values per encoded example.
+    pub fn width(&self) -> usize {
+        match self.shape() {
+            Shape::Flat(width) | Shape::Ids(width) => width,
+            Shape::Image {
+                channels,
+                height,
+                width,
+            } => channels * height * width,
+            Shape::Sequence { length, dim } => length * dim,
+        }
+    }
+
+    /// The tokenizer's vocabulary size, for text input.
+    pub fn vocabulary(&self) -> Option<usize> {
+        match self {
+            InputSpec::Text { tokenizer, .. } => Some(tokenizer.size()),
+            _ => None,
+        }
+    }
+
+    /// Encodes pixels (channels last) or numbers into `out`.
+    pub fn encode_values(&self, values: &[f32], out: &mut Vec<f32>) -> Result<(), String> {
+        match self {
+            InputSpec::Image {
+                height,
+                width,
+                channels,
+                scale,
+            } => {
+                let expected = height * width * channels;
+                if values.len() != expected {
+                    return Err(format!(
+                        "an image of {height} x {width} x {channels} has {expected} values; got {}",
+                        values.len()
+                    ));
+                }
+                // Channels last (as given) to channels first (as the convolutions take them).
+                for channel in 0..*channels {
+                    out.extend(
+                        values
+                            .iter()
+                            .skip(channel)
+                            .step_by(*channels)
+                            .map(|value| value * scale),
+                    );
+                }
+                Ok(())
+            }
+            InputSpec::Numbers { width } if values.len() == *width => {
+                out.extend_from_slice(values);
+                Ok(())
+            }
+            InputSpec::Numbers { width } => Err(format!(
+                "the model takes {width} numbers; got {}",
+                values.len()
+            )),
+            InputSpec::Text { .. } => Err("the model takes text; got numbers".into()),
+        }
+    }
+
+    /// Encodes a text into `out`.
+    pub fn encode_text(&self, text: &str, out: &mut Vec<f32>) -> Result<(), String> {
+        match self {
+            InputSpec::Text {
+                tokenizer,
+                sequence_length: Some(length),
+            } => {
+                let ids = tokenizer.sequence(text);
+                let kept = &ids[ids.len().saturating_sub(*length)..];
+                out.extend(std::iter::repeat_n(0.0, length - kept.len()));
+                out.extend(kept.iter().map(|&id| id as f32));
+                Ok(())
+            }
+            InputSpec::Text {
+                tokenizer,
+                sequence_length: None,
+            } => {
+                out.extend(tokenizer.matrix_row(text));
+                Ok(())
+            }
+            _ => Err("the model takes numbers; got text".into()),
+        }
+    }
+
+    /// Encodes one JSON instance: a text (or `{"text": ...}`) for text models; numbers, flat or
+    /// nested, for the rest (or an object holding them under one key).
+    pub fn encode_json(&self, instance: &Value, out: &mut Vec<f32>) -> Result<(), String> {
+        let value = match instance {
+            Value::Object(fields) if fields.len() == 1 => {
+                fields.values().next().unwrap_or(instance)
+            }
+            Value::Object(fields) => {
+                return Err(format!(
+                    "an instance is the input itself or an object with one field; got fields {}",
+                    fields.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            other => other,
+        };
+        match (self, value) {
+            (InputSpec::Text { .. }, Value::String(text)) => self.encode_text(text, out),
+            (InputSpec::Text { .. }, other) => Err(format!("the model takes text; got {other}")),
+            (_, value) => {
+                let mut numbers = Vec::with_capacity(self.width());
+                flatten(value, &mut numbers)?;
+                self.encode_values(&numbers, out)
+            }
+        }
+    }
+}
+
+/// Appends the numbers of a number or a nested list of them.
+fn flatten(value: &Value, out: &mut Vec<f32>) -> Result<(), String> {
+    match value {
+        Value::Number(number) => {
+            out.push(number.as_f64().unwrap_or(f64::NAN) as f32);
+            Ok(())
+        }
+        Value::Array(items) => items.iter().try_for_each(|item| flatten(item, out)),
+        other => Err(format!("the model takes numbers; got {other}")),
+    }
+}
+
+/// How a text becomes a matrix row, as Keras' `Tokenizer.texts_to_matrix(mode=...)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatrixMode {
+    /// 1 where the word occurs.
+    Binary,
+    /// How often the word occurs.
+    #[default]
+    Count,
+    /// Occurrences over the text's length in known words.
+    Freq,
+    /// `(1 + ln count) * ln(1 + documents / (1 + documents with the word))`.
+    Tfidf,
+}
+
+/// Keras' default `filters`: the characters replaced by spaces before splitting.
+const KERAS_FILTERS: &str = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n";
+
+/// A word tokenizer that behaves as Keras' `Tokenizer`: words are ranked by frequency in the
+/// training texts (ties by first appearance) and numbered from 1; only the `num_words - 1` most
+/// frequent are kept, index 0 is never used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tokenizer {
+    /// One more than the number of words kept (Keras' `num_words`); all words when absent.
+    #[serde(default)]
+    pub num_words: Option<usize>,
+    /// The matrix mode, for models that take a matrix row.
+    #[serde(default)]
+    pub mode: MatrixMode,
+    /// Whether texts are lowercased first.
+    #[serde(default = "yes")]
+    pub lower: bool,
+    /// Characters treated as separators.
+    #[serde(default = "keras_filters")]
+    pub filters: String,
+    /// The kept words, most frequent first: `words[i]` has index `i + 1`.
+    #[serde(default)]
+    pub words: Vec<String>,
+    /// For each kept word, in how many training texts it occurs (for tf-idf).
+    #[serde(default)]
+    pub document_frequencies: Vec<u32>,
+    /// How many texts the tokenizer was fitted on.
+    #[serde(default)]
+    pub document_count: usize,
+    #[serde(skip)]
+    index: HashMap<String, usize>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn keras_filters() -> String {
+    KERAS_FILTERS.to_string()
+}
+
+impl Default for Tokenizer {
+    fn default() -> Self {
+        Self {
+            num_words: None,
+            mode: MatrixMode::default(),
+            lower: true,
+            filters: keras_filters(),
+            words: Vec::new(),
+            document_frequencies: Vec::new(),
+            document_count: 0,
+            index: HashMap::new(),
+        }
+    }
+}
+
+impl Tokenizer {
+    /// The width of a matrix row and the number of ids: kept words plus the unused index 0.
+    pub fn size(&self) -> usize {
+        self.words.len() + 1
+    }
+
+    /// Splits a text into words as Keras' `text_to_word_sequence` does.
+    pub fn split(&self, text: &str) -> Vec<String> {
+        let cleaned: String = text
+            .chars()
+            .map(|c| match self.filters.contains(c) {
+                true => ' ',
+                false => c,
+            })
+            .collect();
+        let cleaned = match self.lower {
+            true => cleaned.to_lowercase(),
+            false => cleaned,
+        };
+        cleaned
+            .split(' ')
+            .filter(|word| !word.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Learns the vocabulary from the training texts (Keras' `fit_on_texts`).
+    pub fn fit<'a>(&mut self, texts: impl IntoIterator<Item = &'a str>) {
+        let mut counts: Vec<(String, u64, u32)> = Vec::new();
+        let mut position: HashMap<String, usize> = HashMap::new();
+        let mut documents = 0;
+        for text in texts {
+            documents += 1;
+            let mut seen = std::collections::HashSet::new();
+            for word in self.split(text) {
+                let slot = *position.entry(word.clone()).or_insert_with(|| {
+                    counts.push((word, 0, 0));
+                    counts.len() - 1
+                });
+                counts[slot].1 += 1;
+                if seen.insert(slot) {
+                    counts[slot].2 += 1;
+                }
+            }
+        }
+        // A stable sort keeps first appearance among equal counts, as Keras' does.
+        counts.sort_by_key(|(_, count, _)| std::cmp::Reverse(*count));
+        let keep = self
+            .num_words
+            .map_or(counts.len(), |num_words| num_words.saturating_sub(1));
+        counts.truncate(keep);
+        self.document_count = documents;
+        self.document_frequencies = counts.iter().map(|(_, _, docs)| *docs).collect();
+        self.words = counts.into_iter().map(|(word, _, _)| word).collect();
+        self.index.clear();
+        self.build_index();
+    }
+
+    fn build_index(&mut self) {
+        if self.index.is_empty() {
+            self.index = self
+                .words
+                .iter()
+                .enumerate()
+                .map(|(rank, word)| (word.clone(), rank + 1))
+                .collect();
+        }
+    }
+
+    /// Makes a tokenizer read from a saved model ready to use.
+    pub(crate) fn prepare(&mut self) {
+        self.build_index();
+    }
+
+    /// The ids of a text's known words, in order (Keras' `texts_to_sequences`).
+    pub fn sequence(&self, text: &str) -> Vec<usize> {
+        self.split(text)
+            .iter()
+            .filter_map(|word| self.index.get(word).copied())
+            .collect()
+    }
+
+    /// A text's matrix row (Keras' `texts_to_matrix`), `size()` wide.
+    pub fn matrix_row(&self, text: &str) -> Vec<f32> {
+        let ids = self.sequence(text);
+        let mut counts: HashMap<usize, u32> = HashMap::new();
+        for &id in &ids {
+            *counts.entry(id).or_default() += 1;
+        }
+        let mut row = vec![0.0f32; self.size()];
+        for (id, count) in counts {
+            let count = f64::from(count);
+            row[id] = match self.mode {
+                MatrixMode::Binary => 1.0,
+                MatrixMode::Count => count as f32,
+                MatrixMode::Freq => (count / ids.len() as f64) as f32,
+                MatrixMode::Tfidf => {
+                    let documents = self.document_frequencies[id - 1];
+                    let tf = 1.0 + count.ln();
+                    let idf =
+                        (1.0 + self.document_count as f64 / (1.0 + f64::from(documents))).ln();
+                    (tf * idf) as f32
+                }
+            };
+        }
+        row
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fitted(num_words: Option<usize>, mode: MatrixMode) -> Tokenizer {
+        let mut tokenizer = Tokenizer {
+            num_words,
+            mode,
+            ..Tokenizer::default()
+        };
+        tokenizer.fit(["The cat sat.", "The dog, the cat!", "A bird"]);
+        tokenizer
+    }
+
+    /// The values Keras 2.x' Tokenizer gives on the same texts.
+    #[test]
+    fn matches_keras() {
+        let tokenizer = fitted(None, MatrixMode::Count);
+        assert_eq!(tokenizer.words, ["the", "cat", "sat", "dog", "a", "bird"]);
+        assert_eq!(tokenizer.sequence("the Bird, the unknown"), [1, 6, 1]);
+        assert_eq!(
+            tokenizer.matrix_row("the cat the"),
+            [0.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+        );
+        let limited = fitted(Some(3), MatrixMode::Binary);
+        assert_eq!(limited.size(), 3);
+        assert_eq!(limited.matrix_row("the cat the dog"), [0.0, 1.0, 1.0]);
+        let freq = fitted(Some(3), MatrixMode::Freq);
+        assert_eq!(
+            freq.matrix_row("the cat the dog"),
+            [0.0, 2.0 / 3.0, 1.0 / 3.0]
+        );
+        let tfidf = fitted(None, MatrixMode::Tfidf);
+        let row = tfidf.matrix_row("the the sat");
+        let the = (1.0 + 2f64.ln()) * (1.0 + 3.0 / 3.0f64).ln();
+        let sat = 1.0 * (1.0 + 3.0 / 2.0f64).ln();
+        assert!((f64::from(row[1]) - the).abs() < 1e-6);
+        assert!((f64::from(row[3]) - sat).abs() < 1e-6);
+    }
+
+    #[test]
+    fn pads_and_truncates_at_the_front() {
+        let input = InputSpec::Text {
+            tokenizer: fitted(None, MatrixMode::Count),
+            sequence_length: Some(3),
+        };
+        let mut out = Vec::new();
+        input.encode_text("cat", &mut out).unwrap();
+        assert_eq!(out, [0.0, 0.0, 2.0]);
+        out.clear();
+        input.encode_text("the cat sat dog", &mut out).unwrap();
+        assert_eq!(out, [2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn images_become_channels_first_and_scaled() {
+        let input = InputSpec::Image {
+            height: 1,
+            width: 2,
+            channels: 2,
+            scale: 0.5,
+        };
+        let mut out = Vec::new();
+        input
+            .encode_json(&serde_json::json!([[[1, 2], [3, 4]]]), &mut out)
+            .unwrap();
+        assert_eq!(out, [0.5, 1.5, 1.0, 2.0]);
+        let error = input
+            .encode_json(&serde_json::json!([1, 2, 3]), &mut out)
+            .unwrap_err();
+        assert!(error.contains("has 4 values; got 3"), "{error}");
+    }
+}

@@ -1,0 +1,138 @@
+//! The `sequential` algorithm on scikit-learn's digits (8 x 8 images, label last): a CNN learns
+//! them, and a run resumed from a checkpoint ends exactly where the uninterrupted run does, which
+//! needs the optimizer's moments restored as well as the weights.
+
+use std::path::{Path, PathBuf};
+
+use kiln_train::{Algorithm, TrainArgs, TrainOutcome};
+
+fn digits() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/sklearn-toy/digits.csv.gz")
+}
+
+/// A small CNN without dropout, so two runs with the same seed take the same steps.
+const DEFINITION: &str = "
+input: {type: image, height: 8, width: 8, scale: 0.0625}
+layers:
+  - {type: Conv2D, filters: 8, kernel_size: 3, padding: same, activation: relu}
+  - {type: MaxPooling2D, pool_size: 2}
+  - {type: Flatten}
+  - {type: Dense, units: 32, activation: tanh}
+  - {type: Dense, units: 10, activation: softmax}
+optimizer: {type: Adam, learning_rate: 0.003}
+";
+
+fn train(
+    dir: &Path,
+    extra: &[&str],
+) -> Result<(TrainOutcome, Vec<String>), kiln_train::TrainError> {
+    let definition = dir.join("definition.yaml");
+    std::fs::write(&definition, DEFINITION).unwrap();
+    let mut args: Vec<String> = vec![
+        format!("--model_definition={}", definition.display()),
+        format!("--training_data_path={}", digits().display()),
+        "--label_column=-1".into(),
+        "--batch_size=64".into(),
+    ];
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    let mut lines = Vec::new();
+    let outcome = TrainArgs::parse(&args)?.run(
+        Algorithm::find("kiln/sequential")?,
+        Some(dir.to_path_buf()),
+        None,
+        &mut |line| lines.push(line.to_string()),
+    )?;
+    Ok((outcome, lines))
+}
+
+#[test]
+fn a_cnn_learns_digits_and_a_resumed_run_matches_the_uninterrupted_one() {
+    let whole = tempfile::tempdir().unwrap();
+    let (uninterrupted, _) = train(whole.path(), &["--num_epochs=4"]).unwrap();
+    assert!(
+        uninterrupted.metrics["accuracy"] >= 0.9,
+        "{:?}",
+        uninterrupted.metrics
+    );
+
+    let split = tempfile::tempdir().unwrap();
+    train(split.path(), &["--num_epochs=2"]).unwrap();
+    let checkpoint = split.path().join("checkpoints/epoch-2");
+    assert!(checkpoint.join("optimizer.bpk").is_file());
+    let (resumed, lines) = train(split.path(), &["--num_epochs=4", "--resume=true"]).unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("resuming from") && line.ends_with("after epoch 2")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|line| line.starts_with("eval after epoch 1"))
+    );
+    assert_eq!(resumed.steps, uninterrupted.steps);
+    assert_eq!(
+        resumed.metrics, uninterrupted.metrics,
+        "weights, Adam's moments and the shuffles all carry over"
+    );
+
+    // Without the optimizer's state the resume is refused rather than silently restarted.
+    std::fs::remove_file(split.path().join("checkpoints/epoch-4/optimizer.bpk")).unwrap();
+    let error = train(split.path(), &["--num_epochs=5", "--resume=true"])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("optimizer.bpk"), "{error}");
+}
+
+#[test]
+fn a_definition_that_does_not_fit_is_refused_with_the_layer_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let definition = dir.path().join("bad.json");
+    std::fs::write(
+        &definition,
+        r#"{"input": {"type": "image", "height": 8, "width": 8},
+            "layers": [{"type": "Dense", "units": 10, "activation": "softmax"}]}"#,
+    )
+    .unwrap();
+    let args: Vec<String> = vec![
+        format!("--model_definition={}", definition.display()),
+        format!("--training_data_path={}", digits().display()),
+        "--label_column=-1".into(),
+    ];
+    let error = TrainArgs::parse(&args)
+        .unwrap()
+        .run(
+            Algorithm::find("sequential").unwrap(),
+            Some(dir.path().to_path_buf()),
+            None,
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "layers[0] (Dense) does not take an image of 8 x 8 x 1"
+    );
+
+    std::fs::write(
+        &definition,
+        r#"{"input": {"type": "image", "height": 8, "width": 8},
+            "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}]}"#,
+    )
+    .unwrap();
+    let error = TrainArgs::parse(&args)
+        .unwrap()
+        .run(
+            Algorithm::find("sequential").unwrap(),
+            Some(dir.path().to_path_buf()),
+            None,
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "layers[1]: the labels have 10 classes; the last layer has 3 units"
+    );
+}

@@ -1,10 +1,12 @@
 //! TFRecord files: TensorBoard event files (`events.out.tfevents.*`, scalars in and out) and the
-//! `tf.train.Example` records of batch prediction inputs.
+//! `tf.train.Example` records of batch prediction and training inputs; and the input files
+//! themselves, named by patterns and gzip or not.
 //!
 //! # Layout
 //! - this file: event files: [`Writer`], [`Tail`], [`find`].
 //! - [`record`]: TFRecord framing, and [`record::Records`], which streams a file's records.
 //! - [`example`]: `tf.train.Example` decoding and encoding.
+//! - [`files`]: input file patterns (a trailing `*`) and opening files, gzip or not.
 //! - `proto`: the protobuf wire-format helpers all of them share.
 //!
 //! An event file is a TFRecord stream (`u64` length, masked CRC-32C of the length, the bytes, masked
@@ -18,6 +20,7 @@
 //! read, so a trainer's events can be followed while it runs.
 
 pub mod example;
+pub mod files;
 mod proto;
 pub mod record;
 

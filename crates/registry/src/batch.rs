@@ -205,7 +205,7 @@ fn checked_input(
     paths: &PathPolicy,
     field: &str,
 ) -> Result<String, String> {
-    match kiln_serve::batch::wildcard(pattern)
+    match kiln_events::files::wildcard(pattern)
         .map_err(|error| format!("Field: {field} Error: {error}"))?
     {
         None => paths.check(project, field, pattern),

@@ -82,43 +82,6 @@ pub struct BatchSummary {
 /// Seconds between progress lines.
 const PROGRESS_SECONDS: f64 = 2.0;
 
-/// The files `pattern` names: itself, or with a trailing `*` every file in its directory whose name
-/// starts with the rest, sorted.
-pub fn expand(pattern: &str) -> Result<Vec<PathBuf>, ServeError> {
-    let pattern = pattern.strip_prefix("file://").unwrap_or(pattern);
-    let Some((dir, prefix)) = wildcard(pattern).map_err(ServeError::Request)? else {
-        return Ok(vec![PathBuf::from(pattern)]);
-    };
-    let entries =
-        std::fs::read_dir(dir).map_err(|error| ServeError::Request(format!("{dir}: {error}")))?;
-    let mut files: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_file()))
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with(prefix))
-        .map(|entry| entry.path())
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// The directory and file-name prefix of a pattern ending in `*`; `None` for a pattern without a
-/// wildcard, an error for one with a wildcard anywhere else.
-pub fn wildcard(pattern: &str) -> Result<Option<(&str, &str)>, String> {
-    let Some(star) = pattern.find('*') else {
-        return Ok(None);
-    };
-    if star + 1 != pattern.len() {
-        return Err(format!(
-            "{pattern:?}: a wildcard is allowed only at the end"
-        ));
-    }
-    Ok(Some(match pattern[..star].rsplit_once('/') {
-        Some(("", prefix)) => ("/", prefix),
-        Some(split) => split,
-        None => (".", &pattern[..star]),
-    }))
-}
-
 /// One input record as read: decoding it into an instance is the worker's job, so the one
 /// reader thread only splits files into records.
 struct Record {
@@ -174,7 +137,7 @@ pub fn run(
     let started = Instant::now();
     let mut files = Vec::new();
     for pattern in &job.inputs {
-        let found = expand(pattern)?;
+        let found = kiln_events::files::expand(pattern).map_err(ServeError::Request)?;
         if found.is_empty() {
             return Err(ServeError::Request(format!("{pattern:?} matches no file")));
         }
@@ -448,19 +411,4 @@ impl Shard {
 
 fn write_error(error: std::io::Error) -> ServeError {
     ServeError::Request(format!("writing the results: {error}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wildcards_split_at_the_last_slash_and_only_at_the_end() {
-        assert_eq!(wildcard("/in/part-*"), Ok(Some(("/in", "part-"))));
-        assert_eq!(wildcard("/in/*"), Ok(Some(("/in", ""))));
-        assert_eq!(wildcard("/part*"), Ok(Some(("/", "part"))));
-        assert_eq!(wildcard("/in/part-1.json"), Ok(None));
-        assert!(wildcard("/in/*/x").unwrap_err().contains("only at the end"));
-        assert!(wildcard("/in/a*b*").is_err());
-    }
 }

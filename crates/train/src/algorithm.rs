@@ -245,6 +245,19 @@ impl TrainArgs {
         if let Some(value) = self.number(&["linear_learning_rate"])? {
             config.linear_learning_rate = value;
         }
+        config.streaming = match self.take(&["streaming"]).as_deref() {
+            None | Some("auto") => None,
+            Some("true") | Some("") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(TrainError::Config(format!(
+                    "--streaming must be true, false or auto, got {other:?}"
+                )));
+            }
+        };
+        if let Some(value) = self.number(&["shuffle_buffer", "shuffle_buffer_size"])? {
+            config.shuffle_buffer = value;
+        }
         config.seed = common.seed.unwrap_or(config.seed);
         config.log_every = common.log_every.unwrap_or(config.log_every);
         config.resume = common.resume;

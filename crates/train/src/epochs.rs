@@ -15,19 +15,31 @@ use crate::TrainError;
 use crate::telemetry::Telemetry;
 use crate::trainer::EarlyStopping;
 
+/// The batches of one epoch, in training order.
+pub(crate) type Batches<B> = Box<dyn Iterator<Item = Result<B, TrainError>>>;
+
 /// A model being trained, as the loop sees it.
 pub(crate) trait Trainee {
     /// The servable model an evaluation produces.
     type Model;
+    /// What one step trains on.
+    type Batch;
 
-    /// One step on the training examples at `batch`; returns the batch's mean loss.
-    fn step(&mut self, batch: &[usize]) -> Result<f32, TrainError>;
+    /// The batches of `epoch`. Their order must depend only on the seed and the epoch, so a
+    /// resumed run trains its remaining epochs as the uninterrupted run would have.
+    fn batches(&self, epoch: usize) -> Batches<Self::Batch>;
+
+    /// Examples in a batch.
+    fn batch_len(batch: &Self::Batch) -> usize;
+
+    /// One step; returns the batch's mean loss.
+    fn step(&mut self, batch: Self::Batch) -> Result<f32, TrainError>;
 
     /// The current weights as a servable model.
     fn snapshot(&self) -> Result<Self::Model, TrainError>;
 
     /// Eval metrics of `model` on the evaluation examples.
-    fn evaluate(&self, model: &Self::Model) -> BTreeMap<String, f64>;
+    fn evaluate(&mut self, model: &Self::Model) -> Result<BTreeMap<String, f64>, TrainError>;
 
     /// Writes a checkpoint of `model` (and whatever else a resume needs) into `dir`.
     fn checkpoint(&self, model: &Self::Model, dir: &Path) -> Result<(), TrainError>;
@@ -35,18 +47,12 @@ pub(crate) trait Trainee {
 
 /// How long to train and how to report it.
 pub(crate) struct Schedule<'a> {
-    /// Training examples.
-    pub examples: usize,
-    /// Examples per step.
-    pub batch_size: usize,
     /// Last epoch to run.
     pub num_epochs: usize,
     /// Stop after this many steps, even mid-epoch.
     pub max_steps: Option<usize>,
-    /// Epochs a resumed run has already done.
-    pub done_epochs: usize,
-    /// Seed of the shuffles.
-    pub seed: u64,
+    /// Where a resumed run starts; `None` for a fresh one.
+    pub resumed: Option<Checkpoint>,
     /// A progress line every this many steps.
     pub log_every: usize,
     /// When to stop early.
@@ -55,11 +61,35 @@ pub(crate) struct Schedule<'a> {
     pub checkpoints: PathBuf,
 }
 
-impl Schedule<'_> {
-    /// Steps in one epoch.
-    pub fn steps_per_epoch(&self) -> usize {
-        self.examples.div_ceil(self.batch_size)
-    }
+/// A checkpoint on disk: `<checkpoints>/epoch-N`, with the step it was taken at.
+#[derive(Debug, Clone)]
+pub(crate) struct Checkpoint {
+    /// Epochs done.
+    pub epoch: usize,
+    /// Steps done.
+    pub step: usize,
+    /// Its directory.
+    pub dir: PathBuf,
+}
+
+/// The file in a checkpoint that records how far the run was.
+const PROGRESS_FILE: &str = "progress.json";
+
+/// The seeded order of `examples` for `epoch`, cut into batches.
+pub(crate) fn shuffled_indices(
+    examples: usize,
+    batch_size: usize,
+    seed: u64,
+    epoch: usize,
+) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..examples).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(epoch_seed(seed, epoch)));
+    order.chunks(batch_size).map(<[usize]>::to_vec).collect()
+}
+
+/// The seed of an epoch's shuffle: a function of the run's seed and the epoch only.
+pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9)
 }
 
 /// What the loop ends with.
@@ -83,24 +113,22 @@ pub(crate) fn run<T: Trainee>(
 ) -> Result<Finished<T::Model>, TrainError> {
     let started = Instant::now();
     let mut window = (Instant::now(), 0usize, 0.0f64);
-    let mut order: Vec<usize> = (0..schedule.examples).collect();
-    let mut step = schedule.done_epochs * schedule.steps_per_epoch();
+    let (done_epochs, mut step) = schedule
+        .resumed
+        .as_ref()
+        .map_or((0, 0), |checkpoint| (checkpoint.epoch, checkpoint.step));
     let mut examples_seen = 0usize;
     let mut watch = Watch::new(schedule.early_stopping);
     // The last evaluation, unless `watch` kept it as the best.
     let mut last: Option<(BTreeMap<String, f64>, T::Model)> = None;
-    'epochs: for epoch in schedule.done_epochs + 1..=schedule.num_epochs {
-        // Each epoch's order depends on the seed and the epoch only, so a resumed run shuffles
-        // its remaining epochs as the uninterrupted run would have.
-        order.sort_unstable();
-        order.shuffle(&mut StdRng::seed_from_u64(
-            schedule.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9),
-        ));
-        for batch in order.chunks(schedule.batch_size) {
+    'epochs: for epoch in done_epochs + 1..=schedule.num_epochs {
+        for batch in trainee.batches(epoch) {
+            let batch = batch?;
+            let size = T::batch_len(&batch);
             let loss = trainee.step(batch)?;
             step += 1;
-            examples_seen += batch.len();
-            window.1 += batch.len();
+            examples_seen += size;
+            window.1 += size;
             window.2 += f64::from(loss);
             if step.is_multiple_of(schedule.log_every) {
                 let elapsed = window.0.elapsed().as_secs_f64().max(1e-9);
@@ -116,7 +144,7 @@ pub(crate) fn run<T: Trainee>(
             }
             if schedule.max_steps.is_some_and(|max| step >= max) {
                 let model = trainee.snapshot()?;
-                let metrics = trainee.evaluate(&model);
+                let metrics = trainee.evaluate(&model)?;
                 log(&format!(
                     "eval at step {step}: {}",
                     format_metrics(&metrics)
@@ -127,13 +155,19 @@ pub(crate) fn run<T: Trainee>(
             }
         }
         let model = trainee.snapshot()?;
-        let metrics = trainee.evaluate(&model);
+        let metrics = trainee.evaluate(&model)?;
         log(&format!(
             "eval after epoch {epoch} (step {step}): {}",
             format_metrics(&metrics)
         ));
         telemetry.evaluation(step, &metrics)?;
-        trainee.checkpoint(&model, &schedule.checkpoints.join(format!("epoch-{epoch}")))?;
+        let dir = schedule.checkpoints.join(format!("epoch-{epoch}"));
+        trainee.checkpoint(&model, &dir)?;
+        let progress = serde_json::json!({"epoch": epoch, "step": step}).to_string();
+        std::fs::write(dir.join(PROGRESS_FILE), progress).map_err(|source| TrainError::Io {
+            path: dir.join(PROGRESS_FILE).display().to_string(),
+            source,
+        })?;
         prune_checkpoints(&schedule.checkpoints, epoch);
         let (stop, unkept) = watch.record(epoch, metrics, model, log)?;
         last = unkept;
@@ -154,7 +188,7 @@ pub(crate) fn run<T: Trainee>(
         (None, None) => {
             // Resumed with every epoch already done: the checkpoint, evaluated.
             let model = trainee.snapshot()?;
-            (trainee.evaluate(&model), model)
+            (trainee.evaluate(&model)?, model)
         }
     };
     Ok(Finished {
@@ -245,21 +279,25 @@ pub(crate) fn format_metrics(metrics: &BTreeMap<String, f64>) -> String {
         .join(", ")
 }
 
-/// The newest checkpoint under `dir` (`epoch-N` directories holding an export) and its epoch.
-pub(crate) fn latest_checkpoint(dir: &Path) -> Option<(usize, PathBuf)> {
+/// The newest complete checkpoint under `dir`: an `epoch-N` directory holding an export and
+/// its progress file, which is written last.
+pub(crate) fn latest_checkpoint(dir: &Path) -> Option<Checkpoint> {
     std::fs::read_dir(dir)
         .ok()?
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name().to_string_lossy().into_owned();
             let epoch = name.strip_prefix("epoch-")?.parse::<usize>().ok()?;
-            entry
-                .path()
-                .join(kiln_model::export::EXPORT_FILE)
-                .is_file()
-                .then(|| (epoch, entry.path()))
+            let progress: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(entry.path().join(PROGRESS_FILE)).ok()?)
+                    .ok()?;
+            Some(Checkpoint {
+                epoch,
+                step: progress["step"].as_u64()? as usize,
+                dir: entry.path(),
+            })
         })
-        .max_by_key(|(epoch, _)| *epoch)
+        .max_by_key(|checkpoint| checkpoint.epoch)
 }
 
 /// Keeps the two most recent epoch checkpoints.

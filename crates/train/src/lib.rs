@@ -4,7 +4,9 @@
 //! - [`algorithm`]: the registry of built-in algorithms by name (`wide_deep`, `linear`, `dnn`, and
 //!   the ML Engine container image names that mean the same) and their command-line arguments.
 //! - [`schema`]: the user's description of the data (column names, label, column types, crosses).
-//! - [`data`]: reading CSV (plain or gzip, header or not) into raw rows.
+//! - [`data`]: reading CSV, JSON lines and TFRecord files (plain or gzip, by pattern) as rows.
+//! - [`stream`]: rows encoded in parallel blocks, kept in memory or streamed through a shuffle
+//!   buffer each epoch.
 //! - [`datagen`]: synthetic data with a known signal (the Criteo layout) for tests and benchmarks.
 //! - [`resolve`]: turning a schema plus training data into resolved feature columns, filling in
 //!   what the user left out (types, vocabularies, normalisation, bucket boundaries).
@@ -31,6 +33,7 @@ pub mod resolve;
 pub mod schema;
 pub mod sequential;
 pub mod sparse;
+pub mod stream;
 pub mod telemetry;
 pub mod trainer;
 

@@ -168,62 +168,82 @@ pub fn resolve(
     })
 }
 
-/// Encodes every row of `data` and its label (class id, or value).
-pub fn encode_rows(
-    resolved: &Resolved,
-    encoder: &Encoder,
-    data: &Table,
-) -> Result<(Vec<Encoded>, Vec<f32>), TrainError> {
-    let positions = resolved
-        .columns
-        .inputs
-        .iter()
-        .map(|input| {
-            data.names
-                .iter()
-                .position(|name| name == &input.name)
-                .ok_or_else(|| {
-                    TrainError::Data(format!("evaluation data has no column {:?}", input.name))
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let classes: HashMap<&str, usize> = resolved
-        .label_vocabulary
-        .iter()
-        .enumerate()
-        .map(|(id, class)| (class.as_str(), id))
-        .collect();
-    let mut examples = Vec::with_capacity(data.rows.len());
-    let mut labels = Vec::with_capacity(data.rows.len());
-    for (line, row) in data.rows.iter().enumerate() {
-        let values: Vec<RawValue> = positions
+/// Turns rows of cells (in the data's column order) into encoded examples and labels, as
+/// [`resolve`] decided.
+#[derive(Debug, Clone)]
+pub struct RowEncoder {
+    resolved: Resolved,
+    encoder: Encoder,
+    /// Position in a row of each model input.
+    positions: Vec<usize>,
+    classes: HashMap<String, usize>,
+}
+
+impl RowEncoder {
+    /// An encoder for rows whose columns are `names`.
+    pub fn new(
+        resolved: &Resolved,
+        encoder: &Encoder,
+        names: &[String],
+    ) -> Result<Self, TrainError> {
+        let positions = resolved
+            .columns
+            .inputs
             .iter()
-            .zip(&resolved.columns.inputs)
+            .map(|input| {
+                names
+                    .iter()
+                    .position(|name| name == &input.name)
+                    .ok_or_else(|| {
+                        TrainError::Data(format!("the data has no column {:?}", input.name))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let classes = resolved
+            .label_vocabulary
+            .iter()
+            .enumerate()
+            .map(|(id, class)| (class.clone(), id))
+            .collect();
+        Ok(Self {
+            resolved: resolved.clone(),
+            encoder: encoder.clone(),
+            positions,
+            classes,
+        })
+    }
+
+    /// One row's example and label.
+    pub fn encode(&self, row: &[String]) -> Result<(Encoded, f32), String> {
+        let values: Vec<RawValue> = self
+            .positions
+            .iter()
+            .zip(&self.resolved.columns.inputs)
             .map(|(&position, input)| RawValue::from_cell(&row[position], input.input_type))
             .collect();
-        let example = encoder
+        let example = self
+            .encoder
             .encode(&values)
-            .map_err(|error| TrainError::Data(format!("row {}: {error}", line + 1)))?;
-        let cell = row[resolved.label_index].as_str();
-        let label = match resolved.task {
-            Task::Regression => cell.parse::<f32>().map_err(|_| {
-                TrainError::Data(format!("row {}: label {cell:?} is not a number", line + 1))
-            })?,
-            Task::BinaryClassification | Task::MultiClassification => match classes.get(cell) {
-                Some(&id) => id as f32,
-                None => {
-                    return Err(TrainError::Data(format!(
-                        "row {}: label {cell:?} is not one of the training classes {:?}",
-                        line + 1,
-                        resolved.label_vocabulary
-                    )));
+            .map_err(|error| error.to_string())?;
+        let cell = row[self.resolved.label_index].as_str();
+        let label = match self.resolved.task {
+            Task::Regression => cell
+                .parse::<f32>()
+                .map_err(|_| format!("label {cell:?} is not a number"))?,
+            Task::BinaryClassification | Task::MultiClassification => {
+                match self.classes.get(cell) {
+                    Some(&id) => id as f32,
+                    None => {
+                        return Err(format!(
+                            "label {cell:?} is not one of the training classes {:?}",
+                            self.resolved.label_vocabulary
+                        ));
+                    }
                 }
-            },
+            }
         };
-        examples.push(example);
-        labels.push(label);
+        Ok((example, label))
     }
-    Ok((examples, labels))
 }
 
 /// The non-empty cells as numbers, or `None` when any of them is not a number.

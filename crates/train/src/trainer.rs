@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use burn::module::Param;
 use burn::nn::LinearConfig;
@@ -18,16 +19,18 @@ use kiln_model::columns::{Encoded, Encoder};
 use kiln_model::network::{Dense, Leaves, Model, forward, gather};
 use kiln_model::{ModelKind, ModelSpec, Table, Task, predict};
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::TrainError;
-use crate::data::read_csv;
-use crate::epochs::{self, Finished, Schedule, Trainee, latest_checkpoint};
+use crate::data::Files;
+use crate::epochs::{
+    self, Batches, Finished, Schedule, Trainee, epoch_seed, latest_checkpoint, shuffled_indices,
+};
 use crate::metrics::evaluate;
-use crate::resolve::{ModelType, encode_rows, resolve};
+use crate::resolve::{ModelType, RowEncoder, resolve};
 use crate::schema::Schema;
 use crate::sparse::{RowGradients, SparseOptimizer, SparseTable};
+use crate::stream::{Batch, Source, Split};
 use crate::telemetry::Telemetry;
 
 /// Everything a training run needs.
@@ -71,7 +74,16 @@ pub struct TrainConfig {
     /// Continue from the newest checkpoint under `job_dir/checkpoints` (after a crash or to train
     /// more epochs) instead of starting afresh.
     pub resume: bool,
+    /// Read the training files again each epoch through a shuffle buffer (`Some(true)`), or keep
+    /// the encoded examples in memory (`Some(false)`); `None` streams files over
+    /// [`IN_MEMORY_BYTES`](crate::stream::IN_MEMORY_BYTES).
+    pub streaming: Option<bool>,
+    /// Examples in the shuffle buffer of a streamed run.
+    pub shuffle_buffer: usize,
 }
+
+/// Rows read to resolve column types, vocabularies and statistics.
+pub const RESOLVE_ROWS: usize = 200_000;
 
 /// When to stop: `metric` has not improved by more than `min_delta` for `patience` evaluations.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +128,8 @@ impl TrainConfig {
             metric_file: None,
             early_stopping: None,
             resume: false,
+            streaming: None,
+            shuffle_buffer: 100_000,
         }
     }
 }
@@ -140,31 +154,29 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
     validate(config)?;
     let mut rng = StdRng::seed_from_u64(config.seed);
     let delimiter = config.schema.delimiter_byte()?;
-    let mut train_data = read_csv(
+    let train_files = Files::new(
         &config.train_files,
         &config.schema.columns,
         config.schema.header,
         delimiter,
     )?;
-    let eval_data = match config.eval_files.is_empty() {
-        false => read_csv(
-            &config.eval_files,
-            &train_data.names,
-            config.schema.header,
-            delimiter,
-        )?,
-        true => {
-            train_data.rows.shuffle(&mut rng);
-            let held_out = (train_data.rows.len() / 10).max(1);
-            let split = train_data.rows.len().saturating_sub(held_out);
-            let rows = train_data.rows.split_off(split);
-            crate::data::Table {
-                names: train_data.names.clone(),
-                rows,
-            }
-        }
+    let held_out = config.eval_files.is_empty();
+    let train_split = if held_out {
+        Split::Training
+    } else {
+        Split::All
     };
-    let resolved = resolve(&config.schema, &train_data, config.kind, config.model_type)?;
+    // Types, vocabularies and statistics come from the first rows; a larger file streams past them.
+    let mut sample = train_files.read(Some(RESOLVE_ROWS))?;
+    if held_out {
+        let mut index = 0;
+        sample.rows.retain(|_| {
+            index += 1;
+            train_split.takes(index - 1)
+        });
+    }
+    let resolved = resolve(&config.schema, &sample, config.kind, config.model_type)?;
+    drop(sample);
     let spec = ModelSpec {
         format: kiln_model::spec::FORMAT.to_string(),
         algorithm: config.algorithm.clone(),
@@ -180,17 +192,42 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
         },
         outputs: ModelSpec::output_names(resolved.task),
         metrics: BTreeMap::new(),
-        data_columns: train_data.names.clone(),
+        data_columns: train_files.names.clone(),
         ignored_inputs: resolved.ignored.clone(),
     };
     let encoder = Encoder::new(spec.columns.clone())?;
-    let (train_examples, train_labels) = encode_rows(&resolved, &encoder, &train_data)?;
-    let (eval_examples, eval_labels) = encode_rows(&resolved, &encoder, &eval_data)?;
+    let rows = Arc::new(RowEncoder::new(&resolved, &encoder, &train_files.names)?);
+    let eval_source = match held_out {
+        true => Source::new(
+            train_files.clone(),
+            Split::HeldOut,
+            Arc::clone(&rows),
+            "evaluation",
+        ),
+        false => {
+            let files = Files::new(
+                &config.eval_files,
+                &train_files.names,
+                config.schema.header,
+                delimiter,
+            )?;
+            Source::new(files, Split::All, Arc::clone(&rows), "evaluation")
+        }
+    };
+    let train_source = Source::new(train_files, train_split, rows, "training");
+    let train = match config.streaming.unwrap_or(!train_source.fits_in_memory()) {
+        true => Examples::Stream(Arc::new(train_source)),
+        false => Examples::Memory(Arc::new(train_source.read_all()?)),
+    };
+    let eval = match config.streaming.unwrap_or(!eval_source.fits_in_memory()) {
+        true => Examples::Stream(Arc::new(eval_source)),
+        false => Examples::Memory(Arc::new(eval_source.read_all()?)),
+    };
     log(&format!(
         "{}: {} training rows, {} evaluation rows, {} numeric and {} categorical columns, {} crosses, task {:?}",
         config.algorithm,
-        train_examples.len(),
-        eval_examples.len(),
+        train.describe(config.shuffle_buffer),
+        eval.describe(config.shuffle_buffer),
         spec.columns.numeric.len(),
         spec.columns.categorical.len(),
         spec.columns.crossed.len(),
@@ -200,31 +237,29 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
     let device = Device::flex().autodiff();
     device.seed(config.seed);
     let checkpoints = config.job_dir.join("checkpoints");
-    let steps_per_epoch = train_examples.len().div_ceil(config.batch_size);
-    let (state, done_epochs) = match config.resume.then(|| latest_checkpoint(&checkpoints)) {
-        Some(Some((epoch, dir))) => {
-            let state = State::resume(&dir, spec, config, &device)?;
+    let resumed = config.resume.then(|| latest_checkpoint(&checkpoints));
+    let (state, resumed) = match resumed {
+        Some(Some(checkpoint)) => {
+            let state = State::resume(&checkpoint.dir, spec, config, &device)?;
             log(&format!(
-                "resuming from {} after epoch {epoch} (step {})",
-                dir.display(),
-                epoch * steps_per_epoch
+                "resuming from {} after epoch {} (step {})",
+                checkpoint.dir.display(),
+                checkpoint.epoch,
+                checkpoint.step
             ));
-            (state, epoch)
+            (state, Some(checkpoint))
         }
         Some(None) => {
             log("no checkpoint to resume from: starting afresh");
-            (State::init(spec, config, &device, &mut rng)?, 0)
+            (State::init(spec, config, &device, &mut rng)?, None)
         }
-        None => (State::init(spec, config, &device, &mut rng)?, 0),
+        None => (State::init(spec, config, &device, &mut rng)?, None),
     };
     let mut telemetry = Telemetry::create(&config.job_dir, config.metric_file.clone())?;
     let schedule = Schedule {
-        examples: train_examples.len(),
-        batch_size: config.batch_size,
         num_epochs: config.num_epochs,
         max_steps: config.max_steps,
-        done_epochs,
-        seed: config.seed,
+        resumed,
         log_every: config.log_every,
         early_stopping: config.early_stopping.as_ref(),
         checkpoints,
@@ -233,10 +268,12 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
         state,
         optimizer: AdamConfig::new().init(),
         learning_rate: config.learning_rate,
-        examples: &train_examples,
-        labels: &train_labels,
-        eval_examples: &eval_examples,
-        eval_labels: &eval_labels,
+        batch_size: config.batch_size,
+        shuffle_buffer: config.shuffle_buffer,
+        seed: config.seed,
+        train,
+        eval,
+        eval_rows: 0,
     };
     let Finished {
         mut model,
@@ -248,16 +285,15 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
     let export_dir = config.job_dir.join("model");
     kiln_model::save(&model, &export_dir)?;
     log(&format!(
-        "exported to {} after {step} steps ({} steps/epoch, {examples_per_second:.0} examples/s)",
+        "exported to {} after {step} steps ({examples_per_second:.0} examples/s)",
         export_dir.display(),
-        steps_per_epoch
     ));
     Ok(TrainOutcome {
         export_dir,
         metrics,
         steps: step,
         examples_per_second,
-        eval_rows: eval_examples.len(),
+        eval_rows: run.eval_rows,
     })
 }
 
@@ -274,6 +310,9 @@ fn validate(config: &TrainConfig) -> Result<(), TrainError> {
     }
     if config.log_every == 0 {
         problems.push("log_every must be positive".into());
+    }
+    if config.shuffle_buffer == 0 {
+        problems.push("shuffle_buffer must be positive".into());
     }
     if !(config.learning_rate > 0.0 && config.linear_learning_rate > 0.0) {
         problems.push("learning rates must be positive".into());
@@ -494,23 +533,65 @@ impl State {
     }
 }
 
+/// Examples in memory, or read from their files again each time.
+enum Examples {
+    Memory(Arc<Batch>),
+    Stream(Arc<Source>),
+}
+
+impl Examples {
+    fn describe(&self, shuffle_buffer: usize) -> String {
+        match self {
+            Examples::Memory(examples) => examples.0.len().to_string(),
+            Examples::Stream(_) => format!("streamed (shuffle buffer {shuffle_buffer})"),
+        }
+    }
+}
+
 /// A run of the feature-column trainer: the state, Adam for the dense part, and the data.
-struct Run<'a> {
+struct Run {
     state: State,
     optimizer: burn::optim::ModuleOptimizer,
     learning_rate: f64,
-    examples: &'a [Encoded],
-    labels: &'a [f32],
-    eval_examples: &'a [Encoded],
-    eval_labels: &'a [f32],
+    batch_size: usize,
+    shuffle_buffer: usize,
+    seed: u64,
+    train: Examples,
+    eval: Examples,
+    /// Rows the last evaluation saw.
+    eval_rows: usize,
 }
 
-impl Trainee for Run<'_> {
+impl Trainee for Run {
     type Model = Model;
+    type Batch = Batch;
 
-    fn step(&mut self, batch: &[usize]) -> Result<f32, TrainError> {
-        let examples: Vec<Encoded> = batch.iter().map(|&i| self.examples[i].clone()).collect();
-        let labels: Vec<f32> = batch.iter().map(|&i| self.labels[i]).collect();
+    fn batches(&self, epoch: usize) -> Batches<Batch> {
+        let seed = epoch_seed(self.seed, epoch);
+        match &self.train {
+            Examples::Memory(examples) => {
+                let examples = Arc::clone(examples);
+                let order = shuffled_indices(examples.0.len(), self.batch_size, self.seed, epoch);
+                Box::new(order.into_iter().map(move |indices| {
+                    Ok((
+                        indices.iter().map(|&i| examples.0[i].clone()).collect(),
+                        indices.iter().map(|&i| examples.1[i]).collect(),
+                    ))
+                }))
+            }
+            Examples::Stream(source) => Box::new(
+                source
+                    .shuffled_batches(self.batch_size, self.shuffle_buffer, seed)
+                    .into_iter(),
+            ),
+        }
+    }
+
+    fn batch_len(batch: &Batch) -> usize {
+        batch.0.len()
+    }
+
+    fn step(&mut self, (examples, labels): Batch) -> Result<f32, TrainError> {
         Ok(self
             .state
             .step(&examples, &labels, &mut self.optimizer, self.learning_rate))
@@ -520,22 +601,29 @@ impl Trainee for Run<'_> {
         self.state.model_for_inference()
     }
 
-    fn evaluate(&self, model: &Model) -> BTreeMap<String, f64> {
-        evaluate_model(model, self.eval_examples, self.eval_labels)
+    fn evaluate(&mut self, model: &Model) -> Result<BTreeMap<String, f64>, TrainError> {
+        let mut predictions = Vec::new();
+        let mut labels = Vec::new();
+        let mut add = |(examples, block_labels): &Batch| {
+            for chunk in examples.chunks(1024) {
+                predictions.extend(predict(model, chunk));
+            }
+            labels.extend_from_slice(block_labels);
+        };
+        match &self.eval {
+            Examples::Memory(examples) => add(examples),
+            Examples::Stream(source) => source.blocks(&mut |block| {
+                add(&block);
+                Ok(true)
+            })?,
+        }
+        self.eval_rows = labels.len();
+        Ok(evaluate(&predictions, &labels))
     }
 
     fn checkpoint(&self, model: &Model, dir: &Path) -> Result<(), TrainError> {
         Ok(kiln_model::save(model, dir)?)
     }
-}
-
-/// The eval metrics of `model` on the evaluation examples.
-fn evaluate_model(model: &Model, examples: &[Encoded], labels: &[f32]) -> BTreeMap<String, f64> {
-    let predictions: Vec<_> = examples
-        .chunks(1024)
-        .flat_map(|chunk| predict(model, chunk))
-        .collect();
-    evaluate(&predictions, labels)
 }
 
 /// The gradient of a gathered leaf, as values in the leaf's row-major order.

@@ -79,6 +79,85 @@ fn wide_and_deep_reaches_85_percent_on_census_and_exports_a_servable_model() {
     }
 }
 
+/// The census rows split over a gzip CSV, a JSON-lines file and a TFRecord file, read by one
+/// pattern and streamed through a shuffle buffer much smaller than the data.
+#[test]
+fn streamed_files_of_three_formats_train_as_well_as_one_file() {
+    use kiln_events::example::{Feature, encode};
+    use std::io::{Read, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Schema::from_file(&census().join("schema.yaml")).unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(census().join("adult.data.csv.gz")).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    let third = lines.len() / 3;
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(dir.path().join("part-1.csv.gz")).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(lines[..third].join("\n").as_bytes()).unwrap();
+    gz.finish().unwrap();
+    let cells = |line: &str| -> Vec<String> {
+        line.split(',')
+            .map(|cell| cell.trim().to_string())
+            .collect()
+    };
+    let json: Vec<String> = lines[third..2 * third]
+        .iter()
+        .map(|line| {
+            let object: serde_json::Map<String, serde_json::Value> = schema
+                .columns
+                .iter()
+                .zip(cells(line))
+                .map(|(name, cell)| match cell.parse::<f64>() {
+                    Ok(number) => (name.clone(), serde_json::json!(number)),
+                    Err(_) => (name.clone(), serde_json::json!(cell)),
+                })
+                .collect();
+            serde_json::Value::Object(object).to_string()
+        })
+        .collect();
+    std::fs::write(dir.path().join("part-2.jsonl"), json.join("\n")).unwrap();
+    let mut records = Vec::new();
+    for line in &lines[2 * third..] {
+        let features: Vec<(&str, Feature)> = schema
+            .columns
+            .iter()
+            .zip(cells(line))
+            .map(|(name, cell)| match cell.parse::<i64>() {
+                Ok(number) => (name.as_str(), Feature::Ints(vec![number])),
+                Err(_) => (name.as_str(), Feature::Bytes(vec![cell.into_bytes()])),
+            })
+            .collect();
+        records.extend(kiln_events::record::frame(&encode(&features)));
+    }
+    std::fs::write(dir.path().join("part-3.tfrecord"), records).unwrap();
+
+    let mut config = config("wide_deep", dir.path().join("job"));
+    config.train_files = vec![dir.path().join("part-*")];
+    config.streaming = Some(true);
+    config.shuffle_buffer = 2000;
+    config.num_epochs = 1;
+    let mut lines_logged = Vec::new();
+    let outcome = train(&config, &mut |line| lines_logged.push(line.to_string())).unwrap();
+    assert!(
+        lines_logged[0].contains("streamed (shuffle buffer 2000) training rows"),
+        "{lines_logged:?}"
+    );
+    assert_eq!(
+        outcome.steps,
+        lines.len().div_ceil(config.batch_size),
+        "every row, once"
+    );
+    assert!(outcome.metrics["accuracy"] >= 0.84, "{:?}", outcome.metrics);
+}
+
 #[test]
 fn linear_and_dnn_siblings_train_and_a_regressor_reports_rmse() {
     let dir = tempfile::tempdir().unwrap();

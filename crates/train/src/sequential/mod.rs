@@ -35,7 +35,9 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::epochs::{self, Finished, Schedule, Trainee, latest_checkpoint};
+use crate::epochs::{
+    self, Batches, Finished, Schedule, Trainee, latest_checkpoint, shuffled_indices,
+};
 use crate::metrics::evaluate;
 use crate::telemetry::Telemetry;
 use crate::trainer::{EarlyStopping, TrainOutcome, loss};
@@ -170,42 +172,43 @@ pub fn train(
             spec.input.vocabulary(),
             &device,
         );
-        (renumber(network), optimizer_spec.init(), 0)
+        (renumber(network), optimizer_spec.init(), None)
     };
-    let (network, optimizer, done_epochs) =
-        match config.resume.then(|| latest_checkpoint(&checkpoints)) {
-            Some(Some((epoch, dir))) => {
-                let (network, optimizer) = resume(&dir, &spec, optimizer_spec.init(), &device)?;
-                log(&format!(
-                    "resuming from {} after epoch {epoch}",
-                    dir.display()
-                ));
-                (network, optimizer, epoch)
-            }
-            Some(None) => {
-                log("no checkpoint to resume from: starting afresh");
-                fresh()
-            }
-            None => fresh(),
-        };
+    let (network, optimizer, resumed) = match config.resume.then(|| latest_checkpoint(&checkpoints))
+    {
+        Some(Some(checkpoint)) => {
+            let (network, optimizer) =
+                resume(&checkpoint.dir, &spec, optimizer_spec.init(), &device)?;
+            log(&format!(
+                "resuming from {} after epoch {}",
+                checkpoint.dir.display(),
+                checkpoint.epoch
+            ));
+            (network, optimizer, Some(checkpoint))
+        }
+        Some(None) => {
+            log("no checkpoint to resume from: starting afresh");
+            fresh()
+        }
+        None => fresh(),
+    };
     let mut telemetry = Telemetry::create(&config.job_dir, config.metric_file.clone())?;
+    let steps_per_epoch = train_set.labels.len().div_ceil(config.batch_size);
     let schedule = Schedule {
-        examples: train_set.labels.len(),
-        batch_size: config.batch_size,
         num_epochs: config.num_epochs,
         max_steps: config.max_steps,
-        done_epochs,
-        seed: config.seed,
+        resumed,
         log_every: config.log_every,
         early_stopping: config.early_stopping.as_ref(),
         checkpoints,
     };
-    let steps_per_epoch = schedule.steps_per_epoch();
     let mut run = Run {
         spec,
         network,
         optimizer,
         learning_rate: optimizer_spec.learning_rate(),
+        batch_size: config.batch_size,
+        seed: config.seed,
         train: train_set,
         eval: eval_set,
         device,
@@ -378,6 +381,8 @@ struct Run {
     network: Network,
     optimizer: ModuleOptimizer,
     learning_rate: f64,
+    batch_size: usize,
+    seed: u64,
     train: Encoded,
     eval: Encoded,
     device: Device,
@@ -385,8 +390,18 @@ struct Run {
 
 impl Trainee for Run {
     type Model = SequentialModel;
+    type Batch = Vec<usize>;
 
-    fn step(&mut self, batch: &[usize]) -> Result<f32, TrainError> {
+    fn batches(&self, epoch: usize) -> Batches<Vec<usize>> {
+        let order = shuffled_indices(self.train.labels.len(), self.batch_size, self.seed, epoch);
+        Box::new(order.into_iter().map(Ok))
+    }
+
+    fn batch_len(batch: &Vec<usize>) -> usize {
+        batch.len()
+    }
+
+    fn step(&mut self, batch: Vec<usize>) -> Result<f32, TrainError> {
         let values = self.train.rows(batch.iter().copied());
         let labels: Vec<f32> = batch.iter().map(|&i| self.train.labels[i]).collect();
         let input = SequentialModel::batch(&self.spec.input, values, batch.len(), &self.device);
@@ -409,7 +424,7 @@ impl Trainee for Run {
         })
     }
 
-    fn evaluate(&self, model: &SequentialModel) -> BTreeMap<String, f64> {
+    fn evaluate(&mut self, model: &SequentialModel) -> Result<BTreeMap<String, f64>, TrainError> {
         let rows = self.eval.labels.len();
         let predictions: Vec<Prediction> = (0..rows)
             .step_by(1000)
@@ -418,7 +433,7 @@ impl Trainee for Run {
                 model.predict(self.eval.rows(start..end), end - start)
             })
             .collect();
-        evaluate(&predictions, &self.eval.labels)
+        Ok(evaluate(&predictions, &self.eval.labels))
     }
 
     fn checkpoint(&self, model: &SequentialModel, dir: &Path) -> Result<(), TrainError> {

@@ -107,6 +107,25 @@ pub fn format_of(dir: &Path) -> Result<String, ModelError> {
     Ok(read_spec::<Tagged>(dir)?.format)
 }
 
+/// Named f32 tensors: `name -> (values, shape)`.
+pub type Tensors = HashMap<String, (Vec<f32>, Vec<usize>)>;
+
+/// Writes named f32 tensors to a SafeTensors file at `path` (training state beside an export,
+/// such as optimizer moments).
+pub fn save_tensors(
+    path: &Path,
+    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+) -> Result<(), ModelError> {
+    let writer = WeightsWriter { tensors };
+    std::fs::write(path, writer.serialize()?).map_err(io_error(path))
+}
+
+/// Reads a SafeTensors file of f32 tensors written by [`save_tensors`].
+pub fn load_tensors(path: &Path) -> Result<Tensors, ModelError> {
+    let bytes = std::fs::read(path).map_err(io_error(path))?;
+    Ok(Weights::parse(&bytes)?.tensors)
+}
+
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError {
     let path = path.display().to_string();
     move |source| ModelError::Io { path, source }
@@ -188,7 +207,7 @@ impl WeightsWriter {
 
 /// The tensors of a weights file, decoded to f32.
 pub(crate) struct Weights {
-    tensors: HashMap<String, (Vec<f32>, Vec<usize>)>,
+    tensors: Tensors,
 }
 
 impl Weights {

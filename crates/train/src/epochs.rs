@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::optim::ModuleOptimizer;
+use burn::prelude::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -268,6 +271,42 @@ impl<'a, M> Watch<'a, M> {
         }
         Ok((stop, unkept))
     }
+}
+
+/// The file in a checkpoint that holds the dense optimizer's state (burn's burnpack format).
+const OPTIMIZER_FILE: &str = "optimizer.bpk";
+
+/// Gives a module's parameters the ids 1, 2, ... in module order, so the optimizer state saved in
+/// a checkpoint (keyed by parameter id) finds its parameters again after a resume.
+pub(crate) fn renumber<M: Module>(module: M) -> M {
+    struct Renumber(u64);
+    impl ModuleMapper for Renumber {
+        fn map_float<const D: usize>(&mut self, mut param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            self.0 += 1;
+            param.id = ParamId::from(self.0);
+            param
+        }
+    }
+    module.map(&mut Renumber(0))
+}
+
+/// Saves the dense optimizer's state into the checkpoint directory `dir`.
+pub(crate) fn save_optimizer(optimizer: &ModuleOptimizer, dir: &Path) -> Result<(), TrainError> {
+    let path = dir.join(OPTIMIZER_FILE);
+    optimizer
+        .save(&path)
+        .map_err(|error| TrainError::Data(format!("{}: {error}", path.display())))
+}
+
+/// The dense optimizer with the state saved in the checkpoint directory `dir`.
+pub(crate) fn load_optimizer(
+    optimizer: ModuleOptimizer,
+    dir: &Path,
+) -> Result<ModuleOptimizer, TrainError> {
+    let path = dir.join(OPTIMIZER_FILE);
+    optimizer
+        .load(&path)
+        .map_err(|error| TrainError::Data(format!("{}: {error}", path.display())))
 }
 
 /// Metrics as `name value, ...` for log lines.

@@ -73,6 +73,32 @@ impl SparseTable {
         }
     }
 
+    /// The optimizer state, for a checkpoint: the two per-weight slots (empty when unused).
+    pub fn state(&self) -> (&[f32], &[f32]) {
+        (&self.first, &self.second)
+    }
+
+    /// Restores the state a checkpoint saved after `step` steps; the slots must be this table's size.
+    pub fn restore(
+        &mut self,
+        first: Vec<f32>,
+        second: Vec<f32>,
+        step: usize,
+    ) -> Result<(), String> {
+        if first.len() != self.first.len() || second.len() != self.second.len() {
+            return Err(format!(
+                "optimizer state of {} and {} values for a table of {} weights",
+                first.len(),
+                second.len(),
+                self.table.data.len()
+            ));
+        }
+        self.first = first;
+        self.second = second;
+        self.step = i32::try_from(step).unwrap_or(i32::MAX);
+        Ok(())
+    }
+
     /// Applies one step of summed gradients for the touched rows.
     pub fn apply(&mut self, gradients: &RowGradients) {
         self.step += 1;

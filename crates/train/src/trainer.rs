@@ -24,7 +24,8 @@ use rand::{Rng, SeedableRng};
 use crate::TrainError;
 use crate::data::Files;
 use crate::epochs::{
-    self, Batches, Finished, Schedule, Trainee, epoch_seed, latest_checkpoint, shuffled_indices,
+    self, Batches, Finished, Schedule, Trainee, epoch_seed, latest_checkpoint, load_optimizer,
+    renumber, save_optimizer, shuffled_indices,
 };
 use crate::metrics::evaluate;
 use crate::resolve::{ModelType, RowEncoder, resolve};
@@ -81,6 +82,9 @@ pub struct TrainConfig {
     /// Examples in the shuffle buffer of a streamed run.
     pub shuffle_buffer: usize,
 }
+
+/// The file in a checkpoint that holds the row-sparse optimizers' state.
+const SPARSE_STATE_FILE: &str = "sparse_optimizers.safetensors";
 
 /// Rows read to resolve column types, vocabularies and statistics.
 pub const RESOLVE_ROWS: usize = 200_000;
@@ -240,7 +244,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
     let resumed = config.resume.then(|| latest_checkpoint(&checkpoints));
     let (state, resumed) = match resumed {
         Some(Some(checkpoint)) => {
-            let state = State::resume(&checkpoint.dir, spec, config, &device)?;
+            let state = State::resume(&checkpoint.dir, checkpoint.step, spec, config, &device)?;
             log(&format!(
                 "resuming from {} after epoch {} (step {})",
                 checkpoint.dir.display(),
@@ -264,9 +268,13 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
         early_stopping: config.early_stopping.as_ref(),
         checkpoints,
     };
+    let optimizer = match &schedule.resumed {
+        Some(checkpoint) => load_optimizer(AdamConfig::new().init(), &checkpoint.dir)?,
+        None => AdamConfig::new().init(),
+    };
     let mut run = Run {
         state,
-        optimizer: AdamConfig::new().init(),
+        optimizer,
         learning_rate: config.learning_rate,
         batch_size: config.batch_size,
         shuffle_buffer: config.shuffle_buffer,
@@ -357,11 +365,12 @@ fn sparse_optimizers(config: &TrainConfig) -> (SparseOptimizer, SparseOptimizer)
 }
 
 impl State {
-    /// The state of a checkpoint: its weights, on `device` for training. The optimizers' moments
-    /// start afresh. `spec` is what this run resolved from its data and arguments; a checkpoint of
-    /// another model is refused.
+    /// The state of a checkpoint taken after `step` steps: its weights, on `device` for training,
+    /// and the row-sparse optimizers' state. `spec` is what this run resolved from its data and
+    /// arguments; a checkpoint of another model is refused.
     fn resume(
         dir: &Path,
+        step: usize,
         spec: ModelSpec,
         config: &TrainConfig,
         device: &Device,
@@ -379,7 +388,7 @@ impl State {
         }
         let (embedding_optimizer, wide_optimizer) = sparse_optimizers(config);
         let (wide_offsets, _) = Encoder::new(spec.columns.clone())?.slot_offsets();
-        Ok(Self {
+        let mut state = Self {
             spec,
             wide: model
                 .wide
@@ -390,9 +399,68 @@ impl State {
                 .into_iter()
                 .map(|table| SparseTable::new(table, embedding_optimizer))
                 .collect(),
-            dense: model.dense,
+            dense: renumber(model.dense),
             device: device.clone(),
-        })
+        };
+        let path = dir.join(SPARSE_STATE_FILE);
+        let mut saved = kiln_model::export::load_tensors(&path)?;
+        for (name, table) in state.sparse_tables_mut() {
+            let mut take = |slot: &str| {
+                saved
+                    .remove(&format!("{name}/{slot}"))
+                    .map(|(values, _)| values)
+                    .ok_or_else(|| {
+                        TrainError::Data(format!("{}: no {name}/{slot}", path.display()))
+                    })
+            };
+            let (first, second) = (take("first")?, take("second")?);
+            table.restore(first, second, step).map_err(|message| {
+                TrainError::Data(format!("{}: {name}: {message}", path.display()))
+            })?;
+        }
+        Ok(state)
+    }
+
+    /// The row-sparse tables by the names their state is saved under.
+    fn sparse_tables(&self) -> impl Iterator<Item = (String, &SparseTable)> {
+        let wide = self.wide.iter().map(|table| ("wide".to_string(), table));
+        let embeddings = self
+            .embeddings
+            .iter()
+            .enumerate()
+            .map(|(index, table)| (format!("embedding/{index}"), table));
+        wide.chain(embeddings)
+    }
+
+    fn sparse_tables_mut(&mut self) -> impl Iterator<Item = (String, &mut SparseTable)> {
+        let wide = self
+            .wide
+            .iter_mut()
+            .map(|table| ("wide".to_string(), table));
+        let embeddings = self
+            .embeddings
+            .iter_mut()
+            .enumerate()
+            .map(|(index, table)| (format!("embedding/{index}"), table));
+        wide.chain(embeddings)
+    }
+
+    /// Saves the row-sparse optimizers' state into the checkpoint directory `dir`.
+    fn save_sparse_state(&self, dir: &Path) -> Result<(), TrainError> {
+        let mut tensors = Vec::new();
+        for (name, table) in self.sparse_tables() {
+            let (first, second) = table.state();
+            tensors.push((format!("{name}/first"), vec![first.len()], first.to_vec()));
+            tensors.push((
+                format!("{name}/second"),
+                vec![second.len()],
+                second.to_vec(),
+            ));
+        }
+        Ok(kiln_model::export::save_tensors(
+            &dir.join(SPARSE_STATE_FILE),
+            tensors,
+        )?)
     }
 
     fn init(
@@ -439,11 +507,11 @@ impl State {
             wide,
             wide_offsets,
             embeddings,
-            dense: Dense {
+            dense: renumber(Dense {
                 hidden,
                 output,
                 bias,
-            },
+            }),
             device: device.clone(),
         };
         if state.wide.is_none() && !state.spec.kind.has_deep() {
@@ -622,7 +690,9 @@ impl Trainee for Run {
     }
 
     fn checkpoint(&self, model: &Model, dir: &Path) -> Result<(), TrainError> {
-        Ok(kiln_model::save(model, dir)?)
+        kiln_model::save(model, dir)?;
+        save_optimizer(&self.optimizer, dir)?;
+        self.state.save_sparse_state(dir)
     }
 }
 

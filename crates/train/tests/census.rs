@@ -250,6 +250,15 @@ fn training_resumes_from_the_newest_checkpoint() {
     assert!(outcome.metrics["accuracy"] >= 0.85, "{:?}", outcome.metrics);
     assert!(dir.path().join("checkpoints/epoch-3").is_dir());
 
+    // The tables' and the dense part's optimizer moments are checkpointed too, so the resumed
+    // run ends exactly where an uninterrupted one does.
+    let whole = tempfile::tempdir().unwrap();
+    let mut uninterrupted = config.clone();
+    uninterrupted.job_dir = whole.path().to_path_buf();
+    uninterrupted.resume = false;
+    let reference = train(&uninterrupted, &mut |_| {}).unwrap();
+    assert_eq!(outcome.metrics, reference.metrics);
+
     // A checkpoint of another network is refused, not silently mixed in.
     config.num_epochs = 4;
     config.hidden_units = vec![10];

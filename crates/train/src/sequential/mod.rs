@@ -22,7 +22,6 @@ pub mod optimizer;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::module::{ModuleMapper, Param, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use kiln_model::sequential::{
@@ -36,16 +35,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 use crate::epochs::{
-    self, Batches, Finished, Schedule, Trainee, latest_checkpoint, shuffled_indices,
+    self, Batches, Finished, Schedule, Trainee, latest_checkpoint, load_optimizer, renumber,
+    save_optimizer, shuffled_indices,
 };
 use crate::metrics::evaluate;
 use crate::telemetry::Telemetry;
 use crate::trainer::{EarlyStopping, TrainOutcome, loss};
 use data::{Examples, Raw, Source};
 use optimizer::OptimizerSpec;
-
-/// The file in a checkpoint that holds the optimizer's state (burn's burnpack format).
-const OPTIMIZER_FILE: &str = "optimizer.bpk";
 
 /// A model definition file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -340,20 +337,6 @@ impl Encoded {
     }
 }
 
-/// Gives the parameters the ids 1, 2, ... in module order, so the optimizer state saved in a
-/// checkpoint (keyed by parameter id) finds its parameters again after a resume.
-fn renumber(network: Network) -> Network {
-    struct Renumber(u64);
-    impl ModuleMapper for Renumber {
-        fn map_float<const D: usize>(&mut self, mut param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            self.0 += 1;
-            param.id = ParamId::from(self.0);
-            param
-        }
-    }
-    network.map(&mut Renumber(0))
-}
-
 /// The network and optimizer state of the checkpoint in `dir`, which must be of this model.
 fn resume(
     dir: &Path,
@@ -369,10 +352,7 @@ fn resume(
             dir.display()
         )));
     }
-    let optimizer = optimizer.load(dir.join(OPTIMIZER_FILE)).map_err(|error| {
-        TrainError::Data(format!("{}: {error}", dir.join(OPTIMIZER_FILE).display()))
-    })?;
-    Ok((renumber(saved.network), optimizer))
+    Ok((renumber(saved.network), load_optimizer(optimizer, dir)?))
 }
 
 /// A Sequential training run.
@@ -438,10 +418,7 @@ impl Trainee for Run {
 
     fn checkpoint(&self, model: &SequentialModel, dir: &Path) -> Result<(), TrainError> {
         model.save(dir)?;
-        let path = dir.join(OPTIMIZER_FILE);
-        self.optimizer
-            .save(&path)
-            .map_err(|error| TrainError::Data(format!("{}: {error}", path.display())))
+        save_optimizer(&self.optimizer, dir)
     }
 }
 

@@ -136,3 +136,72 @@ fn a_definition_that_does_not_fit_is_refused_with_the_layer_named() {
         "layers[1]: the labels have 10 classes; the last layer has 3 units"
     );
 }
+
+/// Token ids into an Embedding, averaged: a text classifier that needs the tokenizer's
+/// sequences, padded at the front, at training and at serving time alike.
+#[test]
+fn an_embedding_text_classifier_learns_newsgroups() {
+    let dir = tempfile::tempdir().unwrap();
+    let definition = dir.path().join("embedding.yaml");
+    std::fs::write(
+        &definition,
+        "input: {type: text, tokenizer: {num_words: 20000}, sequence_length: 300}
+layers:
+  - {type: Embedding, output_dim: 32}
+  - {type: GlobalAveragePooling1D}
+  - {type: Dense, units: 32, activation: relu}
+  - {type: Dense, units: 4, activation: softmax}
+optimizer: {type: Adam, learning_rate: 0.005}
+",
+    )
+    .unwrap();
+    let news = |split: &str| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(format!(
+                "../../../shared/data/20newsgroups/20news-bydate-{split}.6groups.jsonl.gz"
+            ))
+            .display()
+            .to_string()
+    };
+    let args: Vec<String> = vec![
+        format!("--model_definition={}", definition.display()),
+        format!("--training_data_path={}", news("train")),
+        format!("--validation_data_path={}", news("test")),
+        "--label_field=group".into(),
+        "--classes=alt.atheism,talk.religion.misc,comp.graphics,sci.space".into(),
+        "--num_epochs=6".into(),
+    ];
+    let outcome = TrainArgs::parse(&args)
+        .unwrap()
+        .run(
+            Algorithm::find("sequential").unwrap(),
+            Some(dir.path().to_path_buf()),
+            None,
+            &mut |_| {},
+        )
+        .unwrap();
+    assert!(outcome.metrics["accuracy"] >= 0.8, "{:?}", outcome.metrics);
+    assert_eq!(outcome.eval_rows, 1353, "the four groups' test documents");
+
+    let model = kiln_model::sequential::SequentialModel::load(
+        &outcome.export_dir,
+        &burn::tensor::Device::flex(),
+    )
+    .unwrap();
+    let mut values = Vec::new();
+    for text in [
+        "The shuttle launch to orbit was delayed by NASA",
+        "Convert the JPEG image to GIF with this graphics viewer",
+    ] {
+        model.spec.input.encode_text(text, &mut values).unwrap();
+    }
+    let classes: Vec<String> = model
+        .predict(values, 2)
+        .into_iter()
+        .map(|prediction| match prediction {
+            kiln_model::Prediction::MultiClass { class, .. } => class,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(classes, ["sci.space", "comp.graphics"]);
+}

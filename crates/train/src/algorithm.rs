@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use kiln_model::ModelKind;
 
 use crate::TrainError;
+use crate::accelerator::Accelerator;
 use crate::resolve::ModelType;
 use crate::schema::Schema;
 use crate::sequential::data::Source;
@@ -262,6 +263,7 @@ impl TrainArgs {
         config.log_every = common.log_every.unwrap_or(config.log_every);
         config.resume = common.resume;
         config.early_stopping = common.early_stopping;
+        config.accelerator = common.accelerator;
         self.finish(algorithm)?;
         Ok(config)
     }
@@ -336,6 +338,7 @@ impl TrainArgs {
             metric_file: None,
             early_stopping: common.early_stopping,
             resume: common.resume,
+            accelerator: common.accelerator,
         };
         self.finish(Algorithm::find("sequential")?)?;
         Ok(config)
@@ -358,6 +361,10 @@ impl TrainArgs {
         };
         let learning_rate = self.number(&["learning_rate"])?;
         let seed = self.number(&["seed"])?;
+        let accelerator = match self.take(&["device"]) {
+            Some(device) => Accelerator::parse(&device)?,
+            None => Accelerator::Cpu,
+        };
         let log_every = self.number(&["log_every", "log_every_steps"])?;
         let resume = match self.take(&["resume"]).as_deref() {
             None | Some("false") => false,
@@ -385,6 +392,7 @@ impl TrainArgs {
         };
         Ok(Common {
             job_dir,
+            accelerator,
             batch_size,
             num_epochs,
             max_steps,
@@ -417,6 +425,7 @@ impl TrainArgs {
 /// The arguments every algorithm takes; `None` leaves the algorithm's default.
 struct Common {
     job_dir: PathBuf,
+    accelerator: Accelerator,
     batch_size: Option<usize>,
     num_epochs: Option<usize>,
     max_steps: Option<usize>,

@@ -1,6 +1,7 @@
 //! Kiln's built-in training algorithms.
 //!
 //! # Layout (reading order)
+//! - [`accelerator`]: the training device: the CPU, or a CUDA GPU in a `cuda` build.
 //! - [`algorithm`]: the registry of built-in algorithms by name (`wide_deep`, `linear`, `dnn`, and
 //!   the ML Engine container image names that mean the same) and their command-line arguments.
 //! - [`schema`]: the user's description of the data (column names, label, column types, crosses).
@@ -24,6 +25,7 @@
 //! This crate knows nothing of jobs or servers: it turns files into an exported model directory,
 //! and reports progress through a callback.
 
+pub mod accelerator;
 pub mod algorithm;
 pub mod data;
 pub mod datagen;

@@ -22,6 +22,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::TrainError;
+use crate::accelerator::Accelerator;
 use crate::data::Files;
 use crate::epochs::{
     self, Batches, Finished, Schedule, Trainee, epoch_seed, latest_checkpoint, load_optimizer,
@@ -81,6 +82,8 @@ pub struct TrainConfig {
     pub streaming: Option<bool>,
     /// Examples in the shuffle buffer of a streamed run.
     pub shuffle_buffer: usize,
+    /// Where the dense part trains (the tables stay in host memory).
+    pub accelerator: Accelerator,
 }
 
 /// The file in a checkpoint that holds the row-sparse optimizers' state.
@@ -134,6 +137,7 @@ impl TrainConfig {
             resume: false,
             streaming: None,
             shuffle_buffer: 100_000,
+            accelerator: Accelerator::Cpu,
         }
     }
 }
@@ -238,7 +242,7 @@ pub fn train(config: &TrainConfig, log: &mut dyn FnMut(&str)) -> Result<TrainOut
         spec.task
     ));
 
-    let device = Device::flex().autodiff();
+    let device = config.accelerator.training_device()?;
     device.seed(config.seed);
     let checkpoints = config.job_dir.join("checkpoints");
     let resumed = config.resume.then(|| latest_checkpoint(&checkpoints));
@@ -595,7 +599,7 @@ impl State {
                 .iter()
                 .map(|table| table.table.clone())
                 .collect(),
-            self.dense.valid(),
+            self.dense.valid().to_device(&Device::flex()),
             Device::flex(),
         )?)
     }

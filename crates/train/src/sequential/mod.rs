@@ -34,6 +34,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
+use crate::accelerator::Accelerator;
 use crate::epochs::{
     self, Batches, Finished, Schedule, Trainee, latest_checkpoint, load_optimizer, renumber,
     save_optimizer, shuffled_indices,
@@ -100,6 +101,8 @@ pub struct SequentialConfig {
     pub early_stopping: Option<EarlyStopping>,
     /// Continue from the newest checkpoint.
     pub resume: bool,
+    /// Where to train.
+    pub accelerator: Accelerator,
 }
 
 /// Trains a Sequential model as `config` says and exports it to `<job dir>/model`.
@@ -157,7 +160,7 @@ pub fn train(
         metrics: BTreeMap::new(),
     };
 
-    let device = Device::flex().autodiff();
+    let device = config.accelerator.training_device()?;
     device.seed(config.seed);
     let checkpoints = config.job_dir.join("checkpoints");
     let optimizer_spec = &config.definition.optimizer;
@@ -399,7 +402,7 @@ impl Trainee for Run {
     fn snapshot(&self) -> Result<SequentialModel, TrainError> {
         Ok(SequentialModel {
             spec: self.spec.clone(),
-            network: self.network.valid(),
+            network: self.network.valid().to_device(&Device::flex()),
             device: Device::flex(),
         })
     }

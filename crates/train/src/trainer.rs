@@ -408,7 +408,9 @@ impl State {
         };
         let path = dir.join(SPARSE_STATE_FILE);
         let mut saved = kiln_model::export::load_tensors(&path)?;
-        for (name, table) in state.sparse_tables_mut() {
+        let names = state.sparse_names();
+        let tables = state.wide.iter_mut().chain(state.embeddings.iter_mut());
+        for (name, table) in names.into_iter().zip(tables) {
             let mut take = |slot: &str| {
                 saved
                     .remove(&format!("{name}/{slot}"))
@@ -425,34 +427,19 @@ impl State {
         Ok(state)
     }
 
-    /// The row-sparse tables by the names their state is saved under.
-    fn sparse_tables(&self) -> impl Iterator<Item = (String, &SparseTable)> {
-        let wide = self.wide.iter().map(|table| ("wide".to_string(), table));
-        let embeddings = self
-            .embeddings
-            .iter()
-            .enumerate()
-            .map(|(index, table)| (format!("embedding/{index}"), table));
-        wide.chain(embeddings)
-    }
-
-    fn sparse_tables_mut(&mut self) -> impl Iterator<Item = (String, &mut SparseTable)> {
-        let wide = self
-            .wide
-            .iter_mut()
-            .map(|table| ("wide".to_string(), table));
-        let embeddings = self
-            .embeddings
-            .iter_mut()
-            .enumerate()
-            .map(|(index, table)| (format!("embedding/{index}"), table));
-        wide.chain(embeddings)
+    /// The names the row-sparse tables' state is saved under, in the order of
+    /// `wide.iter().chain(&embeddings)`.
+    fn sparse_names(&self) -> Vec<String> {
+        let wide = self.wide.iter().map(|_| "wide".to_string());
+        let embeddings = (0..self.embeddings.len()).map(|index| format!("embedding/{index}"));
+        wide.chain(embeddings).collect()
     }
 
     /// Saves the row-sparse optimizers' state into the checkpoint directory `dir`.
     fn save_sparse_state(&self, dir: &Path) -> Result<(), TrainError> {
         let mut tensors = Vec::new();
-        for (name, table) in self.sparse_tables() {
+        let tables = self.wide.iter().chain(&self.embeddings);
+        for (name, table) in self.sparse_names().into_iter().zip(tables) {
             let (first, second) = table.state();
             tensors.push((format!("{name}/first"), vec![first.len()], first.to_vec()));
             tensors.push((

@@ -22,6 +22,18 @@ layers:
 optimizer: {type: Adam, learning_rate: 0.003}
 ";
 
+/// Runs the `sequential` algorithm with `args` in `dir`, returning its outcome and log lines.
+fn run(dir: &Path, args: &[String]) -> Result<(TrainOutcome, Vec<String>), kiln_train::TrainError> {
+    let mut lines = Vec::new();
+    let outcome = TrainArgs::parse(args)?.run(
+        Algorithm::find("kiln/sequential")?,
+        Some(dir.to_path_buf()),
+        None,
+        &mut |line| lines.push(line.to_string()),
+    )?;
+    Ok((outcome, lines))
+}
+
 fn train(
     dir: &Path,
     extra: &[&str],
@@ -35,14 +47,7 @@ fn train(
         "--batch_size=64".into(),
     ];
     args.extend(extra.iter().map(|arg| arg.to_string()));
-    let mut lines = Vec::new();
-    let outcome = TrainArgs::parse(&args)?.run(
-        Algorithm::find("kiln/sequential")?,
-        Some(dir.to_path_buf()),
-        None,
-        &mut |line| lines.push(line.to_string()),
-    )?;
-    Ok((outcome, lines))
+    run(dir, &args)
 }
 
 #[test]
@@ -100,16 +105,7 @@ fn a_definition_that_does_not_fit_is_refused_with_the_layer_named() {
         format!("--training_data_path={}", digits().display()),
         "--label_column=-1".into(),
     ];
-    let error = TrainArgs::parse(&args)
-        .unwrap()
-        .run(
-            Algorithm::find("sequential").unwrap(),
-            Some(dir.path().to_path_buf()),
-            None,
-            &mut |_| {},
-        )
-        .unwrap_err()
-        .to_string();
+    let error = run(dir.path(), &args).unwrap_err().to_string();
     assert_eq!(
         error,
         "layers[0] (Dense) does not take an image of 8 x 8 x 1"
@@ -121,16 +117,7 @@ fn a_definition_that_does_not_fit_is_refused_with_the_layer_named() {
             "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}]}"#,
     )
     .unwrap();
-    let error = TrainArgs::parse(&args)
-        .unwrap()
-        .run(
-            Algorithm::find("sequential").unwrap(),
-            Some(dir.path().to_path_buf()),
-            None,
-            &mut |_| {},
-        )
-        .unwrap_err()
-        .to_string();
+    let error = run(dir.path(), &args).unwrap_err().to_string();
     assert_eq!(
         error,
         "layers[1]: the labels have 10 classes; the last layer has 3 units"
@@ -171,15 +158,7 @@ optimizer: {type: Adam, learning_rate: 0.005}
         "--classes=alt.atheism,talk.religion.misc,comp.graphics,sci.space".into(),
         "--num_epochs=6".into(),
     ];
-    let outcome = TrainArgs::parse(&args)
-        .unwrap()
-        .run(
-            Algorithm::find("sequential").unwrap(),
-            Some(dir.path().to_path_buf()),
-            None,
-            &mut |_| {},
-        )
-        .unwrap();
+    let (outcome, _) = run(dir.path(), &args).unwrap();
     assert!(outcome.metrics["accuracy"] >= 0.8, "{:?}", outcome.metrics);
     assert_eq!(outcome.eval_rows, 1353, "the four groups' test documents");
 

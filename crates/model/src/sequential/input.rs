@@ -185,22 +185,24 @@ impl InputSpec {
             (InputSpec::Text { .. }, other) => Err(format!("the model takes text; got {other}")),
             (_, value) => {
                 let mut numbers = Vec::with_capacity(self.width());
-                flatten(value, &mut numbers)?;
+                flatten_numbers(value, &mut numbers)
+                    .map_err(|got| format!("the model takes numbers; got {got}"))?;
                 self.encode_values(&numbers, out)
             }
         }
     }
 }
 
-/// Appends the numbers of a number or a nested list of them.
-fn flatten(value: &Value, out: &mut Vec<f32>) -> Result<(), String> {
+/// Appends the numbers of a number or a nested list of them; the error is the first value
+/// that is neither.
+pub fn flatten_numbers<'v>(value: &'v Value, out: &mut Vec<f32>) -> Result<(), &'v Value> {
     match value {
         Value::Number(number) => {
             out.push(number.as_f64().unwrap_or(f64::NAN) as f32);
             Ok(())
         }
-        Value::Array(items) => items.iter().try_for_each(|item| flatten(item, out)),
-        other => Err(format!("the model takes numbers; got {other}")),
+        Value::Array(items) => items.iter().try_for_each(|item| flatten_numbers(item, out)),
+        other => Err(other),
     }
 }
 

@@ -2,10 +2,12 @@
 //! lines, plain or gzip. The format follows from the file name: `*idx*ubyte*` is IDX (its labels
 //! in a second IDX file), `*.jsonl`/`*.json` JSON lines, anything else CSV.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+
+use kiln_model::sequential::input::flatten_numbers;
 
 use crate::TrainError;
 use crate::data::open;
@@ -74,19 +76,13 @@ impl Source {
         let at = |line: usize, message: String| {
             TrainError::Data(format!("{}:{}: {message}", path.display(), line + 1))
         };
-        let mut text = String::new();
-        open(path)?
-            .read_to_string(&mut text)
-            .map_err(|source| TrainError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-        for (line, content) in text.lines().enumerate() {
+        for (line, content) in open(path)?.lines().enumerate() {
+            let content = content.map_err(|error| at(line, error.to_string()))?;
             if content.trim().is_empty() {
                 continue;
             }
             let record: Value =
-                serde_json::from_str(content).map_err(|error| at(line, error.to_string()))?;
+                serde_json::from_str(&content).map_err(|error| at(line, error.to_string()))?;
             let label = match record.get(&self.label_field) {
                 Some(Value::String(label)) => label.clone(),
                 Some(Value::Number(number)) => number.to_string(),
@@ -102,7 +98,8 @@ impl Source {
                 Some(Value::String(text)) => Raw::Text(text.clone()),
                 Some(value @ (Value::Array(_) | Value::Number(_))) => {
                     let mut numbers = Vec::new();
-                    flatten(value, &mut numbers).map_err(|message| at(line, message))?;
+                    flatten_numbers(value, &mut numbers)
+                        .map_err(|got| at(line, format!("expected numbers, got {got}")))?;
                     Raw::Values(numbers)
                 }
                 Some(other) => {
@@ -157,17 +154,6 @@ impl Source {
             examples.inputs.push(Raw::Values(values));
         }
         Ok(())
-    }
-}
-
-fn flatten(value: &Value, out: &mut Vec<f32>) -> Result<(), String> {
-    match value {
-        Value::Number(number) => {
-            out.push(number.as_f64().unwrap_or(f64::NAN) as f32);
-            Ok(())
-        }
-        Value::Array(items) => items.iter().try_for_each(|item| flatten(item, out)),
-        other => Err(format!("expected numbers, got {other}")),
     }
 }
 

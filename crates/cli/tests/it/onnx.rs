@@ -1,8 +1,8 @@
 //! Imported ONNX models against a real server, on both engines (ONNX Runtime from the pip wheel,
-//! and tract with `KILN_ONNX_RUNTIME=tract`): scikit-learn and PyTorch models trained and exported
-//! by their own frameworks during the test (`tests/onnx/export.py`), served by Kiln and compared
-//! with what the frameworks themselves answered; a model using operators its engine lacks fails
-//! its version create with them named.
+//! and tract with `KILN_ONNX_RUNTIME=tract`): scikit-learn, XGBoost, PyTorch and Keras models
+//! trained and exported by their own frameworks during the test (`tests/onnx/export.py`), served
+//! by Kiln and compared with what the frameworks themselves answered; a model using operators its
+//! engine lacks fails its version create with them named.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,15 +12,18 @@ use serde_json::{Value, json};
 
 use crate::support::{Server, call, create_version, kiln, predict_model as predict};
 
+/// The frameworks `export.py` exports from.
+const FRAMEWORKS: [&str; 4] = ["sklearn", "xgboost", "torch", "keras"];
+
 /// Runs `export.py FRAMEWORK` once per test process; returns the directory of its models.
 fn exported(framework: &'static str) -> &'static Path {
-    static SKLEARN: OnceLock<tempfile::TempDir> = OnceLock::new();
-    static TORCH: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let cell = match framework {
-        "sklearn" => &SKLEARN,
-        _ => &TORCH,
-    };
-    cell.get_or_init(|| {
+    static EXPORTS: [OnceLock<tempfile::TempDir>; FRAMEWORKS.len()] =
+        [const { OnceLock::new() }; FRAMEWORKS.len()];
+    let index = FRAMEWORKS
+        .iter()
+        .position(|name| *name == framework)
+        .expect("a framework export.py knows");
+    EXPORTS[index].get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/export.py");
         let output = Command::new("python3")
@@ -31,7 +34,8 @@ fn exported(framework: &'static str) -> &'static Path {
             .expect("python3");
         assert!(
             output.status.success(),
-            "export.py {framework} failed (pip install scikit-learn skl2onnx torch onnxscript): {}",
+            "export.py {framework} failed (pip install scikit-learn skl2onnx xgboost onnxmltools torch \
+             onnxscript tensorflow tf2onnx): {}",
             String::from_utf8_lossy(&output.stderr)
         );
         dir
@@ -60,9 +64,20 @@ fn start(exports: &Path, engine: &str) -> Server {
     .0
 }
 
-/// Creates model `model` (if new) and version `v1` from `dir`; returns the finished operation.
-/// Creates model `model` (if new) and version `v1` from `dir`, with the version fields of
-/// `extra` (`framework`, `explanationConfig`); returns the finished operation.
+/// The numbers of a nested list, as one flat list.
+fn flatten(value: &Value) -> Value {
+    fn push(value: &Value, out: &mut Vec<Value>) {
+        match value {
+            Value::Array(items) => items.iter().for_each(|item| push(item, out)),
+            scalar => out.push(scalar.clone()),
+        }
+    }
+    let mut out = Vec::new();
+    push(value, &mut out);
+    Value::Array(out)
+}
+
+/// Asserts `got` is a number within `tolerance` (relative, absolute below 1) of `want`.
 fn close(got: &Value, want: f64, tolerance: f64, what: &str) {
     let got = got
         .as_f64()
@@ -136,21 +151,24 @@ fn serve_scikit_learn(exports: &Path, engine: &str) {
         }
     }
 
-    // A regressor, with instances of named inputs as well as bare lists.
-    let operation = create_version(&server, "wine", &exports.join("wine_linear"), json!({}));
-    assert!(operation.get("error").is_none(), "{operation}");
-    let (instances, want) = expected(&exports.join("wine_linear"));
-    let keyed: Vec<Value> = instances.iter().map(|row| json!({"X": row})).collect();
-    for sent in [&instances, &keyed] {
-        let (status, body) = predict(&server, "wine", sent);
-        assert_eq!(status, 200, "{body}");
-        for (index, prediction) in body["predictions"].as_array().unwrap().iter().enumerate() {
-            close(
-                &prediction[0],
-                want["variable"][index].as_f64().unwrap(),
-                1e-4,
-                "alcohol",
-            );
+    // Regressors (LinearRegressor; TreeEnsembleRegressor averaging its trees), with instances of
+    // named inputs as well as bare lists.
+    for model in ["wine_linear", "wine_forest"] {
+        let operation = create_version(&server, model, &exports.join(model), json!({}));
+        assert!(operation.get("error").is_none(), "{engine}: {operation}");
+        let (instances, want) = expected(&exports.join(model));
+        let keyed: Vec<Value> = instances.iter().map(|row| json!({"X": row})).collect();
+        for sent in [&instances, &keyed] {
+            let (status, body) = predict(&server, model, sent);
+            assert_eq!(status, 200, "{body}");
+            for (index, prediction) in body["predictions"].as_array().unwrap().iter().enumerate() {
+                close(
+                    &prediction[0],
+                    want["variable"][index].as_f64().unwrap(),
+                    1e-4,
+                    &format!("{engine}: {model} #{index}"),
+                );
+            }
         }
     }
 
@@ -203,6 +221,79 @@ fn serve_scikit_learn(exports: &Path, engine: &str) {
         message.contains("cannot run: Mystery (com.example)."),
         "{engine}: {operation}"
     );
+}
+
+#[test]
+fn xgboost_exports_serve_what_xgboost_predicts() {
+    let exports = exported("xgboost");
+    for engine in ENGINES {
+        let server = start(exports, engine);
+        // TreeEnsembleClassifier with two and with three classes: outputs `label` and
+        // `probabilities`, answered as an object per instance.
+        for model in ["cancer_xgb", "iris_xgb"] {
+            let config = json!({"framework": "XGBOOST"});
+            let operation = create_version(&server, model, &exports.join(model), config);
+            assert!(operation.get("error").is_none(), "{engine}: {operation}");
+            assert_eq!(operation["response"]["framework"], "XGBOOST");
+            let (instances, want) = expected(&exports.join(model));
+            let (status, body) = predict(&server, model, &instances);
+            assert_eq!(status, 200, "{body}");
+            let predictions = body["predictions"].as_array().unwrap();
+            assert_eq!(predictions.len(), instances.len());
+            for (index, prediction) in predictions.iter().enumerate() {
+                let what = format!("{engine}: {model} #{index}");
+                assert_eq!(prediction["label"], want["label"][index], "{what}");
+                close_all(
+                    &prediction["probabilities"],
+                    &want["probabilities"][index],
+                    1e-4,
+                    &what,
+                );
+            }
+        }
+        // TreeEnsembleRegressor: one output, a bare value per instance.
+        let operation = create_version(&server, "wine_xgb", &exports.join("wine_xgb"), json!({}));
+        assert!(operation.get("error").is_none(), "{engine}: {operation}");
+        let (instances, want) = expected(&exports.join("wine_xgb"));
+        let (status, body) = predict(&server, "wine_xgb", &instances);
+        assert_eq!(status, 200, "{body}");
+        for (index, prediction) in body["predictions"].as_array().unwrap().iter().enumerate() {
+            close(
+                &prediction[0],
+                want["variable"][index].as_f64().unwrap(),
+                1e-4,
+                &format!("{engine}: alcohol #{index}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn keras_export_serves_what_keras_predicts() {
+    let exports = exported("keras");
+    let model = exports.join("digits_keras");
+    let (instances, want) = expected(&model);
+    for engine in ENGINES {
+        let server = start(exports, engine);
+        let operation = create_version(&server, "digits", &model, json!({}));
+        assert!(operation.get("error").is_none(), "{engine}: {operation}");
+        // Channels-last images of [8, 8, 1], nested as Keras takes them and flat.
+        let flat: Vec<Value> = instances.iter().map(flatten).collect();
+        for sent in [&instances, &flat] {
+            let (status, body) = predict(&server, "digits", sent);
+            assert_eq!(status, 200, "{body}");
+            let predictions = body["predictions"].as_array().unwrap();
+            assert_eq!(predictions.len(), instances.len());
+            for (index, probabilities) in predictions.iter().enumerate() {
+                close_all(
+                    probabilities,
+                    &want["probabilities"][index],
+                    1e-4,
+                    &format!("{engine}: Keras #{index}"),
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -275,19 +366,7 @@ fn serve_pytorch(exports: &Path, engine: &str) {
 
     // Raw pixels: the CNN's [1, 8, 8] images also accepted flat, as 64 values.
     let (instances, want) = expected(&exports.join("digits_cnn"));
-    let flat: Vec<Value> = instances
-        .iter()
-        .map(|image| {
-            json!(
-                image.as_array().unwrap()[0]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .flat_map(|row| row.as_array().unwrap().clone())
-                    .collect::<Vec<_>>()
-            )
-        })
-        .collect();
+    let flat: Vec<Value> = instances.iter().map(flatten).collect();
     let (status, body) = predict(&server, "digits_cnn", &flat);
     assert_eq!(status, 200, "{body}");
     close_all(

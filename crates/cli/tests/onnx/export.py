@@ -1,6 +1,7 @@
-"""Trains small models with scikit-learn and PyTorch and exports them to ONNX for the serving tests.
+"""Trains small models with scikit-learn, XGBoost, PyTorch and Keras and exports them to ONNX for the
+serving tests, each with its framework's own exporter (skl2onnx, onnxmltools, torch.onnx, Keras' tf2onnx).
 
-    python3 export.py sklearn|torch OUT_DIR
+    python3 export.py sklearn|xgboost|torch|keras OUT_DIR
 
 Each model goes to OUT_DIR/<name>/model.onnx beside an expected.json holding the instances to send
 and what the framework itself answered for them, so the test compares Kiln's predictions with the
@@ -39,7 +40,7 @@ def save(out, name, model_bytes, instances, expected):
 
 def sklearn(out):
     from skl2onnx import to_onnx
-    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
     from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -71,6 +72,9 @@ def sklearn(out):
     regression = LinearRegression().fit(wine_x[:, 1:], wine_x[:, 0])
     rows = np.arange(0, len(wine_x), 5)
     export("wine_linear", regression, wine_x[:, 1:], rows, {"variable": regression.predict(wine_x[rows, 1:]).tolist()})
+    # TreeEnsembleRegressor averaging its trees.
+    forest = RandomForestRegressor(n_estimators=10, max_depth=5, random_state=0).fit(wine_x[:, 1:], wine_x[:, 0])
+    export("wine_forest", forest, wine_x[:, 1:], rows, {"variable": forest.predict(wine_x[rows, 1:]).tolist()})
     # SVMClassifier: ONNX Runtime has it, tract does not (version create must name it).
     warnings.simplefilter("ignore", FutureWarning)  # SVC's probA_, read by skl2onnx
     svc = SVC().fit(iris_x, iris_y)
@@ -84,6 +88,33 @@ def sklearn(out):
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 4])])
     mystery = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
     save(out, "mystery", mystery.SerializeToString(), [[1.0, 2.0, 3.0, 4.0]], {})
+
+
+def xgboost(out):
+    import onnxmltools
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    from xgboost import XGBClassifier, XGBRegressor
+
+    def export(name, model, x, rows, expected):
+        # onnxmltools converts XGBoost models up to operator set 15.
+        onnx = onnxmltools.convert_xgboost(model, initial_types=[("features", FloatTensorType([None, x.shape[1]]))],
+                                           target_opset=15)
+        save(out, name, onnx.SerializeToString(), x[rows].tolist(), expected)
+
+    # Binary and multi-class TreeEnsembleClassifier, and a TreeEnsembleRegressor. XGBoost computes in float32,
+    # as the ONNX trees do, so its own answers are what Kiln must give.
+    for name, data in (("cancer_xgb", "breast_cancer.csv"), ("iris_xgb", "iris.csv")):
+        x, y = load(data)
+        x = x.astype(np.float32)
+        model = XGBClassifier(n_estimators=20, max_depth=3, random_state=0).fit(x, y)
+        rows = np.arange(0, len(x), 7)
+        export(name, model, x, rows, {"label": model.predict(x[rows]).tolist(),
+                                      "probabilities": model.predict_proba(x[rows]).tolist()})
+    wine_x, _ = load("wine_data.csv")
+    wine_x = wine_x.astype(np.float32)
+    regressor = XGBRegressor(n_estimators=20, max_depth=3, random_state=0).fit(wine_x[:, 1:], wine_x[:, 0])
+    rows = np.arange(0, len(wine_x), 5)
+    export("wine_xgb", regressor, wine_x[:, 1:], rows, {"variable": regressor.predict(wine_x[rows, 1:]).tolist()})
 
 
 def torch(out):
@@ -125,5 +156,34 @@ def torch(out):
     export("digits_cnn", train(cnn, images), images)
 
 
+def keras(out):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    tf.config.threading.set_intra_op_parallelism_threads(2)
+    x, y = load("digits.csv.gz")
+    images = (x / 16.0).reshape(-1, 8, 8, 1).astype(np.float32)
+    # Keras' channels-last layers: Conv2D, MaxPooling2D, Flatten, Dense with a softmax.
+    model = keras.Sequential([
+        keras.Input((8, 8, 1), name="image"),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(images, y, epochs=3, batch_size=64, verbose=0)
+    path = os.path.join(out, "digits_keras", "model.onnx")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    warnings.simplefilter("ignore", FutureWarning)  # tf2onnx's np.object probe
+    model.export(path, format="onnx", verbose=False)
+    rows = np.arange(0, len(images), 37)
+    with open(os.path.join(out, "digits_keras", "expected.json"), "w") as f:
+        json.dump({"instances": images[rows].tolist(),
+                   "expected": {"probabilities": model.predict(images[rows], verbose=0).tolist()}}, f)
+
+
 if __name__ == "__main__":
-    {"sklearn": sklearn, "torch": torch}[sys.argv[1]](sys.argv[2])
+    {"sklearn": sklearn, "xgboost": xgboost, "torch": torch, "keras": keras}[sys.argv[1]](sys.argv[2])

@@ -1,5 +1,6 @@
 //! The ONNX graph before the runtime sees it: the operator check that version create reports,
-//! and the rewrites that let scikit-learn's default exports run and answer right.
+//! and the rewrites that let scikit-learn's, XGBoost's and Keras' default exports run on tract
+//! and answer right.
 //!
 //! ML Engine users met an unsupported operator only at predict time ("Op type not registered");
 //! here every node, subgraphs included, is checked against the runtime's operator table when the
@@ -77,6 +78,8 @@ pub fn prepare(
     if tract_ops.is_some() {
         rewritten |= expand_scalers(graph);
         rewritten |= relabel_binary_tree_classifiers(graph);
+        rewritten |= super::tree_regressors::rewrite(graph);
+        rewritten |= super::int64_shapes::widen(graph);
     }
     let (outputs, stripped) = strip_output_zipmaps(graph);
     let rewritten = rewritten || stripped;
@@ -187,7 +190,7 @@ fn unsupported(graph: &GraphProto, supported: &impl Fn(&str) -> bool, missing: &
 
 /// Rebuilds `graph.node` in order, letting `replace` swap a node for others (it may add
 /// initializers) or hand it back unchanged; returns whether any node was replaced.
-fn replace_nodes(
+pub(super) fn replace_nodes(
     graph: &mut GraphProto,
     mut replace: impl FnMut(NodeProto, &mut Vec<TensorProto>) -> Result<Vec<NodeProto>, Box<NodeProto>>,
 ) -> bool {
@@ -238,13 +241,22 @@ fn expand_scalers(graph: &mut GraphProto) -> bool {
 /// Recomputes the label of each two-class `TreeEnsembleClassifier` as the class of highest
 /// probability (`ArgMax`, then `Gather` from the class labels). tract 0.23 takes the argmax of
 /// the single score column of a binary ensemble, so it always answered the first class
-/// (scikit-learn's binary random forests); the probabilities it gives are right.
+/// (scikit-learn's binary random forests); the probabilities it gives are right. A single
+/// `base_values` entry (XGBoost's exports: the base score of the one score column) is padded with
+/// a zero for the second class, as tract takes one per class.
 fn relabel_binary_tree_classifiers(graph: &mut GraphProto) -> bool {
     replace_nodes(graph, |mut node, initializers| {
         let labels = class_labels(&node);
         let two_classes = labels.as_ref().is_some_and(|labels| labels.len() == 2);
         if node.op_type != "TreeEnsembleClassifier" || node.output.len() != 2 || !two_classes {
             return Err(Box::new(node));
+        }
+        if let Some(base) = node
+            .attribute
+            .iter_mut()
+            .find(|attribute| attribute.name == "base_values" && attribute.floats.len() == 1)
+        {
+            base.floats.push(0.0);
         }
         let (label, probabilities) = (node.output[0].clone(), node.output[1].clone());
         let [unused, classes, winner] =
@@ -331,12 +343,22 @@ fn unary(op_type: &str, input: String, output: &str) -> NodeProto {
     }
 }
 
-fn binary(op_type: &str, inputs: [String; 2], output: &str) -> NodeProto {
+pub(super) fn binary(op_type: &str, inputs: [String; 2], output: &str) -> NodeProto {
     NodeProto {
         op_type: op_type.into(),
         input: inputs.into(),
         output: vec![output.into()],
         ..NodeProto::default()
+    }
+}
+
+pub(super) fn int64_vector(name: &str, values: Vec<i64>) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: vec![values.len() as i64],
+        data_type: tensor_proto::DataType::Int64 as i32,
+        int64_data: values,
+        ..TensorProto::default()
     }
 }
 
@@ -522,6 +544,11 @@ mod tests {
             strings: vec![b"no".to_vec(), b"yes".to_vec()],
             ..AttributeProto::default()
         });
+        trees.attribute.push(AttributeProto {
+            name: "base_values".into(),
+            floats: vec![0.5],
+            ..AttributeProto::default()
+        });
         let mut proto = model(vec![trees], &["label", "probabilities"]);
         let supported = |op: &str| ["TreeEnsembleClassifier", "ArgMax", "Gather"].contains(&op);
         prepare(&mut proto, Some(&supported)).unwrap();
@@ -558,6 +585,11 @@ mod tests {
             graph.initializer[0].string_data,
             [b"no".to_vec(), b"yes".to_vec()]
         );
+        let base = graph.node[0]
+            .attribute
+            .iter()
+            .find(|a| a.name == "base_values");
+        assert_eq!(base.map(|a| a.floats.as_slice()), Some(&[0.5, 0.0][..]));
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!
 //! Around them, engine-neutral:
 //! - [`graph`]: the operator check and the rewrites applied before an engine sees the graph.
+//! - [`int64_shapes`], [`tree_regressors`]: two of them, for tract: tf2onnx's int32 shape
+//!   arithmetic widened to int64; tree ensemble regressors as one-class classifiers.
 //! - [`tensors`]: JSON instances to input arrays and output arrays to JSON.
 //!
 //! A prediction for a model with one output is that output's value for the instance; with
@@ -15,9 +17,11 @@
 //! `output_probability`, the latter keyed by class as the exported `ZipMap` would).
 
 mod graph;
+mod int64_shapes;
 mod onnxruntime;
 mod tensors;
 mod tract;
+mod tree_regressors;
 
 use std::path::Path;
 

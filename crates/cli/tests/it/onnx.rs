@@ -214,6 +214,26 @@ fn serve_scikit_learn(exports: &Path, engine: &str) {
         }
     }
 
+    // A string input takes text, plain or as base64 ({"b64": ...}, bare or under its name).
+    let mapper = exports.join("colour_ids");
+    let operation = create_version(&server, "colours", &mapper, json!({}));
+    assert!(operation.get("error").is_none(), "{engine}: {operation}");
+    let (instances, want) = expected(&mapper);
+    let b64 = |text: &Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(text.as_str().unwrap())
+    };
+    let bare: Vec<Value> = instances.iter().map(|t| json!({"b64": b64(t)})).collect();
+    let keyed: Vec<Value> = instances
+        .iter()
+        .map(|t| json!({"colour": {"b64": b64(t)}}))
+        .collect();
+    for sent in [&instances, &bare, &keyed] {
+        let (status, body) = predict(&server, "colours", sent);
+        assert_eq!(status, 200, "{engine}: {body}");
+        assert_eq!(body["predictions"], want["id"], "{engine}: {sent:?}");
+    }
+
     // An operator of an unknown domain fails on every engine, named.
     let operation = create_version(&server, "mystery", &exports.join("mystery"), json!({}));
     let message = operation["error"]["message"].as_str().unwrap_or_default();

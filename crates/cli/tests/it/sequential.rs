@@ -3,6 +3,8 @@
 //! deployed and served over HTTP from raw pixels and raw text.
 
 use std::io::Read;
+
+use base64::Engine;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -123,22 +125,39 @@ optimizer: {type: Adadelta}
         .sum();
     assert!((total - 1.0).abs() < 1e-4, "{first}");
 
-    // Flat pixels and keyed instances are the same image.
-    let flat: Vec<Value> = sample
-        .iter()
-        .take(5)
-        .map(|(pixels, _)| json!({"image": pixels.concat()}))
-        .collect();
-    let (status, flat_answer) = predict_model(&server, "digits", &flat);
-    assert_eq!(status, 200, "{flat_answer}");
-    for (index, prediction) in flat_answer["predictions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-    {
-        assert_eq!(prediction, &nested_answer["predictions"][index]);
-    }
+    // Flat pixels, keyed instances and PNG files (b64, bare or as ML Engine's `image_bytes`) are
+    // the same image: the digits' pixels (0 to 16) are the PNG's grey bytes.
+    let png = |pixels: &[Vec<f64>]| {
+        let bytes: Vec<u8> = pixels.concat().iter().map(|&value| value as u8).collect();
+        let image = image::GrayImage::from_raw(8, 8, bytes).unwrap();
+        let mut file = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut file, image::ImageFormat::Png).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(file.get_ref())
+    };
+    let same_image = |form: &dyn Fn(&[Vec<f64>]) -> Value| {
+        let sent: Vec<Value> = sample
+            .iter()
+            .take(5)
+            .map(|(pixels, _)| form(pixels))
+            .collect();
+        let (status, answer) = predict_model(&server, "digits", &sent);
+        assert_eq!(status, 200, "{answer}");
+        for (index, prediction) in answer["predictions"].as_array().unwrap().iter().enumerate() {
+            assert_eq!(prediction, &nested_answer["predictions"][index], "{sent:?}");
+        }
+    };
+    same_image(&|pixels| json!({"image": pixels.concat()}));
+    same_image(&|pixels| json!({"b64": png(pixels)}));
+    same_image(&|pixels| json!({"image_bytes": {"b64": png(pixels)}}));
+    let (status, error) = predict_model(&server, "digits", &[json!({"b64": "bm90IGFuIGltYWdl"})]);
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a PNG or JPEG image"),
+        "{error}"
+    );
     let (status, error) = predict_model(&server, "digits", &[json!(vec![1.0; 63])]);
     assert_eq!(status, 400, "{error}");
     assert!(

@@ -88,6 +88,16 @@ def sklearn(out):
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 4])])
     mystery = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
     save(out, "mystery", mystery.SerializeToString(), [[1.0, 2.0, 3.0, 4.0]], {})
+    # A string input (CategoryMapper: colour name to id), which takes ML Engine's {"b64": ...} too.
+    colours = ["red", "green", "blue"]
+    graph = helper.make_graph(
+        [helper.make_node("CategoryMapper", ["colour"], ["id"], domain="ai.onnx.ml", cats_strings=colours,
+                          cats_int64s=[0, 1, 2], default_int64=-1)], "colours",
+        [helper.make_tensor_value_info("colour", TensorProto.STRING, [None])],
+        [helper.make_tensor_value_info("id", TensorProto.INT64, [None])])
+    mapper = helper.make_model(graph, ir_version=8,
+                               opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    save(out, "colour_ids", mapper.SerializeToString(), colours + ["mauve"], {"id": [0, 1, 2, -1]})
 
 
 def xgboost(out):

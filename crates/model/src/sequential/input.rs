@@ -141,6 +141,35 @@ impl InputSpec {
         }
     }
 
+    /// Encodes an image file's bytes (PNG or JPEG) into `out`: decoded to the model's channels
+    /// (grey, RGB or RGBA) and resized to its height and width (bilinear) when it differs, so its
+    /// pixels are the bytes training read from image files.
+    pub fn encode_image_file(&self, bytes: &[u8], out: &mut Vec<f32>) -> Result<(), String> {
+        let InputSpec::Image {
+            height,
+            width,
+            channels,
+            ..
+        } = self
+        else {
+            return Err("the model does not take images".into());
+        };
+        let mut image = image::load_from_memory(bytes)
+            .map_err(|error| format!("the b64 value is not a PNG or JPEG image: {error}"))?;
+        let (rows, columns) = (*height as u32, *width as u32);
+        if (image.height(), image.width()) != (rows, columns) {
+            image = image.resize_exact(columns, rows, image::imageops::FilterType::Triangle);
+        }
+        let pixels = match channels {
+            1 => image.into_luma8().into_raw(),
+            3 => image.into_rgb8().into_raw(),
+            4 => image.into_rgba8().into_raw(),
+            other => return Err(format!("an image file cannot fill {other} channels")),
+        };
+        let values: Vec<f32> = pixels.into_iter().map(f32::from).collect();
+        self.encode_values(&values, out)
+    }
+
     /// Encodes a text into `out`.
     pub fn encode_text(&self, text: &str, out: &mut Vec<f32>) -> Result<(), String> {
         match self {
@@ -166,9 +195,12 @@ impl InputSpec {
     }
 
     /// Encodes one JSON instance: a text (or `{"text": ...}`) for text models; numbers, flat or
-    /// nested, for the rest (or an object holding them under one key).
+    /// nested, for the rest (or an object holding them under one key); for image models also an
+    /// encoded PNG or JPEG as `{"b64": ...}` (or under one key: `{"image_bytes": {"b64": ...}}`,
+    /// ML Engine's convention).
     pub fn encode_json(&self, instance: &Value, out: &mut Vec<f32>) -> Result<(), String> {
         let value = match instance {
+            Value::Object(fields) if fields.len() == 1 && fields.contains_key("b64") => instance,
             Value::Object(fields) if fields.len() == 1 => {
                 fields.values().next().unwrap_or(instance)
             }
@@ -181,6 +213,10 @@ impl InputSpec {
             other => other,
         };
         match (self, value) {
+            (InputSpec::Image { .. }, Value::Object(b64)) if b64.contains_key("b64") => {
+                let bytes = b64_bytes(&b64["b64"])?;
+                self.encode_image_file(&bytes, out)
+            }
             (InputSpec::Text { .. }, Value::String(text)) => self.encode_text(text, out),
             (InputSpec::Text { .. }, other) => Err(format!("the model takes text; got {other}")),
             (_, value) => {
@@ -191,6 +227,17 @@ impl InputSpec {
             }
         }
     }
+}
+
+/// The bytes of a `{"b64": ...}` value (standard base64, as ML Engine takes).
+fn b64_bytes(value: &Value) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let text = value
+        .as_str()
+        .ok_or_else(|| format!("b64 must be a string; got {value}"))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|error| format!("b64 is not base64: {error}"))
 }
 
 /// Appends the numbers of a number or a nested list of them; the error is the first value
@@ -457,5 +504,43 @@ mod tests {
             .encode_json(&serde_json::json!([1, 2, 3]), &mut out)
             .unwrap_err();
         assert!(error.contains("has 4 values; got 3"), "{error}");
+    }
+
+    #[test]
+    fn image_files_decode_to_the_models_pixels() {
+        use base64::Engine;
+        let input = InputSpec::Image {
+            height: 2,
+            width: 2,
+            channels: 1,
+            scale: 1.0,
+        };
+        let grey = image::GrayImage::from_raw(2, 2, vec![0, 16, 128, 255]).unwrap();
+        let mut png = std::io::Cursor::new(Vec::new());
+        grey.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(png.get_ref());
+        for instance in [
+            serde_json::json!({"b64": b64}),
+            serde_json::json!({"image_bytes": {"b64": b64}}),
+        ] {
+            let mut out = Vec::new();
+            input.encode_json(&instance, &mut out).unwrap();
+            assert_eq!(out, [0.0, 16.0, 128.0, 255.0]);
+        }
+        // A larger image is resized to the model's; colour becomes grey.
+        let large = image::RgbImage::from_pixel(8, 6, image::Rgb([200, 200, 200]));
+        let mut png = std::io::Cursor::new(Vec::new());
+        large.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(png.get_ref());
+        let mut out = Vec::new();
+        input
+            .encode_json(&serde_json::json!({ "b64": b64 }), &mut out)
+            .unwrap();
+        assert_eq!(out, [200.0; 4]);
+        let mut out = Vec::new();
+        let error = input
+            .encode_json(&serde_json::json!({"b64": "aGVsbG8="}), &mut out)
+            .unwrap_err();
+        assert!(error.contains("not a PNG or JPEG image"), "{error}");
     }
 }

@@ -59,7 +59,7 @@ impl Input {
         match instance {
             Value::Object(fields) => match fields.get(&self.name) {
                 Some(value) => Ok(value),
-                None if single && fields.len() != 1 => Ok(instance),
+                None if single && (fields.len() != 1 || fields.contains_key("b64")) => Ok(instance),
                 None => Err(format!(
                     "the instance has no value for input '{}'",
                     self.name
@@ -184,6 +184,7 @@ impl Input {
                 Data::String(self.scalars(leaves, "strings", |value| match value {
                     Value::String(text) => Some(text.clone()),
                     Value::Number(number) => Some(number.to_string()),
+                    Value::Object(b64) if b64.len() == 1 => b64_text(&b64["b64"]),
                     _ => None,
                 })?)
             }
@@ -214,6 +215,15 @@ impl Input {
             })
             .collect()
     }
+}
+
+/// The text `{"b64": ...}` encodes (ML Engine's form for bytes), when it is base64 of UTF-8.
+fn b64_text(value: &Value) -> Option<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value.as_str()?)
+        .ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// The shape of nested lists, read down their first elements.
@@ -350,6 +360,25 @@ mod tests {
             panic!("{tensor:?}")
         };
         assert_eq!(values[4..8], [5.0, 6.0, 7.0, 8.0]);
+    }
+
+    #[test]
+    fn string_inputs_take_b64_text() {
+        let text = input(Element::String, &[Some(1)]);
+        let instances = [
+            json!({"b64": "aGVsbG8="}),
+            json!({"x": [{"b64": "d29ybGQ="}]}),
+            json!(["plain"]),
+        ];
+        let refs: Vec<&Value> = instances.iter().collect();
+        let tensor = text.tensor(&refs, true).unwrap();
+        assert_eq!(
+            tensor.data,
+            Data::String(vec!["hello".into(), "world".into(), "plain".into()])
+        );
+        let bad = json!({"b64": "/w=="});
+        let error = text.tensor(&[&bad], true).unwrap_err();
+        assert!(error.1.contains("takes strings"), "{error:?}");
     }
 
     #[test]

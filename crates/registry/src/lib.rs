@@ -6,6 +6,8 @@
 //! - [`list`]: list parameters, the `filter` language and paging shared by every list method.
 //! - [`operations`]: creating and finishing long-running operations.
 //! - [`registry`]: the `Registry` service: models, versions, default-version rules, predict.
+//! - `routes`: where predict requests go, remembered between changes so the hot path skips the
+//!   store.
 //! - [`jobs`]: the `Jobs` service: training and batch prediction jobs from submission to a final
 //!   state.
 //! - `batch`: batch prediction jobs' input checks, the replica they run, and their counts.
@@ -28,6 +30,7 @@ pub mod list;
 pub mod operations;
 pub mod queue;
 pub mod registry;
+mod routes;
 pub mod studies;
 pub mod tuning;
 

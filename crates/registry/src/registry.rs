@@ -20,6 +20,7 @@ use kiln_store::Store;
 use serde_json::Value;
 
 use crate::list::ListParams;
+use crate::routes::{Route, Routes};
 use crate::{RegistryError, operations};
 
 /// The default region of a model, as ML Engine's.
@@ -188,8 +189,24 @@ pub struct Registry {
     /// How predict requests are batched (a version's `manualScaling.nodes` sets its workers).
     batching: BatchConfig,
     /// Serialises mutations whose rule reads before it writes (delete rules, set default), so
-    /// two concurrent requests cannot both pass a check meant for one.
+    /// two concurrent requests cannot both pass a check meant for one. Taken through
+    /// [`Registry::write`], whose guard also forgets the predict routes.
     writes: tokio::sync::Mutex<()>,
+    /// Where predict requests go, remembered between store changes.
+    routes: Routes,
+}
+
+/// Held while models or versions change; forgets the predict routes when dropped, after the
+/// change is written.
+struct WriteGuard<'a> {
+    _lock: tokio::sync::MutexGuard<'a, ()>,
+    routes: &'a Routes,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        self.routes.invalidate();
+    }
 }
 
 fn model_key(project: &str, model: &str) -> String {
@@ -257,7 +274,16 @@ impl Registry {
             servers: Mutex::new(HashMap::new()),
             batching,
             writes: tokio::sync::Mutex::new(()),
+            routes: Routes::default(),
         })
+    }
+
+    /// Takes the write lock (see [`WriteGuard`]).
+    async fn write(&self) -> WriteGuard<'_> {
+        WriteGuard {
+            _lock: self.writes.lock().await,
+            routes: &self.routes,
+        }
     }
 
     /// Finishes what a previous process left unfinished: a version create interrupted by a crash
@@ -393,7 +419,7 @@ impl Registry {
         patch: Model,
         update_mask: &str,
     ) -> Result<Operation, RegistryError> {
-        let _guard = self.writes.lock().await;
+        let _guard = self.write().await;
         let mut model = self.existing_model(project, name)?;
         if !patch.etag.is_empty() && patch.etag != model.etag {
             return Err(RegistryError::Aborted(format!(
@@ -439,7 +465,7 @@ impl Registry {
         project: &str,
         name: &str,
     ) -> Result<Operation, RegistryError> {
-        let _guard = self.writes.lock().await;
+        let _guard = self.write().await;
         self.existing_model(project, name)?;
         let versions = self.store.list_versions(project, name)?;
         if !versions.is_empty() {
@@ -464,7 +490,7 @@ impl Registry {
         model: &str,
         mut version: Version,
     ) -> Result<Operation, RegistryError> {
-        let guard = self.writes.lock().await;
+        let guard = self.write().await;
         self.existing_model(project, model)?;
         let name = short(&version.name).to_string();
         let mut problems = Vec::new();
@@ -657,7 +683,7 @@ impl Registry {
         patch: Version,
         update_mask: &str,
     ) -> Result<Operation, RegistryError> {
-        let _guard = self.writes.lock().await;
+        let _guard = self.write().await;
         let mut version = self.existing_version(project, model, name)?;
         if matches!(
             version.state,
@@ -717,7 +743,7 @@ impl Registry {
         model: &str,
         name: &str,
     ) -> Result<Operation, RegistryError> {
-        let _guard = self.writes.lock().await;
+        let _guard = self.write().await;
         let version = self.existing_version(project, model, name)?;
         if version.state == VersionState::Creating {
             return Err(RegistryError::FailedPrecondition(format!(
@@ -759,7 +785,7 @@ impl Registry {
         model: &str,
         name: &str,
     ) -> Result<Version, RegistryError> {
-        let _guard = self.writes.lock().await;
+        let _guard = self.write().await;
         self.set_default_locked(project, model, name)
     }
 
@@ -811,13 +837,13 @@ impl Registry {
         target: PredictTarget<'_>,
         request: PredictRequest,
     ) -> Result<Vec<Value>, RegistryError> {
-        let version = self.ready_version(&target).await?;
+        let route = self.route(&target).await?;
         check_instances(&request)?;
-        let server = self.server(&version).await?;
-        server
+        route
+            .server
             .predict(request.instances)
             .await
-            .map_err(|error| serving_error(&version, error))
+            .map_err(|error| serving_error(&route.version, error))
     }
 
     /// `projects.explain`: attributions of each instance's named inputs by the version's
@@ -827,10 +853,9 @@ impl Registry {
         target: PredictTarget<'_>,
         request: PredictRequest,
     ) -> Result<Vec<Value>, RegistryError> {
-        let version = self.ready_version(&target).await?;
+        let Route { version, server } = self.route(&target).await?;
         let method = explanation_method(&version)?;
         check_instances(&request)?;
-        let server = self.server(&version).await?;
         let mut explanations = Vec::with_capacity(request.instances.len());
         for (index, instance) in request.instances.iter().enumerate() {
             let plan = explain::plan(instance, method, index as u64).map_err(|message| {
@@ -846,6 +871,24 @@ impl Registry {
             );
         }
         Ok(explanations)
+    }
+
+    /// The READY version a predict or explain request addresses and its loaded model, from the
+    /// route table when it is there.
+    async fn route(&self, target: &PredictTarget<'_>) -> Result<Route, RegistryError> {
+        let key = Routes::<Route>::key(target.project, target.model, target.version);
+        let generation = match self.routes.get(&key) {
+            Ok(route) => return Ok(route),
+            Err(generation) => generation,
+        };
+        let version = self.ready_version(target).await?;
+        let server = self.server(&version).await?;
+        let route = Route {
+            version: Arc::new(version),
+            server,
+        };
+        self.routes.insert(key, route.clone(), generation);
+        Ok(route)
     }
 
     /// The version a predict or explain request addresses, once READY: the model's default when
@@ -941,6 +984,7 @@ impl Registry {
                             .lock()
                             .unwrap_or_else(|poisoned| poisoned.into_inner())
                             .remove(&name);
+                        registry.routes.invalidate();
                     }
                 }
             }

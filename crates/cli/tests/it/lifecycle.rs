@@ -228,6 +228,10 @@ fn model_version_predict_default_and_delete_rules() {
         status, 400,
         "the default version cannot be deleted while others exist: {error}"
     );
+    // A deleted version stops answering at once, though it answered just before (predict
+    // remembers where requests go); the model's default keeps answering.
+    let predict = |path: &str| call("POST", &server.api(project, path), Some(&body)).0;
+    assert_eq!(predict("models/census/versions/v1:predict"), 200);
     let (status, operation) = call(
         "DELETE",
         &server.api(project, "models/census/versions/v1"),
@@ -239,6 +243,8 @@ fn model_version_predict_default_and_delete_rules() {
         "{operation}"
     );
     assert_eq!(operation["metadata"]["operationType"], "DELETE_VERSION");
+    assert_eq!(predict("models/census/versions/v1:predict"), 404);
+    assert_eq!(predict("models/census:predict"), 200);
     let (status, _) = call(
         "DELETE",
         &server.api(project, "models/census/versions/v2"),

@@ -6,7 +6,7 @@ The model is bench/train.py's PyTorch Wide & Deep, trained one epoch and exporte
 ids, 12 wide ids, 5 z-scored numerics; output: the probability of >50K). Each server gets the same rows in its own
 request format: Kiln and KServe `{"instances": [{"cat": [...], "wide": [...], "num": [...]}, ...]}`, MLflow
 `{"inputs": {"cat": [[...]], ...}}`. MLflow and KServe run ONNX Runtime inside their Python workers; Kiln runs
-the ONNX file on tract behind its dynamic batcher. `wrk` (one thread) drives each server for `--seconds`:
+the ONNX file behind its dynamic batcher on ONNX Runtime too (the venv's library, found through its `python3`). `wrk` (one thread) drives each server for `--seconds`:
 
 - req/s, p50 and p99 latency at 1 and at 64 instances per request, and the server's RSS (its processes summed);
 - Kiln's rows/s at 512 instances per request against ONNX Runtime called in-process on batches of 512 (the limit
@@ -158,6 +158,11 @@ class Server:
             pass
 
 
+def venv_env():
+    """The environment with the venv's `python3` first: MLflow's CLI, and the ONNX Runtime library Kiln loads."""
+    return {**os.environ, "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ["PATH"]}
+
+
 def kiln_server(kiln, model_dir, work):
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1/projects/bench"
@@ -165,7 +170,7 @@ def kiln_server(kiln, model_dir, work):
                              os.path.join(work, "kiln-data"), "--allow-path", model_dir,
                              "--predict-workers", str(THREADS)],
                     f"{url}/models/census:predict", lambda rows: {"instances": rows},
-                    os.path.join(work, "kiln.log"))
+                    os.path.join(work, "kiln.log"), env=venv_env())
     wait_ready(f"{url}/models", {"name": "census"}, server.process, server.log)
     operation = post(f"{url}/models/census/versions", {"name": "v1", "deploymentUri": f"file://{model_dir}"})
     while not operation.get("done"):
@@ -189,7 +194,7 @@ def mlflow_server(model_dir, work):
                   lambda rows: {"inputs": {name: [row[name] for row in rows] for name in ("cat", "wide", "num")}},
                   os.path.join(work, "mlflow.log"),
                   # `mlflow models serve` starts uvicorn from PATH.
-                  env={**os.environ, "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ["PATH"]})
+                  env=venv_env())
 
 
 def kserve_server(model_dir, work):

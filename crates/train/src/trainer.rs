@@ -532,7 +532,7 @@ impl State {
             let mut start = 0;
             for (slot, table) in self.embeddings.iter_mut().enumerate() {
                 let dim = table.table.dim;
-                let mut rows = RowGradients::new(dim);
+                let mut rows = RowGradients::with_capacity(dim, size);
                 for (example_index, example) in batch.iter().enumerate() {
                     let offset = example_index * width + start;
                     rows.add(example.ids[slot] as usize, &values[offset..offset + dim]);
@@ -545,8 +545,8 @@ impl State {
             (gradient_of(&leaves.wide, &gradients), self.wide.as_mut())
         {
             let dim = table.table.dim;
-            let mut rows = RowGradients::new(dim);
             let slots = self.wide_offsets.len();
+            let mut rows = RowGradients::with_capacity(dim, size * slots);
             for (example_index, example) in batch.iter().enumerate() {
                 for (slot, (offset, id)) in self.wide_offsets.iter().zip(&example.ids).enumerate() {
                     let start = (example_index * slots + slot) * dim;

@@ -117,23 +117,11 @@ fn serve_scikit_learn(exports: &Path, engine: &str) {
         ("iris_logreg", Some("SCIKIT_LEARN")),
         ("cancer_forest", None),
     ] {
-        let operation = create_version(
-            &server,
-            model,
-            &exports.join(model),
-            framework.map_or(json!({}), |framework| json!({ "framework": framework })),
-        );
-        assert!(operation.get("error").is_none(), "{engine}: {operation}");
-        assert_eq!(operation["response"]["state"], "READY");
-        assert_eq!(
-            operation["response"]["framework"],
-            framework.unwrap_or("ONNX")
-        );
-        let (instances, want) = expected(&exports.join(model));
-        let (status, body) = predict(&server, model, &instances);
-        assert_eq!(status, 200, "{body}");
-        let predictions = body["predictions"].as_array().unwrap();
-        assert_eq!(predictions.len(), instances.len());
+        let config = framework.map_or(json!({}), |framework| json!({ "framework": framework }));
+        let (version, predictions, want) =
+            deploy_and_predict(&server, engine, exports, model, config);
+        assert_eq!(version["state"], "READY");
+        assert_eq!(version["framework"], framework.unwrap_or("ONNX"));
         for (index, prediction) in predictions.iter().enumerate() {
             assert_eq!(
                 prediction["output_label"], want["label"][index],
@@ -154,22 +142,7 @@ fn serve_scikit_learn(exports: &Path, engine: &str) {
     // Regressors (LinearRegressor; TreeEnsembleRegressor averaging its trees), with instances of
     // named inputs as well as bare lists.
     for model in ["wine_linear", "wine_forest"] {
-        let operation = create_version(&server, model, &exports.join(model), json!({}));
-        assert!(operation.get("error").is_none(), "{engine}: {operation}");
-        let (instances, want) = expected(&exports.join(model));
-        let keyed: Vec<Value> = instances.iter().map(|row| json!({"X": row})).collect();
-        for sent in [&instances, &keyed] {
-            let (status, body) = predict(&server, model, sent);
-            assert_eq!(status, 200, "{body}");
-            for (index, prediction) in body["predictions"].as_array().unwrap().iter().enumerate() {
-                close(
-                    &prediction[0],
-                    want["variable"][index].as_f64().unwrap(),
-                    1e-4,
-                    &format!("{engine}: {model} #{index}"),
-                );
-            }
-        }
+        serves_regressor(&server, engine, exports, model, "X");
     }
 
     // An instance of the wrong width is refused by name; the model keeps serving.
@@ -252,14 +225,9 @@ fn xgboost_exports_serve_what_xgboost_predicts() {
         // `probabilities`, answered as an object per instance.
         for model in ["cancer_xgb", "iris_xgb"] {
             let config = json!({"framework": "XGBOOST"});
-            let operation = create_version(&server, model, &exports.join(model), config);
-            assert!(operation.get("error").is_none(), "{engine}: {operation}");
-            assert_eq!(operation["response"]["framework"], "XGBOOST");
-            let (instances, want) = expected(&exports.join(model));
-            let (status, body) = predict(&server, model, &instances);
-            assert_eq!(status, 200, "{body}");
-            let predictions = body["predictions"].as_array().unwrap();
-            assert_eq!(predictions.len(), instances.len());
+            let (version, predictions, want) =
+                deploy_and_predict(&server, engine, exports, model, config);
+            assert_eq!(version["framework"], "XGBOOST");
             for (index, prediction) in predictions.iter().enumerate() {
                 let what = format!("{engine}: {model} #{index}");
                 assert_eq!(prediction["label"], want["label"][index], "{what}");
@@ -272,17 +240,47 @@ fn xgboost_exports_serve_what_xgboost_predicts() {
             }
         }
         // TreeEnsembleRegressor: one output, a bare value per instance.
-        let operation = create_version(&server, "wine_xgb", &exports.join("wine_xgb"), json!({}));
-        assert!(operation.get("error").is_none(), "{engine}: {operation}");
-        let (instances, want) = expected(&exports.join("wine_xgb"));
-        let (status, body) = predict(&server, "wine_xgb", &instances);
+        serves_regressor(&server, engine, exports, "wine_xgb", "features");
+    }
+}
+
+/// Creates version `v1` of `model` from its export, with the version fields of `config`, and
+/// predicts the instances saved beside it; returns the created version, the predictions and what
+/// the framework answered.
+fn deploy_and_predict(
+    server: &Server,
+    engine: &str,
+    exports: &Path,
+    model: &str,
+    config: Value,
+) -> (Value, Vec<Value>, Value) {
+    let operation = create_version(server, model, &exports.join(model), config);
+    assert!(operation.get("error").is_none(), "{engine}: {operation}");
+    let (instances, want) = expected(&exports.join(model));
+    let (status, mut body) = predict(server, model, &instances);
+    assert_eq!(status, 200, "{engine}: {body}");
+    let predictions = body["predictions"].take();
+    let predictions = predictions.as_array().cloned().unwrap_or_default();
+    assert_eq!(predictions.len(), instances.len(), "{engine}: {model}");
+    (operation["response"].clone(), predictions, want)
+}
+
+/// Deploys regressor `model` and compares its predictions with the framework's (`variable`), for
+/// bare instances and for instances keyed by the name of its input.
+fn serves_regressor(server: &Server, engine: &str, exports: &Path, model: &str, input: &str) {
+    let operation = create_version(server, model, &exports.join(model), json!({}));
+    assert!(operation.get("error").is_none(), "{engine}: {operation}");
+    let (instances, want) = expected(&exports.join(model));
+    let keyed: Vec<Value> = instances.iter().map(|row| json!({ input: row })).collect();
+    for sent in [&instances, &keyed] {
+        let (status, body) = predict(server, model, sent);
         assert_eq!(status, 200, "{body}");
         for (index, prediction) in body["predictions"].as_array().unwrap().iter().enumerate() {
             close(
                 &prediction[0],
                 want["variable"][index].as_f64().unwrap(),
                 1e-4,
-                &format!("{engine}: alcohol #{index}"),
+                &format!("{engine}: {model} #{index}"),
             );
         }
     }

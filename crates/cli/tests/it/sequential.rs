@@ -149,24 +149,18 @@ optimizer: {type: Adadelta}
     same_image(&|pixels| json!({"image": pixels.concat()}));
     same_image(&|pixels| json!({"b64": png(pixels)}));
     same_image(&|pixels| json!({"image_bytes": {"b64": png(pixels)}}));
-    let (status, error) = predict_model(&server, "digits", &[json!({"b64": "bm90IGFuIGltYWdl"})]);
-    assert_eq!(status, 400, "{error}");
-    assert!(
-        error["error"]
-            .as_str()
-            .unwrap()
-            .contains("not a PNG or JPEG image"),
-        "{error}"
-    );
-    let (status, error) = predict_model(&server, "digits", &[json!(vec![1.0; 63])]);
-    assert_eq!(status, 400, "{error}");
-    assert!(
-        error["error"]
-            .as_str()
-            .unwrap()
-            .contains("has 64 values; got 63"),
-        "{error}"
-    );
+    // Refused with the reason: bytes that are no image, an image of the wrong size.
+    for (instance, reason) in [
+        (
+            json!({"b64": "bm90IGFuIGltYWdl"}),
+            "not a PNG or JPEG image",
+        ),
+        (json!(vec![1.0; 63]), "has 64 values; got 63"),
+    ] {
+        let (status, error) = predict_model(&server, "digits", &[instance]);
+        assert_eq!(status, 400, "{error}");
+        assert!(error["error"].as_str().unwrap().contains(reason), "{error}");
+    }
 
     // A definition that does not fit its input fails the job, naming the layer.
     let bad = work.path().join("bad.yaml");

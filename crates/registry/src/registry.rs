@@ -20,7 +20,7 @@ use kiln_store::Store;
 use serde_json::Value;
 
 use crate::list::ListParams;
-use crate::routes::{Route, Routes};
+use crate::routes::{self, Route, Routes};
 use crate::{RegistryError, operations};
 
 /// The default region of a model, as ML Engine's.
@@ -876,7 +876,7 @@ impl Registry {
     /// The READY version a predict or explain request addresses and its loaded model, from the
     /// route table when it is there.
     async fn route(&self, target: &PredictTarget<'_>) -> Result<Route, RegistryError> {
-        let key = Routes::<Route>::key(target.project, target.model, target.version);
+        let key = routes::key(target.project, target.model, target.version);
         let generation = match self.routes.get(&key) {
             Ok(route) => return Ok(route),
             Err(generation) => generation,

@@ -24,13 +24,18 @@ pub struct Route {
     pub server: Arc<Batcher>,
 }
 
+/// The key of a target: `project/model/[version]`.
+pub fn key(project: &str, model: &str, version: Option<&str>) -> String {
+    format!("{project}/{model}/{}", version.unwrap_or_default())
+}
+
 struct Table<R> {
     /// Bumped by every change; a resolution started under an older one is not stored.
     generation: u64,
     entries: HashMap<String, (R, Instant)>,
 }
 
-/// The table of routes (`R`: a [`Route`]), by `project/model/[version]`.
+/// The table of routes (`R`: a [`Route`]), by [`key`].
 pub struct Routes<R = Route> {
     table: Mutex<Table<R>>,
 }
@@ -51,11 +56,6 @@ impl<R: Clone> Routes<R> {
         self.table
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The key of a target.
-    pub fn key(project: &str, model: &str, version: Option<&str>) -> String {
-        format!("{project}/{model}/{}", version.unwrap_or_default())
     }
 
     /// A fresh route for `key`, or the generation to pass to [`Routes::insert`] once resolved.
@@ -90,7 +90,7 @@ mod tests {
     #[test]
     fn a_change_empties_the_table_and_voids_resolutions_begun_before_it() {
         let routes: Routes<&str> = Routes::default();
-        let key = Routes::<&str>::key("p", "census", None);
+        let key = key("p", "census", None);
         let generation = routes.get(&key).unwrap_err();
         routes.insert(key.clone(), "v1", generation);
         assert_eq!(routes.get(&key), Ok("v1"));

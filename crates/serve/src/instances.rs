@@ -8,9 +8,9 @@
 //!   `predict --text-instances` sends them;
 //! - `{"b64": "..."}` in place of a value for inputs whose name ends in `_bytes`.
 
-use base64::Engine;
 use kiln_model::ModelSpec;
 use kiln_model::columns::{Input, InputType, RawValue};
+use kiln_model::sequential::input::b64_bytes;
 use serde_json::Value;
 
 /// Decodes one instance into values in the model's input order, or says what is wrong.
@@ -128,12 +128,8 @@ fn value_of(input: &Input, value: &Value) -> Result<RawValue, String> {
                     "input {name:?} does not take {{\"b64\": ...}}; only inputs named *_bytes do"
                 ));
             }
-            let encoded = object["b64"]
-                .as_str()
-                .ok_or_else(|| format!("input {name:?}: b64 must be a string"))?;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map_err(|error| format!("input {name:?}: invalid base64: {error}"))?;
+            let bytes = b64_bytes(&object["b64"])
+                .map_err(|message| format!("input {name:?}: {message}"))?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| format!("input {name:?}: b64 value is not UTF-8"))?;
             value_of(input, &Value::String(text))

@@ -155,7 +155,7 @@ impl SparseTable {
 }
 
 /// Gradients of a batch summed per distinct row.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RowGradients {
     dim: usize,
     /// Slot of each row seen (Fx: the keys are row numbers, not attacker-chosen, and SipHash
@@ -166,12 +166,8 @@ pub struct RowGradients {
 }
 
 impl RowGradients {
-    /// An empty accumulator for rows of width `dim`.
-    pub fn new(dim: usize) -> Self {
-        Self::with_capacity(dim, 0)
-    }
-
-    /// An empty accumulator with room for `rows` distinct rows (a batch's size, say).
+    /// An empty accumulator for rows of width `dim`, with room for `rows` distinct rows (a batch's
+    /// size, say).
     pub fn with_capacity(dim: usize, rows: usize) -> Self {
         Self {
             dim,
@@ -223,7 +219,7 @@ mod tests {
             optimizer,
         );
         for _ in 0..3000 {
-            let mut gradients = RowGradients::new(1);
+            let mut gradients = RowGradients::with_capacity(1, 0);
             let w = table.table.data[1];
             gradients.add(1, &[w - 2.0]);
             gradients.add(1, &[w - 2.0]);
@@ -268,7 +264,7 @@ mod tests {
 
     #[test]
     fn gradients_of_repeated_rows_are_summed() {
-        let mut gradients = RowGradients::new(2);
+        let mut gradients = RowGradients::with_capacity(2, 0);
         gradients.add(7, &[1.0, 2.0]);
         gradients.add(3, &[1.0, 1.0]);
         gradients.add(7, &[0.5, 0.5]);

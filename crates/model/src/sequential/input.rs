@@ -229,15 +229,16 @@ impl InputSpec {
     }
 }
 
-/// The bytes of a `{"b64": ...}` value (standard base64, as ML Engine takes).
-fn b64_bytes(value: &Value) -> Result<Vec<u8>, String> {
+/// The bytes of a `{"b64": ...}` value (standard base64, as ML Engine takes); shared with
+/// serving's instance decoding.
+pub fn b64_bytes(value: &Value) -> Result<Vec<u8>, String> {
     use base64::Engine;
     let text = value
         .as_str()
         .ok_or_else(|| format!("b64 must be a string; got {value}"))?;
     base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|error| format!("b64 is not base64: {error}"))
+        .map_err(|error| format!("invalid base64: {error}"))
 }
 
 /// Appends the numbers of a number or a nested list of them; the error is the first value

@@ -5,8 +5,10 @@
 //! holds. An instance may give that as nested lists of the input's shape or flat (raw pixels for
 //! a `[1, 28, 28]` image, a bare number for the `[1]`-shaped columns scikit-learn exports).
 
-use super::graph::{Element, Output};
+use kiln_model::sequential::input::b64_bytes;
 use serde_json::{Map, Value};
+
+use super::graph::{Element, Output};
 
 /// A tensor as plain data, what engines take and give: its shape and its elements, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,7 +186,10 @@ impl Input {
                 Data::String(self.scalars(leaves, "strings", |value| match value {
                     Value::String(text) => Some(text.clone()),
                     Value::Number(number) => Some(number.to_string()),
-                    Value::Object(b64) if b64.len() == 1 => b64_text(&b64["b64"]),
+                    Value::Object(fields) if fields.len() == 1 => {
+                        let bytes = b64_bytes(fields.get("b64")?).ok()?;
+                        String::from_utf8(bytes).ok()
+                    }
                     _ => None,
                 })?)
             }
@@ -215,15 +220,6 @@ impl Input {
             })
             .collect()
     }
-}
-
-/// The text `{"b64": ...}` encodes (ML Engine's form for bytes), when it is base64 of UTF-8.
-fn b64_text(value: &Value) -> Option<String> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(value.as_str()?)
-        .ok()?;
-    String::from_utf8(bytes).ok()
 }
 
 /// The shape of nested lists, read down their first elements.
@@ -376,9 +372,11 @@ mod tests {
             tensor.data,
             Data::String(vec!["hello".into(), "world".into(), "plain".into()])
         );
-        let bad = json!({"b64": "/w=="});
-        let error = text.tensor(&[&bad], true).unwrap_err();
-        assert!(error.1.contains("takes strings"), "{error:?}");
+        // Not UTF-8, and a one-field object that is not b64: refused, not a panic.
+        for bad in [json!({"b64": "/w=="}), json!({"x": [{"text": "a"}]})] {
+            let error = text.tensor(&[&bad], true).unwrap_err();
+            assert!(error.1.contains("takes strings"), "{error:?}");
+        }
     }
 
     #[test]

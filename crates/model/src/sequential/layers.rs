@@ -7,13 +7,15 @@
 
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::tensor::activation::{relu, sigmoid, softmax, tanh};
+use burn::tensor::{Distribution, TensorData};
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use super::cpu::{Geometry, Window, conv2d, max_pool2d};
 use crate::ModelError;
 use crate::export::{Weights, WeightsWriter};
 
@@ -549,8 +551,25 @@ pub fn forward(
                 Some(Layer::Dense(linear)) => Activations::Flat(linear.forward(x)),
                 _ => unreachable!("a Dense layer has Linear parameters. This is a bug."),
             },
-            (LayerSpec::Conv2D { .. }, Activations::Image(x)) => match params.next() {
-                Some(Layer::Conv2d(conv)) => Activations::Image(conv.forward(x)),
+            (
+                LayerSpec::Conv2D {
+                    kernel_size,
+                    strides,
+                    padding,
+                    ..
+                },
+                Activations::Image(x),
+            ) => match params.next() {
+                Some(Layer::Conv2d(conv)) => {
+                    let [_, _, height, width] = x.dims();
+                    let geometry = Geometry::keras(
+                        *padding == Padding::Same,
+                        kernel_size.dims(),
+                        strides.dims(),
+                        [height, width],
+                    );
+                    Activations::Image(conv2d(conv, x, geometry))
+                }
                 _ => unreachable!("a Conv2D layer has Conv2d parameters. This is a bug."),
             },
             (LayerSpec::Embedding { .. }, Activations::Ids(ids)) => match params.next() {
@@ -558,10 +577,11 @@ pub fn forward(
                 _ => unreachable!("an Embedding layer has Embedding parameters. This is a bug."),
             },
             (LayerSpec::MaxPool2D { pool_size, strides }, Activations::Image(x)) => {
-                let pool = MaxPool2dConfig::new(pool_size.dims())
-                    .with_strides(strides.unwrap_or(*pool_size).dims())
-                    .init();
-                Activations::Image(pool.forward(x))
+                let window = Window {
+                    size: pool_size.dims(),
+                    stride: strides.unwrap_or(*pool_size).dims(),
+                };
+                Activations::Image(max_pool2d(x, window))
             }
             (LayerSpec::Dropout { rate }, x) if training && *rate > 0.0 => match x {
                 Activations::Flat(x) => Activations::Flat(dropout(x, *rate)),
@@ -617,8 +637,25 @@ fn activate(x: Activations, activation: Activation) -> Activations {
 }
 
 /// Inverted dropout: zeroes a `rate` fraction and scales the rest by `1 / (1 - rate)`.
+///
+/// The mask comes from a small fast generator seeded from burn's, so the run's seed still fixes
+/// it: burn draws every element through ChaCha, which took a tenth of an MNIST training step.
 fn dropout<const D: usize>(x: Tensor<D>, rate: f64) -> Tensor<D> {
+    let device = x.device();
+    let parts = Tensor::<1>::random([2], Distribution::Default, &device).into_data();
+    let seed = parts.iter::<f32>().fold(0_u64, |seed, part| {
+        (seed << 24) | (part * 16_777_216.0) as u64
+    });
+    let mut generator = SmallRng::seed_from_u64(seed);
     let keep = 1.0 - rate;
-    let mask = x.random_like(Distribution::Bernoulli(keep));
-    x * mask / keep
+    let threshold = (keep * 4_294_967_296.0) as u64;
+    let scale = (1.0 / keep) as f32;
+    let mask: Vec<f32> = (0..x.shape().num_elements())
+        .map(|_| match u64::from(generator.next_u32()) < threshold {
+            true => scale,
+            false => 0.0,
+        })
+        .collect();
+    let mask = TensorData::new(mask, x.dims());
+    x * Tensor::from_data(mask, &device)
 }

@@ -6,6 +6,7 @@
 //! carries the input's preprocessing (pixel scale, the fitted tokenizer), so a served model takes
 //! raw pixels or raw text.
 
+mod cpu;
 pub mod input;
 pub mod layers;
 

@@ -210,12 +210,13 @@ def report(epoch, accuracy):
 
 def time_to_target(command, parse, env=None, target=TARGET):
     """Runs `command`; returns (seconds to the first evaluation >= `target` from the start, the same from
-    the end of data loading and model building, epochs, accuracy, best accuracy)."""
+    the end of data loading and model building, epochs, accuracy, best accuracy, seconds per epoch from the end
+    of loading to the last evaluation seen). The first four are None when no evaluation reaches `target`."""
     started = time.time()
     ready = None
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                env={**os.environ, **(env or {})})
-    best = 0.0
+    best, per_epoch = 0.0, None
     for line in process.stdout:
         found = parse(line)
         if found == "ready":
@@ -224,14 +225,15 @@ def time_to_target(command, parse, env=None, target=TARGET):
         if found is None:
             continue
         epoch, accuracy = found
+        now = time.time()
         best = max(best, accuracy)
+        per_epoch = (now - (ready or started)) / epoch
         if accuracy >= target:
-            now = time.time()
             process.kill()
             process.wait()
-            return now - started, now - (ready or started), epoch, accuracy, best
+            return now - started, now - (ready or started), epoch, accuracy, best, per_epoch
     process.wait()
-    return None, None, None, None, best
+    return None, None, None, None, best, per_epoch
 
 
 def parse_kiln(line):
@@ -284,7 +286,7 @@ def main():
     print(f"| {'framework':36} | {'total s':>8} | {'÷ Kiln':>7} | {'train s':>8} | {'÷ Kiln':>7} | {'epochs':>6} | {'accuracy':>8} |")
     print(f"|{'-' * 38}|{'-' * 10}|{'-' * 9}|{'-' * 10}|{'-' * 9}|{'-' * 8}|{'-' * 10}|")
     kiln = next(iter(results.values()))
-    for name, (total, train, epochs, accuracy, best) in results.items():
+    for name, (total, train, epochs, accuracy, best, _) in results.items():
         if total is None:
             print(f"| {name:36} | {'never':>8} | {'':>7} | {'':>8} | {'':>7} | {'':>6} | {best:8.4f} |")
             continue

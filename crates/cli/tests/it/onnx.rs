@@ -325,21 +325,42 @@ fn pytorch_exports_serve_what_pytorch_computes_online_and_in_batch() {
 
 fn serve_pytorch(exports: &Path, engine: &str) {
     let server = start(exports, engine);
-    for model in ["digits_mlp", "digits_cnn"] {
+    let predicts_logits = |model: &str, instances: &[Value], want: &Value, what: &str| {
+        let (status, body) = predict(&server, model, instances);
+        assert_eq!(status, 200, "{body}");
+        for (index, logits) in body["predictions"].as_array().unwrap().iter().enumerate() {
+            let what = format!("{engine}: {model} {what} #{index}");
+            close_all(logits, &want["logits"][index], 1e-4, &what);
+        }
+    };
+    for model in ["digits_mlp", "digits_cnn", "digits_bytes"] {
         let operation = create_version(&server, model, &exports.join(model), json!({}));
         assert!(operation.get("error").is_none(), "{operation}");
         let (instances, want) = expected(&exports.join(model));
-        let (status, body) = predict(&server, model, &instances);
-        assert_eq!(status, 200, "{body}");
-        for (index, logits) in body["predictions"].as_array().unwrap().iter().enumerate() {
-            close_all(
-                logits,
-                &want["logits"][index],
-                1e-4,
-                &format!("{engine}: {model} #{index}"),
-            );
-        }
+        predicts_logits(model, &instances, &want, "");
     }
+
+    // A uint8 input also takes its bytes as {"b64": ...}, bare or under the input's name.
+    let (instances, want) = expected(&exports.join("digits_bytes"));
+    let encoded: Vec<Value> = instances
+        .iter()
+        .enumerate()
+        .map(|(index, pixels)| {
+            use base64::Engine;
+            let bytes: Vec<u8> = pixels
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|pixel| pixel.as_u64().unwrap() as u8)
+                .collect();
+            let b64 = json!({"b64": base64::engine::general_purpose::STANDARD.encode(bytes)});
+            match index % 2 {
+                0 => b64,
+                _ => json!({ "pixels": b64 }),
+            }
+        })
+        .collect();
+    predicts_logits("digits_bytes", &encoded, &want, "b64");
 
     // Integrated gradients of the MLP's top logit over the 64 pixels, from a black image.
     let explanation = json!({"integratedGradientsAttribution": {"numIntegralSteps": 50}});

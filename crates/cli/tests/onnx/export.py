@@ -165,6 +165,19 @@ def torch(out):
     )
     export("digits_cnn", train(cnn, images), images)
 
+    class FromBytes(nn.Module):
+        """The MLP over raw 8-bit pixels: the model scales them itself."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, raw):
+            return self.model(raw.float() / 255.0)
+
+    raw = torch.tensor(np.minimum(x * 16, 255), dtype=torch.uint8)
+    export("digits_bytes", FromBytes(mlp).eval(), raw)
+
 
 def keras(out):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -13,9 +13,10 @@ use burn::tensor::activation::{relu, sigmoid, softmax, tanh};
 use burn::tensor::{Distribution, TensorData};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::cpu::{Geometry, Window, conv2d, max_pool2d};
+use super::cpu::{ConvOptions, Window, conv2d, max_pool2d, zeros};
 use crate::ModelError;
 use crate::export::{Weights, WeightsWriter};
 
@@ -556,19 +557,23 @@ pub fn forward(
                     kernel_size,
                     strides,
                     padding,
+                    activation,
                     ..
                 },
                 Activations::Image(x),
             ) => match params.next() {
                 Some(Layer::Conv2d(conv)) => {
                     let [_, _, height, width] = x.dims();
-                    let geometry = Geometry::keras(
-                        *padding == Padding::Same,
-                        kernel_size.dims(),
-                        strides.dims(),
-                        [height, width],
-                    );
-                    Activations::Image(conv2d(conv, x, geometry))
+                    let options = ConvOptions {
+                        relu: *activation == Activation::Relu,
+                        ..ConvOptions::keras(
+                            *padding == Padding::Same,
+                            kernel_size.dims(),
+                            strides.dims(),
+                            [height, width],
+                        )
+                    };
+                    Activations::Image(conv2d(conv, x, options))
                 }
                 _ => unreachable!("a Conv2D layer has Conv2d parameters. This is a bug."),
             },
@@ -607,7 +612,8 @@ pub fn forward(
         let activation = spec.activation();
         let is_output =
             index == last && matches!(activation, Activation::Softmax | Activation::Sigmoid);
-        if activation != Activation::Linear && !is_output {
+        let fused = matches!(spec, LayerSpec::Conv2D { .. }) && activation == Activation::Relu;
+        if activation != Activation::Linear && !is_output && !fused {
             x = activate(x, activation);
         }
     }
@@ -638,24 +644,30 @@ fn activate(x: Activations, activation: Activation) -> Activations {
 
 /// Inverted dropout: zeroes a `rate` fraction and scales the rest by `1 / (1 - rate)`.
 ///
-/// The mask comes from a small fast generator seeded from burn's, so the run's seed still fixes
-/// it: burn draws every element through ChaCha, which took a tenth of an MNIST training step.
+/// The mask comes from small fast generators seeded from burn's, so the run's seed still fixes
+/// it, one per block of elements so that blocks fill in parallel: burn draws every element
+/// through ChaCha, which took a tenth of an MNIST training step.
 fn dropout<const D: usize>(x: Tensor<D>, rate: f64) -> Tensor<D> {
+    const BLOCK: usize = 1 << 16;
     let device = x.device();
     let parts = Tensor::<1>::random([2], Distribution::Default, &device).into_data();
     let seed = parts.iter::<f32>().fold(0_u64, |seed, part| {
         (seed << 24) | (part * 16_777_216.0) as u64
     });
-    let mut generator = SmallRng::seed_from_u64(seed);
     let keep = 1.0 - rate;
     let threshold = (keep * 4_294_967_296.0) as u64;
     let scale = (1.0 / keep) as f32;
-    let mask: Vec<f32> = (0..x.shape().num_elements())
-        .map(|_| match u64::from(generator.next_u32()) < threshold {
-            true => scale,
-            false => 0.0,
-        })
-        .collect();
+    let mut mask: Vec<f32> = zeros(x.shape().num_elements());
+    mask.par_chunks_mut(BLOCK)
+        .enumerate()
+        .for_each(|(block, mask)| {
+            let mut generator = SmallRng::seed_from_u64(seed.wrapping_add(block as u64));
+            for kept in mask {
+                if u64::from(generator.next_u32()) < threshold {
+                    *kept = scale;
+                }
+            }
+        });
     let mask = TensorData::new(mask, x.dims());
     x * Tensor::from_data(mask, &device)
 }

@@ -60,6 +60,8 @@ pub enum Element {
     I64,
     Bool,
     String,
+    /// Bytes: numbers from 0 to 255, or an instance's `{"b64": ...}`.
+    U8,
 }
 
 /// Rewrites `model` for its engine and checks that the engine can run every remaining operator.
@@ -133,6 +135,7 @@ fn inputs(graph: &GraphProto) -> Result<Vec<GraphInput>, ServeError> {
             Ok(DataType::Int64) => Element::I64,
             Ok(DataType::Bool) => Element::Bool,
             Ok(DataType::String) => Element::String,
+            Ok(DataType::Uint8) => Element::U8,
             other => {
                 return Err(ServeError::Load(format!(
                     "input '{name}' takes {other:?} tensors, which JSON instances cannot fill"

@@ -180,6 +180,7 @@ fn value(array: Array) -> ort::Result<DynValue> {
         Data::I32(values) => Tensor::from_array((shape, values))?.into_dyn(),
         Data::I64(values) => Tensor::from_array((shape, values))?.into_dyn(),
         Data::Bool(values) => Tensor::from_array((shape, values))?.into_dyn(),
+        Data::U8(values) => Tensor::from_array((shape, values))?.into_dyn(),
         Data::String(values) => Tensor::from_string_array((shape, values.as_slice()))?.into_dyn(),
     })
 }
@@ -208,6 +209,7 @@ fn array(value: &DynValue) -> ort::Result<Array> {
         TensorElementType::Int32 => copied(value).map(|(shape, data)| (shape, Data::I32(data)))?,
         TensorElementType::Int64 => copied(value).map(|(shape, data)| (shape, Data::I64(data)))?,
         TensorElementType::Bool => copied(value).map(|(shape, data)| (shape, Data::Bool(data)))?,
+        TensorElementType::Uint8 => copied(value).map(|(shape, data)| (shape, Data::U8(data)))?,
         TensorElementType::String => {
             let (shape, data) = value.try_extract_strings()?;
             (dims(shape), Data::String(data))

@@ -4,9 +4,12 @@
 //! Dimension 0 of an input is the batch when it is symbolic; the rest is what one instance
 //! holds. An instance may give that as nested lists of the input's shape or flat (raw pixels for
 //! a `[1, 28, 28]` image, a bare number for the `[1]`-shaped columns scikit-learn exports).
+//! `{"b64": ...}` gives a string input its bytes as text, and a `uint8` input its bytes as
+//! elements (an encoded image's raw pixels, say).
 
 use kiln_model::sequential::input::b64_bytes;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 use super::graph::{Element, Output};
 
@@ -28,6 +31,32 @@ pub enum Data {
     I64(Vec<i64>),
     Bool(Vec<bool>),
     String(Vec<String>),
+    U8(Vec<u8>),
+}
+
+/// One element of an instance: a JSON scalar, or a byte of a `b64` value given to a `uint8`
+/// input.
+#[derive(Debug, Clone, Copy)]
+enum Leaf<'a> {
+    Json(&'a Value),
+    Byte(u8),
+}
+
+impl<'a> Leaf<'a> {
+    fn value(self) -> Cow<'a, Value> {
+        match self {
+            Leaf::Json(value) => Cow::Borrowed(value),
+            Leaf::Byte(byte) => Cow::Owned(Value::from(byte)),
+        }
+    }
+}
+
+/// The value under `b64` of a one-field `{"b64": ...}` object.
+fn b64_field(value: &Value) -> Option<&Value> {
+    match value {
+        Value::Object(fields) if fields.len() == 1 => fields.get("b64"),
+        _ => None,
+    }
 }
 
 /// How an input's first dimension relates to the instances of a request.
@@ -108,12 +137,23 @@ impl Input {
         &self,
         value: &'a Value,
         fixed: Option<&[usize]>,
-        leaves: &mut Vec<&'a Value>,
+        leaves: &mut Vec<Leaf<'a>>,
     ) -> Result<Vec<usize>, String> {
-        let given = shape_of(value);
         let start = leaves.len();
-        collect_leaves(value, &given, leaves)
-            .map_err(|error| format!("input '{}': {error}", self.name))?;
+        let given = match b64_field(value).filter(|_| self.element == Element::U8) {
+            Some(b64) => {
+                let bytes =
+                    b64_bytes(b64).map_err(|error| format!("input '{}': {error}", self.name))?;
+                leaves.extend(bytes.into_iter().map(Leaf::Byte));
+                vec![leaves.len() - start]
+            }
+            None => {
+                let given = shape_of(value);
+                collect_leaves(value, &given, leaves)
+                    .map_err(|error| format!("input '{}': {error}", self.name))?;
+                given
+            }
+        };
         let count = leaves.len() - start;
         let fits = |shape: &[usize]| {
             shape.len() == self.row_shape.len()
@@ -161,7 +201,7 @@ impl Input {
     }
 
     /// Builds the tensor from JSON scalars; an error carries the bad scalar's position.
-    fn convert(&self, shape: &[usize], leaves: &[&Value]) -> Result<Array, (usize, String)> {
+    fn convert(&self, shape: &[usize], leaves: &[Leaf]) -> Result<Array, (usize, String)> {
         let number = |integral: bool| {
             move |value: &Value| {
                 value
@@ -181,13 +221,16 @@ impl Input {
             Element::I64 => {
                 Data::I64(self.scalars(leaves, integers, |v| number(true)(v).map(|n| n as i64))?)
             }
+            Element::U8 => Data::U8(self.scalars(leaves, "integers from 0 to 255", |v| {
+                number(true)(v).and_then(|n| u8::try_from(n as i64).ok())
+            })?),
             Element::Bool => Data::Bool(self.scalars(leaves, "true or false", Value::as_bool)?),
             Element::String => {
                 Data::String(self.scalars(leaves, "strings", |value| match value {
                     Value::String(text) => Some(text.clone()),
                     Value::Number(number) => Some(number.to_string()),
-                    Value::Object(fields) if fields.len() == 1 => {
-                        let bytes = b64_bytes(fields.get("b64")?).ok()?;
+                    Value::Object(_) => {
+                        let bytes = b64_bytes(b64_field(value)?).ok()?;
                         String::from_utf8(bytes).ok()
                     }
                     _ => None,
@@ -203,7 +246,7 @@ impl Input {
     /// Converts every leaf with `convert`, naming the first that does not convert.
     fn scalars<T>(
         &self,
-        leaves: &[&Value],
+        leaves: &[Leaf],
         what: &str,
         convert: impl Fn(&Value) -> Option<T>,
     ) -> Result<Vec<T>, (usize, String)> {
@@ -211,10 +254,11 @@ impl Input {
             .iter()
             .enumerate()
             .map(|(at, leaf)| {
-                convert(leaf).ok_or_else(|| {
+                let value = leaf.value();
+                convert(&value).ok_or_else(|| {
                     (
                         at,
-                        format!("input '{}' takes {what}; got {leaf}", self.name),
+                        format!("input '{}' takes {what}; got {value}", self.name),
                     )
                 })
             })
@@ -241,7 +285,7 @@ fn shape_of(value: &Value) -> Vec<usize> {
 fn collect_leaves<'a>(
     value: &'a Value,
     shape: &[usize],
-    leaves: &mut Vec<&'a Value>,
+    leaves: &mut Vec<Leaf<'a>>,
 ) -> Result<(), String> {
     match (value, shape.split_first()) {
         (Value::Array(items), Some((&length, rest))) if items.len() == length => items
@@ -251,7 +295,7 @@ fn collect_leaves<'a>(
             Err("nested lists must be rectangular (every row the same length)".into())
         }
         (leaf, None) => {
-            leaves.push(leaf);
+            leaves.push(Leaf::Json(leaf));
             Ok(())
         }
     }
@@ -298,6 +342,7 @@ fn flat_json(data: &Data) -> Vec<Value> {
         Data::F64(values) => values.iter().map(|value| float(*value)).collect(),
         Data::I32(values) => values.iter().map(|value| Value::from(*value)).collect(),
         Data::I64(values) => values.iter().map(|value| Value::from(*value)).collect(),
+        Data::U8(values) => values.iter().map(|value| Value::from(*value)).collect(),
         Data::Bool(values) => values.iter().map(|value| Value::Bool(*value)).collect(),
         Data::String(values) => values
             .iter()
@@ -377,6 +422,31 @@ mod tests {
             let error = text.tensor(&[&bad], true).unwrap_err();
             assert!(error.1.contains("takes strings"), "{error:?}");
         }
+    }
+
+    #[test]
+    fn byte_inputs_take_numbers_or_b64_bytes() {
+        let image = input(Element::U8, &[Some(2), Some(2)]);
+        // "AAEC/w==" is the bytes 0, 1, 2, 255: a 2 x 2 image, flat.
+        let instances = [json!({"b64": "AAEC/w=="}), json!([[3, 4], [5, 6]])];
+        let refs: Vec<&Value> = instances.iter().collect();
+        let tensor = image.tensor(&refs, true).unwrap();
+        assert_eq!(tensor.shape, vec![2, 2, 2]);
+        assert_eq!(tensor.data, Data::U8(vec![0, 1, 2, 255, 3, 4, 5, 6]));
+        // Three bytes do not make a 2 x 2 image; 256 is not a byte.
+        let error = image.tensor(&[&json!({"b64": "AAEC"})], true).unwrap_err();
+        assert!(error.1.contains("shape [2, 2]"), "{error:?}");
+        let error = image
+            .tensor(&[&json!([[1, 2], [3, 256]])], true)
+            .unwrap_err();
+        assert!(error.1.contains("integers from 0 to 255"), "{error:?}");
+        // Any length for a symbolic dimension.
+        let bytes = input(Element::U8, &[None]);
+        let tensor = bytes.tensor(&[&json!({"b64": "AAEC"})], true).unwrap();
+        assert_eq!(
+            (tensor.shape, tensor.data),
+            (vec![1, 3], Data::U8(vec![0, 1, 2]))
+        );
     }
 
     #[test]

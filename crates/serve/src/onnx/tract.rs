@@ -94,6 +94,7 @@ fn datum_type(element: Element) -> DatumType {
         Element::I64 => DatumType::I64,
         Element::Bool => DatumType::Bool,
         Element::String => DatumType::String,
+        Element::U8 => DatumType::U8,
     }
 }
 
@@ -105,6 +106,7 @@ fn tensor(array: Array) -> TractResult<Tensor> {
         Data::I32(values) => Tensor::from_shape(shape, &values),
         Data::I64(values) => Tensor::from_shape(shape, &values),
         Data::Bool(values) => Tensor::from_shape(shape, &values),
+        Data::U8(values) => Tensor::from_shape(shape, &values),
         Data::String(values) => {
             Ok(tract_ndarray::ArrayD::from_shape_vec(shape.as_slice(), values)?.into())
         }

@@ -17,23 +17,29 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Dispatch, Flex, backend_extension};
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
+use burn::tensor::activation::relu;
 use rayon::prelude::*;
 use std::ops::Range;
 
-use super::{contiguous, dims4, on_flex, tensor};
+use super::{contiguous, dims4, on_flex, tensor, zeros};
 
-/// Stride and zero padding of a convolution; the kernel's size comes from its weight.
+/// Stride and zero padding of a convolution, and whether a ReLU follows it; the kernel's size
+/// comes from its weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Geometry {
+pub struct ConvOptions {
     /// Rows and columns between two kernel positions.
     pub stride: [usize; 2],
     /// Zero rows (top, bottom) and columns (left, right) around the image.
     pub padding: [(usize, usize); 2],
+    /// Whether the output goes through a ReLU, applied (and differentiated) image by image in
+    /// the same pass rather than as two more passes over the whole batch.
+    pub relu: bool,
 }
 
-impl Geometry {
+impl ConvOptions {
     /// Keras' padding for an image of `height` × `width`: none for `valid`; for `same`, as much
     /// as makes the output `ceil(size / stride)` long, the odd one at the end.
+    /// No ReLU.
     pub fn keras(same: bool, kernel: [usize; 2], stride: [usize; 2], size: [usize; 2]) -> Self {
         let pad = |axis: usize| {
             let out = size[axis].div_ceil(stride[axis]);
@@ -46,21 +52,26 @@ impl Geometry {
         Self {
             stride,
             padding: [pad(0), pad(1)],
+            relu: false,
         }
     }
 }
 
-/// Applies `conv` to a `[batch, channels, height, width]` batch with padding `geometry`:
-/// Kiln's im2col + GEMM on the CPU, burn's convolution elsewhere or without a bias.
-pub fn conv2d(conv: &Conv2d, x: Tensor<4>, geometry: Geometry) -> Tensor<4> {
+/// Applies `conv` to a `[batch, channels, height, width]` batch with padding `options`, then
+/// the ReLU if `options` asks: Kiln's im2col + GEMM on the CPU, burn's convolution elsewhere or
+/// without a bias.
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>, options: ConvOptions) -> Tensor<4> {
     match (&conv.bias, on_flex(&x)) {
         (Some(bias), true) => Tensor::from_dispatch(<Dispatch as ImageConv>::conv2d_gemm(
             x.into_dispatch(),
             conv.weight.val().into_dispatch(),
             bias.val().into_dispatch(),
-            geometry,
+            options,
         )),
-        _ => conv.forward(x),
+        _ => match options.relu {
+            true => relu(conv.forward(x)),
+            false => conv.forward(x),
+        },
     }
 }
 
@@ -73,7 +84,7 @@ pub trait ImageConv: burn::backend::Backend {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        geometry: Geometry,
+        options: ConvOptions,
     ) -> FloatTensor<Self>;
 }
 
@@ -82,9 +93,9 @@ impl ImageConv for Flex {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        geometry: Geometry,
+        options: ConvOptions,
     ) -> FloatTensor<Self> {
-        let dims = Dims::new(&x, &weight, geometry);
+        let dims = Dims::new(&x, &weight, options);
         let (x, weight, bias) = (contiguous(&x), contiguous(&weight), contiguous(&bias));
         let out = forward(x.storage(), weight.storage(), bias.storage(), &dims);
         tensor(out, dims.output_shape(), &x)
@@ -96,7 +107,7 @@ impl<C: CheckpointStrategy> ImageConv for Autodiff<Flex, C> {
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
-        geometry: Geometry,
+        options: ConvOptions,
     ) -> FloatTensor<Self> {
         match Conv2dBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
@@ -106,14 +117,15 @@ impl<C: CheckpointStrategy> ImageConv for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => {
                 let (x, weight) = (x.into_primitive(), weight.into_primitive());
                 let bias = bias.into_primitive();
-                let out = Flex::conv2d_gemm(x.clone(), weight.clone(), bias, geometry);
-                prep.finish((x, weight, geometry), out)
+                let out = Flex::conv2d_gemm(x.clone(), weight.clone(), bias, options);
+                let relu_out = options.relu.then(|| out.clone());
+                prep.finish((x, weight, options, relu_out), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d_gemm(
                 x.into_primitive(),
                 weight.into_primitive(),
                 bias.into_primitive(),
-                geometry,
+                options,
             )),
         }
     }
@@ -124,19 +136,30 @@ impl<C: CheckpointStrategy> ImageConv for Autodiff<Flex, C> {
 struct Conv2dBackward;
 
 impl Backward<Flex, 3> for Conv2dBackward {
-    type State = (FloatTensor<Flex>, FloatTensor<Flex>, Geometry);
+    /// The input, the weight, the options, and the output when a ReLU made it (its zeros say
+    /// where the gradient stops).
+    type State = (
+        FloatTensor<Flex>,
+        FloatTensor<Flex>,
+        ConvOptions,
+        Option<FloatTensor<Flex>>,
+    );
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
         let output_grad = grads.consume::<Flex>(&ops.node);
-        let (x, weight, geometry) = ops.state;
-        let dims = Dims::new(&x, &weight, geometry);
+        let (x, weight, options, relu_out) = ops.state;
+        let dims = Dims::new(&x, &weight, options);
         let (x, weight) = (contiguous(&x), contiguous(&weight));
         let output_grad = contiguous(&output_grad);
+        let relu_out = relu_out.as_ref().map(contiguous);
         let gradients = backward(
             x.storage(),
             weight.storage(),
-            output_grad.storage(),
+            (
+                output_grad.storage(),
+                relu_out.as_ref().map(|out| out.storage()),
+            ),
             &dims,
             node_x.is_some(),
         );
@@ -164,17 +187,17 @@ struct Dims {
     filters: usize,
     kernel: [usize; 2],
     out: [usize; 2],
-    geometry: Geometry,
+    options: ConvOptions,
 }
 
 impl Dims {
-    fn new(x: &FloatTensor<Flex>, weight: &FloatTensor<Flex>, geometry: Geometry) -> Self {
+    fn new(x: &FloatTensor<Flex>, weight: &FloatTensor<Flex>, options: ConvOptions) -> Self {
         let [batch, channels, height, width] = dims4(x);
         let [filters, _, kernel_height, kernel_width] = dims4(weight);
         let kernel = [kernel_height, kernel_width];
         let out = |axis: usize, size: usize| {
-            let (before, after) = geometry.padding[axis];
-            (size + before + after).saturating_sub(kernel[axis]) / geometry.stride[axis] + 1
+            let (before, after) = options.padding[axis];
+            (size + before + after).saturating_sub(kernel[axis]) / options.stride[axis] + 1
         };
         Self {
             batch,
@@ -184,7 +207,7 @@ impl Dims {
             filters,
             kernel,
             out: [out(0, height), out(1, width)],
-            geometry,
+            options,
         }
     }
 
@@ -218,8 +241,8 @@ impl Dims {
     /// Calls `visit` with every segment of the patch matrix: the `out width` entries of one
     /// patch row (a channel and kernel offset) that make up one output row.
     fn segments(&self, mut visit: impl FnMut(Segment)) {
-        let [stride_y, stride_x] = self.geometry.stride;
-        let [(top, _), (left, _)] = self.geometry.padding;
+        let [stride_y, stride_x] = self.options.stride;
+        let [(top, _), (left, _)] = self.options.padding;
         let [out_height, out_width] = self.out;
         let (columns, height, width) = (self.positions(), self.height, self.width);
         // The output columns whose input column `ox * stride + j - left` is on the image.
@@ -272,7 +295,7 @@ struct Segment {
 /// Writes one image's patch matrix `[patch, positions]` into `patches`, zeros where a kernel
 /// position falls on the padding.
 fn im2col(dims: &Dims, image: &[f32], patches: &mut [f32]) {
-    let (stride, out_width) = (dims.geometry.stride[1], dims.out[1]);
+    let (stride, out_width) = (dims.options.stride[1], dims.out[1]);
     dims.segments(|Segment { at, on, pixel }| {
         let row = &mut patches[at..at + out_width];
         row[..on.start].fill(0.0);
@@ -291,7 +314,7 @@ fn im2col(dims: &Dims, image: &[f32], patches: &mut [f32]) {
 
 /// Adds a patch matrix's gradient back onto its image's gradient: the transpose of [`im2col`].
 fn col2im(dims: &Dims, patches: &[f32], image: &mut [f32]) {
-    let stride = dims.geometry.stride[1];
+    let stride = dims.options.stride[1];
     dims.segments(|Segment { at, on, pixel }| {
         let patches = &patches[at + on.start..at + on.end];
         match stride {
@@ -382,7 +405,7 @@ fn matmul(out: &mut [f32], accumulate: bool, lhs: Matrix, rhs: Matrix, [m, k, n]
 /// The convolution of a batch: `weight · patches(image) + bias` for each image.
 fn forward(x: &[f32], weight: &[f32], bias: &[f32], dims: &Dims) -> Vec<f32> {
     let (patch, positions, filters) = (dims.patch(), dims.positions(), dims.filters);
-    let mut out = vec![0.0; dims.batch * filters * positions];
+    let mut out = zeros(dims.batch * filters * positions);
     out.par_chunks_mut(filters * positions)
         .zip(x.par_chunks(dims.image()))
         .for_each_init(
@@ -395,6 +418,11 @@ fn forward(x: &[f32], weight: &[f32], bias: &[f32], dims: &Dims) -> Vec<f32> {
                 let weight = Matrix::rows(weight, patch);
                 let patches = Matrix::rows(patches, positions);
                 matmul(out, true, weight, patches, [filters, patch, positions]);
+                if dims.options.relu {
+                    for value in out.iter_mut() {
+                        *value = value.max(0.0);
+                    }
+                }
             },
         );
     out
@@ -429,6 +457,8 @@ struct Partial {
     bias: Vec<f32>,
     patches: Vec<f32>,
     patches_grad: Vec<f32>,
+    /// The output gradient where the ReLU let it through.
+    relu_grad: Vec<f32>,
 }
 
 impl Partial {
@@ -447,16 +477,22 @@ impl Partial {
 }
 
 /// Backpropagates `output_grad` `[batch, filters, out height, out width]` through the
-/// convolution of `x` by `weight`; the input's gradient only when `want_x`.
+/// convolution of `x` by `weight`, and first through the ReLU whose output `relu_out` is when
+/// there was one; the input's gradient only when `want_x`.
 fn backward(
     x: &[f32],
     weight: &[f32],
-    output_grad: &[f32],
+    (output_grad, relu_out): (&[f32], Option<&[f32]>),
     dims: &Dims,
     want_x: bool,
 ) -> ConvGradients {
+    let out_size = dims.filters * dims.positions();
+    let relu_outs: Vec<Option<&[f32]>> = match relu_out {
+        Some(out) => out.chunks(out_size).map(Some).collect(),
+        None => vec![None; dims.batch],
+    };
     let (patch, positions, filters) = (dims.patch(), dims.positions(), dims.filters);
-    let mut x_grad = want_x.then(|| vec![0.0; dims.batch * dims.image()]);
+    let mut x_grad = want_x.then(|| zeros(dims.batch * dims.image()));
     let image_grads: Vec<Option<&mut [f32]>> = match &mut x_grad {
         Some(grad) => grad.chunks_mut(dims.image()).map(Some).collect(),
         None => (0..dims.batch).map(|_| None).collect(),
@@ -464,15 +500,26 @@ fn backward(
     let sums = image_grads
         .into_par_iter()
         .zip(x.par_chunks(dims.image()))
-        .zip(output_grad.par_chunks(filters * positions))
+        .zip(output_grad.par_chunks(out_size))
+        .zip(relu_outs)
         .fold(
             Partial::default,
-            |mut sums, ((image_grad, image), out_grad)| {
+            |mut sums, (((image_grad, image), out_grad), relu_out)| {
                 if sums.weight.is_empty() {
                     sums.weight = vec![0.0; filters * patch];
                     sums.bias = vec![0.0; filters];
                     sums.patches = vec![0.0; patch * positions];
                 }
+                let out_grad = match relu_out {
+                    Some(relu_out) => {
+                        let passed = out_grad.iter().zip(relu_out);
+                        let passed = passed.map(|(grad, out)| if *out > 0.0 { *grad } else { 0.0 });
+                        sums.relu_grad.clear();
+                        sums.relu_grad.extend(passed);
+                        &sums.relu_grad
+                    }
+                    None => out_grad,
+                };
                 im2col(dims, image, &mut sums.patches);
                 matmul(
                     &mut sums.weight,
@@ -555,14 +602,23 @@ mod tests {
     #[test]
     fn matches_burns_convolution_and_its_gradients() {
         let device = Device::flex().autodiff();
-        for (kernel, stride, same, size) in CASES {
+        for ((kernel, stride, same, size), with_relu) in
+            CASES.into_iter().zip([false, true].repeat(3))
+        {
             let conv = layer(kernel, stride, same, &device);
             let x = Tensor::<4>::random([2, 3, size[0], size[1]], Distribution::Default, &device)
                 .require_grad();
-            let geometry = Geometry::keras(same, kernel, stride, size);
-            let ours = conv2d(&conv, x.clone(), geometry);
-            let burns = conv.forward(x.clone());
-            let case = format!("{kernel:?} stride {stride:?} same {same} on {size:?}");
+            let options = ConvOptions {
+                relu: with_relu,
+                ..ConvOptions::keras(same, kernel, stride, size)
+            };
+            let ours = conv2d(&conv, x.clone(), options);
+            let burns = match with_relu {
+                true => relu(conv.forward(x.clone())),
+                false => conv.forward(x.clone()),
+            };
+            let case =
+                format!("{kernel:?} stride {stride:?} same {same} relu {with_relu} on {size:?}");
             assert_close(ours.clone(), burns.clone(), &format!("output of {case}"));
 
             let weights = burns.random_like(Distribution::Default);
@@ -599,7 +655,7 @@ mod tests {
         let ours = conv2d(
             &conv,
             x.clone(),
-            Geometry::keras(same, kernel, stride, size),
+            ConvOptions::keras(same, kernel, stride, size),
         );
         assert_close(ours, conv.forward(x), "output");
     }

@@ -1,5 +1,5 @@
 //! Kiln's own CPU kernels for the image layers whose burn-flex versions dominated a training
-//! step: Conv2D ([`conv2d`]) and MaxPool2D ([`max_pool2d`]).
+//! step: Conv2D with its ReLU ([`conv2d`]) and MaxPool2D ([`max_pool2d`]).
 //!
 //! Each is a burn backend extension implemented for Flex (Kiln's CPU device) and for
 //! `Autodiff<Flex>`, where it records a backward pass of its own, so burn's autodiff and
@@ -9,8 +9,10 @@
 mod conv;
 mod pool;
 
-pub use conv::{Geometry, conv2d};
+pub use conv::{ConvOptions, conv2d};
 pub use pool::{Window, max_pool2d};
+
+use rayon::prelude::*;
 
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
@@ -32,6 +34,12 @@ fn contiguous(tensor: &FloatTensor<Flex>) -> FloatTensor<Flex> {
 /// A Flex tensor of `values` in `shape`, on the device of `like`.
 fn tensor(values: Vec<f32>, shape: Vec<usize>, like: &FloatTensor<Flex>) -> FloatTensor<Flex> {
     Flex::float_from_data(TensorData::new(values, shape), &like.device())
+}
+
+/// `len` zeros written by all threads: `vec![0; len]` zeroes on the calling thread alone, which
+/// left a few percent of a training step to one core.
+pub(crate) fn zeros<T: Default + Copy + Send + Sync>(len: usize) -> Vec<T> {
+    (0..len).into_par_iter().map(|_| T::default()).collect()
 }
 
 /// The four sizes of an image batch or a convolution's weight.

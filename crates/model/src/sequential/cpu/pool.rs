@@ -12,7 +12,7 @@ use burn::nn::pool::MaxPool2dConfig;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::{contiguous, dims4, on_flex, tensor};
+use super::{contiguous, dims4, on_flex, tensor, zeros};
 
 /// Planes (one image's channel) handed to a thread at a time: enough to amortise the hand-over.
 const PLANES_PER_TASK: usize = 32;
@@ -93,7 +93,7 @@ impl Backward<Flex, 1> for MaxPoolBackward {
         let output_grad = contiguous(&grads.consume::<Flex>(&ops.node));
         let (dims, winners) = ops.state;
         let (plane, out_plane) = (dims.plane(), dims.out[0] * dims.out[1]);
-        let mut x_grad = vec![0.0; dims.planes * plane];
+        let mut x_grad = zeros(dims.planes * plane);
         x_grad
             .par_chunks_mut(plane)
             .zip(output_grad.storage::<f32>().par_chunks(out_plane))
@@ -157,8 +157,8 @@ fn forward(x: &[f32], dims: &Dims) -> (Vec<f32>, Vec<u32>) {
     let (plane, out_plane) = (dims.plane(), dims.out[0] * dims.out[1]);
     let [size_y, size_x] = dims.window.size;
     let [stride_y, stride_x] = dims.window.stride;
-    let mut out = vec![0.0; dims.planes * out_plane];
-    let mut winners = vec![0; dims.planes * out_plane];
+    let mut out = zeros(dims.planes * out_plane);
+    let mut winners = zeros(dims.planes * out_plane);
     out.par_chunks_mut(out_plane)
         .zip(winners.par_chunks_mut(out_plane))
         .zip(x.par_chunks(plane))

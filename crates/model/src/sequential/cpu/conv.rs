@@ -37,9 +37,8 @@ pub struct ConvOptions {
 }
 
 impl ConvOptions {
-    /// Keras' padding for an image of `height` × `width`: none for `valid`; for `same`, as much
-    /// as makes the output `ceil(size / stride)` long, the odd one at the end.
-    /// No ReLU.
+    /// Keras' padding for an image of `size` (height, width), without a ReLU: none for `valid`;
+    /// for `same`, as much as makes the output `ceil(size / stride)` long, the odd one at the end.
     pub fn keras(same: bool, kernel: [usize; 2], stride: [usize; 2], size: [usize; 2]) -> Self {
         let pad = |axis: usize| {
             let out = size[axis].div_ceil(stride[axis]);

@@ -12,13 +12,12 @@ mod pool;
 pub use conv::{ConvOptions, conv2d};
 pub use pool::{Window, max_pool2d};
 
-use rayon::prelude::*;
-
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{DispatchDevice, Flex, TensorMetadata};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
+use rayon::prelude::*;
 
 /// Whether `x` can take Kiln's kernels: an `f32` tensor on the Flex device.
 fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {

@@ -12,6 +12,7 @@ use kiln_model::ModelKind;
 
 use crate::TrainError;
 use crate::accelerator::Accelerator;
+use crate::data::expand;
 use crate::resolve::ModelType;
 use crate::schema::Schema;
 use crate::sequential::data::Source;
@@ -246,19 +247,8 @@ impl TrainArgs {
         if let Some(value) = self.number(&["linear_learning_rate"])? {
             config.linear_learning_rate = value;
         }
-        config.streaming = match self.take(&["streaming"]).as_deref() {
-            None | Some("auto") => None,
-            Some("true") | Some("") => Some(true),
-            Some("false") => Some(false),
-            Some(other) => {
-                return Err(TrainError::Config(format!(
-                    "--streaming must be true, false or auto, got {other:?}"
-                )));
-            }
-        };
-        if let Some(value) = self.number(&["shuffle_buffer", "shuffle_buffer_size"])? {
-            config.shuffle_buffer = value;
-        }
+        config.streaming = common.streaming;
+        config.shuffle_buffer = common.shuffle_buffer.unwrap_or(config.shuffle_buffer);
         config.seed = common.seed.unwrap_or(config.seed);
         config.log_every = common.log_every.unwrap_or(config.log_every);
         config.resume = common.resume;
@@ -298,16 +288,16 @@ impl TrainArgs {
             input_field: input_field.clone(),
         };
         let train = source(
-            files(self.take(&["training_data_path", "train_files"])),
-            files(self.take(&["training_labels_path"])),
+            expand(&files(self.take(&["training_data_path", "train_files"])))?,
+            expand(&files(self.take(&["training_labels_path"])))?,
         );
         if train.files.is_empty() {
             return Err(TrainError::Config(
                 "no training files (--training_data_path / --train-files)".into(),
             ));
         }
-        let eval_files = files(self.take(&["validation_data_path", "eval_files"]));
-        let eval_labels = files(self.take(&["validation_labels_path"]));
+        let eval_files = expand(&files(self.take(&["validation_data_path", "eval_files"])))?;
+        let eval_labels = expand(&files(self.take(&["validation_labels_path"])))?;
         let eval = (!eval_files.is_empty()).then(|| source(eval_files, eval_labels));
         let classes = self
             .take(&["classes"])
@@ -339,6 +329,8 @@ impl TrainArgs {
             early_stopping: common.early_stopping,
             resume: common.resume,
             accelerator: common.accelerator,
+            streaming: common.streaming,
+            shuffle_buffer: common.shuffle_buffer.unwrap_or(10_000),
         };
         self.finish(Algorithm::find("sequential")?)?;
         Ok(config)
@@ -375,6 +367,17 @@ impl TrainArgs {
                 )));
             }
         };
+        let streaming = match self.take(&["streaming"]).as_deref() {
+            None | Some("auto") => None,
+            Some("true") | Some("") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(TrainError::Config(format!(
+                    "--streaming must be true, false or auto, got {other:?}"
+                )));
+            }
+        };
+        let shuffle_buffer = self.number(&["shuffle_buffer", "shuffle_buffer_size"])?;
         let patience = self.number(&["early_stopping_patience"])?;
         let min_delta = self.number(&["early_stopping_min_delta"])?;
         let early_stopping = match self.take(&["early_stopping_metric"]) {
@@ -401,6 +404,8 @@ impl TrainArgs {
             log_every,
             resume,
             early_stopping,
+            streaming,
+            shuffle_buffer,
         })
     }
 
@@ -434,6 +439,10 @@ struct Common {
     log_every: Option<usize>,
     resume: bool,
     early_stopping: Option<EarlyStopping>,
+    /// Whether to stream the examples from their files (`None`: by their size).
+    streaming: Option<bool>,
+    /// Examples in the shuffle buffer of a streamed run.
+    shuffle_buffer: Option<usize>,
 }
 
 /// A comma-separated list of paths.

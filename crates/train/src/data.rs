@@ -30,19 +30,38 @@ pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, TrainError> {
     })
 }
 
+/// The files `patterns` name, in order: a trailing `*` takes every file with that prefix, sorted.
+/// A pattern that matches nothing is an error.
+pub fn expand(patterns: &[PathBuf]) -> Result<Vec<PathBuf>, TrainError> {
+    let mut paths = Vec::new();
+    for pattern in patterns {
+        let found =
+            kiln_events::files::expand(&pattern.display().to_string()).map_err(TrainError::Data)?;
+        if found.is_empty() {
+            return Err(TrainError::Data(format!(
+                "{}: no file matches",
+                pattern.display()
+            )));
+        }
+        paths.extend(found);
+    }
+    Ok(paths)
+}
+
 /// What [`Files::scan`] calls with each row's cells; it returns whether to go on.
 pub type Visit<'a> = dyn FnMut(Vec<String>) -> Result<bool, TrainError> + 'a;
 
 /// How a file is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Csv,
     JsonLines,
     TfRecord,
 }
 
 impl Format {
-    fn of(path: &Path) -> Self {
+    /// The format a file's name says.
+    pub(crate) fn of(path: &Path) -> Self {
         let name = path
             .file_name()
             .map(|name| name.to_string_lossy().to_ascii_lowercase())
@@ -79,20 +98,8 @@ impl Files {
         header: Option<bool>,
         delimiter: u8,
     ) -> Result<Self, TrainError> {
-        let mut paths = Vec::new();
-        for pattern in patterns {
-            let found = kiln_events::files::expand(&pattern.display().to_string())
-                .map_err(TrainError::Data)?;
-            if found.is_empty() {
-                return Err(TrainError::Data(format!(
-                    "{}: no file matches",
-                    pattern.display()
-                )));
-            }
-            paths.extend(found);
-        }
         let mut files = Self {
-            paths,
+            paths: expand(patterns)?,
             names: names.to_vec(),
             header,
             delimiter,

@@ -1,9 +1,12 @@
-//! The feature-column trainer's examples: rows from the [`data`](crate::data) readers, encoded on
-//! all cores a block at a time (blocks keep file order, so a run is reproducible), then either
-//! kept in memory, when the files are small enough, and shuffled whole each epoch; or read again
-//! each epoch and shuffled through a buffer of `shuffle_buffer` examples, as `tf.data` does, so
-//! files larger than memory train in memory proportional to the model and the buffer.
+//! The built-in trainers' examples: rows from the [`data`](crate::data) readers, encoded on all
+//! cores a block at a time (blocks keep file order, so a run is reproducible), then either kept in
+//! memory, when the files are small enough, and shuffled whole each epoch; or read again each epoch
+//! and shuffled through a buffer of `shuffle_buffer` examples, as `tf.data` does, so files larger
+//! than memory train in memory proportional to the model and the buffer. [`Source`] is the
+//! feature-column trainer's; the Sequential trainer streams through [`encoded_blocks`] and
+//! [`shuffled`] too.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 
@@ -45,8 +48,11 @@ impl Split {
     }
 }
 
+/// Examples with their labels.
+pub type Labelled<T> = (Vec<T>, Vec<f32>);
+
 /// Encoded examples with their labels.
-pub type Batch = (Vec<Encoded>, Vec<f32>);
+pub type Batch = Labelled<Encoded>;
 
 /// Files, the rows a run takes from them, and how rows become examples.
 #[derive(Debug, Clone)]
@@ -71,19 +77,7 @@ impl Source {
 
     /// Whether the files are small enough to keep in memory once encoded.
     pub fn fits_in_memory(&self) -> bool {
-        let bytes: u64 = self
-            .files
-            .paths
-            .iter()
-            .map(|path| {
-                let size = std::fs::metadata(path).map_or(0, |meta| meta.len());
-                match path.extension().is_some_and(|ext| ext == "gz") {
-                    true => size * 10,
-                    false => size,
-                }
-            })
-            .sum();
-        bytes <= IN_MEMORY_BYTES
+        fits_in_memory(&self.files.paths)
     }
 
     /// Calls `visit` with each block of encoded rows, in file order, until it returns `false`.
@@ -91,44 +85,22 @@ impl Source {
         &self,
         visit: &mut dyn FnMut(Batch) -> Result<bool, TrainError>,
     ) -> Result<(), TrainError> {
-        let mut rows: Vec<Vec<String>> = Vec::with_capacity(BLOCK_ROWS);
-        let mut first_row = 1;
         let mut index = 0usize;
-        let encode = |rows: &mut Vec<Vec<String>>, first_row: usize| -> Result<Batch, TrainError> {
-            let encoded = rows
-                .par_iter()
-                .enumerate()
-                .map(|(offset, row)| {
-                    self.encoder.encode(row).map_err(|message| {
-                        TrainError::Data(format!(
-                            "{} row {}: {message}",
-                            self.what,
-                            first_row + offset
-                        ))
-                    })
+        encoded_blocks(
+            |take| {
+                self.files.scan(&mut |cells| {
+                    index += 1;
+                    match self.split.takes(index - 1) {
+                        true => take(cells),
+                        false => Ok(true),
+                    }
                 })
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.clear();
-            Ok(encoded.into_iter().unzip())
-        };
-        let mut stopped = false;
-        self.files.scan(&mut |cells| {
-            index += 1;
-            if self.split.takes(index - 1) {
-                rows.push(cells);
-            }
-            if rows.len() < BLOCK_ROWS {
-                return Ok(true);
-            }
-            let block = encode(&mut rows, first_row)?;
-            first_row += block.0.len();
-            stopped = !visit(block)?;
-            Ok(!stopped)
-        })?;
-        if !stopped && !rows.is_empty() {
-            visit(encode(&mut rows, first_row)?)?;
-        }
-        Ok(())
+            },
+            |row: &Vec<String>| self.encoder.encode(row).map(Some),
+            BLOCK_ROWS,
+            &format!("{} row", self.what),
+            visit,
+        )
     }
 
     /// Every example, in file order.
@@ -153,60 +125,144 @@ impl Source {
         buffer_size: usize,
         seed: u64,
     ) -> Receiver<Result<Batch, TrainError>> {
-        let (sender, receiver) = sync_channel(BATCHES_AHEAD);
         let source = Arc::clone(self);
-        std::thread::spawn(move || {
-            let mut rng = StdRng::seed_from_u64(seed);
-            let mut buffer: Vec<(Encoded, f32)> = Vec::with_capacity(buffer_size.min(1 << 20));
-            let mut batch: Batch = (
+        shuffled(
+            move |visit| source.blocks(visit),
+            batch_size,
+            buffer_size,
+            seed,
+        )
+    }
+}
+
+/// Whether files this large (a gzip file counted ten times its size) are kept in memory once
+/// encoded.
+pub fn fits_in_memory(paths: &[PathBuf]) -> bool {
+    let bytes: u64 = paths
+        .iter()
+        .map(|path| {
+            let size = std::fs::metadata(path).map_or(0, |meta| meta.len());
+            match path.extension().is_some_and(|ext| ext == "gz") {
+                true => size * 10,
+                false => size,
+            }
+        })
+        .sum();
+    bytes <= IN_MEMORY_BYTES
+}
+
+/// Reads examples through `scan` and encodes them on all cores `block` at a time, calling `visit`
+/// with each block, in file order, until it returns `false`. `encode` may skip an example
+/// (`None`); its errors name the example as `what` and its number among those `scan` gave.
+pub fn encoded_blocks<R, T, S, E>(
+    scan: S,
+    encode: E,
+    block: usize,
+    what: &str,
+    visit: &mut dyn FnMut(Labelled<T>) -> Result<bool, TrainError>,
+) -> Result<(), TrainError>
+where
+    R: Send + Sync,
+    T: Send,
+    S: FnOnce(&mut dyn FnMut(R) -> Result<bool, TrainError>) -> Result<(), TrainError>,
+    E: Fn(&R) -> Result<Option<(T, f32)>, String> + Sync,
+{
+    let mut pending: Vec<R> = Vec::with_capacity(block);
+    let mut first = 1;
+    let encode_all = |pending: &mut Vec<R>, first: usize| -> Result<Labelled<T>, TrainError> {
+        let encoded = pending
+            .par_iter()
+            .enumerate()
+            .map(|(offset, example)| {
+                encode(example).map_err(|message| {
+                    TrainError::Data(format!("{what} {}: {message}", first + offset))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        pending.clear();
+        Ok(encoded.into_iter().flatten().unzip())
+    };
+    let mut stopped = false;
+    scan(&mut |example| {
+        pending.push(example);
+        if pending.len() < block {
+            return Ok(true);
+        }
+        let encoded = encode_all(&mut pending, first)?;
+        first += block;
+        stopped = !visit(encoded)?;
+        Ok(!stopped)
+    })?;
+    if !stopped && !pending.is_empty() {
+        visit(encode_all(&mut pending, first)?)?;
+    }
+    Ok(())
+}
+
+/// One epoch's batches: `read` runs on a thread of its own, calling its visitor with blocks of
+/// examples in file order until the visitor returns `false`; the examples go through a shuffle
+/// buffer of `buffer_size` seeded by `seed`, as `tf.data`'s `shuffle` does. Dropping the receiver
+/// stops the reading.
+pub fn shuffled<T, F>(
+    read: F,
+    batch_size: usize,
+    buffer_size: usize,
+    seed: u64,
+) -> Receiver<Result<Labelled<T>, TrainError>>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut dyn FnMut(Labelled<T>) -> Result<bool, TrainError>) -> Result<(), TrainError>
+        + Send
+        + 'static,
+{
+    let (sender, receiver) = sync_channel(BATCHES_AHEAD);
+    std::thread::spawn(move || {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut buffer: Vec<(T, f32)> = Vec::with_capacity(buffer_size.min(1 << 20));
+        let empty = || {
+            (
                 Vec::with_capacity(batch_size),
                 Vec::with_capacity(batch_size),
-            );
-            // Sends a full batch; false once training no longer listens.
-            let emit = |example: (Encoded, f32), batch: &mut Batch| -> bool {
-                batch.0.push(example.0);
-                batch.1.push(example.1);
-                if batch.0.len() < batch_size {
-                    return true;
+            )
+        };
+        let mut batch: Labelled<T> = empty();
+        // Sends a full batch; false once training no longer listens.
+        let emit = |example: (T, f32), batch: &mut Labelled<T>| -> bool {
+            batch.0.push(example.0);
+            batch.1.push(example.1);
+            if batch.0.len() < batch_size {
+                return true;
+            }
+            sender.send(Ok(std::mem::replace(batch, empty()))).is_ok()
+        };
+        let result = read(&mut |(examples, labels)| {
+            for example in examples.into_iter().zip(labels) {
+                if buffer.len() < buffer_size {
+                    buffer.push(example);
+                    continue;
                 }
-                let full = std::mem::replace(
-                    batch,
-                    (
-                        Vec::with_capacity(batch_size),
-                        Vec::with_capacity(batch_size),
-                    ),
-                );
-                sender.send(Ok(full)).is_ok()
-            };
-            let read = source.blocks(&mut |(examples, labels)| {
-                for example in examples.into_iter().zip(labels) {
-                    if buffer.len() < buffer_size {
-                        buffer.push(example);
-                        continue;
-                    }
-                    let slot = rng.random_range(0..buffer.len());
-                    let out = std::mem::replace(&mut buffer[slot], example);
-                    if !emit(out, &mut batch) {
-                        return Ok(false);
-                    }
+                let slot = rng.random_range(0..buffer.len());
+                let out = std::mem::replace(&mut buffer[slot], example);
+                if !emit(out, &mut batch) {
+                    return Ok(false);
                 }
-                Ok(true)
-            });
-            if let Err(error) = read {
-                let _ = sender.send(Err(error));
+            }
+            Ok(true)
+        });
+        if let Err(error) = result {
+            let _ = sender.send(Err(error));
+            return;
+        }
+        // The buffer's rest, in random order, and the last partial batch.
+        while !buffer.is_empty() {
+            let slot = rng.random_range(0..buffer.len());
+            if !emit(buffer.swap_remove(slot), &mut batch) {
                 return;
             }
-            // The buffer's rest, in random order, and the last partial batch.
-            while !buffer.is_empty() {
-                let slot = rng.random_range(0..buffer.len());
-                if !emit(buffer.swap_remove(slot), &mut batch) {
-                    return;
-                }
-            }
-            if !batch.0.is_empty() {
-                let _ = sender.send(Ok(batch));
-            }
-        });
-        receiver
-    }
+        }
+        if !batch.0.is_empty() {
+            let _ = sender.send(Ok(batch));
+        }
+    });
+    receiver
 }

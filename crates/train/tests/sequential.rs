@@ -1,6 +1,7 @@
 //! The `sequential` algorithm on scikit-learn's digits (8 x 8 images, label last): a CNN learns
 //! them, and a run resumed from a checkpoint ends exactly where the uninterrupted run does, which
-//! needs the optimizer's moments restored as well as the weights.
+//! needs the optimizer's moments restored as well as the weights. The same digits split into CSV
+//! and gzipped TFRecord files train to the same model, and streamed from them as well.
 
 use std::path::{Path, PathBuf};
 
@@ -38,11 +39,19 @@ fn train(
     dir: &Path,
     extra: &[&str],
 ) -> Result<(TrainOutcome, Vec<String>), kiln_train::TrainError> {
+    train_on(dir, &digits(), extra)
+}
+
+fn train_on(
+    dir: &Path,
+    data: &Path,
+    extra: &[&str],
+) -> Result<(TrainOutcome, Vec<String>), kiln_train::TrainError> {
     let definition = dir.join("definition.yaml");
     std::fs::write(&definition, DEFINITION).unwrap();
     let mut args: Vec<String> = vec![
         format!("--model_definition={}", definition.display()),
-        format!("--training_data_path={}", digits().display()),
+        format!("--training_data_path={}", data.display()),
         "--label_column=-1".into(),
         "--batch_size=64".into(),
     ];
@@ -88,6 +97,77 @@ fn a_cnn_learns_digits_and_a_resumed_run_matches_the_uninterrupted_one() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("optimizer.bpk"), "{error}");
+}
+
+/// Writes the digits' first 900 rows as CSV and the rest as gzipped TFRecord examples of raw
+/// pixel bytes, into `dir/part-*`.
+fn split_digits(dir: &Path) {
+    use std::io::{BufRead, Write};
+
+    use kiln_events::example::{Feature, encode};
+    let lines: Vec<String> = kiln_events::files::open(&digits())
+        .unwrap()
+        .lines()
+        .map(Result::unwrap)
+        .collect();
+    std::fs::write(dir.join("part-0.csv"), lines[..900].join("\n")).unwrap();
+    let file = std::fs::File::create(dir.join("part-1.tfrecord.gz")).unwrap();
+    let mut gzip = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    for line in &lines[900..] {
+        let cells: Vec<u8> = line.split(',').map(|cell| cell.parse().unwrap()).collect();
+        let (label, pixels) = cells.split_last().unwrap();
+        let example = encode(&[
+            ("image", Feature::Bytes(vec![pixels.to_vec()])),
+            ("label", Feature::Ints(vec![i64::from(*label)])),
+        ]);
+        gzip.write_all(&kiln_events::record::frame(&example))
+            .unwrap();
+    }
+    gzip.finish().unwrap();
+}
+
+#[test]
+fn csv_and_tfrecord_parts_train_as_one_file_does_in_memory_or_streamed() {
+    let parts = tempfile::tempdir().unwrap();
+    split_digits(parts.path());
+    let pattern = parts.path().join("part-*");
+    let fields = [
+        "--label_field=label",
+        "--input_field=image",
+        "--num_epochs=3",
+    ];
+
+    let whole = tempfile::tempdir().unwrap();
+    let (one_file, lines) = train(whole.path(), &["--num_epochs=3"]).unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("1618 training examples (in memory), 179 evaluation")),
+        "every tenth example held out: {lines:?}"
+    );
+    let in_memory = tempfile::tempdir().unwrap();
+    let (from_parts, _) = train_on(in_memory.path(), &pattern, &fields).unwrap();
+    assert_eq!(
+        from_parts.metrics, one_file.metrics,
+        "the same examples in the same order, pixels from CSV text or TFRecord bytes"
+    );
+
+    let streamed = tempfile::tempdir().unwrap();
+    let (outcome, lines) = train_on(
+        streamed.path(),
+        &pattern,
+        &[&fields[..], &["--streaming=true", "--shuffle_buffer=300"]].concat(),
+    )
+    .unwrap();
+    assert!(
+        lines.iter().any(|line| line.contains(
+            "1618 training examples (streamed, shuffle buffer 300), streamed evaluation"
+        )),
+        "{lines:?}"
+    );
+    assert_eq!(outcome.eval_rows, 179);
+    assert_eq!(outcome.steps, from_parts.steps);
+    assert!(outcome.metrics["accuracy"] >= 0.9, "{:?}", outcome.metrics);
 }
 
 #[test]

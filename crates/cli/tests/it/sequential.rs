@@ -220,8 +220,8 @@ layers:
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("1831 training and 203 evaluation examples"),
-        "the four groups' 2034 documents, 10% held out: {stdout}"
+        stdout.contains("1831 training examples (in memory), 203 evaluation examples"),
+        "the four groups' 2034 documents, every tenth held out: {stdout}"
     );
 
     let export: Value =

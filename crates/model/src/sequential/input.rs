@@ -155,7 +155,7 @@ impl InputSpec {
             return Err("the model does not take images".into());
         };
         let mut image = image::load_from_memory(bytes)
-            .map_err(|error| format!("the b64 value is not a PNG or JPEG image: {error}"))?;
+            .map_err(|error| format!("the bytes are not a PNG or JPEG image: {error}"))?;
         let (rows, columns) = (*height as u32, *width as u32);
         if (image.height(), image.width()) != (rows, columns) {
             image = image.resize_exact(columns, rows, image::imageops::FilterType::Triangle);
@@ -191,6 +191,24 @@ impl InputSpec {
                 Ok(())
             }
             _ => Err("the model takes numbers; got text".into()),
+        }
+    }
+
+    /// Encodes a byte string, as TFRecord files hold inputs: UTF-8 text for text models; for image
+    /// models raw pixels when there are exactly as many bytes as values, else an image file.
+    pub fn encode_bytes(&self, bytes: &[u8], out: &mut Vec<f32>) -> Result<(), String> {
+        match self {
+            InputSpec::Text { .. } => {
+                let text = std::str::from_utf8(bytes)
+                    .map_err(|error| format!("the text is not UTF-8: {error}"))?;
+                self.encode_text(text, out)
+            }
+            InputSpec::Image { .. } if bytes.len() == self.width() => {
+                let pixels: Vec<f32> = bytes.iter().map(|&byte| f32::from(byte)).collect();
+                self.encode_values(&pixels, out)
+            }
+            InputSpec::Image { .. } => self.encode_image_file(bytes, out),
+            InputSpec::Numbers { .. } => Err("the model takes numbers; got a byte string".into()),
         }
     }
 
@@ -310,6 +328,18 @@ fn keras_filters() -> String {
     KERAS_FILTERS.to_string()
 }
 
+/// Word counts gathered one text at a time ([`Tokenizer::count`]), so a vocabulary can be learnt
+/// from texts read past once rather than held in memory.
+#[derive(Debug, Default)]
+pub struct WordCounts {
+    /// Each word with its occurrences and the texts it occurs in, in order of first appearance.
+    words: Vec<(String, u64, u32)>,
+    /// Where each word is in `words`.
+    position: HashMap<String, usize>,
+    /// Texts counted.
+    documents: usize,
+}
+
 impl Default for Tokenizer {
     fn default() -> Self {
         Self {
@@ -353,32 +383,45 @@ impl Tokenizer {
 
     /// Learns the vocabulary from the training texts (Keras' `fit_on_texts`).
     pub fn fit<'a>(&mut self, texts: impl IntoIterator<Item = &'a str>) {
-        let mut counts: Vec<(String, u64, u32)> = Vec::new();
-        let mut position: HashMap<String, usize> = HashMap::new();
-        let mut documents = 0;
+        let mut counts = WordCounts::default();
         for text in texts {
-            documents += 1;
-            let mut seen = std::collections::HashSet::new();
-            for word in self.split(text) {
-                let slot = *position.entry(word.clone()).or_insert_with(|| {
-                    counts.push((word, 0, 0));
-                    counts.len() - 1
-                });
-                counts[slot].1 += 1;
-                if seen.insert(slot) {
-                    counts[slot].2 += 1;
+            self.count(text, &mut counts);
+        }
+        self.fit_counts(counts);
+    }
+
+    /// Adds one training text's words to `counts`.
+    pub fn count(&self, text: &str, counts: &mut WordCounts) {
+        counts.documents += 1;
+        let mut seen = std::collections::HashSet::new();
+        for word in self.split(text) {
+            let slot = match counts.position.get(&word) {
+                Some(&slot) => slot,
+                None => {
+                    counts.position.insert(word.clone(), counts.words.len());
+                    counts.words.push((word, 0, 0));
+                    counts.words.len() - 1
                 }
+            };
+            counts.words[slot].1 += 1;
+            if seen.insert(slot) {
+                counts.words[slot].2 += 1;
             }
         }
+    }
+
+    /// Learns the vocabulary from the counts of every training text.
+    pub fn fit_counts(&mut self, counts: WordCounts) {
+        let mut words = counts.words;
         // A stable sort keeps first appearance among equal counts, as Keras' does.
-        counts.sort_by_key(|(_, count, _)| std::cmp::Reverse(*count));
+        words.sort_by_key(|(_, count, _)| std::cmp::Reverse(*count));
         let keep = self
             .num_words
-            .map_or(counts.len(), |num_words| num_words.saturating_sub(1));
-        counts.truncate(keep);
-        self.document_count = documents;
-        self.document_frequencies = counts.iter().map(|(_, _, docs)| *docs).collect();
-        self.words = counts.into_iter().map(|(word, _, _)| word).collect();
+            .map_or(words.len(), |num_words| num_words.saturating_sub(1));
+        words.truncate(keep);
+        self.document_count = counts.documents;
+        self.document_frequencies = words.iter().map(|(_, _, docs)| *docs).collect();
+        self.words = words.into_iter().map(|(word, _, _)| word).collect();
         self.index.clear();
         self.build_index();
     }

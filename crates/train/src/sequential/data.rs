@@ -1,16 +1,20 @@
-//! Reading examples for Sequential models: MNIST-style IDX files, CSV rows of numbers and JSON
-//! lines, plain or gzip. The format follows from the file name: `*idx*ubyte*` is IDX (its labels
-//! in a second IDX file), `*.jsonl`/`*.json` JSON lines, anything else CSV.
+//! Reading examples for Sequential models: MNIST-style IDX files, CSV rows of numbers, JSON lines
+//! and TFRecord files of `tf.train.Example`, plain or gzip. The format follows from the file name:
+//! `*idx*ubyte*` is IDX (its labels in a second IDX file), the rest as for tabular data
+//! (`*.json*` JSON lines, `*.tfrecord*`/`*.tfr*` TFRecord, anything else CSV). Every reader
+//! streams, one example at a time, so files larger than memory can be read again each epoch.
 
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
+use kiln_events::example::Feature;
 use serde_json::Value;
 
 use kiln_model::sequential::input::flatten_numbers;
 
 use crate::TrainError;
-use crate::data::open;
+use crate::data::{Format, open};
+use crate::stream::Split;
 
 /// One example's input before preprocessing.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +23,13 @@ pub enum Raw {
     Values(Vec<f32>),
     /// A text.
     Text(String),
+    /// A TFRecord byte string: raw pixels, an image file or UTF-8 text.
+    Bytes(Vec<u8>),
 }
+
+/// What [`Source::scan`] calls with each example's input and label as written; it returns whether
+/// to go on.
+pub type Visit<'a> = dyn FnMut(Raw, String) -> Result<bool, TrainError> + 'a;
 
 /// Where examples come from and which fields hold what.
 #[derive(Debug, Clone, Default)]
@@ -30,49 +40,52 @@ pub struct Source {
     pub label_files: Vec<PathBuf>,
     /// CSV column of the label; negative counts from the end (ML Engine's default is 0, the first).
     pub label_column: i64,
-    /// JSON lines: the field holding the label.
+    /// JSON lines and TFRecord: the field holding the label.
     pub label_field: String,
-    /// JSON lines: the field holding the input.
+    /// JSON lines and TFRecord: the field holding the input.
     pub input_field: String,
 }
 
-/// Examples as read: inputs and their labels as text.
-#[derive(Debug, Clone, Default)]
-pub struct Examples {
-    /// Inputs.
-    pub inputs: Vec<Raw>,
-    /// Labels, as written in the data.
-    pub labels: Vec<String>,
-}
-
 impl Source {
-    /// Reads every file.
-    pub fn read(&self) -> Result<Examples, TrainError> {
-        let mut examples = Examples::default();
+    /// Calls `visit` with the examples `split` takes, in file order, until it returns `false`.
+    pub fn scan(&self, split: Split, visit: &mut Visit) -> Result<(), TrainError> {
         let mut label_files = self.label_files.iter();
+        let mut index = 0usize;
+        let mut take = |raw: Raw, label: String| {
+            index += 1;
+            match split.takes(index - 1) {
+                true => visit(raw, label),
+                false => Ok(true),
+            }
+        };
         for path in &self.files {
             let name = path
                 .file_name()
                 .map(|name| name.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if name.contains("idx") && name.contains("ubyte") {
+            let go_on = if name.contains("idx") && name.contains("ubyte") {
                 let labels = label_files.next().ok_or_else(|| {
                     TrainError::Config(format!(
                         "{} is an IDX file: give its labels with --training_labels_path / --validation_labels_path",
                         path.display()
                     ))
                 })?;
-                read_idx(path, labels, &mut examples)?;
-            } else if name.contains(".json") {
-                self.read_json_lines(path, &mut examples)?;
+                scan_idx(path, labels, &mut take)?
             } else {
-                self.read_csv(path, &mut examples)?;
+                match Format::of(path) {
+                    Format::JsonLines => self.scan_json_lines(path, &mut take)?,
+                    Format::TfRecord => self.scan_tfrecord(path, &mut take)?,
+                    Format::Csv => self.scan_csv(path, &mut take)?,
+                }
+            };
+            if !go_on {
+                break;
             }
         }
-        Ok(examples)
+        Ok(())
     }
 
-    fn read_json_lines(&self, path: &Path, examples: &mut Examples) -> Result<(), TrainError> {
+    fn scan_json_lines(&self, path: &Path, visit: &mut Visit) -> Result<bool, TrainError> {
         let at = |line: usize, message: String| {
             TrainError::Data(format!("{}:{}: {message}", path.display(), line + 1))
         };
@@ -110,13 +123,14 @@ impl Source {
                 }
                 None => return Err(at(line, format!("no input field {:?}", self.input_field))),
             };
-            examples.inputs.push(input);
-            examples.labels.push(label);
+            if !visit(input, label)? {
+                return Ok(false);
+            }
         }
-        Ok(())
+        Ok(true)
     }
 
-    fn read_csv(&self, path: &Path, examples: &mut Examples) -> Result<(), TrainError> {
+    fn scan_csv(&self, path: &Path, visit: &mut Visit) -> Result<bool, TrainError> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .trim(csv::Trim::All)
@@ -148,60 +162,105 @@ impl Source {
                     })?,
                 );
             }
-            examples
-                .labels
-                .push(record[label_index as usize].to_string());
-            examples.inputs.push(Raw::Values(values));
+            let label = record[label_index as usize].to_string();
+            if !visit(Raw::Values(values), label)? {
+                return Ok(false);
+            }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// TFRecord files of `tf.train.Example`: the input feature is a byte string (raw pixels, an
+    /// image file or text) or a list of numbers; the label feature's first value is the label.
+    fn scan_tfrecord(&self, path: &Path, visit: &mut Visit) -> Result<bool, TrainError> {
+        let reader: Box<dyn Read> = open(path)?;
+        for (index, record) in kiln_events::record::Records::new(reader).enumerate() {
+            let at = |message: String| {
+                TrainError::Data(format!("{}#{}: {message}", path.display(), index + 1))
+            };
+            let bytes = record.map_err(|error| at(error.to_string()))?;
+            let mut features = kiln_events::example::decode(&bytes)
+                .ok_or_else(|| at("not a tf.train.Example".into()))?;
+            let mut take = |name: &str| {
+                let position = features.iter().position(|(feature, _)| feature == name);
+                match position {
+                    Some(position) => Ok(features.swap_remove(position).1),
+                    None => Err(at(format!(
+                        "no feature {name:?}; it has {}",
+                        features
+                            .iter()
+                            .map(|(feature, _)| feature.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))),
+                }
+            };
+            let label = match take(&self.label_field)? {
+                Feature::Bytes(values) => values
+                    .first()
+                    .map(|value| String::from_utf8_lossy(value).trim().to_string()),
+                Feature::Floats(values) => values.first().map(f32::to_string),
+                Feature::Ints(values) => values.first().map(i64::to_string),
+            };
+            let label = label
+                .ok_or_else(|| at(format!("the label feature {:?} is empty", self.label_field)))?;
+            let input = match take(&self.input_field)? {
+                Feature::Bytes(mut values) if values.len() == 1 => Raw::Bytes(values.remove(0)),
+                Feature::Bytes(values) => {
+                    return Err(at(format!(
+                        "the input feature {:?} holds {} byte strings; one is an example",
+                        self.input_field,
+                        values.len()
+                    )));
+                }
+                Feature::Floats(values) => Raw::Values(values),
+                Feature::Ints(values) => {
+                    Raw::Values(values.into_iter().map(|value| value as f32).collect())
+                }
+            };
+            if !visit(input, label)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 
-/// Reads an IDX file: the magic number's last byte is the rank, then one big-endian u32 per
-/// dimension, then unsigned bytes.
-fn idx(path: &Path, rank: u8) -> Result<(Vec<usize>, Vec<u8>), TrainError> {
-    let mut bytes = Vec::new();
-    open(path)?
-        .read_to_end(&mut bytes)
-        .map_err(|source| TrainError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+/// Reads an IDX header: the magic number's last byte is the rank, then one big-endian u32 per
+/// dimension; unsigned bytes follow.
+fn idx_header(reader: &mut impl Read, path: &Path, rank: u8) -> Result<Vec<usize>, TrainError> {
     let bad = |why: &str| {
         TrainError::Data(format!(
             "{}: not an IDX file of unsigned bytes: {why}",
             path.display()
         ))
     };
-    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 {
+    let mut magic = [0u8; 4];
+    reader
+        .read_exact(&mut magic)
+        .map_err(|_| bad("wrong magic number"))?;
+    if magic[..3] != [0, 0, 0x08] {
         return Err(bad("wrong magic number"));
     }
-    if bytes[3] != rank {
-        return Err(bad(&format!("rank {} where {rank} was expected", bytes[3])));
+    if magic[3] != rank {
+        return Err(bad(&format!("rank {} where {rank} was expected", magic[3])));
     }
-    let header = 4 + 4 * rank as usize;
-    if bytes.len() < header {
-        return Err(bad("truncated header"));
-    }
-    let dims: Vec<usize> = bytes[4..header]
+    let mut dims = vec![0u8; 4 * rank as usize];
+    reader
+        .read_exact(&mut dims)
+        .map_err(|_| bad("truncated header"))?;
+    Ok(dims
         .chunks_exact(4)
         .map(|chunk| u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) as usize)
-        .collect();
-    let expected: usize = dims.iter().product();
-    if bytes.len() - header != expected {
-        return Err(bad(&format!(
-            "{} data bytes for dimensions {dims:?}",
-            bytes.len() - header
-        )));
-    }
-    bytes.drain(..header);
-    Ok((dims, bytes))
+        .collect())
 }
 
-/// Reads IDX images (`[n, rows, columns]`) and their labels (`[n]`).
-fn read_idx(images: &Path, labels: &Path, examples: &mut Examples) -> Result<(), TrainError> {
-    let (dims, pixels) = idx(images, 3)?;
-    let (label_dims, label_bytes) = idx(labels, 1)?;
+/// Reads IDX images (`[n, rows, columns]`) and their labels (`[n]`), one image at a time.
+fn scan_idx(images: &Path, labels: &Path, visit: &mut Visit) -> Result<bool, TrainError> {
+    let mut image_reader = open(images)?;
+    let dims = idx_header(&mut image_reader, images, 3)?;
+    let mut label_reader = open(labels)?;
+    let label_dims = idx_header(&mut label_reader, labels, 1)?;
     if label_dims[0] != dims[0] {
         return Err(TrainError::Data(format!(
             "{} has {} images but {} has {} labels",
@@ -211,19 +270,52 @@ fn read_idx(images: &Path, labels: &Path, examples: &mut Examples) -> Result<(),
             label_dims[0]
         )));
     }
-    let size = dims[1] * dims[2];
-    for (image, label) in pixels.chunks_exact(size.max(1)).zip(label_bytes) {
-        examples.inputs.push(Raw::Values(
-            image.iter().map(|&pixel| f32::from(pixel)).collect(),
-        ));
-        examples.labels.push(label.to_string());
+    let length = |path: &Path, read: usize, more: bool| {
+        TrainError::Data(format!(
+            "{}: not an IDX file of unsigned bytes: its header announces {} records; it has {}{read}",
+            path.display(),
+            dims[0],
+            if more { "more than " } else { "" }
+        ))
+    };
+    let mut image = vec![0u8; dims[1] * dims[2]];
+    let mut label = [0u8];
+    for read in 0..dims[0] {
+        image_reader
+            .read_exact(&mut image)
+            .map_err(|_| length(images, read, false))?;
+        label_reader
+            .read_exact(&mut label)
+            .map_err(|_| length(labels, read, false))?;
+        let pixels = image.iter().map(|&pixel| f32::from(pixel)).collect();
+        if !visit(Raw::Values(pixels), label[0].to_string())? {
+            return Ok(false);
+        }
     }
-    Ok(())
+    for (reader, path) in [(&mut image_reader, images), (&mut label_reader, labels)] {
+        if reader.read(&mut [0u8]).is_ok_and(|read| read > 0) {
+            return Err(length(path, dims[0], true));
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Source {
+        /// Every example, as read.
+        fn read(&self) -> Result<(Vec<Raw>, Vec<String>), TrainError> {
+            let (mut inputs, mut labels) = (Vec::new(), Vec::new());
+            self.scan(Split::All, &mut |raw, label| {
+                inputs.push(raw);
+                labels.push(label);
+                Ok(true)
+            })?;
+            Ok((inputs, labels))
+        }
+    }
 
     #[test]
     fn reads_idx_pairs_and_refuses_mismatches() {
@@ -239,9 +331,24 @@ mod tests {
             label_files: vec![labels.clone()],
             ..Source::default()
         };
-        let examples = source.read().unwrap();
-        assert_eq!(examples.inputs[1], Raw::Values(vec![3.0, 4.0]));
-        assert_eq!(examples.labels, ["7", "9"]);
+        let (inputs, read_labels) = source.read().unwrap();
+        assert_eq!(inputs[1], Raw::Values(vec![3.0, 4.0]));
+        assert_eq!(read_labels, ["7", "9"]);
+
+        // Files shorter or longer than their headers say.
+        for (extra, says) in [(&[5][..], "it has more than 2"), (&[][..], "it has 1")] {
+            let data = match extra.is_empty() {
+                true => &bytes[..bytes.len() - 1],
+                false => &bytes[..],
+            };
+            std::fs::write(&images, [data, extra].concat()).unwrap();
+            let error = source.read().unwrap_err().to_string();
+            assert!(
+                error.contains("train-images-idx3-ubyte: not an IDX file") && error.ends_with(says),
+                "{error}"
+            );
+        }
+        std::fs::write(&images, &bytes).unwrap();
 
         std::fs::write(&labels, [0, 0, 8, 1, 0, 0, 0, 3, 7, 9, 1]).unwrap();
         let error = source.read().unwrap_err().to_string();
@@ -271,8 +378,8 @@ mod tests {
         }
         .read()
         .unwrap();
-        assert_eq!(last.labels, ["3", "x"]);
-        assert_eq!(last.inputs[1], Raw::Values(vec![4.0, 5.0]));
+        assert_eq!(last.1, ["3", "x"]);
+        assert_eq!(last.0[1], Raw::Values(vec![4.0, 5.0]));
         let error = Source {
             files: vec![csv],
             ..Source::default()
@@ -290,7 +397,7 @@ mod tests {
             "{\"group\": \"a\", \"text\": \"hello\"}\n\n{\"group\": 2, \"text\": [1, 2]}\n",
         )
         .unwrap();
-        let examples = Source {
+        let (inputs, labels) = Source {
             files: vec![jsonl],
             label_field: "group".into(),
             input_field: "text".into(),
@@ -299,9 +406,56 @@ mod tests {
         .read()
         .unwrap();
         assert_eq!(
-            examples.inputs,
+            inputs,
             [Raw::Text("hello".into()), Raw::Values(vec![1.0, 2.0])]
         );
-        assert_eq!(examples.labels, ["a", "2"]);
+        assert_eq!(labels, ["a", "2"]);
+    }
+
+    #[test]
+    fn reads_tfrecord_examples_of_bytes_or_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("digits.tfrecord");
+        let mut file = Vec::new();
+        for features in [
+            vec![
+                ("image", Feature::Bytes(vec![vec![0, 255]])),
+                ("label", Feature::Ints(vec![3])),
+            ],
+            vec![
+                ("label", Feature::Bytes(vec![b"seven".to_vec()])),
+                ("image", Feature::Floats(vec![0.5, 1.5])),
+            ],
+            vec![("image", Feature::Ints(vec![1, 2]))],
+        ] {
+            file.extend(kiln_events::record::frame(&kiln_events::example::encode(
+                &features,
+            )));
+        }
+        std::fs::write(&path, file).unwrap();
+        let source = Source {
+            files: vec![path],
+            label_field: "label".into(),
+            input_field: "image".into(),
+            ..Source::default()
+        };
+        let (mut inputs, mut labels) = (Vec::new(), Vec::new());
+        let error = source
+            .scan(Split::All, &mut |raw, label| {
+                inputs.push(raw);
+                labels.push(label);
+                Ok(true)
+            })
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            inputs,
+            [Raw::Bytes(vec![0, 255]), Raw::Values(vec![0.5, 1.5])]
+        );
+        assert_eq!(labels, ["3", "seven"]);
+        assert!(
+            error.ends_with("digits.tfrecord#3: no feature \"label\"; it has image"),
+            "{error}"
+        );
     }
 }

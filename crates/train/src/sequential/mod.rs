@@ -11,16 +11,20 @@
 //! optimizer: {type: Adadelta, learning_rate: 1.0}
 //! ```
 //!
-//! The run reads the examples ([`data`]), fits a text input's tokenizer on the training texts,
-//! checks the layers against the input and the labels, encodes every example once, and trains
-//! through the shared epoch loop. Checkpoints hold the model and the optimizer's state, so a
-//! resumed run continues with the same moments.
+//! The run surveys the training examples once ([`data`], [`examples`]): it counts them, collects
+//! their labels and fits a text input's tokenizer. It checks the layers against the input and the
+//! labels, then trains through the shared epoch loop on the examples encoded once and held in
+//! memory, or, for files larger than memory, read again each epoch through a shuffle buffer.
+//! Checkpoints hold the model and the optimizer's state, so a resumed run continues with the same
+//! moments.
 
 pub mod data;
+mod examples;
 pub mod optimizer;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -28,21 +32,20 @@ use kiln_model::sequential::{
     InputSpec, LayerSpec, Network, SEQUENTIAL_FORMAT, SequentialModel, SequentialSpec, forward,
 };
 use kiln_model::{Prediction, Task};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 use crate::accelerator::Accelerator;
 use crate::epochs::{
-    self, Batches, Finished, Schedule, Trainee, latest_checkpoint, load_optimizer, renumber,
-    save_optimizer, shuffled_indices,
+    self, Batches, Finished, Schedule, Trainee, epoch_seed, latest_checkpoint, load_optimizer,
+    renumber, save_optimizer, shuffled_indices,
 };
 use crate::metrics::evaluate;
+use crate::stream::{self, Split};
 use crate::telemetry::Telemetry;
 use crate::trainer::{EarlyStopping, TrainOutcome, loss};
-use data::{Examples, Raw, Source};
+use data::Source;
+use examples::{Encoder, Examples, Reader};
 use optimizer::OptimizerSpec;
 
 /// A model definition file.
@@ -78,7 +81,7 @@ pub struct SequentialConfig {
     pub definition: Definition,
     /// Training examples.
     pub train: Source,
-    /// Evaluation examples; when absent, 10% of the training examples are held out.
+    /// Evaluation examples; when absent, every tenth training example is held out.
     pub eval: Option<Source>,
     /// The classes to keep, in label-id order; examples of other classes are skipped. When empty,
     /// every label is a class, sorted (numerically when all are integers).
@@ -103,6 +106,11 @@ pub struct SequentialConfig {
     pub resume: bool,
     /// Where to train.
     pub accelerator: Accelerator,
+    /// Stream the examples from their files each epoch (`Some(true)`) or hold them in memory
+    /// (`Some(false)`); `None` streams files over [`IN_MEMORY_BYTES`](crate::stream::IN_MEMORY_BYTES).
+    pub streaming: Option<bool>,
+    /// Examples in the shuffle buffer of a streamed run.
+    pub shuffle_buffer: usize,
 }
 
 /// Trains a Sequential model as `config` says and exports it to `<job dir>/model`.
@@ -110,43 +118,81 @@ pub fn train(
     config: &SequentialConfig,
     log: &mut dyn FnMut(&str),
 ) -> Result<TrainOutcome, TrainError> {
-    if config.batch_size == 0 || config.num_epochs == 0 || config.log_every == 0 {
+    if config.batch_size == 0
+        || config.num_epochs == 0
+        || config.log_every == 0
+        || config.shuffle_buffer == 0
+    {
         return Err(TrainError::Config(
-            "batch_size, num_epochs and log_every must be positive".into(),
+            "batch_size, num_epochs, log_every and shuffle_buffer must be positive".into(),
         ));
     }
-    let mut train_data = keep_classes(config.train.read()?, &config.classes);
-    let eval_data = match &config.eval {
-        Some(source) => keep_classes(source.read()?, &config.classes),
-        None => hold_out(&mut train_data, config.seed),
+    let (train_split, eval_source, eval_split) = match &config.eval {
+        Some(source) => (Split::All, source, Split::All),
+        None => (Split::Training, &config.train, Split::HeldOut),
     };
-    if train_data.inputs.is_empty() || eval_data.inputs.is_empty() {
+    let survey = examples::survey(
+        &config.train,
+        train_split,
+        &config.definition.input,
+        &config.classes,
+    )?;
+    let mut input = config.definition.input.clone();
+    if let InputSpec::Text { tokenizer, .. } = &mut input {
+        tokenizer.fit_counts(survey.words);
+    }
+    let layers = &config.definition.layers;
+    let (task, _) = SequentialSpec::check(&input, layers, None).map_err(TrainError::Config)?;
+    let vocabulary = match (task, survey.labels) {
+        (Task::Regression, _) => Vec::new(),
+        _ if !config.classes.is_empty() => config.classes.clone(),
+        (_, Some(labels)) => classes_of(labels),
+        (_, None) => {
+            return Err(TrainError::Data(
+                "the training labels take more than 65,536 values: too many for classes; name \
+                 the classes with --classes, or end the model with one linear unit (regression)"
+                    .into(),
+            ));
+        }
+    };
+    let classes = (task != Task::Regression).then_some(vocabulary.len());
+    let (_, shapes) = SequentialSpec::check(&input, layers, classes).map_err(TrainError::Config)?;
+    let encoder = Arc::new(Encoder {
+        input: input.clone(),
+        task,
+        classes: vocabulary.clone(),
+        skip_others: !config.classes.is_empty(),
+    });
+    let reader = |source: &Source, split, what| Reader {
+        source: source.clone(),
+        split,
+        encoder: Arc::clone(&encoder),
+        what,
+    };
+    let train_set = Examples::new(
+        reader(&config.train, train_split, "training"),
+        config.streaming,
+    )?;
+    let eval_set = Examples::new(
+        reader(eval_source, eval_split, "evaluation"),
+        config.streaming,
+    )?;
+    let eval_size = match &eval_set {
+        Examples::Memory(encoded) => encoded.labels.len().to_string(),
+        Examples::Stream(_) => "streamed".into(),
+    };
+    if survey.examples == 0 || eval_size == "0" {
         return Err(TrainError::Data(
             "no training or no evaluation examples (of the --classes asked for)".into(),
         ));
     }
-    let mut input = config.definition.input.clone();
-    if let InputSpec::Text { tokenizer, .. } = &mut input {
-        tokenizer.fit(train_data.inputs.iter().filter_map(|raw| match raw {
-            Raw::Text(text) => Some(text.as_str()),
-            Raw::Values(_) => None,
-        }));
-    }
-    let layers = &config.definition.layers;
-    let (task, _) = SequentialSpec::check(&input, layers, None).map_err(TrainError::Config)?;
-    let vocabulary = match task {
-        Task::Regression => Vec::new(),
-        _ if !config.classes.is_empty() => config.classes.clone(),
-        _ => classes_of(&train_data.labels),
-    };
-    let classes = (task != Task::Regression).then_some(vocabulary.len());
-    let (_, shapes) = SequentialSpec::check(&input, layers, classes).map_err(TrainError::Config)?;
-    let train_set = Encoded::new(&input, &train_data, task, &vocabulary, "training")?;
-    let eval_set = Encoded::new(&input, &eval_data, task, &vocabulary, "evaluation")?;
     log(&format!(
-        "sequential: {} training and {} evaluation examples, input {}, {} layers, task {task:?}",
-        train_set.labels.len(),
-        eval_set.labels.len(),
+        "sequential: {} training examples ({}), {eval_size} evaluation examples, input {}, {} layers, task {task:?}",
+        survey.examples,
+        match &train_set {
+            Examples::Memory(_) => "in memory".to_string(),
+            Examples::Stream(_) => format!("streamed, shuffle buffer {}", config.shuffle_buffer),
+        },
         input.shape(),
         layers.len()
     ));
@@ -193,7 +239,7 @@ pub fn train(
         None => fresh(),
     };
     let mut telemetry = Telemetry::create(&config.job_dir, config.metric_file.clone())?;
-    let steps_per_epoch = train_set.labels.len().div_ceil(config.batch_size);
+    let steps_per_epoch = survey.examples.div_ceil(config.batch_size);
     let schedule = Schedule {
         num_epochs: config.num_epochs,
         max_steps: config.max_steps,
@@ -208,9 +254,11 @@ pub fn train(
         optimizer,
         learning_rate: optimizer_spec.learning_rate(),
         batch_size: config.batch_size,
+        shuffle_buffer: config.shuffle_buffer,
         seed: config.seed,
         train: train_set,
         eval: eval_set,
+        eval_rows: 0,
         device,
     };
     let Finished {
@@ -231,113 +279,17 @@ pub fn train(
         metrics,
         steps,
         examples_per_second,
-        eval_rows: run.eval.labels.len(),
+        eval_rows: run.eval_rows,
     })
 }
 
-/// Drops the examples whose label is not one of `classes` (none when `classes` is empty).
-fn keep_classes(examples: Examples, classes: &[String]) -> Examples {
-    if classes.is_empty() {
-        return examples;
-    }
-    let (inputs, labels) = examples
-        .inputs
-        .into_iter()
-        .zip(examples.labels)
-        .filter(|(_, label)| classes.contains(label))
-        .unzip();
-    Examples { inputs, labels }
-}
-
-/// Moves a seeded 10% of `train` into an evaluation set.
-fn hold_out(train: &mut Examples, seed: u64) -> Examples {
-    let mut order: Vec<usize> = (0..train.inputs.len()).collect();
-    order.shuffle(&mut StdRng::seed_from_u64(seed));
-    let held = (order.len() / 10).max(1).min(order.len());
-    let mut eval_rows: Vec<usize> = order[..held].to_vec();
-    eval_rows.sort_unstable_by(|a, b| b.cmp(a));
-    let mut eval = Examples::default();
-    for row in eval_rows {
-        eval.inputs.push(train.inputs.swap_remove(row));
-        eval.labels.push(train.labels.swap_remove(row));
-    }
-    eval
-}
-
 /// The distinct labels, sorted as numbers when all are integers, else as text.
-fn classes_of(labels: &[String]) -> Vec<String> {
-    let mut classes: Vec<String> = labels.to_vec();
-    classes.sort_unstable();
-    classes.dedup();
+fn classes_of(labels: BTreeSet<String>) -> Vec<String> {
+    let mut classes: Vec<String> = labels.into_iter().collect();
     if classes.iter().all(|class| class.parse::<i64>().is_ok()) {
         classes.sort_by_key(|class| class.parse::<i64>().unwrap_or_default());
     }
     classes
-}
-
-/// Examples encoded for the network: one row of `width` values each, and numeric labels.
-#[derive(Debug)]
-struct Encoded {
-    width: usize,
-    values: Vec<f32>,
-    labels: Vec<f32>,
-}
-
-impl Encoded {
-    fn new(
-        input: &InputSpec,
-        examples: &Examples,
-        task: Task,
-        vocabulary: &[String],
-        what: &str,
-    ) -> Result<Self, TrainError> {
-        let width = input.width();
-        let mut values = Vec::with_capacity(examples.inputs.len() * width);
-        for (index, raw) in examples.inputs.iter().enumerate() {
-            match raw {
-                Raw::Values(numbers) => input.encode_values(numbers, &mut values),
-                Raw::Text(text) => input.encode_text(text, &mut values),
-            }
-            .map_err(|message| {
-                TrainError::Data(format!("{what} example {}: {message}", index + 1))
-            })?;
-        }
-        let labels = examples
-            .labels
-            .iter()
-            .enumerate()
-            .map(|(index, label)| match task {
-                Task::Regression => label.parse::<f32>().map_err(|_| {
-                    format!(
-                        "{what} example {}: the label {label:?} is not a number",
-                        index + 1
-                    )
-                }),
-                _ => vocabulary
-                    .iter()
-                    .position(|class| class == label)
-                    .map(|id| id as f32)
-                    .ok_or_else(|| {
-                        format!("{what} example {}: unknown class {label:?}", index + 1)
-                    }),
-            })
-            .collect::<Result<_, _>>()
-            .map_err(TrainError::Data)?;
-        Ok(Self {
-            width,
-            values,
-            labels,
-        })
-    }
-
-    /// The rows at `indices`, back to back.
-    fn rows(&self, indices: impl Iterator<Item = usize>) -> Vec<f32> {
-        let mut values = Vec::new();
-        for index in indices {
-            values.extend_from_slice(&self.values[index * self.width..(index + 1) * self.width]);
-        }
-        values
-    }
 }
 
 /// The network and optimizer state of the checkpoint in `dir`, which must be of this model.
@@ -365,29 +317,56 @@ struct Run {
     optimizer: ModuleOptimizer,
     learning_rate: f64,
     batch_size: usize,
+    shuffle_buffer: usize,
     seed: u64,
-    train: Encoded,
-    eval: Encoded,
+    train: Examples,
+    eval: Examples,
+    /// Examples the last evaluation saw.
+    eval_rows: usize,
     device: Device,
 }
 
 impl Trainee for Run {
     type Model = SequentialModel;
-    type Batch = Vec<usize>;
+    /// Rows back to back, and their labels.
+    type Batch = (Vec<f32>, Vec<f32>);
 
-    fn batches(&self, epoch: usize) -> Batches<Vec<usize>> {
-        let order = shuffled_indices(self.train.labels.len(), self.batch_size, self.seed, epoch);
-        Box::new(order.into_iter().map(Ok))
+    fn batches(&self, epoch: usize) -> Batches<Self::Batch> {
+        match &self.train {
+            Examples::Memory(encoded) => {
+                let encoded = Arc::clone(encoded);
+                let order =
+                    shuffled_indices(encoded.labels.len(), self.batch_size, self.seed, epoch);
+                Box::new(order.into_iter().map(move |indices| {
+                    Ok((
+                        encoded.rows(indices.iter().copied()),
+                        indices.iter().map(|&i| encoded.labels[i]).collect(),
+                    ))
+                }))
+            }
+            Examples::Stream(reader) => {
+                let reader = Arc::clone(reader);
+                let batches = stream::shuffled(
+                    move |visit| reader.blocks(visit),
+                    self.batch_size,
+                    self.shuffle_buffer,
+                    epoch_seed(self.seed, epoch),
+                );
+                Box::new(
+                    batches
+                        .into_iter()
+                        .map(|batch| batch.map(|(rows, labels)| (rows.concat(), labels))),
+                )
+            }
+        }
     }
 
-    fn batch_len(batch: &Vec<usize>) -> usize {
-        batch.len()
+    fn batch_len((_, labels): &Self::Batch) -> usize {
+        labels.len()
     }
 
-    fn step(&mut self, batch: Vec<usize>) -> Result<f32, TrainError> {
-        let values = self.train.rows(batch.iter().copied());
-        let labels: Vec<f32> = batch.iter().map(|&i| self.train.labels[i]).collect();
-        let input = SequentialModel::batch(&self.spec.input, values, batch.len(), &self.device);
+    fn step(&mut self, (values, labels): Self::Batch) -> Result<f32, TrainError> {
+        let input = SequentialModel::batch(&self.spec.input, values, labels.len(), &self.device);
         let logits = forward(&self.network, &self.spec.layers, input, true);
         let loss = loss(self.spec.task, logits, &labels, &self.device);
         let gradients = loss.backward();
@@ -408,15 +387,19 @@ impl Trainee for Run {
     }
 
     fn evaluate(&mut self, model: &SequentialModel) -> Result<BTreeMap<String, f64>, TrainError> {
-        let rows = self.eval.labels.len();
-        let predictions: Vec<Prediction> = (0..rows)
-            .step_by(1000)
-            .flat_map(|start| {
-                let end = (start + 1000).min(rows);
-                model.predict(self.eval.rows(start..end), end - start)
-            })
-            .collect();
-        Ok(evaluate(&predictions, &self.eval.labels))
+        let (mut predictions, mut labels) = (Vec::<Prediction>::new(), Vec::new());
+        self.eval.each_block(&mut |rows, block_labels| {
+            predictions.extend(model.predict(rows.to_vec(), block_labels.len()));
+            labels.extend_from_slice(block_labels);
+            Ok(())
+        })?;
+        if labels.is_empty() {
+            return Err(TrainError::Data(
+                "no evaluation examples (of the --classes asked for)".into(),
+            ));
+        }
+        self.eval_rows = labels.len();
+        Ok(evaluate(&predictions, &labels))
     }
 
     fn checkpoint(&self, model: &SequentialModel, dir: &Path) -> Result<(), TrainError> {
@@ -431,11 +414,8 @@ mod tests {
 
     #[test]
     fn classes_sort_as_numbers_when_they_are() {
-        let labels = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            classes_of(&labels(&["10", "9", "2", "9"])),
-            ["2", "9", "10"]
-        );
-        assert_eq!(classes_of(&labels(&["b", "a", "10"])), ["10", "a", "b"]);
+        let labels = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(classes_of(labels(&["10", "9", "2", "9"])), ["2", "9", "10"]);
+        assert_eq!(classes_of(labels(&["b", "a", "10"])), ["10", "a", "b"]);
     }
 }

@@ -496,55 +496,64 @@ fn backward(
         Some(grad) => grad.chunks_mut(dims.image()).map(Some).collect(),
         None => (0..dims.batch).map(|_| None).collect(),
     };
+    // The images are summed in fixed groups, one per thread, and the groups in order, so the
+    // gradients do not depend on how the pool schedules the work: runs repeat bit for bit.
+    let group = dims.batch.div_ceil(rayon::current_num_threads()).max(1);
     let sums = image_grads
         .into_par_iter()
         .zip(x.par_chunks(dims.image()))
         .zip(output_grad.par_chunks(out_size))
         .zip(relu_outs)
-        .fold(
-            Partial::default,
-            |mut sums, (((image_grad, image), out_grad), relu_out)| {
-                if sums.weight.is_empty() {
-                    sums.weight = vec![0.0; filters * patch];
-                    sums.bias = vec![0.0; filters];
-                    sums.patches = vec![0.0; patch * positions];
-                }
-                let out_grad = match relu_out {
-                    Some(relu_out) => {
-                        let passed = out_grad.iter().zip(relu_out);
-                        let passed = passed.map(|(grad, out)| if *out > 0.0 { *grad } else { 0.0 });
-                        sums.relu_grad.clear();
-                        sums.relu_grad.extend(passed);
-                        &sums.relu_grad
+        .chunks(group)
+        .map(|images| {
+            images.into_iter().fold(
+                Partial::default(),
+                |mut sums, (((image_grad, image), out_grad), relu_out)| {
+                    if sums.weight.is_empty() {
+                        sums.weight = vec![0.0; filters * patch];
+                        sums.bias = vec![0.0; filters];
+                        sums.patches = vec![0.0; patch * positions];
                     }
-                    None => out_grad,
-                };
-                im2col(dims, image, &mut sums.patches);
-                matmul(
-                    &mut sums.weight,
-                    true,
-                    Matrix::rows(out_grad, positions),
-                    Matrix::transposed(&sums.patches, positions),
-                    [filters, positions, patch],
-                );
-                for (sum, row) in sums.bias.iter_mut().zip(out_grad.chunks(positions)) {
-                    *sum += vector_sum(row);
-                }
-                if let Some(image_grad) = image_grad {
-                    sums.patches_grad.resize(patch * positions, 0.0);
+                    let out_grad = match relu_out {
+                        Some(relu_out) => {
+                            let passed = out_grad.iter().zip(relu_out);
+                            let passed =
+                                passed.map(|(grad, out)| if *out > 0.0 { *grad } else { 0.0 });
+                            sums.relu_grad.clear();
+                            sums.relu_grad.extend(passed);
+                            &sums.relu_grad
+                        }
+                        None => out_grad,
+                    };
+                    im2col(dims, image, &mut sums.patches);
                     matmul(
-                        &mut sums.patches_grad,
-                        false,
-                        Matrix::transposed(weight, patch),
+                        &mut sums.weight,
+                        true,
                         Matrix::rows(out_grad, positions),
-                        [patch, filters, positions],
+                        Matrix::transposed(&sums.patches, positions),
+                        [filters, positions, patch],
                     );
-                    col2im(dims, &sums.patches_grad, image_grad);
-                }
-                sums
-            },
-        )
-        .reduce(Partial::default, Partial::add);
+                    for (sum, row) in sums.bias.iter_mut().zip(out_grad.chunks(positions)) {
+                        *sum += vector_sum(row);
+                    }
+                    if let Some(image_grad) = image_grad {
+                        sums.patches_grad.resize(patch * positions, 0.0);
+                        matmul(
+                            &mut sums.patches_grad,
+                            false,
+                            Matrix::transposed(weight, patch),
+                            Matrix::rows(out_grad, positions),
+                            [patch, filters, positions],
+                        );
+                        col2im(dims, &sums.patches_grad, image_grad);
+                    }
+                    sums
+                },
+            )
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(Partial::default(), Partial::add);
     ConvGradients {
         x: x_grad,
         weight: match sums.weight.is_empty() {

@@ -19,7 +19,7 @@ use crate::stream::{self, Labelled, Split};
 /// blocks: an encoded image or text row is thousands of values.
 const BLOCK_EXAMPLES: usize = 256;
 /// Distinct labels a survey keeps; more cannot be classes (and regression needs none).
-const MAX_LABELS: usize = 1 << 16;
+pub(super) const MAX_LABELS: usize = 1 << 16;
 
 /// What one pass over the training examples tells before training.
 #[derive(Debug, Default)]
@@ -202,10 +202,7 @@ impl Examples {
     }
 
     /// Calls `visit` with every example in blocks, rows back to back, in file order.
-    pub fn each_block(
-        &self,
-        visit: &mut VisitRows,
-    ) -> Result<(), TrainError> {
+    pub fn each_block(&self, visit: &mut VisitRows) -> Result<(), TrainError> {
         match self {
             Examples::Memory(encoded) => {
                 let rows = encoded.labels.len();

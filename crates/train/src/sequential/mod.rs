@@ -45,7 +45,7 @@ use crate::stream::{self, Split};
 use crate::telemetry::Telemetry;
 use crate::trainer::{EarlyStopping, TrainOutcome, loss};
 use data::Source;
-use examples::{Encoder, Examples, Reader};
+use examples::{Encoder, Examples, MAX_LABELS, Reader};
 use optimizer::OptimizerSpec;
 
 /// A model definition file.
@@ -137,6 +137,11 @@ pub fn train(
         &config.definition.input,
         &config.classes,
     )?;
+    if survey.examples == 0 {
+        return Err(TrainError::Data(
+            "no training examples (of the --classes asked for)".into(),
+        ));
+    }
     let mut input = config.definition.input.clone();
     if let InputSpec::Text { tokenizer, .. } = &mut input {
         tokenizer.fit_counts(survey.words);
@@ -148,11 +153,11 @@ pub fn train(
         _ if !config.classes.is_empty() => config.classes.clone(),
         (_, Some(labels)) => classes_of(labels),
         (_, None) => {
-            return Err(TrainError::Data(
-                "the training labels take more than 65,536 values: too many for classes; name \
-                 the classes with --classes, or end the model with one linear unit (regression)"
-                    .into(),
-            ));
+            return Err(TrainError::Data(format!(
+                "the training labels take more than {MAX_LABELS} values: too many for classes; \
+                 name the classes with --classes, or end the model with one linear unit \
+                 (regression)"
+            )));
         }
     };
     let classes = (task != Task::Regression).then_some(vocabulary.len());
@@ -178,14 +183,14 @@ pub fn train(
         config.streaming,
     )?;
     let eval_size = match &eval_set {
+        Examples::Memory(encoded) if encoded.labels.is_empty() => {
+            return Err(TrainError::Data(
+                "no evaluation examples (of the --classes asked for)".into(),
+            ));
+        }
         Examples::Memory(encoded) => encoded.labels.len().to_string(),
         Examples::Stream(_) => "streamed".into(),
     };
-    if survey.examples == 0 || eval_size == "0" {
-        return Err(TrainError::Data(
-            "no training or no evaluation examples (of the --classes asked for)".into(),
-        ));
-    }
     log(&format!(
         "sequential: {} training examples ({}), {eval_size} evaluation examples, input {}, {} layers, task {task:?}",
         survey.examples,

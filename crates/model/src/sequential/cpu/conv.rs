@@ -448,6 +448,9 @@ struct ConvGradients {
     bias: Vec<f32>,
 }
 
+/// Images whose weight and bias gradients one task sums.
+const IMAGES_PER_GROUP: usize = 8;
+
 /// Sums of the weight and bias gradients over some of the images, with the scratch space for
 /// one image's patch matrix and its gradient.
 #[derive(Default)]
@@ -496,9 +499,10 @@ fn backward(
         Some(grad) => grad.chunks_mut(dims.image()).map(Some).collect(),
         None => (0..dims.batch).map(|_| None).collect(),
     };
-    // The images are summed in fixed groups, one per thread, and the groups in order, so the
-    // gradients do not depend on how the pool schedules the work: runs repeat bit for bit.
-    let group = dims.batch.div_ceil(rayon::current_num_threads()).max(1);
+    // The images are summed in groups of a fixed size, and the groups in order, so the gradients
+    // do not depend on how the pool schedules the work: runs repeat bit for bit. Groups much
+    // smaller than a thread's share keep the threads evenly busy.
+    let group = IMAGES_PER_GROUP;
     let sums = image_grads
         .into_par_iter()
         .zip(x.par_chunks(dims.image()))
@@ -666,5 +670,40 @@ mod tests {
             ConvOptions::keras(same, kernel, stride, size),
         );
         assert_close(ours, conv.forward(x), "output");
+    }
+
+    /// The weight and bias gradients sum many images; they must not depend on how many threads
+    /// share the work, or a resumed run would not repeat the uninterrupted one.
+    #[test]
+    fn gradients_do_not_depend_on_the_threads() {
+        let dims = Dims {
+            batch: 37,
+            channels: 2,
+            height: 6,
+            width: 5,
+            filters: 3,
+            kernel: [3, 3],
+            out: [4, 3],
+            options: ConvOptions::keras(false, [3, 3], [1, 1], [6, 5]),
+        };
+        let values = |count: usize, salt: usize| -> Vec<f32> {
+            (0..count)
+                .map(|i| ((i * 7919 + salt) % 1000) as f32 / 997.0 - 0.5)
+                .collect()
+        };
+        let x = values(dims.batch * dims.image(), 1);
+        let weight = values(dims.filters * dims.patch(), 2);
+        let output_grad = values(dims.batch * dims.filters * dims.positions(), 3);
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool");
+            pool.install(|| backward(&x, &weight, (&output_grad, None), &dims, true))
+        };
+        let (one, four) = (on(1), on(4));
+        assert_eq!(one.weight, four.weight);
+        assert_eq!(one.bias, four.bias);
+        assert_eq!(one.x, four.x);
     }
 }

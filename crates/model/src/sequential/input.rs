@@ -166,8 +166,7 @@ impl InputSpec {
             4 => image.into_rgba8().into_raw(),
             other => return Err(format!("an image file cannot fill {other} channels")),
         };
-        let values: Vec<f32> = pixels.into_iter().map(f32::from).collect();
-        self.encode_values(&values, out)
+        self.encode_values(&pixels_to_f32(&pixels), out)
     }
 
     /// Encodes a text into `out`.
@@ -204,8 +203,7 @@ impl InputSpec {
                 self.encode_text(text, out)
             }
             InputSpec::Image { .. } if bytes.len() == self.width() => {
-                let pixels: Vec<f32> = bytes.iter().map(|&byte| f32::from(byte)).collect();
-                self.encode_values(&pixels, out)
+                self.encode_values(&pixels_to_f32(bytes), out)
             }
             InputSpec::Image { .. } => self.encode_image_file(bytes, out),
             InputSpec::Numbers { .. } => Err("the model takes numbers; got a byte string".into()),
@@ -245,6 +243,11 @@ impl InputSpec {
             }
         }
     }
+}
+
+/// 8-bit pixels as the values [`InputSpec::encode_values`] takes.
+pub fn pixels_to_f32(pixels: &[u8]) -> Vec<f32> {
+    pixels.iter().map(|&pixel| f32::from(pixel)).collect()
 }
 
 /// The bytes of a `{"b64": ...}` value (standard base64, as ML Engine takes); shared with

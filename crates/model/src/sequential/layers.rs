@@ -162,6 +162,17 @@ impl LayerSpec {
             _ => Activation::Linear,
         }
     }
+
+    /// Whether the layer's kernel applies its activation itself: Conv2D fuses its ReLU.
+    fn fuses_activation(&self) -> bool {
+        matches!(
+            self,
+            LayerSpec::Conv2D {
+                activation: Activation::Relu,
+                ..
+            }
+        )
+    }
 }
 
 /// The shape of one example as it flows through the network.
@@ -557,7 +568,6 @@ pub fn forward(
                     kernel_size,
                     strides,
                     padding,
-                    activation,
                     ..
                 },
                 Activations::Image(x),
@@ -565,7 +575,7 @@ pub fn forward(
                 Some(Layer::Conv2d(conv)) => {
                     let [_, _, height, width] = x.dims();
                     let options = ConvOptions {
-                        relu: *activation == Activation::Relu,
+                        relu: spec.fuses_activation(),
                         ..ConvOptions::keras(
                             *padding == Padding::Same,
                             kernel_size.dims(),
@@ -612,8 +622,7 @@ pub fn forward(
         let activation = spec.activation();
         let is_output =
             index == last && matches!(activation, Activation::Softmax | Activation::Sigmoid);
-        let fused = matches!(spec, LayerSpec::Conv2D { .. }) && activation == Activation::Relu;
-        if activation != Activation::Linear && !is_output && !fused {
+        if activation != Activation::Linear && !is_output && !spec.fuses_activation() {
             x = activate(x, activation);
         }
     }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use kiln_events::example::Feature;
 use serde_json::Value;
 
-use kiln_model::sequential::input::flatten_numbers;
+use kiln_model::sequential::input::{flatten_numbers, pixels_to_f32};
 
 use crate::TrainError;
 use crate::data::{Format, open};
@@ -287,8 +287,7 @@ fn scan_idx(images: &Path, labels: &Path, visit: &mut Visit) -> Result<bool, Tra
         label_reader
             .read_exact(&mut label)
             .map_err(|_| length(labels, read, false))?;
-        let pixels = image.iter().map(|&pixel| f32::from(pixel)).collect();
-        if !visit(Raw::Values(pixels), label[0].to_string())? {
+        if !visit(Raw::Values(pixels_to_f32(&image)), label[0].to_string())? {
             return Ok(false);
         }
     }

@@ -179,7 +179,7 @@ impl Encoded {
 }
 
 /// What [`Examples::each_block`] calls with rows back to back and their labels.
-pub(super) type VisitRows<'a> = dyn FnMut(&[f32], &[f32]) -> Result<(), TrainError> + 'a;
+pub(super) type VisitRows<'a> = dyn FnMut(Vec<f32>, &[f32]) -> Result<(), TrainError> + 'a;
 
 /// Examples held in memory, or read from their files again each time.
 pub(super) enum Examples {
@@ -208,12 +208,12 @@ impl Examples {
                 let rows = encoded.labels.len();
                 for start in (0..rows).step_by(1000) {
                     let end = (start + 1000).min(rows);
-                    visit(&encoded.rows(start..end), &encoded.labels[start..end])?;
+                    visit(encoded.rows(start..end), &encoded.labels[start..end])?;
                 }
                 Ok(())
             }
             Examples::Stream(reader) => reader.blocks(&mut |(rows, labels)| {
-                visit(&rows.concat(), &labels)?;
+                visit(rows.concat(), &labels)?;
                 Ok(true)
             }),
         }

@@ -394,7 +394,7 @@ impl Trainee for Run {
     fn evaluate(&mut self, model: &SequentialModel) -> Result<BTreeMap<String, f64>, TrainError> {
         let (mut predictions, mut labels) = (Vec::<Prediction>::new(), Vec::new());
         self.eval.each_block(&mut |rows, block_labels| {
-            predictions.extend(model.predict(rows.to_vec(), block_labels.len()));
+            predictions.extend(model.predict(rows, block_labels.len()));
             labels.extend_from_slice(block_labels);
             Ok(())
         })?;

@@ -464,10 +464,17 @@ struct Partial {
 }
 
 impl Partial {
-    fn add(mut self, other: Partial) -> Partial {
-        if self.weight.is_empty() {
-            return other;
+    /// Zero sums and scratch space for the convolution `dims`.
+    fn new(dims: &Dims) -> Self {
+        Self {
+            weight: vec![0.0; dims.filters * dims.patch()],
+            bias: vec![0.0; dims.filters],
+            patches: vec![0.0; dims.patch() * dims.positions()],
+            ..Self::default()
         }
+    }
+
+    fn add(mut self, other: Partial) -> Partial {
         for (sum, value) in self.weight.iter_mut().zip(&other.weight) {
             *sum += value;
         }
@@ -502,22 +509,16 @@ fn backward(
     // The images are summed in groups of a fixed size, and the groups in order, so the gradients
     // do not depend on how the pool schedules the work: runs repeat bit for bit. Groups much
     // smaller than a thread's share keep the threads evenly busy.
-    let group = IMAGES_PER_GROUP;
     let sums = image_grads
         .into_par_iter()
         .zip(x.par_chunks(dims.image()))
         .zip(output_grad.par_chunks(out_size))
         .zip(relu_outs)
-        .chunks(group)
+        .chunks(IMAGES_PER_GROUP)
         .map(|images| {
             images.into_iter().fold(
-                Partial::default(),
+                Partial::new(dims),
                 |mut sums, (((image_grad, image), out_grad), relu_out)| {
-                    if sums.weight.is_empty() {
-                        sums.weight = vec![0.0; filters * patch];
-                        sums.bias = vec![0.0; filters];
-                        sums.patches = vec![0.0; patch * positions];
-                    }
                     let out_grad = match relu_out {
                         Some(relu_out) => {
                             let passed = out_grad.iter().zip(relu_out);
@@ -557,17 +558,12 @@ fn backward(
         })
         .collect::<Vec<_>>()
         .into_iter()
-        .fold(Partial::default(), Partial::add);
+        .reduce(Partial::add)
+        .unwrap_or_else(|| Partial::new(dims));
     ConvGradients {
         x: x_grad,
-        weight: match sums.weight.is_empty() {
-            true => vec![0.0; filters * patch],
-            false => sums.weight,
-        },
-        bias: match sums.bias.is_empty() {
-            true => vec![0.0; filters],
-            false => sums.bias,
-        },
+        weight: sums.weight,
+        bias: sums.bias,
     }
 }
 

@@ -61,7 +61,8 @@ def auc(scores, labels):
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def run_torch(train_path, eval_path):
+def run_torch(train_path, eval_path, device="cpu"):
+    """PyTorch's epoch; on a GPU (`device` "cuda") the data is copied to it once, before the clock starts."""
     import numpy as np
     import torch
     torch.set_num_threads(THREADS)
@@ -84,6 +85,8 @@ def run_torch(train_path, eval_path):
         layers += [torch.nn.Linear(width, units), torch.nn.ReLU()]
         width = units
     mlp = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
+    tables, mlp = tables.to(device), mlp.to(device)
+    y, x, ids, ex, eids = (torch.from_numpy(array).to(device) for array in (y, x, ids, ex, eids))
     dense = torch.optim.Adam(mlp.parameters(), lr=RATE)
     sparse = torch.optim.SparseAdam(list(tables.parameters()), lr=RATE)
     loss_fn = torch.nn.BCEWithLogitsLoss()
@@ -93,20 +96,21 @@ def run_torch(train_path, eval_path):
         return mlp(torch.cat(embedded + [batch_x], dim=1)).squeeze(1)
 
     print(json.dumps({"ready": True}), flush=True)
-    order = np.random.default_rng(42).permutation(len(y))
+    order = torch.from_numpy(np.random.default_rng(42).permutation(len(y))).to(device)
     started = time.time()
     for start in range(0, len(y), BATCH):
         rows = order[start:start + BATCH]
-        loss = loss_fn(forward(torch.from_numpy(ids[rows]), torch.from_numpy(x[rows])), torch.from_numpy(y[rows]))
+        loss = loss_fn(forward(ids[rows], x[rows]), y[rows])
         dense.zero_grad()
         sparse.zero_grad()
         loss.backward()
         dense.step()
         sparse.step()
+    if device != "cpu":
+        torch.cuda.synchronize()
     seconds = time.time() - started
     with torch.no_grad():
-        scores = torch.cat([forward(torch.from_numpy(eids[s:s + 8192]), torch.from_numpy(ex[s:s + 8192]))
-                            for s in range(0, len(ey), 8192)]).numpy()
+        scores = torch.cat([forward(eids[s:s + 8192], ex[s:s + 8192]) for s in range(0, len(ey), 8192)]).cpu().numpy()
     print(json.dumps({"examples_per_second": len(y) / seconds, "auc": auc(scores, ey)}), flush=True)
 
 
@@ -121,13 +125,13 @@ def run(command, env=None):
     return lines, usage.ru_maxrss / 1024
 
 
-def kiln_run(kiln, train_path, eval_path, streaming):
-    job_dir = f"/tmp/kiln-bench-criteo-{os.getpid()}-{streaming}"
+def kiln_run(kiln, train_path, eval_path, streaming, device="cpu"):
+    job_dir = f"/tmp/kiln-bench-criteo-{os.getpid()}-{streaming}-{device}"
     lines, rss = run([kiln, "train", "dnn", "--job-dir", job_dir, "--",
                       f"--training_data_path={train_path}", f"--validation_data_path={eval_path}",
                       f"--schema={SCHEMA}", "--hidden_units=256,128,64", f"--batch_size={BATCH}",
                       f"--learning_rate={RATE}", "--num_epochs=1", f"--log_every={LOG_EVERY}",
-                      f"--streaming={'true' if streaming else 'false'}"],
+                      f"--streaming={'true' if streaming else 'false'}", f"--device={device}"],
                      {"RAYON_NUM_THREADS": str(THREADS)})
     # Training throughput from the progress lines (each covers LOG_EVERY steps), so reading the data and the
     # evaluation are left out as for PyTorch.
@@ -143,9 +147,21 @@ def kiln_run(kiln, train_path, eval_path, streaming):
     return examples / seconds, auc_value, rss
 
 
+def generate(kiln, rows):
+    """The training and evaluation files for `rows` training rows, written by `kiln datagen` the first time."""
+    data = f"/tmp/kiln-bench-criteo-data-{rows}"
+    os.makedirs(data, exist_ok=True)
+    train_path, eval_path = f"{data}/train.tsv.gz", f"{data}/eval.tsv.gz"
+    for path, count, seed in [(train_path, rows, 1), (eval_path, max(rows // 10, 1000), 2)]:
+        if not os.path.exists(path):
+            subprocess.check_call([kiln, "datagen", "criteo", "--rows", str(count), "--seed", str(seed),
+                                   "--output", path], stdout=subprocess.DEVNULL)
+    return train_path, eval_path
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--run", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--kiln", default=os.path.join(ROOT, "target", "release", "kiln"))
     args = parser.parse_args()
@@ -154,18 +170,12 @@ def main():
     if not os.path.exists(args.kiln):
         sys.exit(f"{args.kiln} not found: run `cargo build --release` first")
     envs.ensure(VENV, ["tensorflow-cpu", "numpy"], torch=True)
-    data = f"/tmp/kiln-bench-criteo-data-{args.rows}"
-    os.makedirs(data, exist_ok=True)
-    train_path, eval_path = f"{data}/train.tsv.gz", f"{data}/eval.tsv.gz"
-    for path, rows, seed in [(train_path, args.rows, 1), (eval_path, max(args.rows // 10, 1000), 2)]:
-        if not os.path.exists(path):
-            subprocess.check_call([args.kiln, "datagen", "criteo", "--rows", str(rows), "--seed", str(seed),
-                                   "--output", path], stdout=subprocess.DEVNULL)
+    train_path, eval_path = generate(args.kiln, args.rows)
     results = {}
     for streaming in [False, True]:
         name = "Kiln, streamed" if streaming else "Kiln, in memory"
         results[name] = kiln_run(args.kiln, train_path, eval_path, streaming)
-    lines, rss = run([sys.executable, __file__, "--run", train_path, eval_path])
+    lines, rss = run([sys.executable, __file__, "--run", train_path, eval_path, "cpu"])
     torch_result = json.loads(lines[-1])
     results["PyTorch (sparse embeddings)"] = (torch_result["examples_per_second"], torch_result["auc"], rss)
     torch_rate, torch_rss = results["PyTorch (sparse embeddings)"][0], rss

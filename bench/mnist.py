@@ -28,9 +28,9 @@ EPOCHS = 12
 THREADS = 2
 
 
-def idx(name):
+def idx(name, directory=MNIST):
     import numpy as np
-    with gzip.open(os.path.join(MNIST, name), "rb") as handle:
+    with gzip.open(os.path.join(directory, name), "rb") as handle:
         data = handle.read()
     rank = data[3]
     dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(rank)]
@@ -73,6 +73,16 @@ def run_keras():
     model.fit(x, y, batch_size=128, epochs=EPOCHS, verbose=0, callbacks=[Report()])
 
 
+def kiln_command(kiln, job_dir, directory=MNIST, device="cpu"):
+    """Kiln's `sequential` run of the Keras example on the idx files in `directory`."""
+    return [kiln, "train", "sequential", "--job-dir", job_dir, "--",
+            f"--model_definition={ROOT}/data/mnist/cnn.yaml", "--batch_size=128", f"--num_epochs={EPOCHS}",
+            f"--training_data_path={directory}/train-images-idx3-ubyte.gz",
+            f"--training_labels_path={directory}/train-labels-idx1-ubyte.gz",
+            f"--validation_data_path={directory}/t10k-images-idx3-ubyte.gz",
+            f"--validation_labels_path={directory}/t10k-labels-idx1-ubyte.gz", f"--device={device}"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", choices=["keras"], help=argparse.SUPPRESS)
@@ -85,14 +95,8 @@ def main():
     envs.ensure(VENV, ["tensorflow-cpu", "numpy"], torch=True)
     job_dir = f"/tmp/kiln-bench-mnist-{os.getpid()}"
     results = {
-        "Kiln (sequential, burn-flex)": time_to_target(
-            [args.kiln, "train", "sequential", "--job-dir", job_dir, "--",
-             f"--model_definition={ROOT}/data/mnist/cnn.yaml", "--batch_size=128", f"--num_epochs={EPOCHS}",
-             f"--training_data_path={MNIST}/train-images-idx3-ubyte.gz",
-             f"--training_labels_path={MNIST}/train-labels-idx1-ubyte.gz",
-             f"--validation_data_path={MNIST}/t10k-images-idx3-ubyte.gz",
-             f"--validation_labels_path={MNIST}/t10k-labels-idx1-ubyte.gz"],
-            parse_kiln, {"RAYON_NUM_THREADS": str(THREADS)}, target=TARGET),
+        "Kiln (sequential, burn-flex)": time_to_target(kiln_command(args.kiln, job_dir), parse_kiln,
+                                                       {"RAYON_NUM_THREADS": str(THREADS)}, target=TARGET),
         "TensorFlow 2 (Keras)": time_to_target([sys.executable, __file__, "--run", "keras"], parse_json,
                                                target=TARGET),
     }

@@ -39,7 +39,10 @@ impl Accelerator {
         match self {
             Accelerator::Cpu => Ok(Device::flex().autodiff()),
             #[cfg(feature = "cuda")]
-            Accelerator::Cuda(index) => Ok(Device::cuda(index).autodiff()),
+            Accelerator::Cuda(index) => {
+                check_cuda(index)?;
+                Ok(Device::cuda(index).autodiff())
+            }
             #[cfg(not(feature = "cuda"))]
             Accelerator::Cuda(_) => Err(TrainError::Config(
                 "--device cuda needs a Kiln built with the cuda feature \
@@ -48,6 +51,41 @@ impl Accelerator {
             )),
         }
     }
+}
+
+/// Checks that the CUDA driver and NVRTC load and that GPU `index` exists: burn's CUDA backend
+/// would otherwise panic on a worker thread at the first tensor.
+#[cfg(feature = "cuda")]
+fn check_cuda(index: usize) -> Result<(), TrainError> {
+    use cudarc::{driver, nvrtc};
+    // SAFETY: loading a library runs only its initialisers; these are NVIDIA's driver and NVRTC.
+    let (has_driver, has_nvrtc) = unsafe {
+        (
+            driver::sys::is_culib_present(),
+            nvrtc::sys::is_culib_present(),
+        )
+    };
+    if !has_driver {
+        return Err(TrainError::Config(
+            "--device cuda: the NVIDIA driver (libcuda.so) could not be loaded".into(),
+        ));
+    }
+    if !has_nvrtc {
+        return Err(TrainError::Config(
+            "--device cuda: NVRTC (libnvrtc.so, from the CUDA toolkit or the \
+             nvidia-cuda-nvrtc wheel) could not be loaded; add its folder to LD_LIBRARY_PATH"
+                .into(),
+        ));
+    }
+    let count = driver::result::init()
+        .and_then(|()| driver::result::device::get_count())
+        .map_err(|error| TrainError::Config(format!("--device cuda: {error}")))?;
+    if index >= count as usize {
+        return Err(TrainError::Config(format!(
+            "--device cuda:{index}: this machine has {count} CUDA GPU(s)"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use rand::{RngCore, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::cpu::{ConvOptions, Window, conv2d, max_pool2d, zeros};
+use super::cpu::{ConvOptions, Window, conv2d, max_pool2d, on_flex, zeros};
 use crate::ModelError;
 use crate::export::{Weights, WeightsWriter};
 
@@ -653,17 +653,22 @@ fn activate(x: Activations, activation: Activation) -> Activations {
 
 /// Inverted dropout: zeroes a `rate` fraction and scales the rest by `1 / (1 - rate)`.
 ///
-/// The mask comes from small fast generators seeded from burn's, so the run's seed still fixes
-/// it, one per block of elements so that blocks fill in parallel: burn draws every element
-/// through ChaCha, which took a tenth of an MNIST training step.
+/// On the CPU the mask comes from small fast generators seeded from burn's, so the run's seed
+/// still fixes it, one per block of elements so that blocks fill in parallel: burn draws every
+/// element through ChaCha, which took a tenth of an MNIST training step. On a GPU burn draws the
+/// mask where the tensor lives, which spares a round trip through host memory each step.
 fn dropout<const D: usize>(x: Tensor<D>, rate: f64) -> Tensor<D> {
     const BLOCK: usize = 1 << 16;
     let device = x.device();
+    let keep = 1.0 - rate;
+    if !on_flex(&x) {
+        let mask = Tensor::<D>::random(x.shape(), Distribution::Bernoulli(keep), &device);
+        return x * mask.mul_scalar(1.0 / keep);
+    }
     let parts = Tensor::<1>::random([2], Distribution::Default, &device).into_data();
     let seed = parts.iter::<f32>().fold(0_u64, |seed, part| {
         (seed << 24) | (part * 16_777_216.0) as u64
     });
-    let keep = 1.0 - rate;
     let threshold = (keep * 4_294_967_296.0) as u64;
     let scale = (1.0 / keep) as f32;
     let mut mask: Vec<f32> = zeros(x.shape().num_elements());

@@ -9,6 +9,7 @@
 mod cpu;
 pub mod input;
 pub mod layers;
+mod patch_conv;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -383,11 +383,12 @@ impl Trainee for Run {
         Ok(value)
     }
 
+    /// The weights stay on the training device, so that a GPU run evaluates on the GPU.
     fn snapshot(&self) -> Result<SequentialModel, TrainError> {
         Ok(SequentialModel {
             spec: self.spec.clone(),
-            network: self.network.valid().to_device(&Device::flex()),
-            device: Device::flex(),
+            network: self.network.valid(),
+            device: self.device.clone().without_autodiff(),
         })
     }
 

@@ -17,10 +17,10 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Dispatch, Flex, backend_extension};
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use rayon::prelude::*;
 use std::ops::Range;
 
+use super::super::patch_conv;
 use super::{contiguous, dims4, on_flex, tensor, zeros};
 
 /// Stride and zero padding of a convolution, and whether a ReLU follows it; the kernel's size
@@ -57,8 +57,8 @@ impl ConvOptions {
 }
 
 /// Applies `conv` to a `[batch, channels, height, width]` batch with padding `options`, then
-/// the ReLU if `options` asks: Kiln's im2col + GEMM on the CPU, burn's convolution elsewhere or
-/// without a bias.
+/// the ReLU if `options` asks: Kiln's im2col + GEMM on the CPU, the patch-matrix product of
+/// burn's tensor operations elsewhere (a GPU) or without a bias.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>, options: ConvOptions) -> Tensor<4> {
     match (&conv.bias, on_flex(&x)) {
         (Some(bias), true) => Tensor::from_dispatch(<Dispatch as ImageConv>::conv2d_gemm(
@@ -67,10 +67,7 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, options: ConvOptions) -> Tensor<4> {
             bias.val().into_dispatch(),
             options,
         )),
-        _ => match options.relu {
-            true => relu(conv.forward(x)),
-            false => conv.forward(x),
-        },
+        _ => patch_conv::conv2d(conv, x, options),
     }
 }
 
@@ -574,6 +571,7 @@ mod tests {
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::Distribution;
+    use burn::tensor::activation::relu;
 
     /// Kernel, stride, `same` padding, image size.
     type Case = ([usize; 2], [usize; 2], bool, [usize; 2]);
@@ -607,11 +605,16 @@ mod tests {
         }
     }
 
+    /// Kiln's CPU kernel and the patch-matrix product used on GPUs, each against burn's.
     #[test]
     fn matches_burns_convolution_and_its_gradients() {
+        type Conv = fn(&Conv2d, Tensor<4>, ConvOptions) -> Tensor<4>;
         let device = Device::flex().autodiff();
-        for ((kernel, stride, same, size), with_relu) in
-            CASES.into_iter().zip([false, true].repeat(3))
+        let implementations: [(&str, Conv); 2] = [("cpu", conv2d), ("patches", patch_conv::conv2d)];
+        for (((kernel, stride, same, size), with_relu), (name, conv2d)) in CASES
+            .into_iter()
+            .zip([false, true].repeat(3))
+            .flat_map(|case| implementations.map(|implementation| (case, implementation)))
         {
             let conv = layer(kernel, stride, same, &device);
             let x = Tensor::<4>::random([2, 3, size[0], size[1]], Distribution::Default, &device)
@@ -625,8 +628,9 @@ mod tests {
                 true => relu(conv.forward(x.clone())),
                 false => conv.forward(x.clone()),
             };
-            let case =
-                format!("{kernel:?} stride {stride:?} same {same} relu {with_relu} on {size:?}");
+            let case = format!(
+                "{name}: {kernel:?} stride {stride:?} same {same} relu {with_relu} on {size:?}"
+            );
             assert_close(ours.clone(), burns.clone(), &format!("output of {case}"));
 
             let weights = burns.random_like(Distribution::Default);

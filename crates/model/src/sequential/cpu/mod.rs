@@ -20,7 +20,7 @@ use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
 /// Whether `x` can take Kiln's kernels: an `f32` tensor on the Flex device.
-fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
+pub(crate) fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
     x.dtype() == DType::F32 && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 

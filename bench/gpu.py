@@ -81,16 +81,7 @@ def bench_mnist(kiln, directory):
     }
     print(f"\nMNIST, Keras' CNN, Adadelta, batch 128, on the GPU: wall time to {mnist.TARGET:.1%} test accuracy "
           "from the process start and from\nthe end of loading; seconds per epoch (training and evaluation)\n")
-    print(f"| {'framework':30} | {'total s':>8} | {'train s':>8} | {'epochs':>6} | {'s/epoch':>7} | "
-          f"{'÷ Kiln':>6} | {'best':>6} |")
-    print(f"|{'-' * 32}|{'-' * 10}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 8}|{'-' * 8}|")
-    kiln_epoch = next(iter(results.values()))[5]
-    for name, (total, train, epochs, _, best, per_epoch) in results.items():
-        reached = [f"{total:8.1f}", f"{train:8.1f}", f"{epochs:6d}"] if total is not None else ["never", "", ""]
-        ratio = f"{per_epoch / kiln_epoch:5.2f}x" if per_epoch and kiln_epoch else ""
-        epoch = f"{per_epoch:7.1f}" if per_epoch else ""
-        print(f"| {name:30} | {reached[0]:>8} | {reached[1]:>8} | {reached[2]:>6} | {epoch:>7} | {ratio:>6} "
-              f"| {best:6.4f} |", flush=True)
+    mnist.print_table(results)
 
 
 def bench_criteo(kiln, rows):

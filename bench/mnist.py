@@ -83,6 +83,20 @@ def kiln_command(kiln, job_dir, directory=MNIST, device="cpu"):
             f"--validation_labels_path={directory}/t10k-labels-idx1-ubyte.gz", f"--device={device}"]
 
 
+def print_table(results):
+    """The table of `time_to_target` results by framework; the first row (Kiln's) is the ratios' base."""
+    print(f"| {'framework':30} | {'total s':>8} | {'train s':>8} | {'epochs':>6} | {'s/epoch':>7} | {'÷ Kiln':>6} "
+          f"| {'best':>6} |")
+    print(f"|{'-' * 32}|{'-' * 10}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 8}|{'-' * 8}|")
+    kiln_epoch = next(iter(results.values()))[5]
+    for name, (total, train, epochs, _, best, per_epoch) in results.items():
+        reached = [f"{total:8.1f}", f"{train:8.1f}", f"{epochs:6d}"] if total is not None else ["never", "", ""]
+        ratio = f"{per_epoch / kiln_epoch:5.2f}x" if per_epoch and kiln_epoch else ""
+        epoch = f"{per_epoch:7.1f}" if per_epoch else ""
+        print(f"| {name:30} | {reached[0]:>8} | {reached[1]:>8} | {reached[2]:>6} | {epoch:>7} | {ratio:>6} "
+              f"| {best:6.4f} |", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", choices=["keras"], help=argparse.SUPPRESS)
@@ -103,16 +117,8 @@ def main():
     print(f"\nKeras' MNIST CNN, Adadelta, batch 128, {THREADS} threads: wall time to {TARGET:.1%} test accuracy, from")
     print("the process start and from the end of data loading and model building; seconds per epoch (training and")
     print("the evaluation after it); the best test accuracy in the epochs run\n")
-    print(f"| {'framework':30} | {'total s':>8} | {'train s':>8} | {'epochs':>6} | {'s/epoch':>7} | {'÷ Kiln':>6} "
-          f"| {'best':>6} |")
-    print(f"|{'-' * 32}|{'-' * 10}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 8}|{'-' * 8}|")
-    kiln_epoch = next(iter(results.values()))[5]
-    for name, (total, train, epochs, _, best, per_epoch) in results.items():
-        reached = [f"{total:8.1f}", f"{train:8.1f}", f"{epochs:6d}"] if total is not None else ["never", "", ""]
-        ratio = f"{per_epoch / kiln_epoch:5.2f}x" if per_epoch and kiln_epoch else ""
-        epoch = f"{per_epoch:7.1f}" if per_epoch else ""
-        print(f"| {name:30} | {reached[0]:>8} | {reached[1]:>8} | {reached[2]:>6} | {epoch:>7} | {ratio:>6} "
-              f"| {best:6.4f} |")
+    print_table(results)
+
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,10 @@ Each run is its own process with 2 CPU threads. Uses the Python it is started wi
 CUDA and numpy (GPU machines bring their own; no virtual environment is made).
 
     python3 bench/gpu.py --kiln target/release/kiln [--mnist DIR] [--rows 1000000] [--only mnist|criteo]
+
+A binary from bench/cuda-build-offline.sh runs with its stub library preloaded (the script prints the path):
+
+    LD_PRELOAD=target/cuda/release/libkiln_llvm_stubs.so python3 bench/gpu.py --kiln target/cuda/release/kiln
 """
 import argparse
 import json

@@ -147,6 +147,24 @@ def kiln_run(kiln, train_path, eval_path, streaming, device="cpu"):
     return examples / seconds, auc_value, rss
 
 
+def torch_run(train_path, eval_path, device):
+    """PyTorch's epoch in a process of its own: (examples/s, eval AUC, peak RSS in MB)."""
+    lines, rss = run([sys.executable, __file__, "--run", train_path, eval_path, device])
+    result = json.loads(lines[-1])
+    return result["examples_per_second"], result["auc"], rss
+
+
+def print_table(results, baseline):
+    """The table of (examples/s, eval AUC, peak RSS) by framework, with ratios to `results[baseline]`."""
+    base_rate, _, base_rss = results[baseline]
+    print(f"| {'framework':28} | {'examples/s':>10} | {'÷ PyTorch':>9} | {'eval AUC':>8} | {'peak RSS MB':>11} "
+          f"| {'÷ PyTorch':>9} |")
+    print(f"|{'-' * 30}|{'-' * 12}|{'-' * 11}|{'-' * 10}|{'-' * 13}|{'-' * 11}|")
+    for name, (rate, auc_value, rss) in results.items():
+        print(f"| {name:28} | {rate:10,.0f} | {rate / base_rate:8.2f}x | {auc_value:8.4f} | {rss:11,.0f} "
+              f"| {rss / base_rss:8.2f}x |", flush=True)
+
+
 def generate(kiln, rows):
     """The training and evaluation files for `rows` training rows, written by `kiln datagen` the first time."""
     data = f"/tmp/kiln-bench-criteo-data-{rows}"
@@ -175,17 +193,10 @@ def main():
     for streaming in [False, True]:
         name = "Kiln, streamed" if streaming else "Kiln, in memory"
         results[name] = kiln_run(args.kiln, train_path, eval_path, streaming)
-    lines, rss = run([sys.executable, __file__, "--run", train_path, eval_path, "cpu"])
-    torch_result = json.loads(lines[-1])
-    results["PyTorch (sparse embeddings)"] = (torch_result["examples_per_second"], torch_result["auc"], rss)
-    torch_rate, torch_rss = results["PyTorch (sparse embeddings)"][0], rss
+    results["PyTorch (sparse embeddings)"] = torch_run(train_path, eval_path, "cpu")
     print(f"\nCriteo layout, {args.rows:,} training rows: 26 x {BUCKETS:,} x {DIM} embeddings, MLP "
           f"{'-'.join(map(str, HIDDEN))}, batch {BATCH}, {THREADS} threads, one epoch\n")
-    print(f"| {'framework':28} | {'examples/s':>10} | {'÷ PyTorch':>9} | {'eval AUC':>8} | {'peak RSS MB':>11} | {'÷ PyTorch':>9} |")
-    print(f"|{'-' * 30}|{'-' * 12}|{'-' * 11}|{'-' * 10}|{'-' * 13}|{'-' * 11}|")
-    for name, (rate, auc_value, rss) in results.items():
-        print(f"| {name:28} | {rate:10,.0f} | {rate / torch_rate:8.2f}x | {auc_value:8.4f} | {rss:11,.0f} "
-              f"| {rss / torch_rss:8.2f}x |")
+    print_table(results, "PyTorch (sparse embeddings)")
 
 
 if __name__ == "__main__":

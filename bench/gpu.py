@@ -90,18 +90,13 @@ def bench_mnist(kiln, directory):
 
 def bench_criteo(kiln, rows):
     train_path, eval_path = criteo.generate(kiln, rows)
-    results = {"Kiln (burn-cuda)": criteo.kiln_run(kiln, train_path, eval_path, False, "cuda")}
-    lines, rss = criteo.run([sys.executable, criteo.__file__, "--run", train_path, eval_path, "cuda"])
-    torch_result = json.loads(lines[-1])
-    results["PyTorch (cuda)"] = (torch_result["examples_per_second"], torch_result["auc"], rss)
-    torch_rate, torch_rss = torch_result["examples_per_second"], rss
+    results = {
+        "Kiln (burn-cuda)": criteo.kiln_run(kiln, train_path, eval_path, False, "cuda"),
+        "PyTorch (cuda)": criteo.torch_run(train_path, eval_path, "cuda"),
+    }
     print(f"\nCriteo layout, {rows:,} training rows, one epoch on the GPU: examples/s over the training steps, "
           "eval AUC, host peak RSS\n")
-    print(f"| {'framework':28} | {'examples/s':>10} | {'÷ PyTorch':>9} | {'eval AUC':>8} | {'peak RSS MB':>11} |")
-    print(f"|{'-' * 30}|{'-' * 12}|{'-' * 11}|{'-' * 10}|{'-' * 13}|")
-    for name, (rate, auc_value, rss) in results.items():
-        print(f"| {name:28} | {rate:10,.0f} | {rate / torch_rate:8.2f}x | {auc_value:8.4f} | {rss:11,.0f} |",
-              flush=True)
+    criteo.print_table(results, "PyTorch (cuda)")
 
 
 def main():

@@ -17,6 +17,9 @@ parser.add_argument('--job-dir', required=True)
 parser.add_argument('--mode', default='ok')
 parser.add_argument('--sleep', type=float, default=0)
 args = parser.parse_args()
+# Before the record below, which tests take as the sign that the trainer is up.
+if args.mode == 'stubborn':
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 tf_config = json.loads(os.environ['TF_CONFIG'])
 task = tf_config['task']
 name = '%s-%d' % (task['type'], task['index'])
@@ -25,8 +28,6 @@ with open(os.path.join(args.job_dir, name + '.json'), 'w') as out:
     json.dump({'tf_config': tf_config, 'job_id': os.environ.get('CLOUD_ML_JOB_ID'),
                'secret': os.environ.get('KILN_TEST_SECRET'), 'pid': os.getpid()}, out)
 print('hello from', name, flush=True)
-if args.mode == 'stubborn':
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 if args.mode == 'fail':
     print('about to fail', flush=True)
     print('boom: something broke', file=sys.stderr, flush=True)

@@ -2,13 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// `{"instances": [...], "signature_name": "..."}`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PredictRequest {
-    /// The inputs, one per prediction.
-    pub instances: Vec<Value>,
+    /// The inputs, one per prediction, as the JSON text the client sent: checked as JSON, but
+    /// left for the model's runtime to read straight into its input tensors.
+    pub instances: Vec<Box<RawValue>>,
     /// The signature to use (Kiln models have one, `serving_default`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature_name: Option<String>,

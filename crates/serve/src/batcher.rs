@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::{ModelRuntime, ServeError};
@@ -71,7 +72,7 @@ pub struct BatchStats {
 }
 
 struct Request {
-    instances: Vec<Value>,
+    instances: Vec<Box<RawValue>>,
     reply: oneshot::Sender<Result<Vec<Value>, ServeError>>,
 }
 
@@ -105,8 +106,8 @@ impl Batcher {
             .map_or(Duration::ZERO, |last| last.elapsed())
     }
 
-    /// Predicts `instances`, batched with other requests.
-    pub async fn predict(&self, instances: Vec<Value>) -> Result<Vec<Value>, BatchError> {
+    /// Predicts `instances` (JSON text, as a request carries them), batched with other requests.
+    pub async fn predict(&self, instances: Vec<Box<RawValue>>) -> Result<Vec<Value>, BatchError> {
         let (reply, answer) = oneshot::channel();
         if let Ok(mut last) = self.last_used.lock() {
             *last = tokio::time::Instant::now();
@@ -197,7 +198,7 @@ fn run_batch(runtime: &dyn ModelRuntime, batch: Vec<Request>, stats: &BatchStats
     if batch.len() == 1 {
         let request = batch.into_iter().next();
         if let Some(Request { instances, reply }) = request {
-            let answer = runtime.predict(&instances);
+            let answer = runtime.predict_json(&text(&instances));
             if answer.is_ok() {
                 stats
                     .instances
@@ -207,11 +208,11 @@ fn run_batch(runtime: &dyn ModelRuntime, batch: Vec<Request>, stats: &BatchStats
         }
         return;
     }
-    let instances: Vec<Value> = batch
+    let instances: Vec<&RawValue> = batch
         .iter()
-        .flat_map(|request| request.instances.iter().cloned())
+        .flat_map(|request| text(&request.instances))
         .collect();
-    match runtime.predict(&instances) {
+    match runtime.predict_json(&instances) {
         Ok(mut predictions) => {
             stats
                 .instances
@@ -226,7 +227,7 @@ fn run_batch(runtime: &dyn ModelRuntime, batch: Vec<Request>, stats: &BatchStats
         Err(_) => {
             for request in batch {
                 stats.batches.fetch_add(1, Ordering::Relaxed);
-                let answer = runtime.predict(&request.instances);
+                let answer = runtime.predict_json(&text(&request.instances));
                 if answer.is_ok() {
                     stats
                         .instances
@@ -236,6 +237,10 @@ fn run_batch(runtime: &dyn ModelRuntime, batch: Vec<Request>, stats: &BatchStats
             }
         }
     }
+}
+
+fn text(instances: &[Box<RawValue>]) -> Vec<&RawValue> {
+    instances.iter().map(AsRef::as_ref).collect()
 }
 
 #[cfg(test)]
@@ -265,6 +270,10 @@ mod tests {
         }
     }
 
+    fn text_of(instances: &[Value]) -> Vec<Box<RawValue>> {
+        crate::instance_text(instances).unwrap()
+    }
+
     fn batcher(delay_ms: u64, config: BatchConfig) -> Arc<Batcher> {
         let runtime = Arc::new(Doubler {
             delay: Duration::from_millis(delay_ms),
@@ -282,7 +291,9 @@ mod tests {
         let calls: Vec<_> = (0..40)
             .map(|i| {
                 let batcher = Arc::clone(&batcher);
-                tokio::spawn(async move { (i, batcher.predict(vec![json!(i), json!(-i)]).await) })
+                tokio::spawn(
+                    async move { (i, batcher.predict(text_of(&[json!(i), json!(-i)])).await) },
+                )
             })
             .collect();
         for call in calls {
@@ -314,7 +325,7 @@ mod tests {
         let calls: Vec<_> = (0..12)
             .map(|i| {
                 let batcher = Arc::clone(&batcher);
-                tokio::spawn(async move { batcher.predict(vec![json!(i)]).await })
+                tokio::spawn(async move { batcher.predict(text_of(&[json!(i)])).await })
             })
             .collect();
         let mut refused = 0;
@@ -331,11 +342,11 @@ mod tests {
         let batcher = batcher_with_wait();
         let good = {
             let batcher = Arc::clone(&batcher);
-            tokio::spawn(async move { batcher.predict(vec![json!(1), json!(2)]).await })
+            tokio::spawn(async move { batcher.predict(text_of(&[json!(1), json!(2)])).await })
         };
         let bad = {
             let batcher = Arc::clone(&batcher);
-            tokio::spawn(async move { batcher.predict(vec![json!(3), json!("x")]).await })
+            tokio::spawn(async move { batcher.predict(text_of(&[json!(3), json!("x")])).await })
         };
         assert_eq!(good.await.unwrap().unwrap(), [json!(2.0), json!(4.0)]);
         match bad.await.unwrap() {

@@ -1,12 +1,12 @@
 //! Kiln's serving runtimes.
 //!
 //! # Layout (reading order)
-//! - [`ModelRuntime`] (this file): the one trait every runtime implements: predict on decoded
-//!   JSON instances.
+//! - [`ModelRuntime`] (this file): the one trait every runtime implements: predict on JSON
+//!   instances, given as values or as the text a request carried.
 //! - [`detect`]: which framework a model directory holds, by file names (as ML Engine does).
 //! - [`native`]: the runtime for Kiln's own exports, on burn's CPU backend.
-//! - [`onnx`]: the runtime for imported ONNX models, on tract, with the operator check that
-//!   version create reports.
+//! - [`onnx`]: the runtime for imported ONNX models, on ONNX Runtime or tract, with the operator
+//!   check that version create reports; it reads request text straight into its input tensors.
 //! - [`instances`]: decoding JSON instances (objects, bare values, CSV lines, `{"b64": ...}`)
 //!   into raw model inputs.
 //! - [`batcher`]: dynamic batching of concurrent predict requests onto one model, with a bounded
@@ -31,6 +31,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 pub use detect::{DetectedFramework, detect};
 
@@ -60,6 +61,39 @@ pub enum ServeError {
 pub trait ModelRuntime: Send + Sync + 'static {
     /// One output object per instance, in order.
     fn predict(&self, instances: &[Value]) -> Result<Vec<Value>, ServeError>;
+
+    /// The same for instances given as JSON text, as predict requests carry them. By default
+    /// each is parsed into a value for [`ModelRuntime::predict`]; a runtime that can read the text
+    /// straight into its inputs overrides this, since building the values is most of the cost of
+    /// a large request.
+    fn predict_json(&self, instances: &[&RawValue]) -> Result<Vec<Value>, ServeError> {
+        self.predict(&parse_instances(instances)?)
+    }
+}
+
+/// Writes instances as JSON text, as [`batcher::Batcher::predict`] takes them.
+pub fn instance_text(instances: &[Value]) -> Result<Vec<Box<RawValue>>, ServeError> {
+    instances
+        .iter()
+        .map(|instance| {
+            serde_json::value::to_raw_value(instance)
+                .map_err(|error| ServeError::Request(error.to_string()))
+        })
+        .collect()
+}
+
+/// Parses instances' JSON text into values.
+pub fn parse_instances(instances: &[&RawValue]) -> Result<Vec<Value>, ServeError> {
+    instances
+        .iter()
+        .enumerate()
+        .map(|(index, instance)| {
+            serde_json::from_str(instance.get()).map_err(|error| ServeError::Instance {
+                index,
+                message: error.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Loads the model in `dir`, whose framework `detect` found.

@@ -11,6 +11,7 @@
 //! - [`int64_shapes`], [`tree_regressors`]: two of them, for tract: tf2onnx's int32 shape
 //!   arithmetic widened to int64; tree ensemble regressors as one-class classifiers.
 //! - [`tensors`]: JSON instances to input arrays and output arrays to JSON.
+//! - [`text`]: a request's JSON text straight to input arrays, the fast path for the common form.
 //!
 //! A prediction for a model with one output is that output's value for the instance; with
 //! several, an object keyed by output name (scikit-learn classifiers: `output_label` and
@@ -20,12 +21,14 @@ mod graph;
 mod int64_shapes;
 mod onnxruntime;
 mod tensors;
+mod text;
 mod tract;
 mod tree_regressors;
 
 use std::path::Path;
 
 use prost::Message;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tract_onnx::prelude::Framework;
 
@@ -123,6 +126,12 @@ impl OnnxRuntime {
                 .map_err(|(index, message)| ServeError::Instance { index, message })?;
             arrays.push(array);
         }
+        self.answer(arrays, instances.len())
+    }
+
+    /// Runs the model on input arrays holding `count` instances and splits its outputs per
+    /// instance.
+    fn answer(&self, arrays: Vec<Array>, count: usize) -> Result<Vec<Value>, ServeError> {
         let results = self
             .engine
             .run(arrays)
@@ -130,9 +139,9 @@ impl OnnxRuntime {
         let per_output: Vec<Vec<Value>> = results
             .iter()
             .zip(&self.outputs)
-            .map(|(array, output)| tensors::rows(array, instances.len(), output))
+            .map(|(array, output)| tensors::rows(array, count, output))
             .collect();
-        Ok((0..instances.len())
+        Ok((0..count)
             .map(|index| match per_output.as_slice() {
                 [only] => only[index].clone(),
                 _ => Value::Object(
@@ -168,6 +177,13 @@ impl ModelRuntime for OnnxRuntime {
             predictions.extend(one);
         }
         Ok(predictions)
+    }
+
+    fn predict_json(&self, instances: &[&RawValue]) -> Result<Vec<Value>, ServeError> {
+        match text::read(&self.inputs, instances) {
+            Some(arrays) => self.answer(arrays, instances.len()),
+            None => self.predict(&crate::parse_instances(instances)?),
+        }
     }
 }
 

@@ -154,7 +154,18 @@ impl Input {
                 given
             }
         };
-        let count = leaves.len() - start;
+        self.fit(given, leaves.len() - start, fixed)
+    }
+
+    /// The shape an instance's value of `given` shape and `count` scalars fills: `given` when it
+    /// matches the row shape (and `fixed`, the shape the batch's first instance set), else the
+    /// row shape when that is concrete and holds `count` scalars (flat pixels for an image).
+    pub fn fit(
+        &self,
+        given: Vec<usize>,
+        count: usize,
+        fixed: Option<&[usize]>,
+    ) -> Result<Vec<usize>, String> {
         let fits = |shape: &[usize]| {
             shape.len() == self.row_shape.len()
                 && shape
@@ -218,9 +229,9 @@ impl Input {
             Element::I32 => Data::I32(self.scalars(leaves, integers, |v| {
                 number(true)(v).and_then(|n| i32::try_from(n as i64).ok())
             })?),
-            Element::I64 => {
-                Data::I64(self.scalars(leaves, integers, |v| number(true)(v).map(|n| n as i64))?)
-            }
+            Element::I64 => Data::I64(self.scalars(leaves, integers, |v| {
+                v.as_i64().or_else(|| number(true)(v).map(|n| n as i64))
+            })?),
             Element::U8 => Data::U8(self.scalars(leaves, "integers from 0 to 255", |v| {
                 number(true)(v).and_then(|n| u8::try_from(n as i64).ok())
             })?),
@@ -335,10 +346,16 @@ pub fn rows(array: &Array, rows: usize, output: &Output) -> Vec<Value> {
 /// 0.1, not 0.10000000149011612).
 fn flat_json(data: &Data) -> Vec<Value> {
     match data {
-        Data::F32(values) => values
-            .iter()
-            .map(|value| float(value.to_string().parse().unwrap_or(f64::NAN)))
-            .collect(),
+        Data::F32(values) => {
+            let mut text = ryu::Buffer::new();
+            values
+                .iter()
+                .map(|value| match value.is_finite() {
+                    true => float(text.format_finite(*value).parse().unwrap_or(f64::NAN)),
+                    false => Value::Null,
+                })
+                .collect()
+        }
         Data::F64(values) => values.iter().map(|value| float(*value)).collect(),
         Data::I32(values) => values.iter().map(|value| Value::from(*value)).collect(),
         Data::I64(values) => values.iter().map(|value| Value::from(*value)).collect(),

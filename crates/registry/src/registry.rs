@@ -568,12 +568,19 @@ impl Registry {
     ) {
         let key = version_key(project, model, name);
         let id = short(&operation.name).to_string();
-        let outcome = self.import_and_load(&key, source, version.framework).await;
+        let config = self.batch_config(&version);
+        let outcome = self
+            .import_and_load(&key, source, version.framework)
+            .await
+            .and_then(|(framework, runtime)| {
+                let batcher = Batcher::start(runtime, config).map_err(|error| error.to_string())?;
+                Ok((framework, batcher))
+            });
         match outcome {
-            Ok((framework, runtime)) => {
+            Ok((framework, batcher)) => {
                 version.framework = framework;
                 version.state = VersionState::Ready;
-                let server = Arc::new(Batcher::start(runtime, self.batch_config(&version)));
+                let server = Arc::new(batcher);
                 self.servers
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -1104,9 +1111,13 @@ impl Registry {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         // Two requests may have loaded it at once; the first one in is kept.
-        let server = servers
-            .entry(version.name.clone())
-            .or_insert_with(|| Arc::new(Batcher::start(runtime, self.batch_config(version))));
-        Ok(Arc::clone(server))
+        if let Some(server) = servers.get(&version.name) {
+            return Ok(Arc::clone(server));
+        }
+        let server = Batcher::start(runtime, self.batch_config(version))
+            .map_err(|error| RegistryError::Prediction(format!("Failed to load model: {error}")))?;
+        let server = Arc::new(server);
+        servers.insert(version.name.clone(), Arc::clone(&server));
+        Ok(server)
     }
 }

@@ -165,14 +165,7 @@ fn work(
     let mut carried = None;
     while let Some(batch) = next_batch(requests, &mut carried, config) {
         stats.queued.fetch_sub(batch.len(), Ordering::Relaxed);
-        // A panicking model fails its batch (the replies are dropped: "unloaded; retry"), not
-        // the worker.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_batch(runtime, batch, stats);
-        }));
-        if outcome.is_err() {
-            tracing::error!("a model call panicked; its requests were failed");
-        }
+        run_batch(runtime, batch, stats);
     }
 }
 
@@ -215,7 +208,7 @@ fn run_batch(runtime: &dyn ModelRuntime, batch: Vec<Request>, stats: &BatchStats
     if batch.len() == 1 {
         let request = batch.into_iter().next();
         if let Some(Request { instances, reply }) = request {
-            let answer = runtime.predict_json(&text(&instances));
+            let answer = call(runtime, &text(&instances));
             if answer.is_ok() {
                 stats
                     .instances
@@ -229,7 +222,7 @@ fn run_batch(runtime: &dyn ModelRuntime, batch: Vec<Request>, stats: &BatchStats
         .iter()
         .flat_map(|request| text(&request.instances))
         .collect();
-    match runtime.predict_json(&instances) {
+    match call(runtime, &instances) {
         Ok(mut predictions) => {
             stats
                 .instances
@@ -244,7 +237,7 @@ fn run_batch(runtime: &dyn ModelRuntime, batch: Vec<Request>, stats: &BatchStats
         Err(_) => {
             for request in batch {
                 stats.batches.fetch_add(1, Ordering::Relaxed);
-                let answer = runtime.predict_json(&text(&request.instances));
+                let answer = call(runtime, &text(&request.instances));
                 if answer.is_ok() {
                     stats
                         .instances
@@ -256,6 +249,19 @@ fn run_batch(runtime: &dyn ModelRuntime, batch: Vec<Request>, stats: &BatchStats
     }
 }
 
+/// One model call. A panic in the model fails the call's requests, not the worker.
+fn call(runtime: &dyn ModelRuntime, instances: &[&RawValue]) -> Result<Vec<Value>, ServeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.predict_json(instances)
+    }))
+    .unwrap_or_else(|_| {
+        tracing::error!("a model call panicked");
+        Err(ServeError::Request(
+            "the model failed (it panicked; see the server log)".into(),
+        ))
+    })
+}
+
 fn text(instances: &[Box<RawValue>]) -> Vec<&RawValue> {
     instances.iter().map(AsRef::as_ref).collect()
 }
@@ -265,7 +271,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// Doubles numbers, slowly; refuses strings.
+    /// Doubles numbers, slowly; refuses strings; panics on "panic".
     struct Doubler {
         delay: Duration,
     }
@@ -277,6 +283,7 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(index, value)| match value.as_f64() {
+                    _ if value == "panic" => panic!("asked to"),
                     Some(number) => Ok(json!(number * 2.0)),
                     None => Err(ServeError::Instance {
                         index,
@@ -370,6 +377,24 @@ mod tests {
             Err(BatchError::Serve(ServeError::Instance { index: 1, .. })) => {}
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_model_call_fails_its_request_and_the_worker_goes_on() {
+        let config = BatchConfig {
+            workers: 1,
+            ..BatchConfig::default()
+        };
+        let batcher = batcher(0, config);
+        match batcher.predict(text_of(&[json!("panic")])).await {
+            Err(BatchError::Serve(ServeError::Request(message))) => {
+                assert!(message.contains("panicked"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let answer = batcher.predict(text_of(&[json!(2)])).await.unwrap();
+        assert_eq!(answer, [json!(4.0)], "the only worker still serves");
+        assert_eq!(batcher.queued(), 0);
     }
 
     /// A batcher that waits long enough for two requests to share a batch.

@@ -305,13 +305,18 @@ mod tests {
         Arc::new(Batcher::start(runtime, config).unwrap())
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_requests_share_model_calls_and_get_their_own_answers() {
+    /// A batcher with one worker and the default batching.
+    fn one_worker(delay_ms: u64) -> Arc<Batcher> {
         let config = BatchConfig {
             workers: 1,
             ..BatchConfig::default()
         };
-        let batcher = batcher(5, config);
+        batcher(delay_ms, config)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_share_model_calls_and_get_their_own_answers() {
+        let batcher = one_worker(5);
         let calls: Vec<_> = (0..40)
             .map(|i| {
                 let batcher = Arc::clone(&batcher);
@@ -381,11 +386,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicking_model_call_fails_its_request_and_the_worker_goes_on() {
-        let config = BatchConfig {
-            workers: 1,
-            ..BatchConfig::default()
-        };
-        let batcher = batcher(0, config);
+        let batcher = one_worker(0);
         match batcher.predict(text_of(&[json!("panic")])).await {
             Err(BatchError::Serve(ServeError::Request(message))) => {
                 assert!(message.contains("panicked"), "{message}");

@@ -14,7 +14,7 @@
 //! task handing batches to tokio's blocking pool left the cores idle a tenth of the time at 64
 //! instances per request). The threads end when the batcher is dropped and the queue closes.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,8 +75,6 @@ pub struct BatchStats {
     pub batches: AtomicU64,
     /// Requests refused because the queue was full.
     pub rejected: AtomicU64,
-    /// Requests waiting for a worker now.
-    queued: AtomicUsize,
 }
 
 struct Request {
@@ -129,9 +127,7 @@ impl Batcher {
         if let Ok(mut last) = self.last_used.lock() {
             *last = Instant::now();
         }
-        self.stats.queued.fetch_add(1, Ordering::Relaxed);
         if let Err(error) = self.queue.try_send(Request { instances, reply }) {
-            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(match error {
                 TrySendError::Full(_) => {
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
@@ -150,7 +146,7 @@ impl Batcher {
 
     /// Requests waiting now.
     pub fn queued(&self) -> usize {
-        self.stats.queued.load(Ordering::Relaxed)
+        self.queue.len()
     }
 }
 
@@ -164,7 +160,6 @@ fn work(
     // A request that did not fit the last batch starts the next.
     let mut carried = None;
     while let Some(batch) = next_batch(requests, &mut carried, config) {
-        stats.queued.fetch_sub(batch.len(), Ordering::Relaxed);
         run_batch(runtime, batch, stats);
     }
 }

@@ -133,13 +133,8 @@ impl Column {
                 .collect::<Option<_>>()?,
             None => return None,
         };
-        match &self.fixed {
-            Some(fixed) if *fixed == given => {}
-            fixed => {
-                let shape = input.fit(given, count, fixed.as_deref()).ok()?;
-                self.fixed.get_or_insert(shape);
-            }
-        }
+        let shape = input.fit(given, count, self.fixed.as_deref()).ok()?;
+        self.fixed.get_or_insert(shape);
         self.dims.clear();
         self.leaf_depth = None;
         self.start = self.len();

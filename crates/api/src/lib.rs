@@ -37,7 +37,7 @@ pub use model::{
     Framework, ListModelsResponse, ListVersionsResponse, Model, Version, VersionState,
 };
 pub use operation::{ListOperationsResponse, Operation, OperationMetadata, OperationType, Status};
-pub use predict::{PredictRequest, PredictResponse, PredictionErrorBody};
+pub use predict::{Instances, PredictRequest, PredictResponse, PredictionErrorBody};
 
 /// The current time as the API writes timestamps (RFC 3339, UTC, microseconds).
 pub fn now() -> String {

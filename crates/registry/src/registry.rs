@@ -18,7 +18,6 @@ use kiln_serve::explain::{self, Method};
 use kiln_serve::{DetectedFramework, ModelRuntime, ServeError};
 use kiln_store::Store;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::list::ListParams;
 use crate::routes::{self, Route, Routes};
@@ -864,7 +863,7 @@ impl Registry {
         let Route { version, server } = self.route(&target).await?;
         let method = explanation_method(&version)?;
         check_instances(&request)?;
-        let instances: Vec<&RawValue> = request.instances.iter().map(AsRef::as_ref).collect();
+        let instances: Vec<&str> = request.instances.iter().collect();
         let instances = kiln_serve::parse_instances(&instances)
             .map_err(|error| RegistryError::InvalidArgument(error.to_string()))?;
         let mut explanations = Vec::with_capacity(instances.len());
@@ -872,10 +871,8 @@ impl Registry {
             let plan = explain::plan(instance, method, index as u64).map_err(|message| {
                 RegistryError::InvalidArgument(format!("instances[{index}]: {message}"))
             })?;
-            let text = kiln_serve::instance_text(&plan.instances)
-                .map_err(|error| RegistryError::Prediction(error.to_string()))?;
             let predictions = server
-                .predict(text)
+                .predict(kiln_serve::instance_text(&plan.instances))
                 .await
                 .map_err(|error| serving_error(&version, error))?;
             explanations.push(

@@ -31,7 +31,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("| batch | values: µs per call | rows/s | text: µs per call | rows/s |");
     println!("|---|---|---|---|---|");
     for size in [1, 64, 512] {
-        let batch: Vec<&RawValue> = pool.iter().copied().cycle().take(size).collect();
+        let batch: Vec<&str> = pool
+            .iter()
+            .map(|text| text.get())
+            .cycle()
+            .take(size)
+            .collect();
         let values = time(&|| {
             runtime.predict(&kiln_serve::parse_instances(&batch)?)?;
             Ok(())

@@ -21,10 +21,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use serde_json::Value;
-use serde_json::value::RawValue;
 use tokio::sync::oneshot;
 
-use crate::{ModelRuntime, ServeError};
+use crate::{Instances, ModelRuntime, ServeError};
 
 /// How a version's requests are batched and run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,7 +77,7 @@ pub struct BatchStats {
 }
 
 struct Request {
-    instances: Vec<Box<RawValue>>,
+    instances: Instances,
     reply: oneshot::Sender<Result<Vec<Value>, ServeError>>,
 }
 
@@ -122,7 +121,7 @@ impl Batcher {
     }
 
     /// Predicts `instances` (JSON text, as a request carries them), batched with other requests.
-    pub async fn predict(&self, instances: Vec<Box<RawValue>>) -> Result<Vec<Value>, BatchError> {
+    pub async fn predict(&self, instances: Instances) -> Result<Vec<Value>, BatchError> {
         let (reply, answer) = oneshot::channel();
         if let Ok(mut last) = self.last_used.lock() {
             *last = Instant::now();
@@ -213,9 +212,9 @@ fn run_batch(runtime: &dyn ModelRuntime, batch: Vec<Request>, stats: &BatchStats
         }
         return;
     }
-    let instances: Vec<&RawValue> = batch
+    let instances: Vec<&str> = batch
         .iter()
-        .flat_map(|request| text(&request.instances))
+        .flat_map(|request| request.instances.iter())
         .collect();
     match call(runtime, &instances) {
         Ok(mut predictions) => {
@@ -245,7 +244,7 @@ fn run_batch(runtime: &dyn ModelRuntime, batch: Vec<Request>, stats: &BatchStats
 }
 
 /// One model call. A panic in the model fails the call's requests, not the worker.
-fn call(runtime: &dyn ModelRuntime, instances: &[&RawValue]) -> Result<Vec<Value>, ServeError> {
+fn call(runtime: &dyn ModelRuntime, instances: &[&str]) -> Result<Vec<Value>, ServeError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.predict_json(instances)
     }))
@@ -257,8 +256,8 @@ fn call(runtime: &dyn ModelRuntime, instances: &[&RawValue]) -> Result<Vec<Value
     })
 }
 
-fn text(instances: &[Box<RawValue>]) -> Vec<&RawValue> {
-    instances.iter().map(AsRef::as_ref).collect()
+fn text(instances: &Instances) -> Vec<&str> {
+    instances.iter().collect()
 }
 
 #[cfg(test)]
@@ -289,8 +288,8 @@ mod tests {
         }
     }
 
-    fn text_of(instances: &[Value]) -> Vec<Box<RawValue>> {
-        crate::instance_text(instances).unwrap()
+    fn text_of(instances: &[Value]) -> Instances {
+        crate::instance_text(instances)
     }
 
     fn batcher(delay_ms: u64, config: BatchConfig) -> Arc<Batcher> {

@@ -31,9 +31,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 pub use detect::{DetectedFramework, detect};
+pub use kiln_api::Instances;
 
 /// Errors from loading or running a model.
 #[derive(Debug, thiserror::Error)]
@@ -62,33 +62,28 @@ pub trait ModelRuntime: Send + Sync + 'static {
     /// One output object per instance, in order.
     fn predict(&self, instances: &[Value]) -> Result<Vec<Value>, ServeError>;
 
-    /// The same for instances given as JSON text, as predict requests carry them. By default
-    /// each is parsed into a value for [`ModelRuntime::predict`]; a runtime that can read the text
-    /// straight into its inputs overrides this, since building the values is most of the cost of
-    /// a large request.
-    fn predict_json(&self, instances: &[&RawValue]) -> Result<Vec<Value>, ServeError> {
+    /// The same for instances given as JSON text, as predict requests carry them (not yet
+    /// checked as JSON: text that is not fails its instance). By default each is parsed into a
+    /// value for [`ModelRuntime::predict`]; a runtime that can read the text straight into its
+    /// inputs overrides this, since building the values is most of the cost of a large request.
+    fn predict_json(&self, instances: &[&str]) -> Result<Vec<Value>, ServeError> {
         self.predict(&parse_instances(instances)?)
     }
 }
 
 /// Writes instances as JSON text, as [`batcher::Batcher::predict`] takes them.
-pub fn instance_text(instances: &[Value]) -> Result<Vec<Box<RawValue>>, ServeError> {
-    instances
-        .iter()
-        .map(|instance| {
-            serde_json::value::to_raw_value(instance)
-                .map_err(|error| ServeError::Request(error.to_string()))
-        })
-        .collect()
+pub fn instance_text(instances: &[Value]) -> Instances {
+    let texts: Vec<String> = instances.iter().map(Value::to_string).collect();
+    Instances::from_texts(texts.iter().map(String::as_str))
 }
 
 /// Parses instances' JSON text into values.
-pub fn parse_instances(instances: &[&RawValue]) -> Result<Vec<Value>, ServeError> {
+pub fn parse_instances(instances: &[&str]) -> Result<Vec<Value>, ServeError> {
     instances
         .iter()
         .enumerate()
         .map(|(index, instance)| {
-            serde_json::from_str(instance.get()).map_err(|error| ServeError::Instance {
+            serde_json::from_str(instance).map_err(|error| ServeError::Instance {
                 index,
                 message: error.to_string(),
             })

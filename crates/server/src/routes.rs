@@ -329,7 +329,13 @@ async fn serve(
     target: PredictTarget<'_>,
     body: axum::body::Bytes,
 ) -> ApiResult {
-    let request: PredictRequest = parse_json(&body)?;
+    let fast = std::str::from_utf8(&body)
+        .ok()
+        .and_then(PredictRequest::split);
+    let request = match fast {
+        Some(request) => request,
+        None => parse_json(&body)?,
+    };
     match verb {
         "explain" => {
             let explanations = registry.explain(target, request).await?;

@@ -28,7 +28,6 @@ mod tree_regressors;
 use std::path::Path;
 
 use prost::Message;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tract_onnx::prelude::Framework;
 
@@ -179,7 +178,7 @@ impl ModelRuntime for OnnxRuntime {
         Ok(predictions)
     }
 
-    fn predict_json(&self, instances: &[&RawValue]) -> Result<Vec<Value>, ServeError> {
+    fn predict_json(&self, instances: &[&str]) -> Result<Vec<Value>, ServeError> {
         match text::read(&self.inputs, instances) {
             Some(arrays) => self.answer(arrays, instances.len()),
             None => self.predict(&crate::parse_instances(instances)?),

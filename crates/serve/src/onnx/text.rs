@@ -9,21 +9,17 @@
 //! with one input, that input's value), each value a scalar of the input's element type or
 //! rectangular nested lists of them that fit the input's shape. Anything else (`{"b64": ...}`, a
 //! string for a number, a missing or repeated key, an empty or ragged list, a shape that does
-//! not fit) makes [`read`] give up, and the caller takes the value path
-//! ([`super::tensors`]), which accepts the instance or words its error. Both paths therefore
-//! accept the same instances and build the same tensors; a test holds them to it.
-
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
+//! not fit, text that is not JSON: nothing checked it before) makes [`read`] give up, and the
+//! caller takes the value path ([`super::tensors`]), which accepts the instance or words its
+//! error. Both paths therefore accept the same instances and build the same tensors; a test holds
+//! them to it.
 
 use super::graph::Element;
 use super::tensors::{Array, Batch, Data, Input};
 
 /// The inputs' tensors for `instances`, in input order; `None` when an instance is not in the
 /// form this path reads.
-pub fn read(inputs: &[Input], instances: &[&RawValue]) -> Option<Vec<Array>> {
+pub fn read(inputs: &[Input], instances: &[&str]) -> Option<Vec<Array>> {
     if inputs.iter().any(|input| input.batch != Batch::Dynamic) {
         return None;
     }
@@ -35,12 +31,11 @@ pub fn read(inputs: &[Input], instances: &[&RawValue]) -> Option<Vec<Array>> {
         })
         .collect();
     for instance in instances {
-        let mut deserializer = serde_json::Deserializer::from_str(instance.get());
-        let seed = InstanceSeed {
-            columns: &mut columns,
-            inputs,
+        let scanner = Scanner {
+            text: instance,
+            at: 0,
         };
-        serde::Deserializer::deserialize_any(&mut deserializer, seed).ok()?;
+        scanner.instance(&mut columns, inputs).ok()?;
         for (column, input) in columns.iter_mut().zip(inputs) {
             column.end_instance(input)?;
         }
@@ -76,12 +71,6 @@ struct Column {
 /// Why the fast path gave up; the value path says what, if anything, is wrong.
 #[derive(Debug)]
 struct GiveUp;
-
-impl fmt::Display for GiveUp {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("not in the form the fast path reads")
-    }
-}
 
 impl Column {
     /// An empty column with room for `capacity` scalars.
@@ -237,163 +226,270 @@ impl Integer for u64 {
     }
 }
 
-/// One instance: an object keyed by input name, or the value of a model's only input.
-struct InstanceSeed<'a> {
-    columns: &'a mut [Column],
-    inputs: &'a [Input],
+/// Deepest list nesting read; deeper text is left to the value path's parser, which has its own
+/// limit (and this reader recurses).
+const MAX_DEPTH: usize = 64;
+
+/// A reader of one instance's JSON text, byte by byte.
+///
+/// A generic JSON parser driving visitors spent a third of a large request's time in its own
+/// dispatch; this one knows the form it reads and converts numbers where it finds them. Numbers
+/// read as serde_json reads them (an integer that fits as `u64` or `i64`, anything else as a
+/// correctly rounded `f64`, `-0` as a float), so both paths see the same scalars.
+struct Scanner<'a> {
+    text: &'a str,
+    at: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for InstanceSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'a> InstanceSeed<'a> {
-    /// A bare instance: the value of the model's only input.
-    fn only(self) -> Result<ValueReader<'a>, GiveUp> {
-        match self.columns {
-            [column] => {
+impl<'a> Scanner<'a> {
+    /// One instance: an object keyed by input name, or the value of a model's only input.
+    fn instance(mut self, columns: &mut [Column], inputs: &[Input]) -> Result<(), GiveUp> {
+        match (self.peek()?, &mut *columns) {
+            (b'{', _) => self.object(columns, inputs)?,
+            (_, [column]) => {
                 column.given = true;
-                Ok(ValueReader { column, depth: 0 })
+                self.value(column, 0)?;
             }
+            _ => return Err(GiveUp),
+        }
+        self.skip_space();
+        match self.at == self.text.len() {
+            true => Ok(()),
+            false => Err(GiveUp),
+        }
+    }
+
+    fn object(&mut self, columns: &mut [Column], inputs: &[Input]) -> Result<(), GiveUp> {
+        self.at += 1;
+        if self.eat(b'}')? {
+            return Ok(());
+        }
+        loop {
+            let key = self.string()?;
+            self.expect(b':')?;
+            match inputs.iter().position(|input| input.name == key) {
+                Some(index) if !columns[index].given => {
+                    columns[index].given = true;
+                    self.value(&mut columns[index], 0)?;
+                }
+                Some(_) => return Err(GiveUp),
+                None => self.skip(0)?,
+            }
+            if !self.more(b'}')? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// An input's value, or an element of a list in it at `depth`, appended to its column.
+    fn value(&mut self, column: &mut Column, depth: usize) -> Result<(), GiveUp> {
+        match self.peek()? {
+            b'[' if depth < MAX_DEPTH => {
+                self.at += 1;
+                let mut length = 0;
+                if !self.eat(b']')? {
+                    loop {
+                        self.value(column, depth + 1)?;
+                        length += 1;
+                        if !self.more(b']')? {
+                            break;
+                        }
+                    }
+                }
+                column.list(depth, length)
+            }
+            b'"' => {
+                let text = self.string()?;
+                column.string(depth, text)
+            }
+            b't' => {
+                self.literal("true")?;
+                column.boolean(depth, true)
+            }
+            b'f' => {
+                self.literal("false")?;
+                column.boolean(depth, false)
+            }
+            b'-' | b'0'..=b'9' => match self.number()? {
+                Number::Unsigned(value) => column.integer(depth, value),
+                Number::Signed(value) => column.integer(depth, value),
+                Number::Float(value) => column.float(depth, value),
+            },
             _ => Err(GiveUp),
         }
     }
-}
 
-/// Forwards the events of a bare instance to the only input's reader.
-macro_rules! forward {
-    ($($method:ident($type:ty)),*) => {$(
-        fn $method<E: de::Error>(self, value: $type) -> Result<(), E> {
-            self.only().map_err(E::custom)?.$method(value)
-        }
-    )*};
-}
-
-impl<'de> Visitor<'de> for InstanceSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("an instance")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key_seed(KeySeed(self.inputs))? {
-            match key {
-                Some(index) if !self.columns[index].given => {
-                    self.columns[index].given = true;
-                    map.next_value_seed(ValueReader {
-                        column: &mut self.columns[index],
-                        depth: 0,
-                    })?;
+    /// Steps over a value of a key no input has.
+    fn skip(&mut self, depth: usize) -> Result<(), GiveUp> {
+        match self.peek()? {
+            open @ (b'[' | b'{') if depth < MAX_DEPTH => {
+                self.at += 1;
+                let close = open + 2;
+                if self.eat(close)? {
+                    return Ok(());
                 }
-                Some(_) => return Err(de::Error::custom(GiveUp)),
-                None => {
-                    map.next_value::<IgnoredAny>()?;
+                loop {
+                    if open == b'{' {
+                        self.string()?;
+                        self.expect(b':')?;
+                    }
+                    self.skip(depth + 1)?;
+                    if !self.more(close)? {
+                        return Ok(());
+                    }
                 }
             }
+            b'"' => self.string().map(drop),
+            b't' => self.literal("true"),
+            b'f' => self.literal("false"),
+            b'n' => self.literal("null"),
+            b'-' | b'0'..=b'9' => self.number().map(drop),
+            _ => Err(GiveUp),
         }
-        Ok(())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        self.only().map_err(de::Error::custom)?.visit_seq(seq)
+    /// A string without escapes (with them, the value path reads it).
+    fn string(&mut self) -> Result<&'a str, GiveUp> {
+        self.expect(b'"')?;
+        let start = self.at;
+        let length = self.text.as_bytes()[start..]
+            .iter()
+            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+            .ok_or(GiveUp)?;
+        self.at = start + length;
+        self.expect(b'"')?;
+        self.text.get(start..start + length).ok_or(GiveUp)
     }
 
-    forward!(
-        visit_i64(i64),
-        visit_u64(u64),
-        visit_f64(f64),
-        visit_bool(bool),
-        visit_str(&str)
-    );
-}
-
-/// An object key: the index of the input it names, `None` for any other key.
-struct KeySeed<'a>(&'a [Input]);
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Option<usize>;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("an input name")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        Ok(self.0.iter().position(|input| input.name == key))
-    }
-}
-
-/// One input's value, or a list inside it at `depth`, appended to its column.
-struct ValueReader<'a> {
-    column: &'a mut Column,
-    depth: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for ValueReader<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValueReader<'_> {
-    type Value = ();
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("a scalar or a list")
+    fn number(&mut self) -> Result<Number, GiveUp> {
+        let start = self.at;
+        let negative = self.byte() == Some(b'-');
+        if negative {
+            self.at += 1;
+        }
+        let mut magnitude = Some(0u64);
+        match self.byte() {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => {
+                while let Some(digit @ b'0'..=b'9') = self.byte() {
+                    magnitude = magnitude
+                        .and_then(|value| value.checked_mul(10))
+                        .and_then(|value| value.checked_add(u64::from(digit - b'0')));
+                    self.at += 1;
+                }
+            }
+            _ => return Err(GiveUp),
+        }
+        let mut float = false;
+        if self.byte() == Some(b'.') {
+            self.at += 1;
+            self.digits()?;
+            float = true;
+        }
+        if let Some(b'e' | b'E') = self.byte() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.byte() {
+                self.at += 1;
+            }
+            self.digits()?;
+            float = true;
+        }
+        let negated = magnitude.and_then(|value| 0i64.checked_sub_unsigned(value));
+        match (float, negative, magnitude, negated) {
+            (false, false, Some(value), _) => Ok(Number::Unsigned(value)),
+            (false, true, _, Some(value)) if value < 0 => Ok(Number::Signed(value)),
+            _ => self
+                .text
+                .get(start..self.at)
+                .and_then(|text| text.parse().ok())
+                // serde_json refuses a number out of f64's range rather than read it as infinite.
+                .filter(|value: &f64| value.is_finite())
+                .map(Number::Float)
+                .ok_or(GiveUp),
+        }
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut length = 0;
-        while seq
-            .next_element_seed(ValueReader {
-                column: &mut *self.column,
-                depth: self.depth + 1,
-            })?
-            .is_some()
+    /// One or more digits.
+    fn digits(&mut self) -> Result<(), GiveUp> {
+        let start = self.at;
+        while let Some(b'0'..=b'9') = self.byte() {
+            self.at += 1;
+        }
+        match self.at > start {
+            true => Ok(()),
+            false => Err(GiveUp),
+        }
+    }
+
+    fn literal(&mut self, word: &str) -> Result<(), GiveUp> {
+        match self
+            .text
+            .as_bytes()
+            .get(self.at..)
+            .is_some_and(|rest| rest.starts_with(word.as_bytes()))
         {
-            length += 1;
+            true => {
+                self.at += word.len();
+                Ok(())
+            }
+            false => Err(GiveUp),
         }
-        self.column
-            .list(self.depth, length)
-            .map_err(de::Error::custom)
     }
 
-    fn visit_i64<E: de::Error>(self, value: i64) -> Result<(), E> {
-        self.column.integer(self.depth, value).map_err(E::custom)
+    /// After an element: `true` at a comma (another follows), `false` at `close`.
+    fn more(&mut self, close: u8) -> Result<bool, GiveUp> {
+        match self.next()? {
+            b',' => Ok(true),
+            byte if byte == close => Ok(false),
+            _ => Err(GiveUp),
+        }
     }
 
-    fn visit_u64<E: de::Error>(self, value: u64) -> Result<(), E> {
-        self.column.integer(self.depth, value).map_err(E::custom)
+    /// Whether the next byte (after white space) is `byte`, stepping over it if so.
+    fn eat(&mut self, byte: u8) -> Result<bool, GiveUp> {
+        let found = self.peek()? == byte;
+        if found {
+            self.at += 1;
+        }
+        Ok(found)
     }
 
-    fn visit_f64<E: de::Error>(self, value: f64) -> Result<(), E> {
-        self.column.float(self.depth, value).map_err(E::custom)
+    fn expect(&mut self, byte: u8) -> Result<(), GiveUp> {
+        match self.next()? == byte {
+            true => Ok(()),
+            false => Err(GiveUp),
+        }
     }
 
-    fn visit_bool<E: de::Error>(self, value: bool) -> Result<(), E> {
-        self.column.boolean(self.depth, value).map_err(E::custom)
+    /// The next byte after white space, stepped over.
+    fn next(&mut self) -> Result<u8, GiveUp> {
+        let byte = self.peek()?;
+        self.at += 1;
+        Ok(byte)
     }
 
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<(), E> {
-        self.column.string(self.depth, value).map_err(E::custom)
+    /// The next byte after white space.
+    fn peek(&mut self) -> Result<u8, GiveUp> {
+        self.skip_space();
+        self.byte().ok_or(GiveUp)
     }
+
+    fn byte(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn skip_space(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.byte() {
+            self.at += 1;
+        }
+    }
+}
+
+/// A JSON number as serde_json parses it.
+enum Number {
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
 }
 
 #[cfg(test)]
@@ -414,11 +510,6 @@ mod tests {
     /// Reads `batch` on both paths: whatever the fast path reads, the value path must read to
     /// the same tensors. Returns whether the fast path read it.
     fn both(inputs: &[Input], batch: &[&str]) -> bool {
-        let raw: Vec<Box<RawValue>> = batch
-            .iter()
-            .map(|text| RawValue::from_string(text.to_string()).unwrap())
-            .collect();
-        let refs: Vec<&RawValue> = raw.iter().map(AsRef::as_ref).collect();
         let values: Vec<Value> = batch
             .iter()
             .map(|text| serde_json::from_str(text).unwrap())
@@ -428,7 +519,7 @@ mod tests {
             .iter()
             .map(|input| input.tensor(&values, inputs.len() == 1))
             .collect();
-        match read(inputs, &refs) {
+        match read(inputs, batch) {
             Some(fast) => {
                 assert_eq!(Ok(fast), slow, "{batch:?}");
                 true
@@ -465,8 +556,16 @@ mod tests {
             &ragged,
             &["[[1, 2], [3, 4], [5, 6]]", "[[7, 8], [9, 1e1], [-3, 0]]"]
         ));
+        assert!(both(
+            &census,
+            &[
+                " { \"cat\" :\t[ -0 ,\n-9223372036854775808 ] , \"num\":[1E2,-1.5e-3,0.1], \"word\":[\"é\"], \
+                 \"key\": [{\"a\": null, \"b\": [true, false, \"x\", {}]}, -1.5e+3, []] } ",
+                r#"{"cat": [-9223372036854775809, 0], "num": [-0, 123456789012345678901234567890, 3.4e39], "word": [""]}"#,
+            ]
+        ));
         let scalar = [input("x", Element::F64, &[])];
-        assert!(both(&scalar, &["1.5", "-2", r#"{"x": 3}"#]));
+        assert!(both(&scalar, &["1.5", "-2", r#"{"x": 3}"#, "-0"]));
         let flags = [input("x", Element::Bool, &[Some(2)])];
         assert!(both(&flags, &["[true, false]", "[false, false]"]));
         let bytes = [input("x", Element::U8, &[None])];
@@ -492,6 +591,8 @@ mod tests {
             (&census, &[r#"[1, 2]"#]),
             (&census, &[r#"{"cat": ["1", 2], "word": ["a"]}"#]),
             (&census, &[r#"{"cat": [1, null], "word": ["a"]}"#]),
+            (&census, &[r#"{"c\u0061t": [1, 2], "word": ["a"]}"#]),
+            (&census, &[r#"{"cat": [1, 2], "word": ["\n"]}"#]),
             (&image, &["[[1, 2], [3]]"]),
             (&image, &["[[1, 2], 3, 4]"]),
             (&image, &["[1, 2, 3]"]),
@@ -505,6 +606,11 @@ mod tests {
             (&numbers, &["[4294967296]"]),
         ] {
             assert!(!both(inputs, batch), "{batch:?}");
+        }
+        for text in [
+            "[1e400]", "[1, 2", "[1 2]", "[01]", "[1.]", "[-]", "[tru]", "[1]]",
+        ] {
+            assert_eq!(read(&numbers, &[text]), None, "{text}");
         }
     }
 }

@@ -14,7 +14,9 @@ the ONNX file behind its dynamic batcher on ONNX Runtime too (the venv's library
 - batch prediction over `--rows` JSON lines (default 1M): `kiln local batch-predict` against a Python script that
   reads the lines, runs ONNX Runtime on batches of 512 and writes a result line each.
 
-Every server and ONNX Runtime get 2 threads or workers (the machine this targets has 2 cores).
+Every server and ONNX Runtime get 2 threads or workers (the machine this targets has 2 cores). Kiln runs twice:
+with 2 HTTP threads and 2 model workers (its default on 2 cores), and with 1 + 1 (`--http-threads 1
+--predict-workers 1`), which leaves the load generator a core: fewer requests at saturation, a shorter tail.
 
     python3 bench/serve.py            # after `cargo build --release`; needs wrk (apt-get install wrk)
 
@@ -163,12 +165,15 @@ def venv_env():
     return {**os.environ, "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ["PATH"]}
 
 
-def kiln_server(kiln, model_dir, work):
+def kiln_server(kiln, model_dir, work, http_threads=THREADS, predict_workers=THREADS):
+    """Kiln with `http_threads` serving HTTP and `predict_workers` running the model (each a thread)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1/projects/bench"
-    server = Server("Kiln", [kiln, "server", "--insecure-no-auth", "--bind", f"127.0.0.1:{port}", "--data-dir",
-                             os.path.join(work, "kiln-data"), "--allow-path", model_dir,
-                             "--predict-workers", str(THREADS)],
+    name = "Kiln" if (http_threads, predict_workers) == (THREADS, THREADS) else \
+        f"Kiln, {http_threads} + {predict_workers} threads"
+    server = Server(name, [kiln, "server", "--insecure-no-auth", "--bind", f"127.0.0.1:{port}", "--data-dir",
+                           os.path.join(work, "kiln-data-" + str(port)), "--allow-path", model_dir,
+                           "--http-threads", str(http_threads), "--predict-workers", str(predict_workers)],
                     f"{url}/models/census:predict", lambda rows: {"instances": rows},
                     os.path.join(work, "kiln.log"), env=venv_env())
     wait_ready(f"{url}/models", {"name": "census"}, server.process, server.log)
@@ -293,8 +298,9 @@ def main():
     rows = export(model_dir)
 
     online = []
-    for make in (lambda: kiln_server(args.kiln, model_dir, work), lambda: mlflow_server(model_dir, work),
-                 lambda: kserve_server(model_dir, work)):
+    for make in (lambda: kiln_server(args.kiln, model_dir, work),
+                 lambda: kiln_server(args.kiln, model_dir, work, http_threads=1, predict_workers=1),
+                 lambda: mlflow_server(model_dir, work), lambda: kserve_server(model_dir, work)):
         server = make()
         try:
             first = wait_ready(server.url, server.body(rows[:1]), server.process, server.log)
@@ -338,11 +344,13 @@ def main():
         one, many = result[1], result[64]
         print(f"| {result['name']} | {one[0]:,.0f} | {one[1]:.2f} | {one[2]:.2f} | {many[0]:,.0f} | {many[1]:.2f} "
               f"| {many[2]:.2f} | {result['rss']:.0f} |")
-    kiln, python = online[0], online[1:]
+    kilns, python = online[:2], online[2:]
     for size in (1, 64):
         best = max(python, key=lambda result: result[size][0])
-        print(f"\n{size} instance(s)/request: Kiln {kiln[size][0] / best[size][0]:.1f}x the req/s of the best "
-              f"Python server ({best['name']}), p99 {kiln[size][2] / best[size][2]:.3f} of its p99")
+        for kiln in kilns:
+            print(f"\n{size} instance(s)/request: {kiln['name']} {kiln[size][0] / best[size][0]:.1f}x the req/s of "
+                  f"the best Python server ({best['name']}), p99 {kiln[size][2] / best[size][2]:.3f} of its p99")
+    kiln = kilns[0]
     kiln_rows = kiln[512][0] * 512
     print(f"\n512 instances/request: Kiln {kiln_rows:,.0f} rows/s over HTTP; ONNX Runtime in-process "
           f"{ort_rows:,.0f} rows/s; ratio {kiln_rows / ort_rows:.2f}")

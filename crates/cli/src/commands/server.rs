@@ -29,6 +29,11 @@ pub struct ServerArgs {
     /// the home and temporary directories.
     #[arg(long = "allow-path", env = "KILN_ALLOW_PATHS", value_delimiter = ',')]
     pub allow_paths: Vec<String>,
+    /// Threads that serve HTTP (default: one per core). Model calls run on --predict-workers
+    /// threads of their own; when both together outnumber the cores, a saturated server answers
+    /// more requests but with a longer tail, as threads wait for a core.
+    #[arg(long, env = "KILN_HTTP_THREADS")]
+    pub http_threads: Option<usize>,
     #[command(flatten)]
     pub serving: ServingArgs,
 }
@@ -149,7 +154,16 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         args.serving.config()?,
         std::time::Duration::from_secs(args.serving.scale_to_zero_after_seconds.max(1)),
     )?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    match args.http_threads {
+        Some(0) => bail!("--http-threads must be positive"),
+        Some(threads) => runtime.worker_threads(threads),
+        None => &mut runtime,
+    };
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(async {
         let services = kiln_server::open(&options).await?;
         let first_token = services.access.bootstrap()?;

@@ -60,11 +60,14 @@ fn concurrent_requests_get_their_own_answers_and_a_full_queue_answers_429() {
     }
     drop(server);
 
-    // One worker, a queue of one: most of a burst is refused, the rest is answered in full.
+    // One worker, a queue of one: most of a burst is refused, the rest is answered in full (by
+    // one HTTP thread).
     let data = tempfile::tempdir().unwrap();
     let server = start(
         data.path(),
         &[
+            "--http-threads",
+            "1",
             "--predict-workers",
             "1",
             "--max-queued-requests",

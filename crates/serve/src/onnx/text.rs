@@ -289,7 +289,11 @@ impl<'a> Scanner<'a> {
                 let mut length = 0;
                 if !self.eat(b']')? {
                     loop {
-                        self.value(column, depth + 1)?;
+                        // Numbers are most of what is read: they skip the dispatch below.
+                        match self.peek()? {
+                            b'-' | b'0'..=b'9' => self.number_into(column, depth + 1)?,
+                            _ => self.value(column, depth + 1)?,
+                        }
                         length += 1;
                         if !self.more(b']')? {
                             break;
@@ -310,12 +314,16 @@ impl<'a> Scanner<'a> {
                 self.literal("false")?;
                 column.boolean(depth, false)
             }
-            b'-' | b'0'..=b'9' => match self.number()? {
-                Number::Unsigned(value) => column.integer(depth, value),
-                Number::Signed(value) => column.integer(depth, value),
-                Number::Float(value) => column.float(depth, value),
-            },
+            b'-' | b'0'..=b'9' => self.number_into(column, depth),
             _ => Err(GiveUp),
+        }
+    }
+
+    fn number_into(&mut self, column: &mut Column, depth: usize) -> Result<(), GiveUp> {
+        match self.number()? {
+            Number::Unsigned(value) => column.integer(depth, value),
+            Number::Signed(value) => column.integer(depth, value),
+            Number::Float(value) => column.float(depth, value),
         }
     }
 
@@ -367,19 +375,28 @@ impl<'a> Scanner<'a> {
         if negative {
             self.at += 1;
         }
-        let mut magnitude = Some(0u64);
+        let digits = self.at;
+        let mut magnitude = 0u64;
         match self.byte() {
             Some(b'0') => self.at += 1,
             Some(b'1'..=b'9') => {
                 while let Some(digit @ b'0'..=b'9') = self.byte() {
                     magnitude = magnitude
-                        .and_then(|value| value.checked_mul(10))
-                        .and_then(|value| value.checked_add(u64::from(digit - b'0')));
+                        .wrapping_mul(10)
+                        .wrapping_add(u64::from(digit - b'0'));
                     self.at += 1;
                 }
             }
             _ => return Err(GiveUp),
         }
+        // Nineteen digits always fit a u64; twenty may, which only an exact parse tells.
+        let magnitude = match self.at - digits {
+            ..=19 => Some(magnitude),
+            _ => self
+                .text
+                .get(digits..self.at)
+                .and_then(|text| text.parse().ok()),
+        };
         let mut float = false;
         if self.byte() == Some(b'.') {
             self.at += 1;
@@ -566,6 +583,13 @@ mod tests {
         ));
         let scalar = [input("x", Element::F64, &[])];
         assert!(both(&scalar, &["1.5", "-2", r#"{"x": 3}"#, "-0"]));
+        let wide = [input("x", Element::I64, &[None])];
+        assert!(both(
+            &wide,
+            &[
+                "[9999999999999999999, 10000000000000000000, 18446744073709551616, 99999999999999999999]"
+            ]
+        ));
         let flags = [input("x", Element::Bool, &[Some(2)])];
         assert!(both(&flags, &["[true, false]", "[false, false]"]));
         let bytes = [input("x", Element::U8, &[None])];

@@ -128,7 +128,7 @@ impl Cursor<'_> {
             let end = start
                 + self.bytes[start..self.at]
                     .iter()
-                    .rposition(|byte| !byte.is_ascii_whitespace())?
+                    .rposition(|&byte| !is_space(byte))?
                 + 1;
             spans.push(start..end);
             self.at += 1;
@@ -162,13 +162,14 @@ impl Cursor<'_> {
         }
     }
 
-    /// The span of a string's content; `None` for one with escapes (serde reads those).
+    /// The span of a string's content; `None` for one with escapes (serde reads those) or with
+    /// control characters (which JSON refuses).
     fn string(&mut self) -> Option<Range<usize>> {
         self.expect(b'"')?;
         let start = self.at;
         let length = self.bytes[start..]
             .iter()
-            .position(|&byte| byte == b'"' || byte == b'\\')?;
+            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
         self.at = start + length;
         self.expect(b'"')?;
         Some(start..start + length)
@@ -202,10 +203,15 @@ impl Cursor<'_> {
     }
 
     fn skip_space(&mut self) {
-        while self.bytes.get(self.at).is_some_and(u8::is_ascii_whitespace) {
+        while self.bytes.get(self.at).is_some_and(|&byte| is_space(byte)) {
             self.at += 1;
         }
     }
+}
+
+/// JSON's white space (not form feeds, which `u8::is_ascii_whitespace` also takes).
+fn is_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 /// The position of the next quote, bracket or brace at or after `from`, eight bytes at a time
@@ -301,9 +307,18 @@ mod tests {
             r#"{"instances": ["open]}"#,
             r#"{"signature_name": "a\"b", "instances": []}"#,
             r#"{"signature_name": 1, "instances": []}"#,
+            "{\"instances\": [1], \"signature_name\": \"a\u{1}b\"}",
+            "{\u{c}\"instances\": [1]}",
         ] {
             assert_eq!(both(body).0, None, "{body}");
         }
+    }
+
+    #[test]
+    fn keeps_what_is_not_json_in_an_instance_for_the_runtime_to_refuse() {
+        let request = PredictRequest::split("{\"instances\": [1 \u{c}, [2}]}").unwrap();
+        let texts: Vec<&str> = request.instances.iter().collect();
+        assert_eq!(texts, ["1 \u{c}", "[2}"]);
     }
 
     fn json() -> impl Strategy<Value = Value> {

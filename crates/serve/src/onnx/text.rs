@@ -112,18 +112,27 @@ impl Column {
         if !self.given {
             return None;
         }
-        let count = self.len() - self.start;
-        let given: Vec<usize> = match self.leaf_depth {
-            Some(depth) => self
+        // Most instances fill the shape the first one set, which therefore fits.
+        let repeats_first = self.fixed.as_ref().is_some_and(|fixed| {
+            self.leaf_depth == Some(fixed.len())
+                && self.dims.len() == fixed.len()
+                && fixed
+                    .iter()
+                    .zip(&self.dims)
+                    .all(|(dim, given)| Some(*dim) == *given)
+        });
+        if !repeats_first {
+            let given: Vec<usize> = self
                 .dims
-                .get(..depth)?
+                .get(..self.leaf_depth?)?
                 .iter()
                 .copied()
-                .collect::<Option<_>>()?,
-            None => return None,
-        };
-        let shape = input.fit(given, count, self.fixed.as_deref()).ok()?;
-        self.fixed.get_or_insert(shape);
+                .collect::<Option<_>>()?;
+            let shape = input
+                .fit(given, self.len() - self.start, self.fixed.as_deref())
+                .ok()?;
+            self.fixed.get_or_insert(shape);
+        }
         self.dims.clear();
         self.leaf_depth = None;
         self.start = self.len();
@@ -155,37 +164,16 @@ impl Column {
         }
     }
 
-    /// Appends a JSON integer, converted as the value path converts it.
-    fn integer<T: Integer>(&mut self, depth: usize, value: T) -> Result<(), GiveUp> {
+    /// Appends a JSON number, converted as the value path converts it.
+    fn number(&mut self, depth: usize, number: Number) -> Result<(), GiveUp> {
         self.at_leaf(depth)?;
-        let as_f64 = || value.to_f64();
         match &mut self.data {
-            Data::F32(values) => values.push(as_f64() as f32),
-            Data::F64(values) => values.push(as_f64()),
-            Data::I32(values) => values.push(value.try_into().map_err(|_| GiveUp)?),
-            // Beyond i64 the value path reads the number as a float and saturates.
-            Data::I64(values) => values.push(value.try_into().unwrap_or(as_f64() as i64)),
-            Data::U8(values) => values.push(value.try_into().map_err(|_| GiveUp)?),
+            Data::F32(values) => values.push(f32::from_number(number)?),
+            Data::F64(values) => values.push(f64::from_number(number)?),
+            Data::I32(values) => values.push(i32::from_number(number)?),
+            Data::I64(values) => values.push(i64::from_number(number)?),
+            Data::U8(values) => values.push(u8::from_number(number)?),
             Data::Bool(_) | Data::String(_) => return Err(GiveUp),
-        }
-        Ok(())
-    }
-
-    /// Appends a JSON number with a fraction or an exponent.
-    fn float(&mut self, depth: usize, value: f64) -> Result<(), GiveUp> {
-        self.at_leaf(depth)?;
-        let integral = value.fract() == 0.0;
-        match &mut self.data {
-            Data::F32(values) => values.push(value as f32),
-            Data::F64(values) => values.push(value),
-            Data::I32(values) if integral => {
-                values.push(i32::try_from(value as i64).map_err(|_| GiveUp)?);
-            }
-            Data::I64(values) if integral => values.push(value as i64),
-            Data::U8(values) if integral => {
-                values.push(u8::try_from(value as i64).map_err(|_| GiveUp)?);
-            }
-            _ => return Err(GiveUp),
         }
         Ok(())
     }
@@ -209,20 +197,56 @@ impl Column {
     }
 }
 
-/// The integers JSON numbers parse to: `i64` when negative, `u64` when not.
-trait Integer: Copy + TryInto<i64> + TryInto<i32> + TryInto<u8> {
-    fn to_f64(self) -> f64;
+/// An element type JSON numbers convert to, as the value path converts them: a float to an
+/// integer type only when integral, an integer only when it fits (but saturating into `i64`,
+/// which the value path reads through `f64` beyond i64's range).
+trait FromNumber: Sized {
+    fn from_number(number: Number) -> Result<Self, GiveUp>;
 }
 
-impl Integer for i64 {
-    fn to_f64(self) -> f64 {
-        self as f64
+impl FromNumber for f64 {
+    fn from_number(number: Number) -> Result<Self, GiveUp> {
+        Ok(match number {
+            Number::Unsigned(value) => value as f64,
+            Number::Signed(value) => value as f64,
+            Number::Float(value) => value,
+        })
     }
 }
 
-impl Integer for u64 {
-    fn to_f64(self) -> f64 {
-        self as f64
+impl FromNumber for f32 {
+    fn from_number(number: Number) -> Result<Self, GiveUp> {
+        f64::from_number(number).map(|value| value as f32)
+    }
+}
+
+impl FromNumber for i64 {
+    fn from_number(number: Number) -> Result<Self, GiveUp> {
+        match number {
+            // Past i64's range `value as f64 as i64`, the value path's reading, saturates.
+            Number::Unsigned(value) => Ok(value.try_into().unwrap_or(i64::MAX)),
+            Number::Signed(value) => Ok(value),
+            Number::Float(value) if value.fract() == 0.0 => Ok(value as i64),
+            Number::Float(_) => Err(GiveUp),
+        }
+    }
+}
+
+impl FromNumber for i32 {
+    fn from_number(number: Number) -> Result<Self, GiveUp> {
+        match number {
+            Number::Unsigned(value) => value.try_into().map_err(|_| GiveUp),
+            other => i64::from_number(other)?.try_into().map_err(|_| GiveUp),
+        }
+    }
+}
+
+impl FromNumber for u8 {
+    fn from_number(number: Number) -> Result<Self, GiveUp> {
+        match number {
+            Number::Unsigned(value) => value.try_into().map_err(|_| GiveUp),
+            other => i64::from_number(other)?.try_into().map_err(|_| GiveUp),
+        }
     }
 }
 
@@ -286,20 +310,23 @@ impl<'a> Scanner<'a> {
         match self.peek()? {
             b'[' if depth < MAX_DEPTH => {
                 self.at += 1;
-                let mut length = 0;
-                if !self.eat(b']')? {
-                    loop {
-                        // Numbers are most of what is read: they skip the dispatch below.
-                        match self.peek()? {
-                            b'-' | b'0'..=b'9' => self.number_into(column, depth + 1)?,
-                            _ => self.value(column, depth + 1)?,
-                        }
-                        length += 1;
-                        if !self.more(b']')? {
-                            break;
+                let length = match self.peek()? {
+                    b']' => {
+                        self.at += 1;
+                        0
+                    }
+                    b'-' | b'0'..=b'9' => self.numbers(column, depth + 1)?,
+                    _ => {
+                        let mut length = 0;
+                        loop {
+                            self.value(column, depth + 1)?;
+                            length += 1;
+                            if !self.more(b']')? {
+                                break length;
+                            }
                         }
                     }
-                }
+                };
                 column.list(depth, length)
             }
             b'"' => {
@@ -314,16 +341,39 @@ impl<'a> Scanner<'a> {
                 self.literal("false")?;
                 column.boolean(depth, false)
             }
-            b'-' | b'0'..=b'9' => self.number_into(column, depth),
+            b'-' | b'0'..=b'9' => {
+                let number = self.number()?;
+                column.number(depth, number)
+            }
             _ => Err(GiveUp),
         }
     }
 
-    fn number_into(&mut self, column: &mut Column, depth: usize) -> Result<(), GiveUp> {
-        match self.number()? {
-            Number::Unsigned(value) => column.integer(depth, value),
-            Number::Signed(value) => column.integer(depth, value),
-            Number::Float(value) => column.float(depth, value),
+    /// The rest of a list that starts with a number, at `depth`: all its elements must then be
+    /// numbers (a scalar beside a list, or a number beside a string or `true`, is not a tensor),
+    /// so the column's element type is matched once for the list, not once per element. Numbers
+    /// are most of what a request holds.
+    fn numbers(&mut self, column: &mut Column, depth: usize) -> Result<usize, GiveUp> {
+        column.at_leaf(depth)?;
+        match &mut column.data {
+            Data::F32(values) => self.numbers_into(values),
+            Data::F64(values) => self.numbers_into(values),
+            Data::I32(values) => self.numbers_into(values),
+            Data::I64(values) => self.numbers_into(values),
+            Data::U8(values) => self.numbers_into(values),
+            Data::Bool(_) | Data::String(_) => Err(GiveUp),
+        }
+    }
+
+    fn numbers_into<T: FromNumber>(&mut self, values: &mut Vec<T>) -> Result<usize, GiveUp> {
+        let mut length = 0;
+        loop {
+            self.skip_space();
+            values.push(T::from_number(self.number()?)?);
+            length += 1;
+            if !self.more(b']')? {
+                return Ok(length);
+            }
         }
     }
 
@@ -369,73 +419,75 @@ impl<'a> Scanner<'a> {
         self.text.get(start..start + length).ok_or(GiveUp)
     }
 
+    // Inlined into the list loop, numbers read 10% faster (a 512-instance request: 365 µs against
+    // 330 µs in all).
+    #[inline(always)]
     fn number(&mut self) -> Result<Number, GiveUp> {
+        let bytes = self.text.as_bytes();
         let start = self.at;
-        let negative = self.byte() == Some(b'-');
-        if negative {
-            self.at += 1;
-        }
-        let digits = self.at;
-        let mut magnitude = 0u64;
-        match self.byte() {
-            Some(b'0') => self.at += 1,
-            Some(b'1'..=b'9') => {
-                while let Some(digit @ b'0'..=b'9') = self.byte() {
-                    magnitude = magnitude
-                        .wrapping_mul(10)
-                        .wrapping_add(u64::from(digit - b'0'));
-                    self.at += 1;
-                }
+        let negative = bytes.get(start) == Some(&b'-');
+        let digits = start + usize::from(negative);
+        // The digits before and after the point as one integer, exact up to 19 digits.
+        let mut mantissa = 0u64;
+        let mut at = digits;
+        let integer_digits = match bytes.get(at) {
+            Some(b'0') => {
+                at += 1;
+                1
             }
+            Some(b'1'..=b'9') => decimal_digits(bytes, &mut at, &mut mantissa),
             _ => return Err(GiveUp),
-        }
-        // Nineteen digits always fit a u64; twenty may, which only an exact parse tells.
-        let magnitude = match self.at - digits {
-            ..=19 => Some(magnitude),
-            _ => self
-                .text
-                .get(digits..self.at)
-                .and_then(|text| text.parse().ok()),
         };
-        let mut float = false;
-        if self.byte() == Some(b'.') {
-            self.at += 1;
-            self.digits()?;
-            float = true;
-        }
-        if let Some(b'e' | b'E') = self.byte() {
-            self.at += 1;
-            if let Some(b'+' | b'-') = self.byte() {
-                self.at += 1;
+        let mut fraction_digits = 0;
+        if bytes.get(at) == Some(&b'.') {
+            at += 1;
+            fraction_digits = decimal_digits(bytes, &mut at, &mut mantissa);
+            if fraction_digits == 0 {
+                return Err(GiveUp);
             }
-            self.digits()?;
-            float = true;
         }
-        let negated = magnitude.and_then(|value| 0i64.checked_sub_unsigned(value));
-        match (float, negative, magnitude, negated) {
-            (false, false, Some(value), _) => Ok(Number::Unsigned(value)),
-            (false, true, _, Some(value)) if value < 0 => Ok(Number::Signed(value)),
-            _ => self
-                .text
-                .get(start..self.at)
-                .and_then(|text| text.parse().ok())
-                // serde_json refuses a number out of f64's range rather than read it as infinite.
-                .filter(|value: &f64| value.is_finite())
-                .map(Number::Float)
-                .ok_or(GiveUp),
+        let mut exponent = false;
+        if let Some(b'e' | b'E') = bytes.get(at) {
+            at += 1;
+            if let Some(b'+' | b'-') = bytes.get(at) {
+                at += 1;
+            }
+            if decimal_digits(bytes, &mut at, &mut 0) == 0 {
+                return Err(GiveUp);
+            }
+            exponent = true;
         }
-    }
-
-    /// One or more digits.
-    fn digits(&mut self) -> Result<(), GiveUp> {
-        let start = self.at;
-        while let Some(b'0'..=b'9') = self.byte() {
-            self.at += 1;
+        self.at = at;
+        let exact = integer_digits + fraction_digits <= 19;
+        if fraction_digits == 0 && !exponent {
+            // Twenty digits may still fit a u64, which only an exact parse tells.
+            let magnitude = match exact {
+                true => Some(mantissa),
+                false => self.text.get(digits..at).and_then(|text| text.parse().ok()),
+            };
+            match (negative, magnitude) {
+                (false, Some(value)) => return Ok(Number::Unsigned(value)),
+                (true, Some(value)) => {
+                    if let Some(value) = 0i64.checked_sub_unsigned(value).filter(|&value| value < 0)
+                    {
+                        return Ok(Number::Signed(value));
+                    }
+                }
+                (_, None) => {}
+            }
+        } else if exact
+            && !exponent
+            && let Some(value) = decimal_fraction(mantissa, fraction_digits)
+        {
+            return Ok(Number::Float(if negative { -value } else { value }));
         }
-        match self.at > start {
-            true => Ok(()),
-            false => Err(GiveUp),
-        }
+        self.text
+            .get(start..at)
+            .and_then(|text| text.parse().ok())
+            // serde_json refuses a number out of f64's range rather than read it as infinite.
+            .filter(|value: &f64| value.is_finite())
+            .map(Number::Float)
+            .ok_or(GiveUp)
     }
 
     fn literal(&mut self, word: &str) -> Result<(), GiveUp> {
@@ -502,6 +554,58 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Appends the run of decimal digits at `at` in `bytes` to `value` (wrapping past 19 digits,
+/// which the caller counts), steps over it and returns its length. (Eight digits at a time, by
+/// SWAR, measured slower: a request's numbers are short.)
+fn decimal_digits(bytes: &[u8], at: &mut usize, value: &mut u64) -> usize {
+    let first = *at;
+    while let Some(&digit @ b'0'..=b'9') = bytes.get(*at) {
+        *value = value.wrapping_mul(10).wrapping_add(u64::from(digit - b'0'));
+        *at += 1;
+    }
+    *at - first
+}
+
+/// `mantissa / 10^fraction_digits` correctly rounded, as the full parse finds it, when that is
+/// quick to know; `None` leaves it to the full parse.
+fn decimal_fraction(mantissa: u64, fraction_digits: usize) -> Option<f64> {
+    let power = *POWERS_OF_TEN.get(fraction_digits)?;
+    if mantissa <= 1 << 53 {
+        // Clinger's fast path: both exact in f64, so one division rounds once, correctly.
+        return Some(mantissa as f64 / power);
+    }
+    // Larger (the 16 and 17 digit fractions exporters print): m / 10^k = (m / 5^k) / 2^k. The
+    // quotient of m * 2^64 by 5^k (below 2^52) has over 65 bits. Its top 64 bits, with a lowest
+    // bit set when anything below them or a remainder is not zero, round to 53 bits as the
+    // exact quotient would; scaling by a power of two is then exact.
+    let five = POWERS_OF_FIVE[fraction_digits];
+    let scaled = u128::from(mantissa) << 64;
+    let quotient = scaled / u128::from(five);
+    let inexact = scaled != quotient * u128::from(five);
+    let shift = 64 - quotient.leading_zeros();
+    let top = (quotient >> shift) as u64;
+    let sticky = inexact || quotient & ((1 << shift) - 1) != 0;
+    let scale = 1023 + shift as u64 - 64 - fraction_digits as u64;
+    Some((top | u64::from(sticky)) as f64 * f64::from_bits(scale << 52))
+}
+
+/// The powers of ten that are exact in f64.
+const POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// 5^k for the same k.
+const POWERS_OF_FIVE: [u64; 23] = {
+    let mut powers = [1; 23];
+    let mut k = 1;
+    while k < powers.len() {
+        powers[k] = powers[k - 1] * 5;
+        k += 1;
+    }
+    powers
+};
+
 /// A JSON number as serde_json parses it.
 enum Number {
     Unsigned(u64),
@@ -511,9 +615,142 @@ enum Number {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::Value;
 
     use super::*;
+
+    /// Reads the number at the start of `text` as the scanner does and as serde_json does, and
+    /// holds them to the same scalar (bit for bit) or the same refusal.
+    fn number_as_serde_reads_it(number: &str, after: &str) -> Result<(), TestCaseError> {
+        let text = format!("{number}{after}");
+        let mut scanner = Scanner { text: &text, at: 0 };
+        let ours = scanner.number();
+        let serde = serde_json::from_str::<serde_json::Number>(number);
+        if ours.is_ok() && scanner.at != number.len() {
+            // Stopped early ("01"): the byte after is not a separator, and the caller gives up.
+            prop_assert!(serde.is_err(), "{}", number);
+            return Ok(());
+        }
+        match (ours, serde) {
+            (Ok(Number::Unsigned(ours)), Ok(serde)) => prop_assert_eq!(serde.as_u64(), Some(ours)),
+            (Ok(Number::Signed(ours)), Ok(serde)) => {
+                prop_assert!(serde.is_i64());
+                prop_assert_eq!(serde.as_i64(), Some(ours));
+            }
+            (Ok(Number::Float(ours)), Ok(serde)) => {
+                prop_assert!(serde.is_f64(), "{}", number);
+                let serde = serde.as_f64().unwrap_or(f64::NAN);
+                prop_assert_eq!(
+                    ours.to_bits(),
+                    serde.to_bits(),
+                    "{}: {} {}",
+                    number,
+                    ours,
+                    serde
+                );
+            }
+            (Err(GiveUp), Err(_)) => return Ok(()),
+            (ours, serde) => {
+                return Err(TestCaseError::fail(format!(
+                    "{number}: scanner {:?}, serde {serde:?}",
+                    ours.is_ok()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// JSON number texts: any sign, integer part, fraction and exponent, with long runs of digits.
+    fn number_text() -> impl Strategy<Value = String> {
+        (
+            any::<bool>(),
+            prop_oneof![Just("0".to_string()), "[1-9][0-9]{0,24}"],
+            proptest::option::of("[0-9]{1,25}"),
+            proptest::option::of("[eE][+-]?[0-9]{1,3}"),
+        )
+            .prop_map(|(negative, integer, fraction, exponent)| {
+                format!(
+                    "{}{integer}{}{}",
+                    if negative { "-" } else { "" },
+                    fraction
+                        .map(|digits| format!(".{digits}"))
+                        .unwrap_or_default(),
+                    exponent.unwrap_or_default()
+                )
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn reads_any_number_as_serde_does(number in number_text(), after in "(, 1\\]|\\]|)") {
+            number_as_serde_reads_it(&number, &after)?;
+        }
+
+        #[test]
+        fn reads_printed_floats_as_serde_does(bits in any::<u64>(), single in any::<f32>()) {
+            let double = f64::from_bits(bits);
+            if double.is_finite() {
+                number_as_serde_reads_it(&double.to_string(), "]")?;
+                number_as_serde_reads_it(&format!("{double:e}"), "")?;
+            }
+            if single.is_finite() {
+                // What Python prints for a float32 read as a float64: 16 or 17 digits.
+                number_as_serde_reads_it(&f64::from(single).to_string(), ", 2]")?;
+                number_as_serde_reads_it(&(f64::from(single) / 1e6).to_string(), "")?;
+            }
+        }
+    }
+
+    #[test]
+    fn reads_edge_numbers_as_serde_does() {
+        for number in [
+            "0",
+            "-0",
+            "-0.0",
+            "0.0",
+            "9007199254740992.5",
+            "9007199254740993",
+            "0.1",
+            "0.3",
+            "-0.9957048892974854",
+            "-0.14590829610824585",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "1234567890123456789",
+            "12345678.12345678",
+            "0.0000000000000000000001",
+            "0.00000000000000000000012345678901234567",
+            "99999999999999999999.5",
+            "1e400",
+            "4.9e-324",
+            "2.2250738585072014e-308",
+            "1.7976931348623157e308",
+            "01",
+            "1.",
+            "-",
+            "1e",
+            "1.e5",
+            // Just past, on and just short of halfway between two doubles.
+            "9007199254740993.001",
+            "9007199254740993.0",
+            "9007199254740992.999",
+            "18014398509481985.1",
+            "18014398509481985.0",
+            "18014398509481984.9",
+            "-18014398509481985.01",
+            // Within 2^-64 of halfway: only the division's remainder tells the side.
+            "1.472245645037710271",
+            "1.389809451832871745",
+            "1.102227158804602980",
+        ] {
+            for after in ["", "]", ", 12345678]"] {
+                number_as_serde_reads_it(number, after).unwrap();
+            }
+        }
+    }
 
     fn input(name: &str, element: Element, row_shape: &[Option<usize>]) -> Input {
         Input {

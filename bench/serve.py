@@ -15,8 +15,8 @@ the ONNX file behind its dynamic batcher on ONNX Runtime too (the venv's library
   reads the lines, runs ONNX Runtime on batches of 512 and writes a result line each.
 
 Every server and ONNX Runtime get 2 threads or workers (the machine this targets has 2 cores). Kiln runs twice:
-with 2 HTTP threads and 2 model workers (its default on 2 cores), and with 1 + 1 (`--http-threads 1
---predict-workers 1`), which leaves the load generator a core: fewer requests at saturation, a shorter tail.
+with 1 HTTP thread and 2 model workers (its default on 2 cores), and with 1 + 1 (`--predict-workers 1`), which
+leaves the load generator a core: fewer requests at saturation, a shorter tail.
 
     python3 bench/serve.py            # after `cargo build --release`; needs wrk (apt-get install wrk)
 
@@ -165,11 +165,12 @@ def venv_env():
     return {**os.environ, "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ["PATH"]}
 
 
-def kiln_server(kiln, model_dir, work, http_threads=THREADS, predict_workers=THREADS):
-    """Kiln with `http_threads` serving HTTP and `predict_workers` running the model (each a thread)."""
+def kiln_server(kiln, model_dir, work, http_threads=(THREADS + 1) // 2, predict_workers=THREADS):
+    """Kiln with `http_threads` serving HTTP and `predict_workers` running the model (each a thread); the defaults
+    are Kiln's own on THREADS cores."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1/projects/bench"
-    name = "Kiln" if (http_threads, predict_workers) == (THREADS, THREADS) else \
+    name = "Kiln" if (http_threads, predict_workers) == ((THREADS + 1) // 2, THREADS) else \
         f"Kiln, {http_threads} + {predict_workers} threads"
     server = Server(name, [kiln, "server", "--insecure-no-auth", "--bind", f"127.0.0.1:{port}", "--data-dir",
                            os.path.join(work, "kiln-data-" + str(port)), "--allow-path", model_dir,

@@ -7,6 +7,7 @@
 //! - [`operation`]: long-running `Operation`s and `google.rpc.Status`.
 //! - [`error`]: the platform error body and the `google.rpc.Code` ↔ HTTP mapping.
 //! - [`predict`]: the online prediction request and response bodies.
+//! - [`cursor`]: a byte cursor over JSON text, for the predict path's readers that skip serde.
 //! - [`iam`]: IAM policies, and Kiln's tokens and audit log entries.
 //! - [`names`]: resource-name rules (what a valid model or version name is).
 //!
@@ -14,6 +15,7 @@
 //! `Serialize` here is a compatibility promise to every ML Engine client; field names are
 //! lowerCamelCase, enums are spelled as the API spells them, and int64 fields are JSON strings.
 
+pub mod cursor;
 pub mod error;
 pub mod iam;
 pub mod int64;

@@ -6,6 +6,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::cursor::{Cursor, is_space};
+
 /// `{"instances": [...], "signature_name": "..."}`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,31 +28,26 @@ impl PredictRequest {
     ///
     /// `None` for any other body: serde then reads it and words its errors.
     pub fn split(body: &str) -> Option<Self> {
-        let mut cursor = Cursor {
-            bytes: body.as_bytes(),
-            at: 0,
-        };
+        let mut cursor = Cursor::new(body);
         cursor.expect(b'{')?;
         let (mut spans, mut signature_name) = (None, None);
         loop {
             let key = cursor.string()?;
             cursor.expect(b':')?;
-            match body.get(key)? {
-                "instances" if spans.is_none() => spans = Some(cursor.instances()?),
+            match key {
+                "instances" if spans.is_none() => spans = Some(instances(&mut cursor)?),
                 "signature_name" if signature_name.is_none() => {
-                    signature_name = Some(body.get(cursor.string()?)?.to_owned());
+                    signature_name = Some(cursor.string()?.to_owned());
                 }
                 _ => return None,
             }
-            match cursor.next()? {
-                b',' => {}
-                b'}' => break,
-                _ => return None,
+            if !cursor.more(b'}')? {
+                break;
             }
         }
         cursor.skip_space();
         let spans = spans?;
-        (cursor.at == body.len()).then(|| Self {
+        cursor.at_end().then(|| Self {
             instances: Instances {
                 text: body.to_owned(),
                 spans,
@@ -105,113 +102,68 @@ impl<'de> Deserialize<'de> for Instances {
     }
 }
 
-/// A reader of a predict request's outer object, byte by byte.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Cursor<'_> {
-    /// The `instances` list: each element's span, found by its brackets and quotes.
-    fn instances(&mut self) -> Option<Vec<Range<usize>>> {
-        self.expect(b'[')?;
-        let mut spans = Vec::new();
-        self.skip_space();
-        if self.bytes.get(self.at) == Some(&b']') {
-            self.at += 1;
+/// The `instances` list at the cursor: each element's span, found by its brackets and quotes.
+fn instances(cursor: &mut Cursor) -> Option<Vec<Range<usize>>> {
+    cursor.expect(b'[')?;
+    let mut spans = Vec::new();
+    if cursor.eat(b']')? {
+        return Some(spans);
+    }
+    loop {
+        cursor.skip_space();
+        let start = cursor.at;
+        element(cursor)?;
+        let end = start
+            + cursor.bytes()[start..cursor.at]
+                .iter()
+                .rposition(|&byte| !is_space(byte))?
+            + 1;
+        spans.push(start..end);
+        if !cursor.more(b']')? {
             return Some(spans);
         }
-        loop {
-            self.skip_space();
-            let start = self.at;
-            self.element()?;
-            let end = start
-                + self.bytes[start..self.at]
-                    .iter()
-                    .rposition(|&byte| !is_space(byte))?
-                + 1;
-            spans.push(start..end);
-            self.at += 1;
-            if self.bytes[self.at - 1] == b']' {
-                return Some(spans);
-            }
+    }
+}
+
+/// Steps to the comma or bracket that ends a list element.
+fn element(cursor: &mut Cursor) -> Option<()> {
+    let bytes = cursor.bytes();
+    let mut depth = 0usize;
+    loop {
+        if depth > 0 {
+            cursor.at = structural(bytes, cursor.at)?;
         }
-    }
-
-    /// Steps to the comma or bracket that ends a list element.
-    fn element(&mut self) -> Option<()> {
-        let mut depth = 0usize;
-        loop {
-            if depth > 0 {
-                self.at = structural(self.bytes, self.at)?;
+        match *bytes.get(cursor.at)? {
+            b'"' => skip_string(cursor)?,
+            b'[' | b'{' => {
+                depth += 1;
+                cursor.at += 1;
             }
-            match *self.bytes.get(self.at)? {
-                b'"' => self.skip_string()?,
-                b'[' | b'{' => {
-                    depth += 1;
-                    self.at += 1;
-                }
-                b']' | b'}' if depth > 0 => {
-                    depth -= 1;
-                    self.at += 1;
-                }
-                b',' | b']' => return Some(()),
-                b'}' => return None,
-                _ => self.at += 1,
+            b']' | b'}' if depth > 0 => {
+                depth -= 1;
+                cursor.at += 1;
             }
-        }
-    }
-
-    /// The span of a string's content; `None` for one with escapes (serde reads those) or with
-    /// control characters (which JSON refuses).
-    fn string(&mut self) -> Option<Range<usize>> {
-        self.expect(b'"')?;
-        let start = self.at;
-        let length = self.bytes[start..]
-            .iter()
-            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
-        self.at = start + length;
-        self.expect(b'"')?;
-        Some(start..start + length)
-    }
-
-    /// Steps over a string, escapes and all.
-    fn skip_string(&mut self) -> Option<()> {
-        self.at += 1;
-        loop {
-            self.at += memchr::memchr2(b'"', b'\\', self.bytes.get(self.at..)?)?;
-            match self.bytes[self.at] {
-                b'"' => {
-                    self.at += 1;
-                    return Some(());
-                }
-                _ => self.at += 2,
-            }
-        }
-    }
-
-    fn expect(&mut self, byte: u8) -> Option<()> {
-        (self.next()? == byte).then_some(())
-    }
-
-    /// The next byte after white space, stepped over.
-    fn next(&mut self) -> Option<u8> {
-        self.skip_space();
-        let byte = *self.bytes.get(self.at)?;
-        self.at += 1;
-        Some(byte)
-    }
-
-    fn skip_space(&mut self) {
-        while self.bytes.get(self.at).is_some_and(|&byte| is_space(byte)) {
-            self.at += 1;
+            b',' | b']' => return Some(()),
+            b'}' => return None,
+            _ => cursor.at += 1,
         }
     }
 }
 
-/// JSON's white space (not form feeds, which `u8::is_ascii_whitespace` also takes).
-fn is_space(byte: u8) -> bool {
-    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+/// Steps over a string, escapes and all.
+fn skip_string(cursor: &mut Cursor) -> Option<()> {
+    let bytes = cursor.bytes();
+    cursor.at += 1;
+    loop {
+        cursor.at += memchr::memchr2(b'"', b'\\', bytes.get(cursor.at..)?)?;
+        match bytes[cursor.at] {
+            b'"' => {
+                cursor.at += 1;
+                return Some(());
+            }
+            _ => cursor.at += 2,
+        }
+    }
 }
 
 /// The position of the next quote, bracket or brace at or after `from`, eight bytes at a time
@@ -308,6 +260,7 @@ mod tests {
             r#"{"signature_name": "a\"b", "instances": []}"#,
             r#"{"signature_name": 1, "instances": []}"#,
             "{\"instances\": [1], \"signature_name\": \"a\u{1}b\"}",
+            "{\"instances\": [1], \"signature_name\": \"a\t\"}",
             "{\u{c}\"instances\": [1]}",
         ] {
             assert_eq!(both(body).0, None, "{body}");

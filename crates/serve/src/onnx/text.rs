@@ -14,6 +14,8 @@
 //! error. Both paths therefore accept the same instances and build the same tensors; a test holds
 //! them to it.
 
+use kiln_api::cursor::Cursor;
+
 use super::graph::Element;
 use super::tensors::{Array, Batch, Data, Input};
 
@@ -32,10 +34,9 @@ pub fn read(inputs: &[Input], instances: &[&str]) -> Option<Vec<Array>> {
         .collect();
     for instance in instances {
         let scanner = Scanner {
-            text: instance,
-            at: 0,
+            cursor: Cursor::new(instance),
         };
-        scanner.instance(&mut columns, inputs).ok()?;
+        scanner.instance(&mut columns, inputs)?;
         for (column, input) in columns.iter_mut().zip(inputs) {
             column.end_instance(input)?;
         }
@@ -67,10 +68,6 @@ struct Column {
     /// Whether the current instance gave this input a value.
     given: bool,
 }
-
-/// Why the fast path gave up; the value path says what, if anything, is wrong.
-#[derive(Debug)]
-struct GiveUp;
 
 impl Column {
     /// An empty column with room for `capacity` scalars.
@@ -141,31 +138,31 @@ impl Column {
     }
 
     /// A list of `length` elements ended at `depth`.
-    fn list(&mut self, depth: usize, length: usize) -> Result<(), GiveUp> {
+    fn list(&mut self, depth: usize, length: usize) -> Option<()> {
         if self.dims.len() <= depth {
             self.dims.resize(depth + 1, None);
         }
         match self.dims[depth] {
-            _ if length == 0 => Err(GiveUp),
+            _ if length == 0 => None,
             None => {
                 self.dims[depth] = Some(length);
-                Ok(())
+                Some(())
             }
-            Some(known) if known == length => Ok(()),
-            Some(_) => Err(GiveUp),
+            Some(known) if known == length => Some(()),
+            Some(_) => None,
         }
     }
 
     /// A scalar at `depth`: all of an instance's scalars must sit at the same depth.
-    fn at_leaf(&mut self, depth: usize) -> Result<(), GiveUp> {
+    fn at_leaf(&mut self, depth: usize) -> Option<()> {
         match *self.leaf_depth.get_or_insert(depth) == depth {
-            true => Ok(()),
-            false => Err(GiveUp),
+            true => Some(()),
+            false => None,
         }
     }
 
     /// Appends a JSON number, converted as the value path converts it.
-    fn number(&mut self, depth: usize, number: Number) -> Result<(), GiveUp> {
+    fn number(&mut self, depth: usize, number: Number) -> Option<()> {
         self.at_leaf(depth)?;
         match &mut self.data {
             Data::F32(values) => values.push(f32::from_number(number)?),
@@ -173,27 +170,27 @@ impl Column {
             Data::I32(values) => values.push(i32::from_number(number)?),
             Data::I64(values) => values.push(i64::from_number(number)?),
             Data::U8(values) => values.push(u8::from_number(number)?),
-            Data::Bool(_) | Data::String(_) => return Err(GiveUp),
+            Data::Bool(_) | Data::String(_) => return None,
         }
-        Ok(())
+        Some(())
     }
 
-    fn boolean(&mut self, depth: usize, value: bool) -> Result<(), GiveUp> {
+    fn boolean(&mut self, depth: usize, value: bool) -> Option<()> {
         self.at_leaf(depth)?;
         match &mut self.data {
             Data::Bool(values) => values.push(value),
-            _ => return Err(GiveUp),
+            _ => return None,
         }
-        Ok(())
+        Some(())
     }
 
-    fn string(&mut self, depth: usize, value: &str) -> Result<(), GiveUp> {
+    fn string(&mut self, depth: usize, value: &str) -> Option<()> {
         self.at_leaf(depth)?;
         match &mut self.data {
             Data::String(values) => values.push(value.to_owned()),
-            _ => return Err(GiveUp),
+            _ => return None,
         }
-        Ok(())
+        Some(())
     }
 }
 
@@ -201,12 +198,12 @@ impl Column {
 /// integer type only when integral, an integer only when it fits (but saturating into `i64`,
 /// which the value path reads through `f64` beyond i64's range).
 trait FromNumber: Sized {
-    fn from_number(number: Number) -> Result<Self, GiveUp>;
+    fn from_number(number: Number) -> Option<Self>;
 }
 
 impl FromNumber for f64 {
-    fn from_number(number: Number) -> Result<Self, GiveUp> {
-        Ok(match number {
+    fn from_number(number: Number) -> Option<Self> {
+        Some(match number {
             Number::Unsigned(value) => value as f64,
             Number::Signed(value) => value as f64,
             Number::Float(value) => value,
@@ -215,37 +212,37 @@ impl FromNumber for f64 {
 }
 
 impl FromNumber for f32 {
-    fn from_number(number: Number) -> Result<Self, GiveUp> {
+    fn from_number(number: Number) -> Option<Self> {
         f64::from_number(number).map(|value| value as f32)
     }
 }
 
 impl FromNumber for i64 {
-    fn from_number(number: Number) -> Result<Self, GiveUp> {
+    fn from_number(number: Number) -> Option<Self> {
         match number {
             // Past i64's range `value as f64 as i64`, the value path's reading, saturates.
-            Number::Unsigned(value) => Ok(value.try_into().unwrap_or(i64::MAX)),
-            Number::Signed(value) => Ok(value),
-            Number::Float(value) if value.fract() == 0.0 => Ok(value as i64),
-            Number::Float(_) => Err(GiveUp),
+            Number::Unsigned(value) => Some(value.try_into().unwrap_or(i64::MAX)),
+            Number::Signed(value) => Some(value),
+            Number::Float(value) if value.fract() == 0.0 => Some(value as i64),
+            Number::Float(_) => None,
         }
     }
 }
 
 impl FromNumber for i32 {
-    fn from_number(number: Number) -> Result<Self, GiveUp> {
+    fn from_number(number: Number) -> Option<Self> {
         match number {
-            Number::Unsigned(value) => value.try_into().map_err(|_| GiveUp),
-            other => i64::from_number(other)?.try_into().map_err(|_| GiveUp),
+            Number::Unsigned(value) => value.try_into().ok(),
+            other => i64::from_number(other)?.try_into().ok(),
         }
     }
 }
 
 impl FromNumber for u8 {
-    fn from_number(number: Number) -> Result<Self, GiveUp> {
+    fn from_number(number: Number) -> Option<Self> {
         match number {
-            Number::Unsigned(value) => value.try_into().map_err(|_| GiveUp),
-            other => i64::from_number(other)?.try_into().map_err(|_| GiveUp),
+            Number::Unsigned(value) => value.try_into().ok(),
+            other => i64::from_number(other)?.try_into().ok(),
         }
     }
 }
@@ -260,59 +257,58 @@ const MAX_DEPTH: usize = 64;
 /// dispatch; this one knows the form it reads and converts numbers where it finds them. Numbers
 /// read as serde_json reads them (an integer that fits as `u64` or `i64`, anything else as a
 /// correctly rounded `f64`, `-0` as a float), so both paths see the same scalars.
+///
+/// `None` from any of its methods means it gave up: the value path then says what, if anything,
+/// is wrong.
 struct Scanner<'a> {
-    text: &'a str,
-    at: usize,
+    cursor: Cursor<'a>,
 }
 
 impl<'a> Scanner<'a> {
     /// One instance: an object keyed by input name, or the value of a model's only input.
-    fn instance(mut self, columns: &mut [Column], inputs: &[Input]) -> Result<(), GiveUp> {
-        match (self.peek()?, &mut *columns) {
+    fn instance(mut self, columns: &mut [Column], inputs: &[Input]) -> Option<()> {
+        match (self.cursor.peek()?, &mut *columns) {
             (b'{', _) => self.object(columns, inputs)?,
             (_, [column]) => {
                 column.given = true;
                 self.value(column, 0)?;
             }
-            _ => return Err(GiveUp),
+            _ => return None,
         }
-        self.skip_space();
-        match self.at == self.text.len() {
-            true => Ok(()),
-            false => Err(GiveUp),
-        }
+        self.cursor.skip_space();
+        self.cursor.at_end().then_some(())
     }
 
-    fn object(&mut self, columns: &mut [Column], inputs: &[Input]) -> Result<(), GiveUp> {
-        self.at += 1;
-        if self.eat(b'}')? {
-            return Ok(());
+    fn object(&mut self, columns: &mut [Column], inputs: &[Input]) -> Option<()> {
+        self.cursor.at += 1;
+        if self.cursor.eat(b'}')? {
+            return Some(());
         }
         loop {
-            let key = self.string()?;
-            self.expect(b':')?;
+            let key = self.cursor.string()?;
+            self.cursor.expect(b':')?;
             match inputs.iter().position(|input| input.name == key) {
                 Some(index) if !columns[index].given => {
                     columns[index].given = true;
                     self.value(&mut columns[index], 0)?;
                 }
-                Some(_) => return Err(GiveUp),
+                Some(_) => return None,
                 None => self.skip(0)?,
             }
-            if !self.more(b'}')? {
-                return Ok(());
+            if !self.cursor.more(b'}')? {
+                return Some(());
             }
         }
     }
 
     /// An input's value, or an element of a list in it at `depth`, appended to its column.
-    fn value(&mut self, column: &mut Column, depth: usize) -> Result<(), GiveUp> {
-        match self.peek()? {
+    fn value(&mut self, column: &mut Column, depth: usize) -> Option<()> {
+        match self.cursor.peek()? {
             b'[' if depth < MAX_DEPTH => {
-                self.at += 1;
-                let length = match self.peek()? {
+                self.cursor.at += 1;
+                let length = match self.cursor.peek()? {
                     b']' => {
-                        self.at += 1;
+                        self.cursor.at += 1;
                         0
                     }
                     b'-' | b'0'..=b'9' => self.numbers(column, depth + 1)?,
@@ -321,7 +317,7 @@ impl<'a> Scanner<'a> {
                         loop {
                             self.value(column, depth + 1)?;
                             length += 1;
-                            if !self.more(b']')? {
+                            if !self.cursor.more(b']')? {
                                 break length;
                             }
                         }
@@ -330,22 +326,22 @@ impl<'a> Scanner<'a> {
                 column.list(depth, length)
             }
             b'"' => {
-                let text = self.string()?;
+                let text = self.cursor.string()?;
                 column.string(depth, text)
             }
             b't' => {
-                self.literal("true")?;
+                self.cursor.literal("true")?;
                 column.boolean(depth, true)
             }
             b'f' => {
-                self.literal("false")?;
+                self.cursor.literal("false")?;
                 column.boolean(depth, false)
             }
             b'-' | b'0'..=b'9' => {
                 let number = self.number()?;
                 column.number(depth, number)
             }
-            _ => Err(GiveUp),
+            _ => None,
         }
     }
 
@@ -353,7 +349,7 @@ impl<'a> Scanner<'a> {
     /// numbers (a scalar beside a list, or a number beside a string or `true`, is not a tensor),
     /// so the column's element type is matched once for the list, not once per element. Numbers
     /// are most of what a request holds.
-    fn numbers(&mut self, column: &mut Column, depth: usize) -> Result<usize, GiveUp> {
+    fn numbers(&mut self, column: &mut Column, depth: usize) -> Option<usize> {
         column.at_leaf(depth)?;
         match &mut column.data {
             Data::F32(values) => self.numbers_into(values),
@@ -361,70 +357,57 @@ impl<'a> Scanner<'a> {
             Data::I32(values) => self.numbers_into(values),
             Data::I64(values) => self.numbers_into(values),
             Data::U8(values) => self.numbers_into(values),
-            Data::Bool(_) | Data::String(_) => Err(GiveUp),
+            Data::Bool(_) | Data::String(_) => None,
         }
     }
 
-    fn numbers_into<T: FromNumber>(&mut self, values: &mut Vec<T>) -> Result<usize, GiveUp> {
+    fn numbers_into<T: FromNumber>(&mut self, values: &mut Vec<T>) -> Option<usize> {
         let mut length = 0;
         loop {
-            self.skip_space();
+            self.cursor.skip_space();
             values.push(T::from_number(self.number()?)?);
             length += 1;
-            if !self.more(b']')? {
-                return Ok(length);
+            if !self.cursor.more(b']')? {
+                return Some(length);
             }
         }
     }
 
     /// Steps over a value of a key no input has.
-    fn skip(&mut self, depth: usize) -> Result<(), GiveUp> {
-        match self.peek()? {
+    fn skip(&mut self, depth: usize) -> Option<()> {
+        match self.cursor.peek()? {
             open @ (b'[' | b'{') if depth < MAX_DEPTH => {
-                self.at += 1;
+                self.cursor.at += 1;
                 let close = open + 2;
-                if self.eat(close)? {
-                    return Ok(());
+                if self.cursor.eat(close)? {
+                    return Some(());
                 }
                 loop {
                     if open == b'{' {
-                        self.string()?;
-                        self.expect(b':')?;
+                        self.cursor.string()?;
+                        self.cursor.expect(b':')?;
                     }
                     self.skip(depth + 1)?;
-                    if !self.more(close)? {
-                        return Ok(());
+                    if !self.cursor.more(close)? {
+                        return Some(());
                     }
                 }
             }
-            b'"' => self.string().map(drop),
-            b't' => self.literal("true"),
-            b'f' => self.literal("false"),
-            b'n' => self.literal("null"),
+            b'"' => self.cursor.string().map(drop),
+            b't' => self.cursor.literal("true"),
+            b'f' => self.cursor.literal("false"),
+            b'n' => self.cursor.literal("null"),
             b'-' | b'0'..=b'9' => self.number().map(drop),
-            _ => Err(GiveUp),
+            _ => None,
         }
-    }
-
-    /// A string without escapes (with them, the value path reads it).
-    fn string(&mut self) -> Result<&'a str, GiveUp> {
-        self.expect(b'"')?;
-        let start = self.at;
-        let length = self.text.as_bytes()[start..]
-            .iter()
-            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
-            .ok_or(GiveUp)?;
-        self.at = start + length;
-        self.expect(b'"')?;
-        self.text.get(start..start + length).ok_or(GiveUp)
     }
 
     // Inlined into the list loop, numbers read 10% faster (a 512-instance request: 365 µs against
     // 330 µs in all).
     #[inline(always)]
-    fn number(&mut self) -> Result<Number, GiveUp> {
-        let bytes = self.text.as_bytes();
-        let start = self.at;
+    fn number(&mut self) -> Option<Number> {
+        let bytes = self.cursor.bytes();
+        let start = self.cursor.at;
         let negative = bytes.get(start) == Some(&b'-');
         let digits = start + usize::from(negative);
         // The digits before and after the point as one integer, exact up to 19 digits.
@@ -436,14 +419,14 @@ impl<'a> Scanner<'a> {
                 1
             }
             Some(b'1'..=b'9') => decimal_digits(bytes, &mut at, &mut mantissa),
-            _ => return Err(GiveUp),
+            _ => return None,
         };
         let mut fraction_digits = 0;
         if bytes.get(at) == Some(&b'.') {
             at += 1;
             fraction_digits = decimal_digits(bytes, &mut at, &mut mantissa);
             if fraction_digits == 0 {
-                return Err(GiveUp);
+                return None;
             }
         }
         let mut exponent = false;
@@ -453,24 +436,28 @@ impl<'a> Scanner<'a> {
                 at += 1;
             }
             if decimal_digits(bytes, &mut at, &mut 0) == 0 {
-                return Err(GiveUp);
+                return None;
             }
             exponent = true;
         }
-        self.at = at;
+        self.cursor.at = at;
         let exact = integer_digits + fraction_digits <= 19;
         if fraction_digits == 0 && !exponent {
             // Twenty digits may still fit a u64, which only an exact parse tells.
             let magnitude = match exact {
                 true => Some(mantissa),
-                false => self.text.get(digits..at).and_then(|text| text.parse().ok()),
+                false => self
+                    .cursor
+                    .text()
+                    .get(digits..at)
+                    .and_then(|text| text.parse().ok()),
             };
             match (negative, magnitude) {
-                (false, Some(value)) => return Ok(Number::Unsigned(value)),
+                (false, Some(value)) => return Some(Number::Unsigned(value)),
                 (true, Some(value)) => {
                     if let Some(value) = 0i64.checked_sub_unsigned(value).filter(|&value| value < 0)
                     {
-                        return Ok(Number::Signed(value));
+                        return Some(Number::Signed(value));
                     }
                 }
                 (_, None) => {}
@@ -479,78 +466,15 @@ impl<'a> Scanner<'a> {
             && !exponent
             && let Some(value) = decimal_fraction(mantissa, fraction_digits)
         {
-            return Ok(Number::Float(if negative { -value } else { value }));
+            return Some(Number::Float(if negative { -value } else { value }));
         }
-        self.text
+        self.cursor
+            .text()
             .get(start..at)
             .and_then(|text| text.parse().ok())
             // serde_json refuses a number out of f64's range rather than read it as infinite.
             .filter(|value: &f64| value.is_finite())
             .map(Number::Float)
-            .ok_or(GiveUp)
-    }
-
-    fn literal(&mut self, word: &str) -> Result<(), GiveUp> {
-        match self
-            .text
-            .as_bytes()
-            .get(self.at..)
-            .is_some_and(|rest| rest.starts_with(word.as_bytes()))
-        {
-            true => {
-                self.at += word.len();
-                Ok(())
-            }
-            false => Err(GiveUp),
-        }
-    }
-
-    /// After an element: `true` at a comma (another follows), `false` at `close`.
-    fn more(&mut self, close: u8) -> Result<bool, GiveUp> {
-        match self.next()? {
-            b',' => Ok(true),
-            byte if byte == close => Ok(false),
-            _ => Err(GiveUp),
-        }
-    }
-
-    /// Whether the next byte (after white space) is `byte`, stepping over it if so.
-    fn eat(&mut self, byte: u8) -> Result<bool, GiveUp> {
-        let found = self.peek()? == byte;
-        if found {
-            self.at += 1;
-        }
-        Ok(found)
-    }
-
-    fn expect(&mut self, byte: u8) -> Result<(), GiveUp> {
-        match self.next()? == byte {
-            true => Ok(()),
-            false => Err(GiveUp),
-        }
-    }
-
-    /// The next byte after white space, stepped over.
-    fn next(&mut self) -> Result<u8, GiveUp> {
-        let byte = self.peek()?;
-        self.at += 1;
-        Ok(byte)
-    }
-
-    /// The next byte after white space.
-    fn peek(&mut self) -> Result<u8, GiveUp> {
-        self.skip_space();
-        self.byte().ok_or(GiveUp)
-    }
-
-    fn byte(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.at).copied()
-    }
-
-    fn skip_space(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.byte() {
-            self.at += 1;
-        }
     }
 }
 
@@ -624,21 +548,25 @@ mod tests {
     /// holds them to the same scalar (bit for bit) or the same refusal.
     fn number_as_serde_reads_it(number: &str, after: &str) -> Result<(), TestCaseError> {
         let text = format!("{number}{after}");
-        let mut scanner = Scanner { text: &text, at: 0 };
+        let mut scanner = Scanner {
+            cursor: Cursor::new(&text),
+        };
         let ours = scanner.number();
         let serde = serde_json::from_str::<serde_json::Number>(number);
-        if ours.is_ok() && scanner.at != number.len() {
+        if ours.is_some() && scanner.cursor.at != number.len() {
             // Stopped early ("01"): the byte after is not a separator, and the caller gives up.
             prop_assert!(serde.is_err(), "{}", number);
             return Ok(());
         }
         match (ours, serde) {
-            (Ok(Number::Unsigned(ours)), Ok(serde)) => prop_assert_eq!(serde.as_u64(), Some(ours)),
-            (Ok(Number::Signed(ours)), Ok(serde)) => {
+            (Some(Number::Unsigned(ours)), Ok(serde)) => {
+                prop_assert_eq!(serde.as_u64(), Some(ours))
+            }
+            (Some(Number::Signed(ours)), Ok(serde)) => {
                 prop_assert!(serde.is_i64());
                 prop_assert_eq!(serde.as_i64(), Some(ours));
             }
-            (Ok(Number::Float(ours)), Ok(serde)) => {
+            (Some(Number::Float(ours)), Ok(serde)) => {
                 prop_assert!(serde.is_f64(), "{}", number);
                 let serde = serde.as_f64().unwrap_or(f64::NAN);
                 prop_assert_eq!(
@@ -650,11 +578,11 @@ mod tests {
                     serde
                 );
             }
-            (Err(GiveUp), Err(_)) => return Ok(()),
+            (None, Err(_)) => return Ok(()),
             (ours, serde) => {
                 return Err(TestCaseError::fail(format!(
                     "{number}: scanner {:?}, serde {serde:?}",
-                    ours.is_ok()
+                    ours.is_some()
                 )));
             }
         }
@@ -873,5 +801,10 @@ mod tests {
         ] {
             assert_eq!(read(&numbers, &[text]), None, "{text}");
         }
+        // A raw tab inside a string is not JSON, though it is white space outside one.
+        assert_eq!(
+            read(&census, &["{\"cat\": [1, 2], \"word\": [\"a\t\"]}"]),
+            None
+        );
     }
 }

@@ -416,17 +416,61 @@ fn serve_pytorch(exports: &Path, engine: &str) {
     );
 }
 
-/// Batch prediction with the same runtime: keyed JSON lines, two workers, results joined back.
+/// Batch prediction with the same runtime: keyed JSON lines on two workers, results joined back
+/// by key; then lines without keys (read as text, straight into tensors) on one worker, whose
+/// results keep the input's order.
 fn batch_predict_pytorch(exports: &Path) {
-    let work = tempfile::tempdir().unwrap();
     let model = exports.join("digits_mlp");
     let (instances, want) = expected(&model);
-    let lines: Vec<String> = instances
+    let bad = "{\"key\": \"bad\", \"pixels\": [1, 2]}".to_string();
+    let keyed: Vec<String> = instances
         .iter()
         .enumerate()
         .map(|(key, pixels)| json!({"key": key, "pixels": pixels}).to_string())
-        .chain(["{\"key\": \"bad\", \"pixels\": [1, 2]}".to_string()])
+        .chain([bad])
         .collect();
+    let (results, errors) = batch_predict(&model, &keyed, 2);
+    assert_eq!(results.len(), instances.len());
+    for result in &results {
+        let key = result["key"].as_u64().unwrap() as usize;
+        close_all(
+            &result["prediction"],
+            &want["logits"][key],
+            1e-4,
+            &format!("batch #{key}"),
+        );
+    }
+    assert!(
+        errors.contains("instances.json:") && errors.contains("shape [64]"),
+        "{errors}"
+    );
+
+    let mut plain: Vec<String> = instances
+        .iter()
+        .map(|pixels| json!({"pixels": pixels}).to_string())
+        .collect();
+    plain.insert(3, "{\"pixels\": [1, 2]}".to_string());
+    let (results, errors) = batch_predict(&model, &plain, 1);
+    assert_eq!(results.len(), instances.len());
+    for (index, result) in results.iter().enumerate() {
+        assert!(result.get("key").is_none(), "{result}");
+        close_all(
+            result,
+            &want["logits"][index],
+            1e-4,
+            &format!("unkeyed batch #{index}"),
+        );
+    }
+    assert!(
+        errors.contains("instances.json:4") && errors.contains("shape [64]"),
+        "{errors}"
+    );
+}
+
+/// `kiln local batch-predict` over `lines` (batches of 8 on `workers` workers): the results in
+/// the order written (shard by shard) and the errors files' text.
+fn batch_predict(model: &Path, lines: &[String], workers: usize) -> (Vec<Value>, String) {
+    let work = tempfile::tempdir().unwrap();
     let input = work.path().join("instances.json");
     std::fs::write(&input, lines.join("\n")).unwrap();
     let output_dir = work.path().join("out");
@@ -442,7 +486,7 @@ fn batch_predict_pytorch(exports: &Path) {
         "--output-path",
         output_dir.to_str().unwrap(),
         "--max-worker-count",
-        "2",
+        &workers.to_string(),
         "--batch-size",
         "8",
     ]);
@@ -451,9 +495,13 @@ fn batch_predict_pytorch(exports: &Path) {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&output_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    paths.sort();
     let (mut results, mut errors) = (Vec::new(), String::new());
-    for entry in std::fs::read_dir(&output_dir).unwrap() {
-        let path: PathBuf = entry.unwrap().path();
+    for path in paths {
         let text = std::fs::read_to_string(&path).unwrap();
         match path
             .file_name()
@@ -469,18 +517,5 @@ fn batch_predict_pytorch(exports: &Path) {
             false => errors.push_str(&text),
         }
     }
-    assert_eq!(results.len(), instances.len());
-    for result in &results {
-        let key = result["key"].as_u64().unwrap() as usize;
-        close_all(
-            &result["prediction"],
-            &want["logits"][key],
-            1e-4,
-            &format!("batch #{key}"),
-        );
-    }
-    assert!(
-        errors.contains("instances.json:") && errors.contains("shape [64]"),
-        "{errors}"
-    );
+    (results, errors)
 }

@@ -17,6 +17,7 @@ pub struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     /// A cursor at the start of `text`.
+    #[inline]
     pub fn new(text: &'a str) -> Self {
         Self { text, at: 0 }
     }
@@ -45,6 +46,7 @@ impl<'a> Cursor<'a> {
         self.at >= self.text.len()
     }
 
+    /// Steps over white space.
     #[inline]
     pub fn skip_space(&mut self) {
         while self.byte().is_some_and(is_space) {

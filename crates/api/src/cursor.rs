@@ -112,6 +112,50 @@ impl<'a> Cursor<'a> {
         self.text.get(start..end)
     }
 
+    /// Steps over one value by its brackets and quotes alone, to the comma, bracket or brace
+    /// after it (white space before that included), without reading the value: finding where
+    /// values end, not whether they are JSON, which their reader says. `None` at the end of the
+    /// text.
+    #[inline]
+    pub fn skip_value(&mut self) -> Option<()> {
+        let bytes = self.bytes();
+        let mut depth = 0usize;
+        loop {
+            if depth > 0 {
+                self.at = structural(bytes, self.at)?;
+            }
+            match *bytes.get(self.at)? {
+                b'"' => self.skip_string()?,
+                b'[' | b'{' => {
+                    depth += 1;
+                    self.at += 1;
+                }
+                b']' | b'}' if depth > 0 => {
+                    depth -= 1;
+                    self.at += 1;
+                }
+                b',' | b']' | b'}' => return Some(()),
+                _ => self.at += 1,
+            }
+        }
+    }
+
+    /// Steps over a string, escapes and all.
+    fn skip_string(&mut self) -> Option<()> {
+        let bytes = self.bytes();
+        self.at += 1;
+        loop {
+            self.at += memchr::memchr2(b'"', b'\\', bytes.get(self.at..)?)?;
+            match bytes[self.at] {
+                b'"' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => self.at += 2,
+            }
+        }
+    }
+
     /// Steps over `word` (`true`, `false`, `null`).
     #[inline]
     pub fn literal(&mut self, word: &str) -> Option<()> {
@@ -124,4 +168,30 @@ impl<'a> Cursor<'a> {
 #[inline]
 pub fn is_space(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The position of the next quote, bracket or brace at or after `from`, eight bytes at a time
+/// (most of an instance's bytes are digits, commas and spaces).
+fn structural(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // A word's bytes equal to `byte` get their high bit set; the lowest such bit is exact.
+    let equal = |word: u64, byte: u8| {
+        let diff = word ^ (ONES * u64::from(byte));
+        diff.wrapping_sub(ONES) & !diff & (ONES * 0x80)
+    };
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        // Setting bit 5 folds `[` into `{` and `]` into `}`.
+        let folded = word | (ONES * 0x20);
+        let found = equal(word, b'"') | equal(folded, b'{') | equal(folded, b'}');
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let rest = bytes.get(at..)?;
+    rest.iter()
+        .position(|byte| matches!(byte, b'"' | b'[' | b']' | b'{' | b'}'))
+        .map(|offset| at + offset)
 }

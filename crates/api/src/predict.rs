@@ -112,7 +112,7 @@ fn instances(cursor: &mut Cursor) -> Option<Vec<Range<usize>>> {
     loop {
         cursor.skip_space();
         let start = cursor.at;
-        element(cursor)?;
+        cursor.skip_value()?;
         let end = start
             + cursor.bytes()[start..cursor.at]
                 .iter()
@@ -123,73 +123,6 @@ fn instances(cursor: &mut Cursor) -> Option<Vec<Range<usize>>> {
             return Some(spans);
         }
     }
-}
-
-/// Steps to the comma or bracket that ends a list element.
-fn element(cursor: &mut Cursor) -> Option<()> {
-    let bytes = cursor.bytes();
-    let mut depth = 0usize;
-    loop {
-        if depth > 0 {
-            cursor.at = structural(bytes, cursor.at)?;
-        }
-        match *bytes.get(cursor.at)? {
-            b'"' => skip_string(cursor)?,
-            b'[' | b'{' => {
-                depth += 1;
-                cursor.at += 1;
-            }
-            b']' | b'}' if depth > 0 => {
-                depth -= 1;
-                cursor.at += 1;
-            }
-            b',' | b']' => return Some(()),
-            b'}' => return None,
-            _ => cursor.at += 1,
-        }
-    }
-}
-
-/// Steps over a string, escapes and all.
-fn skip_string(cursor: &mut Cursor) -> Option<()> {
-    let bytes = cursor.bytes();
-    cursor.at += 1;
-    loop {
-        cursor.at += memchr::memchr2(b'"', b'\\', bytes.get(cursor.at..)?)?;
-        match bytes[cursor.at] {
-            b'"' => {
-                cursor.at += 1;
-                return Some(());
-            }
-            _ => cursor.at += 2,
-        }
-    }
-}
-
-/// The position of the next quote, bracket or brace at or after `from`, eight bytes at a time
-/// (most of an instance's bytes are digits, commas and spaces).
-fn structural(bytes: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    // A word's bytes equal to `byte` get their high bit set; the lowest such bit is exact.
-    let equal = |word: u64, byte: u8| {
-        let diff = word ^ (ONES * u64::from(byte));
-        diff.wrapping_sub(ONES) & !diff & (ONES * 0x80)
-    };
-    let mut at = from;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().ok()?);
-        // Setting bit 5 folds `[` into `{` and `]` into `}`.
-        let folded = word | (ONES * 0x20);
-        let found = equal(word, b'"') | equal(folded, b'{') | equal(folded, b'}');
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    let rest = bytes.get(at..)?;
-    rest.iter()
-        .position(|byte| matches!(byte, b'"' | b'[' | b']' | b'{' | b'}'))
-        .map(|offset| at + offset)
 }
 
 /// `{"predictions": [...]}`.

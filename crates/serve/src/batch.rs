@@ -10,6 +10,7 @@
 //! instance's `key` field is not given to the model but copied to its result, so results (whose
 //! order across shards is not the input's) can be joined back to their inputs.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
+use kiln_api::cursor::Cursor;
 use serde_json::{Value, json};
 
 use crate::{ModelRuntime, ServeError};
@@ -383,31 +385,33 @@ impl Shard {
         Ok((0, failed))
     }
 
-    /// Predicts a batch of JSON lines without keys from their text, as online prediction does (an
-    /// ONNX model reads it straight into tensors; parsing each line into values first took most
-    /// of the job's time). `None`, having written nothing, for any other batch and for any
-    /// failure: the value path then predicts it and words each record's error. (A line that
-    /// names a `key`, or might through an escape, takes the value path, which keeps the key.)
+    /// Predicts a batch of JSON lines from their text, as online prediction does (an ONNX model
+    /// reads it straight into tensors; parsing each line into values first took most of the
+    /// job's time), each line without its `key`, which goes to its result. `None`, having
+    /// written nothing, for any other batch and for any failure: the value path then predicts it
+    /// and words each record's error.
     fn predict_text(
         &mut self,
         runtime: &dyn ModelRuntime,
         batch: &[Record],
     ) -> Result<Option<u64>, ServeError> {
-        let lines: Option<Vec<&str>> = batch
-            .iter()
-            .map(|record| match &record.content {
-                Content::Json(line) if !line.contains("\"key\"") && !line.contains('\\') => {
-                    Some(line.as_str())
-                }
-                _ => None,
-            })
-            .collect();
-        let Some(Ok(predictions)) = lines.map(|lines| runtime.predict_json(&lines)) else {
+        let mut lines = Vec::with_capacity(batch.len());
+        for record in batch {
+            let Content::Json(line) = &record.content else {
+                return Ok(None);
+            };
+            let Some(split) = without_key(line) else {
+                return Ok(None);
+            };
+            lines.push(split);
+        }
+        let texts: Vec<&str> = lines.iter().map(|(text, _)| text.as_ref()).collect();
+        let Ok(predictions) = runtime.predict_json(&texts) else {
             return Ok(None);
         };
         let predicted = predictions.len() as u64;
-        for prediction in predictions {
-            self.result(None, prediction)?;
+        for ((_, key), prediction) in lines.iter().zip(predictions) {
+            self.result(key.as_ref(), prediction)?;
         }
         Ok(Some(predicted))
     }
@@ -441,6 +445,142 @@ impl Shard {
     }
 }
 
+/// A JSON line as the model reads it, without a top-level `key` field, and that key: what the
+/// value path gets by parsing the line and removing the field. `None` when a plain reading
+/// cannot tell (an escape anywhere, a repeated key, a key that is not JSON): the value path then
+/// reads the line.
+fn without_key(line: &str) -> Option<(Cow<'_, str>, Option<Value>)> {
+    if line.contains('\\') {
+        return None;
+    }
+    let mut cursor = Cursor::new(line);
+    // Without escapes, a `key` field names itself plainly.
+    if !line.contains("\"key\"") || !cursor.eat(b'{')? {
+        return Some((Cow::Borrowed(line), None));
+    }
+    // Each field's span, from its name's quote to the end of its value, and the key's index.
+    let (mut fields, mut key) = (Vec::new(), None);
+    if !cursor.eat(b'}')? {
+        loop {
+            cursor.skip_space();
+            let start = cursor.at;
+            let name = cursor.string()?;
+            cursor.expect(b':')?;
+            let value = cursor.at;
+            cursor.skip_value()?;
+            if name == "key" {
+                if key.is_some() {
+                    return None;
+                }
+                key = Some((fields.len(), value..cursor.at));
+            }
+            fields.push(start..cursor.at);
+            if !cursor.more(b'}')? {
+                break;
+            }
+        }
+    }
+    cursor.skip_space();
+    if !cursor.at_end() {
+        return None;
+    }
+    let Some((index, value)) = key else {
+        return Some((Cow::Borrowed(line), None));
+    };
+    let key: Value = serde_json::from_str(line.get(value)?).ok()?;
+    // The field and the comma on one side of it.
+    let cut = match (fields.get(index + 1), index.checked_sub(1)) {
+        (Some(next), _) => fields[index].start..next.start,
+        (None, Some(previous)) => fields[previous].end..fields[index].end,
+        (None, None) => fields[index].clone(),
+    };
+    let text = [line.get(..cut.start)?, line.get(cut.end..)?].concat();
+    Some((Cow::Owned(text), Some(key)))
+}
+
 fn write_error(error: std::io::Error) -> ServeError {
     ServeError::Request(format!("writing the results: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What the value path gives the model and the result for `line`: the parsed line without
+    /// its top-level `key`, and that key.
+    fn value_path(line: &str) -> (Value, Option<Value>) {
+        let mut instance: Value = serde_json::from_str(line).unwrap();
+        let key = instance
+            .as_object_mut()
+            .and_then(|fields| fields.remove("key"));
+        (instance, key)
+    }
+
+    /// Holds `without_key` to the value path wherever it reads a line; returns whether it did.
+    fn same_as_value_path(line: &str) -> bool {
+        let Some((text, key)) = without_key(line) else {
+            return false;
+        };
+        let read: Value =
+            serde_json::from_str(&text).unwrap_or_else(|error| panic!("{text}: {error}"));
+        assert_eq!((read, key), value_path(line), "{line} -> {text}");
+        true
+    }
+
+    #[test]
+    fn takes_the_key_out_of_a_line_as_the_value_path_does() {
+        for line in [
+            r#"{"key": 1, "x": [1, 2]}"#,
+            r#"{"x": [1, 2], "key": "a", "y": {"key": 3}}"#,
+            r#"{"x": [1, 2] , "key" : [7, {"b": "]}"}] }"#,
+            r#"{"key": {"nested": [1]}}"#,
+            r#" { "y": "key", "x": 1 } "#,
+            r#"{"x": {"key": 1}}"#,
+            r#"["key", 1]"#,
+            r#"{}"#,
+            r#"{"x": 1}"#,
+        ] {
+            assert!(same_as_value_path(line), "{line}");
+        }
+        for line in [
+            r#"{"key": 1, "key": 2}"#,
+            r#"{"k\u0065y": 1, "x": 2}"#,
+            r#"{"key": 1, "x": 2} trailing"#,
+            r#"{"key": tru, "x": 2}"#,
+        ] {
+            assert_eq!(without_key(line), None, "{line}");
+        }
+    }
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<i32>().prop_map(Value::from),
+            "[a-z ,:{}\\[\\]]{0,6}".prop_map(Value::from),
+            Just(Value::Null),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("(key|[a-z]{1,3})", inner, 0..4)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn takes_any_key_out_as_the_value_path_does(
+            fields in prop::collection::btree_map("(key|[a-z]{1,3})", json(), 0..6),
+            pretty in any::<bool>(),
+        ) {
+            let line = Value::Object(fields.into_iter().collect());
+            let line = match pretty {
+                true => serde_json::to_string_pretty(&line).unwrap(),
+                false => line.to_string(),
+            };
+            prop_assert!(same_as_value_path(&line));
+        }
+    }
 }

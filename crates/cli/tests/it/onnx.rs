@@ -417,8 +417,8 @@ fn serve_pytorch(exports: &Path, engine: &str) {
 }
 
 /// Batch prediction with the same runtime: keyed JSON lines on two workers, results joined back
-/// by key; then lines without keys (read as text, straight into tensors) on one worker, whose
-/// results keep the input's order.
+/// by key; then lines without keys on one worker, whose results keep the input's order. A bad
+/// line among them sends its batch down the value path.
 fn batch_predict_pytorch(exports: &Path) {
     let model = exports.join("digits_mlp");
     let (instances, want) = expected(&model);

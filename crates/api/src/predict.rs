@@ -67,11 +67,11 @@ pub struct Instances {
 
 impl Instances {
     /// Instances from each one's JSON text.
-    pub fn from_texts<'a>(texts: impl IntoIterator<Item = &'a str>) -> Self {
+    pub fn from_texts(texts: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
         let mut instances = Self::default();
         for text in texts {
             let start = instances.text.len();
-            instances.text.push_str(text);
+            instances.text.push_str(text.as_ref());
             instances.spans.push(start..instances.text.len());
         }
         instances

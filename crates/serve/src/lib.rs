@@ -73,8 +73,7 @@ pub trait ModelRuntime: Send + Sync + 'static {
 
 /// Writes instances as JSON text, as [`batcher::Batcher::predict`] takes them.
 pub fn instance_text(instances: &[Value]) -> Instances {
-    let texts: Vec<String> = instances.iter().map(Value::to_string).collect();
-    Instances::from_texts(texts.iter().map(String::as_str))
+    Instances::from_texts(instances.iter().map(Value::to_string))
 }
 
 /// Parses instances' JSON text into values.

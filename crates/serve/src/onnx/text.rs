@@ -155,10 +155,7 @@ impl Column {
 
     /// A scalar at `depth`: all of an instance's scalars must sit at the same depth.
     fn at_leaf(&mut self, depth: usize) -> Option<()> {
-        match *self.leaf_depth.get_or_insert(depth) == depth {
-            true => Some(()),
-            false => None,
-        }
+        (*self.leaf_depth.get_or_insert(depth) == depth).then_some(())
     }
 
     /// Appends a JSON number, converted as the value path converts it.
@@ -231,19 +228,21 @@ impl FromNumber for i64 {
 
 impl FromNumber for i32 {
     fn from_number(number: Number) -> Option<Self> {
-        match number {
-            Number::Unsigned(value) => value.try_into().ok(),
-            other => i64::from_number(other)?.try_into().ok(),
-        }
+        narrowed(number)
     }
 }
 
 impl FromNumber for u8 {
     fn from_number(number: Number) -> Option<Self> {
-        match number {
-            Number::Unsigned(value) => value.try_into().ok(),
-            other => i64::from_number(other)?.try_into().ok(),
-        }
+        narrowed(number)
+    }
+}
+
+/// A number as an integer type narrower than `i64`, when it fits.
+fn narrowed<T: TryFrom<u64> + TryFrom<i64>>(number: Number) -> Option<T> {
+    match number {
+        Number::Unsigned(value) => value.try_into().ok(),
+        other => i64::from_number(other)?.try_into().ok(),
     }
 }
 

@@ -21,8 +21,8 @@
 //! the queue until one of its own batches is not busy. Small requests to a fast model are thus
 //! served by one thread, which takes what queued during its last call as one batch: with every
 //! worker waiting on the queue, they took turns at single requests, and on two cores their
-//! contention with the HTTP thread doubled the tail (one instance per request: p99 1.05-1.86 ms
-//! against 0.52-0.64 ms, census Wide & Deep, `bench/serve.py`'s load).
+//! contention with the HTTP thread lengthened the tail (one instance per request, census Wide &
+//! Deep, `bench/serve.py`'s load on 2 cores: p99 1.09-2.21 ms against 0.61-1.25 ms).
 //!
 //! The threads end when the batcher is dropped: the queue closes and sleeping helpers are told.
 

@@ -46,7 +46,8 @@ pub struct BatchConfig {
     pub max_wait: Duration,
     /// Most requests waiting; more are refused.
     pub max_queued: usize,
-    /// Model calls running at once: the worker threads.
+    /// Most model calls running at once: the worker threads (all but the first asleep while one
+    /// keeps up).
     pub workers: usize,
 }
 

@@ -67,9 +67,21 @@ pub enum StartError {
     Registry(#[from] kiln_registry::RegistryError),
 }
 
-/// The services the routes call; handlers extract the one they need.
+/// The services the routes call; handlers extract the one they need. One `Arc` around them all,
+/// since axum clones the state for every request.
 #[derive(Clone)]
-pub struct Services {
+pub struct Services(Arc<ServiceSet>);
+
+impl std::ops::Deref for Services {
+    type Target = ServiceSet;
+
+    fn deref(&self) -> &ServiceSet {
+        &self.0
+    }
+}
+
+/// What [`Services`] holds.
+pub struct ServiceSet {
     /// Models, versions, operations, predict.
     pub registry: Arc<Registry>,
     /// Training jobs.
@@ -169,12 +181,12 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
     }
     let studies = Arc::new(Studies::new(Arc::clone(&store)));
     let access = Access::new(store, options.auth);
-    Ok(Services {
+    Ok(Services(Arc::new(ServiceSet {
         registry,
         jobs,
         access,
         studies,
-    })
+    })))
 }
 
 /// Makes an administrator token in the data directory's store, without a running server: the way

@@ -24,9 +24,12 @@ tf_config = json.loads(os.environ['TF_CONFIG'])
 task = tf_config['task']
 name = '%s-%d' % (task['type'], task['index'])
 os.makedirs(args.job_dir, exist_ok=True)
-with open(os.path.join(args.job_dir, name + '.json'), 'w') as out:
+# Written whole, then renamed: a test that sees the file reads all of it.
+record = os.path.join(args.job_dir, name + '.json')
+with open(record + '.tmp', 'w') as out:
     json.dump({'tf_config': tf_config, 'job_id': os.environ.get('CLOUD_ML_JOB_ID'),
                'secret': os.environ.get('KILN_TEST_SECRET'), 'pid': os.getpid()}, out)
+os.replace(record + '.tmp', record)
 print('hello from', name, flush=True)
 if args.mode == 'fail':
     print('about to fail', flush=True)

@@ -611,7 +611,9 @@ mod tests {
                 tokio::spawn(async move {
                     for request in 0..requests {
                         let instance = json!(client * requests + request);
-                        let answer = batcher.predict(text_of(&[instance.clone()])).await;
+                        let answer = batcher
+                            .predict(text_of(std::slice::from_ref(&instance)))
+                            .await;
                         assert_eq!(answer.unwrap(), [instance]);
                     }
                 })

@@ -1029,7 +1029,7 @@ impl Registry {
             "# HELP kiln_versions_loaded Versions whose model is loaded.\n# TYPE kiln_versions_loaded gauge\nkiln_versions_loaded {}\n",
             names.len()
         );
-        let series: [MetricSeries; 5] = [
+        let series: [MetricSeries; 6] = [
             (
                 "kiln_predict_requests_total",
                 "counter",
@@ -1057,6 +1057,12 @@ impl Registry {
             ("kiln_predict_queued", "gauge", "Requests waiting.", |b| {
                 b.queued() as u64
             }),
+            (
+                "kiln_predict_workers_awake",
+                "gauge",
+                "Model workers awake: the first, and helpers while batches come out full or the model is slow.",
+                |b| b.awake() as u64,
+            ),
         ];
         for (metric, kind, help, value) in series {
             let _ = writeln!(text, "# HELP {metric} {help}\n# TYPE {metric} {kind}");

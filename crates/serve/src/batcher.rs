@@ -142,6 +142,11 @@ impl Helpers {
         true
     }
 
+    /// Helpers asleep now.
+    fn asleep(&self) -> usize {
+        self.state.lock().map_or(0, |state| state.asleep)
+    }
+
     /// Ends every helper, asleep or not.
     fn close(&self) {
         if let Ok(mut state) = self.state.lock() {
@@ -233,6 +238,14 @@ impl Batcher {
     /// Requests waiting now.
     pub fn queued(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Workers awake now: the first, and the helpers that busy batches called.
+    pub fn awake(&self) -> usize {
+        self.config
+            .workers
+            .max(1)
+            .saturating_sub(self.helpers.asleep())
     }
 }
 
@@ -642,10 +655,18 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn full_batches_wake_a_helper() {
+    async fn full_batches_wake_a_helper_that_sleeps_again_when_they_stop() {
         let (watcher, batcher) = watched(Duration::from_micros(200), 1);
         load(&batcher, 4, 25).await;
         assert_eq!(watcher.most.load(Ordering::SeqCst), 2);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while batcher.awake() > 1 {
+            assert!(
+                Instant::now() < deadline,
+                "the helper stayed awake with nothing to do"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

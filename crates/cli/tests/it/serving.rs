@@ -130,6 +130,10 @@ fn concurrent_requests_get_their_own_answers_and_a_full_queue_answers_429() {
         )),
         "{counters}"
     );
+    assert!(
+        counters.contains(&format!("kiln_predict_workers_awake{v1} 1")),
+        "{counters}"
+    );
 }
 
 /// The server's `/v1/metrics` text.

@@ -637,6 +637,15 @@ mod tests {
         }
     }
 
+    /// Waits up to ten seconds for `done`, failing with `failure`.
+    async fn eventually(failure: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "{failure}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_worker_serves_while_it_keeps_up_and_every_worker_ends_with_the_batcher() {
         let (watcher, batcher) = watched(Duration::ZERO, 64);
@@ -647,11 +656,10 @@ mod tests {
             "four clients of a fast model never fill a batch of 64: the helper sleeps"
         );
         drop(batcher);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Arc::strong_count(&watcher) > 1 {
-            assert!(Instant::now() < deadline, "a worker outlived its batcher");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually("a worker outlived its batcher", || {
+            Arc::strong_count(&watcher) == 1
+        })
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -659,14 +667,10 @@ mod tests {
         let (watcher, batcher) = watched(Duration::from_micros(200), 1);
         load(&batcher, 4, 25).await;
         assert_eq!(watcher.most.load(Ordering::SeqCst), 2);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while batcher.awake() > 1 {
-            assert!(
-                Instant::now() < deadline,
-                "the helper stayed awake with nothing to do"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually("the helper stayed awake with nothing to do", || {
+            batcher.awake() == 1
+        })
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

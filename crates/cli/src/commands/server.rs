@@ -44,14 +44,14 @@ pub struct ServerArgs {
 #[derive(Debug, clap::Args)]
 pub struct ServingArgs {
     /// Most instances one model call serves; concurrent requests are batched up to it.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = BatchConfig::default().max_batch_size)]
     pub max_batch_size: usize,
     /// Longest a batch is held for more requests once a worker is free, in milliseconds. At 0
     /// (Triton's and TF Serving's default) a batch is what queued while the workers were busy.
     #[arg(long, default_value_t = 0)]
     pub batch_timeout_ms: u64,
     /// Most requests waiting per version; more are answered 429 RESOURCE_EXHAUSTED.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = BatchConfig::default().max_queued)]
     pub max_queued_requests: usize,
     /// Model calls running at once per version (default: one per core); a version's
     /// manualScaling.nodes overrides it.

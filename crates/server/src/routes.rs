@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -68,7 +68,6 @@ pub fn router(services: Services) -> Router {
             services.clone(),
             crate::auth::guard,
         ))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Http(Code::Internal, "Internal error encountered.".into()).into_response()
         }))

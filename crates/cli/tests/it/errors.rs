@@ -1,5 +1,8 @@
 //! Bad input over HTTP: every case gets a 4xx whose message names the problem, never a 500.
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+
 use serde_json::{Value, json};
 
 use crate::support::{Server, call, census_model, file_uri, wait_operation};
@@ -308,6 +311,67 @@ fn malformed_requests_are_4xx_with_messages_that_name_the_problem() {
             .starts_with("Prediction failed: "),
         "{body}"
     );
+}
+
+/// A body over the limit is read to its end before the refusal: a server that closed with the
+/// rest unread would reset the connection under a client still sending (which then saw a send
+/// error, not the 400), and the connection could not be used again.
+#[test]
+fn a_body_over_the_limit_is_read_to_its_end_so_its_refusal_arrives_on_a_usable_connection() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let address = server.url.trim_start_matches("http://");
+    let stream = TcpStream::connect(address).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let body = format!("{{\"instances\": [\"{}\"]}}", "x".repeat(11 << 20));
+    write!(
+        writer,
+        "POST /v1/projects/p/models HTTP/1.1\r\nhost: {address}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("the server reads the whole body");
+    let (status, text) = response(&mut reader);
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("Request payload size exceeds the limit: 10485760 bytes."),
+        "{text}"
+    );
+    write!(
+        writer,
+        "GET /v1/projects/p/models HTTP/1.1\r\nhost: {address}\r\n\r\n"
+    )
+    .unwrap();
+    let (status, text) = response(&mut reader);
+    assert_eq!(status, 200, "{text}");
+}
+
+/// Reads one HTTP/1.1 response with a `content-length`: its status and body.
+fn response(reader: &mut impl BufRead) -> (u16, String) {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("a status line");
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not a status line: {line:?}"));
+    let mut length = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("a header line");
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().expect("a length");
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("the body");
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 #[test]

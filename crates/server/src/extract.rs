@@ -4,6 +4,8 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::HeaderMap;
+use axum::http::header::{CONTENT_LENGTH, EXPECT};
 use axum::http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use kiln_registry::ListParams;
@@ -40,6 +42,10 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        if waits_to_send_too_much(request.headers()) {
+            // Refused before hyper tells the client to go on, so it never sends the body.
+            return Err(too_large());
+        }
         let mut body = request.into_body();
         match Limited::new(&mut body, MAX_BODY_BYTES).collect().await {
             Ok(collected) => Ok(RawBody(collected.to_bytes())),
@@ -53,13 +59,30 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
                         Some(Err(_)) | None => break,
                     }
                 }
-                Err(ApiError::invalid(format!(
-                    "Request payload size exceeds the limit: {MAX_BODY_BYTES} bytes."
-                )))
+                Err(too_large())
             }
             Err(error) => Err(ApiError::invalid(format!("Invalid request body: {error}"))),
         }
     }
+}
+
+/// Whether the client waits for `100 Continue` (as curl does above 1 MB) before a body that its
+/// `content-length` already puts over the limit.
+fn waits_to_send_too_much(headers: &HeaderMap) -> bool {
+    let expects = headers
+        .get(EXPECT)
+        .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+    expects && declared.is_some_and(|length| length > MAX_BODY_BYTES as u64)
+}
+
+/// Google APIs' refusal of a body over the limit.
+fn too_large() -> ApiError {
+    ApiError::invalid(format!(
+        "Request payload size exceeds the limit: {MAX_BODY_BYTES} bytes."
+    ))
 }
 
 /// A blank body read as `{}`, as clients send `:setDefault`, `:cancel` and `:getIamPolicy`.

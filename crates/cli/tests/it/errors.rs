@@ -315,7 +315,8 @@ fn malformed_requests_are_4xx_with_messages_that_name_the_problem() {
 
 /// A body over the limit is read to its end before the refusal: a server that closed with the
 /// rest unread would reset the connection under a client still sending (which then saw a send
-/// error, not the 400), and the connection could not be used again.
+/// error, not the 400), and the connection could not be used again. A client that asked to be
+/// told before sending is refused without being told to go on.
 #[test]
 fn a_body_over_the_limit_is_read_to_its_end_so_its_refusal_arrives_on_a_usable_connection() {
     let data = tempfile::tempdir().unwrap();
@@ -345,6 +346,21 @@ fn a_body_over_the_limit_is_read_to_its_end_so_its_refusal_arrives_on_a_usable_c
     .unwrap();
     let (status, text) = response(&mut reader);
     assert_eq!(status, 200, "{text}");
+
+    // A client that waits for `100 Continue` (curl, above 1 MB) is refused without sending it.
+    let stream = TcpStream::connect(address).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    write!(
+        writer,
+        "POST /v1/projects/p/models HTTP/1.1\r\nhost: {address}\r\nexpect: 100-continue\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let (status, text) = response(&mut reader);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("exceeds the limit"), "{text}");
 }
 
 /// Reads one HTTP/1.1 response with a `content-length`: its status and body.

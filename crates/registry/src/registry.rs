@@ -1060,7 +1060,7 @@ impl Registry {
             (
                 "kiln_predict_workers_awake",
                 "gauge",
-                "Model workers awake: the first, and helpers while batches come out full or the model is slow.",
+                "Model workers awake: the first, and helpers while batches leave work behind or the model is slow.",
                 |b| b.awake() as u64,
             ),
         ];

@@ -12,7 +12,6 @@ use kiln_registry::ListParams;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::routes::MAX_BODY_BYTES;
 
 /// A JSON body. An empty body reads as `{}` (as `:setDefault` and `:cancel` are sent).
 pub struct JsonBody<T>(pub T);
@@ -29,6 +28,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 /// The body as bytes, for handlers that parse it by verb. A body over the limit is refused as
 /// Google APIs refuse it: 400 "Request payload size exceeds the limit: N bytes."
 pub struct RawBody(pub Bytes);
+
+/// Largest request body. Predict requests are the big ones; ML Engine allows 1.5 MB, Kiln more.
+const MAX_BODY_BYTES: usize = 10 << 20;
 
 /// How much of a body over the limit is read and dropped before the refusal is sent.
 ///

@@ -20,9 +20,6 @@ use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams, RawBody, parse_json};
 use crate::iam::{owned_operation, policy_verb};
 
-/// Largest request body. Predict requests are the big ones; ML Engine allows 1.5 MB, Kiln more.
-pub const MAX_BODY_BYTES: usize = 10 << 20;
-
 type Shared = State<Arc<Registry>>;
 pub(crate) type ApiResult = Result<Response, ApiError>;
 

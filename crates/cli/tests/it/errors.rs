@@ -322,9 +322,7 @@ fn a_body_over_the_limit_is_read_to_its_end_so_its_refusal_arrives_on_a_usable_c
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
     let address = server.url.trim_start_matches("http://");
-    let stream = TcpStream::connect(address).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
+    let (mut reader, mut writer) = connect(address);
     let body = format!("{{\"instances\": [\"{}\"]}}", "x".repeat(11 << 20));
     write!(
         writer,
@@ -348,9 +346,7 @@ fn a_body_over_the_limit_is_read_to_its_end_so_its_refusal_arrives_on_a_usable_c
     assert_eq!(status, 200, "{text}");
 
     // A client that waits for `100 Continue` (curl, above 1 MB) is refused without sending it.
-    let stream = TcpStream::connect(address).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
+    let (mut reader, mut writer) = connect(address);
     write!(
         writer,
         "POST /v1/projects/p/models HTTP/1.1\r\nhost: {address}\r\nexpect: 100-continue\r\n\
@@ -361,6 +357,12 @@ fn a_body_over_the_limit_is_read_to_its_end_so_its_refusal_arrives_on_a_usable_c
     let (status, text) = response(&mut reader);
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("exceeds the limit"), "{text}");
+}
+
+/// A connection to `address`: a buffered reader and a writer on the same socket.
+fn connect(address: &str) -> (BufReader<TcpStream>, TcpStream) {
+    let stream = TcpStream::connect(address).unwrap();
+    (BufReader::new(stream.try_clone().unwrap()), stream)
 }
 
 /// Reads one HTTP/1.1 response with a `content-length`: its status and body.

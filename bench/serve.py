@@ -102,20 +102,26 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def post(url, body):
-    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+def post(url, body, headers=None):
+    request = urllib.request.Request(url, json.dumps(body).encode(),
+                                     {"Content-Type": "application/json", **(headers or {})})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
 
-def wait_ready(url, body, process, log, deadline=180):
+def get(url, headers=None):
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as response:
+        return json.loads(response.read())
+
+
+def wait_ready(url, body, process, log, deadline=180, headers=None):
     until = time.time() + deadline
     while time.time() < until:
         if process.poll() is not None:
             with open(log) as output:
                 sys.exit(f"the server for {url} exited with {process.returncode}:\n{output.read()[-3000:]}")
         try:
-            return post(url, body)
+            return post(url, body, headers)
         except OSError:
             time.sleep(0.5)
     sys.exit(f"{url} did not answer within {deadline} s")
@@ -126,6 +132,7 @@ class Server:
 
     def __init__(self, name, command, url, body, log, env=None):
         self.name, self.url, self.body, self.log = name, url, body, log
+        self.headers = {}
         with open(log, "w") as output:
             self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env,
                                             start_new_session=True)
@@ -165,24 +172,35 @@ def venv_env():
     return {**os.environ, "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ["PATH"]}
 
 
-def kiln_server(kiln, model_dir, work, http_threads=(THREADS + 1) // 2, predict_workers=THREADS):
+def kiln_server(kiln, model_dir, work, http_threads=(THREADS + 1) // 2, predict_workers=THREADS, auth=False):
     """Kiln with `http_threads` serving HTTP and `predict_workers` running the model (each a thread); the defaults
-    are Kiln's own on THREADS cores."""
+    are Kiln's own on THREADS cores. With `auth`, every request carries the administrator token of its first
+    start (authentication on, as a deployed server runs); else `--insecure-no-auth`."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1/projects/bench"
     name = "Kiln" if (http_threads, predict_workers) == ((THREADS + 1) // 2, THREADS) else \
         f"Kiln, {http_threads} + {predict_workers} threads"
-    server = Server(name, [kiln, "server", "--insecure-no-auth", "--bind", f"127.0.0.1:{port}", "--data-dir",
-                           os.path.join(work, "kiln-data-" + str(port)), "--allow-path", model_dir,
-                           "--http-threads", str(http_threads), "--predict-workers", str(predict_workers)],
-                    f"{url}/models/census:predict", lambda rows: {"instances": rows},
-                    os.path.join(work, "kiln.log"), env=venv_env())
-    wait_ready(f"{url}/models", {"name": "census"}, server.process, server.log)
-    operation = post(f"{url}/models/census/versions", {"name": "v1", "deploymentUri": f"file://{model_dir}"})
+    name += ", auth on" if auth else ""
+    log = os.path.join(work, f"kiln-{port}.log")
+    server = Server(name, [kiln, "server", *([] if auth else ["--insecure-no-auth"]), "--bind",
+                           f"127.0.0.1:{port}", "--data-dir", os.path.join(work, "kiln-data-" + str(port)),
+                           "--allow-path", model_dir, "--http-threads", str(http_threads), "--predict-workers",
+                           str(predict_workers)],
+                    f"{url}/models/census:predict", lambda rows: {"instances": rows}, log, env=venv_env())
+    while auth and not server.headers:
+        time.sleep(0.1)
+        with open(log) as output:
+            token = re.search(r"^Administrator token.*: (kiln_\S+)$", output.read(), re.M)
+        if token:
+            server.headers = {"Authorization": f"Bearer {token.group(1)}"}
+        elif server.process.poll() is not None:
+            sys.exit(f"Kiln exited with {server.process.returncode}")
+    wait_ready(f"{url}/models", {"name": "census"}, server.process, server.log, headers=server.headers)
+    operation = post(f"{url}/models/census/versions", {"name": "v1", "deploymentUri": f"file://{model_dir}"},
+                     server.headers)
     while not operation.get("done"):
         time.sleep(0.2)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/{operation['name']}") as response:
-            operation = json.loads(response.read())
+        operation = get(f"http://127.0.0.1:{port}/v1/{operation['name']}", server.headers)
     if "error" in operation:
         sys.exit(f"Kiln could not load the model: {operation['error']}")
     return server
@@ -228,8 +246,8 @@ def run_kserve(model_dir, port):
 
 # ---- measurements -----------------------------------------------------------------------------------------
 
-def wrk(url, body, connections, seconds, work):
-    """Drives `url` with `body` on `connections` connections; returns (req/s, p50 ms, p99 ms)."""
+def wrk(url, body, connections, seconds, work, headers=None):
+    """Drives `url` with `body` (and `headers`) on `connections` connections; returns (req/s, p50 ms, p99 ms)."""
     body_file = os.path.join(work, "body.json")
     with open(body_file, "w") as handle:
         json.dump(body, handle)
@@ -237,6 +255,8 @@ def wrk(url, body, connections, seconds, work):
     with open(script, "w") as handle:
         handle.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
                      f'wrk.body = io.open("{body_file}"):read("*a")\n')
+        for name, value in (headers or {}).items():
+            handle.write(f'wrk.headers["{name}"] = "{value}"\n')
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url],
                          capture_output=True, text=True, check=True).stdout
     failures = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -291,16 +311,22 @@ def main():
     parser.add_argument("--kiln", default=os.path.join(ROOT, "target", "release", "kiln"))
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--auth-ab", type=int, default=0, metavar="ROUNDS",
+                        help="only Kiln at 1 instance per request, ROUNDS times with authentication on and off "
+                             "alternately; prints both and the ratio")
     args = parser.parse_args()
     if not os.path.exists(args.kiln):
         sys.exit(f"{args.kiln} not found: run `cargo build --release` first")
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
-    ensure_venv()
+    if not args.auth_ab:
+        ensure_venv()  # --auth-ab runs Kiln alone: the current Python's torch, onnx and onnxruntime do
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     work = tempfile.mkdtemp(prefix="kiln-bench-serve-")
     model_dir = os.path.join(work, "census-onnx")
     rows = export(model_dir)
+    if args.auth_ab:
+        return auth_ab(args, model_dir, rows, work)
 
     online = []
     for make in (lambda: kiln_server(args.kiln, model_dir, work),
@@ -316,7 +342,8 @@ def main():
                     continue
                 print(f"{server.name}: {size} instance(s) per request, {connections} connections, "
                       f"{args.seconds} s", file=sys.stderr)
-                result[size] = wrk(server.url, server.body(rows[:size]), connections, args.seconds, work)
+                result[size] = wrk(server.url, server.body(rows[:size]), connections, args.seconds, work,
+                                   server.headers)
             result["rss"] = server.rss_mb()
             online.append(result)
         finally:
@@ -361,6 +388,32 @@ def main():
           f"{ort_rows:,.0f} rows/s; ratio {kiln_rows / ort_rows:.2f}")
     print(f"\nbatch prediction, {args.rows:,} JSON lines: Kiln {kiln_batch:,.0f} rows/s; Python + ONNX Runtime "
           f"{ort_batch:,.0f} rows/s; ratio {kiln_batch / ort_batch:.1f}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def auth_ab(args, model_dir, rows, work):
+    """Kiln at 1 instance per request with authentication on (a bearer token on every request) and off,
+    alternated `args.auth_ab` times so the machine's slow spells hit both."""
+    results = {True: [], False: []}
+    for _ in range(args.auth_ab):
+        for auth in (True, False):
+            server = kiln_server(args.kiln, model_dir, work, auth=auth)
+            try:
+                wait_ready(server.url, server.body(rows[:1]), server.process, server.log, headers=server.headers)
+                results[auth].append(wrk(server.url, server.body(rows[:1]), 16, args.seconds, work,
+                                         server.headers))
+            finally:
+                server.stop()
+    print(f"\nKiln, census Wide & Deep (ONNX), 1 instance per request, wrk 1 thread 16 connections, "
+          f"{args.seconds} s a run, {args.auth_ab} runs each, alternated\n")
+    print("| authentication | req/s per run | p99 ms per run |")
+    print("|---|---|---|")
+    for auth in (True, False):
+        print(f"| {'on' if auth else 'off'} | {', '.join(f'{r[0]:,.0f}' for r in results[auth])} | "
+              f"{', '.join(f'{r[2]:.2f}' for r in results[auth])} |")
+    on = sorted(r[0] for r in results[True])[len(results[True]) // 2]
+    off = sorted(r[0] for r in results[False])[len(results[False]) // 2]
+    print(f"\nmedian req/s: on {on:,.0f}, off {off:,.0f}; ratio {on / off:.3f}")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -82,6 +82,11 @@ impl Instances {
         self.spans.len()
     }
 
+    /// Bytes of JSON text the instances are read from (the request body).
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()

@@ -9,7 +9,9 @@
 //! - [`uri`]: parsing a user's URI (`/abs/path`, `file://`, `gs://`, `s3://`) to a store and prefix.
 //! - [`paths`]: [`PathPolicy`], the locations a project may read and write.
 //! - [`ArtifactStore`] (this file): the managed root: import a directory, remove it, find it on disk.
+//! - `copy`: a local directory copied in without following links.
 
+mod copy;
 pub mod paths;
 pub mod uri;
 
@@ -83,7 +85,19 @@ impl ArtifactStore {
     }
 
     /// Copies every file under `source_uri` to `key/`, keeping relative paths.
+    /// A local source (an absolute path, as [`PathPolicy::check`] returns it) is copied without
+    /// following links; a bucket is copied through `object_store`.
     pub async fn import(&self, source_uri: &str, key: &str) -> Result<Imported, ArtifactError> {
+        if source_uri.starts_with('/') {
+            let source = PathBuf::from(source_uri);
+            let destination = self.local_path(key);
+            let what = format!("deploymentUri {source_uri:?}");
+            return tokio::task::spawn_blocking(move || {
+                copy::copy_tree(&source, &destination, &what)
+            })
+            .await
+            .map_err(|error| ArtifactError::Storage(error.to_string()))?;
+        }
         let Location { store, prefix } = parse(source_uri)?;
         let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
         if objects.is_empty() {
@@ -182,5 +196,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("holds no files"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_link_inside_a_local_source_is_refused_not_followed() {
+        let source = tempfile::tempdir().unwrap();
+        let secret = tempfile::tempdir().unwrap();
+        std::fs::write(secret.path().join("kiln.db"), b"secret").unwrap();
+        std::fs::write(source.path().join("model.onnx"), b"model").unwrap();
+        std::os::unix::fs::symlink(secret.path().join("kiln.db"), source.path().join("weights"))
+            .unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::open(root.path()).unwrap();
+        let source_path = source.path().canonicalize().unwrap();
+        let error = store
+            .import(
+                &source_path.display().to_string(),
+                "projects/p/models/m/versions/v1",
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("symbolic link, weights"), "{error}");
+        std::fs::remove_file(source.path().join("weights")).unwrap();
+        let imported = store
+            .import(
+                &source_path.display().to_string(),
+                "projects/p/models/m/versions/v1",
+            )
+            .await
+            .unwrap();
+        assert_eq!(imported, Imported { files: 1, bytes: 5 });
     }
 }

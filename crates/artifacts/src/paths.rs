@@ -1,15 +1,24 @@
-//! Where a project may read and write: the check every user-given location passes
-//! (`jobDir`, `packageUris`, `deploymentUri`, and batch prediction's paths).
+//! Where a project may read and write: the one check every user-given location passes (`jobDir`,
+//! `packageUris`, `deploymentUri`, batch prediction's paths, and the path arguments of built-in
+//! algorithms).
 //!
-//! A location is allowed when, after resolving symbolic links, it lies under one of the roots
-//! an administrator allowed (`{project}` in a root stands for the caller's project), or under the
-//! project's own workspace in the data directory. The rest of the data directory (the metadata
-//! database, other projects' files, the managed artifacts) is never reachable, whatever the
-//! roots say. `..` is refused outright rather than resolved, so a path means what it reads.
+//! [`PathPolicy::check`] decodes a location first (a `file://` URL's percent escapes), then
+//! judges the decoded text, so what is checked is what is used:
+//! - `.` and `..` segments, empty segments, control characters and `%` in a decoded path are
+//!   refused rather than interpreted, so a location means what it reads and no later decoding
+//!   (an object store's) can turn it into another;
+//! - symbolic links in the part that exists are resolved, and the resolved path must lie under one
+//!   of the roots an administrator allowed (`{project}` in a root stands for the caller's project)
+//!   or under the project's own workspace in the data directory. The rest of the data directory
+//!   (the metadata database, other projects' files, the managed artifacts) is never reachable,
+//!   whatever the roots say;
+//! - a bucket URL (`gs://`, `s3://`) must be plain: no percent escapes, no dot or empty segments,
+//!   and under an allowed bucket root by whole segments.
 //!
-//! Locations that do not exist yet (a new `jobDir`) are checked by resolving their deepest
-//! existing ancestor. A link created later, between the check and the use, is not caught: that
-//! needs trainers confined by the operating system, which the local executor does not do.
+//! What `check` returns (the resolved path, or the bucket URL) is what callers use. A link created
+//! after the check is not followed by Kiln's own copies ([`crate::ArtifactStore::import`] refuses
+//! links and opens files without following them), and trainers run confined to their job's
+//! directories, so a race cannot widen what a project reaches.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -44,44 +53,75 @@ impl PathPolicy {
         self.data_dir.join(WORKSPACE_DIR).join(project)
     }
 
+    /// The local directories `project` may use, resolved: its allowed roots and its workspace.
+    /// A confined trainer of the project sees these.
+    pub fn local_roots(&self, project: &str) -> Vec<PathBuf> {
+        self.rendered(project)
+            .filter(|root| root.starts_with('/'))
+            .map(|root| resolve(Path::new(&root)))
+            .filter(|root| !root.starts_with(&self.data_dir))
+            .chain([self.workspace(project)])
+            .collect()
+    }
+
     /// Checks a location `project` gave in `field`. Returns what to use: a local location as its
     /// resolved absolute path, a bucket URL as given.
     pub fn check(&self, project: &str, field: &str, uri: &str) -> Result<String, String> {
-        let refuse = |why: String| format!("Field: {field} Error: {uri:?} {why}");
+        let refuse = |why: &str| format!("Field: {field} Error: {uri:?} {why}");
         if uri.is_empty() {
             return Err(format!("Field: {field} Error: the location is empty"));
-        }
-        if uri.split(['/', '\\']).any(|segment| segment == "..") {
-            return Err(refuse("must not contain '..'".into()));
         }
         let path = if uri.starts_with('/') {
             PathBuf::from(uri)
         } else {
+            // A URL parser resolves `%2e%2e` as `..` before anyone sees it: judge the decoded
+            // segments of the text as given.
+            let dots = uri.split('/').skip(3).any(|segment| {
+                let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+                decoded == ".." || decoded == "."
+            });
+            if dots {
+                return Err(refuse(
+                    "must not contain '..' or '.' segments, encoded or not",
+                ));
+            }
             let url = Url::parse(uri).map_err(|_| {
-                refuse("is neither an absolute path nor a URL (file://, gs://, s3://)".into())
+                refuse("is neither an absolute path nor a URL (file://, gs://, s3://)")
             })?;
             if url.scheme() != "file" {
+                plain_bucket_url(uri).map_err(&refuse)?;
                 return match self.rendered(project).any(|root| is_prefix(&root, uri)) {
                     true => Ok(uri.to_string()),
-                    false => Err(refuse(self.outside(project))),
+                    false => Err(refuse(&self.outside(project))),
                 };
             }
+            if url.host_str().is_some_and(|host| !host.is_empty()) {
+                return Err(refuse(
+                    "names a host; a file URL must be file:///absolute/path",
+                ));
+            }
             url.to_file_path()
-                .map_err(|_| refuse("is not a local file URL".into()))?
+                .map_err(|_| refuse("is not a local file URL"))?
         };
+        let text = path
+            .to_str()
+            .ok_or_else(|| refuse("is not valid UTF-8 once decoded"))?;
+        plain_path(text).map_err(&refuse)?;
         let resolved = resolve(&path);
-        let workspace = self.workspace(project);
-        let allowed = if resolved.starts_with(&self.data_dir) {
-            resolved.starts_with(&workspace)
-        } else {
-            self.rendered(project)
-                .filter(|root| root.starts_with('/'))
-                .any(|root| resolved.starts_with(resolve(Path::new(&root))))
-        };
-        match allowed {
+        match self.allows(project, &resolved) {
             true => Ok(resolved.to_string_lossy().into_owned()),
-            false => Err(refuse(self.outside(project))),
+            false => Err(refuse(&self.outside(project))),
         }
+    }
+
+    /// Whether the resolved local path `resolved` lies where `project` may go.
+    pub fn allows(&self, project: &str, resolved: &Path) -> bool {
+        if resolved.starts_with(&self.data_dir) {
+            return resolved.starts_with(self.workspace(project));
+        }
+        self.rendered(project)
+            .filter(|root| root.starts_with('/'))
+            .any(|root| resolved.starts_with(resolve(Path::new(&root))))
     }
 
     fn rendered<'a>(&'a self, project: &'a str) -> impl Iterator<Item = String> + 'a {
@@ -98,6 +138,40 @@ impl PathPolicy {
             allowed.join(", ")
         )
     }
+}
+
+/// Refuses what a decoded local path must not hold: anything but `/`-separated names, each neither
+/// empty, `.` nor `..`, without control characters or `%`.
+fn plain_path(path: &str) -> Result<(), &'static str> {
+    if path.chars().any(char::is_control) {
+        return Err("must not contain control characters");
+    }
+    if path.contains('%') {
+        return Err("must not contain '%' once decoded (it would be decoded again in storage)");
+    }
+    let segments = path.trim_start_matches('/').trim_end_matches('/');
+    if segments.split('/').any(|segment| segment == "..") {
+        return Err("must not contain '..'");
+    }
+    if segments
+        .split('/')
+        .any(|segment| segment == "." || segment.is_empty())
+    {
+        return Err("must not contain '.' or empty segments ('//')");
+    }
+    Ok(())
+}
+
+/// Refuses a bucket URL that another reader could understand differently: percent escapes
+/// (`%2e%2e` is `..` to a URL parser), dot and empty segments, control characters.
+fn plain_bucket_url(uri: &str) -> Result<(), &'static str> {
+    if uri.contains('%') {
+        return Err("must not contain percent escapes");
+    }
+    let Some((_, rest)) = uri.split_once("://") else {
+        return Err("is not a URL");
+    };
+    plain_path(rest)
 }
 
 /// Whether `uri` lies under the bucket prefix `root` (whole path segments only).
@@ -208,6 +282,23 @@ mod tests {
             ("gs://bucket/pp".into(), "outside"),
             ("relative/path".into(), "absolute"),
             ("/etc/passwd".into(), "outside"),
+            (
+                format!("file://{}/data/workspace/p/x%2F..%2F..%2Fq", root.display()),
+                "'..'",
+            ),
+            (
+                format!("file://{}/shared/p/%2e%2e/q", root.display()),
+                "'..'",
+            ),
+            (format!("file://{}/shared/p/a%252Fb", root.display()), "'%'"),
+            (format!("{}/shared/p/./x", root.display()), "'.'"),
+            (format!("{}/shared/p//x", root.display()), "empty"),
+            (format!("{}/shared/p/x\n", root.display()), "control"),
+            (format!("file://host{}/shared/p", root.display()), "host"),
+            ("gs://bucket/p/%2e%2e/q".into(), "'..'"),
+            ("gs://bucket/p/a%2Fb".into(), "percent"),
+            ("gs://bucket/p/../q".into(), "'..'"),
+            ("gs://bucket/p//q".into(), "empty"),
         ] {
             let error = policy
                 .check("p", "training_input.job_dir", &uri)
@@ -217,5 +308,133 @@ mod tests {
                 "{uri}: {error}"
             );
         }
+    }
+
+    /// Pieces a hostile location is built from: separators, encodings of them, dots, links.
+    const PIECES: &[&str] = &[
+        "/",
+        "//",
+        ".",
+        "..",
+        "%2F",
+        "%2f",
+        "%2e",
+        "%2E%2E",
+        "%25",
+        "%00",
+        "\\",
+        "p",
+        "q",
+        "shared",
+        "data",
+        "workspace",
+        "secret",
+        "link",
+        "up",
+        "flip",
+        "x",
+        "kiln.db",
+        "*",
+        "~",
+        "\n",
+        " ",
+    ];
+
+    /// A location built from a form (path, file URL, file URL naming localhost, bucket URL), a
+    /// start inside or beside the roots, and hostile pieces.
+    fn hostile() -> impl proptest::strategy::Strategy<Value = (usize, String)> {
+        use proptest::prelude::*;
+        (
+            0..4usize,
+            prop::sample::select(vec!["", "shared/p/", "data/workspace/p/", "shared/"]),
+            prop::collection::vec(prop::sample::select(PIECES.to_vec()), 0..10),
+        )
+            .prop_map(|(form, start, pieces)| (form, format!("{start}{}", pieces.concat())))
+    }
+
+    /// Whatever is thrown at it, a location `check` accepts stays inside the project's roots once
+    /// it is used: created, then resolved through every link on the way.
+    #[test]
+    fn no_accepted_location_leads_outside() {
+        use proptest::prelude::*;
+        let Setup {
+            _dir: _guard,
+            root,
+            policy,
+        } = setup();
+        let shared = root.join("shared/p");
+        std::os::unix::fs::symlink(root.join("secret"), shared.join("link")).unwrap();
+        std::os::unix::fs::symlink("..", shared.join("up")).unwrap();
+        std::os::unix::fs::symlink(root.join("data"), shared.join("data")).unwrap();
+        let allowed = [shared.clone(), root.join("data/workspace/p")];
+        let tried = std::sync::atomic::AtomicUsize::new(0);
+        let config = ProptestConfig {
+            cases: 20_000,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        proptest!(config, |((form, rest) in hostile())| {
+            tried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let uri = match form {
+                0 => format!("{}/{rest}", root.display()),
+                1 => format!("file://{}/{rest}", root.display()),
+                2 => format!("file://localhost{}/{rest}", root.display()),
+                _ => format!("gs://bucket/{rest}"),
+            };
+            if let Ok(checked) = policy.check("p", "f", &uri) {
+                if checked.starts_with("gs://") {
+                    prop_assert!(checked.starts_with("gs://bucket/p/") || checked == "gs://bucket/p");
+                    prop_assert!(!checked.contains("..") && !checked.contains('%'));
+                } else {
+                    let path = PathBuf::from(&checked);
+                    prop_assert!(path.is_absolute());
+                    if std::fs::create_dir_all(&path).is_ok() {
+                        let real = path.canonicalize().unwrap();
+                        prop_assert!(allowed.iter().any(|root| real.starts_with(root)), "{uri} -> {checked} -> {}", real.display());
+                    }
+                }
+            }
+        });
+        eprintln!(
+            "path policy: {} hostile locations tried",
+            tried.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+
+    /// A link that comes and goes while locations are checked never makes `check` answer with a
+    /// location outside the roots: each answer is resolved at the moment it is given.
+    #[test]
+    fn a_link_swapped_during_checks_is_never_let_through() {
+        let Setup {
+            _dir: _guard,
+            root,
+            policy,
+        } = setup();
+        let flip = root.join("shared/p/flip");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let (flip, secret, stop) = (flip.clone(), root.join("secret"), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = std::fs::create_dir(&flip);
+                    let _ = std::fs::remove_dir(&flip);
+                    let _ = std::os::unix::fs::symlink(&secret, &flip);
+                    let _ = std::fs::remove_file(&flip);
+                }
+            })
+        };
+        let uri = format!("{}/shared/p/flip/model", root.display());
+        let secret = root.join("secret");
+        for _ in 0..20_000 {
+            if let Ok(checked) = policy.check("p", "f", &uri) {
+                assert!(!Path::new(&checked).starts_with(&secret), "{checked}");
+                assert!(
+                    Path::new(&checked).starts_with(root.join("shared/p")),
+                    "{checked}"
+                );
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        swapper.join().unwrap();
     }
 }

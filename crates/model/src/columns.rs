@@ -292,10 +292,15 @@ impl Encoder {
                     ))
                 })?,
             };
+            let normalized = ((value - column.mean) / column.std) as f32;
+            if !value.is_finite() || !normalized.is_finite() {
+                return Err(ModelError::Input(format!(
+                    "input {:?} must be a finite number within float32's range (about ±3.4e38), got {value}",
+                    column.name
+                )));
+            }
             raw_numbers.push(value);
-            encoded
-                .dense
-                .push(((value - column.mean) / column.std) as f32);
+            encoded.dense.push(normalized);
         }
         for (index, (column, &input)) in self
             .columns

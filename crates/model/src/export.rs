@@ -68,6 +68,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<Model, ModelError> {
             spec.format
         )));
     }
+    spec.check()?;
     let weights = Weights::read(dir)?;
     let wide = match spec.kind.has_wide() {
         true => Some(weights.table("wide")?),

@@ -39,6 +39,27 @@ pub enum Prediction {
     },
 }
 
+impl Prediction {
+    /// Whether every number in it is finite: a NaN or an infinity means the weights hold one, or
+    /// the input drove the network past `f32`'s range, and no class or value can be trusted.
+    pub fn is_finite(&self) -> bool {
+        match self {
+            Prediction::Binary {
+                logit, probability, ..
+            } => logit.is_finite() && probability.is_finite(),
+            Prediction::MultiClass {
+                logits,
+                probabilities,
+                ..
+            } => logits
+                .iter()
+                .chain(probabilities)
+                .all(|value| value.is_finite()),
+            Prediction::Regression { value } => value.is_finite(),
+        }
+    }
+}
+
 /// Runs the model on a batch of encoded examples.
 pub fn predict(model: &Model, batch: &[Encoded]) -> Vec<Prediction> {
     if batch.is_empty() {

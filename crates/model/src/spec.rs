@@ -47,6 +47,7 @@ impl ModelKind {
 
 /// Everything about a model except its weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// Always [`FORMAT`].
     pub format: String,
@@ -82,6 +83,55 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// Checks that the fields agree with each other: a binary classifier names two classes, a
+    /// multi-class one at least two, a regression none (each class once); only a model with a
+    /// deep part has hidden units; `outputs`, when given, are the task's.
+    pub fn check(&self) -> Result<(), crate::ModelError> {
+        let refuse =
+            |why: String| Err(crate::ModelError::Format(format!("kiln_model.json: {why}")));
+        let classes = &self.label_vocabulary;
+        let distinct: std::collections::BTreeSet<&String> = classes.iter().collect();
+        if distinct.len() != classes.len() {
+            return refuse(format!("label_vocabulary names a class twice: {classes:?}"));
+        }
+        match self.task {
+            Task::BinaryClassification if classes.len() != 2 => {
+                return refuse(format!(
+                    "a binary classifier's label_vocabulary must name 2 classes, it names {}",
+                    classes.len()
+                ));
+            }
+            Task::MultiClassification if classes.len() < 2 => {
+                return refuse(format!(
+                    "a multi-class classifier's label_vocabulary must name 2 or more classes, it names {}",
+                    classes.len()
+                ));
+            }
+            Task::Regression if !classes.is_empty() => {
+                return refuse("a regression model has no label_vocabulary".into());
+            }
+            _ => {}
+        }
+        if !self.kind.has_deep() && !self.hidden_units.is_empty() {
+            return refuse(format!(
+                "hidden_units {:?} are given, but a {:?} model has no deep part",
+                self.hidden_units, self.kind
+            ));
+        }
+        if self.hidden_units.contains(&0) {
+            return refuse("a hidden layer has 0 units".into());
+        }
+        if !self.outputs.is_empty() && self.outputs != Self::output_names(self.task) {
+            return refuse(format!(
+                "outputs {:?} are not the outputs of a {:?} model, {:?}",
+                self.outputs,
+                self.task,
+                Self::output_names(self.task)
+            ));
+        }
+        Ok(())
+    }
+
     /// Number of logits the network produces.
     pub fn n_outputs(&self) -> usize {
         match self.task {

@@ -12,6 +12,7 @@ use kiln_store::Store;
 
 use crate::RegistryError;
 use crate::list::ListParams;
+use crate::recent::Recent;
 use crate::registry::{etag, on_store};
 
 /// The etag of a resource that has no policy yet (the one Cloud IAM returns for empty policies).
@@ -28,6 +29,10 @@ pub struct Access {
     store: Arc<dyn Store>,
     /// `false` for `--insecure-no-auth`: every request is [`Principal::anonymous`].
     enabled: bool,
+    /// Tokens found, with their secret's hash, by id.
+    tokens: Recent<Option<(Token, String)>>,
+    /// Policies by resource.
+    policies: Recent<Option<Policy>>,
 }
 
 fn denied(permission: &str, resource: &str) -> RegistryError {
@@ -46,7 +51,12 @@ fn unauthenticated(why: &str) -> RegistryError {
 impl Access {
     /// Access control over `store`; `enabled: false` lets every request in as an administrator.
     pub fn new(store: Arc<dyn Store>, enabled: bool) -> Arc<Self> {
-        Arc::new(Self { store, enabled })
+        Arc::new(Self {
+            store,
+            enabled,
+            tokens: Recent::new(),
+            policies: Recent::new(),
+        })
     }
 
     /// On a first start (no token exists), makes an administrator token and returns its bearer
@@ -84,8 +94,8 @@ impl Access {
         let (id, secret) = token::parse(bearer.trim())
             .ok_or_else(|| unauthenticated("the token is not a Kiln token"))?;
         let (record, _) = self
-            .store
-            .get_token(id)?
+            .tokens
+            .get(id, || self.store.get_token(id), Option::is_some)?
             .filter(|(_, hash)| token::verify(secret, hash))
             .ok_or_else(|| unauthenticated("the token is not valid"))?;
         if !record.revoke_time.is_empty() {
@@ -143,7 +153,11 @@ impl Access {
     fn policies(&self, chain: &[String]) -> Result<Vec<Policy>, RegistryError> {
         let mut policies = Vec::with_capacity(chain.len());
         for resource in chain {
-            policies.extend(self.store.get_policy(resource)?);
+            policies.extend(self.policies.get(
+                resource,
+                || self.store.get_policy(resource),
+                |_| true,
+            )?);
         }
         Ok(policies)
     }
@@ -230,6 +244,7 @@ impl Access {
         next.etag = etag(&next);
         self.store
             .set_policy(resource, &next, expected)
+            .inspect(|_| self.policies.forget(resource))
             .map_err(|error| match error {
                 kiln_store::StoreError::Conflict(_) => RegistryError::Aborted(format!(
                     "etag {:?} does not match the current policy of {resource}; get the policy and \
@@ -292,11 +307,13 @@ impl Access {
             });
         }
         policy.etag = etag(&policy);
-        let resource = resource.to_string();
-        on_store(&self.store, move |store| {
-            Ok(store.set_policy(&resource, &policy, None)?)
+        let stored = resource.to_string();
+        let written = on_store(&self.store, move |store| {
+            Ok(store.set_policy(&stored, &policy, None)?)
         })
-        .await
+        .await;
+        self.policies.forget(resource);
+        written
     }
 
     /// Creates a token; the answer carries its secret, the only time it is shown.
@@ -362,6 +379,7 @@ impl Access {
         if record.revoke_time.is_empty() {
             record.revoke_time = kiln_api::now();
             self.store.update_token(id, &record)?;
+            self.tokens.forget(id);
         }
         Ok(record)
     }

@@ -114,9 +114,7 @@ pub(crate) fn plan(
         size => size,
     };
     let mut args = vec![
-        "--model-dir".to_string(),
-        model_dir.display().to_string(),
-        "--data-format".into(),
+        "--data-format".to_string(),
         format.into(),
         "--output-path".into(),
         output_path.clone(),
@@ -131,7 +129,7 @@ pub(crate) fn plan(
         args.extend(["--input-paths".to_string(), pattern]);
     }
     Ok((
-        Program::BatchPredict { args },
+        Program::BatchPredict { model_dir, args },
         PredictionPlan {
             output_path,
             summary: summary.to_path_buf(),
@@ -199,7 +197,7 @@ fn model_dir(
 }
 
 /// An input path as checked: a wildcard only at the end, under a location the project may read.
-fn checked_input(
+pub(crate) fn checked_input(
     pattern: &str,
     project: &str,
     paths: &PathPolicy,

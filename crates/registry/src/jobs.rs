@@ -20,7 +20,9 @@ use kiln_scheduler::cluster::{assign_ports, cluster_spec, tf_config, units_per_h
 use kiln_scheduler::logs::{ERROR_LOG_LINES, LogPage};
 use kiln_scheduler::metrics::MetricWatch;
 use kiln_scheduler::program::{self, Program, Runtime};
-use kiln_scheduler::{Executor, ExitReport, JobLog, ReplicaPlan, ReplicaSpec, TaskType};
+use kiln_scheduler::{
+    Confinement, Executor, ExitReport, JobLog, ReplicaPlan, ReplicaSpec, Sandbox, TaskType,
+};
 use kiln_store::Store;
 use tokio::sync::{mpsc, watch};
 
@@ -46,6 +48,10 @@ pub struct JobSettings {
     pub quota: f64,
     /// Where `jobDir` and `packageUris` may point.
     pub paths: PathPolicy,
+    /// How job processes are confined.
+    pub sandbox: Sandbox,
+    /// Whether commands and Python packages may run where `sandbox` cannot confine them.
+    pub allow_unconfined: bool,
 }
 
 /// What a validated job will run.
@@ -95,6 +101,20 @@ fn validate(
     let program = program::decide(input)
         .map_err(|found| problems.extend(found))
         .ok();
+    if matches!(program, Some(Program::BuiltIn { .. })) {
+        let checked = program::built_in_locations(&input.args, |name, location| {
+            batch::checked_input(
+                location,
+                project,
+                paths,
+                &format!("training_input.args[--{name}]"),
+            )
+        });
+        match checked {
+            Ok(args) => input.args = args,
+            Err(found) => problems.extend(found),
+        }
+    }
     if matches!(program, Some(Program::BuiltIn { .. }))
         && replicas.as_ref().is_some_and(|replicas| replicas.len() > 1)
     {
@@ -287,6 +307,7 @@ impl Jobs {
         if let Err(problem) = check_name("jobId", &job.job_id) {
             problems.push(problem);
         }
+        problems.extend(kiln_api::names::check_labels("job.labels", &job.labels));
         let launch = self
             .launch(project, &mut job)
             .map_err(|found| problems.extend(found))
@@ -298,6 +319,18 @@ impl Jobs {
             && !tuning.resume.is_empty()
         {
             self.check_resume(project, &job, tuning)?;
+        }
+        if launch.program.runs_user_code()
+            && !self.settings.sandbox.is_on()
+            && !self.settings.allow_unconfined
+        {
+            return Err(RegistryError::FailedPrecondition(
+                "this server does not confine a job's processes (its kernel has no Landlock, or \
+                 it runs with --sandbox off), so containerCommand and Python packages would run \
+                 with the server's privileges; the administrator may allow that with kiln server \
+                 --allow-unconfined-code"
+                    .into(),
+            ));
         }
         if launch.units > self.queue.quota() + 1e-9 {
             return Err(RegistryError::InvalidArgument(format!(
@@ -454,6 +487,61 @@ impl Jobs {
         Ok(job)
     }
 
+    /// How job processes are confined, in words for the server's start-up lines.
+    pub fn sandbox_summary(&self) -> &'static str {
+        match (
+            self.settings.sandbox.is_on(),
+            self.settings.allow_unconfined,
+        ) {
+            (true, _) => {
+                "confined (Landlock: each job reaches only its directories and its project's)"
+            }
+            (false, false) => {
+                "NOT confined (no Landlock in this kernel, or --sandbox off): containerCommand and \
+                 Python packages are refused"
+            }
+            (false, true) => {
+                "NOT confined (no Landlock in this kernel, or --sandbox off), and commands and \
+                 packages run with the server's privileges (--allow-unconfined-code)"
+            }
+        }
+    }
+
+    /// What a job's processes may reach: its working directory and `jobDir`, its project's allowed
+    /// local roots and workspace (read and write); the `kiln` binary, the interpreter and what
+    /// its program reads (read).
+    fn confinement(
+        &self,
+        project: &str,
+        input: &kiln_api::TrainingInput,
+        program: &Program,
+        working_dir: &Path,
+    ) -> Confinement {
+        let mut write = vec![working_dir.to_path_buf()];
+        if input.job_dir.starts_with('/') {
+            write.push(PathBuf::from(&input.job_dir));
+        }
+        write.extend(self.settings.paths.local_roots(project));
+        let runtime = &self.settings.runtime;
+        let mut read = vec![runtime.kiln.clone(), runtime.python.clone()];
+        read.extend(program.reads());
+        Confinement { read, write }
+    }
+
+    /// `HOME` and `TMPDIR` in the job's working directory when its processes are confined (they
+    /// may not write the server's), created here.
+    fn sandbox_env(&self, working_dir: &Path) -> Result<Vec<(String, String)>, String> {
+        if !self.settings.sandbox.is_on() {
+            return Ok(Vec::new());
+        }
+        let tmp = working_dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|error| format!("{}: {error}", tmp.display()))?;
+        Ok(vec![
+            ("HOME".into(), working_dir.display().to_string()),
+            ("TMPDIR".into(), tmp.display().to_string()),
+        ])
+    }
+
     async fn run(
         &self,
         project: &str,
@@ -503,11 +591,26 @@ impl Jobs {
             }
         };
 
+        let confinement = self.confinement(project, &input, &program, &working_dir);
+        let env = match self.sandbox_env(&working_dir) {
+            Ok(env) => env,
+            Err(message) => return self.fail(project, &job_id, message),
+        };
         let mut runtime = self.settings.runtime.clone();
         if let Program::Python { packages, .. } = &program
             && !packages.is_empty()
         {
-            match program::install(&runtime.python, packages, &working_dir, &log).await {
+            let confined = (&self.settings.sandbox, &confinement);
+            match program::install(
+                &runtime.python,
+                packages,
+                &working_dir,
+                &log,
+                confined,
+                &env,
+            )
+            .await
+            {
                 Ok(python) => runtime.python = python,
                 Err(message) => {
                     return self.fail(project, &job_id, message);
@@ -522,6 +625,8 @@ impl Jobs {
             job_id: &job_id,
             working_dir: &working_dir,
             runtime: &runtime,
+            confinement: &confinement,
+            env: &env,
             log: &log,
             log_path: &log_path,
             max_running,
@@ -801,6 +906,10 @@ impl Jobs {
             return Err(RegistryError::InvalidArgument(
                 "updateMask is required and must name labels".into(),
             ));
+        }
+        let problems = kiln_api::names::check_labels("job.labels", &patch.labels);
+        if !problems.is_empty() {
+            return Err(RegistryError::InvalidArgument(problems.join("; ")));
         }
         self.update(project, job_id, |job| job.labels = patch.labels)
     }
@@ -1135,6 +1244,10 @@ pub(crate) struct JobPlan<'a> {
     pub(crate) job_id: &'a str,
     pub(crate) working_dir: &'a Path,
     pub(crate) runtime: &'a Runtime,
+    /// What the job's processes may reach ([`Jobs::confinement`]).
+    pub(crate) confinement: &'a Confinement,
+    /// Environment every replica gets besides its own (the sandbox's `HOME` and `TMPDIR`).
+    pub(crate) env: &'a [(String, String)],
     pub(crate) log: &'a JobLog,
     pub(crate) log_path: &'a Path,
     /// `scheduling.maxRunningTime`, and when it runs out.
@@ -1237,6 +1350,7 @@ fn replica_spec(
     }
     let (program_path, mut args, mut env) =
         program::command(plan.program, &replica.config, &input, plan.runtime);
+    env.extend(plan.env.iter().cloned());
     let config = tf_config(
         replicas,
         replica,
@@ -1270,5 +1384,6 @@ fn replica_spec(
         args,
         env,
         working_dir: plan.working_dir.to_path_buf(),
+        confinement: plan.confinement.clone(),
     }
 }

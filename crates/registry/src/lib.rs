@@ -16,6 +16,8 @@
 //! - [`studies`]: the `Studies` service: Vizier-style studies and trials over the tuner.
 //! - [`queue`]: the FIFO queue that holds jobs until their ML units fit the quota.
 //! - [`access`]: the `Access` service: tokens, authentication, IAM policies and the audit log.
+//! - `recent`: answers from the store kept for a second, so authentication reads no metadata on
+//!   the predict path.
 //!
 //! **Architecture invariant:** REST handlers and CLI commands call these functions; every rule of
 //! the API (a model with versions cannot be deleted, the first version becomes the default, ...)
@@ -29,6 +31,7 @@ pub mod jobs;
 pub mod list;
 pub mod operations;
 pub mod queue;
+mod recent;
 pub mod registry;
 mod routes;
 pub mod studies;

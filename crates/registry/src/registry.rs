@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kiln_api::model::{Framework, Version, VersionState};
-use kiln_api::names::{check_name, check_project, short};
+use kiln_api::names::{
+    check_description, check_labels, check_name, check_project, given_name, short,
+};
 use kiln_api::operation::{EMPTY_TYPE, MODEL_TYPE, OperationType, VERSION_TYPE};
 use kiln_api::{
     Code, ListModelsResponse, ListOperationsResponse, ListVersionsResponse, Model, Operation,
@@ -359,13 +361,24 @@ impl Registry {
         mut model: Model,
     ) -> Result<Model, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
-        let name = short(&model.name).to_string();
+        let name = given_name(
+            "model.name",
+            &model.name,
+            &format!("projects/{project}/models"),
+        )
+        .map_err(RegistryError::InvalidArgument)?
+        .to_string();
         if name.is_empty() {
             return Err(RegistryError::InvalidArgument(
                 "Field: model.name Error: A name should be specified".into(),
             ));
         }
         check_name("model.name", &name).map_err(RegistryError::InvalidArgument)?;
+        let mut problems = check_labels("model.labels", &model.labels);
+        problems.extend(check_description("model.description", &model.description).err());
+        if !problems.is_empty() {
+            return Err(RegistryError::InvalidArgument(problems.join("; ")));
+        }
         match model.regions.len() {
             0 => model.regions = vec![DEFAULT_REGION.to_string()],
             1 => {}
@@ -432,8 +445,18 @@ impl Registry {
             &["description", "labels", "defaultVersion.name"],
         )? {
             match path {
-                "description" => model.description = patch.description.clone(),
-                "labels" => model.labels = patch.labels.clone(),
+                "description" => {
+                    check_description("model.description", &patch.description)
+                        .map_err(RegistryError::InvalidArgument)?;
+                    model.description = patch.description.clone()
+                }
+                "labels" => {
+                    let problems = check_labels("model.labels", &patch.labels);
+                    if !problems.is_empty() {
+                        return Err(RegistryError::InvalidArgument(problems.join("; ")));
+                    }
+                    model.labels = patch.labels.clone()
+                }
                 _ => {
                     let version = patch
                         .default_version
@@ -492,9 +515,14 @@ impl Registry {
     ) -> Result<Operation, RegistryError> {
         let guard = self.write().await;
         self.existing_model(project, model)?;
-        let name = short(&version.name).to_string();
-        let mut problems = Vec::new();
-        if name.is_empty() {
+        let parent = format!("projects/{project}/models/{model}/versions");
+        let mut problems = check_labels("version.labels", &version.labels);
+        problems.extend(check_description("version.description", &version.description).err());
+        let given = given_name("version.name", &version.name, &parent);
+        let name = given.clone().unwrap_or_default().to_string();
+        if let Err(problem) = given {
+            problems.push(problem);
+        } else if name.is_empty() {
             problems.push("Field: version.name Error: A name should be specified".to_string());
         } else if let Err(problem) = check_name("version.name", &name) {
             problems.push(problem);
@@ -651,7 +679,7 @@ impl Registry {
             Ok((framework, runtime))
         })
         .await
-        .map_err(|error| format!("model load task failed: {error}"))?
+        .map_err(|_| "the model could not be loaded: its loader stopped unexpectedly".to_string())?
     }
 
     /// `projects.models.versions.get`.
@@ -716,8 +744,18 @@ impl Registry {
         ];
         for path in check_mask(update_mask, &allowed)? {
             match path {
-                "description" => version.description = patch.description.clone(),
-                "labels" => version.labels = patch.labels.clone(),
+                "description" => {
+                    check_description("version.description", &patch.description)
+                        .map_err(RegistryError::InvalidArgument)?;
+                    version.description = patch.description.clone()
+                }
+                "labels" => {
+                    let problems = check_labels("version.labels", &patch.labels);
+                    if !problems.is_empty() {
+                        return Err(RegistryError::InvalidArgument(problems.join("; ")));
+                    }
+                    version.labels = patch.labels.clone()
+                }
                 "requestLoggingConfig" => {
                     version.request_logging_config = patch.request_logging_config.clone()
                 }

@@ -10,6 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::SchedulerError;
 use crate::logs::JobLog;
+use crate::sandbox::{Confinement, Sandbox};
 
 /// Everything needed to start one replica.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct ReplicaSpec {
     pub env: Vec<(String, String)>,
     /// Working directory.
     pub working_dir: PathBuf,
+    /// What the replica may reach besides the system, where the executor confines it.
+    pub confinement: Confinement,
 }
 
 /// How a replica ended.
@@ -97,9 +100,18 @@ pub fn passed_env() -> impl Iterator<Item = (&'static str, String)> {
         .filter_map(|name| std::env::var(name).ok().map(|value| (*name, value)))
 }
 
-/// Runs each replica as a local process in its own process group.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LocalExecutor;
+/// Runs each replica as a local process in its own process group, confined by its sandbox.
+#[derive(Debug, Clone)]
+pub struct LocalExecutor {
+    sandbox: Sandbox,
+}
+
+impl LocalExecutor {
+    /// An executor whose replicas `sandbox` confines.
+    pub fn new(sandbox: Sandbox) -> Self {
+        Self { sandbox }
+    }
+}
 
 struct LocalReplica {
     child: tokio::process::Child,
@@ -181,6 +193,9 @@ impl Executor for LocalExecutor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        self.sandbox
+            .prepare(&spec.confinement)?
+            .install(&mut command);
         let mut child = command.spawn().map_err(|error| {
             SchedulerError::Io(format!(
                 "cannot start {} ({}): {error}",

@@ -7,6 +7,8 @@
 //!   command run directly, or `python -m MODULE` with the job's packages on `PYTHONPATH`.
 //! - [`executor`]: the `Executor` trait and `LocalExecutor`, which runs each replica as a process
 //!   group and streams its output into the job log.
+//! - [`sandbox`]: what a job's processes may reach (Landlock, and a user namespace under root),
+//!   applied by the local executor to every replica and pip install.
 //! - [`logs`]: the per-job log file (JSON lines, one per output line of any replica) and its pages.
 //! - [`metrics`]: a tuning trial's metric as the trainer reports it (hypertune file, event files).
 //!
@@ -19,10 +21,12 @@ pub mod executor;
 pub mod logs;
 pub mod metrics;
 pub mod program;
+pub mod sandbox;
 
 pub use cluster::{ReplicaPlan, TaskType, plan};
 pub use executor::{Executor, ExitReport, LocalExecutor, Replica, ReplicaSpec};
 pub use logs::JobLog;
+pub use sandbox::{Confinement, Sandbox};
 
 /// Errors from planning or running replicas.
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use kiln_api::job::{ReplicaConfig, TrainingInput};
 
 use crate::logs::JobLog;
+use crate::sandbox::{Confinement, Sandbox};
 use kiln_train::Algorithm;
 
 /// How to run a job's replicas, decided once at submission.
@@ -28,7 +29,9 @@ pub enum Program {
     },
     /// A batch prediction job's replica: `kiln local batch-predict` with these arguments.
     BatchPredict {
-        /// The arguments after `batch-predict`.
+        /// The deployed model's files, read by the replica.
+        model_dir: PathBuf,
+        /// The arguments after `batch-predict --model-dir DIR`.
         args: Vec<String>,
     },
     /// A command run directly.
@@ -45,6 +48,27 @@ pub enum Program {
         /// sdists and wheels to pip-install into the job's virtual environment first.
         packages: Vec<PathBuf>,
     },
+}
+
+impl Program {
+    /// What its replicas read beyond the job's directories and the project's roots: the package
+    /// directories and files of a Python trainer, the model of a batch prediction.
+    pub fn reads(&self) -> Vec<PathBuf> {
+        match self {
+            Program::Python {
+                python_path,
+                packages,
+                ..
+            } => python_path.iter().chain(packages).cloned().collect(),
+            Program::BatchPredict { model_dir, .. } => vec![model_dir.clone()],
+            Program::BuiltIn { .. } | Program::Command { .. } => Vec::new(),
+        }
+    }
+
+    /// Whether it runs code the user brought (a command, a Python package) rather than Kiln's own.
+    pub fn runs_user_code(&self) -> bool {
+        matches!(self, Program::Command { .. } | Program::Python { .. })
+    }
 }
 
 /// Where Kiln finds what it runs.
@@ -133,6 +157,16 @@ pub fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
     }
 }
 
+/// A built-in algorithm's arguments as `--name=value`, each location in them (the arguments of
+/// `kiln_train::algorithm::LOCATION_ARGS`) replaced by what `check` makes of it, given the
+/// argument's name and the location. Collects every problem.
+pub fn built_in_locations(
+    args: &[String],
+    check: impl FnMut(&str, &str) -> Result<String, String>,
+) -> Result<Vec<String>, Vec<String>> {
+    kiln_train::algorithm::TrainArgs::check_locations(args, check)
+}
+
 fn container_argv(config: &ReplicaConfig, input: &TrainingInput) -> Vec<String> {
     let args = if config.container_args.is_empty() {
         &input.args
@@ -167,9 +201,11 @@ pub fn command(
                 .collect();
             (runtime.kiln.clone(), args, Vec::new())
         }
-        Program::BatchPredict { args } => {
-            let args = ["local".to_string(), "batch-predict".into()]
+        Program::BatchPredict { model_dir, args } => {
+            let args = ["local", "batch-predict", "--model-dir"]
                 .into_iter()
+                .map(str::to_string)
+                .chain([model_dir.display().to_string()])
                 .chain(args.iter().cloned())
                 .collect();
             (runtime.kiln.clone(), args, Vec::new())
@@ -213,11 +249,15 @@ pub fn command(
 /// Creates a virtual environment in `dir` (seeing the machine's site packages, as ML Engine's runtime
 /// images had theirs) and pip-installs `packages` into it. Output goes to `log` as task `service`.
 /// Returns the environment's interpreter, or what failed with pip's last lines.
+/// Both steps run confined as the job's replicas are (a package's `setup.py` is the user's code),
+/// with `env` added (the sandbox's `HOME` and `TMPDIR`).
 pub async fn install(
     python: &Path,
     packages: &[PathBuf],
     dir: &Path,
     log: &JobLog,
+    confined: (&Sandbox, &Confinement),
+    env: &[(String, String)],
 ) -> Result<PathBuf, String> {
     let venv = dir.join("venv");
     let steps: [(PathBuf, Vec<String>, String); 2] = [
@@ -261,11 +301,22 @@ pub async fn install(
             "INFO",
             &format!("{what}: {} {}", program.display(), args.join(" ")),
         );
-        let output = tokio::process::Command::new(&program)
+        let mut command = tokio::process::Command::new(&program);
+        command
             .args(&args)
             .env_clear()
             .envs(crate::executor::passed_env())
-            .current_dir(dir)
+            .envs(
+                env.iter()
+                    .map(|(name, value)| (name.as_str(), value.as_str())),
+            )
+            .current_dir(dir);
+        let (sandbox, confinement) = confined;
+        sandbox
+            .prepare(confinement)
+            .map_err(|error| error.to_string())?
+            .install(&mut command);
+        let output = command
             .output()
             .await
             .map_err(|error| format!("{what} could not start: {error}"))?;

@@ -1,6 +1,9 @@
 //! Dynamic batching: the data plane between concurrent predict requests and one loaded model.
 //!
-//! Requests for a version wait in a bounded queue (full: [`BatchError::Overloaded`], HTTP 429).
+//! Requests for a version wait in a queue bounded in requests and in bytes of instance text
+//! (either full: [`BatchError::Overloaded`], HTTP 429). The bytes count from a request's arrival
+//! to its answer, so they bound the memory its instances hold; a request alone is always
+//! admitted, however large (the body limit bounds it).
 //! `workers` threads of their own serve it (the model is CPU-bound; the async runtime never runs
 //! it). A free worker takes the oldest request and keeps adding queued ones until the batch holds
 //! `max_batch_size` instances or `max_wait` has passed (at the default of zero, the batch is what
@@ -31,7 +34,7 @@
 //!
 //! The threads end when the batcher is dropped: the queue closes and sleeping helpers are told.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +54,8 @@ pub struct BatchConfig {
     pub max_wait: Duration,
     /// Most requests waiting; more are refused.
     pub max_queued: usize,
+    /// Most bytes of instance text waiting or being predicted; more are refused.
+    pub max_queued_bytes: usize,
     /// Most model calls running at once: the worker threads (all but the first asleep while one
     /// keeps up).
     pub workers: usize,
@@ -62,6 +67,7 @@ impl Default for BatchConfig {
             max_batch_size: 512,
             max_wait: Duration::ZERO,
             max_queued: 1024,
+            max_queued_bytes: 64 << 20,
             workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         }
     }
@@ -70,9 +76,10 @@ impl Default for BatchConfig {
 /// Why a request was not answered with predictions.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
-    /// The queue is full: the client should retry later.
-    #[error("the version's request queue is full ({0} requests waiting); retry later")]
-    Overloaded(usize),
+    /// The queue is full (of requests or of bytes; the bound is named): the client should retry
+    /// later.
+    #[error("the version's request queue is full ({0}); retry later")]
+    Overloaded(String),
     /// The model refused the request.
     #[error(transparent)]
     Serve(#[from] ServeError),
@@ -92,6 +99,20 @@ pub struct BatchStats {
     pub batches: AtomicU64,
     /// Requests refused because the queue was full.
     pub rejected: AtomicU64,
+    /// Bytes of instance text waiting or being predicted now.
+    pub queued_bytes: AtomicUsize,
+}
+
+/// Bytes of a request counted in [`BatchStats::queued_bytes`] until it is answered.
+struct Reserved<'a> {
+    counter: &'a AtomicUsize,
+    bytes: usize,
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
 }
 
 struct Request {
@@ -223,11 +244,24 @@ impl Batcher {
         if let Ok(mut last) = self.last_used.lock() {
             *last = Instant::now();
         }
+        let bytes = instances.text_len();
+        let before = self.stats.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let _reserved = Reserved {
+            counter: &self.stats.queued_bytes,
+            bytes,
+        };
+        if before > 0 && before + bytes > self.config.max_queued_bytes {
+            self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(BatchError::Overloaded(format!(
+                "{before} bytes of instances waiting, at most {} with this request's {bytes}",
+                self.config.max_queued_bytes
+            )));
+        }
         if let Err(error) = self.queue.try_send(Request { instances, reply }) {
             return Err(match error {
                 TrySendError::Full(_) => {
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    BatchError::Overloaded(self.config.max_queued)
+                    BatchError::Overloaded(format!("{} requests waiting", self.config.max_queued))
                 }
                 TrySendError::Disconnected(_) => BatchError::Stopped,
             });
@@ -532,6 +566,39 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_queue_holds_a_bounded_number_of_bytes_but_admits_any_request_alone() {
+        let config = BatchConfig {
+            workers: 1,
+            max_queued_bytes: 100,
+            ..BatchConfig::default()
+        };
+        let batcher = batcher(50, config);
+        let big: Vec<Value> = (0..100).map(|i| json!(i)).collect();
+        assert_eq!(batcher.predict(text_of(&big)).await.unwrap().len(), 100);
+        assert_eq!(batcher.stats().queued_bytes.load(Ordering::Relaxed), 0);
+        let calls: Vec<_> = (0..6)
+            .map(|_| {
+                let batcher = Arc::clone(&batcher);
+                let forty: Vec<Value> = (0..15).map(|i| json!(i)).collect();
+                tokio::spawn(async move { batcher.predict(text_of(&forty)).await })
+            })
+            .collect();
+        let mut refused = 0;
+        for call in calls {
+            match call.await.unwrap() {
+                Err(BatchError::Overloaded(why)) if why.contains("at most 100") => refused += 1,
+                Ok(answer) => assert_eq!(answer.len(), 15),
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert!(
+            refused > 0,
+            "six requests of about 40 bytes exceed 100 bytes at once"
+        );
+        assert_eq!(batcher.stats().queued_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_refuses_and_a_bad_instance_fails_only_its_request() {
         let config = BatchConfig {
             workers: 1,
@@ -549,7 +616,7 @@ mod tests {
         let mut refused = 0;
         for call in calls {
             match call.await.unwrap() {
-                Err(BatchError::Overloaded(2)) => refused += 1,
+                Err(BatchError::Overloaded(why)) if why.contains("2 requests") => refused += 1,
                 Ok(answer) => assert_eq!(answer.len(), 1),
                 Err(other) => panic!("{other}"),
             }

@@ -92,6 +92,20 @@ pub fn parse_instances(instances: &[&str]) -> Result<Vec<Value>, ServeError> {
 
 /// Loads the model in `dir`, whose framework `detect` found.
 pub fn load(dir: &Path, framework: DetectedFramework) -> Result<Arc<dyn ModelRuntime>, ServeError> {
+    // A loader that trips over files it did not expect must not take the caller with it, nor put
+    // its panic text in a version's errorMessage.
+    std::panic::catch_unwind(|| load_unguarded(dir, framework)).unwrap_or_else(|_| {
+        Err(ServeError::Load(format!(
+            "the {} model's files are inconsistent with each other and could not be loaded",
+            framework.name()
+        )))
+    })
+}
+
+fn load_unguarded(
+    dir: &Path,
+    framework: DetectedFramework,
+) -> Result<Arc<dyn ModelRuntime>, ServeError> {
     match framework {
         DetectedFramework::Kiln => native::load(dir),
         DetectedFramework::Onnx => Ok(Arc::new(onnx::OnnxRuntime::load(dir)?)),

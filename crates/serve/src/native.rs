@@ -38,7 +38,7 @@ impl NativeRuntime {
             .encoder
             .encode(&probe)
             .map_err(|error| ServeError::Load(error.to_string()))?;
-        let _ = kiln_model::predict(&model, &[encoded]);
+        finite_on_probe(&kiln_model::predict(&model, &[encoded]))?;
         Ok(Self { model })
     }
 }
@@ -59,10 +59,7 @@ impl ModelRuntime for NativeRuntime {
                     })?;
             encoded.push(example);
         }
-        Ok(kiln_model::predict(&self.model, &encoded)
-            .iter()
-            .map(to_json)
-            .collect())
+        to_json_checked(&kiln_model::predict(&self.model, &encoded))
     }
 }
 
@@ -79,7 +76,7 @@ impl SequentialRuntime {
     pub fn load(dir: &Path) -> Result<Self, ServeError> {
         let model = SequentialModel::load(dir, &Device::flex())
             .map_err(|error| ServeError::Load(error.to_string()))?;
-        let _ = model.predict(vec![0.0; model.spec.input.width()], 1);
+        finite_on_probe(&model.predict(vec![0.0; model.spec.input.width()], 1))?;
         Ok(Self { model })
     }
 }
@@ -93,13 +90,36 @@ impl ModelRuntime for SequentialRuntime {
                 .encode_json(instance, &mut values)
                 .map_err(|message| ServeError::Instance { index, message })?;
         }
-        Ok(self
-            .model
-            .predict(values, instances.len())
-            .iter()
-            .map(to_json)
-            .collect())
+        to_json_checked(&self.model.predict(values, instances.len()))
     }
+}
+
+/// Refuses a model whose prediction on default inputs is not finite (NaN or infinite weights).
+fn finite_on_probe(predictions: &[Prediction]) -> Result<(), ServeError> {
+    match predictions.iter().all(Prediction::is_finite) {
+        true => Ok(()),
+        false => Err(ServeError::Load(
+            "the model predicts NaN or infinity on default inputs: its weights are not finite numbers".into(),
+        )),
+    }
+}
+
+/// The outputs of each prediction, refusing by index an instance whose prediction is not finite.
+fn to_json_checked(predictions: &[Prediction]) -> Result<Vec<Value>, ServeError> {
+    predictions
+        .iter()
+        .enumerate()
+        .map(|(index, prediction)| match prediction.is_finite() {
+            true => Ok(to_json(prediction)),
+            false => Err(ServeError::Instance {
+                index,
+                message:
+                    "the model's output is not a finite number (NaN or infinity): an input is \
+                          too large for float32 or the model's weights are not finite"
+                        .into(),
+            }),
+        })
+        .collect()
 }
 
 /// The outputs of TensorFlow's canned estimators, as ML Engine returns them.
@@ -129,5 +149,43 @@ pub fn to_json(prediction: &Prediction) -> Value {
             "probabilities": probabilities,
         }),
         Prediction::Regression { value } => json!({ "predictions": [value] }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_finite_prediction_is_refused_by_its_instance_and_fails_a_load_probe() {
+        let finite = Prediction::Regression { value: 1.5 };
+        let binary_nan = Prediction::Binary {
+            logit: f32::NAN,
+            probability: f32::NAN,
+            class_id: 0,
+            class: "a".into(),
+        };
+        let multi_inf = Prediction::MultiClass {
+            logits: vec![0.0, f32::INFINITY],
+            probabilities: vec![0.5, 0.5],
+            class_id: 1,
+            class: "b".into(),
+        };
+        assert_eq!(
+            to_json_checked(std::slice::from_ref(&finite))
+                .unwrap()
+                .len(),
+            1
+        );
+        for bad in [binary_nan, multi_inf] {
+            match to_json_checked(&[finite.clone(), bad.clone()]) {
+                Err(ServeError::Instance { index: 1, message }) => {
+                    assert!(message.contains("not a finite number"), "{message}")
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(matches!(finite_on_probe(&[bad]), Err(ServeError::Load(_))));
+        }
+        assert!(finite_on_probe(&[finite]).is_ok());
     }
 }

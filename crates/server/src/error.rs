@@ -74,6 +74,13 @@ impl IntoResponse for ApiError {
         let mut response =
             (status, axum::Json(ErrorBody::new(code, message.clone()))).into_response();
         response.extensions_mut().insert(ErrorMessage(message));
+        if code == Code::ResourceExhausted {
+            // A full queue drains in well under a second; clients that honour it come back then.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         response
     }
 }

@@ -7,6 +7,7 @@
 //! - [`error`]: `ApiError` and the one exhaustive mapping from registry errors to HTTP statuses and
 //!   ML Engine's two error bodies.
 //! - [`extract`]: the JSON body and query extractors, whose errors name the field at fault.
+//! - [`site`]: the same-site gate every request passes first: `Host`, `Origin`, JSON bodies only.
 //! - [`auth`]: the gate of every `/v1` request: token, permission (one deny-by-default table of
 //!   routes), audit log.
 //! - [`routes`]: the route table and the thin handlers of models, versions, operations and predict.
@@ -26,6 +27,7 @@ pub mod extract;
 pub mod iam;
 pub mod jobs;
 pub mod routes;
+pub mod site;
 pub mod studies;
 
 use std::future::Future;
@@ -35,8 +37,8 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use kiln_artifacts::{ArtifactStore, PathPolicy};
 use kiln_registry::{Access, BatchConfig, JobSettings, Jobs, Registry, Studies};
-use kiln_scheduler::LocalExecutor;
 use kiln_scheduler::program::Runtime;
+use kiln_scheduler::{LocalExecutor, Sandbox};
 use kiln_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 
@@ -90,6 +92,8 @@ pub struct ServiceSet {
     pub access: Arc<Access>,
     /// Vizier-style studies over the tuner.
     pub studies: Arc<Studies>,
+    /// Names the server answers to besides its addresses ([`site`]).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl FromRef<Services> for Arc<Studies> {
@@ -133,6 +137,14 @@ pub struct Options {
     pub batching: BatchConfig,
     /// Idle time after which versions with `autoScaling.minNodes: 0` are unloaded.
     pub scale_to_zero_after: std::time::Duration,
+    /// Names the server answers to besides the addresses it listens on (`--allow-host`).
+    pub allowed_hosts: Vec<String>,
+    /// Whether commands and Python packages may run unconfined where the kernel cannot sandbox
+    /// them, or the sandbox is off (`--allow-unconfined-code`).
+    pub allow_unconfined_code: bool,
+    /// Whether job processes are confined where the kernel can (`--sandbox auto`), or never
+    /// (`--sandbox off`).
+    pub sandbox: bool,
 }
 
 /// Opens the data directory (SQLite metadata, artifact files, job logs) and ends the work a
@@ -168,11 +180,17 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
             .quota_ml_units
             .unwrap_or_else(kiln_registry::queue::default_quota),
         paths,
+        sandbox: match options.sandbox {
+            true => Sandbox::detect(&[&options.runtime.kiln, &options.runtime.python]),
+            false => Sandbox::off(),
+        },
+        allow_unconfined: options.allow_unconfined_code,
     };
+    let executor = Arc::new(LocalExecutor::new(settings.sandbox.clone()));
     let jobs = Jobs::new(
         Arc::clone(&store),
         Arc::clone(&registry),
-        Arc::new(LocalExecutor),
+        executor,
         settings,
     );
     let failed = jobs.recover()?;
@@ -186,6 +204,7 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         jobs,
         access,
         studies,
+        allowed_hosts: options.allowed_hosts.clone(),
     })))
 }
 
@@ -210,7 +229,12 @@ pub async fn serve(
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, routes::router(services))
+    let site = site::Site::new(listener.local_addr()?, &services.allowed_hosts);
+    let router = routes::router(services).layer(axum::middleware::from_fn_with_state(
+        Arc::new(site),
+        site::guard,
+    ));
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
 }

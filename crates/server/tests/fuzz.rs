@@ -122,6 +122,9 @@ fn fixture() -> Fixture {
         allowed_paths: vec![dir.path().display().to_string()],
         batching: kiln_registry::BatchConfig::default(),
         scale_to_zero_after: std::time::Duration::from_secs(900),
+        allowed_hosts: Vec::new(),
+        allow_unconfined_code: false,
+        sandbox: true,
     };
     let services: Services = runtime.block_on(kiln_server::open(&options)).unwrap();
     let token = services.access.bootstrap().unwrap().unwrap();

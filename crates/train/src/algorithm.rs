@@ -98,6 +98,21 @@ impl Algorithm {
     }
 }
 
+/// The arguments of built-in algorithms that name files or directories: each value is a
+/// comma-separated list of locations.
+pub const LOCATION_ARGS: &[&str] = &[
+    "training_data_path",
+    "train_files",
+    "validation_data_path",
+    "eval_files",
+    "training_labels_path",
+    "validation_labels_path",
+    "schema",
+    "model_definition",
+    "model",
+    "job_dir",
+];
+
 /// A built-in algorithm's arguments, parsed from `--name=value` or `--name value` pairs.
 #[derive(Debug, Clone, Default)]
 pub struct TrainArgs {
@@ -127,6 +142,39 @@ impl TrainArgs {
             pairs.push((name.replace('-', "_"), value));
         }
         Ok(Self { pairs })
+    }
+
+    /// The arguments again as `--name=value`, every location in a [`LOCATION_ARGS`] argument
+    /// replaced by what `check` makes of it (given the argument's name and the location). Collects
+    /// every problem.
+    pub fn check_locations(
+        args: &[String],
+        mut check: impl FnMut(&str, &str) -> Result<String, String>,
+    ) -> Result<Vec<String>, Vec<String>> {
+        let parsed = Self::parse(args)
+            .map_err(|error| vec![format!("Field: training_input.args Error: {error}")])?;
+        let mut problems = Vec::new();
+        let mut checked = Vec::new();
+        for (name, value) in parsed.pairs {
+            if !LOCATION_ARGS.contains(&name.as_str()) {
+                checked.push(format!("--{name}={value}"));
+                continue;
+            }
+            let locations: Vec<String> = value
+                .split(',')
+                .filter(|part| !part.is_empty())
+                .filter_map(|location| {
+                    check(&name, location)
+                        .map_err(|problem| problems.push(problem))
+                        .ok()
+                })
+                .collect();
+            checked.push(format!("--{name}={}", locations.join(",")));
+        }
+        match problems.is_empty() {
+            true => Ok(checked),
+            false => Err(problems),
+        }
     }
 
     fn take(&mut self, names: &[&str]) -> Option<String> {

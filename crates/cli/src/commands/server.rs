@@ -36,8 +36,32 @@ pub struct ServerArgs {
     /// 1.2-2.2 ms), its threads waiting for a core (bench/serve.py).
     #[arg(long, env = "KILN_HTTP_THREADS")]
     pub http_threads: Option<usize>,
+    /// A host name the server answers to besides the addresses it listens on (a proxy's name, or
+    /// this machine's for a non-loopback --bind). Requests naming any other Host, and cross-origin
+    /// requests, are refused so that web pages cannot drive the server. Repeat or separate with
+    /// commas.
+    #[arg(long = "allow-host", env = "KILN_ALLOW_HOSTS", value_delimiter = ',')]
+    pub allow_hosts: Vec<String>,
+    /// Run containerCommand and Python packages even where they are not confined (no Landlock in
+    /// the kernel, or --sandbox off): they then run with this server's privileges and can read its
+    /// data directory.
+    #[arg(long)]
+    pub allow_unconfined_code: bool,
+    /// Confine job processes to their job's directories and their project's allowed paths:
+    /// `auto` where the kernel has Landlock, `off` never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub sandbox: SandboxMode,
     #[command(flatten)]
     pub serving: ServingArgs,
+}
+
+/// Whether job processes are confined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxMode {
+    /// Where the kernel has Landlock.
+    Auto,
+    /// Never.
+    Off,
 }
 
 /// How online predictions are batched (per version).
@@ -53,6 +77,10 @@ pub struct ServingArgs {
     /// Most requests waiting per version; more are answered 429 RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = BatchConfig::default().max_queued)]
     pub max_queued_requests: usize,
+    /// Most bytes of instances waiting or being predicted per version; more are answered 429
+    /// RESOURCE_EXHAUSTED (a request alone is always taken).
+    #[arg(long, default_value_t = BatchConfig::default().max_queued_bytes)]
+    pub max_queued_bytes: usize,
     /// Model calls running at once per version (default: one per core); a version's
     /// manualScaling.nodes overrides it.
     #[arg(long)]
@@ -68,15 +96,20 @@ impl ServingArgs {
     pub fn config(&self) -> anyhow::Result<BatchConfig> {
         if self.max_batch_size == 0
             || self.max_queued_requests == 0
+            || self.max_queued_bytes == 0
             || self.predict_workers == Some(0)
         {
-            bail!("--max-batch-size, --max-queued-requests and --predict-workers must be positive");
+            bail!(
+                "--max-batch-size, --max-queued-requests, --max-queued-bytes and --predict-workers \
+                 must be positive"
+            );
         }
         let defaults = BatchConfig::default();
         Ok(BatchConfig {
             max_batch_size: self.max_batch_size,
             max_wait: std::time::Duration::from_millis(self.batch_timeout_ms),
             max_queued: self.max_queued_requests,
+            max_queued_bytes: self.max_queued_bytes,
             workers: self.predict_workers.unwrap_or(defaults.workers),
         })
     }
@@ -127,6 +160,9 @@ pub fn options(
         allowed_paths,
         batching,
         scale_to_zero_after,
+        allowed_hosts: Vec::new(),
+        allow_unconfined_code: false,
+        sandbox: true,
     })
 }
 
@@ -148,7 +184,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             std::env::temp_dir().display().to_string(),
         ];
     }
-    let options = options(
+    let mut options = options(
         data_dir.clone(),
         args.quota_ml_units,
         !args.insecure_no_auth,
@@ -156,6 +192,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         args.serving.config()?,
         std::time::Duration::from_secs(args.serving.scale_to_zero_after_seconds.max(1)),
     )?;
+    options.allowed_hosts = args.allow_hosts;
+    options.allow_unconfined_code = args.allow_unconfined_code;
+    options.sandbox = args.sandbox == SandboxMode::Auto;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     match args.http_threads {
         Some(0) => bail!("--http-threads must be positive"),
@@ -189,6 +228,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                  {address} acts as an administrator"
             );
         }
+        println!("Job processes: {}", services.jobs.sandbox_summary());
         println!(
             "Projects may use: {}",
             match options.allowed_paths.is_empty() {

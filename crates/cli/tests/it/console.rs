@@ -27,7 +27,12 @@ fn console_end_to_end_in_chromium() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let work_dir = work.path().display().to_string();
-    let (server, startup) = Server::start_with_args(data.path(), &["--allow-path", &work_dir], &[]);
+    let census_dir = census().display().to_string();
+    let (server, startup) = Server::start_with_args(
+        data.path(),
+        &["--allow-path", &work_dir, "--allow-path", &census_dir],
+        &[],
+    );
     let admin = token_in(&startup).unwrap_or_else(|| panic!("no token in {startup:?}"));
     let screenshots =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");

@@ -360,13 +360,13 @@ fn a_body_over_the_limit_is_read_to_its_end_so_its_refusal_arrives_on_a_usable_c
 }
 
 /// A connection to `address`: a buffered reader and a writer on the same socket.
-fn connect(address: &str) -> (BufReader<TcpStream>, TcpStream) {
+pub(crate) fn connect(address: &str) -> (BufReader<TcpStream>, TcpStream) {
     let stream = TcpStream::connect(address).unwrap();
     (BufReader::new(stream.try_clone().unwrap()), stream)
 }
 
 /// Reads one HTTP/1.1 response with a `content-length`: its status and body.
-fn response(reader: &mut impl BufRead) -> (u16, String) {
+pub(crate) fn response(reader: &mut impl BufRead) -> (u16, String) {
     let mut line = String::new();
     reader.read_line(&mut line).expect("a status line");
     let status = line
@@ -460,4 +460,144 @@ fn a_version_whose_files_are_not_a_model_fails_with_an_error_message() {
         status, 400,
         "a FAILED version cannot become the default: {error}"
     );
+}
+
+#[test]
+fn names_with_separators_oversized_labels_and_non_finite_inputs_are_refused_by_field() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_serving(data.path(), None, &[]);
+    check(
+        &server,
+        "POST",
+        "/v1/projects/p/models",
+        Some(r#"{"name": "projects/pb/models/x"}"#),
+        400,
+        "model.name",
+    );
+    check(
+        &server,
+        "POST",
+        "/v1/projects/p/models",
+        Some(r#"{"name": "a/b"}"#),
+        400,
+        "model.name",
+    );
+    let (_, listed) = call("GET", &server.api("pb", "models"), None);
+    assert!(!listed.to_string().contains("\"x\""), "{listed}");
+    let (status, model) = call(
+        "POST",
+        &server.api("p", "models"),
+        Some(r#"{"name": "projects/p/models/ok"}"#),
+    );
+    assert_eq!(
+        (status, model["name"].as_str()),
+        (200, Some("projects/p/models/ok")),
+        "{model}"
+    );
+
+    let labels: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let body = json!({"name": "many", "labels": labels}).to_string();
+    check(
+        &server,
+        "POST",
+        "/v1/projects/p/models",
+        Some(&body),
+        400,
+        "at most 64",
+    );
+    let body = json!({"name": "upper", "labels": {"Team": "a"}}).to_string();
+    check(
+        &server,
+        "POST",
+        "/v1/projects/p/models",
+        Some(&body),
+        400,
+        "model.labels",
+    );
+    let body = json!({"name": "long", "description": "x".repeat(8193)}).to_string();
+    check(
+        &server,
+        "POST",
+        "/v1/projects/p/models",
+        Some(&body),
+        400,
+        "8192",
+    );
+    let body = json!({"labels": {"k": "v".repeat(64)}}).to_string();
+    check(
+        &server,
+        "PATCH",
+        "/v1/projects/p/models/ok?updateMask=labels",
+        Some(&body),
+        400,
+        "at most 63",
+    );
+
+    server.deploy_census();
+    let instance = std::fs::read_to_string(crate::support::census().join("test.json")).unwrap();
+    let mut instance: Value = serde_json::from_str(instance.lines().next().unwrap()).unwrap();
+    instance["age"] = json!(1e308);
+    let body = json!({"instances": [instance]}).to_string();
+    check(
+        &server,
+        "POST",
+        "/v1/projects/p/models/census:predict",
+        Some(&body),
+        400,
+        "float32",
+    );
+}
+
+#[test]
+fn an_inconsistent_export_fails_its_version_with_the_field_named_and_no_panic_text() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start_serving(data.path(), Some(work.path()), &[]);
+    call("POST", &server.api("p", "models"), Some(r#"{"name": "m"}"#));
+    type Edit = fn(&mut Value);
+    let edits: [(&str, Edit, &str); 3] = [
+        (
+            "no_classes",
+            |spec| spec["label_vocabulary"] = json!([]),
+            "label_vocabulary",
+        ),
+        (
+            "twice",
+            |spec| spec["label_vocabulary"] = json!(["a", "a"]),
+            "twice",
+        ),
+        (
+            "extra_field",
+            |spec| spec["surprise"] = json!(1),
+            "surprise",
+        ),
+    ];
+    for (version, edit, fragment) in edits {
+        let dir = work.path().join(version);
+        let copied = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(census_model())
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        let path = dir.join("kiln_model.json");
+        let mut spec: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        edit(&mut spec);
+        std::fs::write(&path, spec.to_string()).unwrap();
+        let body = json!({"name": version, "deploymentUri": file_uri(&dir)}).to_string();
+        let (status, operation) = call("POST", &server.api("p", "models/m/versions"), Some(&body));
+        assert_eq!(status, 200, "{operation}");
+        wait_operation(&server, "p", &operation);
+        let (_, stored) = call(
+            "GET",
+            &server.api("p", &format!("models/m/versions/{version}")),
+            None,
+        );
+        let message = stored["errorMessage"].as_str().unwrap_or_default();
+        assert_eq!(stored["state"], "FAILED", "{stored}");
+        assert!(message.contains(fragment), "{version}: {message}");
+        assert!(!message.contains("panicked"), "{version}: {message}");
+    }
 }

@@ -13,9 +13,7 @@ use crate::jobs::{ended, wait_job};
 use crate::support::{Server, call, create_version, kiln, predict_model};
 
 fn shared_data(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(path)
+    crate::support::shared_data_dir().join(path)
 }
 
 /// The digits as (8 x 8 pixel rows, label).

@@ -28,9 +28,22 @@ impl Server {
         Server::start_with_env(data_dir, &[])
     }
 
-    /// Starts a server without authentication, with extra environment variables.
+    /// Starts a server without authentication, with extra environment variables. Projects may use
+    /// what `--insecure-no-auth` allows by default (the home and temporary directories) and the
+    /// test data: the repository's and the shared data sets (built-in algorithms' arguments are
+    /// checked, and their trainers confined, to these).
     pub fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        Server::start_with_args(data_dir, &["--insecure-no-auth"], env).0
+        let roots = [
+            std::env::var("HOME").unwrap_or_else(|_| "/root".into()),
+            std::env::temp_dir().display().to_string(),
+            census().parent().unwrap().display().to_string(),
+            shared_data_dir().display().to_string(),
+        ];
+        let mut args = vec!["--insecure-no-auth"];
+        for root in &roots {
+            args.extend(["--allow-path", root.as_str()]);
+        }
+        Server::start_with_args(data_dir, &args, env).0
     }
 
     /// Starts a server without authentication that may read the census export and, when given,
@@ -103,6 +116,11 @@ impl Server {
         // Keep draining stdout so the server never writes into a closed pipe.
         std::thread::spawn(move || for _ in reader.lines() {});
         (Server { child, url }, startup)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// A URL under `/v1/projects/{project}/`.
@@ -215,7 +233,16 @@ pub fn census_variants(count: usize, offset: usize) -> Vec<Value> {
 
 /// The repository's census data.
 pub fn census() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/census")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/census")
+        .canonicalize()
+        .expect("the repository's census data")
+}
+
+/// The shared data sets beside the repository (resolved, so locations name no `..`).
+pub fn shared_data_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    dir.canonicalize().unwrap_or(dir)
 }
 
 /// A census Wide & Deep export, trained once per test process (one epoch: enough to serve).

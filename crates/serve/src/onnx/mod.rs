@@ -135,6 +135,21 @@ impl OnnxRuntime {
             .engine
             .run(arrays)
             .map_err(|error| ServeError::Request(format!("the model failed: {error}")))?;
+        if let Some((index, output)) =
+            results
+                .iter()
+                .zip(&self.outputs)
+                .find_map(|(array, output)| {
+                    tensors::non_finite_row(array, count).map(|index| (index, &output.name))
+                })
+        {
+            return Err(ServeError::Instance {
+                index,
+                message: format!(
+                    "the model's output '{output}' is not a finite number (NaN or infinity) for this instance"
+                ),
+            });
+        }
         let per_output: Vec<Vec<Value>> = results
             .iter()
             .zip(&self.outputs)

@@ -222,9 +222,11 @@ impl Input {
         };
         let (integers, numbers) = ("integers", "numbers");
         let data = match self.element {
-            Element::F32 => {
-                Data::F32(self.scalars(leaves, numbers, |v| number(false)(v).map(|n| n as f32))?)
-            }
+            Element::F32 => Data::F32(self.scalars(
+                leaves,
+                "numbers within float32's range (about ±3.4e38)",
+                |v| number(false)(v).map(|n| n as f32).filter(|n| n.is_finite()),
+            )?),
             Element::F64 => Data::F64(self.scalars(leaves, numbers, number(false))?),
             Element::I32 => Data::I32(self.scalars(leaves, integers, |v| {
                 number(true)(v).and_then(|n| i32::try_from(n as i64).ok())
@@ -339,6 +341,26 @@ pub fn rows(array: &Array, rows: usize, output: &Output) -> Vec<Value> {
     match split {
         true => (0..rows).map(row).collect(),
         false => vec![row(0); rows],
+    }
+}
+
+/// The instance (row along dimension 0, when the output holds `rows` rows; else 0) of the first
+/// NaN or infinity in a float output.
+pub fn non_finite_row(array: &Array, rows: usize) -> Option<usize> {
+    let (at, len) = match &array.data {
+        Data::F32(values) => (
+            values.iter().position(|value| !value.is_finite())?,
+            values.len(),
+        ),
+        Data::F64(values) => (
+            values.iter().position(|value| !value.is_finite())?,
+            values.len(),
+        ),
+        _ => return None,
+    };
+    match array.shape.first() {
+        Some(&first) if first == rows && rows > 0 => Some(at / (len / rows).max(1)),
+        _ => Some(0),
     }
 }
 

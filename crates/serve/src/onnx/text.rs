@@ -209,8 +209,11 @@ impl FromNumber for f64 {
 }
 
 impl FromNumber for f32 {
+    /// `None` past `f32`'s range, which the value path refuses with its message.
     fn from_number(number: Number) -> Option<Self> {
-        f64::from_number(number).map(|value| value as f32)
+        f64::from_number(number)
+            .map(|value| value as f32)
+            .filter(|value| value.is_finite())
     }
 }
 
@@ -742,9 +745,15 @@ mod tests {
             &[
                 " { \"cat\" :\t[ -0 ,\n-9223372036854775808 ] , \"num\":[1E2,-1.5e-3,0.1], \"word\":[\"é\"], \
                  \"key\": [{\"a\": null, \"b\": [true, false, \"x\", {}]}, -1.5e+3, []] } ",
-                r#"{"cat": [-9223372036854775809, 0], "num": [-0, 123456789012345678901234567890, 3.4e39], "word": [""]}"#,
+                r#"{"cat": [-9223372036854775809, 0], "num": [-0, 123456789012345678901234567890, 3.4e38], "word": [""]}"#,
             ]
         ));
+        // Past float32's range the scanner gives up, and the value path refuses the number by name.
+        let overflow = [r#"{"cat": [1, 2], "num": [0, 1, 3.5e38], "word": ["a"]}"#];
+        assert!(!both(&census, &overflow));
+        let value: Value = serde_json::from_str(overflow[0]).unwrap();
+        let refused = census[1].tensor(&[&value], false).unwrap_err();
+        assert!(refused.1.contains("float32"), "{refused:?}");
         let scalar = [input("x", Element::F64, &[])];
         assert!(both(&scalar, &["1.5", "-2", r#"{"x": 3}"#, "-0"]));
         let wide = [input("x", Element::I64, &[None])];

@@ -907,10 +907,7 @@ impl Jobs {
                 "updateMask is required and must name labels".into(),
             ));
         }
-        let problems = kiln_api::names::check_labels("job.labels", &patch.labels);
-        if !problems.is_empty() {
-            return Err(RegistryError::InvalidArgument(problems.join("; ")));
-        }
+        crate::registry::refuse_all(kiln_api::names::check_labels("job.labels", &patch.labels))?;
         self.update(project, job_id, |job| job.labels = patch.labels)
     }
 

@@ -230,6 +230,14 @@ pub(crate) async fn on_store<T: Send + 'static>(
         .map_err(|error| RegistryError::Internal(format!("metadata task failed: {error}")))?
 }
 
+/// One INVALID_ARGUMENT naming every problem, or nothing when there is none.
+pub(crate) fn refuse_all(problems: Vec<String>) -> Result<(), RegistryError> {
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(RegistryError::InvalidArgument(problems.join("; "))),
+    }
+}
+
 /// An etag: a short hash of the resource's JSON.
 pub(crate) fn etag(value: &impl serde::Serialize) -> String {
     use base64::Engine;
@@ -376,9 +384,7 @@ impl Registry {
         check_name("model.name", &name).map_err(RegistryError::InvalidArgument)?;
         let mut problems = check_labels("model.labels", &model.labels);
         problems.extend(check_description("model.description", &model.description).err());
-        if !problems.is_empty() {
-            return Err(RegistryError::InvalidArgument(problems.join("; ")));
-        }
+        refuse_all(problems)?;
         match model.regions.len() {
             0 => model.regions = vec![DEFAULT_REGION.to_string()],
             1 => {}
@@ -451,10 +457,7 @@ impl Registry {
                     model.description = patch.description.clone()
                 }
                 "labels" => {
-                    let problems = check_labels("model.labels", &patch.labels);
-                    if !problems.is_empty() {
-                        return Err(RegistryError::InvalidArgument(problems.join("; ")));
-                    }
+                    refuse_all(check_labels("model.labels", &patch.labels))?;
                     model.labels = patch.labels.clone()
                 }
                 _ => {
@@ -750,10 +753,7 @@ impl Registry {
                     version.description = patch.description.clone()
                 }
                 "labels" => {
-                    let problems = check_labels("version.labels", &patch.labels);
-                    if !problems.is_empty() {
-                        return Err(RegistryError::InvalidArgument(problems.join("; ")));
-                    }
+                    refuse_all(check_labels("version.labels", &patch.labels))?;
                     version.labels = patch.labels.clone()
                 }
                 "requestLoggingConfig" => {

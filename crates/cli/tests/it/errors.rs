@@ -497,42 +497,42 @@ fn names_with_separators_oversized_labels_and_non_finite_inputs_are_refused_by_f
 
     let labels: serde_json::Map<String, Value> =
         (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
-    let body = json!({"name": "many", "labels": labels}).to_string();
-    check(
-        &server,
-        "POST",
-        "/v1/projects/p/models",
-        Some(&body),
-        400,
-        "at most 64",
-    );
-    let body = json!({"name": "upper", "labels": {"Team": "a"}}).to_string();
-    check(
-        &server,
-        "POST",
-        "/v1/projects/p/models",
-        Some(&body),
-        400,
-        "model.labels",
-    );
-    let body = json!({"name": "long", "description": "x".repeat(8193)}).to_string();
-    check(
-        &server,
-        "POST",
-        "/v1/projects/p/models",
-        Some(&body),
-        400,
-        "8192",
-    );
-    let body = json!({"labels": {"k": "v".repeat(64)}}).to_string();
-    check(
-        &server,
-        "PATCH",
-        "/v1/projects/p/models/ok?updateMask=labels",
-        Some(&body),
-        400,
-        "at most 63",
-    );
+    for (method, path, body, fragment) in [
+        (
+            "POST",
+            "models",
+            json!({"name": "many", "labels": labels}),
+            "at most 64",
+        ),
+        (
+            "POST",
+            "models",
+            json!({"name": "upper", "labels": {"Team": "a"}}),
+            "model.labels",
+        ),
+        (
+            "POST",
+            "models",
+            json!({"name": "long", "description": "x".repeat(8193)}),
+            "8192",
+        ),
+        (
+            "PATCH",
+            "models/ok?updateMask=labels",
+            json!({"labels": {"k": "v".repeat(64)}}),
+            "at most 63",
+        ),
+    ] {
+        let path = format!("/v1/projects/p/{path}");
+        check(
+            &server,
+            method,
+            &path,
+            Some(&body.to_string()),
+            400,
+            fragment,
+        );
+    }
 
     server.deploy_census();
     let instance = std::fs::read_to_string(crate::support::census().join("test.json")).unwrap();

@@ -240,3 +240,59 @@ fn a_request_for_a_version_being_created_waits_for_it() {
         );
     }
 }
+
+#[test]
+fn the_queue_counts_bytes_and_its_refusals_say_when_to_retry() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(
+        data.path(),
+        &[
+            "--predict-workers",
+            "1",
+            "--max-queued-bytes",
+            "1000",
+            "--max-batch-size",
+            "1",
+        ],
+    );
+    server.deploy_census();
+    let body = json!({ "instances": census_variants(2000, 0) }).to_string();
+    let url = server.api("p", "models/census:predict");
+    let answers: Vec<(u16, Option<String>, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (url, body) = (&url, &body);
+                scope.spawn(move || {
+                    let response = reqwest::blocking::Client::new()
+                        .post(url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .unwrap();
+                    let retry = response
+                        .headers()
+                        .get("retry-after")
+                        .map(|value| value.to_str().unwrap().to_string());
+                    (response.status().as_u16(), retry, response.json().unwrap())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(status, ..)| *status == 429)
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "8 requests of 2000 instances exceed 1000 bytes at once"
+    );
+    assert!(refused.len() < 8, "a request alone is always taken");
+    for (_, retry, answer) in refused {
+        assert_eq!(retry.as_deref(), Some("1"), "{answer}");
+        assert!(answer.to_string().contains("at most 1000"), "{answer}");
+    }
+}

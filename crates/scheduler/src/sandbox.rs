@@ -22,10 +22,11 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use landlock::{
-    ABI, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
-    Scope, path_beneath_rules,
+    ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetError, Scope, path_beneath_rules,
 };
 
 use crate::SchedulerError;
@@ -87,8 +88,9 @@ pub struct Confinement {
 pub struct Sandbox {
     /// Whether the kernel enforces Landlock.
     on: bool,
-    /// Paths every confined process may read and execute.
-    system: Vec<PathBuf>,
+    /// What every confined process may reach, opened once: each path, whether it is a file (not a
+    /// directory), and whether it may be written.
+    shared: Arc<Vec<(PathFd, bool, bool)>>,
 }
 
 impl Sandbox {
@@ -103,14 +105,27 @@ impl Sandbox {
         }
         system.sort();
         system.dedup();
-        Self { on, system }
+        let devices = DEVICES.iter().map(PathBuf::from);
+        let shared = system
+            .into_iter()
+            .map(|path| (path, false))
+            .chain(devices.map(|path| (path, true)))
+            .filter_map(|(path, write)| {
+                let file = std::fs::metadata(&path).ok()?.is_file();
+                Some((PathFd::new(&path).ok()?, file, write))
+            })
+            .collect();
+        Self {
+            on,
+            shared: Arc::new(shared),
+        }
     }
 
     /// No confinement: processes reach what the server's user reaches.
     pub fn off() -> Self {
         Self {
             on: false,
-            system: Vec::new(),
+            shared: Arc::new(Vec::new()),
         }
     }
 
@@ -128,27 +143,32 @@ impl Sandbox {
         let refused = |error: landlock::RulesetError| {
             SchedulerError::Io(format!("preparing the sandbox: {error}"))
         };
-        let write_dirs: Vec<&PathBuf> = confinement.write.iter().collect();
+        let shared = self.shared.iter().map(|(fd, file, write)| {
+            let access = match write {
+                true => AccessFs::from_all(TARGET_ABI),
+                false => AccessFs::from_read(TARGET_ABI),
+            };
+            let access = match file {
+                true => access & AccessFs::from_file(TARGET_ABI),
+                false => access,
+            };
+            Ok::<_, RulesetError>(PathBeneath::new(fd, access))
+        });
         let ruleset = Ruleset::default()
             .set_compatibility(CompatLevel::BestEffort)
             .handle_access(AccessFs::from_all(TARGET_ABI))
             .and_then(|ruleset| ruleset.scope(Scope::from_all(TARGET_ABI)))
             .and_then(|ruleset| ruleset.create())
+            .and_then(|ruleset| ruleset.add_rules(shared))
             .and_then(|ruleset| {
                 ruleset.add_rules(path_beneath_rules(
-                    self.system.iter().chain(&confinement.read),
+                    &confinement.read,
                     AccessFs::from_read(TARGET_ABI),
                 ))
             })
             .and_then(|ruleset| {
                 ruleset.add_rules(path_beneath_rules(
-                    DEVICES.iter().map(Path::new),
-                    AccessFs::from_all(TARGET_ABI),
-                ))
-            })
-            .and_then(|ruleset| {
-                ruleset.add_rules(path_beneath_rules(
-                    write_dirs,
+                    &confinement.write,
                     AccessFs::from_all(TARGET_ABI),
                 ))
             })

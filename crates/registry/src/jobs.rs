@@ -507,9 +507,9 @@ impl Jobs {
         }
     }
 
-    /// What a job's processes may reach: its working directory and `jobDir`, its project's allowed
-    /// local roots and workspace (read and write); the `kiln` binary, the interpreter and what
-    /// its program reads (read).
+    /// What a job's processes may reach besides the system, the interpreter and the `kiln` binary
+    /// (which every confined process reads): its working directory and `jobDir`, its project's
+    /// allowed local roots and workspace (read and write), and what its program reads.
     fn confinement(
         &self,
         project: &str,
@@ -522,10 +522,10 @@ impl Jobs {
             write.push(PathBuf::from(&input.job_dir));
         }
         write.extend(self.settings.paths.local_roots(project));
-        let runtime = &self.settings.runtime;
-        let mut read = vec![runtime.kiln.clone(), runtime.python.clone()];
-        read.extend(program.reads());
-        Confinement { read, write }
+        Confinement {
+            read: program.reads(),
+            write,
+        }
     }
 
     /// `HOME` and `TMPDIR` in the job's working directory when its processes are confined (they

@@ -62,7 +62,7 @@ const ETC_SECRETS: &[&str] = &[
     "security/opasswd",
 ];
 
-/// Devices a confined process may read and write.
+/// Devices a confined process may read and write (and the GPUs', found when the server starts).
 const DEVICES: &[&str] = &[
     "/dev/null",
     "/dev/zero",
@@ -105,7 +105,7 @@ impl Sandbox {
         }
         system.sort();
         system.dedup();
-        let devices = DEVICES.iter().map(PathBuf::from);
+        let devices = DEVICES.iter().map(PathBuf::from).chain(accelerators());
         let shared = system
             .into_iter()
             .map(|path| (path, false))
@@ -224,6 +224,22 @@ impl Prepared {
         }
         Ok(())
     }
+}
+
+/// The GPU device files (`/dev/nvidia*`, `/dev/dri`), which a CUDA trainer opens.
+fn accelerators() -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir("/dev") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("nvidia") || name == "dri"
+        })
+        .map(|entry| entry.path())
+        .collect()
 }
 
 /// Moves the calling process (root) into a new user namespace where it is root, mapped to root

@@ -1,5 +1,7 @@
 //! Hyperparameter tuning jobs: from a `HyperparameterSpec` to a [`Tuner`], and the trial records
-//! the job keeps in `trainingOutput.trials`.
+//! the job keeps in `trainingOutput.trials`; `run` is the loop that runs the trials.
+
+mod run;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,0 +1,311 @@
+//! A tuning job's loop: up to `maxParallelTrials` trials at once, each suggested by the tuner from the
+//! finished and running ones, run through the job's supervision, watched for its metric (and early
+//! stopping), and recorded best first after every change.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiln_api::job::{Job, JobState, TrainingOutput};
+use kiln_scheduler::metrics::MetricWatch;
+use kiln_scheduler::program::Program;
+use tokio::sync::watch;
+
+use super::TuningPlan;
+
+use crate::RegistryError;
+use crate::jobs::{JobPlan, Jobs, StopReason, TrialLaunch, built_in_output, round_units};
+
+/// How often a running trial's metric is read (and early stopping considered).
+const METRIC_POLL: Duration = Duration::from_secs(1);
+
+impl Jobs {
+    /// Checks that the job a tuning job resumes is a finished tuning job of the same project over
+    /// the same parameters.
+    pub(crate) fn check_resume(
+        &self,
+        project: &str,
+        job: &Job,
+        tuning: &TuningPlan,
+    ) -> Result<(), RegistryError> {
+        let field = "Field: training_input.hyperparameters.resume_previous_job_id Error:";
+        let invalid =
+            |message: String| RegistryError::InvalidArgument(format!("{field} {message}"));
+        let previous = self
+            .store
+            .get_job(project, &tuning.resume)?
+            .ok_or_else(|| {
+                invalid(format!(
+                    "job {:?} was not found in project {project:?}",
+                    tuning.resume
+                ))
+            })?;
+        let spec = |job: &Job| {
+            job.training_input
+                .as_ref()
+                .and_then(|input| input.hyperparameters.as_ref())
+                .map(|spec| spec.params.clone())
+        };
+        if spec(&previous).is_none() {
+            return Err(invalid(format!(
+                "job {:?} is not a hyperparameter tuning job",
+                tuning.resume
+            )));
+        }
+        if !previous.state.is_final() {
+            return Err(invalid(format!(
+                "job {:?} is {:?}; only a finished job can be resumed",
+                tuning.resume, previous.state
+            )));
+        }
+        if spec(&previous) != spec(job) {
+            return Err(invalid(format!(
+                "job {:?} tuned different params; a resumed job must search the same space",
+                tuning.resume
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs a tuning job: asks the tuner for trials, keeps up to `maxParallelTrials` running, reads
+    /// their metric while they run (stopping clearly bad ones when early stopping is on), and
+    /// records every trial in `trainingOutput.trials` as it goes.
+    pub(crate) async fn tune(
+        &self,
+        plan: &JobPlan<'_>,
+        tuning: &TuningPlan,
+        mut stopped: watch::Receiver<Option<StopReason>>,
+    ) -> (JobState, String, TrainingOutput) {
+        use futures::StreamExt;
+        use futures::stream::FuturesUnordered;
+
+        let (project, job_id) = (plan.project, plan.job_id);
+        let space = tuning.tuner.space().clone();
+        let goal = tuning.tuner.goal();
+        // The job resumed was checked when this one was created; finished jobs do not change.
+        let previous = match tuning.resume.is_empty() {
+            true => Vec::new(),
+            false => self
+                .store
+                .get_job(project, &tuning.resume)
+                .ok()
+                .flatten()
+                .and_then(|job| job.training_output)
+                .map(|output| output.trials)
+                .unwrap_or_default(),
+        };
+        let mut history: Vec<kiln_tuner::Trial> = previous
+            .iter()
+            .filter_map(|trial| crate::tuning::observation(&space, trial))
+            .collect();
+        let mut curves: Vec<Vec<kiln_tuner::Measurement>> = previous.iter().map(curve).collect();
+        let first_id = previous
+            .iter()
+            .filter_map(|trial| trial.trial_id.parse::<usize>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let is_built_in = matches!(plan.program, Program::BuiltIn { .. });
+        let mut output = TrainingOutput {
+            is_hyperparameter_tuning_job: true,
+            is_built_in_algorithm_job: is_built_in,
+            hyperparameter_metric_tag: tuning.tag.clone(),
+            ..TrainingOutput::default()
+        };
+        // Running trials: index into output.trials → their metric watch and stop signal.
+        let mut live: HashMap<usize, (MetricWatch, watch::Sender<Option<StopReason>>)> =
+            HashMap::new();
+        let mut running = FuturesUnordered::new();
+        let (mut started, mut failed, mut exhausted) = (0usize, 0usize, false);
+        let mut job_stop: Option<StopReason> = None;
+        let mut last_failure = String::new();
+        let mut poll = tokio::time::interval(METRIC_POLL);
+        loop {
+            while job_stop.is_none()
+                && !exhausted
+                && running.len() < tuning.max_parallel
+                && started < tuning.max_trials
+                && failed < tuning.max_failed
+            {
+                let pending: Vec<Vec<kiln_tuner::Value>> = live
+                    .keys()
+                    .filter_map(|index| crate::tuning::values(&space, &output.trials[*index]))
+                    .collect();
+                let (tuner, completed) = (Arc::clone(&tuning.tuner), history.clone());
+                let suggestion =
+                    tokio::task::spawn_blocking(move || tuner.suggest(&completed, &pending, 1))
+                        .await;
+                let Some(values) = suggestion
+                    .ok()
+                    .and_then(Result::ok)
+                    .and_then(|mut found| found.pop())
+                else {
+                    exhausted = true;
+                    break;
+                };
+                let trial = crate::tuning::new_trial(&space, first_id + started, &values);
+                let trial_dir = plan.working_dir.join("trials").join(&trial.trial_id);
+                let launch = TrialLaunch {
+                    id: trial.trial_id.clone(),
+                    flags: crate::tuning::flags(&space, &trial),
+                    metric_file: trial_dir.join("hypertune").join("output.metrics"),
+                    job_dir: (is_built_in && !plan.input.job_dir.is_empty())
+                        .then(|| trial_dir_of(plan.input, &trial).display().to_string()),
+                };
+                let events_dir =
+                    (!plan.input.job_dir.is_empty()).then(|| trial_dir_of(plan.input, &trial));
+                // A second of slack for clocks that round (event wall times are doubles).
+                let since = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |now| now.as_secs_f64() - 1.0);
+                let watch_metric =
+                    MetricWatch::new(&tuning.tag, launch.metric_file.clone(), events_dir, since);
+                let (stop, trial_stopped) = watch::channel(None);
+                let index = output.trials.len();
+                output.trials.push(trial);
+                live.insert(index, (watch_metric, stop));
+                started += 1;
+                running.push(async move {
+                    (
+                        index,
+                        self.supervise(plan, Some(&launch), trial_stopped).await,
+                    )
+                });
+                self.record_output(project, job_id, &output, goal);
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some((index, attempt)) = running.next() => {
+                    let Some((mut watch_metric, _)) = live.remove(&index) else { continue };
+                    let reports = watch_metric.poll();
+                    let trial = &mut output.trials[index];
+                    crate::tuning::record_reports(trial, &reports);
+                    output.consumed_m_l_units += attempt.units;
+                    trial.end_time = kiln_api::now();
+                    let (state, message) = attempt.verdict();
+                    trial.is_trial_stopped_early = attempt.stop_reason == Some(StopReason::EarlyStopped);
+                    (trial.state, trial.error_message) = match state {
+                        JobState::Succeeded if trial.final_metric.is_none() => (JobState::Failed, format!(
+                            "The trial ended without reporting the metric {:?}: report it with cloudml-hypertune's \
+                             report_hyperparameter_tuning_metric (CLOUD_ML_HP_METRIC_FILE), or write it as a TensorFlow \
+                             summary with that tag under {}",
+                            tuning.tag,
+                            trial_dir_of(plan.input, trial).display()
+                        )),
+                        other => (other, message),
+                    };
+                    if is_built_in && trial.state == JobState::Succeeded {
+                        trial.built_in_algorithm_output = Some(built_in_output(plan.input, &trial_dir_of(plan.input, trial)));
+                    }
+                    if trial.state == JobState::Failed {
+                        failed += 1;
+                        last_failure = format!("trial {}: {}", trial.trial_id, trial.error_message);
+                    }
+                    history.extend(crate::tuning::observation(&space, trial));
+                    curves.push(curve(trial));
+                    self.record_output(project, job_id, &output, goal);
+                }
+                _ = poll.tick() => {
+                    let mut changed = false;
+                    for (index, (watch_metric, stop)) in &mut live {
+                        let reports = watch_metric.poll();
+                        let trial = &mut output.trials[*index];
+                        if reports.len() != trial.all_metrics.len() {
+                            crate::tuning::record_reports(trial, &reports);
+                            changed = true;
+                            let measurements = curve(trial);
+                            if tuning.early_stopping
+                                && stop.borrow().is_none()
+                                && kiln_tuner::should_stop(goal, &measurements, &curves)
+                            {
+                                let _ = stop.send(Some(StopReason::EarlyStopped));
+                            }
+                        }
+                    }
+                    if changed {
+                        self.record_output(project, job_id, &output, goal);
+                    }
+                }
+                changed = stopped.changed(), if job_stop.is_none() => {
+                    if changed.is_ok() {
+                        job_stop = *stopped.borrow();
+                        for (_, stop) in live.values() {
+                            let _ = stop.send(job_stop);
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(plan.deadline), if job_stop.is_none() => {
+                    job_stop = Some(StopReason::TimedOut(plan.max_running));
+                }
+            }
+        }
+        let output = summary(&output, goal);
+        let succeeded = output.completed_trial_count;
+        let (state, message) = match job_stop {
+            Some(reason) => reason.outcome(),
+            None if failed >= tuning.max_failed => (
+                JobState::Failed,
+                format!(
+                    "{failed} trials failed, reaching maxFailedTrials ({}). Last failure, {last_failure}",
+                    tuning.max_failed
+                ),
+            ),
+            None if succeeded == 0 => (
+                JobState::Failed,
+                format!("No trial succeeded. Last failure, {last_failure}"),
+            ),
+            None => (JobState::Succeeded, String::new()),
+        };
+        (state, message, output)
+    }
+
+    /// Stores the tuning job's output so far (trials best first), so `jobs describe` follows it.
+    fn record_output(
+        &self,
+        project: &str,
+        job_id: &str,
+        output: &TrainingOutput,
+        goal: kiln_tuner::Goal,
+    ) {
+        let output = summary(output, goal);
+        if let Err(error) = self.update(project, job_id, |job| job.training_output = Some(output)) {
+            tracing::warn!(job = job_id, %error, "could not record tuning progress");
+        }
+    }
+}
+
+/// A tuning job's output as stored: ML units rounded, succeeded trials counted, trials best first.
+fn summary(output: &TrainingOutput, goal: kiln_tuner::Goal) -> TrainingOutput {
+    let mut output = output.clone();
+    output.consumed_m_l_units = round_units(output.consumed_m_l_units);
+    output.completed_trial_count = output
+        .trials
+        .iter()
+        .filter(|trial| trial.state == JobState::Succeeded)
+        .count() as i64;
+    crate::tuning::sort_best_first(&mut output.trials, goal);
+    output
+}
+
+/// `<jobDir>/<trialId>`: where ML Engine trainers write a trial's output (and its event files).
+fn trial_dir_of(
+    input: &kiln_api::TrainingInput,
+    trial: &kiln_api::job::HyperparameterOutput,
+) -> PathBuf {
+    Path::new(&input.job_dir).join(&trial.trial_id)
+}
+
+/// A trial's reports as the early-stopping rule reads them.
+fn curve(trial: &kiln_api::job::HyperparameterOutput) -> Vec<kiln_tuner::Measurement> {
+    trial
+        .all_metrics
+        .iter()
+        .map(|metric| kiln_tuner::Measurement {
+            step: metric.training_step as f64,
+            value: metric.objective_value,
+        })
+        .collect()
+}

@@ -4,7 +4,8 @@
 //! preflight) and, through DNS rebinding, even read the reply if the server answers a foreign
 //! `Host`. So every request, in every mode, passes three checks before anything else:
 //! - `Host` (or the HTTP/2 authority) must name this server: an address it listens on, a loopback
-//!   name when it listens on loopback, or a name the administrator allowed (`--allow-host`), and
+//!   name when it listens on loopback, the machine's host name when it listens on every address,
+//!   or a name the administrator allowed (`--allow-host`), and
 //!   the port it listens on (any port for an allowed name, which a proxy in front may use);
 //! - an `Origin`, when sent, must be this server's own (scheme aside, the same authority as
 //!   `Host`), and `Sec-Fetch-Site: cross-site` is refused;
@@ -33,15 +34,22 @@ pub struct Site {
 }
 
 impl Site {
-    /// The site of a server listening on `address`, also answering to the names in `allowed`.
+    /// The site of a server listening on `address`, also answering to the names in `allowed` (and,
+    /// listening on every address, to this machine's host name).
     pub fn new(address: SocketAddr, allowed: &[String]) -> Self {
+        let mut allowed: Vec<String> = allowed
+            .iter()
+            .map(|name| name.to_ascii_lowercase())
+            .collect();
+        if address.ip().is_unspecified()
+            && let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        {
+            allowed.push(name.trim().to_ascii_lowercase());
+        }
         Self {
             port: address.port(),
             ip: address.ip(),
-            allowed: allowed
-                .iter()
-                .map(|name| name.to_ascii_lowercase())
-                .collect(),
+            allowed,
         }
     }
 
@@ -199,5 +207,8 @@ mod tests {
         let everywhere = Site::new("0.0.0.0:8080".parse().unwrap(), &[]);
         assert!(everywhere.names_this_server("192.0.2.7:8080"));
         assert!(!everywhere.names_this_server("rebound.example:8080"));
+        if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+            assert!(everywhere.names_this_server(&format!("{}:8080", name.trim())));
+        }
     }
 }

@@ -151,6 +151,14 @@ fn distributed(job_id: &str) -> Job {
     .unwrap()
 }
 
+/// A replica's exit with `code`.
+fn exited(code: i32) -> ExitReport {
+    ExitReport {
+        code: Some(code),
+        signal: None,
+    }
+}
+
 async fn until(jobs: &Jobs, job_id: &str, done: impl Fn(&Job) -> bool) -> Job {
     for _ in 0..500 {
         let job = jobs.get("p", job_id).unwrap();
@@ -180,13 +188,7 @@ async fn a_failing_worker_fails_the_job_naming_it_and_stops_the_others() {
     jobs.create("p", distributed("fails")).await.unwrap();
     launched(&executor, 3).await;
     until(&jobs, "fails", |job| job.state == JobState::Running).await;
-    executor.end(
-        "worker-replica-1",
-        ExitReport {
-            code: Some(3),
-            signal: None,
-        },
-    );
+    executor.end("worker-replica-1", exited(3));
     let job = until(&jobs, "fails", |job| job.state == JobState::Failed).await;
     assert!(
         job.error_message
@@ -206,13 +208,7 @@ async fn the_master_ending_ends_the_job_and_a_cancel_stops_every_replica() {
     let jobs = jobs(dir.path(), executor.clone());
     jobs.create("p", distributed("done")).await.unwrap();
     launched(&executor, 3).await;
-    executor.end(
-        "master-replica-0",
-        ExitReport {
-            code: Some(0),
-            signal: None,
-        },
-    );
+    executor.end("master-replica-0", exited(0));
     let job = until(&jobs, "done", |job| job.state == JobState::Succeeded).await;
     assert!(job.error_message.is_empty(), "{}", job.error_message);
     assert_eq!(

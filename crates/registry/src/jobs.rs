@@ -79,7 +79,7 @@ pub struct Jobs {
     /// Stop signals of running jobs by `project/jobId`; held only to insert, remove or signal.
     pub(crate) running: Mutex<HashMap<String, watch::Sender<Option<StopReason>>>>,
     /// Live process groups of running jobs by `project/jobId` (a tuning job's trials overlap).
-    pub(crate) processes: Mutex<HashMap<String, Vec<u32>>>,
+    pub(crate) processes: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Jobs {
@@ -140,7 +140,7 @@ impl Jobs {
                 }
             } else {
                 for process in self.store.job_processes(&project, &job.job_id)? {
-                    self.executor.reclaim(process, &job.job_id);
+                    self.executor.reclaim(&process, &job.job_id);
                 }
                 job.error_message = format!(
                     "The Kiln server restarted while the job was {:?}; its replicas were stopped. Submit the job again.",
@@ -529,7 +529,7 @@ impl Jobs {
 
     /// Keeps the store's list of the job's live process groups (all trials' together) current, so
     /// a restarted server can stop what this one left running.
-    fn track(&self, project: &str, job_id: &str, ids: &[u32], started: bool) {
+    fn track(&self, project: &str, job_id: &str, ids: &[String], started: bool) {
         let key = format!("{project}/{job_id}");
         let mut processes = self
             .processes

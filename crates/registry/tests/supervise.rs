@@ -25,7 +25,7 @@ struct Record {
     /// How to end each running replica, by task name.
     ends: HashMap<String, oneshot::Sender<ExitReport>>,
     /// Task name of each id.
-    names: HashMap<u32, String>,
+    names: HashMap<String, String>,
 }
 
 /// Replicas that run until the test ends them, or until they are terminated (exit by SIGTERM).
@@ -33,13 +33,13 @@ struct Record {
 struct InMemory(Arc<Mutex<Record>>);
 
 struct InMemoryReplica {
-    id: u32,
+    id: String,
     end: Option<oneshot::Receiver<ExitReport>>,
 }
 
 impl Replica for InMemoryReplica {
-    fn id(&self) -> u32 {
-        self.id
+    fn id(&self) -> String {
+        self.id.clone()
     }
 
     fn wait(&mut self) -> Pin<Box<dyn Future<Output = ExitReport> + Send + '_>> {
@@ -70,9 +70,9 @@ impl InMemory {
         read(&self.0.lock().unwrap())
     }
 
-    fn stop(&self, id: u32, signal: i32) {
+    fn stop(&self, id: &str, signal: i32) {
         let mut record = self.0.lock().unwrap();
-        let Some(name) = record.names.get(&id).cloned() else {
+        let Some(name) = record.names.get(id).cloned() else {
             return;
         };
         if signal == 15 {
@@ -90,26 +90,26 @@ impl InMemory {
 impl Executor for InMemory {
     fn launch(&self, spec: ReplicaSpec, _log: JobLog) -> Result<Box<dyn Replica>, SchedulerError> {
         let mut record = self.0.lock().unwrap();
-        let id = record.launched.len() as u32 + 1;
+        let id = format!("memory-{}", record.launched.len() + 1);
         let (end, wait) = oneshot::channel();
         record.launched.push(spec.task_name.clone());
         record.ends.insert(spec.task_name.clone(), end);
-        record.names.insert(id, spec.task_name);
+        record.names.insert(id.clone(), spec.task_name);
         Ok(Box::new(InMemoryReplica {
             id,
             end: Some(wait),
         }))
     }
 
-    fn terminate(&self, id: u32) {
+    fn terminate(&self, id: &str) {
         self.stop(id, 15);
     }
 
-    fn kill(&self, id: u32) {
+    fn kill(&self, id: &str) {
         self.stop(id, 9);
     }
 
-    fn reclaim(&self, _id: u32, _job_id: &str) {}
+    fn reclaim(&self, _id: &str, _job_id: &str) {}
 }
 
 fn jobs(dir: &std::path::Path, executor: InMemory) -> Arc<Jobs> {

@@ -59,8 +59,9 @@ impl ExitReport {
 
 /// A started replica.
 pub trait Replica: Send {
-    /// An id that outlives the server (for local processes, the process group id).
-    fn id(&self) -> u32;
+    /// An id that outlives the server, in the executor's own terms (for local processes, the
+    /// process group id; a Slurm job step or a Ray submission id elsewhere).
+    fn id(&self) -> String;
     /// Resolves when the replica ends.
     fn wait(&mut self) -> Pin<Box<dyn Future<Output = ExitReport> + Send + '_>>;
 }
@@ -70,13 +71,13 @@ pub trait Executor: Send + Sync + 'static {
     /// Starts a replica whose output goes to `log`.
     fn launch(&self, spec: ReplicaSpec, log: JobLog) -> Result<Box<dyn Replica>, SchedulerError>;
     /// Asks a running replica to stop (SIGTERM for local processes).
-    fn terminate(&self, id: u32);
+    fn terminate(&self, id: &str);
     /// Forces a running replica to stop (SIGKILL for local processes). Callers only kill replicas
     /// that have not reported their exit, so an id is never signalled after it may be reused.
-    fn kill(&self, id: u32);
+    fn kill(&self, id: &str);
     /// Kills what a previous server started for `job_id` under `id`, if it is still that job's
     /// (a restarted server has no handles, and the id may belong to someone else by now).
-    fn reclaim(&self, id: u32, job_id: &str);
+    fn reclaim(&self, id: &str, job_id: &str);
 }
 
 /// Server environment variables a replica inherits; everything else is withheld so no server
@@ -121,8 +122,8 @@ struct LocalReplica {
 }
 
 impl Replica for LocalReplica {
-    fn id(&self) -> u32 {
-        self.pgid
+    fn id(&self) -> String {
+        self.pgid.to_string()
     }
 
     fn wait(&mut self) -> Pin<Box<dyn Future<Output = ExitReport> + Send + '_>> {
@@ -148,6 +149,11 @@ impl Replica for LocalReplica {
             report
         })
     }
+}
+
+/// The process group a replica id names (0, which signals nothing, for an id not ours).
+fn process_group(id: &str) -> u32 {
+    id.parse().unwrap_or(0)
 }
 
 /// Sends `signal` to a process group; a group that is gone already is fine.
@@ -214,15 +220,16 @@ impl Executor for LocalExecutor {
         Ok(Box::new(LocalReplica { child, pgid, pumps }))
     }
 
-    fn terminate(&self, id: u32) {
-        signal_group(id, libc::SIGTERM);
+    fn terminate(&self, id: &str) {
+        signal_group(process_group(id), libc::SIGTERM);
     }
 
-    fn kill(&self, id: u32) {
-        signal_group(id, libc::SIGKILL);
+    fn kill(&self, id: &str) {
+        signal_group(process_group(id), libc::SIGKILL);
     }
 
-    fn reclaim(&self, id: u32, job_id: &str) {
+    fn reclaim(&self, id: &str, job_id: &str) {
+        let id = process_group(id);
         // The group leader's environment names its job (CLOUD_ML_JOB_ID is set for every replica).
         let marker = format!("CLOUD_ML_JOB_ID={job_id}");
         let owned = std::fs::read(format!("/proc/{id}/environ")).is_ok_and(|environ| {

@@ -108,10 +108,10 @@ pub trait Store: Send + Sync + 'static {
     fn update_job(&self, project: &str, job: &Job) -> Result<()>;
     /// Jobs of every project that have not ended, as `(project, job)`, oldest first.
     fn active_jobs(&self) -> Result<Vec<(String, Job)>>;
-    /// Records the process-group ids of a job's running replicas.
-    fn set_job_processes(&self, project: &str, job_id: &str, processes: &[u32]) -> Result<()>;
-    /// The process-group ids last recorded for a job.
-    fn job_processes(&self, project: &str, job_id: &str) -> Result<Vec<u32>>;
+    /// Records the executor's ids of a job's running replicas.
+    fn set_job_processes(&self, project: &str, job_id: &str, processes: &[String]) -> Result<()>;
+    /// The replica ids last recorded for a job.
+    fn job_processes(&self, project: &str, job_id: &str) -> Result<Vec<String>>;
 
     /// Inserts a token with the SHA-256 of its secret.
     fn create_token(&self, id: &str, hash: &str, token: &Token) -> Result<()>;

@@ -532,7 +532,7 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    fn set_job_processes(&self, project: &str, job_id: &str, processes: &[u32]) -> Result<()> {
+    fn set_job_processes(&self, project: &str, job_id: &str, processes: &[String]) -> Result<()> {
         let count = self
             .lock()
             .execute(
@@ -543,15 +543,23 @@ impl Store for SqliteStore {
         changed(count, format!("projects/{project}/jobs/{job_id}"))
     }
 
-    fn job_processes(&self, project: &str, job_id: &str) -> Result<Vec<u32>> {
+    fn job_processes(&self, project: &str, job_id: &str) -> Result<Vec<String>> {
         let key = format!("projects/{project}/jobs/{job_id}");
-        fetch_one(
+        // Ids were process-group numbers before executors named their replicas: both read back.
+        let ids: Vec<serde_json::Value> = fetch_one(
             &self.lock(),
             "SELECT processes FROM jobs WHERE project = ?1 AND job_id = ?2",
             params![project, job_id],
             &key,
         )?
-        .ok_or(StoreError::NotFound(key))
+        .ok_or(StoreError::NotFound(key))?;
+        Ok(ids
+            .into_iter()
+            .map(|id| match id {
+                serde_json::Value::String(id) => id,
+                other => other.to_string(),
+            })
+            .collect())
     }
 
     fn create_token(&self, id: &str, hash: &str, token: &Token) -> Result<()> {

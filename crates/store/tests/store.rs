@@ -117,8 +117,9 @@ fn jobs_are_listed_in_order_and_active_ones_found() {
         .map(|(_, job)| job.job_id)
         .collect();
     assert_eq!(active, ["a_job"]);
-    store.set_job_processes("p", "a_job", &[41, 42]).unwrap();
-    assert_eq!(store.job_processes("p", "a_job").unwrap(), vec![41, 42]);
+    let ids = ["41".to_string(), "slurm:1234.0".to_string()];
+    store.set_job_processes("p", "a_job", &ids).unwrap();
+    assert_eq!(store.job_processes("p", "a_job").unwrap(), ids);
 }
 
 #[test]

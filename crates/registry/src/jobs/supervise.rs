@@ -47,7 +47,7 @@ impl Jobs {
                 Err(error) => {
                     // Every replica started so far is still running (none has reported).
                     for id in &ids {
-                        self.executor.kill(*id);
+                        self.executor.kill(id);
                     }
                     return Attempt::failed(format!(
                         "The replica {} could not start: {error}",
@@ -72,7 +72,7 @@ impl Jobs {
         let mut stop_reason: Option<StopReason> = None;
         let stop = |running: &[bool], kill_at: &mut Option<tokio::time::Instant>| {
             for (id, _) in ids.iter().zip(running).filter(|(_, alive)| **alive) {
-                self.executor.terminate(*id);
+                self.executor.terminate(id);
             }
             kill_at.get_or_insert(tokio::time::Instant::now() + self.settings.stop_grace);
         };
@@ -117,7 +117,7 @@ impl Jobs {
                 () = tokio::time::sleep_until(kill_at.unwrap_or_else(tokio::time::Instant::now)), if kill_at.is_some() => {
                     kill_at = None;
                     for (id, _) in ids.iter().zip(&running).filter(|(_, alive)| **alive) {
-                        self.executor.kill(*id);
+                        self.executor.kill(id);
                     }
                 }
             }

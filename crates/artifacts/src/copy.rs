@@ -15,19 +15,15 @@ use crate::{ArtifactError, Imported, MAX_BYTES, MAX_FILES};
 /// The regular files under `source`, as paths relative to it, refusing links and anything that is
 /// neither a file nor a directory.
 fn files(source: &Path, what: &str) -> Result<Vec<(PathBuf, u64)>, ArtifactError> {
+    let unreadable =
+        |error: std::io::Error| ArtifactError::InvalidSource(format!("{what}: {error}"));
     let mut found = Vec::new();
     let mut pending = vec![PathBuf::new()];
     while let Some(relative) = pending.pop() {
-        let dir = source.join(&relative);
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|error| ArtifactError::InvalidSource(format!("{what}: {error}")))?;
-        for entry in entries {
-            let entry =
-                entry.map_err(|error| ArtifactError::InvalidSource(format!("{what}: {error}")))?;
+        for entry in std::fs::read_dir(source.join(&relative)).map_err(unreadable)? {
+            let entry = entry.map_err(unreadable)?;
             let path = relative.join(entry.file_name());
-            let kind = entry
-                .file_type()
-                .map_err(|error| ArtifactError::InvalidSource(format!("{what}: {error}")))?;
+            let kind = entry.file_type().map_err(unreadable)?;
             if kind.is_symlink() {
                 return Err(ArtifactError::InvalidSource(format!(
                     "{what} holds a symbolic link, {}; links are not copied (put the files themselves there)",

@@ -114,14 +114,15 @@ impl PathPolicy {
         }
     }
 
-    /// Whether the resolved local path `resolved` lies where `project` may go.
-    pub fn allows(&self, project: &str, resolved: &Path) -> bool {
+    /// Whether the resolved local path `resolved` lies where `project` may go. Inside the data
+    /// directory only the workspace counts, even under a root that holds the data directory.
+    fn allows(&self, project: &str, resolved: &Path) -> bool {
         if resolved.starts_with(&self.data_dir) {
             return resolved.starts_with(self.workspace(project));
         }
-        self.rendered(project)
-            .filter(|root| root.starts_with('/'))
-            .any(|root| resolved.starts_with(resolve(Path::new(&root))))
+        self.local_roots(project)
+            .iter()
+            .any(|root| resolved.starts_with(root))
     }
 
     fn rendered<'a>(&'a self, project: &'a str) -> impl Iterator<Item = String> + 'a {

@@ -357,24 +357,9 @@ impl Jobs {
         Ok(job)
     }
 
-    /// How job processes are confined, in words for the server's start-up lines.
-    pub fn sandbox_summary(&self) -> &'static str {
-        match (
-            self.settings.sandbox.is_on(),
-            self.settings.allow_unconfined,
-        ) {
-            (true, _) => {
-                "confined (Landlock: each job reaches only its directories and its project's)"
-            }
-            (false, false) => {
-                "NOT confined (no Landlock in this kernel, or --sandbox off): containerCommand and \
-                 Python packages are refused"
-            }
-            (false, true) => {
-                "NOT confined (no Landlock in this kernel, or --sandbox off), and commands and \
-                 packages run with the server's privileges (--allow-unconfined-code)"
-            }
-        }
+    /// Whether job processes are confined (the kernel has Landlock and the sandbox is on).
+    pub fn confines_jobs(&self) -> bool {
+        self.settings.sandbox.is_on()
     }
 
     /// What a job's processes may reach besides the system, the interpreter and the `kiln` binary

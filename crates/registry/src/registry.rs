@@ -521,15 +521,20 @@ impl Registry {
         let parent = format!("projects/{project}/models/{model}/versions");
         let mut problems = check_labels("version.labels", &version.labels);
         problems.extend(check_description("version.description", &version.description).err());
-        let given = given_name("version.name", &version.name, &parent);
-        let name = given.clone().unwrap_or_default().to_string();
-        if let Err(problem) = given {
-            problems.push(problem);
-        } else if name.is_empty() {
-            problems.push("Field: version.name Error: A name should be specified".to_string());
-        } else if let Err(problem) = check_name("version.name", &name) {
-            problems.push(problem);
-        }
+        let name = match given_name("version.name", &version.name, &parent) {
+            Ok("") => {
+                problems.push("Field: version.name Error: A name should be specified".into());
+                String::new()
+            }
+            Ok(name) => {
+                problems.extend(check_name("version.name", name).err());
+                name.to_string()
+            }
+            Err(problem) => {
+                problems.push(problem);
+                String::new()
+            }
+        };
         let mut source = String::new();
         if version.deployment_uri.trim().is_empty() {
             problems.push(

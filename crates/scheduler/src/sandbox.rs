@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use landlock::{
-    ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetError, Scope, path_beneath_rules,
+    ABI, Access, AccessFs, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetError, Scope, path_beneath_rules,
 };
 
 use crate::SchedulerError;
@@ -88,16 +88,19 @@ pub struct Confinement {
 pub struct Sandbox {
     /// Whether the kernel enforces Landlock.
     on: bool,
-    /// What every confined process may reach, opened once: each path, whether it is a file (not a
-    /// directory), and whether it may be written.
-    shared: Arc<Vec<(PathFd, bool, bool)>>,
+    /// Whether confined processes start in a user namespace of their own (the server is root).
+    user_namespace: bool,
+    /// What every confined process may reach, opened once, with the rights it has there.
+    shared: Arc<Vec<(PathFd, BitFlags<AccessFs>)>>,
 }
 
 impl Sandbox {
     /// The sandbox the kernel allows, letting every confined process read and execute `programs`
     /// (the `kiln` binary, the Python interpreter) and the installations they belong to.
     pub fn detect(programs: &[&Path]) -> Self {
-        let on = landlock_enforced();
+        if !landlock_enforced() {
+            return Self::off();
+        }
         let mut system: Vec<PathBuf> = SYSTEM_READ.iter().map(PathBuf::from).collect();
         system.extend(etc_entries());
         for program in programs {
@@ -111,12 +114,21 @@ impl Sandbox {
             .map(|path| (path, false))
             .chain(devices.map(|path| (path, true)))
             .filter_map(|(path, write)| {
-                let file = std::fs::metadata(&path).ok()?.is_file();
-                Some((PathFd::new(&path).ok()?, file, write))
+                let access = match write {
+                    true => AccessFs::from_all(TARGET_ABI),
+                    false => AccessFs::from_read(TARGET_ABI),
+                };
+                let access = match std::fs::metadata(&path).ok()?.is_file() {
+                    true => access & AccessFs::from_file(TARGET_ABI),
+                    false => access,
+                };
+                Some((PathFd::new(&path).ok()?, access))
             })
             .collect();
         Self {
-            on,
+            on: true,
+            // SAFETY: geteuid(2) has no preconditions.
+            user_namespace: unsafe { libc::geteuid() } == 0,
             shared: Arc::new(shared),
         }
     }
@@ -125,6 +137,7 @@ impl Sandbox {
     pub fn off() -> Self {
         Self {
             on: false,
+            user_namespace: false,
             shared: Arc::new(Vec::new()),
         }
     }
@@ -143,17 +156,10 @@ impl Sandbox {
         let refused = |error: landlock::RulesetError| {
             SchedulerError::Io(format!("preparing the sandbox: {error}"))
         };
-        let shared = self.shared.iter().map(|(fd, file, write)| {
-            let access = match write {
-                true => AccessFs::from_all(TARGET_ABI),
-                false => AccessFs::from_read(TARGET_ABI),
-            };
-            let access = match file {
-                true => access & AccessFs::from_file(TARGET_ABI),
-                false => access,
-            };
-            Ok::<_, RulesetError>(PathBeneath::new(fd, access))
-        });
+        let shared = self
+            .shared
+            .iter()
+            .map(|(fd, access)| Ok::<_, RulesetError>(PathBeneath::new(fd, *access)));
         let ruleset = Ruleset::default()
             .set_compatibility(CompatLevel::BestEffort)
             .handle_access(AccessFs::from_all(TARGET_ABI))
@@ -173,12 +179,9 @@ impl Sandbox {
                 ))
             })
             .map_err(refused)?;
-        let ruleset: Option<OwnedFd> = ruleset.into();
-        // SAFETY: geteuid(2) has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
         Ok(Prepared {
-            ruleset,
-            user_namespace: root,
+            ruleset: ruleset.into(),
+            user_namespace: self.user_namespace,
         })
     }
 }

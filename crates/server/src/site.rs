@@ -29,7 +29,7 @@ pub struct Site {
     port: u16,
     /// The address it listens on.
     ip: IpAddr,
-    /// Names allowed whatever the port (lowercase), from `--allow-host`.
+    /// Names allowed whatever the port (any case), from `--allow-host`.
     allowed: Vec<String>,
 }
 
@@ -37,14 +37,11 @@ impl Site {
     /// The site of a server listening on `address`, also answering to the names in `allowed` (and,
     /// listening on every address, to this machine's host name).
     pub fn new(address: SocketAddr, allowed: &[String]) -> Self {
-        let mut allowed: Vec<String> = allowed
-            .iter()
-            .map(|name| name.to_ascii_lowercase())
-            .collect();
+        let mut allowed = allowed.to_vec();
         if address.ip().is_unspecified()
             && let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname")
         {
-            allowed.push(name.trim().to_ascii_lowercase());
+            allowed.push(name.trim().to_string());
         }
         Self {
             port: address.port(),
@@ -55,9 +52,12 @@ impl Site {
 
     /// Whether `authority` (`host[:port]`, as in `Host`) names this server.
     pub fn names_this_server(&self, authority: &str) -> bool {
-        let authority = authority.to_ascii_lowercase();
-        let (host, port) = split_authority(&authority);
-        if self.allowed.iter().any(|name| name == host) {
+        let (host, port) = split_authority(authority);
+        if self
+            .allowed
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(host))
+        {
             return true;
         }
         if port.unwrap_or(80) != self.port {
@@ -71,7 +71,10 @@ impl Site {
         match literal {
             Some(_) if self.ip.is_unspecified() => true,
             Some(ip) => ip == self.ip || (self.ip.is_loopback() && ip.is_loopback()),
-            None => host == "localhost" && (self.ip.is_loopback() || self.ip.is_unspecified()),
+            None => {
+                host.eq_ignore_ascii_case("localhost")
+                    && (self.ip.is_loopback() || self.ip.is_unspecified())
+            }
         }
     }
 
@@ -163,15 +166,14 @@ pub async fn guard(State(site): State<Arc<Site>>, request: Request, next: Next) 
     let authority = request
         .uri()
         .authority()
-        .map(|authority| authority.as_str().to_string())
+        .map(|authority| authority.as_str())
         .or_else(|| {
             request
                 .headers()
                 .get(header::HOST)
                 .and_then(|host| host.to_str().ok())
-                .map(str::to_string)
         });
-    match site.refusal(request.method(), authority.as_deref(), request.headers()) {
+    match site.refusal(request.method(), authority, request.headers()) {
         None => next.run(request).await,
         Some((code, reason)) => ApiError::Http(code, reason).into_response(),
     }

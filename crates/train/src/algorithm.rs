@@ -98,19 +98,31 @@ impl Algorithm {
     }
 }
 
-/// The arguments of built-in algorithms that name files or directories: each value is a
-/// comma-separated list of locations.
-pub const LOCATION_ARGS: &[&str] = &[
-    "training_data_path",
-    "train_files",
-    "validation_data_path",
-    "eval_files",
-    "training_labels_path",
-    "validation_labels_path",
-    "schema",
-    "model_definition",
-    "model",
-    "job_dir",
+/// `--training_data_path` and its alias.
+const TRAINING_DATA: &[&str] = &["training_data_path", "train_files"];
+/// `--validation_data_path` and its alias.
+const VALIDATION_DATA: &[&str] = &["validation_data_path", "eval_files"];
+/// `--training_labels_path` (IDX labels).
+const TRAINING_LABELS: &[&str] = &["training_labels_path"];
+/// `--validation_labels_path` (IDX labels).
+const VALIDATION_LABELS: &[&str] = &["validation_labels_path"];
+/// `--schema`.
+const SCHEMA: &[&str] = &["schema"];
+/// `--model_definition` and its alias.
+const MODEL_DEFINITION: &[&str] = &["model_definition", "model"];
+/// `--job-dir`.
+const JOB_DIR: &[&str] = &["job_dir"];
+
+/// The arguments of built-in algorithms that name files or directories, each with its aliases:
+/// each value is a comma-separated list of locations.
+pub const LOCATION_ARGS: &[&[&str]] = &[
+    TRAINING_DATA,
+    VALIDATION_DATA,
+    TRAINING_LABELS,
+    VALIDATION_LABELS,
+    SCHEMA,
+    MODEL_DEFINITION,
+    JOB_DIR,
 ];
 
 /// A built-in algorithm's arguments, parsed from `--name=value` or `--name value` pairs.
@@ -156,13 +168,14 @@ impl TrainArgs {
         let mut problems = Vec::new();
         let mut checked = Vec::new();
         for (name, value) in parsed.pairs {
-            if !LOCATION_ARGS.contains(&name.as_str()) {
+            if !LOCATION_ARGS
+                .iter()
+                .any(|names| names.contains(&name.as_str()))
+            {
                 checked.push(format!("--{name}={value}"));
                 continue;
             }
-            let locations: Vec<String> = value
-                .split(',')
-                .filter(|part| !part.is_empty())
+            let locations: Vec<String> = locations(&value)
                 .filter_map(|location| {
                     check(&name, location)
                         .map_err(|problem| problems.push(problem))
@@ -232,8 +245,8 @@ impl TrainArgs {
                 algorithm.name
             )));
         };
-        let train_files = files(self.take(&["training_data_path", "train_files"]));
-        let eval_files = files(self.take(&["validation_data_path", "eval_files"]));
+        let train_files = files(self.take(TRAINING_DATA));
+        let eval_files = files(self.take(VALIDATION_DATA));
         let common = self.common(default_job_dir)?;
         let header = match self.take(&["header"]) {
             None => None,
@@ -241,7 +254,7 @@ impl TrainArgs {
                 TrainError::Config(format!("--header must be true or false, got {value:?}"))
             })?),
         };
-        let schema = match self.take(&["schema"]) {
+        let schema = match self.take(SCHEMA) {
             Some(path) => {
                 let mut schema = Schema::from_file(&PathBuf::from(path))?;
                 schema.header = header.or(schema.header);
@@ -313,7 +326,7 @@ impl TrainArgs {
         mut self,
         default_job_dir: Option<PathBuf>,
     ) -> Result<SequentialConfig, TrainError> {
-        let definition = self.take(&["model_definition", "model"]).ok_or_else(|| {
+        let definition = self.take(MODEL_DEFINITION).ok_or_else(|| {
             TrainError::Config("--model_definition (a JSON or YAML file) is required".into())
         })?;
         let definition = Definition::from_file(&PathBuf::from(definition))?;
@@ -336,16 +349,16 @@ impl TrainArgs {
             input_field: input_field.clone(),
         };
         let train = source(
-            expand(&files(self.take(&["training_data_path", "train_files"])))?,
-            expand(&files(self.take(&["training_labels_path"])))?,
+            expand(&files(self.take(TRAINING_DATA)))?,
+            expand(&files(self.take(TRAINING_LABELS)))?,
         );
         if train.files.is_empty() {
             return Err(TrainError::Config(
                 "no training files (--training_data_path / --train-files)".into(),
             ));
         }
-        let eval_files = expand(&files(self.take(&["validation_data_path", "eval_files"])))?;
-        let eval_labels = expand(&files(self.take(&["validation_labels_path"])))?;
+        let eval_files = expand(&files(self.take(VALIDATION_DATA)))?;
+        let eval_labels = expand(&files(self.take(VALIDATION_LABELS)))?;
         let eval = (!eval_files.is_empty()).then(|| source(eval_files, eval_labels));
         let classes = self
             .take(&["classes"])
@@ -387,7 +400,7 @@ impl TrainArgs {
     /// The arguments every algorithm takes.
     fn common(&mut self, default_job_dir: Option<PathBuf>) -> Result<Common, TrainError> {
         let job_dir = self
-            .take(&["job_dir"])
+            .take(JOB_DIR)
             .map(PathBuf::from)
             .or(default_job_dir)
             .ok_or_else(|| TrainError::Config("--job-dir is required".into()))?;
@@ -496,14 +509,13 @@ struct Common {
 /// A comma-separated list of paths.
 fn files(value: Option<String>) -> Vec<PathBuf> {
     value
-        .map(|value| {
-            value
-                .split(',')
-                .filter(|part| !part.is_empty())
-                .map(PathBuf::from)
-                .collect()
-        })
+        .map(|value| locations(&value).map(PathBuf::from).collect())
         .unwrap_or_default()
+}
+
+/// The locations of a comma-separated list.
+fn locations(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').filter(|part| !part.is_empty())
 }
 
 fn first_line_width(files: &[PathBuf]) -> Result<usize, TrainError> {

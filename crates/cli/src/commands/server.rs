@@ -228,7 +228,19 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                  {address} acts as an administrator"
             );
         }
-        println!("Job processes: {}", services.jobs.sandbox_summary());
+        println!(
+            "Job processes: {}",
+            match (services.jobs.confines_jobs(), options.allow_unconfined_code) {
+                (true, _) =>
+                    "confined (Landlock: each job reaches only its directories and its project's)",
+                (false, false) =>
+                    "NOT confined (no Landlock in this kernel, or --sandbox off): containerCommand \
+                     and Python packages are refused",
+                (false, true) =>
+                    "NOT confined (no Landlock in this kernel, or --sandbox off), and commands and \
+                     packages run with the server's privileges (--allow-unconfined-code)",
+            }
+        );
         println!(
             "Projects may use: {}",
             match options.allowed_paths.is_empty() {

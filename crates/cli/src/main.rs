@@ -78,6 +78,9 @@ enum Command {
     /// Log in, tokens, and the audit log.
     #[command(subcommand)]
     Auth(commands::auth::AuthCommand),
+    /// The per-replica launcher an executor starts on a node.
+    #[command(hide = true)]
+    Replica(commands::replica::ReplicaArgs),
 }
 
 /// `predict`.
@@ -126,6 +129,15 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse_from(arguments());
+    if let Command::Replica(args) = cli.command {
+        return match commands::replica::run(args) {
+            Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            Err(error) => {
+                eprintln!("ERROR: {error:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let result = config::load().and_then(|saved| {
         let context = client::Context {
             project: cli
@@ -168,5 +180,6 @@ fn dispatch(command: Command, context: &client::Context) -> anyhow::Result<()> {
         Command::Operations(command) => commands::operations::run(command, context),
         Command::Projects(command) => commands::iam::run_projects(command, context),
         Command::Auth(command) => commands::auth::run(command, context),
+        Command::Replica(_) => unreachable!("the launcher runs before any configuration is read"),
     }
 }

@@ -7,12 +7,14 @@
 //! naming the replica, the exit cause and its last log lines. Replicas start only through an
 //! `Executor`.
 //!
-//! This file holds the lifecycle (create, queue, prepare, run, finish, recover); `launch` checks a
-//! job's input and decides what will run, `supervise` runs its replicas once and judges how they
-//! ended, `api` answers the methods on stored jobs. A tuning job's loop is `tuning::run`.
+//! This file holds the lifecycle (create, queue, prepare, run, finish); `launch` checks a job's
+//! input and decides what will run, `supervise` runs its replicas once and judges how they ended,
+//! `recover` takes over the jobs a previous server left, `api` answers the methods on stored jobs.
+//! A tuning job's loop is `tuning::run`.
 
 mod api;
 mod launch;
+mod recover;
 mod supervise;
 
 use std::collections::HashMap;
@@ -117,53 +119,6 @@ impl Jobs {
             .join("jobs/projects")
             .join(project)
             .join(job_id)
-    }
-
-    /// Ends what a previous server left running: replicas it started are stopped and their jobs
-    /// fail with a reason naming the restart; jobs still QUEUED are queued again. Returns how many
-    /// jobs failed.
-    pub fn recover(self: &Arc<Self>) -> Result<usize, RegistryError> {
-        let mut failed = 0;
-        for (project, mut job) in self.store.active_jobs()? {
-            if job.state == JobState::Queued {
-                match self.launch(&project, &mut job.clone()) {
-                    Ok(launch) => {
-                        self.start(&project, job, launch);
-                        continue;
-                    }
-                    Err(problems) => {
-                        job.error_message = format!(
-                            "The job can no longer run after a server restart: {}",
-                            problems.join("; ")
-                        )
-                    }
-                }
-            } else {
-                for process in self.store.job_processes(&project, &job.job_id)? {
-                    self.executor.reclaim(&process, &job.job_id);
-                }
-                job.error_message = format!(
-                    "The Kiln server restarted while the job was {:?}; its replicas were stopped. Submit the job again.",
-                    job.state
-                );
-            }
-            job.state = JobState::Failed;
-            job.end_time = kiln_api::now();
-            // A tuning job keeps its finished trials; the ones that were running failed with it.
-            for trial in job
-                .training_output
-                .iter_mut()
-                .flat_map(|output| output.trials.iter_mut())
-                .filter(|trial| !trial.state.is_final())
-            {
-                trial.state = JobState::Failed;
-                trial.end_time = job.end_time.clone();
-                trial.error_message = job.error_message.clone();
-            }
-            self.store.update_job(&project, &job)?;
-            failed += 1;
-        }
-        Ok(failed)
     }
 
     /// `projects.jobs.create`: validates, stores the job as QUEUED and starts it.
@@ -482,12 +437,10 @@ impl Jobs {
             runtime: &runtime,
             confinement: &confinement,
             env: &env,
-            log: &log,
             log_path: &log_path,
             max_running,
             deadline: tokio::time::Instant::now() + max_running,
         };
-        let is_built_in = matches!(program, Program::BuiltIn { .. });
         let (state, message, output) = match tuning {
             Some(tuning) => {
                 let (state, message, output) = self.tune(&plan, &tuning, stopped).await;
@@ -495,18 +448,7 @@ impl Jobs {
             }
             None => {
                 let attempt = self.supervise(&plan, None, stopped).await;
-                let (state, message) = attempt.verdict();
-                let output = match &prediction {
-                    Some(prediction) => Output::Prediction(batch::output(prediction)),
-                    None => Output::Training(TrainingOutput {
-                        consumed_m_l_units: round_units(attempt.units),
-                        is_built_in_algorithm_job: is_built_in,
-                        built_in_algorithm_output: (is_built_in && state == JobState::Succeeded)
-                            .then(|| built_in_output(&input, Path::new(&input.job_dir))),
-                        ..TrainingOutput::default()
-                    }),
-                };
-                (state, message, output)
+                concluded(&attempt, &input, &program, prediction.as_ref())
             }
         };
         self.finish(project, &job_id, state, message, output);
@@ -568,6 +510,28 @@ impl Jobs {
         }
         let _ = self.store.set_job_processes(project, job_id, &[]);
     }
+}
+
+/// The final state, message and output of a job (not a tuning job) whose replicas ran as `attempt`.
+fn concluded(
+    attempt: &supervise::Attempt,
+    input: &kiln_api::TrainingInput,
+    program: &Program,
+    prediction: Option<&batch::PredictionPlan>,
+) -> (JobState, String, Output) {
+    let (state, message) = attempt.verdict();
+    let is_built_in = matches!(program, Program::BuiltIn { .. });
+    let output = match prediction {
+        Some(prediction) => Output::Prediction(batch::output(prediction)),
+        None => Output::Training(TrainingOutput {
+            consumed_m_l_units: round_units(attempt.units),
+            is_built_in_algorithm_job: is_built_in,
+            built_in_algorithm_output: (is_built_in && state == JobState::Succeeded)
+                .then(|| built_in_output(input, Path::new(&input.job_dir))),
+            ..TrainingOutput::default()
+        }),
+    };
+    (state, message, output)
 }
 
 /// What a finished job records beside its state.

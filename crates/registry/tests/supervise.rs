@@ -2,8 +2,6 @@
 //! when the test says, so the supervision rules are checked without starting a process.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +9,7 @@ use kiln_api::job::{Job, JobState};
 use kiln_artifacts::{ArtifactStore, PathPolicy};
 use kiln_registry::{JobSettings, Jobs, Registry};
 use kiln_scheduler::program::Runtime;
-use kiln_scheduler::{Executor, ExitReport, JobLog, Replica, ReplicaSpec, Sandbox, SchedulerError};
+use kiln_scheduler::{Executor, ExitReport, Gang, Pending, Replica, Sandbox, SchedulerError};
 use kiln_store::SqliteStore;
 use tokio::sync::oneshot;
 
@@ -42,18 +40,15 @@ impl Replica for InMemoryReplica {
         self.id.clone()
     }
 
-    fn wait(&mut self) -> Pin<Box<dyn Future<Output = ExitReport> + Send + '_>> {
+    fn wait(&mut self) -> Pending<'_, ExitReport> {
         let end = self.end.take();
         Box::pin(async move {
             match end {
                 Some(end) => end.await.unwrap_or(ExitReport {
-                    code: None,
                     signal: Some(9),
+                    ..ExitReport::default()
                 }),
-                None => ExitReport {
-                    code: None,
-                    signal: None,
-                },
+                None => ExitReport::default(),
             }
         })
     }
@@ -80,25 +75,36 @@ impl InMemory {
         }
         if let Some(end) = record.ends.remove(&name) {
             let _ = end.send(ExitReport {
-                code: None,
                 signal: Some(signal),
+                ..ExitReport::default()
             });
         }
     }
 }
 
 impl Executor for InMemory {
-    fn launch(&self, spec: ReplicaSpec, _log: JobLog) -> Result<Box<dyn Replica>, SchedulerError> {
+    fn launch<'a>(
+        &'a self,
+        gang: &'a Gang,
+    ) -> Pending<'a, Result<Vec<Box<dyn Replica>>, SchedulerError>> {
         let mut record = self.0.lock().unwrap();
-        let id = format!("memory-{}", record.launched.len() + 1);
-        let (end, wait) = oneshot::channel();
-        record.launched.push(spec.task_name.clone());
-        record.ends.insert(spec.task_name.clone(), end);
-        record.names.insert(id.clone(), spec.task_name);
-        Ok(Box::new(InMemoryReplica {
-            id,
-            end: Some(wait),
-        }))
+        let mut replicas: Vec<Box<dyn Replica>> = Vec::new();
+        for spec in &gang.replicas {
+            let id = format!("memory-{}", record.launched.len() + 1);
+            let (end, wait) = oneshot::channel();
+            record.launched.push(spec.task_name.clone());
+            record.ends.insert(spec.task_name.clone(), end);
+            record.names.insert(id.clone(), spec.task_name.clone());
+            replicas.push(Box::new(InMemoryReplica {
+                id,
+                end: Some(wait),
+            }));
+        }
+        Box::pin(std::future::ready(Ok(replicas)))
+    }
+
+    fn attach(&self, _gang: &Gang, _ids: &[String]) -> Vec<Box<dyn Replica>> {
+        Vec::new()
     }
 
     fn terminate(&self, id: &str) {
@@ -155,7 +161,7 @@ fn distributed(job_id: &str) -> Job {
 fn exited(code: i32) -> ExitReport {
     ExitReport {
         code: Some(code),
-        signal: None,
+        ..ExitReport::default()
     }
 }
 

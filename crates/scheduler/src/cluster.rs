@@ -43,7 +43,8 @@ pub fn units_per_hour(machine_type: &str) -> Option<f64> {
 }
 
 /// The role of a replica.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TaskType {
     /// The primary replica (`master`, or `chief` with `useChiefInTfConfig`).
     Master,
@@ -79,8 +80,6 @@ pub struct ReplicaPlan {
     pub machine_type: String,
     /// Its replica settings (the role's config, or the master's).
     pub config: ReplicaConfig,
-    /// Loopback port of its TF server (0 for evaluators).
-    pub port: u16,
 }
 
 impl ReplicaPlan {
@@ -139,7 +138,6 @@ pub fn plan(input: &TrainingInput) -> Result<Vec<ReplicaPlan>, Vec<String>> {
         index: 0,
         machine_type: master_type.clone(),
         config: master_config.clone(),
-        port: 0,
     }];
     for (task, count, machine_type, config, field) in roles {
         if !(0..=64).contains(&count) {
@@ -162,7 +160,6 @@ pub fn plan(input: &TrainingInput) -> Result<Vec<ReplicaPlan>, Vec<String>> {
                 index,
                 machine_type: machine_type.clone(),
                 config: config.clone().unwrap_or_else(|| master_config.clone()),
-                port: 0,
             });
         }
     }
@@ -184,59 +181,62 @@ pub fn plan(input: &TrainingInput) -> Result<Vec<ReplicaPlan>, Vec<String>> {
     }
 }
 
-/// Gives every replica of the TF cluster a free loopback port.
-pub fn assign_ports(replicas: &mut [ReplicaPlan]) -> std::io::Result<()> {
-    // Bind all listeners first, then release them together, so no two replicas get one port.
-    let mut listeners = Vec::new();
-    for replica in replicas
-        .iter_mut()
-        .filter(|replica| replica.task != TaskType::Evaluator)
-    {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        replica.port = listener.local_addr()?.port();
-        listeners.push(listener);
-    }
-    Ok(())
+/// One member of a running job's cluster: its role, index and the address it listens at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Role.
+    pub task: TaskType,
+    /// Index within its role.
+    pub index: usize,
+    /// `host:port` of its TF server.
+    pub address: String,
 }
 
-/// The `cluster` object of TF_CONFIG (evaluators are not part of it).
-pub fn cluster_spec(replicas: &[ReplicaPlan], use_chief: bool) -> Value {
+/// `TF_CONFIG`'s `cluster`: each role's addresses in index order (evaluators are not part of it).
+pub fn cluster_spec(members: &[Member], use_chief: bool) -> Value {
     let mut cluster = serde_json::Map::new();
-    for replica in replicas
+    for member in members
         .iter()
-        .filter(|replica| replica.task != TaskType::Evaluator)
+        .filter(|member| member.task != TaskType::Evaluator)
     {
         let entry = cluster
-            .entry(replica.task.name(use_chief))
+            .entry(member.task.name(use_chief))
             .or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(addresses) = entry {
-            addresses.push(Value::String(format!("127.0.0.1:{}", replica.port)));
+            addresses.push(Value::String(member.address.clone()));
         }
     }
     Value::Object(cluster)
 }
 
-/// The `TF_CONFIG` a replica sees, as ML Engine sets it (api-surface.md §A.10).
-pub fn tf_config(
-    replicas: &[ReplicaPlan],
-    replica: &ReplicaPlan,
-    input: &TrainingInput,
-    job_id: &str,
-    trial: Option<&str>,
-) -> Value {
-    let use_chief = input.use_chief_in_tf_config;
+/// What makes one job's `TF_CONFIG` (api-surface.md §A.10) besides the member it is for.
+#[derive(Debug, Clone, Copy)]
+pub struct TfJob<'a> {
+    /// The job's `trainingInput` as the API shows it (`TF_CONFIG`'s `job`).
+    pub input: &'a Value,
+    /// The job id (`task.cloud` is `kiln-<job id>`).
+    pub job_id: &'a str,
+    /// The trial a tuning job's replica belongs to.
+    pub trial: Option<&'a str>,
+    /// `useChiefInTfConfig`: the master is called `chief`.
+    pub use_chief: bool,
+}
+
+/// The `TF_CONFIG` of `members[rank]`, as ML Engine sets it.
+pub fn tf_config(members: &[Member], rank: usize, job: TfJob<'_>) -> Value {
+    let member = &members[rank];
     let mut task = json!({
-        "type": replica.task.name(use_chief),
-        "index": replica.index,
-        "cloud": format!("kiln-{job_id}"),
+        "type": member.task.name(job.use_chief),
+        "index": member.index,
+        "cloud": format!("kiln-{}", job.job_id),
     });
-    if let Some(trial) = trial {
+    if let Some(trial) = job.trial {
         task["trial"] = Value::String(trial.to_string());
     }
     json!({
-        "cluster": cluster_spec(replicas, use_chief),
+        "cluster": cluster_spec(members, job.use_chief),
         "task": task,
-        "job": serde_json::to_value(input).unwrap_or_default(),
+        "job": job.input,
         "environment": "cloud",
     })
 }
@@ -297,22 +297,45 @@ mod tests {
     #[test]
     fn tf_config_has_the_cluster_without_evaluators() {
         let input = custom(2, 1);
-        let mut replicas = plan(&input).unwrap();
-        assign_ports(&mut replicas).unwrap();
-        let config = tf_config(&replicas, &replicas[2], &input, "job1", Some("3"));
+        let members: Vec<Member> = plan(&input)
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(rank, replica)| Member {
+                task: replica.task,
+                index: replica.index,
+                address: format!("10.0.0.{rank}:2222"),
+            })
+            .collect();
+        let job_input = serde_json::to_value(&input).unwrap();
+        let job = TfJob {
+            input: &job_input,
+            job_id: "job1",
+            trial: Some("3"),
+            use_chief: false,
+        };
+        let config = tf_config(&members, 2, job);
         assert_eq!(config["task"]["type"], "worker");
         assert_eq!(config["task"]["index"], 1);
         assert_eq!(config["task"]["trial"], "3");
+        assert_eq!(config["task"]["cloud"], "kiln-job1");
         assert_eq!(config["environment"], "cloud");
         assert_eq!(config["job"]["workerCount"], "2");
-        assert_eq!(config["cluster"]["worker"].as_array().unwrap().len(), 2);
-        assert!(config["cluster"].get("evaluator").is_none());
-        let ports: std::collections::HashSet<u16> =
-            replicas.iter().map(|replica| replica.port).collect();
         assert_eq!(
-            ports.len(),
-            5,
-            "every replica has its own port (the evaluator has 0)"
+            config["cluster"]["worker"],
+            json!(["10.0.0.1:2222", "10.0.0.2:2222"])
         );
+        assert_eq!(config["cluster"]["ps"], json!(["10.0.0.3:2222"]));
+        assert!(config["cluster"].get("evaluator").is_none());
+        let chief = tf_config(
+            &members,
+            0,
+            TfJob {
+                use_chief: true,
+                ..job
+            },
+        );
+        assert_eq!(chief["task"]["type"], "chief");
+        assert_eq!(chief["cluster"]["chief"], json!(["10.0.0.0:2222"]));
     }
 }

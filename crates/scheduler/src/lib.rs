@@ -2,13 +2,17 @@
 //!
 //! # Layout (reading order)
 //! - [`cluster`]: from a `TrainingInput` to a list of replicas (scale tiers, CUSTOM counts, machine
-//!   types and their ML units), loopback ports, and each replica's `TF_CONFIG`.
+//!   types and their ML units), and each replica's `TF_CONFIG` once their addresses are known.
 //! - [`program`]: what a replica runs: a built-in algorithm (the `kiln` binary itself), a container
 //!   command run directly, or `python -m MODULE` with the job's packages on `PYTHONPATH`.
-//! - [`executor`]: the `Executor` trait and `LocalExecutor`, which runs each replica as a process
-//!   group and streams its output into the job log.
+//! - [`gang`]: every replica of one run of a job as executors place it: saved where every node
+//!   sees it, and where the replicas publish their addresses and exits.
+//! - [`executor`]: the `Executor` trait: places a gang, all or none, and watches its replicas end.
+//! - [`launcher`]: `kiln replica`, started by every executor for each replica on its node: the
+//!   rendezvous, `TF_CONFIG` and PyTorch's variables, the sandbox, the log, the recorded exit.
+//! - [`local`]: `LocalExecutor`, the embedded default: launchers as local process groups.
 //! - [`sandbox`]: what a job's processes may reach (Landlock, and a user namespace under root),
-//!   applied by the local executor to every replica and pip install.
+//!   applied by the launcher to every trainer and by the registry to every pip install.
 //! - [`logs`]: the per-job log file (JSON lines, one per output line of any replica) and its pages.
 //! - [`metrics`]: a tuning trial's metric as the trainer reports it (hypertune file, event files).
 //!
@@ -18,13 +22,18 @@
 
 pub mod cluster;
 pub mod executor;
+pub mod gang;
+pub mod launcher;
+pub mod local;
 pub mod logs;
 pub mod metrics;
 pub mod program;
 pub mod sandbox;
 
 pub use cluster::{ReplicaPlan, TaskType, plan};
-pub use executor::{Executor, ExitReport, LocalExecutor, Replica, ReplicaSpec};
+pub use executor::{Executor, ExitReport, Pending, Replica, ReplicaSpec};
+pub use gang::Gang;
+pub use local::LocalExecutor;
 pub use logs::JobLog;
 pub use sandbox::{Confinement, Sandbox};
 

@@ -18,7 +18,7 @@ use crate::SchedulerError;
 /// Log lines of a failing replica or install step quoted in a job's `errorMessage`.
 pub const ERROR_LOG_LINES: usize = 10;
 
-/// The log of one job, shared by the tasks that pump replica output into it.
+/// The log of one job, appended to by the launchers of its replicas and by the server.
 #[derive(Debug, Clone)]
 pub struct JobLog {
     path: PathBuf,
@@ -61,11 +61,14 @@ impl JobLog {
             "taskName": task_name,
             "message": message,
         });
+        // One write per line: launchers on several nodes append to the same file, and an append
+        // made by one write(2) is never interleaved with another's.
+        let line = format!("{entry}\n");
         let mut file = self
             .file
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Err(error) = writeln!(file, "{entry}") {
+        if let Err(error) = file.write_all(line.as_bytes()) {
             tracing::warn!(path = %self.path.display(), %error, "cannot append to a job log");
         }
     }

@@ -75,7 +75,7 @@ const DEVICES: &[&str] = &[
 ];
 
 /// What one job's processes may touch besides the system.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Confinement {
     /// Read and execute.
     pub read: Vec<PathBuf>,

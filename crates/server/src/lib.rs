@@ -186,7 +186,7 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         },
         allow_unconfined: options.allow_unconfined_code,
     };
-    let executor = Arc::new(LocalExecutor::new(settings.sandbox.clone()));
+    let executor = Arc::new(LocalExecutor);
     let jobs = Jobs::new(
         Arc::clone(&store),
         Arc::clone(&registry),

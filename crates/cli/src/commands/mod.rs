@@ -9,6 +9,7 @@ pub mod models;
 pub mod operations;
 pub mod predict;
 pub mod quickstart;
+pub mod replica;
 pub mod server;
 pub mod versions;
 

@@ -28,7 +28,8 @@ os.makedirs(args.job_dir, exist_ok=True)
 record = os.path.join(args.job_dir, name + '.json')
 with open(record + '.tmp', 'w') as out:
     json.dump({'tf_config': tf_config, 'job_id': os.environ.get('CLOUD_ML_JOB_ID'),
-               'secret': os.environ.get('KILN_TEST_SECRET'), 'pid': os.getpid()}, out)
+               'secret': os.environ.get('KILN_TEST_SECRET'), 'pid': os.getpid(),
+               'torch': {k: os.environ.get(k) for k in ('MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK')}}, out)
 os.replace(record + '.tmp', record)
 print('hello from', name, flush=True)
 if args.mode == 'fail':
@@ -165,10 +166,13 @@ fn a_distributed_python_job_gives_each_replica_its_tf_config() {
         Value::Null,
         "server environment does not reach trainers"
     );
-    for (name, kind, index) in [
-        ("worker-0", "worker", 0),
-        ("worker-1", "worker", 1),
-        ("ps-0", "ps", 0),
+    let master_address = cluster["master"][0].as_str().unwrap();
+    let (master_host, master_port) = master_address.rsplit_once(':').unwrap();
+    for (name, kind, index, rank) in [
+        ("master-0", "master", 0, Some("0")),
+        ("worker-0", "worker", 0, Some("1")),
+        ("worker-1", "worker", 1, Some("2")),
+        ("ps-0", "ps", 0, None),
     ] {
         let record = replica_record(&job_dir, name);
         assert_eq!(
@@ -178,6 +182,17 @@ fn a_distributed_python_job_gives_each_replica_its_tf_config() {
         assert_eq!(
             record["tf_config"]["task"],
             json!({"type": kind, "index": index, "cloud": "kiln-dist_job"})
+        );
+        let torch = match rank {
+            Some(rank) => json!({"MASTER_ADDR": master_host, "MASTER_PORT": master_port,
+                "WORLD_SIZE": "3", "RANK": rank}),
+            None => {
+                json!({"MASTER_ADDR": null, "MASTER_PORT": null, "WORLD_SIZE": null, "RANK": null})
+            }
+        };
+        assert_eq!(
+            record["torch"], torch,
+            "{name}'s torch.distributed environment"
         );
     }
     wait_dead(replica_record(&job_dir, "ps-0")["pid"].as_u64().unwrap());
@@ -528,48 +543,55 @@ fn invalid_jobs_are_refused_with_every_problem_named() {
 }
 
 #[test]
-fn a_server_killed_mid_job_fails_the_job_and_stops_its_trainer_on_restart() {
+fn a_job_outlives_a_killed_server_and_the_next_one_takes_it_over() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
     let package = trainer_package(work.path());
-    let job_dir = work.path().join("out");
-    call(
-        "POST",
-        &server.api("p", "jobs"),
-        Some(&python_job(
-            "orphan",
-            &package,
-            &job_dir,
-            &["--sleep", "600"],
-            json!({}),
-        )),
-    );
-    wait_job(&server, "p", "orphan", |job| {
-        job["state"] == "RUNNING" && job_dir.join("master-0.json").exists()
-    });
-    let pid = replica_record(&job_dir, "master-0")["pid"]
+    let (orphan_dir, finisher_dir) = (work.path().join("orphan"), work.path().join("finisher"));
+    for (id, dir, sleep) in [
+        ("orphan", &orphan_dir, "600"),
+        ("finisher", &finisher_dir, "8"),
+    ] {
+        let body = python_job(id, &package, dir, &["--sleep", sleep], json!({}));
+        assert_eq!(call("POST", &server.api("p", "jobs"), Some(&body)).0, 200);
+    }
+    for (id, dir) in [("orphan", &orphan_dir), ("finisher", &finisher_dir)] {
+        wait_job(&server, "p", id, |job| {
+            job["state"] == "RUNNING" && dir.join("master-0.json").exists()
+        });
+    }
+    let pid = replica_record(&orphan_dir, "master-0")["pid"]
         .as_u64()
         .unwrap();
     server.kill();
     assert!(alive(pid), "the trainer outlives the killed server");
 
     let server = Server::start(data.path());
-    let job = wait_job(&server, "p", "orphan", ended);
-    assert_eq!(job["state"], "FAILED");
-    assert!(
-        job["errorMessage"]
-            .as_str()
-            .unwrap()
-            .contains("server restarted"),
-        "{job}"
+    let (_, orphan) = call("GET", &server.api("p", "jobs/orphan"), None);
+    assert_eq!(orphan["state"], "RUNNING", "{orphan}");
+    let finisher = wait_job(&server, "p", "finisher", ended);
+    assert_eq!(finisher["state"], "SUCCEEDED", "{finisher}");
+    let (_, logs) = call("GET", &server.api("p", "jobs/finisher/logs"), None);
+    let messages: Vec<&str> = logs["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|entry| entry["message"].as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        ["hello from master-0", "done master-0"],
+        "the log goes on across the restart"
+    );
+    assert!(alive(pid));
+    let (status, _) = call("POST", &server.api("p", "jobs/orphan:cancel"), Some("{}"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        wait_job(&server, "p", "orphan", ended)["state"],
+        "CANCELLED"
     );
     wait_dead(pid);
-    let (_, logs) = call("GET", &server.api("p", "jobs/orphan/logs"), None);
-    assert_eq!(
-        logs["entries"][0]["message"], "hello from master-0",
-        "logs survive the restart"
-    );
 }
 
 #[test]
@@ -812,7 +834,21 @@ fn queued_jobs_run_after_a_restart() {
     server.kill();
 
     let server = one_job_server(data.path());
-    assert_eq!(wait_job(&server, "p", "running", ended)["state"], "FAILED");
+    // The job that was running still holds its place under the quota.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        call("GET", &server.api("p", "jobs/running"), None).1["state"],
+        "RUNNING"
+    );
+    assert_eq!(
+        call("GET", &server.api("p", "jobs/queued"), None).1["state"],
+        "QUEUED"
+    );
+    call("POST", &server.api("p", "jobs/running:cancel"), Some("{}"));
+    assert_eq!(
+        wait_job(&server, "p", "running", ended)["state"],
+        "CANCELLED"
+    );
     let queued = wait_job(&server, "p", "queued", ended);
     assert_eq!(queued["state"], "SUCCEEDED", "{queued}");
 }

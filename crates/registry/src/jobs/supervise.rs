@@ -1,15 +1,18 @@
-//! Running a job's replicas once (the whole job, or one trial of a tuning job): each replica's
-//! command and environment, its launch through the `Executor`, and the verdict when the master ends,
-//! a replica fails, the job is stopped or its time runs out.
+//! Running a job's replicas once (the whole job, or one trial of a tuning job): the gang of each
+//! replica's command and environment, its launch through the `Executor`, and the verdict when the
+//! master ends, a replica fails, the job is stopped or its time runs out. A restarted server watches
+//! replicas its predecessor started the same way ([`Jobs::watch`]).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kiln_api::job::{BuiltInAlgorithmOutput, JobState};
-use kiln_scheduler::cluster::{assign_ports, cluster_spec, tf_config, units_per_hour};
+use kiln_scheduler::cluster::units_per_hour;
 use kiln_scheduler::logs::ERROR_LOG_LINES;
 use kiln_scheduler::program::{self, Program, Runtime};
-use kiln_scheduler::{Confinement, ExitReport, JobLog, ReplicaPlan, ReplicaSpec, TaskType};
+use kiln_scheduler::{
+    Confinement, ExitReport, Gang, JobLog, Replica, ReplicaPlan, ReplicaSpec, TaskType,
+};
 use tokio::sync::{mpsc, watch};
 
 use super::{Jobs, StopReason};
@@ -21,48 +24,52 @@ impl Jobs {
         &self,
         plan: &JobPlan<'_>,
         trial: Option<&TrialLaunch>,
-        mut stopped: watch::Receiver<Option<StopReason>>,
+        stopped: watch::Receiver<Option<StopReason>>,
     ) -> Attempt {
-        let (project, job_id) = (plan.project, plan.job_id);
-        let mut replicas = plan.replicas.to_vec();
-        if let Err(error) = assign_ports(&mut replicas) {
-            return Attempt::failed(format!("cannot allocate loopback ports: {error}"));
-        }
-        let (exits, mut exited) = mpsc::unbounded_channel::<(usize, ExitReport, Duration)>();
-        let mut ids = Vec::new();
-        let mut task_names = Vec::new();
-        for (index, replica) in replicas.iter().enumerate() {
-            let spec = replica_spec(plan, &replicas, replica, trial);
-            task_names.push(spec.task_name.clone());
-            match self.executor.launch(spec, plan.log.clone()) {
-                Ok(mut started) => {
-                    ids.push(started.id());
-                    let exits = exits.clone();
-                    let launched = Instant::now();
-                    tokio::spawn(async move {
-                        let report = started.wait().await;
-                        let _ = exits.send((index, report, launched.elapsed()));
-                    });
-                }
-                Err(error) => {
-                    // Every replica started so far is still running (none has reported).
-                    for id in &ids {
-                        self.executor.kill(id);
-                    }
-                    return Attempt::failed(format!(
-                        "The replica {} could not start: {error}",
-                        task_names[index]
-                    ));
-                }
+        let gang = self.gang(plan, trial);
+        let replicas = match self.executor.launch(&gang).await {
+            Ok(replicas) => replicas,
+            Err(error) => {
+                return Attempt::failed(format!("The job's replicas could not start: {error}"));
             }
-        }
-        self.track(project, job_id, &ids, true);
-        let _ = self.update(project, job_id, |job| {
+        };
+        let ids: Vec<String> = replicas.iter().map(|replica| replica.id()).collect();
+        self.track(plan.project, plan.job_id, &ids, true);
+        let _ = self.update(plan.project, plan.job_id, |job| {
             if job.state == JobState::Preparing {
                 job.state = JobState::Running;
             }
         });
+        let watched = Watched {
+            project: plan.project,
+            job_id: plan.job_id,
+            log_path: plan.log_path,
+            max_running: plan.max_running,
+            deadline: plan.deadline,
+        };
+        self.watch(&watched, &gang, replicas, stopped).await
+    }
 
+    /// Watches a gang's started replicas until the master ends, a replica fails, the job is
+    /// stopped or the deadline passes; stops the rest then.
+    pub(crate) async fn watch(
+        &self,
+        watched: &Watched<'_>,
+        gang: &Gang,
+        replicas: Vec<Box<dyn Replica>>,
+        mut stopped: watch::Receiver<Option<StopReason>>,
+    ) -> Attempt {
+        let (project, job_id) = (watched.project, watched.job_id);
+        let (exits, mut exited) = mpsc::unbounded_channel::<(usize, ExitReport, Duration)>();
+        let ids: Vec<String> = replicas.iter().map(|replica| replica.id()).collect();
+        for (index, mut replica) in replicas.into_iter().enumerate() {
+            let exits = exits.clone();
+            let launched = Instant::now();
+            tokio::spawn(async move {
+                let report = replica.wait().await;
+                let _ = exits.send((index, report, launched.elapsed()));
+            });
+        }
         let mut units = 0.0;
         // Replicas that have not reported their exit: only these are ever signalled, so a
         // process-group id is never signalled after its process is gone and the id may be reused.
@@ -81,14 +88,14 @@ impl Jobs {
             tokio::select! {
                 Some((index, report, ran)) = exited.recv() => {
                     running[index] = false;
-                    let replica = &replicas[index];
+                    let replica = &gang.replicas[index];
                     units += units_per_hour(&replica.machine_type).unwrap_or(0.0) * ran.as_secs_f64() / 3600.0;
                     if settled {
                         continue;
                     }
                     if !report.success() {
-                        let name = &task_names[index];
-                        let tail = JobLog::tail(plan.log_path, name, ERROR_LOG_LINES);
+                        let name = &replica.task_name;
+                        let tail = JobLog::tail(watched.log_path, name, ERROR_LOG_LINES);
                         let message = format!(
                             "The replica {} {}. Last {} log lines of {name}:\n{}",
                             name.replace("-replica-", " "),
@@ -109,8 +116,8 @@ impl Jobs {
                         stop(&running, &mut kill_at);
                     }
                 }
-                () = tokio::time::sleep_until(plan.deadline), if !settled => {
-                    stop_reason = Some(StopReason::TimedOut(plan.max_running));
+                () = tokio::time::sleep_until(watched.deadline), if !settled => {
+                    stop_reason = Some(StopReason::TimedOut(watched.max_running));
                     let _ = self.update(project, job_id, |job| job.state = JobState::Cancelling);
                     stop(&running, &mut kill_at);
                 }
@@ -129,6 +136,46 @@ impl Jobs {
             units,
         }
     }
+
+    /// The gang of one run of the job's replicas: each replica's command and environment, where
+    /// they meet (`gang/` in the job's working directory, or in the trial's), how they are confined.
+    fn gang(&self, plan: &JobPlan<'_>, trial: Option<&TrialLaunch>) -> Gang {
+        let dir = match trial {
+            Some(trial) => plan.working_dir.join("trials").join(&trial.id).join("gang"),
+            None => plan.working_dir.join("gang"),
+        };
+        Gang {
+            job_id: plan.job_id.to_string(),
+            trial: trial.map(|trial| trial.id.clone()),
+            job: serde_json::to_value(plan.input).unwrap_or_default(),
+            use_chief: plan.input.use_chief_in_tf_config,
+            cluster_spec: matches!(plan.program, Program::Command { .. }),
+            replicas: plan
+                .replicas
+                .iter()
+                .map(|replica| replica_spec(plan, replica, trial))
+                .collect(),
+            dir,
+            log: plan.log_path.to_path_buf(),
+            confine: self.settings.sandbox.is_on(),
+            kiln: plan.runtime.kiln.clone(),
+            python: plan.runtime.python.clone(),
+            rendezvous_seconds: RENDEZVOUS_SECONDS,
+        }
+    }
+}
+
+/// How long a replica's launcher waits for the others to start.
+const RENDEZVOUS_SECONDS: u64 = 600;
+
+/// What watching a job's replicas needs to know of the job.
+pub(crate) struct Watched<'a> {
+    pub(crate) project: &'a str,
+    pub(crate) job_id: &'a str,
+    pub(crate) log_path: &'a Path,
+    /// `scheduling.maxRunningTime`, and when it runs out.
+    pub(crate) max_running: Duration,
+    pub(crate) deadline: tokio::time::Instant,
 }
 
 /// What every replica of one job shares.
@@ -144,7 +191,6 @@ pub(crate) struct JobPlan<'a> {
     pub(crate) confinement: &'a Confinement,
     /// Environment every replica gets besides its own (the sandbox's `HOME` and `TMPDIR`).
     pub(crate) env: &'a [(String, String)],
-    pub(crate) log: &'a JobLog,
     pub(crate) log_path: &'a Path,
     /// `scheduling.maxRunningTime`, and when it runs out.
     pub(crate) max_running: Duration,
@@ -231,12 +277,11 @@ pub(crate) fn built_in_output(
     }
 }
 
-/// The command and environment of one replica: TF_CONFIG as ML Engine sets it (with `task.trial`
-/// in a trial), CLUSTER_SPEC for container commands, CLOUD_ML_JOB_ID, and in a trial
-/// CLOUD_ML_TRIAL_ID, CLOUD_ML_HP_METRIC_FILE and the hyperparameter flags.
+/// The command and environment of one replica besides its place in the cluster (which its
+/// launcher adds): CLOUD_ML_JOB_ID, and in a trial CLOUD_ML_TRIAL_ID, CLOUD_ML_HP_METRIC_FILE and
+/// the hyperparameter flags.
 fn replica_spec(
     plan: &JobPlan<'_>,
-    replicas: &[ReplicaPlan],
     replica: &ReplicaPlan,
     trial: Option<&TrialLaunch>,
 ) -> ReplicaSpec {
@@ -247,22 +292,6 @@ fn replica_spec(
     let (program_path, mut args, mut env) =
         program::command(plan.program, &replica.config, &input, plan.runtime);
     env.extend(plan.env.iter().cloned());
-    let config = tf_config(
-        replicas,
-        replica,
-        plan.input,
-        plan.job_id,
-        trial.map(|t| t.id.as_str()),
-    );
-    if let Program::Command { .. } = plan.program {
-        let cluster = serde_json::json!({
-            "cluster": cluster_spec(replicas, plan.input.use_chief_in_tf_config),
-            "task": config["task"],
-            "job": config["job"],
-        });
-        env.push(("CLUSTER_SPEC".into(), cluster.to_string()));
-    }
-    env.push(("TF_CONFIG".into(), config.to_string()));
     env.push(("CLOUD_ML_JOB_ID".into(), plan.job_id.to_string()));
     let mut task_name = replica.task_name();
     if let Some(trial) = trial {
@@ -276,6 +305,9 @@ fn replica_spec(
     }
     ReplicaSpec {
         task_name,
+        task: replica.task,
+        index: replica.index,
+        machine_type: replica.machine_type.clone(),
         program: program_path,
         args,
         env,

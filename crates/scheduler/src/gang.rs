@@ -1,0 +1,280 @@
+//! A gang: every replica of one run of a job (the whole job, or one trial of a tuning job), as an
+//! executor places it and the per-replica launcher ([`crate::launcher`]) runs it.
+//!
+//! An executor saves the gang as `gang.json` in the gang's directory, which lies on storage every
+//! node sees, and starts one launcher per replica wherever it places them. The directory is also
+//! where the replicas meet:
+//! - `<rank>.addr`: written by a replica's launcher once it holds a port: `host:port` and, on the
+//!   next line, the node's name.
+//! - `<rank>.exit`: written by a replica's launcher when its trainer ended: an [`ExitReport`].
+//!
+//! Each file is written under a temporary name and renamed, so a reader sees it whole or not at all.
+//! Nothing here needs the server: a restarted server reads the same files to learn how replicas
+//! that outlived its predecessor ended.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::SchedulerError;
+use crate::cluster::{Member, TaskType};
+use crate::executor::{ExitReport, ReplicaSpec};
+
+/// The gang's description in its directory.
+pub const GANG_FILE: &str = "gang.json";
+
+/// Every replica of one run of a job, and what they share.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Gang {
+    /// The job.
+    pub job_id: String,
+    /// The trial, in a tuning job.
+    pub trial: Option<String>,
+    /// The job's `trainingInput` as the API shows it (`TF_CONFIG`'s `job`).
+    pub job: Value,
+    /// `useChiefInTfConfig`.
+    pub use_chief: bool,
+    /// Whether replicas get `CLUSTER_SPEC` (container commands do).
+    pub cluster_spec: bool,
+    /// The replicas, by rank: the master first.
+    pub replicas: Vec<ReplicaSpec>,
+    /// Where the gang's files are and the replicas meet.
+    pub dir: PathBuf,
+    /// The job log, which each launcher appends its trainer's output to.
+    pub log: PathBuf,
+    /// Whether launchers confine their trainers ([`crate::Sandbox`]); a node that cannot refuses
+    /// to start them.
+    pub confine: bool,
+    /// The `kiln` binary and the Python interpreter, which confined trainers may read.
+    pub kiln: PathBuf,
+    /// See `kiln`.
+    pub python: PathBuf,
+    /// How long a launcher waits for the others to publish their addresses.
+    pub rendezvous_seconds: u64,
+}
+
+impl Gang {
+    /// Writes `gang.json` into the gang's directory (created), removing files of an earlier run.
+    pub fn save(&self) -> Result<PathBuf, SchedulerError> {
+        let io =
+            |error: std::io::Error| SchedulerError::Io(format!("{}: {error}", self.dir.display()));
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        for rank in 0..self.replicas.len() {
+            let _ = std::fs::remove_file(self.address_file(rank));
+            let _ = std::fs::remove_file(self.exit_file(rank));
+        }
+        let text =
+            serde_json::to_string(self).map_err(|error| SchedulerError::Io(error.to_string()))?;
+        let path = self.dir.join(GANG_FILE);
+        write_whole(&path, &text).map_err(io)?;
+        Ok(path)
+    }
+
+    /// Reads the gang saved in `dir`.
+    pub fn load(dir: &Path) -> Result<Self, SchedulerError> {
+        let path = dir.join(GANG_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|error| SchedulerError::Io(format!("{}: {error}", path.display())))?;
+        serde_json::from_str(&text)
+            .map_err(|error| SchedulerError::Io(format!("{}: {error}", path.display())))
+    }
+
+    /// Where replica `rank` publishes its address.
+    pub fn address_file(&self, rank: usize) -> PathBuf {
+        self.dir.join(format!("{rank}.addr"))
+    }
+
+    /// Where replica `rank`'s launcher records how its trainer ended.
+    pub fn exit_file(&self, rank: usize) -> PathBuf {
+        self.dir.join(format!("{rank}.exit"))
+    }
+
+    /// How replica `rank` ended, once its launcher recorded it.
+    pub fn exit(&self, rank: usize) -> Option<ExitReport> {
+        let text = std::fs::read_to_string(self.exit_file(rank)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Records how replica `rank` ended.
+    pub fn record_exit(&self, rank: usize, report: &ExitReport) -> std::io::Result<()> {
+        let text = serde_json::to_string(report).map_err(std::io::Error::other)?;
+        write_whole(&self.exit_file(rank), &text)
+    }
+
+    /// Publishes replica `rank`'s address and node.
+    pub fn publish(&self, rank: usize, address: &str, node: &str) -> std::io::Result<()> {
+        write_whole(&self.address_file(rank), &format!("{address}\n{node}\n"))
+    }
+
+    /// Every replica's address and node, once all have published.
+    pub fn members(&self) -> Option<Vec<(Member, String)>> {
+        self.replicas
+            .iter()
+            .enumerate()
+            .map(|(rank, replica)| {
+                let text = std::fs::read_to_string(self.address_file(rank)).ok()?;
+                let mut lines = text.lines();
+                let address = lines.next()?.to_string();
+                let node = lines.next().unwrap_or_default().to_string();
+                let member = Member {
+                    task: replica.task,
+                    index: replica.index,
+                    address,
+                };
+                Some((member, node))
+            })
+            .collect()
+    }
+
+    /// The environment a replica's trainer gets from its place in the cluster: `TF_CONFIG`,
+    /// `CLUSTER_SPEC` for container commands, and PyTorch's `MASTER_ADDR`, `MASTER_PORT`,
+    /// `WORLD_SIZE` and `RANK` (the master is rank 0, worker `i` rank `i + 1`, as Vertex AI sets
+    /// them; parameter servers and evaluators take no part in `torch.distributed`).
+    pub fn cluster_env(&self, members: &[Member], rank: usize) -> Vec<(String, String)> {
+        let job = crate::cluster::TfJob {
+            input: &self.job,
+            job_id: &self.job_id,
+            trial: self.trial.as_deref(),
+            use_chief: self.use_chief,
+        };
+        let config = crate::cluster::tf_config(members, rank, job);
+        let mut env = Vec::new();
+        if self.cluster_spec {
+            let spec = serde_json::json!({
+                "cluster": config["cluster"],
+                "task": config["task"],
+                "job": config["job"],
+            });
+            env.push(("CLUSTER_SPEC".into(), spec.to_string()));
+        }
+        env.push(("TF_CONFIG".into(), config.to_string()));
+        let torch: Vec<&Member> = members
+            .iter()
+            .filter(|member| matches!(member.task, TaskType::Master | TaskType::Worker))
+            .collect();
+        let member = &members[rank];
+        if let (Some(master), Some(position)) = (
+            torch.first(),
+            torch.iter().position(|candidate| *candidate == member),
+        ) {
+            let (host, port) = master
+                .address
+                .rsplit_once(':')
+                .unwrap_or((master.address.as_str(), ""));
+            env.push(("MASTER_ADDR".into(), host.to_string()));
+            env.push(("MASTER_PORT".into(), port.to_string()));
+            env.push(("WORLD_SIZE".into(), torch.len().to_string()));
+            env.push(("RANK".into(), position.to_string()));
+        }
+        env
+    }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename.
+fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Confinement;
+
+    fn replica(task: TaskType, index: usize) -> ReplicaSpec {
+        ReplicaSpec {
+            task_name: format!("{}-replica-{index}", task.name(false)),
+            task,
+            index,
+            machine_type: "standard".into(),
+            program: "/bin/true".into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            working_dir: "/tmp".into(),
+            confinement: Confinement::default(),
+        }
+    }
+
+    fn gang(dir: &Path) -> Gang {
+        Gang {
+            job_id: "j1".into(),
+            trial: None,
+            job: serde_json::json!({"scaleTier": "CUSTOM"}),
+            use_chief: false,
+            cluster_spec: true,
+            replicas: vec![
+                replica(TaskType::Master, 0),
+                replica(TaskType::Worker, 0),
+                replica(TaskType::Ps, 0),
+                replica(TaskType::Worker, 1),
+            ],
+            dir: dir.to_path_buf(),
+            log: dir.join("log.jsonl"),
+            confine: false,
+            kiln: "/bin/kiln".into(),
+            python: "/bin/python3".into(),
+            rendezvous_seconds: 5,
+        }
+    }
+
+    #[test]
+    fn replicas_meet_through_files_and_get_tf_and_torch_environments() {
+        let dir = tempfile::tempdir().unwrap();
+        let gang = gang(dir.path());
+        gang.save().unwrap();
+        let loaded = Gang::load(dir.path()).unwrap();
+        assert_eq!(loaded.replicas.len(), 4);
+        assert!(loaded.members().is_none(), "nobody has published yet");
+        for rank in 0..4 {
+            loaded
+                .publish(rank, &format!("10.0.0.{rank}:2000"), &format!("n{rank}"))
+                .unwrap();
+        }
+        let members: Vec<Member> = loaded
+            .members()
+            .unwrap()
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect();
+        let env = |rank: usize| -> std::collections::HashMap<String, String> {
+            loaded.cluster_env(&members, rank).into_iter().collect()
+        };
+        let worker = env(3);
+        let config: Value = serde_json::from_str(&worker["TF_CONFIG"]).unwrap();
+        assert_eq!(config["task"]["type"], "worker");
+        assert_eq!(config["task"]["index"], 1);
+        assert_eq!(
+            config["cluster"]["worker"],
+            serde_json::json!(["10.0.0.1:2000", "10.0.0.3:2000"])
+        );
+        assert!(worker.contains_key("CLUSTER_SPEC"));
+        assert_eq!(worker["MASTER_ADDR"], "10.0.0.0");
+        assert_eq!(worker["MASTER_PORT"], "2000");
+        assert_eq!(worker["WORLD_SIZE"], "3");
+        assert_eq!(worker["RANK"], "2");
+        assert_eq!(env(0)["RANK"], "0");
+        assert!(
+            !env(2).contains_key("RANK"),
+            "a parameter server has no torch rank"
+        );
+
+        let report = ExitReport {
+            code: Some(3),
+            signal: None,
+            reason: None,
+        };
+        assert_eq!(loaded.exit(1), None);
+        loaded.record_exit(1, &report).unwrap();
+        assert_eq!(loaded.exit(1), Some(report));
+        gang.save().unwrap();
+        assert_eq!(
+            loaded.exit(1),
+            None,
+            "a new run starts without the old files"
+        );
+        assert!(loaded.members().is_none());
+    }
+}

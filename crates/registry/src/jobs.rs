@@ -44,8 +44,9 @@ pub const DEFAULT_MAX_RUNNING_TIME: Duration = Duration::from_secs(7 * 24 * 3600
 /// Where jobs keep their files and what they run with.
 #[derive(Debug, Clone)]
 pub struct JobSettings {
-    /// Data directory: logs under `logs/`, working directories under `jobs/`.
-    pub data_dir: PathBuf,
+    /// Where job logs (`logs/`) and working directories (`jobs/`) live: the data directory, or a
+    /// directory every node of a cluster sees (`--cluster-shared-dir`).
+    pub shared_dir: PathBuf,
     /// The `kiln` binary and the Python interpreter.
     pub runtime: Runtime,
     /// Time between SIGTERM and SIGKILL when a job is stopped.
@@ -106,7 +107,7 @@ impl Jobs {
 
     fn log_path(&self, project: &str, job_id: &str) -> PathBuf {
         self.settings
-            .data_dir
+            .shared_dir
             .join("logs/projects")
             .join(project)
             .join("jobs")
@@ -115,7 +116,7 @@ impl Jobs {
 
     fn working_dir(&self, project: &str, job_id: &str) -> PathBuf {
         self.settings
-            .data_dir
+            .shared_dir
             .join("jobs/projects")
             .join(project)
             .join(job_id)
@@ -184,8 +185,22 @@ impl Jobs {
     }
 
     /// Checks a job's input and decides how to run it; a training input's locations are replaced
-    /// by the checked ones.
+    /// by the checked ones. A replica larger than the executor's largest node is refused.
     fn launch(&self, project: &str, job: &mut Job) -> Result<Launch, Vec<String>> {
+        let launch = self.decide(project, job)?;
+        match self.executor.largest_node() {
+            Some(largest) => {
+                let problems = launch::too_large(&launch.replicas, &largest);
+                match problems.is_empty() {
+                    true => Ok(launch),
+                    false => Err(problems),
+                }
+            }
+            None => Ok(launch),
+        }
+    }
+
+    fn decide(&self, project: &str, job: &mut Job) -> Result<Launch, Vec<String>> {
         match (job.training_input.as_mut(), &job.prediction_input) {
             (Some(_), Some(_)) => Err(vec![
                 "Field: job Error: give a trainingInput or a predictionInput, not both".into(),

@@ -128,7 +128,7 @@ fn jobs(dir: &std::path::Path, executor: InMemory) -> Arc<Jobs> {
         kiln_registry::BatchConfig::default(),
     );
     let settings = JobSettings {
-        data_dir: dir.to_path_buf(),
+        shared_dir: dir.to_path_buf(),
         runtime: Runtime {
             kiln: "/nonexistent/kiln".into(),
             python: "/nonexistent/python".into(),

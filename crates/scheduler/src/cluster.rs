@@ -42,6 +42,60 @@ pub fn units_per_hour(machine_type: &str) -> Option<f64> {
         .map(|(_, units)| *units)
 }
 
+/// CPUs, memory in MB and GPUs of each machine type, as ML Engine's machines had them; a cluster
+/// executor asks its engine for these per replica.
+const MACHINE_RESOURCES: &[(&str, u32, u64, u32)] = &[
+    ("standard", 4, 15_000, 0),
+    ("large_model", 8, 52_000, 0),
+    ("complex_model_s", 8, 7_200, 0),
+    ("complex_model_m", 16, 14_400, 0),
+    ("complex_model_l", 32, 28_800, 0),
+    ("standard_gpu", 8, 30_000, 1),
+    ("complex_model_m_gpu", 16, 60_000, 4),
+    ("complex_model_l_gpu", 32, 120_000, 8),
+    ("standard_p100", 8, 30_000, 1),
+    ("complex_model_m_p100", 16, 60_000, 4),
+    ("standard_v100", 8, 30_000, 1),
+    ("large_model_v100", 8, 52_000, 1),
+    ("complex_model_m_v100", 16, 60_000, 4),
+    ("complex_model_l_v100", 32, 120_000, 8),
+    ("cloud_tpu", 4, 15_000, 0),
+    ("n1-standard-4", 4, 15_000, 0),
+    ("n1-standard-8", 8, 30_000, 0),
+    ("n1-standard-16", 16, 60_000, 0),
+    ("n1-standard-32", 32, 120_000, 0),
+    ("n1-standard-64", 64, 240_000, 0),
+    ("n1-standard-96", 96, 360_000, 0),
+];
+
+/// What one replica asks of the node it runs on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Resources {
+    /// CPUs.
+    pub cpus: u32,
+    /// Memory in MB.
+    pub memory_mb: u64,
+    /// GPUs.
+    pub gpus: u32,
+}
+
+impl std::fmt::Display for Resources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} CPUs, {} MB of memory and {} GPUs",
+            self.cpus, self.memory_mb, self.gpus
+        )
+    }
+}
+
+impl Resources {
+    /// Whether a node with `self` can run a replica that asks for `need`.
+    pub fn holds(&self, need: &Resources) -> bool {
+        self.cpus >= need.cpus && self.memory_mb >= need.memory_mb && self.gpus >= need.gpus
+    }
+}
+
 /// The role of a replica.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -83,6 +137,31 @@ pub struct ReplicaPlan {
 }
 
 impl ReplicaPlan {
+    /// What it asks of a node: its machine type's CPUs and memory, and its machine type's GPUs
+    /// or, when given, `acceleratorConfig.count`.
+    pub fn resources(&self) -> Resources {
+        let (cpus, memory_mb, gpus) = MACHINE_RESOURCES
+            .iter()
+            .find(|(name, ..)| *name == self.machine_type)
+            .map_or((1, 1_000, 0), |(_, cpus, memory, gpus)| {
+                (*cpus, *memory, *gpus)
+            });
+        let count = self
+            .config
+            .accelerator_config
+            .as_ref()
+            .and_then(|config| config.get("count"))
+            .and_then(|count| match count {
+                Value::String(text) => text.parse().ok(),
+                other => other.as_u64().and_then(|count| u32::try_from(count).ok()),
+            });
+        Resources {
+            cpus,
+            memory_mb,
+            gpus: count.unwrap_or(gpus),
+        }
+    }
+
     /// ML Engine's task name: `master-replica-0`, `worker-replica-1`, ...
     pub fn task_name(&self) -> String {
         format!("{}-replica-{}", self.task.name(false), self.index)

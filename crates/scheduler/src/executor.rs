@@ -15,7 +15,7 @@ use std::pin::Pin;
 use serde::{Deserialize, Serialize};
 
 use crate::SchedulerError;
-use crate::cluster::TaskType;
+use crate::cluster::{Resources, TaskType};
 use crate::gang::Gang;
 use crate::sandbox::Confinement;
 
@@ -28,8 +28,10 @@ pub struct ReplicaSpec {
     pub task: TaskType,
     /// Index within its role.
     pub index: usize,
-    /// Machine type, which a cluster executor turns into CPUs, memory and GPUs.
+    /// Machine type (for ML units).
     pub machine_type: String,
+    /// What it asks of its node.
+    pub resources: Resources,
     /// Program to run.
     pub program: PathBuf,
     /// Its arguments.
@@ -110,6 +112,11 @@ pub trait Executor: Send + Sync + 'static {
     /// Kills what a previous server started for `job_id` under `id`, if it is still that job's
     /// (the id may belong to someone else by now).
     fn reclaim(&self, id: &str, job_id: &str);
+    /// The largest node a replica may ask for, when the executor knows one: a job that asks for
+    /// more is refused when it is submitted.
+    fn largest_node(&self) -> Option<Resources> {
+        None
+    }
 }
 
 /// Server environment variables a replica inherits; everything else is withheld so no server

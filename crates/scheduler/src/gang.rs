@@ -7,6 +7,8 @@
 //! - `<rank>.addr`: written by a replica's launcher once it holds a port: `host:port` and, on the
 //!   next line, the node's name.
 //! - `<rank>.exit`: written by a replica's launcher when its trainer ended: an [`ExitReport`].
+//! - `stop`: written by an executor that cannot signal the replicas' processes itself (Slurm's
+//!   REST API only cancels); each launcher then sends SIGTERM to its trainer.
 //!
 //! Each file is written under a temporary name and renamed, so a reader sees it whole or not at all.
 //! Nothing here needs the server: a restarted server reads the same files to learn how replicas
@@ -52,6 +54,8 @@ pub struct Gang {
     pub python: PathBuf,
     /// How long a launcher waits for the others to publish their addresses.
     pub rendezvous_seconds: u64,
+    /// `scheduling.maxRunningTime`: a cluster engine's own time limit for the gang.
+    pub max_running_seconds: u64,
 }
 
 impl Gang {
@@ -171,6 +175,16 @@ impl Gang {
     }
 }
 
+/// The file that asks the launchers of the gang in `dir` to stop their trainers.
+pub fn stop_file(dir: &Path) -> PathBuf {
+    dir.join("stop")
+}
+
+/// Asks the launchers of the gang in `dir` to stop their trainers (SIGTERM).
+pub fn request_stop(dir: &Path) -> std::io::Result<()> {
+    write_whole(&stop_file(dir), "SIGTERM\n")
+}
+
 /// Writes `text` to `path` through a temporary file and a rename.
 fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
@@ -190,6 +204,7 @@ mod tests {
             task,
             index,
             machine_type: "standard".into(),
+            resources: Default::default(),
             program: "/bin/true".into(),
             args: Vec::new(),
             env: Vec::new(),
@@ -217,6 +232,7 @@ mod tests {
             kiln: "/bin/kiln".into(),
             python: "/bin/python3".into(),
             rendezvous_seconds: 5,
+            max_running_seconds: 60,
         }
     }
 

@@ -11,8 +11,11 @@
 //! 5. Records how the trainer ended in the gang's directory once its last lines are in the log,
 //!    and exits with the trainer's status.
 //!
-//! The launcher survives the signals that stop its trainer (it has to record the exit); SIGKILL
-//! stops both. It needs nothing from the server, so a replica runs to its end if the server dies.
+//! The launcher leads a process group that its trainer joins. It survives the signals that stop
+//! its trainer (it has to record the exit); SIGKILL stops both. A `stop` file in the gang's
+//! directory makes it send SIGTERM to the group, for executors that cannot signal processes on the
+//! node themselves. It needs nothing from the server, so a replica runs to its end if the server
+//! dies.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -37,6 +40,10 @@ pub async fn run(
 ) -> Result<i32, SchedulerError> {
     let dir = gang_file.parent().unwrap_or(Path::new("."));
     let gang = Gang::load(dir)?;
+    // SAFETY: setpgid(2) on the calling process; failing (already a session leader) is fine.
+    unsafe {
+        libc::setpgid(0, 0);
+    }
     let rank = match rank {
         Some(rank) => rank,
         None => std::env::var("SLURM_PROCID")
@@ -135,7 +142,20 @@ async fn start_and_wait(
     if let Some(stderr) = child.stderr.take() {
         pumps.push(pump(stderr, log.clone(), spec.task_name.clone(), "ERROR"));
     }
-    let report = match child.wait().await {
+    let stop = crate::gang::stop_file(&gang.dir);
+    let mut stopping = false;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            () = tokio::time::sleep(Duration::from_millis(100)), if !stopping => {
+                if stop.exists() {
+                    stopping = true;
+                    signal_own_group(libc::SIGTERM);
+                }
+            }
+        }
+    };
+    let report = match status {
         Ok(status) => ExitReport {
             code: status.code(),
             signal: status.signal(),
@@ -152,6 +172,17 @@ async fn start_and_wait(
         let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
     }
     Ok(report)
+}
+
+/// Sends `signal` to this process's group (the trainer and what it started) when this process
+/// leads it; the launcher itself survives SIGTERM and SIGINT.
+fn signal_own_group(signal: i32) {
+    // SAFETY: getpgrp(2), getpid(2) and kill(2) take and touch no memory of ours.
+    unsafe {
+        if libc::getpgrp() == libc::getpid() {
+            libc::kill(0, signal);
+        }
+    }
 }
 
 /// Waits until every replica of the gang has published its address.

@@ -11,6 +11,7 @@
 //! - [`launcher`]: `kiln replica`, started by every executor for each replica on its node: the
 //!   rendezvous, `TF_CONFIG` and PyTorch's variables, the sandbox, the log, the recorded exit.
 //! - [`local`]: `LocalExecutor`, the embedded default: launchers as local process groups.
+//! - [`slurm`]: `SlurmExecutor`: each gang one Slurm job, through slurmrestd.
 //! - [`sandbox`]: what a job's processes may reach (Landlock, and a user namespace under root),
 //!   applied by the launcher to every trainer and by the registry to every pip install.
 //! - [`logs`]: the per-job log file (JSON lines, one per output line of any replica) and its pages.
@@ -29,6 +30,7 @@ pub mod logs;
 pub mod metrics;
 pub mod program;
 pub mod sandbox;
+pub mod slurm;
 
 pub use cluster::{ReplicaPlan, TaskType, plan};
 pub use executor::{Executor, ExitReport, Pending, Replica, ReplicaSpec};
@@ -36,6 +38,7 @@ pub use gang::Gang;
 pub use local::LocalExecutor;
 pub use logs::JobLog;
 pub use sandbox::{Confinement, Sandbox};
+pub use slurm::{SlurmConfig, SlurmExecutor};
 
 /// Errors from planning or running replicas.
 #[derive(Debug, thiserror::Error)]

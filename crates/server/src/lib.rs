@@ -38,7 +38,7 @@ use axum::extract::FromRef;
 use kiln_artifacts::{ArtifactStore, PathPolicy};
 use kiln_registry::{Access, BatchConfig, JobSettings, Jobs, Registry, Studies};
 use kiln_scheduler::program::Runtime;
-use kiln_scheduler::{LocalExecutor, Sandbox};
+use kiln_scheduler::{Executor, LocalExecutor, Sandbox, SlurmConfig, SlurmExecutor};
 use kiln_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 
@@ -67,6 +67,9 @@ pub enum StartError {
     /// Recovering unfinished work failed.
     #[error(transparent)]
     Registry(#[from] kiln_registry::RegistryError),
+    /// The cluster engine cannot be used.
+    #[error("executor: {0}")]
+    Executor(#[from] kiln_scheduler::SchedulerError),
 }
 
 /// The services the routes call; handlers extract the one they need. One `Arc` around them all,
@@ -145,6 +148,20 @@ pub struct Options {
     /// Whether job processes are confined where the kernel can (`--sandbox auto`), or never
     /// (`--sandbox off`).
     pub sandbox: bool,
+    /// Where job replicas run.
+    pub executor: ExecutorConfig,
+    /// Where job logs and working directories live when not in the data directory: a directory
+    /// every node of the cluster sees.
+    pub cluster_shared_dir: Option<PathBuf>,
+}
+
+/// Where job replicas run (`--executor`).
+#[derive(Debug, Clone)]
+pub enum ExecutorConfig {
+    /// Local processes (the default).
+    Local,
+    /// A Slurm cluster, through slurmrestd.
+    Slurm(SlurmConfig),
 }
 
 /// Opens the data directory (SQLite metadata, artifact files, job logs) and ends the work a
@@ -173,7 +190,10 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         );
     }
     let settings = JobSettings {
-        data_dir: data_dir.clone(),
+        shared_dir: options
+            .cluster_shared_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.clone()),
         runtime: options.runtime.clone(),
         stop_grace: std::time::Duration::from_secs(5),
         quota: options
@@ -186,7 +206,10 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         },
         allow_unconfined: options.allow_unconfined_code,
     };
-    let executor = Arc::new(LocalExecutor);
+    let executor: Arc<dyn Executor> = match &options.executor {
+        ExecutorConfig::Local => Arc::new(LocalExecutor),
+        ExecutorConfig::Slurm(config) => Arc::new(SlurmExecutor::connect(config.clone()).await?),
+    };
     let jobs = Jobs::new(
         Arc::clone(&store),
         Arc::clone(&registry),

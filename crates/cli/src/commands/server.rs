@@ -1,7 +1,7 @@
 //! `kiln server`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use kiln_serve::batcher::BatchConfig;
@@ -52,7 +52,77 @@ pub struct ServerArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub sandbox: SandboxMode,
     #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
     pub serving: ServingArgs,
+}
+
+/// Where job replicas run.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// Where job replicas run: `local` processes on this machine, or a `slurm` cluster through
+    /// slurmrestd (`bash scripts/dev-cluster.sh slurm up` starts one for development).
+    #[arg(long, value_enum, env = "KILN_EXECUTOR", default_value = "local")]
+    pub executor: ExecutorKind,
+    /// slurmrestd's URL, such as http://127.0.0.1:6820.
+    #[arg(long, env = "KILN_SLURM_URL")]
+    pub slurm_url: Option<String>,
+    /// The Slurm user jobs are submitted as.
+    #[arg(long, env = "KILN_SLURM_USER")]
+    pub slurm_user: Option<String>,
+    /// The user's JWT (`scontrol token username=USER`).
+    #[arg(long, env = "KILN_SLURM_TOKEN", hide_env_values = true)]
+    pub slurm_token: Option<String>,
+    /// The partition jobs go to [default: Slurm's default partition].
+    #[arg(long, env = "KILN_SLURM_PARTITION")]
+    pub slurm_partition: Option<String>,
+    /// The account jobs are charged to.
+    #[arg(long, env = "KILN_SLURM_ACCOUNT")]
+    pub slurm_account: Option<String>,
+    /// A directory every node of the cluster sees at the same path (a shared file system), for
+    /// job logs, working directories, packages and virtual environments [default: the data
+    /// directory, which must then be shared]. The `kiln` binary and the Python interpreter must
+    /// be at the same paths on every node too.
+    #[arg(long, env = "KILN_CLUSTER_SHARED_DIR")]
+    pub cluster_shared_dir: Option<PathBuf>,
+}
+
+/// `--executor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorKind {
+    /// Local processes.
+    Local,
+    /// A Slurm cluster.
+    Slurm,
+}
+
+impl ClusterArgs {
+    /// The executor these flags describe.
+    pub fn executor(&self) -> anyhow::Result<kiln_server::ExecutorConfig> {
+        Ok(match self.executor {
+            ExecutorKind::Local => kiln_server::ExecutorConfig::Local,
+            ExecutorKind::Slurm => {
+                let (Some(url), Some(user), Some(token)) =
+                    (&self.slurm_url, &self.slurm_user, &self.slurm_token)
+                else {
+                    bail!(
+                        "--executor slurm needs --slurm-url, --slurm-user and --slurm-token \
+                         (KILN_SLURM_URL, KILN_SLURM_USER, KILN_SLURM_TOKEN)"
+                    );
+                };
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    bail!("--slurm-url {url:?} must be an http:// or https:// URL");
+                }
+                kiln_server::ExecutorConfig::Slurm(kiln_scheduler::SlurmConfig {
+                    url: url.clone(),
+                    user: user.clone(),
+                    token: token.clone(),
+                    partition: self.slurm_partition.clone(),
+                    account: self.slurm_account.clone(),
+                })
+            }
+        })
+    }
 }
 
 /// Whether job processes are confined.
@@ -163,6 +233,8 @@ pub fn options(
         allowed_hosts: Vec::new(),
         allow_unconfined_code: false,
         sandbox: true,
+        executor: kiln_server::ExecutorConfig::Local,
+        cluster_shared_dir: None,
     })
 }
 
@@ -195,6 +267,26 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     options.allowed_hosts = args.allow_hosts;
     options.allow_unconfined_code = args.allow_unconfined_code;
     options.sandbox = args.sandbox == SandboxMode::Auto;
+    options.executor = args.cluster.executor()?;
+    if let Some(shared) = &args.cluster.cluster_shared_dir {
+        if !shared.is_absolute() {
+            bail!(
+                "--cluster-shared-dir {} must be an absolute path",
+                shared.display()
+            );
+        }
+        if let Some(root) = options.allowed_paths.iter().find(|root| {
+            let root = Path::new(root.as_str());
+            root.starts_with(shared) || shared.starts_with(root)
+        }) {
+            bail!(
+                "--cluster-shared-dir {} and --allow-path {root} overlap: projects could reach \
+                 other jobs' files",
+                shared.display()
+            );
+        }
+        options.cluster_shared_dir = Some(shared.clone());
+    }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     match args.http_threads {
         Some(0) => bail!("--http-threads must be positive"),
@@ -239,6 +331,17 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 (false, true) =>
                     "NOT confined (no Landlock in this kernel, or --sandbox off), and commands and \
                      packages run with the server's privileges (--allow-unconfined-code)",
+            }
+        );
+        println!(
+            "Job replicas run on: {}",
+            match &options.executor {
+                kiln_server::ExecutorConfig::Local => "local processes".to_string(),
+                kiln_server::ExecutorConfig::Slurm(slurm) => format!(
+                    "Slurm at {} (partition {})",
+                    slurm.url,
+                    slurm.partition.as_deref().unwrap_or("default")
+                ),
             }
         );
         println!(

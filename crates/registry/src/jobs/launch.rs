@@ -5,9 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use kiln_artifacts::PathPolicy;
-use kiln_scheduler::ReplicaPlan;
+use kiln_scheduler::cluster::Resources;
 use kiln_scheduler::cluster::units_per_hour;
 use kiln_scheduler::program::{self, Program};
+use kiln_scheduler::{ReplicaPlan, TaskType};
 
 use super::{DEFAULT_MAX_RUNNING_TIME, JobSettings};
 use crate::batch::{self, PredictionPlan};
@@ -106,6 +107,31 @@ pub(super) fn validate(
         }),
         _ => Err(problems),
     }
+}
+
+/// A problem for each replica that asks more of a node than the `largest` one has.
+pub(super) fn too_large(replicas: &[ReplicaPlan], largest: &Resources) -> Vec<String> {
+    let mut problems: Vec<String> = replicas
+        .iter()
+        .filter(|replica| !largest.holds(&replica.resources()))
+        .map(|replica| {
+            let field = match replica.task {
+                TaskType::Master => "master_type",
+                TaskType::Worker => "worker_type",
+                TaskType::Ps => "parameter_server_type",
+                TaskType::Evaluator => "evaluator_type",
+            };
+            format!(
+                "Field: training_input.{field} Error: {} ({}) asks for {}, more than the \
+                 cluster's largest node has ({largest})",
+                replica.task_name(),
+                replica.machine_type,
+                replica.resources()
+            )
+        })
+        .collect();
+    problems.dedup_by(|a, b| a.split(" Error: ").next() == b.split(" Error: ").next());
+    problems
 }
 
 /// ML units per hour of all `replicas` together: what a job takes from the quota.

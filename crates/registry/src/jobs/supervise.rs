@@ -161,6 +161,7 @@ impl Jobs {
             kiln: plan.runtime.kiln.clone(),
             python: plan.runtime.python.clone(),
             rendezvous_seconds: RENDEZVOUS_SECONDS,
+            max_running_seconds: plan.max_running.as_secs(),
         }
     }
 }
@@ -308,6 +309,7 @@ fn replica_spec(
         task: replica.task,
         index: replica.index,
         machine_type: replica.machine_type.clone(),
+        resources: replica.resources(),
         program: program_path,
         args,
         env,

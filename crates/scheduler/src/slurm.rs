@@ -1,0 +1,596 @@
+//! `SlurmExecutor`: each gang is one Slurm job, submitted through slurmrestd's REST API.
+//!
+//! The job has one task per replica (`srun kiln replica --gang FILE`, rank from `SLURM_PROCID`),
+//! each task given the CPUs, memory and GPUs of the gang's largest machine type, so Slurm places
+//! the replicas together or not at all and spreads them over nodes as their sizes demand. The job
+//! is named `kiln-<job id>` (and `-trial-<id>` in a tuning job); its time limit is the job's
+//! `maxRunningTime` and a minute, so Kiln's own limit acts first. A replica's id is
+//! `<Slurm job id>.<rank>`.
+//!
+//! The launcher records each replica's end in the gang's directory; when the Slurm job ended
+//! without one (a lost node, the time limit, the out-of-memory killer, preemption, a cancel) the
+//! replica ends with Slurm's state and reason. Speaks the `v0.0.38` API (Slurm 22.05); requests
+//! carry `X-SLURM-USER-NAME` and `X-SLURM-USER-TOKEN` (a JWT from `scontrol token`).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::SchedulerError;
+use crate::cluster::Resources;
+use crate::executor::{Executor, ExitReport, Pending, Replica, passed_env};
+use crate::gang::Gang;
+
+/// The REST API version spoken.
+const API: &str = "slurm/v0.0.38";
+
+/// How long Slurm may stay unreachable before a running replica is given up.
+const UNREACHABLE_FOR: Duration = Duration::from_secs(30);
+
+/// How to reach slurmrestd.
+#[derive(Debug, Clone)]
+pub struct SlurmConfig {
+    /// `http://host:6820`.
+    pub url: String,
+    /// The Slurm user jobs run as.
+    pub user: String,
+    /// Its JWT.
+    pub token: String,
+    /// The partition jobs go to (Slurm's default when `None`).
+    pub partition: Option<String>,
+    /// The account jobs are charged to.
+    pub account: Option<String>,
+}
+
+/// Runs each gang as one Slurm job.
+#[derive(Debug, Clone)]
+pub struct SlurmExecutor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    config: SlurmConfig,
+    /// The largest node of the partition.
+    largest: Resources,
+    /// Slurm jobs cancelled already, so a job's replicas cancel it once.
+    cancelled: Mutex<HashSet<u64>>,
+    /// The gang directory of each Slurm job this server follows, where a stop is asked for.
+    gangs: Mutex<HashMap<u64, PathBuf>>,
+}
+
+/// An answer's `errors`, in Slurm's words.
+#[derive(Debug, Default, Deserialize)]
+struct Errors {
+    #[serde(default)]
+    errors: Vec<SlurmError>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SlurmError {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    description: String,
+}
+
+impl Errors {
+    fn words(&self) -> Option<String> {
+        let words: Vec<String> = self
+            .errors
+            .iter()
+            .map(
+                |error| match (error.description.is_empty(), error.error.is_empty()) {
+                    (false, false) => format!("{}: {}", error.error, error.description),
+                    (false, true) => error.description.clone(),
+                    _ => error.error.clone(),
+                },
+            )
+            .collect();
+        (!words.is_empty()).then(|| words.join("; "))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Submitted {
+    #[serde(flatten)]
+    errors: Errors,
+    #[serde(default)]
+    job_id: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Jobs {
+    #[serde(flatten)]
+    errors: Errors,
+    #[serde(default)]
+    jobs: Vec<JobInfo>,
+}
+
+/// What Kiln reads of a Slurm job.
+#[derive(Debug, Clone, Deserialize)]
+struct JobInfo {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    job_state: String,
+    #[serde(default)]
+    state_reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Nodes {
+    #[serde(flatten)]
+    errors: Errors,
+    #[serde(default)]
+    nodes: Vec<NodeInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NodeInfo {
+    #[serde(default)]
+    cpus: u32,
+    #[serde(default)]
+    real_memory: u64,
+    #[serde(default)]
+    gres: String,
+    #[serde(default)]
+    partitions: Vec<String>,
+}
+
+impl NodeInfo {
+    fn resources(&self) -> Resources {
+        Resources {
+            cpus: self.cpus,
+            memory_mb: self.real_memory,
+            gpus: gpus(&self.gres),
+        }
+    }
+}
+
+/// The GPUs in a node's `gres` (`gpu:4`, `gpu:a100:2(S:0-1),mps:100`).
+fn gpus(gres: &str) -> u32 {
+    gres.split(',')
+        .filter(|entry| entry.starts_with("gpu"))
+        .filter_map(|entry| {
+            let entry = entry.split('(').next().unwrap_or(entry);
+            entry.rsplit(':').next()?.parse::<u32>().ok()
+        })
+        .sum()
+}
+
+/// Slurm's job states that are final.
+fn is_final(state: &str) -> bool {
+    !matches!(
+        state,
+        "PENDING"
+            | "RUNNING"
+            | "SUSPENDED"
+            | "COMPLETING"
+            | "CONFIGURING"
+            | "RESIZING"
+            | "REQUEUED"
+    )
+}
+
+impl SlurmExecutor {
+    /// Connects to slurmrestd: checks that it answers, accepts the token and has the partition,
+    /// and learns the partition's largest node.
+    pub async fn connect(config: SlurmConfig) -> Result<Self, SchedulerError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .map_err(|error| SchedulerError::Io(error.to_string()))?;
+        let inner = Inner {
+            http,
+            config,
+            largest: Resources::default(),
+            cancelled: Mutex::new(HashSet::new()),
+            gangs: Mutex::new(HashMap::new()),
+        };
+        let ping: Errors = inner.get("ping").await?;
+        if let Some(words) = ping.words() {
+            return Err(inner.refused(&words));
+        }
+        let nodes: Nodes = inner.get("nodes").await?;
+        if let Some(words) = nodes.errors.words() {
+            return Err(inner.refused(&words));
+        }
+        let partition = inner.config.partition.clone();
+        let members: Vec<&NodeInfo> = nodes
+            .nodes
+            .iter()
+            .filter(|node| {
+                partition
+                    .as_ref()
+                    .is_none_or(|partition| node.partitions.contains(partition))
+            })
+            .collect();
+        if members.is_empty() {
+            return Err(SchedulerError::Io(match partition {
+                Some(partition) => format!(
+                    "Slurm at {} has no nodes in partition {partition:?}",
+                    inner.config.url
+                ),
+                None => format!("Slurm at {} has no nodes", inner.config.url),
+            }));
+        }
+        let largest = members.iter().fold(Resources::default(), |most, node| {
+            let node = node.resources();
+            Resources {
+                cpus: most.cpus.max(node.cpus),
+                memory_mb: most.memory_mb.max(node.memory_mb),
+                gpus: most.gpus.max(node.gpus),
+            }
+        });
+        Ok(Self {
+            inner: Arc::new(Inner { largest, ..inner }),
+        })
+    }
+
+    /// The Slurm job a replica id names.
+    fn slurm_job(id: &str) -> Option<u64> {
+        id.split('.').next()?.parse().ok()
+    }
+
+    /// Cancels the Slurm job of replica `id` (its processes get SIGKILL), once per job.
+    fn cancel(&self, id: &str) {
+        let Some(job) = Self::slurm_job(id) else {
+            return;
+        };
+        let first = lock(&self.inner.cancelled).insert(job);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if first {
+            let inner = Arc::clone(&self.inner);
+            runtime.spawn(async move {
+                if let Err(error) = inner.cancel(job).await {
+                    tracing::warn!(job, %error, "could not cancel a Slurm job");
+                }
+            });
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Inner {
+    fn url(&self, path: &str) -> String {
+        format!("{}/{API}/{path}", self.config.url.trim_end_matches('/'))
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .header("X-SLURM-USER-NAME", &self.config.user)
+            .header("X-SLURM-USER-TOKEN", &self.config.token)
+    }
+
+    fn refused(&self, words: &str) -> SchedulerError {
+        SchedulerError::Io(format!(
+            "Slurm at {} refused the request (is the token valid for user {:?}?): {words}",
+            self.config.url, self.config.user
+        ))
+    }
+
+    fn unreachable(&self, error: impl std::fmt::Display) -> SchedulerError {
+        SchedulerError::Io(format!(
+            "Slurm at {} is unreachable: {error}",
+            self.config.url
+        ))
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, SchedulerError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|error| self.unreachable(error))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|error| self.unreachable(error))?;
+        serde_json::from_str(&text).map_err(|_| {
+            SchedulerError::Io(format!(
+                "Slurm at {} answered {status} with something that is not its JSON: {}",
+                self.config.url,
+                text.chars().take(200).collect::<String>()
+            ))
+        })
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, SchedulerError> {
+        self.send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    /// The Slurm job's state, `None` when Slurm no longer knows it.
+    async fn job(&self, job: u64) -> Result<Option<JobInfo>, SchedulerError> {
+        let answer: Jobs = self.get(&format!("job/{job}")).await?;
+        match (answer.jobs.into_iter().next(), answer.errors.words()) {
+            (Some(info), _) => Ok(Some(info)),
+            (None, Some(words)) if words.contains("Invalid job id") => Ok(None),
+            (None, Some(words)) => Err(self.refused(&words)),
+            (None, None) => Ok(None),
+        }
+    }
+
+    async fn cancel(&self, job: u64) -> Result<(), SchedulerError> {
+        let request = self.request(reqwest::Method::DELETE, &format!("job/{job}"));
+        let answer: Errors = self.send(request).await?;
+        match answer.words() {
+            Some(words) if !words.contains("already completed") => Err(self.refused(&words)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The submission of `gang` as one Slurm job.
+    fn submission(&self, gang: &Gang, file: &std::path::Path) -> Value {
+        let need = gang
+            .replicas
+            .iter()
+            .fold(Resources::default(), |most, replica| {
+                let need = replica.resources;
+                Resources {
+                    cpus: most.cpus.max(need.cpus).max(1),
+                    memory_mb: most.memory_mb.max(need.memory_mb),
+                    gpus: most.gpus.max(need.gpus),
+                }
+            });
+        let script = format!(
+            "#!/bin/sh\nexec srun --kill-on-bad-exit=0 {} replica --gang {}\n",
+            shell_quote(&gang.kiln.display().to_string()),
+            shell_quote(&file.display().to_string()),
+        );
+        let mut environment: serde_json::Map<String, Value> = passed_env()
+            .map(|(name, value)| (name, Value::String(value)))
+            .collect();
+        environment.insert("CLOUD_ML_JOB_ID".into(), json!(gang.job_id));
+        environment
+            .entry("PATH")
+            .or_insert_with(|| json!("/usr/local/bin:/usr/bin:/bin"));
+        let name = match &gang.trial {
+            Some(trial) => format!("kiln-{}-trial-{trial}", gang.job_id),
+            None => format!("kiln-{}", gang.job_id),
+        };
+        let output = gang.dir.join("slurm-%j.out").display().to_string();
+        let mut job = json!({
+            "name": name,
+            "comment": format!("kiln job={}", gang.job_id),
+            "tasks": gang.replicas.len(),
+            "cpus_per_task": need.cpus,
+            "memory_per_cpu": need.memory_mb.div_ceil(u64::from(need.cpus)).max(1),
+            "time_limit": gang.max_running_seconds.div_ceil(60) + 1,
+            "current_working_directory": gang.dir.display().to_string(),
+            "standard_output": output,
+            "standard_error": output,
+            "environment": environment,
+        });
+        if need.gpus > 0 {
+            job["gpus_per_task"] = json!(need.gpus.to_string());
+        }
+        if let Some(partition) = &self.config.partition {
+            job["partition"] = json!(partition);
+        }
+        if let Some(account) = &self.config.account {
+            job["account"] = json!(account);
+        }
+        json!({"script": script, "job": job})
+    }
+}
+
+/// `text` in single quotes for `sh`.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// A replica running as one task of a Slurm job.
+struct SlurmReplica {
+    inner: Arc<Inner>,
+    job: u64,
+    rank: usize,
+    gang: Gang,
+    /// Shared by the job's replicas: the executor forgets the job when the last is dropped.
+    _followed: Arc<Followed>,
+}
+
+/// A Slurm job the executor follows.
+struct Followed {
+    inner: Arc<Inner>,
+    job: u64,
+}
+
+impl Drop for Followed {
+    fn drop(&mut self) {
+        lock(&self.inner.gangs).remove(&self.job);
+        lock(&self.inner.cancelled).remove(&self.job);
+    }
+}
+
+impl SlurmReplica {
+    /// How the replica ended when its launcher recorded nothing: Slurm's state and reason.
+    fn ended_as(&self, info: Option<&JobInfo>) -> ExitReport {
+        let reason = match info {
+            Some(info) => format!(
+                "ended as Slurm job {} did: {} (reason: {})",
+                self.job, info.job_state, info.state_reason
+            ),
+            None => format!(
+                "ended without a record, and Slurm no longer knows its job {}",
+                self.job
+            ),
+        };
+        ExitReport {
+            reason: Some(reason),
+            ..ExitReport::default()
+        }
+    }
+}
+
+impl Replica for SlurmReplica {
+    fn id(&self) -> String {
+        format!("{}.{}", self.job, self.rank)
+    }
+
+    fn wait(&mut self) -> Pending<'_, ExitReport> {
+        Box::pin(async move {
+            let mut reachable = Instant::now();
+            let mut asked = Instant::now();
+            loop {
+                if let Some(report) = self.gang.exit(self.rank) {
+                    return report;
+                }
+                if asked.elapsed() >= Duration::from_secs(1) {
+                    asked = Instant::now();
+                    match self.inner.job(self.job).await {
+                        Ok(info) if info.as_ref().is_none_or(|info| is_final(&info.job_state)) => {
+                            // The launcher records the exit before its task ends.
+                            return self
+                                .gang
+                                .exit(self.rank)
+                                .unwrap_or_else(|| self.ended_as(info.as_ref()));
+                        }
+                        Ok(_) => reachable = Instant::now(),
+                        Err(error) if reachable.elapsed() > UNREACHABLE_FOR => {
+                            return ExitReport {
+                                reason: Some(format!(
+                                    "could not be followed: {error} (for {} s)",
+                                    UNREACHABLE_FOR.as_secs()
+                                )),
+                                ..ExitReport::default()
+                            };
+                        }
+                        Err(_) => {}
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    }
+}
+
+impl Executor for SlurmExecutor {
+    fn launch<'a>(
+        &'a self,
+        gang: &'a Gang,
+    ) -> Pending<'a, Result<Vec<Box<dyn Replica>>, SchedulerError>> {
+        Box::pin(async move {
+            let file = gang.save()?;
+            let body = self.inner.submission(gang, &file);
+            let request = self
+                .inner
+                .request(reqwest::Method::POST, "job/submit")
+                .json(&body);
+            let answer: Submitted = self.inner.send(request).await?;
+            let job = match (answer.job_id, answer.errors.words()) {
+                (Some(job), None) => job,
+                (_, words) => {
+                    return Err(SchedulerError::Io(format!(
+                        "Slurm refused the job: {}",
+                        words.unwrap_or_else(|| "no job id in its answer".into())
+                    )));
+                }
+            };
+            Ok(self.attach_to(gang, job))
+        })
+    }
+
+    fn attach(&self, gang: &Gang, ids: &[String]) -> Vec<Box<dyn Replica>> {
+        match ids.first().and_then(|id| Self::slurm_job(id)) {
+            Some(job) => self.attach_to(gang, job),
+            None => Vec::new(),
+        }
+    }
+
+    fn terminate(&self, id: &str) {
+        // slurmrestd cancels but cannot signal: the launchers signal their trainers.
+        let dir = Self::slurm_job(id).and_then(|job| lock(&self.inner.gangs).get(&job).cloned());
+        if let Some(dir) = dir
+            && let Err(error) = crate::gang::request_stop(&dir)
+        {
+            tracing::warn!(%error, "could not ask a Slurm job's replicas to stop; cancelling it");
+            self.cancel(id);
+        }
+    }
+
+    fn kill(&self, id: &str) {
+        self.cancel(id);
+    }
+
+    fn reclaim(&self, id: &str, job_id: &str) {
+        let Some(job) = Self::slurm_job(id) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = Arc::clone(&self.inner);
+        let prefix = format!("kiln-{job_id}");
+        runtime.spawn(async move {
+            if let Ok(Some(info)) = inner.job(job).await
+                && (info.name == prefix || info.name.starts_with(&format!("{prefix}-trial-")))
+                && !is_final(&info.job_state)
+            {
+                let _ = inner.cancel(job).await;
+            }
+        });
+    }
+
+    fn largest_node(&self) -> Option<Resources> {
+        Some(self.inner.largest)
+    }
+}
+
+impl SlurmExecutor {
+    fn attach_to(&self, gang: &Gang, job: u64) -> Vec<Box<dyn Replica>> {
+        lock(&self.inner.gangs).insert(job, gang.dir.clone());
+        let followed = Arc::new(Followed {
+            inner: Arc::clone(&self.inner),
+            job,
+        });
+        (0..gang.replicas.len())
+            .map(|rank| {
+                Box::new(SlurmReplica {
+                    inner: Arc::clone(&self.inner),
+                    job,
+                    rank,
+                    gang: gang.clone(),
+                    _followed: Arc::clone(&followed),
+                }) as Box<dyn Replica>
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpus_are_read_from_gres() {
+        assert_eq!(gpus(""), 0);
+        assert_eq!(gpus("(null)"), 0);
+        assert_eq!(gpus("gpu:4"), 4);
+        assert_eq!(gpus("gpu:a100:2(S:0-1),mps:100"), 2);
+        assert_eq!(gpus("gpu:t4:1,gpu:a100:2"), 3);
+    }
+
+    #[test]
+    fn replica_ids_name_their_slurm_job() {
+        assert_eq!(SlurmExecutor::slurm_job("42.3"), Some(42));
+        assert_eq!(SlurmExecutor::slurm_job("x.3"), None);
+        assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
+    }
+}

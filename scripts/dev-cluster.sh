@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# A local cluster for development and CI, one command each way:
+#
+#   bash scripts/dev-cluster.sh slurm up     # Debian's Slurm: slurmctld, two emulated nodes, munge,
+#                                            # slurmrestd with JWT; prints the export lines to use it
+#   bash scripts/dev-cluster.sh slurm down   # stops what `slurm up` started
+#   bash scripts/dev-cluster.sh slurm env    # prints the export lines again
+#
+# Installs the Debian packages it needs when they are missing (as root). State, logs and the JWT
+# key live in $KILN_CLUSTER_DIR (default /tmp/kiln-dev-cluster). The two nodes, n1 and n2, run on
+# this machine (one `slurmd -N` each) declaring 64 CPUs and 256000 MB each (whatever this machine has; Slurm schedules by the declared sizes), so placement across nodes is
+# real while everything shares one file system.
+set -euo pipefail
+
+engine="${1:-}"
+action="${2:-}"
+state="${KILN_CLUSTER_DIR:-/tmp/kiln-dev-cluster}"
+rest_port="${KILN_SLURM_PORT:-6820}"
+
+usage() {
+  echo "usage: $0 slurm up|down|env" >&2
+  exit 2
+}
+
+slurm_install() {
+  if command -v slurmctld > /dev/null && command -v slurmrestd > /dev/null \
+    && [ -e /usr/lib/x86_64-linux-gnu/slurm-wlm/auth_jwt.so ]; then
+    return
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    slurm-wlm munge slurmrestd slurm-wlm-jwt-plugin > /dev/null
+}
+
+slurm_conf() {
+  local host
+  host="$(hostname -s)"
+  cat <<CONF
+ClusterName=kiln
+SlurmctldHost=${host}(127.0.0.1)
+AuthType=auth/munge
+CredType=cred/munge
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key=${state}/slurm/jwt.key
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation=${state}/slurm/state
+SlurmdSpoolDir=${state}/slurm/spool/%n
+SlurmctldPidFile=${state}/slurm/slurmctld.pid
+SlurmdPidFile=${state}/slurm/slurmd-%n.pid
+SlurmctldLogFile=${state}/slurm/log/slurmctld.log
+SlurmdLogFile=${state}/slurm/log/slurmd-%n.log
+TmpFS=${state}/slurm/tmpfs-%n
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MpiDefault=none
+SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=1
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU_Memory
+SlurmdParameters=config_overrides
+ReturnToService=2
+MinJobAge=600
+KillWait=5
+SlurmctldPort=${KILN_SLURMCTLD_PORT:-6817}
+NodeName=n1 NodeHostname=${host} NodeAddr=127.0.0.1 Port=17001 CPUs=64 RealMemory=256000 State=UNKNOWN
+NodeName=n2 NodeHostname=${host} NodeAddr=127.0.0.1 Port=17002 CPUs=64 RealMemory=256000 State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+CONF
+}
+
+slurm_env() {
+  local token
+  token="$(SLURM_CONF="${state}/slurm/slurm.conf" scontrol token username=root lifespan=86400 | sed 's/^SLURM_JWT=//')"
+  echo "export SLURM_CONF=${state}/slurm/slurm.conf"
+  echo "export KILN_EXECUTOR=slurm"
+  echo "export KILN_SLURM_URL=http://127.0.0.1:${rest_port}"
+  echo "export KILN_SLURM_USER=root"
+  echo "export KILN_SLURM_TOKEN=${token}"
+  echo "export KILN_SLURM_PARTITION=debug"
+}
+
+slurm_up() {
+  slurm_install
+  slurm_down > /dev/null 2>&1 || true
+  mkdir -p "${state}/slurm"/{state,spool,log} "${state}/slurm/tmpfs-n1" "${state}/slurm/tmpfs-n2"
+  slurm_conf > "${state}/slurm/slurm.conf"
+  if [ ! -s "${state}/slurm/jwt.key" ]; then
+    head -c 32 /dev/urandom > "${state}/slurm/jwt.key"
+  fi
+  chmod 600 "${state}/slurm/jwt.key"
+  export SLURM_CONF="${state}/slurm/slurm.conf"
+  install -d -o munge -g munge /run/munge /var/log/munge /var/lib/munge
+  if ! pgrep -x munged > /dev/null; then
+    runuser -u munge -- munged
+  fi
+  slurmctld -i
+  slurmd -N n1
+  slurmd -N n2
+  SLURM_JWT=daemon setsid slurmrestd -a rest_auth/jwt -u nobody -g nogroup \
+    -s openapi/v0.0.38 "127.0.0.1:${rest_port}" > "${state}/slurm/log/slurmrestd.log" 2>&1 < /dev/null &
+  echo $! > "${state}/slurm/slurmrestd.pid"
+  for _ in $(seq 1 100); do
+    if [ "$(sinfo -h -o '%t' -p debug | sort -u | tr -d '\n')" = "idle" ] \
+      && curl -s -o /dev/null "http://127.0.0.1:${rest_port}/openapi/v3"; then
+      slurm_env
+      return
+    fi
+    sleep 0.2
+  done
+  echo "Slurm did not come up; see ${state}/slurm/log" >&2
+  sinfo >&2 || true
+  exit 1
+}
+
+slurm_down() {
+  export SLURM_CONF="${state}/slurm/slurm.conf"
+  if [ -f "${state}/slurm/slurmrestd.pid" ]; then
+    kill "$(cat "${state}/slurm/slurmrestd.pid")" 2> /dev/null || true
+    rm -f "${state}/slurm/slurmrestd.pid"
+  fi
+  if [ -f "${SLURM_CONF}" ]; then
+    scontrol shutdown 2> /dev/null || true
+  fi
+  for _ in $(seq 1 50); do
+    if ! pgrep -f "slurmd -N n[12]" > /dev/null && ! pgrep -x slurmctld > /dev/null; then
+      break
+    fi
+    sleep 0.2
+  done
+  pkill -f "slurmd -N n[12]" 2> /dev/null || true
+  echo "Slurm stopped"
+}
+
+case "${engine} ${action}" in
+  "slurm up") slurm_up ;;
+  "slurm down") slurm_down ;;
+  "slurm env") slurm_env ;;
+  *) usage ;;
+esac

@@ -125,6 +125,8 @@ fn fixture() -> Fixture {
         allowed_hosts: Vec::new(),
         allow_unconfined_code: false,
         sandbox: true,
+        executor: kiln_server::ExecutorConfig::Local,
+        cluster_shared_dir: None,
     };
     let services: Services = runtime.block_on(kiln_server::open(&options)).unwrap();
     let token = services.access.bootstrap().unwrap().unwrap();

@@ -130,7 +130,8 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// The `kiln` binary (built-in algorithm replicas) and the Python interpreter.
     pub runtime: Runtime,
-    /// ML units that may run at once (default: `kiln_registry::queue::default_quota`).
+    /// ML units that may run at once (default: `kiln_registry::queue::default_quota` with local
+    /// processes, no limit on a cluster).
     pub quota_ml_units: Option<f64>,
     /// Whether requests need tokens (`false`: `--insecure-no-auth`).
     pub auth: bool,
@@ -196,9 +197,11 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
             .unwrap_or_else(|| data_dir.clone()),
         runtime: options.runtime.clone(),
         stop_grace: std::time::Duration::from_secs(5),
-        quota: options
-            .quota_ml_units
-            .unwrap_or_else(kiln_registry::queue::default_quota),
+        // A cluster engine queues what its nodes cannot hold yet; only this machine needs a limit.
+        quota: options.quota_ml_units.unwrap_or_else(|| match options.executor {
+            ExecutorConfig::Local => kiln_registry::queue::default_quota(),
+            ExecutorConfig::Slurm(_) => f64::INFINITY,
+        }),
         paths,
         sandbox: match options.sandbox {
             true => Sandbox::detect(&[&options.runtime.kiln, &options.runtime.python]),

@@ -16,7 +16,8 @@ pub struct ServerArgs {
     /// --insecure-no-auth.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
-    /// ML units that may run at once; more jobs wait QUEUED (default: from the cores and memory).
+    /// ML units that may run at once; more jobs wait QUEUED (default: from the cores and memory
+    /// with local processes; no limit on a cluster, whose engine queues what it cannot place).
     #[arg(long, env = "KILN_QUOTA_ML_UNITS")]
     pub quota_ml_units: Option<f64>,
     /// Serve without tokens: every caller is an administrator. For local experiments; refused

@@ -29,7 +29,8 @@ record = os.path.join(args.job_dir, name + '.json')
 with open(record + '.tmp', 'w') as out:
     json.dump({'tf_config': tf_config, 'job_id': os.environ.get('CLOUD_ML_JOB_ID'),
                'secret': os.environ.get('KILN_TEST_SECRET'), 'pid': os.getpid(),
-               'torch': {k: os.environ.get(k) for k in ('MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK')}}, out)
+               'torch': {k: os.environ.get(k) for k in ('MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK')},
+               'node': os.environ.get('SLURMD_NODENAME')}, out)
 os.replace(record + '.tmp', record)
 print('hello from', name, flush=True)
 if args.mode == 'fail':
@@ -127,7 +128,7 @@ pub(crate) fn wait_dead(pid: u64) {
     }
 }
 
-fn replica_record(job_dir: &Path, name: &str) -> Value {
+pub(crate) fn replica_record(job_dir: &Path, name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(job_dir.join(format!("{name}.json"))).unwrap())
         .unwrap()
 }

@@ -4,6 +4,7 @@
 mod auth;
 mod batch;
 mod cli;
+mod cluster;
 mod console;
 mod datagen;
 mod errors;

@@ -4,7 +4,7 @@
 //!
 //! These run when the environment names the Slurm executor (`KILN_EXECUTOR=slurm` and the
 //! `KILN_SLURM_*` variables `dev-cluster.sh` prints), as CI's Slurm pass does; elsewhere they say
-//! so and pass. The job suites (`jobs`, `tuning`, `batch`, `sandbox`) run on Slurm in that pass too.
+//! so and pass, unless `KILN_REQUIRE_CLUSTER=slurm` says they must run. The job suites (`jobs`, `tuning`, `batch`, `sandbox`) run on Slurm in that pass too.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -14,9 +14,15 @@ use serde_json::{Value, json};
 use crate::jobs::{ended, python_job, replica_record, trainer_package, wait_job};
 use crate::support::{Server, call, kiln_binary};
 
-/// Whether the Slurm executor is configured; says so when not.
+/// Whether the Slurm executor is configured; says so when not, and fails where it must be
+/// (`KILN_REQUIRE_CLUSTER=slurm`, as in CI's Slurm pass).
 fn on_slurm(test: &str) -> bool {
     let configured = std::env::var("KILN_EXECUTOR").is_ok_and(|executor| executor == "slurm");
+    let required = std::env::var("KILN_REQUIRE_CLUSTER").is_ok_and(|engine| engine == "slurm");
+    assert!(
+        configured || !required,
+        "{test}: KILN_REQUIRE_CLUSTER=slurm but KILN_EXECUTOR is not slurm"
+    );
     if !configured {
         eprintln!("{test}: skipped, KILN_EXECUTOR is not slurm (scripts/dev-cluster.sh slurm up)");
     }

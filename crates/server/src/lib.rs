@@ -198,10 +198,12 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         runtime: options.runtime.clone(),
         stop_grace: std::time::Duration::from_secs(5),
         // A cluster engine queues what its nodes cannot hold yet; only this machine needs a limit.
-        quota: options.quota_ml_units.unwrap_or_else(|| match options.executor {
-            ExecutorConfig::Local => kiln_registry::queue::default_quota(),
-            ExecutorConfig::Slurm(_) => f64::INFINITY,
-        }),
+        quota: options
+            .quota_ml_units
+            .unwrap_or_else(|| match options.executor {
+                ExecutorConfig::Local => kiln_registry::queue::default_quota(),
+                ExecutorConfig::Slurm(_) => f64::INFINITY,
+            }),
         paths,
         sandbox: match options.sandbox {
             true => Sandbox::detect(&[&options.runtime.kiln, &options.runtime.python]),

@@ -85,8 +85,7 @@ fn a_torch_distributed_all_reduce_runs_across_two_nodes() {
 
 #[test]
 fn a_tf_config_trainer_runs_master_workers_and_a_parameter_server_over_both_nodes() {
-    if !on_slurm("a_tf_config_trainer_runs_master_workers_and_a_parameter_server_over_both_nodes")
-    {
+    if !on_slurm("a_tf_config_trainer_runs_master_workers_and_a_parameter_server_over_both_nodes") {
         return;
     }
     let data = tempfile::tempdir().unwrap();
@@ -134,7 +133,12 @@ fn a_replica_larger_than_any_node_is_refused_at_submit() {
         "masterConfig": {"containerCommand": ["true"]}}});
     let (status, error) = call("POST", &server.api("p", "jobs"), Some(&gpus.to_string()));
     assert_eq!(status, 400, "{error}");
-    assert!(error["error"]["message"].as_str().unwrap().contains("1 GPUs"));
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 GPUs")
+    );
 }
 
 #[test]
@@ -150,7 +154,13 @@ fn a_server_that_cannot_reach_or_use_slurm_does_not_start() {
     ];
     for (variable, value, expected) in cases {
         let output = Command::new(kiln_binary())
-            .args(["server", "--bind", "127.0.0.1:0", "--insecure-no-auth", "--data-dir"])
+            .args([
+                "server",
+                "--bind",
+                "127.0.0.1:0",
+                "--insecure-no-auth",
+                "--data-dir",
+            ])
             .arg(data.path())
             .env(variable, value)
             .output()

@@ -5,8 +5,12 @@
 #                                            # slurmrestd with JWT; prints the export lines to use it
 #   bash scripts/dev-cluster.sh slurm down   # stops what `slurm up` started
 #   bash scripts/dev-cluster.sh slurm env    # prints the export lines again
+#   bash scripts/dev-cluster.sh ray up       # a Ray head node (PyPI's ray in a virtual environment)
+#   bash scripts/dev-cluster.sh ray down     # stops it
+#   bash scripts/dev-cluster.sh ray env
 #
-# Installs the Debian packages it needs when they are missing (as root). State, logs and the JWT
+# Installs what it needs when it is missing: Debian's Slurm packages (as root), Ray into
+# $KILN_CLUSTER_DIR/ray-venv. State, logs and the JWT
 # key live in $KILN_CLUSTER_DIR (default /tmp/kiln-dev-cluster). The two nodes, n1 and n2, run on
 # this machine (one `slurmd -N` each) declaring 64 CPUs and 256000 MB each (whatever this machine has; Slurm schedules by the declared sizes), so placement across nodes is
 # real while everything shares one file system.
@@ -18,8 +22,67 @@ state="${KILN_CLUSTER_DIR:-/tmp/kiln-dev-cluster}"
 rest_port="${KILN_SLURM_PORT:-6820}"
 
 usage() {
-  echo "usage: $0 slurm up|down|env" >&2
+  echo "usage: $0 slurm|ray up|down|env" >&2
   exit 2
+}
+
+ray_version="2.60.0"
+ray_venv="${state}/ray-venv"
+ray_dashboard="${KILN_RAY_DASHBOARD_PORT:-8265}"
+
+ray_install() {
+  if [ -x "${ray_venv}/bin/ray" ] && "${ray_venv}/bin/python" -c "import ray" 2> /dev/null; then
+    return
+  fi
+  python3 -m venv "${ray_venv}"
+  "${ray_venv}/bin/pip" install --quiet --disable-pip-version-check "ray[default]==${ray_version}"
+}
+
+ray_env() {
+  echo "export KILN_EXECUTOR=ray"
+  echo "export KILN_RAY_ADDRESS=http://127.0.0.1:${ray_dashboard}"
+  echo "export KILN_RAY_PYTHON=${ray_venv}/bin/python"
+}
+
+# One head node declaring 64 CPUs and 256 GB (whatever this machine has; Ray places by the
+# declared sizes). `--block` keeps it in the foreground, so `down` stops exactly what `up` started.
+ray_up() {
+  ray_install
+  ray_down > /dev/null 2>&1 || true
+  mkdir -p "${state}/ray"
+  RAY_USAGE_STATS_ENABLED=0 setsid "${ray_venv}/bin/ray" start --head --block \
+    --node-ip-address=127.0.0.1 --port="${KILN_RAY_PORT:-6380}" \
+    --num-cpus=64 --memory=$((256 * 1000 * 1000 * 1000)) \
+    --dashboard-host=127.0.0.1 --dashboard-port="${ray_dashboard}" \
+    --temp-dir="${state}/ray/tmp" --disable-usage-stats \
+    > "${state}/ray/head.log" 2>&1 < /dev/null &
+  echo $! > "${state}/ray/head.pid"
+  for _ in $(seq 1 120); do
+    if curl -sf -o /dev/null "http://127.0.0.1:${ray_dashboard}/api/version" \
+      && curl -s "http://127.0.0.1:${ray_dashboard}/api/v0/nodes" | grep -q ALIVE; then
+      ray_env
+      return
+    fi
+    sleep 0.5
+  done
+  echo "Ray did not come up; see ${state}/ray/head.log" >&2
+  exit 1
+}
+
+ray_down() {
+  if [ -f "${state}/ray/head.pid" ]; then
+    local pid
+    pid="$(cat "${state}/ray/head.pid")"
+    # The head's session leader: its whole group goes (raylet, GCS, dashboard, workers).
+    kill -TERM -- "-${pid}" 2> /dev/null || kill -TERM "${pid}" 2> /dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "${pid}" 2> /dev/null || break
+      sleep 0.2
+    done
+    kill -KILL -- "-${pid}" 2> /dev/null || true
+    rm -f "${state}/ray/head.pid"
+  fi
+  echo "Ray stopped"
 }
 
 slurm_install() {
@@ -139,5 +202,8 @@ case "${engine} ${action}" in
   "slurm up") slurm_up ;;
   "slurm down") slurm_down ;;
   "slurm env") slurm_env ;;
+  "ray up") ray_up ;;
+  "ray down") ray_down ;;
+  "ray env") ray_env ;;
   *) usage ;;
 esac

@@ -8,7 +8,7 @@
 //!   next line, the node's name.
 //! - `<rank>.exit`: written by a replica's launcher when its trainer ended: an [`ExitReport`].
 //! - `stop`: written by an executor that cannot signal the replicas' processes itself (Slurm's
-//!   REST API only cancels); each launcher then sends SIGTERM to its trainer.
+//!   REST API only cancels): `SIGTERM` or `SIGKILL`, which each launcher sends to its trainer.
 //!
 //! Each file is written under a temporary name and renamed, so a reader sees it whole or not at all.
 //! Nothing here needs the server: a restarted server reads the same files to learn how replicas
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::SchedulerError;
-use crate::cluster::{Member, TaskType};
+use crate::cluster::{Member, Resources, TaskType};
 use crate::executor::{ExitReport, ReplicaSpec};
 
 /// The gang's description in its directory.
@@ -82,6 +82,17 @@ impl Gang {
             .map_err(|error| SchedulerError::Io(format!("{}: {error}", path.display())))?;
         serde_json::from_str(&text)
             .map_err(|error| SchedulerError::Io(format!("{}: {error}", path.display())))
+    }
+
+    /// What each replica asks of a node when one size is given to all: the most any asks.
+    pub fn largest_need(&self) -> Resources {
+        self.replicas
+            .iter()
+            .fold(Resources::default(), |most, replica| Resources {
+                cpus: most.cpus.max(replica.resources.cpus),
+                memory_mb: most.memory_mb.max(replica.resources.memory_mb),
+                gpus: most.gpus.max(replica.resources.gpus),
+            })
     }
 
     /// Where replica `rank` publishes its address.
@@ -175,14 +186,122 @@ impl Gang {
     }
 }
 
+/// The gang directories of the engine jobs an executor follows, by the engine's job id, so that a
+/// replica known only by its id can be asked to stop through its gang's `stop` file.
+#[derive(Debug)]
+pub(crate) struct Followed<K: Eq + std::hash::Hash> {
+    dirs: std::sync::Mutex<std::collections::HashMap<K, PathBuf>>,
+}
+
+impl<K: Eq + std::hash::Hash + Clone> Followed<K> {
+    pub(crate) fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            dirs: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    fn dirs(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<K, PathBuf>> {
+        self.dirs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Follows engine job `key` of the gang in `dir` until the returned guard, shared by the
+    /// job's replicas, is dropped.
+    pub(crate) fn follow(
+        self: &std::sync::Arc<Self>,
+        key: K,
+        dir: &Path,
+    ) -> std::sync::Arc<Following<K>> {
+        self.dirs().insert(key.clone(), dir.to_path_buf());
+        std::sync::Arc::new(Following {
+            followed: std::sync::Arc::clone(self),
+            key,
+        })
+    }
+
+    /// Asks the launchers of engine job `key` to send `signal` to their trainers.
+    pub(crate) fn request_stop(&self, key: &K, signal: &str) -> std::io::Result<()> {
+        let dir = self.dirs().get(key).cloned();
+        match dir {
+            Some(dir) => request_stop(&dir, signal),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the job is not followed",
+            )),
+        }
+    }
+}
+
+/// Forgets its engine job when the last of its replicas is dropped.
+#[derive(Debug)]
+pub(crate) struct Following<K: Eq + std::hash::Hash + Clone> {
+    followed: std::sync::Arc<Followed<K>>,
+    key: K,
+}
+
+impl<K: Eq + std::hash::Hash + Clone> Drop for Following<K> {
+    fn drop(&mut self) {
+        self.followed.dirs().remove(&self.key);
+    }
+}
+
+/// How long a cluster engine may stay unreachable before a running replica is given up.
+const UNREACHABLE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits for replica `rank` of `gang` to end when it runs on a cluster engine: its launcher's
+/// record, or, when the engine says the job that ran it is over and there is none (a lost node, a
+/// time limit, a cancel), the engine's words. `ask` asks the engine: `Ok(None)` while the job
+/// runs or waits, `Ok(Some(words))` once it is over or unknown, `Err` when the engine cannot be
+/// reached (given up after a while, naming the engine).
+pub(crate) async fn follow<F, Fut>(gang: &Gang, rank: usize, mut ask: F) -> ExitReport
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<String>, SchedulerError>>,
+{
+    use std::time::{Duration, Instant};
+    let mut reachable = Instant::now();
+    let mut asked = Instant::now();
+    loop {
+        if let Some(report) = gang.exit(rank) {
+            return report;
+        }
+        if asked.elapsed() >= Duration::from_secs(1) {
+            asked = Instant::now();
+            match ask().await {
+                // The launcher records the exit before its task ends.
+                Ok(Some(words)) => {
+                    return gang.exit(rank).unwrap_or(ExitReport {
+                        reason: Some(words),
+                        ..ExitReport::default()
+                    });
+                }
+                Ok(None) => reachable = Instant::now(),
+                Err(error) if reachable.elapsed() > UNREACHABLE_FOR => {
+                    return ExitReport {
+                        reason: Some(format!(
+                            "could not be followed: {error} (for {} s)",
+                            UNREACHABLE_FOR.as_secs()
+                        )),
+                        ..ExitReport::default()
+                    };
+                }
+                Err(_) => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The file that asks the launchers of the gang in `dir` to stop their trainers.
 pub fn stop_file(dir: &Path) -> PathBuf {
     dir.join("stop")
 }
 
-/// Asks the launchers of the gang in `dir` to stop their trainers (SIGTERM).
-pub fn request_stop(dir: &Path) -> std::io::Result<()> {
-    write_whole(&stop_file(dir), "SIGTERM\n")
+/// Asks the launchers of the gang in `dir` to send `signal` (`SIGTERM` or `SIGKILL`) to their
+/// trainers.
+pub fn request_stop(dir: &Path, signal: &str) -> std::io::Result<()> {
+    write_whole(&stop_file(dir), &format!("{signal}\n"))
 }
 
 /// Writes `text` to `path` through a temporary file and a rename.

@@ -13,8 +13,8 @@
 //!
 //! The launcher leads a process group that its trainer joins. It survives the signals that stop
 //! its trainer (it has to record the exit); SIGKILL stops both. A `stop` file in the gang's
-//! directory makes it send SIGTERM to the group, for executors that cannot signal processes on the
-//! node themselves. It needs nothing from the server, so a replica runs to its end if the server
+//! directory makes it send the signal the file names to the group, for executors that cannot
+//! signal processes on the node themselves. It needs nothing from the server, so a replica runs to its end if the server
 //! dies.
 
 use std::os::unix::process::ExitStatusExt;
@@ -31,13 +31,26 @@ use crate::gang::Gang;
 use crate::logs::JobLog;
 use crate::sandbox::Sandbox;
 
-/// Runs replica `rank` of the gang saved at `gang_file` to its end and returns the exit code to
-/// leave with. `host` is the address to listen and publish at (the node's own when `None`).
-pub async fn run(
-    gang_file: &Path,
-    rank: Option<usize>,
-    host: Option<String>,
-) -> Result<i32, SchedulerError> {
+/// Where a launcher runs and how it ends.
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    /// Its replica's rank (`SLURM_PROCID` when `None`).
+    pub rank: Option<usize>,
+    /// The address to listen and publish at (the node's own when `None`).
+    pub host: Option<String>,
+    /// Whether the replica ends with the process that started the launcher (a Ray task's
+    /// worker, which Ray kills when it stops the job), rather than outliving it (the server).
+    pub exit_with_parent: bool,
+}
+
+/// Runs a replica of the gang saved at `gang_file` to its end and returns the exit code to leave
+/// with.
+pub async fn run(gang_file: &Path, placement: Placement) -> Result<i32, SchedulerError> {
+    let Placement {
+        rank,
+        host,
+        exit_with_parent,
+    } = placement;
     let dir = gang_file.parent().unwrap_or(Path::new("."));
     let gang = Gang::load(dir)?;
     // SAFETY: setpgid(2) on the calling process; failing (already a session leader) is fine.
@@ -58,7 +71,7 @@ pub async fn run(
         )));
     };
     let log = JobLog::open(&gang.log)?;
-    match start_and_wait(&gang, rank, host, &log).await {
+    match start_and_wait(&gang, rank, host, exit_with_parent, &log).await {
         Ok(report) => {
             let _ = gang.record_exit(rank, &report);
             Ok(report.code.unwrap_or(128 + report.signal.unwrap_or(0)))
@@ -81,8 +94,11 @@ async fn start_and_wait(
     gang: &Gang,
     rank: usize,
     host: Option<String>,
+    exit_with_parent: bool,
     log: &JobLog,
 ) -> Result<ExitReport, String> {
+    // SAFETY: getppid(2) has no preconditions.
+    let parent = unsafe { libc::getppid() };
     let spec = &gang.replicas[rank];
     let host = host.unwrap_or_else(node_address);
     let node = node_name();
@@ -127,6 +143,24 @@ async fn start_and_wait(
         .prepare(&spec.confinement)
         .map_err(|error| error.to_string())?
         .install(&mut command);
+    if exit_with_parent {
+        // The engine may kill this launcher outright when it stops the job: the trainer follows.
+        // SAFETY: prctl(2) with integer arguments, async-signal-safe as `pre_exec` requires.
+        unsafe {
+            command.pre_exec(|| {
+                match libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+    }
     drop(listener);
     let mut child = command.spawn().map_err(|error| {
         format!(
@@ -143,14 +177,23 @@ async fn start_and_wait(
         pumps.push(pump(stderr, log.clone(), spec.task_name.clone(), "ERROR"));
     }
     let stop = crate::gang::stop_file(&gang.dir);
-    let mut stopping = false;
+    let mut sent = None;
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
-            () = tokio::time::sleep(Duration::from_millis(100)), if !stopping => {
-                if stop.exists() {
-                    stopping = true;
-                    signal_own_group(libc::SIGTERM);
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                let asked = match std::fs::read_to_string(&stop) {
+                    Ok(text) if text.trim() == "SIGKILL" => Some(libc::SIGKILL),
+                    Ok(_) => Some(libc::SIGTERM),
+                    Err(_) => None,
+                };
+                if asked.is_some() && asked != sent {
+                    sent = asked;
+                    signal_own_group(asked.unwrap_or(libc::SIGTERM));
+                }
+                // SAFETY: getppid(2) has no preconditions.
+                if exit_with_parent && unsafe { libc::getppid() } != parent {
+                    signal_own_group(libc::SIGKILL);
                 }
             }
         }

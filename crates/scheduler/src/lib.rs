@@ -12,6 +12,8 @@
 //!   rendezvous, `TF_CONFIG` and PyTorch's variables, the sandbox, the log, the recorded exit.
 //! - [`local`]: `LocalExecutor`, the embedded default: launchers as local process groups.
 //! - [`slurm`]: `SlurmExecutor`: each gang one Slurm job, through slurmrestd.
+//! - [`ray`]: `RayExecutor`: each gang one Ray job, through the Ray Jobs API, placed as one
+//!   placement group by Kiln's driver.
 //! - [`sandbox`]: what a job's processes may reach (Landlock, and a user namespace under root),
 //!   applied by the launcher to every trainer and by the registry to every pip install.
 //! - [`logs`]: the per-job log file (JSON lines, one per output line of any replica) and its pages.
@@ -29,6 +31,7 @@ pub mod local;
 pub mod logs;
 pub mod metrics;
 pub mod program;
+pub mod ray;
 pub mod sandbox;
 pub mod slurm;
 
@@ -37,6 +40,7 @@ pub use executor::{Executor, ExitReport, Pending, Replica, ReplicaSpec};
 pub use gang::Gang;
 pub use local::LocalExecutor;
 pub use logs::JobLog;
+pub use ray::{RayConfig, RayExecutor};
 pub use sandbox::{Confinement, Sandbox};
 pub use slurm::{SlurmConfig, SlurmExecutor};
 

@@ -12,10 +12,8 @@
 //! replica ends with Slurm's state and reason. Speaks the `v0.0.38` API (Slurm 22.05); requests
 //! carry `X-SLURM-USER-NAME` and `X-SLURM-USER-TOKEN` (a JWT from `scontrol token`).
 
-use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -23,13 +21,10 @@ use serde_json::{Value, json};
 use crate::SchedulerError;
 use crate::cluster::Resources;
 use crate::executor::{Executor, ExitReport, Pending, Replica, passed_env};
-use crate::gang::Gang;
+use crate::gang::{Followed, Following, Gang};
 
 /// The REST API version spoken.
 const API: &str = "slurm/v0.0.38";
-
-/// How long Slurm may stay unreachable before a running replica is given up.
-const UNREACHABLE_FOR: Duration = Duration::from_secs(30);
 
 /// How to reach slurmrestd.
 #[derive(Debug, Clone)]
@@ -58,10 +53,8 @@ struct Inner {
     config: SlurmConfig,
     /// The largest node of the partition.
     largest: Resources,
-    /// Slurm jobs cancelled already, so a job's replicas cancel it once.
-    cancelled: Mutex<HashSet<u64>>,
     /// The gang directory of each Slurm job this server follows, where a stop is asked for.
-    gangs: Mutex<HashMap<u64, PathBuf>>,
+    followed: Arc<Followed<u64>>,
 }
 
 /// An answer's `errors`, in Slurm's words.
@@ -190,8 +183,7 @@ impl SlurmExecutor {
             http,
             config,
             largest: Resources::default(),
-            cancelled: Mutex::new(HashSet::new()),
-            gangs: Mutex::new(HashMap::new()),
+            followed: Followed::new(),
         };
         let ping: Errors = inner.get("ping").await?;
         if let Some(words) = ping.words() {
@@ -238,30 +230,21 @@ impl SlurmExecutor {
         id.split('.').next()?.parse().ok()
     }
 
-    /// Cancels the Slurm job of replica `id` (its processes get SIGKILL), once per job.
+    /// Cancels the Slurm job of replica `id` (its processes get SIGKILL).
     fn cancel(&self, id: &str) {
         let Some(job) = Self::slurm_job(id) else {
             return;
         };
-        let first = lock(&self.inner.cancelled).insert(job);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if first {
-            let inner = Arc::clone(&self.inner);
-            runtime.spawn(async move {
-                if let Err(error) = inner.cancel(job).await {
-                    tracing::warn!(job, %error, "could not cancel a Slurm job");
-                }
-            });
-        }
+        let inner = Arc::clone(&self.inner);
+        runtime.spawn(async move {
+            if let Err(error) = inner.cancel(job).await {
+                tracing::warn!(job, %error, "could not cancel a Slurm job");
+            }
+        });
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Inner {
@@ -331,24 +314,15 @@ impl Inner {
         let request = self.request(reqwest::Method::DELETE, &format!("job/{job}"));
         let answer: Errors = self.send(request).await?;
         match answer.words() {
-            Some(words) if !words.contains("already completed") => Err(self.refused(&words)),
+            // Each running replica of a job cancels it; all but the first find it ending.
+            Some(words) if !words.contains("already") => Err(self.refused(&words)),
             _ => Ok(()),
         }
     }
 
     /// The submission of `gang` as one Slurm job.
     fn submission(&self, gang: &Gang, file: &std::path::Path) -> Value {
-        let need = gang
-            .replicas
-            .iter()
-            .fold(Resources::default(), |most, replica| {
-                let need = replica.resources;
-                Resources {
-                    cpus: most.cpus.max(need.cpus).max(1),
-                    memory_mb: most.memory_mb.max(need.memory_mb),
-                    gpus: most.gpus.max(need.gpus),
-                }
-            });
+        let need = gang.largest_need();
         let script = format!(
             "#!/bin/sh\nexec srun --kill-on-bad-exit=0 {} replica --gang {}\n",
             shell_quote(&gang.kiln.display().to_string()),
@@ -370,8 +344,8 @@ impl Inner {
             "name": name,
             "comment": format!("kiln job={}", gang.job_id),
             "tasks": gang.replicas.len(),
-            "cpus_per_task": need.cpus,
-            "memory_per_cpu": need.memory_mb.div_ceil(u64::from(need.cpus)).max(1),
+            "cpus_per_task": need.cpus.max(1),
+            "memory_per_cpu": need.memory_mb.div_ceil(u64::from(need.cpus.max(1))).max(1),
             "time_limit": gang.max_running_seconds.div_ceil(60) + 1,
             "current_working_directory": gang.dir.display().to_string(),
             "standard_output": output,
@@ -403,39 +377,20 @@ struct SlurmReplica {
     rank: usize,
     gang: Gang,
     /// Shared by the job's replicas: the executor forgets the job when the last is dropped.
-    _followed: Arc<Followed>,
+    _followed: Arc<Following<u64>>,
 }
 
-/// A Slurm job the executor follows.
-struct Followed {
-    inner: Arc<Inner>,
-    job: u64,
-}
-
-impl Drop for Followed {
-    fn drop(&mut self) {
-        lock(&self.inner.gangs).remove(&self.job);
-        lock(&self.inner.cancelled).remove(&self.job);
-    }
-}
-
-impl SlurmReplica {
-    /// How the replica ended when its launcher recorded nothing: Slurm's state and reason.
-    fn ended_as(&self, info: Option<&JobInfo>) -> ExitReport {
-        let reason = match info {
-            Some(info) => format!(
-                "ended as Slurm job {} did: {} (reason: {})",
-                self.job, info.job_state, info.state_reason
-            ),
-            None => format!(
-                "ended without a record, and Slurm no longer knows its job {}",
-                self.job
-            ),
-        };
-        ExitReport {
-            reason: Some(reason),
-            ..ExitReport::default()
-        }
+/// Slurm's words for a job that is over (or gone), `None` while it waits or runs.
+fn ended(job: u64, info: Option<&JobInfo>) -> Option<String> {
+    match info {
+        Some(info) if !is_final(&info.job_state) => None,
+        Some(info) => Some(format!(
+            "ended as Slurm job {job} did: {} (reason: {})",
+            info.job_state, info.state_reason
+        )),
+        None => Some(format!(
+            "ended without a record, and Slurm no longer knows its job {job}"
+        )),
     }
 }
 
@@ -445,39 +400,11 @@ impl Replica for SlurmReplica {
     }
 
     fn wait(&mut self) -> Pending<'_, ExitReport> {
-        Box::pin(async move {
-            let mut reachable = Instant::now();
-            let mut asked = Instant::now();
-            loop {
-                if let Some(report) = self.gang.exit(self.rank) {
-                    return report;
-                }
-                if asked.elapsed() >= Duration::from_secs(1) {
-                    asked = Instant::now();
-                    match self.inner.job(self.job).await {
-                        Ok(info) if info.as_ref().is_none_or(|info| is_final(&info.job_state)) => {
-                            // The launcher records the exit before its task ends.
-                            return self
-                                .gang
-                                .exit(self.rank)
-                                .unwrap_or_else(|| self.ended_as(info.as_ref()));
-                        }
-                        Ok(_) => reachable = Instant::now(),
-                        Err(error) if reachable.elapsed() > UNREACHABLE_FOR => {
-                            return ExitReport {
-                                reason: Some(format!(
-                                    "could not be followed: {error} (for {} s)",
-                                    UNREACHABLE_FOR.as_secs()
-                                )),
-                                ..ExitReport::default()
-                            };
-                        }
-                        Err(_) => {}
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
+        let (inner, job) = (Arc::clone(&self.inner), self.job);
+        Box::pin(crate::gang::follow(&self.gang, self.rank, move || {
+            let inner = Arc::clone(&inner);
+            async move { Ok(ended(job, inner.job(job).await?.as_ref())) }
+        }))
     }
 }
 
@@ -516,10 +443,10 @@ impl Executor for SlurmExecutor {
 
     fn terminate(&self, id: &str) {
         // slurmrestd cancels but cannot signal: the launchers signal their trainers.
-        let dir = Self::slurm_job(id).and_then(|job| lock(&self.inner.gangs).get(&job).cloned());
-        if let Some(dir) = dir
-            && let Err(error) = crate::gang::request_stop(&dir)
-        {
+        let Some(job) = Self::slurm_job(id) else {
+            return;
+        };
+        if let Err(error) = self.inner.followed.request_stop(&job, "SIGTERM") {
             tracing::warn!(%error, "could not ask a Slurm job's replicas to stop; cancelling it");
             self.cancel(id);
         }
@@ -555,11 +482,7 @@ impl Executor for SlurmExecutor {
 
 impl SlurmExecutor {
     fn attach_to(&self, gang: &Gang, job: u64) -> Vec<Box<dyn Replica>> {
-        lock(&self.inner.gangs).insert(job, gang.dir.clone());
-        let followed = Arc::new(Followed {
-            inner: Arc::clone(&self.inner),
-            job,
-        });
+        let followed = self.inner.followed.follow(job, &gang.dir);
         (0..gang.replicas.len())
             .map(|rank| {
                 Box::new(SlurmReplica {

@@ -38,7 +38,9 @@ use axum::extract::FromRef;
 use kiln_artifacts::{ArtifactStore, PathPolicy};
 use kiln_registry::{Access, BatchConfig, JobSettings, Jobs, Registry, Studies};
 use kiln_scheduler::program::Runtime;
-use kiln_scheduler::{Executor, LocalExecutor, Sandbox, SlurmConfig, SlurmExecutor};
+use kiln_scheduler::{
+    Executor, LocalExecutor, RayConfig, RayExecutor, Sandbox, SlurmConfig, SlurmExecutor,
+};
 use kiln_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 
@@ -163,6 +165,8 @@ pub enum ExecutorConfig {
     Local,
     /// A Slurm cluster, through slurmrestd.
     Slurm(SlurmConfig),
+    /// A Ray cluster, through the Ray Jobs API.
+    Ray(RayConfig),
 }
 
 /// Opens the data directory (SQLite metadata, artifact files, job logs) and ends the work a
@@ -202,7 +206,7 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
             .quota_ml_units
             .unwrap_or_else(|| match options.executor {
                 ExecutorConfig::Local => kiln_registry::queue::default_quota(),
-                ExecutorConfig::Slurm(_) => f64::INFINITY,
+                ExecutorConfig::Slurm(_) | ExecutorConfig::Ray(_) => f64::INFINITY,
             }),
         paths,
         sandbox: match options.sandbox {
@@ -214,6 +218,7 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
     let executor: Arc<dyn Executor> = match &options.executor {
         ExecutorConfig::Local => Arc::new(LocalExecutor),
         ExecutorConfig::Slurm(config) => Arc::new(SlurmExecutor::connect(config.clone()).await?),
+        ExecutorConfig::Ray(config) => Arc::new(RayExecutor::connect(config.clone()).await?),
     };
     let jobs = Jobs::new(
         Arc::clone(&store),

@@ -18,6 +18,9 @@ pub struct ReplicaArgs {
     /// The address to listen and publish at [default: the node's host name's address].
     #[arg(long)]
     pub host: Option<String>,
+    /// End the replica when the process that started this one ends (a Ray task's worker).
+    #[arg(long)]
+    pub exit_with_parent: bool,
 }
 
 /// Runs the replica to its end; returns the exit code to leave with (the trainer's).
@@ -26,8 +29,11 @@ pub fn run(args: ReplicaArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()
         .context("starting the launcher's runtime")?;
-    let code = runtime.block_on(kiln_scheduler::launcher::run(
-        &args.gang, args.rank, args.host,
-    ))?;
+    let placement = kiln_scheduler::launcher::Placement {
+        rank: args.rank,
+        host: args.host,
+        exit_with_parent: args.exit_with_parent,
+    };
+    let code = runtime.block_on(kiln_scheduler::launcher::run(&args.gang, placement))?;
     Ok(code)
 }

@@ -61,8 +61,9 @@ pub struct ServerArgs {
 /// Where job replicas run.
 #[derive(Debug, clap::Args)]
 pub struct ClusterArgs {
-    /// Where job replicas run: `local` processes on this machine, or a `slurm` cluster through
-    /// slurmrestd (`bash scripts/dev-cluster.sh slurm up` starts one for development).
+    /// Where job replicas run: `local` processes on this machine, a `slurm` cluster through
+    /// slurmrestd, or a `ray` cluster through the Ray Jobs API (`bash scripts/dev-cluster.sh slurm
+    /// up` or `ray up` starts one for development).
     #[arg(long, value_enum, env = "KILN_EXECUTOR", default_value = "local")]
     pub executor: ExecutorKind,
     /// slurmrestd's URL, such as http://127.0.0.1:6820.
@@ -80,6 +81,12 @@ pub struct ClusterArgs {
     /// The account jobs are charged to.
     #[arg(long, env = "KILN_SLURM_ACCOUNT")]
     pub slurm_account: Option<String>,
+    /// The Ray dashboard's URL, such as http://127.0.0.1:8265.
+    #[arg(long, env = "KILN_RAY_ADDRESS")]
+    pub ray_address: Option<String>,
+    /// The Python on Ray's head node that has the `ray` package (it runs Kiln's driver).
+    #[arg(long, env = "KILN_RAY_PYTHON", default_value = "python3")]
+    pub ray_python: String,
     /// A directory every node of the cluster sees at the same path (a shared file system), for
     /// job logs, working directories, packages and virtual environments [default: the data
     /// directory, which must then be shared]. The `kiln` binary and the Python interpreter must
@@ -95,6 +102,8 @@ pub enum ExecutorKind {
     Local,
     /// A Slurm cluster.
     Slurm,
+    /// A Ray cluster.
+    Ray,
 }
 
 impl ClusterArgs {
@@ -120,6 +129,18 @@ impl ClusterArgs {
                     token: token.clone(),
                     partition: self.slurm_partition.clone(),
                     account: self.slurm_account.clone(),
+                })
+            }
+            ExecutorKind::Ray => {
+                let Some(address) = &self.ray_address else {
+                    bail!("--executor ray needs --ray-address (KILN_RAY_ADDRESS)");
+                };
+                if !(address.starts_with("http://") || address.starts_with("https://")) {
+                    bail!("--ray-address {address:?} must be the dashboard's http:// URL");
+                }
+                kiln_server::ExecutorConfig::Ray(kiln_scheduler::RayConfig {
+                    address: address.clone(),
+                    python: self.ray_python.clone(),
                 })
             }
         })
@@ -343,6 +364,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                     slurm.url,
                     slurm.partition.as_deref().unwrap_or("default")
                 ),
+                kiln_server::ExecutorConfig::Ray(ray) => format!("Ray at {}", ray.address),
             }
         );
         println!(

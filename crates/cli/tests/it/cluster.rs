@@ -1,10 +1,11 @@
-//! Jobs on a real Slurm cluster (`bash scripts/dev-cluster.sh slurm up`: two emulated nodes, n1 and
-//! n2, of 64 CPUs and 256000 MB each): replicas spread over nodes, a `torch.distributed` all-reduce
-//! between nodes, sizes no node has, and a server that cannot reach or use Slurm.
+//! Jobs on a real cluster: Slurm (`bash scripts/dev-cluster.sh slurm up`: two emulated nodes, n1
+//! and n2, of 64 CPUs and 256000 MB each) or Ray (`... ray up`: one head node of the same size).
+//! Replicas spread over nodes, a `torch.distributed` all-reduce between replicas (between nodes on
+//! Slurm), sizes no node has, and a server that cannot reach or use its engine.
 //!
-//! These run when the environment names the Slurm executor (`KILN_EXECUTOR=slurm` and the
-//! `KILN_SLURM_*` variables `dev-cluster.sh` prints), as CI's Slurm pass does; elsewhere they say
-//! so and pass, unless `KILN_REQUIRE_CLUSTER=slurm` says they must run. The job suites (`jobs`, `tuning`, `batch`, `sandbox`) run on Slurm in that pass too.
+//! These run when the environment names a cluster executor (`KILN_EXECUTOR` and the variables
+//! `dev-cluster.sh` prints), as CI's cluster passes do; elsewhere they say so and pass, unless
+//! `KILN_REQUIRE_CLUSTER` names the engine that must be there. The job suites (`jobs`, `tuning`, `batch`, `sandbox`) run on Slurm in that pass too.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -14,19 +15,30 @@ use serde_json::{Value, json};
 use crate::jobs::{ended, python_job, replica_record, trainer_package, wait_job};
 use crate::support::{Server, call, kiln_binary};
 
-/// Whether the Slurm executor is configured; says so when not, and fails where it must be
-/// (`KILN_REQUIRE_CLUSTER=slurm`, as in CI's Slurm pass).
-fn on_slurm(test: &str) -> bool {
-    let configured = std::env::var("KILN_EXECUTOR").is_ok_and(|executor| executor == "slurm");
-    let required = std::env::var("KILN_REQUIRE_CLUSTER").is_ok_and(|engine| engine == "slurm");
+/// A cluster engine the tests run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Slurm,
+    Ray,
+}
+
+/// The cluster executor configured, if any; says so when none is, and fails where one must be
+/// (`KILN_REQUIRE_CLUSTER`, as in CI's cluster passes).
+fn cluster(test: &str) -> Option<Engine> {
+    let engine = match std::env::var("KILN_EXECUTOR").as_deref() {
+        Ok("slurm") => Some(Engine::Slurm),
+        Ok("ray") => Some(Engine::Ray),
+        _ => None,
+    };
+    let required = std::env::var("KILN_REQUIRE_CLUSTER").ok();
     assert!(
-        configured || !required,
-        "{test}: KILN_REQUIRE_CLUSTER=slurm but KILN_EXECUTOR is not slurm"
+        engine.is_some() || required.is_none(),
+        "{test}: KILN_REQUIRE_CLUSTER={required:?} but KILN_EXECUTOR names no cluster"
     );
-    if !configured {
-        eprintln!("{test}: skipped, KILN_EXECUTOR is not slurm (scripts/dev-cluster.sh slurm up)");
+    if engine.is_none() {
+        eprintln!("{test}: skipped, KILN_EXECUTOR is not slurm or ray (scripts/dev-cluster.sh)");
     }
-    configured
+    engine
 }
 
 /// A `torch.distributed` trainer: joins the process group from the environment Kiln sets, sums
@@ -49,9 +61,9 @@ dist.destroy_process_group()
 
 #[test]
 fn a_torch_distributed_all_reduce_runs_across_two_nodes() {
-    if !on_slurm("a_torch_distributed_all_reduce_runs_across_two_nodes") {
+    let Some(engine) = cluster("a_torch_distributed_all_reduce_runs_across_two_nodes") else {
         return;
-    }
+    };
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
@@ -60,9 +72,14 @@ fn a_torch_distributed_all_reduce_runs_across_two_nodes() {
     std::fs::write(package.join("__init__.py"), "").unwrap();
     std::fs::write(package.join("task.py"), ALL_REDUCE).unwrap();
     let job_dir = work.path().join("out");
-    // A machine type of 64 CPUs fills a node: one replica per node.
-    let cluster = json!({"scaleTier": "CUSTOM", "masterType": "n1-standard-64",
-        "workerType": "n1-standard-64", "workerCount": "1"});
+    // On Slurm a machine type of 64 CPUs fills a node: one replica per node. Ray's development
+    // cluster is one node.
+    let machine = match engine {
+        Engine::Slurm => "n1-standard-64",
+        Engine::Ray => "standard",
+    };
+    let cluster = json!({"scaleTier": "CUSTOM", "masterType": machine,
+        "workerType": machine, "workerCount": "1"});
     let mut body: Value =
         serde_json::from_str(&python_job("reduce", &package, &job_dir, &[], cluster)).unwrap();
     body["trainingInput"]["pythonModule"] = json!("reducer.task");
@@ -78,25 +95,35 @@ fn a_torch_distributed_all_reduce_runs_across_two_nodes() {
         .unwrap();
         assert_eq!(record["sum"], 3.0, "rank {rank}: {record}");
         assert_eq!(record["world"], 2);
-        nodes.insert(record["node"].as_str().unwrap().to_string());
+        nodes.insert(record["node"].as_str().map(str::to_string));
     }
-    assert_eq!(nodes, BTreeSet::from(["n1".into(), "n2".into()]));
+    if engine == Engine::Slurm {
+        assert_eq!(
+            nodes,
+            BTreeSet::from([Some("n1".into()), Some("n2".into())])
+        );
+    }
 }
 
 #[test]
 fn a_tf_config_trainer_runs_master_workers_and_a_parameter_server_over_both_nodes() {
-    if !on_slurm("a_tf_config_trainer_runs_master_workers_and_a_parameter_server_over_both_nodes") {
+    let test = "a_tf_config_trainer_runs_master_workers_and_a_parameter_server_over_both_nodes";
+    let Some(engine) = cluster(test) else {
         return;
-    }
+    };
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
     let package = trainer_package(work.path());
     let job_dir = work.path().join("out");
-    // 32 CPUs each: two replicas per node.
-    let cluster = json!({"scaleTier": "CUSTOM", "masterType": "complex_model_l",
-        "workerType": "complex_model_l", "workerCount": "2",
-        "parameterServerType": "complex_model_l", "parameterServerCount": "1"});
+    // On Slurm 32 CPUs each: two replicas per node.
+    let machine = match engine {
+        Engine::Slurm => "complex_model_l",
+        Engine::Ray => "standard",
+    };
+    let cluster = json!({"scaleTier": "CUSTOM", "masterType": machine,
+        "workerType": machine, "workerCount": "2",
+        "parameterServerType": machine, "parameterServerCount": "1"});
     let body = python_job("spread", &package, &job_dir, &[], cluster);
     assert_eq!(call("POST", &server.api("p", "jobs"), Some(&body)).0, 200);
     let job = wait_job(&server, "p", "spread", ended);
@@ -109,14 +136,19 @@ fn a_tf_config_trainer_runs_master_workers_and_a_parameter_server_over_both_node
             record["tf_config"]["cluster"], master["tf_config"]["cluster"],
             "{name}"
         );
-        nodes.insert(record["node"].as_str().unwrap().to_string());
+        nodes.insert(record["node"].as_str().map(str::to_string));
     }
-    assert_eq!(nodes, BTreeSet::from(["n1".into(), "n2".into()]));
+    if engine == Engine::Slurm {
+        assert_eq!(
+            nodes,
+            BTreeSet::from([Some("n1".into()), Some("n2".into())])
+        );
+    }
 }
 
 #[test]
 fn a_replica_larger_than_any_node_is_refused_at_submit() {
-    if !on_slurm("a_replica_larger_than_any_node_is_refused_at_submit") {
+    if cluster("a_replica_larger_than_any_node_is_refused_at_submit").is_none() {
         return;
     }
     let data = tempfile::tempdir().unwrap();
@@ -142,17 +174,25 @@ fn a_replica_larger_than_any_node_is_refused_at_submit() {
 }
 
 #[test]
-fn a_server_that_cannot_reach_or_use_slurm_does_not_start() {
-    if !on_slurm("a_server_that_cannot_reach_or_use_slurm_does_not_start") {
+fn a_server_that_cannot_reach_or_use_its_engine_does_not_start() {
+    let Some(engine) = cluster("a_server_that_cannot_reach_or_use_its_engine_does_not_start")
+    else {
         return;
-    }
+    };
     let data = tempfile::tempdir().unwrap();
-    let cases = [
-        ("KILN_SLURM_URL", "http://127.0.0.1:9", "unreachable"),
-        ("KILN_SLURM_TOKEN", "not-a-token", "refused"),
-        ("KILN_SLURM_PARTITION", "nosuch", "partition \"nosuch\""),
-    ];
-    for (variable, value, expected) in cases {
+    let cases: &[(&str, &str, &str)] = match engine {
+        Engine::Slurm => &[
+            ("KILN_SLURM_URL", "http://127.0.0.1:9", "unreachable"),
+            ("KILN_SLURM_TOKEN", "not-a-token", "refused"),
+            ("KILN_SLURM_PARTITION", "nosuch", "partition \"nosuch\""),
+        ],
+        Engine::Ray => &[("KILN_RAY_ADDRESS", "http://127.0.0.1:9", "unreachable")],
+    };
+    let name = match engine {
+        Engine::Slurm => "Slurm",
+        Engine::Ray => "Ray",
+    };
+    for &(variable, value, expected) in cases {
         let output = Command::new(kiln_binary())
             .args([
                 "server",
@@ -168,6 +208,6 @@ fn a_server_that_cannot_reach_or_use_slurm_does_not_start() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{variable}={value}: {stderr}");
         assert!(stderr.contains(expected), "{variable}={value}: {stderr}");
-        assert!(stderr.contains("Slurm"), "{stderr}");
+        assert!(stderr.contains(name), "{stderr}");
     }
 }

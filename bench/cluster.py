@@ -253,7 +253,9 @@ def main():
     args = parser.parse_args()
     if not os.path.exists(args.kiln):
         sys.exit(f"{args.kiln} not found: run `cargo build --release` first")
-    rows = []
+    header = ("engine", "measure", "Kiln", "engine itself", "ratio")
+    print(f"{args.rounds} rounds, Kiln and the engine alternated; {args.trials}-trial tuning jobs")
+    print(" | ".join(header))
     for engine in args.engines.split(","):
         env = {} if engine == "local" else cluster(engine, "up")
         direct = {"local": LocalDirect, "slurm": lambda: SlurmDirect(env), "ray": lambda: RayDirect(env)}[engine]()
@@ -275,13 +277,8 @@ def main():
             theirs = statistics.median(results[("direct", measure)]) * scale
             label = ("4-replica job: submit to all replicas running, median" if measure == "start"
                      else f"{args.trials}-trial tuning job, 8 in parallel: wall time, median")
-            rows.append((engine, label, f"{ours:.1f} {unit}", f"{theirs:.1f} {unit}", f"{ours / theirs:.2f}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    header = ("engine", "measure", "Kiln", "engine itself", "ratio")
-    widths = [max(w, len(h)) for w, h in zip(widths, header)]
-    print(f"{args.rounds} rounds, Kiln and the engine alternated")
-    for row in (header, *rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+            print(" | ".join((engine, label, f"{ours:.1f} {unit}", f"{theirs:.2f} {unit}",
+                              f"{ours / theirs:.2f}")), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-//! The job lifecycle below the process level: `Jobs` over an in-memory executor whose replicas end
-//! when the test says, so the supervision rules are checked without starting a process.
+//! The job lifecycle below the process level: `Jobs` over an in-memory executor whose replicas
+//! start (publish their addresses, as launchers do) and end when the test says, so the supervision
+//! rules are checked without starting a process.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,10 @@ struct Record {
     ends: HashMap<String, oneshot::Sender<ExitReport>>,
     /// Task name of each id.
     names: HashMap<String, String>,
+    /// While set, gangs wait for resources: their replicas do not start, and the engine says this.
+    waiting: Option<String>,
+    /// Gangs launched while the engine waited, started when it stops waiting.
+    held: Vec<Gang>,
 }
 
 /// Replicas that run until the test ends them, or until they are terminated (exit by SIGTERM).
@@ -54,7 +59,25 @@ impl Replica for InMemoryReplica {
     }
 }
 
+/// Starts a gang's replicas as their launchers would: each publishes its address.
+fn start(gang: &Gang) {
+    for rank in 0..gang.replicas.len() {
+        gang.publish(rank, "127.0.0.1:1", "memory").unwrap();
+    }
+}
+
 impl InMemory {
+    /// Makes gangs wait with `words`, or (`None`) starts those held and stops waiting.
+    fn wait_for_resources(&self, words: Option<&str>) {
+        let mut record = self.0.lock().unwrap();
+        record.waiting = words.map(str::to_string);
+        if words.is_none() {
+            for gang in record.held.drain(..) {
+                start(&gang);
+            }
+        }
+    }
+
     /// Ends replica `task` with `report`.
     fn end(&self, task: &str, report: ExitReport) {
         let sender = self.0.lock().unwrap().ends.remove(task);
@@ -87,7 +110,12 @@ impl Executor for InMemory {
         &'a self,
         gang: &'a Gang,
     ) -> Pending<'a, Result<Vec<Box<dyn Replica>>, SchedulerError>> {
+        gang.save().unwrap();
         let mut record = self.0.lock().unwrap();
+        match record.waiting.is_some() {
+            true => record.held.push(gang.clone()),
+            false => start(gang),
+        }
         let mut replicas: Vec<Box<dyn Replica>> = Vec::new();
         for spec in &gang.replicas {
             let id = format!("memory-{}", record.launched.len() + 1);
@@ -116,6 +144,11 @@ impl Executor for InMemory {
     }
 
     fn reclaim(&self, _id: &str, _job_id: &str) {}
+
+    fn waiting<'a>(&'a self, _id: &'a str) -> Pending<'a, Option<String>> {
+        let words = self.0.lock().unwrap().waiting.clone();
+        Box::pin(std::future::ready(words))
+    }
 }
 
 fn jobs(dir: &std::path::Path, executor: InMemory) -> Arc<Jobs> {
@@ -230,4 +263,25 @@ async fn the_master_ending_ends_the_job_and_a_cancel_stops_every_replica() {
     let job = until(&jobs, "cancelled", |job| job.state == JobState::Cancelled).await;
     assert_eq!(job.state, JobState::Cancelled);
     assert_eq!(executor.record(|record| record.terminated.len()), 5);
+}
+
+#[tokio::test]
+async fn a_job_the_engine_cannot_place_yet_is_queued_with_the_engines_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let executor = InMemory::default();
+    let jobs = jobs(dir.path(), executor.clone());
+    executor.wait_for_resources(Some("Slurm job 7 is PENDING (reason: Resources)"));
+    jobs.create("p", distributed("waits")).await.unwrap();
+    launched(&executor, 3).await;
+    let job = until(&jobs, "waits", |job| !job.error_message.is_empty()).await;
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(
+        job.error_message,
+        "Slurm job 7 is PENDING (reason: Resources)"
+    );
+    executor.wait_for_resources(None);
+    let job = until(&jobs, "waits", |job| job.state == JobState::Running).await;
+    assert!(job.error_message.is_empty(), "{}", job.error_message);
+    executor.end("master-replica-0", exited(0));
+    until(&jobs, "waits", |job| job.state == JobState::Succeeded).await;
 }

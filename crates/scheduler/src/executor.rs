@@ -117,6 +117,12 @@ pub trait Executor: Send + Sync + 'static {
     fn largest_node(&self) -> Option<Resources> {
         None
     }
+    /// Why the engine has not started replica `id` yet, in its words, while it waits for
+    /// resources (`None` when it is not waiting, or cannot say).
+    fn waiting<'a>(&'a self, id: &'a str) -> Pending<'a, Option<String>> {
+        let _ = id;
+        Box::pin(std::future::ready(None))
+    }
 }
 
 /// Server environment variables a replica inherits; everything else is withheld so no server

@@ -368,6 +368,24 @@ impl Executor for RayExecutor {
     fn largest_node(&self) -> Option<Resources> {
         Some(self.inner.largest)
     }
+
+    fn waiting<'a>(&'a self, id: &'a str) -> Pending<'a, Option<String>> {
+        Box::pin(async move {
+            let (submission, _) = Self::parse(id)?;
+            let info: JobInfo = self
+                .inner
+                .get(&format!("api/jobs/{submission}"))
+                .await
+                .ok()?;
+            // A RUNNING driver may still wait for its placement group: Ray says so only then.
+            (info.status == "PENDING").then(|| {
+                format!(
+                    "Waiting for the cluster: Ray job {submission} is PENDING ({})",
+                    info.message.unwrap_or_default()
+                )
+            })
+        })
+    }
 }
 
 #[cfg(test)]

@@ -478,6 +478,19 @@ impl Executor for SlurmExecutor {
     fn largest_node(&self) -> Option<Resources> {
         Some(self.inner.largest)
     }
+
+    fn waiting<'a>(&'a self, id: &'a str) -> Pending<'a, Option<String>> {
+        Box::pin(async move {
+            let job = Self::slurm_job(id)?;
+            let info = self.inner.job(job).await.ok()??;
+            (info.job_state == "PENDING").then(|| {
+                format!(
+                    "Waiting for the cluster: Slurm job {job} is PENDING (reason: {})",
+                    info.state_reason
+                )
+            })
+        })
+    }
 }
 
 impl SlurmExecutor {

@@ -211,3 +211,41 @@ fn a_server_that_cannot_reach_or_use_its_engine_does_not_start() {
         assert!(stderr.contains(name), "{stderr}");
     }
 }
+
+#[test]
+fn a_job_slurm_cannot_place_yet_is_queued_with_slurms_reason() {
+    if cluster("a_job_slurm_cannot_place_yet_is_queued_with_slurms_reason") != Some(Engine::Slurm) {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    // Two replicas of 64 CPUs fill both nodes; the next job waits for them.
+    let filler = json!({"jobId": "filler", "trainingInput": {"scaleTier": "CUSTOM",
+        "masterType": "n1-standard-64", "workerType": "n1-standard-64", "workerCount": "1",
+        "masterConfig": {"containerCommand": ["sleep", "600"]}}});
+    assert_eq!(
+        call("POST", &server.api("p", "jobs"), Some(&filler.to_string())).0,
+        200
+    );
+    wait_job(&server, "p", "filler", |job| job["state"] == "RUNNING");
+    let waiting = json!({"jobId": "waiting", "trainingInput": {"scaleTier": "CUSTOM",
+        "masterType": "n1-standard-64", "masterConfig": {"containerCommand": ["true"]}}});
+    assert_eq!(
+        call("POST", &server.api("p", "jobs"), Some(&waiting.to_string())).0,
+        200
+    );
+    let job = wait_job(&server, "p", "waiting", |job| {
+        job["errorMessage"]
+            .as_str()
+            .is_some_and(|message| message.contains("PENDING"))
+    });
+    assert_eq!(job["state"], "QUEUED", "{job}");
+    assert!(
+        job["errorMessage"].as_str().unwrap().contains("Resources"),
+        "{job}"
+    );
+    call("POST", &server.api("p", "jobs/filler:cancel"), Some("{}"));
+    let job = wait_job(&server, "p", "waiting", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    assert_eq!(job["errorMessage"], Value::Null, "{job}");
+}

@@ -129,6 +129,7 @@ impl Jobs {
                 log_path: &log_path,
                 max_running,
                 deadline: tokio::time::Instant::now() + remaining.max(Duration::from_millis(1)),
+                trial: false,
             };
             let attempt = jobs.watch(&watched, &gang, replicas, stopped).await;
             let input = job.training_input.clone().unwrap_or_default();

@@ -35,23 +35,21 @@ impl Jobs {
         };
         let ids: Vec<String> = replicas.iter().map(|replica| replica.id()).collect();
         self.track(plan.project, plan.job_id, &ids, true);
-        let _ = self.update(plan.project, plan.job_id, |job| {
-            if job.state == JobState::Preparing {
-                job.state = JobState::Running;
-            }
-        });
         let watched = Watched {
             project: plan.project,
             job_id: plan.job_id,
             log_path: plan.log_path,
             max_running: plan.max_running,
             deadline: plan.deadline,
+            trial: trial.is_some(),
         };
         self.watch(&watched, &gang, replicas, stopped).await
     }
 
     /// Watches a gang's started replicas until the master ends, a replica fails, the job is
-    /// stopped or the deadline passes; stops the rest then.
+    /// stopped or the deadline passes; stops the rest then. The job is RUNNING once every replica
+    /// has started (published its address); until then, while the engine says it waits for
+    /// resources, it is QUEUED with the engine's words in `errorMessage`.
     pub(crate) async fn watch(
         &self,
         watched: &Watched<'_>,
@@ -77,6 +75,8 @@ impl Jobs {
         let mut kill_at: Option<tokio::time::Instant> = None;
         let mut verdict: Option<(JobState, String)> = None;
         let mut stop_reason: Option<StopReason> = None;
+        let mut placed = false;
+        let mut asked = Instant::now();
         let stop = |running: &[bool], kill_at: &mut Option<tokio::time::Instant>| {
             for (id, _) in ids.iter().zip(running).filter(|(_, alive)| **alive) {
                 self.executor.terminate(id);
@@ -108,6 +108,27 @@ impl Jobs {
                     } else if replica.task == TaskType::Master {
                         verdict = Some((JobState::Succeeded, String::new()));
                         stop(&running, &mut kill_at);
+                    }
+                }
+                () = tokio::time::sleep(PLACEMENT_POLL), if !placed && !settled => {
+                    if gang.members().is_some() {
+                        placed = true;
+                        let _ = self.update(project, job_id, |job| {
+                            if matches!(job.state, JobState::Preparing | JobState::Queued) {
+                                job.state = JobState::Running;
+                                job.error_message.clear();
+                            }
+                        });
+                    } else if !watched.trial && asked.elapsed() >= ENGINE_POLL {
+                        asked = Instant::now();
+                        if let Some(words) = self.executor.waiting(&ids[0]).await {
+                            let _ = self.update(project, job_id, |job| {
+                                if matches!(job.state, JobState::Preparing | JobState::Queued) {
+                                    job.state = JobState::Queued;
+                                    job.error_message = words;
+                                }
+                            });
+                        }
                     }
                 }
                 changed = stopped.changed(), if !settled => {
@@ -169,6 +190,12 @@ impl Jobs {
 /// How long a replica's launcher waits for the others to start.
 const RENDEZVOUS_SECONDS: u64 = 600;
 
+/// How often a gang that has not started yet is checked.
+const PLACEMENT_POLL: Duration = Duration::from_millis(20);
+
+/// How often the engine is asked why a gang has not started yet.
+const ENGINE_POLL: Duration = Duration::from_secs(1);
+
 /// What watching a job's replicas needs to know of the job.
 pub(crate) struct Watched<'a> {
     pub(crate) project: &'a str,
@@ -177,6 +204,8 @@ pub(crate) struct Watched<'a> {
     /// `scheduling.maxRunningTime`, and when it runs out.
     pub(crate) max_running: Duration,
     pub(crate) deadline: tokio::time::Instant,
+    /// Whether the replicas are one trial of a tuning job (whose state is the job's, not theirs).
+    pub(crate) trial: bool,
 }
 
 /// What every replica of one job shares.

@@ -61,6 +61,22 @@ pub struct ExitReport {
 }
 
 impl ExitReport {
+    /// How a waited-for process ended.
+    pub fn of(status: std::io::Result<std::process::ExitStatus>) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        match status {
+            Ok(status) => ExitReport {
+                code: status.code(),
+                signal: status.signal(),
+                reason: None,
+            },
+            Err(error) => ExitReport {
+                reason: Some(format!("could not be waited for: {error}")),
+                ..ExitReport::default()
+            },
+        }
+    }
+
     /// Whether it exited with status 0.
     pub fn success(&self) -> bool {
         self.code == Some(0)

@@ -17,7 +17,6 @@
 //! signal processes on the node themselves. It needs nothing from the server, so a replica runs to its end if the server
 //! dies.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -198,17 +197,7 @@ async fn start_and_wait(
             }
         }
     };
-    let report = match status {
-        Ok(status) => ExitReport {
-            code: status.code(),
-            signal: status.signal(),
-            reason: None,
-        },
-        Err(error) => ExitReport {
-            reason: Some(format!("could not be waited for: {error}")),
-            ..ExitReport::default()
-        },
-    };
+    let report = ExitReport::of(status);
     // The exit is recorded once the trainer's last lines are in the log, so a failure message
     // quotes them. The bound covers a descendant that still holds the pipes.
     for pump in pumps {

@@ -32,6 +32,7 @@ pub mod logs;
 pub mod metrics;
 pub mod program;
 pub mod ray;
+mod rest;
 pub mod sandbox;
 pub mod slurm;
 

@@ -4,7 +4,6 @@
 //! (their own output goes to `<rank>.out` in the gang's directory), so they run on when the server
 //! dies, and a restarted server watches them through the gang's files and `/proc`.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -42,20 +41,9 @@ impl Replica for Started {
             let status = self.child.wait().await;
             // Children the trainer left behind go with it.
             signal_group(self.pgid, libc::SIGKILL);
-            if let Some(report) = self.gang.exit(self.rank) {
-                return report;
-            }
-            match status {
-                Ok(status) => ExitReport {
-                    code: status.code(),
-                    signal: status.signal(),
-                    reason: None,
-                },
-                Err(error) => ExitReport {
-                    reason: Some(format!("could not be waited for: {error}")),
-                    ..ExitReport::default()
-                },
-            }
+            self.gang
+                .exit(self.rank)
+                .unwrap_or_else(|| ExitReport::of(status))
         })
     }
 }

@@ -20,6 +20,7 @@ use crate::SchedulerError;
 use crate::cluster::Resources;
 use crate::executor::{Executor, ExitReport, Pending, Replica};
 use crate::gang::{Followed, Following, Gang};
+use crate::rest::Rest;
 
 /// The driver, written next to each gang.
 const DRIVER: &str = include_str!("ray/driver.py");
@@ -41,7 +42,7 @@ pub struct RayExecutor {
 
 #[derive(Debug)]
 struct Inner {
-    http: reqwest::Client,
+    rest: Rest,
     config: RayConfig,
     largest: Resources,
     /// The gang directory of each Ray job this server follows, where a stop is asked for.
@@ -93,12 +94,8 @@ impl NodeInfo {
 impl RayExecutor {
     /// Connects to the Ray dashboard: checks that it answers and learns the largest live node.
     pub async fn connect(config: RayConfig) -> Result<Self, SchedulerError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|error| SchedulerError::Io(error.to_string()))?;
         let mut inner = Inner {
-            http,
+            rest: Rest::new("Ray", &config.address)?,
             config,
             largest: Resources::default(),
             followed: Followed::new(),
@@ -183,65 +180,36 @@ impl RayExecutor {
 }
 
 impl Inner {
-    fn url(&self, path: &str) -> String {
-        format!("{}/{path}", self.config.address.trim_end_matches('/'))
-    }
-
-    fn unreachable(&self, error: impl std::fmt::Display) -> SchedulerError {
-        SchedulerError::Io(format!(
-            "Ray at {} is unreachable: {error}",
-            self.config.address
-        ))
-    }
-
     /// Sends `request`; a status other than success is an error in Ray's words.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<String, SchedulerError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|error| self.unreachable(error))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|error| self.unreachable(error))?;
-        match status.is_success() {
-            true => Ok(text),
-            false => Err(SchedulerError::Io(format!(
-                "Ray at {} answered {status}: {}",
-                self.config.address,
+        match self.rest.send(request).await? {
+            (status, text) if status.is_success() => Ok(text),
+            (status, text) => Err(self.rest.error(format_args!(
+                "answered {status}: {}",
                 text.chars().take(500).collect::<String>()
             ))),
         }
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, SchedulerError> {
-        let text = self.send(self.http.get(self.url(path))).await?;
-        serde_json::from_str(&text).map_err(|error| {
-            SchedulerError::Io(format!(
-                "Ray at {} answered {path} with something unexpected: {error}",
-                self.config.address
-            ))
-        })
+        self.rest
+            .json(self.rest.request(reqwest::Method::GET, path))
+            .await
     }
 
     /// Ray's words for a job that is over (or gone), `None` while it waits or runs.
     async fn ended(&self, submission: &str) -> Result<Option<String>, SchedulerError> {
-        let response = self
-            .http
-            .get(self.url(&format!("api/jobs/{submission}")))
-            .send()
-            .await
-            .map_err(|error| self.unreachable(error))?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
+        let request = self
+            .rest
+            .request(reqwest::Method::GET, &format!("api/jobs/{submission}"));
+        let (status, text) = self.rest.send(request).await?;
+        if status == reqwest::StatusCode::NOT_FOUND {
             return Ok(Some(format!(
                 "ended without a record, and Ray no longer knows its job {submission}"
             )));
         }
-        let info: JobInfo = response
-            .json()
-            .await
-            .map_err(|error| self.unreachable(error))?;
+        let info: JobInfo = serde_json::from_str(&text)
+            .map_err(|error| self.rest.error(format_args!("answered {status}: {error}")))?;
         Ok(match info.status.as_str() {
             "PENDING" | "RUNNING" => None,
             status => Some(format!(
@@ -259,11 +227,9 @@ impl Inner {
             return Ok(());
         }
         if signal == "SIGKILL" {
-            self.send(
-                self.http
-                    .post(self.url(&format!("api/jobs/{submission}/stop"))),
-            )
-            .await?;
+            let path = format!("api/jobs/{submission}/stop");
+            self.send(self.rest.request(reqwest::Method::POST, &path))
+                .await?;
         }
         Ok(())
     }
@@ -331,8 +297,8 @@ impl Executor for RayExecutor {
             });
             let request = self
                 .inner
-                .http
-                .post(self.inner.url("api/jobs/"))
+                .rest
+                .request(reqwest::Method::POST, "api/jobs/")
                 .json(&body);
             self.inner
                 .send(request)

@@ -13,7 +13,6 @@
 //! carry `X-SLURM-USER-NAME` and `X-SLURM-USER-TOKEN` (a JWT from `scontrol token`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,6 +21,7 @@ use crate::SchedulerError;
 use crate::cluster::Resources;
 use crate::executor::{Executor, ExitReport, Pending, Replica, passed_env};
 use crate::gang::{Followed, Following, Gang};
+use crate::rest::Rest;
 
 /// The REST API version spoken.
 const API: &str = "slurm/v0.0.38";
@@ -49,7 +49,7 @@ pub struct SlurmExecutor {
 
 #[derive(Debug)]
 struct Inner {
-    http: reqwest::Client,
+    rest: Rest,
     config: SlurmConfig,
     /// The largest node of the partition.
     largest: Resources,
@@ -175,12 +175,11 @@ impl SlurmExecutor {
     /// Connects to slurmrestd: checks that it answers, accepts the token and has the partition,
     /// and learns the partition's largest node.
     pub async fn connect(config: SlurmConfig) -> Result<Self, SchedulerError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|error| SchedulerError::Io(error.to_string()))?;
         let inner = Inner {
-            http,
+            rest: Rest::new(
+                "Slurm",
+                &format!("{}/{API}", config.url.trim_end_matches('/')),
+            )?,
             config,
             largest: Resources::default(),
             followed: Followed::new(),
@@ -248,28 +247,17 @@ impl SlurmExecutor {
 }
 
 impl Inner {
-    fn url(&self, path: &str) -> String {
-        format!("{}/{API}/{path}", self.config.url.trim_end_matches('/'))
-    }
-
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, self.url(path))
+        self.rest
+            .request(method, path)
             .header("X-SLURM-USER-NAME", &self.config.user)
             .header("X-SLURM-USER-TOKEN", &self.config.token)
     }
 
     fn refused(&self, words: &str) -> SchedulerError {
-        SchedulerError::Io(format!(
-            "Slurm at {} refused the request (is the token valid for user {:?}?): {words}",
-            self.config.url, self.config.user
-        ))
-    }
-
-    fn unreachable(&self, error: impl std::fmt::Display) -> SchedulerError {
-        SchedulerError::Io(format!(
-            "Slurm at {} is unreachable: {error}",
-            self.config.url
+        self.rest.error(format_args!(
+            "refused the request (is the token valid for user {:?}?): {words}",
+            self.config.user
         ))
     }
 
@@ -277,22 +265,7 @@ impl Inner {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, SchedulerError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|error| self.unreachable(error))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|error| self.unreachable(error))?;
-        serde_json::from_str(&text).map_err(|_| {
-            SchedulerError::Io(format!(
-                "Slurm at {} answered {status} with something that is not its JSON: {}",
-                self.config.url,
-                text.chars().take(200).collect::<String>()
-            ))
-        })
+        self.rest.json(request).await
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, SchedulerError> {

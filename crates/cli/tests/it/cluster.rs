@@ -59,6 +59,14 @@ with open(os.path.join(args.job_dir, 'rank-%d.json' % dist.get_rank()), 'w') as 
 dist.destroy_process_group()
 "#;
 
+/// On Slurm, that the replicas ran on both of its nodes (Ray's development cluster has one).
+fn used_both_nodes(engine: Engine, nodes: &BTreeSet<Option<String>>) {
+    if engine == Engine::Slurm {
+        let both = BTreeSet::from([Some("n1".to_string()), Some("n2".to_string())]);
+        assert_eq!(nodes, &both);
+    }
+}
+
 #[test]
 fn a_torch_distributed_all_reduce_runs_across_two_nodes() {
     let Some(engine) = cluster("a_torch_distributed_all_reduce_runs_across_two_nodes") else {
@@ -97,12 +105,7 @@ fn a_torch_distributed_all_reduce_runs_across_two_nodes() {
         assert_eq!(record["world"], 2);
         nodes.insert(record["node"].as_str().map(str::to_string));
     }
-    if engine == Engine::Slurm {
-        assert_eq!(
-            nodes,
-            BTreeSet::from([Some("n1".into()), Some("n2".into())])
-        );
-    }
+    used_both_nodes(engine, &nodes);
 }
 
 #[test]
@@ -138,12 +141,7 @@ fn a_tf_config_trainer_runs_master_workers_and_a_parameter_server_over_both_node
         );
         nodes.insert(record["node"].as_str().map(str::to_string));
     }
-    if engine == Engine::Slurm {
-        assert_eq!(
-            nodes,
-            BTreeSet::from([Some("n1".into()), Some("n2".into())])
-        );
-    }
+    used_both_nodes(engine, &nodes);
 }
 
 #[test]

@@ -36,7 +36,9 @@ use crate::queue::Queue;
 use crate::registry::Registry;
 
 use launch::{Launch, validate, validate_prediction};
-pub(crate) use supervise::{JobPlan, TrialLaunch, built_in_output, round_units};
+pub(crate) use supervise::{
+    Attached, Attempt, JobPlan, TrialLaunch, Watched, built_in_output, round_units,
+};
 
 /// Longest running time when the job sets none (ML Engine's default: 7 days).
 pub const DEFAULT_MAX_RUNNING_TIME: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -353,6 +355,17 @@ impl Jobs {
         }
     }
 
+    /// The `kiln` binary and the interpreter of a job whose working directory is `working_dir`:
+    /// the job's virtual environment's once its packages are installed there.
+    fn job_runtime(&self, working_dir: &Path) -> Runtime {
+        let mut runtime = self.settings.runtime.clone();
+        let venv = program::venv_python(working_dir);
+        if venv.exists() {
+            runtime.python = venv;
+        }
+        runtime
+    }
+
     /// `HOME` and `TMPDIR` in the job's working directory when its processes are confined (they
     /// may not write the server's), created here.
     fn sandbox_env(&self, working_dir: &Path) -> Result<Vec<(String, String)>, String> {
@@ -458,7 +471,7 @@ impl Jobs {
         };
         let (state, message, output) = match tuning {
             Some(tuning) => {
-                let (state, message, output) = self.tune(&plan, &tuning, stopped).await;
+                let (state, message, output) = self.tune(&plan, &tuning, stopped, None).await;
                 (state, message, Output::Training(output))
             }
             None => {

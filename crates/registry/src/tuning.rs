@@ -3,6 +3,8 @@
 
 mod run;
 
+pub(crate) use run::Resumed;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -7,6 +7,8 @@
 //! - `<rank>.addr`: written by a replica's launcher once it holds a port: `host:port` and, on the
 //!   next line, the node's name.
 //! - `<rank>.exit`: written by a replica's launcher when its trainer ended: an [`ExitReport`].
+//! - `ids.json`: the ids the executor gave the replicas, by rank, recorded by the server that
+//!   launched them, so a restarted server attaches to each gang on its own.
 //! - `stop`: written by an executor that cannot signal the replicas' processes itself (Slurm's
 //!   REST API only cancels): `SIGTERM` or `SIGKILL`, which each launcher sends to its trainer.
 //!
@@ -108,6 +110,18 @@ impl Gang {
     /// How replica `rank` ended, once its launcher recorded it.
     pub fn exit(&self, rank: usize) -> Option<ExitReport> {
         let text = std::fs::read_to_string(self.exit_file(rank)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Records the ids the executor gave the replicas, by rank.
+    pub fn record_ids(&self, ids: &[String]) -> std::io::Result<()> {
+        let text = serde_json::to_string(ids).map_err(std::io::Error::other)?;
+        write_whole(&self.dir.join("ids.json"), &text)
+    }
+
+    /// The ids recorded for the replicas, by rank.
+    pub fn ids(&self) -> Option<Vec<String>> {
+        let text = std::fs::read_to_string(self.dir.join("ids.json")).ok()?;
         serde_json::from_str(&text).ok()
     }
 

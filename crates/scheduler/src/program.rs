@@ -272,7 +272,7 @@ pub async fn install(
             "creating the job's virtual environment".into(),
         ),
         (
-            venv.join("bin/python"),
+            venv_python(dir),
             [
                 "-m",
                 "pip",
@@ -345,7 +345,12 @@ pub async fn install(
             return Err(format!("{what} failed with {}:\n{tail}", output.status));
         }
     }
-    Ok(venv.join("bin/python"))
+    Ok(venv_python(dir))
+}
+
+/// The interpreter of the virtual environment [`install`] makes in `dir`.
+pub fn venv_python(dir: &Path) -> PathBuf {
+    dir.join("venv").join("bin").join("python")
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 //! server finds each running job's gang (`gang/gang.json` in its working directory) and the ids
 //! its predecessor stored, has the executor attach to those replicas, and watches them to the end
 //! as if it had started them: the log goes on, cancel works, the final state and exit cause are
-//! recorded. Jobs still QUEUED are queued again. What cannot be taken over fails with a reason
-//! naming the restart, and its replicas are stopped: a job that was still PREPARING, and a tuning
-//! job (its tuner's state lives only in the server).
+//! recorded. A tuning job goes on: its finished trials inform the tuner again (it is seeded by the
+//! job, so it suggests as before), its running trials are watched again through their gangs
+//! (`trials/<id>/gang`), and new ones start. Jobs still QUEUED are queued again. What cannot be
+//! taken over fails with a reason naming the restart, and its replicas are stopped: a job that was
+//! still PREPARING, or whose gang's files are gone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +18,10 @@ use kiln_scheduler::Gang;
 use tokio::sync::watch;
 
 use super::launch::Launch;
-use super::supervise::Watched;
-use super::{Jobs, StopReason, concluded};
+use super::supervise::{Attached, JobPlan, Watched, gang_dir};
+use super::{Jobs, Output, StopReason, concluded};
 use crate::RegistryError;
+use crate::tuning::Resumed;
 
 impl Jobs {
     /// Takes over the jobs a previous server left: running ones are watched again, queued ones
@@ -77,8 +80,8 @@ impl Jobs {
         Ok(failed)
     }
 
-    /// Watches the replicas of a job a previous server started, to its end; `Err` says why it
-    /// cannot be taken over.
+    /// Watches the replicas of a job a previous server started, to its end (a tuning job's
+    /// search goes on from the trials it recorded); `Err` says why it cannot be taken over.
     fn reattach(self: &Arc<Self>, project: &str, job: &Job, ids: &[String]) -> Result<(), String> {
         if !matches!(job.state, JobState::Running | JobState::Cancelling) {
             return Err("its replicas had not started".into());
@@ -86,18 +89,46 @@ impl Jobs {
         let launch = self
             .launch(project, &mut job.clone())
             .map_err(|problems| problems.join("; "))?;
-        if launch.tuning.is_some() {
-            return Err("a tuning job's search cannot be resumed".into());
-        }
-        let gang = Gang::load(&self.working_dir(project, &job.job_id).join("gang"))
-            .map_err(|error| error.to_string())?;
-        if ids.len() != gang.replicas.len() {
-            return Err(format!(
-                "{} of its {} replicas were recorded",
-                ids.len(),
-                gang.replicas.len()
-            ));
-        }
+        let working_dir = self.working_dir(project, &job.job_id);
+        let taken = match &launch.tuning {
+            None => {
+                let gang =
+                    Gang::load(&gang_dir(&working_dir, None)).map_err(|error| error.to_string())?;
+                let ids = gang.ids().unwrap_or_else(|| ids.to_vec());
+                if ids.len() != gang.replicas.len() {
+                    return Err(format!(
+                        "{} of its {} replicas were recorded",
+                        ids.len(),
+                        gang.replicas.len()
+                    ));
+                }
+                let replicas = self.executor.attach(&gang, &ids);
+                self.track(project, &job.job_id, &ids, true);
+                Taken::Job(Box::new(Attached { gang, replicas }))
+            }
+            Some(_) => {
+                let mut trials = Vec::new();
+                let running = job
+                    .training_output
+                    .iter()
+                    .flat_map(|output| &output.trials)
+                    .filter(|trial| !trial.state.is_final());
+                for trial in running {
+                    let gang = Gang::load(&gang_dir(&working_dir, Some(&trial.trial_id)))
+                        .map_err(|error| format!("trial {}: {error}", trial.trial_id))?;
+                    let ids = gang
+                        .ids()
+                        .filter(|ids| ids.len() == gang.replicas.len())
+                        .ok_or_else(|| {
+                            format!("trial {}'s replicas were not recorded", trial.trial_id)
+                        })?;
+                    let replicas = self.executor.attach(&gang, &ids);
+                    self.track(project, &job.job_id, &ids, true);
+                    trials.push((trial.trial_id.clone(), Attached { gang, replicas }));
+                }
+                Taken::Trials(trials)
+            }
+        };
         let key = format!("{project}/{}", job.job_id);
         let (stop, stopped) = watch::channel(None);
         if job.state == JobState::Cancelling {
@@ -105,40 +136,115 @@ impl Jobs {
         }
         self.running_map().insert(key.clone(), stop);
         let admitted = self.queue.enqueue(&key, launch.units);
-        let replicas = self.executor.attach(&gang, ids);
-        self.track(project, &job.job_id, ids, true);
         let ran_for = chrono::DateTime::parse_from_rfc3339(&job.start_time)
             .ok()
             .and_then(|start| (chrono::Utc::now() - start.to_utc()).to_std().ok())
             .unwrap_or_default();
         let remaining = launch.max_running.saturating_sub(ran_for);
+        let deadline = tokio::time::Instant::now() + remaining.max(Duration::from_millis(1));
         let (jobs, project, job) = (Arc::clone(self), project.to_string(), job.clone());
         tokio::spawn(async move {
             let _ = admitted.await;
-            let Launch {
-                max_running,
-                program,
-                prediction,
-                units,
-                ..
-            } = launch;
-            let log_path = jobs.log_path(&project, &job.job_id);
-            let watched = Watched {
-                project: &project,
-                job_id: &job.job_id,
-                log_path: &log_path,
-                max_running,
-                deadline: tokio::time::Instant::now() + remaining.max(Duration::from_millis(1)),
-                trial: false,
+            let units = launch.units;
+            let (state, message, output) = match taken {
+                Taken::Job(attached) => {
+                    jobs.rewatch(&project, &job, launch, deadline, *attached, stopped)
+                        .await
+                }
+                Taken::Trials(trials) => {
+                    jobs.retune(&project, &job, launch, deadline, trials, stopped)
+                        .await
+                }
             };
-            let attempt = jobs.watch(&watched, &gang, replicas, stopped).await;
-            let input = job.training_input.clone().unwrap_or_default();
-            let (state, message, output) =
-                concluded(&attempt, &input, &program, prediction.as_ref());
             jobs.finish(&project, &job.job_id, state, message, output);
             jobs.queue.release(units);
             jobs.running_map().remove(&key);
         });
         Ok(())
     }
+
+    /// Watches a job's replicas a previous server started, to the job's end.
+    async fn rewatch(
+        &self,
+        project: &str,
+        job: &Job,
+        launch: Launch,
+        deadline: tokio::time::Instant,
+        Attached { gang, replicas }: Attached,
+        stopped: watch::Receiver<Option<StopReason>>,
+    ) -> (JobState, String, Output) {
+        let log_path = self.log_path(project, &job.job_id);
+        let watched = Watched {
+            project,
+            job_id: &job.job_id,
+            log_path: &log_path,
+            max_running: launch.max_running,
+            deadline,
+            trial: false,
+        };
+        let attempt = self.watch(&watched, &gang, replicas, stopped).await;
+        let input = job.training_input.clone().unwrap_or_default();
+        concluded(
+            &attempt,
+            &input,
+            &launch.program,
+            launch.prediction.as_ref(),
+        )
+    }
+
+    /// Goes on with a tuning job a previous server ran: its running trials are watched again and
+    /// new ones started as the search goes on.
+    async fn retune(
+        &self,
+        project: &str,
+        job: &Job,
+        launch: Launch,
+        deadline: tokio::time::Instant,
+        trials: Vec<(String, Attached)>,
+        stopped: watch::Receiver<Option<StopReason>>,
+    ) -> (JobState, String, Output) {
+        let input = job.training_input.clone().unwrap_or_default();
+        let working_dir = self.working_dir(project, &job.job_id);
+        let log_path = self.log_path(project, &job.job_id);
+        let confinement = self.confinement(project, &input, &launch.program, &working_dir);
+        let env = match self.sandbox_env(&working_dir) {
+            Ok(env) => env,
+            Err(message) => return (JobState::Failed, message, Output::NotStarted),
+        };
+        let runtime = self.job_runtime(&working_dir);
+        let Some(tuning) = launch.tuning.as_ref() else {
+            return (
+                JobState::Failed,
+                "not a tuning job".into(),
+                Output::NotStarted,
+            );
+        };
+        let plan = JobPlan {
+            project,
+            replicas: &launch.replicas,
+            input: &input,
+            program: &launch.program,
+            job_id: &job.job_id,
+            working_dir: &working_dir,
+            runtime: &runtime,
+            confinement: &confinement,
+            env: &env,
+            log_path: &log_path,
+            max_running: launch.max_running,
+            deadline,
+        };
+        let resumed = Resumed {
+            output: job.training_output.clone().unwrap_or_default(),
+            attached: trials,
+        };
+        let (state, message, output) = self.tune(&plan, tuning, stopped, Some(resumed)).await;
+        (state, message, Output::Training(output))
+    }
+}
+
+/// What a restarted server takes over: a job's replicas, or a tuning job's running trials', by
+/// trial id.
+enum Taken {
+    Job(Box<Attached>),
+    Trials(Vec<(String, Attached)>),
 }

@@ -35,6 +35,9 @@ impl Jobs {
         };
         let ids: Vec<String> = replicas.iter().map(|replica| replica.id()).collect();
         self.track(plan.project, plan.job_id, &ids, true);
+        if let Err(error) = gang.record_ids(&ids) {
+            tracing::warn!(job = plan.job_id, %error, "could not record replica ids; a restarted server cannot take the job over");
+        }
         let watched = Watched {
             project: plan.project,
             job_id: plan.job_id,
@@ -161,10 +164,7 @@ impl Jobs {
     /// The gang of one run of the job's replicas: each replica's command and environment, where
     /// they meet (`gang/` in the job's working directory, or in the trial's), how they are confined.
     fn gang(&self, plan: &JobPlan<'_>, trial: Option<&TrialLaunch>) -> Gang {
-        let dir = match trial {
-            Some(trial) => plan.working_dir.join("trials").join(&trial.id).join("gang"),
-            None => plan.working_dir.join("gang"),
-        };
+        let dir = gang_dir(plan.working_dir, trial.map(|trial| trial.id.as_str()));
         Gang {
             job_id: plan.job_id.to_string(),
             trial: trial.map(|trial| trial.id.clone()),
@@ -187,6 +187,14 @@ impl Jobs {
     }
 }
 
+/// Where the gang of a job (or of one of its trials) is.
+pub(crate) fn gang_dir(working_dir: &Path, trial: Option<&str>) -> PathBuf {
+    match trial {
+        Some(trial) => working_dir.join("trials").join(trial).join("gang"),
+        None => working_dir.join("gang"),
+    }
+}
+
 /// How long a replica's launcher waits for the others to start.
 const RENDEZVOUS_SECONDS: u64 = 600;
 
@@ -195,6 +203,12 @@ const PLACEMENT_POLL: Duration = Duration::from_millis(20);
 
 /// How often the engine is asked why a gang has not started yet.
 const ENGINE_POLL: Duration = Duration::from_secs(1);
+
+/// A gang's replicas that a previous server started, attached to by this one.
+pub(crate) struct Attached {
+    pub(crate) gang: Gang,
+    pub(crate) replicas: Vec<Box<dyn Replica>>,
+}
 
 /// What watching a job's replicas needs to know of the job.
 pub(crate) struct Watched<'a> {

@@ -15,10 +15,24 @@ use tokio::sync::watch;
 use super::TuningPlan;
 
 use crate::RegistryError;
-use crate::jobs::{JobPlan, Jobs, StopReason, TrialLaunch, built_in_output, round_units};
+use crate::jobs::{
+    Attached, Attempt, JobPlan, Jobs, StopReason, TrialLaunch, Watched, built_in_output,
+    round_units,
+};
 
 /// How often a running trial's metric is read (and early stopping considered).
 const METRIC_POLL: Duration = Duration::from_secs(1);
+
+/// A running trial's end: its index in the output, and how its replicas ended.
+type Running<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (usize, Attempt)> + Send + 'a>>;
+
+/// What a previous server left of a tuning job: its output so far, and the replicas of each trial
+/// still running (by trial id), attached to by this server's executor.
+pub(crate) struct Resumed {
+    pub(crate) output: TrainingOutput,
+    pub(crate) attached: Vec<(String, Attached)>,
+}
 
 impl Jobs {
     /// Checks that the job a tuning job resumes is a finished tuning job of the same project over
@@ -76,6 +90,7 @@ impl Jobs {
         plan: &JobPlan<'_>,
         tuning: &TuningPlan,
         mut stopped: watch::Receiver<Option<StopReason>>,
+        resumed: Option<Resumed>,
     ) -> (JobState, String, TrainingOutput) {
         use futures::StreamExt;
         use futures::stream::FuturesUnordered;
@@ -116,8 +131,57 @@ impl Jobs {
         // Running trials: index into output.trials → their metric watch and stop signal.
         let mut live: HashMap<usize, (MetricWatch, watch::Sender<Option<StopReason>>)> =
             HashMap::new();
-        let mut running = FuturesUnordered::new();
+        let mut running: FuturesUnordered<Running<'_>> = FuturesUnordered::new();
         let (mut started, mut failed, mut exhausted) = (0usize, 0usize, false);
+        if let Some(resumed) = resumed {
+            // A previous server's trials: the finished ones inform the tuner, the running ones
+            // are watched again.
+            output = resumed.output;
+            started = output.trials.len();
+            failed = output
+                .trials
+                .iter()
+                .filter(|trial| trial.state == JobState::Failed)
+                .count();
+            for trial in output.trials.iter().filter(|trial| trial.state.is_final()) {
+                history.extend(crate::tuning::observation(&space, trial));
+                curves.push(curve(trial));
+            }
+            for (trial_id, Attached { gang, replicas }) in resumed.attached {
+                let Some(index) = output
+                    .trials
+                    .iter()
+                    .position(|trial| trial.trial_id == trial_id)
+                else {
+                    continue;
+                };
+                let metric_file = plan
+                    .working_dir
+                    .join("trials")
+                    .join(&trial_id)
+                    .join("hypertune")
+                    .join("output.metrics");
+                let events_dir = (!plan.input.job_dir.is_empty())
+                    .then(|| trial_dir_of(plan.input, &output.trials[index]));
+                let watch_metric = MetricWatch::new(&tuning.tag, metric_file, events_dir, 0.0);
+                let (stop, trial_stopped) = watch::channel(None);
+                live.insert(index, (watch_metric, stop));
+                let watched = Watched {
+                    project,
+                    job_id,
+                    log_path: plan.log_path,
+                    max_running: plan.max_running,
+                    deadline: plan.deadline,
+                    trial: true,
+                };
+                running.push(Box::pin(async move {
+                    (
+                        index,
+                        self.watch(&watched, &gang, replicas, trial_stopped).await,
+                    )
+                }));
+            }
+        }
         let mut job_stop: Option<StopReason> = None;
         let mut last_failure = String::new();
         let mut poll = tokio::time::interval(METRIC_POLL);
@@ -166,12 +230,12 @@ impl Jobs {
                 output.trials.push(trial);
                 live.insert(index, (watch_metric, stop));
                 started += 1;
-                running.push(async move {
+                running.push(Box::pin(async move {
                     (
                         index,
                         self.supervise(plan, Some(&launch), trial_stopped).await,
                     )
-                });
+                }));
                 self.record_output(project, job_id, &output, goal);
             }
             if running.is_empty() {

@@ -263,30 +263,40 @@ impl<K: Eq + std::hash::Hash + Clone> Drop for Following<K> {
 /// How long a cluster engine may stay unreachable before a running replica is given up.
 const UNREACHABLE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// What an engine says of the job that ran a gang, once that job is over (or unknown to it).
+#[derive(Debug, Clone)]
+pub(crate) struct EngineEnd {
+    /// The engine's state and reason, in its words.
+    pub(crate) words: String,
+    /// Whether the engine ended it (a lost node, a time limit, the out-of-memory killer,
+    /// preemption), rather than its processes ending or a cancel.
+    pub(crate) engine_fault: bool,
+}
+
 /// Waits for replica `rank` of `gang` to end when it runs on a cluster engine: its launcher's
-/// record, or, when the engine says the job that ran it is over and there is none (a lost node, a
-/// time limit, a cancel), the engine's words. `ask` asks the engine: `Ok(None)` while the job
-/// runs or waits, `Ok(Some(words))` once it is over or unknown, `Err` when the engine cannot be
-/// reached (given up after a while, naming the engine).
+/// record, or, when the engine says the job that ran it is over and there is none, the engine's
+/// words. A replica killed by a signal while the engine ended its job (a lost node, a time limit)
+/// ends with the engine's words. `ask` asks the engine: `Ok(None)` while the job runs or waits,
+/// `Err` when the engine cannot be reached (given up after a while, naming the engine).
 pub(crate) async fn follow<F, Fut>(gang: &Gang, rank: usize, mut ask: F) -> ExitReport
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<String>, SchedulerError>>,
+    Fut: std::future::Future<Output = Result<Option<EngineEnd>, SchedulerError>>,
 {
     use std::time::{Duration, Instant};
     let mut reachable = Instant::now();
     let mut asked = Instant::now();
     loop {
         if let Some(report) = gang.exit(rank) {
-            return report;
+            return explained(report, &mut ask).await;
         }
         if asked.elapsed() >= Duration::from_secs(1) {
             asked = Instant::now();
             match ask().await {
                 // The launcher records the exit before its task ends.
-                Ok(Some(words)) => {
+                Ok(Some(end)) => {
                     return gang.exit(rank).unwrap_or(ExitReport {
-                        reason: Some(words),
+                        reason: Some(end.words),
                         ..ExitReport::default()
                     });
                 }
@@ -305,6 +315,31 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A replica killed by a signal may have been killed by its engine: waits a few seconds for the
+/// engine's verdict and, when the engine ended the job itself, ends with its words.
+async fn explained<F, Fut>(report: ExitReport, ask: &mut F) -> ExitReport
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<EngineEnd>, SchedulerError>>,
+{
+    if report.signal.is_none() {
+        return report;
+    }
+    for _ in 0..10 {
+        match ask().await {
+            Ok(Some(end)) if end.engine_fault => {
+                return ExitReport {
+                    reason: Some(end.words),
+                    ..report
+                };
+            }
+            Ok(None) => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
+            Ok(Some(_)) | Err(_) => break,
+        }
+    }
+    report
 }
 
 /// The file that asks the launchers of the gang in `dir` to stop their trainers.

@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::SchedulerError;
 use crate::cluster::Resources;
 use crate::executor::{Executor, ExitReport, Pending, Replica};
-use crate::gang::{Followed, Following, Gang};
+use crate::gang::{EngineEnd, Followed, Following, Gang};
 use crate::rest::Rest;
 
 /// The driver, written next to each gang.
@@ -198,24 +198,30 @@ impl Inner {
     }
 
     /// Ray's words for a job that is over (or gone), `None` while it waits or runs.
-    async fn ended(&self, submission: &str) -> Result<Option<String>, SchedulerError> {
+    async fn ended(&self, submission: &str) -> Result<Option<EngineEnd>, SchedulerError> {
         let request = self
             .rest
             .request(reqwest::Method::GET, &format!("api/jobs/{submission}"));
         let (status, text) = self.rest.send(request).await?;
         if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(Some(format!(
-                "ended without a record, and Ray no longer knows its job {submission}"
-            )));
+            return Ok(Some(EngineEnd {
+                words: format!(
+                    "ended without a record, and Ray no longer knows its job {submission}"
+                ),
+                engine_fault: false,
+            }));
         }
         let info: JobInfo = serde_json::from_str(&text)
             .map_err(|error| self.rest.error(format_args!("answered {status}: {error}")))?;
         Ok(match info.status.as_str() {
             "PENDING" | "RUNNING" => None,
-            status => Some(format!(
-                "ended as Ray job {submission} did: {status} ({})",
-                info.message.unwrap_or_default()
-            )),
+            status => Some(EngineEnd {
+                words: format!(
+                    "ended as Ray job {submission} did: {status} ({})",
+                    info.message.unwrap_or_default()
+                ),
+                engine_fault: false,
+            }),
         })
     }
 

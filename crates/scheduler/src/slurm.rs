@@ -8,8 +8,10 @@
 //! `<Slurm job id>.<rank>`.
 //!
 //! The launcher records each replica's end in the gang's directory; when the Slurm job ended
-//! without one (a lost node, the time limit, the out-of-memory killer, preemption, a cancel) the
-//! replica ends with Slurm's state and reason. Speaks the `v0.0.38` API (Slurm 22.05); requests
+//! without one (a lost node, the time limit, the out-of-memory killer, preemption, a cancel), or
+//! its trainer was killed while Slurm ended the job, the replica ends with Slurm's state and
+//! reason. A job Slurm requeues after a lost node ends with `NODE_FAIL`: Kiln cancels the rerun
+//! (and the batch script of a rerun does nothing), since Kiln decides what runs again. Speaks the `v0.0.38` API (Slurm 22.05); requests
 //! carry `X-SLURM-USER-NAME` and `X-SLURM-USER-TOKEN` (a JWT from `scontrol token`).
 
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use serde_json::{Value, json};
 use crate::SchedulerError;
 use crate::cluster::Resources;
 use crate::executor::{Executor, ExitReport, Pending, Replica, passed_env};
-use crate::gang::{Followed, Following, Gang};
+use crate::gang::{EngineEnd, Followed, Following, Gang};
 use crate::rest::Rest;
 
 /// The REST API version spoken.
@@ -114,6 +116,9 @@ struct JobInfo {
     job_state: String,
     #[serde(default)]
     state_reason: String,
+    /// How often Slurm requeued it (after a lost node).
+    #[serde(default)]
+    restart_cnt: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -296,8 +301,10 @@ impl Inner {
     /// The submission of `gang` as one Slurm job.
     fn submission(&self, gang: &Gang, file: &std::path::Path) -> Value {
         let need = gang.largest_need();
+        // Kiln decides what runs again: a run Slurm requeued after a lost node does nothing.
         let script = format!(
-            "#!/bin/sh\nexec srun --kill-on-bad-exit=0 {} replica --gang {}\n",
+            "#!/bin/sh\n[ \"${{SLURM_RESTART_COUNT:-0}}\" = 0 ] || exit 0\n\
+             exec srun --kill-on-bad-exit=0 {} replica --gang {}\n",
             shell_quote(&gang.kiln.display().to_string()),
             shell_quote(&file.display().to_string()),
         );
@@ -354,16 +361,31 @@ struct SlurmReplica {
 }
 
 /// Slurm's words for a job that is over (or gone), `None` while it waits or runs.
-fn ended(job: u64, info: Option<&JobInfo>) -> Option<String> {
+fn ended(job: u64, info: Option<&JobInfo>) -> Option<EngineEnd> {
     match info {
+        // Slurm requeues a batch job whose node failed (unless the site says otherwise).
+        Some(info) if info.restart_cnt > 0 => Some(EngineEnd {
+            words: format!(
+                "ended as Slurm job {job} lost a node: NODE_FAIL (Slurm requeued it; Kiln \
+                 cancelled the rerun)"
+            ),
+            engine_fault: true,
+        }),
         Some(info) if !is_final(&info.job_state) => None,
-        Some(info) => Some(format!(
-            "ended as Slurm job {job} did: {} (reason: {})",
-            info.job_state, info.state_reason
-        )),
-        None => Some(format!(
-            "ended without a record, and Slurm no longer knows its job {job}"
-        )),
+        Some(info) => Some(EngineEnd {
+            words: format!(
+                "ended as Slurm job {job} did: {} (reason: {})",
+                info.job_state, info.state_reason
+            ),
+            engine_fault: matches!(
+                info.job_state.as_str(),
+                "NODE_FAIL" | "TIMEOUT" | "OUT_OF_MEMORY" | "PREEMPTED" | "BOOT_FAIL" | "DEADLINE"
+            ),
+        }),
+        None => Some(EngineEnd {
+            words: format!("ended without a record, and Slurm no longer knows its job {job}"),
+            engine_fault: false,
+        }),
     }
 }
 
@@ -376,7 +398,16 @@ impl Replica for SlurmReplica {
         let (inner, job) = (Arc::clone(&self.inner), self.job);
         Box::pin(crate::gang::follow(&self.gang, self.rank, move || {
             let inner = Arc::clone(&inner);
-            async move { Ok(ended(job, inner.job(job).await?.as_ref())) }
+            async move {
+                let info = inner.job(job).await?;
+                if info
+                    .as_ref()
+                    .is_some_and(|info| info.restart_cnt > 0 && !is_final(&info.job_state))
+                {
+                    let _ = inner.cancel(job).await;
+                }
+                Ok(ended(job, info.as_ref()))
+            }
         }))
     }
 }

@@ -259,3 +259,55 @@ fn a_job_slurm_cannot_place_yet_is_queued_with_slurms_reason() {
     assert_eq!(job["state"], "SUCCEEDED", "{job}");
     assert_eq!(job["errorMessage"], Value::Null, "{job}");
 }
+
+/// Sets a Slurm node's state with `scontrol` (the environment's `SLURM_CONF`); whether it could.
+fn set_node(node: &str, state: &str) -> bool {
+    let mut command = Command::new("scontrol");
+    command.args([
+        "update",
+        &format!("nodename={node}"),
+        &format!("state={state}"),
+    ]);
+    if state == "down" {
+        command.arg("reason=kiln node failure test");
+    }
+    command
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Returns a node to service when dropped (it may have returned by itself: Slurm's
+/// `ReturnToService=2` brings back a node whose daemon answers).
+struct Resumed(&'static str);
+
+impl Drop for Resumed {
+    fn drop(&mut self) {
+        set_node(self.0, "resume");
+    }
+}
+
+#[test]
+#[ignore = "takes a node of the shared development cluster down: CI runs it alone"]
+fn a_node_lost_mid_job_fails_the_job_with_node_fail() {
+    if cluster("a_node_lost_mid_job_fails_the_job_with_node_fail") != Some(Engine::Slurm) {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    // One replica per node.
+    let body = json!({"jobId": "lost", "trainingInput": {"scaleTier": "CUSTOM",
+        "masterType": "n1-standard-64", "workerType": "n1-standard-64", "workerCount": "1",
+        "masterConfig": {"containerCommand": ["sleep", "600"]}}});
+    assert_eq!(
+        call("POST", &server.api("p", "jobs"), Some(&body.to_string())).0,
+        200
+    );
+    wait_job(&server, "p", "lost", |job| job["state"] == "RUNNING");
+    let _back = Resumed("n2");
+    assert!(set_node("n2", "down"), "scontrol could not take n2 down");
+    let job = wait_job(&server, "p", "lost", ended);
+    assert_eq!(job["state"], "FAILED", "{job}");
+    let message = job["errorMessage"].as_str().unwrap();
+    assert!(message.contains("NODE_FAIL"), "{message}");
+}

@@ -311,3 +311,66 @@ fn a_node_lost_mid_job_fails_the_job_with_node_fail() {
     let message = job["errorMessage"].as_str().unwrap();
     assert!(message.contains("NODE_FAIL"), "{message}");
 }
+
+#[test]
+#[ignore = "takes a node of the shared development cluster down: CI runs it alone"]
+fn a_tuning_job_goes_on_when_a_trial_loses_its_node() {
+    if cluster("a_tuning_job_goes_on_when_a_trial_loses_its_node") != Some(Engine::Slurm) {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let release = work.path().join("release");
+    // Each trial fills a node, reports `x` once `release` exists, and says it is up first.
+    let trainer = format!(
+        "touch {up}/up-$CLOUD_ML_TRIAL_ID; while [ ! -e {release} ]; do sleep 0.1; done; \
+         mkdir -p \"$(dirname \"$CLOUD_ML_HP_METRIC_FILE\")\"; \
+         printf '{{\"score\": %s, \"global_step\": 1}}\\n' \"${{1#--x=}}\" > \"$CLOUD_ML_HP_METRIC_FILE\"",
+        up = work.path().display(),
+        release = release.display(),
+    );
+    let body = json!({"jobId": "tune_lost", "trainingInput": {"scaleTier": "CUSTOM",
+        "masterType": "n1-standard-64",
+        "masterConfig": {"containerCommand": ["sh", "-c", trainer, "trainer"]},
+        "hyperparameters": {"goal": "MAXIMIZE", "hyperparameterMetricTag": "score", "maxTrials": 2,
+            "maxParallelTrials": 2, "maxFailedTrials": 2, "algorithm": "GRID_SEARCH",
+            "params": [{"parameterName": "x", "type": "INTEGER", "minValue": 1, "maxValue": 2}]}}});
+    assert_eq!(
+        call("POST", &server.api("p", "jobs"), Some(&body.to_string())).0,
+        200
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(work.path().join("up-1").exists() && work.path().join("up-2").exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the two trials never both started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let back = Resumed("n2");
+    assert!(set_node("n2", "down"), "scontrol could not take n2 down");
+    let lost = wait_job(&server, "p", "tune_lost", |job| {
+        job["trainingOutput"]["trials"]
+            .as_array()
+            .is_some_and(|trials| trials.iter().any(|trial| trial["state"] == "FAILED"))
+    });
+    drop(back);
+    std::fs::write(&release, "").unwrap();
+    let job = wait_job(&server, "p", "tune_lost", ended);
+    assert_eq!(
+        job["state"], "SUCCEEDED",
+        "the other trial carries the job: {lost:#}"
+    );
+    let trials = job["trainingOutput"]["trials"].as_array().unwrap();
+    let failed: Vec<&Value> = trials.iter().filter(|t| t["state"] == "FAILED").collect();
+    assert_eq!(failed.len(), 1, "{job:#}");
+    assert!(
+        failed[0]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("NODE_FAIL"),
+        "{job:#}"
+    );
+    assert!(trials.iter().any(|t| t["state"] == "SUCCEEDED"), "{job:#}");
+}

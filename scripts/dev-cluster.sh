@@ -5,6 +5,7 @@
 #                                            # slurmrestd with JWT; prints the export lines to use it
 #   bash scripts/dev-cluster.sh slurm down   # stops what `slurm up` started
 #   bash scripts/dev-cluster.sh slurm env    # prints the export lines again
+#   bash scripts/dev-cluster.sh slurm rest-stop|rest-start   # slurmrestd alone (fault tests)
 #   bash scripts/dev-cluster.sh ray up       # a Ray head node (PyPI's ray in a virtual environment)
 #   bash scripts/dev-cluster.sh ray down     # stops it
 #   bash scripts/dev-cluster.sh ray env
@@ -22,7 +23,7 @@ state="${KILN_CLUSTER_DIR:-/tmp/kiln-dev-cluster}"
 rest_port="${KILN_SLURM_PORT:-6820}"
 
 usage() {
-  echo "usage: $0 slurm|ray up|down|env" >&2
+  echo "usage: $0 slurm up|down|env|rest-stop|rest-start, or $0 ray up|down|env" >&2
   exit 2
 }
 
@@ -163,9 +164,7 @@ slurm_up() {
   slurmctld -i
   slurmd -N n1
   slurmd -N n2
-  SLURM_JWT=daemon setsid slurmrestd -a rest_auth/jwt -u nobody -g nogroup \
-    -s openapi/v0.0.38 "127.0.0.1:${rest_port}" > "${state}/slurm/log/slurmrestd.log" 2>&1 < /dev/null &
-  echo $! > "${state}/slurm/slurmrestd.pid"
+  slurm_rest_start
   for _ in $(seq 1 100); do
     if [ "$(sinfo -h -o '%t' -p debug | sort -u | tr -d '\n')" = "idle" ] \
       && curl -s -o /dev/null "http://127.0.0.1:${rest_port}/openapi/v3"; then
@@ -179,12 +178,27 @@ slurm_up() {
   exit 1
 }
 
-slurm_down() {
-  export SLURM_CONF="${state}/slurm/slurm.conf"
+# The REST daemon alone, so tests can take it away from a running cluster and give it back.
+slurm_rest_start() {
+  SLURM_JWT=daemon setsid slurmrestd -a rest_auth/jwt -u nobody -g nogroup \
+    -s openapi/v0.0.38 "127.0.0.1:${rest_port}" >> "${state}/slurm/log/slurmrestd.log" 2>&1 < /dev/null &
+  echo $! > "${state}/slurm/slurmrestd.pid"
+  for _ in $(seq 1 50); do
+    curl -s -o /dev/null "http://127.0.0.1:${rest_port}/openapi/v3" && return
+    sleep 0.1
+  done
+}
+
+slurm_rest_stop() {
   if [ -f "${state}/slurm/slurmrestd.pid" ]; then
     kill "$(cat "${state}/slurm/slurmrestd.pid")" 2> /dev/null || true
     rm -f "${state}/slurm/slurmrestd.pid"
   fi
+}
+
+slurm_down() {
+  export SLURM_CONF="${state}/slurm/slurm.conf"
+  slurm_rest_stop
   if [ -f "${SLURM_CONF}" ]; then
     scontrol shutdown 2> /dev/null || true
   fi
@@ -202,6 +216,8 @@ case "${engine} ${action}" in
   "slurm up") slurm_up ;;
   "slurm down") slurm_down ;;
   "slurm env") slurm_env ;;
+  "slurm rest-stop") slurm_rest_stop ;;
+  "slurm rest-start") slurm_rest_start ;;
   "ray up") ray_up ;;
   "ray down") ray_down ;;
   "ray env") ray_env ;;

@@ -277,7 +277,8 @@ pub(crate) struct EngineEnd {
 /// record, or, when the engine says the job that ran it is over and there is none, the engine's
 /// words. A replica killed by a signal while the engine ended its job (a lost node, a time limit)
 /// ends with the engine's words. `ask` asks the engine: `Ok(None)` while the job runs or waits,
-/// `Err` when the engine cannot be reached (given up after a while, naming the engine).
+/// `Err` when the engine cannot be reached (given up after a while, naming the engine, and the
+/// gang's launchers asked to stop their trainers).
 pub(crate) async fn follow<F, Fut>(gang: &Gang, rank: usize, mut ask: F) -> ExitReport
 where
     F: FnMut() -> Fut,
@@ -302,6 +303,8 @@ where
                 }
                 Ok(None) => reachable = Instant::now(),
                 Err(error) if reachable.elapsed() > UNREACHABLE_FOR => {
+                    // Given up on: its launcher stops the trainer, which needs no engine.
+                    let _ = request_stop(&gang.dir, "SIGTERM");
                     return ExitReport {
                         reason: Some(format!(
                             "could not be followed: {error} (for {} s)",

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::jobs::{ended, python_job, replica_record, trainer_package, wait_job};
+use crate::jobs::{ended, python_job, replica_record, trainer_package, wait_dead, wait_job};
 use crate::support::{Server, call, kiln_binary};
 
 /// A cluster engine the tests run on.
@@ -373,4 +373,63 @@ fn a_tuning_job_goes_on_when_a_trial_loses_its_node() {
         "{job:#}"
     );
     assert!(trials.iter().any(|t| t["state"] == "SUCCEEDED"), "{job:#}");
+}
+
+/// `scripts/dev-cluster.sh slurm ACTION`.
+fn dev_cluster(action: &str) {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/dev-cluster.sh");
+    let status = Command::new("bash")
+        .arg(script)
+        .args(["slurm", action])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("dev-cluster.sh");
+    assert!(status.success(), "dev-cluster.sh slurm {action}");
+}
+
+/// Starts slurmrestd again when dropped.
+struct RestBack;
+
+impl Drop for RestBack {
+    fn drop(&mut self) {
+        dev_cluster("rest-start");
+    }
+}
+
+#[test]
+#[ignore = "stops the shared development cluster's slurmrestd: CI runs it alone"]
+fn a_job_whose_engine_goes_away_fails_naming_it() {
+    if cluster("a_job_whose_engine_goes_away_fails_naming_it") != Some(Engine::Slurm) {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let up = work.path().join("up");
+    let body = json!({"jobId": "orphaned", "trainingInput": {
+        "masterConfig": {"containerCommand": ["sh", "-c",
+            format!("echo $$ > {0}.tmp && mv {0}.tmp {0}; exec sleep 600", up.display())]}}});
+    assert_eq!(
+        call("POST", &server.api("p", "jobs"), Some(&body.to_string())).0,
+        200
+    );
+    wait_job(&server, "p", "orphaned", |job| {
+        job["state"] == "RUNNING" && up.exists()
+    });
+    let pid: u64 = std::fs::read_to_string(&up)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _back = RestBack;
+    dev_cluster("rest-stop");
+    let job = wait_job(&server, "p", "orphaned", ended);
+    assert_eq!(job["state"], "FAILED", "{job}");
+    let message = job["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("Slurm at") && message.contains("unreachable"),
+        "{message}"
+    );
+    wait_dead(pid);
 }

@@ -208,7 +208,10 @@ slurm_down() {
     fi
     sleep 0.2
   done
+  # A node daemon that lost its controller may ignore SIGTERM.
   pkill -f "slurmd -N n[12]" 2> /dev/null || true
+  sleep 0.5
+  pkill -KILL -f "slurmd -N n[12]" 2> /dev/null || true
   echo "Slurm stopped"
 }
 

@@ -90,6 +90,16 @@ impl std::fmt::Display for Resources {
 }
 
 impl Resources {
+    /// The most of each resource over `all`: the largest node, or the most any replica asks.
+    pub fn largest(all: impl IntoIterator<Item = Resources>) -> Resources {
+        all.into_iter()
+            .fold(Resources::default(), |most, one| Resources {
+                cpus: most.cpus.max(one.cpus),
+                memory_mb: most.memory_mb.max(one.memory_mb),
+                gpus: most.gpus.max(one.gpus),
+            })
+    }
+
     /// Whether a node with `self` can run a replica that asks for `need`.
     pub fn holds(&self, need: &Resources) -> bool {
         self.cpus >= need.cpus && self.memory_mb >= need.memory_mb && self.gpus >= need.gpus

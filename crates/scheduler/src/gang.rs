@@ -88,13 +88,7 @@ impl Gang {
 
     /// What each replica asks of a node when one size is given to all: the most any asks.
     pub fn largest_need(&self) -> Resources {
-        self.replicas
-            .iter()
-            .fold(Resources::default(), |most, replica| Resources {
-                cpus: most.cpus.max(replica.resources.cpus),
-                memory_mb: most.memory_mb.max(replica.resources.memory_mb),
-                gpus: most.gpus.max(replica.resources.gpus),
-            })
+        Resources::largest(self.replicas.iter().map(|replica| replica.resources))
     }
 
     /// Where replica `rank` publishes its address.

@@ -111,15 +111,12 @@ impl RayExecutor {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        inner.largest = nodes
-            .iter()
-            .filter(|node| node.state == "ALIVE")
-            .map(NodeInfo::resources)
-            .fold(Resources::default(), |most, node| Resources {
-                cpus: most.cpus.max(node.cpus),
-                memory_mb: most.memory_mb.max(node.memory_mb),
-                gpus: most.gpus.max(node.gpus),
-            });
+        inner.largest = Resources::largest(
+            nodes
+                .iter()
+                .filter(|node| node.state == "ALIVE")
+                .map(NodeInfo::resources),
+        );
         if inner.largest.cpus == 0 {
             return Err(SchedulerError::Io(format!(
                 "Ray at {} has no live node with CPUs",

@@ -216,14 +216,7 @@ impl SlurmExecutor {
                 None => format!("Slurm at {} has no nodes", inner.config.url),
             }));
         }
-        let largest = members.iter().fold(Resources::default(), |most, node| {
-            let node = node.resources();
-            Resources {
-                cpus: most.cpus.max(node.cpus),
-                memory_mb: most.memory_mb.max(node.memory_mb),
-                gpus: most.gpus.max(node.gpus),
-            }
-        });
+        let largest = Resources::largest(members.iter().map(|node| node.resources()));
         Ok(Self {
             inner: Arc::new(Inner { largest, ..inner }),
         })

@@ -116,12 +116,14 @@ SlurmctldLogFile=${state}/slurm/log/slurmctld.log
 SlurmdLogFile=${state}/slurm/log/slurmd-%n.log
 TmpFS=${state}/slurm/tmpfs-%n
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+TaskPlugin=task/cgroup
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 MpiDefault=none
 SchedulerType=sched/backfill
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
 SchedulerParameters=bf_interval=1
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
@@ -132,7 +134,8 @@ KillWait=5
 SlurmctldPort=${KILN_SLURMCTLD_PORT:-6817}
 NodeName=n1 NodeHostname=${host} NodeAddr=127.0.0.1 Port=17001 CPUs=64 RealMemory=256000 State=UNKNOWN
 NodeName=n2 NodeHostname=${host} NodeAddr=127.0.0.1 Port=17002 CPUs=64 RealMemory=256000 State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=2
 CONF
 }
 
@@ -152,6 +155,7 @@ slurm_up() {
   slurm_down > /dev/null 2>&1 || true
   mkdir -p "${state}/slurm"/{state,spool,log} "${state}/slurm/tmpfs-n1" "${state}/slurm/tmpfs-n2"
   slurm_conf > "${state}/slurm/slurm.conf"
+  printf 'CgroupPlugin=cgroup/v1\nConstrainRAMSpace=yes\n' > "${state}/slurm/cgroup.conf"
   if [ ! -s "${state}/slurm/jwt.key" ]; then
     head -c 32 /dev/urandom > "${state}/slurm/jwt.key"
   fi

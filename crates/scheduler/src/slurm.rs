@@ -1,6 +1,7 @@
 //! `SlurmExecutor`: each gang is one Slurm job, submitted through slurmrestd's REST API.
 //!
-//! The job has one task per replica (`srun kiln replica --gang FILE`, rank from `SLURM_PROCID`),
+//! The job has one task per replica (`srun kiln replica --gang FILE`, rank from `SLURM_PROCID`;
+//! a gang of one replica runs in the batch step, without `srun`),
 //! each task given the CPUs, memory and GPUs of the gang's largest machine type, so Slurm places
 //! the replicas together or not at all and spreads them over nodes as their sizes demand. The job
 //! is named `kiln-<job id>` (and `-trial-<id>` in a tuning job); its time limit is the job's
@@ -294,10 +295,16 @@ impl Inner {
     /// The submission of `gang` as one Slurm job.
     fn submission(&self, gang: &Gang, file: &std::path::Path) -> Value {
         let need = gang.largest_need();
+        // One replica runs in the batch step itself: a job step would only add its start-up.
+        let launch = if gang.replicas.len() == 1 {
+            "exec"
+        } else {
+            "exec srun --kill-on-bad-exit=0"
+        };
         // Kiln decides what runs again: a run Slurm requeued after a lost node does nothing.
         let script = format!(
             "#!/bin/sh\n[ \"${{SLURM_RESTART_COUNT:-0}}\" = 0 ] || exit 0\n\
-             exec srun --kill-on-bad-exit=0 {} replica --gang {}\n",
+             {launch} {} replica --gang {}\n",
             shell_quote(&gang.kiln.display().to_string()),
             shell_quote(&file.display().to_string()),
         );

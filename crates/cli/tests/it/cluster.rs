@@ -433,3 +433,124 @@ fn a_job_whose_engine_goes_away_fails_naming_it() {
     );
     wait_dead(pid);
 }
+
+/// Submits `body` (a job named by its `jobId`) and waits for its end; its state and errorMessage.
+fn run_to_end(server: &Server, body: &Value) -> (String, String) {
+    assert_eq!(
+        call("POST", &server.api("p", "jobs"), Some(&body.to_string())).0,
+        200
+    );
+    let id = body["jobId"].as_str().unwrap();
+    let job = wait_job(server, "p", id, ended);
+    (
+        job["state"].as_str().unwrap().to_string(),
+        job["errorMessage"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[test]
+#[ignore = "fills 7.2 GB of the machine's memory: CI runs it alone"]
+fn a_replica_out_of_memory_fails_the_job_with_slurms_out_of_memory() {
+    if cluster("a_replica_out_of_memory_fails_the_job_with_slurms_out_of_memory")
+        != Some(Engine::Slurm)
+    {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    // `tail` keeps all of a line in memory, and /dev/zero has no end of line: the replica's
+    // 7,200 MB (complex_model_s), enforced by Slurm's cgroup, run out.
+    let body = json!({"jobId": "oom", "trainingInput": {"scaleTier": "CUSTOM",
+        "masterType": "complex_model_s",
+        "masterConfig": {"containerCommand": ["sh", "-c", "echo filling memory; exec tail -n 1 /dev/zero"]}}});
+    let (state, message) = run_to_end(&server, &body);
+    assert_eq!(state, "FAILED", "{message}");
+    assert!(message.contains("OUT_OF_MEMORY"), "{message}");
+    assert!(
+        message.contains("filling memory"),
+        "the log tail: {message}"
+    );
+}
+
+#[test]
+#[ignore = "preempts whatever runs on the shared development cluster: CI runs it alone"]
+fn a_job_slurm_preempts_fails_with_preempted() {
+    if cluster("a_job_slurm_preempts_fails_with_preempted") != Some(Engine::Slurm) {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let body = json!({"jobId": "preempted", "trainingInput": {"scaleTier": "CUSTOM",
+        "masterType": "n1-standard-64", "workerType": "n1-standard-64", "workerCount": "1",
+        "masterConfig": {"containerCommand": ["sh", "-c", "echo holding both nodes; exec sleep 600"]}}});
+    assert_eq!(
+        call("POST", &server.api("p", "jobs"), Some(&body.to_string())).0,
+        200
+    );
+    wait_job(&server, "p", "preempted", |job| job["state"] == "RUNNING");
+    // A job of the higher-tier partition takes a node: Slurm cancels Kiln's job to make room.
+    let urgent = Command::new("sbatch")
+        .args([
+            "--partition=urgent",
+            "--cpus-per-task=64",
+            "--mem-per-cpu=100",
+        ])
+        .args(["--output=/dev/null", "--wrap=sleep 1"])
+        .output()
+        .expect("sbatch");
+    assert!(
+        urgent.status.success(),
+        "sbatch to the urgent partition failed: {urgent:?}"
+    );
+    let job = wait_job(&server, "p", "preempted", ended);
+    assert_eq!(job["state"], "FAILED", "{job}");
+    let message = job["errorMessage"].as_str().unwrap();
+    assert!(message.contains("PREEMPTED"), "{message}");
+    assert!(
+        message.contains("holding both nodes"),
+        "the log tail: {message}"
+    );
+}
+
+#[test]
+#[ignore = "waits out a Slurm time limit of two minutes: CI runs it alone"]
+fn a_job_past_slurms_time_limit_while_no_server_runs_fails_with_timeout() {
+    if cluster("a_job_past_slurms_time_limit_while_no_server_runs_fails_with_timeout")
+        != Some(Engine::Slurm)
+    {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    // Kiln's own limit acts first while a server runs; with none, Slurm's (a minute later) does.
+    let body = json!({"jobId": "overtime", "trainingInput": {
+        "scheduling": {"maxRunningTime": "60s"},
+        "masterConfig": {"containerCommand": ["sh", "-c", "echo still going; exec sleep 600"]}}});
+    assert_eq!(
+        call("POST", &server.api("p", "jobs"), Some(&body.to_string())).0,
+        200
+    );
+    wait_job(&server, "p", "overtime", |job| job["state"] == "RUNNING");
+    server.kill();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    loop {
+        let queued = Command::new("squeue")
+            .args(["--noheader", "--name=kiln-overtime", "--format=%T"])
+            .output()
+            .expect("squeue");
+        if queued.status.success() && queued.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Slurm never ended the job at its time limit"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    let server = Server::start(data.path());
+    let job = wait_job(&server, "p", "overtime", ended);
+    assert_eq!(job["state"], "FAILED", "{job}");
+    let message = job["errorMessage"].as_str().unwrap();
+    assert!(message.contains("TIMEOUT"), "{message}");
+    assert!(message.contains("still going"), "the log tail: {message}");
+}

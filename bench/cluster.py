@@ -8,8 +8,8 @@ and stopped after), with a fresh `target/release/kiln server` on it:
      `sbatch` of `srun -n 4` through slurmrestd, a Ray job that places 4 bundles and runs 4 tasks, 4 local
      processes;
   2. tuning: a 200-trial RANDOM_SEARCH job of a trainer that only writes its metric, 8 trials at a time, from
-     the POST to the end; beside it 200 trivial tasks 8 at a time: a Slurm job array (`%8`), one Ray job
-     running 200 tasks of 8 CPUs on the 64-CPU node, a local pool of 8.
+     the POST to the end; beside it the same trainer run 200 times, 8 at a time: a Slurm job array (`%8`),
+     one Ray job running 200 tasks of 8 CPUs on the 64-CPU node, a local pool of 8.
 Rounds alternate Kiln and the engine's own, so the machine's slow spells hit both. Prints a table with the
 ratios. Standard library only; run from the repository root after `cargo build --release`:
 
@@ -29,6 +29,10 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAMP = ["sh", "-c", "date +%s%N; sleep 1"]
+# The tuning trainer: writes its `--x` as the metric, where ML Engine's hypertune file goes.
+WRITE = ('mkdir -p "$(dirname "$CLOUD_ML_HP_METRIC_FILE")" && '
+         'printf \'{"score": %s, "global_step": 1}\\n\' "${1#--x=}" > "$CLOUD_ML_HP_METRIC_FILE"')
+TRAINER = ["sh", "-c", WRITE, "trainer", "--x=0.5"]
 
 
 def http(method, url, body=None, headers=None):
@@ -103,10 +107,8 @@ class Kiln:
         """Seconds from the POST to the end of a `trials`-trial job, 8 at a time."""
         self.count += 1
         job_id = f"hp_{self.count}"
-        write = ('mkdir -p "$(dirname "$CLOUD_ML_HP_METRIC_FILE")" && '
-                 'printf \'{"score": %s, "global_step": 1}\\n\' "${1#--x=}" > "$CLOUD_ML_HP_METRIC_FILE"')
         body = {"jobId": job_id, "trainingInput": {
-            "masterConfig": {"containerCommand": ["sh", "-c", write, "trainer"]},
+            "masterConfig": {"containerCommand": ["sh", "-c", WRITE, "trainer"]},
             "hyperparameters": {"goal": "MAXIMIZE", "hyperparameterMetricTag": "score", "maxTrials": trials,
                                 "maxParallelTrials": 8, "algorithm": "RANDOM_SEARCH",
                                 "params": [{"parameterName": "x", "type": "DOUBLE", "minValue": 0,
@@ -133,9 +135,14 @@ class LocalDirect:
         return (max(starts) - submitted) / 1e9
 
     def tuning(self, trials):
+        work = tempfile.mkdtemp(prefix="kiln-bench-local-")
+
+        def trial(index):
+            env = {**os.environ, "CLOUD_ML_HP_METRIC_FILE": os.path.join(work, str(index), "output.metrics")}
+            subprocess.run(TRAINER, check=True, env=env)
         began = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda _: subprocess.run(["sh", "-c", "true"], check=True), range(trials)))
+            list(pool.map(trial, range(trials)))
         return time.monotonic() - began
 
 
@@ -175,7 +182,9 @@ class SlurmDirect:
 
     def tuning(self, trials):
         began = time.monotonic()
-        job_id = self.submit("#!/bin/sh\ntrue\n", array=f"0-{trials - 1}%8", tasks=1, cpus_per_task=4,
+        script = ("#!/bin/sh\nexport CLOUD_ML_HP_METRIC_FILE=trials/$SLURM_ARRAY_TASK_ID/output.metrics\n"
+                  + " ".join(shlex.quote(part) for part in TRAINER) + "\n")
+        job_id = self.submit(script, array=f"0-{trials - 1}%8", tasks=1, cpus_per_task=4,
                              memory_per_cpu=3750)
         self.wait(job_id)
         return time.monotonic() - began
@@ -197,12 +206,14 @@ print("STAMPS", max(int(s) for s in ray.get([stamp.options(num_cpus=4, schedulin
 """
 
 RAY_TUNING = """
-import sys, subprocess, ray
+import json, os, sys, subprocess, ray
 ray.init()
 @ray.remote(num_cpus=8)
-def trial():
-    subprocess.run(["sh", "-c", "true"], check=True)
-ray.get([trial.remote() for _ in range(int(sys.argv[1]))])
+def trial(metric_file, trainer):
+    subprocess.run(trainer, check=True, env={**os.environ, "CLOUD_ML_HP_METRIC_FILE": metric_file})
+trainer = json.loads(sys.argv[3])
+ray.get([trial.remote(os.path.join(sys.argv[2], str(index), "output.metrics"), trainer)
+         for index in range(int(sys.argv[1]))])
 """
 
 
@@ -240,7 +251,7 @@ class RayDirect:
 
     def tuning(self, trials):
         began = time.monotonic()
-        self.run("tuning.py", str(trials))
+        self.run("tuning.py", str(trials), os.path.join(self.work, f"trials-{self.count + 1}"), json.dumps(TRAINER))
         return time.monotonic() - began
 
 

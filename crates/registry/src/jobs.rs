@@ -37,7 +37,7 @@ use crate::registry::Registry;
 
 use launch::{Launch, validate, validate_prediction};
 pub(crate) use supervise::{
-    Attached, Attempt, JobPlan, TrialLaunch, Watched, built_in_output, round_units,
+    Attached, Attempt, JobPlan, TrialLaunch, Watched, built_in_output, pool_dir, round_units,
 };
 
 /// Longest running time when the job sets none (ML Engine's default: 7 days).
@@ -323,7 +323,12 @@ impl Jobs {
             .store
             .get_job(project, job_id)?
             .ok_or_else(|| RegistryError::NotFound(format!("job \"{job_id}\" was not found")))?;
+        let before = job.clone();
         change(&mut job);
+        // Each write waits for the disk; a change that changes nothing is not one.
+        if job == before {
+            return Ok(job);
+        }
         job.etag = crate::registry::etag(&job);
         self.store.update_job(project, &job)?;
         Ok(job)

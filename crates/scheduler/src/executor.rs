@@ -139,6 +139,11 @@ pub trait Executor: Send + Sync + 'static {
         let _ = id;
         Box::pin(std::future::ready(None))
     }
+    /// No more gangs will be launched in `pool` ([`Gang::pool`]): an executor that keeps an engine
+    /// job for them lets it end once their replicas have.
+    fn pool_done(&self, pool: &std::path::Path) {
+        let _ = pool;
+    }
 }
 
 /// Server environment variables a replica inherits; everything else is withheld so no server

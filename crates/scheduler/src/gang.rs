@@ -58,6 +58,11 @@ pub struct Gang {
     pub rendezvous_seconds: u64,
     /// `scheduling.maxRunningTime`: a cluster engine's own time limit for the gang.
     pub max_running_seconds: u64,
+    /// Where the gangs of one tuning job's trials may share one engine job, so that a trial starts
+    /// without the engine's start-up of a job (see [`crate::Executor::pool_done`]); `None`
+    /// outside tuning jobs.
+    #[serde(default)]
+    pub pool: Option<PathBuf>,
 }
 
 impl Gang {
@@ -310,7 +315,7 @@ where
                 Err(_) => {}
             }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -351,7 +356,7 @@ pub fn request_stop(dir: &Path, signal: &str) -> std::io::Result<()> {
 }
 
 /// Writes `text` to `path` through a temporary file and a rename.
-fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     std::fs::write(&temporary, text)?;
@@ -398,6 +403,7 @@ mod tests {
             python: "/bin/python3".into(),
             rendezvous_seconds: 5,
             max_running_seconds: 60,
+            pool: None,
         }
     }
 

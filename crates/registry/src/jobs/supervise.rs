@@ -190,14 +190,20 @@ impl Jobs {
             python: plan.runtime.python.clone(),
             rendezvous_seconds: RENDEZVOUS_SECONDS,
             max_running_seconds: plan.max_running.as_secs(),
+            pool: trial.map(|_| pool_dir(plan.working_dir)),
         }
     }
+}
+
+/// Where a tuning job's trials may share an engine job ([`Gang::pool`]).
+pub(crate) fn pool_dir(working_dir: &Path) -> PathBuf {
+    working_dir.join("trials")
 }
 
 /// Where the gang of a job (or of one of its trials) is.
 pub(crate) fn gang_dir(working_dir: &Path, trial: Option<&str>) -> PathBuf {
     match trial {
-        Some(trial) => working_dir.join("trials").join(trial).join("gang"),
+        Some(trial) => pool_dir(working_dir).join(trial).join("gang"),
         None => working_dir.join("gang"),
     }
 }

@@ -16,7 +16,7 @@ use super::TuningPlan;
 
 use crate::RegistryError;
 use crate::jobs::{
-    Attached, Attempt, JobPlan, Jobs, StopReason, TrialLaunch, Watched, built_in_output,
+    Attached, Attempt, JobPlan, Jobs, StopReason, TrialLaunch, Watched, built_in_output, pool_dir,
     round_units,
 };
 
@@ -184,6 +184,8 @@ impl Jobs {
         }
         let mut job_stop: Option<StopReason> = None;
         let mut last_failure = String::new();
+        // Whether `output` has changed since it was last recorded.
+        let mut unrecorded = false;
         let mut poll = tokio::time::interval(METRIC_POLL);
         loop {
             while job_stop.is_none()
@@ -236,6 +238,12 @@ impl Jobs {
                         self.supervise(plan, Some(&launch), trial_stopped).await,
                     )
                 }));
+                // Recorded before it launches (futures run only when polled below), so a restarted
+                // server knows every trial whose replicas may run.
+                unrecorded = true;
+            }
+            // One write for all that changed since the last: trials ended, and trials started.
+            if std::mem::take(&mut unrecorded) {
                 self.record_output(project, job_id, &output, goal);
             }
             if running.is_empty() {
@@ -270,7 +278,7 @@ impl Jobs {
                     }
                     history.extend(crate::tuning::observation(&space, trial));
                     curves.push(curve(trial));
-                    self.record_output(project, job_id, &output, goal);
+                    unrecorded = true;
                 }
                 _ = poll.tick() => {
                     let mut changed = false;
@@ -289,9 +297,7 @@ impl Jobs {
                             }
                         }
                     }
-                    if changed {
-                        self.record_output(project, job_id, &output, goal);
-                    }
+                    unrecorded |= changed;
                 }
                 changed = stopped.changed(), if job_stop.is_none() => {
                     if changed.is_ok() {
@@ -306,6 +312,7 @@ impl Jobs {
                 }
             }
         }
+        self.executor.pool_done(&pool_dir(plan.working_dir));
         let output = summary(&output, goal);
         let succeeded = output.completed_trial_count;
         let (state, message) = match job_stop {

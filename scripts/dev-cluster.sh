@@ -13,8 +13,10 @@
 # Installs what it needs when it is missing: Debian's Slurm packages (as root), Ray into
 # $KILN_CLUSTER_DIR/ray-venv. State, logs and the JWT
 # key live in $KILN_CLUSTER_DIR (default /tmp/kiln-dev-cluster). The two nodes, n1 and n2, run on
-# this machine (one `slurmd -N` each) declaring 64 CPUs and 256000 MB each (whatever this machine has; Slurm schedules by the declared sizes), so placement across nodes is
-# real while everything shares one file system.
+# this machine (one `slurmd -N` each) declaring 64 CPUs and 256000 MB each (whatever this machine has;
+# Slurm schedules by the declared sizes), so placement across nodes is real while everything shares
+# one file system. Slurm holds each job to the memory it asked for (task/cgroup), and a job of the
+# `urgent` partition preempts (cancels) jobs of the default `debug` one, as a site's would.
 set -euo pipefail
 
 engine="${1:-}"

@@ -146,6 +146,15 @@ pub trait Executor: Send + Sync + 'static {
     }
 }
 
+/// Runs `work` on the current Tokio runtime without waiting for it: the executor's methods that
+/// stop replicas return at once, while a cluster engine is asked over the network. Outside a
+/// runtime there is nothing to ask with, and nothing runs.
+pub(crate) fn detached(work: impl Future<Output = ()> + Send + 'static) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(work);
+    }
+}
+
 /// Server environment variables a replica inherits; everything else is withheld so no server
 /// secret reaches user code.
 pub const PASSED_ENV: &[&str] = &[

@@ -23,6 +23,7 @@
 //! it launches replicas only through [`Executor`], so Slurm, Ray or Kubernetes executors slot in
 //! without touching it. Nothing here knows about HTTP.
 
+mod answers;
 pub mod cluster;
 pub mod executor;
 pub mod gang;

@@ -26,8 +26,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::SchedulerError;
+use crate::answers::Answers;
 use crate::cluster::Resources;
-use crate::executor::{Executor, ExitReport, Pending, Replica};
+use crate::executor::{Executor, ExitReport, Pending, Replica, detached};
 use crate::gang::{EngineEnd, Followed, Following, Gang};
 use crate::rest::Rest;
 
@@ -64,6 +65,8 @@ struct Inner {
     /// The gang directory of each gang this server follows (by the id of its replicas less the
     /// rank), where a stop is asked for.
     followed: Arc<Followed<String>>,
+    /// What Ray said lately of each job replicas follow (`None`: it no longer knows it).
+    answers: Answers<String, Option<JobInfo>>,
     /// The pool each tuning job's trials are asked of, by [`Gang::pool`].
     pools: tokio::sync::Mutex<HashMap<PathBuf, Pool>>,
 }
@@ -78,7 +81,7 @@ struct Pool {
     used: Instant,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct JobInfo {
     #[serde(default)]
     status: String,
@@ -128,6 +131,7 @@ impl RayExecutor {
             config,
             largest: Resources::default(),
             followed: Followed::new(),
+            answers: Answers::new(),
             pools: tokio::sync::Mutex::new(HashMap::new()),
         };
         inner.get::<serde_json::Value>("api/version").await?;
@@ -196,11 +200,8 @@ impl RayExecutor {
         if asked && (pooled || signal != "SIGKILL") {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         let (inner, submission) = (Arc::clone(&self.inner), submission_of(key).to_string());
-        runtime.spawn(async move {
+        detached(async move {
             if let Err(error) = inner.stop(&submission).await {
                 tracing::warn!(%submission, %error, "could not stop a Ray job");
             }
@@ -326,20 +327,15 @@ impl Inner {
                 engine_fault: false,
             }));
         }
-        let request = self
-            .rest
-            .request(reqwest::Method::GET, &format!("api/jobs/{submission}"));
-        let (status, text) = self.rest.send(request).await?;
-        if status == reqwest::StatusCode::NOT_FOUND {
+        let key = submission.to_string();
+        let Some(info) = self.answers.get(&key, || self.job(submission)).await? else {
             return Ok(Some(EngineEnd {
                 words: format!(
                     "ended without a record, and Ray no longer knows its job {submission}"
                 ),
                 engine_fault: false,
             }));
-        }
-        let info: JobInfo = serde_json::from_str(&text)
-            .map_err(|error| self.rest.error(format_args!("answered {status}: {error}")))?;
+        };
         Ok(match info.status.as_str() {
             "PENDING" | "RUNNING" => None,
             status => Some(EngineEnd {
@@ -350,6 +346,20 @@ impl Inner {
                 engine_fault: false,
             }),
         })
+    }
+
+    /// Ray's record of a job, `None` when it no longer knows it.
+    async fn job(&self, submission: &str) -> Result<Option<JobInfo>, SchedulerError> {
+        let request = self
+            .rest
+            .request(reqwest::Method::GET, &format!("api/jobs/{submission}"));
+        let (status, text) = self.rest.send(request).await?;
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|error| self.rest.error(format_args!("answered {status}: {error}")))
     }
 
     /// Stops a Ray job that still runs.
@@ -459,11 +469,8 @@ impl Executor for RayExecutor {
     }
 
     fn pool_done(&self, pool: &Path) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         let (inner, pool) = (Arc::clone(&self.inner), pool.to_path_buf());
-        runtime.spawn(async move {
+        detached(async move {
             if let Some(known) = inner.pools.lock().await.remove(&pool) {
                 let done = known.home.join("done");
                 if let Err(error) = std::fs::write(&done, "") {

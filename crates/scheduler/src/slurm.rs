@@ -21,8 +21,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::SchedulerError;
+use crate::answers::Answers;
 use crate::cluster::Resources;
-use crate::executor::{Executor, ExitReport, Pending, Replica, passed_env};
+use crate::executor::{Executor, ExitReport, Pending, Replica, detached, passed_env};
 use crate::gang::{EngineEnd, Followed, Following, Gang};
 use crate::rest::Rest;
 
@@ -58,6 +59,8 @@ struct Inner {
     largest: Resources,
     /// The gang directory of each Slurm job this server follows, where a stop is asked for.
     followed: Arc<Followed<u64>>,
+    /// What Slurm said lately of each job its replicas follow (`None`: it no longer knows it).
+    answers: Answers<u64, Option<JobInfo>>,
 }
 
 /// An answer's `errors`, in Slurm's words.
@@ -189,6 +192,7 @@ impl SlurmExecutor {
             config,
             largest: Resources::default(),
             followed: Followed::new(),
+            answers: Answers::new(),
         };
         let ping: Errors = inner.get("ping").await?;
         if let Some(words) = ping.words() {
@@ -233,11 +237,8 @@ impl SlurmExecutor {
         let Some(job) = Self::slurm_job(id) else {
             return;
         };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         let inner = Arc::clone(&self.inner);
-        runtime.spawn(async move {
+        detached(async move {
             if let Err(error) = inner.cancel(job).await {
                 tracing::warn!(job, %error, "could not cancel a Slurm job");
             }
@@ -399,7 +400,7 @@ impl Replica for SlurmReplica {
         Box::pin(crate::gang::follow(&self.gang, self.rank, move || {
             let inner = Arc::clone(&inner);
             async move {
-                let info = inner.job(job).await?;
+                let info = inner.answers.get(&job, || inner.job(job)).await?;
                 if info
                     .as_ref()
                     .is_some_and(|info| info.restart_cnt > 0 && !is_final(&info.job_state))
@@ -464,12 +465,9 @@ impl Executor for SlurmExecutor {
         let Some(job) = Self::slurm_job(id) else {
             return;
         };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         let inner = Arc::clone(&self.inner);
         let prefix = format!("kiln-{job_id}");
-        runtime.spawn(async move {
+        detached(async move {
             if let Ok(Some(info)) = inner.job(job).await
                 && (info.name == prefix || info.name.starts_with(&format!("{prefix}-trial-")))
                 && !is_final(&info.job_state)

@@ -23,6 +23,9 @@ use super::{Jobs, Output, StopReason, concluded};
 use crate::RegistryError;
 use crate::tuning::Resumed;
 
+/// How long a job taken over after its deadline waits for its replicas' own reports.
+const REPORT_GRACE: Duration = Duration::from_secs(5);
+
 impl Jobs {
     /// Takes over the jobs a previous server left: running ones are watched again, queued ones
     /// queued again, the rest fail. Returns how many jobs failed.
@@ -140,8 +143,11 @@ impl Jobs {
             .ok()
             .and_then(|start| (chrono::Utc::now() - start.to_utc()).to_std().ok())
             .unwrap_or_default();
+        // A job whose deadline passed (or nearly) while no server watched it ends with what its
+        // replicas say when they have ended already (a cluster engine's own time limit, say),
+        // given a moment to say it.
         let remaining = launch.max_running.saturating_sub(ran_for);
-        let deadline = tokio::time::Instant::now() + remaining.max(Duration::from_millis(1));
+        let deadline = tokio::time::Instant::now() + remaining.max(REPORT_GRACE);
         let (jobs, project, job) = (Arc::clone(self), project.to_string(), job.clone());
         tokio::spawn(async move {
             let _ = admitted.await;

@@ -80,13 +80,6 @@ impl Jobs {
         let mut stop_reason: Option<StopReason> = None;
         let mut placed = false;
         let mut asked = Instant::now();
-        // A job taken over after its deadline ends with what its replicas say when they have
-        // already ended (a cluster engine's own time limit, say), given a moment to say it.
-        let now = tokio::time::Instant::now();
-        let deadline = match watched.deadline > now {
-            true => watched.deadline,
-            false => now + REPORT_GRACE,
-        };
         let stop = |running: &[bool], kill_at: &mut Option<tokio::time::Instant>| {
             for (id, _) in ids.iter().zip(running).filter(|(_, alive)| **alive) {
                 self.executor.terminate(id);
@@ -147,7 +140,7 @@ impl Jobs {
                         stop(&running, &mut kill_at);
                     }
                 }
-                () = tokio::time::sleep_until(deadline), if !settled => {
+                () = tokio::time::sleep_until(watched.deadline), if !settled => {
                     stop_reason = Some(StopReason::TimedOut(watched.max_running));
                     let _ = self.update(project, job_id, |job| job.state = JobState::Cancelling);
                     stop(&running, &mut kill_at);
@@ -207,9 +200,6 @@ pub(crate) fn gang_dir(working_dir: &Path, trial: Option<&str>) -> PathBuf {
         None => working_dir.join("gang"),
     }
 }
-
-/// How long a job taken over after its deadline waits for its replicas' own reports.
-const REPORT_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a replica's launcher waits for the others to start.
 const RENDEZVOUS_SECONDS: u64 = 600;

@@ -1,10 +1,13 @@
 //! Batch prediction jobs: checking a `predictionInput`, deciding what its replica runs, and reading
 //! back what it did.
 //!
-//! A batch prediction job is one replica running `kiln local batch-predict` (the `kiln-serve`
-//! batch engine) through the same executor, queue, logs, cancel and restart handling as a
-//! training job. Its model is resolved when it starts: a deployed version's files (the model's
-//! default when only `modelName` is given), or a `uri` the project may read.
+//! A batch prediction job runs `kiln local batch-predict` (the `kiln-serve` batch engine) through
+//! the same executor, queue, logs, cancel and restart handling as a training job. On the server's
+//! machine it is one replica of `maxWorkerCount` threads (one per core when unset); on a cluster,
+//! `maxWorkerCount` replicas (at least one) of a `standard` machine each, spread over nodes as the
+//! engine places them, each predicting its part of the input with a thread per CPU. Its model is
+//! resolved when it starts: a deployed version's files (the model's default when only `modelName`
+//! is given), or a `uri` the project may read.
 
 use std::path::{Path, PathBuf};
 
@@ -20,8 +23,10 @@ use crate::registry::Registry;
 pub(crate) struct PredictionPlan {
     /// Where the shards go, as checked.
     pub(crate) output_path: String,
-    /// The JSON counts the replica writes when it ends.
+    /// The JSON counts the replica writes when it ends (each replica of several `<summary>.<rank>`).
     pub(crate) summary: PathBuf,
+    /// How many replicas predict, each its part of the input.
+    pub(crate) parts: usize,
 }
 
 /// Most worker threads one job may ask for.
@@ -29,7 +34,15 @@ const MAX_WORKERS: i64 = 64;
 /// Instances per model call when the job sets none (ML Engine's default).
 const DEFAULT_BATCH_SIZE: i64 = 64;
 
-/// Checks `input`, collecting every problem, and returns the replica's program and the plan.
+/// How a batch prediction job is spread: over the threads of one replica, or over replicas (on a
+/// cluster) of `threads` threads each.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Spread {
+    Threads,
+    Replicas { threads: u32 },
+}
+
+/// Checks `input`, collecting every problem, and returns the replicas' program and the plan.
 /// `summary` is where the replica reports its counts.
 pub(crate) fn plan(
     input: &PredictionInput,
@@ -37,6 +50,7 @@ pub(crate) fn plan(
     paths: &PathPolicy,
     registry: &Registry,
     summary: &Path,
+    spread: Spread,
 ) -> Result<(Program, PredictionPlan), Vec<String>> {
     let mut problems = Vec::new();
     let model_dir = model_dir(input, project, paths, registry)
@@ -105,9 +119,13 @@ pub(crate) fn plan(
     else {
         return Err(problems);
     };
-    let workers = match input.max_worker_count {
-        0 => std::thread::available_parallelism().map_or(1, |cores| cores.get() as i64),
-        count => count,
+    let (workers, parts) = match (spread, input.max_worker_count) {
+        (Spread::Replicas { threads }, count) => (i64::from(threads.max(1)), count.max(1) as usize),
+        (Spread::Threads, 0) => (
+            std::thread::available_parallelism().map_or(1, |cores| cores.get() as i64),
+            1,
+        ),
+        (Spread::Threads, count) => (count, 1),
     };
     let batch_size = match input.batch_size {
         0 => DEFAULT_BATCH_SIZE,
@@ -128,11 +146,15 @@ pub(crate) fn plan(
     for pattern in inputs {
         args.extend(["--input-paths".to_string(), pattern]);
     }
+    if parts > 1 {
+        args.push("--part-by-rank".into());
+    }
     Ok((
         Program::BatchPredict { model_dir, args },
         PredictionPlan {
             output_path,
             summary: summary.to_path_buf(),
+            parts,
         },
     ))
 }
@@ -216,15 +238,33 @@ pub(crate) fn checked_input(
 
 /// The job's `predictionOutput`, from the counts its replica wrote (absent when it wrote none).
 pub(crate) fn output(plan: &PredictionPlan) -> PredictionOutput {
-    let summary: kiln_serve::batch::BatchSummary = std::fs::read(&plan.summary)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default();
-    PredictionOutput {
+    let files: Vec<PathBuf> = match plan.parts {
+        1 => vec![plan.summary.clone()],
+        parts => (0..parts)
+            .map(|rank| {
+                let mut path = plan.summary.clone().into_os_string();
+                path.push(format!(".{rank}"));
+                PathBuf::from(path)
+            })
+            .collect(),
+    };
+    let summaries = files.iter().map(|file| -> kiln_serve::batch::BatchSummary {
+        std::fs::read(file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    });
+    let mut output = PredictionOutput {
         output_path: plan.output_path.clone(),
-        prediction_count: summary.prediction_count as i64,
-        error_count: summary.error_count as i64,
-        // Microhour precision: a small local job takes well under the 0.0001 that ML units show.
-        node_hours: (summary.seconds * summary.shards as f64 / 3600.0 * 1e6).round() / 1e6,
+        ..PredictionOutput::default()
+    };
+    let mut shard_seconds = 0.0;
+    for summary in summaries {
+        output.prediction_count += summary.prediction_count as i64;
+        output.error_count += summary.error_count as i64;
+        shard_seconds += summary.seconds * summary.shards as f64;
     }
+    // Microhour precision: a small local job takes well under the 0.0001 that ML units show.
+    output.node_hours = (shard_seconds / 3600.0 * 1e6).round() / 1e6;
+    output
 }

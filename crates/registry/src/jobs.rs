@@ -214,6 +214,7 @@ impl Jobs {
                 &self.registry,
                 project,
                 &self.working_dir(project, &job.job_id).join(BATCH_SUMMARY),
+                self.executor.spans_nodes(),
             ),
             (None, None) => Err(vec![
                 "Field: job.training_input Error: a job needs a trainingInput or a predictionInput"

@@ -139,6 +139,11 @@ pub trait Executor: Send + Sync + 'static {
         let _ = id;
         Box::pin(std::future::ready(None))
     }
+    /// Whether replicas may run on other nodes than the server's: a batch prediction job then
+    /// runs as replicas that predict a part each, rather than as threads of one.
+    fn spans_nodes(&self) -> bool {
+        false
+    }
     /// No more gangs will be launched in `pool` ([`Gang::pool`]): an executor that keeps an engine
     /// job for them lets it end once their replicas have.
     fn pool_done(&self, pool: &std::path::Path) {

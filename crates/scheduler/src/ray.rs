@@ -464,6 +464,10 @@ impl Executor for RayExecutor {
         }
     }
 
+    fn spans_nodes(&self) -> bool {
+        true
+    }
+
     fn largest_node(&self) -> Option<Resources> {
         Some(self.inner.largest)
     }

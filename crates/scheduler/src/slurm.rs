@@ -477,6 +477,10 @@ impl Executor for SlurmExecutor {
         });
     }
 
+    fn spans_nodes(&self) -> bool {
+        true
+    }
+
     fn largest_node(&self) -> Option<Resources> {
         Some(self.inner.largest)
     }

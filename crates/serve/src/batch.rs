@@ -9,6 +9,11 @@
 //! record never stops the job; a batch that fails on one instance is retried without it. An
 //! instance's `key` field is not given to the model but copied to its result, so results (whose
 //! order across shards is not the input's) can be joined back to their inputs.
+//!
+//! A job may be one part of several, each run by its own process (on its own node): part `k` of
+//! `n` reads every `n`-th input file from the `k`-th when there are at least `n` files, else every
+//! `n`-th record, and numbers its shards after those of the parts before it, so the parts' shards
+//! together are named as one run's would be.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -63,6 +68,8 @@ pub struct BatchJob {
     pub workers: usize,
     /// Instances per model call.
     pub batch_size: usize,
+    /// Which part of the job this is, and of how many: `(0, 1)` for the whole job.
+    pub part: (usize, usize),
 }
 
 /// What a run did.
@@ -145,6 +152,18 @@ pub fn run(
         }
         files.extend(found);
     }
+    let (part, parts) = (job.part.0, job.part.1.max(1));
+    // With a file for each part, a part reads whole files; else every part reads every file and
+    // keeps every `parts`-th record.
+    let by_file = files.len() >= parts;
+    if by_file {
+        files = files
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| index % parts == part)
+            .map(|(_, file)| file)
+            .collect();
+    }
     std::fs::create_dir_all(&job.output_dir)
         .map_err(|error| ServeError::Request(format!("{}: {error}", job.output_dir.display())))?;
     let workers = job.workers.max(1);
@@ -159,7 +178,7 @@ pub fn run(
             let (runtime, receive, predicted, failed) = (&runtime, &receive, &predicted, &failed);
             let output_dir = &job.output_dir;
             handles.push(scope.spawn(move || -> Result<(), ServeError> {
-                let mut shard = Shard::create(output_dir, shard, workers)?;
+                let mut shard = Shard::create(output_dir, part * workers + shard, parts * workers)?;
                 loop {
                     let batch = match receive.lock() {
                         Ok(receiver) => receiver.recv(),
@@ -176,9 +195,14 @@ pub fn run(
         }
         let mut batch = Vec::with_capacity(batch_size);
         let mut read = 0u64;
+        let mut seen = 0usize;
         let mut last_report = Instant::now();
         for file in &files {
             let mut on_record = |record: Record| -> bool {
+                seen += 1;
+                if !by_file && (seen - 1) % parts != part {
+                    return true;
+                }
                 batch.push(record);
                 read += 1;
                 if batch.len() >= batch_size {
@@ -567,6 +591,80 @@ mod tests {
                     .prop_map(|fields| Value::Object(fields.into_iter().collect())),
             ]
         })
+    }
+
+    /// Predicts each instance's `x`.
+    struct Echo;
+
+    impl ModelRuntime for Echo {
+        fn predict(&self, instances: &[Value]) -> Result<Vec<Value>, ServeError> {
+            Ok(instances
+                .iter()
+                .map(|instance| instance["x"].clone())
+                .collect())
+        }
+    }
+
+    /// Runs every part of `parts` over `files` files of `per_file` instances each; the keys each
+    /// part predicted, and the shard names written.
+    fn run_parts(files: usize, per_file: usize, parts: usize) -> (Vec<Vec<u64>>, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        for file in 0..files {
+            let text: String = (0..per_file)
+                .map(|line| {
+                    let key = file * per_file + line;
+                    format!("{{\"key\": {key}, \"x\": {key}}}\n")
+                })
+                .collect();
+            std::fs::write(dir.path().join(format!("in-{file}.json")), text).unwrap();
+        }
+        let out = dir.path().join("out");
+        let mut predicted = Vec::new();
+        for part in 0..parts {
+            let job = BatchJob {
+                format: InputFormat::JsonLines,
+                inputs: vec![format!("{}/in-*", dir.path().display())],
+                output_dir: out.join(part.to_string()),
+                workers: 2,
+                batch_size: 3,
+                part: (part, parts),
+            };
+            run(&job, Arc::new(Echo), &mut |_| {}).unwrap();
+            let mut keys: Vec<u64> = Vec::new();
+            for entry in std::fs::read_dir(out.join(part.to_string())).unwrap() {
+                let path = entry.unwrap().path();
+                for line in std::fs::read_to_string(&path).unwrap().lines() {
+                    let result: Value = serde_json::from_str(line).unwrap();
+                    keys.extend(result["key"].as_u64());
+                }
+            }
+            keys.sort_unstable();
+            predicted.push(keys);
+        }
+        let mut shards: Vec<String> = (0..parts)
+            .flat_map(|part| std::fs::read_dir(out.join(part.to_string())).unwrap())
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("prediction.results-"))
+            .collect();
+        shards.sort();
+        (predicted, shards)
+    }
+
+    #[test]
+    fn parts_split_files_or_records_and_number_their_shards_as_one_run() {
+        // Three files for two parts: whole files each.
+        let (predicted, shards) = run_parts(3, 4, 2);
+        assert_eq!(predicted[0], [0, 1, 2, 3, 8, 9, 10, 11]);
+        assert_eq!(predicted[1], [4, 5, 6, 7]);
+        assert_eq!(
+            shards,
+            (0..4)
+                .map(|index| format!("prediction.results-{index:05}-of-00004"))
+                .collect::<Vec<_>>()
+        );
+        // One file for three parts: every third record each, all of them once.
+        let (predicted, _) = run_parts(1, 10, 3);
+        assert_eq!(predicted, [vec![0, 3, 6, 9], vec![1, 4, 7], vec![2, 5, 8]]);
     }
 
     proptest! {

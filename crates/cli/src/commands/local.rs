@@ -66,9 +66,13 @@ pub struct BatchPredictArgs {
     /// Instances per model call.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
-    /// Also write the run's counts as JSON to this file.
+    /// Also write the run's counts as JSON to this file (`FILE.<rank>` with `--part-by-rank`).
     #[arg(long)]
     pub summary: Option<PathBuf>,
+    /// Run one part of the job, the `RANK`-th of `WORLD_SIZE` (set by the replica's launcher):
+    /// each replica of a batch prediction job on a cluster is one part.
+    #[arg(long, hide = true)]
+    pub part_by_rank: bool,
 }
 
 /// Flags of `kiln local train`.
@@ -186,6 +190,23 @@ fn batch_predict(args: &BatchPredictArgs) -> anyhow::Result<()> {
             args.data_format
         )
     })?;
+    let part = match args.part_by_rank {
+        true => {
+            let read = |name: &str| -> anyhow::Result<usize> {
+                std::env::var(name)
+                    .ok()
+                    .and_then(|value| value.parse().ok())
+                    .with_context(|| format!("--part-by-rank: {name} is not set to a number"))
+            };
+            let (rank, size) = (read("RANK")?, read("WORLD_SIZE")?);
+            anyhow::ensure!(
+                rank < size,
+                "--part-by-rank: RANK {rank} is not below WORLD_SIZE {size}"
+            );
+            (rank, size)
+        }
+        false => (0, 1),
+    };
     let runtime = kiln_serve::load(&args.model_dir, kiln_serve::detect(&args.model_dir)?)?;
     let job = BatchJob {
         format,
@@ -195,11 +216,16 @@ fn batch_predict(args: &BatchPredictArgs) -> anyhow::Result<()> {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         }),
         batch_size: args.batch_size,
+        part,
     };
     let summary = kiln_serve::batch::run(&job, runtime, &mut |line| println!("{line}"))?;
     let counts = serde_json::to_string(&summary)?;
     if let Some(path) = &args.summary {
-        std::fs::write(path, &counts).with_context(|| path.display().to_string())?;
+        let mut path = path.clone().into_os_string();
+        if args.part_by_rank {
+            path.push(format!(".{}", part.0));
+        }
+        std::fs::write(&path, &counts).with_context(|| path.display().to_string())?;
     }
     println!("batch prediction finished: {counts}");
     Ok(())

@@ -142,16 +142,35 @@ fn units(replicas: &[ReplicaPlan]) -> f64 {
         .sum()
 }
 
-/// Checks a batch prediction input and decides how to run it: one `standard` replica.
+/// Checks a batch prediction input and decides how to run it: one `standard` replica, or on a
+/// cluster (`spans_nodes`) one for each of `maxWorkerCount` parts.
 pub(super) fn validate_prediction(
     input: &kiln_api::PredictionInput,
     settings: &JobSettings,
     registry: &Registry,
     project: &str,
     summary: &Path,
+    spans_nodes: bool,
 ) -> Result<Launch, Vec<String>> {
-    let (program, prediction) = batch::plan(input, project, &settings.paths, registry, summary)?;
-    let replicas = kiln_scheduler::plan(&kiln_api::TrainingInput::default())?;
+    let standard = kiln_scheduler::plan(&kiln_api::TrainingInput::default())?;
+    let spread = match spans_nodes {
+        true => batch::Spread::Replicas {
+            threads: standard.first().map_or(1, |master| master.resources().cpus),
+        },
+        false => batch::Spread::Threads,
+    };
+    let (program, prediction) =
+        batch::plan(input, project, &settings.paths, registry, summary, spread)?;
+    let replicas = match prediction.parts {
+        1 => standard,
+        parts => kiln_scheduler::plan(&kiln_api::TrainingInput {
+            scale_tier: kiln_api::job::ScaleTier::Custom,
+            master_type: "standard".into(),
+            worker_type: "standard".into(),
+            worker_count: parts as i64 - 1,
+            ..kiln_api::TrainingInput::default()
+        })?,
+    };
     Ok(Launch {
         units: units(&replicas),
         replicas,

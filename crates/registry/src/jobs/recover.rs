@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use kiln_api::job::{Job, JobState};
 use kiln_scheduler::Gang;
+use kiln_scheduler::program::Program;
 use tokio::sync::watch;
 
 use super::launch::Launch;
@@ -187,6 +188,7 @@ impl Jobs {
             max_running: launch.max_running,
             deadline,
             trial: false,
+            all_finish: matches!(launch.program, Program::BatchPredict { .. }),
         };
         let attempt = self.watch(&watched, &gang, replicas, stopped).await;
         let input = job.training_input.clone().unwrap_or_default();

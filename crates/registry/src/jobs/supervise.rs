@@ -45,6 +45,7 @@ impl Jobs {
             max_running: plan.max_running,
             deadline: plan.deadline,
             trial: trial.is_some(),
+            all_finish: matches!(plan.program, Program::BatchPredict { .. }),
         };
         self.watch(&watched, &gang, replicas, stopped).await
     }
@@ -108,6 +109,10 @@ impl Jobs {
                         );
                         verdict = Some((JobState::Failed, message));
                         stop(&running, &mut kill_at);
+                    } else if watched.all_finish {
+                        if !running.contains(&true) {
+                            verdict = Some((JobState::Succeeded, String::new()));
+                        }
                     } else if replica.task == TaskType::Master {
                         verdict = Some((JobState::Succeeded, String::new()));
                         stop(&running, &mut kill_at);
@@ -226,6 +231,9 @@ pub(crate) struct Watched<'a> {
     pub(crate) deadline: tokio::time::Instant,
     /// Whether the replicas are one trial of a tuning job (whose state is the job's, not theirs).
     pub(crate) trial: bool,
+    /// Whether the job succeeds once every replica has (the parts of a batch prediction), rather
+    /// than once its master has.
+    pub(crate) all_finish: bool,
 }
 
 /// What every replica of one job shares.

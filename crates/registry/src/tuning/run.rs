@@ -173,6 +173,7 @@ impl Jobs {
                     max_running: plan.max_running,
                     deadline: plan.deadline,
                     trial: true,
+                    all_finish: false,
                 };
                 running.push(Box::pin(async move {
                     (

@@ -210,6 +210,34 @@ fn a_server_that_cannot_reach_or_use_its_engine_does_not_start() {
     }
 }
 
+#[test]
+fn an_unknown_executor_is_refused_naming_the_known_ones() {
+    let data = tempfile::tempdir().unwrap();
+    for (flag, variable) in [(Some("kubernetes"), None), (None, Some("nomad"))] {
+        let mut command = Command::new(kiln_binary());
+        command
+            .args(["server", "--bind", "127.0.0.1:0", "--insecure-no-auth"])
+            .arg("--data-dir")
+            .arg(data.path())
+            .env_remove("KILN_EXECUTOR");
+        if let Some(flag) = flag {
+            command.args(["--executor", flag]);
+        }
+        if let Some(variable) = variable {
+            command.env("KILN_EXECUTOR", variable);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        let named = flag.or(variable).unwrap();
+        assert!(stderr.contains(named), "{stderr}");
+        assert!(
+            stderr.contains("local") && stderr.contains("slurm") && stderr.contains("ray"),
+            "the known executors: {stderr}"
+        );
+    }
+}
+
 /// Cancels a job when dropped, so a failing test leaves nothing holding the shared cluster.
 struct Cancelled<'a>(&'a Server, &'a str);
 
@@ -553,4 +581,47 @@ fn a_job_past_slurms_time_limit_while_no_server_runs_fails_with_timeout() {
     let message = job["errorMessage"].as_str().unwrap();
     assert!(message.contains("TIMEOUT"), "{message}");
     assert!(message.contains("still going"), "the log tail: {message}");
+}
+
+/// Sets the development cluster's `debug` partition's state with `scontrol`; whether it could.
+fn set_partition(state: &str) -> bool {
+    Command::new("scontrol")
+        .args(["update", "partitionname=debug", &format!("state={state}")])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Returns the `debug` partition to service when dropped.
+struct PartitionBack;
+
+impl Drop for PartitionBack {
+    fn drop(&mut self) {
+        set_partition("up");
+    }
+}
+
+#[test]
+#[ignore = "takes the shared development cluster's partition out of service: CI runs it alone"]
+fn a_job_slurm_refuses_fails_with_slurms_words() {
+    if cluster("a_job_slurm_refuses_fails_with_slurms_words") != Some(Engine::Slurm) {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let _back = PartitionBack;
+    // An inactive partition takes no job: Slurm refuses the submission itself.
+    assert!(
+        set_partition("inactive"),
+        "scontrol could not deactivate the partition"
+    );
+    let body = json!({"jobId": "refused", "trainingInput": {
+        "masterConfig": {"containerCommand": ["true"]}}});
+    let (state, message) = run_to_end(&server, &body);
+    assert_eq!(state, "FAILED", "{message}");
+    assert!(message.contains("Slurm refused the job: "), "{message}");
+    assert!(
+        message.to_lowercase().contains("partition"),
+        "Slurm's words: {message}"
+    );
 }

@@ -59,6 +59,17 @@ with open(os.path.join(args.job_dir, 'rank-%d.json' % dist.get_rank()), 'w') as 
 dist.destroy_process_group()
 "#;
 
+/// A server on the Slurm development cluster, and its data directory; `None` (the test says it is
+/// skipped) where the executor is not Slurm.
+fn slurm_server(test: &str) -> Option<(tempfile::TempDir, Server)> {
+    if cluster(test) != Some(Engine::Slurm) {
+        return None;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    Some((data, server))
+}
+
 /// On Slurm, that the replicas ran on both of its nodes (Ray's development cluster has one).
 fn used_both_nodes(engine: Engine, nodes: &BTreeSet<Option<String>>) {
     if engine == Engine::Slurm {
@@ -238,23 +249,23 @@ fn an_unknown_executor_is_refused_naming_the_known_ones() {
     }
 }
 
-/// Cancels a job when dropped, so a failing test leaves nothing holding the shared cluster.
-struct Cancelled<'a>(&'a Server, &'a str);
+/// Runs its closure when dropped: puts back what a test took of the shared cluster (a node, a
+/// partition, slurmrestd, the nodes a job holds), even when the test fails.
+struct Restore<F: FnMut()>(F);
 
-impl Drop for Cancelled<'_> {
+impl<F: FnMut()> Drop for Restore<F> {
     fn drop(&mut self) {
-        let url = self.0.api("p", &format!("jobs/{}:cancel", self.1));
-        call("POST", &url, Some("{}"));
+        (self.0)();
     }
 }
 
 #[test]
 fn a_job_slurm_cannot_place_yet_is_queued_with_slurms_reason() {
-    if cluster("a_job_slurm_cannot_place_yet_is_queued_with_slurms_reason") != Some(Engine::Slurm) {
+    let Some((_data, server)) =
+        slurm_server("a_job_slurm_cannot_place_yet_is_queued_with_slurms_reason")
+    else {
         return;
-    }
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path());
+    };
     // Two replicas of 64 CPUs fill both nodes; the next job waits for them (the other tests' jobs
     // wait too, for as long as this one holds the nodes).
     let filler = json!({"jobId": "filler", "trainingInput": {"scaleTier": "CUSTOM",
@@ -264,7 +275,9 @@ fn a_job_slurm_cannot_place_yet_is_queued_with_slurms_reason() {
         call("POST", &server.api("p", "jobs"), Some(&filler.to_string())).0,
         200
     );
-    let holding = Cancelled(&server, "filler");
+    let holding = Restore(|| {
+        call("POST", &server.api("p", "jobs/filler:cancel"), Some("{}"));
+    });
     wait_job(&server, "p", "filler", |job| job["state"] == "RUNNING");
     let waiting = json!({"jobId": "waiting", "trainingInput": {"scaleTier": "CUSTOM",
         "masterType": "n1-standard-64", "masterConfig": {"containerCommand": ["true"]}}});
@@ -305,24 +318,19 @@ fn set_node(node: &str, state: &str) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// Returns a node to service when dropped (it may have returned by itself: Slurm's
-/// `ReturnToService=2` brings back a node whose daemon answers).
-struct Resumed(&'static str);
-
-impl Drop for Resumed {
-    fn drop(&mut self) {
-        set_node(self.0, "resume");
-    }
+/// Returns node `n2` to service (it may have returned by itself: Slurm's `ReturnToService=2`
+/// brings back a node whose daemon answers).
+fn resume_n2() {
+    set_node("n2", "resume");
 }
 
 #[test]
 #[ignore = "takes a node of the shared development cluster down: CI runs it alone"]
 fn a_node_lost_mid_job_fails_the_job_with_node_fail() {
-    if cluster("a_node_lost_mid_job_fails_the_job_with_node_fail") != Some(Engine::Slurm) {
+    let Some((_data, server)) = slurm_server("a_node_lost_mid_job_fails_the_job_with_node_fail")
+    else {
         return;
-    }
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path());
+    };
     // One replica per node.
     let body = json!({"jobId": "lost", "trainingInput": {"scaleTier": "CUSTOM",
         "masterType": "n1-standard-64", "workerType": "n1-standard-64", "workerCount": "1",
@@ -332,7 +340,7 @@ fn a_node_lost_mid_job_fails_the_job_with_node_fail() {
         200
     );
     wait_job(&server, "p", "lost", |job| job["state"] == "RUNNING");
-    let _back = Resumed("n2");
+    let _back = Restore(resume_n2);
     assert!(set_node("n2", "down"), "scontrol could not take n2 down");
     let job = wait_job(&server, "p", "lost", ended);
     assert_eq!(job["state"], "FAILED", "{job}");
@@ -343,12 +351,11 @@ fn a_node_lost_mid_job_fails_the_job_with_node_fail() {
 #[test]
 #[ignore = "takes a node of the shared development cluster down: CI runs it alone"]
 fn a_tuning_job_goes_on_when_a_trial_loses_its_node() {
-    if cluster("a_tuning_job_goes_on_when_a_trial_loses_its_node") != Some(Engine::Slurm) {
+    let Some((_data, server)) = slurm_server("a_tuning_job_goes_on_when_a_trial_loses_its_node")
+    else {
         return;
-    }
-    let data = tempfile::tempdir().unwrap();
+    };
     let work = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path());
     let release = work.path().join("release");
     // Each trial fills a node, reports `x` once `release` exists, and says it is up first.
     let trainer = format!(
@@ -376,7 +383,7 @@ fn a_tuning_job_goes_on_when_a_trial_loses_its_node() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let back = Resumed("n2");
+    let back = Restore(resume_n2);
     assert!(set_node("n2", "down"), "scontrol could not take n2 down");
     let lost = wait_job(&server, "p", "tune_lost", |job| {
         job["trainingOutput"]["trials"]
@@ -416,24 +423,13 @@ fn dev_cluster(action: &str) {
     assert!(status.success(), "dev-cluster.sh slurm {action}");
 }
 
-/// Starts slurmrestd again when dropped.
-struct RestBack;
-
-impl Drop for RestBack {
-    fn drop(&mut self) {
-        dev_cluster("rest-start");
-    }
-}
-
 #[test]
 #[ignore = "stops the shared development cluster's slurmrestd: CI runs it alone"]
 fn a_job_whose_engine_goes_away_fails_naming_it() {
-    if cluster("a_job_whose_engine_goes_away_fails_naming_it") != Some(Engine::Slurm) {
+    let Some((_data, server)) = slurm_server("a_job_whose_engine_goes_away_fails_naming_it") else {
         return;
-    }
-    let data = tempfile::tempdir().unwrap();
+    };
     let work = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path());
     let up = work.path().join("up");
     let body = json!({"jobId": "orphaned", "trainingInput": {
         "masterConfig": {"containerCommand": ["sh", "-c",
@@ -450,7 +446,7 @@ fn a_job_whose_engine_goes_away_fails_naming_it() {
         .trim()
         .parse()
         .unwrap();
-    let _back = RestBack;
+    let _back = Restore(|| dev_cluster("rest-start"));
     dev_cluster("rest-stop");
     let job = wait_job(&server, "p", "orphaned", ended);
     assert_eq!(job["state"], "FAILED", "{job}");
@@ -479,13 +475,11 @@ fn run_to_end(server: &Server, body: &Value) -> (String, String) {
 #[test]
 #[ignore = "fills 7.2 GB of the machine's memory: CI runs it alone"]
 fn a_replica_out_of_memory_fails_the_job_with_slurms_out_of_memory() {
-    if cluster("a_replica_out_of_memory_fails_the_job_with_slurms_out_of_memory")
-        != Some(Engine::Slurm)
-    {
+    let Some((_data, server)) =
+        slurm_server("a_replica_out_of_memory_fails_the_job_with_slurms_out_of_memory")
+    else {
         return;
-    }
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path());
+    };
     // `tail` keeps all of a line in memory, and /dev/zero has no end of line: the replica's
     // 7,200 MB (complex_model_s), enforced by Slurm's cgroup, run out.
     let body = json!({"jobId": "oom", "trainingInput": {"scaleTier": "CUSTOM",
@@ -503,11 +497,9 @@ fn a_replica_out_of_memory_fails_the_job_with_slurms_out_of_memory() {
 #[test]
 #[ignore = "preempts whatever runs on the shared development cluster: CI runs it alone"]
 fn a_job_slurm_preempts_fails_with_preempted() {
-    if cluster("a_job_slurm_preempts_fails_with_preempted") != Some(Engine::Slurm) {
+    let Some((_data, server)) = slurm_server("a_job_slurm_preempts_fails_with_preempted") else {
         return;
-    }
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path());
+    };
     let body = json!({"jobId": "preempted", "trainingInput": {"scaleTier": "CUSTOM",
         "masterType": "n1-standard-64", "workerType": "n1-standard-64", "workerCount": "1",
         "masterConfig": {"containerCommand": ["sh", "-c", "echo holding both nodes; exec sleep 600"]}}});
@@ -543,13 +535,11 @@ fn a_job_slurm_preempts_fails_with_preempted() {
 #[test]
 #[ignore = "waits out a Slurm time limit of two minutes: CI runs it alone"]
 fn a_job_past_slurms_time_limit_while_no_server_runs_fails_with_timeout() {
-    if cluster("a_job_past_slurms_time_limit_while_no_server_runs_fails_with_timeout")
-        != Some(Engine::Slurm)
-    {
+    let Some((data, server)) =
+        slurm_server("a_job_past_slurms_time_limit_while_no_server_runs_fails_with_timeout")
+    else {
         return;
-    }
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path());
+    };
     // Kiln's own limit acts first while a server runs; with none, Slurm's (a minute later) does.
     let body = json!({"jobId": "overtime", "trainingInput": {
         "scheduling": {"maxRunningTime": "60s"},
@@ -592,24 +582,15 @@ fn set_partition(state: &str) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// Returns the `debug` partition to service when dropped.
-struct PartitionBack;
-
-impl Drop for PartitionBack {
-    fn drop(&mut self) {
-        set_partition("up");
-    }
-}
-
 #[test]
 #[ignore = "takes the shared development cluster's partition out of service: CI runs it alone"]
 fn a_job_slurm_refuses_fails_with_slurms_words() {
-    if cluster("a_job_slurm_refuses_fails_with_slurms_words") != Some(Engine::Slurm) {
+    let Some((_data, server)) = slurm_server("a_job_slurm_refuses_fails_with_slurms_words") else {
         return;
-    }
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path());
-    let _back = PartitionBack;
+    };
+    let _back = Restore(|| {
+        set_partition("up");
+    });
     // An inactive partition takes no job: Slurm refuses the submission itself.
     assert!(
         set_partition("inactive"),

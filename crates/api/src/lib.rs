@@ -9,6 +9,7 @@
 //! - [`predict`]: the online prediction request and response bodies.
 //! - [`cursor`]: a byte cursor over JSON text, for the predict path's readers that skip serde.
 //! - [`iam`]: IAM policies, and Kiln's tokens and audit log entries.
+//! - [`location`]: `projects.locations` and `projects.getConfig`.
 //! - [`names`]: resource-name rules (what a valid model or version name is).
 //!
 //! **Architecture invariant:** this is the only crate whose types derive the wire format. A
@@ -20,6 +21,7 @@ pub mod error;
 pub mod iam;
 pub mod int64;
 pub mod job;
+pub mod location;
 pub mod model;
 pub mod names;
 pub mod operation;

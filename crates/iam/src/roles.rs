@@ -6,6 +6,9 @@
 
 /// Every permission Kiln checks. `kiln.*` are Kiln's own (audit log); the rest are ML Engine's.
 pub const PERMISSIONS: &[&str] = &[
+    "ml.projects.getConfig",
+    "ml.locations.get",
+    "ml.locations.list",
     "ml.projects.getIamPolicy",
     "ml.projects.setIamPolicy",
     "ml.models.create",
@@ -81,6 +84,9 @@ pub const ROLES: &[Role] = &[
         name: DEVELOPER,
         description: "create jobs and models; read and predict everything in the project",
         permissions: &[
+            "ml.projects.getConfig",
+            "ml.locations.get",
+            "ml.locations.list",
             "ml.models.create",
             "ml.models.get",
             "ml.models.list",
@@ -108,6 +114,9 @@ pub const ROLES: &[Role] = &[
         name: VIEWER,
         description: "read the project's jobs, models, versions and operations",
         permissions: &[
+            "ml.projects.getConfig",
+            "ml.locations.get",
+            "ml.locations.list",
             "ml.models.get",
             "ml.models.list",
             "ml.versions.get",

@@ -335,6 +335,13 @@ impl Jobs {
         Ok(job)
     }
 
+    /// Whether the executor's nodes have GPUs, which jobs may then ask for.
+    pub fn nodes_have_gpus(&self) -> bool {
+        self.executor
+            .largest_node()
+            .is_some_and(|node| node.gpus > 0)
+    }
+
     /// Whether job processes are confined (the kernel has Landlock and the sandbox is on).
     pub fn confines_jobs(&self) -> bool {
         self.settings.sandbox.is_on()

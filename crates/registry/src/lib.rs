@@ -29,6 +29,7 @@ pub mod curves;
 pub mod error;
 pub mod jobs;
 pub mod list;
+pub mod locations;
 pub mod operations;
 pub mod queue;
 mod recent;

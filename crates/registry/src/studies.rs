@@ -402,7 +402,7 @@ impl Studies {
             }
             created
         };
-        Ok(operation(
+        self.stored(operation(
             project,
             location,
             StudyOperationResponse::Suggest(SuggestTrialsResponse {
@@ -651,7 +651,7 @@ impl Studies {
         let should_stop = stopping.is_some()
             && matches!(trial.state, TrialState::Active | TrialState::Requested)
             && kiln_tuner::should_stop(tuner.goal(), &curve(&trial), &completed);
-        Ok(operation(
+        self.stored(operation(
             project,
             location,
             StudyOperationResponse::EarlyStopping(CheckTrialEarlyStoppingStateResponse {
@@ -660,6 +660,42 @@ impl Studies {
                 end_time: kiln_api::now(),
             }),
         ))
+    }
+
+    /// Keeps `operation` so that `locations.operations.get` finds it.
+    fn stored(&self, operation: StudyOperation) -> Result<StudyOperation, RegistryError> {
+        let project = operation
+            .name
+            .strip_prefix("projects/")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default()
+            .to_string();
+        self.store.put_location_operation(&project, &operation)?;
+        Ok(operation)
+    }
+
+    /// `locations.operations.get`: an operation a study of `project` returned in `location`.
+    pub fn get_operation(
+        &self,
+        project: &str,
+        location: &str,
+        id: &str,
+    ) -> Result<StudyOperation, RegistryError> {
+        let name = format!("projects/{project}/locations/{location}/operations/{id}");
+        self.store
+            .get_location_operation(project, &name)?
+            .ok_or_else(|| not_found(&format!("operation {name:?}")))
+    }
+
+    /// `locations.operations.cancel`: Kiln's study operations are done when they are returned,
+    /// so there is nothing left to cancel; an operation that does not exist is not found.
+    pub fn cancel_operation(
+        &self,
+        project: &str,
+        location: &str,
+        id: &str,
+    ) -> Result<(), RegistryError> {
+        self.get_operation(project, location, id).map(drop)
     }
 
     /// `trials.listOptimalTrials`: the best feasible completed trial (all of them on a tie).

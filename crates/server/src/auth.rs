@@ -93,6 +93,47 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
                 "auditLogs".into(),
                 String::new(),
             ),
+            (["projects", project], Some("getConfig")) => {
+                if !is_get {
+                    return Err(ApiError::Http(
+                        Code::NotFound,
+                        "the method :getConfig takes GET".into(),
+                    ));
+                }
+                (
+                    "projects.getConfig".into(),
+                    Some("ml.projects.getConfig"),
+                    format!("projects/{project}"),
+                    project.to_string(),
+                )
+            }
+            (["projects", project, "locations"], None) if is_get => (
+                "projects.locations.list".into(),
+                Some("ml.locations.list"),
+                format!("projects/{project}"),
+                project.to_string(),
+            ),
+            (["projects", project, "locations", location], None) if is_get => (
+                "projects.locations.get".into(),
+                Some("ml.locations.get"),
+                format!("projects/{project}/locations/{location}"),
+                project.to_string(),
+            ),
+            (["projects", project, "locations", _, "operations", _], verb) => {
+                let (api, permission) = match (verb, method.clone()) {
+                    (None, Method::GET) => ("get", "ml.operations.get"),
+                    (Some("cancel"), Method::POST) => ("cancel", "ml.operations.cancel"),
+                    (Some(verb), _) => return Err(verb_error("operations", verb)),
+                    (None, _) => return Err(wrong_method()),
+                };
+                // Study operations have no policies of their own: the project's decide.
+                (
+                    format!("projects.locations.operations.{api}"),
+                    Some(permission),
+                    format!("projects/{project}"),
+                    project.to_string(),
+                )
+            }
             (["projects", project], Some(verb)) => {
                 let (api, permission) = iam_verb("projects", verb, method)
                     .ok_or_else(|| verb_error("projects", verb))?;
@@ -288,7 +329,12 @@ fn study_method(
 /// The custom methods (`:verb`) of each kind of resource.
 pub fn known_verbs(kind: &str) -> &'static [&'static str] {
     match kind {
-        "projects" => &["getIamPolicy", "setIamPolicy", "testIamPermissions"],
+        "projects" => &[
+            "getConfig",
+            "getIamPolicy",
+            "setIamPolicy",
+            "testIamPermissions",
+        ],
         "models" => &[
             "predict",
             "explain",
@@ -527,6 +573,35 @@ mod tests {
         assert_eq!(
             check(Method::POST, "/v1/projects/p/jobs/j:testIamPermissions").1,
             None
+        );
+        assert_eq!(
+            check(Method::GET, "/v1/projects/p:getConfig"),
+            (
+                "projects.getConfig".into(),
+                Some("ml.projects.getConfig"),
+                "projects/p".into(),
+                false
+            )
+        );
+        assert_eq!(
+            check(Method::GET, "/v1/projects/p/locations").1,
+            Some("ml.locations.list")
+        );
+        assert_eq!(
+            check(Method::GET, "/v1/projects/p/locations/us-east1").1,
+            Some("ml.locations.get")
+        );
+        assert_eq!(
+            check(
+                Method::POST,
+                "/v1/projects/p/locations/l/operations/o:cancel"
+            ),
+            (
+                "projects.locations.operations.cancel".into(),
+                Some("ml.operations.cancel"),
+                "projects/p".into(),
+                true
+            )
         );
     }
 

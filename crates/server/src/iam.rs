@@ -76,6 +76,9 @@ async fn project_verb(
     RawBody(body): RawBody,
 ) -> ApiResult {
     let (project, verb) = split_verb(&segment);
+    if verb == Some("getConfig") {
+        return crate::locations::get_config(project);
+    }
     let resource = format!("projects/{project}");
     match verb.and_then(|verb| policy_verb(&access, &principal, &resource, verb, &body)) {
         Some(answer) => answer,

@@ -26,6 +26,7 @@ pub mod error;
 pub mod extract;
 pub mod iam;
 pub mod jobs;
+pub mod locations;
 pub mod routes;
 pub mod site;
 pub mod studies;

@@ -28,6 +28,7 @@ pub fn router(services: Services) -> Router {
     Router::new()
         .merge(crate::jobs::routes())
         .merge(crate::studies::routes())
+        .merge(crate::locations::routes())
         .merge(crate::iam::routes())
         .merge(crate::console::routes())
         .route(

@@ -13,7 +13,7 @@
 pub mod migrations;
 pub mod sqlite;
 
-use kiln_api::study::{Study, Trial as StudyTrial};
+use kiln_api::study::{Study, StudyOperation, Trial as StudyTrial};
 use kiln_api::{AuditEntry, Job, Model, Operation, Policy, Token, Version};
 
 pub use sqlite::SqliteStore;
@@ -144,6 +144,10 @@ pub trait Store: Send + Sync + 'static {
     fn list_trials(&self, project: &str, study: &str) -> Result<Vec<(i64, StudyTrial)>>;
     /// Deletes trial `id` of a study.
     fn delete_trial(&self, project: &str, study: &str, id: i64) -> Result<()>;
+    /// Stores an operation a study returned, by its full name.
+    fn put_location_operation(&self, project: &str, operation: &StudyOperation) -> Result<()>;
+    /// The operation a study returned under `name` in `project`.
+    fn get_location_operation(&self, project: &str, name: &str) -> Result<Option<StudyOperation>>;
 
     /// Appends an entry to the audit log; `project` is empty for server-wide calls.
     fn append_audit(&self, project: &str, entry: &AuditEntry) -> Result<()>;

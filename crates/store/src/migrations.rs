@@ -84,4 +84,13 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project, study, id)
     );
     "#,
+    // 5: the operations studies return (`projects/{p}/locations/{l}/operations/{id}`), by full name.
+    r#"
+    CREATE TABLE location_operations (
+        project    TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        body       TEXT NOT NULL,
+        PRIMARY KEY (project, name)
+    );
+    "#,
 ];

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use kiln_api::study::{Study, Trial as StudyTrial};
+use kiln_api::study::{Study, StudyOperation, Trial as StudyTrial};
 use kiln_api::{AuditEntry, Job, Model, Operation, Policy, Token, Version};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -468,6 +468,25 @@ impl Store for SqliteStore {
             )
             .map_err(database)?;
         Ok(())
+    }
+
+    fn put_location_operation(&self, project: &str, operation: &StudyOperation) -> Result<()> {
+        self.lock()
+            .execute(
+                "INSERT OR REPLACE INTO location_operations (project, name, body) VALUES (?1, ?2, ?3)",
+                params![project, operation.name, encode(operation)?],
+            )
+            .map_err(database)?;
+        Ok(())
+    }
+
+    fn get_location_operation(&self, project: &str, name: &str) -> Result<Option<StudyOperation>> {
+        fetch_one(
+            &self.lock(),
+            "SELECT body FROM location_operations WHERE project = ?1 AND name = ?2",
+            params![project, name],
+            name,
+        )
     }
 
     fn list_trials(&self, project: &str, study: &str) -> Result<Vec<(i64, StudyTrial)>> {

@@ -9,6 +9,7 @@ mod console;
 mod datagen;
 mod errors;
 mod explain;
+mod google_client;
 mod jobs;
 mod lifecycle;
 mod onnx;

@@ -1,5 +1,6 @@
 //! The Vizier-style study API over HTTP: a client suggests, measures and completes trials itself
-//! and Kiln's tuner finds the optimum; early stopping, optimal trials, validation and deletion.
+//! and Kiln's tuner finds the optimum; early stopping, optimal trials, validation and deletion; the
+//! operations suggestions return, kept under their location across a restart.
 
 use serde_json::{Value, json};
 
@@ -275,4 +276,42 @@ fn check_early_stopping_state_applies_the_median_rule() {
         json!({}),
     );
     assert_eq!(stopped["state"], "STOPPING");
+}
+
+#[test]
+fn the_operations_studies_return_are_kept_under_their_location_across_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let study = json!({"studyConfig": {
+        "metrics": [{"metric": "loss", "goal": "MINIMIZE"}],
+        "parameters": [{"parameter": "x", "type": "DOUBLE", "doubleValueSpec": {"minValue": 0, "maxValue": 1}}],
+    }});
+    assert_eq!(post(&server, "?studyId=kept", study).0, 200);
+    let (status, operation) = post(
+        &server,
+        "/kept/trials:suggest",
+        json!({"suggestionCount": 1, "clientId": "c"}),
+    );
+    assert_eq!(status, 200, "{operation}");
+    let name = operation["name"].as_str().unwrap().to_string();
+    assert!(
+        name.starts_with("projects/p/locations/us-central1/operations/"),
+        "{name}"
+    );
+    server.kill();
+    let server = Server::start(data.path());
+    let (status, kept) = call("GET", &format!("{}/v1/{name}", server.url), None);
+    assert_eq!((status, &kept), (200, &operation));
+    let (status, cancelled) = call(
+        "POST",
+        &format!("{}/v1/{name}:cancel", server.url),
+        Some("{}"),
+    );
+    assert_eq!((status, cancelled), (200, json!({})));
+    let elsewhere = name.replace("projects/p/", "projects/q/");
+    let (status, answer) = call("GET", &format!("{}/v1/{elsewhere}", server.url), None);
+    assert_eq!(
+        status, 404,
+        "another project's name finds nothing: {answer}"
+    );
 }

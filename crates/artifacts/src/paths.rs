@@ -12,8 +12,8 @@
 //!   or under the project's own workspace in the data directory. The rest of the data directory
 //!   (the metadata database, other projects' files, the managed artifacts) is never reachable,
 //!   whatever the roots say;
-//! - a bucket URL (`gs://`, `s3://`) must be plain: no percent escapes, no dot or empty segments,
-//!   and under an allowed bucket root by whole segments.
+//! - a bucket URL (`gs://`, `s3://`) must be plain: no percent escapes or backslashes, no dot or
+//!   empty segments, and under an allowed bucket root by whole segments.
 //!
 //! What `check` returns (the resolved path, or the bucket URL) is what callers use. A link created
 //! after the check is not followed by Kiln's own copies ([`crate::ArtifactStore::import`] refuses
@@ -164,10 +164,14 @@ fn plain_path(path: &str) -> Result<(), &'static str> {
 }
 
 /// Refuses a bucket URL that another reader could understand differently: percent escapes
-/// (`%2e%2e` is `..` to a URL parser), dot and empty segments, control characters.
+/// (`%2e%2e` is `..` to a URL parser), backslashes (`\..` is `/..` to one that takes them for
+/// slashes, as WHATWG URL parsers do), dot and empty segments, control characters.
 fn plain_bucket_url(uri: &str) -> Result<(), &'static str> {
     if uri.contains('%') {
         return Err("must not contain percent escapes");
+    }
+    if uri.contains('\\') {
+        return Err("must not contain backslashes (some readers take them for '/')");
     }
     let Some((_, rest)) = uri.split_once("://") else {
         return Err("is not a URL");
@@ -299,6 +303,7 @@ mod tests {
             ("gs://bucket/p/%2e%2e/q".into(), "'..'"),
             ("gs://bucket/p/a%2Fb".into(), "percent"),
             ("gs://bucket/p/../q".into(), "'..'"),
+            ("gs://bucket/p/\\../q".into(), "backslashes"),
             ("gs://bucket/p//q".into(), "empty"),
         ] {
             let error = policy

@@ -3,24 +3,28 @@
 //!
 //! A study's tuner is rebuilt from its config and stored trials on every request (the tuner is
 //! stateless and seeded by the study's name), so a restarted server suggests exactly as the old one
-//! would have. Trials are numbered per study; `suggest` and `checkEarlyStoppingState`
-//! return operations that are already done.
+//! would have. Trials are numbered per study; `suggest` and `checkEarlyStoppingState` return
+//! operations that are done, kept under their location (`operations`). `space` translates a study's
+//! config and trials to and from the tuner's terms.
 
 use std::sync::{Arc, Mutex};
 
-use kiln_api::job::ParameterType;
 use kiln_api::names::{check_name, check_project};
 use kiln_api::study::{
     AddMeasurementRequest, CheckTrialEarlyStoppingStateResponse, CompleteTrialRequest,
-    ListStudiesResponse, ListTrialsResponse, Measurement, MetricGoal, Study, StudyAlgorithm,
-    StudyOperation, StudyOperationResponse, StudyState, SuggestTrialsRequest,
-    SuggestTrialsResponse, Trial, TrialParameter, TrialState,
+    ListStudiesResponse, ListTrialsResponse, Study, StudyOperation, StudyOperationResponse,
+    StudyState, SuggestTrialsRequest, SuggestTrialsResponse, Trial, TrialState,
 };
 use kiln_store::Store;
-use kiln_tuner::{Algorithm, Domain, Goal, Param, Tuner, Value};
+use kiln_tuner::{Goal, Tuner};
 
 use crate::RegistryError;
-use crate::tuning::build_tuner;
+
+mod operations;
+mod space;
+
+use operations::operation;
+use space::{metric, parameters, tuner, values};
 
 /// Most trials one `suggest` call may ask for.
 const MAX_SUGGESTIONS: i32 = 100;
@@ -34,181 +38,6 @@ pub struct Studies {
 
 fn not_found(what: &str) -> RegistryError {
     RegistryError::NotFound(format!("{what} was not found"))
-}
-
-/// The tuner a study's config describes, with every problem named by its field.
-fn tuner(study: &Study) -> Result<Tuner, Vec<String>> {
-    let config = &study.study_config;
-    let mut problems = Vec::new();
-    let goal = match config.metrics.as_slice() {
-        [metric] if !metric.metric.is_empty() => match metric.goal {
-            MetricGoal::Maximize => Goal::Maximize,
-            MetricGoal::Minimize => Goal::Minimize,
-            MetricGoal::GoalTypeUnspecified => {
-                problems.push("Field: study.study_config.metrics[0].goal Error: MAXIMIZE or MINIMIZE is required".into());
-                Goal::Maximize
-            }
-        },
-        [_] => {
-            problems.push(
-                "Field: study.study_config.metrics[0].metric Error: the metric needs a name".into(),
-            );
-            Goal::Maximize
-        }
-        _ => {
-            problems.push(format!(
-                "Field: study.study_config.metrics Error: Kiln optimises exactly one metric per study, got {}",
-                config.metrics.len()
-            ));
-            Goal::Maximize
-        }
-    };
-    let mut params = Vec::new();
-    for (index, spec) in config.parameters.iter().enumerate() {
-        let field = format!("Field: study.study_config.parameters[{index}]");
-        let scale = crate::tuning::scale(spec.scale_type);
-        if !spec.child_parameter_specs.is_empty() {
-            problems.push(format!(
-                "{field}.child_parameter_specs Error: conditional parameters are not supported"
-            ));
-            continue;
-        }
-        let domain = match spec.kind {
-            ParameterType::Double => spec.double_value_spec.as_ref().map(|v| Domain::Double {
-                min: v.min_value,
-                max: v.max_value,
-                scale,
-            }),
-            ParameterType::Integer => spec.integer_value_spec.as_ref().map(|v| Domain::Integer {
-                min: v.min_value,
-                max: v.max_value,
-                scale,
-            }),
-            ParameterType::Discrete => {
-                spec.discrete_value_spec.as_ref().map(|v| Domain::Discrete {
-                    values: v.values.clone(),
-                    scale,
-                })
-            }
-            ParameterType::Categorical => {
-                spec.categorical_value_spec
-                    .as_ref()
-                    .map(|v| Domain::Categorical {
-                        values: v.values.clone(),
-                    })
-            }
-            ParameterType::ParameterTypeUnspecified => {
-                problems.push(format!(
-                    "{field}.type Error: DOUBLE, INTEGER, CATEGORICAL or DISCRETE is required"
-                ));
-                continue;
-            }
-        };
-        match domain {
-            Some(domain) => params.push(Param {
-                name: spec.parameter.clone(),
-                domain,
-            }),
-            None => problems.push(format!(
-                "{field} Error: a {:?} parameter needs its {}",
-                spec.kind,
-                match spec.kind {
-                    ParameterType::Double => "doubleValueSpec",
-                    ParameterType::Integer => "integerValueSpec",
-                    ParameterType::Discrete => "discreteValueSpec",
-                    _ => "categoricalValueSpec",
-                }
-            )),
-        }
-    }
-    let algorithm = match config.algorithm {
-        StudyAlgorithm::AlgorithmUnspecified | StudyAlgorithm::GaussianProcessBandit => {
-            Algorithm::Bayesian
-        }
-        StudyAlgorithm::GridSearch => Algorithm::Grid,
-        StudyAlgorithm::RandomSearch => Algorithm::Random,
-    };
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    build_tuner(
-        params,
-        goal,
-        algorithm,
-        &study.name,
-        "study.study_config.parameters",
-    )
-}
-
-/// A trial's values in the tuner's terms.
-fn values(tuner: &Tuner, trial: &Trial) -> Option<Vec<Value>> {
-    tuner
-        .space()
-        .params()
-        .iter()
-        .map(|param| {
-            let given = trial
-                .parameters
-                .iter()
-                .find(|p| p.parameter == param.name)?;
-            match &param.domain {
-                Domain::Categorical { .. } => given.string_value.clone().map(Value::Category),
-                Domain::Integer { .. } => given
-                    .int_value
-                    .as_ref()
-                    .and_then(|text| text.parse::<i64>().ok())
-                    .map(|v| Value::Number(v as f64))
-                    .or(given.float_value.map(Value::Number)),
-                _ => given.float_value.map(Value::Number),
-            }
-        })
-        .collect()
-}
-
-fn parameters(tuner: &Tuner, values: &[Value]) -> Vec<TrialParameter> {
-    tuner
-        .space()
-        .params()
-        .iter()
-        .zip(values)
-        .map(|(param, value)| {
-            let mut parameter = TrialParameter {
-                parameter: param.name.clone(),
-                ..TrialParameter::default()
-            };
-            match (value, &param.domain) {
-                (Value::Category(text), _) => parameter.string_value = Some(text.clone()),
-                (Value::Number(number), Domain::Integer { .. }) => {
-                    parameter.int_value = Some((*number as i64).to_string())
-                }
-                (Value::Number(number), _) => parameter.float_value = Some(*number),
-            }
-            parameter
-        })
-        .collect()
-}
-
-/// The value of the study's metric in a measurement.
-fn metric(study: &Study, measurement: &Measurement) -> Option<f64> {
-    let name = &study.study_config.metrics.first()?.metric;
-    measurement
-        .metrics
-        .iter()
-        .find(|m| &m.metric == name)
-        .map(|m| m.value)
-        .filter(|v| v.is_finite())
-}
-
-/// A finished operation carrying `response` (Kiln answers suggestions and stopping checks at once).
-fn operation(project: &str, location: &str, response: StudyOperationResponse) -> StudyOperation {
-    StudyOperation {
-        name: format!(
-            "projects/{project}/locations/{location}/operations/{}",
-            uuid::Uuid::new_v4().simple()
-        ),
-        done: true,
-        response,
-    }
 }
 
 /// `projects/{p}/locations/{l}/studies/{id}`.
@@ -660,42 +489,6 @@ impl Studies {
                 end_time: kiln_api::now(),
             }),
         ))
-    }
-
-    /// Keeps `operation` so that `locations.operations.get` finds it.
-    fn stored(&self, operation: StudyOperation) -> Result<StudyOperation, RegistryError> {
-        let project = operation
-            .name
-            .strip_prefix("projects/")
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_default()
-            .to_string();
-        self.store.put_location_operation(&project, &operation)?;
-        Ok(operation)
-    }
-
-    /// `locations.operations.get`: an operation a study of `project` returned in `location`.
-    pub fn get_operation(
-        &self,
-        project: &str,
-        location: &str,
-        id: &str,
-    ) -> Result<StudyOperation, RegistryError> {
-        let name = format!("projects/{project}/locations/{location}/operations/{id}");
-        self.store
-            .get_location_operation(project, &name)?
-            .ok_or_else(|| not_found(&format!("operation {name:?}")))
-    }
-
-    /// `locations.operations.cancel`: Kiln's study operations are done when they are returned,
-    /// so there is nothing left to cancel; an operation that does not exist is not found.
-    pub fn cancel_operation(
-        &self,
-        project: &str,
-        location: &str,
-        id: &str,
-    ) -> Result<(), RegistryError> {
-        self.get_operation(project, location, id).map(drop)
     }
 
     /// `trials.listOptimalTrials`: the best feasible completed trial (all of them on a tie).

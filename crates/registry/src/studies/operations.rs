@@ -1,0 +1,65 @@
+//! The operations `suggest` and `checkEarlyStoppingState` return: done when returned (Kiln answers
+//! both at once), and kept under their location (`projects/{p}/locations/{l}/operations/{id}`) so
+//! `locations.operations.get` finds them, after a restart too.
+
+use kiln_api::study::{StudyOperation, StudyOperationResponse};
+
+use super::{Studies, not_found};
+use crate::RegistryError;
+
+/// A finished operation carrying `response` (Kiln answers suggestions and stopping checks at once).
+pub(super) fn operation(
+    project: &str,
+    location: &str,
+    response: StudyOperationResponse,
+) -> StudyOperation {
+    StudyOperation {
+        name: format!(
+            "projects/{project}/locations/{location}/operations/{}",
+            uuid::Uuid::new_v4().simple()
+        ),
+        done: true,
+        response,
+    }
+}
+
+impl Studies {
+    /// Keeps `operation` so that `locations.operations.get` finds it.
+    pub(super) fn stored(
+        &self,
+        operation: StudyOperation,
+    ) -> Result<StudyOperation, RegistryError> {
+        let project = operation
+            .name
+            .strip_prefix("projects/")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_default()
+            .to_string();
+        self.store.put_location_operation(&project, &operation)?;
+        Ok(operation)
+    }
+
+    /// `locations.operations.get`: an operation a study of `project` returned in `location`.
+    pub fn get_operation(
+        &self,
+        project: &str,
+        location: &str,
+        id: &str,
+    ) -> Result<StudyOperation, RegistryError> {
+        let name = format!("projects/{project}/locations/{location}/operations/{id}");
+        self.store
+            .get_location_operation(project, &name)?
+            .ok_or_else(|| not_found(&format!("operation {name:?}")))
+    }
+
+    /// `locations.operations.cancel`: Kiln's study operations are done when they are returned,
+    /// so there is nothing left to cancel; an operation that does not exist is not found.
+    pub fn cancel_operation(
+        &self,
+        project: &str,
+        location: &str,
+        id: &str,
+    ) -> Result<(), RegistryError> {
+        self.get_operation(project, location, id).map(drop)
+    }
+}

@@ -11,6 +11,11 @@
 //! Values are drawn from heavy-headed (log-uniform) distributions, so frequent values, whose effects
 //! can be learned, carry most rows. The same seed writes the same bytes; different seeds draw
 //! different rows from the same population (train and eval files).
+//!
+//! [`topics`] writes short documents in four groups, as JSON lines `{"group", "id", "text"}` (the
+//! layout of the 20 Newsgroups copies text classifiers are tried on): each word is one of the
+//! group's own words a fifth of the time, another group's now and then, and otherwise a common
+//! word, so a text classifier can learn the groups from the words alone.
 
 use std::io::Write;
 
@@ -196,6 +201,140 @@ pub fn criteo_columns() -> Vec<String> {
         .collect()
 }
 
+/// The groups of [`topics`], each with the words that mark it.
+pub const TOPICS: [(&str, &[&str]); 4] = [
+    (
+        "alt.atheism",
+        &[
+            "atheist",
+            "atheism",
+            "evidence",
+            "existence",
+            "argument",
+            "reason",
+            "moral",
+            "belief",
+            "skeptic",
+            "logic",
+            "proof",
+            "secular",
+            "darwin",
+            "science",
+        ],
+    ),
+    (
+        "talk.religion.misc",
+        &[
+            "church",
+            "scripture",
+            "faith",
+            "prayer",
+            "bible",
+            "christian",
+            "gospel",
+            "sermon",
+            "prophet",
+            "worship",
+            "heaven",
+            "salvation",
+            "koresh",
+            "pastor",
+        ],
+    ),
+    (
+        "comp.graphics",
+        &[
+            "jpeg",
+            "image",
+            "graphics",
+            "gif",
+            "pixel",
+            "render",
+            "viewer",
+            "polygon",
+            "bitmap",
+            "format",
+            "display",
+            "texture",
+            "shading",
+            "raytracer",
+        ],
+    ),
+    (
+        "sci.space",
+        &[
+            "shuttle",
+            "orbit",
+            "launch",
+            "nasa",
+            "moon",
+            "rocket",
+            "satellite",
+            "astronaut",
+            "spacecraft",
+            "mission",
+            "planet",
+            "lunar",
+            "telescope",
+            "payload",
+        ],
+    ),
+];
+
+/// The words every group uses.
+const COMMON: &[&str] = &[
+    "the", "of", "and", "to", "a", "in", "is", "it", "that", "for", "was", "on", "with", "as",
+    "this", "be", "at", "by", "not", "are", "from", "or", "have", "an", "they", "which", "one",
+    "you", "were", "all", "we", "there", "been", "if", "more", "when", "will", "would", "who",
+    "so", "no", "about", "out", "up", "what", "can", "said", "some", "time", "people", "year",
+    "like", "only", "know", "think", "also", "first", "new", "good", "just", "way", "well", "make",
+    "use", "work", "see", "get", "thing", "question", "point", "read", "post", "write", "mail",
+    "news", "article", "group", "reply", "thanks", "anyone", "help", "really", "still", "many",
+    "much", "most", "other", "than", "then", "them", "these", "those", "very",
+];
+
+/// Writes `documents` documents of [`TOPICS`]' groups in turn (so each group has a quarter), one
+/// JSON line each; the same seed writes the same bytes.
+pub fn topics(documents: usize, seed: u64, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut stream = Stream(mix(seed ^ 0x7031_6373));
+    let pick = |stream: &mut Stream, words: &[&'static str]| -> &'static str {
+        words[(stream.next() % words.len() as u64) as usize]
+    };
+    let mut text = String::new();
+    for index in 0..documents {
+        let (group, own) = TOPICS[index % TOPICS.len()];
+        let length = 40 + (stream.next() % 80) as usize;
+        text.clear();
+        for position in 0..length {
+            let draw = stream.unit();
+            let word = if draw < 0.2 {
+                pick(&mut stream, own)
+            } else if draw < 0.23 {
+                let other = TOPICS[(stream.next() % TOPICS.len() as u64) as usize].1;
+                pick(&mut stream, other)
+            } else {
+                pick(&mut stream, COMMON)
+            };
+            if position > 0 {
+                text.push(' ');
+            }
+            text.push_str(word);
+        }
+        let line = serde_json::json!({"group": group, "id": format!("{index}"), "text": text});
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// Every word [`topics`] may write.
+pub fn topic_words() -> std::collections::BTreeSet<&'static str> {
+    TOPICS
+        .iter()
+        .flat_map(|(_, words)| words.iter().copied())
+        .chain(COMMON.iter().copied())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +377,27 @@ mod tests {
         let empty = stats.empty_cells as f64 / (stats.rows * 39) as f64;
         assert!((0.12..0.18).contains(&empty), "{empty}");
         assert_eq!(criteo_columns().len(), 40);
+    }
+
+    #[test]
+    fn topics_are_balanced_reproducible_and_use_their_words() {
+        let (mut first, mut again, mut other) = (Vec::new(), Vec::new(), Vec::new());
+        topics(400, 1, &mut first).unwrap();
+        topics(400, 1, &mut again).unwrap();
+        topics(400, 2, &mut other).unwrap();
+        assert_eq!(first, again);
+        assert_ne!(first, other);
+        let words = topic_words();
+        let mut counts = std::collections::BTreeMap::new();
+        for line in String::from_utf8(first).unwrap().lines() {
+            let document: serde_json::Value = serde_json::from_str(line).unwrap();
+            *counts
+                .entry(document["group"].as_str().unwrap().to_string())
+                .or_insert(0) += 1;
+            let text = document["text"].as_str().unwrap();
+            assert!(text.split(' ').all(|word| words.contains(word)), "{text}");
+        }
+        assert_eq!(counts.len(), 4);
+        assert!(counts.values().all(|count| *count == 100), "{counts:?}");
     }
 }

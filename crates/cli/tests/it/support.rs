@@ -30,14 +30,13 @@ impl Server {
 
     /// Starts a server without authentication, with extra environment variables. Projects may use
     /// what `--insecure-no-auth` allows by default (the home and temporary directories) and the
-    /// test data: the repository's and the shared data sets (built-in algorithms' arguments are
-    /// checked, and their trainers confined, to these).
+    /// repository's test data (built-in algorithms' arguments are checked, and their trainers
+    /// confined, to these).
     pub fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         let roots = [
             std::env::var("HOME").unwrap_or_else(|_| "/root".into()),
             std::env::temp_dir().display().to_string(),
             census().parent().unwrap().display().to_string(),
-            shared_data_dir().display().to_string(),
         ];
         let mut args = vec!["--insecure-no-auth"];
         for root in &roots {
@@ -237,12 +236,6 @@ pub fn census() -> PathBuf {
         .join("../../data/census")
         .canonicalize()
         .expect("the repository's census data")
-}
-
-/// The shared data sets beside the repository (resolved, so locations name no `..`).
-pub fn shared_data_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    dir.canonicalize().unwrap_or(dir)
 }
 
 /// A census Wide & Deep export, trained once per test process (one epoch: enough to serve).

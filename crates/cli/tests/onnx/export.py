@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "..", "shared", "data", "sklearn-toy")
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "data", "sklearn-toy")
 
 
 def load(name):

@@ -3,8 +3,9 @@
 //! The filter language is the subset ML Engine's list methods document, e.g.
 //! `jobId:census* AND state:FAILED`, `labels.env=prod`, `NOT state=READY`:
 //! terms `path OP value` with OP one of `:` (has; a trailing `*` makes it a prefix match),
-//! `=`, `!=`, `<`, `<=`, `>`, `>=`, joined by `AND` and `OR` (AND binds tighter), each optionally
-//! negated by `NOT` or `-`. Paths are dotted lowerCamelCase field names. A resource name matches on
+//! `=`, `!=`, `<`, `<=`, `>`, `>=`, joined by `AND` and `OR`, each optionally negated by `NOT` or
+//! `-`. As in Google's filter grammar (AIP-160), `OR` binds tighter than `AND`: `a AND b OR c` is
+//! `a AND (b OR c)`, so a gcloud filter lists what it lists on ML Engine. Paths are dotted lowerCamelCase field names. A resource name matches on
 //! its full name or its last segment, so `name:census*` works as users expect.
 //!
 //! `orderBy` (as Vertex AI's list methods take it; ML Engine's lists have a fixed order) is a comma
@@ -183,10 +184,10 @@ fn decode_token(token: &str) -> Result<String, RegistryError> {
         .ok_or_else(|| RegistryError::InvalidArgument(format!("pageToken {token:?} is not valid")))
 }
 
-/// A parsed filter: a disjunction of conjunctions of terms.
+/// A parsed filter: a conjunction of disjunctions of terms (`OR` binds tighter than `AND`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
-    any_of: Vec<Vec<Term>>,
+    all_of: Vec<Vec<Term>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -211,23 +212,23 @@ enum Operator {
 impl Filter {
     /// Parses a filter expression; errors name the offending term.
     pub fn parse(text: &str) -> Result<Self, RegistryError> {
-        let any_of = split_words(text, "OR")
+        let all_of = split_words(text, "AND")
             .into_iter()
             .map(|group| {
-                split_words(&group, "AND")
+                split_words(&group, "OR")
                     .iter()
                     .map(|term| Term::parse(term))
                     .collect()
             })
             .collect::<Result<Vec<Vec<Term>>, _>>()?;
-        Ok(Self { any_of })
+        Ok(Self { all_of })
     }
 
     /// Whether a resource (as JSON) matches.
     pub fn matches(&self, resource: &Value) -> bool {
-        self.any_of
+        self.all_of
             .iter()
-            .any(|all_of| all_of.iter().all(|term| term.matches(resource)))
+            .all(|any_of| any_of.iter().any(|term| term.matches(resource)))
     }
 }
 
@@ -381,6 +382,22 @@ mod tests {
         check("jobId:census* AND state:FAILED", job.clone(), true);
         check("jobId:census* AND state:SUCCEEDED", job.clone(), false);
         check("state:SUCCEEDED OR labels.env=prod", job.clone(), true);
+        // AIP-160: OR binds tighter than AND.
+        check(
+            "state:SUCCEEDED AND labels.env=dev OR jobId:census*",
+            job.clone(),
+            false,
+        );
+        check(
+            "labels.env=prod OR state:SUCCEEDED AND jobId:other",
+            job.clone(),
+            false,
+        );
+        check(
+            "jobId:other OR state:FAILED AND labels.env=prod",
+            job.clone(),
+            true,
+        );
         check("NOT state=FAILED", job.clone(), false);
         check("-labels.env=dev", job.clone(), true);
         check("name:census", job.clone(), true);

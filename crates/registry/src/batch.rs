@@ -238,17 +238,14 @@ pub(crate) fn checked_input(
 
 /// The job's `predictionOutput`, from the counts its replica wrote (absent when it wrote none).
 pub(crate) fn output(plan: &PredictionPlan) -> PredictionOutput {
+    use kiln_serve::batch::BatchSummary;
     let files: Vec<PathBuf> = match plan.parts {
         1 => vec![plan.summary.clone()],
         parts => (0..parts)
-            .map(|rank| {
-                let mut path = plan.summary.clone().into_os_string();
-                path.push(format!(".{rank}"));
-                PathBuf::from(path)
-            })
+            .map(|rank| BatchSummary::part_file(&plan.summary, rank))
             .collect(),
     };
-    let summaries = files.iter().map(|file| -> kiln_serve::batch::BatchSummary {
+    let summaries = files.iter().map(|file| -> BatchSummary {
         std::fs::read(file)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())

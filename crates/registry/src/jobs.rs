@@ -37,7 +37,7 @@ use crate::registry::Registry;
 
 use launch::{Launch, validate, validate_prediction};
 pub(crate) use supervise::{
-    Attached, Attempt, JobPlan, TrialLaunch, Watched, built_in_output, pool_dir, round_units,
+    Attached, Attempt, JobPlan, TrialLaunch, built_in_output, round_units, trials_dir,
 };
 
 /// Longest running time when the job sets none (ML Engine's default: 7 days).

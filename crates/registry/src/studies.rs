@@ -23,7 +23,6 @@ use crate::RegistryError;
 mod operations;
 mod space;
 
-use operations::operation;
 use space::{metric, parameters, tuner, values};
 
 /// Most trials one `suggest` call may ask for.
@@ -231,7 +230,7 @@ impl Studies {
             }
             created
         };
-        self.stored(operation(
+        self.operation(
             project,
             location,
             StudyOperationResponse::Suggest(SuggestTrialsResponse {
@@ -240,7 +239,7 @@ impl Studies {
                 start_time: started,
                 end_time: kiln_api::now(),
             }),
-        ))
+        )
     }
 
     fn find_trial(
@@ -480,7 +479,7 @@ impl Studies {
         let should_stop = stopping.is_some()
             && matches!(trial.state, TrialState::Active | TrialState::Requested)
             && kiln_tuner::should_stop(tuner.goal(), &curve(&trial), &completed);
-        self.stored(operation(
+        self.operation(
             project,
             location,
             StudyOperationResponse::EarlyStopping(CheckTrialEarlyStoppingStateResponse {
@@ -488,7 +487,7 @@ impl Studies {
                 start_time: started,
                 end_time: kiln_api::now(),
             }),
-        ))
+        )
     }
 
     /// `trials.listOptimalTrials`: the best feasible completed trial (all of them on a tie).

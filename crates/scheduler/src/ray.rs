@@ -208,14 +208,15 @@ impl RayExecutor {
         });
     }
 
-    /// Submits a Ray job running the driver with `args` (after the driver and the `kiln` binary),
-    /// the driver written to `dir`.
+    /// Submits a Ray job running the driver (written to `dir`) in `mode` (`gang` or `pool`) with
+    /// the `kiln` binary and `args`: `python driver.py MODE KILN ARGS...`.
     async fn submit(
         &self,
         submission: &str,
         job_id: &str,
         kiln: &Path,
         dir: &Path,
+        mode: &str,
         args: &[String],
     ) -> Result<(), SchedulerError> {
         let driver = dir.join("ray_driver.py");
@@ -225,10 +226,10 @@ impl RayExecutor {
         let mut entrypoint = vec![
             quote(&self.inner.config.python),
             quote(&driver.display().to_string()),
-            args[0].clone(),
+            mode.to_string(),
             quote(&kiln.display().to_string()),
         ];
-        entrypoint.extend(args[1..].iter().map(|arg| quote(arg)));
+        entrypoint.extend(args.iter().map(|arg| quote(arg)));
         let body = json!({
             "entrypoint": entrypoint.join(" "),
             "submission_id": submission,
@@ -263,8 +264,8 @@ impl RayExecutor {
         let requests = home.join("requests");
         std::fs::create_dir_all(&requests)
             .map_err(|error| SchedulerError::Io(format!("{}: {error}", requests.display())))?;
-        let args = ["pool".to_string(), home.display().to_string()];
-        self.submit(&submission, &gang.job_id, &gang.kiln, &home, &args)
+        let args = [home.display().to_string()];
+        self.submit(&submission, &gang.job_id, &gang.kiln, &home, "pool", &args)
             .await?;
         pools.insert(
             pool.to_path_buf(),
@@ -430,15 +431,21 @@ impl Executor for RayExecutor {
             }
             let submission = format!("kiln-{}-{}", gang.job_id, millis());
             let args = [
-                "gang".to_string(),
                 file.display().to_string(),
                 count.to_string(),
                 cpus.to_string(),
                 memory.to_string(),
                 gpus.to_string(),
             ];
-            self.submit(&submission, &gang.job_id, &gang.kiln, &gang.dir, &args)
-                .await?;
+            self.submit(
+                &submission,
+                &gang.job_id,
+                &gang.kiln,
+                &gang.dir,
+                "gang",
+                &args,
+            )
+            .await?;
             Ok(self.attach_to(gang, &submission))
         })
     }
@@ -487,11 +494,7 @@ impl Executor for RayExecutor {
     fn waiting<'a>(&'a self, id: &'a str) -> Pending<'a, Option<String>> {
         Box::pin(async move {
             let submission = submission_of(id);
-            let info: JobInfo = self
-                .inner
-                .get(&format!("api/jobs/{submission}"))
-                .await
-                .ok()?;
+            let info = self.inner.job(submission).await.ok().flatten()?;
             // A RUNNING driver may still wait for its placement group: Ray says so only then.
             (info.status == "PENDING").then(|| {
                 format!(

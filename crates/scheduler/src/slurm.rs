@@ -12,8 +12,10 @@
 //! without one (a lost node, the time limit, the out-of-memory killer, preemption, a cancel), or
 //! its trainer was killed while Slurm ended the job, the replica ends with Slurm's state and
 //! reason. A job Slurm requeues after a lost node ends with `NODE_FAIL`: Kiln cancels the rerun
-//! (and the batch script of a rerun does nothing), since Kiln decides what runs again. Speaks the `v0.0.38` API (Slurm 22.05); requests
-//! carry `X-SLURM-USER-NAME` and `X-SLURM-USER-TOKEN` (a JWT from `scontrol token`).
+//! (and the batch script of a rerun does nothing), since Kiln decides what runs again.
+//!
+//! Speaks the `v0.0.38` API (Slurm 22.05); requests carry `X-SLURM-USER-NAME` and
+//! `X-SLURM-USER-TOKEN` (a JWT from `scontrol token`).
 
 use std::sync::Arc;
 

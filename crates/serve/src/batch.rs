@@ -88,6 +88,16 @@ pub struct BatchSummary {
     pub seconds: f64,
 }
 
+impl BatchSummary {
+    /// Where part `rank` of a job in several parts writes its summary, given the job's `file`:
+    /// `<file>.<rank>`.
+    pub fn part_file(file: &Path, rank: usize) -> PathBuf {
+        let mut path = file.as_os_str().to_owned();
+        path.push(format!(".{rank}"));
+        PathBuf::from(path)
+    }
+}
+
 /// Seconds between progress lines.
 const PROGRESS_SECONDS: f64 = 2.0;
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use kiln_serve::batch::{BatchJob, InputFormat};
+use kiln_serve::batch::{BatchJob, BatchSummary, InputFormat};
 use kiln_train::{Algorithm, TrainArgs as AlgorithmArgs, TrainOutcome};
 
 use crate::client::Context;
@@ -221,10 +221,10 @@ fn batch_predict(args: &BatchPredictArgs) -> anyhow::Result<()> {
     let summary = kiln_serve::batch::run(&job, runtime, &mut |line| println!("{line}"))?;
     let counts = serde_json::to_string(&summary)?;
     if let Some(path) = &args.summary {
-        let mut path = path.clone().into_os_string();
-        if args.part_by_rank {
-            path.push(format!(".{}", part.0));
-        }
+        let path = match args.part_by_rank {
+            true => BatchSummary::part_file(path, part.0),
+            false => path.clone(),
+        };
         std::fs::write(&path, &counts).with_context(|| path.display().to_string())?;
     }
     println!("batch prediction finished: {counts}");

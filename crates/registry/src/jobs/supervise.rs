@@ -38,16 +38,8 @@ impl Jobs {
         if let Err(error) = gang.record_ids(&ids) {
             tracing::warn!(job = plan.job_id, %error, "could not record replica ids; a restarted server cannot take the job over");
         }
-        let watched = Watched {
-            project: plan.project,
-            job_id: plan.job_id,
-            log_path: plan.log_path,
-            max_running: plan.max_running,
-            deadline: plan.deadline,
-            trial: trial.is_some(),
-            all_finish: matches!(plan.program, Program::BatchPredict { .. }),
-        };
-        self.watch(&watched, &gang, replicas, stopped).await
+        self.watch(&plan.watched(trial.is_some()), &gang, replicas, stopped)
+            .await
     }
 
     /// Watches a gang's started replicas until the master ends, a replica fails, the job is
@@ -188,20 +180,21 @@ impl Jobs {
             python: plan.runtime.python.clone(),
             rendezvous_seconds: RENDEZVOUS_SECONDS,
             max_running_seconds: plan.max_running.as_secs(),
-            pool: trial.map(|_| pool_dir(plan.working_dir)),
+            pool: trial.map(|_| trials_dir(plan.working_dir)),
         }
     }
 }
 
-/// Where a tuning job's trials may share an engine job ([`Gang::pool`]).
-pub(crate) fn pool_dir(working_dir: &Path) -> PathBuf {
+/// Where a tuning job's trials keep their files, each under its id; also where they may share an
+/// engine job ([`Gang::pool`]).
+pub(crate) fn trials_dir(working_dir: &Path) -> PathBuf {
     working_dir.join("trials")
 }
 
 /// Where the gang of a job (or of one of its trials) is.
 pub(crate) fn gang_dir(working_dir: &Path, trial: Option<&str>) -> PathBuf {
     match trial {
-        Some(trial) => pool_dir(working_dir).join(trial).join("gang"),
+        Some(trial) => trials_dir(working_dir).join(trial).join("gang"),
         None => working_dir.join("gang"),
     }
 }
@@ -253,6 +246,21 @@ pub(crate) struct JobPlan<'a> {
     /// `scheduling.maxRunningTime`, and when it runs out.
     pub(crate) max_running: Duration,
     pub(crate) deadline: tokio::time::Instant,
+}
+
+impl<'a> JobPlan<'a> {
+    /// What watching the job's replicas (or one trial's, when `trial`) needs to know of it.
+    pub(crate) fn watched(&self, trial: bool) -> Watched<'a> {
+        Watched {
+            project: self.project,
+            job_id: self.job_id,
+            log_path: self.log_path,
+            max_running: self.max_running,
+            deadline: self.deadline,
+            trial,
+            all_finish: matches!(self.program, Program::BatchPredict { .. }),
+        }
+    }
 }
 
 /// What makes one trial's replicas different from another's.

@@ -7,35 +7,24 @@ use kiln_api::study::{StudyOperation, StudyOperationResponse};
 use super::{Studies, not_found};
 use crate::RegistryError;
 
-/// A finished operation carrying `response` (Kiln answers suggestions and stopping checks at once).
-pub(super) fn operation(
-    project: &str,
-    location: &str,
-    response: StudyOperationResponse,
-) -> StudyOperation {
-    StudyOperation {
-        name: format!(
-            "projects/{project}/locations/{location}/operations/{}",
-            uuid::Uuid::new_v4().simple()
-        ),
-        done: true,
-        response,
-    }
-}
-
 impl Studies {
-    /// Keeps `operation` so that `locations.operations.get` finds it.
-    pub(super) fn stored(
+    /// A finished operation carrying `response` (Kiln answers suggestions and stopping checks at
+    /// once), kept so that `locations.operations.get` finds it.
+    pub(super) fn operation(
         &self,
-        operation: StudyOperation,
+        project: &str,
+        location: &str,
+        response: StudyOperationResponse,
     ) -> Result<StudyOperation, RegistryError> {
-        let project = operation
-            .name
-            .strip_prefix("projects/")
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_default()
-            .to_string();
-        self.store.put_location_operation(&project, &operation)?;
+        let operation = StudyOperation {
+            name: format!(
+                "projects/{project}/locations/{location}/operations/{}",
+                uuid::Uuid::new_v4().simple()
+            ),
+            done: true,
+            response,
+        };
+        self.store.put_location_operation(project, &operation)?;
         Ok(operation)
     }
 

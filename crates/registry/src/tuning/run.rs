@@ -16,8 +16,8 @@ use super::TuningPlan;
 
 use crate::RegistryError;
 use crate::jobs::{
-    Attached, Attempt, JobPlan, Jobs, StopReason, TrialLaunch, Watched, built_in_output, pool_dir,
-    round_units,
+    Attached, Attempt, JobPlan, Jobs, StopReason, TrialLaunch, built_in_output, round_units,
+    trials_dir,
 };
 
 /// How often a running trial's metric is read (and early stopping considered).
@@ -155,26 +155,10 @@ impl Jobs {
                 else {
                     continue;
                 };
-                let metric_file = plan
-                    .working_dir
-                    .join("trials")
-                    .join(&trial_id)
-                    .join("hypertune")
-                    .join("output.metrics");
-                let events_dir = (!plan.input.job_dir.is_empty())
-                    .then(|| trial_dir_of(plan.input, &output.trials[index]));
-                let watch_metric = MetricWatch::new(&tuning.tag, metric_file, events_dir, 0.0);
+                let watch_metric = metric_watch(plan, &tuning.tag, &output.trials[index], 0.0);
                 let (stop, trial_stopped) = watch::channel(None);
                 live.insert(index, (watch_metric, stop));
-                let watched = Watched {
-                    project,
-                    job_id,
-                    log_path: plan.log_path,
-                    max_running: plan.max_running,
-                    deadline: plan.deadline,
-                    trial: true,
-                    all_finish: false,
-                };
+                let watched = plan.watched(true);
                 running.push(Box::pin(async move {
                     (
                         index,
@@ -212,22 +196,18 @@ impl Jobs {
                     break;
                 };
                 let trial = crate::tuning::new_trial(&space, first_id + started, &values);
-                let trial_dir = plan.working_dir.join("trials").join(&trial.trial_id);
                 let launch = TrialLaunch {
                     id: trial.trial_id.clone(),
                     flags: crate::tuning::flags(&space, &trial),
-                    metric_file: trial_dir.join("hypertune").join("output.metrics"),
+                    metric_file: metric_file(plan.working_dir, &trial.trial_id),
                     job_dir: (is_built_in && !plan.input.job_dir.is_empty())
                         .then(|| trial_dir_of(plan.input, &trial).display().to_string()),
                 };
-                let events_dir =
-                    (!plan.input.job_dir.is_empty()).then(|| trial_dir_of(plan.input, &trial));
                 // A second of slack for clocks that round (event wall times are doubles).
                 let since = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0.0, |now| now.as_secs_f64() - 1.0);
-                let watch_metric =
-                    MetricWatch::new(&tuning.tag, launch.metric_file.clone(), events_dir, since);
+                let watch_metric = metric_watch(plan, &tuning.tag, &trial, since);
                 let (stop, trial_stopped) = watch::channel(None);
                 let index = output.trials.len();
                 output.trials.push(trial);
@@ -313,7 +293,7 @@ impl Jobs {
                 }
             }
         }
-        self.executor.pool_done(&pool_dir(plan.working_dir));
+        self.executor.pool_done(&trials_dir(plan.working_dir));
         let output = summary(&output, goal);
         let succeeded = output.completed_trial_count;
         let (state, message) = match job_stop {
@@ -360,6 +340,31 @@ fn summary(output: &TrainingOutput, goal: kiln_tuner::Goal) -> TrainingOutput {
         .count() as i64;
     crate::tuning::sort_best_first(&mut output.trials, goal);
     output
+}
+
+/// Where a trial's trainer writes its hypertune metric (`CLOUD_ML_HP_METRIC_FILE`).
+fn metric_file(working_dir: &Path, trial_id: &str) -> PathBuf {
+    trials_dir(working_dir)
+        .join(trial_id)
+        .join("hypertune")
+        .join("output.metrics")
+}
+
+/// A trial's metric as its trainer reports it: its hypertune file, and the event files under
+/// `<jobDir>/<trialId>` when the job has a `jobDir`; reports older than `since` are ignored.
+fn metric_watch(
+    plan: &JobPlan<'_>,
+    tag: &str,
+    trial: &kiln_api::job::HyperparameterOutput,
+    since: f64,
+) -> MetricWatch {
+    let events_dir = (!plan.input.job_dir.is_empty()).then(|| trial_dir_of(plan.input, trial));
+    MetricWatch::new(
+        tag,
+        metric_file(plan.working_dir, &trial.trial_id),
+        events_dir,
+        since,
+    )
 }
 
 /// `<jobDir>/<trialId>`: where ML Engine trainers write a trial's output (and its event files).

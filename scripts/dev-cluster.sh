@@ -9,6 +9,10 @@
 #   bash scripts/dev-cluster.sh ray up       # a Ray head node (PyPI's ray in a virtual environment)
 #   bash scripts/dev-cluster.sh ray down     # stops it
 #   bash scripts/dev-cluster.sh ray env
+#   bash scripts/dev-cluster.sh postgres up  # a throw-away PostgreSQL cluster (Debian's server) on
+#                                            # 127.0.0.1:5433; prints the KILN_DATABASE to use
+#   bash scripts/dev-cluster.sh postgres down|env
+#   bash scripts/dev-cluster.sh postgres stop|start   # the server alone, its data kept (fault tests)
 #
 # Installs what it needs when it is missing: Debian's Slurm packages (as root), Ray into
 # $KILN_CLUSTER_DIR/ray-venv. State, logs and the JWT
@@ -25,7 +29,8 @@ state="${KILN_CLUSTER_DIR:-/tmp/kiln-dev-cluster}"
 rest_port="${KILN_SLURM_PORT:-6820}"
 
 usage() {
-  echo "usage: $0 slurm up|down|env|rest-stop|rest-start, or $0 ray up|down|env" >&2
+  echo "usage: $0 slurm up|down|env|rest-stop|rest-start, $0 ray up|down|env," \
+    "or $0 postgres up|down|env|stop|start" >&2
   exit 2
 }
 
@@ -221,6 +226,69 @@ slurm_down() {
   echo "Slurm stopped"
 }
 
+pg_port="${KILN_POSTGRES_PORT:-5433}"
+pg_dir="${state}/postgres"
+
+pg_bin() {
+  find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2> /dev/null | sort -V | tail -n 1
+}
+
+postgres_install() {
+  if [ -x "$(pg_bin)/initdb" ]; then
+    return
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql > /dev/null
+}
+
+# PostgreSQL refuses to run as root: as root, the cluster belongs to the postgres account.
+pg_as_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+postgres_env() {
+  echo "export KILN_DATABASE=postgres://kiln@127.0.0.1:${pg_port}/kiln"
+}
+
+postgres_start() {
+  # Throw-away data: durability against power loss is not what the tests exercise (fsync off);
+  # every server of a test run connects at once (max_connections).
+  pg_as_owner "$(pg_bin)/pg_ctl" -D "${pg_dir}/data" -l "${pg_dir}/server.log" -w -t 60 \
+    -o "-p ${pg_port} -k ${pg_dir} -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off -c full_page_writes=off" \
+    start > /dev/null
+}
+
+postgres_stop() {
+  if [ -f "${pg_dir}/data/postmaster.pid" ]; then
+    pg_as_owner "$(pg_bin)/pg_ctl" -D "${pg_dir}/data" -m fast -w stop > /dev/null || true
+  fi
+}
+
+# A fresh cluster in ${pg_dir}: one role `kiln` trusted on loopback, one database `kiln`.
+postgres_up() {
+  postgres_install
+  postgres_down > /dev/null 2>&1 || true
+  rm -rf "${pg_dir}"
+  mkdir -p "${pg_dir}"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres "${pg_dir}"
+  fi
+  pg_as_owner "$(pg_bin)/initdb" -D "${pg_dir}/data" -U kiln --auth=trust -E UTF8 \
+    > "${pg_dir}/initdb.log" 2>&1
+  postgres_start
+  pg_as_owner "$(pg_bin)/createdb" -h 127.0.0.1 -p "${pg_port}" -U kiln kiln
+  postgres_env
+}
+
+postgres_down() {
+  postgres_stop
+  echo "PostgreSQL stopped"
+}
+
 case "${engine} ${action}" in
   "slurm up") slurm_up ;;
   "slurm down") slurm_down ;;
@@ -230,5 +298,10 @@ case "${engine} ${action}" in
   "ray up") ray_up ;;
   "ray down") ray_down ;;
   "ray env") ray_env ;;
+  "postgres up") postgres_up ;;
+  "postgres down") postgres_down ;;
+  "postgres env") postgres_env ;;
+  "postgres stop") postgres_stop ;;
+  "postgres start") postgres_start ;;
   *) usage ;;
 esac

@@ -36,6 +36,10 @@ pub enum RegistryError {
     /// A bug or a broken disk (500 INTERNAL).
     #[error("{0}")]
     Internal(String),
+    /// A service this one depends on (the metadata database) cannot be reached now; nothing was
+    /// changed, and the call may be retried (503 UNAVAILABLE).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for RegistryError {
@@ -48,9 +52,12 @@ impl From<StoreError> for RegistryError {
             StoreError::Conflict(key) => RegistryError::Aborted(format!(
                 "{key} was changed by another request; read it again and retry"
             )),
-            StoreError::Database(_) | StoreError::Corrupt { .. } => {
-                RegistryError::Internal(error.to_string())
+            StoreError::Unavailable(_) | StoreError::Contended(_) => {
+                RegistryError::Unavailable(error.to_string())
             }
+            StoreError::Database(_)
+            | StoreError::Corrupt { .. }
+            | StoreError::NewerSchema { .. } => RegistryError::Internal(error.to_string()),
         }
     }
 }

@@ -44,6 +44,7 @@ fn classify(error: &RegistryError) -> Option<Code> {
         RegistryError::Aborted(_) => Some(Code::Aborted),
         RegistryError::ResourceExhausted(_) => Some(Code::ResourceExhausted),
         RegistryError::Internal(_) => Some(Code::Internal),
+        RegistryError::Unavailable(_) => Some(Code::Unavailable),
         RegistryError::Prediction(_) => None,
     }
 }
@@ -74,8 +75,9 @@ impl IntoResponse for ApiError {
         let mut response =
             (status, axum::Json(ErrorBody::new(code, message.clone()))).into_response();
         response.extensions_mut().insert(ErrorMessage(message));
-        if code == Code::ResourceExhausted {
-            // A full queue drains in well under a second; clients that honour it come back then.
+        if code == Code::ResourceExhausted || code == Code::Unavailable {
+            // A full queue drains in well under a second, and a database that restarts is back in
+            // seconds; clients that honour it come back then.
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("1"),

@@ -131,6 +131,9 @@ impl FromRef<Services> for Arc<Jobs> {
 pub struct Options {
     /// The data directory.
     pub data_dir: PathBuf,
+    /// The metadata database (`--database`): a `postgres://` URL or a SQLite file; `None` is the
+    /// data directory's SQLite file.
+    pub database: Option<String>,
     /// The `kiln` binary (built-in algorithm replicas) and the Python interpreter.
     pub runtime: Runtime,
     /// ML units that may run at once (default: `kiln_registry::queue::default_quota` with local
@@ -178,7 +181,7 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         path: data_dir.to_path_buf(),
         source,
     })?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
+    let store = open_store(data_dir, options.database.as_deref())?;
     let artifacts = ArtifactStore::open(&data_dir.join(ARTIFACTS_DIR))?;
     let paths = PathPolicy::new(data_dir, options.allowed_paths.clone());
     let registry = Registry::new(
@@ -242,13 +245,25 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
     })))
 }
 
+/// Opens the metadata database: `database` when given, else the data directory's SQLite file.
+pub fn open_store(
+    data_dir: &std::path::Path,
+    database: Option<&str>,
+) -> Result<Arc<dyn Store>, StartError> {
+    Ok(match database {
+        Some(database) => kiln_store::open(database)?,
+        None => Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?),
+    })
+}
+
 /// Makes an administrator token in the data directory's store, without a running server: the way
 /// back in for whoever can read the data directory (the account the server runs as).
 pub fn issue_admin_token(
     data_dir: &std::path::Path,
+    database: Option<&str>,
     service_account: &str,
 ) -> Result<kiln_api::Token, StartError> {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
+    let store = open_store(data_dir, database)?;
     Ok(Access::new(store, true).create_token(kiln_api::Token {
         service_account: service_account.to_string(),
         description: "made by kiln auth bootstrap".into(),

@@ -3,19 +3,30 @@
 //! # Layout (reading order)
 //! - [`Store`] (this file): the trait every metadata backend implements. It stores whole API
 //!   resources keyed by project and name, and offers the few multi-row changes that must be atomic.
-//! - [`sqlite`]: the embedded default, a SQLite file with migrations.
-//! - [`migrations`]: the schema, as an ordered list of SQL scripts.
+//!   [`open`] picks the backend a `--database` value names.
+//! - [`sql`]: the one implementation of [`Store`], in SQL that both databases run.
+//! - [`session`]: what that SQL needs of a database (statements, transactions).
+//! - [`sqlite`]: the embedded default, a SQLite file.
+//! - [`postgres`]: PostgreSQL, for servers that share their metadata.
+//! - [`migrations`]: the schema, as refinery migrations per dialect.
 //!
 //! **Architecture invariant:** the store validates nothing about the API; it persists what the
-//! registry decided, durably (a write that returned is on disk), and keeps the rules of the
-//! relational schema (primary keys) so concurrent creates cannot both win.
+//! registry decided, durably (a write that returned is committed), and keeps the rules of the
+//! relational schema (primary keys) so concurrent creates cannot both win, on one server or many.
 
 pub mod migrations;
+pub mod postgres;
+pub mod session;
+pub mod sql;
 pub mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
 
 use kiln_api::study::{Study, StudyOperation, Trial as StudyTrial};
 use kiln_api::{AuditEntry, Job, Model, Operation, Policy, Token, Version};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Errors from a metadata store.
@@ -30,6 +41,23 @@ pub enum StoreError {
     /// A conditional write found the record changed (a stale etag).
     #[error("{0} was changed concurrently")]
     Conflict(String),
+    /// The database cannot be reached now; nothing was written, and a retry may succeed.
+    #[error("the metadata database is unavailable: {0}")]
+    Unavailable(String),
+    /// A transaction kept losing races with concurrent ones and was given up.
+    #[error("the metadata database is busy with concurrent changes: {0}")]
+    Contended(String),
+    /// The database's schema was made by a newer Kiln.
+    #[error(
+        "the metadata database is at schema version {database}, newer than this Kiln's \
+         {binary}: run the Kiln that wrote it, or a newer one"
+    )]
+    NewerSchema {
+        /// The newest migration the database has applied.
+        database: i64,
+        /// The newest migration this build knows.
+        binary: i64,
+    },
     /// The database failed.
     #[error("metadata database: {0}")]
     Database(String),
@@ -41,6 +69,16 @@ pub enum StoreError {
         /// The parse error.
         message: String,
     },
+}
+
+/// Opens the metadata database `database` names: a `postgres://` or `postgresql://` URL, or the
+/// path of a SQLite file (`sqlite://` optional).
+pub fn open(database: &str) -> Result<Arc<dyn Store>> {
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresStore::connect(database)?));
+    }
+    let path = database.strip_prefix("sqlite://").unwrap_or(database);
+    Ok(Arc::new(SqliteStore::open(Path::new(path))?))
 }
 
 /// Result alias of this crate.

@@ -1,7 +1,81 @@
-//! The store's contract, run against the SQLite backend on a real database file.
+//! The store's contract, run against a real SQLite file and, when `KILN_TEST_DATABASE` names a
+//! PostgreSQL database (`scripts/dev-cluster.sh postgres up`), against PostgreSQL in a schema of
+//! its own. `KILN_REQUIRE_DATABASE=postgres` makes the PostgreSQL half fail rather than skip when
+//! no database is named.
+
+use std::sync::Arc;
 
 use kiln_api::{Model, Operation, Version};
-use kiln_store::{SqliteStore, Store, StoreError};
+use kiln_store::{Store, StoreError};
+
+/// Where a test's database lives, as `--database` takes it.
+struct Place {
+    database: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Place {
+    fn sqlite() -> Place {
+        let dir = tempfile::tempdir().unwrap();
+        Place {
+            database: dir.path().join("kiln.db").display().to_string(),
+            _dir: dir,
+        }
+    }
+
+    /// A fresh schema named after the test, or `None` without a PostgreSQL to use.
+    fn postgres(test: &str) -> Option<Place> {
+        let Ok(url) = std::env::var("KILN_TEST_DATABASE") else {
+            assert!(
+                std::env::var("KILN_REQUIRE_DATABASE").as_deref() != Ok("postgres"),
+                "KILN_REQUIRE_DATABASE=postgres, but KILN_TEST_DATABASE is not set"
+            );
+            eprintln!("{test}: no KILN_TEST_DATABASE, PostgreSQL not tested");
+            return None;
+        };
+        let schema = format!("store_{test}_{}", std::process::id());
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .unwrap();
+        Some(Place {
+            database: kiln_store::postgres::in_schema(&url, &schema).unwrap(),
+            _dir: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn open(&self) -> Arc<dyn Store> {
+        kiln_store::open(&self.database).unwrap()
+    }
+}
+
+/// Runs a contract test on SQLite and on PostgreSQL.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::Place::sqlite());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                if let Some(place) = super::Place::postgres(stringify!($name)) {
+                    super::$name(&place);
+                }
+            })*
+        }
+    };
+}
+
+on_both!(
+    models_versions_and_defaults_survive_reopening,
+    jobs_are_listed_in_order_and_active_ones_found,
+    tokens_policies_and_audit_entries_persist,
+    studies_trials_and_their_operations_persist,
+    a_schema_newer_than_the_binary_is_refused,
+);
 
 fn model(name: &str) -> Model {
     Model {
@@ -10,12 +84,9 @@ fn model(name: &str) -> Model {
     }
 }
 
-#[test]
-fn models_versions_and_defaults_survive_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("kiln.db");
+fn models_versions_and_defaults_survive_reopening(place: &Place) {
     {
-        let store = SqliteStore::open(&path).unwrap();
+        let store = place.open();
         store.create_model("p", "census", &model("census")).unwrap();
         assert!(matches!(
             store.create_model("p", "census", &model("census")),
@@ -43,11 +114,7 @@ fn models_versions_and_defaults_survive_reopening() {
             )
             .unwrap();
     }
-    let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(
-        store.schema_version().unwrap(),
-        kiln_store::migrations::MIGRATIONS.len()
-    );
+    let store = place.open();
     let versions = store.list_versions("p", "census").unwrap();
     let defaults: Vec<bool> = versions.iter().map(|version| version.is_default).collect();
     assert_eq!(defaults, vec![false, true]);
@@ -66,11 +133,9 @@ fn models_versions_and_defaults_survive_reopening() {
     );
 }
 
-#[test]
-fn jobs_are_listed_in_order_and_active_ones_found() {
+fn jobs_are_listed_in_order_and_active_ones_found(place: &Place) {
     use kiln_api::{Job, JobState};
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("kiln.db")).unwrap();
+    let store = place.open();
     for id in ["b_job", "a_job"] {
         store
             .create_job(
@@ -122,13 +187,10 @@ fn jobs_are_listed_in_order_and_active_ones_found() {
     assert_eq!(store.job_processes("p", "a_job").unwrap(), ids);
 }
 
-#[test]
-fn tokens_policies_and_audit_entries_persist() {
+fn tokens_policies_and_audit_entries_persist(place: &Place) {
     use kiln_api::{AuditEntry, Policy, Token};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("kiln.db");
     {
-        let store = SqliteStore::open(&path).unwrap();
+        let store = place.open();
         let token = Token {
             name: "tokens/abc".into(),
             service_account: "ci".into(),
@@ -172,7 +234,7 @@ fn tokens_policies_and_audit_entries_persist() {
             store.append_audit(project, &entry).unwrap();
         }
     }
-    let store = SqliteStore::open(&path).unwrap();
+    let store = place.open();
     let (token, hash) = store.get_token("abc").unwrap().unwrap();
     assert_eq!(
         (token.revoke_time.as_str(), hash.as_str()),
@@ -195,4 +257,155 @@ fn tokens_policies_and_audit_entries_persist() {
         "newest first, one project"
     );
     assert_eq!(methods(None), ["3c", "2b", "1a"]);
+}
+
+fn studies_trials_and_their_operations_persist(place: &Place) {
+    use kiln_api::study::{
+        CheckTrialEarlyStoppingStateResponse, Study, StudyOperation, StudyOperationResponse, Trial,
+    };
+    let name = "projects/p/locations/us-central1/studies/s";
+    {
+        let store = place.open();
+        let study = Study {
+            name: name.into(),
+            ..Study::default()
+        };
+        store.create_study("p", &study).unwrap();
+        assert!(matches!(
+            store.create_study("p", &study),
+            Err(StoreError::AlreadyExists(_))
+        ));
+        for id in [2, 1, 3] {
+            let trial = Trial {
+                name: format!("{name}/trials/{id}"),
+                ..Trial::default()
+            };
+            store.put_trial("p", name, id, &trial).unwrap();
+        }
+        let replaced = Trial {
+            name: "replaced".into(),
+            ..Trial::default()
+        };
+        store.put_trial("p", name, 2, &replaced).unwrap();
+        store.delete_trial("p", name, 3).unwrap();
+        assert!(matches!(
+            store.delete_trial("p", name, 3),
+            Err(StoreError::NotFound(_))
+        ));
+        let operation = StudyOperation {
+            name: "projects/p/locations/us-central1/operations/o".into(),
+            done: false,
+            response: StudyOperationResponse::EarlyStopping(
+                CheckTrialEarlyStoppingStateResponse::default(),
+            ),
+        };
+        store.put_location_operation("p", &operation).unwrap();
+        let finished = StudyOperation {
+            done: true,
+            ..operation
+        };
+        store.put_location_operation("p", &finished).unwrap();
+    }
+    let store = place.open();
+    let trials: Vec<(i64, String)> = store
+        .list_trials("p", name)
+        .unwrap()
+        .into_iter()
+        .map(|(id, trial)| (id, trial.name))
+        .collect();
+    assert_eq!(
+        trials,
+        [(1, format!("{name}/trials/1")), (2, "replaced".into())],
+        "by id, the second put replaced the first"
+    );
+    let operation = store
+        .get_location_operation("p", "projects/p/locations/us-central1/operations/o")
+        .unwrap()
+        .unwrap();
+    assert!(operation.done);
+    assert_eq!(store.list_studies("p").unwrap().len(), 1);
+    assert!(store.list_studies("q").unwrap().is_empty());
+    store.delete_study("p", name).unwrap();
+    assert!(
+        store.list_trials("p", name).unwrap().is_empty(),
+        "trials go with their study"
+    );
+    assert!(matches!(
+        store.delete_study("p", name),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// A database another Kiln migrated further is refused with both versions named, and left as it
+/// was.
+fn a_schema_newer_than_the_binary_is_refused(place: &Place) {
+    drop(place.open());
+    let future = kiln_store::migrations::latest() + 1;
+    let record = format!(
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+         VALUES ({future}, 'from_the_future', '2030-01-01T00:00:00Z', '0')"
+    );
+    match place.database.starts_with("postgres") {
+        true => ::postgres::Client::connect(&place.database, ::postgres::NoTls)
+            .unwrap()
+            .batch_execute(&record)
+            .unwrap(),
+        false => rusqlite::Connection::open(&place.database)
+            .unwrap()
+            .execute_batch(&record)
+            .unwrap(),
+    }
+    let refused = kiln_store::open(&place.database).err().expect("refused");
+    assert!(
+        matches!(refused, StoreError::NewerSchema { database, binary }
+            if database == future && binary == future - 1),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("newer than this Kiln's"),
+        "{refused}"
+    );
+}
+
+/// A database made before refinery kept the schema's history (it counted migrations in
+/// `PRAGMA user_version`) is taken as it is: its migrations are not run again, its data stays.
+#[test]
+fn a_sqlite_database_counted_by_user_version_is_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kiln.db");
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        for script in [
+            include_str!("../migrations/sqlite/V1__models_versions_operations.sql"),
+            include_str!("../migrations/sqlite/V2__jobs.sql"),
+            include_str!("../migrations/sqlite/V3__access_control.sql"),
+            include_str!("../migrations/sqlite/V4__studies.sql"),
+            include_str!("../migrations/sqlite/V5__location_operations.sql"),
+        ] {
+            connection.execute_batch(script).unwrap();
+        }
+        connection
+            .execute_batch(
+                "PRAGMA user_version = 5;
+                 INSERT INTO models (project, name, body) VALUES ('p', 'old', '{\"name\": \"old\"}');",
+            )
+            .unwrap();
+    }
+    let store = kiln_store::SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(store.get_model("p", "old").unwrap().unwrap().name, "old");
+    store.create_model("p", "new", &model("new")).unwrap();
+}
+
+/// A PostgreSQL that does not answer is `Unavailable`, naming where it was looked for and never
+/// the password.
+#[test]
+fn an_unreachable_postgres_is_unavailable() {
+    let refused = kiln_store::open("postgres://kiln:hunter2@127.0.0.1:1/kiln")
+        .err()
+        .expect("nothing listens on port 1");
+    let message = refused.to_string();
+    assert!(matches!(refused, StoreError::Unavailable(_)), "{message}");
+    assert!(message.contains("127.0.0.1:1/kiln"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
 }

@@ -40,6 +40,10 @@ pub enum AuthCommand {
         /// The server's data directory; default `~/.kiln`.
         #[arg(long, env = "KILN_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// The server's metadata database, when it is not the data directory's (`kiln server
+        /// --database`).
+        #[arg(long, env = "KILN_DATABASE", hide_env_values = true)]
+        database: Option<String>,
         /// Service account of the new token.
         #[arg(long, default_value = "admin")]
         service_account: String,
@@ -137,14 +141,16 @@ pub fn run(command: AuthCommand, context: &Context) -> anyhow::Result<()> {
         }
         AuthCommand::Bootstrap {
             data_dir,
+            database,
             service_account,
         } => {
             let data_dir = data_dir.unwrap_or_else(super::server::default_data_dir);
-            if !data_dir.join(kiln_server::DATABASE_FILE).exists() {
+            if database.is_none() && !data_dir.join(kiln_server::DATABASE_FILE).exists() {
                 bail!("{} holds no Kiln server data", data_dir.display());
             }
-            let token = kiln_server::issue_admin_token(&data_dir, &service_account)
-                .with_context(|| format!("making a token in {}", data_dir.display()))?;
+            let token =
+                kiln_server::issue_admin_token(&data_dir, database.as_deref(), &service_account)
+                    .with_context(|| format!("making a token in {}", data_dir.display()))?;
             println!("{}", token.secret);
             eprintln!(
                 "Created administrator token {} for serviceAccount:{service_account}; it is shown once.",

@@ -9,9 +9,13 @@ use kiln_serve::batcher::BatchConfig;
 /// `kiln server` flags.
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
-    /// Where metadata (SQLite) and artifacts live; default `~/.kiln`.
+    /// Where artifacts, job logs and (by default) the metadata database live; default `~/.kiln`.
     #[arg(long, env = "KILN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The metadata database: `postgres://user:password@host:port/database` to share it between
+    /// servers, or the path of a SQLite file. Default: `kiln.db` in the data directory.
+    #[arg(long, env = "KILN_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
     /// Address to listen on. Any address but loopback needs authentication, which is on unless
     /// --insecure-no-auth.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -246,6 +250,7 @@ pub fn options(
     }
     Ok(kiln_server::Options {
         data_dir,
+        database: None,
         runtime: kiln_scheduler::program::Runtime { kiln, python },
         quota_ml_units,
         auth,
@@ -287,6 +292,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         std::time::Duration::from_secs(args.serving.scale_to_zero_after_seconds.max(1)),
     )?;
     options.allowed_hosts = args.allow_hosts;
+    options.database = args.database;
     options.allow_unconfined_code = args.allow_unconfined_code;
     options.sandbox = args.sandbox == SandboxMode::Auto;
     options.executor = args.cluster.executor()?;

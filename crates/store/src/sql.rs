@@ -1,0 +1,647 @@
+//! The [`Store`] in SQL, written once for every [`Database`].
+//!
+//! Resources are kept whole as JSON documents (the API's own representation) beside the columns
+//! that keys, order and the few conditions need. Every multi-row change runs in one transaction.
+
+use kiln_api::study::{Study, StudyOperation, Trial as StudyTrial};
+use kiln_api::{AuditEntry, Job, Model, Operation, Policy, Token, Version};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::session::{Cell, Database, DbError, Param, Row, Session};
+use crate::{Result, Store, StoreError};
+
+/// A [`Store`] over a SQL [`Database`].
+pub struct SqlStore<D> {
+    database: D,
+}
+
+impl<D: Database> SqlStore<D> {
+    /// A store over a database whose schema is up to date.
+    pub fn new(database: D) -> Self {
+        Self { database }
+    }
+
+    /// How many schema migrations the database has applied.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.database.schema_version()
+    }
+
+    /// Runs one statement outside any transaction; the number of rows it changed.
+    fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        self.database
+            .with(false, &mut |session| Ok(session.execute(sql, params)?))
+    }
+
+    /// Inserts a row; a key conflict becomes `AlreadyExists(key)`.
+    fn insert(&self, sql: &str, params: &[Param<'_>], key: &str) -> Result<()> {
+        self.database.with(false, &mut |session| {
+            insert(session, sql, params, key)?;
+            Ok(())
+        })
+    }
+
+    /// Changes exactly the row `key` names; `NotFound(key)` when none changed.
+    fn change(&self, sql: &str, params: &[Param<'_>], key: &str) -> Result<()> {
+        changed(self.execute(sql, params)?, key)
+    }
+
+    /// The rows a query returns.
+    fn rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        self.database
+            .with(false, &mut |session| Ok(session.query(sql, params)?))
+    }
+
+    /// The document in the first column of the one row a query selects, if any.
+    fn one<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        key: &str,
+    ) -> Result<Option<T>> {
+        self.rows(sql, params)?
+            .first()
+            .map(|row| decode(key, text(row, 0, key)?))
+            .transpose()
+    }
+
+    /// The documents in the first column of every row a query selects.
+    fn all<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: &[Param<'_>],
+        key: &str,
+    ) -> Result<Vec<T>> {
+        self.rows(sql, params)?
+            .iter()
+            .map(|row| decode(key, text(row, 0, key)?))
+            .collect()
+    }
+}
+
+impl From<DbError> for StoreError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(message) => StoreError::Unavailable(message),
+            DbError::Serialization(message) => StoreError::Contended(message),
+            DbError::Constraint(message) | DbError::Other(message) => StoreError::Database(message),
+        }
+    }
+}
+
+fn insert(session: &mut dyn Session, sql: &str, params: &[Param<'_>], key: &str) -> Result<()> {
+    match session.execute(sql, params) {
+        Ok(_) => Ok(()),
+        Err(DbError::Constraint(_)) => Err(StoreError::AlreadyExists(key.to_string())),
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn changed(count: u64, key: &str) -> Result<()> {
+    match count {
+        0 => Err(StoreError::NotFound(key.to_string())),
+        _ => Ok(()),
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|error| StoreError::Database(error.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(key: &str, body: &str) -> Result<T> {
+    serde_json::from_str(body).map_err(|error| StoreError::Corrupt {
+        key: key.to_string(),
+        message: error.to_string(),
+    })
+}
+
+fn text<'r>(row: &'r Row, column: usize, key: &str) -> Result<&'r str> {
+    match row.get(column) {
+        Some(Cell::Text(text)) => Ok(text),
+        other => Err(corrupt(key, column, other)),
+    }
+}
+
+fn int(row: &Row, column: usize, key: &str) -> Result<i64> {
+    match row.get(column) {
+        Some(Cell::Int(value)) => Ok(*value),
+        other => Err(corrupt(key, column, other)),
+    }
+}
+
+fn corrupt(key: &str, column: usize, found: Option<&Cell>) -> StoreError {
+    StoreError::Corrupt {
+        key: key.to_string(),
+        message: format!("column {column} holds {found:?}"),
+    }
+}
+
+fn model_key(project: &str, name: &str) -> String {
+    format!("projects/{project}/models/{name}")
+}
+
+fn version_key(project: &str, model: &str, name: &str) -> String {
+    format!("projects/{project}/models/{model}/versions/{name}")
+}
+
+fn job_key(project: &str, job_id: &str) -> String {
+    format!("projects/{project}/jobs/{job_id}")
+}
+
+const UPDATE_VERSION: &str = "UPDATE versions SET body = $4, is_default = $5 WHERE project = $1 AND model = $2 AND name = $3";
+
+impl<D: Database> Store for SqlStore<D> {
+    fn create_model(&self, project: &str, name: &str, model: &Model) -> Result<()> {
+        self.insert(
+            "INSERT INTO models (project, name, body) VALUES ($1, $2, $3)",
+            &[project.into(), name.into(), (&encode(model)?).into()],
+            &model_key(project, name),
+        )
+    }
+
+    fn get_model(&self, project: &str, name: &str) -> Result<Option<Model>> {
+        self.one(
+            "SELECT body FROM models WHERE project = $1 AND name = $2",
+            &[project.into(), name.into()],
+            &model_key(project, name),
+        )
+    }
+
+    fn list_models(&self, project: &str) -> Result<Vec<Model>> {
+        self.all(
+            "SELECT body FROM models WHERE project = $1 ORDER BY name",
+            &[project.into()],
+            &format!("projects/{project}/models"),
+        )
+    }
+
+    fn update_model(&self, project: &str, name: &str, model: &Model) -> Result<()> {
+        self.change(
+            "UPDATE models SET body = $3 WHERE project = $1 AND name = $2",
+            &[project.into(), name.into(), (&encode(model)?).into()],
+            &model_key(project, name),
+        )
+    }
+
+    fn delete_model(&self, project: &str, name: &str) -> Result<()> {
+        let key = model_key(project, name);
+        let count = self
+            .database
+            .with(false, &mut |session| match session.execute(
+                "DELETE FROM models WHERE project = $1 AND name = $2",
+                &[project.into(), name.into()],
+            ) {
+                Err(DbError::Constraint(_)) => {
+                    Err(StoreError::Database(format!("{key} still has versions")))
+                }
+                other => Ok(other?),
+            })?;
+        changed(count, &key)
+    }
+
+    fn create_version(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+        version: &Version,
+    ) -> Result<Version> {
+        let key = version_key(project, model, name);
+        self.database.with(true, &mut |session| {
+            let rows = session.query(
+                "SELECT COUNT(*) FROM versions WHERE project = $1 AND model = $2",
+                &[project.into(), model.into()],
+            )?;
+            let existing = rows.first().map_or(Ok(0), |row| int(row, 0, &key))?;
+            let mut version = version.clone();
+            version.is_default = existing == 0;
+            insert(
+                session,
+                "INSERT INTO versions (project, model, name, is_default, body) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    project.into(),
+                    model.into(),
+                    name.into(),
+                    version.is_default.into(),
+                    (&encode(&version)?).into(),
+                ],
+                &key,
+            )?;
+            Ok(version)
+        })
+    }
+
+    fn get_version(&self, project: &str, model: &str, name: &str) -> Result<Option<Version>> {
+        self.one(
+            "SELECT body FROM versions WHERE project = $1 AND model = $2 AND name = $3",
+            &[project.into(), model.into(), name.into()],
+            &version_key(project, model, name),
+        )
+    }
+
+    fn list_versions(&self, project: &str, model: &str) -> Result<Vec<Version>> {
+        self.all(
+            "SELECT body FROM versions WHERE project = $1 AND model = $2 ORDER BY name",
+            &[project.into(), model.into()],
+            &format!("projects/{project}/models/{model}/versions"),
+        )
+    }
+
+    fn update_version(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+        version: &Version,
+    ) -> Result<()> {
+        self.change(
+            UPDATE_VERSION,
+            &[
+                project.into(),
+                model.into(),
+                name.into(),
+                (&encode(version)?).into(),
+                version.is_default.into(),
+            ],
+            &version_key(project, model, name),
+        )
+    }
+
+    fn delete_version(&self, project: &str, model: &str, name: &str) -> Result<()> {
+        self.change(
+            "DELETE FROM versions WHERE project = $1 AND model = $2 AND name = $3",
+            &[project.into(), model.into(), name.into()],
+            &version_key(project, model, name),
+        )
+    }
+
+    fn set_default_version(&self, project: &str, model: &str, name: &str) -> Result<Version> {
+        let key = version_key(project, model, name);
+        self.database.with(true, &mut |session| {
+            let rows = session.query(
+                "SELECT name, body FROM versions WHERE project = $1 AND model = $2",
+                &[project.into(), model.into()],
+            )?;
+            let mut chosen = None;
+            for row in &rows {
+                let row_name = text(row, 0, &key)?;
+                let mut version: Version = decode(&key, text(row, 1, &key)?)?;
+                version.is_default = row_name == name;
+                session.execute(
+                    UPDATE_VERSION,
+                    &[
+                        project.into(),
+                        model.into(),
+                        row_name.into(),
+                        (&encode(&version)?).into(),
+                        version.is_default.into(),
+                    ],
+                )?;
+                if version.is_default {
+                    chosen = Some(version);
+                }
+            }
+            chosen.ok_or_else(|| StoreError::NotFound(key.clone()))
+        })
+    }
+
+    fn create_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()> {
+        self.insert(
+            "INSERT INTO operations (project, id, done, body) VALUES ($1, $2, $3, $4)",
+            &[
+                project.into(),
+                id.into(),
+                operation.done.into(),
+                (&encode(operation)?).into(),
+            ],
+            &format!("projects/{project}/operations/{id}"),
+        )
+    }
+
+    fn get_operation(&self, project: &str, id: &str) -> Result<Option<Operation>> {
+        self.one(
+            "SELECT body FROM operations WHERE project = $1 AND id = $2",
+            &[project.into(), id.into()],
+            &format!("projects/{project}/operations/{id}"),
+        )
+    }
+
+    fn list_operations(&self, project: &str) -> Result<Vec<Operation>> {
+        self.all(
+            "SELECT body FROM operations WHERE project = $1 ORDER BY seq",
+            &[project.into()],
+            &format!("projects/{project}/operations"),
+        )
+    }
+
+    fn update_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()> {
+        self.change(
+            "UPDATE operations SET body = $3, done = $4 WHERE project = $1 AND id = $2",
+            &[
+                project.into(),
+                id.into(),
+                (&encode(operation)?).into(),
+                operation.done.into(),
+            ],
+            &format!("projects/{project}/operations/{id}"),
+        )
+    }
+
+    fn unfinished_operations(&self) -> Result<Vec<(String, String, Operation)>> {
+        let key = "operations";
+        self.rows(
+            "SELECT project, id, body FROM operations WHERE NOT done ORDER BY seq",
+            &[],
+        )?
+        .iter()
+        .map(|row| {
+            let (project, id) = (text(row, 0, key)?, text(row, 1, key)?);
+            let operation = decode(id, text(row, 2, key)?)?;
+            Ok((project.to_string(), id.to_string(), operation))
+        })
+        .collect()
+    }
+
+    fn create_job(&self, project: &str, job: &Job) -> Result<()> {
+        self.insert(
+            "INSERT INTO jobs (project, job_id, done, body) VALUES ($1, $2, $3, $4)",
+            &[
+                project.into(),
+                (&job.job_id).into(),
+                job.state.is_final().into(),
+                (&encode(job)?).into(),
+            ],
+            &job_key(project, &job.job_id),
+        )
+    }
+
+    fn get_job(&self, project: &str, job_id: &str) -> Result<Option<Job>> {
+        self.one(
+            "SELECT body FROM jobs WHERE project = $1 AND job_id = $2",
+            &[project.into(), job_id.into()],
+            &job_key(project, job_id),
+        )
+    }
+
+    fn list_jobs(&self, project: &str) -> Result<Vec<Job>> {
+        self.all(
+            "SELECT body FROM jobs WHERE project = $1 ORDER BY seq",
+            &[project.into()],
+            &format!("projects/{project}/jobs"),
+        )
+    }
+
+    fn update_job(&self, project: &str, job: &Job) -> Result<()> {
+        self.change(
+            "UPDATE jobs SET body = $3, done = $4 WHERE project = $1 AND job_id = $2",
+            &[
+                project.into(),
+                (&job.job_id).into(),
+                (&encode(job)?).into(),
+                job.state.is_final().into(),
+            ],
+            &job_key(project, &job.job_id),
+        )
+    }
+
+    fn active_jobs(&self) -> Result<Vec<(String, Job)>> {
+        let key = "jobs";
+        self.rows(
+            "SELECT project, body FROM jobs WHERE NOT done ORDER BY seq",
+            &[],
+        )?
+        .iter()
+        .map(|row| {
+            let project = text(row, 0, key)?;
+            let job = decode(&format!("projects/{project}/jobs"), text(row, 1, key)?)?;
+            Ok((project.to_string(), job))
+        })
+        .collect()
+    }
+
+    fn set_job_processes(&self, project: &str, job_id: &str, processes: &[String]) -> Result<()> {
+        self.change(
+            "UPDATE jobs SET processes = $3 WHERE project = $1 AND job_id = $2",
+            &[project.into(), job_id.into(), (&encode(&processes)?).into()],
+            &job_key(project, job_id),
+        )
+    }
+
+    fn job_processes(&self, project: &str, job_id: &str) -> Result<Vec<String>> {
+        let key = job_key(project, job_id);
+        // Ids were process-group numbers before executors named their replicas: both read back.
+        let ids: Vec<serde_json::Value> = self
+            .one(
+                "SELECT processes FROM jobs WHERE project = $1 AND job_id = $2",
+                &[project.into(), job_id.into()],
+                &key,
+            )?
+            .ok_or(StoreError::NotFound(key))?;
+        Ok(ids
+            .into_iter()
+            .map(|id| match id {
+                serde_json::Value::String(id) => id,
+                other => other.to_string(),
+            })
+            .collect())
+    }
+
+    fn create_token(&self, id: &str, hash: &str, token: &Token) -> Result<()> {
+        self.insert(
+            "INSERT INTO tokens (id, hash, body) VALUES ($1, $2, $3)",
+            &[id.into(), hash.into(), (&encode(token)?).into()],
+            &format!("tokens/{id}"),
+        )
+    }
+
+    fn get_token(&self, id: &str) -> Result<Option<(Token, String)>> {
+        self.rows("SELECT body, hash FROM tokens WHERE id = $1", &[id.into()])?
+            .first()
+            .map(|row| {
+                Ok((
+                    decode(id, text(row, 0, id)?)?,
+                    text(row, 1, id)?.to_string(),
+                ))
+            })
+            .transpose()
+    }
+
+    fn list_tokens(&self) -> Result<Vec<Token>> {
+        self.all("SELECT body FROM tokens ORDER BY rowid", &[], "tokens")
+    }
+
+    fn update_token(&self, id: &str, token: &Token) -> Result<()> {
+        self.change(
+            "UPDATE tokens SET body = $2 WHERE id = $1",
+            &[id.into(), (&encode(token)?).into()],
+            &format!("tokens/{id}"),
+        )
+    }
+
+    fn get_policy(&self, resource: &str) -> Result<Option<Policy>> {
+        self.one(
+            "SELECT body FROM policies WHERE resource = $1",
+            &[resource.into()],
+            resource,
+        )
+    }
+
+    fn set_policy(&self, resource: &str, policy: &Policy, expected: Option<&str>) -> Result<()> {
+        let body = encode(policy)?;
+        self.database.with(true, &mut |session| {
+            if let Some(expected) = expected {
+                let rows = session.query(
+                    "SELECT etag FROM policies WHERE resource = $1",
+                    &[resource.into()],
+                )?;
+                let current = match rows.first() {
+                    Some(row) => text(row, 0, resource)?,
+                    None => "",
+                };
+                if current != expected {
+                    return Err(StoreError::Conflict(resource.to_string()));
+                }
+            }
+            session.execute(
+                "INSERT INTO policies (resource, etag, body) VALUES ($1, $2, $3)
+                 ON CONFLICT (resource) DO UPDATE SET etag = excluded.etag, body = excluded.body",
+                &[resource.into(), (&policy.etag).into(), (&body).into()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn create_study(&self, project: &str, study: &Study) -> Result<()> {
+        self.insert(
+            "INSERT INTO studies (project, name, body) VALUES ($1, $2, $3)",
+            &[
+                project.into(),
+                (&study.name).into(),
+                (&encode(study)?).into(),
+            ],
+            &study.name,
+        )
+    }
+
+    fn get_study(&self, project: &str, name: &str) -> Result<Option<Study>> {
+        self.one(
+            "SELECT body FROM studies WHERE project = $1 AND name = $2",
+            &[project.into(), name.into()],
+            name,
+        )
+    }
+
+    fn list_studies(&self, project: &str) -> Result<Vec<Study>> {
+        self.all(
+            "SELECT body FROM studies WHERE project = $1 ORDER BY seq",
+            &[project.into()],
+            &format!("projects/{project}/studies"),
+        )
+    }
+
+    fn update_study(&self, project: &str, study: &Study) -> Result<()> {
+        self.change(
+            "UPDATE studies SET body = $3 WHERE project = $1 AND name = $2",
+            &[
+                project.into(),
+                (&study.name).into(),
+                (&encode(study)?).into(),
+            ],
+            &study.name,
+        )
+    }
+
+    fn delete_study(&self, project: &str, name: &str) -> Result<()> {
+        self.database.with(true, &mut |session| {
+            session.execute(
+                "DELETE FROM trials WHERE project = $1 AND study = $2",
+                &[project.into(), name.into()],
+            )?;
+            let count = session.execute(
+                "DELETE FROM studies WHERE project = $1 AND name = $2",
+                &[project.into(), name.into()],
+            )?;
+            changed(count, name)
+        })
+    }
+
+    fn put_trial(&self, project: &str, study: &str, id: i64, trial: &StudyTrial) -> Result<()> {
+        self.execute(
+            "INSERT INTO trials (project, study, id, body) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (project, study, id) DO UPDATE SET body = excluded.body",
+            &[
+                project.into(),
+                study.into(),
+                id.into(),
+                (&encode(trial)?).into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn list_trials(&self, project: &str, study: &str) -> Result<Vec<(i64, StudyTrial)>> {
+        self.rows(
+            "SELECT id, body FROM trials WHERE project = $1 AND study = $2 ORDER BY id",
+            &[project.into(), study.into()],
+        )?
+        .iter()
+        .map(|row| {
+            let id = int(row, 0, study)?;
+            let key = format!("{study}/trials/{id}");
+            Ok((id, decode(&key, text(row, 1, &key)?)?))
+        })
+        .collect()
+    }
+
+    fn delete_trial(&self, project: &str, study: &str, id: i64) -> Result<()> {
+        self.change(
+            "DELETE FROM trials WHERE project = $1 AND study = $2 AND id = $3",
+            &[project.into(), study.into(), id.into()],
+            &format!("{study}/trials/{id}"),
+        )
+    }
+
+    fn put_location_operation(&self, project: &str, operation: &StudyOperation) -> Result<()> {
+        self.execute(
+            "INSERT INTO location_operations (project, name, body) VALUES ($1, $2, $3)
+             ON CONFLICT (project, name) DO UPDATE SET body = excluded.body",
+            &[
+                project.into(),
+                (&operation.name).into(),
+                (&encode(operation)?).into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn get_location_operation(&self, project: &str, name: &str) -> Result<Option<StudyOperation>> {
+        self.one(
+            "SELECT body FROM location_operations WHERE project = $1 AND name = $2",
+            &[project.into(), name.into()],
+            name,
+        )
+    }
+
+    fn append_audit(&self, project: &str, entry: &AuditEntry) -> Result<()> {
+        self.execute(
+            "INSERT INTO audit_log (project, body) VALUES ($1, $2)",
+            &[project.into(), (&encode(entry)?).into()],
+        )?;
+        Ok(())
+    }
+
+    fn list_audit(&self, project: Option<&str>) -> Result<Vec<AuditEntry>> {
+        let key = "audit_log";
+        self.rows(
+            "SELECT seq, body FROM audit_log WHERE CAST($1 AS TEXT) IS NULL OR project = $1 ORDER BY seq DESC",
+            &[project.into()],
+        )?
+        .iter()
+        .map(|row| {
+            let mut entry: AuditEntry = decode(key, text(row, 1, key)?)?;
+            entry.id = int(row, 0, key)?.to_string();
+            Ok(entry)
+        })
+        .collect()
+    }
+}

@@ -113,6 +113,7 @@ fn fixture() -> Fixture {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let options = Options {
         data_dir: dir.path().to_path_buf(),
+        database: None,
         runtime: kiln_scheduler::program::Runtime {
             kiln: "/bin/false".into(),
             python: "/bin/false".into(),

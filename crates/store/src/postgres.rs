@@ -65,7 +65,7 @@ impl Postgres {
                     StoreError::Unavailable(format!("cannot reach PostgreSQL at {place}: {error}"))
                 })?;
             let mut connection = pool.get().map_err(unavailable)?;
-            let client = &mut connection.client;
+            let client = connection.client();
             client
                 .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
                 .map_err(|error| StoreError::from(classify(error)))?;
@@ -203,13 +203,30 @@ fn classify(error: postgres::Error) -> DbError {
 
 /// A pooled connection and the statements prepared on it.
 pub struct Connection {
-    client: Client,
+    /// Always present but while the connection is dropped (see `Drop`).
+    client: Option<Client>,
     statements: HashMap<String, Statement>,
 }
 
+impl Drop for Connection {
+    /// Closing a client blocks on its runtime, which cannot happen where the pool may be dropped
+    /// last: in a tokio task, when the server shuts down.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            off_runtime(move || drop(client));
+        }
+    }
+}
+
 impl Connection {
-    fn batch(&mut self, sql: &str) -> Result<()> {
+    fn client(&mut self) -> &mut Client {
         self.client
+            .as_mut()
+            .expect("a connection has its client until it is dropped")
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        self.client()
             .batch_execute(sql)
             .map_err(|error| StoreError::from(classify(error)))
     }
@@ -218,7 +235,7 @@ impl Connection {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.client.prepare(sql).map_err(classify)?;
+        let statement = self.client().prepare(sql).map_err(classify)?;
         self.statements.insert(sql.to_string(), statement.clone());
         Ok(statement)
     }
@@ -228,13 +245,13 @@ impl Session for Connection {
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> std::result::Result<u64, DbError> {
         let statement = self.prepare(sql)?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        self.client.execute(&statement, &params).map_err(classify)
+        self.client().execute(&statement, &params).map_err(classify)
     }
 
     fn query(&mut self, sql: &str, params: &[Param<'_>]) -> std::result::Result<Vec<Row>, DbError> {
         let statement = self.prepare(sql)?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let rows = self.client.query(&statement, &params).map_err(classify)?;
+        let rows = self.client().query(&statement, &params).map_err(classify)?;
         rows.iter()
             .map(|row| {
                 (0..row.len())
@@ -301,17 +318,17 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> std::result::Result<Connection, postgres::Error> {
         Ok(Connection {
-            client: self.config.connect(NoTls)?,
+            client: Some(self.config.connect(NoTls)?),
             statements: HashMap::new(),
         })
     }
 
     fn is_valid(&self, connection: &mut Connection) -> std::result::Result<(), postgres::Error> {
-        connection.client.simple_query("").map(drop)
+        connection.client().simple_query("").map(drop)
     }
 
     fn has_broken(&self, connection: &mut Connection) -> bool {
-        connection.client.is_closed()
+        connection.client.as_ref().is_none_or(Client::is_closed)
     }
 }
 

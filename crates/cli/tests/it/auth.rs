@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::jobs::{ended, python_job, trainer_package, wait_job_as};
 use crate::support::{
-    Server, call_as, census_instances, census_model, file_uri, kiln, kiln_binary,
+    Server, call_as, census_instances, census_model, file_uri, kiln, kiln_binary, metadata_bytes,
 };
 
 /// A server with authentication on, its administrator token, and a work directory it allows.
@@ -188,7 +188,7 @@ fn the_first_start_prints_one_admin_token_and_every_request_needs_a_valid_one() 
         None,
         "the token is shown once, on the first start only"
     );
-    let database = std::fs::read(data.path().join("kiln.db")).unwrap();
+    let database = metadata_bytes(data.path());
     let secret = admin.rsplit('_').next().unwrap();
     assert!(
         !database

@@ -145,7 +145,13 @@ job = run(jobs.create(parent=PROJECT, body={
                       "masterConfig": {"containerCommand": ["sleep", "600"]}}}))
 assert job["state"] in ("QUEUED", "PREPARING", "RUNNING"), job
 job_name = f"{PROJECT}/jobs/sleeper"
+# The etag changes with the state: patch once the job has settled into RUNNING.
+deadline = time.time() + 60
 job = run(jobs.get(name=job_name))
+while job["state"] != "RUNNING" and time.time() < deadline:
+    time.sleep(0.1)
+    job = run(jobs.get(name=job_name))
+assert job["state"] == "RUNNING", job
 relabelled = run(jobs.patch(name=job_name, updateMask="labels",
                             body={"labels": {"kind": "patched"}, "etag": job["etag"]}))
 assert relabelled["labels"] == {"kind": "patched"}, relabelled

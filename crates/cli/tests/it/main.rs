@@ -6,6 +6,7 @@ mod batch;
 mod cli;
 mod cluster;
 mod console;
+mod database;
 mod datagen;
 mod errors;
 mod explain;

@@ -14,6 +14,52 @@ pub fn kiln_binary() -> &'static str {
     env!("CARGO_BIN_EXE_kiln")
 }
 
+/// The `--database` of the servers started on `data_dir`. With `KILN_TEST_DATABASE` set (a
+/// PostgreSQL URL: `scripts/dev-cluster.sh postgres up`), a schema of its own in that database,
+/// the same for every server started on the same directory (a restart finds its data); else none,
+/// and the server keeps its metadata in the directory's SQLite file.
+pub fn database_for(data_dir: &Path) -> Option<String> {
+    use std::hash::{Hash, Hasher};
+    let Ok(url) = std::env::var("KILN_TEST_DATABASE") else {
+        assert!(
+            std::env::var("KILN_REQUIRE_DATABASE").as_deref() != Ok("postgres"),
+            "KILN_REQUIRE_DATABASE=postgres, but KILN_TEST_DATABASE is not set"
+        );
+        return None;
+    };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data_dir.hash(&mut hasher);
+    let schema = format!("it_{:016x}", hasher.finish());
+    Some(kiln_store::postgres::in_schema(&url, &schema).expect("a schema in KILN_TEST_DATABASE"))
+}
+
+/// Every byte of the metadata the servers on `data_dir` keep: the SQLite file, or the text of every
+/// row of their PostgreSQL schema.
+pub fn metadata_bytes(data_dir: &Path) -> Vec<u8> {
+    let Some(database) = database_for(data_dir) else {
+        return std::fs::read(data_dir.join("kiln.db")).expect("the SQLite file");
+    };
+    let mut client = postgres::Client::connect(&database, postgres::NoTls).expect("connect");
+    let tables = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = current_schema()",
+            &[],
+        )
+        .expect("list tables");
+    let mut bytes = Vec::new();
+    for table in tables {
+        let table: String = table.get(0);
+        for row in client
+            .query(&format!("SELECT CAST(t AS TEXT) FROM {table} t"), &[])
+            .expect("read a table")
+        {
+            bytes.extend(row.get::<_, String>(0).into_bytes());
+        }
+    }
+    bytes
+}
+
 /// A running `kiln server`.
 pub struct Server {
     child: Child,
@@ -79,9 +125,15 @@ impl Server {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> (Server, Vec<String>) {
-        let mut child = Command::new(kiln_binary())
+        let mut command = Command::new(kiln_binary());
+        command
             .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .env_remove("KILN_DATABASE");
+        if let Some(database) = database_for(data_dir) {
+            command.arg("--database").arg(database);
+        }
+        let mut child = command
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

@@ -354,11 +354,7 @@ impl Registry {
 
     fn with_default(&self, project: &str, mut model: Model) -> Result<Model, RegistryError> {
         let short_name = short(&model.name).to_string();
-        model.default_version = self
-            .store
-            .list_versions(project, &short_name)?
-            .into_iter()
-            .find(|version| version.is_default);
+        model.default_version = self.store.default_version(project, &short_name)?;
         Ok(model)
     }
 
@@ -421,8 +417,11 @@ impl Registry {
             .store
             .list_models(project)?
             .into_iter()
-            .map(|model| self.with_default(project, model))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(mut model, default)| {
+                model.default_version = default;
+                model
+            })
+            .collect();
         let page = params.page(models, |model| model.name.clone())?;
         Ok(ListModelsResponse {
             models: page.items,

@@ -92,8 +92,8 @@ pub trait Store: Send + Sync + 'static {
     fn create_model(&self, project: &str, name: &str, model: &Model) -> Result<()>;
     /// A model, if present.
     fn get_model(&self, project: &str, name: &str) -> Result<Option<Model>>;
-    /// All models of a project, by name.
-    fn list_models(&self, project: &str) -> Result<Vec<Model>>;
+    /// All models of a project, by name, each with its default version if it has one.
+    fn list_models(&self, project: &str) -> Result<Vec<(Model, Option<Version>)>>;
     /// Replaces a model; fails with `NotFound` when absent.
     fn update_model(&self, project: &str, name: &str, model: &Model) -> Result<()>;
     /// Deletes a model; fails with `NotFound` when absent.
@@ -108,6 +108,8 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         version: &Version,
     ) -> Result<Version>;
+    /// The default version of a model, if it has one.
+    fn default_version(&self, project: &str, model: &str) -> Result<Option<Version>>;
     /// A version, if present.
     fn get_version(&self, project: &str, model: &str, name: &str) -> Result<Option<Version>>;
     /// All versions of a model, by name.

@@ -167,12 +167,24 @@ impl<D: Database> Store for SqlStore<D> {
         )
     }
 
-    fn list_models(&self, project: &str) -> Result<Vec<Model>> {
-        self.all(
-            "SELECT body FROM models WHERE project = $1 ORDER BY name",
+    fn list_models(&self, project: &str) -> Result<Vec<(Model, Option<Version>)>> {
+        let key = format!("projects/{project}/models");
+        self.rows(
+            "SELECT m.body, v.body FROM models m LEFT JOIN versions v
+               ON v.project = m.project AND v.model = m.name AND v.is_default
+             WHERE m.project = $1 ORDER BY m.name",
             &[project.into()],
-            &format!("projects/{project}/models"),
-        )
+        )?
+        .iter()
+        .map(|row| {
+            let model = decode(&key, text(row, 0, &key)?)?;
+            let default = match row.get(1) {
+                Some(Cell::Text(body)) => Some(decode(&key, body)?),
+                _ => None,
+            };
+            Ok((model, default))
+        })
+        .collect()
     }
 
     fn update_model(&self, project: &str, name: &str, model: &Model) -> Result<()> {
@@ -229,6 +241,14 @@ impl<D: Database> Store for SqlStore<D> {
             )?;
             Ok(version)
         })
+    }
+
+    fn default_version(&self, project: &str, model: &str) -> Result<Option<Version>> {
+        self.one(
+            "SELECT body FROM versions WHERE project = $1 AND model = $2 AND is_default",
+            &[project.into(), model.into()],
+            &format!("projects/{project}/models/{model}/versions"),
+        )
     }
 
     fn get_version(&self, project: &str, model: &str, name: &str) -> Result<Option<Version>> {

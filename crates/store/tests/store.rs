@@ -118,6 +118,23 @@ fn models_versions_and_defaults_survive_reopening(place: &Place) {
     let versions = store.list_versions("p", "census").unwrap();
     let defaults: Vec<bool> = versions.iter().map(|version| version.is_default).collect();
     assert_eq!(defaults, vec![false, true]);
+    store.create_model("p", "bare", &model("bare")).unwrap();
+    let listed: Vec<(String, Option<bool>)> = store
+        .list_models("p")
+        .unwrap()
+        .into_iter()
+        .map(|(model, default)| (model.name, default.map(|version| version.is_default)))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("projects/p/models/bare".to_string(), None),
+            ("projects/p/models/census".to_string(), Some(true)),
+        ],
+        "each model with its default version, if any"
+    );
+    assert!(store.default_version("p", "census").unwrap().is_some());
+    assert!(store.default_version("p", "bare").unwrap().is_none());
     assert_eq!(store.unfinished_operations().unwrap().len(), 1);
     assert!(
         store.get_model("other", "census").unwrap().is_none(),

@@ -15,6 +15,8 @@
 use base64::Engine;
 use serde_json::Value;
 
+use kiln_store::Contains;
+
 use crate::RegistryError;
 
 /// Default page size (the API's).
@@ -51,40 +53,16 @@ impl ListParams {
         items: Vec<T>,
         key: impl Fn(&T) -> String,
     ) -> Result<Page<T>, RegistryError> {
-        let filter = match self
-            .filter
-            .as_deref()
-            .map(str::trim)
-            .filter(|text| !text.is_empty())
-        {
-            Some(text) => Some(Filter::parse(text)?),
-            None => None,
-        };
-        let page_size = match self.page_size {
-            None | Some(0) => DEFAULT_PAGE_SIZE,
-            Some(size) if size < 0 => {
-                return Err(RegistryError::InvalidArgument(format!(
-                    "pageSize must not be negative, got {size}"
-                )));
-            }
-            Some(size) => (size as usize).min(MAX_PAGE_SIZE),
-        };
+        let filter = self.filter()?;
+        let page_size = self.size()?;
         let mut items: Vec<T> = match &filter {
             Some(filter) => items
                 .into_iter()
-                .filter(|item| {
-                    serde_json::to_value(item)
-                        .map(|value| filter.matches(&value))
-                        .unwrap_or(false)
-                })
+                .filter(|item| filter.keeps(item))
                 .collect(),
             None => items,
         };
-        if let Some(order) = self
-            .order_by
-            .as_deref()
-            .filter(|text| !text.trim().is_empty())
-        {
+        if let Some(order) = self.order() {
             let keys = order_keys(order)?;
             let mut keyed: Vec<(Value, T)> = items
                 .into_iter()
@@ -105,25 +83,74 @@ impl ListParams {
             });
             items = keyed.into_iter().map(|(_, item)| item).collect();
         }
-        if let Some(token) = self.page_token.as_deref().filter(|token| !token.is_empty()) {
-            let after = decode_token(token)?;
+        if let Some(after) = self.after()? {
             let position = items
                 .iter()
                 .position(|item| key(item) == after)
-                .ok_or_else(|| {
-                    RegistryError::InvalidArgument(format!(
-                        "pageToken {token:?} is not valid for this list"
-                    ))
-                })?;
+                .ok_or_else(|| self.invalid_token())?;
             items.drain(..=position);
         }
-        let next_page_token =
-            (items.len() > page_size).then(|| encode_token(&key(&items[page_size - 1])));
-        items.truncate(page_size);
-        Ok(Page {
+        Ok(Page::of(items, page_size, key))
+    }
+
+    /// The filter, if one was given.
+    pub fn filter(&self) -> Result<Option<Filter>, RegistryError> {
+        match self
+            .filter
+            .as_deref()
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+        {
+            Some(text) => Ok(Some(Filter::parse(text)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The number of items a page holds.
+    pub fn size(&self) -> Result<usize, RegistryError> {
+        match self.page_size {
+            None | Some(0) => Ok(DEFAULT_PAGE_SIZE),
+            Some(size) if size < 0 => Err(RegistryError::InvalidArgument(format!(
+                "pageSize must not be negative, got {size}"
+            ))),
+            Some(size) => Ok((size as usize).min(MAX_PAGE_SIZE)),
+        }
+    }
+
+    /// The `orderBy`, if one was given: the list is then sorted, not in its own order.
+    pub fn order(&self) -> Option<&str> {
+        self.order_by
+            .as_deref()
+            .filter(|text| !text.trim().is_empty())
+    }
+
+    /// The key of the last item the previous page showed, if a page token was given.
+    pub fn after(&self) -> Result<Option<String>, RegistryError> {
+        match self.page_token.as_deref().filter(|token| !token.is_empty()) {
+            Some(token) => Ok(Some(decode_token(token)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The error for a page token that names no item of the list.
+    pub fn invalid_token(&self) -> RegistryError {
+        RegistryError::InvalidArgument(format!(
+            "pageToken {:?} is not valid for this list",
+            self.page_token.as_deref().unwrap_or_default()
+        ))
+    }
+}
+
+impl<T> Page<T> {
+    /// The page of `items` (those after the previous page, in order; more than `size` when the
+    /// list goes on), with the token of the next page when there is one.
+    pub fn of(mut items: Vec<T>, size: usize, key: impl Fn(&T) -> String) -> Self {
+        let next_page_token = (items.len() > size).then(|| encode_token(&key(&items[size - 1])));
+        items.truncate(size);
+        Page {
             items,
             next_page_token,
-        })
+        }
     }
 }
 
@@ -230,6 +257,29 @@ impl Filter {
             .iter()
             .all(|any_of| any_of.iter().any(|term| term.matches(resource)))
     }
+
+    /// Whether a resource matches, as the API represents it.
+    pub fn keeps<T: serde::Serialize>(&self, item: &T) -> bool {
+        serde_json::to_value(item).is_ok_and(|value| self.matches(&value))
+    }
+
+    /// What the stored JSON text of every resource this filter keeps contains, for the store to
+    /// narrow its scan with. `computed` names the fields a resource gets only when it is read
+    /// (not stored), about which the stored text says nothing.
+    pub fn contains(&self, computed: &[&str]) -> Contains {
+        Contains {
+            all_of: self
+                .all_of
+                .iter()
+                .filter_map(|any_of| {
+                    any_of
+                        .iter()
+                        .map(|term| term.contains(computed))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Splits on a keyword that stands alone between spaces, outside quotes.
@@ -331,6 +381,32 @@ impl Term {
         };
         let matched = candidates.iter().any(|candidate| self.compare(candidate));
         matched ^ self.negated
+    }
+
+    /// Strings the stored text of every resource this term keeps contains: the field's name as a
+    /// JSON key and the text value (a string value matches whole, as its last path segment, or as
+    /// an element, so the value occurs verbatim when JSON escapes none of its characters). `None`
+    /// where the text need not show the term: negations, comparisons, numbers and other non-text
+    /// values, computed fields.
+    fn contains(&self, computed: &[&str]) -> Option<Vec<String>> {
+        let value = match self.operator {
+            _ if self.negated => return None,
+            Operator::Has => self.value.strip_suffix('*').unwrap_or(&self.value),
+            Operator::Equal => &self.value,
+            _ => return None,
+        };
+        let field = self.path.last()?;
+        let verbatim = !value.is_empty()
+            && value.parse::<f64>().is_err()
+            && !matches!(value, "true" | "false" | "null")
+            && !value
+                .chars()
+                .any(|c| c == '"' || c == '\\' || c.is_control());
+        let stored = !self
+            .path
+            .iter()
+            .any(|part| computed.contains(&part.as_str()));
+        (verbatim && stored).then(|| vec![format!("\"{field}\":"), value.to_string()])
     }
 
     fn compare(&self, candidate: &str) -> bool {

@@ -71,6 +71,18 @@ pub enum StoreError {
     },
 }
 
+/// A condition on the JSON text a resource is stored as, which the database can test while it
+/// scans: every group of `all_of` has a member whose strings all occur in the text. An empty
+/// condition holds for every resource.
+///
+/// A list narrows its scan with it before applying its exact filter to what the scan returns, so
+/// the condition only has to hold for every resource the filter would keep.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Contains {
+    /// The groups, all of which must hold.
+    pub all_of: Vec<Vec<Vec<String>>>,
+}
+
 /// Opens the metadata database `database` names: a `postgres://` or `postgresql://` URL, or the
 /// path of a SQLite file (`sqlite://` optional).
 pub fn open(database: &str) -> Result<Arc<dyn Store>> {
@@ -142,8 +154,15 @@ pub trait Store: Send + Sync + 'static {
     fn create_job(&self, project: &str, job: &Job) -> Result<()>;
     /// A job, if present.
     fn get_job(&self, project: &str, job_id: &str) -> Result<Option<Job>>;
-    /// All jobs of a project, oldest first.
-    fn list_jobs(&self, project: &str) -> Result<Vec<Job>>;
+    /// Jobs of a project, oldest first, after job `after` (from the first when `None`), whose
+    /// stored text satisfies `contains`: at most `limit` of them.
+    fn scan_jobs(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        contains: &Contains,
+        limit: usize,
+    ) -> Result<Vec<Job>>;
     /// Replaces a job.
     fn update_job(&self, project: &str, job: &Job) -> Result<()>;
     /// Jobs of every project that have not ended, as `(project, job)`, oldest first.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::session::{Cell, Database, DbError, Param, Row, Session};
-use crate::{Result, Store, StoreError};
+use crate::{Contains, Result, Store, StoreError};
 
 /// A [`Store`] over a SQL [`Database`].
 pub struct SqlStore<D> {
@@ -133,6 +133,60 @@ fn corrupt(key: &str, column: usize, found: Option<&Cell>) -> StoreError {
     StoreError::Corrupt {
         key: key.to_string(),
         message: format!("column {column} holds {found:?}"),
+    }
+}
+
+/// The `LIKE` patterns of a [`Contains`], in the order [`contains_sql`] numbers them: each string
+/// anywhere in the text, its wildcards escaped with `\`.
+fn like_patterns(contains: &Contains) -> Vec<String> {
+    contains
+        .all_of
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|text| {
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        })
+        .collect()
+}
+
+/// The SQL condition on `body` that a [`Contains`] states, its patterns bound from `$first` on.
+/// `LIKE` is case-insensitive on SQLite and exact on PostgreSQL: either way every resource whose
+/// text holds the strings passes.
+fn contains_sql(contains: &Contains, first: usize) -> String {
+    let mut next = first;
+    let mut pattern = || {
+        let sql = format!("body LIKE ${next} ESCAPE '\\'");
+        next += 1;
+        sql
+    };
+    let groups: Vec<String> = contains
+        .all_of
+        .iter()
+        .map(|group| {
+            let members: Vec<String> = group
+                .iter()
+                .map(|strings| {
+                    let all: Vec<String> = strings.iter().map(|_| pattern()).collect();
+                    match all.is_empty() {
+                        true => "TRUE".to_string(),
+                        false => format!("({})", all.join(" AND ")),
+                    }
+                })
+                .collect();
+            match members.is_empty() {
+                true => "FALSE".to_string(),
+                false => format!("({})", members.join(" OR ")),
+            }
+        })
+        .collect();
+    match groups.is_empty() {
+        true => "TRUE".to_string(),
+        false => groups.join(" AND "),
     }
 }
 
@@ -403,12 +457,24 @@ impl<D: Database> Store for SqlStore<D> {
         )
     }
 
-    fn list_jobs(&self, project: &str) -> Result<Vec<Job>> {
-        self.all(
-            "SELECT body FROM jobs WHERE project = $1 ORDER BY seq",
-            &[project.into()],
-            &format!("projects/{project}/jobs"),
-        )
+    fn scan_jobs(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        contains: &Contains,
+        limit: usize,
+    ) -> Result<Vec<Job>> {
+        let patterns = like_patterns(contains);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut params: Vec<Param<'_>> = vec![project.into(), after.into(), limit.into()];
+        params.extend(patterns.iter().map(Param::from));
+        let sql = format!(
+            "SELECT body FROM jobs WHERE project = $1
+               AND seq > COALESCE((SELECT seq FROM jobs WHERE project = $1 AND job_id = $2), 0)
+               AND {} ORDER BY seq LIMIT $3",
+            contains_sql(contains, 4)
+        );
+        self.all(&sql, &params, &format!("projects/{project}/jobs"))
     }
 
     fn update_job(&self, project: &str, job: &Job) -> Result<()> {

@@ -75,6 +75,7 @@ on_both!(
     tokens_policies_and_audit_entries_persist,
     studies_trials_and_their_operations_persist,
     a_schema_newer_than_the_binary_is_refused,
+    jobs_are_scanned_in_order_narrowed_by_their_text,
 );
 
 fn model(name: &str) -> Model {
@@ -176,7 +177,7 @@ fn jobs_are_listed_in_order_and_active_ones_found(place: &Place) {
         Err(StoreError::AlreadyExists(_))
     ));
     let ids: Vec<String> = store
-        .list_jobs("p")
+        .scan_jobs("p", None, &kiln_store::Contains::default(), usize::MAX)
         .unwrap()
         .into_iter()
         .map(|job| job.job_id)
@@ -425,4 +426,70 @@ fn an_unreachable_postgres_is_unavailable() {
     assert!(matches!(refused, StoreError::Unavailable(_)), "{message}");
     assert!(message.contains("127.0.0.1:1/kiln"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
+}
+
+fn jobs_are_scanned_in_order_narrowed_by_their_text(place: &Place) {
+    use kiln_api::{Job, JobState};
+    use kiln_store::Contains;
+    let store = place.open();
+    for (index, state) in [
+        JobState::Failed,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Queued,
+        JobState::Failed,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let job = Job {
+            job_id: format!("job_{index}_100%"),
+            state,
+            ..Job::default()
+        };
+        store.create_job("p", &job).unwrap();
+    }
+    let ids = |after: Option<&str>, contains: &Contains, limit: usize| -> Vec<String> {
+        store
+            .scan_jobs("p", after, contains, limit)
+            .unwrap()
+            .into_iter()
+            .map(|job| job.job_id)
+            .collect()
+    };
+    let every = Contains::default();
+    assert_eq!(ids(None, &every, 2), ["job_0_100%", "job_1_100%"]);
+    assert_eq!(
+        ids(Some("job_1_100%"), &every, 10),
+        ["job_2_100%", "job_3_100%", "job_4_100%"],
+        "after a job, oldest first"
+    );
+    let failed = Contains {
+        all_of: vec![vec![vec!["\"state\":".into(), "FAILED".into()]]],
+    };
+    assert_eq!(
+        ids(None, &failed, 10),
+        ["job_0_100%", "job_2_100%", "job_4_100%"]
+    );
+    assert_eq!(ids(Some("job_0_100%"), &failed, 1), ["job_2_100%"]);
+    let failed_or_queued = Contains {
+        all_of: vec![vec![vec!["FAILED".into()], vec!["QUEUED".into()]]],
+    };
+    assert_eq!(
+        ids(Some("job_2_100%"), &failed_or_queued, 10),
+        ["job_3_100%", "job_4_100%"]
+    );
+    let text = |strings: &[&str]| Contains {
+        all_of: vec![vec![strings.iter().map(|s| s.to_string()).collect()]],
+    };
+    assert_eq!(ids(None, &text(&["2_100%"]), 10), ["job_2_100%"]);
+    assert!(
+        ids(None, &text(&["1%"]), 10).is_empty() && ids(None, &text(&["j_b"]), 10).is_empty(),
+        "% and _ are matched as themselves, not as wildcards"
+    );
+    let nothing = Contains {
+        all_of: vec![vec![vec!["SUCCEEDED".into(), "QUEUED".into()]]],
+    };
+    assert!(ids(None, &nothing, 10).is_empty());
+    assert!(store.scan_jobs("q", None, &every, 10).unwrap().is_empty());
 }

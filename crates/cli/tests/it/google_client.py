@@ -184,6 +184,16 @@ while True:
 assert pages == 3 and len(listed) == 251 == len(set(listed)), (pages, len(listed))
 filtered = run(jobs.list(parent=PROJECT, filter='labels.kind="patched"'))
 assert [j["jobId"] for j in filtered["jobs"]] == ["sleeper"], filtered
+listed, token = [], None
+while True:
+    page = run(jobs.list(parent=PROJECT, pageSize=30, pageToken=token, filter="jobId:paged_1*"))
+    listed += [j["jobId"] for j in page["jobs"]]
+    token = page.get("nextPageToken")
+    if not token:
+        break
+assert listed == [f"paged_{index}" for index in range(100, 200)], listed
+assert run(jobs.list(parent=PROJECT, filter="jobId:nothing*")).get("jobs", []) == []
+refused(jobs.list(parent=PROJECT, pageToken="bm90LWEtam9i"), 400, "pageToken")
 
 # Operations of the project: listed, read, cancelled; another project's is not found.
 operations = projects.operations()

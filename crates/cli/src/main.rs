@@ -78,6 +78,9 @@ enum Command {
     /// Log in, tokens, and the audit log.
     #[command(subcommand)]
     Auth(commands::auth::AuthCommand),
+    /// A server's backups, taken and restored without a server running.
+    #[command(subcommand)]
+    Admin(commands::admin::AdminCommand),
     /// The per-replica launcher an executor starts on a node.
     #[command(hide = true)]
     Replica(commands::replica::ReplicaArgs),
@@ -180,6 +183,7 @@ fn dispatch(command: Command, context: &client::Context) -> anyhow::Result<()> {
         Command::Operations(command) => commands::operations::run(command, context),
         Command::Projects(command) => commands::iam::run_projects(command, context),
         Command::Auth(command) => commands::auth::run(command, context),
+        Command::Admin(command) => commands::admin::run(command),
         Command::Replica(_) => unreachable!("the launcher runs before any configuration is read"),
     }
 }

@@ -9,11 +9,13 @@
 //! - [`sqlite`]: the embedded default, a SQLite file.
 //! - [`postgres`]: PostgreSQL, for servers that share their metadata.
 //! - [`migrations`]: the schema, as refinery migrations per dialect.
+//! - [`backup`]: every row of every table as JSON lines, restorable into either database.
 //!
 //! **Architecture invariant:** the store validates nothing about the API; it persists what the
 //! registry decided, durably (a write that returned is committed), and keeps the rules of the
 //! relational schema (primary keys) so concurrent creates cannot both win, on one server or many.
 
+pub mod backup;
 pub mod migrations;
 pub mod postgres;
 pub mod session;
@@ -207,6 +209,14 @@ pub trait Store: Send + Sync + 'static {
     fn put_location_operation(&self, project: &str, operation: &StudyOperation) -> Result<()>;
     /// The operation a study returned under `name` in `project`.
     fn get_location_operation(&self, project: &str, name: &str) -> Result<Option<StudyOperation>>;
+
+    /// How many schema migrations the database has applied.
+    fn schema_version(&self) -> Result<i64>;
+    /// Every row of every table, each a JSON object naming its `table`, in the order
+    /// [`Store::restore`] inserts them; read in one transaction, so that they agree.
+    fn backup(&self) -> Result<Vec<serde_json::Value>>;
+    /// Inserts the rows of a backup into a database that holds none yet, in one transaction.
+    fn restore(&self, rows: &[serde_json::Value]) -> Result<()>;
 
     /// Appends an entry to the audit log; `project` is empty for server-wide calls.
     fn append_audit(&self, project: &str, entry: &AuditEntry) -> Result<()>;

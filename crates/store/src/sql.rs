@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::session::{Cell, Database, DbError, Param, Row, Session};
-use crate::{Contains, Result, Store, StoreError};
+use crate::{Contains, Result, Store, StoreError, backup};
 
 /// A [`Store`] over a SQL [`Database`].
 pub struct SqlStore<D> {
@@ -20,11 +20,6 @@ impl<D: Database> SqlStore<D> {
     /// A store over a database whose schema is up to date.
     pub fn new(database: D) -> Self {
         Self { database }
-    }
-
-    /// How many schema migrations the database has applied.
-    pub fn schema_version(&self) -> Result<i64> {
-        self.database.schema_version()
     }
 
     /// Runs one statement outside any transaction; the number of rows it changed.
@@ -706,6 +701,20 @@ impl<D: Database> Store for SqlStore<D> {
             &[project.into(), name.into()],
             name,
         )
+    }
+
+    fn schema_version(&self) -> Result<i64> {
+        self.database.schema_version()
+    }
+
+    fn backup(&self) -> Result<Vec<serde_json::Value>> {
+        self.database
+            .with(true, &mut |session| backup::rows(session))
+    }
+
+    fn restore(&self, rows: &[serde_json::Value]) -> Result<()> {
+        self.database
+            .with(true, &mut |session| backup::restore(session, rows))
     }
 
     fn append_audit(&self, project: &str, entry: &AuditEntry) -> Result<()> {

@@ -140,3 +140,115 @@ fn a_database_stopped_under_load_answers_unavailable_and_recovers() {
         "a create answered 503 left nothing behind"
     );
 }
+
+/// `kiln admin backup|restore` with the arguments that name `data_dir`'s database.
+fn admin(action: &str, data_dir: &Path, database: Option<String>, backup: &Path) -> String {
+    let mut args = vec![
+        "admin".to_string(),
+        action.to_string(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        if action == "backup" { "--to" } else { "--from" }.into(),
+        backup.display().to_string(),
+    ];
+    if let Some(database) = database {
+        args.extend(["--database".into(), database]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = crate::support::kiln(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "admin {action}: {stderr}");
+    stderr
+}
+
+/// What a restored server shows: the census model's default version answering predictions,
+/// and the job with its state.
+fn assert_restored(server: &Server) {
+    let (status, model) = call("GET", &server.api("p", "models/census"), None);
+    assert_eq!(status, 200, "{model}");
+    assert_eq!(
+        model["defaultVersion"]["name"],
+        "projects/p/models/census/versions/v1"
+    );
+    let body = json!({"instances": crate::support::census_instances()}).to_string();
+    let (status, answer) = call(
+        "POST",
+        &server.api("p", "models/census:predict"),
+        Some(&body),
+    );
+    assert_eq!(status, 200, "the restored version serves: {answer}");
+    assert_eq!(answer["predictions"].as_array().map(Vec::len), Some(2));
+    let (_, jobs) = call("GET", &server.api("p", "jobs"), None);
+    let listed: Vec<(&str, &str)> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| {
+            (
+                job["jobId"].as_str().unwrap(),
+                job["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("first", "SUCCEEDED"), ("second", "FAILED")]);
+    let (_, log) = call("GET", &server.api("p", "jobs/first/logs"), None);
+    assert!(log.to_string().contains("from the first job"), "{log}");
+}
+
+/// A backup restores into a new data directory (and, when the tests run on PostgreSQL, into
+/// both PostgreSQL and SQLite): the same versions serve, the same jobs list with their logs; a
+/// restore over data is refused.
+#[test]
+fn a_backup_restores_into_a_new_data_directory() {
+    let (source, target, other) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    {
+        let server = Server::start_serving(source.path(), None, &[]);
+        server.deploy_census();
+        for (id, command) in [("first", "echo from the first job"), ("second", "exit 3")] {
+            let body = json!({"jobId": id, "trainingInput": {
+                "masterConfig": {"containerCommand": ["sh", "-c", command]}}});
+            let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body.to_string()));
+            assert_eq!(status, 200, "{job}");
+            crate::jobs::wait_job(&server, "p", id, |job| {
+                matches!(job["state"].as_str(), Some("SUCCEEDED" | "FAILED"))
+            });
+        }
+    }
+    let backup = source.path().join("backup");
+    let said = admin(
+        "backup",
+        source.path(),
+        database_for(source.path()),
+        &backup,
+    );
+    assert!(said.contains("Backed up"), "{said}");
+
+    admin(
+        "restore",
+        target.path(),
+        database_for(target.path()),
+        &backup,
+    );
+    assert_restored(&Server::start(target.path()));
+    // Into a SQLite file, whatever the source was.
+    let sqlite = other.path().join("kiln.db").display().to_string();
+    admin("restore", other.path(), Some(sqlite.clone()), &backup);
+    let flags = ["--insecure-no-auth", "--database", &sqlite];
+    assert_restored(&Server::start_with_args(other.path(), &flags, &[]).0);
+
+    let output = crate::support::kiln(&[
+        "admin",
+        "restore",
+        "--data-dir",
+        &other.path().display().to_string(),
+        "--from",
+        &backup.display().to_string(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("holds nothing yet"), "{stderr}");
+}

@@ -130,7 +130,7 @@ impl Server {
             .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env_remove("KILN_DATABASE");
-        if let Some(database) = database_for(data_dir) {
+        if let Some(database) = database_for(data_dir).filter(|_| !args.contains(&"--database")) {
             command.arg("--database").arg(database);
         }
         let mut child = command

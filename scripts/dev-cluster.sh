@@ -13,6 +13,9 @@
 #                                            # 127.0.0.1:5433; prints the KILN_DATABASE to use
 #   bash scripts/dev-cluster.sh postgres down|env
 #   bash scripts/dev-cluster.sh postgres stop|start   # the server alone, its data kept (fault tests)
+#   bash scripts/dev-cluster.sh s3 up        # an S3-protocol server (PyPI's moto) on 127.0.0.1:5001;
+#                                            # prints the AWS_* settings Kiln passes to object_store
+#   bash scripts/dev-cluster.sh s3 down|env
 #
 # Installs what it needs when it is missing: Debian's Slurm packages (as root), Ray into
 # $KILN_CLUSTER_DIR/ray-venv. State, logs and the JWT
@@ -30,7 +33,7 @@ rest_port="${KILN_SLURM_PORT:-6820}"
 
 usage() {
   echo "usage: $0 slurm up|down|env|rest-stop|rest-start, $0 ray up|down|env," \
-    "or $0 postgres up|down|env|stop|start" >&2
+    "$0 postgres up|down|env|stop|start, or $0 s3 up|down|env" >&2
   exit 2
 }
 
@@ -289,6 +292,46 @@ postgres_down() {
   echo "PostgreSQL stopped"
 }
 
+moto_version="5.2.6"
+moto_venv="${state}/moto-venv"
+s3_port="${KILN_S3_PORT:-5001}"
+
+s3_env() {
+  echo "export AWS_ENDPOINT_URL=http://127.0.0.1:${s3_port} AWS_ALLOW_HTTP=true AWS_REGION=us-east-1"
+  echo "export AWS_ACCESS_KEY_ID=kiln AWS_SECRET_ACCESS_KEY=kiln-dev-secret"
+  echo "export KILN_S3_PYTHON=${moto_venv}/bin/python"
+}
+
+# moto's server mode: every bucket in memory, gone when it stops.
+s3_up() {
+  if ! "${moto_venv}/bin/python" -c "import moto, boto3" 2> /dev/null; then
+    python3 -m venv "${moto_venv}"
+    "${moto_venv}/bin/pip" install --quiet --disable-pip-version-check "moto[server]==${moto_version}"
+  fi
+  s3_down > /dev/null 2>&1 || true
+  mkdir -p "${state}/s3"
+  setsid "${moto_venv}/bin/moto_server" -H 127.0.0.1 -p "${s3_port}" \
+    > "${state}/s3/moto.log" 2>&1 < /dev/null &
+  echo $! > "${state}/s3/moto.pid"
+  for _ in $(seq 1 100); do
+    if curl -sf -o /dev/null "http://127.0.0.1:${s3_port}/"; then
+      s3_env
+      return
+    fi
+    sleep 0.2
+  done
+  echo "moto did not come up; see ${state}/s3/moto.log" >&2
+  exit 1
+}
+
+s3_down() {
+  if [ -f "${state}/s3/moto.pid" ]; then
+    kill -TERM -- "-$(cat "${state}/s3/moto.pid")" 2> /dev/null || true
+    rm -f "${state}/s3/moto.pid"
+  fi
+  echo "moto stopped"
+}
+
 case "${engine} ${action}" in
   "slurm up") slurm_up ;;
   "slurm down") slurm_down ;;
@@ -303,5 +346,8 @@ case "${engine} ${action}" in
   "postgres env") postgres_env ;;
   "postgres stop") postgres_stop ;;
   "postgres start") postgres_start ;;
+  "s3 up") s3_up ;;
+  "s3 down") s3_down ;;
+  "s3 env") s3_env ;;
   *) usage ;;
 esac

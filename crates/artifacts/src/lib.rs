@@ -2,8 +2,8 @@
 //!
 //! Kiln keeps the files it manages (deployed model versions now; job outputs later) under one root,
 //! addressed by keys like `projects/p/models/m/versions/v1/`. Sources and the managed root are both
-//! reached through the `object_store` crate, so a `gs://` or `s3://` source (with the `cloud`
-//! feature) and a local directory take the same code path.
+//! reached through the `object_store` crate, so a `gs://` or `s3://` source and a local directory
+//! take the same code path.
 //!
 //! # Layout
 //! - [`uri`]: parsing a user's URI (`/abs/path`, `file://`, `gs://`, `s3://`) to a store and prefix.
@@ -18,7 +18,7 @@ pub mod uri;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -136,6 +136,23 @@ impl ArtifactStore {
             files: objects.len(),
             bytes: total,
         })
+    }
+
+    /// Whether a bucket location can be read and holds a file: lists its first object, so a
+    /// bucket that does not exist or denies access is refused with the store's words before any
+    /// work starts. Local paths are checked when they are copied.
+    pub async fn probe(source_uri: &str) -> Result<(), ArtifactError> {
+        if source_uri.starts_with('/') {
+            return Ok(());
+        }
+        let Location { store, prefix } = parse(source_uri)?;
+        match store.list(Some(&prefix)).next().await {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(error)) => Err(ArtifactError::Storage(format!("{source_uri}: {error}"))),
+            None => Err(ArtifactError::InvalidSource(format!(
+                "{source_uri} holds no files"
+            ))),
+        }
     }
 
     /// Removes everything under `key/`; absent keys are fine.

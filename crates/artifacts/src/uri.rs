@@ -18,8 +18,9 @@ pub struct Location {
     pub prefix: ObjectPath,
 }
 
-/// Parses an absolute local path, a `file://` URL, or (with the `cloud` feature) a `gs://` or
-/// `s3://` URL whose credentials come from the environment.
+/// Parses an absolute local path, a `file://` URL, or a `gs://` or `s3://` URL whose settings and
+/// credentials come from the server's environment (`AWS_*`, `GOOGLE_*`, as `object_store` names
+/// them).
 pub fn parse(uri: &str) -> Result<Location, ArtifactError> {
     let uri = uri.trim();
     if uri.is_empty() {
@@ -64,7 +65,6 @@ fn local(path: &std::path::Path, uri: &str) -> Result<Location, ArtifactError> {
     })
 }
 
-#[cfg(feature = "cloud")]
 fn cloud(url: &Url, uri: &str) -> Result<Location, ArtifactError> {
     let options = std::env::vars()
         .filter(|(key, _)| key.starts_with("AWS_") || key.starts_with("GOOGLE_"))
@@ -75,14 +75,6 @@ fn cloud(url: &Url, uri: &str) -> Result<Location, ArtifactError> {
         store: Arc::from(store),
         prefix,
     })
-}
-
-#[cfg(not(feature = "cloud"))]
-fn cloud(url: &Url, uri: &str) -> Result<Location, ArtifactError> {
-    Err(ArtifactError::InvalidUri(format!(
-        "{uri:?}: {}:// storage needs Kiln built with the `cloud` feature (cargo build --features cloud)",
-        url.scheme()
-    )))
 }
 
 #[cfg(test)]
@@ -105,12 +97,6 @@ mod tests {
             let error = parse(uri).unwrap_err().to_string();
             assert!(error.contains(expected), "{uri}: {error}");
         }
-        #[cfg(not(feature = "cloud"))]
-        assert!(
-            parse("gs://bucket/model")
-                .unwrap_err()
-                .to_string()
-                .contains("`cloud` feature")
-        );
+        assert_eq!(parse("s3://bucket/model").unwrap().prefix.as_ref(), "model");
     }
 }

@@ -555,6 +555,11 @@ impl Registry {
         if !version.prediction_class.is_empty() {
             problems.push("Field: version.prediction_class Error: custom prediction routines are not supported by Kiln".into());
         }
+        if problems.is_empty()
+            && let Err(error) = ArtifactStore::probe(&source).await
+        {
+            problems.push(format!("Field: version.deployment_uri Error: {error}"));
+        }
         if !problems.is_empty() {
             return Err(RegistryError::InvalidArgument(problems.join("; ")));
         }

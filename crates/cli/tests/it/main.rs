@@ -3,6 +3,7 @@
 
 mod auth;
 mod batch;
+mod buckets;
 mod cli;
 mod cluster;
 mod console;

@@ -252,3 +252,75 @@ fn a_backup_restores_into_a_new_data_directory() {
     assert!(!output.status.success());
     assert!(stderr.contains("holds nothing yet"), "{stderr}");
 }
+
+/// Predicts with `target` (`census` or `census/versions/v`) through `server`; the status.
+fn predict_status(server: &Server, target: &str) -> u16 {
+    let body = json!({"instances": crate::support::census_instances()}).to_string();
+    let url = server.api("p", &format!("models/{target}:predict"));
+    call("POST", &url, Some(&body)).0
+}
+
+/// Waits up to two seconds for `server` to answer a prediction on `target` with `status`.
+fn until_predict(server: &Server, target: &str, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while predict_status(server, target) != status {
+        assert!(
+            Instant::now() < deadline,
+            "{target} did not answer {status} within 2 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Two servers on one PostgreSQL database and one data directory serve the same models: a
+/// version created through one serves through the other, and a new default and a deleted version
+/// made through one reach the other within a second (its routes are trusted for a second).
+#[test]
+fn two_servers_on_one_database_serve_the_same_versions() {
+    let data = tempfile::tempdir().unwrap();
+    if database_for(data.path()).is_none() {
+        eprintln!("needs KILN_TEST_DATABASE (scripts/dev-cluster.sh postgres up): skipped");
+        return;
+    }
+    let first = Server::start_serving(data.path(), None, &[]);
+    let second = Server::start_serving(data.path(), None, &[]);
+    first.deploy_census();
+    assert_eq!(
+        predict_status(&second, "census"),
+        200,
+        "a version made on the first"
+    );
+    assert_eq!(predict_status(&second, "census/versions/v1"), 200);
+
+    let body = json!({"name": "v2", "deploymentUri": crate::support::file_uri(crate::support::census_model())});
+    let (status, operation) = call(
+        "POST",
+        &first.api("p", "models/census/versions"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 200, "{operation}");
+    assert!(
+        crate::support::wait_operation(&first, "p", &operation)
+            .get("error")
+            .is_none()
+    );
+    let (status, _) = call(
+        "POST",
+        &first.api("p", "models/census/versions/v2:setDefault"),
+        Some("{}"),
+    );
+    assert_eq!(status, 200);
+    let (status, deleted) = call("DELETE", &first.api("p", "models/census/versions/v1"), None);
+    assert_eq!(status, 200, "{deleted}");
+    until_predict(&second, "census/versions/v1", 404);
+    assert_eq!(
+        predict_status(&second, "census"),
+        200,
+        "the default, now v2, serves on the second server"
+    );
+    let (_, model) = call("GET", &second.api("p", "models/census"), None);
+    assert_eq!(
+        model["defaultVersion"]["name"],
+        "projects/p/models/census/versions/v2"
+    );
+}

@@ -23,6 +23,8 @@ use crate::RegistryError;
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 /// Largest page size (the API's).
 pub const MAX_PAGE_SIZE: usize = 100;
+/// The most items one scan of the store returns while a page fills.
+const SCAN_BATCH_MAX: usize = 1000;
 
 /// Parameters of a list call, as received.
 #[derive(Debug, Clone, Default)]
@@ -91,6 +93,53 @@ impl ListParams {
             items.drain(..=position);
         }
         Ok(Page::of(items, page_size, key))
+    }
+
+    /// The page the parameters ask for, read by scanning rather than loading the whole list.
+    /// `scan(after, contains, limit)` returns at most `limit` items in the list's own order after
+    /// the one keyed `after`, narrowed by `contains`, which the filter derives (`computed` names
+    /// the fields items get only when read); `exists(key)` tells whether a page token's item is
+    /// still there. The exact filter is applied to what comes back until the page is full. An
+    /// `orderBy` sorts every item the narrowed scan returns.
+    pub fn scan<T: serde::Serialize>(
+        &self,
+        computed: &[&str],
+        mut scan: impl FnMut(Option<&str>, &Contains, usize) -> Result<Vec<T>, RegistryError>,
+        key: impl Fn(&T) -> String,
+        exists: impl Fn(&str) -> Result<bool, RegistryError>,
+    ) -> Result<Page<T>, RegistryError> {
+        let filter = self.filter()?;
+        let contains = filter
+            .as_ref()
+            .map(|filter| filter.contains(computed))
+            .unwrap_or_default();
+        if self.order().is_some() {
+            return self.page(scan(None, &contains, usize::MAX)?, key);
+        }
+        let size = self.size()?;
+        let mut after = self.after()?;
+        if let Some(after) = &after
+            && !exists(after)?
+        {
+            return Err(self.invalid_token());
+        }
+        let mut found = Vec::new();
+        let mut batch = size + 1;
+        while found.len() <= size {
+            let scanned = scan(after.as_deref(), &contains, batch)?;
+            let exhausted = scanned.len() < batch;
+            for item in scanned {
+                after = Some(key(&item));
+                if filter.as_ref().is_none_or(|filter| filter.keeps(&item)) {
+                    found.push(item);
+                }
+            }
+            if exhausted {
+                break;
+            }
+            batch = (batch * 2).min(SCAN_BATCH_MAX);
+        }
+        Ok(Page::of(found, size, key))
     }
 
     /// The filter, if one was given.

@@ -876,9 +876,19 @@ impl Registry {
         params: &ListParams,
     ) -> Result<ListOperationsResponse, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
-        let page = params.page(self.store.list_operations(project)?, |operation| {
-            operation.name.clone()
-        })?;
+        // Page tokens name operations in full; the store keys them by id.
+        let id = |name: &str| name.rsplit('/').next().unwrap_or_default().to_string();
+        let page = params.scan(
+            &[],
+            |after, contains, limit| {
+                let after = after.map(id);
+                Ok(self
+                    .store
+                    .scan_operations(project, after.as_deref(), contains, limit)?)
+            },
+            |operation: &Operation| operation.name.clone(),
+            |name| Ok(self.store.get_operation(project, &id(name))?.is_some()),
+        )?;
         Ok(ListOperationsResponse {
             operations: page.items,
             next_page_token: page.next_page_token,

@@ -145,8 +145,15 @@ pub trait Store: Send + Sync + 'static {
     fn create_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()>;
     /// An operation, if present.
     fn get_operation(&self, project: &str, id: &str) -> Result<Option<Operation>>;
-    /// All operations of a project, oldest first.
-    fn list_operations(&self, project: &str) -> Result<Vec<Operation>>;
+    /// Operations of a project, oldest first, after operation `after` (from the first when
+    /// `None`), whose stored text satisfies `contains`: at most `limit` of them.
+    fn scan_operations(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        contains: &Contains,
+        limit: usize,
+    ) -> Result<Vec<Operation>>;
     /// Replaces an operation.
     fn update_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()>;
     /// Operations of every project that are not done, as `(project, id, operation)`.

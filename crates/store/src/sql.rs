@@ -60,6 +60,29 @@ impl<D: Database> SqlStore<D> {
             .transpose()
     }
 
+    /// Documents of `table` in a project, oldest first (by `seq`), after the one whose `key` column
+    /// is `after`, whose text satisfies `contains`: at most `limit` of them.
+    fn scan<T: DeserializeOwned>(
+        &self,
+        (table, key): (&str, &str),
+        project: &str,
+        after: Option<&str>,
+        contains: &Contains,
+        limit: usize,
+    ) -> Result<Vec<T>> {
+        let patterns = like_patterns(contains);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut params: Vec<Param<'_>> = vec![project.into(), after.into(), limit.into()];
+        params.extend(patterns.iter().map(Param::from));
+        let sql = format!(
+            "SELECT body FROM {table} WHERE project = $1
+               AND seq > COALESCE((SELECT seq FROM {table} WHERE project = $1 AND {key} = $2), 0)
+               AND {} ORDER BY seq LIMIT $3",
+            contains_sql(contains, 4)
+        );
+        self.all(&sql, &params, &format!("projects/{project}/{table}"))
+    }
+
     /// The documents in the first column of every row a query selects.
     fn all<T: DeserializeOwned>(
         &self,
@@ -395,12 +418,14 @@ impl<D: Database> Store for SqlStore<D> {
         )
     }
 
-    fn list_operations(&self, project: &str) -> Result<Vec<Operation>> {
-        self.all(
-            "SELECT body FROM operations WHERE project = $1 ORDER BY seq",
-            &[project.into()],
-            &format!("projects/{project}/operations"),
-        )
+    fn scan_operations(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        contains: &Contains,
+        limit: usize,
+    ) -> Result<Vec<Operation>> {
+        self.scan(("operations", "id"), project, after, contains, limit)
     }
 
     fn update_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()> {
@@ -459,17 +484,7 @@ impl<D: Database> Store for SqlStore<D> {
         contains: &Contains,
         limit: usize,
     ) -> Result<Vec<Job>> {
-        let patterns = like_patterns(contains);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut params: Vec<Param<'_>> = vec![project.into(), after.into(), limit.into()];
-        params.extend(patterns.iter().map(Param::from));
-        let sql = format!(
-            "SELECT body FROM jobs WHERE project = $1
-               AND seq > COALESCE((SELECT seq FROM jobs WHERE project = $1 AND job_id = $2), 0)
-               AND {} ORDER BY seq LIMIT $3",
-            contains_sql(contains, 4)
-        );
-        self.all(&sql, &params, &format!("projects/{project}/jobs"))
+        self.scan(("jobs", "job_id"), project, after, contains, limit)
     }
 
     fn update_job(&self, project: &str, job: &Job) -> Result<()> {

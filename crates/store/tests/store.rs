@@ -76,6 +76,7 @@ on_both!(
     studies_trials_and_their_operations_persist,
     a_schema_newer_than_the_binary_is_refused,
     jobs_are_scanned_in_order_narrowed_by_their_text,
+    operations_are_scanned_in_order_narrowed_by_their_text,
 );
 
 fn model(name: &str) -> Model {
@@ -497,4 +498,35 @@ fn jobs_are_scanned_in_order_narrowed_by_their_text(place: &Place) {
     };
     assert!(ids(None, &nothing, 10).is_empty());
     assert!(store.scan_jobs("q", None, &every, 10).unwrap().is_empty());
+}
+
+fn operations_are_scanned_in_order_narrowed_by_their_text(place: &Place) {
+    use kiln_store::Contains;
+    let store = place.open();
+    for (id, done) in [("op_b", true), ("op_a", false), ("op_c", true)] {
+        let operation = Operation {
+            name: format!("projects/p/operations/{id}"),
+            done,
+            ..Operation::default()
+        };
+        store.create_operation("p", id, &operation).unwrap();
+    }
+    let names = |after: Option<&str>, contains: &Contains| -> Vec<String> {
+        store
+            .scan_operations("p", after, contains, 10)
+            .unwrap()
+            .into_iter()
+            .map(|operation| operation.name.rsplit('/').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(None, &Contains::default()),
+        ["op_b", "op_a", "op_c"],
+        "oldest first"
+    );
+    assert_eq!(names(Some("op_b"), &Contains::default()), ["op_a", "op_c"]);
+    let done = Contains {
+        all_of: vec![vec![vec!["\"done\":true".into()]]],
+    };
+    assert_eq!(names(None, &done), ["op_b", "op_c"]);
 }

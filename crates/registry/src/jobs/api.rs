@@ -7,11 +7,7 @@ use kiln_scheduler::JobLog;
 use kiln_scheduler::logs::LogPage;
 
 use super::{Jobs, StopReason};
-use crate::list::Page;
 use crate::{ListParams, RegistryError};
-
-/// The most jobs one scan of the store returns while a page fills.
-const SCAN_BATCH_MAX: usize = 1000;
 
 impl Jobs {
     /// `projects.jobs.get`.
@@ -25,61 +21,26 @@ impl Jobs {
         Ok(self.with_position(project, job))
     }
 
-    /// `projects.jobs.list`. In the list's own order (creation), the store is scanned from the
-    /// page token on, narrowed by what the filter needs the stored text to contain, until the page
-    /// is full; an `orderBy` sorts every job the narrowed scan finds.
+    /// `projects.jobs.list`, scanned from the page token on ([`ListParams::scan`]).
     pub fn list(
         &self,
         project: &str,
         params: &ListParams,
     ) -> Result<ListJobsResponse, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
-        let filter = params.filter()?;
-        let contains = filter
-            .as_ref()
-            .map(|filter| filter.contains(&["jobPosition"]))
-            .unwrap_or_default();
-        let key = |job: &Job| job.job_id.clone();
-        if params.order().is_some() {
-            let jobs = self
-                .store
-                .scan_jobs(project, None, &contains, usize::MAX)?
-                .into_iter()
-                .map(|job| self.with_position(project, job))
-                .collect();
-            let page = params.page(jobs, key)?;
-            return Ok(ListJobsResponse {
-                jobs: page.items,
-                next_page_token: page.next_page_token,
-            });
-        }
-        let size = params.size()?;
-        let mut after = params.after()?;
-        if let Some(after) = &after
-            && self.store.get_job(project, after)?.is_none()
-        {
-            return Err(params.invalid_token());
-        }
-        let mut found = Vec::new();
-        let mut batch = size + 1;
-        while found.len() <= size {
-            let scanned = self
-                .store
-                .scan_jobs(project, after.as_deref(), &contains, batch)?;
-            let exhausted = scanned.len() < batch;
-            for job in scanned {
-                after = Some(job.job_id.clone());
-                let job = self.with_position(project, job);
-                if filter.as_ref().is_none_or(|filter| filter.keeps(&job)) {
-                    found.push(job);
-                }
-            }
-            if exhausted {
-                break;
-            }
-            batch = (batch * 2).min(SCAN_BATCH_MAX);
-        }
-        let page = Page::of(found, size, key);
+        let page = params.scan(
+            &["jobPosition"],
+            |after, contains, limit| {
+                Ok(self
+                    .store
+                    .scan_jobs(project, after, contains, limit)?
+                    .into_iter()
+                    .map(|job| self.with_position(project, job))
+                    .collect())
+            },
+            |job: &Job| job.job_id.clone(),
+            |job_id| Ok(self.store.get_job(project, job_id)?.is_some()),
+        )?;
         Ok(ListJobsResponse {
             jobs: page.items,
             next_page_token: page.next_page_token,

@@ -70,15 +70,14 @@ impl<D: Database> SqlStore<D> {
         contains: &Contains,
         limit: usize,
     ) -> Result<Vec<T>> {
-        let patterns = like_patterns(contains);
+        let (condition, patterns) = contains_sql(contains, 4);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut params: Vec<Param<'_>> = vec![project.into(), after.into(), limit.into()];
         params.extend(patterns.iter().map(Param::from));
         let sql = format!(
             "SELECT body FROM {table} WHERE project = $1
                AND seq > COALESCE((SELECT seq FROM {table} WHERE project = $1 AND {key} = $2), 0)
-               AND {} ORDER BY seq LIMIT $3",
-            contains_sql(contains, 4)
+               AND {condition} ORDER BY seq LIMIT $3"
         );
         self.all(&sql, &params, &format!("projects/{project}/{table}"))
     }
@@ -154,33 +153,19 @@ fn corrupt(key: &str, column: usize, found: Option<&Cell>) -> StoreError {
     }
 }
 
-/// The `LIKE` patterns of a [`Contains`], in the order [`contains_sql`] numbers them: each string
-/// anywhere in the text, its wildcards escaped with `\`.
-fn like_patterns(contains: &Contains) -> Vec<String> {
-    contains
-        .all_of
-        .iter()
-        .flatten()
-        .flatten()
-        .map(|text| {
-            let escaped = text
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{escaped}%")
-        })
-        .collect()
-}
-
-/// The SQL condition on `body` that a [`Contains`] states, its patterns bound from `$first` on.
-/// `LIKE` is case-insensitive on SQLite and exact on PostgreSQL: either way every resource whose
-/// text holds the strings passes.
-fn contains_sql(contains: &Contains, first: usize) -> String {
-    let mut next = first;
-    let mut pattern = || {
-        let sql = format!("body LIKE ${next} ESCAPE '\\'");
-        next += 1;
-        sql
+/// The SQL condition on `body` that a [`Contains`] states, with the `LIKE` pattern bound to each
+/// of its parameters, numbered from `$first` on: each string anywhere in the text, its wildcards
+/// escaped with `\`. `LIKE` is case-insensitive on SQLite and exact on PostgreSQL: either way every
+/// resource whose text holds the strings passes.
+fn contains_sql(contains: &Contains, first: usize) -> (String, Vec<String>) {
+    let mut patterns = Vec::new();
+    let mut pattern = |text: &str| {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        patterns.push(format!("%{escaped}%"));
+        format!("body LIKE ${} ESCAPE '\\'", first + patterns.len() - 1)
     };
     let groups: Vec<String> = contains
         .all_of
@@ -189,7 +174,7 @@ fn contains_sql(contains: &Contains, first: usize) -> String {
             let members: Vec<String> = group
                 .iter()
                 .map(|strings| {
-                    let all: Vec<String> = strings.iter().map(|_| pattern()).collect();
+                    let all: Vec<String> = strings.iter().map(|text| pattern(text)).collect();
                     match all.is_empty() {
                         true => "TRUE".to_string(),
                         false => format!("({})", all.join(" AND ")),
@@ -202,10 +187,11 @@ fn contains_sql(contains: &Contains, first: usize) -> String {
             }
         })
         .collect();
-    match groups.is_empty() {
+    let sql = match groups.is_empty() {
         true => "TRUE".to_string(),
         false => groups.join(" AND "),
-    }
+    };
+    (sql, patterns)
 }
 
 fn model_key(project: &str, name: &str) -> String {

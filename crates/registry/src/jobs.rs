@@ -178,8 +178,9 @@ impl Jobs {
         job.prediction_output = None;
         job.etag = crate::registry::etag(&job);
         let (stored_project, stored) = (project.to_string(), job.clone());
+        let owner = self.registry.identity().as_str().to_string();
         crate::registry::on_store(&self.store, move |store| {
-            Ok(store.create_job(&stored_project, &stored)?)
+            Ok(store.create_job(&stored_project, &stored, &owner)?)
         })
         .await?;
         self.start(project, job.clone(), launch);
@@ -303,6 +304,15 @@ impl Jobs {
             _ => 0,
         };
         job
+    }
+
+    /// Signals a job this server runs to stop, unless it was already.
+    fn stop(&self, project: &str, job_id: &str, reason: StopReason) {
+        if let Some(stop) = self.running_map().get(&format!("{project}/{job_id}"))
+            && stop.borrow().is_none()
+        {
+            let _ = stop.send(Some(reason));
+        }
     }
 
     fn running_map(

@@ -14,6 +14,8 @@
 //! - [`curves`]: a job's training curves, from the event files under its job directory.
 //! - [`tuning`]: hyperparameter tuning jobs: the spec's validation, trial records, best-first order.
 //! - [`studies`]: the `Studies` service: Vizier-style studies and trials over the tuner.
+//! - [`owners`]: which server watches each unfinished job and operation when several share a
+//!   database: leases, and taking over what a gone server left.
 //! - [`queue`]: the FIFO queue that holds jobs until their ML units fit the quota.
 //! - [`access`]: the `Access` service: tokens, authentication, IAM policies and the audit log.
 //! - `recent`: answers from the store kept for a second, so authentication reads no metadata on
@@ -31,6 +33,7 @@ pub mod jobs;
 pub mod list;
 pub mod locations;
 pub mod operations;
+pub mod owners;
 pub mod queue;
 mod recent;
 pub mod registry;

@@ -22,6 +22,7 @@ use kiln_store::Store;
 use serde_json::Value;
 
 use crate::list::ListParams;
+use crate::owners::ServerId;
 use crate::routes::{self, Route, Routes};
 use crate::{RegistryError, operations};
 
@@ -181,7 +182,9 @@ const CREATE_HOLD: Duration = Duration::from_secs(60);
 
 /// The registry: models, versions, operations and prediction routing.
 pub struct Registry {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
+    /// This server, as the owner of what it creates.
+    server: ServerId,
     artifacts: ArtifactStore,
     /// Where `deploymentUri`s may point.
     paths: PathPolicy,
@@ -279,6 +282,7 @@ impl Registry {
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
+            server: ServerId::of_this_process(),
             artifacts,
             paths,
             servers: Mutex::new(HashMap::new()),
@@ -296,14 +300,34 @@ impl Registry {
         }
     }
 
-    /// Finishes what a previous process left unfinished: a version create interrupted by a crash
-    /// is marked FAILED with a message saying so, and its operation is closed. Returns how many.
+    /// This server's identity, the owner of the operations and jobs it starts.
+    pub fn identity(&self) -> &ServerId {
+        &self.server
+    }
+
+    /// Ends this server's lease: it is shutting down, and others take over its work at once.
+    pub fn leave(&self) -> Result<(), RegistryError> {
+        Ok(self.server.leave(&*self.store)?)
+    }
+
+    /// Takes over the operations servers that are gone left unfinished (a previous process of
+    /// this one included): a version create interrupted so is marked FAILED with a message saying
+    /// so, and its operation is closed. Returns how many.
     pub async fn recover(&self) -> Result<usize, RegistryError> {
-        let unfinished = self
-            .blocking(|store| Ok(store.unfinished_operations()?))
-            .await?;
-        let count = unfinished.len();
-        for (project, id, mut operation) in unfinished {
+        let mut taken = 0;
+        let roll = self.server.roll(&*self.store)?;
+        for owned in self.store.unfinished_operations()? {
+            if !roll.is_gone(&owned.owner)
+                || !self.store.claim_operation(
+                    &owned.project,
+                    &owned.id,
+                    &owned.owner,
+                    self.server.as_str(),
+                )?
+            {
+                continue;
+            }
+            let (project, mut operation) = (owned.project, owned.value);
             let message = "the server stopped while this operation ran; it did not complete";
             if let Some(version) = &operation.metadata.version {
                 let model = short(&operation.metadata.model_name).to_string();
@@ -319,9 +343,11 @@ impl Registry {
                 }
             }
             operations::fail(&mut operation, Code::Aborted, message);
-            self.store.update_operation(&project, &id, &operation)?;
+            self.store
+                .update_operation(&project, &owned.id, &operation)?;
+            taken += 1;
         }
-        Ok(count)
+        Ok(taken)
     }
 
     async fn blocking<T: Send + 'static>(
@@ -480,7 +506,8 @@ impl Registry {
             MODEL_TYPE,
             serde_json::to_value(self.with_default(project, model)?).unwrap_or_default(),
         );
-        self.store.create_operation(project, &id, &operation)?;
+        self.store
+            .create_operation(project, &id, &operation, self.server.as_str())?;
         Ok(operation)
     }
 
@@ -503,7 +530,8 @@ impl Registry {
         let (id, mut operation) =
             operations::start(project, name, None, OperationType::DeleteModel, name);
         operations::succeed(&mut operation, EMPTY_TYPE, Value::Null);
-        self.store.create_operation(project, &id, &operation)?;
+        self.store
+            .create_operation(project, &id, &operation, self.server.as_str())?;
         Ok(operation)
     }
 
@@ -583,7 +611,8 @@ impl Registry {
             OperationType::CreateVersion,
             &format!("{model}_{name}"),
         );
-        self.store.create_operation(project, &id, &operation)?;
+        self.store
+            .create_operation(project, &id, &operation, self.server.as_str())?;
         drop(guard);
         let registry = Arc::clone(self);
         let (project, model) = (project.to_string(), model.to_string());
@@ -786,7 +815,8 @@ impl Registry {
             VERSION_TYPE,
             serde_json::to_value(&version).unwrap_or_default(),
         );
-        self.store.create_operation(project, &id, &operation)?;
+        self.store
+            .create_operation(project, &id, &operation, self.server.as_str())?;
         Ok(operation)
     }
 
@@ -828,7 +858,8 @@ impl Registry {
             &format!("{model}_{name}"),
         );
         operations::succeed(&mut operation, EMPTY_TYPE, Value::Null);
-        self.store.create_operation(project, &id, &operation)?;
+        self.store
+            .create_operation(project, &id, &operation, self.server.as_str())?;
         Ok(operation)
     }
 

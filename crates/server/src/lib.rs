@@ -190,12 +190,14 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         paths.clone(),
         options.batching,
     );
+    // The lease first: what this server creates from now on is not another's to take over.
+    registry.identity().renew(&*store)?;
     let recovered = registry.recover().await?;
     registry.start_idle_unloading(options.scale_to_zero_after);
     if recovered > 0 {
         tracing::warn!(
             recovered,
-            "closed operations a previous server left unfinished"
+            "closed operations servers that stopped left unfinished"
         );
     }
     let settings = JobSettings {
@@ -232,8 +234,12 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
     );
     let failed = jobs.recover()?;
     if failed > 0 {
-        tracing::warn!(failed, "failed the jobs a previous server left running");
+        tracing::warn!(
+            failed,
+            "failed the jobs servers that stopped left and that could not be taken over"
+        );
     }
+    kiln_registry::owners::keep(Arc::clone(&registry), Arc::clone(&jobs));
     let studies = Arc::new(Studies::new(Arc::clone(&store)));
     let access = Access::new(store, options.auth);
     Ok(Services(Arc::new(ServiceSet {
@@ -279,11 +285,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let site = site::Site::new(listener.local_addr()?, &services.allowed_hosts);
+    let registry = Arc::clone(&services.registry);
     let router = routes::router(services).layer(axum::middleware::from_fn_with_state(
         Arc::new(site),
         site::guard,
     ));
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await?;
+    if let Err(error) = registry.leave() {
+        tracing::warn!(%error, "could not end this server's lease; others take over its jobs when it runs out");
+    }
+    Ok(())
 }

@@ -85,6 +85,19 @@ pub struct Contains {
     pub all_of: Vec<Vec<Vec<String>>>,
 }
 
+/// An unfinished job or operation, with the server that watches it (`""`: none yet).
+#[derive(Debug, Clone)]
+pub struct Owned<T> {
+    /// Its project.
+    pub project: String,
+    /// The job's or operation's id.
+    pub id: String,
+    /// The id of the server that owns it.
+    pub owner: String,
+    /// The job or operation.
+    pub value: T,
+}
+
 /// Opens the metadata database `database` names: a `postgres://` or `postgresql://` URL, or the
 /// path of a SQLite file (`sqlite://` optional).
 pub fn open(database: &str) -> Result<Arc<dyn Store>> {
@@ -141,8 +154,14 @@ pub trait Store: Send + Sync + 'static {
     /// Makes `name` the model's only default version, atomically.
     fn set_default_version(&self, project: &str, model: &str, name: &str) -> Result<Version>;
 
-    /// Inserts an operation.
-    fn create_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()>;
+    /// Inserts an operation that server `owner` carries out.
+    fn create_operation(
+        &self,
+        project: &str,
+        id: &str,
+        operation: &Operation,
+        owner: &str,
+    ) -> Result<()>;
     /// An operation, if present.
     fn get_operation(&self, project: &str, id: &str) -> Result<Option<Operation>>;
     /// Operations of a project, oldest first, after operation `after` (from the first when
@@ -156,11 +175,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Operation>>;
     /// Replaces an operation.
     fn update_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()>;
-    /// Operations of every project that are not done, as `(project, id, operation)`.
-    fn unfinished_operations(&self) -> Result<Vec<(String, String, Operation)>>;
+    /// Operations of every project that are not done, oldest first, with their owners.
+    fn unfinished_operations(&self) -> Result<Vec<Owned<Operation>>>;
+    /// Makes server `to` the owner of an unfinished operation if `from` still is; whether it did.
+    /// Of servers racing to take over one operation, exactly one does.
+    fn claim_operation(&self, project: &str, id: &str, from: &str, to: &str) -> Result<bool>;
 
-    /// Inserts a job; fails with `AlreadyExists` when the id is taken in the project.
-    fn create_job(&self, project: &str, job: &Job) -> Result<()>;
+    /// Inserts a job that server `owner` watches; fails with `AlreadyExists` when the id is taken
+    /// in the project.
+    fn create_job(&self, project: &str, job: &Job, owner: &str) -> Result<()>;
     /// A job, if present.
     fn get_job(&self, project: &str, job_id: &str) -> Result<Option<Job>>;
     /// Jobs of a project, oldest first, after job `after` (from the first when `None`), whose
@@ -174,12 +197,23 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Job>>;
     /// Replaces a job.
     fn update_job(&self, project: &str, job: &Job) -> Result<()>;
-    /// Jobs of every project that have not ended, as `(project, job)`, oldest first.
-    fn active_jobs(&self) -> Result<Vec<(String, Job)>>;
+    /// Jobs of every project that have not ended, oldest first, with their owners.
+    fn active_jobs(&self) -> Result<Vec<Owned<Job>>>;
+    /// Makes server `to` the owner of a job if `from` still is; whether it did. Of servers racing
+    /// to take over one job, exactly one does.
+    fn claim_job(&self, project: &str, job_id: &str, from: &str, to: &str) -> Result<bool>;
     /// Records the executor's ids of a job's running replicas.
     fn set_job_processes(&self, project: &str, job_id: &str, processes: &[String]) -> Result<()>;
     /// The replica ids last recorded for a job.
     fn job_processes(&self, project: &str, job_id: &str) -> Result<Vec<String>>;
+
+    /// Extends server `server`'s lease to `until` (milliseconds since the Unix epoch), starting one
+    /// if it has none; leases that ended a day before are forgotten.
+    fn renew_lease(&self, server: &str, until: i64) -> Result<()>;
+    /// Ends server `server`'s lease (it is shutting down).
+    fn end_lease(&self, server: &str) -> Result<()>;
+    /// Every server's lease, as `(server, until)`.
+    fn leases(&self) -> Result<Vec<(String, i64)>>;
 
     /// Inserts a token with the SHA-256 of its secret.
     fn create_token(&self, id: &str, hash: &str, token: &Token) -> Result<()>;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::session::{Cell, Database, DbError, Param, Row, Session};
-use crate::{Contains, Result, Store, StoreError, backup};
+use crate::{Contains, Owned, Result, Store, StoreError, backup};
 
 /// A [`Store`] over a SQL [`Database`].
 pub struct SqlStore<D> {
@@ -45,6 +45,25 @@ impl<D: Database> SqlStore<D> {
     fn rows(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
         self.database
             .with(false, &mut |session| Ok(session.query(sql, params)?))
+    }
+
+    /// Unfinished jobs or operations of `table`: `sql` selects project, id, owner and body.
+    fn owned<T: DeserializeOwned>(&self, table: &str, sql: &str) -> Result<Vec<Owned<T>>> {
+        self.rows(sql, &[])?
+            .iter()
+            .map(|row| {
+                let (project, id) = (text(row, 0, table)?, text(row, 1, table)?);
+                Ok(Owned {
+                    project: project.to_string(),
+                    id: id.to_string(),
+                    owner: text(row, 2, table)?.to_string(),
+                    value: decode(
+                        &format!("projects/{project}/{table}/{id}"),
+                        text(row, 3, table)?,
+                    )?,
+                })
+            })
+            .collect()
     }
 
     /// The document in the first column of the one row a query selects, if any.
@@ -383,14 +402,21 @@ impl<D: Database> Store for SqlStore<D> {
         })
     }
 
-    fn create_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()> {
+    fn create_operation(
+        &self,
+        project: &str,
+        id: &str,
+        operation: &Operation,
+        owner: &str,
+    ) -> Result<()> {
         self.insert(
-            "INSERT INTO operations (project, id, done, body) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO operations (project, id, done, body, owner) VALUES ($1, $2, $3, $4, $5)",
             &[
                 project.into(),
                 id.into(),
                 operation.done.into(),
                 (&encode(operation)?).into(),
+                owner.into(),
             ],
             &format!("projects/{project}/operations/{id}"),
         )
@@ -427,29 +453,31 @@ impl<D: Database> Store for SqlStore<D> {
         )
     }
 
-    fn unfinished_operations(&self) -> Result<Vec<(String, String, Operation)>> {
-        let key = "operations";
-        self.rows(
-            "SELECT project, id, body FROM operations WHERE NOT done ORDER BY seq",
-            &[],
-        )?
-        .iter()
-        .map(|row| {
-            let (project, id) = (text(row, 0, key)?, text(row, 1, key)?);
-            let operation = decode(id, text(row, 2, key)?)?;
-            Ok((project.to_string(), id.to_string(), operation))
-        })
-        .collect()
+    fn unfinished_operations(&self) -> Result<Vec<Owned<Operation>>> {
+        self.owned(
+            "operations",
+            "SELECT project, id, owner, body FROM operations WHERE NOT done ORDER BY seq",
+        )
     }
 
-    fn create_job(&self, project: &str, job: &Job) -> Result<()> {
+    fn claim_operation(&self, project: &str, id: &str, from: &str, to: &str) -> Result<bool> {
+        let claimed = self.execute(
+            "UPDATE operations SET owner = $4 WHERE project = $1 AND id = $2 AND owner = $3 \
+             AND NOT done",
+            &[project.into(), id.into(), from.into(), to.into()],
+        )?;
+        Ok(claimed == 1)
+    }
+
+    fn create_job(&self, project: &str, job: &Job, owner: &str) -> Result<()> {
         self.insert(
-            "INSERT INTO jobs (project, job_id, done, body) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO jobs (project, job_id, done, body, owner) VALUES ($1, $2, $3, $4, $5)",
             &[
                 project.into(),
                 (&job.job_id).into(),
                 job.state.is_final().into(),
                 (&encode(job)?).into(),
+                owner.into(),
             ],
             &job_key(project, &job.job_id),
         )
@@ -486,19 +514,20 @@ impl<D: Database> Store for SqlStore<D> {
         )
     }
 
-    fn active_jobs(&self) -> Result<Vec<(String, Job)>> {
-        let key = "jobs";
-        self.rows(
-            "SELECT project, body FROM jobs WHERE NOT done ORDER BY seq",
-            &[],
-        )?
-        .iter()
-        .map(|row| {
-            let project = text(row, 0, key)?;
-            let job = decode(&format!("projects/{project}/jobs"), text(row, 1, key)?)?;
-            Ok((project.to_string(), job))
-        })
-        .collect()
+    fn active_jobs(&self) -> Result<Vec<Owned<Job>>> {
+        self.owned(
+            "jobs",
+            "SELECT project, job_id, owner, body FROM jobs WHERE NOT done ORDER BY seq",
+        )
+    }
+
+    fn claim_job(&self, project: &str, job_id: &str, from: &str, to: &str) -> Result<bool> {
+        let claimed = self.execute(
+            "UPDATE jobs SET owner = $4 WHERE project = $1 AND job_id = $2 AND owner = $3 \
+             AND NOT done",
+            &[project.into(), job_id.into(), from.into(), to.into()],
+        )?;
+        Ok(claimed == 1)
     }
 
     fn set_job_processes(&self, project: &str, job_id: &str, processes: &[String]) -> Result<()> {
@@ -526,6 +555,35 @@ impl<D: Database> Store for SqlStore<D> {
                 other => other.to_string(),
             })
             .collect())
+    }
+
+    fn renew_lease(&self, server: &str, until: i64) -> Result<()> {
+        const DAY_MS: i64 = 24 * 3600 * 1000;
+        self.database.with(true, &mut |session| {
+            session.execute(
+                "INSERT INTO servers (id, lease_until) VALUES ($1, $2) \
+                 ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until",
+                &[server.into(), until.into()],
+            )?;
+            session.execute(
+                "DELETE FROM servers WHERE lease_until < $1",
+                &[(until - DAY_MS).into()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn end_lease(&self, server: &str) -> Result<()> {
+        self.execute("DELETE FROM servers WHERE id = $1", &[server.into()])?;
+        Ok(())
+    }
+
+    fn leases(&self) -> Result<Vec<(String, i64)>> {
+        let key = "servers";
+        self.rows("SELECT id, lease_until FROM servers", &[])?
+            .iter()
+            .map(|row| Ok((text(row, 0, key)?.to_string(), int(row, 1, key)?)))
+            .collect()
     }
 
     fn create_token(&self, id: &str, hash: &str, token: &Token) -> Result<()> {

@@ -77,6 +77,8 @@ on_both!(
     a_schema_newer_than_the_binary_is_refused,
     jobs_are_scanned_in_order_narrowed_by_their_text,
     operations_are_scanned_in_order_narrowed_by_their_text,
+    of_servers_racing_to_take_over_a_job_exactly_one_wins,
+    leases_are_renewed_and_ended,
 );
 
 fn model(name: &str) -> Model {
@@ -113,6 +115,7 @@ fn models_versions_and_defaults_survive_reopening(place: &Place) {
                     name: "projects/p/operations/op1".into(),
                     ..Operation::default()
                 },
+                "server-a",
             )
             .unwrap();
     }
@@ -164,6 +167,7 @@ fn jobs_are_listed_in_order_and_active_ones_found(place: &Place) {
                     state: JobState::Queued,
                     ..Job::default()
                 },
+                "server-a",
             )
             .unwrap();
     }
@@ -173,7 +177,8 @@ fn jobs_are_listed_in_order_and_active_ones_found(place: &Place) {
             &Job {
                 job_id: "a_job".into(),
                 ..Job::default()
-            }
+            },
+            "server-b",
         ),
         Err(StoreError::AlreadyExists(_))
     ));
@@ -198,12 +203,82 @@ fn jobs_are_listed_in_order_and_active_ones_found(place: &Place) {
         .active_jobs()
         .unwrap()
         .into_iter()
-        .map(|(_, job)| job.job_id)
+        .map(|owned| format!("{} {} {}", owned.id, owned.value.job_id, owned.owner))
         .collect();
-    assert_eq!(active, ["a_job"]);
+    assert_eq!(active, ["a_job a_job server-a"]);
     let ids = ["41".to_string(), "slurm:1234.0".to_string()];
     store.set_job_processes("p", "a_job", &ids).unwrap();
     assert_eq!(store.job_processes("p", "a_job").unwrap(), ids);
+}
+
+fn of_servers_racing_to_take_over_a_job_exactly_one_wins(place: &Place) {
+    use kiln_api::{Job, JobState, Operation};
+    let store = place.open();
+    let job = Job {
+        job_id: "orphan".into(),
+        state: JobState::Running,
+        ..Job::default()
+    };
+    store.create_job("p", &job, "dead").unwrap();
+    store
+        .create_operation("p", "op", &Operation::default(), "dead")
+        .unwrap();
+    let racers: Vec<std::thread::JoinHandle<(bool, bool)>> = (0..4)
+        .map(|racer| {
+            let store = place.open();
+            std::thread::spawn(move || {
+                let me = format!("racer-{racer}");
+                (
+                    store.claim_job("p", "orphan", "dead", &me).unwrap(),
+                    store.claim_operation("p", "op", "dead", &me).unwrap(),
+                )
+            })
+        })
+        .collect();
+    let won: Vec<(bool, bool)> = racers
+        .into_iter()
+        .map(|racer| racer.join().unwrap())
+        .collect();
+    assert_eq!(won.iter().filter(|(job, _)| *job).count(), 1, "{won:?}");
+    assert_eq!(won.iter().filter(|(_, op)| *op).count(), 1, "{won:?}");
+    let owner = &store.active_jobs().unwrap()[0].owner;
+    assert!(owner.starts_with("racer-"), "{owner}");
+    assert!(
+        !store.claim_job("p", "orphan", "dead", "late").unwrap(),
+        "a job already taken over is not taken again from its old owner"
+    );
+    store
+        .update_job(
+            "p",
+            &Job {
+                state: JobState::Succeeded,
+                ..job
+            },
+        )
+        .unwrap();
+    assert!(
+        !store.claim_job("p", "orphan", owner, "late").unwrap(),
+        "an ended job is nobody's to take"
+    );
+}
+
+fn leases_are_renewed_and_ended(place: &Place) {
+    let store = place.open();
+    store.renew_lease("a", 1_000).unwrap();
+    store.renew_lease("b", 2_000).unwrap();
+    store.renew_lease("a", 3_000).unwrap();
+    let mut leases = store.leases().unwrap();
+    leases.sort();
+    assert_eq!(leases, [("a".to_string(), 3_000), ("b".to_string(), 2_000)]);
+    store.end_lease("a").unwrap();
+    store.renew_lease("c", 100_000_000_000).unwrap();
+    let mut leases = store.leases().unwrap();
+    leases.sort();
+    assert_eq!(
+        leases,
+        [("c".to_string(), 100_000_000_000)],
+        "an ended lease is gone, and those that ended a day before a renewal are forgotten"
+    );
 }
 
 fn tokens_policies_and_audit_entries_persist(place: &Place) {
@@ -453,7 +528,7 @@ fn jobs_are_scanned_in_order_narrowed_by_their_text(place: &Place) {
             state,
             ..Job::default()
         };
-        store.create_job("p", &job).unwrap();
+        store.create_job("p", &job, "server-a").unwrap();
     }
     let ids = |after: Option<&str>, contains: &Contains, limit: usize| -> Vec<String> {
         store
@@ -509,7 +584,9 @@ fn operations_are_scanned_in_order_narrowed_by_their_text(place: &Place) {
             done,
             ..Operation::default()
         };
-        store.create_operation("p", id, &operation).unwrap();
+        store
+            .create_operation("p", id, &operation, "server-a")
+            .unwrap();
     }
     let names = |after: Option<&str>, contains: &Contains| -> Vec<String> {
         store

@@ -565,6 +565,7 @@ fn a_job_outlives_a_killed_server_and_the_next_one_takes_it_over() {
     let pid = replica_record(&orphan_dir, "master-0")["pid"]
         .as_u64()
         .unwrap();
+    let killed = server.pid();
     server.kill();
     assert!(alive(pid), "the trainer outlives the killed server");
 
@@ -574,16 +575,23 @@ fn a_job_outlives_a_killed_server_and_the_next_one_takes_it_over() {
     let finisher = wait_job(&server, "p", "finisher", ended);
     assert_eq!(finisher["state"], "SUCCEEDED", "{finisher}");
     let (_, logs) = call("GET", &server.api("p", "jobs/finisher/logs"), None);
-    let messages: Vec<&str> = logs["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|entry| entry["message"].as_str())
-        .collect();
+    let entries = logs["entries"].as_array().unwrap();
+    let of = |service: bool| -> Vec<&str> {
+        entries
+            .iter()
+            .filter(|entry| (entry["taskName"] == "service") == service)
+            .filter_map(|entry| entry["message"].as_str())
+            .collect()
+    };
     assert_eq!(
-        messages,
+        of(false),
         ["hello from master-0", "done master-0"],
         "the log goes on across the restart"
+    );
+    let taken = of(true);
+    assert!(
+        taken.len() == 1 && taken[0].contains(&format!(":{killed}:")),
+        "the new server says once that it took the job over from the killed one: {taken:?}"
     );
     assert!(alive(pid));
     let (status, _) = call("POST", &server.api("p", "jobs/orphan:cancel"), Some("{}"));

@@ -22,5 +22,6 @@ mod serving;
 mod site;
 mod studies;
 mod support;
+mod takeover;
 mod tidy;
 mod tuning;

@@ -57,9 +57,8 @@ impl Jobs {
             )));
         }
         self.update(project, job_id, |job| job.state = JobState::Cancelling)?;
-        if let Some(stop) = self.running_map().get(&format!("{project}/{job_id}")) {
-            let _ = stop.send(Some(StopReason::Cancelled));
-        }
+        // A job another server runs stops when that server next looks (`owners::keep`).
+        self.stop(project, job_id, StopReason::Cancelled);
         Ok(())
     }
 

@@ -1,21 +1,23 @@
-//! Taking over what a previous server left: jobs outlive the server that started them.
+//! Taking over what a gone server left: jobs outlive the server that started them.
 //!
-//! A replica's launcher needs nothing from the server, so replicas run on when it dies. A restarted
-//! server finds each running job's gang (`gang/gang.json` in its working directory) and the ids
-//! its predecessor stored, has the executor attach to those replicas, and watches them to the end
-//! as if it had started them: the log goes on, cancel works, the final state and exit cause are
-//! recorded. A tuning job goes on: its finished trials inform the tuner again (it is seeded by the
-//! job, so it suggests as before), its running trials are watched again through their gangs
-//! (`trials/<id>/gang`), and new ones start. Jobs still QUEUED are queued again. What cannot be
-//! taken over fails with a reason naming the restart, and its replicas are stopped: a job that was
-//! still PREPARING, or whose gang's files are gone.
+//! A replica's launcher needs nothing from the server, so replicas run on when it dies. A server
+//! that takes over a job (a restarted one, or another sharing the database: see
+//! [`crate::owners`]) finds the gang of each running job (`gang/gang.json` in its working
+//! directory) and the ids the owner stored, has the executor attach to those replicas, and
+//! watches them to the end as if it had started them: the log goes on, cancel works, the final
+//! state and exit cause are recorded. A tuning job goes on: its finished trials inform the tuner
+//! again (it is seeded by the job, so it suggests as before), its running trials are watched
+//! again through their gangs (`trials/<id>/gang`), and new ones start. Jobs still QUEUED are
+//! queued again. What cannot be taken over fails with a reason naming the stop, and its replicas
+//! are stopped: a job that was still PREPARING, or whose gang's files are gone.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_api::job::{Job, JobState};
-use kiln_scheduler::Gang;
 use kiln_scheduler::program::Program;
+use kiln_scheduler::{Gang, JobLog};
+use kiln_store::Owned;
 use tokio::sync::watch;
 
 use super::launch::Launch;
@@ -28,14 +30,49 @@ use crate::tuning::Resumed;
 const REPORT_GRACE: Duration = Duration::from_secs(5);
 
 impl Jobs {
-    /// Takes over the jobs a previous server left: running ones are watched again, queued ones
-    /// queued again, the rest fail. Returns how many jobs failed.
+    /// Takes over the jobs whose owners are gone (a previous process of this server included):
+    /// running ones are watched again, queued ones queued again, the rest fail. Passes on to this
+    /// server's jobs the cancels another server recorded. Returns how many jobs failed.
     pub fn recover(self: &Arc<Self>) -> Result<usize, RegistryError> {
-        let mut failed = 0;
-        let mut jobs = self.store.active_jobs()?;
+        let server = self.registry.identity();
+        let roll = server.roll(&*self.store)?;
+        let mut orphans = Vec::new();
+        for owned in self.store.active_jobs()? {
+            if owned.owner == server.as_str() {
+                if owned.value.state == JobState::Cancelling {
+                    self.stop(&owned.project, &owned.id, StopReason::Cancelled);
+                }
+            } else if roll.is_gone(&owned.owner) {
+                orphans.push(owned);
+            }
+        }
         // Running jobs take their place under the quota before queued ones are admitted.
-        jobs.sort_by_key(|(_, job)| job.state == JobState::Queued);
-        for (project, mut job) in jobs {
+        orphans.sort_by_key(|owned| owned.value.state == JobState::Queued);
+        let mut failed = 0;
+        for owned in orphans {
+            let Owned {
+                project,
+                id,
+                owner,
+                value: mut job,
+            } = owned;
+            if !self
+                .store
+                .claim_job(&project, &id, &owner, server.as_str())?
+            {
+                continue;
+            }
+            let taken = match owner.as_str() {
+                "" => format!("Kiln server {} took over the job", server.as_str()),
+                owner => format!(
+                    "Kiln server {} took over the job from {owner}, which stopped",
+                    server.as_str()
+                ),
+            };
+            tracing::info!(project, job = id, "{taken}");
+            if let Ok(log) = JobLog::open(&self.log_path(&project, &id)) {
+                log.append("service", "INFO", &taken);
+            }
             if job.state == JobState::Queued {
                 match self.launch(&project, &mut job.clone()) {
                     Ok(launch) => {
@@ -44,7 +81,7 @@ impl Jobs {
                     }
                     Err(problems) => {
                         job.error_message = format!(
-                            "The job can no longer run after a server restart: {}",
+                            "The job can no longer run after the server that queued it stopped: {}",
                             problems.join("; ")
                         )
                     }
@@ -58,8 +95,9 @@ impl Jobs {
                             self.executor.reclaim(id, &job.job_id);
                         }
                         job.error_message = format!(
-                            "The Kiln server restarted while the job was {:?} and could not take \
-                             it over ({why}); its replicas were stopped. Submit the job again.",
+                            "The Kiln server running the job stopped while it was {:?}, and the \
+                             job could not be taken over ({why}); its replicas were stopped. \
+                             Submit the job again.",
                             job.state
                         );
                     }
@@ -84,7 +122,7 @@ impl Jobs {
         Ok(failed)
     }
 
-    /// Watches the replicas of a job a previous server started, to its end (a tuning job's
+    /// Watches the replicas of a job another server started, to its end (a tuning job's
     /// search goes on from the trials it recorded); `Err` says why it cannot be taken over.
     fn reattach(self: &Arc<Self>, project: &str, job: &Job, ids: &[String]) -> Result<(), String> {
         if !matches!(job.state, JobState::Running | JobState::Cancelling) {

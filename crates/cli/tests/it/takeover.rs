@@ -1,0 +1,157 @@
+//! Several servers on one database: what one server stops watching, exactly one other takes over.
+//!
+//! The servers share the data directory and the metadata database (the data directory's SQLite
+//! file, or the PostgreSQL schema `KILN_TEST_DATABASE` gives it).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::jobs::{alive, ended, python_job, replica_record, trainer_package, wait_dead, wait_job};
+use crate::support::{Server, call};
+
+/// The job log's lines from the server itself (`taskName: service`).
+fn service_lines(server: &Server, job: &str) -> Vec<String> {
+    let (status, logs) = call("GET", &server.api("p", &format!("jobs/{job}/logs")), None);
+    assert_eq!(status, 200, "{logs}");
+    logs["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["taskName"] == "service")
+        .filter_map(|entry| entry["message"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The process id in a server id (`host:pid:space:start`) a log line names after "Kiln server".
+fn server_pid(line: &str) -> u32 {
+    line.strip_prefix("Kiln server ")
+        .and_then(|rest| rest.split(':').nth(1))
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no server id in {line:?}"))
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A server that stops answering (hung, or on a machine that is lost: SIGSTOP here) keeps its
+/// jobs only while its lease lasts; then exactly one of the other servers takes each over,
+/// attaches to its running replicas, and sees it to the end. A cancel sent to a server that does
+/// not own the job reaches the one that does.
+#[test]
+fn a_stopped_servers_jobs_are_taken_over_by_exactly_one_other_within_30_seconds() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let first = Server::start(data.path());
+    let package = trainer_package(work.path());
+    let (orphan_dir, finisher_dir) = (work.path().join("orphan"), work.path().join("finisher"));
+    for (id, dir, sleep) in [
+        ("orphan", &orphan_dir, "600"),
+        ("finisher", &finisher_dir, "15"),
+    ] {
+        let body = python_job(id, &package, dir, &["--sleep", sleep], json!({}));
+        assert_eq!(call("POST", &first.api("p", "jobs"), Some(&body)).0, 200);
+    }
+    for (id, dir) in [("orphan", &orphan_dir), ("finisher", &finisher_dir)] {
+        wait_job(&first, "p", id, |job| {
+            job["state"] == "RUNNING" && dir.join("master-0.json").exists()
+        });
+    }
+    let trainer = replica_record(&orphan_dir, "master-0")["pid"]
+        .as_u64()
+        .unwrap();
+    let others = [Server::start(data.path()), Server::start(data.path())];
+    signal(first.pid(), "-STOP");
+    let stopped_at = Instant::now();
+
+    let mut takers = Vec::new();
+    for job in ["orphan", "finisher"] {
+        let taken = loop {
+            let lines = service_lines(&others[0], job);
+            if !lines.is_empty() {
+                break lines;
+            }
+            assert!(
+                stopped_at.elapsed() < Duration::from_secs(30),
+                "job {job} was not taken over within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let taker = server_pid(&taken[0]);
+        assert!(
+            others.iter().any(|other| other.pid() == taker),
+            "{taken:?}: one of the other servers took {job} over"
+        );
+        assert!(
+            taken[0].contains(&format!(":{}:", first.pid())),
+            "{taken:?} names the stopped server"
+        );
+        takers.push(taker);
+    }
+    let finisher = wait_job(&others[1], "p", "finisher", ended);
+    assert_eq!(finisher["state"], "SUCCEEDED", "{finisher}");
+    for job in ["orphan", "finisher"] {
+        assert_eq!(
+            service_lines(&others[1], job).len(),
+            1,
+            "exactly one server took {job} over"
+        );
+    }
+    assert!(
+        alive(trainer),
+        "the orphan's trainer runs on under its new owner"
+    );
+
+    let not_owner = others
+        .iter()
+        .find(|other| other.pid() != takers[0])
+        .unwrap();
+    let (status, _) = call(
+        "POST",
+        &not_owner.api("p", "jobs/orphan:cancel"),
+        Some("{}"),
+    );
+    assert_eq!(status, 200);
+    let orphan = wait_job(not_owner, "p", "orphan", ended);
+    assert_eq!(orphan["state"], "CANCELLED", "{orphan}");
+    wait_dead(trainer);
+    first.kill();
+}
+
+/// Two servers racing to create the same model: exactly one wins, the other answers 409.
+#[test]
+fn of_two_servers_racing_to_create_a_model_exactly_one_wins() {
+    let data = tempfile::tempdir().unwrap();
+    let servers = [Server::start(data.path()), Server::start(data.path())];
+    for round in 0..10 {
+        let body = json!({"name": format!("race_{round}")}).to_string();
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let racers: Vec<_> = servers
+                .iter()
+                .map(|server| {
+                    let body = &body;
+                    scope.spawn(move || call("POST", &server.api("p", "models"), Some(body)).0)
+                })
+                .collect();
+            racers
+                .into_iter()
+                .map(|racer| racer.join().unwrap())
+                .collect()
+        });
+        let mut sorted = statuses.clone();
+        sorted.sort();
+        assert_eq!(sorted, [200, 409], "round {round}: {statuses:?}");
+    }
+    let (_, listed) = call("GET", &servers[1].api("p", "models"), None);
+    assert_eq!(
+        listed["models"].as_array().map(Vec::len),
+        Some(10),
+        "{listed}"
+    );
+}

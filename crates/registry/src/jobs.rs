@@ -95,7 +95,24 @@ impl Jobs {
         executor: Arc<dyn Executor>,
         settings: JobSettings,
     ) -> Arc<Self> {
-        let queue = Queue::new(settings.quota);
+        let queue = match settings.quota.is_finite() {
+            false => Queue::new(settings.quota),
+            true => {
+                let (shared, quota) = (Arc::clone(&store), micro_units(settings.quota));
+                Queue::gated(
+                    settings.quota,
+                    Box::new(move |key, _| {
+                        let (project, job_id) = key.split_once('/').unwrap_or(("", key));
+                        shared
+                            .admit_job(project, job_id, quota)
+                            .unwrap_or_else(|error| {
+                                tracing::warn!(job = key, %error, "could not admit a job");
+                                false
+                            })
+                    }),
+                )
+            }
+        };
         Arc::new(Self {
             store,
             registry,
@@ -229,7 +246,7 @@ impl Jobs {
         let key = format!("{project}/{}", job.job_id);
         let (stop, stopped) = watch::channel(None);
         self.running_map().insert(key.clone(), stop);
-        let admitted = self.queue.enqueue(&key, launch.units);
+        let admitted = self.enqueue(project, &job.job_id, launch.units, false);
         let jobs = Arc::clone(self);
         let project = project.to_string();
         tokio::spawn(async move {
@@ -244,6 +261,24 @@ impl Jobs {
             }
             jobs.running_map().remove(&format!("{project}/{job_id}"));
         });
+    }
+
+    /// Puts a job in the queue, recording the units it needs for the quota the servers share:
+    /// as in use already when `running` (a job taken over), else as waiting.
+    fn enqueue(
+        &self,
+        project: &str,
+        job_id: &str,
+        units: f64,
+        running: bool,
+    ) -> tokio::sync::oneshot::Receiver<()> {
+        if let Err(error) = self
+            .store
+            .set_job_units(project, job_id, micro_units(units), running)
+        {
+            tracing::warn!(job = job_id, %error, "could not record the units a job needs");
+        }
+        self.queue.enqueue(&format!("{project}/{job_id}"), units)
     }
 
     /// Waits for the queue to admit the job; `false` when it was cancelled or waited too long (the
@@ -583,6 +618,11 @@ fn concluded(
         }),
     };
     (state, message, output)
+}
+
+/// ML units in millionths, as the store counts them.
+fn micro_units(units: f64) -> i64 {
+    (units * 1e6).round() as i64
 }
 
 /// What a finished job records beside its state.

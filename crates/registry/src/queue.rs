@@ -2,6 +2,8 @@
 //!
 //! A job is never refused because the machine is busy, only when it alone needs more than the quota.
 //! Admission is first-in, first-out: a small job does not overtake a big one waiting ahead of it.
+//! With a [`Gate`], the quota is one that servers sharing a database share: the gate admits in the
+//! database too, and [`Queue::retry`] asks again after units were freed on another server.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -31,9 +33,13 @@ struct State {
     waiting: VecDeque<Waiter>,
 }
 
+/// What admits a job besides this server's own count: `(key, units)` → whether it is admitted.
+pub type Gate = Box<dyn Fn(&str, f64) -> bool + Send + Sync>;
+
 /// The queue of one server.
 pub struct Queue {
     quota: f64,
+    gate: Option<Gate>,
     /// A std mutex: every critical section is a few arithmetic steps.
     state: Mutex<State>,
 }
@@ -43,8 +49,24 @@ impl Queue {
     pub fn new(quota: f64) -> Self {
         Self {
             quota,
+            gate: None,
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// A queue whose jobs are also admitted by `gate`, asked for the job at the head of the queue
+    /// once it fits this server's own count.
+    pub fn gated(quota: f64, gate: Gate) -> Self {
+        Self {
+            gate: Some(gate),
+            ..Self::new(quota)
+        }
+    }
+
+    /// Asks again for the jobs waiting (units may have been freed elsewhere).
+    pub fn retry(&self) {
+        let mut state = self.lock();
+        self.admit_waiting(&mut state);
     }
 
     /// The quota.
@@ -101,7 +123,12 @@ impl Queue {
     fn admit_waiting(&self, state: &mut State) {
         while let Some(front) = state.waiting.front() {
             // A small tolerance: unit figures are sums of decimals.
-            if state.in_use + front.units > self.quota + 1e-9 {
+            if state.in_use + front.units > self.quota + 1e-9
+                || self
+                    .gate
+                    .as_ref()
+                    .is_some_and(|gate| !gate(&front.key, front.units))
+            {
                 break;
             }
             let Some(waiter) = state.waiting.pop_front() else {
@@ -143,6 +170,24 @@ mod tests {
         second.await.unwrap();
         third.await.unwrap();
         assert!(!queue.withdraw("b"), "b was admitted already");
+    }
+
+    #[tokio::test]
+    async fn a_gate_holds_the_head_of_the_queue_until_it_admits() {
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gate_open = std::sync::Arc::clone(&open);
+        let queue = Queue::gated(
+            10.0,
+            Box::new(move |_, _| gate_open.load(std::sync::atomic::Ordering::SeqCst)),
+        );
+        let mut first = queue.enqueue("a", 0.5);
+        let mut second = queue.enqueue("b", 0.5);
+        queue.retry();
+        assert!(first.try_recv().is_err() && second.try_recv().is_err());
+        open.store(true, std::sync::atomic::Ordering::SeqCst);
+        queue.retry();
+        first.await.unwrap();
+        second.await.unwrap();
     }
 
     #[tokio::test]

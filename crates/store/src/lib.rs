@@ -202,6 +202,14 @@ pub trait Store: Send + Sync + 'static {
     /// Makes server `to` the owner of a job if `from` still is; whether it did. Of servers racing
     /// to take over one job, exactly one does.
     fn claim_job(&self, project: &str, job_id: &str, from: &str, to: &str) -> Result<bool>;
+    /// Records the ML units a job needs, in millionths, for the quota the servers share; with
+    /// `admitted`, as in use already (a running job), else as waiting for them.
+    fn set_job_units(&self, project: &str, job_id: &str, units: i64, admitted: bool) -> Result<()>;
+    /// Admits a job waiting for its units when no older unfinished job still waits and the
+    /// units of the admitted unfinished jobs, its own included, stay within `quota`; whether it
+    /// is admitted (also when it was already). Decided in one transaction, so two servers cannot
+    /// both admit past the quota.
+    fn admit_job(&self, project: &str, job_id: &str, quota: i64) -> Result<bool>;
     /// Records the executor's ids of a job's running replicas.
     fn set_job_processes(&self, project: &str, job_id: &str, processes: &[String]) -> Result<()>;
     /// The replica ids last recorded for a job.

@@ -530,6 +530,55 @@ impl<D: Database> Store for SqlStore<D> {
         Ok(claimed == 1)
     }
 
+    fn set_job_units(&self, project: &str, job_id: &str, units: i64, admitted: bool) -> Result<()> {
+        self.change(
+            "UPDATE jobs SET units = $3, admitted = (admitted OR $4) \
+             WHERE project = $1 AND job_id = $2",
+            &[project.into(), job_id.into(), units.into(), admitted.into()],
+            &job_key(project, job_id),
+        )
+    }
+
+    fn admit_job(&self, project: &str, job_id: &str, quota: i64) -> Result<bool> {
+        let key = job_key(project, job_id);
+        self.database.with(true, &mut |session| {
+            let rows = session.query(
+                "SELECT seq, units, admitted FROM jobs \
+                 WHERE project = $1 AND job_id = $2 AND NOT done",
+                &[project.into(), job_id.into()],
+            )?;
+            let Some(row) = rows.first() else {
+                return Ok(false);
+            };
+            let (seq, units) = (int(row, 0, &key)?, int(row, 1, &key)?);
+            if int(row, 2, &key)? != 0 {
+                return Ok(true);
+            }
+            let ahead = session.query(
+                "SELECT COUNT(*) FROM jobs \
+                 WHERE NOT done AND NOT admitted AND units > 0 AND seq < $1",
+                &[seq.into()],
+            )?;
+            if ahead.first().map(|row| int(row, 0, &key)).transpose()? != Some(0) {
+                return Ok(false);
+            }
+            let used = session.query(
+                "SELECT CAST(COALESCE(SUM(units), 0) AS BIGINT) FROM jobs \
+                 WHERE admitted AND NOT done",
+                &[],
+            )?;
+            let used = used.first().map(|row| int(row, 0, &key)).transpose()?;
+            if used.unwrap_or(0) + units > quota {
+                return Ok(false);
+            }
+            session.execute(
+                "UPDATE jobs SET admitted = TRUE WHERE project = $1 AND job_id = $2",
+                &[project.into(), job_id.into()],
+            )?;
+            Ok(true)
+        })
+    }
+
     fn set_job_processes(&self, project: &str, job_id: &str, processes: &[String]) -> Result<()> {
         self.change(
             "UPDATE jobs SET processes = $3 WHERE project = $1 AND job_id = $2",

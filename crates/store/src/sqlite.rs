@@ -90,7 +90,11 @@ impl Database for Sqlite {
         if !atomic {
             return work(&mut SqliteSession(&connection));
         }
-        let transaction = connection.transaction().map_err(database)?;
+        // Immediate: the write lock is taken when the transaction begins, so a transaction that
+        // reads before it writes cannot be overtaken by another process's write on the same file.
+        let transaction = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(database)?;
         let result = work(&mut SqliteSession(&transaction))?;
         transaction.commit().map_err(database)?;
         Ok(result)

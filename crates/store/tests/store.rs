@@ -79,6 +79,7 @@ on_both!(
     operations_are_scanned_in_order_narrowed_by_their_text,
     of_servers_racing_to_take_over_a_job_exactly_one_wins,
     leases_are_renewed_and_ended,
+    the_shared_quota_admits_in_order_within_it,
 );
 
 fn model(name: &str) -> Model {
@@ -260,6 +261,48 @@ fn of_servers_racing_to_take_over_a_job_exactly_one_wins(place: &Place) {
         !store.claim_job("p", "orphan", owner, "late").unwrap(),
         "an ended job is nobody's to take"
     );
+}
+
+fn the_shared_quota_admits_in_order_within_it(place: &Place) {
+    use kiln_api::{Job, JobState};
+    let store = place.open();
+    let job = |id: &str| Job {
+        job_id: id.into(),
+        state: JobState::Queued,
+        ..Job::default()
+    };
+    for (id, units) in [("a", 600_000), ("b", 600_000), ("c", 300_000)] {
+        store.create_job("p", &job(id), "s").unwrap();
+        store.set_job_units("p", id, units, false).unwrap();
+    }
+    let admit = |id: &str| store.admit_job("p", id, 1_000_000).unwrap();
+    assert!(!admit("c"), "c fits but waits behind a and b");
+    assert!(admit("a"));
+    assert!(admit("a"), "an admitted job stays admitted");
+    assert!(!admit("b"), "a and b together exceed the quota");
+    assert!(!admit("c"), "c still waits behind b");
+    store
+        .update_job(
+            "p",
+            &Job {
+                state: JobState::Succeeded,
+                ..job("a")
+            },
+        )
+        .unwrap();
+    assert!(
+        admit("b") && admit("c"),
+        "a's units are free once it is done"
+    );
+    store.create_job("p", &job("running"), "s").unwrap();
+    store.set_job_units("p", "running", 200_000, true).unwrap();
+    store.create_job("p", &job("late"), "s").unwrap();
+    store.set_job_units("p", "late", 100_000, false).unwrap();
+    assert!(
+        !admit("late"),
+        "a running job taken over holds its units: 0.6 + 0.3 + 0.2 leaves no room"
+    );
+    assert!(!store.admit_job("p", "absent", 1_000_000).unwrap());
 }
 
 fn leases_are_renewed_and_ended(place: &Place) {

@@ -1,4 +1,5 @@
-//! Several servers on one database: what one server stops watching, exactly one other takes over.
+//! Several servers on one database: what one server stops watching, exactly one other takes over;
+//! two cannot both create one model; the ML-unit quota holds across them.
 //!
 //! The servers share the data directory and the metadata database (the data directory's SQLite
 //! file, or the PostgreSQL schema `KILN_TEST_DATABASE` gives it).
@@ -153,5 +154,58 @@ fn of_two_servers_racing_to_create_a_model_exactly_one_wins() {
         listed["models"].as_array().map(Vec::len),
         Some(10),
         "{listed}"
+    );
+}
+
+/// The ML-unit quota holds across servers: with room for one BASIC job (0.3878 units), a job
+/// submitted to the second server waits while the first server's job runs, and runs once it ends.
+#[test]
+fn the_quota_holds_across_servers_on_one_database() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let quota = [("KILN_QUOTA_ML_UNITS", "0.4")];
+    let servers = [
+        Server::start_with_env(data.path(), &quota),
+        Server::start_with_env(data.path(), &quota),
+    ];
+    let package = trainer_package(work.path());
+    let submit = |server: &Server, id: &str, sleep: &str| {
+        let body = python_job(
+            id,
+            &package,
+            &work.path().join(id),
+            &["--sleep", sleep],
+            json!({}),
+        );
+        let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body));
+        assert_eq!(status, 200, "{job}");
+    };
+    submit(&servers[0], "first", "600");
+    wait_job(&servers[0], "p", "first", |job| job["state"] == "RUNNING");
+    submit(&servers[1], "second", "0");
+    std::thread::sleep(Duration::from_secs(5));
+    let (_, second) = call("GET", &servers[1].api("p", "jobs/second"), None);
+    assert_eq!(
+        second["state"], "QUEUED",
+        "the first server's job holds the shared quota: {second}"
+    );
+    assert_eq!(
+        call(
+            "POST",
+            &servers[1].api("p", "jobs/first:cancel"),
+            Some("{}")
+        )
+        .0,
+        200
+    );
+    let first = wait_job(&servers[0], "p", "first", ended);
+    let second = wait_job(&servers[1], "p", "second", ended);
+    assert_eq!(
+        (first["state"].clone(), second["state"].clone()),
+        (json!("CANCELLED"), json!("SUCCEEDED"))
+    );
+    assert!(
+        second["startTime"].as_str().unwrap() >= first["endTime"].as_str().unwrap(),
+        "second ran after first ended: {first} {second}"
     );
 }

@@ -119,6 +119,8 @@ impl Jobs {
             self.store.update_job(&project, &job)?;
             failed += 1;
         }
+        // Units another server freed let waiting jobs in.
+        self.queue.retry();
         Ok(failed)
     }
 
@@ -177,7 +179,7 @@ impl Jobs {
             let _ = stop.send(Some(StopReason::Cancelled));
         }
         self.running_map().insert(key.clone(), stop);
-        let admitted = self.queue.enqueue(&key, launch.units);
+        let admitted = self.enqueue(project, &job.job_id, launch.units, true);
         let ran_for = chrono::DateTime::parse_from_rfc3339(&job.start_time)
             .ok()
             .and_then(|start| (chrono::Utc::now() - start.to_utc()).to_std().ok())

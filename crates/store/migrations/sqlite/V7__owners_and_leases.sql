@@ -8,3 +8,8 @@ CREATE TABLE servers (
 );
 ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE operations ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+-- The ML-unit quota holds across the servers: a job waiting for its units records them
+-- (`units`, in millionths of an ML unit); once admitted, they count against the quota until
+-- it is done.
+ALTER TABLE jobs ADD COLUMN units BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN admitted BOOLEAN NOT NULL DEFAULT 0;

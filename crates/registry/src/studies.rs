@@ -7,7 +7,7 @@
 //! operations that are done, kept under their location (`operations`). `space` translates a study's
 //! config and trials to and from the tuner's terms.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use kiln_api::names::{check_name, check_project};
 use kiln_api::study::{
@@ -31,8 +31,6 @@ const MAX_SUGGESTIONS: i32 = 100;
 /// The studies service.
 pub struct Studies {
     store: Arc<dyn Store>,
-    /// Serialises read-then-write changes to trials (numbering, suggestions).
-    writes: Mutex<()>,
 }
 
 fn not_found(what: &str) -> RegistryError {
@@ -49,6 +47,19 @@ fn next_id(trials: &[(i64, Trial)]) -> i64 {
     trials.last().map_or(1, |(id, _)| id + 1)
 }
 
+/// Runs `attempt`, which numbers new trials after those it read and inserts them, again while
+/// another client (on this server or another) takes the same numbers first.
+fn numbering<T>(mut attempt: impl FnMut() -> Result<T, RegistryError>) -> Result<T, RegistryError> {
+    const ATTEMPTS: usize = 8;
+    for _ in 1..ATTEMPTS {
+        match attempt() {
+            Err(RegistryError::AlreadyExists(_)) => continue,
+            done => return done,
+        }
+    }
+    attempt()
+}
+
 /// Seconds of an `elapsedTime` such as `"12.5s"`.
 fn seconds(text: &str) -> Option<f64> {
     text.strip_suffix('s')?.parse().ok()
@@ -57,16 +68,7 @@ fn seconds(text: &str) -> Option<f64> {
 impl Studies {
     /// A studies service over a store.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self {
-            store,
-            writes: Mutex::new(()),
-        }
-    }
-
-    fn lock_writes(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.writes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        Self { store }
     }
 
     /// `studies.create`.
@@ -140,7 +142,6 @@ impl Studies {
         study_id: &str,
     ) -> Result<(), RegistryError> {
         let study = self.get(project, location, study_id)?;
-        let _writes = self.lock_writes();
         self.store.delete_study(project, &study.name)?;
         Ok(())
     }
@@ -174,20 +175,20 @@ impl Studies {
         };
         let mut study = self.get(project, location, study_id)?;
         let tuner = self.tuner_of(&study)?;
-        let _writes = self.lock_writes();
-        let existing = self.trials(project, &study)?;
-        let mine: Vec<Trial> = existing
-            .iter()
-            .filter(|(_, t)| {
-                !request.client_id.is_empty()
-                    && t.client_id == request.client_id
-                    && t.state == TrialState::Active
-            })
-            .map(|(_, t)| t.clone())
-            .collect();
-        let trials = if !mine.is_empty() {
-            mine
-        } else {
+        let trials = numbering(|| {
+            let existing = self.trials(project, &study)?;
+            let mine: Vec<Trial> = existing
+                .iter()
+                .filter(|(_, t)| {
+                    !request.client_id.is_empty()
+                        && t.client_id == request.client_id
+                        && t.state == TrialState::Active
+                })
+                .map(|(_, t)| t.clone())
+                .collect();
+            if !mine.is_empty() {
+                return Ok(mine);
+            }
             let mut completed = Vec::new();
             let mut pending = Vec::new();
             for (_, trial) in &existing {
@@ -209,27 +210,28 @@ impl Studies {
             let suggestions = tuner
                 .suggest(&completed, &pending, count)
                 .map_err(|error| RegistryError::Internal(error.to_string()))?;
-            let first = next_id(&existing);
-            let mut created = Vec::new();
-            for (next, values) in (first..).zip(suggestions) {
-                let trial = Trial {
-                    name: format!("{}/trials/{next}", study.name),
-                    state: TrialState::Active,
-                    parameters: parameters(&tuner, &values),
-                    start_time: kiln_api::now(),
-                    client_id: request.client_id.clone(),
-                    ..Trial::default()
-                };
-                self.store.put_trial(project, &study.name, next, &trial)?;
-                created.push(trial);
-            }
-            if created.len() < count && study.state == StudyState::Active {
-                study.state = StudyState::Completed;
-                study.inactive_reason = "every point of the search space has been suggested".into();
-                self.store.update_study(project, &study)?;
-            }
-            created
-        };
+            let created: Vec<(i64, Trial)> = (next_id(&existing)..)
+                .zip(suggestions)
+                .map(|(next, values)| {
+                    let trial = Trial {
+                        name: format!("{}/trials/{next}", study.name),
+                        state: TrialState::Active,
+                        parameters: parameters(&tuner, &values),
+                        start_time: kiln_api::now(),
+                        client_id: request.client_id.clone(),
+                        ..Trial::default()
+                    };
+                    (next, trial)
+                })
+                .collect();
+            self.store.insert_trials(project, &study.name, &created)?;
+            Ok(created.into_iter().map(|(_, trial)| trial).collect())
+        })?;
+        if trials.len() < count && study.state == StudyState::Active {
+            study.state = StudyState::Completed;
+            study.inactive_reason = "every point of the search space has been suggested".into();
+            self.store.update_study(project, &study)?;
+        }
         self.operation(
             project,
             location,
@@ -307,9 +309,6 @@ impl Studies {
                 "Field: trial.parameters Error: a value lies outside its parameter's domain".into(),
             ));
         }
-        let _writes = self.lock_writes();
-        let id = next_id(&self.trials(project, &study)?);
-        trial.name = format!("{}/trials/{id}", study.name);
         trial.parameters = parameters(&tuner, &values);
         trial.start_time = kiln_api::now();
         trial.state = match trial.final_measurement.is_some() || trial.trial_infeasible {
@@ -319,8 +318,13 @@ impl Studies {
             }
             false => TrialState::Active,
         };
-        self.store.put_trial(project, &study.name, id, &trial)?;
-        Ok(trial)
+        numbering(|| {
+            let id = next_id(&self.trials(project, &study)?);
+            trial.name = format!("{}/trials/{id}", study.name);
+            self.store
+                .insert_trials(project, &study.name, &[(id, trial.clone())])?;
+            Ok(trial.clone())
+        })
     }
 
     /// `trials.delete`.
@@ -332,9 +336,13 @@ impl Studies {
         trial_id: &str,
     ) -> Result<(), RegistryError> {
         let study = self.get(project, location, study_id)?;
-        let _writes = self.lock_writes();
         let (id, _) = self.find_trial(project, &study, trial_id)?;
-        Ok(self.store.delete_trial(project, &study.name, id)?)
+        match self.store.delete_trial(project, &study.name, id) {
+            Err(kiln_store::StoreError::NotFound(_)) => {
+                Err(not_found(&format!("trial {trial_id:?} of {}", study.name)))
+            }
+            deleted => Ok(deleted?),
+        }
     }
 
     /// Applies `change` to an unfinished trial and stores it.
@@ -344,20 +352,47 @@ impl Studies {
         location: &str,
         study_id: &str,
         trial_id: &str,
-        change: impl FnOnce(&Study, &mut Trial) -> Result<(), RegistryError>,
+        change: impl FnOnce(&Study, &mut Trial) -> Result<(), RegistryError> + Send,
     ) -> Result<Trial, RegistryError> {
         let study = self.get(project, location, study_id)?;
-        let _writes = self.lock_writes();
-        let (id, mut trial) = self.find_trial(project, &study, trial_id)?;
-        if trial.state == TrialState::Completed {
-            return Err(RegistryError::FailedPrecondition(format!(
-                "trial {} is already COMPLETED",
-                trial.name
-            )));
+        let (id, _) = self.find_trial(project, &study, trial_id)?;
+        let mut change = Some(change);
+        let mut refused = None;
+        let changed = self
+            .store
+            .update_trial(project, &study.name, id, &mut |trial| {
+                if trial.state == TrialState::Completed {
+                    refused = Some(RegistryError::FailedPrecondition(format!(
+                        "trial {} is already COMPLETED",
+                        trial.name
+                    )));
+                    return false;
+                }
+                // Called again only when a concurrent change won a race: the change is applied
+                // to the trial as that change left it.
+                let Some(apply) = change.take() else {
+                    refused = Some(RegistryError::Aborted(format!(
+                        "trial {} changed concurrently; try again",
+                        trial.name
+                    )));
+                    return false;
+                };
+                match apply(&study, trial) {
+                    Ok(()) => true,
+                    Err(error) => {
+                        refused = Some(error);
+                        false
+                    }
+                }
+            });
+        match (changed, refused) {
+            (Err(kiln_store::StoreError::NotFound(_)), _) => {
+                Err(not_found(&format!("trial {trial_id:?} of {}", study.name)))
+            }
+            (changed, None) => changed?
+                .ok_or_else(|| RegistryError::Internal("the trial change was declined".into())),
+            (_, Some(refused)) => Err(refused),
         }
-        change(&study, &mut trial)?;
-        self.store.put_trial(project, &study.name, id, &trial)?;
-        Ok(trial)
     }
 
     /// `trials.addMeasurement`.

@@ -248,8 +248,20 @@ pub trait Store: Send + Sync + 'static {
     fn update_study(&self, project: &str, study: &Study) -> Result<()>;
     /// Deletes a study and its trials in one transaction.
     fn delete_study(&self, project: &str, name: &str) -> Result<()>;
-    /// Inserts or replaces trial `id` of a study.
-    fn put_trial(&self, project: &str, study: &str, id: i64, trial: &StudyTrial) -> Result<()>;
+    /// Inserts trials of a study by number, all in one transaction; `AlreadyExists` (and none
+    /// inserted) when a number is taken, as when another server numbered trials at the same time.
+    fn insert_trials(&self, project: &str, study: &str, trials: &[(i64, StudyTrial)])
+    -> Result<()>;
+    /// Changes trial `id` of a study in one transaction: `change` is given the stored trial and
+    /// says whether to write it (it may be called again when a concurrent change wins a race).
+    /// The trial as written, `None` when `change` declined; `NotFound` when absent.
+    fn update_trial(
+        &self,
+        project: &str,
+        study: &str,
+        id: i64,
+        change: &mut (dyn FnMut(&mut StudyTrial) -> bool + Send),
+    ) -> Result<Option<StudyTrial>>;
     /// The trials of a study, by id.
     fn list_trials(&self, project: &str, study: &str) -> Result<Vec<(i64, StudyTrial)>>;
     /// Deletes trial `id` of a study.

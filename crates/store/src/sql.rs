@@ -754,18 +754,60 @@ impl<D: Database> Store for SqlStore<D> {
         })
     }
 
-    fn put_trial(&self, project: &str, study: &str, id: i64, trial: &StudyTrial) -> Result<()> {
-        self.execute(
-            "INSERT INTO trials (project, study, id, body) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (project, study, id) DO UPDATE SET body = excluded.body",
-            &[
-                project.into(),
-                study.into(),
-                id.into(),
-                (&encode(trial)?).into(),
-            ],
-        )?;
-        Ok(())
+    fn insert_trials(
+        &self,
+        project: &str,
+        study: &str,
+        trials: &[(i64, StudyTrial)],
+    ) -> Result<()> {
+        let bodies = trials
+            .iter()
+            .map(|(id, trial)| Ok((*id, encode(trial)?)))
+            .collect::<Result<Vec<_>>>()?;
+        self.database.with(true, &mut |session| {
+            for (id, body) in &bodies {
+                insert(
+                    session,
+                    "INSERT INTO trials (project, study, id, body) VALUES ($1, $2, $3, $4)",
+                    &[project.into(), study.into(), (*id).into(), body.into()],
+                    &format!("{study}/trials/{id}"),
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn update_trial(
+        &self,
+        project: &str,
+        study: &str,
+        id: i64,
+        change: &mut (dyn FnMut(&mut StudyTrial) -> bool + Send),
+    ) -> Result<Option<StudyTrial>> {
+        let key = format!("{study}/trials/{id}");
+        self.database.with(true, &mut |session| {
+            let rows = session.query(
+                "SELECT body FROM trials WHERE project = $1 AND study = $2 AND id = $3",
+                &[project.into(), study.into(), id.into()],
+            )?;
+            let Some(row) = rows.first() else {
+                return Err(StoreError::NotFound(key.clone()));
+            };
+            let mut trial: StudyTrial = decode(&key, text(row, 0, &key)?)?;
+            if !change(&mut trial) {
+                return Ok(None);
+            }
+            session.execute(
+                "UPDATE trials SET body = $4 WHERE project = $1 AND study = $2 AND id = $3",
+                &[
+                    project.into(),
+                    study.into(),
+                    id.into(),
+                    (&encode(&trial)?).into(),
+                ],
+            )?;
+            Ok(Some(trial))
+        })
     }
 
     fn list_trials(&self, project: &str, study: &str) -> Result<Vec<(i64, StudyTrial)>> {

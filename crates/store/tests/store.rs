@@ -412,18 +412,36 @@ fn studies_trials_and_their_operations_persist(place: &Place) {
             store.create_study("p", &study),
             Err(StoreError::AlreadyExists(_))
         ));
-        for id in [2, 1, 3] {
-            let trial = Trial {
-                name: format!("{name}/trials/{id}"),
-                ..Trial::default()
-            };
-            store.put_trial("p", name, id, &trial).unwrap();
-        }
-        let replaced = Trial {
-            name: "replaced".into(),
-            ..Trial::default()
+        let numbered = |id: i64| {
+            (
+                id,
+                Trial {
+                    name: format!("{name}/trials/{id}"),
+                    ..Trial::default()
+                },
+            )
         };
-        store.put_trial("p", name, 2, &replaced).unwrap();
+        store.insert_trials("p", name, &[numbered(2)]).unwrap();
+        store
+            .insert_trials("p", name, &[numbered(1), numbered(3)])
+            .unwrap();
+        assert!(matches!(
+            store.insert_trials("p", name, &[numbered(4), numbered(3)]),
+            Err(StoreError::AlreadyExists(_))
+        ));
+        let declined = store.update_trial("p", name, 2, &mut |_| false).unwrap();
+        assert!(declined.is_none());
+        let replaced = store
+            .update_trial("p", name, 2, &mut |trial| {
+                trial.name = "replaced".into();
+                true
+            })
+            .unwrap();
+        assert_eq!(replaced.unwrap().name, "replaced");
+        assert!(matches!(
+            store.update_trial("p", name, 9, &mut |_| true),
+            Err(StoreError::NotFound(_))
+        ));
         store.delete_trial("p", name, 3).unwrap();
         assert!(matches!(
             store.delete_trial("p", name, 3),

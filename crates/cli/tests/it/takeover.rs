@@ -209,3 +209,65 @@ fn the_quota_holds_across_servers_on_one_database() {
         "second ran after first ended: {first} {second}"
     );
 }
+
+/// Clients suggesting through two servers at once get trials numbered apart: none is lost or
+/// overwritten, whichever server numbered it.
+#[test]
+fn clients_of_two_servers_suggesting_at_once_get_distinct_trials() {
+    let data = tempfile::tempdir().unwrap();
+    let servers = [Server::start(data.path()), Server::start(data.path())];
+    let studies = |server: &Server, path: &str| {
+        format!(
+            "{}/v1/projects/p/locations/us-central1/studies{path}",
+            server.url
+        )
+    };
+    let study = json!({"studyConfig": {
+        "metrics": [{"metric": "loss", "goal": "MINIMIZE"}],
+        "parameters": [{"parameter": "x", "type": "DOUBLE", "doubleValueSpec": {"minValue": -5, "maxValue": 5}}],
+    }});
+    let (status, created) = call(
+        "POST",
+        &studies(&servers[0], "?studyId=shared"),
+        Some(&study.to_string()),
+    );
+    assert_eq!(status, 200, "{created}");
+    let names: Vec<String> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..6)
+            .map(|client| {
+                let server = &servers[client % 2];
+                let url = studies(server, "/shared/trials:suggest");
+                scope.spawn(move || {
+                    let mut names = Vec::new();
+                    for _ in 0..3 {
+                        let body = json!({"suggestionCount": 2, "clientId": format!("c{client}-{}", names.len())});
+                        let (status, operation) = call("POST", &url, Some(&body.to_string()));
+                        assert_eq!(status, 200, "{operation}");
+                        for trial in operation["response"]["trials"].as_array().unwrap() {
+                            names.push(trial["name"].as_str().unwrap().to_string());
+                        }
+                    }
+                    names
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .flat_map(|client| client.join().unwrap())
+            .collect()
+    });
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        36,
+        "every suggestion is a trial of its own: {names:?}"
+    );
+    let (_, listed) = call("GET", &studies(&servers[1], "/shared/trials"), None);
+    assert_eq!(
+        listed["trials"].as_array().map(Vec::len),
+        Some(36),
+        "{listed}"
+    );
+}

@@ -8,9 +8,11 @@
 //! # Layout
 //! - [`uri`]: parsing a user's URI (`/abs/path`, `file://`, `gs://`, `s3://`) to a store and prefix.
 //! - [`paths`]: [`PathPolicy`], the locations a project may read and write.
+//! - [`bucket`]: files in buckets that jobs use, brought to the local disk.
 //! - [`ArtifactStore`] (this file): the managed root: import a directory, remove it, find it on disk.
 //! - `copy`: a local directory copied in without following links.
 
+pub mod bucket;
 mod copy;
 pub mod paths;
 pub mod uri;

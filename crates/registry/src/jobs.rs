@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use kiln_api::job::{Job, JobState, TrainingOutput};
 use kiln_api::names::{check_name, check_project};
-use kiln_artifacts::PathPolicy;
+use kiln_artifacts::{PathPolicy, bucket};
 use kiln_scheduler::program::{self, Program, Runtime};
 use kiln_scheduler::{Confinement, Executor, JobLog, Sandbox};
 use kiln_store::Store;
@@ -61,6 +61,9 @@ pub struct JobSettings {
     pub sandbox: Sandbox,
     /// Whether commands and Python packages may run where `sandbox` cannot confine them.
     pub allow_unconfined: bool,
+    /// Variables every job process gets (`--job-env`): the credentials of the buckets jobs
+    /// use, as the administrator chose to pass them on.
+    pub job_env: Vec<(String, String)>,
 }
 
 /// Why a running job (or trial) is being stopped.
@@ -133,7 +136,7 @@ impl Jobs {
             .join(format!("{job_id}.jsonl"))
     }
 
-    fn working_dir(&self, project: &str, job_id: &str) -> PathBuf {
+    pub(crate) fn working_dir(&self, project: &str, job_id: &str) -> PathBuf {
         self.settings
             .shared_dir
             .join("jobs/projects")
@@ -424,18 +427,21 @@ impl Jobs {
         runtime
     }
 
-    /// `HOME` and `TMPDIR` in the job's working directory when its processes are confined (they
-    /// may not write the server's), created here.
-    fn sandbox_env(&self, working_dir: &Path) -> Result<Vec<(String, String)>, String> {
-        if !self.settings.sandbox.is_on() {
-            return Ok(Vec::new());
+    /// What a job's processes get in their environment besides the server's few passed
+    /// variables: the administrator's `--job-env` (such as the credentials of the buckets jobs
+    /// use), and `HOME` and `TMPDIR` in the job's working directory when its processes are
+    /// confined (they may not write the server's), created here.
+    fn replica_env(&self, working_dir: &Path) -> Result<Vec<(String, String)>, String> {
+        let mut env = self.settings.job_env.clone();
+        if self.settings.sandbox.is_on() {
+            let tmp = working_dir.join("tmp");
+            std::fs::create_dir_all(&tmp).map_err(|error| format!("{}: {error}", tmp.display()))?;
+            env.extend([
+                ("HOME".into(), working_dir.display().to_string()),
+                ("TMPDIR".into(), tmp.display().to_string()),
+            ]);
         }
-        let tmp = working_dir.join("tmp");
-        std::fs::create_dir_all(&tmp).map_err(|error| format!("{}: {error}", tmp.display()))?;
-        Ok(vec![
-            ("HOME".into(), working_dir.display().to_string()),
-            ("TMPDIR".into(), tmp.display().to_string()),
-        ])
+        Ok(env)
     }
 
     async fn run(
@@ -474,7 +480,8 @@ impl Jobs {
         let prepared = (|| -> Result<JobLog, String> {
             std::fs::create_dir_all(&working_dir)
                 .map_err(|error| format!("{}: {error}", working_dir.display()))?;
-            if !input.job_dir.is_empty() {
+            // A bucket's "directories" need no making; the trainer writes there itself.
+            if !input.job_dir.is_empty() && !bucket::is_bucket(&input.job_dir) {
                 std::fs::create_dir_all(&input.job_dir)
                     .map_err(|error| format!("job dir {}: {error}", input.job_dir))?;
             }
@@ -488,18 +495,30 @@ impl Jobs {
         };
 
         let confinement = self.confinement(project, &input, &program, &working_dir);
-        let env = match self.sandbox_env(&working_dir) {
+        let env = match self.replica_env(&working_dir) {
             Ok(env) => env,
             Err(message) => return self.fail(project, &job_id, message),
         };
         let mut runtime = self.settings.runtime.clone();
-        if let Program::Python { packages, .. } = &program
-            && !packages.is_empty()
+        if let Program::Python {
+            packages, fetched, ..
+        } = &program
+            && !(packages.is_empty() && fetched.is_empty())
         {
+            let mut packages = packages.clone();
+            for uri in fetched {
+                log.append("service", "INFO", &format!("downloading {uri}"));
+                match bucket::fetch(uri, &working_dir.join("packages")).await {
+                    Ok(path) => packages.push(path),
+                    Err(error) => {
+                        return self.fail(project, &job_id, format!("package {uri}: {error}"));
+                    }
+                }
+            }
             let confined = (&self.settings.sandbox, &confinement);
             match program::install(
                 &runtime.python,
-                packages,
+                &packages,
                 &working_dir,
                 &log,
                 confined,

@@ -171,6 +171,7 @@ fn jobs(dir: &std::path::Path, executor: InMemory) -> Arc<Jobs> {
         paths,
         sandbox: Sandbox::off(),
         allow_unconfined: true,
+        job_env: Vec::new(),
     };
     Jobs::new(store, registry, Arc::new(executor), settings)
 }

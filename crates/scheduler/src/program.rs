@@ -47,6 +47,9 @@ pub enum Program {
         python_path: Vec<PathBuf>,
         /// sdists and wheels to pip-install into the job's virtual environment first.
         packages: Vec<PathBuf>,
+        /// sdists and wheels in buckets (`gs://`, `s3://`), downloaded into the job's working
+        /// directory and installed with `packages`.
+        fetched: Vec<String>,
     },
 }
 
@@ -131,7 +134,18 @@ pub fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
     }
     let mut python_path = Vec::new();
     let mut packages = Vec::new();
+    let mut fetched = Vec::new();
     for uri in &input.package_uris {
+        if uri.starts_with("gs://") || uri.starts_with("s3://") {
+            match PACKAGE_SUFFIXES.iter().any(|suffix| uri.ends_with(suffix)) {
+                true => fetched.push(uri.clone()),
+                false => problems.push(format!(
+                    "Field: training_input.package_uris Error: {uri:?} is in a bucket, so it must be an sdist ({}) or wheel",
+                    PACKAGE_SUFFIXES.join(", ")
+                )),
+            }
+            continue;
+        }
         match local_dir(uri) {
             Some(dir) if dir.is_dir() => {
                 let entry = if dir.join("__init__.py").is_file() { dir.parent().map(Path::to_path_buf).unwrap_or(dir) } else { dir };
@@ -142,7 +156,7 @@ pub fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
             }
             _ => problems.push(format!(
                 "Field: training_input.package_uris Error: {uri:?} must be a local package directory, sdist ({}) or \
-                 wheel (absolute path or file://)",
+                 wheel (absolute path, file://, or an sdist or wheel at gs:// or s3://)",
                 PACKAGE_SUFFIXES.join(", ")
             )),
         }
@@ -152,6 +166,7 @@ pub fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
             module: input.python_module.clone(),
             python_path,
             packages,
+            fetched,
         }),
         false => Err(problems),
     }
@@ -390,6 +405,7 @@ mod tests {
                 module: "trainer.task".into(),
                 python_path: vec![package.path().parent().unwrap().to_path_buf()],
                 packages: Vec::new(),
+                fetched: Vec::new(),
             }
         );
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Extension, Router};
-use kiln_api::{Code, Job};
+use kiln_api::Job;
 use kiln_iam::Principal;
 use kiln_registry::{Access, Jobs};
 use serde_json::json;
@@ -41,10 +41,7 @@ async fn job_metrics(
     State(jobs): Shared,
     Path((project, job)): Path<(String, String)>,
 ) -> ApiResult {
-    let metrics = tokio::task::spawn_blocking(move || jobs.metrics(&project, &job))
-        .await
-        .map_err(|error| ApiError::Http(Code::Internal, error.to_string()))??;
-    json(metrics)
+    json(jobs.metrics(&project, &job).await?)
 }
 
 type Shared = State<Arc<Jobs>>;

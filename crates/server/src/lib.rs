@@ -152,6 +152,8 @@ pub struct Options {
     /// Whether commands and Python packages may run unconfined where the kernel cannot sandbox
     /// them, or the sandbox is off (`--allow-unconfined-code`).
     pub allow_unconfined_code: bool,
+    /// Variables every job process gets (`--job-env`), with their values.
+    pub job_env: Vec<(String, String)>,
     /// Whether job processes are confined where the kernel can (`--sandbox auto`), or never
     /// (`--sandbox off`).
     pub sandbox: bool,
@@ -220,6 +222,7 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
             false => Sandbox::off(),
         },
         allow_unconfined: options.allow_unconfined_code,
+        job_env: options.job_env.clone(),
     };
     let executor: Arc<dyn Executor> = match &options.executor {
         ExecutorConfig::Local => Arc::new(LocalExecutor),

@@ -125,6 +125,7 @@ fn fixture() -> Fixture {
         scale_to_zero_after: std::time::Duration::from_secs(900),
         allowed_hosts: Vec::new(),
         allow_unconfined_code: false,
+        job_env: Vec::new(),
         sandbox: true,
         executor: kiln_server::ExecutorConfig::Local,
         cluster_shared_dir: None,

@@ -52,6 +52,12 @@ pub struct ServerArgs {
     /// data directory.
     #[arg(long)]
     pub allow_unconfined_code: bool,
+    /// A variable every job process gets: `NAME` passes this server's value on, `NAME=VALUE`
+    /// sets one. Job processes otherwise see none of the server's environment; pass the
+    /// credentials of the buckets their jobDir and packages are in (AWS_ACCESS_KEY_ID,
+    /// GOOGLE_APPLICATION_CREDENTIALS, ...). Repeat or separate with commas.
+    #[arg(long = "job-env", env = "KILN_JOB_ENV", value_delimiter = ',')]
+    pub job_env: Vec<String>,
     /// Confine job processes to their job's directories and their project's allowed paths:
     /// `auto` where the kernel has Landlock, `off` never.
     #[arg(long, value_enum, default_value = "auto")]
@@ -259,10 +265,37 @@ pub fn options(
         scale_to_zero_after,
         allowed_hosts: Vec::new(),
         allow_unconfined_code: false,
+        job_env: Vec::new(),
         sandbox: true,
         executor: kiln_server::ExecutorConfig::Local,
         cluster_shared_dir: None,
     })
+}
+
+/// The `--job-env` variables with their values: `NAME=VALUE` as given, `NAME` from this
+/// server's environment (refused when it has none, so a typo does not pass silently).
+fn job_env(given: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    given
+        .iter()
+        .filter(|entry| !entry.trim().is_empty())
+        .map(|entry| {
+            let (name, value) = match entry.split_once('=') {
+                Some((name, value)) => (name.trim(), value.to_string()),
+                None => {
+                    let name = entry.trim();
+                    let value = std::env::var(name).map_err(|_| {
+                        anyhow::anyhow!("--job-env {name}: this server's environment has no {name}")
+                    })?;
+                    (name, value)
+                }
+            };
+            if name.is_empty() || name.contains(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            {
+                bail!("--job-env {entry:?}: a variable name is letters, digits and underscores");
+            }
+            Ok((name.to_string(), value))
+        })
+        .collect()
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -294,6 +327,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     options.allowed_hosts = args.allow_hosts;
     options.database = args.database;
     options.allow_unconfined_code = args.allow_unconfined_code;
+    options.job_env = job_env(&args.job_env)?;
     options.sandbox = args.sandbox == SandboxMode::Auto;
     options.executor = args.cluster.executor()?;
     if let Some(shared) = &args.cluster.cluster_shared_dir {

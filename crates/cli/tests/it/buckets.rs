@@ -1,4 +1,5 @@
-//! Buckets as locations, against a real S3-protocol server: moto in server mode
+//! Buckets as locations (a deployed version's files, a job's `jobDir` and packages), against a
+//! real S3-protocol server: moto in server mode
 //! (`scripts/dev-cluster.sh s3 up`, whose `AWS_*` settings the server passes to object_store, and
 //! whose Python has boto3 to put the test's files in). `KILN_REQUIRE_S3=1` makes a missing
 //! server a failure rather than a skip.
@@ -8,6 +9,7 @@ use std::process::Command;
 
 use serde_json::json;
 
+use crate::jobs::{ended, trainer_package, wait_job};
 use crate::support::{Server, call, census_instances, census_model, wait_operation};
 
 /// The Python with boto3 that `dev-cluster.sh s3 env` names, or `None` without an S3 server.
@@ -124,4 +126,151 @@ fn a_version_deploys_from_an_s3_bucket_and_bad_buckets_are_refused_at_once() {
         Some(1),
         "refused versions leave nothing behind: {listed}"
     );
+}
+
+/// What a trainer with a bucket `jobDir` runs: checks that it was given the bucket as ML Engine
+/// gives it, and puts the event file it is given under `<jobDir>/train/` with the credentials the
+/// server passed on (`--job-env`; without them boto3 finds none).
+const BUCKET_TRAINER: &str = r#"
+import argparse, os, boto3
+parser = argparse.ArgumentParser()
+parser.add_argument('--events', required=True)
+parser.add_argument('--job-dir', required=True)
+args = parser.parse_args()
+assert args.job_dir.startswith('s3://'), args.job_dir
+bucket, _, prefix = args.job_dir[len('s3://'):].partition('/')
+s3 = boto3.client('s3', endpoint_url=os.environ['AWS_ENDPOINT_URL'])
+s3.upload_file(args.events, bucket, prefix + '/train/' + os.path.basename(args.events))
+print('wrote', args.job_dir, flush=True)
+"#;
+
+/// A job whose `jobDir` is in a bucket: the trainer gets `--job-dir s3://...` and the credentials
+/// the server passes on, writes its event files there, and the job's curves are read from the
+/// bucket; no local directory is made of the URL. A Python trainer's sdist installs from a
+/// bucket. What cannot work so is refused, naming the field.
+#[test]
+fn a_jobs_job_dir_and_package_can_be_in_a_bucket() {
+    let Some(python) = s3_python() else {
+        eprintln!("no S3 server (scripts/dev-cluster.sh s3 up): skipped");
+        return;
+    };
+    let bucket = format!("kiln-jobs-{}", std::process::id());
+    let work = tempfile::tempdir().unwrap();
+    let events = work.path().join("events");
+    let mut writer = kiln_events::Writer::create(&events, 1_700_000_000.0).unwrap();
+    for step in 1..=3 {
+        writer
+            .scalars(
+                step,
+                1_700_000_000.0 + step as f64,
+                &[("loss", 1.0 / step as f64)],
+            )
+            .unwrap();
+    }
+    let events_file = std::fs::read_dir(&events)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let source = work.path().join("source");
+    trainer_package(&source);
+    std::fs::write(
+        source.join("setup.py"),
+        "from setuptools import setup\nsetup(name='trainer', version='0.1', packages=['trainer'])\n",
+    )
+    .unwrap();
+    let dist = work.path().join("dist");
+    let built = Command::new("python3")
+        .args(["setup.py", "-q", "sdist", "--dist-dir"])
+        .arg(&dist)
+        .current_dir(&source)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    upload(&python, &bucket, &dist, "packages");
+    let script = work.path().join("bucket_trainer.py");
+    std::fs::write(&script, BUCKET_TRAINER).unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let allowed_bucket = format!("s3://{bucket}");
+    let tmp = std::env::temp_dir().display().to_string();
+    let flags = [
+        "--insecure-no-auth",
+        "--allow-path",
+        &allowed_bucket,
+        "--allow-path",
+        &tmp,
+        "--allow-unconfined-code",
+        "--job-env",
+        "AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_REGION,AWS_ENDPOINT_URL",
+    ];
+    let (server, _) = Server::start_with_args(data.path(), &flags, &[]);
+    let jobs = server.api("p", "jobs");
+    let job_dir = format!("s3://{bucket}/jobs/to_bucket");
+    let body = json!({"jobId": "to_bucket", "trainingInput": {
+        "masterConfig": {"containerCommand": [python, script.display().to_string(), "--events", events_file.display().to_string()]},
+        "jobDir": job_dir,
+    }});
+    let (status, job) = call("POST", &jobs, Some(&body.to_string()));
+    assert_eq!(status, 200, "{job}");
+    let sdist = format!("s3://{bucket}/packages/trainer-0.1.tar.gz");
+    let local_dir = work.path().join("from_bucket");
+    let body = json!({"jobId": "from_bucket", "trainingInput": {
+        "pythonModule": "trainer.task",
+        "packageUris": [sdist],
+        "jobDir": local_dir.display().to_string(),
+    }});
+    let (status, job) = call("POST", &jobs, Some(&body.to_string()));
+    assert_eq!(status, 200, "{job}");
+
+    let job = wait_job(&server, "p", "to_bucket", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    let (status, metrics) = call("GET", &server.api("p", "jobs/to_bucket/metrics"), None);
+    assert_eq!(status, 200, "{metrics}");
+    let series = &metrics["series"][0];
+    assert_eq!(
+        (series["run"].as_str(), series["tag"].as_str()),
+        (Some("train"), Some("loss")),
+        "{metrics}"
+    );
+    assert_eq!(
+        series["points"].as_array().map(Vec::len),
+        Some(3),
+        "{metrics}"
+    );
+    assert!(
+        !data.path().join("s3:").exists() && !Path::new("s3:").exists(),
+        "no local directory is made of the bucket URL"
+    );
+    let job = wait_job(&server, "p", "from_bucket", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    assert!(
+        local_dir.join("master-0.json").is_file(),
+        "the installed trainer ran"
+    );
+
+    for (body, words) in [
+        (
+            json!({"jobId": "loose", "trainingInput": {"pythonModule": "trainer.task",
+                "packageUris": [format!("s3://{bucket}/packages/trainer")]}}),
+            vec!["package_uris", "sdist"],
+        ),
+        (
+            json!({"jobId": "built_in", "trainingInput": {"masterConfig": {"imageUri": "gcr.io/cloud-ml-algos/wide_deep_learner_cpu"},
+                "jobDir": format!("s3://{bucket}/jobs/built_in")}}),
+            vec!["job_dir", "built-in algorithms"],
+        ),
+    ] {
+        let (status, answer) = call("POST", &jobs, Some(&body.to_string()));
+        assert_eq!(status, 400, "{body}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        for word in words {
+            assert!(message.contains(word), "{word} not in {message}");
+        }
+    }
 }

@@ -77,6 +77,16 @@ pub(super) fn validate(
         }
     }
     if matches!(program, Some(Program::BuiltIn { .. }))
+        && kiln_artifacts::bucket::is_bucket(&input.job_dir)
+    {
+        problems.push(format!(
+            "Field: training_input.job_dir Error: {:?} is a bucket; built-in algorithms write \
+             their model and event files to a local jobDir (an allowed directory, or the \
+             project's workspace)",
+            input.job_dir
+        ));
+    }
+    if matches!(program, Some(Program::BuiltIn { .. }))
         && replicas.as_ref().is_some_and(|replicas| replicas.len() > 1)
     {
         problems.push("Field: training_input.scale_tier Error: built-in algorithms run on one replica; use BASIC".into());

@@ -255,7 +255,7 @@ impl Jobs {
         let working_dir = self.working_dir(project, &job.job_id);
         let log_path = self.log_path(project, &job.job_id);
         let confinement = self.confinement(project, &input, &launch.program, &working_dir);
-        let env = match self.sandbox_env(&working_dir) {
+        let env = match self.replica_env(&working_dir) {
             Ok(env) => env,
             Err(message) => return (JobState::Failed, message, Output::NotStarted),
         };

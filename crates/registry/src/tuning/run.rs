@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use super::TuningPlan;
 
 use crate::RegistryError;
+use crate::curves::{events_root, mirror_events};
 use crate::jobs::{
     Attached, Attempt, JobPlan, Jobs, StopReason, TrialLaunch, built_in_output, round_units,
     trials_dir,
@@ -233,6 +234,7 @@ impl Jobs {
             tokio::select! {
                 Some((index, attempt)) = running.next() => {
                     let Some((mut watch_metric, _)) = live.remove(&index) else { continue };
+                    mirror_events(&plan.input.job_dir, plan.working_dir, &output.trials[index].trial_id).await;
                     let reports = watch_metric.poll();
                     let trial = &mut output.trials[index];
                     crate::tuning::record_reports(trial, &reports);
@@ -264,6 +266,7 @@ impl Jobs {
                 _ = poll.tick() => {
                     let mut changed = false;
                     for (index, (watch_metric, stop)) in &mut live {
+                        mirror_events(&plan.input.job_dir, plan.working_dir, &output.trials[*index].trial_id).await;
                         let reports = watch_metric.poll();
                         let trial = &mut output.trials[*index];
                         if reports.len() != trial.all_metrics.len() {
@@ -351,14 +354,16 @@ fn metric_file(working_dir: &Path, trial_id: &str) -> PathBuf {
 }
 
 /// A trial's metric as its trainer reports it: its hypertune file, and the event files under
-/// `<jobDir>/<trialId>` when the job has a `jobDir`; reports older than `since` are ignored.
+/// `<jobDir>/<trialId>` when the job has a `jobDir` (their mirror for a bucket); reports older
+/// than `since` are ignored.
 fn metric_watch(
     plan: &JobPlan<'_>,
     tag: &str,
     trial: &kiln_api::job::HyperparameterOutput,
     since: f64,
 ) -> MetricWatch {
-    let events_dir = (!plan.input.job_dir.is_empty()).then(|| trial_dir_of(plan.input, trial));
+    let events_dir = (!plan.input.job_dir.is_empty())
+        .then(|| events_root(&plan.input.job_dir, plan.working_dir).join(&trial.trial_id));
     MetricWatch::new(
         tag,
         metric_file(plan.working_dir, &trial.trial_id),

@@ -1,11 +1,12 @@
-//! Files in buckets that jobs use, brought to the local disk: a package to install, and the
-//! event files a job writes under a bucket `jobDir`, mirrored so that the readers of local event
-//! files (training curves, a tuning job's metrics) read them unchanged.
+//! Files in buckets that jobs use, brought to the local disk and back: a package to install, a
+//! batch prediction's inputs and outputs, and the event files a job writes under a bucket
+//! `jobDir`, mirrored so that the readers of local event files (training curves, a tuning job's
+//! metrics) read them unchanged.
 
 use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
+use object_store::{ObjectStoreExt, PutPayload};
 
 use crate::{ArtifactError, Location, parse};
 
@@ -31,6 +32,70 @@ pub async fn fetch(uri: &str, dir: &Path) -> Result<PathBuf, ArtifactError> {
     let target = dir.join(name);
     write(&target, &bytes)?;
     Ok(target)
+}
+
+/// Downloads into `dir` the objects a bucket input pattern names: one object, or with a `*` at
+/// the end (`s3://b/in/part-*`) every object directly under that prefix's directory whose name
+/// starts with what precedes the `*`. The local files, by name.
+pub async fn fetch_matching(pattern: &str, dir: &Path) -> Result<Vec<PathBuf>, ArtifactError> {
+    let Some(stem) = pattern.strip_suffix('*') else {
+        return Ok(vec![fetch(pattern, dir).await?]);
+    };
+    let (folder, start) = stem
+        .rsplit_once('/')
+        .ok_or_else(|| ArtifactError::InvalidUri(format!("{pattern:?} names no directory")))?;
+    let Location { store, prefix } = parse(folder)?;
+    let mut objects: Vec<_> = store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|error| ArtifactError::Storage(format!("{pattern}: {error}")))?;
+    objects.sort_by(|a, b| a.location.cmp(&b.location));
+    let mut files = Vec::new();
+    for object in objects {
+        let parts: Vec<String> = object
+            .location
+            .prefix_match(&prefix)
+            .into_iter()
+            .flatten()
+            .map(|part| part.as_ref().to_string())
+            .collect();
+        let [name] = parts.as_slice() else {
+            continue;
+        };
+        if !name.starts_with(start) || !plain(name) {
+            continue;
+        }
+        let bytes = store.get(&object.location).await?.bytes().await?;
+        let target = dir.join(name);
+        write(&target, &bytes)?;
+        files.push(target);
+    }
+    Ok(files)
+}
+
+/// Uploads every file directly in `dir` to bucket location `uri`, under its own name; how many.
+pub async fn upload_files(dir: &Path, uri: &str) -> Result<usize, ArtifactError> {
+    let Location { store, prefix } = parse(uri)?;
+    let failed =
+        |error: std::io::Error| ArtifactError::Storage(format!("{}: {error}", dir.display()));
+    let mut uploaded = 0;
+    for entry in std::fs::read_dir(dir).map_err(failed)? {
+        let path = entry.map_err(failed)?.path();
+        let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
+            continue;
+        };
+        if !path.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(failed)?;
+        store
+            .put(&prefix.clone().join(name), PutPayload::from(bytes))
+            .await
+            .map_err(|error| ArtifactError::Storage(format!("{uri}/{name}: {error}")))?;
+        uploaded += 1;
+    }
+    Ok(uploaded)
 }
 
 /// Copies into `dir` the objects under bucket location `uri` whose file name contains `marker`,

@@ -54,10 +54,12 @@ pub struct BatchPredictArgs {
     /// json (or text), csv, tf-record or tf-record-gzip.
     #[arg(long)]
     pub data_format: String,
-    /// Input files, comma-separated; a trailing `*` matches any suffix.
+    /// Input files, comma-separated; a trailing `*` matches any suffix. Files in a bucket
+    /// (`gs://`, `s3://`) are downloaded first.
     #[arg(long, value_delimiter = ',', required = true)]
     pub input_paths: Vec<String>,
-    /// Directory for `prediction.results-*` and `prediction.errors_stats-*`.
+    /// Directory for `prediction.results-*` and `prediction.errors_stats-*`; in a bucket, they are
+    /// uploaded at the end.
     #[arg(long)]
     pub output_path: PathBuf,
     /// Parallel workers (one output shard each); default one per core.
@@ -208,10 +210,11 @@ fn batch_predict(args: &BatchPredictArgs) -> anyhow::Result<()> {
         false => (0, 1),
     };
     let runtime = kiln_serve::load(&args.model_dir, kiln_serve::detect(&args.model_dir)?)?;
+    let staged = super::staging::Staged::prepare(&args.input_paths, &args.output_path)?;
     let job = BatchJob {
         format,
-        inputs: args.input_paths.clone(),
-        output_dir: args.output_path.clone(),
+        inputs: staged.inputs.clone(),
+        output_dir: staged.output_dir.clone(),
         workers: args.max_worker_count.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         }),
@@ -219,6 +222,7 @@ fn batch_predict(args: &BatchPredictArgs) -> anyhow::Result<()> {
         part,
     };
     let summary = kiln_serve::batch::run(&job, runtime, &mut |line| println!("{line}"))?;
+    staged.finish()?;
     let counts = serde_json::to_string(&summary)?;
     if let Some(path) = &args.summary {
         let path = match args.part_by_rank {

@@ -12,6 +12,7 @@ pub mod predict;
 pub mod quickstart;
 pub mod replica;
 pub mod server;
+pub mod staging;
 pub mod versions;
 
 /// Parses gcloud's `--labels k=v,k2=v2`.

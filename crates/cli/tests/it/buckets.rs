@@ -1,4 +1,5 @@
-//! Buckets as locations (a deployed version's files, a job's `jobDir` and packages), against a
+//! Buckets as locations (a deployed version's files, a job's `jobDir` and packages, a batch
+//! prediction's inputs and outputs), against a
 //! real S3-protocol server: moto in server mode
 //! (`scripts/dev-cluster.sh s3 up`, whose `AWS_*` settings the server passes to object_store, and
 //! whose Python has boto3 to put the test's files in). `KILN_REQUIRE_S3=1` makes a missing
@@ -273,4 +274,86 @@ fn a_jobs_job_dir_and_package_can_be_in_a_bucket() {
             assert!(message.contains(word), "{word} not in {message}");
         }
     }
+}
+
+/// The text of every object under `prefix/` in `bucket`, by key.
+fn download(python: &str, bucket: &str, prefix: &str) -> serde_json::Value {
+    let script = r#"
+import json, os, sys, boto3
+bucket, prefix = sys.argv[1:3]
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
+print(json.dumps({o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read().decode() for o in listed}))
+"#;
+    let output = Command::new(python)
+        .args(["-c", script, bucket, prefix])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A batch prediction job reads its inputs from a bucket (a `*` pattern) and writes its results
+/// there.
+#[test]
+fn a_batch_prediction_reads_and_writes_a_bucket() {
+    let Some(python) = s3_python() else {
+        eprintln!("no S3 server (scripts/dev-cluster.sh s3 up): skipped");
+        return;
+    };
+    let bucket = format!("kiln-batch-{}", std::process::id());
+    let work = tempfile::tempdir().unwrap();
+    let inputs = work.path().join("inputs");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let lines: Vec<String> = census_instances()
+        .iter()
+        .map(|instance| instance.to_string())
+        .collect();
+    std::fs::write(inputs.join("part-0.json"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(inputs.join("part-1.json"), lines[0].clone() + "\n").unwrap();
+    std::fs::write(inputs.join("other.json"), lines[0].clone() + "\n").unwrap();
+    upload(&python, &bucket, &inputs, "in");
+
+    let data = tempfile::tempdir().unwrap();
+    let allowed_bucket = format!("s3://{bucket}");
+    let model_root = census_model().parent().unwrap().display().to_string();
+    let flags = [
+        "--insecure-no-auth",
+        "--allow-path",
+        &allowed_bucket,
+        "--allow-path",
+        &model_root,
+        "--job-env",
+        "AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY,AWS_REGION,AWS_ENDPOINT_URL,AWS_ALLOW_HTTP",
+    ];
+    let (server, _) = Server::start_with_args(data.path(), &flags, &[]);
+    let body = json!({"jobId": "batch_bucket", "predictionInput": {
+        "dataFormat": "JSON",
+        "inputPaths": [format!("s3://{bucket}/in/part-*")],
+        "outputPath": format!("s3://{bucket}/out"),
+        "uri": crate::support::file_uri(census_model()),
+        "maxWorkerCount": "1",
+    }});
+    let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body.to_string()));
+    assert_eq!(status, 200, "{job}");
+    let job = wait_job(&server, "p", "batch_bucket", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job}");
+    assert_eq!(job["predictionOutput"]["predictionCount"], "3", "{job}");
+    let written = download(&python, &bucket, "out");
+    let results: Vec<&str> = written
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(key, _)| key.contains("prediction.results-"))
+        .flat_map(|(_, text)| text.as_str().unwrap().lines())
+        .collect();
+    assert_eq!(
+        results.len(),
+        3,
+        "the matching inputs' predictions, in the bucket: {written}"
+    );
 }

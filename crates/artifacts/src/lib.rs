@@ -62,82 +62,172 @@ pub struct Imported {
     pub bytes: u64,
 }
 
-/// The managed root.
+/// The managed root: a local directory, or a bucket prefix with a local cache of what this
+/// server serves.
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
+    /// The local directory: the managed root itself, or the cache of a bucket root.
     root: PathBuf,
-    managed: Arc<LocalFileSystem>,
+    /// The bucket root, when the managed files are in one.
+    bucket: Option<Bucket>,
 }
 
+/// A managed root in a bucket.
+#[derive(Debug, Clone)]
+struct Bucket {
+    uri: String,
+    location: Location,
+}
+
+/// The file a complete local copy of a key holds, with the stamp of what was copied: a copy cut
+/// short, or of an earlier resource of the same name, is made again.
+const COMPLETE: &str = ".kiln-complete";
+
 impl ArtifactStore {
-    /// Opens (creating) the root directory.
+    /// Opens (creating) a local root directory.
     pub fn open(root: &Path) -> Result<Self, ArtifactError> {
         std::fs::create_dir_all(root)
             .map_err(|error| ArtifactError::Storage(format!("{}: {error}", root.display())))?;
-        let managed = LocalFileSystem::new_with_prefix(root)?;
         Ok(Self {
             root: root.to_path_buf(),
-            managed: Arc::new(managed),
+            bucket: None,
         })
     }
 
-    /// Where the files of `key` are on the local disk.
+    /// Opens a root at `uri`: a bucket prefix (`gs://`, `s3://`), whose files are copied into
+    /// `cache` where they are used, or else a local directory (`cache` is then unused).
+    pub async fn open_at(uri: &str, cache: &Path) -> Result<Self, ArtifactError> {
+        if !bucket::is_bucket(uri) {
+            return Self::open(Path::new(uri.strip_prefix("file://").unwrap_or(uri)));
+        }
+        let location = parse(uri)?;
+        // Reading the root now makes a bucket that does not exist or denies access stop the
+        // server at startup rather than fail its first version.
+        if let Some(Err(error)) = location.store.list(Some(&location.prefix)).next().await {
+            return Err(ArtifactError::Storage(format!("{uri}: {error}")));
+        }
+        let mut store = Self::open(cache)?;
+        store.bucket = Some(Bucket {
+            uri: uri.trim_end_matches('/').to_string(),
+            location,
+        });
+        Ok(store)
+    }
+
+    /// Where the files of `key` are on the local disk (for a bucket root, once
+    /// [`ArtifactStore::local`] has copied them there).
     pub fn local_path(&self, key: &str) -> PathBuf {
         self.root.join(key)
     }
 
-    /// Copies every file under `source_uri` to `key/`, keeping relative paths.
-    /// A local source (an absolute path, as [`PathPolicy::check`] returns it) is copied without
-    /// following links; a bucket is copied through `object_store`.
-    pub async fn import(&self, source_uri: &str, key: &str) -> Result<Imported, ArtifactError> {
-        if source_uri.starts_with('/') {
+    /// The files of `key` on the local disk: for a bucket root, copied from the bucket unless
+    /// a complete copy stamped `stamp` (what tells one resource of that name from a later one,
+    /// such as its creation time) is there already.
+    pub async fn local(&self, key: &str, stamp: &str) -> Result<PathBuf, ArtifactError> {
+        let path = self.local_path(key);
+        let Some(bucket) = &self.bucket else {
+            return Ok(path);
+        };
+        if std::fs::read_to_string(path.join(COMPLETE)).is_ok_and(|found| found == stamp) {
+            return Ok(path);
+        }
+        let partial = self.root.join(format!("{key}.kiln-partial"));
+        let _ = std::fs::remove_dir_all(&partial);
+        let source = format!("{}/{key}", bucket.uri);
+        let copied = bucket::mirror(&source, &partial, "").await?;
+        if copied == 0 {
+            return Err(ArtifactError::InvalidSource(format!(
+                "{source} holds no files"
+            )));
+        }
+        let failed =
+            |error: std::io::Error| ArtifactError::Storage(format!("{}: {error}", path.display()));
+        std::fs::write(partial.join(COMPLETE), stamp).map_err(failed)?;
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::rename(&partial, &path).map_err(failed)?;
+        Ok(path)
+    }
+
+    /// The key of a local path under the root ([`ArtifactStore::local_path`]), if it is one.
+    pub fn key_of(&self, path: &Path) -> Option<String> {
+        path.strip_prefix(&self.root)
+            .ok()
+            .map(|key| key.to_string_lossy().into_owned())
+    }
+
+    /// Copies every file under `source_uri` to `key/`, keeping relative paths; for a bucket root,
+    /// into the bucket, and into the local copy stamped `stamp`. A local source (an absolute path, as
+    /// [`PathPolicy::check`] returns it) is copied without following links; a bucket is copied
+    /// through `object_store`.
+    pub async fn import(
+        &self,
+        source_uri: &str,
+        key: &str,
+        stamp: &str,
+    ) -> Result<Imported, ArtifactError> {
+        let imported = if source_uri.starts_with('/') {
             let source = PathBuf::from(source_uri);
             let destination = self.local_path(key);
             let what = format!("deploymentUri {source_uri:?}");
-            return tokio::task::spawn_blocking(move || {
-                copy::copy_tree(&source, &destination, &what)
-            })
-            .await
-            .map_err(|error| ArtifactError::Storage(error.to_string()))?;
+            let copied =
+                tokio::task::spawn_blocking(move || copy::copy_tree(&source, &destination, &what))
+                    .await
+                    .map_err(|error| ArtifactError::Storage(error.to_string()))??;
+            if let Some(bucket) = &self.bucket {
+                self.upload_tree(bucket, key).await?;
+            }
+            copied
+        } else {
+            let target = match &self.bucket {
+                Some(bucket) => bucket.location.clone(),
+                None => Location {
+                    store: Arc::new(LocalFileSystem::new_with_prefix(&self.root)?),
+                    prefix: ObjectPath::default(),
+                },
+            };
+            copy_objects(source_uri, &target, key).await?
+        };
+        if self.bucket.is_some() {
+            let path = self.local_path(key);
+            if path.is_dir() {
+                std::fs::write(path.join(COMPLETE), stamp).map_err(|error| {
+                    ArtifactError::Storage(format!("{}: {error}", path.display()))
+                })?;
+            } else {
+                self.local(key, stamp).await?;
+            }
         }
-        let Location { store, prefix } = parse(source_uri)?;
-        let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
-        if objects.is_empty() {
-            return Err(ArtifactError::InvalidSource(format!(
-                "deploymentUri {source_uri:?} holds no files"
-            )));
+        Ok(imported)
+    }
+
+    /// Uploads the local copy of `key` into the bucket root.
+    async fn upload_tree(&self, bucket: &Bucket, key: &str) -> Result<(), ArtifactError> {
+        let base = self.local_path(key);
+        let mut pending = vec![base.clone()];
+        while let Some(dir) = pending.pop() {
+            let failed = |error: std::io::Error| {
+                ArtifactError::Storage(format!("{}: {error}", dir.display()))
+            };
+            for entry in std::fs::read_dir(&dir).map_err(failed)? {
+                let path = entry.map_err(failed)?.path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let relative = path.strip_prefix(&base).unwrap_or(&path);
+                let target = relative.components().fold(
+                    objects_path(&bucket.location.prefix, key),
+                    |object, part| object.join(part.as_os_str().to_string_lossy().as_ref()),
+                );
+                let bytes = std::fs::read(&path).map_err(failed)?;
+                bucket
+                    .location
+                    .store
+                    .put(&target, PutPayload::from(bytes))
+                    .await?;
+            }
         }
-        if objects.len() > MAX_FILES {
-            return Err(ArtifactError::InvalidSource(format!(
-                "deploymentUri {source_uri:?} holds {} files, more than the limit of {MAX_FILES}",
-                objects.len()
-            )));
-        }
-        let total: u64 = objects.iter().map(|object| object.size).sum();
-        if total > MAX_BYTES {
-            return Err(ArtifactError::InvalidSource(format!(
-                "deploymentUri {source_uri:?} holds {total} bytes, more than the limit of {MAX_BYTES}"
-            )));
-        }
-        let destination =
-            ObjectPath::parse(key).map_err(|error| ArtifactError::InvalidUri(error.to_string()))?;
-        for object in &objects {
-            let relative: Vec<_> = object
-                .location
-                .prefix_match(&prefix)
-                .into_iter()
-                .flatten()
-                .collect();
-            let target = relative.iter().fold(destination.clone(), |path, part| {
-                path.clone().join(part.as_ref())
-            });
-            let bytes = store.get(&object.location).await?.bytes().await?;
-            self.managed.put(&target, PutPayload::from(bytes)).await?;
-        }
-        Ok(Imported {
-            files: objects.len(),
-            bytes: total,
-        })
+        Ok(())
     }
 
     /// Whether a bucket location can be read and holds a file: lists its first object, so a
@@ -157,8 +247,21 @@ impl ArtifactStore {
         }
     }
 
-    /// Removes everything under `key/`; absent keys are fine.
+    /// Removes everything under `key/` (in the bucket and the local copy, for a bucket root);
+    /// absent keys are fine.
     pub async fn remove(&self, key: &str) -> Result<(), ArtifactError> {
+        if let Some(bucket) = &self.bucket {
+            let prefix = objects_path(&bucket.location.prefix, key);
+            let objects: Vec<_> = bucket
+                .location
+                .store
+                .list(Some(&prefix))
+                .try_collect()
+                .await?;
+            for object in objects {
+                bucket.location.store.delete(&object.location).await?;
+            }
+        }
         let path = self.local_path(key);
         match std::fs::remove_dir_all(&path) {
             Ok(()) => Ok(()),
@@ -169,6 +272,59 @@ impl ArtifactStore {
             ))),
         }
     }
+}
+
+/// `prefix/key` as an object path.
+fn objects_path(prefix: &ObjectPath, key: &str) -> ObjectPath {
+    key.split('/')
+        .filter(|part| !part.is_empty())
+        .fold(prefix.clone(), |path, part| path.join(part))
+}
+
+/// Copies every object under bucket location `source_uri` to `key/` under `target`, within the
+/// limits of a deployed model directory.
+async fn copy_objects(
+    source_uri: &str,
+    target: &Location,
+    key: &str,
+) -> Result<Imported, ArtifactError> {
+    let Location { store, prefix } = parse(source_uri)?;
+    let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+    if objects.is_empty() {
+        return Err(ArtifactError::InvalidSource(format!(
+            "deploymentUri {source_uri:?} holds no files"
+        )));
+    }
+    if objects.len() > MAX_FILES {
+        return Err(ArtifactError::InvalidSource(format!(
+            "deploymentUri {source_uri:?} holds {} files, more than the limit of {MAX_FILES}",
+            objects.len()
+        )));
+    }
+    let total: u64 = objects.iter().map(|object| object.size).sum();
+    if total > MAX_BYTES {
+        return Err(ArtifactError::InvalidSource(format!(
+            "deploymentUri {source_uri:?} holds {total} bytes, more than the limit of {MAX_BYTES}"
+        )));
+    }
+    let destination = objects_path(&target.prefix, key);
+    for object in &objects {
+        let relative: Vec<_> = object
+            .location
+            .prefix_match(&prefix)
+            .into_iter()
+            .flatten()
+            .collect();
+        let path = relative.iter().fold(destination.clone(), |path, part| {
+            path.clone().join(part.as_ref())
+        });
+        let bytes = store.get(&object.location).await?.bytes().await?;
+        target.store.put(&path, PutPayload::from(bytes)).await?;
+    }
+    Ok(Imported {
+        files: objects.len(),
+        bytes: total,
+    })
 }
 
 #[cfg(test)]
@@ -185,7 +341,7 @@ mod tests {
         let store = ArtifactStore::open(root.path()).unwrap();
         let uri = format!("file://{}", source.path().display());
         let imported = store
-            .import(&uri, "projects/p/models/m/versions/v1")
+            .import(&uri, "projects/p/models/m/versions/v1", "")
             .await
             .unwrap();
         assert_eq!(imported, Imported { files: 2, bytes: 6 });
@@ -210,7 +366,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let store = ArtifactStore::open(root.path()).unwrap();
         let error = store
-            .import("/no/such/dir", "k")
+            .import("/no/such/dir", "k", "")
             .await
             .unwrap_err()
             .to_string();
@@ -232,6 +388,7 @@ mod tests {
             .import(
                 &source_path.display().to_string(),
                 "projects/p/models/m/versions/v1",
+                "",
             )
             .await
             .unwrap_err()
@@ -242,6 +399,7 @@ mod tests {
             .import(
                 &source_path.display().to_string(),
                 "projects/p/models/m/versions/v1",
+                "",
             )
             .await
             .unwrap();

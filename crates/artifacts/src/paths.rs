@@ -34,6 +34,8 @@ pub struct PathPolicy {
     roots: Vec<String>,
     /// The data directory, resolved.
     data_dir: PathBuf,
+    /// The managed artifact root when it is in a bucket, which no project location may reach.
+    managed: Option<String>,
 }
 
 /// Name of the directory under the data directory holding each project's workspace.
@@ -45,7 +47,17 @@ impl PathPolicy {
         Self {
             roots,
             data_dir: resolve(data_dir),
+            managed: None,
         }
+    }
+
+    /// The same policy, keeping projects out of the managed artifact root at bucket location
+    /// `root` as it keeps them out of the data directory.
+    pub fn managing(mut self, root: &str) -> Self {
+        if crate::bucket::is_bucket(root) {
+            self.managed = Some(root.trim_end_matches('/').to_string());
+        }
+        self
     }
 
     /// The project's own directory, always allowed: `<data dir>/workspace/<project>`.
@@ -90,6 +102,13 @@ impl PathPolicy {
             })?;
             if url.scheme() != "file" {
                 plain_bucket_url(uri).map_err(&refuse)?;
+                if let Some(managed) = &self.managed
+                    && (is_prefix(managed, uri) || is_prefix(uri, managed))
+                {
+                    return Err(refuse(
+                        "holds Kiln's managed artifacts (--artifact-root), which no project may use",
+                    ));
+                }
                 return match self.rendered(project).any(|root| is_prefix(&root, uri)) {
                     true => Ok(uri.to_string()),
                     false => Err(refuse(&self.outside(project))),

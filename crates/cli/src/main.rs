@@ -45,7 +45,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the Kiln server.
-    Server(commands::server::ServerArgs),
+    Server(Box<commands::server::ServerArgs>),
     /// Train the census Wide & Deep model, deploy it as census/v1 on an embedded server and predict.
     Quickstart(commands::quickstart::QuickstartArgs),
     /// Train a built-in algorithm locally: `kiln train wide_deep --training_data_path=... --job-dir=...`.
@@ -170,7 +170,7 @@ fn main() -> std::process::ExitCode {
 
 fn dispatch(command: Command, context: &client::Context) -> anyhow::Result<()> {
     match command {
-        Command::Server(args) => commands::server::run(args),
+        Command::Server(args) => commands::server::run(*args),
         Command::Quickstart(args) => commands::quickstart::run(args, context),
         Command::Train(args) => commands::local::train(args),
         Command::Local(command) => commands::local::run(command, context),

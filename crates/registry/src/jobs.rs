@@ -494,6 +494,11 @@ impl Jobs {
             }
         };
 
+        if let Program::BatchPredict { model_dir, .. } = &program
+            && let Err(error) = self.registry.ensure_local(model_dir).await
+        {
+            return self.fail(project, &job_id, format!("the model's files: {error}"));
+        }
         let confinement = self.confinement(project, &input, &program, &working_dir);
         let env = match self.replica_env(&working_dir) {
             Ok(env) => env,

@@ -638,7 +638,7 @@ impl Registry {
         let id = short(&operation.name).to_string();
         let config = self.batch_config(&version);
         let outcome = self
-            .import_and_load(&key, source, version.framework)
+            .import_and_load(&key, source, version.framework, &version.create_time)
             .await
             .and_then(|(framework, runtime)| {
                 let batcher = Batcher::start(runtime, config).map_err(|error| error.to_string())?;
@@ -693,12 +693,17 @@ impl Registry {
         key: &str,
         source: &str,
         requested: Framework,
+        stamp: &str,
     ) -> Result<(Framework, Arc<dyn ModelRuntime>), String> {
         self.artifacts
-            .import(source, key)
+            .import(source, key, stamp)
             .await
             .map_err(|error| error.to_string())?;
-        let dir = self.artifacts.local_path(key);
+        let dir = self
+            .artifacts
+            .local(key, stamp)
+            .await
+            .map_err(|error| error.to_string())?;
         tokio::task::spawn_blocking(move || {
             let detected = kiln_serve::detect(&dir).map_err(|error| error.to_string())?;
             let framework = match (detected, requested) {
@@ -1051,6 +1056,30 @@ impl Registry {
         Ok(self.artifacts.local_path(&version.name))
     }
 
+    /// Makes sure the files of a version that [`Registry::serving_dir`] named are on the local
+    /// disk (a managed root in a bucket copies them on first use).
+    pub(crate) async fn ensure_local(&self, dir: &std::path::Path) -> Result<(), String> {
+        let Some(key) = self.artifacts.key_of(dir) else {
+            return Ok(());
+        };
+        let version = match key.split('/').collect::<Vec<_>>().as_slice() {
+            ["projects", project, "models", model, "versions", name] => {
+                self.store.get_version(project, model, name)
+            }
+            _ => return Ok(()),
+        };
+        let stamp = match version {
+            Ok(Some(version)) => version.create_time,
+            Ok(None) => return Err(format!("{key} no longer exists")),
+            Err(error) => return Err(error.to_string()),
+        };
+        self.artifacts
+            .local(&key, &stamp)
+            .await
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    }
+
     /// Unloads, every few seconds, the models of versions that may scale to zero
     /// (`autoScaling.minNodes: 0`) once no request has come for `after`; the next request loads
     /// the model again. Other versions stay warm.
@@ -1189,7 +1218,10 @@ impl Registry {
         {
             return Ok(Arc::clone(server));
         }
-        let dir = self.artifacts.local_path(&version.name);
+        let dir =
+            self.artifacts.local(&version.name, &version.create_time).await.map_err(|error| {
+                RegistryError::Prediction(format!("Failed to load model: {error}"))
+            })?;
         let runtime = tokio::task::spawn_blocking(move || {
             let framework = kiln_serve::detect(&dir)?;
             kiln_serve::load(&dir, framework)

@@ -152,6 +152,10 @@ pub struct Options {
     /// Whether commands and Python packages may run unconfined where the kernel cannot sandbox
     /// them, or the sandbox is off (`--allow-unconfined-code`).
     pub allow_unconfined_code: bool,
+    /// Where the managed artifacts (deployed versions' files) live when not in the data
+    /// directory: a bucket prefix (`--artifact-root`), copied into the data directory where
+    /// served.
+    pub artifact_root: Option<String>,
     /// Variables every job process gets (`--job-env`), with their values.
     pub job_env: Vec<(String, String)>,
     /// Whether job processes are confined where the kernel can (`--sandbox auto`), or never
@@ -184,8 +188,17 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         source,
     })?;
     let store = open_store(data_dir, options.database.as_deref())?;
-    let artifacts = ArtifactStore::open(&data_dir.join(ARTIFACTS_DIR))?;
-    let paths = PathPolicy::new(data_dir, options.allowed_paths.clone());
+    let local_artifacts = data_dir.join(ARTIFACTS_DIR);
+    let (artifacts, paths) = match &options.artifact_root {
+        Some(root) => (
+            ArtifactStore::open_at(root, &local_artifacts).await?,
+            PathPolicy::new(data_dir, options.allowed_paths.clone()).managing(root),
+        ),
+        None => (
+            ArtifactStore::open(&local_artifacts)?,
+            PathPolicy::new(data_dir, options.allowed_paths.clone()),
+        ),
+    };
     let registry = Registry::new(
         Arc::clone(&store),
         artifacts,

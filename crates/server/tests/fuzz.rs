@@ -126,6 +126,7 @@ fn fixture() -> Fixture {
         allowed_hosts: Vec::new(),
         allow_unconfined_code: false,
         job_env: Vec::new(),
+        artifact_root: None,
         sandbox: true,
         executor: kiln_server::ExecutorConfig::Local,
         cluster_shared_dir: None,

@@ -52,6 +52,11 @@ pub struct ServerArgs {
     /// data directory.
     #[arg(long)]
     pub allow_unconfined_code: bool,
+    /// Where deployed versions' files are kept: a bucket prefix (`s3://bucket/kiln`,
+    /// `gs://bucket/kiln`) that servers sharing a --database share, each copying a version into
+    /// its data directory when it first serves it. Default: the data directory's `artifacts/`.
+    #[arg(long, env = "KILN_ARTIFACT_ROOT")]
+    pub artifact_root: Option<String>,
     /// A variable every job process gets: `NAME` passes this server's value on, `NAME=VALUE`
     /// sets one. Job processes otherwise see none of the server's environment; pass the
     /// credentials of the buckets their jobDir and packages are in (AWS_ACCESS_KEY_ID,
@@ -266,6 +271,7 @@ pub fn options(
         allowed_hosts: Vec::new(),
         allow_unconfined_code: false,
         job_env: Vec::new(),
+        artifact_root: None,
         sandbox: true,
         executor: kiln_server::ExecutorConfig::Local,
         cluster_shared_dir: None,
@@ -328,6 +334,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     options.database = args.database;
     options.allow_unconfined_code = args.allow_unconfined_code;
     options.job_env = job_env(&args.job_env)?;
+    options.artifact_root = args.artifact_root;
     options.sandbox = args.sandbox == SandboxMode::Auto;
     options.executor = args.cluster.executor()?;
     if let Some(shared) = &args.cluster.cluster_shared_dir {

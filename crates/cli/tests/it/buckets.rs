@@ -1,5 +1,5 @@
 //! Buckets as locations (a deployed version's files, a job's `jobDir` and packages, a batch
-//! prediction's inputs and outputs), against a
+//! prediction's inputs and outputs) and as the managed artifact root, against a
 //! real S3-protocol server: moto in server mode
 //! (`scripts/dev-cluster.sh s3 up`, whose `AWS_*` settings the server passes to object_store, and
 //! whose Python has boto3 to put the test's files in). `KILN_REQUIRE_S3=1` makes a missing
@@ -276,6 +276,30 @@ fn a_jobs_job_dir_and_package_can_be_in_a_bucket() {
     }
 }
 
+/// The keys of the objects under `prefix/` in `bucket`.
+fn keys(python: &str, bucket: &str, prefix: &str) -> Vec<String> {
+    let script = r#"
+import os, sys, boto3
+bucket, prefix = sys.argv[1:3]
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", []):
+    print(o["Key"])
+"#;
+    let output = Command::new(python)
+        .args(["-c", script, bucket, prefix])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// The text of every object under `prefix/` in `bucket`, by key.
 fn download(python: &str, bucket: &str, prefix: &str) -> serde_json::Value {
     let script = r#"
@@ -355,5 +379,85 @@ fn a_batch_prediction_reads_and_writes_a_bucket() {
         results.len(),
         3,
         "the matching inputs' predictions, in the bucket: {written}"
+    );
+}
+
+/// With the managed artifact root in a bucket, two servers sharing a database but not a data
+/// directory serve the same version: the one that created it put its files in the bucket, the
+/// other copies them where it serves. Projects cannot point at the managed root; deleting the
+/// version deletes its files there.
+#[test]
+fn servers_without_a_shared_data_directory_serve_from_a_bucket_artifact_root() {
+    let Some(python) = s3_python() else {
+        eprintln!("no S3 server (scripts/dev-cluster.sh s3 up): skipped");
+        return;
+    };
+    let bucket = format!("kiln-root-{}", std::process::id());
+    let empty = tempfile::tempdir().unwrap();
+    upload(&python, &bucket, empty.path(), "unused");
+    let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let database = crate::support::database_for(first_dir.path())
+        .unwrap_or_else(|| first_dir.path().join("kiln.db").display().to_string());
+    let root = format!("s3://{bucket}/kiln");
+    let allowed_bucket = format!("s3://{bucket}");
+    let model_root = census_model().parent().unwrap().display().to_string();
+    let flags = [
+        "--insecure-no-auth",
+        "--database",
+        &database,
+        "--artifact-root",
+        &root,
+        "--allow-path",
+        &model_root,
+        "--allow-path",
+        &allowed_bucket,
+    ];
+    let (first, _) = Server::start_with_args(first_dir.path(), &flags, &[]);
+    let (second, _) = Server::start_with_args(second_dir.path(), &flags, &[]);
+    first.deploy_census();
+    let prefix = "kiln/projects/p/models/census/versions/v1";
+    assert!(
+        !keys(&python, &bucket, prefix).is_empty(),
+        "the version's files are in the bucket"
+    );
+    let body = json!({"instances": census_instances()}).to_string();
+    let (status, answer) = call(
+        "POST",
+        &second.api("p", "models/census:predict"),
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        second_dir
+            .path()
+            .join("artifacts/projects/p/models/census/versions/v1")
+            .is_dir(),
+        "the second server copied the version where it serves it"
+    );
+
+    let managed = json!({"name": "v2", "deploymentUri": format!("s3://{bucket}/{prefix}")});
+    let (status, answer) = call(
+        "POST",
+        &first.api("p", "models/census/versions"),
+        Some(&managed.to_string()),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("managed artifacts"),
+        "{answer}"
+    );
+    let (status, operation) = call(
+        "DELETE",
+        &second.api("p", "models/census/versions/v1"),
+        None,
+    );
+    assert_eq!(status, 200, "{operation}");
+    wait_operation(&second, "p", &operation);
+    assert!(
+        keys(&python, &bucket, prefix).is_empty(),
+        "deleting the version deleted its files"
     );
 }

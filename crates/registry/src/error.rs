@@ -61,3 +61,28 @@ impl From<StoreError> for RegistryError {
         }
     }
 }
+
+/// Runs a store change in one transaction whose `check` may refuse it with a registry error:
+/// `run` hands the store a closure that answers `false` on refusal, and the caller gets the
+/// error. `check` may run more than once (the store runs a transaction again when a concurrent
+/// one wins a race).
+pub(crate) fn refusable<S: ?Sized, R>(
+    run: impl FnOnce(&mut (dyn FnMut(&mut S) -> bool + Send)) -> Result<R, StoreError>,
+    mut check: impl FnMut(&mut S) -> Result<(), RegistryError> + Send,
+) -> Result<R, RegistryError> {
+    let mut refused = None;
+    let result = run(&mut |subject: &mut S| match check(subject) {
+        Ok(()) => {
+            refused = None;
+            true
+        }
+        Err(error) => {
+            refused = Some(error);
+            false
+        }
+    });
+    match refused {
+        Some(error) => Err(error),
+        None => Ok(result?),
+    }
+}

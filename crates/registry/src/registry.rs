@@ -21,6 +21,7 @@ use kiln_serve::{DetectedFramework, ModelRuntime, ServeError};
 use kiln_store::Store;
 use serde_json::Value;
 
+use crate::error::refusable;
 use crate::list::ListParams;
 use crate::owners::ServerId;
 use crate::routes::{self, Route, Routes};
@@ -193,18 +194,15 @@ pub struct Registry {
     servers: Mutex<HashMap<String, Arc<Batcher>>>,
     /// How predict requests are batched (a version's `manualScaling.nodes` sets its workers).
     batching: BatchConfig,
-    /// Serialises mutations whose rule reads before it writes (delete rules, set default), so
-    /// two concurrent requests cannot both pass a check meant for one. Taken through
-    /// [`Registry::write`], whose guard also forgets the predict routes.
-    writes: tokio::sync::Mutex<()>,
     /// Where predict requests go, remembered between store changes.
     routes: Routes,
 }
 
 /// Held while models or versions change; forgets the predict routes when dropped, after the
-/// change is written.
+/// change is written. A rule that reads before it writes (the delete rules, set default, an
+/// etag) is kept by the store's transaction, so that two requests, on this server or another,
+/// cannot both pass a check meant for one.
 struct WriteGuard<'a> {
-    _lock: tokio::sync::MutexGuard<'a, ()>,
     routes: &'a Routes,
 }
 
@@ -287,15 +285,13 @@ impl Registry {
             paths,
             servers: Mutex::new(HashMap::new()),
             batching,
-            writes: tokio::sync::Mutex::new(()),
             routes: Routes::default(),
         })
     }
 
-    /// Takes the write lock (see [`WriteGuard`]).
-    async fn write(&self) -> WriteGuard<'_> {
+    /// Marks a change of models or versions (see [`WriteGuard`]).
+    fn write(&self) -> WriteGuard<'_> {
         WriteGuard {
-            _lock: self.writes.lock().await,
             routes: &self.routes,
         }
     }
@@ -332,14 +328,21 @@ impl Registry {
             if let Some(version) = &operation.metadata.version {
                 let model = short(&operation.metadata.model_name).to_string();
                 let name = short(&version.name).to_string();
-                if let Some(mut stored) = self.store.get_version(&project, &model, &name)?
-                    && stored.state == VersionState::Creating
-                {
-                    stored.state = VersionState::Failed;
-                    stored.error_message =
-                        format!("{message}; delete the version and create it again");
+                let failed =
                     self.store
-                        .update_version(&project, &model, &name, &stored)?;
+                        .update_version_with(&project, &model, &name, &mut |stored| {
+                            if stored.state != VersionState::Creating {
+                                return false;
+                            }
+                            stored.state = VersionState::Failed;
+                            stored.error_message =
+                                format!("{message}; delete the version and create it again");
+                            stored.etag = etag(stored);
+                            true
+                        });
+                match failed {
+                    Ok(_) | Err(kiln_store::StoreError::NotFound(_)) => {}
+                    Err(error) => return Err(error.into()),
                 }
             }
             operations::fail(&mut operation, Code::Aborted, message);
@@ -463,42 +466,57 @@ impl Registry {
         patch: Model,
         update_mask: &str,
     ) -> Result<Operation, RegistryError> {
-        let _guard = self.write().await;
-        let mut model = self.existing_model(project, name)?;
-        if !patch.etag.is_empty() && patch.etag != model.etag {
-            return Err(RegistryError::Aborted(format!(
-                "etag {:?} does not match the model's current etag",
-                patch.etag
-            )));
+        let _guard = self.write();
+        let current = self.existing_model(project, name)?;
+        let stale = |etag: &str| {
+            (!patch.etag.is_empty() && patch.etag != etag).then(|| {
+                RegistryError::Aborted(format!(
+                    "etag {:?} does not match the model's current etag",
+                    patch.etag
+                ))
+            })
+        };
+        if let Some(error) = stale(&current.etag) {
+            return Err(error);
         }
-        for path in check_mask(
+        let paths = check_mask(
             update_mask,
             &["description", "labels", "defaultVersion.name"],
-        )? {
-            match path {
-                "description" => {
-                    check_description("model.description", &patch.description)
-                        .map_err(RegistryError::InvalidArgument)?;
-                    model.description = patch.description.clone()
-                }
-                "labels" => {
-                    refuse_all(check_labels("model.labels", &patch.labels))?;
-                    model.labels = patch.labels.clone()
-                }
+        )?;
+        for path in &paths {
+            match *path {
+                "description" => check_description("model.description", &patch.description)
+                    .map_err(RegistryError::InvalidArgument)?,
+                "labels" => refuse_all(check_labels("model.labels", &patch.labels))?,
                 _ => {
                     let version = patch
                         .default_version
                         .as_ref()
                         .map(|version| version.name.clone())
                         .unwrap_or_default();
-                    let version = short(&version);
-                    self.set_default_locked(project, name, version)?;
+                    self.make_default(project, name, short(&version))?;
                 }
             }
         }
-        model.default_version = None;
-        model.etag = etag(&model);
-        self.store.update_model(project, name, &model)?;
+        let model = refusable(
+            |change| self.store.update_model_with(project, name, change),
+            |model: &mut Model| {
+                if let Some(error) = stale(&model.etag) {
+                    return Err(error);
+                }
+                for path in &paths {
+                    match *path {
+                        "description" => model.description = patch.description.clone(),
+                        "labels" => model.labels = patch.labels.clone(),
+                        _ => {}
+                    }
+                }
+                model.default_version = None;
+                model.etag = etag(model);
+                Ok(())
+            },
+        )?
+        .ok_or_else(|| RegistryError::Internal("the model change was declined".into()))?;
         let (id, mut operation) =
             operations::start(project, name, None, OperationType::UpdateModel, name);
         operations::succeed(
@@ -517,7 +535,7 @@ impl Registry {
         project: &str,
         name: &str,
     ) -> Result<Operation, RegistryError> {
-        let _guard = self.write().await;
+        let _guard = self.write();
         self.existing_model(project, name)?;
         let versions = self.store.list_versions(project, name)?;
         if !versions.is_empty() {
@@ -543,7 +561,7 @@ impl Registry {
         model: &str,
         mut version: Version,
     ) -> Result<Operation, RegistryError> {
-        let guard = self.write().await;
+        let guard = self.write();
         self.existing_model(project, model)?;
         let parent = format!("projects/{project}/models/{model}/versions");
         let mut problems = check_labels("version.labels", &version.labels);
@@ -661,12 +679,19 @@ impl Registry {
             }
         }
         let result = (|| -> Result<(), RegistryError> {
-            // Keep the default flag as stored now: set-default may have run meanwhile.
-            if let Some(current) = self.store.get_version(project, model, name)? {
-                version.is_default = current.is_default;
+            // The default flag stays as stored: set-default may have run meanwhile.
+            let written = self
+                .store
+                .update_version_with(project, model, name, &mut |stored| {
+                    let is_default = stored.is_default;
+                    *stored = version.clone();
+                    stored.is_default = is_default;
+                    stored.etag = etag(stored);
+                    true
+                })?;
+            if let Some(written) = written {
+                version = written;
             }
-            version.etag = etag(&version);
-            self.store.update_version(project, model, name, &version)?;
             match version.state {
                 VersionState::Ready => operations::succeed(
                     &mut operation,
@@ -764,23 +789,8 @@ impl Registry {
         patch: Version,
         update_mask: &str,
     ) -> Result<Operation, RegistryError> {
-        let _guard = self.write().await;
-        let mut version = self.existing_version(project, model, name)?;
-        if matches!(
-            version.state,
-            VersionState::Creating | VersionState::Deleting | VersionState::Updating
-        ) {
-            return Err(RegistryError::FailedPrecondition(format!(
-                "version \"{name}\" is {:?} and cannot be updated now",
-                version.state
-            )));
-        }
-        if !patch.etag.is_empty() && patch.etag != version.etag {
-            return Err(RegistryError::Aborted(format!(
-                "etag {:?} does not match the version's current etag",
-                patch.etag
-            )));
-        }
+        let _guard = self.write();
+        self.existing_version(project, model, name)?;
         let allowed = [
             "description",
             "labels",
@@ -788,26 +798,49 @@ impl Registry {
             "autoScaling.minNodes",
             "manualScaling.nodes",
         ];
-        for path in check_mask(update_mask, &allowed)? {
-            match path {
-                "description" => {
-                    check_description("version.description", &patch.description)
-                        .map_err(RegistryError::InvalidArgument)?;
-                    version.description = patch.description.clone()
-                }
-                "labels" => {
-                    refuse_all(check_labels("version.labels", &patch.labels))?;
-                    version.labels = patch.labels.clone()
-                }
-                "requestLoggingConfig" => {
-                    version.request_logging_config = patch.request_logging_config.clone()
-                }
-                "autoScaling.minNodes" => version.auto_scaling = patch.auto_scaling.clone(),
-                _ => version.manual_scaling = patch.manual_scaling.clone(),
+        let paths = check_mask(update_mask, &allowed)?;
+        for path in &paths {
+            match *path {
+                "description" => check_description("version.description", &patch.description)
+                    .map_err(RegistryError::InvalidArgument)?,
+                "labels" => refuse_all(check_labels("version.labels", &patch.labels))?,
+                _ => {}
             }
         }
-        version.etag = etag(&version);
-        self.store.update_version(project, model, name, &version)?;
+        let version = refusable(
+            |change| self.store.update_version_with(project, model, name, change),
+            |version: &mut Version| {
+                if matches!(
+                    version.state,
+                    VersionState::Creating | VersionState::Deleting | VersionState::Updating
+                ) {
+                    return Err(RegistryError::FailedPrecondition(format!(
+                        "version \"{name}\" is {:?} and cannot be updated now",
+                        version.state
+                    )));
+                }
+                if !patch.etag.is_empty() && patch.etag != version.etag {
+                    return Err(RegistryError::Aborted(format!(
+                        "etag {:?} does not match the version's current etag",
+                        patch.etag
+                    )));
+                }
+                for path in &paths {
+                    match *path {
+                        "description" => version.description = patch.description.clone(),
+                        "labels" => version.labels = patch.labels.clone(),
+                        "requestLoggingConfig" => {
+                            version.request_logging_config = patch.request_logging_config.clone()
+                        }
+                        "autoScaling.minNodes" => version.auto_scaling = patch.auto_scaling.clone(),
+                        _ => version.manual_scaling = patch.manual_scaling.clone(),
+                    }
+                }
+                version.etag = etag(version);
+                Ok(())
+            },
+        )?
+        .ok_or_else(|| RegistryError::Internal("the version change was declined".into()))?;
         let (id, mut operation) = operations::start(
             project,
             model,
@@ -832,22 +865,27 @@ impl Registry {
         model: &str,
         name: &str,
     ) -> Result<Operation, RegistryError> {
-        let _guard = self.write().await;
-        let version = self.existing_version(project, model, name)?;
-        if version.state == VersionState::Creating {
-            return Err(RegistryError::FailedPrecondition(format!(
-                "version \"{name}\" is still being created; wait for its operation to finish"
-            )));
-        }
-        let count = self.store.list_versions(project, model)?.len();
-        if version.is_default && count > 1 {
-            return Err(RegistryError::FailedPrecondition(format!(
-                "Cannot delete the default version \"{name}\" of model \"{model}\" while it has other versions; \
-                 set another version as default first"
-            )));
-        }
+        let _guard = self.write();
+        self.existing_version(project, model, name)?;
+        let version = refusable(
+            |allow| self.store.delete_version_with(project, model, name, allow),
+            |(version, count): &mut (Version, usize)| {
+                if version.state == VersionState::Creating {
+                    return Err(RegistryError::FailedPrecondition(format!(
+                        "version \"{name}\" is still being created; wait for its operation to finish"
+                    )));
+                }
+                if version.is_default && *count > 1 {
+                    return Err(RegistryError::FailedPrecondition(format!(
+                        "Cannot delete the default version \"{name}\" of model \"{model}\" while it has other versions; \
+                         set another version as default first"
+                    )));
+                }
+                Ok(())
+            },
+        )?
+        .ok_or_else(|| RegistryError::Internal("the version delete was declined".into()))?;
         let key = version_key(project, model, name);
-        self.store.delete_version(project, model, name)?;
         self.servers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -875,24 +913,27 @@ impl Registry {
         model: &str,
         name: &str,
     ) -> Result<Version, RegistryError> {
-        let _guard = self.write().await;
-        self.set_default_locked(project, model, name)
+        let _guard = self.write();
+        self.make_default(project, model, name)
     }
 
-    fn set_default_locked(
+    fn make_default(
         &self,
         project: &str,
         model: &str,
         name: &str,
     ) -> Result<Version, RegistryError> {
-        let version = self.existing_version(project, model, name)?;
-        if version.state != VersionState::Ready {
-            return Err(RegistryError::FailedPrecondition(format!(
-                "version \"{name}\" is {:?}; only a READY version can be the default",
-                version.state
-            )));
-        }
-        Ok(self.store.set_default_version(project, model, name)?)
+        self.existing_version(project, model, name)?;
+        refusable(
+            |allow| self.store.set_default_version(project, model, name, allow),
+            |version: &mut Version| match version.state {
+                VersionState::Ready => Ok(()),
+                state => Err(RegistryError::FailedPrecondition(format!(
+                    "version \"{name}\" is {state:?}; only a READY version can be the default"
+                ))),
+            },
+        )?
+        .ok_or_else(|| RegistryError::Internal("the default change was declined".into()))
     }
 
     /// `projects.operations.get`.
@@ -1218,10 +1259,11 @@ impl Registry {
         {
             return Ok(Arc::clone(server));
         }
-        let dir =
-            self.artifacts.local(&version.name, &version.create_time).await.map_err(|error| {
-                RegistryError::Prediction(format!("Failed to load model: {error}"))
-            })?;
+        let dir = self
+            .artifacts
+            .local(&version.name, &version.create_time)
+            .await
+            .map_err(|error| RegistryError::Prediction(format!("Failed to load model: {error}")))?;
         let runtime = tokio::task::spawn_blocking(move || {
             let framework = kiln_serve::detect(&dir)?;
             kiln_serve::load(&dir, framework)

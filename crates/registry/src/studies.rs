@@ -19,6 +19,7 @@ use kiln_store::Store;
 use kiln_tuner::{Goal, Tuner};
 
 use crate::RegistryError;
+use crate::error::refusable;
 
 mod operations;
 mod space;
@@ -357,41 +358,32 @@ impl Studies {
         let study = self.get(project, location, study_id)?;
         let (id, _) = self.find_trial(project, &study, trial_id)?;
         let mut change = Some(change);
-        let mut refused = None;
-        let changed = self
-            .store
-            .update_trial(project, &study.name, id, &mut |trial| {
+        let changed = refusable(
+            |update| self.store.update_trial(project, &study.name, id, update),
+            |trial: &mut Trial| {
                 if trial.state == TrialState::Completed {
-                    refused = Some(RegistryError::FailedPrecondition(format!(
+                    return Err(RegistryError::FailedPrecondition(format!(
                         "trial {} is already COMPLETED",
                         trial.name
                     )));
-                    return false;
                 }
                 // Called again only when a concurrent change won a race: the change is applied
                 // to the trial as that change left it.
-                let Some(apply) = change.take() else {
-                    refused = Some(RegistryError::Aborted(format!(
+                let apply = change.take().ok_or_else(|| {
+                    RegistryError::Aborted(format!(
                         "trial {} changed concurrently; try again",
                         trial.name
-                    )));
-                    return false;
-                };
-                match apply(&study, trial) {
-                    Ok(()) => true,
-                    Err(error) => {
-                        refused = Some(error);
-                        false
-                    }
-                }
-            });
-        match (changed, refused) {
-            (Err(kiln_store::StoreError::NotFound(_)), _) => {
+                    ))
+                })?;
+                apply(&study, trial)
+            },
+        );
+        match changed {
+            Err(RegistryError::NotFound(_)) => {
                 Err(not_found(&format!("trial {trial_id:?} of {}", study.name)))
             }
-            (changed, None) => changed?
+            changed => changed?
                 .ok_or_else(|| RegistryError::Internal("the trial change was declined".into())),
-            (_, Some(refused)) => Err(refused),
         }
     }
 

@@ -121,8 +121,15 @@ pub trait Store: Send + Sync + 'static {
     fn get_model(&self, project: &str, name: &str) -> Result<Option<Model>>;
     /// All models of a project, by name, each with its default version if it has one.
     fn list_models(&self, project: &str) -> Result<Vec<(Model, Option<Version>)>>;
-    /// Replaces a model; fails with `NotFound` when absent.
-    fn update_model(&self, project: &str, name: &str, model: &Model) -> Result<()>;
+    /// Changes a model in one transaction: `change` is given the stored model and says whether
+    /// to write it (it may be called again when a concurrent change wins a race). The model as
+    /// written, `None` when `change` declined; `NotFound` when absent.
+    fn update_model_with(
+        &self,
+        project: &str,
+        name: &str,
+        change: &mut (dyn FnMut(&mut Model) -> bool + Send),
+    ) -> Result<Option<Model>>;
     /// Deletes a model; fails with `NotFound` when absent.
     fn delete_model(&self, project: &str, name: &str) -> Result<()>;
 
@@ -141,18 +148,33 @@ pub trait Store: Send + Sync + 'static {
     fn get_version(&self, project: &str, model: &str, name: &str) -> Result<Option<Version>>;
     /// All versions of a model, by name.
     fn list_versions(&self, project: &str, model: &str) -> Result<Vec<Version>>;
-    /// Replaces a version; fails with `NotFound` when absent.
-    fn update_version(
+    /// Changes a version in one transaction, as [`Store::update_model_with`] a model. Whether
+    /// it is its model's default is not `change`'s to decide: the stored flag is kept.
+    fn update_version_with(
         &self,
         project: &str,
         model: &str,
         name: &str,
-        version: &Version,
-    ) -> Result<()>;
-    /// Deletes a version; fails with `NotFound` when absent.
-    fn delete_version(&self, project: &str, model: &str, name: &str) -> Result<()>;
-    /// Makes `name` the model's only default version, atomically.
-    fn set_default_version(&self, project: &str, model: &str, name: &str) -> Result<Version>;
+        change: &mut (dyn FnMut(&mut Version) -> bool + Send),
+    ) -> Result<Option<Version>>;
+    /// Deletes a version in one transaction if `allow`, given it and how many versions its model
+    /// has, says so. The deleted version, `None` when refused; `NotFound` when absent.
+    fn delete_version_with(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+        allow: &mut (dyn FnMut(&mut (Version, usize)) -> bool + Send),
+    ) -> Result<Option<Version>>;
+    /// Makes `name` the model's only default version in one transaction, if `allow`, given the
+    /// version as stored, says so. The new default, `None` when refused; `NotFound` when absent.
+    fn set_default_version(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+        allow: &mut (dyn FnMut(&mut Version) -> bool + Send),
+    ) -> Result<Option<Version>>;
 
     /// Inserts an operation that server `owner` carries out.
     fn create_operation(

@@ -133,6 +133,26 @@ fn insert(session: &mut dyn Session, sql: &str, params: &[Param<'_>], key: &str)
     }
 }
 
+/// A version as stored, its default flag from the `is_default` column.
+fn stored_version(
+    session: &mut dyn Session,
+    project: &str,
+    model: &str,
+    name: &str,
+    key: &str,
+) -> Result<Version> {
+    let rows = session.query(
+        "SELECT body, is_default FROM versions WHERE project = $1 AND model = $2 AND name = $3",
+        &[project.into(), model.into(), name.into()],
+    )?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+    let mut version: Version = decode(key, text(row, 0, key)?)?;
+    version.is_default = int(row, 1, key)? != 0;
+    Ok(version)
+}
+
 fn changed(count: u64, key: &str) -> Result<()> {
     match count {
         0 => Err(StoreError::NotFound(key.to_string())),
@@ -264,12 +284,31 @@ impl<D: Database> Store for SqlStore<D> {
         .collect()
     }
 
-    fn update_model(&self, project: &str, name: &str, model: &Model) -> Result<()> {
-        self.change(
-            "UPDATE models SET body = $3 WHERE project = $1 AND name = $2",
-            &[project.into(), name.into(), (&encode(model)?).into()],
-            &model_key(project, name),
-        )
+    fn update_model_with(
+        &self,
+        project: &str,
+        name: &str,
+        change: &mut (dyn FnMut(&mut Model) -> bool + Send),
+    ) -> Result<Option<Model>> {
+        let key = model_key(project, name);
+        self.database.with(true, &mut |session| {
+            let rows = session.query(
+                "SELECT body FROM models WHERE project = $1 AND name = $2",
+                &[project.into(), name.into()],
+            )?;
+            let row = rows
+                .first()
+                .ok_or_else(|| StoreError::NotFound(key.clone()))?;
+            let mut model: Model = decode(&key, text(row, 0, &key)?)?;
+            if !change(&mut model) {
+                return Ok(None);
+            }
+            session.execute(
+                "UPDATE models SET body = $3 WHERE project = $1 AND name = $2",
+                &[project.into(), name.into(), (&encode(&model)?).into()],
+            )?;
+            Ok(Some(model))
+        })
     }
 
     fn delete_model(&self, project: &str, name: &str) -> Result<()> {
@@ -344,37 +383,74 @@ impl<D: Database> Store for SqlStore<D> {
         )
     }
 
-    fn update_version(
+    fn update_version_with(
         &self,
         project: &str,
         model: &str,
         name: &str,
-        version: &Version,
-    ) -> Result<()> {
-        self.change(
-            UPDATE_VERSION,
-            &[
-                project.into(),
-                model.into(),
-                name.into(),
-                (&encode(version)?).into(),
-                version.is_default.into(),
-            ],
-            &version_key(project, model, name),
-        )
-    }
-
-    fn delete_version(&self, project: &str, model: &str, name: &str) -> Result<()> {
-        self.change(
-            "DELETE FROM versions WHERE project = $1 AND model = $2 AND name = $3",
-            &[project.into(), model.into(), name.into()],
-            &version_key(project, model, name),
-        )
-    }
-
-    fn set_default_version(&self, project: &str, model: &str, name: &str) -> Result<Version> {
+        change: &mut (dyn FnMut(&mut Version) -> bool + Send),
+    ) -> Result<Option<Version>> {
         let key = version_key(project, model, name);
         self.database.with(true, &mut |session| {
+            let mut version = stored_version(session, project, model, name, &key)?;
+            let is_default = version.is_default;
+            if !change(&mut version) {
+                return Ok(None);
+            }
+            version.is_default = is_default;
+            session.execute(
+                UPDATE_VERSION,
+                &[
+                    project.into(),
+                    model.into(),
+                    name.into(),
+                    (&encode(&version)?).into(),
+                    version.is_default.into(),
+                ],
+            )?;
+            Ok(Some(version))
+        })
+    }
+
+    fn delete_version_with(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+        allow: &mut (dyn FnMut(&mut (Version, usize)) -> bool + Send),
+    ) -> Result<Option<Version>> {
+        let key = version_key(project, model, name);
+        self.database.with(true, &mut |session| {
+            let version = stored_version(session, project, model, name, &key)?;
+            let rows = session.query(
+                "SELECT COUNT(*) FROM versions WHERE project = $1 AND model = $2",
+                &[project.into(), model.into()],
+            )?;
+            let count = rows.first().map_or(Ok(0), |row| int(row, 0, &key))?;
+            let mut subject = (version, count as usize);
+            if !allow(&mut subject) {
+                return Ok(None);
+            }
+            session.execute(
+                "DELETE FROM versions WHERE project = $1 AND model = $2 AND name = $3",
+                &[project.into(), model.into(), name.into()],
+            )?;
+            Ok(Some(subject.0))
+        })
+    }
+
+    fn set_default_version(
+        &self,
+        project: &str,
+        model: &str,
+        name: &str,
+        allow: &mut (dyn FnMut(&mut Version) -> bool + Send),
+    ) -> Result<Option<Version>> {
+        let key = version_key(project, model, name);
+        self.database.with(true, &mut |session| {
+            if !allow(&mut stored_version(session, project, model, name, &key)?) {
+                return Ok(None);
+            }
             let rows = session.query(
                 "SELECT name, body FROM versions WHERE project = $1 AND model = $2",
                 &[project.into(), model.into()],
@@ -398,7 +474,9 @@ impl<D: Database> Store for SqlStore<D> {
                     chosen = Some(version);
                 }
             }
-            chosen.ok_or_else(|| StoreError::NotFound(key.clone()))
+            chosen
+                .map(Some)
+                .ok_or_else(|| StoreError::NotFound(key.clone()))
         })
     }
 

@@ -107,7 +107,18 @@ fn models_versions_and_defaults_survive_reopening(place: &Place) {
             first.is_default && !second.is_default,
             "the first version becomes the default"
         );
-        store.set_default_version("p", "census", "v2").unwrap();
+        assert!(
+            store
+                .set_default_version("p", "census", "v2", &mut |_| false)
+                .unwrap()
+                .is_none(),
+            "a refused default changes nothing"
+        );
+        assert!(store.list_versions("p", "census").unwrap()[0].is_default);
+        store
+            .set_default_version("p", "census", "v2", &mut |version| !version.is_default)
+            .unwrap()
+            .unwrap();
         store
             .create_operation(
                 "p",
@@ -147,9 +158,39 @@ fn models_versions_and_defaults_survive_reopening(place: &Place) {
         "projects are separate"
     );
     assert!(matches!(
-        store.delete_version("p", "census", "v9"),
+        store.delete_version_with("p", "census", "v9", &mut |_| true),
         Err(StoreError::NotFound(_))
     ));
+    let counted = store
+        .delete_version_with("p", "census", "v1", &mut |(_, count)| {
+            assert_eq!(*count, 2);
+            false
+        })
+        .unwrap();
+    assert!(counted.is_none() && store.get_version("p", "census", "v1").unwrap().is_some());
+    let patched = store
+        .update_version_with("p", "census", "v1", &mut |version| {
+            version.description = "patched".into();
+            version.is_default = true;
+            true
+        })
+        .unwrap()
+        .unwrap();
+    assert!(
+        patched.description == "patched" && !patched.is_default,
+        "a change keeps the stored default flag"
+    );
+    let patched = store
+        .update_model_with("p", "census", &mut |model| {
+            model.description = "m".into();
+            true
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.get_model("p", "census").unwrap().unwrap().description,
+        patched.description
+    );
     assert!(
         store.delete_model("p", "census").is_err(),
         "a model with versions cannot be deleted"

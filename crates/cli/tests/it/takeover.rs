@@ -271,3 +271,70 @@ fn clients_of_two_servers_suggesting_at_once_get_distinct_trials() {
         "{listed}"
     );
 }
+
+/// The rules that read before they write hold across servers: a version made the default
+/// through one server while another deletes it is either the default (and the delete refused)
+/// or gone (and the default unchanged), never both, so the model always keeps a default.
+#[test]
+fn a_default_set_on_one_server_and_a_delete_on_another_never_leave_a_model_without_one() {
+    let data = tempfile::tempdir().unwrap();
+    let servers = [
+        Server::start_serving(data.path(), None, &[]),
+        Server::start_serving(data.path(), None, &[]),
+    ];
+    servers[0].deploy_census();
+    let uri = crate::support::file_uri(crate::support::census_model());
+    for round in 0..4 {
+        let name = format!("r{round}");
+        let body = json!({"name": name, "deploymentUri": uri}).to_string();
+        let (status, operation) = call(
+            "POST",
+            &servers[0].api("p", "models/census/versions"),
+            Some(&body),
+        );
+        assert_eq!(status, 200, "{operation}");
+        crate::support::wait_operation(&servers[0], "p", &operation);
+        let (set, deleted) = std::thread::scope(|scope| {
+            let set = scope.spawn(|| {
+                let url = servers[0].api("p", &format!("models/census/versions/{name}:setDefault"));
+                call("POST", &url, Some("{}")).0
+            });
+            let deleted = scope.spawn(|| {
+                let url = servers[1].api("p", &format!("models/census/versions/{name}"));
+                call("DELETE", &url, None).0
+            });
+            (set.join().unwrap(), deleted.join().unwrap())
+        });
+        let (_, model) = call("GET", &servers[1].api("p", "models/census"), None);
+        let default = model["defaultVersion"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let (status, _) = call(
+            "GET",
+            &servers[1].api("p", &format!("models/census/versions/{name}")),
+            None,
+        );
+        let exists = status == 200;
+        match (set, deleted) {
+            (200, 200) => panic!("round {round}: the new default was deleted: {model}"),
+            (200, _) => assert!(
+                exists && default.ends_with(&format!("/{name}")),
+                "round {round}: {model}"
+            ),
+            (_, 200) => assert!(!exists, "round {round}: {model}"),
+            other => panic!("round {round}: neither succeeded: {other:?}"),
+        }
+        assert!(
+            !default.is_empty(),
+            "round {round}: the model has a default: {model}"
+        );
+        if exists {
+            // Back to a deletable state for the next round: v1 default again, the round's version gone.
+            let url = servers[0].api("p", "models/census/versions/v1:setDefault");
+            assert_eq!(call("POST", &url, Some("{}")).0, 200);
+            let url = servers[0].api("p", &format!("models/census/versions/{name}"));
+            assert_eq!(call("DELETE", &url, None).0, 200);
+        }
+    }
+}

@@ -679,19 +679,25 @@ impl Registry {
             }
         }
         let result = (|| -> Result<(), RegistryError> {
-            // The default flag stays as stored: set-default may have run meanwhile.
+            // The default flag stays as stored: set-default may have run meanwhile. A version no
+            // longer CREATING was closed by another server while this one stalled: its outcome
+            // stands.
             let written = self
                 .store
                 .update_version_with(project, model, name, &mut |stored| {
+                    if stored.state != VersionState::Creating {
+                        return false;
+                    }
                     let is_default = stored.is_default;
                     *stored = version.clone();
                     stored.is_default = is_default;
                     stored.etag = etag(stored);
                     true
                 })?;
-            if let Some(written) = written {
-                version = written;
-            }
+            let Some(written) = written else {
+                return Ok(());
+            };
+            version = written;
             match version.state {
                 VersionState::Ready => operations::succeed(
                     &mut operation,

@@ -338,3 +338,51 @@ fn a_default_set_on_one_server_and_a_delete_on_another_never_leave_a_model_witho
         }
     }
 }
+
+/// A server stopped in the middle of a version create leaves no operation stuck: once its lease
+/// runs out another server closes it (FAILED, saying why), unless it had finished (READY).
+#[test]
+fn a_version_create_cut_short_by_a_stopped_server_is_closed_by_another() {
+    let data = tempfile::tempdir().unwrap();
+    let first = Server::start_serving(data.path(), None, &[]);
+    let second = Server::start_serving(data.path(), None, &[]);
+    call(
+        "POST",
+        &first.api("p", "models"),
+        Some(r#"{"name": "census"}"#),
+    );
+    let uri = crate::support::file_uri(crate::support::census_model());
+    let body = json!({"name": "v1", "deploymentUri": uri}).to_string();
+    let (status, operation) = call(
+        "POST",
+        &first.api("p", "models/census/versions"),
+        Some(&body),
+    );
+    signal(first.pid(), "-STOP");
+    assert_eq!(status, 200, "{operation}");
+    let name = operation["name"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let (_, operation) = call("GET", &format!("{}/v1/{name}", second.url), None);
+        if operation["done"] == true {
+            break operation;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still not done after 30 s: {operation}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (_, version) = call("GET", &second.api("p", "models/census/versions/v1"), None);
+    match version["state"].as_str() {
+        Some("READY") => assert!(done.get("error").is_none(), "{done}"),
+        Some("FAILED") => assert!(
+            done["error"]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("server stopped")),
+            "{done}"
+        ),
+        _ => panic!("neither READY nor FAILED: {version}"),
+    }
+    first.kill();
+}

@@ -442,16 +442,22 @@ impl Registry {
         params: &ListParams,
     ) -> Result<ListModelsResponse, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
-        let models = self
-            .store
-            .list_models(project)?
-            .into_iter()
-            .map(|(mut model, default)| {
-                model.default_version = default;
-                model
-            })
-            .collect();
-        let page = params.page(models, |model| model.name.clone())?;
+        let page = params.scan(
+            &["defaultVersion"],
+            |after, contains, limit| {
+                Ok(self
+                    .store
+                    .scan_models(project, after.map(short), contains, limit)?
+                    .into_iter()
+                    .map(|(mut model, default)| {
+                        model.default_version = default;
+                        model
+                    })
+                    .collect())
+            },
+            |model: &Model| model.name.clone(),
+            |name| Ok(self.store.get_model(project, short(name))?.is_some()),
+        )?;
         Ok(ListModelsResponse {
             models: page.items,
             next_page_token: page.next_page_token,
@@ -777,9 +783,21 @@ impl Registry {
         params: &ListParams,
     ) -> Result<ListVersionsResponse, RegistryError> {
         self.existing_model(project, model)?;
-        let page = params.page(self.store.list_versions(project, model)?, |version| {
-            version.name.clone()
-        })?;
+        let page = params.scan(
+            &[],
+            |after, contains, limit| {
+                Ok(self
+                    .store
+                    .scan_versions(project, model, after.map(short), contains, limit)?)
+            },
+            |version: &Version| version.name.clone(),
+            |name| {
+                Ok(self
+                    .store
+                    .get_version(project, model, short(name))?
+                    .is_some())
+            },
+        )?;
         Ok(ListVersionsResponse {
             versions: page.items,
             next_page_token: page.next_page_token,

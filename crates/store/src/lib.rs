@@ -119,8 +119,16 @@ pub trait Store: Send + Sync + 'static {
     fn create_model(&self, project: &str, name: &str, model: &Model) -> Result<()>;
     /// A model, if present.
     fn get_model(&self, project: &str, name: &str) -> Result<Option<Model>>;
-    /// All models of a project, by name, each with its default version if it has one.
-    fn list_models(&self, project: &str) -> Result<Vec<(Model, Option<Version>)>>;
+    /// Models of a project by name, after model `after` (from the first when `None`), whose
+    /// stored text satisfies `contains`: at most `limit` of them, each with its default version
+    /// if it has one.
+    fn scan_models(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        contains: &Contains,
+        limit: usize,
+    ) -> Result<Vec<(Model, Option<Version>)>>;
     /// Changes a model in one transaction: `change` is given the stored model and says whether
     /// to write it (it may be called again when a concurrent change wins a race). The model as
     /// written, `None` when `change` declined; `NotFound` when absent.
@@ -148,6 +156,16 @@ pub trait Store: Send + Sync + 'static {
     fn get_version(&self, project: &str, model: &str, name: &str) -> Result<Option<Version>>;
     /// All versions of a model, by name.
     fn list_versions(&self, project: &str, model: &str) -> Result<Vec<Version>>;
+    /// Versions of a model by name, after version `after` (from the first when `None`), whose
+    /// stored text satisfies `contains`: at most `limit` of them.
+    fn scan_versions(
+        &self,
+        project: &str,
+        model: &str,
+        after: Option<&str>,
+        contains: &Contains,
+        limit: usize,
+    ) -> Result<Vec<Version>>;
     /// Changes a version in one transaction, as [`Store::update_model_with`] a model. Whether
     /// it is its model's default is not `change`'s to decide: the stored flag is kept.
     fn update_version_with(

@@ -264,24 +264,37 @@ impl<D: Database> Store for SqlStore<D> {
         )
     }
 
-    fn list_models(&self, project: &str) -> Result<Vec<(Model, Option<Version>)>> {
+    fn scan_models(
+        &self,
+        project: &str,
+        after: Option<&str>,
+        contains: &Contains,
+        limit: usize,
+    ) -> Result<Vec<(Model, Option<Version>)>> {
         let key = format!("projects/{project}/models");
-        self.rows(
-            "SELECT m.body, v.body FROM models m LEFT JOIN versions v
-               ON v.project = m.project AND v.model = m.name AND v.is_default
-             WHERE m.project = $1 ORDER BY m.name",
-            &[project.into()],
-        )?
-        .iter()
-        .map(|row| {
-            let model = decode(&key, text(row, 0, &key)?)?;
-            let default = match row.get(1) {
-                Some(Cell::Text(body)) => Some(decode(&key, body)?),
-                _ => None,
-            };
-            Ok((model, default))
-        })
-        .collect()
+        let (condition, patterns) = contains_sql(contains, 4);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut params: Vec<Param<'_>> = vec![project.into(), after.into(), limit.into()];
+        params.extend(patterns.iter().map(Param::from));
+        let sql = format!(
+            "SELECT m.body, v.body FROM
+               (SELECT name, body FROM models
+                 WHERE project = $1 AND name > COALESCE(CAST($2 AS TEXT), '') AND {condition}
+                 ORDER BY name LIMIT $3) m
+             LEFT JOIN versions v ON v.project = $1 AND v.model = m.name AND v.is_default
+             ORDER BY m.name"
+        );
+        self.rows(&sql, &params)?
+            .iter()
+            .map(|row| {
+                let model = decode(&key, text(row, 0, &key)?)?;
+                let default = match row.get(1) {
+                    Some(Cell::Text(body)) => Some(decode(&key, body)?),
+                    _ => None,
+                };
+                Ok((model, default))
+            })
+            .collect()
     }
 
     fn update_model_with(
@@ -379,6 +392,32 @@ impl<D: Database> Store for SqlStore<D> {
         self.all(
             "SELECT body FROM versions WHERE project = $1 AND model = $2 ORDER BY name",
             &[project.into(), model.into()],
+            &format!("projects/{project}/models/{model}/versions"),
+        )
+    }
+
+    fn scan_versions(
+        &self,
+        project: &str,
+        model: &str,
+        after: Option<&str>,
+        contains: &Contains,
+        limit: usize,
+    ) -> Result<Vec<Version>> {
+        let (condition, patterns) = contains_sql(contains, 5);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut params: Vec<Param<'_>> =
+            vec![project.into(), model.into(), after.into(), limit.into()];
+        params.extend(patterns.iter().map(Param::from));
+        let sql = format!(
+            "SELECT body FROM versions
+              WHERE project = $1 AND model = $2 AND name > COALESCE(CAST($3 AS TEXT), '')
+                AND {condition}
+              ORDER BY name LIMIT $4"
+        );
+        self.all(
+            &sql,
+            &params,
             &format!("projects/{project}/models/{model}/versions"),
         )
     }

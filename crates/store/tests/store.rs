@@ -137,7 +137,7 @@ fn models_versions_and_defaults_survive_reopening(place: &Place) {
     assert_eq!(defaults, vec![false, true]);
     store.create_model("p", "bare", &model("bare")).unwrap();
     let listed: Vec<(String, Option<bool>)> = store
-        .list_models("p")
+        .scan_models("p", None, &kiln_store::Contains::default(), usize::MAX)
         .unwrap()
         .into_iter()
         .map(|(model, default)| (model.name, default.map(|version| version.is_default)))
@@ -149,6 +149,28 @@ fn models_versions_and_defaults_survive_reopening(place: &Place) {
             ("projects/p/models/census".to_string(), Some(true)),
         ],
         "each model with its default version, if any"
+    );
+    let none = kiln_store::Contains::default();
+    let after_bare = store.scan_models("p", Some("bare"), &none, 10).unwrap();
+    assert_eq!(after_bare.len(), 1);
+    assert_eq!(after_bare[0].0.name, "projects/p/models/census");
+    assert_eq!(
+        store.scan_models("p", None, &none, 1).unwrap().len(),
+        1,
+        "at most the limit"
+    );
+    let census_text = kiln_store::Contains {
+        all_of: vec![vec![vec!["models/census".to_string()]]],
+    };
+    let narrowed = store.scan_models("p", None, &census_text, 10).unwrap();
+    assert_eq!(narrowed.len(), 1, "narrowed by the stored text");
+    assert_eq!(
+        store
+            .scan_versions("p", "census", Some("v1"), &none, 10)
+            .unwrap()
+            .len(),
+        1,
+        "the versions after v1"
     );
     assert!(store.default_version("p", "census").unwrap().is_some());
     assert!(store.default_version("p", "bare").unwrap().is_none());

@@ -25,29 +25,16 @@ import sys
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from store import ROOT, call, postgres_url, psql
+
 CORES = os.cpu_count() or 1
 
 
-def call(method, url, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.loads(response.read() or b"{}")
-
-
 def postgres_database(name):
-    admin = os.environ.get("KILN_DATABASE")
-    if not admin:
-        printed = subprocess.run(["bash", os.path.join(ROOT, "scripts/dev-cluster.sh"), "postgres", "up"],
-                                 check=True, capture_output=True, text=True).stdout
-        admin = printed.strip().split("=", 1)[1]
-    for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
-        subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-qAt", admin, "-c", sql], check=True,
-                       capture_output=True)
+    admin = postgres_url()
+    psql(admin, f"DROP DATABASE IF EXISTS {name}")
+    psql(admin, f"CREATE DATABASE {name}")
     return urllib.parse.urlunsplit(urllib.parse.urlsplit(admin)._replace(path=f"/{name}"))
 
 

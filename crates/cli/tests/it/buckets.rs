@@ -10,16 +10,20 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::jobs::{ended, trainer_package, wait_job};
+use crate::jobs::{ended, trainer_sdist, wait_job};
 use crate::support::{Server, call, census_instances, census_model, wait_operation};
 
-/// The Python with boto3 that `dev-cluster.sh s3 env` names, or `None` without an S3 server.
+/// The Python with boto3 that `dev-cluster.sh s3 env` names, or `None` (the test is skipped,
+/// saying so) without an S3 server.
 fn s3_python() -> Option<String> {
     let python = std::env::var("KILN_S3_PYTHON").ok();
     assert!(
         python.is_some() || std::env::var("KILN_REQUIRE_S3").is_err(),
         "KILN_REQUIRE_S3 is set, but KILN_S3_PYTHON is not (scripts/dev-cluster.sh s3 up)"
     );
+    if python.is_none() {
+        eprintln!("no S3 server (scripts/dev-cluster.sh s3 up): skipped");
+    }
     python
 }
 
@@ -54,7 +58,6 @@ for folder, _, files in os.walk(root):
 #[test]
 fn a_version_deploys_from_an_s3_bucket_and_bad_buckets_are_refused_at_once() {
     let Some(python) = s3_python() else {
-        eprintln!("no S3 server (scripts/dev-cluster.sh s3 up): skipped");
         return;
     };
     let bucket = format!("kiln-test-{}", std::process::id());
@@ -152,7 +155,6 @@ print('wrote', args.job_dir, flush=True)
 #[test]
 fn a_jobs_job_dir_and_package_can_be_in_a_bucket() {
     let Some(python) = s3_python() else {
-        eprintln!("no S3 server (scripts/dev-cluster.sh s3 up): skipped");
         return;
     };
     let bucket = format!("kiln-jobs-{}", std::process::id());
@@ -174,25 +176,8 @@ fn a_jobs_job_dir_and_package_can_be_in_a_bucket() {
         .unwrap()
         .unwrap()
         .path();
-    let source = work.path().join("source");
-    trainer_package(&source);
-    std::fs::write(
-        source.join("setup.py"),
-        "from setuptools import setup\nsetup(name='trainer', version='0.1', packages=['trainer'])\n",
-    )
-    .unwrap();
     let dist = work.path().join("dist");
-    let built = Command::new("python3")
-        .args(["setup.py", "-q", "sdist", "--dist-dir"])
-        .arg(&dist)
-        .current_dir(&source)
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    trainer_sdist(work.path(), &dist);
     upload(&python, &bucket, &dist, "packages");
     let script = work.path().join("bucket_trainer.py");
     std::fs::write(&script, BUCKET_TRAINER).unwrap();
@@ -326,7 +311,6 @@ print(json.dumps({o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].r
 #[test]
 fn a_batch_prediction_reads_and_writes_a_bucket() {
     let Some(python) = s3_python() else {
-        eprintln!("no S3 server (scripts/dev-cluster.sh s3 up): skipped");
         return;
     };
     let bucket = format!("kiln-batch-{}", std::process::id());
@@ -389,7 +373,6 @@ fn a_batch_prediction_reads_and_writes_a_bucket() {
 #[test]
 fn servers_without_a_shared_data_directory_serve_from_a_bucket_artifact_root() {
     let Some(python) = s3_python() else {
-        eprintln!("no S3 server (scripts/dev-cluster.sh s3 up): skipped");
         return;
     };
     let bucket = format!("kiln-root-{}", std::process::id());

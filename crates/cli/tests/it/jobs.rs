@@ -58,6 +58,30 @@ pub(crate) fn trainer_package(root: &Path) -> PathBuf {
     package
 }
 
+/// The trainer package as an sdist, `trainer-0.1.tar.gz` in `dist`, built from a copy under
+/// `root`.
+pub(crate) fn trainer_sdist(root: &Path, dist: &Path) -> PathBuf {
+    let source = root.join("source");
+    trainer_package(&source);
+    std::fs::write(
+        source.join("setup.py"),
+        "from setuptools import setup\nsetup(name='trainer', version='0.1', packages=['trainer'])\n",
+    )
+    .unwrap();
+    let built = Command::new("python3")
+        .args(["setup.py", "-q", "sdist", "--dist-dir"])
+        .arg(dist)
+        .current_dir(&source)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    dist.join("trainer-0.1.tar.gz")
+}
+
 pub(crate) fn python_job(
     id: &str,
     package: &Path,
@@ -867,21 +891,7 @@ fn an_sdist_is_pip_installed_into_the_jobs_environment_and_a_broken_one_fails_th
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
-    let source = work.path().join("source");
-    trainer_package(&source);
-    std::fs::write(source.join("setup.py"), "from setuptools import setup\nsetup(name='trainer', version='0.1', packages=['trainer'])\n").unwrap();
-    let built = std::process::Command::new("python3")
-        .args(["setup.py", "-q", "sdist", "--dist-dir"])
-        .arg(work.path().join("dist"))
-        .current_dir(&source)
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let sdist = work.path().join("dist/trainer-0.1.tar.gz");
+    let sdist = trainer_sdist(work.path(), &work.path().join("dist"));
     let broken = work.path().join("broken-0.1.tar.gz");
     std::fs::write(&broken, "not a tarball").unwrap();
 

@@ -261,38 +261,15 @@ fn a_jobs_job_dir_and_package_can_be_in_a_bucket() {
     }
 }
 
-/// The keys of the objects under `prefix/` in `bucket`.
-fn keys(python: &str, bucket: &str, prefix: &str) -> Vec<String> {
-    let script = r#"
-import os, sys, boto3
-bucket, prefix = sys.argv[1:3]
-s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
-for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", []):
-    print(o["Key"])
-"#;
-    let output = Command::new(python)
-        .args(["-c", script, bucket, prefix])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-/// The text of every object under `prefix/` in `bucket`, by key.
+/// The text of every object under `prefix/` in `bucket` (bytes that are not UTF-8 replaced), by
+/// key.
 fn download(python: &str, bucket: &str, prefix: &str) -> serde_json::Value {
     let script = r#"
 import json, os, sys, boto3
 bucket, prefix = sys.argv[1:3]
 s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
 listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
-print(json.dumps({o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read().decode() for o in listed}))
+print(json.dumps({o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read().decode(errors="replace") for o in listed}))
 "#;
     let output = Command::new(python)
         .args(["-c", script, bucket, prefix])
@@ -400,7 +377,10 @@ fn servers_without_a_shared_data_directory_serve_from_a_bucket_artifact_root() {
     first.deploy_census();
     let prefix = "kiln/projects/p/models/census/versions/v1";
     assert!(
-        !keys(&python, &bucket, prefix).is_empty(),
+        !download(&python, &bucket, prefix)
+            .as_object()
+            .unwrap()
+            .is_empty(),
         "the version's files are in the bucket"
     );
     let body = json!({"instances": census_instances()}).to_string();
@@ -440,7 +420,10 @@ fn servers_without_a_shared_data_directory_serve_from_a_bucket_artifact_root() {
     assert_eq!(status, 200, "{operation}");
     wait_operation(&second, "p", &operation);
     assert!(
-        keys(&python, &bucket, prefix).is_empty(),
+        download(&python, &bucket, prefix)
+            .as_object()
+            .unwrap()
+            .is_empty(),
         "deleting the version deleted its files"
     );
 }

@@ -408,6 +408,14 @@ mod tests {
                 fetched: Vec::new(),
             }
         );
+        let fetched = decide(&input(
+            serde_json::json!({"pythonModule": "t", "packageUris": ["s3://b/t-0.1.tar.gz"]}),
+        ))
+        .unwrap();
+        assert!(
+            matches!(fetched, Program::Python { fetched, .. } if fetched == ["s3://b/t-0.1.tar.gz"]),
+            "an sdist in a bucket is downloaded"
+        );
     }
 
     #[test]
@@ -419,8 +427,8 @@ mod tests {
                 "no container engine",
             ),
             (
-                serde_json::json!({"pythonModule": "t", "packageUris": ["gs://b/t.tar.gz"]}),
-                "local package directory, sdist",
+                serde_json::json!({"pythonModule": "t", "packageUris": ["gs://b/trainer"]}),
+                "is in a bucket, so it must be an sdist",
             ),
             (
                 serde_json::json!({"pythonModule": "t", "packageUris": ["/no/such/t.tar.gz"]}),

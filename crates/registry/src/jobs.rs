@@ -16,6 +16,7 @@ mod api;
 mod launch;
 mod recover;
 mod supervise;
+mod watchers;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -84,8 +85,8 @@ pub struct Jobs {
     pub(crate) executor: Arc<dyn Executor>,
     pub(crate) settings: JobSettings,
     pub(crate) queue: Queue,
-    /// Stop signals of running jobs by `project/jobId`; held only to insert, remove or signal.
-    pub(crate) running: Mutex<HashMap<String, watch::Sender<Option<StopReason>>>>,
+    /// The jobs this server watches, by `project/jobId`.
+    pub(crate) watchers: watchers::Watchers,
     /// Live process groups of running jobs by `project/jobId` (a tuning job's trials overlap).
     pub(crate) processes: Mutex<HashMap<String, Vec<String>>>,
 }
@@ -122,7 +123,7 @@ impl Jobs {
             executor,
             settings,
             queue,
-            running: Mutex::new(HashMap::new()),
+            watchers: watchers::Watchers::default(),
             processes: Mutex::new(HashMap::new()),
         })
     }
@@ -247,12 +248,12 @@ impl Jobs {
     /// Queues a stored job and runs it when admitted.
     fn start(self: &Arc<Self>, project: &str, job: Job, launch: Launch) {
         let key = format!("{project}/{}", job.job_id);
-        let (stop, stopped) = watch::channel(None);
-        self.running_map().insert(key.clone(), stop);
+        let stopped = self.watchers.insert(&key);
         let admitted = self.enqueue(project, &job.job_id, launch.units, false);
         let jobs = Arc::clone(self);
         let project = project.to_string();
-        tokio::spawn(async move {
+        let watched = key.clone();
+        let task = tokio::spawn(async move {
             let job_id = job.job_id.clone();
             let units = launch.units;
             if jobs
@@ -262,8 +263,9 @@ impl Jobs {
                 jobs.run(&project, job, launch, stopped).await;
                 jobs.queue.release(units);
             }
-            jobs.running_map().remove(&format!("{project}/{job_id}"));
+            jobs.watchers.remove(&format!("{project}/{job_id}"));
         });
+        self.watchers.set_task(&watched, task.abort_handle());
     }
 
     /// Puts a job in the queue, recording the units it needs for the quota the servers share:
@@ -346,19 +348,7 @@ impl Jobs {
 
     /// Signals a job this server runs to stop, unless it was already.
     fn stop(&self, project: &str, job_id: &str, reason: StopReason) {
-        if let Some(stop) = self.running_map().get(&format!("{project}/{job_id}"))
-            && stop.borrow().is_none()
-        {
-            let _ = stop.send(Some(reason));
-        }
-    }
-
-    fn running_map(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<Option<StopReason>>>> {
-        self.running
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.watchers.stop(&format!("{project}/{job_id}"), reason);
     }
 
     /// Applies `change` to the stored job (re-read first, so concurrent label patches survive).

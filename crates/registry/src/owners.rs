@@ -5,13 +5,15 @@
 //! runs and ended when it shuts down. An owner is gone when its lease has run out ([`LEASE`]), or
 //! when it ran on this machine and its process has exited (so a restarted server need not wait
 //! out its predecessor's lease). What a gone owner left is claimed by a compare-and-set on the
-//! owner, so of servers racing for it exactly one takes it over. The servers' clocks must agree to
-//! well within a lease.
+//! owner, so of servers racing for it exactly one takes it over. A server claims from owners whose
+//! lease ran out only once it has held its own for a whole lease: after the database was out of
+//! reach, every lease has run out, and the others get a lease's time to renew theirs. The
+//! servers' clocks must agree to well within a lease.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kiln_store::{Store, StoreError};
 
@@ -32,6 +34,8 @@ pub struct ServerId {
     space: String,
     /// Set once the lease is ended: it is not renewed again.
     left: AtomicBool,
+    /// Since when this server has renewed its lease without a failure.
+    held_since: Mutex<Option<Instant>>,
 }
 
 impl ServerId {
@@ -63,6 +67,7 @@ impl ServerId {
             id,
             space,
             left: AtomicBool::new(false),
+            held_since: Mutex::new(None),
         }
     }
 
@@ -100,10 +105,24 @@ impl ServerId {
 
     /// Extends this server's lease by [`LEASE`] from now, unless it has left.
     pub fn renew(&self, store: &dyn Store) -> Result<(), StoreError> {
-        match self.left.load(Ordering::SeqCst) {
-            true => Ok(()),
-            false => store.renew_lease(&self.id, now_ms() + LEASE.as_millis() as i64),
+        if self.left.load(Ordering::SeqCst) {
+            return Ok(());
         }
+        let renewed = store.renew_lease(&self.id, now_ms() + LEASE.as_millis() as i64);
+        let mut held_since = self.held();
+        match &renewed {
+            Ok(()) => {
+                held_since.get_or_insert_with(Instant::now);
+            }
+            Err(_) => *held_since = None,
+        }
+        renewed
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.held_since
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Ends this server's lease for good, so others take over its work at once.
@@ -118,6 +137,7 @@ impl ServerId {
             me: self,
             live: store.leases()?.into_iter().collect(),
             now: now_ms(),
+            claims_lapsed: self.held().is_some_and(|since| since.elapsed() >= LEASE),
         })
     }
 }
@@ -127,14 +147,17 @@ pub struct Roll<'a> {
     me: &'a ServerId,
     live: HashMap<String, i64>,
     now: i64,
+    /// Whether this server has held its lease long enough to take over from lapsed ones.
+    claims_lapsed: bool,
 }
 
 impl Roll<'_> {
-    /// Whether `owner` (a server id, or `""` for none) can no longer watch what it owns.
+    /// Whether `owner` (a server id, or `""` for none) can no longer watch what it owns, as
+    /// far as this server may judge now.
     pub fn is_gone(&self, owner: &str) -> bool {
+        let lapsed = self.live.get(owner).is_none_or(|until| *until <= self.now);
         owner != self.me.id
-            && (self.live.get(owner).is_none_or(|until| *until <= self.now)
-                || self.me.saw_exit(owner))
+            && (owner.is_empty() || self.me.saw_exit(owner) || (lapsed && self.claims_lapsed))
     }
 }
 

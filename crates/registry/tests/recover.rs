@@ -39,7 +39,7 @@ async fn an_interrupted_version_create_becomes_failed_and_its_operation_done() {
         ..Operation::default()
     };
     store
-        .create_operation("p", "create_m_v1-1", &operation, "a-server-that-crashed")
+        .create_operation("p", "create_m_v1-1", &operation, "")
         .unwrap();
 
     let registry = Registry::new(

@@ -43,8 +43,9 @@ fn signal(pid: u32, signal: &str) {
 
 /// A server that stops answering (hung, or on a machine that is lost: SIGSTOP here) keeps its
 /// jobs only while its lease lasts; then exactly one of the other servers takes each over,
-/// attaches to its running replicas, and sees it to the end. A cancel sent to a server that does
-/// not own the job reaches the one that does.
+/// attaches to its running replicas, and sees it to the end. When the stalled server runs again
+/// it lets its lost jobs go. A cancel sent to a server that does not own the job reaches the one
+/// that does.
 #[test]
 fn a_stopped_servers_jobs_are_taken_over_by_exactly_one_other_within_30_seconds() {
     let data = tempfile::tempdir().unwrap();
@@ -98,16 +99,34 @@ fn a_stopped_servers_jobs_are_taken_over_by_exactly_one_other_within_30_seconds(
     let finisher = wait_job(&others[1], "p", "finisher", ended);
     assert_eq!(finisher["state"], "SUCCEEDED", "{finisher}");
     for job in ["orphan", "finisher"] {
+        let lines = service_lines(&others[1], job);
         assert_eq!(
-            service_lines(&others[1], job).len(),
+            lines
+                .iter()
+                .filter(|line| line.contains("took over"))
+                .count(),
             1,
-            "exactly one server took {job} over"
+            "exactly one server took {job} over: {lines:?}"
         );
     }
     assert!(
         alive(trainer),
         "the orphan's trainer runs on under its new owner"
     );
+    signal(first.pid(), "-CONT");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !service_lines(&first, "orphan")
+        .iter()
+        .any(|line| line.contains("stopped watching the job"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled server did not let the orphan go: {:?}",
+            service_lines(&first, "orphan")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(alive(trainer), "letting go stops nothing");
 
     let not_owner = others
         .iter()

@@ -37,12 +37,19 @@ impl Jobs {
         let server = self.registry.identity();
         let roll = server.roll(&*self.store)?;
         let mut orphans = Vec::new();
+        let watched = self.watchers.keys();
         for owned in self.store.active_jobs()? {
+            let key = format!("{}/{}", owned.project, owned.id);
             if owned.owner == server.as_str() {
                 if owned.value.state == JobState::Cancelling {
                     self.stop(&owned.project, &owned.id, StopReason::Cancelled);
                 }
-            } else if roll.is_gone(&owned.owner) {
+                continue;
+            }
+            if watched.contains(&key) {
+                self.let_go(&owned, &key);
+            }
+            if roll.is_gone(&owned.owner) {
                 orphans.push(owned);
             }
         }
@@ -124,6 +131,29 @@ impl Jobs {
         Ok(failed)
     }
 
+    /// Lets go of a job another server took over while this one stalled past its lease: stops
+    /// watching it, leaving its replicas to the new owner, and frees its place in the queue.
+    fn let_go(&self, owned: &Owned<Job>, key: &str) {
+        if !self.watchers.let_go(key) {
+            return;
+        }
+        if !self.queue.withdraw(key)
+            && let Ok(launch) = self.launch(&owned.project, &mut owned.value.clone())
+        {
+            self.queue.release(launch.units);
+        }
+        let message = format!(
+            "Kiln server {} stopped watching the job: it stalled past its lease and {} took the \
+             job over",
+            self.registry.identity().as_str(),
+            owned.owner
+        );
+        tracing::warn!(project = owned.project, job = owned.id, "{message}");
+        if let Ok(log) = JobLog::open(&self.log_path(&owned.project, &owned.id)) {
+            log.append("service", "WARNING", &message);
+        }
+    }
+
     /// Watches the replicas of a job another server started, to its end (a tuning job's
     /// search goes on from the trials it recorded); `Err` says why it cannot be taken over.
     fn reattach(self: &Arc<Self>, project: &str, job: &Job, ids: &[String]) -> Result<(), String> {
@@ -174,11 +204,10 @@ impl Jobs {
             }
         };
         let key = format!("{project}/{}", job.job_id);
-        let (stop, stopped) = watch::channel(None);
+        let stopped = self.watchers.insert(&key);
         if job.state == JobState::Cancelling {
-            let _ = stop.send(Some(StopReason::Cancelled));
+            self.watchers.stop(&key, StopReason::Cancelled);
         }
-        self.running_map().insert(key.clone(), stop);
         let admitted = self.enqueue(project, &job.job_id, launch.units, true);
         let ran_for = chrono::DateTime::parse_from_rfc3339(&job.start_time)
             .ok()
@@ -190,7 +219,8 @@ impl Jobs {
         let remaining = launch.max_running.saturating_sub(ran_for);
         let deadline = tokio::time::Instant::now() + remaining.max(REPORT_GRACE);
         let (jobs, project, job) = (Arc::clone(self), project.to_string(), job.clone());
-        tokio::spawn(async move {
+        let watched = key.clone();
+        let task = tokio::spawn(async move {
             let _ = admitted.await;
             let units = launch.units;
             let (state, message, output) = match taken {
@@ -205,8 +235,9 @@ impl Jobs {
             };
             jobs.finish(&project, &job.job_id, state, message, output);
             jobs.queue.release(units);
-            jobs.running_map().remove(&key);
+            jobs.watchers.remove(&key);
         });
+        self.watchers.set_task(&watched, task.abort_handle());
         Ok(())
     }
 

@@ -7,7 +7,8 @@ not set) and deploys the model through it, then starts a second server on the sa
 directory. `wrk` (one thread) sends census predictions of --instances instances each for --seconds, rounds
 alternated:
   - one server: all connections to the first server;
-  - two servers: half the connections to each, two `wrk` at once, their req/s summed.
+  - two servers: as many connections to each, two `wrk` at once, their req/s summed (each server's batches are
+    as deep as the one server's).
 With --pin (the default on a machine of fewer than 8 cores), every server runs on the last core (`taskset`) and
 `wrk` on the others, so both setups have the same one core for serving and the ratio is the per-core figure:
 what sharing a database costs a server. Without it, each server gets a core of its own and wrk the rest.
@@ -77,8 +78,8 @@ def wrk_script(work, body):
 
 
 def drive(urls, connections, seconds, script, cores):
-    """Runs one `wrk` per URL at once, splitting the connections; the summed req/s."""
-    share = max(1, connections // len(urls))
+    """Runs one `wrk` per URL at once, `connections` each; the summed req/s."""
+    share = connections
     runs = [subprocess.Popen(["taskset", "-c", cores, "wrk", "-t1", f"-c{share}", f"-d{seconds}s", "-s", script,
                               url], stdout=subprocess.PIPE, text=True) for url in urls]
     total = 0.0

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kiln_store::{Store, StoreError};
 
-use crate::{Jobs, Registry};
+use crate::{Jobs, Registry, RegistryError};
 
 /// How long a lease lasts unless renewed: what a gone server's work waits before another takes it.
 pub const LEASE: Duration = Duration::from_secs(10);
@@ -168,8 +168,33 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Keeps this server's lease while it runs: every [`RENEW_EVERY`] renews it, takes over the
-/// operations and jobs gone owners left, and passes on cancels recorded by other servers.
+/// What one [`round`] took over.
+#[derive(Debug, Clone, Copy)]
+pub struct TakenOver {
+    /// Operations closed.
+    pub operations: usize,
+    /// Jobs that could not be taken over and failed.
+    pub failed_jobs: usize,
+}
+
+/// One round of keeping the lease: renews it, then, judging owners by the leases as read once,
+/// takes over the operations and jobs gone owners left and passes on the cancels other servers
+/// recorded. Both are tried even when one fails; the first error is returned. Calls the store:
+/// run it where blocking is allowed.
+pub fn round(registry: &Registry, jobs: &Arc<Jobs>) -> Result<TakenOver, RegistryError> {
+    let server = registry.identity();
+    server.renew(&*registry.store)?;
+    let roll = server.roll(&*registry.store)?;
+    let operations = registry.recover(&roll);
+    let failed_jobs = jobs.recover(&roll);
+    Ok(TakenOver {
+        operations: operations?,
+        failed_jobs: failed_jobs?,
+    })
+}
+
+/// Keeps this server's lease while it runs: a [`round`] every [`RENEW_EVERY`], on the blocking
+/// pool.
 pub fn keep(registry: Arc<Registry>, jobs: Arc<Jobs>) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(RENEW_EVERY);
@@ -179,15 +204,13 @@ pub fn keep(registry: Arc<Registry>, jobs: Arc<Jobs>) {
             if registry.identity().left.load(Ordering::SeqCst) {
                 return;
             }
-            if let Err(error) = registry.identity().renew(&*registry.store) {
-                tracing::error!(%error, "could not renew this server's lease");
-                continue;
-            }
-            if let Err(error) = registry.recover().await {
-                tracing::error!(%error, "could not take over operations");
-            }
-            if let Err(error) = jobs.recover() {
-                tracing::error!(%error, "could not take over jobs");
+            let (registry, jobs) = (Arc::clone(&registry), Arc::clone(&jobs));
+            match tokio::task::spawn_blocking(move || round(&registry, &jobs)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "could not keep the lease or take over others' work")
+                }
+                Err(error) => tracing::error!(%error, "the lease task failed"),
             }
         }
     });

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::error::refusable;
 use crate::list::ListParams;
-use crate::owners::ServerId;
+use crate::owners::{Roll, ServerId};
 use crate::routes::{self, Route, Routes};
 use crate::{RegistryError, operations};
 
@@ -306,12 +306,11 @@ impl Registry {
         Ok(self.server.leave(&*self.store)?)
     }
 
-    /// Takes over the operations servers that are gone left unfinished (a previous process of
-    /// this one included): a version create interrupted so is marked FAILED with a message saying
-    /// so, and its operation is closed. Returns how many.
-    pub async fn recover(&self) -> Result<usize, RegistryError> {
+    /// Takes over the operations that servers gone by `roll` left unfinished (a previous process
+    /// of this one included): a version create interrupted so is marked FAILED with a message
+    /// saying so, and its operation is closed. Returns how many.
+    pub fn recover(&self, roll: &Roll<'_>) -> Result<usize, RegistryError> {
         let mut taken = 0;
-        let roll = self.server.roll(&*self.store)?;
         for owned in self.store.unfinished_operations()? {
             if !roll.is_gone(&owned.owner)
                 || !self.store.claim_operation(

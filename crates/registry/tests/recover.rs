@@ -48,7 +48,8 @@ async fn an_interrupted_version_create_becomes_failed_and_its_operation_done() {
         kiln_artifacts::PathPolicy::new(dir.path(), Vec::new()),
         kiln_registry::BatchConfig::default(),
     );
-    assert_eq!(registry.recover().await.unwrap(), 1);
+    let roll = registry.identity().roll(&*store).unwrap();
+    assert_eq!(registry.recover(&roll).unwrap(), 1);
     let version = store.get_version("p", "m", "v1").unwrap().unwrap();
     assert_eq!(version.state, VersionState::Failed);
     assert!(
@@ -60,7 +61,7 @@ async fn an_interrupted_version_create_becomes_failed_and_its_operation_done() {
     assert!(operation.done);
     assert_eq!(operation.error.unwrap().code, 10);
     assert_eq!(
-        registry.recover().await.unwrap(),
+        registry.recover(&roll).unwrap(),
         0,
         "nothing left to recover"
     );

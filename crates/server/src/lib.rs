@@ -205,16 +205,7 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         paths.clone(),
         options.batching,
     );
-    // The lease first: what this server creates from now on is not another's to take over.
-    registry.identity().renew(&*store)?;
-    let recovered = registry.recover().await?;
     registry.start_idle_unloading(options.scale_to_zero_after);
-    if recovered > 0 {
-        tracing::warn!(
-            recovered,
-            "closed operations servers that stopped left unfinished"
-        );
-    }
     let settings = JobSettings {
         shared_dir: options
             .cluster_shared_dir
@@ -248,10 +239,17 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         executor,
         settings,
     );
-    let failed = jobs.recover()?;
-    if failed > 0 {
+    // The lease first, then what servers that stopped left.
+    let taken = kiln_registry::owners::round(&registry, &jobs)?;
+    if taken.operations > 0 {
         tracing::warn!(
-            failed,
+            closed = taken.operations,
+            "closed operations servers that stopped left unfinished"
+        );
+    }
+    if taken.failed_jobs > 0 {
+        tracing::warn!(
+            failed = taken.failed_jobs,
             "failed the jobs servers that stopped left and that could not be taken over"
         );
     }

@@ -24,18 +24,18 @@ use super::launch::Launch;
 use super::supervise::{Attached, JobPlan, Watched, gang_dir};
 use super::{Jobs, Output, StopReason, concluded};
 use crate::RegistryError;
+use crate::owners::Roll;
 use crate::tuning::Resumed;
 
 /// How long a job taken over after its deadline waits for its replicas' own reports.
 const REPORT_GRACE: Duration = Duration::from_secs(5);
 
 impl Jobs {
-    /// Takes over the jobs whose owners are gone (a previous process of this server included):
-    /// running ones are watched again, queued ones queued again, the rest fail. Passes on to this
-    /// server's jobs the cancels another server recorded. Returns how many jobs failed.
-    pub fn recover(self: &Arc<Self>) -> Result<usize, RegistryError> {
+    /// Takes over the jobs whose owners are gone by `roll` (a previous process of this server
+    /// included): running ones are watched again, queued ones queued again, the rest fail. Passes
+    /// on to this server's jobs the cancels another server recorded. Returns how many jobs failed.
+    pub fn recover(self: &Arc<Self>, roll: &Roll<'_>) -> Result<usize, RegistryError> {
         let server = self.registry.identity();
-        let roll = server.roll(&*self.store)?;
         let mut orphans = Vec::new();
         let watched = self.watchers.keys();
         for owned in self.store.active_jobs()? {

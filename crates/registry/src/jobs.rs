@@ -248,12 +248,12 @@ impl Jobs {
     /// Queues a stored job and runs it when admitted.
     fn start(self: &Arc<Self>, project: &str, job: Job, launch: Launch) {
         let key = format!("{project}/{}", job.job_id);
-        let stopped = self.watchers.insert(&key);
+        let stopped = self.watchers.insert(&key, launch.units);
         let admitted = self.enqueue(project, &job.job_id, launch.units, false);
         let jobs = Arc::clone(self);
         let project = project.to_string();
         let watched = key.clone();
-        let task = tokio::spawn(async move {
+        self.watchers.spawn(&watched, async move {
             let job_id = job.job_id.clone();
             let units = launch.units;
             if jobs
@@ -265,7 +265,6 @@ impl Jobs {
             }
             jobs.watchers.remove(&format!("{project}/{job_id}"));
         });
-        self.watchers.set_task(&watched, task.abort_handle());
     }
 
     /// Puts a job in the queue, recording the units it needs for the quota the servers share:

@@ -37,18 +37,14 @@ impl Jobs {
     pub fn recover(self: &Arc<Self>, roll: &Roll<'_>) -> Result<usize, RegistryError> {
         let server = self.registry.identity();
         let mut orphans = Vec::new();
-        let watched = self.watchers.keys();
         for owned in self.store.active_jobs()? {
-            let key = format!("{}/{}", owned.project, owned.id);
             if owned.owner == server.as_str() {
                 if owned.value.state == JobState::Cancelling {
                     self.stop(&owned.project, &owned.id, StopReason::Cancelled);
                 }
                 continue;
             }
-            if watched.contains(&key) {
-                self.let_go(&owned, &key);
-            }
+            self.let_go(&owned);
             if roll.is_gone(&owned.owner) {
                 orphans.push(owned);
             }
@@ -131,16 +127,16 @@ impl Jobs {
         Ok(failed)
     }
 
-    /// Lets go of a job another server took over while this one stalled past its lease: stops
-    /// watching it, leaving its replicas to the new owner, and frees its place in the queue.
-    fn let_go(&self, owned: &Owned<Job>, key: &str) {
-        if !self.watchers.let_go(key) {
+    /// Lets go of a job another server owns, if this one still watches it (it stalled past its
+    /// lease and the job was taken over): stops watching it, leaving its replicas to the new
+    /// owner, and frees its place in the queue.
+    fn let_go(&self, owned: &Owned<Job>) {
+        let key = format!("{}/{}", owned.project, owned.id);
+        let Some(units) = self.watchers.let_go(&key) else {
             return;
-        }
-        if !self.queue.withdraw(key)
-            && let Ok(launch) = self.launch(&owned.project, &mut owned.value.clone())
-        {
-            self.queue.release(launch.units);
+        };
+        if !self.queue.withdraw(&key) {
+            self.queue.release(units);
         }
         let message = format!(
             "Kiln server {} stopped watching the job: it stalled past its lease and {} took the \
@@ -204,7 +200,7 @@ impl Jobs {
             }
         };
         let key = format!("{project}/{}", job.job_id);
-        let stopped = self.watchers.insert(&key);
+        let stopped = self.watchers.insert(&key, launch.units);
         if job.state == JobState::Cancelling {
             self.watchers.stop(&key, StopReason::Cancelled);
         }
@@ -220,7 +216,7 @@ impl Jobs {
         let deadline = tokio::time::Instant::now() + remaining.max(REPORT_GRACE);
         let (jobs, project, job) = (Arc::clone(self), project.to_string(), job.clone());
         let watched = key.clone();
-        let task = tokio::spawn(async move {
+        self.watchers.spawn(&watched, async move {
             let _ = admitted.await;
             let units = launch.units;
             let (state, message, output) = match taken {
@@ -237,7 +233,6 @@ impl Jobs {
             jobs.queue.release(units);
             jobs.watchers.remove(&key);
         });
-        self.watchers.set_task(&watched, task.abort_handle());
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //! units leave this server's queue.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::watch;
@@ -17,6 +18,8 @@ use super::StopReason;
 struct Watcher {
     stop: watch::Sender<Option<StopReason>>,
     task: Option<AbortHandle>,
+    /// The ML units it takes from the queue.
+    units: f64,
 }
 
 /// The jobs this server watches, by `project/jobId`. A std mutex: held only to look up, insert
@@ -31,16 +34,23 @@ impl Watchers {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts watching `key`; the receiver learns why the job is to stop.
-    pub(crate) fn insert(&self, key: &str) -> watch::Receiver<Option<StopReason>> {
+    /// Starts watching `key`, a job taking `units` from the queue; the receiver learns why the
+    /// job is to stop.
+    pub(crate) fn insert(&self, key: &str, units: f64) -> watch::Receiver<Option<StopReason>> {
         let (stop, stopped) = watch::channel(None);
-        self.map()
-            .insert(key.to_string(), Watcher { stop, task: None });
+        let watcher = Watcher {
+            stop,
+            task: None,
+            units,
+        };
+        self.map().insert(key.to_string(), watcher);
         stopped
     }
 
-    /// Records the task watching `key`, unless it has finished already.
-    pub(crate) fn set_task(&self, key: &str, task: AbortHandle) {
+    /// Spawns the task that watches `key` (which removes it when done) and records it, unless it
+    /// has finished already.
+    pub(crate) fn spawn(&self, key: &str, task: impl Future<Output = ()> + Send + 'static) {
+        let task = tokio::spawn(task).abort_handle();
         if let Some(watcher) = self.map().get_mut(key) {
             watcher.task = Some(task);
         }
@@ -60,20 +70,13 @@ impl Watchers {
         }
     }
 
-    /// The jobs watched now.
-    pub(crate) fn keys(&self) -> Vec<String> {
-        self.map().keys().cloned().collect()
-    }
-
-    /// Drops the task watching `key` where it waits, leaving the job's replicas running; whether
-    /// it was watched.
-    pub(crate) fn let_go(&self, key: &str) -> bool {
-        let Some(watcher) = self.map().remove(key) else {
-            return false;
-        };
+    /// Drops the task watching `key` where it waits, leaving the job's replicas running; the
+    /// units the job took from the queue, if it was watched.
+    pub(crate) fn let_go(&self, key: &str) -> Option<f64> {
+        let watcher = self.map().remove(key)?;
         if let Some(task) = watcher.task {
             task.abort();
         }
-        true
+        Some(watcher.units)
     }
 }

@@ -47,6 +47,54 @@ impl<D: Database> SqlStore<D> {
             .with(false, &mut |session| Ok(session.query(sql, params)?))
     }
 
+    /// Makes server `to` the owner of the unfinished row of `table` whose `key` column is `id`,
+    /// if `from` still is; whether it did.
+    fn claim(
+        &self,
+        (table, key): (&str, &str),
+        project: &str,
+        id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<bool> {
+        let claimed = self.execute(
+            &format!(
+                "UPDATE {table} SET owner = $4 \
+                 WHERE project = $1 AND {key} = $2 AND owner = $3 AND NOT done"
+            ),
+            &[project.into(), id.into(), from.into(), to.into()],
+        )?;
+        Ok(claimed == 1)
+    }
+
+    /// Changes, in one transaction, the document that `select` reads (its first column, `key`
+    /// for messages): `change` says whether to write it, and `update` writes it back, its text
+    /// bound after `params`. The document as written, `None` when `change` declined; `NotFound`
+    /// when absent.
+    fn change_document<T: Serialize + DeserializeOwned + Send>(
+        &self,
+        (select, update): (&str, &str),
+        params: &[Param<'_>],
+        key: &str,
+        change: &mut (dyn FnMut(&mut T) -> bool + Send),
+    ) -> Result<Option<T>> {
+        self.database.with(true, &mut |session| {
+            let rows = session.query(select, params)?;
+            let row = rows
+                .first()
+                .ok_or_else(|| StoreError::NotFound(key.to_string()))?;
+            let mut document: T = decode(key, text(row, 0, key)?)?;
+            if !change(&mut document) {
+                return Ok(None);
+            }
+            let body = encode(&document)?;
+            let mut bound = params.to_vec();
+            bound.push((&body).into());
+            session.execute(update, &bound)?;
+            Ok(Some(document))
+        })
+    }
+
     /// Unfinished jobs or operations of `table`: `sql` selects project, id, owner and body.
     fn owned<T: DeserializeOwned>(&self, table: &str, sql: &str) -> Result<Vec<Owned<T>>> {
         self.rows(sql, &[])?
@@ -303,25 +351,15 @@ impl<D: Database> Store for SqlStore<D> {
         name: &str,
         change: &mut (dyn FnMut(&mut Model) -> bool + Send),
     ) -> Result<Option<Model>> {
-        let key = model_key(project, name);
-        self.database.with(true, &mut |session| {
-            let rows = session.query(
+        self.change_document(
+            (
                 "SELECT body FROM models WHERE project = $1 AND name = $2",
-                &[project.into(), name.into()],
-            )?;
-            let row = rows
-                .first()
-                .ok_or_else(|| StoreError::NotFound(key.clone()))?;
-            let mut model: Model = decode(&key, text(row, 0, &key)?)?;
-            if !change(&mut model) {
-                return Ok(None);
-            }
-            session.execute(
                 "UPDATE models SET body = $3 WHERE project = $1 AND name = $2",
-                &[project.into(), name.into(), (&encode(&model)?).into()],
-            )?;
-            Ok(Some(model))
-        })
+            ),
+            &[project.into(), name.into()],
+            &model_key(project, name),
+            change,
+        )
     }
 
     fn delete_model(&self, project: &str, name: &str) -> Result<()> {
@@ -578,12 +616,7 @@ impl<D: Database> Store for SqlStore<D> {
     }
 
     fn claim_operation(&self, project: &str, id: &str, from: &str, to: &str) -> Result<bool> {
-        let claimed = self.execute(
-            "UPDATE operations SET owner = $4 WHERE project = $1 AND id = $2 AND owner = $3 \
-             AND NOT done",
-            &[project.into(), id.into(), from.into(), to.into()],
-        )?;
-        Ok(claimed == 1)
+        self.claim(("operations", "id"), project, id, from, to)
     }
 
     fn create_job(&self, project: &str, job: &Job, owner: &str) -> Result<()> {
@@ -639,12 +672,7 @@ impl<D: Database> Store for SqlStore<D> {
     }
 
     fn claim_job(&self, project: &str, job_id: &str, from: &str, to: &str) -> Result<bool> {
-        let claimed = self.execute(
-            "UPDATE jobs SET owner = $4 WHERE project = $1 AND job_id = $2 AND owner = $3 \
-             AND NOT done",
-            &[project.into(), job_id.into(), from.into(), to.into()],
-        )?;
-        Ok(claimed == 1)
+        self.claim(("jobs", "job_id"), project, job_id, from, to)
     }
 
     fn set_job_units(&self, project: &str, job_id: &str, units: i64, admitted: bool) -> Result<()> {
@@ -901,30 +929,15 @@ impl<D: Database> Store for SqlStore<D> {
         id: i64,
         change: &mut (dyn FnMut(&mut StudyTrial) -> bool + Send),
     ) -> Result<Option<StudyTrial>> {
-        let key = format!("{study}/trials/{id}");
-        self.database.with(true, &mut |session| {
-            let rows = session.query(
+        self.change_document(
+            (
                 "SELECT body FROM trials WHERE project = $1 AND study = $2 AND id = $3",
-                &[project.into(), study.into(), id.into()],
-            )?;
-            let Some(row) = rows.first() else {
-                return Err(StoreError::NotFound(key.clone()));
-            };
-            let mut trial: StudyTrial = decode(&key, text(row, 0, &key)?)?;
-            if !change(&mut trial) {
-                return Ok(None);
-            }
-            session.execute(
                 "UPDATE trials SET body = $4 WHERE project = $1 AND study = $2 AND id = $3",
-                &[
-                    project.into(),
-                    study.into(),
-                    id.into(),
-                    (&encode(&trial)?).into(),
-                ],
-            )?;
-            Ok(Some(trial))
-        })
+            ),
+            &[project.into(), study.into(), id.into()],
+            &format!("{study}/trials/{id}"),
+            change,
+        )
     }
 
     fn list_trials(&self, project: &str, study: &str) -> Result<Vec<(i64, StudyTrial)>> {

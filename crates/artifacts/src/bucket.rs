@@ -74,26 +74,40 @@ pub async fn fetch_matching(pattern: &str, dir: &Path) -> Result<Vec<PathBuf>, A
     Ok(files)
 }
 
-/// Uploads every file directly in `dir` to bucket location `uri`, under its own name; how many.
-pub async fn upload_files(dir: &Path, uri: &str) -> Result<usize, ArtifactError> {
-    let Location { store, prefix } = parse(uri)?;
-    let failed =
-        |error: std::io::Error| ArtifactError::Storage(format!("{}: {error}", dir.display()));
+/// Uploads every file under `dir` to bucket location `uri`, keeping its path below `dir`; how
+/// many.
+pub async fn upload(dir: &Path, uri: &str) -> Result<usize, ArtifactError> {
+    put_tree(dir, &parse(uri)?).await
+}
+
+/// Puts every file under `dir` into `location`, keeping its path below `dir`; how many.
+pub(crate) async fn put_tree(dir: &Path, location: &Location) -> Result<usize, ArtifactError> {
     let mut uploaded = 0;
-    for entry in std::fs::read_dir(dir).map_err(failed)? {
-        let path = entry.map_err(failed)?.path();
-        let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
-            continue;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let failed = |error: std::io::Error| {
+            ArtifactError::Storage(format!("{}: {error}", folder.display()))
         };
-        if !path.is_file() {
-            continue;
+        for entry in std::fs::read_dir(&folder).map_err(failed)? {
+            let path = entry.map_err(failed)?.path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let relative = path.strip_prefix(dir).unwrap_or(&path);
+            let target = relative
+                .components()
+                .fold(location.prefix.clone(), |object, part| {
+                    object.join(part.as_os_str().to_string_lossy().as_ref())
+                });
+            let bytes = std::fs::read(&path).map_err(failed)?;
+            location
+                .store
+                .put(&target, PutPayload::from(bytes))
+                .await
+                .map_err(|error| ArtifactError::Storage(format!("{target}: {error}")))?;
+            uploaded += 1;
         }
-        let bytes = std::fs::read(&path).map_err(failed)?;
-        store
-            .put(&prefix.clone().join(name), PutPayload::from(bytes))
-            .await
-            .map_err(|error| ArtifactError::Storage(format!("{uri}/{name}: {error}")))?;
-        uploaded += 1;
     }
     Ok(uploaded)
 }

@@ -156,78 +156,36 @@ impl ArtifactStore {
     }
 
     /// Copies every file under `source_uri` to `key/`, keeping relative paths; for a bucket root,
-    /// into the bucket, and into the local copy stamped `stamp`. A local source (an absolute path, as
-    /// [`PathPolicy::check`] returns it) is copied without following links; a bucket is copied
-    /// through `object_store`.
+    /// the copy on the local disk is then put into the bucket and stamped `stamp`. A local
+    /// source (an absolute path, as [`PathPolicy::check`] returns it) is copied without following
+    /// links; a bucket is copied through `object_store`.
     pub async fn import(
         &self,
         source_uri: &str,
         key: &str,
         stamp: &str,
     ) -> Result<Imported, ArtifactError> {
+        let destination = self.local_path(key);
         let imported = if source_uri.starts_with('/') {
-            let source = PathBuf::from(source_uri);
-            let destination = self.local_path(key);
+            let (source, destination) = (PathBuf::from(source_uri), destination.clone());
             let what = format!("deploymentUri {source_uri:?}");
-            let copied =
-                tokio::task::spawn_blocking(move || copy::copy_tree(&source, &destination, &what))
-                    .await
-                    .map_err(|error| ArtifactError::Storage(error.to_string()))??;
-            if let Some(bucket) = &self.bucket {
-                self.upload_tree(bucket, key).await?;
-            }
-            copied
+            tokio::task::spawn_blocking(move || copy::copy_tree(&source, &destination, &what))
+                .await
+                .map_err(|error| ArtifactError::Storage(error.to_string()))??
         } else {
-            let target = match &self.bucket {
-                Some(bucket) => bucket.location.clone(),
-                None => Location {
-                    store: Arc::new(LocalFileSystem::new_with_prefix(&self.root)?),
-                    prefix: ObjectPath::default(),
-                },
-            };
-            copy_objects(source_uri, &target, key).await?
+            copy_objects(source_uri, &self.root, key).await?
         };
-        if self.bucket.is_some() {
-            let path = self.local_path(key);
-            if path.is_dir() {
-                std::fs::write(path.join(COMPLETE), stamp).map_err(|error| {
-                    ArtifactError::Storage(format!("{}: {error}", path.display()))
-                })?;
-            } else {
-                self.local(key, stamp).await?;
-            }
+        if let Some(bucket) = &self.bucket {
+            let target = Location {
+                store: Arc::clone(&bucket.location.store),
+                prefix: objects_path(&bucket.location.prefix, key),
+            };
+            bucket::put_tree(&destination, &target).await?;
+            std::fs::write(destination.join(COMPLETE), stamp).map_err(|error| {
+                ArtifactError::Storage(format!("{}: {error}", destination.display()))
+            })?;
         }
         Ok(imported)
-    }
-
-    /// Uploads the local copy of `key` into the bucket root.
-    async fn upload_tree(&self, bucket: &Bucket, key: &str) -> Result<(), ArtifactError> {
-        let base = self.local_path(key);
-        let mut pending = vec![base.clone()];
-        while let Some(dir) = pending.pop() {
-            let failed = |error: std::io::Error| {
-                ArtifactError::Storage(format!("{}: {error}", dir.display()))
-            };
-            for entry in std::fs::read_dir(&dir).map_err(failed)? {
-                let path = entry.map_err(failed)?.path();
-                if path.is_dir() {
-                    pending.push(path);
-                    continue;
-                }
-                let relative = path.strip_prefix(&base).unwrap_or(&path);
-                let target = relative.components().fold(
-                    objects_path(&bucket.location.prefix, key),
-                    |object, part| object.join(part.as_os_str().to_string_lossy().as_ref()),
-                );
-                let bytes = std::fs::read(&path).map_err(failed)?;
-                bucket
-                    .location
-                    .store
-                    .put(&target, PutPayload::from(bytes))
-                    .await?;
-            }
-        }
-        Ok(())
     }
 
     /// Whether a bucket location can be read and holds a file: lists its first object, so a
@@ -281,13 +239,10 @@ fn objects_path(prefix: &ObjectPath, key: &str) -> ObjectPath {
         .fold(prefix.clone(), |path, part| path.join(part))
 }
 
-/// Copies every object under bucket location `source_uri` to `key/` under `target`, within the
-/// limits of a deployed model directory.
-async fn copy_objects(
-    source_uri: &str,
-    target: &Location,
-    key: &str,
-) -> Result<Imported, ArtifactError> {
+/// Copies every object under bucket location `source_uri` to `key/` under the local directory
+/// `root`, within the limits of a deployed model directory.
+async fn copy_objects(source_uri: &str, root: &Path, key: &str) -> Result<Imported, ArtifactError> {
+    let target = LocalFileSystem::new_with_prefix(root)?;
     let Location { store, prefix } = parse(source_uri)?;
     let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
     if objects.is_empty() {
@@ -307,7 +262,7 @@ async fn copy_objects(
             "deploymentUri {source_uri:?} holds {total} bytes, more than the limit of {MAX_BYTES}"
         )));
     }
-    let destination = objects_path(&target.prefix, key);
+    let destination = objects_path(&ObjectPath::default(), key);
     for object in &objects {
         let relative: Vec<_> = object
             .location
@@ -319,7 +274,7 @@ async fn copy_objects(
             path.clone().join(part.as_ref())
         });
         let bytes = store.get(&object.location).await?.bytes().await?;
-        target.store.put(&path, PutPayload::from(bytes)).await?;
+        target.put(&path, PutPayload::from(bytes)).await?;
     }
     Ok(Imported {
         files: objects.len(),

@@ -69,7 +69,7 @@ impl Staged {
     pub fn finish(self) -> anyhow::Result<()> {
         if let Some(uri) = &self.upload_to {
             runtime()?
-                .block_on(bucket::upload_files(&self.output_dir, uri))
+                .block_on(bucket::upload(&self.output_dir, uri))
                 .with_context(|| format!("--output-path {uri}"))?;
         }
         Ok(())

@@ -246,8 +246,8 @@ def run_kserve(model_dir, port):
 
 # ---- measurements -----------------------------------------------------------------------------------------
 
-def wrk(url, body, connections, seconds, work, headers=None):
-    """Drives `url` with `body` (and `headers`) on `connections` connections; returns (req/s, p50 ms, p99 ms)."""
+def post_script(work, body, headers=None):
+    """A `wrk` script in `work` that POSTs `body` as JSON (with `headers`); its path."""
     body_file = os.path.join(work, "body.json")
     with open(body_file, "w") as handle:
         json.dump(body, handle)
@@ -257,6 +257,12 @@ def wrk(url, body, connections, seconds, work, headers=None):
                      f'wrk.body = io.open("{body_file}"):read("*a")\n')
         for name, value in (headers or {}).items():
             handle.write(f'wrk.headers["{name}"] = "{value}"\n')
+    return script
+
+
+def wrk(url, body, connections, seconds, work, headers=None):
+    """Drives `url` with `body` (and `headers`) on `connections` connections; returns (req/s, p50 ms, p99 ms)."""
+    script = post_script(work, body, headers)
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url],
                          capture_output=True, text=True, check=True).stdout
     failures = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

@@ -27,6 +27,7 @@ import tempfile
 import time
 import urllib.parse
 
+from serve import post_script
 from store import ROOT, call, postgres_url, psql
 
 CORES = os.cpu_count() or 1
@@ -64,17 +65,6 @@ class Server:
     def stop(self):
         self.process.terminate()
         self.process.wait(timeout=30)
-
-
-def wrk_script(work, body):
-    body_file = os.path.join(work, "body.json")
-    with open(body_file, "w") as handle:
-        json.dump(body, handle)
-    script = os.path.join(work, "post.lua")
-    with open(script, "w") as handle:
-        handle.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                     f'wrk.body = io.open("{body_file}"):read("*a")\n')
-    return script
 
 
 def drive(urls, connections, seconds, script, cores):
@@ -125,7 +115,7 @@ def main():
         body = {"instances": [rows[index % len(rows)] for index in range(args.instances)]}
         for server in servers:
             call("POST", server.predict, body)
-        script = wrk_script(work, body)
+        script = post_script(work, body)
         results = {"one server": [], "two servers": []}
         for _ in range(args.rounds):
             results["one server"].append(drive([first.predict], args.connections, args.seconds, script,

@@ -181,6 +181,28 @@ fn insert(session: &mut dyn Session, sql: &str, params: &[Param<'_>], key: &str)
     }
 }
 
+/// Replaces a stored version, its `is_default` column as the version says.
+fn write_version(
+    session: &mut dyn Session,
+    project: &str,
+    model: &str,
+    name: &str,
+    version: &Version,
+) -> Result<()> {
+    session.execute(
+        "UPDATE versions SET body = $4, is_default = $5 \
+         WHERE project = $1 AND model = $2 AND name = $3",
+        &[
+            project.into(),
+            model.into(),
+            name.into(),
+            (&encode(version)?).into(),
+            version.is_default.into(),
+        ],
+    )?;
+    Ok(())
+}
+
 /// A version as stored, its default flag from the `is_default` column.
 fn stored_version(
     session: &mut dyn Session,
@@ -292,8 +314,6 @@ fn version_key(project: &str, model: &str, name: &str) -> String {
 fn job_key(project: &str, job_id: &str) -> String {
     format!("projects/{project}/jobs/{job_id}")
 }
-
-const UPDATE_VERSION: &str = "UPDATE versions SET body = $4, is_default = $5 WHERE project = $1 AND model = $2 AND name = $3";
 
 impl<D: Database> Store for SqlStore<D> {
     fn create_model(&self, project: &str, name: &str, model: &Model) -> Result<()> {
@@ -475,16 +495,7 @@ impl<D: Database> Store for SqlStore<D> {
                 return Ok(None);
             }
             version.is_default = is_default;
-            session.execute(
-                UPDATE_VERSION,
-                &[
-                    project.into(),
-                    model.into(),
-                    name.into(),
-                    (&encode(&version)?).into(),
-                    version.is_default.into(),
-                ],
-            )?;
+            write_version(session, project, model, name, &version)?;
             Ok(Some(version))
         })
     }
@@ -537,16 +548,7 @@ impl<D: Database> Store for SqlStore<D> {
                 let row_name = text(row, 0, &key)?;
                 let mut version: Version = decode(&key, text(row, 1, &key)?)?;
                 version.is_default = row_name == name;
-                session.execute(
-                    UPDATE_VERSION,
-                    &[
-                        project.into(),
-                        model.into(),
-                        row_name.into(),
-                        (&encode(&version)?).into(),
-                        version.is_default.into(),
-                    ],
-                )?;
+                write_version(session, project, model, row_name, &version)?;
                 if version.is_default {
                     chosen = Some(version);
                 }

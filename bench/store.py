@@ -7,7 +7,8 @@ postgres up`, which this script runs when KILN_DATABASE is not set; a fresh data
 time), alternating the two for --rounds rounds, and measures through the REST API:
   1. create, get and list (pageSize 50) of models: p50 and p99 latency of --calls sequential calls each;
   2. jobs: --jobs jobs written straight into the database (copies of one real job, every 100th FAILED),
-     then the first page (pageSize 100) of the jobs list, unfiltered and with `filter=state=FAILED`.
+     then the first page (pageSize 100) of the jobs list, unfiltered and with `filter=state=FAILED`, each
+     also sorted by `orderBy=createTime desc` (which the database sorts).
 Prints a table with the PostgreSQL/SQLite ratio. Standard library and `psql` only; from the repository root
 after `cargo build --release`:
 
@@ -97,8 +98,11 @@ class Server:
                 body = db.execute("SELECT body FROM jobs WHERE job_id = 'seed'").fetchone()[0]
         seed = json.loads(body)
         rows = []
+        later = int(time.time()) + 3600
         for index in range(count):
-            job = dict(seed, jobId=f"job_{index:06d}", state="FAILED" if index % 100 == 0 else "SUCCEEDED")
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(later + index * 37))
+            job = dict(seed, jobId=f"job_{index:06d}", createTime=created,
+                       state="FAILED" if index % 100 == 0 else "SUCCEEDED")
             rows.append(("bench", job["jobId"], json.dumps(job, separators=(",", ":"))))
         if self.database:
             lines = "".join("\t".join((project, job_id, "t", body.replace("\\", "\\\\"))) + "\n"
@@ -127,15 +131,20 @@ def api_round(server, calls, round_index):
 
 
 def jobs_lists(server, calls, jobs):
-    result = {"jobs list": [], "jobs list, filter": []}
+    newest_first = "&orderBy=" + urllib.parse.quote("createTime desc")
+    result = {"jobs list": [], "jobs list, filter": [], "jobs list, sorted": [], "filter, sorted": []}
     for _ in range(calls):
-        ms, answer = timed("GET", f"{server.api}/jobs?pageSize=100")
-        assert len(answer["jobs"]) == 100, answer
-        result["jobs list"].append(ms)
-        ms, answer = timed("GET", f"{server.api}/jobs?pageSize=100&filter=state%3DFAILED")
-        failed = [job for job in answer["jobs"] if job["state"] == "FAILED"]
-        assert len(failed) == len(answer["jobs"]) == min(100, (jobs + 99) // 100), answer
-        result["jobs list, filter"].append(ms)
+        for name, sort in (("jobs list", ""), ("jobs list, sorted", newest_first)):
+            ms, answer = timed("GET", f"{server.api}/jobs?pageSize=100{sort}")
+            assert len(answer["jobs"]) == 100, answer
+            if sort:
+                assert answer["jobs"][0]["jobId"] == f"job_{jobs - 1:06d}", answer["jobs"][0]
+            result[name].append(ms)
+        for name, sort in (("jobs list, filter", ""), ("filter, sorted", newest_first)):
+            ms, answer = timed("GET", f"{server.api}/jobs?pageSize=100&filter=state%3DFAILED{sort}")
+            failed = [job for job in answer["jobs"] if job["state"] == "FAILED"]
+            assert len(failed) == len(answer["jobs"]) == min(100, (jobs + 99) // 100), answer
+            result[name].append(ms)
     return result
 
 

@@ -9,13 +9,16 @@
 //! its full name or its last segment, so `name:census*` works as users expect.
 //!
 //! `orderBy` (as Vertex AI's list methods take it; ML Engine's lists have a fixed order) is a comma
-//! list of field paths, each optionally followed by `desc` or `asc`: `createTime desc`. Ties keep the
-//! list's own order, and page tokens name the last item shown, so paging follows any order.
+//! list of field paths, each optionally followed by `desc` or `asc`: `createTime desc`. Values
+//! compare as [`kiln_store::order`] says, ties keep the list's own order, and page tokens name the
+//! last item shown, so paging follows any order. Lists the store holds are filtered, sorted and
+//! paged by the database ([`ListParams::scan`]); the few small ones made in memory use
+//! [`ListParams::page`].
 
 use base64::Engine;
 use serde_json::Value;
 
-use kiln_store::Contains;
+use kiln_store::{Contains, Order, Scan, SortKey};
 
 use crate::RegistryError;
 
@@ -64,25 +67,13 @@ impl ListParams {
                 .collect(),
             None => items,
         };
-        if let Some(order) = self.order() {
-            let keys = order_keys(order)?;
+        let order = self.order()?;
+        if !order.is_empty() {
             let mut keyed: Vec<(Value, T)> = items
                 .into_iter()
                 .map(|item| (serde_json::to_value(&item).unwrap_or(Value::Null), item))
                 .collect();
-            keyed.sort_by(|(a, _), (b, _)| {
-                keys.iter()
-                    .map(|(path, descending)| {
-                        let ordering = compare(lookup(a, path), lookup(b, path));
-                        if *descending {
-                            ordering.reverse()
-                        } else {
-                            ordering
-                        }
-                    })
-                    .find(|ordering| ordering.is_ne())
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            });
+            keyed.sort_by(|(a, _), (b, _)| order.compare(a, b));
             items = keyed.into_iter().map(|(_, item)| item).collect();
         }
         if let Some(after) = self.after()? {
@@ -96,15 +87,15 @@ impl ListParams {
     }
 
     /// The page the parameters ask for, read by scanning rather than loading the whole list.
-    /// `scan(after, contains, limit)` returns at most `limit` items in the list's own order after
-    /// the one keyed `after`, narrowed by `contains`, which the filter derives (`computed` names
-    /// the fields items get only when read); `exists(key)` tells whether a page token's item is
-    /// still there. The exact filter is applied to what comes back until the page is full. An
-    /// `orderBy` sorts every item the narrowed scan returns.
+    /// `scan` returns a page of the list as the store holds it, narrowed by what the filter
+    /// requires of the stored text and sorted by the `orderBy` (`computed` names the fields
+    /// items get only when read, which the store cannot narrow or sort by); `exists(key)` tells
+    /// whether a page token's item is still there. The exact filter is applied to what comes
+    /// back until the page is full.
     pub fn scan<T: serde::Serialize>(
         &self,
         computed: &[&str],
-        mut scan: impl FnMut(Option<&str>, &Contains, usize) -> Result<Vec<T>, RegistryError>,
+        mut scan: impl FnMut(&Scan<'_>) -> Result<Vec<T>, RegistryError>,
         key: impl Fn(&T) -> String,
         exists: impl Fn(&str) -> Result<bool, RegistryError>,
     ) -> Result<Page<T>, RegistryError> {
@@ -113,8 +104,19 @@ impl ListParams {
             .as_ref()
             .map(|filter| filter.contains(computed))
             .unwrap_or_default();
-        if self.order().is_some() {
-            return self.page(scan(None, &contains, usize::MAX)?, key);
+        let order = self.order()?;
+        if order
+            .keys()
+            .iter()
+            .any(|sort| computed.contains(&sort.path()[0].as_str()))
+        {
+            let everything = scan(&Scan {
+                after: None,
+                contains: &contains,
+                order: &Order::OWN,
+                limit: usize::MAX,
+            })?;
+            return self.page(everything, key);
         }
         let size = self.size()?;
         let mut after = self.after()?;
@@ -126,7 +128,12 @@ impl ListParams {
         let mut found = Vec::new();
         let mut batch = size + 1;
         while found.len() <= size {
-            let scanned = scan(after.as_deref(), &contains, batch)?;
+            let scanned = scan(&Scan {
+                after: after.as_deref(),
+                contains: &contains,
+                order: &order,
+                limit: batch,
+            })?;
             let exhausted = scanned.len() < batch;
             for item in scanned {
                 after = Some(key(&item));
@@ -166,11 +173,29 @@ impl ListParams {
         }
     }
 
-    /// The `orderBy`, if one was given: the list is then sorted, not in its own order.
-    pub fn order(&self) -> Option<&str> {
-        self.order_by
+    /// The `orderBy`: empty when none was given, which keeps the list's own order.
+    pub fn order(&self) -> Result<Order, RegistryError> {
+        let Some(text) = self
+            .order_by
             .as_deref()
             .filter(|text| !text.trim().is_empty())
+        else {
+            return Ok(Order::OWN);
+        };
+        let keys = text
+            .split(',')
+            .map(|clause| {
+                let words: Vec<&str> = clause.split_whitespace().collect();
+                let (path, descending) = match words.as_slice() {
+                    [path] => (*path, false),
+                    [path, direction] if direction.eq_ignore_ascii_case("asc") => (*path, false),
+                    [path, direction] if direction.eq_ignore_ascii_case("desc") => (*path, true),
+                    _ => return Err(invalid_order(clause)),
+                };
+                SortKey::new(path, descending).ok_or_else(|| invalid_order(clause))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Order::new(keys))
     }
 
     /// The key of the last item the previous page showed, if a page token was given.
@@ -203,49 +228,10 @@ impl<T> Page<T> {
     }
 }
 
-/// The fields of an `orderBy` and whether each is descending.
-fn order_keys(order: &str) -> Result<Vec<(Vec<String>, bool)>, RegistryError> {
-    order
-        .split(',')
-        .map(|clause| {
-            let words: Vec<&str> = clause.split_whitespace().collect();
-            let descending = match words.as_slice() {
-                [_] => false,
-                [_, direction] if direction.eq_ignore_ascii_case("asc") => false,
-                [_, direction] if direction.eq_ignore_ascii_case("desc") => true,
-                _ => {
-                    return Err(RegistryError::InvalidArgument(format!(
-                        "orderBy {clause:?} is not valid: give a field name, optionally followed by desc or asc"
-                    )));
-                }
-            };
-            Ok((words[0].split('.').map(str::to_string).collect(), descending))
-        })
-        .collect()
-}
-
-fn lookup<'a>(value: &'a Value, path: &[String]) -> &'a Value {
-    path.iter().fold(value, |value, field| {
-        value.get(field).unwrap_or(&Value::Null)
-    })
-}
-
-/// Numbers (and int64 strings) by value, other strings as text, absent fields first.
-fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
-    let number = |value: &Value| match value {
-        Value::Number(number) => number.as_f64(),
-        Value::String(text) => text.parse::<f64>().ok(),
-        _ => None,
-    };
-    match (number(a), number(b)) {
-        (Some(x), Some(y)) => x.total_cmp(&y),
-        _ => match (a, b) {
-            (Value::Null, Value::Null) => std::cmp::Ordering::Equal,
-            (Value::Null, _) => std::cmp::Ordering::Less,
-            (_, Value::Null) => std::cmp::Ordering::Greater,
-            _ => a.to_string().cmp(&b.to_string()),
-        },
-    }
+fn invalid_order(clause: &str) -> RegistryError {
+    RegistryError::InvalidArgument(format!(
+        "orderBy {clause:?} is not valid: give a field name (dotted for a nested field), optionally followed by desc or asc"
+    ))
 }
 
 fn encode_token(key: &str) -> String {
@@ -567,9 +553,11 @@ mod tests {
             ids(&params.page(jobs.clone(), key).unwrap()),
             ["c", "b", "a"]
         );
-        params.order_by = Some("createTime sideways".into());
-        let error = params.page(jobs, key).unwrap_err().to_string();
-        assert!(error.contains("orderBy"), "{error}");
+        for bad in ["createTime sideways", "create-time", "labels.'x'"] {
+            params.order_by = Some(bad.into());
+            let error = params.page(jobs.clone(), key).unwrap_err().to_string();
+            assert!(error.contains("orderBy") && error.contains(bad), "{error}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use kiln_artifacts::{ArtifactStore, PathPolicy};
 use kiln_serve::batcher::{BatchConfig, BatchError, Batcher};
 use kiln_serve::explain::{self, Method};
 use kiln_serve::{DetectedFramework, ModelRuntime, ServeError};
-use kiln_store::Store;
+use kiln_store::{Scan, Store};
 use serde_json::Value;
 
 use crate::error::refusable;
@@ -443,10 +443,11 @@ impl Registry {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
         let page = params.scan(
             &["defaultVersion"],
-            |after, contains, limit| {
+            |scan| {
+                let after = scan.after.map(short);
                 Ok(self
                     .store
-                    .scan_models(project, after.map(short), contains, limit)?
+                    .scan_models(project, &Scan { after, ..*scan })?
                     .into_iter()
                     .map(|(mut model, default)| {
                         model.default_version = default;
@@ -784,10 +785,11 @@ impl Registry {
         self.existing_model(project, model)?;
         let page = params.scan(
             &[],
-            |after, contains, limit| {
+            |scan| {
+                let after = scan.after.map(short);
                 Ok(self
                     .store
-                    .scan_versions(project, model, after.map(short), contains, limit)?)
+                    .scan_versions(project, model, &Scan { after, ..*scan })?)
             },
             |version: &Version| version.name.clone(),
             |name| {
@@ -980,11 +982,12 @@ impl Registry {
         let id = |name: &str| name.rsplit('/').next().unwrap_or_default().to_string();
         let page = params.scan(
             &[],
-            |after, contains, limit| {
-                let after = after.map(id);
+            |scan| {
+                let after = scan.after.map(id);
+                let after = after.as_deref();
                 Ok(self
                     .store
-                    .scan_operations(project, after.as_deref(), contains, limit)?)
+                    .scan_operations(project, &Scan { after, ..*scan })?)
             },
             |operation: &Operation| operation.name.clone(),
             |name| Ok(self.store.get_operation(project, &id(name))?.is_some()),

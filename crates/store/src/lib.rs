@@ -5,6 +5,7 @@
 //!   resources keyed by project and name, and offers the few multi-row changes that must be atomic.
 //!   [`open`] picks the backend a `--database` value names.
 //! - [`sql`]: the one implementation of [`Store`], in SQL that both databases run.
+//! - [`scan`]: the SQL of a list page, sorted by an [`order`] and paged by key.
 //! - [`session`]: what that SQL needs of a database (statements, transactions).
 //! - [`sqlite`]: the embedded default, a SQLite file.
 //! - [`postgres`]: PostgreSQL, for servers that share their metadata.
@@ -17,7 +18,9 @@
 
 pub mod backup;
 pub mod migrations;
+pub mod order;
 pub mod postgres;
+pub mod scan;
 pub mod session;
 pub mod sql;
 pub mod sqlite;
@@ -28,7 +31,9 @@ use std::sync::Arc;
 use kiln_api::study::{Study, StudyOperation, Trial as StudyTrial};
 use kiln_api::{AuditEntry, Job, Model, Operation, Policy, Token, Version};
 
+pub use order::{Order, SortKey};
 pub use postgres::PostgresStore;
+pub use scan::Scan;
 pub use sqlite::SqliteStore;
 
 /// Errors from a metadata store.
@@ -119,16 +124,9 @@ pub trait Store: Send + Sync + 'static {
     fn create_model(&self, project: &str, name: &str, model: &Model) -> Result<()>;
     /// A model, if present.
     fn get_model(&self, project: &str, name: &str) -> Result<Option<Model>>;
-    /// Models of a project by name, after model `after` (from the first when `None`), whose
-    /// stored text satisfies `contains`: at most `limit` of them, each with its default version
+    /// A page of a project's models (their own order: by name), each with its default version
     /// if it has one.
-    fn scan_models(
-        &self,
-        project: &str,
-        after: Option<&str>,
-        contains: &Contains,
-        limit: usize,
-    ) -> Result<Vec<(Model, Option<Version>)>>;
+    fn scan_models(&self, project: &str, scan: &Scan<'_>) -> Result<Vec<(Model, Option<Version>)>>;
     /// Changes a model in one transaction: `change` is given the stored model and says whether
     /// to write it (it may be called again when a concurrent change wins a race). The model as
     /// written, `None` when `change` declined; `NotFound` when absent.
@@ -156,16 +154,8 @@ pub trait Store: Send + Sync + 'static {
     fn get_version(&self, project: &str, model: &str, name: &str) -> Result<Option<Version>>;
     /// All versions of a model, by name.
     fn list_versions(&self, project: &str, model: &str) -> Result<Vec<Version>>;
-    /// Versions of a model by name, after version `after` (from the first when `None`), whose
-    /// stored text satisfies `contains`: at most `limit` of them.
-    fn scan_versions(
-        &self,
-        project: &str,
-        model: &str,
-        after: Option<&str>,
-        contains: &Contains,
-        limit: usize,
-    ) -> Result<Vec<Version>>;
+    /// A page of a model's versions (their own order: by name).
+    fn scan_versions(&self, project: &str, model: &str, scan: &Scan<'_>) -> Result<Vec<Version>>;
     /// Changes a version in one transaction, as [`Store::update_model_with`] a model. Whether
     /// it is its model's default is not `change`'s to decide: the stored flag is kept.
     fn update_version_with(
@@ -204,15 +194,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// An operation, if present.
     fn get_operation(&self, project: &str, id: &str) -> Result<Option<Operation>>;
-    /// Operations of a project, oldest first, after operation `after` (from the first when
-    /// `None`), whose stored text satisfies `contains`: at most `limit` of them.
-    fn scan_operations(
-        &self,
-        project: &str,
-        after: Option<&str>,
-        contains: &Contains,
-        limit: usize,
-    ) -> Result<Vec<Operation>>;
+    /// A page of a project's operations (their own order: oldest first).
+    fn scan_operations(&self, project: &str, scan: &Scan<'_>) -> Result<Vec<Operation>>;
     /// Replaces an operation.
     fn update_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()>;
     /// Operations of every project that are not done, oldest first, with their owners.
@@ -226,15 +209,8 @@ pub trait Store: Send + Sync + 'static {
     fn create_job(&self, project: &str, job: &Job, owner: &str) -> Result<()>;
     /// A job, if present.
     fn get_job(&self, project: &str, job_id: &str) -> Result<Option<Job>>;
-    /// Jobs of a project, oldest first, after job `after` (from the first when `None`), whose
-    /// stored text satisfies `contains`: at most `limit` of them.
-    fn scan_jobs(
-        &self,
-        project: &str,
-        after: Option<&str>,
-        contains: &Contains,
-        limit: usize,
-    ) -> Result<Vec<Job>>;
+    /// A page of a project's jobs (their own order: oldest first).
+    fn scan_jobs(&self, project: &str, scan: &Scan<'_>) -> Result<Vec<Job>>;
     /// Replaces a job.
     fn update_job(&self, project: &str, job: &Job) -> Result<()>;
     /// Jobs of every project that have not ended, oldest first, with their owners.

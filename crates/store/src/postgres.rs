@@ -16,7 +16,7 @@ use std::time::Duration;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls, Statement, error::SqlState};
 
-use crate::session::{Cell, Database, DbError, Param, Row, Session};
+use crate::session::{Cell, Database, DbError, Dialect, Param, Row, Session};
 use crate::sql::SqlStore;
 use crate::{Result, StoreError, migrations};
 
@@ -110,6 +110,8 @@ impl Postgres {
 }
 
 impl Database for Postgres {
+    const DIALECT: Dialect = Dialect::Postgres;
+
     fn with<R: Send>(
         &self,
         atomic: bool,

@@ -1,7 +1,8 @@
 //! What the store's queries need of a database: statements with numbered parameters on one
 //! connection, optionally inside a transaction.
 //!
-//! Both backends run the same SQL text. Parameters are written `$1`, `$2`, … (PostgreSQL's form;
+//! Both backends run the same SQL text, but for the few expressions that read inside a stored
+//! document ([`Dialect`]). Parameters are written `$1`, `$2`, … (PostgreSQL's form;
 //! SQLite reads them as `?1`, `?2`, …), and the schema keeps the types to those both databases
 //! share: text, 64-bit integers and booleans.
 
@@ -84,8 +85,20 @@ pub trait Session {
     fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, DbError>;
 }
 
+/// Which SQL a database speaks where the two differ (reading inside JSON documents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite's JSON functions.
+    Sqlite,
+    /// PostgreSQL's `jsonb` operators.
+    Postgres,
+}
+
 /// A metadata database: lends a session to work that needs one.
 pub trait Database: Send + Sync + 'static {
+    /// The SQL it speaks.
+    const DIALECT: Dialect;
+
     /// Runs `work` on one connection. With `atomic`, in one transaction that commits when `work`
     /// returns `Ok` and rolls back otherwise; a transaction a concurrent one made fail is run
     /// again, so `work` may be called more than once.

@@ -8,8 +8,9 @@ use kiln_api::{AuditEntry, Job, Model, Operation, Policy, Token, Version};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::scan::{Listing, Scan};
 use crate::session::{Cell, Database, DbError, Param, Row, Session};
-use crate::{Contains, Owned, Result, Store, StoreError, backup};
+use crate::{Owned, Result, Store, StoreError, backup};
 
 /// A [`Store`] over a SQL [`Database`].
 pub struct SqlStore<D> {
@@ -127,26 +128,16 @@ impl<D: Database> SqlStore<D> {
             .transpose()
     }
 
-    /// Documents of `table` in a project, oldest first (by `seq`), after the one whose `key` column
-    /// is `after`, whose text satisfies `contains`: at most `limit` of them.
-    fn scan<T: DeserializeOwned>(
+    /// A page of a list: the documents (first column) of the rows `listing` selects in the
+    /// scope `scope` binds.
+    fn page<T: DeserializeOwned>(
         &self,
-        (table, key): (&str, &str),
-        project: &str,
-        after: Option<&str>,
-        contains: &Contains,
-        limit: usize,
+        listing: &Listing<'_>,
+        scope: &[Param<'_>],
+        scan: &Scan<'_>,
     ) -> Result<Vec<T>> {
-        let (condition, patterns) = contains_sql(contains, 4);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut params: Vec<Param<'_>> = vec![project.into(), after.into(), limit.into()];
-        params.extend(patterns.iter().map(Param::from));
-        let sql = format!(
-            "SELECT body FROM {table} WHERE project = $1
-               AND seq > COALESCE((SELECT seq FROM {table} WHERE project = $1 AND {key} = $2), 0)
-               AND {condition} ORDER BY seq LIMIT $3"
-        );
-        self.all(&sql, &params, &format!("projects/{project}/{table}"))
+        let query = listing.page(D::DIALECT, scan);
+        self.all(&query.sql, &query.params(scope), listing.table)
     }
 
     /// The documents in the first column of every row a query selects.
@@ -266,43 +257,6 @@ fn corrupt(key: &str, column: usize, found: Option<&Cell>) -> StoreError {
 /// of its parameters, numbered from `$first` on: each string anywhere in the text, its wildcards
 /// escaped with `\`. `LIKE` is case-insensitive on SQLite and exact on PostgreSQL: either way every
 /// resource whose text holds the strings passes.
-fn contains_sql(contains: &Contains, first: usize) -> (String, Vec<String>) {
-    let mut patterns = Vec::new();
-    let mut pattern = |text: &str| {
-        let escaped = text
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        patterns.push(format!("%{escaped}%"));
-        format!("body LIKE ${} ESCAPE '\\'", first + patterns.len() - 1)
-    };
-    let groups: Vec<String> = contains
-        .all_of
-        .iter()
-        .map(|group| {
-            let members: Vec<String> = group
-                .iter()
-                .map(|strings| {
-                    let all: Vec<String> = strings.iter().map(|text| pattern(text)).collect();
-                    match all.is_empty() {
-                        true => "TRUE".to_string(),
-                        false => format!("({})", all.join(" AND ")),
-                    }
-                })
-                .collect();
-            match members.is_empty() {
-                true => "FALSE".to_string(),
-                false => format!("({})", members.join(" OR ")),
-            }
-        })
-        .collect();
-    let sql = match groups.is_empty() {
-        true => "TRUE".to_string(),
-        false => groups.join(" AND "),
-    };
-    (sql, patterns)
-}
-
 fn model_key(project: &str, name: &str) -> String {
     format!("projects/{project}/models/{name}")
 }
@@ -332,27 +286,15 @@ impl<D: Database> Store for SqlStore<D> {
         )
     }
 
-    fn scan_models(
-        &self,
-        project: &str,
-        after: Option<&str>,
-        contains: &Contains,
-        limit: usize,
-    ) -> Result<Vec<(Model, Option<Version>)>> {
+    fn scan_models(&self, project: &str, scan: &Scan<'_>) -> Result<Vec<(Model, Option<Version>)>> {
         let key = format!("projects/{project}/models");
-        let (condition, patterns) = contains_sql(contains, 4);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut params: Vec<Param<'_>> = vec![project.into(), after.into(), limit.into()];
-        params.extend(patterns.iter().map(Param::from));
-        let sql = format!(
-            "SELECT m.body, v.body FROM
-               (SELECT name, body FROM models
-                 WHERE project = $1 AND name > COALESCE(CAST($2 AS TEXT), '') AND {condition}
-                 ORDER BY name LIMIT $3) m
-             LEFT JOIN versions v ON v.project = $1 AND v.model = m.name AND v.is_default
-             ORDER BY m.name"
-        );
-        self.rows(&sql, &params)?
+        let listing = Listing {
+            select: "r.body, v.body",
+            join: "LEFT JOIN versions v ON v.project = $1 AND v.model = r.k AND v.is_default",
+            ..Listing::of("models", &["project"], "name", "name")
+        };
+        let query = listing.page(D::DIALECT, scan);
+        self.rows(&query.sql, &query.params(&[project.into()]))?
             .iter()
             .map(|row| {
                 let model = decode(&key, text(row, 0, &key)?)?;
@@ -454,29 +396,11 @@ impl<D: Database> Store for SqlStore<D> {
         )
     }
 
-    fn scan_versions(
-        &self,
-        project: &str,
-        model: &str,
-        after: Option<&str>,
-        contains: &Contains,
-        limit: usize,
-    ) -> Result<Vec<Version>> {
-        let (condition, patterns) = contains_sql(contains, 5);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut params: Vec<Param<'_>> =
-            vec![project.into(), model.into(), after.into(), limit.into()];
-        params.extend(patterns.iter().map(Param::from));
-        let sql = format!(
-            "SELECT body FROM versions
-              WHERE project = $1 AND model = $2 AND name > COALESCE(CAST($3 AS TEXT), '')
-                AND {condition}
-              ORDER BY name LIMIT $4"
-        );
-        self.all(
-            &sql,
-            &params,
-            &format!("projects/{project}/models/{model}/versions"),
+    fn scan_versions(&self, project: &str, model: &str, scan: &Scan<'_>) -> Result<Vec<Version>> {
+        self.page(
+            &Listing::of("versions", &["project", "model"], "name", "name"),
+            &[project.into(), model.into()],
+            scan,
         )
     }
 
@@ -587,14 +511,12 @@ impl<D: Database> Store for SqlStore<D> {
         )
     }
 
-    fn scan_operations(
-        &self,
-        project: &str,
-        after: Option<&str>,
-        contains: &Contains,
-        limit: usize,
-    ) -> Result<Vec<Operation>> {
-        self.scan(("operations", "id"), project, after, contains, limit)
+    fn scan_operations(&self, project: &str, scan: &Scan<'_>) -> Result<Vec<Operation>> {
+        self.page(
+            &Listing::of("operations", &["project"], "id", "seq"),
+            &[project.into()],
+            scan,
+        )
     }
 
     fn update_operation(&self, project: &str, id: &str, operation: &Operation) -> Result<()> {
@@ -643,14 +565,12 @@ impl<D: Database> Store for SqlStore<D> {
         )
     }
 
-    fn scan_jobs(
-        &self,
-        project: &str,
-        after: Option<&str>,
-        contains: &Contains,
-        limit: usize,
-    ) -> Result<Vec<Job>> {
-        self.scan(("jobs", "job_id"), project, after, contains, limit)
+    fn scan_jobs(&self, project: &str, scan: &Scan<'_>) -> Result<Vec<Job>> {
+        self.page(
+            &Listing::of("jobs", &["project"], "job_id", "seq"),
+            &[project.into()],
+            scan,
+        )
     }
 
     fn update_job(&self, project: &str, job: &Job) -> Result<()> {

@@ -11,7 +11,7 @@ use refinery::Target;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ToSql};
 
-use crate::session::{Cell, Database, DbError, Param, Row, Session};
+use crate::session::{Cell, Database, DbError, Dialect, Param, Row, Session};
 use crate::sql::SqlStore;
 use crate::{Result, StoreError, migrations};
 
@@ -81,6 +81,8 @@ fn adopt_counted_schema(connection: &mut Connection) -> Result<()> {
 }
 
 impl Database for Sqlite {
+    const DIALECT: Dialect = Dialect::Sqlite;
+
     fn with<R: Send>(
         &self,
         atomic: bool,
@@ -117,9 +119,23 @@ impl SqliteSession<'_> {
     fn prepare(&self, sql: &str) -> std::result::Result<rusqlite::CachedStatement<'_>, DbError> {
         // Statements are cached per connection: the same few run over and over.
         self.0
-            .prepare_cached(&sql.replace('$', "?"))
+            .prepare_cached(&numbered_parameters(sql))
             .map_err(classify)
     }
+}
+
+/// `sql` with each `$n` parameter written `?n`, SQLite's numbered form; a `$` not followed by a
+/// digit (a JSON path's root) is left as it is.
+fn numbered_parameters(sql: &str) -> String {
+    let mut written = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' if chars.peek().is_some_and(char::is_ascii_digit) => written.push('?'),
+            c => written.push(c),
+        }
+    }
+    written
 }
 
 impl Session for SqliteSession<'_> {

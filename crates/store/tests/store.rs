@@ -6,7 +6,19 @@
 use std::sync::Arc;
 
 use kiln_api::{Model, Operation, Version};
-use kiln_store::{Store, StoreError};
+use kiln_store::{Contains, Order, Scan, Store, StoreError};
+
+static OWN: Order = Order::OWN;
+
+/// A scan in the list's own order.
+fn scan<'a>(after: Option<&'a str>, contains: &'a Contains, limit: usize) -> Scan<'a> {
+    Scan {
+        after,
+        contains,
+        order: &OWN,
+        limit,
+    }
+}
 
 /// Where a test's database lives, as `--database` takes it.
 struct Place {
@@ -77,6 +89,7 @@ on_both!(
     a_schema_newer_than_the_binary_is_refused,
     jobs_are_scanned_in_order_narrowed_by_their_text,
     operations_are_scanned_in_order_narrowed_by_their_text,
+    jobs_are_sorted_and_paged_in_the_database_as_the_order_compares,
     of_servers_racing_to_take_over_a_job_exactly_one_wins,
     leases_are_renewed_and_ended,
     the_shared_quota_admits_in_order_within_it,
@@ -137,7 +150,7 @@ fn models_versions_and_defaults_survive_reopening(place: &Place) {
     assert_eq!(defaults, vec![false, true]);
     store.create_model("p", "bare", &model("bare")).unwrap();
     let listed: Vec<(String, Option<bool>)> = store
-        .scan_models("p", None, &kiln_store::Contains::default(), usize::MAX)
+        .scan_models("p", &scan(None, &Contains::default(), usize::MAX))
         .unwrap()
         .into_iter()
         .map(|(model, default)| (model.name, default.map(|version| version.is_default)))
@@ -151,22 +164,26 @@ fn models_versions_and_defaults_survive_reopening(place: &Place) {
         "each model with its default version, if any"
     );
     let none = kiln_store::Contains::default();
-    let after_bare = store.scan_models("p", Some("bare"), &none, 10).unwrap();
+    let after_bare = store
+        .scan_models("p", &scan(Some("bare"), &none, 10))
+        .unwrap();
     assert_eq!(after_bare.len(), 1);
     assert_eq!(after_bare[0].0.name, "projects/p/models/census");
     assert_eq!(
-        store.scan_models("p", None, &none, 1).unwrap().len(),
+        store.scan_models("p", &scan(None, &none, 1)).unwrap().len(),
         1,
         "at most the limit"
     );
     let census_text = kiln_store::Contains {
         all_of: vec![vec![vec!["models/census".to_string()]]],
     };
-    let narrowed = store.scan_models("p", None, &census_text, 10).unwrap();
+    let narrowed = store
+        .scan_models("p", &scan(None, &census_text, 10))
+        .unwrap();
     assert_eq!(narrowed.len(), 1, "narrowed by the stored text");
     assert_eq!(
         store
-            .scan_versions("p", "census", Some("v1"), &none, 10)
+            .scan_versions("p", "census", &scan(Some("v1"), &none, 10))
             .unwrap()
             .len(),
         1,
@@ -247,7 +264,7 @@ fn jobs_are_listed_in_order_and_active_ones_found(place: &Place) {
         Err(StoreError::AlreadyExists(_))
     ));
     let ids: Vec<String> = store
-        .scan_jobs("p", None, &kiln_store::Contains::default(), usize::MAX)
+        .scan_jobs("p", &scan(None, &Contains::default(), usize::MAX))
         .unwrap()
         .into_iter()
         .map(|job| job.job_id)
@@ -635,7 +652,6 @@ fn an_unreachable_postgres_is_unavailable() {
 
 fn jobs_are_scanned_in_order_narrowed_by_their_text(place: &Place) {
     use kiln_api::{Job, JobState};
-    use kiln_store::Contains;
     let store = place.open();
     for (index, state) in [
         JobState::Failed,
@@ -656,7 +672,7 @@ fn jobs_are_scanned_in_order_narrowed_by_their_text(place: &Place) {
     }
     let ids = |after: Option<&str>, contains: &Contains, limit: usize| -> Vec<String> {
         store
-            .scan_jobs("p", after, contains, limit)
+            .scan_jobs("p", &scan(after, contains, limit))
             .unwrap()
             .into_iter()
             .map(|job| job.job_id)
@@ -696,11 +712,15 @@ fn jobs_are_scanned_in_order_narrowed_by_their_text(place: &Place) {
         all_of: vec![vec![vec!["SUCCEEDED".into(), "QUEUED".into()]]],
     };
     assert!(ids(None, &nothing, 10).is_empty());
-    assert!(store.scan_jobs("q", None, &every, 10).unwrap().is_empty());
+    assert!(
+        store
+            .scan_jobs("q", &scan(None, &every, 10))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn operations_are_scanned_in_order_narrowed_by_their_text(place: &Place) {
-    use kiln_store::Contains;
     let store = place.open();
     for (id, done) in [("op_b", true), ("op_a", false), ("op_c", true)] {
         let operation = Operation {
@@ -714,7 +734,7 @@ fn operations_are_scanned_in_order_narrowed_by_their_text(place: &Place) {
     }
     let names = |after: Option<&str>, contains: &Contains| -> Vec<String> {
         store
-            .scan_operations("p", after, contains, 10)
+            .scan_operations("p", &scan(after, contains, 10))
             .unwrap()
             .into_iter()
             .map(|operation| operation.name.rsplit('/').next().unwrap().to_string())
@@ -730,4 +750,93 @@ fn operations_are_scanned_in_order_narrowed_by_their_text(place: &Place) {
         all_of: vec![vec![vec!["\"done\":true".into()]]],
     };
     assert_eq!(names(None, &done), ["op_b", "op_c"]);
+}
+
+fn jobs_are_sorted_and_paged_in_the_database_as_the_order_compares(place: &Place) {
+    use kiln_api::{Job, TrainingOutput};
+    use kiln_store::SortKey;
+    let store = place.open();
+    let labels = ["10", "9", "-3", "b", "B", "", "x y", "\u{e9}", "007"];
+    for index in 0..14_usize {
+        let mut job = Job {
+            job_id: format!("j{index:02}"),
+            create_time: format!("2026-01-{:02}T00:00:00Z", 12 - index % 5),
+            ..Job::default()
+        };
+        if index % 4 != 0 {
+            job.labels
+                .insert("x".into(), labels[index % labels.len()].into());
+        }
+        if index % 3 != 0 {
+            job.training_output = Some(TrainingOutput {
+                consumed_m_l_units: (index % 4) as f64 * 0.5,
+                completed_trial_count: (index * 7 % 11) as i64,
+                is_hyperparameter_tuning_job: index % 2 == 0,
+                ..TrainingOutput::default()
+            });
+        }
+        store.create_job("p", &job, "server-a").unwrap();
+    }
+    let every = Contains::default();
+    let stored = store
+        .scan_jobs("p", &scan(None, &every, usize::MAX))
+        .unwrap();
+    let ids = |jobs: &[Job]| -> Vec<String> { jobs.iter().map(|job| job.job_id.clone()).collect() };
+    let tuning = Contains {
+        all_of: vec![vec![vec!["trainingOutput".into()]]],
+    };
+    for (text, contains) in [
+        ("labels.x", &every),
+        ("labels.x desc", &every),
+        ("trainingOutput.consumedMLUnits desc, createTime", &every),
+        ("trainingOutput.completedTrialCount", &every),
+        (
+            "trainingOutput.isHyperparameterTuningJob, labels.x desc",
+            &every,
+        ),
+        ("createTime desc, jobId desc", &every),
+        ("trainingOutput", &every),
+        ("labels.x, trainingOutput.completedTrialCount desc", &tuning),
+    ] {
+        let keys = text
+            .split(',')
+            .map(|clause| {
+                let words: Vec<&str> = clause.split_whitespace().collect();
+                SortKey::new(words[0], words.get(1) == Some(&"desc")).unwrap()
+            })
+            .collect();
+        let order = Order::new(keys);
+        let mut expected: Vec<Job> = stored
+            .iter()
+            .filter(|job| contains.all_of.is_empty() || job.training_output.is_some())
+            .cloned()
+            .collect();
+        expected.sort_by(|a, b| {
+            order.compare(
+                &serde_json::to_value(a).unwrap(),
+                &serde_json::to_value(b).unwrap(),
+            )
+        });
+        let mut paged: Vec<Job> = Vec::new();
+        loop {
+            let after = paged.last().map(|job| job.job_id.clone());
+            let page = store
+                .scan_jobs(
+                    "p",
+                    &Scan {
+                        after: after.as_deref(),
+                        contains,
+                        order: &order,
+                        limit: 3,
+                    },
+                )
+                .unwrap();
+            let full = page.len() == 3;
+            paged.extend(page);
+            if !full {
+                break;
+            }
+        }
+        assert_eq!(ids(&paged), ids(&expected), "orderBy {text}");
+    }
 }

@@ -330,3 +330,94 @@ fn patch_changes_only_masked_fields_and_checks_the_etag() {
         "a stale etag is refused: {error}"
     );
 }
+
+#[test]
+fn lists_are_sorted_by_order_by_across_pages() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let project = "acme";
+    // Labels are strings: integer ones sort by value, before text; a model without the label
+    // sorts first ascending, last descending.
+    for (name, rank) in [
+        ("a", Some("10")),
+        ("b", Some("9")),
+        ("c", None),
+        ("d", Some("x")),
+        ("e", Some("9")),
+        ("f", Some("-1")),
+    ] {
+        let labels = rank.map_or(json!({}), |rank| json!({ "rank": rank }));
+        let body = json!({ "name": name, "labels": labels }).to_string();
+        let (status, model) = call("POST", &server.api(project, "models"), Some(&body));
+        assert_eq!(status, 200, "{model}");
+    }
+    let names = |order: &str, filter: &str| -> Vec<String> {
+        let mut names = Vec::new();
+        let mut token = String::new();
+        loop {
+            let (status, page) = call(
+                "GET",
+                &server.api(
+                    project,
+                    &format!("models?pageSize=2&orderBy={order}&filter={filter}&pageToken={token}"),
+                ),
+                None,
+            );
+            assert_eq!(status, 200, "{page}");
+            for model in page["models"].as_array().into_iter().flatten() {
+                names.push(
+                    model["name"]
+                        .as_str()
+                        .unwrap()
+                        .rsplit('/')
+                        .next()
+                        .unwrap()
+                        .to_string(),
+                );
+            }
+            match page["nextPageToken"].as_str() {
+                Some(next) => token = next.to_string(),
+                None => return names,
+            }
+        }
+    };
+    assert_eq!(names("labels.rank", ""), ["c", "f", "b", "e", "a", "d"]);
+    assert_eq!(
+        names("labels.rank%20desc", ""),
+        ["d", "a", "b", "e", "f", "c"]
+    );
+    assert_eq!(
+        names("labels.rank%20desc,name%20desc", "labels.rank:*"),
+        ["d", "a", "e", "b", "f"]
+    );
+    assert_eq!(
+        names("defaultVersion.name,name%20desc", ""),
+        ["f", "e", "d", "c", "b", "a"]
+    );
+
+    let (status, jobs) = call(
+        "GET",
+        &server.api(project, "jobs?orderBy=createTime%20desc"),
+        None,
+    );
+    assert_eq!(status, 200, "{jobs}");
+    for bad in ["name%20sideways", "labels.'rank'"] {
+        let (status, error) = call(
+            "GET",
+            &server.api(project, &format!("models?orderBy={bad}")),
+            None,
+        );
+        assert_eq!(
+            (status, error["error"]["status"].clone()),
+            (400, json!("INVALID_ARGUMENT")),
+            "{error}"
+        );
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("orderBy"),
+            "{error}"
+        );
+    }
+}

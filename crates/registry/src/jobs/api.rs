@@ -30,10 +30,10 @@ impl Jobs {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
         let page = params.scan(
             &["jobPosition"],
-            |after, contains, limit| {
+            |scan| {
                 Ok(self
                     .store
-                    .scan_jobs(project, after, contains, limit)?
+                    .scan_jobs(project, scan)?
                     .into_iter()
                     .map(|job| self.with_position(project, job))
                     .collect())

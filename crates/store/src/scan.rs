@@ -176,7 +176,7 @@ impl Fields<'_> {
                     )
                 }
                 Dialect::Postgres => format!(
-                    ", (CAST(body AS jsonb) #> '{{{}}}') AS v{index}",
+                    ", (CAST(body AS json) #> '{{{}}}') AS v{index}",
                     key.path().join(",")
                 ),
             })
@@ -221,9 +221,10 @@ fn sqlite_field(value: &str, kind: &str) -> [String; 3] {
     ]
 }
 
-/// Kind, number and text of a PostgreSQL `jsonb` value `value`.
+/// Kind, number and text of a PostgreSQL `json` value `value` (`json`, not `jsonb`: a document
+/// is read for one field, which `json` does without building the whole tree).
 fn postgres_field(value: &str) -> [String; 3] {
-    let kind = format!("jsonb_typeof({value})");
+    let kind = format!("json_typeof({value})");
     let text = format!("({value} #>> '{{}}')");
     let number = format!("({kind} = 'number' OR ({kind} = 'string' AND {text} ~ '^-?[0-9]+$'))");
     [

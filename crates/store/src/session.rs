@@ -90,7 +90,7 @@ pub trait Session {
 pub enum Dialect {
     /// SQLite's JSON functions.
     Sqlite,
-    /// PostgreSQL's `jsonb` operators.
+    /// PostgreSQL's `json` operators.
     Postgres,
 }
 

@@ -430,8 +430,7 @@ impl Registry {
 
     /// `projects.models.get`.
     pub fn get_model(&self, project: &str, name: &str) -> Result<Model, RegistryError> {
-        let model = self.existing_model(project, name)?;
-        self.with_default(project, model)
+        self.existing_model(project, name)
     }
 
     /// `projects.models.list`.
@@ -445,15 +444,7 @@ impl Registry {
             &["defaultVersion"],
             |scan| {
                 let after = scan.after.map(short);
-                Ok(self
-                    .store
-                    .scan_models(project, &Scan { after, ..*scan })?
-                    .into_iter()
-                    .map(|(mut model, default)| {
-                        model.default_version = default;
-                        model
-                    })
-                    .collect())
+                Ok(self.store.scan_models(project, &Scan { after, ..*scan })?)
             },
             |model: &Model| model.name.clone(),
             |name| Ok(self.store.get_model(project, short(name))?.is_some()),

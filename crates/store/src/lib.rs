@@ -122,11 +122,11 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     /// Inserts a model; fails with `AlreadyExists` when the name is taken.
     fn create_model(&self, project: &str, name: &str, model: &Model) -> Result<()>;
-    /// A model, if present.
+    /// A model, if present, with its default version (`defaultVersion`) if it has one.
     fn get_model(&self, project: &str, name: &str) -> Result<Option<Model>>;
     /// A page of a project's models (their own order: by name), each with its default version
     /// if it has one.
-    fn scan_models(&self, project: &str, scan: &Scan<'_>) -> Result<Vec<(Model, Option<Version>)>>;
+    fn scan_models(&self, project: &str, scan: &Scan<'_>) -> Result<Vec<Model>>;
     /// Changes a model in one transaction: `change` is given the stored model and says whether
     /// to write it (it may be called again when a concurrent change wins a race). The model as
     /// written, `None` when `change` declined; `NotFound` when absent.

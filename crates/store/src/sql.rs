@@ -172,6 +172,16 @@ fn insert(session: &mut dyn Session, sql: &str, params: &[Param<'_>], key: &str)
     }
 }
 
+/// A model (first column) with its default version (second column, `NULL` when it has none).
+fn model_with_default(row: &Row, key: &str) -> Result<Model> {
+    let mut model: Model = decode(key, text(row, 0, key)?)?;
+    model.default_version = match row.get(1) {
+        Some(Cell::Text(body)) => Some(decode(key, body)?),
+        _ => None,
+    };
+    Ok(model)
+}
+
 /// Replaces a stored version, its `is_default` column as the version says.
 fn write_version(
     session: &mut dyn Session,
@@ -279,14 +289,19 @@ impl<D: Database> Store for SqlStore<D> {
     }
 
     fn get_model(&self, project: &str, name: &str) -> Result<Option<Model>> {
-        self.one(
-            "SELECT body FROM models WHERE project = $1 AND name = $2",
+        let key = model_key(project, name);
+        self.rows(
+            "SELECT m.body, v.body FROM models m
+             LEFT JOIN versions v ON v.project = m.project AND v.model = m.name AND v.is_default
+             WHERE m.project = $1 AND m.name = $2",
             &[project.into(), name.into()],
-            &model_key(project, name),
-        )
+        )?
+        .first()
+        .map(|row| model_with_default(row, &key))
+        .transpose()
     }
 
-    fn scan_models(&self, project: &str, scan: &Scan<'_>) -> Result<Vec<(Model, Option<Version>)>> {
+    fn scan_models(&self, project: &str, scan: &Scan<'_>) -> Result<Vec<Model>> {
         let key = format!("projects/{project}/models");
         let listing = Listing {
             select: "r.body, v.body",
@@ -296,14 +311,7 @@ impl<D: Database> Store for SqlStore<D> {
         let query = listing.page(D::DIALECT, scan);
         self.rows(&query.sql, &query.params(&[project.into()]))?
             .iter()
-            .map(|row| {
-                let model = decode(&key, text(row, 0, &key)?)?;
-                let default = match row.get(1) {
-                    Some(Cell::Text(body)) => Some(decode(&key, body)?),
-                    _ => None,
-                };
-                Ok((model, default))
-            })
+            .map(|row| model_with_default(row, &key))
             .collect()
     }
 

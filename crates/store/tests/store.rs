@@ -153,7 +153,10 @@ fn models_versions_and_defaults_survive_reopening(place: &Place) {
         .scan_models("p", &scan(None, &Contains::default(), usize::MAX))
         .unwrap()
         .into_iter()
-        .map(|(model, default)| (model.name, default.map(|version| version.is_default)))
+        .map(|model| {
+            let default = model.default_version.map(|version| version.is_default);
+            (model.name, default)
+        })
         .collect();
     assert_eq!(
         listed,
@@ -168,7 +171,22 @@ fn models_versions_and_defaults_survive_reopening(place: &Place) {
         .scan_models("p", &scan(Some("bare"), &none, 10))
         .unwrap();
     assert_eq!(after_bare.len(), 1);
-    assert_eq!(after_bare[0].0.name, "projects/p/models/census");
+    assert_eq!(after_bare[0].name, "projects/p/models/census");
+    let census = store.get_model("p", "census").unwrap().unwrap();
+    assert!(
+        census
+            .default_version
+            .is_some_and(|version| version.is_default),
+        "a model is read with its default version"
+    );
+    assert!(
+        store
+            .get_model("p", "bare")
+            .unwrap()
+            .unwrap()
+            .default_version
+            .is_none()
+    );
     assert_eq!(
         store.scan_models("p", &scan(None, &none, 1)).unwrap().len(),
         1,

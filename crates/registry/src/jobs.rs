@@ -350,26 +350,36 @@ impl Jobs {
         self.watchers.stop(&format!("{project}/{job_id}"), reason);
     }
 
-    /// Applies `change` to the stored job (re-read first, so concurrent label patches survive).
+    /// Applies `change` to the stored job in one store transaction, so that changes made
+    /// meanwhile through any server (a label patch, a cancel) survive; `change` may run more than
+    /// once. The job as stored afterwards.
     pub(crate) fn update(
         &self,
         project: &str,
         job_id: &str,
-        change: impl FnOnce(&mut Job),
+        mut change: impl FnMut(&mut Job) + Send,
     ) -> Result<Job, RegistryError> {
-        let mut job = self
-            .store
-            .get_job(project, job_id)?
-            .ok_or_else(|| RegistryError::NotFound(format!("job \"{job_id}\" was not found")))?;
-        let before = job.clone();
-        change(&mut job);
-        // Each write waits for the disk; a change that changes nothing is not one.
-        if job == before {
-            return Ok(job);
+        let mut unchanged = None;
+        let written = self.store.update_job_with(project, job_id, &mut |job| {
+            let before = job.clone();
+            change(job);
+            // Each write waits for the disk; a change that changes nothing is not one.
+            if *job == before {
+                unchanged = Some(before);
+                return false;
+            }
+            job.etag = crate::registry::etag(job);
+            true
+        });
+        match written {
+            Ok(job) => Ok(job.or(unchanged).ok_or_else(|| {
+                RegistryError::Internal(format!("job \"{job_id}\" was neither changed nor left"))
+            })?),
+            Err(kiln_store::StoreError::NotFound(_)) => Err(RegistryError::NotFound(format!(
+                "job \"{job_id}\" was not found"
+            ))),
+            Err(error) => Err(error.into()),
         }
-        job.etag = crate::registry::etag(&job);
-        self.store.update_job(project, &job)?;
-        Ok(job)
     }
 
     /// Whether the executor's nodes have GPUs, which jobs may then ask for.
@@ -593,11 +603,11 @@ impl Jobs {
     ) {
         let result = self.update(project, job_id, |job| {
             job.state = state;
-            job.error_message = message;
+            job.error_message.clone_from(&message);
             job.end_time = kiln_api::now();
-            match output {
-                Output::Training(output) => job.training_output = Some(output),
-                Output::Prediction(output) => job.prediction_output = Some(output),
+            match &output {
+                Output::Training(output) => job.training_output = Some(output.clone()),
+                Output::Prediction(output) => job.prediction_output = Some(output.clone()),
                 Output::NotStarted if job.prediction_input.is_none() => {
                     job.training_output = Some(TrainingOutput::default());
                 }

@@ -211,8 +211,13 @@ pub trait Store: Send + Sync + 'static {
     fn get_job(&self, project: &str, job_id: &str) -> Result<Option<Job>>;
     /// A page of a project's jobs (their own order: oldest first).
     fn scan_jobs(&self, project: &str, scan: &Scan<'_>) -> Result<Vec<Job>>;
-    /// Replaces a job.
-    fn update_job(&self, project: &str, job: &Job) -> Result<()>;
+    /// Changes a job in one transaction, as [`Store::update_model_with`] a model.
+    fn update_job_with(
+        &self,
+        project: &str,
+        job_id: &str,
+        change: &mut (dyn FnMut(&mut Job) -> bool + Send),
+    ) -> Result<Option<Job>>;
     /// Jobs of every project that have not ended, oldest first, with their owners.
     fn active_jobs(&self) -> Result<Vec<Owned<Job>>>;
     /// Makes server `to` the owner of a job if `from` still is; whether it did. Of servers racing

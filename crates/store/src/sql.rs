@@ -70,13 +70,13 @@ impl<D: Database> SqlStore<D> {
 
     /// Changes, in one transaction, the document that `select` reads (its first column, `key`
     /// for messages): `change` says whether to write it, and `update` writes it back, its text
-    /// bound after `params`. The document as written, `None` when `change` declined; `NotFound`
-    /// when absent.
+    /// bound after `params` and then what `columns` derives from it for other columns. The
+    /// document as written, `None` when `change` declined; `NotFound` when absent.
     fn change_document<T: Serialize + DeserializeOwned + Send>(
         &self,
         (select, update): (&str, &str),
         params: &[Param<'_>],
-        key: &str,
+        (key, columns): (&str, fn(&T) -> Vec<Param<'static>>),
         change: &mut (dyn FnMut(&mut T) -> bool + Send),
     ) -> Result<Option<T>> {
         self.database.with(true, &mut |session| {
@@ -91,6 +91,7 @@ impl<D: Database> SqlStore<D> {
             let body = encode(&document)?;
             let mut bound = params.to_vec();
             bound.push((&body).into());
+            bound.extend(columns(&document));
             session.execute(update, &bound)?;
             Ok(Some(document))
         })
@@ -327,7 +328,7 @@ impl<D: Database> Store for SqlStore<D> {
                 "UPDATE models SET body = $3 WHERE project = $1 AND name = $2",
             ),
             &[project.into(), name.into()],
-            &model_key(project, name),
+            (&model_key(project, name), |_| Vec::new()),
             change,
         )
     }
@@ -581,16 +582,22 @@ impl<D: Database> Store for SqlStore<D> {
         )
     }
 
-    fn update_job(&self, project: &str, job: &Job) -> Result<()> {
-        self.change(
-            "UPDATE jobs SET body = $3, done = $4 WHERE project = $1 AND job_id = $2",
-            &[
-                project.into(),
-                (&job.job_id).into(),
-                (&encode(job)?).into(),
-                job.state.is_final().into(),
-            ],
-            &job_key(project, &job.job_id),
+    fn update_job_with(
+        &self,
+        project: &str,
+        job_id: &str,
+        change: &mut (dyn FnMut(&mut Job) -> bool + Send),
+    ) -> Result<Option<Job>> {
+        self.change_document(
+            (
+                "SELECT body FROM jobs WHERE project = $1 AND job_id = $2",
+                "UPDATE jobs SET body = $3, done = $4 WHERE project = $1 AND job_id = $2",
+            ),
+            &[project.into(), job_id.into()],
+            (&job_key(project, job_id), |job: &Job| {
+                vec![job.state.is_final().into()]
+            }),
+            change,
         )
     }
 
@@ -865,7 +872,7 @@ impl<D: Database> Store for SqlStore<D> {
                 "UPDATE trials SET body = $4 WHERE project = $1 AND study = $2 AND id = $3",
             ),
             &[project.into(), study.into(), id.into()],
-            &format!("{study}/trials/{id}"),
+            (&format!("{study}/trials/{id}"), |_| Vec::new()),
             change,
         )
     }

@@ -95,6 +95,17 @@ on_both!(
     the_shared_quota_admits_in_order_within_it,
 );
 
+/// Ends job `id` of project `p` as SUCCEEDED.
+fn succeed(store: &Arc<dyn Store>, id: &str) {
+    let written = store
+        .update_job_with("p", id, &mut |job| {
+            job.state = kiln_api::JobState::Succeeded;
+            true
+        })
+        .unwrap();
+    assert!(written.is_some_and(|job| job.state == kiln_api::JobState::Succeeded));
+}
+
 fn model(name: &str) -> Model {
     Model {
         name: format!("projects/p/models/{name}"),
@@ -288,16 +299,18 @@ fn jobs_are_listed_in_order_and_active_ones_found(place: &Place) {
         .map(|job| job.job_id)
         .collect();
     assert_eq!(ids, ["b_job", "a_job"], "oldest first");
-    store
-        .update_job(
-            "p",
-            &Job {
-                job_id: "b_job".into(),
-                state: JobState::Succeeded,
-                ..Job::default()
-            },
-        )
-        .unwrap();
+    succeed(&store, "b_job");
+    assert!(
+        store
+            .update_job_with("p", "a_job", &mut |_| false)
+            .unwrap()
+            .is_none(),
+        "a declined change writes nothing"
+    );
+    assert!(matches!(
+        store.update_job_with("p", "no_job", &mut |_| true),
+        Err(StoreError::NotFound(_))
+    ));
     let active: Vec<String> = store
         .active_jobs()
         .unwrap()
@@ -346,15 +359,7 @@ fn of_servers_racing_to_take_over_a_job_exactly_one_wins(place: &Place) {
         !store.claim_job("p", "orphan", "dead", "late").unwrap(),
         "a job already taken over is not taken again from its old owner"
     );
-    store
-        .update_job(
-            "p",
-            &Job {
-                state: JobState::Succeeded,
-                ..job
-            },
-        )
-        .unwrap();
+    succeed(&store, &job.job_id);
     assert!(
         !store.claim_job("p", "orphan", owner, "late").unwrap(),
         "an ended job is nobody's to take"
@@ -379,15 +384,7 @@ fn the_shared_quota_admits_in_order_within_it(place: &Place) {
     assert!(admit("a"), "an admitted job stays admitted");
     assert!(!admit("b"), "a and b together exceed the quota");
     assert!(!admit("c"), "c still waits behind b");
-    store
-        .update_job(
-            "p",
-            &Job {
-                state: JobState::Succeeded,
-                ..job("a")
-            },
-        )
-        .unwrap();
+    succeed(&store, "a");
     assert!(
         admit("b") && admit("c"),
         "a's units are free once it is done"

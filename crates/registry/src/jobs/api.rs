@@ -94,7 +94,7 @@ impl Jobs {
             ));
         }
         crate::registry::refuse_all(kiln_api::names::check_labels("job.labels", &patch.labels))?;
-        self.update(project, job_id, |job| job.labels = patch.labels)
+        self.update(project, job_id, |job| job.labels.clone_from(&patch.labels))
     }
 
     /// A page of the job's log (a Kiln extension: ML Engine sent logs to Cloud Logging).

@@ -106,20 +106,23 @@ impl Jobs {
                     }
                 }
             }
-            job.state = JobState::Failed;
-            job.end_time = kiln_api::now();
-            // A tuning job keeps its finished trials; the ones that were running failed with it.
-            for trial in job
-                .training_output
-                .iter_mut()
-                .flat_map(|output| output.trials.iter_mut())
-                .filter(|trial| !trial.state.is_final())
-            {
-                trial.state = JobState::Failed;
-                trial.end_time = job.end_time.clone();
-                trial.error_message = job.error_message.clone();
-            }
-            self.store.update_job(&project, &job)?;
+            let (message, end_time) = (job.error_message, kiln_api::now());
+            self.update(&project, &id, |job| {
+                job.state = JobState::Failed;
+                job.error_message.clone_from(&message);
+                job.end_time.clone_from(&end_time);
+                // A tuning job keeps its finished trials; the ones that were running failed with it.
+                for trial in job
+                    .training_output
+                    .iter_mut()
+                    .flat_map(|output| output.trials.iter_mut())
+                    .filter(|trial| !trial.state.is_final())
+                {
+                    trial.state = JobState::Failed;
+                    trial.end_time.clone_from(&end_time);
+                    trial.error_message.clone_from(&message);
+                }
+            })?;
             failed += 1;
         }
         // Units another server freed let waiting jobs in.

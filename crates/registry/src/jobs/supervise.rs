@@ -125,7 +125,7 @@ impl Jobs {
                             let _ = self.update(project, job_id, |job| {
                                 if matches!(job.state, JobState::Preparing | JobState::Queued) {
                                     job.state = JobState::Queued;
-                                    job.error_message = words;
+                                    job.error_message.clone_from(&words);
                                 }
                             });
                         }

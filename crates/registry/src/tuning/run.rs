@@ -326,7 +326,9 @@ impl Jobs {
         goal: kiln_tuner::Goal,
     ) {
         let output = summary(output, goal);
-        if let Err(error) = self.update(project, job_id, |job| job.training_output = Some(output)) {
+        if let Err(error) = self.update(project, job_id, |job| {
+            job.training_output = Some(output.clone())
+        }) {
             tracing::warn!(job = job_id, %error, "could not record tuning progress");
         }
     }

@@ -400,7 +400,13 @@ impl Access {
         project: Option<&str>,
         params: &ListParams,
     ) -> Result<ListAuditEntriesResponse, RegistryError> {
-        let page = params.page(self.store.list_audit(project)?, |entry| entry.id.clone())?;
+        // The log is only ever appended to, so an entry a token names is still there.
+        let page = params.scan(
+            &["id"],
+            |scan| Ok(self.store.scan_audit(project, scan)?),
+            |entry| entry.id.clone(),
+            |id| Ok(id.parse::<i64>().is_ok()),
+        )?;
         Ok(ListAuditEntriesResponse {
             entries: page.items,
             next_page_token: page.next_page_token,

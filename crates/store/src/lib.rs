@@ -302,6 +302,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends an entry to the audit log; `project` is empty for server-wide calls.
     fn append_audit(&self, project: &str, entry: &AuditEntry) -> Result<()>;
-    /// Audit entries, newest first, of one project or of all; each carries its `id`.
-    fn list_audit(&self, project: Option<&str>) -> Result<Vec<AuditEntry>>;
+    /// A page of the audit log (its own order: newest first), of one project or of all; each
+    /// entry carries its `id`, the decimal number a page token's `after` is.
+    fn scan_audit(&self, project: Option<&str>, scan: &Scan<'_>) -> Result<Vec<AuditEntry>>;
 }

@@ -31,8 +31,12 @@ pub(crate) struct Listing<'a> {
     pub scope: &'a [&'a str],
     /// The column that names a row in its scope, which `after` is.
     pub key: &'a str,
+    /// Whether `key` is an integer column (`after` is then its decimal text).
+    pub numbered: bool,
     /// The column of the list's own order, which breaks ties.
     pub own: &'a str,
+    /// Whether the list's own order is descending (newest first).
+    pub newest_first: bool,
     /// What the query selects of each page row `r` (columns `k`, `body`) and of what is joined.
     pub select: &'a str,
     /// Tables joined to `r`, as SQL (may use the scope's parameters), or empty.
@@ -67,7 +71,9 @@ impl<'a> Listing<'a> {
             table,
             scope,
             key,
+            numbered: false,
             own,
+            newest_first: false,
             select: "r.body",
             join: "",
         }
@@ -80,10 +86,14 @@ impl<'a> Listing<'a> {
             .iter()
             .enumerate()
             .map(|(index, column)| format!("{column} = ${}", index + 1))
+            .chain(["TRUE".to_string()])
             .collect::<Vec<_>>()
             .join(" AND ");
         let limit = format!("${}", self.scope.len() + 1);
-        let after = scan.after.map(|_| format!("${}", self.scope.len() + 2));
+        let after = scan.after.map(|_| match self.numbered {
+            true => format!("CAST(CAST(${} AS TEXT) AS BIGINT)", self.scope.len() + 2),
+            false => format!("${}", self.scope.len() + 2),
+        });
         let first_pattern = self.scope.len() + 2 + usize::from(after.is_some());
         let (contains, patterns) = contains_sql(scan.contains, first_pattern);
         let fields = Fields {
@@ -104,12 +114,12 @@ impl<'a> Listing<'a> {
              WHERE {scope} AND {contains}{fence}"
         );
         let mut components = fields.components("r");
-        components.push(("r.own".to_string(), false));
+        components.push(("r.own".to_string(), self.newest_first));
         let start = match &after {
             None => "TRUE".to_string(),
             Some(after) => {
                 let mut bounds = fields.components("a");
-                bounds.push(("a.own".to_string(), false));
+                bounds.push(("a.own".to_string(), self.newest_first));
                 let from = format!(
                     "(SELECT {own} AS own{raw} FROM {table} WHERE {scope} AND {key} = {after}) a"
                 );

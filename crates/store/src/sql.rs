@@ -942,18 +942,27 @@ impl<D: Database> Store for SqlStore<D> {
         Ok(())
     }
 
-    fn list_audit(&self, project: Option<&str>) -> Result<Vec<AuditEntry>> {
+    fn scan_audit(&self, project: Option<&str>, scan: &Scan<'_>) -> Result<Vec<AuditEntry>> {
         let key = "audit_log";
-        self.rows(
-            "SELECT seq, body FROM audit_log WHERE CAST($1 AS TEXT) IS NULL OR project = $1 ORDER BY seq DESC",
-            &[project.into()],
-        )?
-        .iter()
-        .map(|row| {
-            let mut entry: AuditEntry = decode(key, text(row, 1, key)?)?;
-            entry.id = int(row, 0, key)?.to_string();
-            Ok(entry)
-        })
-        .collect()
+        let scope: &[&str] = match project {
+            Some(_) => &["project"],
+            None => &[],
+        };
+        let listing = Listing {
+            numbered: true,
+            newest_first: true,
+            select: "r.k, r.body",
+            ..Listing::of("audit_log", scope, "seq", "seq")
+        };
+        let query = listing.page(D::DIALECT, scan);
+        let scope: Vec<Param<'_>> = project.into_iter().map(Param::from).collect();
+        self.rows(&query.sql, &query.params(&scope))?
+            .iter()
+            .map(|row| {
+                let mut entry: AuditEntry = decode(key, text(row, 1, key)?)?;
+                entry.id = int(row, 0, key)?.to_string();
+                Ok(entry)
+            })
+            .collect()
     }
 }

@@ -475,20 +475,22 @@ fn tokens_policies_and_audit_entries_persist(place: &Place) {
     assert_eq!(store.list_tokens().unwrap().len(), 1);
     assert_eq!(store.get_policy("projects/p").unwrap().unwrap().etag, "e2");
     assert!(store.get_policy("projects/q").unwrap().is_none());
-    let methods = |project| -> Vec<String> {
+    let methods = |project, after| -> Vec<String> {
         store
-            .list_audit(project)
+            .scan_audit(project, &scan(after, &Contains::default(), 10))
             .unwrap()
             .into_iter()
             .map(|entry| format!("{}{}", entry.id, entry.method))
             .collect()
     };
     assert_eq!(
-        methods(Some("p")),
+        methods(Some("p"), None),
         ["3c", "1a"],
         "newest first, one project"
     );
-    assert_eq!(methods(None), ["3c", "2b", "1a"]);
+    assert_eq!(methods(None, None), ["3c", "2b", "1a"]);
+    assert_eq!(methods(None, Some("3")), ["2b", "1a"], "after entry 3");
+    assert_eq!(methods(Some("p"), Some("3")), ["1a"]);
 }
 
 fn studies_trials_and_their_operations_persist(place: &Place) {

@@ -1022,6 +1022,28 @@ fn the_audit_log_records_every_mutating_call() {
     let server_wide = secured.ok(&secured.admin, "GET", "auditLogs", None);
     let methods = server_wide["entries"].to_string();
     assert!(methods.contains("kiln.tokens.create") && methods.contains("projects.models.create"));
+
+    // Paged newest first, each page after the last entry of the one before.
+    let mut ids: Vec<i64> = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = secured.ok(
+            &secured.admin,
+            "GET",
+            &format!("auditLogs?pageSize=2&pageToken={token}"),
+            None,
+        );
+        for entry in page["entries"].as_array().unwrap() {
+            ids.push(entry["id"].as_str().unwrap().parse().unwrap());
+        }
+        match page["nextPageToken"].as_str() {
+            Some(next) => token = next.to_string(),
+            None => break,
+        }
+    }
+    assert!(ids.windows(2).all(|pair| pair[0] > pair[1]), "{ids:?}");
+    let whole = secured.ok(&secured.admin, "GET", "auditLogs?pageSize=100", None);
+    assert_eq!(ids.len(), whole["entries"].as_array().unwrap().len());
 }
 
 #[test]

@@ -1138,54 +1138,67 @@ impl Registry {
             .map_err(|error| error.to_string())
     }
 
-    /// Unloads, every few seconds, the models of versions that may scale to zero
+    /// Unloads, every couple of seconds, the models of versions that are gone (deleted through
+    /// this server or another on the same database) and of versions that may scale to zero
     /// (`autoScaling.minNodes: 0`) once no request has come for `after`; the next request loads
-    /// the model again. Other versions stay warm.
+    /// the model again. Other versions stay warm, also while the store cannot be read.
     pub fn start_idle_unloading(self: &Arc<Self>, after: Duration) {
         let registry = Arc::downgrade(self);
         tokio::spawn(async move {
-            let period = (after / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+            let period = (after / 4).clamp(Duration::from_millis(100), Duration::from_secs(2));
             loop {
                 tokio::time::sleep(period).await;
                 let Some(registry) = registry.upgrade() else {
                     return;
                 };
-                let idle: Vec<String> = registry
+                let loaded: Vec<(String, bool)> = registry
                     .servers
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .iter()
-                    .filter(|(_, server)| server.idle() >= after && server.queued() == 0)
-                    .map(|(name, _)| name.clone())
+                    .map(|(name, server)| {
+                        let idle = server.idle() >= after && server.queued() == 0;
+                        (name.clone(), idle)
+                    })
                     .collect();
-                for name in idle {
-                    let scales_to_zero = registry
-                        .version_by_name(&name)
-                        .is_some_and(|version| min_nodes(&version) == Some(0));
-                    if scales_to_zero {
-                        tracing::info!(version = %name, "unloading an idle version (autoScaling.minNodes 0)");
-                        registry
-                            .servers
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner())
-                            .remove(&name);
-                        registry.routes.invalidate();
-                    }
+                let reader = Arc::clone(&registry);
+                let Ok(unload) = tokio::task::spawn_blocking(move || {
+                    loaded
+                        .into_iter()
+                        .filter_map(|(name, idle)| match reader.version_by_name(&name) {
+                            Ok(None) => Some((name, "it was deleted")),
+                            Ok(Some(version)) if idle && min_nodes(&version) == Some(0) => {
+                                Some((name, "it is idle (autoScaling.minNodes 0)"))
+                            }
+                            Ok(Some(_)) | Err(_) => None,
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+                else {
+                    continue;
+                };
+                for (name, why) in unload {
+                    tracing::info!(version = %name, "unloading a version: {why}");
+                    registry
+                        .servers
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .remove(&name);
+                    registry.routes.invalidate();
                 }
             }
         });
     }
 
     /// A version by its full name, if it exists.
-    fn version_by_name(&self, name: &str) -> Option<Version> {
+    fn version_by_name(&self, name: &str) -> Result<Option<Version>, RegistryError> {
         let parts: Vec<&str> = name.split('/').collect();
         match parts.as_slice() {
-            ["projects", project, "models", model, "versions", version] => self
-                .store
-                .get_version(project, model, version)
-                .ok()
-                .flatten(),
-            _ => None,
+            ["projects", project, "models", model, "versions", version] => {
+                Ok(self.store.get_version(project, model, version)?)
+            }
+            _ => Ok(None),
         }
     }
 

@@ -323,4 +323,17 @@ fn two_servers_on_one_database_serve_the_same_versions() {
         model["defaultVersion"]["name"],
         "projects/p/models/census/versions/v2"
     );
+    // The second server also lets go of the deleted version's model.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let loaded = crate::support::metrics(&second);
+        if loaded.contains("kiln_versions_loaded 1\n") && !loaded.contains("versions/v1\"") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "v1 is still loaded on the second server: {loaded}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

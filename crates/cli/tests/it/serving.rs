@@ -7,7 +7,8 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Server, call, census_instances, census_model, census_variants, file_uri, wait_operation,
+    Server, call, census_instances, census_model, census_variants, file_uri, metrics,
+    wait_operation,
 };
 
 fn start(data: &Path, serving: &[&str]) -> Server {
@@ -134,16 +135,6 @@ fn concurrent_requests_get_their_own_answers_and_a_full_queue_answers_429() {
         counters.contains(&format!("kiln_predict_workers_awake{v1} 1")),
         "{counters}"
     );
-}
-
-/// The server's `/v1/metrics` text.
-fn metrics(server: &Server) -> String {
-    let output = std::process::Command::new("curl")
-        .args(["-sf", &format!("{}/v1/metrics", server.url)])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "GET /v1/metrics");
-    String::from_utf8(output.stdout).unwrap()
 }
 
 #[test]

@@ -354,3 +354,13 @@ pub fn predict_model(server: &Server, model: &str, instances: &[Value]) -> (u16,
         Some(&body),
     )
 }
+
+/// The server's `/v1/metrics` text.
+pub fn metrics(server: &Server) -> String {
+    let output = std::process::Command::new("curl")
+        .args(["-sf", &format!("{}/v1/metrics", server.url)])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "GET /v1/metrics");
+    String::from_utf8(output.stdout).unwrap()
+}

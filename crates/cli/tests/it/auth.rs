@@ -189,7 +189,8 @@ fn the_first_start_prints_one_admin_token_and_every_request_needs_a_valid_one() 
         "the token is shown once, on the first start only"
     );
     let database = metadata_bytes(data.path());
-    let secret = admin.rsplit('_').next().unwrap();
+    // `kiln_<id>_<secret>`: the secret is URL-safe base64 and may itself hold `_`.
+    let secret = admin.splitn(3, '_').nth(2).unwrap();
     assert!(
         !database
             .windows(secret.len())
@@ -836,6 +837,27 @@ fn revoked_and_expired_tokens_stop_working() {
         listed
             .iter()
             .any(|token| token["name"] == id && token["revokeTime"].is_string())
+    );
+    let first = secured.ok(&secured.admin, "GET", "tokens?pageSize=2", None);
+    let token = first["nextPageToken"].as_str().unwrap();
+    let rest = secured.ok(
+        &secured.admin,
+        "GET",
+        &format!("tokens?pageSize=2&pageToken={token}"),
+        None,
+    );
+    let names = |page: &Value| -> Vec<Value> {
+        page["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|token| token["name"].clone())
+            .collect()
+    };
+    assert_eq!(
+        [names(&first), names(&rest)].concat(),
+        names(&tokens),
+        "paged oldest first"
     );
 
     for (body, field) in [

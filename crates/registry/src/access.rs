@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kiln_api::iam::{ListAuditEntriesResponse, ListTokensResponse};
 use kiln_api::{AuditEntry, Binding, Identity, Policy, SetIamPolicyRequest, Token};
 use kiln_iam::{Principal, policy, roles, token};
-use kiln_store::Store;
+use kiln_store::{Contains, Order, Scan, Store};
 
 use crate::RegistryError;
 use crate::list::ListParams;
@@ -62,7 +62,13 @@ impl Access {
     /// On a first start (no token exists), makes an administrator token and returns its bearer
     /// secret, which is shown once and never stored.
     pub fn bootstrap(&self) -> Result<Option<String>, RegistryError> {
-        if !self.enabled || !self.store.list_tokens()?.is_empty() {
+        let first = Scan {
+            after: None,
+            contains: &Contains::default(),
+            order: &Order::OWN,
+            limit: 1,
+        };
+        if !self.enabled || !self.store.scan_tokens(&first)?.is_empty() {
             return Ok(None);
         }
         let token = self.create_token(Token {
@@ -364,7 +370,18 @@ impl Access {
 
     /// The tokens, oldest first, without secrets.
     pub fn list_tokens(&self, params: &ListParams) -> Result<ListTokensResponse, RegistryError> {
-        let page = params.page(self.store.list_tokens()?, |token| token.name.clone())?;
+        // Page tokens name tokens in full (`tokens/{id}`); the store keys them by id.
+        let id = |name: &str| name.strip_prefix("tokens/").unwrap_or(name).to_string();
+        let page = params.scan(
+            &[],
+            |scan| {
+                let after = scan.after.map(id);
+                let after = after.as_deref();
+                Ok(self.store.scan_tokens(&Scan { after, ..*scan })?)
+            },
+            |token| token.name.clone(),
+            |name| Ok(self.store.get_token(&id(name))?.is_some()),
+        )?;
         Ok(ListTokensResponse {
             tokens: page.items,
             next_page_token: page.next_page_token,

@@ -248,8 +248,8 @@ pub trait Store: Send + Sync + 'static {
     fn create_token(&self, id: &str, hash: &str, token: &Token) -> Result<()>;
     /// A token and its secret's hash.
     fn get_token(&self, id: &str) -> Result<Option<(Token, String)>>;
-    /// All tokens, oldest first.
-    fn list_tokens(&self) -> Result<Vec<Token>>;
+    /// A page of the tokens (their own order: oldest first), keyed by id.
+    fn scan_tokens(&self, scan: &Scan<'_>) -> Result<Vec<Token>>;
     /// Replaces a token's record (its hash stays); fails with `NotFound` when absent.
     fn update_token(&self, id: &str, token: &Token) -> Result<()>;
 

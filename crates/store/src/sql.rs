@@ -737,8 +737,8 @@ impl<D: Database> Store for SqlStore<D> {
             .transpose()
     }
 
-    fn list_tokens(&self) -> Result<Vec<Token>> {
-        self.all("SELECT body FROM tokens ORDER BY rowid", &[], "tokens")
+    fn scan_tokens(&self, scan: &Scan<'_>) -> Result<Vec<Token>> {
+        self.page(&Listing::of("tokens", &[], "id", "rowid"), &[], scan)
     }
 
     fn update_token(&self, id: &str, token: &Token) -> Result<()> {

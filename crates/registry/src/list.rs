@@ -126,7 +126,12 @@ impl ListParams {
             return Err(self.invalid_token());
         }
         let mut found = Vec::new();
-        let mut batch = size + 1;
+        // A sorted scan sorts every narrowed row again for each batch, so it asks for the
+        // largest batch at once; an unsorted one reads in order and stops early.
+        let mut batch = match order.is_empty() {
+            true => size + 1,
+            false => SCAN_BATCH_MAX,
+        };
         while found.len() <= size {
             let scanned = scan(&Scan {
                 after: after.as_deref(),

@@ -17,7 +17,8 @@ use kiln_api::{
 use kiln_artifacts::{ArtifactStore, PathPolicy};
 use kiln_serve::batcher::{BatchConfig, BatchError, Batcher};
 use kiln_serve::explain::{self, Method};
-use kiln_serve::{DetectedFramework, ModelRuntime, ServeError};
+use kiln_serve::python::{Frameworks, runtimes};
+use kiln_serve::{DetectedFramework, LoadOptions, ModelRuntime, ServeError};
 use kiln_store::{Scan, Store};
 use serde_json::Value;
 
@@ -171,10 +172,33 @@ fn serving_error(version: &Version, error: BatchError) -> RegistryError {
         BatchError::Serve(ServeError::Unsupported(_) | ServeError::Load(_)) => {
             RegistryError::Prediction(format!("Failed to load model: {error}"))
         }
+        BatchError::Serve(ServeError::Worker(_)) => {
+            RegistryError::Internal(format!("version {name}: {error}"))
+        }
         BatchError::Serve(_) => RegistryError::Prediction(error.to_string()),
         BatchError::Stopped => RegistryError::FailedPrecondition(format!(
             "version {name} was deleted while the request waited"
         )),
+    }
+}
+
+/// The framework a version is served as and the loader that serves it, from what its files hold
+/// and the framework its create asked for.
+fn served_as(detected: DetectedFramework, requested: Framework) -> (Framework, DetectedFramework) {
+    match (detected, requested) {
+        // A pickle may hold an XGBoost booster or estimator.
+        (DetectedFramework::ScikitLearn, Framework::Xgboost) => {
+            (Framework::Xgboost, DetectedFramework::XgBoost)
+        }
+        // An ONNX export keeps the framework it was requested as (the one it came from).
+        (DetectedFramework::Onnx, Framework::ScikitLearn | Framework::Xgboost) => {
+            (requested, detected)
+        }
+        (DetectedFramework::Onnx, _) => (Framework::Onnx, detected),
+        (DetectedFramework::Kiln, _) => (Framework::Kiln, detected),
+        (DetectedFramework::TensorFlow, _) => (Framework::Tensorflow, detected),
+        (DetectedFramework::ScikitLearn, _) => (Framework::ScikitLearn, detected),
+        (DetectedFramework::XgBoost, _) => (Framework::Xgboost, detected),
     }
 }
 
@@ -196,6 +220,8 @@ pub struct Registry {
     batching: BatchConfig,
     /// Where predict requests go, remembered between store changes.
     routes: Routes,
+    /// How TensorFlow, scikit-learn and XGBoost models are served (`None`: refused).
+    frameworks: Option<Frameworks>,
 }
 
 /// Held while models or versions change; forgets the predict routes when dropped, after the
@@ -277,6 +303,7 @@ impl Registry {
         artifacts: ArtifactStore,
         paths: PathPolicy,
         batching: BatchConfig,
+        frameworks: Option<Frameworks>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -286,6 +313,7 @@ impl Registry {
             servers: Mutex::new(HashMap::new()),
             batching,
             routes: Routes::default(),
+            frameworks,
         })
     }
 
@@ -598,6 +626,13 @@ impl Registry {
         if !version.prediction_class.is_empty() {
             problems.push("Field: version.prediction_class Error: custom prediction routines are not supported by Kiln".into());
         }
+        match runtimes::select(&version.runtime_version, &version.python_version) {
+            Ok((runtime, python)) => {
+                version.runtime_version = runtime.name.to_string();
+                version.python_version = python.to_string();
+            }
+            Err(problem) => problems.push(problem),
+        }
         if problems.is_empty()
             && let Err(error) = ArtifactStore::probe(&source).await
         {
@@ -612,9 +647,6 @@ impl Registry {
         version.error_message.clear();
         version.last_use_time.clear();
         version.etag = etag(&version);
-        if version.runtime_version.is_empty() {
-            version.runtime_version = env!("CARGO_PKG_VERSION").to_string();
-        }
         if version.machine_type.is_empty() {
             version.machine_type = "mls1-c1-m2".to_string();
         }
@@ -652,13 +684,14 @@ impl Registry {
         let key = version_key(project, model, name);
         let id = short(&operation.name).to_string();
         let config = self.batch_config(&version);
-        let outcome = self
-            .import_and_load(&key, source, version.framework, &version.create_time)
-            .await
-            .and_then(|(framework, runtime)| {
-                let batcher = Batcher::start(runtime, config).map_err(|error| error.to_string())?;
-                Ok((framework, batcher))
-            });
+        let outcome =
+            self.import_and_load(&key, source, &version)
+                .await
+                .and_then(|(framework, runtime)| {
+                    let batcher =
+                        Batcher::start(runtime, config).map_err(|error| error.to_string())?;
+                    Ok((framework, batcher))
+                });
         match outcome {
             Ok((framework, batcher)) => {
                 version.framework = framework;
@@ -720,9 +753,10 @@ impl Registry {
         &self,
         key: &str,
         source: &str,
-        requested: Framework,
-        stamp: &str,
+        version: &Version,
     ) -> Result<(Framework, Arc<dyn ModelRuntime>), String> {
+        let (requested, stamp) = (version.framework, version.create_time.as_str());
+        let options = self.load_options(version);
         self.artifacts
             .import(source, key, stamp)
             .await
@@ -734,22 +768,15 @@ impl Registry {
             .map_err(|error| error.to_string())?;
         tokio::task::spawn_blocking(move || {
             let detected = kiln_serve::detect(&dir).map_err(|error| error.to_string())?;
-            let framework = match (detected, requested) {
-                // An ONNX export keeps the framework it was requested as (the one it came from).
-                (DetectedFramework::Onnx, Framework::ScikitLearn | Framework::Xgboost) => requested,
-                (DetectedFramework::Onnx, _) => Framework::Onnx,
-                (DetectedFramework::Kiln, _) => Framework::Kiln,
-                (DetectedFramework::TensorFlow, _) => Framework::Tensorflow,
-                (DetectedFramework::ScikitLearn, _) => Framework::ScikitLearn,
-                (DetectedFramework::XgBoost, _) => Framework::Xgboost,
-            };
+            let (framework, detected) = served_as(detected, requested);
             if requested != Framework::FrameworkUnspecified && requested != framework {
                 return Err(format!(
                     "framework {requested:?} was requested but the deployment directory holds a {} model",
                     detected.name()
                 ));
             }
-            let runtime = kiln_serve::load(&dir, detected).map_err(|error| error.to_string())?;
+            let runtime =
+                kiln_serve::load(&dir, detected, &options).map_err(|error| error.to_string())?;
             Ok((framework, runtime))
         })
         .await
@@ -1279,6 +1306,17 @@ impl Registry {
         }
     }
 
+    /// How a version's model is loaded: its runtime, and as many framework worker processes as
+    /// its batcher has threads.
+    fn load_options(&self, version: &Version) -> LoadOptions {
+        LoadOptions {
+            runtime_version: version.runtime_version.clone(),
+            python_version: version.python_version.clone(),
+            processes: self.batch_config(version).workers,
+            frameworks: self.frameworks.clone(),
+        }
+    }
+
     /// The batcher of a READY version, loading the model from its files after a restart.
     async fn server(&self, version: &Version) -> Result<Arc<Batcher>, RegistryError> {
         if let Some(server) = self
@@ -1294,9 +1332,11 @@ impl Registry {
             .local(&version.name, &version.create_time)
             .await
             .map_err(|error| RegistryError::Prediction(format!("Failed to load model: {error}")))?;
+        let options = self.load_options(version);
+        let framework = version.framework;
         let runtime = tokio::task::spawn_blocking(move || {
-            let framework = kiln_serve::detect(&dir)?;
-            kiln_serve::load(&dir, framework)
+            let (_, detected) = served_as(kiln_serve::detect(&dir)?, framework);
+            kiln_serve::load(&dir, detected, &options)
         })
         .await
         .map_err(|error| RegistryError::Internal(format!("model load task failed: {error}")))?

@@ -47,6 +47,7 @@ async fn an_interrupted_version_create_becomes_failed_and_its_operation_done() {
         ArtifactStore::open(&dir.path().join("artifacts")).unwrap(),
         kiln_artifacts::PathPolicy::new(dir.path(), Vec::new()),
         kiln_registry::BatchConfig::default(),
+        None,
     );
     let roll = registry.identity().roll(&*store).unwrap();
     assert_eq!(registry.recover(&roll).unwrap(), 1);

@@ -159,6 +159,7 @@ fn jobs(dir: &std::path::Path, executor: InMemory) -> Arc<Jobs> {
         ArtifactStore::open(&dir.join("artifacts")).unwrap(),
         paths.clone(),
         kiln_registry::BatchConfig::default(),
+        None,
     );
     let settings = JobSettings {
         shared_dir: dir.to_path_buf(),

@@ -208,6 +208,18 @@ impl Prepared {
         }
     }
 
+    /// The same for a synchronous `command` (framework workers, started from blocking threads).
+    pub fn install_std(self, command: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        if self.ruleset.is_none() {
+            return;
+        }
+        // SAFETY: as in `install`.
+        unsafe {
+            command.pre_exec(move || self.apply());
+        }
+    }
+
     /// Confines the calling process. Runs between `fork` and `exec`: system calls only.
     fn apply(&self) -> std::io::Result<()> {
         let Some(ruleset) = &self.ruleset else {

@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: predict_timing MODEL_DIR INSTANCES.json".into());
     };
     let dir = std::path::Path::new(dir);
-    let runtime = kiln_serve::load(dir, kiln_serve::detect(dir)?)?;
+    let runtime = kiln_serve::load(dir, kiln_serve::detect(dir)?, &Default::default())?;
     let text = std::fs::read_to_string(instances)?;
     let pool: Vec<&RawValue> = serde_json::from_str(&text)?;
     let time = |call: &dyn Fn() -> Result<(), kiln_serve::ServeError>| {

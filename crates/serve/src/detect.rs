@@ -15,7 +15,7 @@ pub enum DetectedFramework {
     TensorFlow,
     /// `model.joblib` or `model.pkl`.
     ScikitLearn,
-    /// `model.bst`.
+    /// `model.bst`, `model.json` or `model.ubj`.
     XgBoost,
 }
 
@@ -54,14 +54,14 @@ pub fn detect(dir: &Path) -> Result<DetectedFramework, ServeError> {
     if has("model.joblib") || has("model.pkl") {
         found.push(DetectedFramework::ScikitLearn);
     }
-    if has("model.bst") {
+    if has("model.bst") || has("model.json") || has("model.ubj") {
         found.push(DetectedFramework::XgBoost);
     }
     match found.as_slice() {
         [one] => Ok(*one),
         [] => Err(ServeError::Unsupported(format!(
             "no model file found in the deployment directory (looked for {}, {}, \
-             saved_model.pb, model.joblib, model.pkl, model.bst; found {})",
+             saved_model.pb, model.joblib, model.pkl, model.bst, model.json, model.ubj; found {})",
             kiln_model::EXPORT_FILE,
             crate::onnx::MODEL_FILE,
             if names.is_empty() {

@@ -5,6 +5,8 @@
 //!   instances, given as values or as the text a request carried.
 //! - [`detect`]: which framework a model directory holds, by file names (as ML Engine does).
 //! - [`native`]: the runtime for Kiln's own exports, on burn's CPU backend.
+//! - [`python`]: TensorFlow, scikit-learn and XGBoost models, served by the framework itself in
+//!   worker processes, in the environment of the version's runtime version.
 //! - [`onnx`]: the runtime for imported ONNX models, on ONNX Runtime or tract, with the operator
 //!   check that version create reports; it reads request text straight into its input tensors.
 //! - [`instances`]: decoding JSON instances (objects, bare values, CSV lines, `{"b64": ...}`)
@@ -26,6 +28,7 @@ pub mod explain;
 pub mod instances;
 pub mod native;
 pub mod onnx;
+pub mod python;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -55,6 +58,10 @@ pub enum ServeError {
     /// The request as a whole is unusable.
     #[error("{0}")]
     Request(String),
+    /// A framework worker process failed while serving the call (it died, or could not start):
+    /// the server's fault, not the request's.
+    #[error("{0}")]
+    Worker(String),
 }
 
 /// A loaded model that predicts.
@@ -90,11 +97,31 @@ pub fn parse_instances(instances: &[&str]) -> Result<Vec<Value>, ServeError> {
         .collect()
 }
 
+/// What loading a model takes besides its directory: how framework models are served.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The version's `runtimeVersion` (empty: the default).
+    pub runtime_version: String,
+    /// The version's `pythonVersion` (empty: the runtime's default).
+    pub python_version: String,
+    /// Most framework worker processes at once.
+    pub processes: usize,
+    /// Where framework models are served from; `None`: they are refused.
+    pub frameworks: Option<python::Frameworks>,
+}
+
 /// Loads the model in `dir`, whose framework `detect` found.
-pub fn load(dir: &Path, framework: DetectedFramework) -> Result<Arc<dyn ModelRuntime>, ServeError> {
+pub fn load(
+    dir: &Path,
+    framework: DetectedFramework,
+    options: &LoadOptions,
+) -> Result<Arc<dyn ModelRuntime>, ServeError> {
     // A loader that trips over files it did not expect must not take the caller with it, nor put
     // its panic text in a version's errorMessage.
-    std::panic::catch_unwind(|| load_unguarded(dir, framework)).unwrap_or_else(|_| {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        load_unguarded(dir, framework, options)
+    }))
+    .unwrap_or_else(|_| {
         Err(ServeError::Load(format!(
             "the {} model's files are inconsistent with each other and could not be loaded",
             framework.name()
@@ -105,16 +132,28 @@ pub fn load(dir: &Path, framework: DetectedFramework) -> Result<Arc<dyn ModelRun
 fn load_unguarded(
     dir: &Path,
     framework: DetectedFramework,
+    options: &LoadOptions,
 ) -> Result<Arc<dyn ModelRuntime>, ServeError> {
-    match framework {
-        DetectedFramework::Kiln => native::load(dir),
-        DetectedFramework::Onnx => Ok(Arc::new(onnx::OnnxRuntime::load(dir)?)),
-        DetectedFramework::TensorFlow
-        | DetectedFramework::ScikitLearn
-        | DetectedFramework::XgBoost => Err(ServeError::Unsupported(format!(
-            "{} models cannot be served by this Kiln build; export the model in Kiln's format \
-                 (kiln_model.json) or to ONNX (model.onnx) instead",
+    let python = match framework {
+        DetectedFramework::Kiln => return native::load(dir),
+        DetectedFramework::Onnx => return Ok(Arc::new(onnx::OnnxRuntime::load(dir)?)),
+        DetectedFramework::TensorFlow => python::runtimes::PythonFramework::TensorFlow,
+        DetectedFramework::ScikitLearn => python::runtimes::PythonFramework::ScikitLearn,
+        DetectedFramework::XgBoost => python::runtimes::PythonFramework::XgBoost,
+    };
+    let Some(frameworks) = &options.frameworks else {
+        return Err(ServeError::Unsupported(format!(
+            "{} models are served in framework worker processes, which this caller does not start",
             framework.name()
-        ))),
-    }
+        )));
+    };
+    let selected = python::runtimes::select(&options.runtime_version, &options.python_version)
+        .map_err(ServeError::Unsupported)?;
+    Ok(Arc::new(python::PythonRuntime::load(
+        dir,
+        python,
+        selected,
+        options.processes,
+        frameworks,
+    )?))
 }

@@ -40,8 +40,10 @@ use kiln_artifacts::{ArtifactStore, PathPolicy};
 use kiln_registry::{Access, BatchConfig, JobSettings, Jobs, Registry, Studies};
 use kiln_scheduler::program::Runtime;
 use kiln_scheduler::{
-    Executor, LocalExecutor, RayConfig, RayExecutor, Sandbox, SlurmConfig, SlurmExecutor,
+    Confinement, Executor, LocalExecutor, RayConfig, RayExecutor, Sandbox, SlurmConfig,
+    SlurmExecutor,
 };
+use kiln_serve::python::{Confine, Frameworks};
 use kiln_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 
@@ -49,6 +51,12 @@ use tokio::net::TcpListener;
 pub const DATABASE_FILE: &str = "kiln.db";
 /// Name of the artifact root inside the data directory.
 pub const ARTIFACTS_DIR: &str = "artifacts";
+
+/// The data directory's runtime environments for framework models (`--runtime-dir`'s default).
+pub const RUNTIMES_DIR: &str = "runtimes";
+
+/// The data directory's scratch space of framework worker processes.
+pub const SERVING_SCRATCH_DIR: &str = "serving";
 
 /// Errors from starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +174,9 @@ pub struct Options {
     /// Where job logs and working directories live when not in the data directory: a directory
     /// every node of the cluster sees.
     pub cluster_shared_dir: Option<PathBuf>,
+    /// Where the runtime versions' Python environments are built (default: the data directory's
+    /// `runtimes/`).
+    pub runtime_dir: Option<PathBuf>,
 }
 
 /// Where job replicas run (`--executor`).
@@ -199,11 +210,27 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
             PathPolicy::new(data_dir, options.allowed_paths.clone()),
         ),
     };
+    let sandbox = match options.sandbox {
+        true => Sandbox::detect(&[&options.runtime.kiln, &options.runtime.python]),
+        false => Sandbox::off(),
+    };
+    let frameworks = Frameworks {
+        environments: options
+            .runtime_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join(RUNTIMES_DIR)),
+        scratch: data_dir.join(SERVING_SCRATCH_DIR),
+        confine: Some(confine_workers(
+            sandbox.clone(),
+            options.allow_unconfined_code,
+        )),
+    };
     let registry = Registry::new(
         Arc::clone(&store),
         artifacts,
         paths.clone(),
         options.batching,
+        Some(frameworks),
     );
     registry.start_idle_unloading(options.scale_to_zero_after);
     let settings = JobSettings {
@@ -221,10 +248,7 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
                 ExecutorConfig::Slurm(_) | ExecutorConfig::Ray(_) => f64::INFINITY,
             }),
         paths,
-        sandbox: match options.sandbox {
-            true => Sandbox::detect(&[&options.runtime.kiln, &options.runtime.python]),
-            false => Sandbox::off(),
-        },
+        sandbox,
         allow_unconfined: options.allow_unconfined_code,
         job_env: options.job_env.clone(),
     };
@@ -263,6 +287,31 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         studies,
         allowed_hosts: options.allowed_hosts.clone(),
     })))
+}
+
+/// Confines framework workers as job processes are: loading a pickle runs code its author chose.
+/// Where the sandbox is off they run only if the administrator allowed unconfined code.
+fn confine_workers(sandbox: Sandbox, allow_unconfined: bool) -> Confine {
+    Arc::new(move |command, reach| {
+        if !sandbox.is_on() && !allow_unconfined {
+            return Err(
+                "this server does not confine code it runs (its kernel has no Landlock, \
+                        or it runs with --sandbox off), and loading a TensorFlow, scikit-learn or \
+                        XGBoost model runs code the model's author chose; the administrator may \
+                        allow that with kiln server --allow-unconfined-code"
+                    .into(),
+            );
+        }
+        let confinement = Confinement {
+            read: reach.read.clone(),
+            write: reach.write.clone(),
+        };
+        sandbox
+            .prepare(&confinement)
+            .map_err(|error| error.to_string())?
+            .install_std(command);
+        Ok(())
+    })
 }
 
 /// Opens the metadata database: `database` when given, else the data directory's SQLite file.

@@ -130,6 +130,7 @@ fn fixture() -> Fixture {
         sandbox: true,
         executor: kiln_server::ExecutorConfig::Local,
         cluster_shared_dir: None,
+        runtime_dir: None,
     };
     let services: Services = runtime.block_on(kiln_server::open(&options)).unwrap();
     let token = services.access.bootstrap().unwrap().unwrap();

@@ -1,9 +1,10 @@
 //! `kiln train`, `kiln local train`, `kiln local predict` and `kiln local batch-predict`: no server
 //! needed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use kiln_serve::DetectedFramework;
 use kiln_serve::batch::{BatchJob, BatchSummary, InputFormat};
 use kiln_train::{Algorithm, TrainArgs as AlgorithmArgs, TrainOutcome};
 
@@ -42,7 +43,44 @@ pub enum LocalCommand {
         /// Framework (detected from the files when absent).
         #[arg(long)]
         framework: Option<String>,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
     },
+}
+
+/// Which runtime serves a TensorFlow, scikit-learn or XGBoost model, as a version's
+/// `runtimeVersion` and `pythonVersion` choose it on the server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuntimeArgs {
+    /// The runtime version whose framework releases serve the model [default: the newest].
+    #[arg(long)]
+    pub runtime_version: Option<String>,
+    /// The Python version of the runtime [default: the runtime's].
+    #[arg(long)]
+    pub python_version: Option<String>,
+    /// Where runtime environments are built and kept [default: ~/.kiln/runtimes].
+    #[arg(long, env = "KILN_RUNTIME_DIR")]
+    pub runtime_dir: Option<PathBuf>,
+}
+
+impl RuntimeArgs {
+    /// How to load a model with up to `processes` framework workers, unconfined (the caller's
+    /// own model, as `gcloud ai-platform local predict` runs it; a batch prediction replica is
+    /// confined as a whole by its launcher).
+    fn load_options(&self, processes: usize) -> kiln_serve::LoadOptions {
+        kiln_serve::LoadOptions {
+            runtime_version: self.runtime_version.clone().unwrap_or_default(),
+            python_version: self.python_version.clone().unwrap_or_default(),
+            processes,
+            frameworks: Some(kiln_serve::python::Frameworks {
+                environments: self.runtime_dir.clone().unwrap_or_else(|| {
+                    super::server::default_data_dir().join(kiln_server::RUNTIMES_DIR)
+                }),
+                scratch: std::env::temp_dir(),
+                confine: None,
+            }),
+        }
+    }
 }
 
 /// Flags of `kiln local batch-predict`: what a batch prediction job's replica runs.
@@ -75,6 +113,12 @@ pub struct BatchPredictArgs {
     /// each replica of a batch prediction job on a cluster is one part.
     #[arg(long, hide = true)]
     pub part_by_rank: bool,
+    /// Framework the model is served as (detected from the files when absent; `xgboost` serves a
+    /// pickled XGBoost model).
+    #[arg(long)]
+    pub framework: Option<String>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// Flags of `kiln local train`.
@@ -156,23 +200,11 @@ pub fn run(command: LocalCommand, context: &Context) -> anyhow::Result<()> {
             model_dir,
             instances,
             framework,
+            runtime,
         } => {
             let body = instances.request()?;
-            let detected = kiln_serve::detect(&model_dir)?;
-            if let Some(framework) = framework {
-                let wanted = framework.to_ascii_uppercase().replace('-', "_");
-                // An ONNX file may be named by the framework it was exported from.
-                let exported = detected == kiln_serve::DetectedFramework::Onnx
-                    && ["SCIKIT_LEARN", "XGBOOST"].contains(&wanted.as_str());
-                if wanted != detected.name() && !exported {
-                    anyhow::bail!(
-                        "--framework {framework} given, but {} holds a {} model",
-                        model_dir.display(),
-                        detected.name()
-                    );
-                }
-            }
-            let runtime = kiln_serve::load(&model_dir, detected)?;
+            let detected = detect(&model_dir, framework.as_deref())?;
+            let runtime = kiln_serve::load(&model_dir, detected, &runtime.load_options(1))?;
             let instances = body["instances"].as_array().cloned().unwrap_or_default();
             let predictions = runtime.predict(&instances).context("Prediction failed")?;
             output::print_resource(
@@ -182,6 +214,27 @@ pub fn run(command: LocalCommand, context: &Context) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The loader for the model in `dir`: the framework its files hold, checked against the one
+/// `--framework` names. An ONNX file may be named by the framework it was exported from, and a
+/// pickle named XGBoost is served by XGBoost.
+fn detect(dir: &Path, framework: Option<&str>) -> anyhow::Result<DetectedFramework> {
+    let detected = kiln_serve::detect(dir)?;
+    let Some(framework) = framework else {
+        return Ok(detected);
+    };
+    let wanted = framework.to_ascii_uppercase().replace('-', "_");
+    Ok(match (detected, wanted.as_str()) {
+        (DetectedFramework::ScikitLearn, "XGBOOST") => DetectedFramework::XgBoost,
+        (DetectedFramework::Onnx, "SCIKIT_LEARN" | "XGBOOST") => detected,
+        _ if wanted == detected.name() => detected,
+        _ => anyhow::bail!(
+            "--framework {framework} given, but {} holds a {} model",
+            dir.display(),
+            detected.name()
+        ),
+    })
 }
 
 /// Runs batch prediction, printing progress lines and, at the end, the counts as JSON.
@@ -209,15 +262,21 @@ fn batch_predict(args: &BatchPredictArgs) -> anyhow::Result<()> {
         }
         false => (0, 1),
     };
-    let runtime = kiln_serve::load(&args.model_dir, kiln_serve::detect(&args.model_dir)?)?;
+    let workers = args
+        .max_worker_count
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    let detected = detect(&args.model_dir, args.framework.as_deref())?;
+    let runtime = kiln_serve::load(
+        &args.model_dir,
+        detected,
+        &args.runtime.load_options(workers),
+    )?;
     let staged = super::staging::Staged::prepare(&args.input_paths, &args.output_path)?;
     let job = BatchJob {
         format,
         inputs: staged.inputs.clone(),
         output_dir: staged.output_dir.clone(),
-        workers: args.max_worker_count.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-        }),
+        workers,
         batch_size: args.batch_size,
         part,
     };

@@ -196,6 +196,10 @@ pub struct ServingArgs {
     /// requests (it loads again on the next one).
     #[arg(long, default_value_t = 900)]
     pub scale_to_zero_after_seconds: u64,
+    /// Where the runtime versions' Python environments (TensorFlow, scikit-learn, XGBoost) are
+    /// built, once each, and kept [default: the data directory's `runtimes/`].
+    #[arg(long, env = "KILN_RUNTIME_DIR")]
+    pub runtime_dir: Option<PathBuf>,
 }
 
 impl ServingArgs {
@@ -275,6 +279,7 @@ pub fn options(
         sandbox: true,
         executor: kiln_server::ExecutorConfig::Local,
         cluster_shared_dir: None,
+        runtime_dir: None,
     })
 }
 
@@ -337,6 +342,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     options.artifact_root = args.artifact_root;
     options.sandbox = args.sandbox == SandboxMode::Auto;
     options.executor = args.cluster.executor()?;
+    options.runtime_dir = args.serving.runtime_dir.clone();
     if let Some(shared) = &args.cluster.cluster_shared_dir {
         if !shared.is_absolute() {
             bail!(

@@ -413,7 +413,7 @@ fn a_version_whose_files_are_not_a_model_fails_with_an_error_message() {
         (
             "sklearn",
             sklearn.path(),
-            "SCIKIT_LEARN models cannot be served",
+            "model.joblib could not be unpickled",
         ),
     ] {
         let body = json!({"name": version, "deploymentUri": file_uri(dir)}).to_string();

@@ -11,6 +11,7 @@ mod database;
 mod datagen;
 mod errors;
 mod explain;
+mod frameworks;
 mod google_client;
 mod jobs;
 mod lifecycle;

@@ -5,50 +5,17 @@
 //! engine lacks fails its version create with them named.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, call, create_version, kiln, predict_model as predict};
+use crate::support::{
+    Server, call, create_version, kiln, predict_model as predict, python_exports,
+    saved_expectations as expected,
+};
 
-/// The frameworks `export.py` exports from.
-const FRAMEWORKS: [&str; 4] = ["sklearn", "xgboost", "torch", "keras"];
-
-/// Runs `export.py FRAMEWORK` once per test process; returns the directory of its models.
+/// The models `export.py` trained with `framework` and exported to ONNX.
 fn exported(framework: &'static str) -> &'static Path {
-    static EXPORTS: [OnceLock<tempfile::TempDir>; FRAMEWORKS.len()] =
-        [const { OnceLock::new() }; FRAMEWORKS.len()];
-    let index = FRAMEWORKS
-        .iter()
-        .position(|name| *name == framework)
-        .expect("a framework export.py knows");
-    EXPORTS[index].get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/export.py");
-        let output = Command::new("python3")
-            .arg(&script)
-            .arg(framework)
-            .arg(dir.path())
-            .output()
-            .expect("python3");
-        assert!(
-            output.status.success(),
-            "export.py {framework} failed (pip install scikit-learn skl2onnx xgboost onnxmltools torch \
-             onnxscript tensorflow tf2onnx): {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        dir
-    })
-    .path()
-}
-
-/// The instances and the framework's own outputs saved beside an export.
-fn expected(model: &Path) -> (Vec<Value>, Value) {
-    let text = std::fs::read_to_string(model.join("expected.json")).unwrap();
-    let mut saved: Value = serde_json::from_str(&text).unwrap();
-    let instances = saved["instances"].as_array().cloned().unwrap();
-    (instances, saved["expected"].take())
+    python_exports("onnx/export.py", framework)
 }
 
 /// The engines: ONNX Runtime (found through `python3`'s `onnxruntime` package) and tract.

@@ -355,6 +355,51 @@ pub fn predict_model(server: &Server, model: &str, instances: &[Value]) -> (u16,
     )
 }
 
+/// Runs `tests/SCRIPT FRAMEWORK OUT` (a script that trains models with their own framework and
+/// saves them with what the framework predicted) once per test process and framework; returns OUT.
+pub fn python_exports(script: &'static str, framework: &'static str) -> &'static Path {
+    type Once = &'static OnceLock<tempfile::TempDir>;
+    static EXPORTS: std::sync::Mutex<Vec<((&str, &str), Once)>> = std::sync::Mutex::new(Vec::new());
+    let once: Once = {
+        let mut exports = EXPORTS.lock().unwrap();
+        match exports.iter().find(|(key, _)| *key == (script, framework)) {
+            Some((_, once)) => once,
+            None => {
+                let once: Once = Box::leak(Box::new(OnceLock::new()));
+                exports.push(((script, framework), once));
+                once
+            }
+        }
+    };
+    once.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join(script);
+        let output = Command::new("python3")
+            .arg(&path)
+            .arg(framework)
+            .arg(dir.path())
+            .output()
+            .expect("python3");
+        assert!(
+            output.status.success(),
+            "{script} {framework} failed (.ci/run's pip install has what it needs): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        dir
+    })
+    .path()
+}
+
+/// The instances and the framework's own outputs that `python_exports` saved beside a model.
+pub fn saved_expectations(model: &Path) -> (Vec<Value>, Value) {
+    let text = std::fs::read_to_string(model.join("expected.json")).unwrap();
+    let mut saved: Value = serde_json::from_str(&text).unwrap();
+    let instances = saved["instances"].as_array().cloned().unwrap();
+    (instances, saved["expected"].take())
+}
+
 /// The server's `/v1/metrics` text.
 pub fn metrics(server: &Server) -> String {
     let output = std::process::Command::new("curl")

@@ -1,0 +1,296 @@
+//! TensorFlow SavedModels, scikit-learn pickles and XGBoost boosters, trained and saved by their
+//! own frameworks during the test (`tests/frameworks/export.py`), deployed as they are and served
+//! by framework worker processes in the runtime version's environment; predictions are compared
+//! with what the framework itself answered. Models that do not load fail their version with the
+//! cause; a worker that dies fails its call and the next call is served.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::{
+    Server, call, create_version, kiln, predict_model as predict, python_exports,
+    saved_expectations as expected,
+};
+
+fn exported(framework: &'static str) -> &'static Path {
+    python_exports("frameworks/export.py", framework)
+}
+
+/// A server that may read `exports`, with its runtime environments in its data directory.
+fn start(exports: &Path) -> (Server, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let root = exports.display().to_string();
+    let server = Server::start_with_args(
+        data.path(),
+        &["--insecure-no-auth", "--allow-path", &root],
+        &[],
+    )
+    .0;
+    (server, data)
+}
+
+/// Deploys `model` (with the version fields of `config`) and predicts its saved instances;
+/// returns the version and the predictions, asserting both succeeded.
+fn deploy_and_predict(
+    server: &Server,
+    exports: &Path,
+    model: &str,
+    config: Value,
+) -> (Value, Value) {
+    let operation = create_version(server, model, &exports.join(model), config);
+    assert!(operation.get("error").is_none(), "{model}: {operation}");
+    let (instances, _) = expected(&exports.join(model));
+    let (status, mut body) = predict(server, model, &instances);
+    assert_eq!(status, 200, "{model}: {body}");
+    (operation["response"].clone(), body["predictions"].take())
+}
+
+/// The error a version create ended with.
+fn failed_create(server: &Server, exports: &Path, model: &str, config: Value) -> String {
+    let operation = create_version(server, model, &exports.join(model), config);
+    let message = operation["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "{model} should not load: {operation}");
+    let (_, version) = call(
+        "GET",
+        &server.api("p", &format!("models/{model}/versions/v1")),
+        None,
+    );
+    assert_eq!(version["state"], "FAILED", "{version}");
+    assert_eq!(version["errorMessage"], message);
+    message.to_string()
+}
+
+/// Asserts every number in `got` is within `rtol` of the one at the same place in `want`.
+fn close(got: &Value, want: &Value, rtol: f64, what: &str) {
+    match (got, want) {
+        (Value::Array(got), Value::Array(want)) => {
+            assert_eq!(got.len(), want.len(), "{what}");
+            for (index, (got, want)) in got.iter().zip(want).enumerate() {
+                close(got, want, rtol, &format!("{what}[{index}]"));
+            }
+        }
+        (Value::Object(got), Value::Object(want)) => {
+            assert_eq!(
+                got.keys().collect::<Vec<_>>(),
+                want.keys().collect::<Vec<_>>(),
+                "{what}"
+            );
+            for (key, want) in want {
+                close(&got[key], want, rtol, &format!("{what}.{key}"));
+            }
+        }
+        _ => {
+            let (got_number, want_number) = (got.as_f64(), want.as_f64());
+            let (Some(got_number), Some(want_number)) = (got_number, want_number) else {
+                panic!("{what}: Kiln {got}, the framework {want}");
+            };
+            assert!(
+                (got_number - want_number).abs() <= rtol * want_number.abs().max(1e-6),
+                "{what}: Kiln {got_number}, the framework {want_number}"
+            );
+        }
+    }
+}
+
+#[test]
+fn scikit_learn_pickles_serve_what_scikit_learn_predicts() {
+    let exports = exported("sklearn");
+    let (server, data) = start(exports);
+
+    // A pipeline with its scaler, named by framework; a text pipeline taking raw strings, detected.
+    let (version, predictions) = deploy_and_predict(
+        &server,
+        exports,
+        "iris_pipeline",
+        json!({"framework": "SCIKIT_LEARN"}),
+    );
+    assert_eq!(version["framework"], "SCIKIT_LEARN");
+    assert_eq!(version["runtimeVersion"], "2.21", "the default runtime");
+    assert_eq!(version["pythonVersion"], "3.11");
+    assert_eq!(predictions, expected(&exports.join("iris_pipeline")).1);
+    let environment = data.path().join("runtimes/2.21-py3.11-scikit-learn");
+    let marker = environment.join("kiln-runtime.json");
+    let built = std::fs::metadata(&marker).unwrap().modified().unwrap();
+    let (version, predictions) = deploy_and_predict(&server, exports, "text_pipeline", json!({}));
+    assert_eq!(version["framework"], "SCIKIT_LEARN");
+    assert_eq!(predictions, expected(&exports.join("text_pipeline")).1);
+    assert_eq!(
+        std::fs::metadata(&marker).unwrap().modified().unwrap(),
+        built,
+        "the runtime's environment is built once and reused"
+    );
+
+    // A row of the wrong width fails its own instance, named by index.
+    let (status, body) = predict(
+        &server,
+        "iris_pipeline",
+        &[json!([5.1, 3.5, 1.4, 0.2]), json!([5.1, 3.5])],
+    );
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("element: 1") && message.contains("expected 4 feature values, got 2"),
+        "{message}"
+    );
+
+    // Pickles that are not models, or that fail to load, fail their version with the cause.
+    let message = failed_create(&server, exports, "not_a_model", json!({}));
+    assert!(
+        message.contains("dict, which has no predict method"),
+        "{message}"
+    );
+    let message = failed_create(&server, exports, "raises_on_load", json!({}));
+    assert!(message.contains("ZeroDivisionError"), "{message}");
+
+    // Unpickling runs the pickle's code, confined: it cannot read the server's database.
+    let database = data.path().join("kiln.db");
+    let snoop = tempfile::Builder::new()
+        .prefix("snoop")
+        .tempdir_in(exports)
+        .unwrap();
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import pickle, sys\n\
+             class Snoop:\n    def __reduce__(self):\n        \
+             return (eval, ('open(%r, \"rb\").read()' % sys.argv[1],))\n\
+             pickle.dump(Snoop(), open(sys.argv[2], 'wb'))",
+        )
+        .arg(&database)
+        .arg(snoop.path().join("model.pkl"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let model = snoop.path().file_name().unwrap().to_str().unwrap();
+    let message = failed_create(&server, exports, model, json!({}));
+    assert!(message.contains("PermissionError"), "{message}");
+}
+
+#[test]
+fn xgboost_models_serve_what_xgboost_predicts() {
+    let exports = exported("xgboost");
+    let (server, _data) = start(exports);
+    // A booster file, detected; a pickled XGBClassifier, named XGBOOST: served through its
+    // booster, as ML Engine does (the probability of class 1).
+    for (model, config) in [
+        ("cancer_booster", json!({})),
+        ("cancer_classifier", json!({"framework": "XGBOOST"})),
+    ] {
+        let (version, predictions) = deploy_and_predict(&server, exports, model, config);
+        assert_eq!(version["framework"], "XGBOOST", "{model}");
+        close(&predictions, &expected(&exports.join(model)).1, 1e-5, model);
+    }
+    let (status, body) = predict(&server, "cancer_booster", &[json!(["a", "b"])]);
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn tensorflow_saved_models_serve_what_tensorflow_predicts() {
+    let exports = exported("tensorflow");
+    let (server, _data) = start(exports);
+    // Two named outputs: an object per instance. One output (Keras' export): bare values. A
+    // signature that parses tf.Example strings, sent as {"b64": ...}.
+    for model in ["affine", "keras_iris", "example_parser"] {
+        let (version, predictions) = deploy_and_predict(&server, exports, model, json!({}));
+        assert_eq!(version["framework"], "TENSORFLOW", "{model}");
+        close(&predictions, &expected(&exports.join(model)).1, 1e-5, model);
+    }
+    let (status, body) = predict(&server, "affine", &[json!({"x": [1.0, 2.0], "scale": 1.0})]);
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("input 'x' must have shape [3]"),
+        "{message}"
+    );
+    let (status, body) = predict(&server, "affine", &[json!({"x": [1.0, 2.0, 3.0]})]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("missing input 'scale'"), "{body}");
+
+    let message = failed_create(&server, exports, "no_default", json!({}));
+    assert!(
+        message.contains("no serving_default signature") && message.contains("affine"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_worker_that_dies_fails_its_call_and_the_next_call_is_served() {
+    let exports = exported("sklearn");
+    let (server, data) = start(exports);
+    let model = "iris_pipeline";
+    deploy_and_predict(&server, exports, model, json!({}));
+    let artifacts = data.path().join("artifacts/projects/p/models").join(model);
+    let killed = Command::new("pkill")
+        .args(["-KILL", "-f"])
+        .arg(artifacts.display().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success(), "the worker runs with the version's files");
+    let (instances, want) = expected(&exports.join(model));
+    let (status, body) = predict(&server, model, &instances);
+    assert_eq!(status, 500, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("framework worker exited") && message.contains("SIGKILL"),
+        "{message}"
+    );
+    let (status, body) = predict(&server, model, &instances);
+    assert_eq!(status, 200, "a new worker serves the next call: {body}");
+    assert_eq!(body["predictions"], want);
+}
+
+#[test]
+fn runtime_versions_are_checked_and_local_predict_uses_the_same_loader() {
+    let exports = exported("sklearn");
+    let (server, data) = start(exports);
+    call("POST", &server.api("p", "models"), Some(r#"{"name": "m"}"#));
+    let url = server.api("p", "models/m/versions");
+    let uri = exports.join("iris_pipeline").display().to_string();
+    let (status, body) = call(
+        "POST",
+        &url,
+        Some(&json!({"name": "v", "deploymentUri": uri, "runtimeVersion": "3.0"}).to_string()),
+    );
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("version.runtime_version") && message.contains("1.15, 2.11, 2.21"),
+        "{message}"
+    );
+    let (status, body) = call(
+        "POST",
+        &url,
+        Some(
+            &json!({"name": "v", "deploymentUri": uri, "runtimeVersion": "2.11",
+                    "pythonVersion": "3.11"})
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("takes Python 3.7"), "{body}");
+
+    let (instances, want) = expected(&exports.join("iris_pipeline"));
+    let instances_file = data.path().join("instances.json");
+    let lines: Vec<String> = instances.iter().map(Value::to_string).collect();
+    std::fs::write(&instances_file, lines.join("\n")).unwrap();
+    let runtimes = data.path().join("runtimes");
+    let output = kiln(&[
+        "local",
+        "predict",
+        "--model-dir",
+        &uri,
+        "--json-instances",
+        instances_file.to_str().unwrap(),
+        "--runtime-dir",
+        runtimes.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["predictions"], want);
+}

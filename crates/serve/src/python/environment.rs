@@ -1,0 +1,172 @@
+//! Runtime environments: one virtual environment per runtime version, Python version and
+//! framework, built on first use and reused by every version (and every server process) after.
+//!
+//! An environment is `<root>/<runtime>-py<python>-<framework>/`, made with the machine's
+//! `python<X.Y>` (`--system-site-packages`, as the trainers' environments are: the machine's
+//! packages are seen, the runtime's pinned releases installed over them) and finished by writing
+//! [`MARKER`], which lists what was installed. A directory without it is a build that did not
+//! finish and is built again. Builds of one environment are serialised by an exclusive `flock` on
+//! `<name>.lock`, so concurrent version creates, in one process or several, build it once.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::runtimes::{PythonFramework, RuntimeVersion};
+use crate::ServeError;
+
+/// The file that marks an environment as complete.
+pub const MARKER: &str = "kiln-runtime.json";
+
+/// Lines of pip's output kept in an error.
+const PIP_TAIL_LINES: usize = 12;
+
+/// A built environment.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its interpreter.
+    pub python: PathBuf,
+    /// The Python installation it was made from (its interpreter and standard library), which a
+    /// confined worker must also read.
+    pub base: Option<PathBuf>,
+}
+
+/// The environment for `framework` on `runtime` and `python` under `root`, built if it is not yet.
+pub fn ensure(
+    root: &Path,
+    runtime: &RuntimeVersion,
+    python: &str,
+    framework: PythonFramework,
+) -> Result<Environment, ServeError> {
+    let name = format!("{}-py{python}-{}", runtime.name, framework.slug());
+    let dir = root.join(&name);
+    let failed = |what: &str, error: &dyn std::fmt::Display| {
+        ServeError::Load(format!(
+            "runtime environment {}: {what}: {error}",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(root).map_err(|error| failed("creating its parent", &error))?;
+    let lock = File::create(root.join(format!("{name}.lock")))
+        .map_err(|error| failed("creating its lock file", &error))?;
+    // SAFETY: flock(2) on a descriptor this function owns; the lock ends when `lock` is closed.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(failed("locking", &std::io::Error::last_os_error()));
+    }
+    let requirements = runtime.requirements(framework);
+    let marker = serde_json::json!({
+        "runtimeVersion": runtime.name,
+        "pythonVersion": python,
+        "framework": framework.name(),
+        "requirements": requirements,
+    });
+    let complete = std::fs::read(dir.join(MARKER))
+        .ok()
+        .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
+        .is_some_and(|found| found == marker);
+    if !complete {
+        build(&dir, python, runtime, &requirements)?;
+        std::fs::write(dir.join(MARKER), marker.to_string())
+            .map_err(|error| failed("recording it as built", &error))?;
+    }
+    Ok(Environment {
+        python: dir.join("bin").join("python"),
+        base: base_installation(&dir),
+        dir,
+    })
+}
+
+fn build(
+    dir: &Path,
+    python: &str,
+    runtime: &RuntimeVersion,
+    requirements: &[String],
+) -> Result<(), ServeError> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|error| {
+            ServeError::Load(format!(
+                "removing the unfinished runtime environment {}: {error}",
+                dir.display()
+            ))
+        })?;
+    }
+    let interpreter = format!("python{python}");
+    let Some(interpreter) = find_program(&interpreter) else {
+        return Err(ServeError::Load(format!(
+            "runtime version {} runs on Python {python}, and this machine has no {interpreter} \
+             on its PATH; install it, or choose a runtime version for a Python it has",
+            runtime.name
+        )));
+    };
+    tracing::info!(environment = %dir.display(), ?requirements, "building a runtime environment");
+    run(
+        Command::new(&interpreter)
+            .args(["-m", "venv", "--system-site-packages"])
+            .arg(dir),
+        &format!(
+            "creating the runtime environment with {}",
+            interpreter.display()
+        ),
+    )?;
+    run(
+        Command::new(dir.join("bin").join("python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--no-input",
+                "--disable-pip-version-check",
+                "--quiet",
+            ])
+            .args(requirements),
+        &format!(
+            "installing runtime version {}'s {}",
+            runtime.name,
+            requirements.join(" ")
+        ),
+    )
+}
+
+fn run(command: &mut Command, what: &str) -> Result<(), ServeError> {
+    let output = command
+        .output()
+        .map_err(|error| ServeError::Load(format!("{what}: could not start: {error}")))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    Err(ServeError::Load(format!(
+        "{what} failed with {}:\n{}",
+        output.status,
+        lines[lines.len().saturating_sub(PIP_TAIL_LINES)..].join("\n")
+    )))
+}
+
+/// The first `name` on the `PATH`.
+fn find_program(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// The installation an environment was made from: `pyvenv.cfg`'s `home` (its `bin` directory),
+/// one level up.
+fn base_installation(dir: &Path) -> Option<PathBuf> {
+    let config = std::fs::read_to_string(dir.join("pyvenv.cfg")).ok()?;
+    let home = config.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "home").then(|| PathBuf::from(value.trim()))
+    })?;
+    Some(home.parent().unwrap_or(&home).to_path_buf())
+}

@@ -11,10 +11,12 @@
 
 use std::path::{Path, PathBuf};
 
+use kiln_api::model::Framework;
 use kiln_api::{DataFormat, PredictionInput, PredictionOutput};
 use kiln_artifacts::PathPolicy;
 use kiln_scheduler::program::Program;
-use kiln_serve::DetectedFramework;
+use kiln_serve::python::environment::Spec;
+use kiln_serve::python::runtimes::{self, PythonFramework};
 
 use crate::registry::Registry;
 
@@ -27,6 +29,15 @@ pub(crate) struct PredictionPlan {
     pub(crate) summary: PathBuf,
     /// How many replicas predict, each its part of the input.
     pub(crate) parts: usize,
+    /// The runtime environment a framework model is served from: built before the replicas
+    /// start, then only read by them.
+    pub(crate) environment: Option<Spec>,
+}
+
+/// The model a job predicts with: its files, and the environment a framework model needs.
+struct Served {
+    dir: PathBuf,
+    environment: Option<Spec>,
 }
 
 /// Most worker threads one job may ask for.
@@ -53,7 +64,7 @@ pub(crate) fn plan(
     spread: Spread,
 ) -> Result<(Program, PredictionPlan), Vec<String>> {
     let mut problems = Vec::new();
-    let model_dir = model_dir(input, project, paths, registry)
+    let served = served(input, project, paths, registry)
         .map_err(|problem| problems.push(problem))
         .ok();
     let format = match input.data_format {
@@ -114,8 +125,8 @@ pub(crate) fn plan(
             input.batch_size
         ));
     }
-    let (Some(model_dir), Some(format), Some(output_path), true) =
-        (model_dir, format, output_path, problems.is_empty())
+    let (Some(served), Some(format), Some(output_path), true) =
+        (served, format, output_path, problems.is_empty())
     else {
         return Err(problems);
     };
@@ -149,23 +160,44 @@ pub(crate) fn plan(
     if parts > 1 {
         args.push("--part-by-rank".into());
     }
+    let environment = match (served.environment, registry.runtime_environments()) {
+        (Some(spec), Some(root)) => {
+            args.extend([
+                "--framework".into(),
+                spec.framework.name().into(),
+                "--runtime-version".into(),
+                spec.runtime.name.into(),
+                "--python-version".into(),
+                spec.python.into(),
+                "--runtime-dir".into(),
+                root.display().to_string(),
+            ]);
+            Some(spec.dir(root))
+        }
+        _ => None,
+    };
     Ok((
-        Program::BatchPredict { model_dir, args },
+        Program::BatchPredict {
+            model_dir: served.dir,
+            args,
+            environment,
+        },
         PredictionPlan {
             output_path,
             summary: summary.to_path_buf(),
             parts,
+            environment: served.environment,
         },
     ))
 }
 
-/// The directory of the model the job predicts with.
-fn model_dir(
+/// The model the job predicts with.
+fn served(
     input: &PredictionInput,
     project: &str,
     paths: &PathPolicy,
     registry: &Registry,
-) -> Result<PathBuf, String> {
+) -> Result<Served, String> {
     let given = [&input.model_name, &input.version_name, &input.uri]
         .iter()
         .filter(|name| !name.is_empty())
@@ -179,15 +211,14 @@ fn model_dir(
     if !input.uri.is_empty() {
         let checked = paths.check(project, "prediction_input.uri", &input.uri)?;
         let dir = PathBuf::from(checked.strip_prefix("file://").unwrap_or(&checked));
-        return match kiln_serve::detect(&dir) {
-            Ok(DetectedFramework::Kiln | DetectedFramework::Onnx) => Ok(dir),
-            Ok(other) => Err(format!(
-                "Field: prediction_input.uri Error: {} holds a {} model, which this Kiln build cannot serve",
-                input.uri,
-                other.name()
-            )),
-            Err(error) => Err(format!("Field: prediction_input.uri Error: {error}")),
-        };
+        let detected = kiln_serve::detect(&dir)
+            .map_err(|error| format!("Field: prediction_input.uri Error: {error}"))?;
+        let environment = PythonFramework::of(detected)
+            .map(|framework| {
+                runtimes::spec("prediction_input", &input.runtime_version, "", framework)
+            })
+            .transpose()?;
+        return Ok(Served { dir, environment });
     }
     let (field, name) = match input.model_name.is_empty() {
         false => ("prediction_input.model_name", &input.model_name),
@@ -213,9 +244,27 @@ fn model_dir(
             ));
         }
     };
-    registry
+    let (dir, version) = registry
         .serving_dir(project, model, version)
-        .map_err(|error| format!("Field: {field} Error: {error}"))
+        .map_err(|error| format!("Field: {field} Error: {error}"))?;
+    // By the recorded framework: the files may not be on this server's disk yet. (An ONNX export
+    // recorded as SCIKIT_LEARN or XGBOOST gets an environment it does not use.)
+    let environment = match version.framework {
+        Framework::Tensorflow => Some(PythonFramework::TensorFlow),
+        Framework::ScikitLearn => Some(PythonFramework::ScikitLearn),
+        Framework::Xgboost => Some(PythonFramework::XgBoost),
+        _ => None,
+    }
+    .map(|framework| {
+        runtimes::spec(
+            "version",
+            &version.runtime_version,
+            &version.python_version,
+            framework,
+        )
+    })
+    .transpose()?;
+    Ok(Served { dir, environment })
 }
 
 /// An input path as checked: a wildcard only at the end, under a location the project may read.

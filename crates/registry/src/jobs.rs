@@ -498,6 +498,29 @@ impl Jobs {
         {
             return self.fail(project, &job_id, format!("the model's files: {error}"));
         }
+        if let (Some(spec), Some(root)) = (
+            prediction.as_ref().and_then(|plan| plan.environment),
+            self.registry.runtime_environments(),
+        ) {
+            log.append(
+                "service",
+                "INFO",
+                &format!(
+                    "preparing the runtime environment {}",
+                    spec.dir(root).display()
+                ),
+            );
+            let root = root.to_path_buf();
+            let built = tokio::task::spawn_blocking(move || {
+                kiln_serve::python::environment::ensure(&root, &spec).map(|_| ())
+            })
+            .await
+            .map_err(|error| error.to_string())
+            .and_then(|built| built.map_err(|error| error.to_string()));
+            if let Err(error) = built {
+                return self.fail(project, &job_id, error);
+            }
+        }
         let confinement = self.confinement(project, &input, &program, &working_dir);
         let env = match self.replica_env(&working_dir) {
             Ok(env) => env,

@@ -626,7 +626,7 @@ impl Registry {
         if !version.prediction_class.is_empty() {
             problems.push("Field: version.prediction_class Error: custom prediction routines are not supported by Kiln".into());
         }
-        match runtimes::select(&version.runtime_version, &version.python_version) {
+        match runtimes::select("version", &version.runtime_version, &version.python_version) {
             Ok((runtime, python)) => {
                 version.runtime_version = runtime.name.to_string();
                 version.python_version = python.to_string();
@@ -1136,9 +1136,16 @@ impl Registry {
         project: &str,
         model: &str,
         version: Option<&str>,
-    ) -> Result<PathBuf, RegistryError> {
+    ) -> Result<(PathBuf, Version), RegistryError> {
         let version = require_ready(self.addressed_version(project, model, version)?, model)?;
-        Ok(self.artifacts.local_path(&version.name))
+        Ok((self.artifacts.local_path(&version.name), version))
+    }
+
+    /// Where runtime environments are built (`None`: framework models are not served).
+    pub fn runtime_environments(&self) -> Option<&std::path::Path> {
+        self.frameworks
+            .as_ref()
+            .map(|frameworks| frameworks.environments.as_path())
     }
 
     /// Makes sure the files of a version that [`Registry::serving_dir`] named are on the local

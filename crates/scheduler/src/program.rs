@@ -33,6 +33,9 @@ pub enum Program {
         model_dir: PathBuf,
         /// The arguments after `batch-predict --model-dir DIR`.
         args: Vec<String>,
+        /// The runtime environment a TensorFlow, scikit-learn or XGBoost model is served from,
+        /// read by the replica (built before the replicas start).
+        environment: Option<PathBuf>,
     },
     /// A command run directly.
     Command {
@@ -63,7 +66,14 @@ impl Program {
                 packages,
                 ..
             } => python_path.iter().chain(packages).cloned().collect(),
-            Program::BatchPredict { model_dir, .. } => vec![model_dir.clone()],
+            Program::BatchPredict {
+                model_dir,
+                environment,
+                ..
+            } => std::iter::once(model_dir)
+                .chain(environment)
+                .cloned()
+                .collect(),
             Program::BuiltIn { .. } | Program::Command { .. } => Vec::new(),
         }
     }
@@ -216,7 +226,9 @@ pub fn command(
                 .collect();
             (runtime.kiln.clone(), args, Vec::new())
         }
-        Program::BatchPredict { model_dir, args } => {
+        Program::BatchPredict {
+            model_dir, args, ..
+        } => {
             let args = ["local", "batch-predict", "--model-dir"]
                 .into_iter()
                 .map(str::to_string)

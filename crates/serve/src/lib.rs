@@ -134,12 +134,11 @@ fn load_unguarded(
     framework: DetectedFramework,
     options: &LoadOptions,
 ) -> Result<Arc<dyn ModelRuntime>, ServeError> {
-    let python = match framework {
-        DetectedFramework::Kiln => return native::load(dir),
-        DetectedFramework::Onnx => return Ok(Arc::new(onnx::OnnxRuntime::load(dir)?)),
-        DetectedFramework::TensorFlow => python::runtimes::PythonFramework::TensorFlow,
-        DetectedFramework::ScikitLearn => python::runtimes::PythonFramework::ScikitLearn,
-        DetectedFramework::XgBoost => python::runtimes::PythonFramework::XgBoost,
+    let Some(framework) = python::runtimes::PythonFramework::of(framework) else {
+        return match framework {
+            DetectedFramework::Kiln => native::load(dir),
+            _ => Ok(Arc::new(onnx::OnnxRuntime::load(dir)?)),
+        };
     };
     let Some(frameworks) = &options.frameworks else {
         return Err(ServeError::Unsupported(format!(
@@ -147,12 +146,16 @@ fn load_unguarded(
             framework.name()
         )));
     };
-    let selected = python::runtimes::select(&options.runtime_version, &options.python_version)
-        .map_err(ServeError::Unsupported)?;
+    let spec = python::runtimes::spec(
+        "version",
+        &options.runtime_version,
+        &options.python_version,
+        framework,
+    )
+    .map_err(ServeError::Unsupported)?;
     Ok(Arc::new(python::PythonRuntime::load(
         dir,
-        python,
-        selected,
+        &spec,
         options.processes,
         frameworks,
     )?))

@@ -9,6 +9,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::jobs::{ended, wait_job};
 use crate::support::{
     Server, call, create_version, kiln, predict_model as predict, python_exports,
     saved_expectations as expected,
@@ -293,4 +294,36 @@ fn runtime_versions_are_checked_and_local_predict_uses_the_same_loader() {
     );
     let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(printed["predictions"], want);
+}
+
+#[test]
+fn batch_prediction_serves_a_framework_version_in_its_runtime() {
+    let exports = exported("xgboost");
+    let (server, _data) = start(exports);
+    let model = "cancer_classifier";
+    deploy_and_predict(&server, exports, model, json!({"framework": "XGBOOST"}));
+    let work = tempfile::tempdir_in(exports).unwrap();
+    let (instances, want) = expected(&exports.join(model));
+    let lines: Vec<String> = instances.iter().map(Value::to_string).collect();
+    std::fs::write(work.path().join("in.json"), lines.join("\n")).unwrap();
+    let output = work.path().join("out");
+    let input = json!({
+        "versionName": format!("projects/p/models/{model}/versions/v1"),
+        "dataFormat": "JSON",
+        "inputPaths": [work.path().join("in.json")],
+        "outputPath": output,
+        "maxWorkerCount": 1,
+    });
+    let body = json!({"jobId": "framework_batch", "predictionInput": input}).to_string();
+    let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body));
+    assert_eq!(status, 200, "{job}");
+    let job = wait_job(&server, "p", "framework_batch", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job:#}");
+    let results =
+        std::fs::read_to_string(output.join("prediction.results-00000-of-00001")).unwrap();
+    let got: Vec<Value> = results
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    close(&Value::Array(got), &want, 1e-5, "batch");
 }

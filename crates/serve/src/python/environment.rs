@@ -22,6 +22,33 @@ pub const MARKER: &str = "kiln-runtime.json";
 /// Lines of pip's output kept in an error.
 const PIP_TAIL_LINES: usize = 12;
 
+/// Which environment: a runtime version, one of its Python versions, and a framework.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spec {
+    /// The runtime version.
+    pub runtime: &'static RuntimeVersion,
+    /// Its Python version.
+    pub python: &'static str,
+    /// The framework served.
+    pub framework: PythonFramework,
+}
+
+impl Spec {
+    /// The environment's directory under `root`.
+    pub fn dir(&self, root: &Path) -> PathBuf {
+        root.join(self.name())
+    }
+
+    fn name(&self) -> String {
+        format!(
+            "{}-py{}-{}",
+            self.runtime.name,
+            self.python,
+            self.framework.slug()
+        )
+    }
+}
+
 /// A built environment.
 #[derive(Debug, Clone)]
 pub struct Environment {
@@ -34,14 +61,14 @@ pub struct Environment {
     pub base: Option<PathBuf>,
 }
 
-/// The environment for `framework` on `runtime` and `python` under `root`, built if it is not yet.
-pub fn ensure(
-    root: &Path,
-    runtime: &RuntimeVersion,
-    python: &str,
-    framework: PythonFramework,
-) -> Result<Environment, ServeError> {
-    let name = format!("{}-py{python}-{}", runtime.name, framework.slug());
+/// The environment `spec` names under `root`, built if it is not yet.
+pub fn ensure(root: &Path, spec: &Spec) -> Result<Environment, ServeError> {
+    let Spec {
+        runtime,
+        python,
+        framework,
+    } = *spec;
+    let name = spec.name();
     let dir = root.join(&name);
     let failed = |what: &str, error: &dyn std::fmt::Display| {
         ServeError::Load(format!(
@@ -49,13 +76,6 @@ pub fn ensure(
             dir.display()
         ))
     };
-    std::fs::create_dir_all(root).map_err(|error| failed("creating its parent", &error))?;
-    let lock = File::create(root.join(format!("{name}.lock")))
-        .map_err(|error| failed("creating its lock file", &error))?;
-    // SAFETY: flock(2) on a descriptor this function owns; the lock ends when `lock` is closed.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(failed("locking", &std::io::Error::last_os_error()));
-    }
     let requirements = runtime.requirements(framework);
     let marker = serde_json::json!({
         "runtimeVersion": runtime.name,
@@ -63,14 +83,27 @@ pub fn ensure(
         "framework": framework.name(),
         "requirements": requirements,
     });
-    let complete = std::fs::read(dir.join(MARKER))
-        .ok()
-        .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
-        .is_some_and(|found| found == marker);
-    if !complete {
-        build(&dir, python, runtime, &requirements)?;
-        std::fs::write(dir.join(MARKER), marker.to_string())
-            .map_err(|error| failed("recording it as built", &error))?;
+    let complete = || {
+        std::fs::read(dir.join(MARKER))
+            .ok()
+            .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
+            .is_some_and(|found| found == marker)
+    };
+    // A built environment is only read (batch prediction replicas may not write there).
+    if !complete() {
+        std::fs::create_dir_all(root).map_err(|error| failed("creating its parent", &error))?;
+        let lock = File::create(root.join(format!("{name}.lock")))
+            .map_err(|error| failed("creating its lock file", &error))?;
+        // SAFETY: flock(2) on a descriptor this function owns; the lock ends when `lock` closes.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(failed("locking", &std::io::Error::last_os_error()));
+        }
+        // Another process may have built it while this one waited for the lock.
+        if !complete() {
+            build(&dir, python, runtime, &requirements)?;
+            std::fs::write(dir.join(MARKER), marker.to_string())
+                .map_err(|error| failed("recording it as built", &error))?;
+        }
     }
     Ok(Environment {
         python: dir.join("bin").join("python"),

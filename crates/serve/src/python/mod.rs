@@ -25,7 +25,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use serde_json::Value;
 
 use crate::{ModelRuntime, ServeError};
-use runtimes::{PythonFramework, RuntimeVersion};
 use worker::Worker;
 
 /// The worker script, written into each runtime's scratch directory.
@@ -85,17 +84,16 @@ struct Pool {
 }
 
 impl PythonRuntime {
-    /// Builds (or finds) the environment of `runtime` and `python` for `framework` and starts one
-    /// worker on the model in `dir`, which fails here if the model does not load.
+    /// Builds (or finds) the environment `spec` names and starts one worker on the model in `dir`,
+    /// which fails here if the model does not load.
     pub fn load(
         dir: &Path,
-        framework: PythonFramework,
-        (runtime, python): (&RuntimeVersion, &str),
+        spec: &environment::Spec,
         processes: usize,
         frameworks: &Frameworks,
     ) -> Result<Self, ServeError> {
-        let environment =
-            environment::ensure(&frameworks.environments, runtime, python, framework)?;
+        let framework = spec.framework;
+        let environment = environment::ensure(&frameworks.environments, spec)?;
         std::fs::create_dir_all(&frameworks.scratch).map_err(|error| {
             ServeError::Load(format!("{}: {error}", frameworks.scratch.display()))
         })?;

@@ -57,6 +57,16 @@ pub enum PythonFramework {
 }
 
 impl PythonFramework {
+    /// The Python framework a detected model is served by (`None`: Kiln's own or ONNX).
+    pub fn of(detected: crate::DetectedFramework) -> Option<Self> {
+        match detected {
+            crate::DetectedFramework::TensorFlow => Some(PythonFramework::TensorFlow),
+            crate::DetectedFramework::ScikitLearn => Some(PythonFramework::ScikitLearn),
+            crate::DetectedFramework::XgBoost => Some(PythonFramework::XgBoost),
+            crate::DetectedFramework::Kiln | crate::DetectedFramework::Onnx => None,
+        }
+    }
+
     /// The API's spelling, as the worker takes it.
     pub fn name(self) -> &'static str {
         match self {
@@ -96,9 +106,26 @@ pub fn latest() -> &'static RuntimeVersion {
     &RUNTIME_VERSIONS[RUNTIME_VERSIONS.len() - 1]
 }
 
-/// The runtime version and Python version a version asks for (empty: the defaults), or why they
-/// cannot be served, naming the field and the values there are.
+/// The environment that serves `framework` on the runtime and Python versions given (empty: the
+/// defaults), or why there is none, naming the field (in the message `object`).
+pub fn spec(
+    object: &str,
+    runtime_version: &str,
+    python_version: &str,
+    framework: PythonFramework,
+) -> Result<super::environment::Spec, String> {
+    let (runtime, python) = select(object, runtime_version, python_version)?;
+    Ok(super::environment::Spec {
+        runtime,
+        python,
+        framework,
+    })
+}
+
+/// The runtime version and Python version asked for (empty: the defaults), or why they cannot be
+/// served, naming the fields of `object` (`version`, `prediction_input`) and the values there are.
 pub fn select(
+    object: &str,
     runtime_version: &str,
     python_version: &str,
 ) -> Result<(&'static RuntimeVersion, &'static str), String> {
@@ -109,7 +136,7 @@ pub fn select(
             .find(|runtime| runtime.name == given)
             .ok_or_else(|| {
                 format!(
-                    "Field: version.runtime_version Error: unknown runtime version {given:?}; \
+                    "Field: {object}.runtime_version Error: unknown runtime version {given:?}; \
                      the runtime versions are {}",
                     RUNTIME_VERSIONS
                         .iter()
@@ -128,7 +155,7 @@ pub fn select(
             .find(|python| *python == given)
             .ok_or_else(|| {
                 format!(
-                    "Field: version.python_version Error: runtime version {} takes Python {}, \
+                    "Field: {object}.python_version Error: runtime version {} takes Python {}, \
                      not {given:?}",
                     runtime.name,
                     runtime.python.join(", ")
@@ -144,17 +171,20 @@ mod tests {
 
     #[test]
     fn selects_the_default_or_names_what_there_is() {
-        assert_eq!(select("", "").unwrap(), (latest(), latest().python[0]));
-        let (runtime, python) = select("2.11", "3.7").unwrap();
+        assert_eq!(
+            select("version", "", "").unwrap(),
+            (latest(), latest().python[0])
+        );
+        let (runtime, python) = select("version", "2.11", "3.7").unwrap();
         assert_eq!((runtime.scikit_learn, python), ("1.0.2", "3.7"));
-        let error = select("9.9", "").unwrap_err();
+        let error = select("version", "9.9", "").unwrap_err();
         assert!(
             error.contains("version.runtime_version") && error.contains("1.15, 2.11, 2.21"),
             "{error}"
         );
-        let error = select("2.11", "3.11").unwrap_err();
+        let error = select("prediction_input", "2.11", "3.11").unwrap_err();
         assert!(
-            error.contains("version.python_version") && error.contains("3.7"),
+            error.contains("prediction_input.python_version") && error.contains("3.7"),
             "{error}"
         );
         assert_eq!(

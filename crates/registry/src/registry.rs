@@ -1031,6 +1031,16 @@ impl Registry {
             .map_err(|error| serving_error(&route.version, error))
     }
 
+    /// The version a prediction on `target` goes to, once it serves, and what its model takes and
+    /// returns (the Open Inference Protocol's model metadata and readiness).
+    pub async fn serving_signature(
+        &self,
+        target: PredictTarget<'_>,
+    ) -> Result<(Arc<Version>, kiln_serve::signature::Signature), RegistryError> {
+        let Route { version, server } = self.route(&target).await?;
+        Ok((version, server.signature().clone()))
+    }
+
     /// `projects.explain`: attributions of each instance's named inputs by the version's
     /// method (`kiln_serve::explain`), run through the version's batcher like any prediction.
     pub async fn explain(

@@ -185,6 +185,8 @@ impl Helpers {
 /// The batching front of one loaded model.
 pub struct Batcher {
     queue: Sender<Request>,
+    /// What the model takes and returns, read once at start.
+    signature: crate::signature::Signature,
     config: BatchConfig,
     stats: Arc<BatchStats>,
     /// When the last request arrived, to unload idle models.
@@ -201,6 +203,7 @@ impl Drop for Batcher {
 impl Batcher {
     /// Starts the worker threads of `runtime`.
     pub fn start(runtime: Arc<dyn ModelRuntime>, config: BatchConfig) -> Result<Self, ServeError> {
+        let signature = runtime.signature();
         let (queue, requests) = crossbeam_channel::bounded(config.max_queued.max(1));
         let stats = Arc::new(BatchStats::default());
         let helpers = Arc::new(Helpers::default());
@@ -224,11 +227,17 @@ impl Batcher {
         }
         Ok(Self {
             queue,
+            signature,
             config,
             stats,
             last_used: Mutex::new(Instant::now()),
             helpers,
         })
+    }
+
+    /// What the model takes and returns.
+    pub fn signature(&self) -> &crate::signature::Signature {
+        &self.signature
     }
 
     /// How long since the last request arrived.

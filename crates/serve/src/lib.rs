@@ -9,6 +9,7 @@
 //!   worker processes, in the environment of the version's runtime version.
 //! - [`onnx`]: the runtime for imported ONNX models, on ONNX Runtime or tract, with the operator
 //!   check that version create reports; it reads request text straight into its input tensors.
+//! - [`signature`]: a model's inputs and outputs as named tensors, for inference protocols.
 //! - [`instances`]: decoding JSON instances (objects, bare values, CSV lines, `{"b64": ...}`)
 //!   into raw model inputs.
 //! - [`batcher`]: dynamic batching of concurrent predict requests onto one model, with a bounded
@@ -29,6 +30,7 @@ pub mod instances;
 pub mod native;
 pub mod onnx;
 pub mod python;
+pub mod signature;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -75,6 +77,11 @@ pub trait ModelRuntime: Send + Sync + 'static {
     /// inputs overrides this, since building the values is most of the cost of a large request.
     fn predict_json(&self, instances: &[&str]) -> Result<Vec<Value>, ServeError> {
         self.predict(&parse_instances(instances)?)
+    }
+
+    /// Its inputs and outputs as named tensors, as far as the runtime knows them.
+    fn signature(&self) -> signature::Signature {
+        signature::Signature::default()
     }
 }
 

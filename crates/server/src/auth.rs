@@ -93,6 +93,10 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
                 "auditLogs".into(),
                 String::new(),
             ),
+            (["projects", project, "v2", rest @ ..], None) => {
+                let (api, permission, resource) = inference_method(project, rest, method)?;
+                (api, permission, resource, project.to_string())
+            }
             (["projects", project], Some("getConfig")) => {
                 if !is_get {
                     return Err(ApiError::Http(
@@ -262,6 +266,7 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
         };
     let read_only = is_get
         || api.ends_with(".predict")
+        || api.starts_with("inference.")
         || api.ends_with(".explain")
         || api.ends_with(".getIamPolicy")
         || api.ends_with(".testIamPermissions");
@@ -272,6 +277,51 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
         project,
         audited: !read_only,
     })
+}
+
+/// API method, permission and resource of a path of the Open Inference Protocol under
+/// `projects/{p}/v2`: reading a model's metadata is reading it, inferring is predicting.
+fn inference_method(
+    project: &str,
+    rest: &[&str],
+    method: &Method,
+) -> Result<(String, Option<&'static str>, String), ApiError> {
+    let is_get = method == Method::GET;
+    let model = |model: &str| format!("projects/{project}/models/{model}");
+    let version = |name: &str, version: &str| format!("{}/versions/{version}", model(name));
+    let (api, permission, resource) = match rest {
+        [] | ["health", "live" | "ready"] if is_get => {
+            ("inference.server", None, format!("projects/{project}"))
+        }
+        ["models", name] | ["models", name, "ready"] if is_get => {
+            ("inference.models.get", Some("ml.models.get"), model(name))
+        }
+        ["models", name, "versions", v] | ["models", name, "versions", v, "ready"] if is_get => (
+            "inference.versions.get",
+            Some("ml.versions.get"),
+            version(name, v),
+        ),
+        ["models", name, "infer"] if method == Method::POST => (
+            "inference.models.predict",
+            Some("ml.models.predict"),
+            model(name),
+        ),
+        ["models", name, "versions", v, "infer"] if method == Method::POST => (
+            "inference.versions.predict",
+            Some("ml.versions.predict"),
+            version(name, v),
+        ),
+        _ => {
+            return Err(ApiError::Http(
+                Code::NotFound,
+                format!(
+                    "Not found: {method} /v1/projects/{project}/v2/{}",
+                    rest.join("/")
+                ),
+            ));
+        }
+    };
+    Ok((api.to_string(), permission, resource))
 }
 
 /// API method and permission of a path under `projects/{p}/locations/{l}/studies`.

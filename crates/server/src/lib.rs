@@ -14,6 +14,8 @@
 //! - [`jobs`]: the handlers of `projects.jobs` and the job log and metrics endpoints.
 //! - [`studies`]: the handlers of `projects.locations.studies` and their trials (Vizier).
 //! - [`iam`]: IAM policy methods, tokens, `whoami` and the audit log.
+//! - [`inference`]: the Open Inference Protocol (KServe V2, Triton) over every version, JSON and
+//!   binary tensors, on the same gate and batcher as `:predict`.
 //! - [`console`]: the web console's static files (`console/`), served at `/`.
 //!
 //! **Architecture invariant:** this is the only crate that speaks HTTP. Handlers parse, call one
@@ -25,6 +27,7 @@ pub mod console;
 pub mod error;
 pub mod extract;
 pub mod iam;
+pub mod inference;
 pub mod jobs;
 pub mod locations;
 pub mod routes;

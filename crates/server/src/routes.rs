@@ -30,6 +30,7 @@ pub fn router(services: Services) -> Router {
         .merge(crate::studies::routes())
         .merge(crate::locations::routes())
         .merge(crate::iam::routes())
+        .merge(crate::inference::routes())
         .merge(crate::console::routes())
         .route(
             "/v1/projects/{project}/models",

@@ -9,7 +9,10 @@
 //!   the port it listens on (any port for an allowed name, which a proxy in front may use);
 //! - an `Origin`, when sent, must be this server's own (scheme aside, the same authority as
 //!   `Host`), and `Sec-Fetch-Site: cross-site` is refused;
-//! - a body sent with POST, PUT or PATCH must be declared `application/json`.
+//! - a body sent with POST, PUT or PATCH must be declared `application/json`; only an inference
+//!   request of the Open Inference Protocol (`…/v2/…/infer`) may also come as
+//!   `application/octet-stream` or untyped, as Triton's and KServe's clients send it: it reads a
+//!   prediction and changes nothing, and without the reply a page has gained nothing.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -82,6 +85,7 @@ impl Site {
     fn refusal(
         &self,
         method: &Method,
+        path: &str,
         authority: Option<&str>,
         headers: &HeaderMap,
     ) -> Option<(Code, String)> {
@@ -125,7 +129,15 @@ impl Site {
                 || headers
                     .get(header::CONTENT_LENGTH)
                     .is_some_and(|length| length.as_bytes() != b"0"));
-        if sends_body && !is_json(headers.get(header::CONTENT_TYPE)) {
+        let inference = path.contains("/v2/") && path.ends_with("/infer");
+        let content_type = headers.get(header::CONTENT_TYPE);
+        let untyped_inference = inference
+            && content_type.is_none_or(|value| {
+                value
+                    .to_str()
+                    .is_ok_and(|value| value.starts_with("application/octet-stream"))
+            });
+        if sends_body && !is_json(content_type) && !untyped_inference {
             let given = headers
                 .get(header::CONTENT_TYPE)
                 .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
@@ -173,7 +185,12 @@ pub async fn guard(State(site): State<Arc<Site>>, request: Request, next: Next) 
                 .get(header::HOST)
                 .and_then(|host| host.to_str().ok())
         });
-    match site.refusal(request.method(), authority, request.headers()) {
+    match site.refusal(
+        request.method(),
+        request.uri().path(),
+        authority,
+        request.headers(),
+    ) {
         None => next.run(request).await,
         Some((code, reason)) => ApiError::Http(code, reason).into_response(),
     }

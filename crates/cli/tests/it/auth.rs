@@ -145,6 +145,22 @@ fn predict_body() -> Value {
     json!({ "instances": census_instances() })
 }
 
+/// The census instances as an Open Inference Protocol request: a tensor per feature.
+fn infer_body() -> Value {
+    let instances = census_instances();
+    let inputs: Vec<Value> = instances[0]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(key, first)| {
+            let data: Vec<Value> = instances.iter().map(|row| row[key].clone()).collect();
+            let datatype = if first.is_string() { "BYTES" } else { "FP32" };
+            json!({"name": key, "shape": [data.len()], "datatype": datatype, "data": data})
+        })
+        .collect();
+    json!({ "inputs": inputs })
+}
+
 #[test]
 fn the_first_start_prints_one_admin_token_and_every_request_needs_a_valid_one() {
     let data = tempfile::tempdir().unwrap();
@@ -297,6 +313,27 @@ fn roles_allow_and_deny_endpoint_by_endpoint() {
             "predict version",
             "projects/p/models/m/versions/v1:predict".into(),
             Some(predict_body()),
+            "AADAD",
+        ),
+        (
+            "GET",
+            "inference metadata",
+            "projects/p/v2/models/m".into(),
+            None,
+            "AAAAD",
+        ),
+        (
+            "GET",
+            "inference version ready",
+            "projects/p/v2/models/m/versions/v1/ready".into(),
+            None,
+            "AAAAD",
+        ),
+        (
+            "POST",
+            "inference",
+            "projects/p/v2/models/m/versions/v1/infer".into(),
+            Some(infer_body()),
             "AADAD",
         ),
         (
@@ -638,6 +675,12 @@ fn projects_are_isolated() {
             "POST",
             "projects/q/models/theirs:predict".into(),
             Some(predict_body()),
+        ),
+        ("GET", "projects/q/v2/models/theirs".into(), None),
+        (
+            "POST",
+            "projects/q/v2/models/theirs/infer".into(),
+            Some(infer_body()),
         ),
         ("GET", "projects/q/jobs".into(), None),
         ("GET", "projects/q/jobs/their_job".into(), None),

@@ -13,6 +13,7 @@ mod errors;
 mod explain;
 mod frameworks;
 mod google_client;
+mod inference;
 mod jobs;
 mod lifecycle;
 mod onnx;

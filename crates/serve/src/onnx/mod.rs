@@ -171,6 +171,34 @@ impl OnnxRuntime {
 }
 
 impl ModelRuntime for OnnxRuntime {
+    fn signature(&self) -> crate::signature::Signature {
+        let inputs = self
+            .inputs
+            .iter()
+            .map(|input| crate::signature::TensorSpec {
+                name: input.name.clone(),
+                dtype: match input.element {
+                    graph::Element::F32 => "float32",
+                    graph::Element::F64 => "float64",
+                    graph::Element::I32 => "int32",
+                    graph::Element::I64 => "int64",
+                    graph::Element::Bool => "bool",
+                    graph::Element::String => "string",
+                    graph::Element::U8 => "uint8",
+                },
+                shape: std::iter::once(None)
+                    .filter(|_| input.batch != tensors::Batch::Whole)
+                    .chain(input.row_shape.iter().copied())
+                    .map(|dim| dim.map_or(-1, |dim| dim as i64))
+                    .collect(),
+            })
+            .collect();
+        crate::signature::Signature {
+            inputs,
+            outputs: Vec::new(),
+        }
+    }
+
     fn predict(&self, instances: &[Value]) -> Result<Vec<Value>, ServeError> {
         let all: Vec<&Value> = instances.iter().collect();
         if self

@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use serde_json::Value;
 
+use crate::signature::{Signature, TensorSpec};
 use crate::{ModelRuntime, ServeError};
 use worker::Worker;
 
@@ -213,6 +214,48 @@ impl PythonRuntime {
 }
 
 impl ModelRuntime for PythonRuntime {
+    fn signature(&self) -> Signature {
+        let tensors = |specs: &Value| -> Vec<TensorSpec> {
+            specs
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(name, spec)| TensorSpec {
+                    name: name.clone(),
+                    dtype: spec["dtype"]
+                        .as_str()
+                        .and_then(crate::signature::dtype)
+                        .unwrap_or("string"),
+                    shape: spec["shape"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|dim| dim.as_i64().unwrap_or(-1))
+                        .collect(),
+                })
+                .collect()
+        };
+        if let Some(default) = self
+            .signatures()
+            .and_then(|signatures| signatures.get("serving_default"))
+        {
+            return Signature {
+                inputs: tensors(&default["inputs"]),
+                outputs: tensors(&default["outputs"]),
+            };
+        }
+        // A feature-row model: one row of feature values per instance.
+        let width = self.described["features"].as_i64().unwrap_or(-1);
+        Signature {
+            inputs: vec![TensorSpec {
+                name: "instances".into(),
+                dtype: "float32",
+                shape: vec![-1, width],
+            }],
+            outputs: Vec::new(),
+        }
+    }
+
     fn predict(&self, instances: &[Value]) -> Result<Vec<Value>, ServeError> {
         let texts: Vec<String> = instances.iter().map(Value::to_string).collect();
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();

@@ -1,0 +1,130 @@
+//! The Open Inference Protocol over every version: Triton's own HTTP client (`tritonclient[http]`
+//! from pip), unchanged, reads health, readiness and metadata and infers with JSON and binary
+//! tensors, on a Kiln export (census: text and number inputs by name) and a scikit-learn pipeline
+//! (one feature-row input); the answers equal `:predict`'s. Bad tensors get a 400 naming the input.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::{
+    Server, call, census_instances, create_version, python_exports, saved_expectations,
+};
+
+#[test]
+fn a_triton_client_infers_on_kiln_and_framework_versions_as_predict_does() {
+    let exports = python_exports("frameworks/export.py", "sklearn");
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_serving(data.path(), Some(exports), &[]);
+    server.deploy_census();
+    let iris = exports.join("iris_pipeline");
+    let operation = create_version(&server, "iris", &iris, json!({}));
+    assert!(operation.get("error").is_none(), "{operation}");
+
+    let census = census_instances();
+    let (iris_rows, iris_want) = saved_expectations(&iris);
+    let requests = data.path().join("requests.json");
+    std::fs::write(
+        &requests,
+        json!({"census": census, "iris": iris_rows}).to_string(),
+    )
+    .unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/inference/triton_client.py");
+    let base = format!("{}/v1/projects/p", server.url.trim_start_matches("http://"));
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(&base)
+        .arg(&requests)
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "triton_client.py failed (pip install 'tritonclient[http]'): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answers: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answers["live"], true);
+    assert_eq!(answers["ready"], true);
+    assert_eq!(answers["census_ready"], true);
+    assert_eq!(answers["missing_ready"], false);
+    let metadata = &answers["census_metadata"];
+    assert_eq!(metadata["name"], "census");
+    assert_eq!(metadata["versions"], json!(["v1"]));
+    assert_eq!(
+        answers["iris_metadata"]["inputs"],
+        json!([{"name": "instances", "datatype": "FP32", "shape": [-1, 4]}])
+    );
+
+    // What :predict answers, as one column per prediction key.
+    let body = json!({ "instances": census }).to_string();
+    let (status, predicted) = call(
+        "POST",
+        &server.api("p", "models/census/versions/v1:predict"),
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{predicted}");
+    let predictions = predicted["predictions"].as_array().unwrap();
+    for form in ["census_json", "census_binary"] {
+        let columns = answers[form].as_object().unwrap();
+        let keys = predictions[0].as_object().unwrap();
+        assert_eq!(
+            columns.keys().collect::<Vec<_>>().len(),
+            keys.len(),
+            "{form}: one output per prediction key: {columns:?}"
+        );
+        for (key, _) in keys {
+            let want: Vec<Value> = predictions.iter().map(|row| row[key].clone()).collect();
+            close(&columns[key], &Value::Array(want), &format!("{form}.{key}"));
+        }
+    }
+    assert_eq!(answers["iris_json"], iris_want);
+    assert_eq!(answers["iris_binary"], iris_want);
+
+    // Bad tensors are refused naming the input, in the protocol's error shape.
+    let url = format!("{}/v1/projects/p/v2/models/iris/infer", server.url);
+    let bad = json!({"inputs": [{"name": "instances", "shape": [2, 4], "datatype": "FP32",
+                                 "data": [1.0, 2.0, 3.0]}]});
+    let (status, body) = call("POST", &url, Some(&bad.to_string()));
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("inputs[0] (instances)"), "{message}");
+    let wide = json!({"inputs": [{"name": "instances", "shape": [1, 3], "datatype": "FP32",
+                                  "data": [1.0, 2.0, 3.0]}]});
+    let (status, body) = call("POST", &url, Some(&wide.to_string()));
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("expected 4 feature values"),
+        "{body}"
+    );
+    let (status, body) = call(
+        "GET",
+        &format!("{}/v1/projects/p/v2/models/missing", server.url),
+        None,
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+}
+
+/// Asserts the numbers of `got` are within 1e-6 of `want`'s and everything else equal.
+fn close(got: &Value, want: &Value, what: &str) {
+    match (got, want) {
+        (Value::Array(got), Value::Array(want)) => {
+            assert_eq!(got.len(), want.len(), "{what}");
+            for (index, (got, want)) in got.iter().zip(want).enumerate() {
+                close(got, want, &format!("{what}[{index}]"));
+            }
+        }
+        (got, want) if want.is_f64() => {
+            let (got, want) = (got.as_f64().unwrap(), want.as_f64().unwrap());
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "{what}: {got} {want}"
+            );
+        }
+        (got, want) => assert_eq!(got, want, "{what}"),
+    }
+}

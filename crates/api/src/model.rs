@@ -95,10 +95,11 @@ pub struct Version {
     /// Last prediction time (output only).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub last_use_time: String,
-    /// Runtime version requested by the user (recorded; Kiln has one runtime).
+    /// Runtime version: the framework releases that serve a TensorFlow, scikit-learn or XGBoost
+    /// model (default: the newest Kiln knows).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub runtime_version: String,
-    /// Python version requested by the user (recorded).
+    /// Python version of the runtime (default: the runtime's).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub python_version: String,
     /// Serving framework.

@@ -247,6 +247,13 @@ fn served(
     let (dir, version) = registry
         .serving_dir(project, model, version)
         .map_err(|error| format!("Field: {field} Error: {error}"))?;
+    if !version.prediction_class.is_empty() {
+        return Err(format!(
+            "Field: {field} Error: {} is a custom prediction routine, which serves online \
+             predictions only",
+            version.name
+        ));
+    }
     // By the recorded framework: the files may not be on this server's disk yet. (An ONNX export
     // recorded as SCIKIT_LEARN or XGBOOST gets an environment it does not use.)
     let environment = match version.framework {

@@ -14,10 +14,12 @@ use kiln_api::{
     Code, ListModelsResponse, ListOperationsResponse, ListVersionsResponse, Model, Operation,
     PredictRequest,
 };
+use kiln_artifacts::bucket;
 use kiln_artifacts::{ArtifactStore, PathPolicy};
+use kiln_scheduler::program::PACKAGE_SUFFIXES;
 use kiln_serve::batcher::{BatchConfig, BatchError, Batcher};
 use kiln_serve::explain::{self, Method};
-use kiln_serve::python::{Frameworks, runtimes};
+use kiln_serve::python::{Frameworks, Routine, runtimes};
 use kiln_serve::{DetectedFramework, LoadOptions, ModelRuntime, ServeError};
 use kiln_store::{Scan, Store};
 use serde_json::Value;
@@ -180,6 +182,39 @@ fn serving_error(version: &Version, error: BatchError) -> RegistryError {
             "version {name} was deleted while the request waited"
         )),
     }
+}
+
+/// A version's custom prediction routine, with its packages on this machine: those in buckets
+/// downloaded into a temporary directory, which must outlive the load that installs them.
+async fn routine_packages(
+    version: &Version,
+) -> Result<Option<(Routine, Option<tempfile::TempDir>)>, String> {
+    if version.prediction_class.is_empty() {
+        return Ok(None);
+    }
+    let mut downloaded = None;
+    let mut packages = Vec::new();
+    for uri in &version.package_uris {
+        if !bucket::is_bucket(uri) {
+            packages.push(PathBuf::from(uri.strip_prefix("file://").unwrap_or(uri)));
+            continue;
+        }
+        if downloaded.is_none() {
+            downloaded = Some(tempfile::tempdir().map_err(|error| error.to_string())?);
+        }
+        let Some(dir) = &downloaded else {
+            continue;
+        };
+        let path = bucket::fetch(uri, dir.path())
+            .await
+            .map_err(|error| format!("{uri}: {error}"))?;
+        packages.push(path);
+    }
+    let routine = Routine {
+        class: version.prediction_class.clone(),
+        packages,
+    };
+    Ok(Some((routine, downloaded)))
 }
 
 /// The framework a version is served as and the loader that serves it, from what its files hold
@@ -623,9 +658,7 @@ impl Registry {
         if version.container.is_some() {
             problems.push("Field: version.container Error: custom serving containers are not supported by Kiln".into());
         }
-        if !version.prediction_class.is_empty() {
-            problems.push("Field: version.prediction_class Error: custom prediction routines are not supported by Kiln".into());
-        }
+        problems.extend(self.check_routine(project, &mut version));
         match runtimes::select("version", &version.runtime_version, &version.python_version) {
             Ok((runtime, python)) => {
                 version.runtime_version = runtime.name.to_string();
@@ -755,8 +788,7 @@ impl Registry {
         source: &str,
         version: &Version,
     ) -> Result<(Framework, Arc<dyn ModelRuntime>), String> {
-        let (requested, stamp) = (version.framework, version.create_time.as_str());
-        let options = self.load_options(version);
+        let stamp = version.create_time.as_str();
         self.artifacts
             .import(source, key, stamp)
             .await
@@ -766,7 +798,25 @@ impl Registry {
             .local(key, stamp)
             .await
             .map_err(|error| error.to_string())?;
+        self.load_model(dir, version).await
+    }
+
+    /// Loads a version's model from its files in `dir`: its custom prediction routine, or the
+    /// framework its files hold (the framework it was created as choosing a pickle's reader).
+    async fn load_model(
+        &self,
+        dir: PathBuf,
+        version: &Version,
+    ) -> Result<(Framework, Arc<dyn ModelRuntime>), String> {
+        let options = self.load_options(version);
+        let requested = version.framework;
+        let routine = routine_packages(version).await?;
         tokio::task::spawn_blocking(move || {
+            if let Some((routine, _downloaded)) = &routine {
+                return kiln_serve::load_routine(&dir, routine, &options)
+                    .map(|runtime| (requested, runtime))
+                    .map_err(|error| error.to_string());
+            }
             let detected = kiln_serve::detect(&dir).map_err(|error| error.to_string())?;
             let (framework, detected) = served_as(detected, requested);
             if requested != Framework::FrameworkUnspecified && requested != framework {
@@ -781,6 +831,68 @@ impl Registry {
         })
         .await
         .map_err(|_| "the model could not be loaded: its loader stopped unexpectedly".to_string())?
+    }
+
+    /// Checks a new version's `predictionClass` and `packageUris`, replacing the packages by the
+    /// locations the path policy resolved them to; returns the problems.
+    fn check_routine(&self, project: &str, version: &mut Version) -> Vec<String> {
+        let mut problems = Vec::new();
+        let class = version.prediction_class.trim();
+        let packages = std::mem::take(&mut version.package_uris);
+        if class.is_empty() {
+            if !packages.is_empty() {
+                problems.push(
+                    "Field: version.package_uris Error: packageUris hold a custom prediction \
+                     routine; set predictionClass to the class in them"
+                        .into(),
+                );
+            }
+            return problems;
+        }
+        let identifier = |part: &str| {
+            part.chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+        };
+        if !(class.contains('.') && class.split('.').all(identifier)) {
+            problems.push(format!(
+                "Field: version.prediction_class Error: {class:?} is not module.Class"
+            ));
+        }
+        if version.framework != Framework::FrameworkUnspecified {
+            problems.push(
+                "Field: version.framework Error: a custom prediction routine serves the model \
+                 itself; leave framework unset"
+                    .into(),
+            );
+        }
+        if packages.is_empty() {
+            problems.push(
+                "Field: version.package_uris Error: a custom prediction routine needs the \
+                 packages (sdists or wheels) that hold predictionClass"
+                    .into(),
+            );
+        }
+        for (index, uri) in packages.iter().enumerate() {
+            let field = format!("version.package_uris[{index}]");
+            if !PACKAGE_SUFFIXES
+                .iter()
+                .any(|suffix| uri.trim().ends_with(suffix))
+            {
+                problems.push(format!(
+                    "Field: {field} Error: {uri:?} is not an sdist or wheel ({})",
+                    PACKAGE_SUFFIXES.join(", ")
+                ));
+                continue;
+            }
+            match self.paths.check(project, &field, uri.trim()) {
+                Ok(checked) => version.package_uris.push(checked),
+                Err(problem) => problems.push(problem),
+            }
+        }
+        version.prediction_class = class.to_string();
+        problems
     }
 
     /// `projects.models.versions.get`.
@@ -1024,11 +1136,31 @@ impl Registry {
     ) -> Result<Vec<Value>, RegistryError> {
         let route = self.route(&target).await?;
         check_instances(&request)?;
-        route
-            .server
-            .predict(request.instances)
-            .await
-            .map_err(|error| serving_error(&route.version, error))
+        let signature = request.signature_name.as_deref().unwrap_or_default();
+        let other = match signature {
+            "" => None,
+            name => route
+                .server
+                .runtime()
+                .for_signature(name)
+                .map_err(|error| serving_error(&route.version, BatchError::Serve(error)))?,
+        };
+        let Some(runtime) = other else {
+            return route
+                .server
+                .predict(request.instances)
+                .await
+                .map_err(|error| serving_error(&route.version, error));
+        };
+        // Another signature than the default is served a request per call, beside the batcher.
+        let instances = request.instances;
+        tokio::task::spawn_blocking(move || {
+            let texts: Vec<&str> = instances.iter().collect();
+            runtime.predict_json(&texts)
+        })
+        .await
+        .map_err(|error| RegistryError::Internal(format!("prediction task failed: {error}")))?
+        .map_err(|error| serving_error(&route.version, BatchError::Serve(error)))
     }
 
     /// The version a prediction on `target` goes to, once it serves, and what its model takes and
@@ -1296,6 +1428,17 @@ impl Registry {
                 |b| b.awake() as u64,
             ),
         ];
+        let _ = writeln!(
+            text,
+            "# HELP kiln_version_engine What runs each loaded version's model.\n# TYPE kiln_version_engine gauge"
+        );
+        for name in &names {
+            let engine = servers[*name].runtime().engine().replace(['"', '\\'], "'");
+            let _ = writeln!(
+                text,
+                "kiln_version_engine{{version=\"{name}\",engine=\"{engine}\"}} 1"
+            );
+        }
         for (metric, kind, help, value) in series {
             let _ = writeln!(text, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
             for name in &names {
@@ -1349,15 +1492,10 @@ impl Registry {
             .local(&version.name, &version.create_time)
             .await
             .map_err(|error| RegistryError::Prediction(format!("Failed to load model: {error}")))?;
-        let options = self.load_options(version);
-        let framework = version.framework;
-        let runtime = tokio::task::spawn_blocking(move || {
-            let (_, detected) = served_as(kiln_serve::detect(&dir)?, framework);
-            kiln_serve::load(&dir, detected, &options)
-        })
-        .await
-        .map_err(|error| RegistryError::Internal(format!("model load task failed: {error}")))?
-        .map_err(|error| RegistryError::Prediction(format!("Failed to load model: {error}")))?;
+        let (_, runtime) = self
+            .load_model(dir, version)
+            .await
+            .map_err(|error| RegistryError::Prediction(format!("Failed to load model: {error}")))?;
         let mut servers = self
             .servers
             .lock()

@@ -185,6 +185,8 @@ impl Helpers {
 /// The batching front of one loaded model.
 pub struct Batcher {
     queue: Sender<Request>,
+    /// The model, for calls that do not go through the queue (another signature).
+    runtime: Arc<dyn ModelRuntime>,
     /// What the model takes and returns, read once at start.
     signature: crate::signature::Signature,
     config: BatchConfig,
@@ -227,12 +229,18 @@ impl Batcher {
         }
         Ok(Self {
             queue,
+            runtime,
             signature,
             config,
             stats,
             last_used: Mutex::new(Instant::now()),
             helpers,
         })
+    }
+
+    /// The model behind the queue.
+    pub fn runtime(&self) -> &Arc<dyn ModelRuntime> {
+        &self.runtime
     }
 
     /// What the model takes and returns.

@@ -83,6 +83,32 @@ pub trait ModelRuntime: Send + Sync + 'static {
     fn signature(&self) -> signature::Signature {
         signature::Signature::default()
     }
+
+    /// What runs the model, for the metrics: `kiln`, `onnxruntime`, `tract`, or a framework's
+    /// release with its runtime version.
+    fn engine(&self) -> String {
+        "kiln".into()
+    }
+
+    /// The runtime that predicts through the model's signature `name` (a request's
+    /// `signature_name`): `None` for the default signature, which this runtime serves. Models with
+    /// one signature refuse any other name.
+    fn for_signature(&self, name: &str) -> Result<Option<Arc<dyn ModelRuntime>>, ServeError> {
+        default_signature_only(name)
+    }
+}
+
+/// The signature a request naming none is served by, as TensorFlow Serving names it.
+pub const DEFAULT_SIGNATURE: &str = "serving_default";
+
+/// A model with only the default signature: `None` for it, a refusal naming it for any other.
+pub fn default_signature_only(name: &str) -> Result<Option<Arc<dyn ModelRuntime>>, ServeError> {
+    match name {
+        DEFAULT_SIGNATURE => Ok(None),
+        other => Err(ServeError::Request(format!(
+            "signature_name {other:?}: this model has one signature, {DEFAULT_SIGNATURE}"
+        ))),
+    }
 }
 
 /// Writes instances as JSON text, as [`batcher::Batcher::predict`] takes them.
@@ -117,6 +143,21 @@ pub struct LoadOptions {
     pub frameworks: Option<python::Frameworks>,
 }
 
+/// Loads the custom prediction routine `routine` on the model files in `dir` (whatever they are:
+/// the routine reads them).
+pub fn load_routine(
+    dir: &Path,
+    routine: &python::Routine,
+    options: &LoadOptions,
+) -> Result<Arc<dyn ModelRuntime>, ServeError> {
+    load_python(
+        dir,
+        python::runtimes::PythonFramework::Custom,
+        Some(routine),
+        options,
+    )
+}
+
 /// Loads the model in `dir`, whose framework `detect` found.
 pub fn load(
     dir: &Path,
@@ -147,6 +188,15 @@ fn load_unguarded(
             _ => Ok(Arc::new(onnx::OnnxRuntime::load(dir)?)),
         };
     };
+    load_python(dir, framework, None, options)
+}
+
+fn load_python(
+    dir: &Path,
+    framework: python::runtimes::PythonFramework,
+    routine: Option<&python::Routine>,
+    options: &LoadOptions,
+) -> Result<Arc<dyn ModelRuntime>, ServeError> {
     let Some(frameworks) = &options.frameworks else {
         return Err(ServeError::Unsupported(format!(
             "{} models are served in framework worker processes, which this caller does not start",
@@ -163,6 +213,7 @@ fn load_unguarded(
     Ok(Arc::new(python::PythonRuntime::load(
         dir,
         &spec,
+        routine,
         options.processes,
         frameworks,
     )?))

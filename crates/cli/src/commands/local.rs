@@ -34,18 +34,29 @@ pub enum LocalCommand {
     /// Batch prediction over files with a model directory (what a batch prediction job runs).
     BatchPredict(Box<BatchPredictArgs>),
     /// Predict with a model directory, as `gcloud ai-platform local predict`.
-    Predict {
-        /// The exported model directory.
-        #[arg(long)]
-        model_dir: PathBuf,
-        #[command(flatten)]
-        instances: InstanceArgs,
-        /// Framework (detected from the files when absent).
-        #[arg(long)]
-        framework: Option<String>,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-    },
+    Predict(Box<LocalPredictArgs>),
+}
+
+/// Flags of `kiln local predict`.
+#[derive(Debug, clap::Args)]
+pub struct LocalPredictArgs {
+    /// The exported model directory.
+    #[arg(long)]
+    pub model_dir: PathBuf,
+    #[command(flatten)]
+    pub instances: InstanceArgs,
+    /// Framework (detected from the files when absent).
+    #[arg(long)]
+    pub framework: Option<String>,
+    /// A custom prediction routine's `module.Class` (with --package-uris), which serves the
+    /// model instead of a framework.
+    #[arg(long)]
+    pub prediction_class: Option<String>,
+    /// The sdists or wheels that hold --prediction-class, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub package_uris: Vec<PathBuf>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// Which runtime serves a TensorFlow, scikit-learn or XGBoost model, as a version's
@@ -196,15 +207,30 @@ pub fn run(command: LocalCommand, context: &Context) -> anyhow::Result<()> {
             (None, None) => anyhow::bail!("--module-name or --master-image-uri is required"),
         },
         LocalCommand::BatchPredict(args) => batch_predict(&args),
-        LocalCommand::Predict {
-            model_dir,
-            instances,
-            framework,
-            runtime,
-        } => {
+        LocalCommand::Predict(args) => {
+            let LocalPredictArgs {
+                model_dir,
+                instances,
+                framework,
+                prediction_class,
+                package_uris,
+                runtime,
+            } = *args;
             let body = instances.request()?;
-            let detected = detect(&model_dir, framework.as_deref())?;
-            let runtime = kiln_serve::load(&model_dir, detected, &runtime.load_options(1))?;
+            let options = runtime.load_options(1);
+            let runtime = match prediction_class {
+                Some(class) => {
+                    let routine = kiln_serve::python::Routine {
+                        class,
+                        packages: package_uris,
+                    };
+                    kiln_serve::load_routine(&model_dir, &routine, &options)?
+                }
+                None => {
+                    let detected = detect(&model_dir, framework.as_deref())?;
+                    kiln_serve::load(&model_dir, detected, &options)?
+                }
+            };
             let instances = body["instances"].as_array().cloned().unwrap_or_default();
             let predictions = runtime.predict(&instances).context("Prediction failed")?;
             output::print_resource(

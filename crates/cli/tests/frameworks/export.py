@@ -113,14 +113,24 @@ def tensorflow(out):
             y = tf.matmul(x, self.w) * scale[:, None]
             return {"y": y, "total": tf.reduce_sum(y, axis=1)}
 
+        # A second signature, named by requests' signature_name.
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+        def norms(self, x):
+            return {"norm": tf.norm(tf.matmul(x, self.w), axis=1)}
+
     module = Affine()
     path = directory(out, "affine")
-    tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve,
+                                                  "norms": module.norms})
     instances = [{"x": [1.0, 2.0, 3.0], "scale": 2.0}, {"x": [-1.0, 0.5, 0.0], "scale": 0.5}]
     result = module.serve(tf.constant([i["x"] for i in instances]),
                           tf.constant([i["scale"] for i in instances]))
     expect(path, instances, [{"total": float(result["total"][i].numpy()),
                               "y": result["y"][i].numpy().tolist()} for i in range(2)])
+    rows = [i["x"] for i in instances]
+    with open(os.path.join(path, "norms.json"), "w") as f:
+        json.dump({"instances": rows,
+                   "expected": module.norms(tf.constant(rows))["norm"].numpy().tolist()}, f)
 
     # The same module with no serving_default signature.
     tf.saved_model.save(module, directory(out, "no_default"), signatures={"affine": module.serve})

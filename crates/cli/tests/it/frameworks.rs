@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::jobs::{ended, wait_job};
 use crate::support::{
-    Server, call, create_version, kiln, predict_model as predict, python_exports,
+    Server, call, create_version, kiln, metrics, predict_model as predict, python_exports,
     saved_expectations as expected,
 };
 
@@ -48,9 +48,9 @@ fn deploy_and_predict(
     (operation["response"].clone(), body["predictions"].take())
 }
 
-/// The error a version create ended with.
-fn failed_create(server: &Server, exports: &Path, model: &str, config: Value) -> String {
-    let operation = create_version(server, model, &exports.join(model), config);
+/// The error the create of `model`'s version v1 from `dir` ended with.
+fn failed_create(server: &Server, model: &str, dir: &Path, config: Value) -> String {
+    let operation = create_version(server, model, dir, config);
     let message = operation["error"]["message"].as_str().unwrap_or_default();
     assert!(!message.is_empty(), "{model} should not load: {operation}");
     let (_, version) = call(
@@ -123,6 +123,16 @@ fn scikit_learn_pickles_serve_what_scikit_learn_predicts() {
         "the runtime's environment is built once and reused"
     );
 
+    // The metrics say what serves each version.
+    assert!(
+        metrics(&server).contains(
+            "kiln_version_engine{version=\"projects/p/models/iris_pipeline/versions/v1\",\
+             engine=\"scikit-learn 1.9.1 (runtime 2.21, Python 3.11)\"} 1"
+        ),
+        "{}",
+        metrics(&server)
+    );
+
     // A row of the wrong width fails its own instance, named by index.
     let (status, body) = predict(
         &server,
@@ -137,12 +147,22 @@ fn scikit_learn_pickles_serve_what_scikit_learn_predicts() {
     );
 
     // Pickles that are not models, or that fail to load, fail their version with the cause.
-    let message = failed_create(&server, exports, "not_a_model", json!({}));
+    let message = failed_create(
+        &server,
+        "not_a_model",
+        &exports.join("not_a_model"),
+        json!({}),
+    );
     assert!(
         message.contains("dict, which has no predict method"),
         "{message}"
     );
-    let message = failed_create(&server, exports, "raises_on_load", json!({}));
+    let message = failed_create(
+        &server,
+        "raises_on_load",
+        &exports.join("raises_on_load"),
+        json!({}),
+    );
     assert!(message.contains("ZeroDivisionError"), "{message}");
 
     // Unpickling runs the pickle's code, confined: it cannot read the server's database.
@@ -165,7 +185,7 @@ fn scikit_learn_pickles_serve_what_scikit_learn_predicts() {
         .unwrap();
     assert!(status.success());
     let model = snoop.path().file_name().unwrap().to_str().unwrap();
-    let message = failed_create(&server, exports, model, json!({}));
+    let message = failed_create(&server, model, snoop.path(), json!({}));
     assert!(message.contains("PermissionError"), "{message}");
 }
 
@@ -209,7 +229,30 @@ fn tensorflow_saved_models_serve_what_tensorflow_predicts() {
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("missing input 'scale'"), "{body}");
 
-    let message = failed_create(&server, exports, "no_default", json!({}));
+    // A request's signature_name picks another signature; one the model lacks is named.
+    let text = std::fs::read_to_string(exports.join("affine/norms.json")).unwrap();
+    let norms: Value = serde_json::from_str(&text).unwrap();
+    let url = server.api("p", "models/affine:predict");
+    let body = json!({"instances": norms["instances"], "signature_name": "norms"});
+    let (status, answer) = call("POST", &url, Some(&body.to_string()));
+    assert_eq!(status, 200, "{answer}");
+    close(&answer["predictions"], &norms["expected"], 1e-5, "norms");
+    let body = json!({"instances": norms["instances"], "signature_name": "nope"});
+    let (status, answer) = call("POST", &url, Some(&body.to_string()));
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer
+            .to_string()
+            .contains("its signatures are norms, serving_default"),
+        "{answer}"
+    );
+
+    let message = failed_create(
+        &server,
+        "no_default",
+        &exports.join("no_default"),
+        json!({}),
+    );
     assert!(
         message.contains("no serving_default signature") && message.contains("affine"),
         "{message}"
@@ -326,4 +369,118 @@ fn batch_prediction_serves_a_framework_version_in_its_runtime() {
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
     close(&Value::Array(got), &want, 1e-5, "batch");
+}
+
+/// Writes the sdist `NAME-0.1.tar.gz` of a one-module package into `dir`.
+fn sdist(dir: &Path, name: &str, setup: &str, module: &str) -> std::path::PathBuf {
+    let source = dir.join("src").join(format!("{name}-0.1"));
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("setup.py"), setup).unwrap();
+    std::fs::write(source.join(format!("{name}.py")), module).unwrap();
+    let archive = dir.join(format!("{name}-0.1.tar.gz"));
+    let status = Command::new("tar")
+        .arg("czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir.join("src"))
+        .arg(format!("{name}-0.1"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    archive
+}
+
+#[test]
+fn a_custom_prediction_routine_serves_with_its_packages() {
+    let work = tempfile::tempdir().unwrap();
+    let (server, _data) = start(work.path());
+    let model = work.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("scale.txt"), "2.5").unwrap();
+    let setup = |name: &str| {
+        format!(
+            "from setuptools import setup\nsetup(name={name:?}, version='0.1', py_modules=[{name:?}])\n"
+        )
+    };
+    let package = sdist(
+        work.path(),
+        "scaler_predictor",
+        &setup("scaler_predictor"),
+        "import os\n\
+         class ScalingPredictor:\n    \
+             def __init__(self, scale):\n        self.scale = scale\n    \
+             @classmethod\n    \
+             def from_path(cls, model_dir):\n        \
+                 return cls(float(open(os.path.join(model_dir, 'scale.txt')).read()))\n    \
+             def predict(self, instances, **kwargs):\n        \
+                 return [[value * self.scale for value in row] for row in instances]\n",
+    );
+    let routine = |class: &str, package: &Path| json!({"predictionClass": class, "packageUris": [package], "runtimeVersion": "2.21"});
+    let operation = create_version(
+        &server,
+        "scaler",
+        &model,
+        routine("scaler_predictor.ScalingPredictor", &package),
+    );
+    assert!(operation.get("error").is_none(), "{operation}");
+    let (status, body) = predict(&server, "scaler", &[json!([1.0, 2.0]), json!([3.0, 4.0])]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["predictions"], json!([[2.5, 5.0], [7.5, 10.0]]));
+
+    // A class the package lacks, and a package that fails to install (pip's words kept).
+    let message = failed_create(
+        &server,
+        "missing",
+        &model,
+        routine("scaler_predictor.Nope", &package),
+    );
+    assert!(
+        message.contains("module scaler_predictor has no Nope"),
+        "{message}"
+    );
+    let broken = sdist(
+        work.path(),
+        "broken_predictor",
+        "raise RuntimeError('this package refuses to build')\n",
+        "",
+    );
+    let message = failed_create(
+        &server,
+        "broken",
+        &model,
+        routine("broken_predictor.P", &broken),
+    );
+    assert!(
+        message.contains("installing packageUris failed")
+            && message.contains("this package refuses to build"),
+        "{message}"
+    );
+
+    // Fields that cannot make a routine are refused at once, named.
+    call(
+        "POST",
+        &server.api("p", "models"),
+        Some(r#"{"name": "bad"}"#),
+    );
+    let url = server.api("p", "models/bad/versions");
+    for (body, field) in [
+        (
+            json!({"name": "v", "deploymentUri": model, "predictionClass": "NoModule",
+                   "packageUris": [package]}),
+            "version.prediction_class",
+        ),
+        (
+            json!({"name": "v", "deploymentUri": model, "packageUris": [package]}),
+            "version.package_uris",
+        ),
+        (
+            json!({"name": "v", "deploymentUri": model, "predictionClass": "a.B",
+                   "packageUris": [model.join("scale.txt")]}),
+            "version.package_uris[0]",
+        ),
+    ] {
+        let (status, answer) = call("POST", &url, Some(&body.to_string()));
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer.to_string().contains(field), "{field}: {answer}");
+    }
 }

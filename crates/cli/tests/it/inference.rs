@@ -65,6 +65,19 @@ fn a_triton_client_infers_on_kiln_and_framework_versions_as_predict_does() {
     );
     assert_eq!(status, 200, "{predicted}");
     let predictions = predicted["predictions"].as_array().unwrap();
+    let other = json!({ "instances": census, "signature_name": "other" }).to_string();
+    let (status, refused) = call(
+        "POST",
+        &server.api("p", "models/census/versions/v1:predict"),
+        Some(&other),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("one signature, serving_default"),
+        "{refused}"
+    );
     for form in ["census_json", "census_binary"] {
         let columns = answers[form].as_object().unwrap();
         let keys = predictions[0].as_object().unwrap();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Server, call, create_version, kiln, predict_model as predict, python_exports,
+    Server, call, create_version, kiln, metrics, predict_model as predict, python_exports,
     saved_expectations as expected,
 };
 
@@ -78,6 +78,9 @@ fn scikit_learn_exports_serve_what_scikit_learn_predicts() {
 
 fn serve_scikit_learn(exports: &Path, engine: &str) {
     let server = start(exports, engine);
+    let engine_line = format!(
+        "kiln_version_engine{{version=\"projects/p/models/iris_logreg/versions/v1\",engine=\"{engine}\"}} 1"
+    );
 
     // Classifiers: skl2onnx's defaults (Scaler + LinearClassifier + ZipMap; TreeEnsembleClassifier).
     for (model, framework) in [
@@ -105,6 +108,9 @@ fn serve_scikit_learn(exports: &Path, engine: &str) {
             }
         }
     }
+
+    let metrics = metrics(&server);
+    assert!(metrics.contains(&engine_line), "{metrics}");
 
     // Regressors (LinearRegressor; TreeEnsembleRegressor averaging its trees), with instances of
     // named inputs as well as bare lists.

@@ -49,6 +49,8 @@ trait Engine: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct OnnxRuntime {
     engine: Box<dyn Engine>,
+    /// `onnxruntime` or `tract`.
+    engine_name: &'static str,
     inputs: Vec<Input>,
     outputs: Vec<Output>,
 }
@@ -63,22 +65,25 @@ impl OnnxRuntime {
         let mut proto = tract
             .proto_model_for_path(&path)
             .map_err(|error| ServeError::Load(format!("{error:#}")))?;
-        let (engine, prepared): (Box<dyn Engine>, _) = match onnxruntime::environment() {
-            Some(environment) => {
-                let prepared = graph::prepare(&mut proto, None)?;
-                let rewritten = prepared.rewritten.then(|| proto.encode_to_vec());
-                let engine = onnxruntime::OnnxRuntimeEngine::load(environment, &path, rewritten)?;
-                (Box::new(engine), prepared)
-            }
-            None => {
-                let table = |op: &str| tract.op_register.0.contains_key(op);
-                let prepared = graph::prepare(&mut proto, Some(&table))?;
-                let engine = tract::TractEngine::load(&tract, &proto, dir, &prepared.inputs)?;
-                (Box::new(engine), prepared)
-            }
-        };
+        let (engine, engine_name, prepared): (Box<dyn Engine>, _, _) =
+            match onnxruntime::environment() {
+                Some(environment) => {
+                    let prepared = graph::prepare(&mut proto, None)?;
+                    let rewritten = prepared.rewritten.then(|| proto.encode_to_vec());
+                    let engine =
+                        onnxruntime::OnnxRuntimeEngine::load(environment, &path, rewritten)?;
+                    (Box::new(engine), "onnxruntime", prepared)
+                }
+                None => {
+                    let table = |op: &str| tract.op_register.0.contains_key(op);
+                    let prepared = graph::prepare(&mut proto, Some(&table))?;
+                    let engine = tract::TractEngine::load(&tract, &proto, dir, &prepared.inputs)?;
+                    (Box::new(engine), "tract", prepared)
+                }
+            };
         let runtime = Self {
             engine,
+            engine_name,
             inputs: prepared.inputs.iter().map(describe).collect(),
             outputs: prepared.outputs,
         };
@@ -171,6 +176,10 @@ impl OnnxRuntime {
 }
 
 impl ModelRuntime for OnnxRuntime {
+    fn engine(&self) -> String {
+        self.engine_name.into()
+    }
+
     fn signature(&self) -> crate::signature::Signature {
         let inputs = self
             .inputs

@@ -163,7 +163,8 @@ fn build(
     )
 }
 
-fn run(command: &mut Command, what: &str) -> Result<(), ServeError> {
+/// Runs `command` to its end; on failure, what failed with the last lines of its output.
+pub(super) fn run(command: &mut Command, what: &str) -> Result<(), ServeError> {
     let output = command
         .output()
         .map_err(|error| ServeError::Load(format!("{what}: could not start: {error}")))?;

@@ -15,12 +15,13 @@
 //! Python installation, and write only a scratch directory of their own.
 
 pub mod environment;
+mod pool;
 pub mod runtimes;
 mod worker;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -65,31 +66,36 @@ impl std::fmt::Debug for Frameworks {
     }
 }
 
-/// A model served by framework worker processes.
-pub struct PythonRuntime {
-    /// Builds the command of a new worker.
-    command: Box<dyn Fn() -> Result<Command, ServeError> + Send + Sync>,
-    pool: Mutex<Pool>,
-    freed: Condvar,
-    /// What the first worker described: the engine and, for a SavedModel, its signatures.
-    described: Value,
-    /// The workers' scratch directory, removed with the runtime.
-    _scratch: tempfile::TempDir,
+/// A custom prediction routine: ML Engine's `predictionClass` and `packageUris`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routine {
+    /// `module.Class`, with `from_path(model_dir)` and `predict(instances, **kwargs)`.
+    pub class: String,
+    /// The sdists and wheels that hold it, installed (without their dependencies: the runtime
+    /// has the frameworks) into the runtime's scratch directory before the first worker starts.
+    pub packages: Vec<PathBuf>,
 }
 
-/// Workers not serving a call, and how many exist in all.
-struct Pool {
-    idle: Vec<Worker>,
-    started: usize,
-    most: usize,
+/// A model served by framework worker processes, through one of its signatures.
+pub struct PythonRuntime {
+    pool: Arc<pool::Pool>,
+    /// What the first worker described: the engine and, for a SavedModel, its signatures.
+    described: Arc<Value>,
+    /// The runtime version and Python version the workers run on.
+    runtime: String,
+    /// The signature calls go to (`None`: the model's default).
+    signature: Option<String>,
+    /// The workers' scratch directory, removed with the last runtime on the pool.
+    _scratch: Arc<tempfile::TempDir>,
 }
 
 impl PythonRuntime {
     /// Builds (or finds) the environment `spec` names and starts one worker on the model in `dir`,
-    /// which fails here if the model does not load.
+    /// which fails here if the model does not load. A `routine`'s packages are installed first.
     pub fn load(
         dir: &Path,
         spec: &environment::Spec,
+        routine: Option<&Routine>,
         processes: usize,
         frameworks: &Frameworks,
     ) -> Result<Self, ServeError> {
@@ -123,41 +129,64 @@ impl PythonRuntime {
             scratch.path().to_path_buf(),
             frameworks.confine.clone(),
         );
-        let command = move || {
-            let mut command = Command::new(&environment.python);
+        let packages = home.join("packages");
+        let python = environment.python.clone();
+        let start = move |program: &Path, reach: &Reach| {
+            let mut command = Command::new(program);
             command
-                .arg(&script)
-                .arg(framework.name())
-                .arg(&model)
                 .env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default())
                 .env("HOME", &home)
                 .env("TMPDIR", &home)
+                .env("PYTHONPATH", &packages)
                 .env("PYTHONUTF8", "1")
                 .env("PYTHONNOUSERSITE", "1")
                 .env("PYTHONDONTWRITEBYTECODE", "1")
                 .current_dir(&home);
             if let Some(confine) = &confine {
-                confine(&mut command, &reach).map_err(ServeError::Load)?;
+                confine(&mut command, reach).map_err(ServeError::Load)?;
             }
+            Ok::<_, ServeError>(command)
+        };
+        if let Some(routine) = routine {
+            // The packages' setup scripts are the user's code: confined like the workers.
+            let mut install_reach = reach.clone();
+            install_reach.read.extend(routine.packages.iter().cloned());
+            let mut install = start(&python, &install_reach)?;
+            install
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--no-input",
+                    "--disable-pip-version-check",
+                    "--no-deps",
+                    "--no-build-isolation",
+                    "--target",
+                ])
+                .arg(scratch.path().join("packages"))
+                .args(&routine.packages);
+            environment::run(&mut install, "installing packageUris")?;
+        }
+        let class = routine.map(|routine| routine.class.clone());
+        let command = move || {
+            let mut command = start(&python, &reach)?;
+            command.arg(&script).arg(framework.name()).arg(&model);
+            command.args(&class);
             Ok(command)
         };
         let (first, described) = Worker::start(command()?)?;
         Ok(Self {
-            command: Box::new(command),
-            pool: Mutex::new(Pool {
-                idle: vec![first],
-                started: 1,
-                most: processes.max(1),
-            }),
-            freed: Condvar::new(),
-            described,
-            _scratch: scratch,
+            pool: Arc::new(pool::Pool::new(Box::new(command), first, processes)),
+            described: Arc::new(described),
+            runtime: format!("runtime {}, Python {}", spec.runtime.name, spec.python),
+            signature: None,
+            _scratch: Arc::new(scratch),
         })
     }
 
-    /// What serves the model, such as `scikit-learn 1.9.1`.
-    pub fn engine(&self) -> &str {
+    /// The framework release that serves the model, such as `scikit-learn 1.9.1`.
+    pub fn release(&self) -> &str {
         self.described["engine"].as_str().unwrap_or_default()
     }
 
@@ -165,55 +194,13 @@ impl PythonRuntime {
     pub fn signatures(&self) -> Option<&Value> {
         self.described.get("signatures")
     }
-
-    /// Runs one call on a free worker, starting one if fewer than `processes` run.
-    fn call(&self, instances: &[&str], signature: Option<&str>) -> Result<Vec<Value>, ServeError> {
-        let mut worker = self.take()?;
-        let answer = worker.predict(instances, signature);
-        let mut pool = self
-            .pool
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match worker.is_alive() {
-            true => pool.idle.push(worker),
-            false => pool.started -= 1,
-        }
-        self.freed.notify_one();
-        answer
-    }
-
-    fn take(&self) -> Result<Worker, ServeError> {
-        let mut pool = self
-            .pool
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        loop {
-            if let Some(worker) = pool.idle.pop() {
-                return Ok(worker);
-            }
-            if pool.started < pool.most {
-                pool.started += 1;
-                drop(pool);
-                let started = (self.command)().and_then(Worker::start);
-                return started.map(|(worker, _)| worker).map_err(|error| {
-                    let mut pool = self
-                        .pool
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    pool.started -= 1;
-                    self.freed.notify_one();
-                    ServeError::Worker(format!("could not start a framework worker: {error}"))
-                });
-            }
-            pool = self
-                .freed
-                .wait(pool)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-        }
-    }
 }
 
 impl ModelRuntime for PythonRuntime {
+    fn engine(&self) -> String {
+        format!("{} ({})", self.release(), self.runtime)
+    }
+
     fn signature(&self) -> Signature {
         let tensors = |specs: &Value| -> Vec<TensorSpec> {
             specs
@@ -259,7 +246,7 @@ impl ModelRuntime for PythonRuntime {
     fn predict(&self, instances: &[Value]) -> Result<Vec<Value>, ServeError> {
         let texts: Vec<String> = instances.iter().map(Value::to_string).collect();
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        self.call(&texts, None)
+        self.pool.call(&texts, self.signature.as_deref())
     }
 
     fn predict_json(&self, instances: &[&str]) -> Result<Vec<Value>, ServeError> {
@@ -273,6 +260,38 @@ impl ModelRuntime for PythonRuntime {
                 });
             }
         }
-        self.call(instances, None)
+        self.pool.call(instances, self.signature.as_deref())
+    }
+
+    fn for_signature(&self, name: &str) -> Result<Option<Arc<dyn ModelRuntime>>, ServeError> {
+        let Some(signatures) = self.signatures() else {
+            return crate::default_signature_only(name);
+        };
+        if name == crate::DEFAULT_SIGNATURE {
+            return Ok(None);
+        }
+        if signatures.get(name).is_none() {
+            let names: Vec<&String> = signatures
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(name, _)| name)
+                .collect();
+            return Err(ServeError::Request(format!(
+                "the SavedModel has no signature {name:?}; its signatures are {}",
+                names
+                    .iter()
+                    .map(|name| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(Some(Arc::new(PythonRuntime {
+            pool: Arc::clone(&self.pool),
+            described: Arc::clone(&self.described),
+            runtime: self.runtime.clone(),
+            signature: Some(name.to_string()),
+            _scratch: Arc::clone(&self._scratch),
+        })))
     }
 }

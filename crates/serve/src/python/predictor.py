@@ -1,6 +1,6 @@
 """Kiln's framework worker: loads one model and predicts batches sent by the server.
 
-Started as `python predictor.py FRAMEWORK MODEL_DIR`. Frames in both directions are a decimal
+Started as `python predictor.py FRAMEWORK MODEL_DIR [PREDICTION_CLASS]`. Frames in both directions are a decimal
 length, a newline, and that many bytes of JSON. The first frame out is {"ready": {...}} (what the
 model takes and returns) or {"error": "..."}; then each request {"instances": [...],
 "signature": name|null} is answered by {"predictions": [...]} or {"error": "...", "index": i|null}
@@ -281,13 +281,51 @@ class TensorFlow:
         ]
 
 
+class Custom:
+    """A custom prediction routine: `module.Class` with ML Engine's Predictor contract,
+    `Class.from_path(model_dir)` and `predict(instances, **kwargs)`."""
+
+    def __init__(self, model_dir, prediction_class):
+        import importlib
+
+        module_name, _, class_name = prediction_class.rpartition(".")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise ValueError(
+                "predictionClass %s: module %s could not be imported (%s: %s); is it in packageUris?"
+                % (prediction_class, module_name, type(error).__name__, error)
+            ) from error
+        predictor_class = getattr(module, class_name, None)
+        if predictor_class is None:
+            raise ValueError(
+                "predictionClass %s: module %s has no %s" % (prediction_class, module_name, class_name)
+            )
+        if not hasattr(predictor_class, "from_path"):
+            raise ValueError(
+                "predictionClass %s has no from_path(model_dir) class method" % prediction_class
+            )
+        self.predictor = predictor_class.from_path(model_dir)
+        self.name = prediction_class
+
+    def describe(self):
+        return {"engine": "custom prediction routine " + self.name}
+
+    def predict(self, instances, signature):
+        kwargs = {"signature_name": signature} if signature else {}
+        return plain(list(self.predictor.predict(instances, **kwargs)))
+
+
 FRAMEWORKS = {"SCIKIT_LEARN": ScikitLearn, "XGBOOST": XgBoost, "TENSORFLOW": TensorFlow}
 
 
 def main():
     framework, model_dir = sys.argv[1], sys.argv[2]
     try:
-        model = FRAMEWORKS[framework](model_dir)
+        if framework == "CUSTOM":
+            model = Custom(model_dir, sys.argv[3])
+        else:
+            model = FRAMEWORKS[framework](model_dir)
         send({"ready": model.describe()})
     except BaseException as error:
         traceback.print_exc()

@@ -54,6 +54,8 @@ pub enum PythonFramework {
     ScikitLearn,
     /// A booster file, or a pickled booster or estimator.
     XgBoost,
+    /// A custom prediction routine: the user's Predictor class, with every framework at hand.
+    Custom,
 }
 
 impl PythonFramework {
@@ -73,6 +75,7 @@ impl PythonFramework {
             PythonFramework::TensorFlow => "TENSORFLOW",
             PythonFramework::ScikitLearn => "SCIKIT_LEARN",
             PythonFramework::XgBoost => "XGBOOST",
+            PythonFramework::Custom => "CUSTOM",
         }
     }
 
@@ -82,13 +85,14 @@ impl PythonFramework {
             PythonFramework::TensorFlow => "tensorflow",
             PythonFramework::ScikitLearn => "scikit-learn",
             PythonFramework::XgBoost => "xgboost",
+            PythonFramework::Custom => "custom",
         }
     }
 }
 
 impl RuntimeVersion {
     /// The pip requirements that serve `framework` (XGBoost's estimators pickle scikit-learn's
-    /// base classes, so XGBoost gets scikit-learn too).
+    /// base classes, so XGBoost gets scikit-learn too; a custom routine may use any of them).
     pub fn requirements(&self, framework: PythonFramework) -> Vec<String> {
         let tensorflow = format!("tensorflow=={}", self.tensorflow);
         let scikit_learn = format!("scikit-learn=={}", self.scikit_learn);
@@ -97,6 +101,7 @@ impl RuntimeVersion {
             PythonFramework::TensorFlow => vec![tensorflow],
             PythonFramework::ScikitLearn => vec![scikit_learn],
             PythonFramework::XgBoost => vec![xgboost, scikit_learn],
+            PythonFramework::Custom => vec![tensorflow, scikit_learn, xgboost],
         }
     }
 }

@@ -1,0 +1,88 @@
+//! The framework workers of one model: up to `most` processes, started as calls need them, each
+//! serving one call at a time. A worker that died in a call is dropped; the next call starts another.
+
+use std::process::Command;
+use std::sync::{Condvar, Mutex};
+
+use serde_json::Value;
+
+use super::worker::Worker;
+use crate::ServeError;
+
+/// Builds the command of a new worker.
+pub(super) type Starter = Box<dyn Fn() -> Result<Command, ServeError> + Send + Sync>;
+
+/// The workers of one model.
+pub(super) struct Pool {
+    start: Starter,
+    state: Mutex<State>,
+    freed: Condvar,
+}
+
+/// Workers not serving a call, and how many exist in all.
+struct State {
+    idle: Vec<Worker>,
+    started: usize,
+    most: usize,
+}
+
+impl Pool {
+    /// A pool holding `first`, which may grow to `most` workers started by `start`.
+    pub(super) fn new(start: Starter, first: Worker, most: usize) -> Self {
+        Self {
+            start,
+            state: Mutex::new(State {
+                idle: vec![first],
+                started: 1,
+                most: most.max(1),
+            }),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Runs one call on a free worker, starting one if fewer than `most` run.
+    pub(super) fn call(
+        &self,
+        instances: &[&str],
+        signature: Option<&str>,
+    ) -> Result<Vec<Value>, ServeError> {
+        let mut worker = self.take()?;
+        let answer = worker.predict(instances, signature);
+        let mut state = self.lock();
+        match worker.is_alive() {
+            true => state.idle.push(worker),
+            false => state.started -= 1,
+        }
+        self.freed.notify_one();
+        answer
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn take(&self) -> Result<Worker, ServeError> {
+        let mut state = self.lock();
+        loop {
+            if let Some(worker) = state.idle.pop() {
+                return Ok(worker);
+            }
+            if state.started < state.most {
+                state.started += 1;
+                drop(state);
+                let started = (self.start)().and_then(Worker::start);
+                return started.map(|(worker, _)| worker).map_err(|error| {
+                    self.lock().started -= 1;
+                    self.freed.notify_one();
+                    ServeError::Worker(format!("could not start a framework worker: {error}"))
+                });
+            }
+            state = self
+                .freed
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+}

@@ -25,12 +25,21 @@ pub enum VersionsCommand {
         /// export may be named by the framework it came from).
         #[arg(long)]
         framework: Option<String>,
-        /// Runtime version (recorded).
+        /// Runtime version: the framework releases that serve a TensorFlow, scikit-learn or
+        /// XGBoost model (1.15, 2.11, 2.21; default the newest).
         #[arg(long)]
         runtime_version: Option<String>,
-        /// Python version (recorded).
+        /// Python version of the runtime (default: the runtime's).
         #[arg(long)]
         python_version: Option<String>,
+        /// A custom prediction routine's `module.Class`, which serves the model (with
+        /// --package-uris).
+        #[arg(long)]
+        prediction_class: Option<String>,
+        /// The sdists or wheels holding --prediction-class: local paths, file://, gs:// or s3://
+        /// URIs, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        package_uris: Vec<String>,
         /// Serving machine type (recorded).
         #[arg(long)]
         machine_type: Option<String>,
@@ -79,14 +88,14 @@ pub enum VersionsCommand {
     },
 }
 
-/// A local `--origin` is sent as an absolute `file://` URI, so the server finds it whatever its
-/// working directory.
-fn origin_uri(origin: &str) -> anyhow::Result<String> {
+/// A local `--origin` (or package) is sent as an absolute `file://` URI, so the server finds it
+/// whatever its working directory.
+fn origin_uri(flag: &str, origin: &str) -> anyhow::Result<String> {
     if origin.contains("://") {
         return Ok(origin.to_string());
     }
     let path = PathBuf::from(origin);
-    let absolute = std::fs::canonicalize(&path).with_context(|| format!("--origin {origin}"))?;
+    let absolute = std::fs::canonicalize(&path).with_context(|| format!("{flag} {origin}"))?;
     Ok(format!("file://{}", absolute.display()))
 }
 
@@ -101,6 +110,8 @@ pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
             framework,
             runtime_version,
             python_version,
+            prediction_class,
+            package_uris,
             machine_type,
             description,
             labels,
@@ -109,9 +120,16 @@ pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
         } => {
             let mut body = json!({
                 "name": name,
-                "deploymentUri": origin_uri(&origin)?,
+                "deploymentUri": origin_uri("--origin", &origin)?,
                 "labels": super::labels(labels.as_deref())?,
             });
+            if !package_uris.is_empty() {
+                let uris: Vec<String> = package_uris
+                    .iter()
+                    .map(|uri| origin_uri("--package-uris", uri))
+                    .collect::<anyhow::Result<_>>()?;
+                body["packageUris"] = json!(uris);
+            }
             let optional = [
                 (
                     "framework",
@@ -119,6 +137,7 @@ pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
                 ),
                 ("runtimeVersion", runtime_version),
                 ("pythonVersion", python_version),
+                ("predictionClass", prediction_class),
                 ("machineType", machine_type),
                 ("description", description),
             ];

@@ -416,13 +416,29 @@ fn a_custom_prediction_routine_serves_with_its_packages() {
                  return [[value * self.scale for value in row] for row in instances]\n",
     );
     let routine = |class: &str, package: &Path| json!({"predictionClass": class, "packageUris": [package], "runtimeVersion": "2.21"});
-    let operation = create_version(
-        &server,
+    // Deployed through the CLI, as `gcloud beta ai-platform versions create` takes it.
+    let cli = |args: &[&str]| {
+        let output = kiln(&[&["--endpoint", server.url.as_str(), "--project", "p"], args].concat());
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    cli(&["models", "create", "scaler"]);
+    cli(&[
+        "versions",
+        "create",
+        "v1",
+        "--model",
         "scaler",
-        &model,
-        routine("scaler_predictor.ScalingPredictor", &package),
-    );
-    assert!(operation.get("error").is_none(), "{operation}");
+        "--origin",
+        model.to_str().unwrap(),
+        "--prediction-class",
+        "scaler_predictor.ScalingPredictor",
+        "--package-uris",
+        package.to_str().unwrap(),
+    ]);
     let (status, body) = predict(&server, "scaler", &[json!([1.0, 2.0]), json!([3.0, 4.0])]);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["predictions"], json!([[2.5, 5.0], [7.5, 10.0]]));

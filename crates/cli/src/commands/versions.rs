@@ -12,50 +12,7 @@ use crate::output;
 #[derive(Debug, clap::Subcommand)]
 pub enum VersionsCommand {
     /// Create a version from a model directory; waits until it is ready unless --async.
-    Create {
-        /// Version name.
-        name: String,
-        /// Model name.
-        #[arg(long)]
-        model: String,
-        /// Model directory: a local path, file://, gs:// or s3:// URI.
-        #[arg(long)]
-        origin: String,
-        /// Framework: kiln, onnx, tensorflow, scikit-learn, xgboost (detected when absent; an ONNX
-        /// export may be named by the framework it came from).
-        #[arg(long)]
-        framework: Option<String>,
-        /// Runtime version: the framework releases that serve a TensorFlow, scikit-learn or
-        /// XGBoost model (1.15, 2.11, 2.21; default the newest).
-        #[arg(long)]
-        runtime_version: Option<String>,
-        /// Python version of the runtime (default: the runtime's).
-        #[arg(long)]
-        python_version: Option<String>,
-        /// A custom prediction routine's `module.Class`, which serves the model (with
-        /// --package-uris).
-        #[arg(long)]
-        prediction_class: Option<String>,
-        /// The sdists or wheels holding --prediction-class: local paths, file://, gs:// or s3://
-        /// URIs, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        package_uris: Vec<String>,
-        /// Serving machine type (recorded).
-        #[arg(long)]
-        machine_type: Option<String>,
-        /// Description.
-        #[arg(long)]
-        description: Option<String>,
-        /// Labels, KEY=VALUE,...
-        #[arg(long)]
-        labels: Option<String>,
-        /// Return at once instead of waiting for the version to be ready.
-        #[arg(long = "async")]
-        no_wait: bool,
-        /// Region (accepted for compatibility).
-        #[arg(long)]
-        region: Option<String>,
-    },
+    Create(Box<CreateArgs>),
     /// List the versions of a model.
     List {
         /// Model name.
@@ -88,6 +45,53 @@ pub enum VersionsCommand {
     },
 }
 
+/// Flags of `kiln versions create`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Version name.
+    pub name: String,
+    /// Model name.
+    #[arg(long)]
+    pub model: String,
+    /// Model directory: a local path, file://, gs:// or s3:// URI.
+    #[arg(long)]
+    pub origin: String,
+    /// Framework: kiln, onnx, tensorflow, scikit-learn, xgboost (detected when absent; an ONNX
+    /// export may be named by the framework it came from).
+    #[arg(long)]
+    pub framework: Option<String>,
+    /// Runtime version: the framework releases that serve a TensorFlow, scikit-learn or
+    /// XGBoost model (1.15, 2.11, 2.21; default the newest).
+    #[arg(long)]
+    pub runtime_version: Option<String>,
+    /// Python version of the runtime (default: the runtime's).
+    #[arg(long)]
+    pub python_version: Option<String>,
+    /// A custom prediction routine's `module.Class`, which serves the model (with
+    /// --package-uris).
+    #[arg(long)]
+    pub prediction_class: Option<String>,
+    /// The sdists or wheels holding --prediction-class: local paths, file://, gs:// or s3://
+    /// URIs, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub package_uris: Vec<String>,
+    /// Serving machine type (recorded).
+    #[arg(long)]
+    pub machine_type: Option<String>,
+    /// Description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Labels, KEY=VALUE,...
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// Return at once instead of waiting for the version to be ready.
+    #[arg(long = "async")]
+    pub no_wait: bool,
+    /// Region (accepted for compatibility).
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
 /// A local `--origin` (or package) is sent as an absolute `file://` URI, so the server finds it
 /// whatever its working directory.
 fn origin_uri(flag: &str, origin: &str) -> anyhow::Result<String> {
@@ -103,21 +107,22 @@ fn origin_uri(flag: &str, origin: &str) -> anyhow::Result<String> {
 pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
     let api = context.client();
     match command {
-        VersionsCommand::Create {
-            name,
-            model,
-            origin,
-            framework,
-            runtime_version,
-            python_version,
-            prediction_class,
-            package_uris,
-            machine_type,
-            description,
-            labels,
-            no_wait,
-            region: _,
-        } => {
+        VersionsCommand::Create(args) => {
+            let CreateArgs {
+                name,
+                model,
+                origin,
+                framework,
+                runtime_version,
+                python_version,
+                prediction_class,
+                package_uris,
+                machine_type,
+                description,
+                labels,
+                no_wait,
+                region: _,
+            } = *args;
             let mut body = json!({
                 "name": name,
                 "deploymentUri": origin_uri("--origin", &origin)?,

@@ -27,7 +27,8 @@ use serde_json::Value;
 
 use crate::signature::{Signature, TensorSpec};
 use crate::{ModelRuntime, ServeError};
-use worker::Worker;
+use runtimes::PythonFramework;
+use worker::{Batch, Worker};
 
 /// The worker script, written into each runtime's scratch directory.
 const WORKER_SCRIPT: &str = include_str!("predictor.py");
@@ -79,6 +80,9 @@ pub struct Routine {
 /// A model served by framework worker processes, through one of its signatures.
 pub struct PythonRuntime {
     pool: Arc<pool::Pool>,
+    framework: PythonFramework,
+    /// Whether instances that are rows of numbers travel as one matrix, and how.
+    rows: Option<RowInput>,
     /// What the first worker described: the engine and, for a SavedModel, its signatures.
     described: Arc<Value>,
     /// The runtime version and Python version the workers run on.
@@ -87,6 +91,59 @@ pub struct PythonRuntime {
     signature: Option<String>,
     /// The workers' scratch directory, removed with the last runtime on the pool.
     _scratch: Arc<tempfile::TempDir>,
+}
+
+/// How a model takes rows of numbers: their width when the model declares it, and whether it
+/// computes in `float32`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RowInput {
+    width: Option<usize>,
+    float32: bool,
+}
+
+impl RowInput {
+    /// How `framework`'s model, as its worker `described` it, takes rows through `signature`:
+    /// scikit-learn and XGBoost always, a SavedModel whose one input is a `float32` matrix.
+    fn of(framework: PythonFramework, described: &Value, signature: Option<&str>) -> Option<Self> {
+        let width = |value: &Value| value.as_u64().map(|width| width as usize);
+        match framework {
+            PythonFramework::ScikitLearn | PythonFramework::XgBoost => Some(RowInput {
+                width: width(&described["features"]),
+                float32: framework == PythonFramework::XgBoost,
+            }),
+            PythonFramework::TensorFlow => {
+                let name = signature.unwrap_or(crate::DEFAULT_SIGNATURE);
+                let inputs = described["signatures"][name]["inputs"].as_object()?;
+                let [(_, spec)] = inputs.iter().collect::<Vec<_>>()[..] else {
+                    return None;
+                };
+                let shape = spec["shape"].as_array()?;
+                (spec["dtype"] == "float32" && shape.len() == 2).then(|| RowInput {
+                    width: width(&shape[1]),
+                    float32: true,
+                })
+            }
+            PythonFramework::Custom => None,
+        }
+    }
+
+    /// The instances as one matrix, if every one is a list of numbers of one width (the model's).
+    fn matrix(&self, instances: &[&str]) -> Option<(Vec<f64>, usize)> {
+        let mut width = self.width;
+        let mut values = Vec::new();
+        for text in instances {
+            let row: Vec<f64> = serde_json::from_str(text).ok()?;
+            match width {
+                Some(width) if width != row.len() => return None,
+                Some(_) => {}
+                None => width = Some(row.len()),
+            }
+            values.extend(row);
+        }
+        width
+            .filter(|width| *width > 0)
+            .map(|width| (values, width))
+    }
 }
 
 impl PythonRuntime {
@@ -131,6 +188,9 @@ impl PythonRuntime {
         );
         let packages = home.join("packages");
         let python = environment.python.clone();
+        // The workers share the cores: each computes on its share.
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let threads = (cores / processes.max(1)).max(1);
         let start = move |program: &Path, reach: &Reach| {
             let mut command = Command::new(program);
             command
@@ -142,6 +202,10 @@ impl PythonRuntime {
                 .env("PYTHONUTF8", "1")
                 .env("PYTHONNOUSERSITE", "1")
                 .env("PYTHONDONTWRITEBYTECODE", "1")
+                .envs(
+                    ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"]
+                        .map(|name| (name, threads.to_string())),
+                )
                 .current_dir(&home);
             if let Some(confine) = &confine {
                 confine(&mut command, reach).map_err(ServeError::Load)?;
@@ -176,8 +240,12 @@ impl PythonRuntime {
             Ok(command)
         };
         let (first, described) = Worker::start(command()?)?;
+        let pool = Arc::new(pool::Pool::new(Box::new(command), first, processes));
+        pool.fill();
         Ok(Self {
-            pool: Arc::new(pool::Pool::new(Box::new(command), first, processes)),
+            rows: RowInput::of(framework, &described, None),
+            framework,
+            pool,
             described: Arc::new(described),
             runtime: format!("runtime {}, Python {}", spec.runtime.name, spec.python),
             signature: None,
@@ -246,10 +314,20 @@ impl ModelRuntime for PythonRuntime {
     fn predict(&self, instances: &[Value]) -> Result<Vec<Value>, ServeError> {
         let texts: Vec<String> = instances.iter().map(Value::to_string).collect();
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-        self.pool.call(&texts, self.signature.as_deref())
+        self.predict_json(&texts)
     }
 
     fn predict_json(&self, instances: &[&str]) -> Result<Vec<Value>, ServeError> {
+        let signature = self.signature.as_deref();
+        if let Some((values, width)) = self.rows.and_then(|rows| rows.matrix(instances)) {
+            let float32 = self.rows.is_some_and(|rows| rows.float32);
+            let batch = Batch::Rows {
+                values: &values,
+                width,
+                float32,
+            };
+            return self.pool.call(&batch, signature);
+        }
         // The worker parses the whole request, so text that is not JSON must be caught here to
         // fail its own instance rather than the call.
         for (index, text) in instances.iter().enumerate() {
@@ -260,7 +338,7 @@ impl ModelRuntime for PythonRuntime {
                 });
             }
         }
-        self.pool.call(instances, self.signature.as_deref())
+        self.pool.call(&Batch::Json(instances), signature)
     }
 
     fn for_signature(&self, name: &str) -> Result<Option<Arc<dyn ModelRuntime>>, ServeError> {
@@ -288,6 +366,8 @@ impl ModelRuntime for PythonRuntime {
         }
         Ok(Some(Arc::new(PythonRuntime {
             pool: Arc::clone(&self.pool),
+            framework: self.framework,
+            rows: RowInput::of(self.framework, &self.described, Some(name)),
             described: Arc::clone(&self.described),
             runtime: self.runtime.clone(),
             signature: Some(name.to_string()),

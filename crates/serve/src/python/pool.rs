@@ -2,11 +2,11 @@
 //! serving one call at a time. A worker that died in a call is dropped; the next call starts another.
 
 use std::process::Command;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use serde_json::Value;
 
-use super::worker::Worker;
+use super::worker::{Batch, Worker};
 use crate::ServeError;
 
 /// Builds the command of a new worker.
@@ -40,14 +40,45 @@ impl Pool {
         }
     }
 
+    /// Starts the rest of the workers on a thread of their own, so that the first concurrent calls
+    /// do not wait for a framework to load.
+    pub(super) fn fill(self: &Arc<Self>) {
+        let pool = Arc::clone(self);
+        let started = std::thread::Builder::new()
+            .name("kiln-framework-start".into())
+            .spawn(move || {
+                loop {
+                    {
+                        let mut state = pool.lock();
+                        if state.started >= state.most {
+                            return;
+                        }
+                        state.started += 1;
+                    }
+                    match (pool.start)().and_then(Worker::start) {
+                        Ok((worker, _)) => pool.lock().idle.push(worker),
+                        Err(error) => {
+                            pool.lock().started -= 1;
+                            tracing::warn!(%error, "could not start a framework worker");
+                            return;
+                        }
+                    }
+                    pool.freed.notify_one();
+                }
+            });
+        if let Err(error) = started {
+            tracing::warn!(%error, "could not start the framework workers' starter");
+        }
+    }
+
     /// Runs one call on a free worker, starting one if fewer than `most` run.
     pub(super) fn call(
         &self,
-        instances: &[&str],
+        batch: &Batch<'_>,
         signature: Option<&str>,
     ) -> Result<Vec<Value>, ServeError> {
         let mut worker = self.take()?;
-        let answer = worker.predict(instances, signature);
+        let answer = worker.predict(batch, signature);
         let mut state = self.lock();
         match worker.is_alive() {
             true => state.idle.push(worker),

@@ -35,10 +35,18 @@ def send(message):
 
 
 def receive():
+    """The next request; one for rows ({"rows": [n, d], "dtype": ...}) is followed by a frame of their
+    raw values, which become its instances as an n x d array."""
     header = sys.stdin.buffer.readline()
     if not header:
         return None
-    return json.loads(sys.stdin.buffer.read(int(header)))
+    request = json.loads(sys.stdin.buffer.read(int(header)))
+    if "rows" in request:
+        import numpy as np
+
+        data = sys.stdin.buffer.read(int(sys.stdin.buffer.readline()))
+        request["instances"] = np.frombuffer(data, dtype=request["dtype"]).reshape(request["rows"])
+    return request
 
 
 def plain(value):
@@ -77,9 +85,12 @@ def unpickle(model_dir):
     return None
 
 
-def rows(instances, width):
-    """Feature rows as a float matrix, naming the first instance that does not fit."""
+def rows(instances, width, dtype):
+    """Feature rows as a matrix of `dtype`, naming the first instance that does not fit."""
     import numpy as np
+
+    if isinstance(instances, np.ndarray):
+        return instances.astype(dtype, copy=False)
 
     for index, instance in enumerate(instances):
         if not isinstance(instance, list):
@@ -89,11 +100,11 @@ def rows(instances, width):
                 index, "expected %d feature values, got %d" % (width, len(instance))
             )
     try:
-        return np.asarray(instances, dtype=np.float32)
+        return np.asarray(instances, dtype=dtype)
     except (TypeError, ValueError):
         for index, instance in enumerate(instances):
             try:
-                np.asarray(instance, dtype=np.float32)
+                np.asarray(instance, dtype=dtype)
             except (TypeError, ValueError) as error:
                 raise InstanceError(index, "feature values must be numbers: %s" % error)
         raise
@@ -117,6 +128,10 @@ class ScikitLearn:
         return {"engine": self.version, "features": self.width}
 
     def predict(self, instances, signature):
+        import numpy as np
+
+        if isinstance(instances, np.ndarray):
+            return plain(self.model.predict(instances))
         if self.columns is not None and all(isinstance(i, dict) for i in instances):
             import pandas
 
@@ -127,7 +142,7 @@ class ScikitLearn:
                     raise InstanceError(index, "missing feature %s" % ", ".join(missing))
             frame = pandas.DataFrame(instances, columns=columns)
         elif all(isinstance(i, list) and all(isinstance(v, (int, float)) for v in i) for i in instances):
-            frame = rows(instances, self.width)
+            frame = rows(instances, self.width, np.float64)
         else:
             # Pipelines that start with their own preprocessing (text, categories) take raw rows.
             frame = instances
@@ -162,7 +177,9 @@ class XgBoost:
         return {"engine": self.version, "features": self.booster.num_features()}
 
     def predict(self, instances, signature):
-        matrix = self.xgboost.DMatrix(rows(instances, self.booster.num_features()))
+        import numpy as np
+
+        matrix = self.xgboost.DMatrix(rows(instances, self.booster.num_features(), np.float32))
         return plain(self.booster.predict(matrix))
 
 
@@ -182,6 +199,10 @@ class TensorFlow:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
+        threads = int(os.environ.get("OMP_NUM_THREADS", "0"))
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
         self.tf = tf
         self.version = "tensorflow " + tf.__version__
         self.model = tf.saved_model.load(model_dir)
@@ -224,6 +245,10 @@ class TensorFlow:
         function = self.function(signature)
         inputs = function.structured_input_signature[1]
         names = sorted(inputs)
+        if isinstance(instances, np.ndarray):
+            (name,) = names
+            return self.outputs(function(**{name: tf.constant(instances, dtype=inputs[name].dtype)}),
+                                len(instances))
         columns = {name: [] for name in names}
         for index, instance in enumerate(instances):
             instance = decode(instance)
@@ -270,15 +295,16 @@ class TensorFlow:
                 feeds[name] = tf.constant(np.array(columns[name], dtype=object), dtype=tf.string)
             else:
                 feeds[name] = tf.constant(np.stack(columns[name]), dtype=spec.dtype)
-        outputs = function(**feeds)
+        return self.outputs(function(**feeds), len(instances))
+
+    def outputs(self, outputs, count):
+        """One output: its values; several: an object per instance keyed by output name."""
         outputs = {key: value.numpy() for key, value in outputs.items()}
         if len(outputs) == 1:
             (only,) = outputs.values()
             return plain(list(only))
         keys = sorted(outputs)
-        return [
-            {key: plain(outputs[key][row]) for key in keys} for row in range(len(instances))
-        ]
+        return [{key: plain(outputs[key][row]) for key in keys} for row in range(count)]
 
 
 class Custom:

@@ -1,5 +1,5 @@
-//! One framework worker process: `predictor.py` serving one model over length-prefixed JSON frames
-//! on its stdin and stdout.
+//! One framework worker process: `predictor.py` serving one model over length-prefixed frames on
+//! its stdin and stdout (JSON, and after a request for a matrix of rows, the rows' raw bytes).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,6 +14,23 @@ use crate::ServeError;
 
 /// Lines of a worker's stderr kept for the error that reports its death.
 const STDERR_LINES: usize = 20;
+
+/// What one call sends: the instances' JSON text, or, for a model of feature rows, the rows as
+/// one `float32` matrix (sent raw after the request: the worker reads it without parsing numbers,
+/// which is most of a large call's time in Python).
+pub enum Batch<'a> {
+    /// The instances as requests carried them.
+    Json(&'a [&'a str]),
+    /// `values.len() / width` rows of `width` values, row after row.
+    Rows {
+        /// The values.
+        values: &'a [f64],
+        /// Values per row.
+        width: usize,
+        /// Sent as `float32` (the model computes in it) rather than `float64`.
+        float32: bool,
+    },
+}
 
 /// A started worker that has loaded its model.
 pub struct Worker {
@@ -91,30 +108,57 @@ impl Worker {
         }
     }
 
-    /// Sends one request: `{"instances": [<texts>], "signature": ...}`, the instances' text as the
-    /// request carried it.
+    /// Sends one call and reads its answer: one prediction per instance.
     pub fn predict(
         &mut self,
-        instances: &[&str],
+        batch: &Batch<'_>,
         signature: Option<&str>,
     ) -> Result<Vec<Value>, ServeError> {
-        let mut body =
-            Vec::with_capacity(instances.iter().map(|text| text.len() + 1).sum::<usize>() + 64);
-        body.extend_from_slice(b"{\"instances\":[");
-        for (index, text) in instances.iter().enumerate() {
-            if index > 0 {
-                body.push(b',');
+        let signature = serde_json::to_string(&signature).unwrap_or_default();
+        let (body, data, count) = match batch {
+            Batch::Json(instances) => {
+                let mut body = Vec::with_capacity(
+                    instances.iter().map(|text| text.len() + 1).sum::<usize>() + 64,
+                );
+                body.extend_from_slice(b"{\"instances\":[");
+                for (index, text) in instances.iter().enumerate() {
+                    if index > 0 {
+                        body.push(b',');
+                    }
+                    body.extend_from_slice(text.as_bytes());
+                }
+                body.extend_from_slice(b"],\"signature\":");
+                body.extend_from_slice(signature.as_bytes());
+                body.push(b'}');
+                (body, None, instances.len())
             }
-            body.extend_from_slice(text.as_bytes());
-        }
-        body.extend_from_slice(b"],\"signature\":");
-        body.extend_from_slice(
-            serde_json::to_string(&signature)
-                .unwrap_or_default()
-                .as_bytes(),
-        );
-        body.push(b'}');
-        if let Err(error) = self.send(&body) {
+            Batch::Rows {
+                values,
+                width,
+                float32,
+            } => {
+                let rows = values.len() / (*width).max(1);
+                let dtype = if *float32 { "<f4" } else { "<f8" };
+                let body = format!(
+                    "{{\"rows\":[{rows},{width}],\"dtype\":\"{dtype}\",\"signature\":{signature}}}"
+                );
+                let data: Vec<u8> = match float32 {
+                    true => values
+                        .iter()
+                        .flat_map(|value| (*value as f32).to_le_bytes())
+                        .collect(),
+                    false => values
+                        .iter()
+                        .flat_map(|value| value.to_le_bytes())
+                        .collect(),
+                };
+                (body.into_bytes(), Some(data), rows)
+            }
+        };
+        let sent = self
+            .send(&body)
+            .and_then(|()| data.as_deref().map_or(Ok(()), |data| self.send(data)));
+        if let Err(error) = sent {
             return Err(ServeError::Worker(format!(
                 "the framework worker could not be sent the request ({error}){}",
                 self.exit()
@@ -125,13 +169,10 @@ impl Worker {
             .map_err(|cause| ServeError::Worker(format!("the framework worker {cause}")))?;
         if let Some(predictions) = answer.get_mut("predictions").map(Value::take) {
             return match predictions {
-                Value::Array(predictions) if predictions.len() == instances.len() => {
-                    Ok(predictions)
-                }
+                Value::Array(predictions) if predictions.len() == count => Ok(predictions),
                 other => Err(ServeError::Worker(format!(
-                    "the framework worker returned {} predictions for {} instances",
+                    "the framework worker returned {} predictions for {count} instances",
                     other.as_array().map_or(0, Vec::len),
-                    instances.len()
                 ))),
             };
         }

@@ -19,6 +19,15 @@ use crate::ServeError;
 /// The file that marks an environment as complete.
 pub const MARKER: &str = "kiln-runtime.json";
 
+/// The arguments that start a non-interactive `pip install` in an interpreter.
+pub(super) const PIP_INSTALL: [&str; 5] = [
+    "-m",
+    "pip",
+    "install",
+    "--no-input",
+    "--disable-pip-version-check",
+];
+
 /// Lines of pip's output kept in an error.
 const PIP_TAIL_LINES: usize = 12;
 
@@ -146,14 +155,8 @@ fn build(
     )?;
     run(
         Command::new(dir.join("bin").join("python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--no-input",
-                "--disable-pip-version-check",
-                "--quiet",
-            ])
+            .args(PIP_INSTALL)
+            .arg("--quiet")
             .args(requirements),
         &format!(
             "installing runtime version {}'s {}",

@@ -218,16 +218,8 @@ impl PythonRuntime {
             install_reach.read.extend(routine.packages.iter().cloned());
             let mut install = start(&python, &install_reach)?;
             install
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--no-input",
-                    "--disable-pip-version-check",
-                    "--no-deps",
-                    "--no-build-isolation",
-                    "--target",
-                ])
+                .args(environment::PIP_INSTALL)
+                .args(["--no-deps", "--no-build-isolation", "--target"])
                 .arg(scratch.path().join("packages"))
                 .args(&routine.packages);
             environment::run(&mut install, "installing packageUris")?;

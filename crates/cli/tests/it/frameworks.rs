@@ -205,6 +205,31 @@ fn xgboost_models_serve_what_xgboost_predicts() {
     }
     let (status, body) = predict(&server, "cancer_booster", &[json!(["a", "b"])]);
     assert_eq!(status, 400, "{body}");
+
+    // :explain attributes a feature row by position; Shapley values add up to the score's change.
+    let config = json!({"explanationConfig": {"sampledShapleyAttribution": {"numPaths": 3}}});
+    let operation = create_version(
+        &server,
+        "cancer_explained",
+        &exports.join("cancer_booster"),
+        config,
+    );
+    assert!(operation.get("error").is_none(), "{operation}");
+    let (instances, _) = expected(&exports.join("cancer_booster"));
+    let body = json!({ "instances": [instances[0]] }).to_string();
+    let (status, answer) = call(
+        "POST",
+        &server.api("p", "models/cancer_explained:explain"),
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let label = &answer["explanations"][0]["attributions_by_label"][0];
+    let attributions = label["attributions"].as_object().unwrap();
+    assert_eq!(attributions.len(), 30, "{label}");
+    let total: f64 = attributions.values().filter_map(Value::as_f64).sum();
+    let change =
+        label["example_score"].as_f64().unwrap() - label["baseline_score"].as_f64().unwrap();
+    assert!((total - change).abs() < 1e-4, "{total} against {change}");
 }
 
 #[test]

@@ -41,17 +41,34 @@ enum Planned {
     Gradients(gradients::Path),
 }
 
-/// Plans the attribution of `instance` (an object of named inputs; its `key` is not attributed)
-/// by `method`; sampled Shapley draws its orderings from `seed`.
+/// Plans the attribution of `instance` by `method`; sampled Shapley draws its orderings from
+/// `seed`. An instance is an object of named inputs (its `key` is not attributed), or a row of
+/// feature values, whose inputs are named by position (`"0"`, `"1"`, ...) and whose missing
+/// features are zero.
 pub fn plan(instance: &Value, method: Method, seed: u64) -> Result<Plan, String> {
-    let Value::Object(fields) = instance else {
-        return Err("explain needs instances that are objects of named inputs".into());
+    let (fields, width): (Map<String, Value>, _) = match instance {
+        Value::Object(fields) => (
+            fields
+                .iter()
+                .filter(|(name, _)| *name != "key")
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+            None,
+        ),
+        Value::Array(row) if row.iter().all(Value::is_number) => (
+            row.iter()
+                .enumerate()
+                .map(|(index, value)| (index.to_string(), value.clone()))
+                .collect(),
+            Some(row.len()),
+        ),
+        _ => {
+            return Err(
+                "explain needs instances that are objects of named inputs or rows of numbers"
+                    .into(),
+            );
+        }
     };
-    let fields: Map<String, Value> = fields
-        .iter()
-        .filter(|(name, _)| *name != "key")
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
     if fields.is_empty() {
         return Err("the instance has no inputs to attribute".into());
     }
@@ -80,7 +97,27 @@ pub fn plan(instance: &Value, method: Method, seed: u64) -> Result<Plan, String>
     let mut instances = Vec::with_capacity(rest.len() + 1);
     instances.push(example);
     instances.extend(rest);
+    if let Some(width) = width {
+        for instance in &mut instances {
+            *instance = as_row(instance, width);
+        }
+    }
     Ok(Plan { method, instances })
+}
+
+/// An instance planned by position back as a row, a missing feature as zero.
+fn as_row(instance: &Value, width: usize) -> Value {
+    Value::Array(
+        (0..width)
+            .map(|index| {
+                instance
+                    .get(index.to_string())
+                    .filter(|value| !value.is_null())
+                    .cloned()
+                    .unwrap_or_else(|| json!(0))
+            })
+            .collect(),
+    )
 }
 
 impl Plan {
@@ -234,6 +271,27 @@ mod tests {
     }
 
     #[test]
+    fn a_row_of_features_is_attributed_by_position_with_missing_features_zero() {
+        let instance = json!([1.0, 2.0]);
+        let plan = plan(&instance, Method::SampledShapley { paths: 10 }, 3).unwrap();
+        assert!(
+            plan.instances
+                .iter()
+                .all(|row| row.as_array().is_some_and(|row| row.len() == 2))
+        );
+        assert_eq!(plan.instances[1], json!([0, 0]), "the baseline");
+        let linear =
+            |row: &Value| json!([2.0 * row[0].as_f64().unwrap() + 3.0 * row[1].as_f64().unwrap()]);
+        let predictions: Vec<Value> = plan.instances.iter().map(linear).collect();
+        let explanation = plan.attribute(&predictions).unwrap();
+        let attributions = &explanation["attributions_by_label"][0]["attributions"];
+        assert_eq!(attributions["0"], 2.0);
+        assert_eq!(attributions["1"], 6.0);
+        let error = super::plan(&json!(["a"]), Method::SampledShapley { paths: 1 }, 1).unwrap_err();
+        assert!(error.contains("rows of numbers"), "{error}");
+    }
+
+    #[test]
     fn integrated_gradients_of_a_smooth_model_add_up_and_follow_its_slopes() {
         // score = 2a + b² + 0.5·(x0 + x1·x1) with a list input x; `kind` is not a number.
         let model = |instance: &Value| {
@@ -287,7 +345,7 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_explain() {
         let shapley = Method::SampledShapley { paths: 10 };
-        assert!(plan(&json!([1, 2]), shapley, 0).is_err());
+        assert!(plan(&json!([1, "two"]), shapley, 0).is_err());
         let none = Method::SampledShapley { paths: 0 };
         assert!(
             plan(&json!({"a": 1}), none, 0)

@@ -290,24 +290,61 @@ fn a_worker_that_dies_fails_its_call_and_the_next_call_is_served() {
     let (server, data) = start(exports);
     let model = "iris_pipeline";
     deploy_and_predict(&server, exports, model, json!({}));
+
+    // Killed while idle: a call that meets a dead worker fails with the cause (or, if its death
+    // was already seen, a new worker serves it); the call after is served.
     let artifacts = data.path().join("artifacts/projects/p/models").join(model);
     let killed = Command::new("pkill")
-        .args(["-KILL", "-f"])
-        .arg(artifacts.display().to_string())
+        .args(["-KILL", "-f", &artifacts.display().to_string()])
         .status()
         .unwrap();
-    assert!(killed.success(), "the worker runs with the version's files");
+    assert!(killed.success(), "the workers run with the version's files");
     let (instances, want) = expected(&exports.join(model));
+    for _ in 0..2 {
+        let (status, body) = predict(&server, model, &instances);
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 500, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("framework worker exited"), "{message}");
+    }
     let (status, body) = predict(&server, model, &instances);
+    assert_eq!(status, 200, "a new worker serves the call: {body}");
+    assert_eq!(body["predictions"], want);
+
+    // Dies in a call (a routine that kills itself when asked): that call fails with the cause,
+    // and the next is served.
+    let work = tempfile::tempdir_in(exports).unwrap();
+    let routine = work.path().join("model");
+    std::fs::create_dir_all(&routine).unwrap();
+    std::fs::write(routine.join("README"), "a routine that needs no files").unwrap();
+    let package = sdist(
+        work.path(),
+        "fragile_predictor",
+        "from setuptools import setup\nsetup(name='fragile_predictor', version='0.1', \
+         py_modules=['fragile_predictor'])\n",
+        "import os, signal\n\
+         class Fragile:\n    \
+             @classmethod\n    \
+             def from_path(cls, model_dir):\n        return cls()\n    \
+             def predict(self, instances, **kwargs):\n        \
+                 if 'die' in instances:\n            os.kill(os.getpid(), signal.SIGKILL)\n        \
+                 return instances\n",
+    );
+    let config = json!({"predictionClass": "fragile_predictor.Fragile", "packageUris": [package]});
+    let operation = create_version(&server, "fragile", &routine, config);
+    assert!(operation.get("error").is_none(), "{operation}");
+    let (status, body) = predict(&server, "fragile", &[json!("die")]);
     assert_eq!(status, 500, "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("framework worker exited") && message.contains("SIGKILL"),
         "{message}"
     );
-    let (status, body) = predict(&server, model, &instances);
-    assert_eq!(status, 200, "a new worker serves the next call: {body}");
-    assert_eq!(body["predictions"], want);
+    let (status, body) = predict(&server, "fragile", &[json!("live")]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["predictions"], json!(["live"]));
 }
 
 #[test]

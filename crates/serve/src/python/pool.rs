@@ -97,8 +97,13 @@ impl Pool {
     fn take(&self) -> Result<Worker, ServeError> {
         let mut state = self.lock();
         loop {
-            if let Some(worker) = state.idle.pop() {
-                return Ok(worker);
+            if let Some(mut worker) = state.idle.pop() {
+                // One that died while idle (killed, out of memory) is replaced, not used.
+                if worker.is_alive() {
+                    return Ok(worker);
+                }
+                state.started -= 1;
+                continue;
             }
             if state.started < state.most {
                 state.started += 1;

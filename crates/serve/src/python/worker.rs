@@ -159,8 +159,9 @@ impl Worker {
             .send(&body)
             .and_then(|()| data.as_deref().map_or(Ok(()), |data| self.send(data)));
         if let Err(error) = sent {
+            // Its input is closed: it exited, or is about to.
             return Err(ServeError::Worker(format!(
-                "the framework worker could not be sent the request ({error}){}",
+                "the framework worker exited{} (sending it the request: {error})",
                 self.exit()
             )));
         }

@@ -165,8 +165,11 @@ fn scikit_learn_pickles_serve_what_scikit_learn_predicts() {
     );
     assert!(message.contains("ZeroDivisionError"), "{message}");
 
-    // Unpickling runs the pickle's code, confined: it cannot read the server's database.
-    let database = data.path().join("kiln.db");
+    // Unpickling runs the pickle's code, confined: it cannot read another version's files.
+    let other = data
+        .path()
+        .join("artifacts/projects/p/models/iris_pipeline/versions/v1/model.joblib");
+    assert!(other.is_file(), "{}", other.display());
     let snoop = tempfile::Builder::new()
         .prefix("snoop")
         .tempdir_in(exports)
@@ -179,7 +182,7 @@ fn scikit_learn_pickles_serve_what_scikit_learn_predicts() {
              return (eval, ('open(%r, \"rb\").read()' % sys.argv[1],))\n\
              pickle.dump(Snoop(), open(sys.argv[2], 'wb'))",
         )
-        .arg(&database)
+        .arg(&other)
         .arg(snoop.path().join("model.pkl"))
         .status()
         .unwrap();

@@ -16,11 +16,11 @@ use kiln_api::{
 };
 use kiln_artifacts::bucket;
 use kiln_artifacts::{ArtifactStore, PathPolicy};
-use kiln_scheduler::program::PACKAGE_SUFFIXES;
+use kiln_scheduler::program::{PACKAGE_SUFFIXES, is_package};
 use kiln_serve::batcher::{BatchConfig, BatchError, Batcher};
 use kiln_serve::explain::{self, Method};
 use kiln_serve::python::{Frameworks, Routine, runtimes};
-use kiln_serve::{DetectedFramework, LoadOptions, ModelRuntime, ServeError};
+use kiln_serve::{LoadOptions, ModelRuntime, ServeError};
 use kiln_store::{Scan, Store};
 use serde_json::Value;
 
@@ -192,22 +192,21 @@ async fn routine_packages(
     if version.prediction_class.is_empty() {
         return Ok(None);
     }
-    let mut downloaded = None;
+    let downloaded = version
+        .package_uris
+        .iter()
+        .any(|uri| bucket::is_bucket(uri))
+        .then(tempfile::tempdir)
+        .transpose()
+        .map_err(|error| error.to_string())?;
     let mut packages = Vec::new();
     for uri in &version.package_uris {
-        if !bucket::is_bucket(uri) {
-            packages.push(PathBuf::from(uri.strip_prefix("file://").unwrap_or(uri)));
-            continue;
-        }
-        if downloaded.is_none() {
-            downloaded = Some(tempfile::tempdir().map_err(|error| error.to_string())?);
-        }
-        let Some(dir) = &downloaded else {
-            continue;
+        let path = match &downloaded {
+            Some(dir) if bucket::is_bucket(uri) => bucket::fetch(uri, dir.path())
+                .await
+                .map_err(|error| format!("{uri}: {error}"))?,
+            _ => PathBuf::from(uri.strip_prefix("file://").unwrap_or(uri)),
         };
-        let path = bucket::fetch(uri, dir.path())
-            .await
-            .map_err(|error| format!("{uri}: {error}"))?;
         packages.push(path);
     }
     let routine = Routine {
@@ -215,26 +214,6 @@ async fn routine_packages(
         packages,
     };
     Ok(Some((routine, downloaded)))
-}
-
-/// The framework a version is served as and the loader that serves it, from what its files hold
-/// and the framework its create asked for.
-fn served_as(detected: DetectedFramework, requested: Framework) -> (Framework, DetectedFramework) {
-    match (detected, requested) {
-        // A pickle may hold an XGBoost booster or estimator.
-        (DetectedFramework::ScikitLearn, Framework::Xgboost) => {
-            (Framework::Xgboost, DetectedFramework::XgBoost)
-        }
-        // An ONNX export keeps the framework it was requested as (the one it came from).
-        (DetectedFramework::Onnx, Framework::ScikitLearn | Framework::Xgboost) => {
-            (requested, detected)
-        }
-        (DetectedFramework::Onnx, _) => (Framework::Onnx, detected),
-        (DetectedFramework::Kiln, _) => (Framework::Kiln, detected),
-        (DetectedFramework::TensorFlow, _) => (Framework::Tensorflow, detected),
-        (DetectedFramework::ScikitLearn, _) => (Framework::ScikitLearn, detected),
-        (DetectedFramework::XgBoost, _) => (Framework::Xgboost, detected),
-    }
 }
 
 /// Longest a predict request waits for its version to finish creating.
@@ -818,13 +797,13 @@ impl Registry {
                     .map_err(|error| error.to_string());
             }
             let detected = kiln_serve::detect(&dir).map_err(|error| error.to_string())?;
-            let (framework, detected) = served_as(detected, requested);
-            if requested != Framework::FrameworkUnspecified && requested != framework {
-                return Err(format!(
-                    "framework {requested:?} was requested but the deployment directory holds a {} model",
-                    detected.name()
-                ));
-            }
+            let (framework, detected) =
+                kiln_serve::detect::served_as(detected, requested).ok_or_else(|| {
+                    format!(
+                        "framework {requested:?} was requested but the deployment directory holds a {} model",
+                        detected.name()
+                    )
+                })?;
             let runtime =
                 kiln_serve::load(&dir, detected, &options).map_err(|error| error.to_string())?;
             Ok((framework, runtime))
@@ -876,10 +855,7 @@ impl Registry {
         }
         for (index, uri) in packages.iter().enumerate() {
             let field = format!("version.package_uris[{index}]");
-            if !PACKAGE_SUFFIXES
-                .iter()
-                .any(|suffix| uri.trim().ends_with(suffix))
-            {
+            if !is_package(uri.trim()) {
                 problems.push(format!(
                     "Field: {field} Error: {uri:?} is not an sdist or wheel ({})",
                     PACKAGE_SUFFIXES.join(", ")
@@ -1135,6 +1111,32 @@ impl Registry {
         request: PredictRequest,
     ) -> Result<Vec<Value>, RegistryError> {
         let route = self.route(&target).await?;
+        self.predict_on(&route, request).await
+    }
+
+    /// Inference (the Open Inference Protocol): the predictions of `request`, with the version
+    /// that made them and what its model takes and returns.
+    pub async fn infer(
+        &self,
+        target: PredictTarget<'_>,
+        request: PredictRequest,
+    ) -> Result<(Arc<Version>, kiln_serve::signature::Signature, Vec<Value>), RegistryError> {
+        let route = self.route(&target).await?;
+        let predictions = self.predict_on(&route, request).await?;
+        Ok((
+            Arc::clone(&route.version),
+            route.server.signature().clone(),
+            predictions,
+        ))
+    }
+
+    /// Predicts `request` on the version `route` resolved: through its batcher, or a request per
+    /// call for another signature than the default.
+    async fn predict_on(
+        &self,
+        route: &Route,
+        request: PredictRequest,
+    ) -> Result<Vec<Value>, RegistryError> {
         check_instances(&request)?;
         let signature = request.signature_name.as_deref().unwrap_or_default();
         let other = match signature {

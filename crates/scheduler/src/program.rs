@@ -96,6 +96,11 @@ pub struct Runtime {
 /// File names pip installs from.
 pub const PACKAGE_SUFFIXES: &[&str] = &[".tar.gz", ".tgz", ".zip", ".whl"];
 
+/// Whether `name` is an sdist or wheel pip installs from.
+pub fn is_package(name: &str) -> bool {
+    PACKAGE_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
+}
+
 fn local_dir(uri: &str) -> Option<PathBuf> {
     let path = uri.strip_prefix("file://").unwrap_or(uri);
     path.starts_with('/').then(|| PathBuf::from(path))
@@ -147,7 +152,7 @@ pub fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
     let mut fetched = Vec::new();
     for uri in &input.package_uris {
         if uri.starts_with("gs://") || uri.starts_with("s3://") {
-            match PACKAGE_SUFFIXES.iter().any(|suffix| uri.ends_with(suffix)) {
+            match is_package(uri) {
                 true => fetched.push(uri.clone()),
                 false => problems.push(format!(
                     "Field: training_input.package_uris Error: {uri:?} is in a bucket, so it must be an sdist ({}) or wheel",
@@ -161,7 +166,7 @@ pub fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
                 let entry = if dir.join("__init__.py").is_file() { dir.parent().map(Path::to_path_buf).unwrap_or(dir) } else { dir };
                 python_path.push(entry);
             }
-            Some(file) if file.is_file() && PACKAGE_SUFFIXES.iter().any(|suffix| file.to_string_lossy().ends_with(suffix)) => {
+            Some(file) if file.is_file() && is_package(&file.to_string_lossy()) => {
                 packages.push(file);
             }
             _ => problems.push(format!(

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use kiln_api::model::Framework;
+
 use crate::ServeError;
 
 /// The framework a model directory holds.
@@ -29,6 +31,39 @@ impl DetectedFramework {
             DetectedFramework::ScikitLearn => "SCIKIT_LEARN",
             DetectedFramework::XgBoost => "XGBOOST",
         }
+    }
+}
+
+impl DetectedFramework {
+    /// The API's framework of these files.
+    pub fn framework(self) -> Framework {
+        match self {
+            DetectedFramework::Kiln => Framework::Kiln,
+            DetectedFramework::Onnx => Framework::Onnx,
+            DetectedFramework::TensorFlow => Framework::Tensorflow,
+            DetectedFramework::ScikitLearn => Framework::ScikitLearn,
+            DetectedFramework::XgBoost => Framework::Xgboost,
+        }
+    }
+}
+
+/// The framework a version whose files hold `detected` is served as, and the loader that serves
+/// it, given the framework the version names (`FrameworkUnspecified`: the files decide); `None`
+/// when the name contradicts the files. A pickle named `XGBOOST` is read by XGBoost, and an ONNX
+/// file may be named by the framework it was exported from.
+pub fn served_as(
+    detected: DetectedFramework,
+    named: Framework,
+) -> Option<(Framework, DetectedFramework)> {
+    match (detected, named) {
+        (_, Framework::FrameworkUnspecified) => Some((detected.framework(), detected)),
+        (DetectedFramework::ScikitLearn, Framework::Xgboost) => {
+            Some((named, DetectedFramework::XgBoost))
+        }
+        (DetectedFramework::Onnx, Framework::ScikitLearn | Framework::Xgboost) => {
+            Some((named, detected))
+        }
+        _ => (named == detected.framework()).then_some((named, detected)),
     }
 }
 
@@ -90,6 +125,24 @@ mod tests {
             std::fs::write(dir.path().join(file), b"").unwrap();
         }
         detect(dir.path())
+    }
+
+    #[test]
+    fn a_named_framework_chooses_the_loader_the_files_allow() {
+        use DetectedFramework::*;
+        assert_eq!(
+            served_as(ScikitLearn, Framework::Xgboost),
+            Some((Framework::Xgboost, XgBoost))
+        );
+        assert_eq!(
+            served_as(Onnx, Framework::ScikitLearn),
+            Some((Framework::ScikitLearn, Onnx))
+        );
+        assert_eq!(
+            served_as(Kiln, Framework::FrameworkUnspecified),
+            Some((Framework::Kiln, Kiln))
+        );
+        assert_eq!(served_as(TensorFlow, Framework::ScikitLearn), None);
     }
 
     #[test]

@@ -225,16 +225,11 @@ async fn infer(
         .map_err(|error| invalid(format!("the inference request: {error}")))?;
     let instances = tensors::instances(&request.inputs, binary).map_err(invalid)?;
     let model = target.model.to_string();
-    let (version, signature) = registry.serving_signature(target).await?;
-    let predictions = registry
-        .predict(
-            target,
-            PredictRequest {
-                instances: kiln_serve::instance_text(&instances),
-                signature_name: None,
-            },
-        )
-        .await?;
+    let predict = PredictRequest {
+        instances: kiln_serve::instance_text(&instances),
+        signature_name: None,
+    };
+    let (version, signature, predictions) = registry.infer(target, predict).await?;
     let single_name = match signature.outputs.as_slice() {
         [only] => only.name.as_str(),
         _ => "predictions",

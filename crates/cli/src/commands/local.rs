@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use kiln_api::model::Framework;
 use kiln_serve::DetectedFramework;
 use kiln_serve::batch::{BatchJob, BatchSummary, InputFormat};
 use kiln_train::{Algorithm, TrainArgs as AlgorithmArgs, TrainOutcome};
@@ -251,16 +252,18 @@ fn detect(dir: &Path, framework: Option<&str>) -> anyhow::Result<DetectedFramewo
         return Ok(detected);
     };
     let wanted = framework.to_ascii_uppercase().replace('-', "_");
-    Ok(match (detected, wanted.as_str()) {
-        (DetectedFramework::ScikitLearn, "XGBOOST") => DetectedFramework::XgBoost,
-        (DetectedFramework::Onnx, "SCIKIT_LEARN" | "XGBOOST") => detected,
-        _ if wanted == detected.name() => detected,
-        _ => anyhow::bail!(
-            "--framework {framework} given, but {} holds a {} model",
-            dir.display(),
-            detected.name()
-        ),
-    })
+    serde_json::from_value::<Framework>(serde_json::json!(wanted))
+        .ok()
+        .filter(|named| *named != Framework::FrameworkUnspecified)
+        .and_then(|named| kiln_serve::detect::served_as(detected, named))
+        .map(|(_, loader)| loader)
+        .with_context(|| {
+            format!(
+                "--framework {framework} given, but {} holds a {} model",
+                dir.display(),
+                detected.name()
+            )
+        })
 }
 
 /// Runs batch prediction, printing progress lines and, at the end, the counts as JSON.

@@ -43,14 +43,15 @@ pub const MODEL_FILE: &str = "model.onnx";
 /// Runs a prepared graph: input arrays in graph order in, output arrays in graph order out.
 trait Engine: Send + Sync + std::fmt::Debug {
     fn run(&self, inputs: Vec<Array>) -> Result<Vec<Array>, String>;
+
+    /// `onnxruntime` or `tract`, for the metrics.
+    fn name(&self) -> &'static str;
 }
 
 /// An ONNX model, checked and loaded once, shared by every worker.
 #[derive(Debug)]
 pub struct OnnxRuntime {
     engine: Box<dyn Engine>,
-    /// `onnxruntime` or `tract`.
-    engine_name: &'static str,
     inputs: Vec<Input>,
     outputs: Vec<Output>,
 }
@@ -65,25 +66,22 @@ impl OnnxRuntime {
         let mut proto = tract
             .proto_model_for_path(&path)
             .map_err(|error| ServeError::Load(format!("{error:#}")))?;
-        let (engine, engine_name, prepared): (Box<dyn Engine>, _, _) =
-            match onnxruntime::environment() {
-                Some(environment) => {
-                    let prepared = graph::prepare(&mut proto, None)?;
-                    let rewritten = prepared.rewritten.then(|| proto.encode_to_vec());
-                    let engine =
-                        onnxruntime::OnnxRuntimeEngine::load(environment, &path, rewritten)?;
-                    (Box::new(engine), "onnxruntime", prepared)
-                }
-                None => {
-                    let table = |op: &str| tract.op_register.0.contains_key(op);
-                    let prepared = graph::prepare(&mut proto, Some(&table))?;
-                    let engine = tract::TractEngine::load(&tract, &proto, dir, &prepared.inputs)?;
-                    (Box::new(engine), "tract", prepared)
-                }
-            };
+        let (engine, prepared): (Box<dyn Engine>, _) = match onnxruntime::environment() {
+            Some(environment) => {
+                let prepared = graph::prepare(&mut proto, None)?;
+                let rewritten = prepared.rewritten.then(|| proto.encode_to_vec());
+                let engine = onnxruntime::OnnxRuntimeEngine::load(environment, &path, rewritten)?;
+                (Box::new(engine), prepared)
+            }
+            None => {
+                let table = |op: &str| tract.op_register.0.contains_key(op);
+                let prepared = graph::prepare(&mut proto, Some(&table))?;
+                let engine = tract::TractEngine::load(&tract, &proto, dir, &prepared.inputs)?;
+                (Box::new(engine), prepared)
+            }
+        };
         let runtime = Self {
             engine,
-            engine_name,
             inputs: prepared.inputs.iter().map(describe).collect(),
             outputs: prepared.outputs,
         };
@@ -177,7 +175,7 @@ impl OnnxRuntime {
 
 impl ModelRuntime for OnnxRuntime {
     fn engine(&self) -> String {
-        self.engine_name.into()
+        self.engine.name().into()
     }
 
     fn signature(&self) -> crate::signature::Signature {

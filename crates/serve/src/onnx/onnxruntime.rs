@@ -150,6 +150,10 @@ impl OnnxRuntimeEngine {
 }
 
 impl Engine for OnnxRuntimeEngine {
+    fn name(&self) -> &'static str {
+        "onnxruntime"
+    }
+
     fn run(&self, inputs: Vec<Array>) -> Result<Vec<Array>, String> {
         let values = self
             .inputs

@@ -69,6 +69,10 @@ impl TractEngine {
 }
 
 impl Engine for TractEngine {
+    fn name(&self) -> &'static str {
+        "tract"
+    }
+
     fn run(&self, inputs: Vec<Array>) -> Result<Vec<Array>, String> {
         let tensors = inputs
             .into_iter()

@@ -1,14 +1,15 @@
-//! Models served by their own framework: TensorFlow SavedModels, scikit-learn and XGBoost.
+//! Models served by their own framework: TensorFlow SavedModels, scikit-learn and XGBoost, and
+//! custom prediction routines.
 //!
 //! Each such model is served by framework worker processes: `predictor.py`, run by the
 //! interpreter of the version's runtime environment ([`environment`], built once per runtime
 //! version, Python version and framework from [`runtimes`]), loads the model with the framework
-//! and predicts each batch it is sent ([`worker`]: length-prefixed JSON frames on its stdin and
-//! stdout). Predictions are therefore the framework's own. [`PythonRuntime`] keeps up to
-//! `processes` of them (a version's `manualScaling.nodes`), starting them as calls need them;
-//! the batcher's threads each take one for a call, so one call is one batch. A worker that dies
-//! fails the call it was serving with its exit status and last output; the next call starts
-//! another.
+//! and predicts each batch it is sent ([`worker`]: length-prefixed frames on its stdin and stdout,
+//! JSON or rows of numbers as one raw matrix). Predictions are therefore the framework's own.
+//! [`PythonRuntime`] holds a [`pool`] of `processes` of them (a version's `manualScaling.nodes`),
+//! all started at load; the batcher's threads each take one for a call, so one call is one batch.
+//! A worker that dies fails the call it was serving with its exit status and last output; the
+//! next call starts another.
 //!
 //! Unpickling a model runs code the model's author chose, so workers start confined by the
 //! caller's [`Confine`] (the server's sandbox): they read the model, the environment and its
@@ -187,6 +188,7 @@ impl PythonRuntime {
             frameworks.confine.clone(),
         );
         let packages = home.join("packages");
+        let target = packages.clone();
         let python = environment.python.clone();
         // The workers share the cores: each computes on its share.
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -220,7 +222,7 @@ impl PythonRuntime {
             install
                 .args(environment::PIP_INSTALL)
                 .args(["--no-deps", "--no-build-isolation", "--target"])
-                .arg(scratch.path().join("packages"))
+                .arg(&target)
                 .args(&routine.packages);
             environment::run(&mut install, "installing packageUris")?;
         }
@@ -284,7 +286,7 @@ impl ModelRuntime for PythonRuntime {
         };
         if let Some(default) = self
             .signatures()
-            .and_then(|signatures| signatures.get("serving_default"))
+            .and_then(|signatures| signatures.get(crate::DEFAULT_SIGNATURE))
         {
             return Signature {
                 inputs: tensors(&default["inputs"]),
@@ -311,12 +313,13 @@ impl ModelRuntime for PythonRuntime {
 
     fn predict_json(&self, instances: &[&str]) -> Result<Vec<Value>, ServeError> {
         let signature = self.signature.as_deref();
-        if let Some((values, width)) = self.rows.and_then(|rows| rows.matrix(instances)) {
-            let float32 = self.rows.is_some_and(|rows| rows.float32);
+        if let Some(rows) = self.rows
+            && let Some((values, width)) = rows.matrix(instances)
+        {
             let batch = Batch::Rows {
                 values: &values,
                 width,
-                float32,
+                float32: rows.float32,
             };
             return self.pool.call(&batch, signature);
         }
@@ -341,19 +344,15 @@ impl ModelRuntime for PythonRuntime {
             return Ok(None);
         }
         if signatures.get(name).is_none() {
-            let names: Vec<&String> = signatures
+            let names: Vec<&str> = signatures
                 .as_object()
                 .into_iter()
                 .flatten()
-                .map(|(name, _)| name)
+                .map(|(name, _)| name.as_str())
                 .collect();
             return Err(ServeError::Request(format!(
                 "the SavedModel has no signature {name:?}; its signatures are {}",
-                names
-                    .iter()
-                    .map(|name| name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                names.join(", ")
             )));
         }
         Ok(Some(Arc::new(PythonRuntime {

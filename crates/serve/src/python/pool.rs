@@ -1,5 +1,5 @@
-//! The framework workers of one model: up to `most` processes, started as calls need them, each
-//! serving one call at a time. A worker that died in a call is dropped; the next call starts another.
+//! The framework workers of one model: `most` processes, started together at load (`Pool::fill`)
+//! and replaced when a call finds one dead, each serving one call at a time.
 
 use std::process::Command;
 use std::sync::{Arc, Condvar, Mutex};
@@ -55,10 +55,9 @@ impl Pool {
                         }
                         state.started += 1;
                     }
-                    match (pool.start)().and_then(Worker::start) {
-                        Ok((worker, _)) => pool.lock().idle.push(worker),
+                    match pool.launch() {
+                        Ok(worker) => pool.lock().idle.push(worker),
                         Err(error) => {
-                            pool.lock().started -= 1;
                             tracing::warn!(%error, "could not start a framework worker");
                             return;
                         }
@@ -88,6 +87,16 @@ impl Pool {
         answer
     }
 
+    /// Starts a worker counted in `started` already; a failed start is uncounted again.
+    fn launch(&self) -> Result<Worker, ServeError> {
+        let started = (self.start)().and_then(Worker::start);
+        if started.is_err() {
+            self.lock().started -= 1;
+            self.freed.notify_one();
+        }
+        started.map(|(worker, _)| worker)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state
             .lock()
@@ -108,10 +117,7 @@ impl Pool {
             if state.started < state.most {
                 state.started += 1;
                 drop(state);
-                let started = (self.start)().and_then(Worker::start);
-                return started.map(|(worker, _)| worker).map_err(|error| {
-                    self.lock().started -= 1;
-                    self.freed.notify_one();
+                return self.launch().map_err(|error| {
                     ServeError::Worker(format!("could not start a framework worker: {error}"))
                 });
             }

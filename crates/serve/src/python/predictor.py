@@ -130,9 +130,12 @@ class ScikitLearn:
     def predict(self, instances, signature):
         import numpy as np
 
-        if isinstance(instances, np.ndarray):
-            return plain(self.model.predict(instances))
-        if self.columns is not None and all(isinstance(i, dict) for i in instances):
+        rows_of_numbers = isinstance(instances, np.ndarray) or all(
+            isinstance(i, list) and all(isinstance(v, (int, float)) for v in i) for i in instances
+        )
+        if rows_of_numbers:
+            frame = rows(instances, self.width, np.float64)
+        elif self.columns is not None and all(isinstance(i, dict) for i in instances):
             import pandas
 
             columns = [str(column) for column in self.columns]
@@ -141,8 +144,6 @@ class ScikitLearn:
                 if missing:
                     raise InstanceError(index, "missing feature %s" % ", ".join(missing))
             frame = pandas.DataFrame(instances, columns=columns)
-        elif all(isinstance(i, list) and all(isinstance(v, (int, float)) for v in i) for i in instances):
-            frame = rows(instances, self.width, np.float64)
         else:
             # Pipelines that start with their own preprocessing (text, categories) take raw rows.
             frame = instances

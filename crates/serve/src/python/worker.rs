@@ -16,8 +16,8 @@ use crate::ServeError;
 const STDERR_LINES: usize = 20;
 
 /// What one call sends: the instances' JSON text, or, for a model of feature rows, the rows as
-/// one `float32` matrix (sent raw after the request: the worker reads it without parsing numbers,
-/// which is most of a large call's time in Python).
+/// one matrix (sent raw after the request: the worker reads it without parsing numbers, which is
+/// most of a large call's time in Python).
 pub enum Batch<'a> {
     /// The instances as requests carried them.
     Json(&'a [&'a str]),

@@ -166,9 +166,9 @@ pub fn instances(inputs: &[InputTensor], mut binary: &[u8]) -> Result<Vec<Value>
         .collect())
 }
 
-/// Makes the response's outputs from the predictions. `names` lists the model's outputs when it
-/// declares them (a bare prediction takes the only one's name, else `predictions`); `dtypes`
-/// gives a declared output's element type; `requested` chooses outputs and which are binary.
+/// Makes the response's outputs from the predictions: one per key of keyed predictions, else one
+/// named `single_name`. `dtype_of` gives the element type of an output the model declares;
+/// `requested` chooses outputs and which are binary, `all_binary` makes every one binary.
 /// Returns the outputs and the binary data to send after the JSON.
 pub fn outputs(
     predictions: Vec<Value>,

@@ -6,7 +6,9 @@ its batcher), MLflow (`mlflow models serve`, the model's own flavor) and the KSe
 `tf.saved_model.load`), in one run.
 
 The data is the repository's breast-cancer table (30 numeric features). Every server gets the same rows as
-`{"instances": [[30 floats], ...]}`. `wrk` (one thread) drives each server for `--seconds` at 1 instance per request
+`{"instances": [[30 floats], ...]}`. Kiln serves each model twice: by the framework (engine `FRAMEWORK`) and
+converted to ONNX on ONNX Runtime (engine `ONNX_RUNTIME`: skl2onnx, onnxmltools, tf2onnx, checked against the
+framework's predictions at load). `wrk` (one thread) drives each server for `--seconds` at 1 instance per request
 (16 connections) and at 64 (8 connections): req/s, p50 and p99. Each server gets 2 workers (Kiln: 1 HTTP thread,
 2 model workers, each with a framework process; MLflow: 2 uvicorn workers; KServe: 2 workers). TensorFlow Serving is
 not installable here (no pip or apt package); its own published REST figures are cited in the README, not measured.
@@ -86,7 +88,9 @@ def train(work):
     return np.asarray(x, dtype=np.float32).tolist()
 
 
-def kiln_server(kiln, work):
+def kiln_servers(kiln, work):
+    """Kiln, serving each model by its framework, and the same server seen through its converted versions."""
+    import copy
     import serve
     port = serve.free_port()
     url = f"http://127.0.0.1:{port}/v1/projects/bench"
@@ -97,16 +101,20 @@ def kiln_server(kiln, work):
                           None, lambda rows: {"instances": rows}, log)
     serve.wait_ready(f"{url}/models", {"name": "warmup"}, server.process, log)
     for name in MODELS:
-        serve.post(f"{url}/models", {"name": name})
-        operation = serve.post(f"{url}/models/{name}/versions",
-                               {"name": "v1", "deploymentUri": f"file://{os.path.join(work, name)}"})
-        while not operation.get("done"):
-            time.sleep(0.5)
-            operation = serve.get(f"http://127.0.0.1:{port}/v1/{operation['name']}")
-        if "error" in operation:
-            sys.exit(f"Kiln could not load {name}: {operation['error']}")
+        for model, engine in ((name, "FRAMEWORK"), (name + "_onnx", "ONNX_RUNTIME")):
+            serve.post(f"{url}/models", {"name": model})
+            operation = serve.post(f"{url}/models/{model}/versions", {
+                "name": "v1", "deploymentUri": f"file://{os.path.join(work, name)}", "engine": engine})
+            while not operation.get("done"):
+                time.sleep(0.5)
+                operation = serve.get(f"http://127.0.0.1:{port}/v1/{operation['name']}")
+            if "error" in operation:
+                sys.exit(f"Kiln could not load {model}: {operation['error']}")
     server.urls = {name: f"{url}/models/{name}:predict" for name in MODELS}
-    return server
+    converted = copy.copy(server)
+    converted.name = "Kiln, ONNX Runtime (converted)"
+    converted.urls = {name: f"{url}/models/{name}_onnx:predict" for name in MODELS}
+    return server, converted
 
 
 def mlflow_server(name, work):
@@ -196,8 +204,9 @@ def main():
     rows = train(work)
 
     results = {name: [] for name in MODELS}
-    makers = [lambda name: kiln, lambda name: mlflow_server(name, work), lambda name: kserve_server(name, work)]
-    kiln = kiln_server(args.kiln, work)
+    kiln, converted = kiln_servers(args.kiln, work)
+    makers = [lambda name: kiln, lambda name: converted, lambda name: mlflow_server(name, work),
+              lambda name: kserve_server(name, work)]
     try:
         for make in makers:
             for name in MODELS:
@@ -213,7 +222,7 @@ def main():
                         result[size] = serve.wrk(url, server.body(rows[:size]), connections, args.seconds, work)
                     results[name].append(result)
                 finally:
-                    if server is not kiln:
+                    if server not in (kiln, converted):
                         server.stop()
     finally:
         kiln.stop()
@@ -227,11 +236,13 @@ def main():
             print(f"| {name} | {result['name']} | {one[0]:,.0f} | {one[1]:.2f} | {one[2]:.2f} | {many[0]:,.0f} "
                   f"| {many[1]:.2f} | {many[2]:.2f} |")
     for name in MODELS:
-        kiln_result, peers = results[name][0], results[name][1:]
+        kilns, peers = results[name][:2], results[name][2:]
         for size in (1, 64):
             best = max(peers, key=lambda result: result[size][0])
-            print(f"{name}, {size} instance(s)/request: Kiln {kiln_result[size][0] / best[size][0]:.1f}x the req/s "
-                  f"of the best peer ({best['name']}), p99 {kiln_result[size][2] / best[size][2]:.2f} of its p99")
+            for kiln_result in kilns:
+                print(f"{name}, {size} instance(s)/request: {kiln_result['name']} "
+                      f"{kiln_result[size][0] / best[size][0]:.1f}x the req/s of the best peer ({best['name']}), "
+                      f"p99 {kiln_result[size][2] / best[size][2]:.2f} of its p99")
     shutil.rmtree(work, ignore_errors=True)
 
 

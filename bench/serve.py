@@ -6,11 +6,14 @@ The model is bench/train.py's PyTorch Wide & Deep, trained one epoch and exporte
 ids, 12 wide ids, 5 z-scored numerics; output: the probability of >50K). Each server gets the same rows in its own
 request format: Kiln and KServe `{"instances": [{"cat": [...], "wide": [...], "num": [...]}, ...]}`, MLflow
 `{"inputs": {"cat": [[...]], ...}}`. MLflow and KServe run ONNX Runtime inside their Python workers; Kiln runs
-the ONNX file behind its dynamic batcher on ONNX Runtime too (the venv's library, found through its `python3`). `wrk` (one thread) drives each server for `--seconds`:
+the ONNX file behind its dynamic batcher on ONNX Runtime too: the version and the batch prediction name the engine
+(`ONNX_RUNTIME`), so Kiln builds its own ONNX Runtime environment if it finds none, and the table prints the
+engine each served on. `wrk` (one thread) drives each server for `--seconds`:
 
 - req/s, p50 and p99 latency at 1 and at 64 instances per request, and the server's RSS (its processes summed);
 - Kiln's rows/s at 512 instances per request against ONNX Runtime called in-process on batches of 512 (the limit
-  of any HTTP server around that runtime);
+  of any HTTP server around that runtime), as JSON `:predict` and as Open Inference Protocol v2 binary tensors
+  (`Inference-Header-Content-Length`, outputs binary too);
 - batch prediction over `--rows` JSON lines (default 1M): `kiln local batch-predict` against a Python script that
   reads the lines, runs ONNX Runtime on batches of 512 and writes a result line each.
 
@@ -133,6 +136,8 @@ class Server:
     def __init__(self, name, command, url, body, log, env=None):
         self.name, self.url, self.body, self.log = name, url, body, log
         self.headers = {}
+        # What runs the model (Kiln says, from the version) and Kiln's Open Inference Protocol URL.
+        self.engine, self.oip_url = "ONNX Runtime, in Python", None
         with open(log, "w") as output:
             self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env,
                                             start_new_session=True)
@@ -196,13 +201,15 @@ def kiln_server(kiln, model_dir, work, http_threads=(THREADS + 1) // 2, predict_
         elif server.process.poll() is not None:
             sys.exit(f"Kiln exited with {server.process.returncode}")
     wait_ready(f"{url}/models", {"name": "census"}, server.process, server.log, headers=server.headers)
-    operation = post(f"{url}/models/census/versions", {"name": "v1", "deploymentUri": f"file://{model_dir}"},
-                     server.headers)
+    operation = post(f"{url}/models/census/versions", {"name": "v1", "deploymentUri": f"file://{model_dir}",
+                                                       "engine": "ONNX_RUNTIME"}, server.headers)
     while not operation.get("done"):
         time.sleep(0.2)
         operation = get(f"http://127.0.0.1:{port}/v1/{operation['name']}", server.headers)
     if "error" in operation:
         sys.exit(f"Kiln could not load the model: {operation['error']}")
+    server.engine = operation["response"]["engine"]
+    server.oip_url = f"{url}/v2/models/census/infer"
     return server
 
 
@@ -247,14 +254,16 @@ def run_kserve(model_dir, port):
 # ---- measurements -----------------------------------------------------------------------------------------
 
 def post_script(work, body, headers=None):
-    """A `wrk` script in `work` that POSTs `body` as JSON (with `headers`); its path."""
-    body_file = os.path.join(work, "body.json")
-    with open(body_file, "w") as handle:
-        json.dump(body, handle)
+    """A `wrk` script in `work` that POSTs `body` (JSON, or bytes as they are) with `headers`; its path."""
+    body_file = os.path.join(work, "body.bin")
+    raw = isinstance(body, bytes)
+    with open(body_file, "wb") as handle:
+        handle.write(body if raw else json.dumps(body).encode())
+    content_type = "application/octet-stream" if raw else "application/json"
     script = os.path.join(work, "post.lua")
     with open(script, "w") as handle:
-        handle.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                     f'wrk.body = io.open("{body_file}"):read("*a")\n')
+        handle.write(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "{content_type}"\n'
+                     f'wrk.body = io.open("{body_file}", "rb"):read("*a")\n')
         for name, value in (headers or {}).items():
             handle.write(f'wrk.headers["{name}"] = "{value}"\n')
     return script
@@ -274,6 +283,20 @@ def wrk(url, body, connections, seconds, work, headers=None):
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), millis(50), millis(99)
+
+
+def oip_binary(rows):
+    """An Open Inference Protocol v2 request for `rows` with every tensor as binary data, asking for binary
+    outputs; (body, headers)."""
+    header, data = {"inputs": [], "parameters": {"binary_data_output": True}}, b""
+    for name, array in feeds(rows).items():
+        raw = array.tobytes()
+        header["inputs"].append({"name": name, "shape": list(array.shape),
+                                 "datatype": "INT64" if array.dtype.kind == "i" else "FP32",
+                                 "parameters": {"binary_data_size": len(raw)}})
+        data += raw
+    text = json.dumps(header).encode()
+    return text + data, {"Inference-Header-Content-Length": str(len(text))}
 
 
 def ort_in_process(model_dir, rows, seconds, rounds=3):
@@ -350,7 +373,13 @@ def main():
                       f"{args.seconds} s", file=sys.stderr)
                 result[size] = wrk(server.url, server.body(rows[:size]), connections, args.seconds, work,
                                    server.headers)
+            if server.name == "Kiln":
+                body, headers = oip_binary(rows[:512])
+                print(f"{server.name}: 512 instances per request as OIP binary tensors", file=sys.stderr)
+                result["oip"] = wrk(server.oip_url, body, 4, args.seconds, work, {**(server.headers or {}),
+                                                                                  **headers})
             result["rss"] = server.rss_mb()
+            result["engine"] = server.engine
             online.append(result)
         finally:
             server.stop()
@@ -365,7 +394,7 @@ def main():
     started = time.perf_counter()
     subprocess.run([args.kiln, "local", "batch-predict", "--model-dir", model_dir, "--data-format", "json",
                     "--input-paths", lines, "--output-path", os.path.join(work, "kiln-out"),
-                    "--max-worker-count", str(THREADS), "--batch-size", "512"],
+                    "--max-worker-count", str(THREADS), "--batch-size", "512", "--engine", "onnx-runtime"],
                    check=True, stdout=subprocess.DEVNULL)
     kiln_batch = args.rows / (time.perf_counter() - started)
     started = time.perf_counter()
@@ -376,12 +405,12 @@ def main():
 
     print(f"\nCensus Wide & Deep (ONNX), loopback HTTP, wrk 1 thread, {args.seconds} s per row, {THREADS} threads "
           f"per server\n")
-    print(f"| server | req/s, 1 inst | p50 ms | p99 ms | req/s, 64 inst | p50 ms | p99 ms | RSS MB |")
-    print(f"|---|---|---|---|---|---|---|---|")
+    print(f"| server | engine | req/s, 1 inst | p50 ms | p99 ms | req/s, 64 inst | p50 ms | p99 ms | RSS MB |")
+    print(f"|---|---|---|---|---|---|---|---|---|")
     for result in online:
         one, many = result[1], result[64]
-        print(f"| {result['name']} | {one[0]:,.0f} | {one[1]:.2f} | {one[2]:.2f} | {many[0]:,.0f} | {many[1]:.2f} "
-              f"| {many[2]:.2f} | {result['rss']:.0f} |")
+        print(f"| {result['name']} | {result['engine']} | {one[0]:,.0f} | {one[1]:.2f} | {one[2]:.2f} "
+              f"| {many[0]:,.0f} | {many[1]:.2f} | {many[2]:.2f} | {result['rss']:.0f} |")
     kilns, python = online[:2], online[2:]
     for size in (1, 64):
         best = max(python, key=lambda result: result[size][0])
@@ -390,10 +419,12 @@ def main():
                   f"the best Python server ({best['name']}), p99 {kiln[size][2] / best[size][2]:.3f} of its p99")
     kiln = kilns[0]
     kiln_rows = kiln[512][0] * 512
-    print(f"\n512 instances/request: Kiln {kiln_rows:,.0f} rows/s over HTTP; ONNX Runtime in-process "
-          f"{ort_rows:,.0f} rows/s; ratio {kiln_rows / ort_rows:.2f}")
-    print(f"\nbatch prediction, {args.rows:,} JSON lines: Kiln {kiln_batch:,.0f} rows/s; Python + ONNX Runtime "
-          f"{ort_batch:,.0f} rows/s; ratio {kiln_batch / ort_batch:.1f}")
+    oip_rows = kiln["oip"][0] * 512
+    print(f"\n512 instances/request: Kiln {kiln_rows:,.0f} rows/s over HTTP (JSON), {oip_rows:,.0f} rows/s (OIP v2 "
+          f"binary tensors); ONNX Runtime in-process {ort_rows:,.0f} rows/s; ratios {kiln_rows / ort_rows:.2f} "
+          f"(JSON), {oip_rows / ort_rows:.2f} (OIP binary)")
+    print(f"\nbatch prediction ({kiln['engine']}), {args.rows:,} JSON lines: Kiln {kiln_batch:,.0f} rows/s; "
+          f"Python + ONNX Runtime {ort_batch:,.0f} rows/s; ratio {kiln_batch / ort_batch:.1f}")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -38,7 +38,7 @@ pub use job::{
     PredictionInput, PredictionOutput, ScaleTier, TrainingInput, TrainingOutput,
 };
 pub use model::{
-    Framework, ListModelsResponse, ListVersionsResponse, Model, Version, VersionState,
+    Engine, Framework, ListModelsResponse, ListVersionsResponse, Model, Version, VersionState,
 };
 pub use operation::{ListOperationsResponse, Operation, OperationMetadata, OperationType, Status};
 pub use predict::{Instances, PredictRequest, PredictResponse, PredictionErrorBody};

@@ -54,6 +54,27 @@ pub enum Framework {
     Onnx,
 }
 
+/// What computes a version's predictions; an extension of the API. Set at create to choose,
+/// unset to let Kiln choose; in responses, the engine chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Engine {
+    /// Kiln chooses: Kiln's own runtime for its exports, ONNX Runtime for ONNX models where its
+    /// library is found (else tract), the framework for framework models.
+    #[default]
+    EngineUnspecified,
+    /// Kiln's own runtime, for Kiln's exports.
+    Kiln,
+    /// ONNX Runtime: for ONNX models, and for framework models converted to ONNX whose
+    /// predictions equal the framework's on a check set.
+    OnnxRuntime,
+    /// tract, the pure-Rust ONNX engine: the same models as `ONNX_RUNTIME`.
+    Tract,
+    /// The framework itself, in worker processes: TensorFlow, scikit-learn, XGBoost, custom
+    /// prediction routines.
+    Framework,
+}
+
 /// Lifecycle state of a version.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -105,6 +126,9 @@ pub struct Version {
     /// Serving framework.
     #[serde(default)]
     pub framework: Framework,
+    /// What computes its predictions.
+    #[serde(default, skip_serializing_if = "is_unspecified")]
+    pub engine: Engine,
     /// Serving machine type (recorded).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub machine_type: String,
@@ -150,6 +174,23 @@ pub struct Version {
     /// Optimistic-concurrency token (base64).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub etag: String,
+}
+
+impl Engine {
+    /// The API's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::EngineUnspecified => "ENGINE_UNSPECIFIED",
+            Engine::Kiln => "KILN",
+            Engine::OnnxRuntime => "ONNX_RUNTIME",
+            Engine::Tract => "TRACT",
+            Engine::Framework => "FRAMEWORK",
+        }
+    }
+}
+
+fn is_unspecified(engine: &Engine) -> bool {
+    *engine == Engine::EngineUnspecified
 }
 
 /// Response of `projects.models.list`; `{}` when empty.

@@ -29,15 +29,17 @@ pub(crate) struct PredictionPlan {
     pub(crate) summary: PathBuf,
     /// How many replicas predict, each its part of the input.
     pub(crate) parts: usize,
-    /// The runtime environment a framework model is served from: built before the replicas
-    /// start, then only read by them.
+    /// The runtime environment a framework model is served from (or converted in, for an ONNX
+    /// engine): built before the replicas start, then only read by them.
     pub(crate) environment: Option<Spec>,
 }
 
-/// The model a job predicts with: its files, and the environment a framework model needs.
+/// The model a job predicts with: its files, the environment a framework model needs, and the
+/// engine its version is served on.
 struct Served {
     dir: PathBuf,
     environment: Option<Spec>,
+    engine: kiln_serve::Engine,
 }
 
 /// Most worker threads one job may ask for.
@@ -160,8 +162,13 @@ pub(crate) fn plan(
     if parts > 1 {
         args.push("--part-by-rank".into());
     }
-    let environment = match (served.environment, registry.runtime_environments()) {
-        (Some(spec), Some(root)) => {
+    if served.engine != kiln_serve::Engine::EngineUnspecified {
+        args.extend(["--engine".into(), served.engine.name().into()]);
+    }
+    let mut environments = Vec::new();
+    if let Some(root) = registry.runtime_environments() {
+        args.extend(["--runtime-dir".into(), root.display().to_string()]);
+        if let Some(spec) = served.environment {
             args.extend([
                 "--framework".into(),
                 spec.framework.name().into(),
@@ -169,18 +176,18 @@ pub(crate) fn plan(
                 spec.runtime.name.into(),
                 "--python-version".into(),
                 spec.python.into(),
-                "--runtime-dir".into(),
-                root.display().to_string(),
             ]);
-            Some(spec.dir(root))
+            environments.push(spec.dir(root));
         }
-        _ => None,
-    };
+        if served.engine == kiln_serve::Engine::OnnxRuntime {
+            environments.extend(kiln_serve::python::environment::onnx_runtime_dir(root));
+        }
+    }
     Ok((
         Program::BatchPredict {
             model_dir: served.dir,
             args,
-            environment,
+            environments,
         },
         PredictionPlan {
             output_path,
@@ -218,7 +225,11 @@ fn served(
                 runtimes::spec("prediction_input", &input.runtime_version, "", framework)
             })
             .transpose()?;
-        return Ok(Served { dir, environment });
+        return Ok(Served {
+            dir,
+            environment,
+            engine: kiln_serve::Engine::EngineUnspecified,
+        });
     }
     let (field, name) = match input.model_name.is_empty() {
         false => ("prediction_input.model_name", &input.model_name),
@@ -270,8 +281,20 @@ fn served(
             framework,
         )
     })
-    .transpose()?;
-    Ok(Served { dir, environment })
+    .transpose()?
+    .map(|spec| Spec {
+        // A framework model served on an ONNX engine is converted by the replica.
+        converter: matches!(
+            version.engine,
+            kiln_serve::Engine::OnnxRuntime | kiln_serve::Engine::Tract
+        ),
+        ..spec
+    });
+    Ok(Served {
+        dir,
+        environment,
+        engine: version.engine,
+    })
 }
 
 /// An input path as checked: a wildcard only at the end, under a location the project may read.

@@ -638,6 +638,13 @@ impl Registry {
             problems.push("Field: version.container Error: custom serving containers are not supported by Kiln".into());
         }
         problems.extend(self.check_routine(project, &mut version));
+        if let Err(problem) = kiln_serve::check_engine(
+            version.framework,
+            !version.prediction_class.trim().is_empty(),
+            version.engine,
+        ) {
+            problems.push(problem);
+        }
         match runtimes::select("version", &version.runtime_version, &version.python_version) {
             Ok((runtime, python)) => {
                 version.runtime_version = runtime.name.to_string();
@@ -707,6 +714,8 @@ impl Registry {
         match outcome {
             Ok((framework, batcher)) => {
                 version.framework = framework;
+                // Recorded, so a restart serves it on the same engine.
+                version.engine = batcher.runtime().engine();
                 version.state = VersionState::Ready;
                 let server = Arc::new(batcher);
                 self.servers
@@ -1435,7 +1444,10 @@ impl Registry {
             "# HELP kiln_version_engine What runs each loaded version's model.\n# TYPE kiln_version_engine gauge"
         );
         for name in &names {
-            let engine = servers[*name].runtime().engine().replace(['"', '\\'], "'");
+            let engine = servers[*name]
+                .runtime()
+                .engine_description()
+                .replace(['"', '\\'], "'");
             let _ = writeln!(
                 text,
                 "kiln_version_engine{{version=\"{name}\",engine=\"{engine}\"}} 1"
@@ -1474,6 +1486,7 @@ impl Registry {
         LoadOptions {
             runtime_version: version.runtime_version.clone(),
             python_version: version.python_version.clone(),
+            engine: version.engine,
             processes: self.batch_config(version).workers,
             frameworks: self.frameworks.clone(),
         }

@@ -33,9 +33,10 @@ pub enum Program {
         model_dir: PathBuf,
         /// The arguments after `batch-predict --model-dir DIR`.
         args: Vec<String>,
-        /// The runtime environment a TensorFlow, scikit-learn or XGBoost model is served from,
-        /// read by the replica (built before the replicas start).
-        environment: Option<PathBuf>,
+        /// The runtime environments a TensorFlow, scikit-learn or XGBoost model is served from
+        /// (or converted in), and ONNX Runtime's, read by the replica (built before the
+        /// replicas start).
+        environments: Vec<PathBuf>,
     },
     /// A command run directly.
     Command {
@@ -68,10 +69,10 @@ impl Program {
             } => python_path.iter().chain(packages).cloned().collect(),
             Program::BatchPredict {
                 model_dir,
-                environment,
+                environments,
                 ..
             } => std::iter::once(model_dir)
-                .chain(environment)
+                .chain(environments)
                 .cloned()
                 .collect(),
             Program::BuiltIn { .. } | Program::Command { .. } => Vec::new(),

@@ -9,6 +9,10 @@
 //!   worker processes, in the environment of the version's runtime version.
 //! - [`onnx`]: the runtime for imported ONNX models, on ONNX Runtime or tract, with the operator
 //!   check that version create reports; it reads request text straight into its input tensors.
+//! - [`converted`]: framework models served in their ONNX form, where it predicts as the
+//!   framework does.
+//! - [`load`] (this file): which runtime serves a model, from its framework and the engine asked
+//!   for.
 //! - [`signature`]: a model's inputs and outputs as named tensors, for inference protocols.
 //! - [`instances`]: decoding JSON instances (objects, bare values, CSV lines, `{"b64": ...}`)
 //!   into raw model inputs.
@@ -24,6 +28,7 @@
 
 pub mod batch;
 pub mod batcher;
+pub mod converted;
 pub mod detect;
 pub mod explain;
 pub mod instances;
@@ -38,7 +43,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use detect::{DetectedFramework, detect};
-pub use kiln_api::Instances;
+pub use kiln_api::{Engine, Instances};
 
 /// Errors from loading or running a model.
 #[derive(Debug, thiserror::Error)]
@@ -84,9 +89,14 @@ pub trait ModelRuntime: Send + Sync + 'static {
         signature::Signature::default()
     }
 
-    /// What runs the model, for the metrics: `kiln`, `onnxruntime`, `tract`, or a framework's
-    /// release with its runtime version.
-    fn engine(&self) -> String {
+    /// What computes its predictions.
+    fn engine(&self) -> Engine {
+        Engine::Kiln
+    }
+
+    /// The same in words, for the metrics: `kiln`, `onnxruntime`, `tract`, a framework's release
+    /// with its runtime version, or an ONNX engine with the converter and framework it serves.
+    fn engine_description(&self) -> String {
         "kiln".into()
     }
 
@@ -137,10 +147,64 @@ pub struct LoadOptions {
     pub runtime_version: String,
     /// The version's `pythonVersion` (empty: the runtime's default).
     pub python_version: String,
+    /// The version's `engine` (unspecified: Kiln chooses).
+    pub engine: Engine,
     /// Most framework worker processes at once.
     pub processes: usize,
     /// Where framework models are served from; `None`: they are refused.
     pub frameworks: Option<python::Frameworks>,
+}
+
+/// The engines that may serve a model the version names as `framework` (unspecified: any), or a
+/// custom prediction routine.
+pub fn engines(framework: kiln_api::Framework, routine: bool) -> &'static [Engine] {
+    use kiln_api::Framework;
+    match framework {
+        _ if routine => &[Engine::Framework],
+        Framework::Kiln => &[Engine::Kiln],
+        Framework::Onnx => &[Engine::OnnxRuntime, Engine::Tract],
+        Framework::Tensorflow | Framework::ScikitLearn | Framework::Xgboost => {
+            &[Engine::Framework, Engine::OnnxRuntime, Engine::Tract]
+        }
+        Framework::FrameworkUnspecified => &[
+            Engine::Kiln,
+            Engine::OnnxRuntime,
+            Engine::Tract,
+            Engine::Framework,
+        ],
+    }
+}
+
+/// Whether `engine` may serve what `engines` was asked about, or the refusal naming the field.
+pub fn check_engine(
+    framework: kiln_api::Framework,
+    routine: bool,
+    engine: Engine,
+) -> Result<(), String> {
+    let allowed = engines(framework, routine);
+    if engine == Engine::EngineUnspecified || allowed.contains(&engine) {
+        return Ok(());
+    }
+    let what = match (routine, framework) {
+        (true, _) => "a custom prediction routine".to_string(),
+        (false, kiln_api::Framework::Kiln) => "Kiln's own exports".to_string(),
+        (false, framework) => format!(
+            "{} models",
+            serde_json::to_value(framework)
+                .ok()
+                .and_then(|name| name.as_str().map(str::to_string))
+                .unwrap_or_default()
+        ),
+    };
+    Err(format!(
+        "Field: version.engine Error: {what} are served by {}, not {}",
+        allowed
+            .iter()
+            .map(|engine| engine.name())
+            .collect::<Vec<_>>()
+            .join(" or "),
+        engine.name()
+    ))
 }
 
 /// Loads the custom prediction routine `routine` on the model files in `dir` (whatever they are:
@@ -150,15 +214,20 @@ pub fn load_routine(
     routine: &python::Routine,
     options: &LoadOptions,
 ) -> Result<Arc<dyn ModelRuntime>, ServeError> {
-    load_python(
-        dir,
-        python::runtimes::PythonFramework::Custom,
-        Some(routine),
-        options,
+    check_engine(
+        kiln_api::Framework::FrameworkUnspecified,
+        true,
+        options.engine,
     )
+    .map_err(ServeError::Unsupported)?;
+    let spec = python_spec(python::runtimes::PythonFramework::Custom, options)?;
+    load_python(dir, &spec, Some(routine), options)
 }
 
-/// Loads the model in `dir`, whose framework `detect` found.
+/// Loads the model in `dir`, whose framework `detect` found, on the engine `options` asks for
+/// (one of [`engines`]; unspecified: Kiln's runtime for its exports, ONNX Runtime for ONNX
+/// models where its library is found and tract where not, the framework for framework models).
+/// ONNX Runtime and tract serve framework models converted to ONNX ([`converted`]).
 pub fn load(
     dir: &Path,
     framework: DetectedFramework,
@@ -182,37 +251,71 @@ fn load_unguarded(
     framework: DetectedFramework,
     options: &LoadOptions,
 ) -> Result<Arc<dyn ModelRuntime>, ServeError> {
-    let Some(framework) = python::runtimes::PythonFramework::of(framework) else {
+    let engine = options.engine;
+    check_engine(framework.framework(), false, engine).map_err(ServeError::Unsupported)?;
+    let environments = options
+        .frameworks
+        .as_ref()
+        .map(|frameworks| frameworks.environments.as_path());
+    let Some(python_framework) = python::runtimes::PythonFramework::of(framework) else {
         return match framework {
             DetectedFramework::Kiln => native::load(dir),
-            _ => Ok(Arc::new(onnx::OnnxRuntime::load(dir)?)),
+            _ => Ok(Arc::new(onnx::OnnxRuntime::load(
+                dir,
+                engine,
+                environments,
+            )?)),
         };
     };
-    load_python(dir, framework, None, options)
+    let spec = python_spec(python_framework, options)?;
+    match engine {
+        Engine::OnnxRuntime | Engine::Tract => {
+            let frameworks = options
+                .frameworks
+                .as_ref()
+                .ok_or_else(|| no_workers(python_framework))?;
+            Ok(Arc::new(converted::ConvertedRuntime::load(
+                dir, &spec, engine, frameworks,
+            )?))
+        }
+        _ => load_python(dir, &spec, None, options),
+    }
 }
 
-fn load_python(
-    dir: &Path,
+fn no_workers(framework: python::runtimes::PythonFramework) -> ServeError {
+    ServeError::Unsupported(format!(
+        "{} models are served in framework worker processes, which this caller does not start",
+        framework.name()
+    ))
+}
+
+/// The environment that serves `framework` for the runtime and Python versions of `options`.
+fn python_spec(
     framework: python::runtimes::PythonFramework,
-    routine: Option<&python::Routine>,
     options: &LoadOptions,
-) -> Result<Arc<dyn ModelRuntime>, ServeError> {
-    let Some(frameworks) = &options.frameworks else {
-        return Err(ServeError::Unsupported(format!(
-            "{} models are served in framework worker processes, which this caller does not start",
-            framework.name()
-        )));
-    };
-    let spec = python::runtimes::spec(
+) -> Result<python::environment::Spec, ServeError> {
+    python::runtimes::spec(
         "version",
         &options.runtime_version,
         &options.python_version,
         framework,
     )
-    .map_err(ServeError::Unsupported)?;
+    .map_err(ServeError::Unsupported)
+}
+
+fn load_python(
+    dir: &Path,
+    spec: &python::environment::Spec,
+    routine: Option<&python::Routine>,
+    options: &LoadOptions,
+) -> Result<Arc<dyn ModelRuntime>, ServeError> {
+    let frameworks = options
+        .frameworks
+        .as_ref()
+        .ok_or_else(|| no_workers(spec.framework))?;
     Ok(Arc::new(python::PythonRuntime::load(
         dir,
-        &spec,
+        spec,
         routine,
         options.processes,
         frameworks,

@@ -73,6 +73,17 @@ pub struct RuntimeArgs {
     /// Where runtime environments are built and kept [default: ~/.kiln/runtimes].
     #[arg(long, env = "KILN_RUNTIME_DIR")]
     pub runtime_dir: Option<PathBuf>,
+    /// What computes predictions: kiln, onnx-runtime, tract or framework, as a version's
+    /// `engine` [default: chosen as the server does].
+    #[arg(long, value_parser = parse_engine)]
+    pub engine: Option<kiln_serve::Engine>,
+}
+
+/// An engine named as the API spells it or in lower case with dashes.
+fn parse_engine(text: &str) -> Result<kiln_serve::Engine, String> {
+    let name = text.to_ascii_uppercase().replace('-', "_");
+    serde_json::from_value(serde_json::Value::String(name))
+        .map_err(|_| format!("{text:?} is not an engine: kiln, onnx-runtime, tract or framework"))
 }
 
 impl RuntimeArgs {
@@ -83,6 +94,7 @@ impl RuntimeArgs {
         kiln_serve::LoadOptions {
             runtime_version: self.runtime_version.clone().unwrap_or_default(),
             python_version: self.python_version.clone().unwrap_or_default(),
+            engine: self.engine.unwrap_or_default(),
             processes,
             frameworks: Some(kiln_serve::python::Frameworks {
                 environments: self.runtime_dir.clone().unwrap_or_else(|| {

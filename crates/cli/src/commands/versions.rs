@@ -67,6 +67,11 @@ pub struct CreateArgs {
     /// Python version of the runtime (default: the runtime's).
     #[arg(long)]
     pub python_version: Option<String>,
+    /// What computes predictions: kiln, onnx-runtime, tract or framework (default: Kiln
+    /// chooses; onnx-runtime and tract serve a framework model converted to ONNX, if it predicts
+    /// as the framework does).
+    #[arg(long)]
+    pub engine: Option<String>,
     /// A custom prediction routine's `module.Class`, which serves the model (with
     /// --package-uris).
     #[arg(long)]
@@ -115,6 +120,7 @@ pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
                 framework,
                 runtime_version,
                 python_version,
+                engine,
                 prediction_class,
                 package_uris,
                 machine_type,
@@ -142,6 +148,10 @@ pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
                 ),
                 ("runtimeVersion", runtime_version),
                 ("pythonVersion", python_version),
+                (
+                    "engine",
+                    engine.map(|e| e.to_ascii_uppercase().replace('-', "_")),
+                ),
                 ("predictionClass", prediction_class),
                 ("machineType", machine_type),
                 ("description", description),
@@ -170,6 +180,7 @@ pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
                     ("NAME", "name"),
                     ("DEPLOYMENT_URI", "deploymentUri"),
                     ("FRAMEWORK", "framework"),
+                    ("ENGINE", "engine"),
                     ("STATE", "state"),
                     ("DEFAULT", "isDefault"),
                 ],

@@ -408,32 +408,133 @@ fn runtime_versions_are_checked_and_local_predict_uses_the_same_loader() {
 fn batch_prediction_serves_a_framework_version_in_its_runtime() {
     let exports = exported("xgboost");
     let (server, _data) = start(exports);
-    let model = "cancer_classifier";
-    deploy_and_predict(&server, exports, model, json!({"framework": "XGBOOST"}));
+    let (instances, want) = expected(&exports.join("cancer_classifier"));
     let work = tempfile::tempdir_in(exports).unwrap();
-    let (instances, want) = expected(&exports.join(model));
     let lines: Vec<String> = instances.iter().map(Value::to_string).collect();
     std::fs::write(work.path().join("in.json"), lines.join("\n")).unwrap();
-    let output = work.path().join("out");
-    let input = json!({
-        "versionName": format!("projects/p/models/{model}/versions/v1"),
-        "dataFormat": "JSON",
-        "inputPaths": [work.path().join("in.json")],
-        "outputPath": output,
-        "maxWorkerCount": 1,
-    });
-    let body = json!({"jobId": "framework_batch", "predictionInput": input}).to_string();
-    let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body));
-    assert_eq!(status, 200, "{job}");
-    let job = wait_job(&server, "p", "framework_batch", ended);
-    assert_eq!(job["state"], "SUCCEEDED", "{job:#}");
-    let results =
-        std::fs::read_to_string(output.join("prediction.results-00000-of-00001")).unwrap();
-    let got: Vec<Value> = results
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    close(&Value::Array(got), &want, 1e-5, "batch");
+    // Served by XGBoost, and by ONNX Runtime on the converted booster: the replica serves the
+    // version as the server does.
+    for (model, engine) in [
+        ("framework_batch", "FRAMEWORK"),
+        ("converted_batch", "ONNX_RUNTIME"),
+    ] {
+        let config = json!({"framework": "XGBOOST", "engine": engine});
+        let operation = create_version(&server, model, &exports.join("cancer_classifier"), config);
+        assert_eq!(operation["response"]["engine"], engine, "{operation}");
+        let output = work.path().join(model);
+        let input = json!({
+            "versionName": format!("projects/p/models/{model}/versions/v1"),
+            "dataFormat": "JSON",
+            "inputPaths": [work.path().join("in.json")],
+            "outputPath": output,
+            "maxWorkerCount": 1,
+        });
+        let body = json!({"jobId": model, "predictionInput": input}).to_string();
+        let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body));
+        assert_eq!(status, 200, "{job}");
+        let job = wait_job(&server, "p", model, ended);
+        assert_eq!(job["state"], "SUCCEEDED", "{job:#}");
+        let results =
+            std::fs::read_to_string(output.join("prediction.results-00000-of-00001")).unwrap();
+        let got: Vec<Value> = results
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        close(&Value::Array(got), &want, 1e-5, model);
+    }
+}
+
+#[test]
+fn framework_models_may_be_served_converted_to_onnx() {
+    let exports = exported("sklearn");
+    let (server, _data) = start(exports);
+    let iris = exports.join("iris_pipeline");
+    let (instances, want) = expected(&iris);
+
+    // Unnamed, a framework model is served by its framework; named, by ONNX Runtime or tract on
+    // its ONNX form, with the framework's labels.
+    let mut predictions = Vec::new();
+    for (model, engine) in [
+        ("iris_framework", None),
+        ("iris_onnxruntime", Some("ONNX_RUNTIME")),
+        ("iris_tract", Some("TRACT")),
+    ] {
+        let config = engine.map_or(json!({}), |engine| json!({"engine": engine}));
+        let operation = create_version(&server, model, &iris, config);
+        assert!(operation.get("error").is_none(), "{model}: {operation}");
+        let served = engine.unwrap_or("FRAMEWORK");
+        assert_eq!(operation["response"]["engine"], served, "{operation}");
+        let (_, version) = call(
+            "GET",
+            &server.api("p", &format!("models/{model}/versions/v1")),
+            None,
+        );
+        assert_eq!(version["engine"], served, "versions describe says which");
+        let (status, body) = predict(&server, model, &instances);
+        assert_eq!(status, 200, "{model}: {body}");
+        assert_eq!(body["predictions"], want, "{model}");
+        predictions.push(body["predictions"].clone());
+    }
+    let metrics = metrics(&server);
+    assert!(
+        metrics.contains(
+            "kiln_version_engine{version=\"projects/p/models/iris_onnxruntime/versions/v1\",\
+             engine=\"onnxruntime (skl2onnx 1.20.0 from scikit-learn 1.9.1)\"} 1"
+        ),
+        "{metrics}"
+    );
+
+    // A model without a check set (a text pipeline takes strings, of no declared width) is not
+    // served converted: its version fails with the reason.
+    let message = failed_create(
+        &server,
+        "text_onnx",
+        &exports.join("text_pipeline"),
+        json!({"engine": "ONNX_RUNTIME"}),
+    );
+    assert!(
+        message.contains("converting the SCIKIT_LEARN model to ONNX")
+            && message.contains("no check set"),
+        "{message}"
+    );
+
+    // An engine that cannot serve the framework is refused at create, naming the field.
+    call(
+        "POST",
+        &server.api("p", "models"),
+        Some(&json!({"name": "refused"}).to_string()),
+    );
+    let body = json!({"name": "v1", "deploymentUri": format!("file://{}", iris.display()),
+        "framework": "SCIKIT_LEARN", "engine": "KILN"});
+    let (status, answer) = call(
+        "POST",
+        &server.api("p", "models/refused/versions"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.to_string().contains("version.engine")
+            && answer
+                .to_string()
+                .contains("FRAMEWORK or ONNX_RUNTIME or TRACT"),
+        "{answer}"
+    );
+
+    // XGBoost and a Keras SavedModel, converted, predict what their frameworks do.
+    for (framework, model) in [("xgboost", "cancer_booster"), ("tensorflow", "keras_iris")] {
+        let exports = exported(framework);
+        let server = start(exports).0;
+        let dir = exports.join(model);
+        let operation = create_version(&server, model, &dir, json!({"engine": "ONNX_RUNTIME"}));
+        assert_eq!(
+            operation["response"]["engine"], "ONNX_RUNTIME",
+            "{operation}"
+        );
+        let (instances, want) = expected(&dir);
+        let (status, body) = predict(&server, model, &instances);
+        assert_eq!(status, 200, "{model}: {body}");
+        close(&body["predictions"], &want, 1e-5, model);
+    }
 }
 
 /// Writes the sdist `NAME-0.1.tar.gz` of a one-module package into `dir`.

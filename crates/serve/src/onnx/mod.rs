@@ -6,6 +6,9 @@
 //!   batch 512 on the census Wide & Deep.
 //! - [`tract`]: `tract-onnx`, pure Rust, when it is not: nothing to install.
 //!
+//! A version may name its engine (`ONNX_RUNTIME`, `TRACT`); unnamed, ONNX Runtime serves where
+//! it is found.
+//!
 //! Around them, engine-neutral:
 //! - [`graph`]: the operator check and the rewrites applied before an engine sees the graph.
 //! - [`int64_shapes`], [`tree_regressors`]: two of them, for tract: tf2onnx's int32 shape
@@ -41,32 +44,50 @@ use crate::{ModelRuntime, ServeError};
 pub const MODEL_FILE: &str = "model.onnx";
 
 /// Runs a prepared graph: input arrays in graph order in, output arrays in graph order out.
-trait Engine: Send + Sync + std::fmt::Debug {
+trait Backend: Send + Sync + std::fmt::Debug {
     fn run(&self, inputs: Vec<Array>) -> Result<Vec<Array>, String>;
 
-    /// `onnxruntime` or `tract`, for the metrics.
-    fn name(&self) -> &'static str;
+    /// `ONNX_RUNTIME` or `TRACT`.
+    fn engine(&self) -> kiln_api::Engine;
 }
 
 /// An ONNX model, checked and loaded once, shared by every worker.
 #[derive(Debug)]
 pub struct OnnxRuntime {
-    engine: Box<dyn Engine>,
+    engine: Box<dyn Backend>,
     inputs: Vec<Input>,
     outputs: Vec<Output>,
 }
 
 impl OnnxRuntime {
-    /// Loads `dir/model.onnx`, refusing a model that uses operators its engine lacks with the
+    /// Loads `dir/model.onnx` on `engine` (`ONNX_RUNTIME`, `TRACT`, or unspecified: ONNX
+    /// Runtime where it is found), refusing a model that uses operators the engine lacks with the
     /// list of all of them, then runs one prediction on zeros so that a model that cannot run is
-    /// refused at load time.
-    pub fn load(dir: &Path) -> Result<Self, ServeError> {
+    /// refused at load time. `runtimes` is where Kiln's own ONNX Runtime is, or is built when
+    /// `ONNX_RUNTIME` is asked for and none is found.
+    pub fn load(
+        dir: &Path,
+        engine: kiln_api::Engine,
+        runtimes: Option<&Path>,
+    ) -> Result<Self, ServeError> {
         let path = dir.join(MODEL_FILE);
         let tract = tract_onnx::onnx();
         let mut proto = tract
             .proto_model_for_path(&path)
             .map_err(|error| ServeError::Load(format!("{error:#}")))?;
-        let (engine, prepared): (Box<dyn Engine>, _) = match onnxruntime::environment() {
+        let environment = match engine {
+            kiln_api::Engine::Tract => None,
+            kiln_api::Engine::OnnxRuntime => onnxruntime::environment(runtimes, true)?,
+            kiln_api::Engine::EngineUnspecified => onnxruntime::environment(runtimes, false)?,
+            other => {
+                return Err(ServeError::Unsupported(format!(
+                    "Field: version.engine Error: ONNX models are served by ONNX_RUNTIME or \
+                     TRACT, not {}",
+                    other.name()
+                )));
+            }
+        };
+        let (engine, prepared): (Box<dyn Backend>, _) = match environment {
             Some(environment) => {
                 let prepared = graph::prepare(&mut proto, None)?;
                 let rewritten = prepared.rewritten.then(|| proto.encode_to_vec());
@@ -174,8 +195,15 @@ impl OnnxRuntime {
 }
 
 impl ModelRuntime for OnnxRuntime {
-    fn engine(&self) -> String {
-        self.engine.name().into()
+    fn engine(&self) -> kiln_api::Engine {
+        self.engine.engine()
+    }
+
+    fn engine_description(&self) -> String {
+        match self.engine.engine() {
+            kiln_api::Engine::Tract => "tract".into(),
+            _ => "onnxruntime".into(),
+        }
     }
 
     fn signature(&self) -> crate::signature::Signature {

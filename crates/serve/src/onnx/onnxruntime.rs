@@ -2,12 +2,14 @@
 //! Kiln builds and runs without it). Measured on the census Wide & Deep, one thread: 21.6 µs at
 //! batch 1 and 337 µs at batch 512, against tract's 40 µs and 1.4 ms; `bench/serve.py` compares.
 //!
-//! The library is `ORT_DYLIB_PATH` when set, else the one in the `onnxruntime` pip package that
-//! `python3` imports. `KILN_ONNX_RUNTIME=tract` turns it off.
+//! The library is `ORT_DYLIB_PATH` when set, else the one in the ONNX Runtime environment Kiln
+//! built under its runtime directory, else the one in the `onnxruntime` pip package that
+//! `python3` imports. A model that asks for ONNX Runtime on a machine with none of these has
+//! that environment built (pip). `KILN_ONNX_RUNTIME=tract` turns ONNX Runtime off.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use ort::environment::Environment;
 use ort::session::Session;
@@ -15,41 +17,119 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorElementType;
 use ort::value::{DynValue, Tensor, ValueType};
 
-use super::Engine;
+use super::Backend;
 use super::tensors::{Array, Data};
 use crate::ServeError;
 
-/// ONNX Runtime's environment, when its library is found and loads; loaded once per process.
-pub fn environment() -> Option<&'static Environment> {
-    static ENVIRONMENT: OnceLock<Option<Environment>> = OnceLock::new();
-    ENVIRONMENT
-        .get_or_init(|| {
-            let library = library()?;
-            match ort::init_from(&library).map_err(|error| error.to_string()).and_then(|builder| {
-                builder.with_name("kiln").build().map_err(|error| error.to_string())
-            }) {
-                Ok(environment) => {
-                    tracing::info!(library = %library.display(), "ONNX models run on ONNX Runtime");
-                    Some(environment)
-                }
-                Err(error) => {
-                    tracing::warn!(library = %library.display(), %error, "ONNX Runtime did not load; ONNX models run on tract");
-                    None
-                }
-            }
-        })
-        .as_ref()
+/// What became of looking for ONNX Runtime in this process.
+enum Lookup {
+    NotTried,
+    /// Not found, or did not load: later models that do not insist run on tract without looking
+    /// again.
+    Missing,
+    Loaded(&'static Environment),
 }
 
-/// Where ONNX Runtime's shared library is, if anywhere.
-fn library() -> Option<PathBuf> {
-    if std::env::var("KILN_ONNX_RUNTIME").is_ok_and(|engine| engine == "tract") {
-        return None;
+/// ONNX Runtime's environment, loaded once per process. `runtimes` is Kiln's runtime directory
+/// (where its own ONNX Runtime environment is, or is built); with `required`, ONNX Runtime is
+/// built there when not found, and its absence is an error rather than `None`.
+pub fn environment(
+    runtimes: Option<&Path>,
+    required: bool,
+) -> Result<Option<&'static Environment>, ServeError> {
+    static LOOKUP: Mutex<Lookup> = Mutex::new(Lookup::NotTried);
+    let mut lookup = LOOKUP
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match *lookup {
+        Lookup::Loaded(environment) => return Ok(Some(environment)),
+        Lookup::Missing if !required => return Ok(None),
+        _ => {}
     }
+    let missing = |lookup: &mut Lookup, why: String| {
+        *lookup = Lookup::Missing;
+        match required {
+            true => Err(ServeError::Load(why)),
+            false => Ok(None),
+        }
+    };
+    if std::env::var("KILN_ONNX_RUNTIME").is_ok_and(|engine| engine == "tract") {
+        return missing(
+            &mut lookup,
+            "ONNX Runtime is turned off in this process (KILN_ONNX_RUNTIME=tract)".into(),
+        );
+    }
+    let library = match (library(runtimes), runtimes) {
+        (Some(library), _) => library,
+        (None, Some(root)) if required => provide(root)?,
+        _ => {
+            return missing(
+                &mut lookup,
+                "no ONNX Runtime library was found (ORT_DYLIB_PATH, Kiln's runtime directory, \
+                 python3's onnxruntime)"
+                    .into(),
+            );
+        }
+    };
+    let loaded = ort::init_from(&library)
+        .map_err(|error| error.to_string())
+        .and_then(|builder| {
+            builder
+                .with_name("kiln")
+                .build()
+                .map_err(|error| error.to_string())
+        });
+    match loaded {
+        Ok(environment) => {
+            tracing::info!(library = %library.display(), "ONNX Runtime loaded");
+            let environment: &'static Environment = Box::leak(Box::new(environment));
+            *lookup = Lookup::Loaded(environment);
+            Ok(Some(environment))
+        }
+        Err(error) => {
+            tracing::warn!(library = %library.display(), %error, "ONNX Runtime did not load");
+            missing(
+                &mut lookup,
+                format!(
+                    "ONNX Runtime at {} did not load: {error}",
+                    library.display()
+                ),
+            )
+        }
+    }
+}
+
+/// Where an ONNX Runtime shared library already is, if anywhere.
+fn library(runtimes: Option<&Path>) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
         return Some(path.into());
     }
-    let output = Command::new("python3")
+    let built = runtimes.and_then(|root| {
+        crate::python::environment::onnx_runtime(root, false)
+            .ok()
+            .flatten()
+    });
+    built
+        .and_then(|environment| library_of(&environment.python))
+        .or_else(|| library_of(Path::new("python3")))
+}
+
+/// Builds Kiln's ONNX Runtime environment under `root` and returns its library.
+fn provide(root: &Path) -> Result<PathBuf, ServeError> {
+    let unavailable = || ServeError::Load("no runtime version ships ONNX Runtime".into());
+    let environment =
+        crate::python::environment::onnx_runtime(root, true)?.ok_or_else(unavailable)?;
+    library_of(&environment.python).ok_or_else(|| {
+        ServeError::Load(format!(
+            "the ONNX Runtime environment {} holds no libonnxruntime.so",
+            environment.dir.display()
+        ))
+    })
+}
+
+/// The library of the `onnxruntime` package that `interpreter` imports.
+fn library_of(interpreter: &Path) -> Option<PathBuf> {
+    let output = Command::new(interpreter)
         .args([
             "-c",
             "import os, onnxruntime; print(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi'))",
@@ -149,9 +229,9 @@ impl OnnxRuntimeEngine {
     }
 }
 
-impl Engine for OnnxRuntimeEngine {
-    fn name(&self) -> &'static str {
-        "onnxruntime"
+impl Backend for OnnxRuntimeEngine {
+    fn engine(&self) -> kiln_api::Engine {
+        kiln_api::Engine::OnnxRuntime
     }
 
     fn run(&self, inputs: Vec<Array>) -> Result<Vec<Array>, String> {

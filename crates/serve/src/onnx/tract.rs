@@ -11,7 +11,7 @@ use tract_onnx::prelude::{
 };
 use tract_onnx::tract_hir::infer::Factoid;
 
-use super::Engine;
+use super::Backend;
 use super::graph::{Element, GraphInput};
 use super::tensors::{Array, Data};
 use crate::ServeError;
@@ -68,9 +68,9 @@ impl TractEngine {
     }
 }
 
-impl Engine for TractEngine {
-    fn name(&self) -> &'static str {
-        "tract"
+impl Backend for TractEngine {
+    fn engine(&self) -> kiln_api::Engine {
+        kiln_api::Engine::Tract
     }
 
     fn run(&self, inputs: Vec<Array>) -> Result<Vec<Array>, String> {

@@ -7,6 +7,11 @@
 //! [`MARKER`], which lists what was installed. A directory without it is a build that did not
 //! finish and is built again. Builds of one environment are serialised by an exclusive `flock` on
 //! `<name>.lock`, so concurrent version creates, in one process or several, build it once.
+//!
+//! Two more kinds live beside them: `<runtime>-py<python>-<framework>-onnx/`, the framework with
+//! its ONNX converter (models are converted there, never served), and
+//! `onnxruntime-<release>-py<python>/`, whose ONNX Runtime library serves ONNX models when the
+//! machine has none of its own.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -31,7 +36,8 @@ pub(super) const PIP_INSTALL: [&str; 5] = [
 /// Lines of pip's output kept in an error.
 const PIP_TAIL_LINES: usize = 12;
 
-/// Which environment: a runtime version, one of its Python versions, and a framework.
+/// Which environment: a runtime version, one of its Python versions, a framework, and whether it
+/// also holds the framework's ONNX converter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spec {
     /// The runtime version.
@@ -40,6 +46,8 @@ pub struct Spec {
     pub python: &'static str,
     /// The framework served.
     pub framework: PythonFramework,
+    /// Whether the framework's ONNX converter is installed too.
+    pub converter: bool,
 }
 
 impl Spec {
@@ -50,11 +58,38 @@ impl Spec {
 
     fn name(&self) -> String {
         format!(
-            "{}-py{}-{}",
+            "{}-py{}-{}{}",
             self.runtime.name,
             self.python,
-            self.framework.slug()
+            self.framework.slug(),
+            if self.converter { "-onnx" } else { "" }
         )
+    }
+
+    /// What it installs, or why it cannot be built.
+    fn requirements(&self) -> Result<Vec<String>, ServeError> {
+        match self.converter {
+            false => Ok(self.runtime.requirements(self.framework)),
+            true => self
+                .runtime
+                .converter_requirements(self.framework)
+                .ok_or_else(|| {
+                    ServeError::Unsupported(format!(
+                        "runtime version {} has no ONNX converter for {} models; the runtime \
+                         versions that convert are {}",
+                        self.runtime.name,
+                        self.framework.name(),
+                        super::runtimes::RUNTIME_VERSIONS
+                            .iter()
+                            .filter(|runtime| runtime
+                                .converter_requirements(self.framework)
+                                .is_some())
+                            .map(|runtime| runtime.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                }),
+        }
     }
 }
 
@@ -72,34 +107,85 @@ pub struct Environment {
 
 /// The environment `spec` names under `root`, built if it is not yet.
 pub fn ensure(root: &Path, spec: &Spec) -> Result<Environment, ServeError> {
-    let Spec {
-        runtime,
-        python,
-        framework,
-    } = *spec;
-    let name = spec.name();
-    let dir = root.join(&name);
-    let failed = |what: &str, error: &dyn std::fmt::Display| {
+    let requirements = spec.requirements()?;
+    let marker = serde_json::json!({
+        "runtimeVersion": spec.runtime.name,
+        "pythonVersion": spec.python,
+        "framework": spec.framework.name(),
+        "requirements": requirements,
+    });
+    let what = format!("runtime version {}", spec.runtime.name);
+    ensure_named(
+        root,
+        &spec.name(),
+        spec.python,
+        &what,
+        &requirements,
+        &marker,
+    )
+}
+
+/// The environment that holds ONNX Runtime (the default runtime version's release) under `root`,
+/// built if it is not yet; `None` when `root` has none and `build` is false.
+pub fn onnx_runtime(root: &Path, build: bool) -> Result<Option<Environment>, ServeError> {
+    let runtime = super::runtimes::latest();
+    let python = runtime.python[0];
+    let Some(releases) = runtime.onnx else {
+        return Ok(None);
+    };
+    let requirements = vec![format!("onnxruntime=={}", releases.onnxruntime)];
+    let marker = serde_json::json!({"pythonVersion": python, "requirements": requirements});
+    let Some(dir) = onnx_runtime_dir(root) else {
+        return Ok(None);
+    };
+    if !build && !is_complete(&dir, &marker) {
+        return Ok(None);
+    }
+    let name = dir
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    ensure_named(root, &name, python, "ONNX Runtime", &requirements, &marker).map(Some)
+}
+
+/// The directory of the ONNX Runtime environment under `root` (whether built or not), where a
+/// runtime version ships ONNX Runtime.
+pub fn onnx_runtime_dir(root: &Path) -> Option<PathBuf> {
+    let runtime = super::runtimes::latest();
+    let releases = runtime.onnx?;
+    Some(root.join(format!(
+        "onnxruntime-{}-py{}",
+        releases.onnxruntime, runtime.python[0]
+    )))
+}
+
+/// Whether the environment in `dir` was built to `marker`.
+fn is_complete(dir: &Path, marker: &serde_json::Value) -> bool {
+    std::fs::read(dir.join(MARKER))
+        .ok()
+        .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
+        .is_some_and(|found| found == *marker)
+}
+
+/// The environment `<root>/<name>`, built with `python<python>` and `requirements` (`what` they
+/// are, for messages) unless its marker already equals `marker`.
+fn ensure_named(
+    root: &Path,
+    name: &str,
+    python: &str,
+    what: &str,
+    requirements: &[String],
+    marker: &serde_json::Value,
+) -> Result<Environment, ServeError> {
+    let dir = root.join(name);
+    let failed = |step: &str, error: &dyn std::fmt::Display| {
         ServeError::Load(format!(
-            "runtime environment {}: {what}: {error}",
+            "runtime environment {}: {step}: {error}",
             dir.display()
         ))
     };
-    let requirements = runtime.requirements(framework);
-    let marker = serde_json::json!({
-        "runtimeVersion": runtime.name,
-        "pythonVersion": python,
-        "framework": framework.name(),
-        "requirements": requirements,
-    });
-    let complete = || {
-        std::fs::read(dir.join(MARKER))
-            .ok()
-            .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
-            .is_some_and(|found| found == marker)
-    };
     // A built environment is only read (batch prediction replicas may not write there).
-    if !complete() {
+    if !is_complete(&dir, marker) {
         std::fs::create_dir_all(root).map_err(|error| failed("creating its parent", &error))?;
         let lock = File::create(root.join(format!("{name}.lock")))
             .map_err(|error| failed("creating its lock file", &error))?;
@@ -108,8 +194,8 @@ pub fn ensure(root: &Path, spec: &Spec) -> Result<Environment, ServeError> {
             return Err(failed("locking", &std::io::Error::last_os_error()));
         }
         // Another process may have built it while this one waited for the lock.
-        if !complete() {
-            build(&dir, python, runtime, &requirements)?;
+        if !is_complete(&dir, marker) {
+            build(&dir, python, what, requirements)?;
             std::fs::write(dir.join(MARKER), marker.to_string())
                 .map_err(|error| failed("recording it as built", &error))?;
         }
@@ -121,12 +207,7 @@ pub fn ensure(root: &Path, spec: &Spec) -> Result<Environment, ServeError> {
     })
 }
 
-fn build(
-    dir: &Path,
-    python: &str,
-    runtime: &RuntimeVersion,
-    requirements: &[String],
-) -> Result<(), ServeError> {
+fn build(dir: &Path, python: &str, what: &str, requirements: &[String]) -> Result<(), ServeError> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|error| {
             ServeError::Load(format!(
@@ -138,9 +219,8 @@ fn build(
     let interpreter = format!("python{python}");
     let Some(interpreter) = find_program(&interpreter) else {
         return Err(ServeError::Load(format!(
-            "runtime version {} runs on Python {python}, and this machine has no {interpreter} \
-             on its PATH; install it, or choose a runtime version for a Python it has",
-            runtime.name
+            "{what} runs on Python {python}, and this machine has no {interpreter} on its PATH; \
+             install it, or choose a runtime version for a Python it has"
         )));
     };
     tracing::info!(environment = %dir.display(), ?requirements, "building a runtime environment");
@@ -158,11 +238,7 @@ fn build(
             .args(PIP_INSTALL)
             .arg("--quiet")
             .args(requirements),
-        &format!(
-            "installing runtime version {}'s {}",
-            runtime.name,
-            requirements.join(" ")
-        ),
+        &format!("installing {what}'s {}", requirements.join(" ")),
     )
 }
 

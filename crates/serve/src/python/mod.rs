@@ -15,7 +15,9 @@
 //! caller's [`Confine`] (the server's sandbox): they read the model, the environment and its
 //! Python installation, and write only a scratch directory of their own.
 
+pub mod convert;
 pub mod environment;
+mod launch;
 mod pool;
 pub mod runtimes;
 mod worker;
@@ -30,9 +32,6 @@ use crate::signature::{Signature, TensorSpec};
 use crate::{ModelRuntime, ServeError};
 use runtimes::PythonFramework;
 use worker::{Batch, Worker};
-
-/// The worker script, written into each runtime's scratch directory.
-const WORKER_SCRIPT: &str = include_str!("predictor.py");
 
 /// What a confined worker may reach besides the system.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -90,8 +89,9 @@ pub struct PythonRuntime {
     runtime: String,
     /// The signature calls go to (`None`: the model's default).
     signature: Option<String>,
-    /// The workers' scratch directory, removed with the last runtime on the pool.
-    _scratch: Arc<tempfile::TempDir>,
+    /// What started the workers: their scratch directory, removed with the last runtime on the
+    /// pool.
+    _launcher: Arc<launch::Launcher>,
 }
 
 /// How a model takes rows of numbers: their width when the model declares it, and whether it
@@ -159,77 +159,31 @@ impl PythonRuntime {
     ) -> Result<Self, ServeError> {
         let framework = spec.framework;
         let environment = environment::ensure(&frameworks.environments, spec)?;
-        std::fs::create_dir_all(&frameworks.scratch).map_err(|error| {
-            ServeError::Load(format!("{}: {error}", frameworks.scratch.display()))
-        })?;
-        let scratch = tempfile::Builder::new()
-            .prefix("worker-")
-            .tempdir_in(&frameworks.scratch)
-            .map_err(|error| {
-                ServeError::Load(format!("a scratch directory for the worker: {error}"))
-            })?;
-        let script = scratch.path().join("predictor.py");
-        std::fs::write(&script, WORKER_SCRIPT)
-            .map_err(|error| ServeError::Load(format!("{}: {error}", script.display())))?;
-        let reach = Reach {
-            read: [
-                Some(dir.to_path_buf()),
-                Some(environment.dir.clone()),
-                environment.base.clone(),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-            write: vec![scratch.path().to_path_buf()],
-        };
-        let (model, home, confine) = (
-            dir.to_path_buf(),
-            scratch.path().to_path_buf(),
-            frameworks.confine.clone(),
-        );
-        let packages = home.join("packages");
-        let target = packages.clone();
-        let python = environment.python.clone();
-        // The workers share the cores: each computes on its share.
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let threads = (cores / processes.max(1)).max(1);
-        let start = move |program: &Path, reach: &Reach| {
-            let mut command = Command::new(program);
-            command
-                .env_clear()
-                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                .env("HOME", &home)
-                .env("TMPDIR", &home)
-                .env("PYTHONPATH", &packages)
-                .env("PYTHONUTF8", "1")
-                .env("PYTHONNOUSERSITE", "1")
-                .env("PYTHONDONTWRITEBYTECODE", "1")
-                .envs(
-                    ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"]
-                        .map(|name| (name, threads.to_string())),
-                )
-                .current_dir(&home);
-            if let Some(confine) = &confine {
-                confine(&mut command, reach).map_err(ServeError::Load)?;
-            }
-            Ok::<_, ServeError>(command)
-        };
+        let launcher = Arc::new(launch::Launcher::new(
+            dir,
+            &environment,
+            frameworks,
+            processes,
+        )?);
         if let Some(routine) = routine {
             // The packages' setup scripts are the user's code: confined like the workers.
-            let mut install_reach = reach.clone();
-            install_reach.read.extend(routine.packages.iter().cloned());
-            let mut install = start(&python, &install_reach)?;
+            let mut install = launcher.command(&routine.packages)?;
             install
                 .args(environment::PIP_INSTALL)
                 .args(["--no-deps", "--no-build-isolation", "--target"])
-                .arg(&target)
+                .arg(launcher.packages())
                 .args(&routine.packages);
             environment::run(&mut install, "installing packageUris")?;
         }
         let class = routine.map(|routine| routine.class.clone());
+        let model = dir.to_path_buf();
+        let starter = Arc::clone(&launcher);
         let command = move || {
-            let mut command = start(&python, &reach)?;
-            command.arg(&script).arg(framework.name()).arg(&model);
+            let mut command = starter.command(&[])?;
+            command
+                .arg(starter.scratch().join("predictor.py"))
+                .arg(framework.name())
+                .arg(&model);
             command.args(&class);
             Ok(command)
         };
@@ -243,7 +197,7 @@ impl PythonRuntime {
             described: Arc::new(described),
             runtime: format!("runtime {}, Python {}", spec.runtime.name, spec.python),
             signature: None,
-            _scratch: Arc::new(scratch),
+            _launcher: launcher,
         })
     }
 
@@ -259,7 +213,11 @@ impl PythonRuntime {
 }
 
 impl ModelRuntime for PythonRuntime {
-    fn engine(&self) -> String {
+    fn engine(&self) -> kiln_api::Engine {
+        kiln_api::Engine::Framework
+    }
+
+    fn engine_description(&self) -> String {
         format!("{} ({})", self.release(), self.runtime)
     }
 
@@ -362,7 +320,7 @@ impl ModelRuntime for PythonRuntime {
             described: Arc::clone(&self.described),
             runtime: self.runtime.clone(),
             signature: Some(name.to_string()),
-            _scratch: Arc::clone(&self._scratch),
+            _launcher: Arc::clone(&self._launcher),
         })))
     }
 }

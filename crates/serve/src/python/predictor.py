@@ -6,6 +6,8 @@ model takes and returns) or {"error": "..."}; then each request {"instances": [.
 "signature": name|null} is answered by {"predictions": [...]} or {"error": "...", "index": i|null}
 (an index when one instance is at fault). Anything the model prints goes to stderr: stdout
 carries only frames.
+
+The model classes (`FRAMEWORKS`) are also what converter.py loads models and predicts the check set with.
 """
 
 import base64
@@ -16,9 +18,7 @@ import pickle
 import sys
 import traceback
 
-PROTOCOL = os.fdopen(os.dup(1), "wb")
-os.dup2(2, 1)
-sys.stdout = sys.stderr
+PROTOCOL = None
 
 
 class InstanceError(Exception):
@@ -347,6 +347,10 @@ FRAMEWORKS = {"SCIKIT_LEARN": ScikitLearn, "XGBOOST": XgBoost, "TENSORFLOW": Ten
 
 
 def main():
+    global PROTOCOL
+    PROTOCOL = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     framework, model_dir = sys.argv[1], sys.argv[2]
     try:
         if framework == "CUSTOM":

@@ -18,6 +18,23 @@ pub struct RuntimeVersion {
     pub scikit_learn: &'static str,
     /// The XGBoost release.
     pub xgboost: &'static str,
+    /// The ONNX releases that convert its framework models and run them, where it has them.
+    pub onnx: Option<OnnxReleases>,
+}
+
+/// The releases that turn a runtime version's framework models into ONNX and run them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnnxReleases {
+    /// ONNX itself, which the converters build graphs with.
+    pub onnx: &'static str,
+    /// scikit-learn's converter.
+    pub skl2onnx: &'static str,
+    /// XGBoost's converter.
+    pub onnxmltools: &'static str,
+    /// TensorFlow's converter.
+    pub tf2onnx: &'static str,
+    /// ONNX Runtime, whose shared library Kiln loads.
+    pub onnxruntime: &'static str,
 }
 
 /// Every runtime version Kiln knows, oldest first. The last is the default.
@@ -28,6 +45,7 @@ pub const RUNTIME_VERSIONS: &[RuntimeVersion] = &[
         tensorflow: "1.15.5",
         scikit_learn: "0.20.4",
         xgboost: "0.90",
+        onnx: None,
     },
     RuntimeVersion {
         name: "2.11",
@@ -35,6 +53,7 @@ pub const RUNTIME_VERSIONS: &[RuntimeVersion] = &[
         tensorflow: "2.11.0",
         scikit_learn: "1.0.2",
         xgboost: "1.6.2",
+        onnx: None,
     },
     RuntimeVersion {
         name: "2.21",
@@ -42,6 +61,13 @@ pub const RUNTIME_VERSIONS: &[RuntimeVersion] = &[
         tensorflow: "2.21.0",
         scikit_learn: "1.9.1",
         xgboost: "3.2.0",
+        onnx: Some(OnnxReleases {
+            onnx: "1.23.2",
+            skl2onnx: "1.20.0",
+            onnxmltools: "1.16.0",
+            tf2onnx: "1.17.0",
+            onnxruntime: "1.32.0",
+        }),
     },
 ];
 
@@ -104,6 +130,21 @@ impl RuntimeVersion {
             PythonFramework::Custom => vec![tensorflow, scikit_learn, xgboost],
         }
     }
+
+    /// The pip requirements that convert `framework`'s models to ONNX: the framework's own, its
+    /// converter and ONNX; `None` where this runtime version has no converter for it.
+    pub fn converter_requirements(&self, framework: PythonFramework) -> Option<Vec<String>> {
+        let releases = self.onnx?;
+        let converter = match framework {
+            PythonFramework::TensorFlow => format!("tf2onnx=={}", releases.tf2onnx),
+            PythonFramework::ScikitLearn => format!("skl2onnx=={}", releases.skl2onnx),
+            PythonFramework::XgBoost => format!("onnxmltools=={}", releases.onnxmltools),
+            PythonFramework::Custom => return None,
+        };
+        let mut requirements = self.requirements(framework);
+        requirements.extend([converter, format!("onnx=={}", releases.onnx)]);
+        Some(requirements)
+    }
 }
 
 /// The default runtime version.
@@ -124,6 +165,7 @@ pub fn spec(
         runtime,
         python,
         framework,
+        converter: false,
     })
 }
 

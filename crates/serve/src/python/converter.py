@@ -1,0 +1,172 @@
+"""Kiln's ONNX converter: turns one framework model into ONNX and writes the check set it must pass.
+
+Started as `python converter.py FRAMEWORK MODEL_DIR OUT_DIR` beside predictor.py, in the runtime's converter
+environment (the framework, its converter and ONNX). Writes OUT_DIR/model.onnx and OUT_DIR/check.json:
+{"instances": [...], "predictions": [...], "converter": "skl2onnx 1.20.0", "framework": "scikit-learn 1.9.1"},
+where the predictions are what the framework workers answer for those instances (predictor.py's
+classes make them). The server serves the ONNX form only if it predicts the same. Exits non-zero with
+the reason on stderr when the model cannot be converted.
+
+The ONNX form answers as ML Engine does for the framework: a scikit-learn classifier's label, an
+XGBoost booster's `predict` (P(class 1) for a binary classifier), a SavedModel's signature outputs.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+import predictor
+
+# Rows per scale in the check set, and the scales: features of unknown range are drawn around zero
+# at three magnitudes, so that split points and saturations of several sizes are crossed.
+ROWS_PER_SCALE = 32
+SCALES = (1.0, 10.0, 100.0)
+
+
+def check_rows(width):
+    """The check set's feature rows, as float32 values (what the ONNX graph computes on)."""
+    generator = np.random.default_rng(0)
+    rows = np.concatenate(
+        [generator.normal(size=(ROWS_PER_SCALE, width)) * scale for scale in SCALES]
+    )
+    return rows.astype(np.float32)
+
+
+def single_output(model, keep, column=None, flatten=False):
+    """Keeps only the graph output named `keep`, taking its `column` (axis 1) or flattening it to
+    one value per row, so that the graph answers as the framework does."""
+    from onnx import TensorProto, ValueInfoProto, helper
+
+    graph = model.graph
+    output = ValueInfoProto()
+    output.CopyFrom(next(item for item in graph.output if item.name == keep))
+    if column is not None or flatten:
+        final = keep + "_prediction"
+        if column is not None:
+            index = helper.make_tensor(final + "_index", TensorProto.INT64, [], [column])
+            graph.node.append(helper.make_node("Gather", [keep, index.name], [final], axis=1))
+        else:
+            index = helper.make_tensor(final + "_shape", TensorProto.INT64, [1], [-1])
+            graph.node.append(helper.make_node("Reshape", [keep, index.name], [final]))
+        graph.initializer.append(index)
+        if not any(opset.domain in ("", "ai.onnx") for opset in model.opset_import):
+            # Tree-only graphs import just the ML domain; the node added needs the default one.
+            model.opset_import.append(helper.make_opsetid("", 15))
+        element = output.type.tensor_type.elem_type
+        output = helper.make_tensor_value_info(final, element, [None])
+    del graph.output[:]
+    graph.output.append(output)
+    return model
+
+
+def convert_scikit_learn(served):
+    import skl2onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.base import is_classifier
+
+    if served.width is None:
+        raise ValueError(
+            "the model does not say how many features it takes (no n_features_in_), so there is "
+            "no check set to compare its ONNX form on"
+        )
+    rows = check_rows(served.width)
+    model = skl2onnx.convert_sklearn(
+        served.model,
+        initial_types=[("input", FloatTensorType([None, served.width]))],
+        target_opset=17,
+    )
+    predictions = np.asarray(served.model.predict(rows.astype(np.float64)))
+    first = model.graph.output[0].name
+    flatten = not is_classifier(served.model) and predictions.ndim == 1
+    return "skl2onnx " + skl2onnx.__version__, rows.tolist(), single_output(model, first, flatten=flatten)
+
+
+def convert_xgboost(served):
+    import onnxmltools
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    width = served.booster.num_features()
+    rows = check_rows(width)
+    model = onnxmltools.convert_xgboost(
+        served.booster,
+        initial_types=[("input", FloatTensorType([None, width]))],
+        target_opset=15,
+    )
+    predictions = np.asarray(served.predict(rows, None))
+    names = [output.name for output in model.graph.output]
+    if "probabilities" in names:
+        column = 1 if predictions.ndim == 1 else None
+        model = single_output(model, "probabilities", column=column)
+    else:
+        model = single_output(model, names[0], flatten=predictions.ndim == 1)
+    return "onnxmltools " + onnxmltools.__version__, rows.tolist(), model
+
+
+def convert_tensorflow(served, model_dir, out_dir):
+    import onnx
+    import tf2onnx
+
+    spec = served.spec("serving_default")["inputs"]
+    columns = {}
+    for name, tensor in sorted(spec.items()):
+        dims = tensor["shape"][1:]
+        if not tensor["dtype"].startswith("float") or any(dim is None for dim in dims):
+            raise ValueError(
+                "input %r is %s of shape %s per instance; a check set is made only for float "
+                "inputs of fixed shape" % (name, tensor["dtype"], dims)
+            )
+        values = check_rows(int(np.prod(dims, dtype=np.int64)))
+        columns[name] = values.reshape([len(values)] + dims).tolist()
+    if len(columns) == 1:
+        (instances,) = columns.values()
+    else:
+        count = ROWS_PER_SCALE * len(SCALES)
+        instances = [{name: values[row] for name, values in columns.items()} for row in range(count)]
+    path = os.path.join(out_dir, "converted.onnx")
+    subprocess.run(
+        [sys.executable, "-m", "tf2onnx.convert", "--saved-model", model_dir, "--signature_def",
+         "serving_default", "--opset", "17", "--output", path],
+        check=True, stdout=sys.stderr,
+    )
+    model = onnx.load(path)
+    os.remove(path)
+    # The signature's names, without the ":0" that tf2onnx may leave on them.
+    for tensor in list(model.graph.input) + list(model.graph.output):
+        if tensor.name.endswith(":0"):
+            old = tensor.name
+            tensor.name = old[:-2]
+            for node in model.graph.node:
+                node.input[:] = [tensor.name if item == old else item for item in node.input]
+                node.output[:] = [tensor.name if item == old else item for item in node.output]
+    return "tf2onnx " + tf2onnx.__version__, instances, model
+
+
+def main():
+    framework, model_dir, out_dir = sys.argv[1:4]
+    served = predictor.FRAMEWORKS[framework](model_dir)
+    if framework == "SCIKIT_LEARN":
+        converter, instances, model = convert_scikit_learn(served)
+    elif framework == "XGBOOST":
+        converter, instances, model = convert_xgboost(served)
+    else:
+        converter, instances, model = convert_tensorflow(served, model_dir, out_dir)
+    import onnx
+
+    onnx.checker.check_model(model)
+    onnx.save(model, os.path.join(out_dir, "model.onnx"))
+    check = {
+        "instances": instances,
+        "predictions": served.predict(instances, None),
+        "converter": converter,
+        "framework": served.version,
+    }
+    with open(os.path.join(out_dir, "check.json"), "w") as file:
+        json.dump(check, file, allow_nan=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -222,6 +222,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn engines_are_spelled_as_their_names() {
+        for engine in [
+            Engine::EngineUnspecified,
+            Engine::Kiln,
+            Engine::OnnxRuntime,
+            Engine::Tract,
+            Engine::Framework,
+        ] {
+            assert_eq!(serde_json::to_value(engine).unwrap(), engine.name());
+        }
+        let version: Version = serde_json::from_str(r#"{"engine": "ONNX_RUNTIME"}"#).unwrap();
+        assert_eq!(version.engine, Engine::OnnxRuntime);
+        assert!(serde_json::from_str::<Version>(r#"{"engine": "FAST"}"#).is_err());
+    }
+
+    #[test]
     fn wire_names_and_enum_spellings() {
         let version = Version {
             name: "projects/p/models/m/versions/v1".into(),

@@ -186,7 +186,7 @@ pub fn check_engine(
         return Ok(());
     }
     let what = match (routine, framework) {
-        (true, _) => "a custom prediction routine".to_string(),
+        (true, _) => "custom prediction routines".to_string(),
         (false, kiln_api::Framework::Kiln) => "Kiln's own exports".to_string(),
         (false, framework) => format!(
             "{} models",
@@ -320,4 +320,34 @@ fn load_python(
         options.processes,
         frameworks,
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_api::Framework;
+
+    #[test]
+    fn each_model_takes_the_engines_that_can_serve_it() {
+        assert!(check_engine(Framework::Kiln, false, Engine::Kiln).is_ok());
+        assert!(check_engine(Framework::ScikitLearn, false, Engine::Tract).is_ok());
+        assert!(check_engine(Framework::FrameworkUnspecified, false, Engine::Framework).is_ok());
+        for framework in [Framework::Onnx, Framework::Tensorflow] {
+            assert!(check_engine(framework, false, Engine::EngineUnspecified).is_ok());
+        }
+        let refused = check_engine(Framework::Onnx, false, Engine::Framework).unwrap_err();
+        assert_eq!(
+            refused,
+            "Field: version.engine Error: ONNX models are served by ONNX_RUNTIME or TRACT, not \
+             FRAMEWORK"
+        );
+        let refused = check_engine(Framework::Xgboost, false, Engine::Kiln).unwrap_err();
+        assert!(refused.contains("XGBOOST models"), "{refused}");
+        let refused =
+            check_engine(Framework::FrameworkUnspecified, true, Engine::OnnxRuntime).unwrap_err();
+        assert!(
+            refused.contains("custom prediction routines are served by FRAMEWORK"),
+            "{refused}"
+        );
+    }
 }

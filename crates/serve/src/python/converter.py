@@ -59,6 +59,15 @@ def single_output(model, keep, column=None, flatten=False):
         output = helper.make_tensor_value_info(final, element, [None])
     del graph.output[:]
     graph.output.append(output)
+    # Drop what only fed the outputs let go (a classifier's ZipMap of probabilities, say): an engine
+    # may refuse an operator there that the kept output never needs. Nodes are in topological order.
+    needed, kept = {output.name}, []
+    for node in reversed(graph.node):
+        if needed.intersection(node.output):
+            kept.append(node)
+            needed.update(node.input)
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
     return model
 
 

@@ -5,6 +5,7 @@
 //! engine lacks fails its version create with them named.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
@@ -214,6 +215,71 @@ fn xgboost_exports_serve_what_xgboost_predicts() {
         }
         // TreeEnsembleRegressor: one output, a bare value per instance.
         serves_regressor(&server, engine, exports, "wine_xgb", "features");
+    }
+}
+
+#[test]
+fn a_version_that_asks_for_onnx_runtime_gets_it_where_python3_has_none() {
+    // `python3` on the server's PATH is a bare virtual environment without onnxruntime, so
+    // neither ORT_DYLIB_PATH nor python3 offers the library: a version that names ONNX_RUNTIME has
+    // Kiln build its own ONNX Runtime environment (pip, from the machine's python3.X), and one
+    // that names no engine is served by tract without building anything.
+    let exports = exported("xgboost");
+    let bare = tempfile::tempdir().unwrap();
+    let status = Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(bare.path().join("venv"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bin = bare.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    // A script, not a link: Python finds its virtual environment from the path it was run by.
+    let script = format!(
+        "#!/bin/sh\nexec {} \"$@\"\n",
+        bare.path().join("venv/bin/python3").display()
+    );
+    std::fs::write(bin.join("python3"), script).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(bin.join("python3"), mode).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let root = exports.display().to_string();
+    for (engine, served) in [("ONNX_RUNTIME", "ONNX_RUNTIME"), ("", "TRACT")] {
+        let data = tempfile::tempdir().unwrap();
+        let server = Server::start_with_args(
+            data.path(),
+            &["--insecure-no-auth", "--allow-path", &root],
+            &[("PATH", &path), ("ORT_DYLIB_PATH", "")],
+        )
+        .0;
+        let config = match engine {
+            "" => json!({}),
+            engine => json!({ "engine": engine }),
+        };
+        let (version, predictions, want) =
+            deploy_and_predict(&server, engine, exports, "cancer_xgb", config);
+        assert_eq!(version["engine"], served, "{version}");
+        for (index, prediction) in predictions.iter().enumerate() {
+            assert_eq!(
+                prediction["label"], want["label"][index],
+                "{served} #{index}"
+            );
+        }
+        let built = data
+            .path()
+            .join("runtimes")
+            .read_dir()
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .any(|entry| {
+                entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("onnxruntime-")
+                    && entry.path().join("kiln-runtime.json").is_file()
+            });
+        assert_eq!(built, engine == "ONNX_RUNTIME", "{served}");
     }
 }
 

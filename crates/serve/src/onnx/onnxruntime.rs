@@ -101,7 +101,7 @@ pub fn environment(
 
 /// Where an ONNX Runtime shared library already is, if anywhere.
 fn library(runtimes: Option<&Path>) -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|path| !path.is_empty()) {
         return Some(path.into());
     }
     let built = runtimes.and_then(|root| {

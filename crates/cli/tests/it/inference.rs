@@ -56,6 +56,29 @@ fn a_triton_client_infers_on_kiln_and_framework_versions_as_predict_does() {
         json!([{"name": "instances", "datatype": "FP32", "shape": [-1, 4]}])
     );
 
+    // An ONNX graph declares its outputs too: the same pipeline served converted names its label.
+    let operation = create_version(
+        &server,
+        "iris_onnx",
+        &iris,
+        json!({"engine": "ONNX_RUNTIME"}),
+    );
+    assert!(operation.get("error").is_none(), "{operation}");
+    let (status, metadata) = call(
+        "GET",
+        &format!("{}/v1/projects/p/v2/models/iris_onnx", server.url),
+        None,
+    );
+    assert_eq!(status, 200, "{metadata}");
+    assert_eq!(
+        (&metadata["inputs"], &metadata["outputs"]),
+        (
+            &json!([{"name": "input", "datatype": "FP32", "shape": [-1, 4]}]),
+            &json!([{"name": "output_label", "datatype": "INT64", "shape": [-1]}])
+        ),
+        "{metadata}"
+    );
+
     // What :predict answers, as one column per prediction key.
     let body = json!({ "instances": census }).to_string();
     let (status, predicted) = call(

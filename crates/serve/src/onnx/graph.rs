@@ -27,6 +27,11 @@ pub struct Output {
     /// Set when a `ZipMap` was removed from this output: its class labels, which key the
     /// probabilities of each instance the way the `ZipMap` would have.
     pub class_labels: Option<Vec<String>>,
+    /// Its element type as the graph declares it, in NumPy's words (`None`: not a tensor, or of
+    /// a type no instance or prediction carries).
+    pub dtype: Option<&'static str>,
+    /// Its dimensions as declared, `None` where symbolic or unknown.
+    pub dims: Vec<Option<usize>>,
 }
 
 /// A model made ready for an engine.
@@ -148,18 +153,7 @@ fn inputs(graph: &GraphProto) -> Result<Vec<GraphInput>, ServeError> {
                  dimension first)"
             ))
         })?;
-        let dims = shape
-            .dim
-            .iter()
-            .map(|dim| match dim.value {
-                Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(value))
-                    if value > 0 =>
-                {
-                    usize::try_from(value).ok()
-                }
-                _ => None,
-            })
-            .collect();
+        let dims = dims(shape);
         inputs.push(GraphInput {
             name: name.clone(),
             element,
@@ -167,6 +161,45 @@ fn inputs(graph: &GraphProto) -> Result<Vec<GraphInput>, ServeError> {
         });
     }
     Ok(inputs)
+}
+
+/// A declared shape's dimensions, `None` where symbolic or unknown.
+fn dims(shape: &tract_onnx::pb::TensorShapeProto) -> Vec<Option<usize>> {
+    shape
+        .dim
+        .iter()
+        .map(|dim| match dim.value {
+            Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(value))
+                if value > 0 =>
+            {
+                usize::try_from(value).ok()
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// An output as declared: its element type's NumPy name and its dimensions.
+fn declared(output: &tract_onnx::pb::ValueInfoProto) -> (Option<&'static str>, Vec<Option<usize>>) {
+    use tensor_proto::DataType;
+    let Some(TypeProto {
+        value: Some(type_proto::Value::TensorType(tensor)),
+        ..
+    }) = &output.r#type
+    else {
+        return (None, Vec::new());
+    };
+    let dtype = match DataType::try_from(tensor.elem_type) {
+        Ok(DataType::Float) => Some("float32"),
+        Ok(DataType::Double) => Some("float64"),
+        Ok(DataType::Int32) => Some("int32"),
+        Ok(DataType::Int64) => Some("int64"),
+        Ok(DataType::Bool) => Some("bool"),
+        Ok(DataType::String) => Some("string"),
+        Ok(DataType::Uint8) => Some("uint8"),
+        _ => None,
+    };
+    (dtype, tensor.shape.as_ref().map(dims).unwrap_or_default())
 }
 
 /// Lists, once each and in graph order, the operators of `graph` and its subgraphs that the
@@ -382,9 +415,14 @@ fn strip_output_zipmaps(graph: &mut GraphProto) -> (Vec<Output>, bool) {
     let mut outputs: Vec<Output> = graph
         .output
         .iter()
-        .map(|output| Output {
-            name: output.name.clone(),
-            class_labels: None,
+        .map(|output| {
+            let (dtype, dims) = declared(output);
+            Output {
+                name: output.name.clone(),
+                class_labels: None,
+                dtype,
+                dims,
+            }
         })
         .collect();
     let mut removed = HashSet::new();
@@ -412,6 +450,8 @@ fn strip_output_zipmaps(graph: &mut GraphProto) -> (Vec<Output>, bool) {
             })),
             ..TypeProto::default()
         });
+        outputs[position].dims = vec![None, labels.as_ref().map(Vec::len)];
+        outputs[position].dtype = Some("float32");
         outputs[position].class_labels = labels;
         removed.insert(index);
     }
@@ -524,6 +564,8 @@ mod tests {
             vec![Output {
                 name: "output_probability".into(),
                 class_labels: Some(vec!["0".into(), "1".into()]),
+                dtype: Some("float32"),
+                dims: vec![None, Some(2)],
             }]
         );
         let graph = proto.graph.unwrap();

@@ -228,10 +228,22 @@ impl ModelRuntime for OnnxRuntime {
                     .collect(),
             })
             .collect();
-        crate::signature::Signature {
-            inputs,
-            outputs: Vec::new(),
-        }
+        let outputs = self
+            .outputs
+            .iter()
+            .filter_map(|output| {
+                Some(crate::signature::TensorSpec {
+                    name: output.name.clone(),
+                    dtype: output.dtype?,
+                    shape: output
+                        .dims
+                        .iter()
+                        .map(|dim| dim.map_or(-1, |dim| dim as i64))
+                        .collect(),
+                })
+            })
+            .collect();
+        crate::signature::Signature { inputs, outputs }
     }
 
     fn predict(&self, instances: &[Value]) -> Result<Vec<Value>, ServeError> {

@@ -528,6 +528,8 @@ mod tests {
         let zipped = Output {
             name: "p".into(),
             class_labels: Some(vec!["no".into(), "yes".into()]),
+            dtype: Some("float32"),
+            dims: vec![None, Some(2)],
         };
         assert_eq!(
             rows(&probabilities, 2, &zipped),
@@ -543,6 +545,8 @@ mod tests {
         let plain = Output {
             name: "label".into(),
             class_labels: None,
+            dtype: Some("int64"),
+            dims: vec![None],
         };
         assert_eq!(rows(&labels, 2, &plain), [json!(3), json!(1)]);
         assert_eq!(

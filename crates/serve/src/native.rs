@@ -5,11 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use burn::tensor::Device;
+use kiln_model::columns::InputType;
+use kiln_model::sequential::input::InputSpec;
 use kiln_model::sequential::{SEQUENTIAL_FORMAT, SequentialModel};
 use kiln_model::{Model, Prediction};
 use serde_json::{Value, json};
 
 use crate::instances::decode;
+use crate::signature::{Signature, TensorSpec};
 use crate::{ModelRuntime, ServeError};
 
 /// Loads the Kiln export in `dir` with the runtime its format needs.
@@ -25,6 +28,8 @@ pub fn load(dir: &Path) -> Result<Arc<dyn ModelRuntime>, ServeError> {
 #[derive(Debug)]
 pub struct NativeRuntime {
     model: Model,
+    /// Its named inputs, and the outputs its load probe answered.
+    signature: Signature,
 }
 
 impl NativeRuntime {
@@ -38,8 +43,27 @@ impl NativeRuntime {
             .encoder
             .encode(&probe)
             .map_err(|error| ServeError::Load(error.to_string()))?;
-        finite_on_probe(&kiln_model::predict(&model, &[encoded]))?;
-        Ok(Self { model })
+        let probe = kiln_model::predict(&model, &[encoded]);
+        finite_on_probe(&probe)?;
+        let inputs = model
+            .spec
+            .columns
+            .inputs
+            .iter()
+            .map(|input| TensorSpec {
+                name: input.name.clone(),
+                dtype: match input.input_type {
+                    InputType::Float => "float32",
+                    InputType::String => "string",
+                },
+                shape: vec![-1],
+            })
+            .collect();
+        let signature = Signature {
+            inputs,
+            outputs: probe_outputs(&probe),
+        };
+        Ok(Self { model, signature })
     }
 }
 
@@ -61,6 +85,10 @@ impl ModelRuntime for NativeRuntime {
         }
         to_json_checked(&kiln_model::predict(&self.model, &encoded))
     }
+
+    fn signature(&self) -> Signature {
+        self.signature.clone()
+    }
 }
 
 /// A Sequential model: instances are raw pixels, raw text or numbers, preprocessed as in
@@ -68,6 +96,8 @@ impl ModelRuntime for NativeRuntime {
 #[derive(Debug)]
 pub struct SequentialRuntime {
     model: SequentialModel,
+    /// Its one input, and the outputs its load probe answered.
+    signature: Signature,
 }
 
 impl SequentialRuntime {
@@ -76,8 +106,30 @@ impl SequentialRuntime {
     pub fn load(dir: &Path) -> Result<Self, ServeError> {
         let model = SequentialModel::load(dir, &Device::flex())
             .map_err(|error| ServeError::Load(error.to_string()))?;
-        finite_on_probe(&model.predict(vec![0.0; model.spec.input.width()], 1))?;
-        Ok(Self { model })
+        let probe = model.predict(vec![0.0; model.spec.input.width()], 1);
+        finite_on_probe(&probe)?;
+        let (dtype, shape) = match model.spec.input {
+            InputSpec::Image {
+                height,
+                width,
+                channels,
+                ..
+            } => (
+                "float32",
+                vec![-1, height as i64, width as i64, channels as i64],
+            ),
+            InputSpec::Text { .. } => ("string", vec![-1]),
+            InputSpec::Numbers { width } => ("float32", vec![-1, width as i64]),
+        };
+        let signature = Signature {
+            inputs: vec![TensorSpec {
+                name: "instances".into(),
+                dtype,
+                shape,
+            }],
+            outputs: probe_outputs(&probe),
+        };
+        Ok(Self { model, signature })
     }
 }
 
@@ -92,6 +144,18 @@ impl ModelRuntime for SequentialRuntime {
         }
         to_json_checked(&self.model.predict(values, instances.len()))
     }
+
+    fn signature(&self) -> Signature {
+        self.signature.clone()
+    }
+}
+
+/// The outputs the load probe's prediction shows.
+fn probe_outputs(probe: &[Prediction]) -> Vec<TensorSpec> {
+    probe
+        .first()
+        .map(|prediction| crate::signature::outputs_of(&to_json(prediction), "predictions"))
+        .unwrap_or_default()
 }
 
 /// Refuses a model whose prediction on default inputs is not finite (NaN or infinite weights).

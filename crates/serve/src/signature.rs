@@ -35,3 +35,63 @@ pub fn dtype(name: &str) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+/// The outputs one prediction shows: each key of an object prediction (or the bare value, named
+/// `single`), typed by its value (numbers `float32`, whole numbers under a `_ids` key `int64`,
+/// text `string`) and shaped by it (a list of `n` values: `[-1, n]`; one value: `[-1]`).
+pub fn outputs_of(prediction: &serde_json::Value, single: &str) -> Vec<TensorSpec> {
+    use serde_json::Value;
+    let spec = |name: &str, value: &Value| {
+        let (first, shape) = match value {
+            Value::Array(items) => (items.first(), vec![-1, items.len() as i64]),
+            other => (Some(other), vec![-1]),
+        };
+        let dtype = match first {
+            Some(Value::String(_)) => "string",
+            Some(Value::Bool(_)) => "bool",
+            Some(Value::Number(number)) if number.is_i64() && name.ends_with("_ids") => "int64",
+            _ => "float32",
+        };
+        TensorSpec {
+            name: name.to_string(),
+            dtype,
+            shape,
+        }
+    };
+    match prediction {
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(name, value)| spec(name, value))
+            .collect(),
+        other => vec![spec(single, other)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prediction_shows_its_outputs() {
+        let prediction = serde_json::json!({"classes": "yes", "class_ids": [1],
+            "probabilities": [0.25, 0.75]});
+        let outputs = outputs_of(&prediction, "predictions");
+        let described: Vec<(&str, &str, Vec<i64>)> = outputs
+            .iter()
+            .map(|spec| (spec.name.as_str(), spec.dtype, spec.shape.clone()))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                ("class_ids", "int64", vec![-1, 1]),
+                ("classes", "string", vec![-1]),
+                ("probabilities", "float32", vec![-1, 2]),
+            ]
+        );
+        let bare = outputs_of(&serde_json::json!(0.5), "predictions");
+        assert_eq!(
+            (bare[0].name.as_str(), bare[0].shape.clone()),
+            ("predictions", vec![-1])
+        );
+    }
+}

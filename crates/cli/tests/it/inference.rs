@@ -51,9 +51,38 @@ fn a_triton_client_infers_on_kiln_and_framework_versions_as_predict_does() {
     let metadata = &answers["census_metadata"];
     assert_eq!(metadata["name"], "census");
     assert_eq!(metadata["versions"], json!(["v1"]));
+    // A Kiln export names its inputs and the outputs it answers with.
+    let has = |key: &str, tensor: Value| {
+        metadata[key]
+            .as_array()
+            .is_some_and(|tensors| tensors.contains(&tensor))
+    };
+    assert!(
+        has(
+            "inputs",
+            json!({"name": "age", "datatype": "FP32", "shape": [-1]})
+        ) && has(
+            "inputs",
+            json!({"name": "workclass", "datatype": "BYTES", "shape": [-1]})
+        ) && has(
+            "outputs",
+            json!({"name": "probabilities", "datatype": "FP32", "shape": [-1, 2]})
+        ) && has(
+            "outputs",
+            json!({"name": "class_ids", "datatype": "INT64", "shape": [-1, 1]})
+        ),
+        "{metadata}"
+    );
+    // A scikit-learn classifier takes feature rows and answers its label, typed as its classes.
     assert_eq!(
-        answers["iris_metadata"]["inputs"],
-        json!([{"name": "instances", "datatype": "FP32", "shape": [-1, 4]}])
+        (
+            &answers["iris_metadata"]["inputs"],
+            &answers["iris_metadata"]["outputs"]
+        ),
+        (
+            &json!([{"name": "instances", "datatype": "FP32", "shape": [-1, 4]}]),
+            &json!([{"name": "predictions", "datatype": "INT64", "shape": [-1]}])
+        )
     );
 
     // An ONNX graph declares its outputs too: the same pipeline served converted names its label.

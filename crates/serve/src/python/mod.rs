@@ -259,7 +259,7 @@ impl ModelRuntime for PythonRuntime {
                 dtype: "float32",
                 shape: vec![-1, width],
             }],
-            outputs: Vec::new(),
+            outputs: tensors(&self.described["outputs"]),
         }
     }
 

@@ -125,7 +125,17 @@ class ScikitLearn:
         self.columns = getattr(self.model, "feature_names_in_", None)
 
     def describe(self):
-        return {"engine": self.version, "features": self.width}
+        return {"engine": self.version, "features": self.width, "outputs": {"predictions": self.output()}}
+
+    def output(self):
+        """What `predict` answers per row: a classifier's label (typed as its classes), else a number."""
+        import numpy as np
+
+        classes = getattr(self.model, "classes_", None)
+        if classes is None:
+            return {"dtype": "float64", "shape": [None]}
+        kind = np.asarray(classes).dtype
+        return {"dtype": "string" if kind.kind in "OUS" else kind.name, "shape": [None]}
 
     def predict(self, instances, signature):
         import numpy as np
@@ -175,7 +185,13 @@ class XgBoost:
                 )
 
     def describe(self):
-        return {"engine": self.version, "features": self.booster.num_features()}
+        import numpy as np
+
+        # What `predict` answers per row (one probability, or one per class), from a row of zeros.
+        width = self.booster.num_features()
+        probe = self.booster.predict(self.xgboost.DMatrix(np.zeros((1, width), dtype=np.float32)))
+        output = {"dtype": "float32", "shape": [None] + list(probe.shape[1:])}
+        return {"engine": self.version, "features": width, "outputs": {"predictions": output}}
 
     def predict(self, instances, signature):
         import numpy as np

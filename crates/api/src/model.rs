@@ -176,6 +176,20 @@ pub struct Version {
     pub etag: String,
 }
 
+impl Framework {
+    /// The API's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Framework::FrameworkUnspecified => "FRAMEWORK_UNSPECIFIED",
+            Framework::Tensorflow => "TENSORFLOW",
+            Framework::ScikitLearn => "SCIKIT_LEARN",
+            Framework::Xgboost => "XGBOOST",
+            Framework::Kiln => "KILN",
+            Framework::Onnx => "ONNX",
+        }
+    }
+}
+
 impl Engine {
     /// The API's spelling.
     pub fn name(self) -> &'static str {
@@ -222,7 +236,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn engines_are_spelled_as_their_names() {
+    fn frameworks_and_engines_are_spelled_as_their_names() {
         for engine in [
             Engine::EngineUnspecified,
             Engine::Kiln,
@@ -231,6 +245,16 @@ mod tests {
             Engine::Framework,
         ] {
             assert_eq!(serde_json::to_value(engine).unwrap(), engine.name());
+        }
+        for framework in [
+            Framework::FrameworkUnspecified,
+            Framework::Tensorflow,
+            Framework::ScikitLearn,
+            Framework::Xgboost,
+            Framework::Kiln,
+            Framework::Onnx,
+        ] {
+            assert_eq!(serde_json::to_value(framework).unwrap(), framework.name());
         }
         let version: Version = serde_json::from_str(r#"{"engine": "ONNX_RUNTIME"}"#).unwrap();
         assert_eq!(version.engine, Engine::OnnxRuntime);

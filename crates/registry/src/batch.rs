@@ -284,10 +284,7 @@ fn served(
     .transpose()?
     .map(|spec| Spec {
         // A framework model served on an ONNX engine is converted by the replica.
-        converter: matches!(
-            version.engine,
-            kiln_serve::Engine::OnnxRuntime | kiln_serve::Engine::Tract
-        ),
+        converter: kiln_serve::converts(version.engine),
         ..spec
     });
     Ok(Served {

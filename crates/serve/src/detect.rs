@@ -24,13 +24,7 @@ pub enum DetectedFramework {
 impl DetectedFramework {
     /// The API's spelling.
     pub fn name(self) -> &'static str {
-        match self {
-            DetectedFramework::Kiln => "KILN",
-            DetectedFramework::Onnx => "ONNX",
-            DetectedFramework::TensorFlow => "TENSORFLOW",
-            DetectedFramework::ScikitLearn => "SCIKIT_LEARN",
-            DetectedFramework::XgBoost => "XGBOOST",
-        }
+        self.framework().name()
     }
 }
 

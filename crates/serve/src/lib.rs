@@ -175,6 +175,12 @@ pub fn engines(framework: kiln_api::Framework, routine: bool) -> &'static [Engin
     }
 }
 
+/// Whether a TensorFlow, scikit-learn or XGBoost model served on `engine` is served converted to
+/// ONNX ([`converted`]) rather than by its framework.
+pub fn converts(engine: Engine) -> bool {
+    matches!(engine, Engine::OnnxRuntime | Engine::Tract)
+}
+
 /// Whether `engine` may serve what `engines` was asked about, or the refusal naming the field.
 pub fn check_engine(
     framework: kiln_api::Framework,
@@ -188,13 +194,7 @@ pub fn check_engine(
     let what = match (routine, framework) {
         (true, _) => "custom prediction routines".to_string(),
         (false, kiln_api::Framework::Kiln) => "Kiln's own exports".to_string(),
-        (false, framework) => format!(
-            "{} models",
-            serde_json::to_value(framework)
-                .ok()
-                .and_then(|name| name.as_str().map(str::to_string))
-                .unwrap_or_default()
-        ),
+        (false, framework) => format!("{} models", framework.name()),
     };
     Err(format!(
         "Field: version.engine Error: {what} are served by {}, not {}",
@@ -268,18 +268,16 @@ fn load_unguarded(
         };
     };
     let spec = python_spec(python_framework, options)?;
-    match engine {
-        Engine::OnnxRuntime | Engine::Tract => {
-            let frameworks = options
-                .frameworks
-                .as_ref()
-                .ok_or_else(|| no_workers(python_framework))?;
-            Ok(Arc::new(converted::ConvertedRuntime::load(
-                dir, &spec, engine, frameworks,
-            )?))
-        }
-        _ => load_python(dir, &spec, None, options),
+    if !converts(engine) {
+        return load_python(dir, &spec, None, options);
     }
+    let frameworks = options
+        .frameworks
+        .as_ref()
+        .ok_or_else(|| no_workers(python_framework))?;
+    Ok(Arc::new(converted::ConvertedRuntime::load(
+        dir, &spec, engine, frameworks,
+    )?))
 }
 
 fn no_workers(framework: python::runtimes::PythonFramework) -> ServeError {

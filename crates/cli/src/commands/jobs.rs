@@ -263,7 +263,7 @@ pub fn job_body(args: &TrainingArgs) -> anyhow::Result<Value> {
         "scaleTier",
         args.scale_tier
             .as_ref()
-            .map(|tier| Value::String(tier.to_ascii_uppercase().replace('-', "_"))),
+            .map(|tier| Value::String(super::enum_value(tier))),
     );
     set(
         "masterType",

@@ -81,8 +81,7 @@ pub struct RuntimeArgs {
 
 /// An engine named as the API spells it or in lower case with dashes.
 fn parse_engine(text: &str) -> Result<kiln_serve::Engine, String> {
-    let name = text.to_ascii_uppercase().replace('-', "_");
-    serde_json::from_value(serde_json::Value::String(name))
+    serde_json::from_value(serde_json::Value::String(super::enum_value(text)))
         .map_err(|_| format!("{text:?} is not an engine: kiln, onnx-runtime, tract or framework"))
 }
 
@@ -263,8 +262,7 @@ fn detect(dir: &Path, framework: Option<&str>) -> anyhow::Result<DetectedFramewo
     let Some(framework) = framework else {
         return Ok(detected);
     };
-    let wanted = framework.to_ascii_uppercase().replace('-', "_");
-    serde_json::from_value::<Framework>(serde_json::json!(wanted))
+    serde_json::from_value::<Framework>(serde_json::json!(super::enum_value(framework)))
         .ok()
         .filter(|named| *named != Framework::FrameworkUnspecified)
         .and_then(|named| kiln_serve::detect::served_as(detected, named))

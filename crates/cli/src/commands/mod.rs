@@ -15,6 +15,12 @@ pub mod server;
 pub mod staging;
 pub mod versions;
 
+/// An enum value as a flag gives it (`scikit-learn`, `onnx-runtime`, `basic-gpu`) in the API's
+/// spelling (`SCIKIT_LEARN`, `ONNX_RUNTIME`, `BASIC_GPU`), as gcloud takes both.
+pub fn enum_value(flag: &str) -> String {
+    flag.to_ascii_uppercase().replace('-', "_")
+}
+
 /// Parses gcloud's `--labels k=v,k2=v2`.
 pub fn labels(text: Option<&str>) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
     let mut labels = serde_json::Map::new();

@@ -142,16 +142,10 @@ pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
                 body["packageUris"] = json!(uris);
             }
             let optional = [
-                (
-                    "framework",
-                    framework.map(|f| f.to_ascii_uppercase().replace('-', "_")),
-                ),
+                ("framework", framework.as_deref().map(super::enum_value)),
                 ("runtimeVersion", runtime_version),
                 ("pythonVersion", python_version),
-                (
-                    "engine",
-                    engine.map(|e| e.to_ascii_uppercase().replace('-', "_")),
-                ),
+                ("engine", engine.as_deref().map(super::enum_value)),
                 ("predictionClass", prediction_class),
                 ("machineType", machine_type),
                 ("description", description),

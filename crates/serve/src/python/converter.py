@@ -71,53 +71,18 @@ def single_output(model, keep, column=None, flatten=False):
     return model
 
 
-def convert_scikit_learn(served):
-    import skl2onnx
-    from skl2onnx.common.data_types import FloatTensorType
-    from sklearn.base import is_classifier
-
-    if served.width is None:
-        raise ValueError(
-            "the model does not say how many features it takes (no n_features_in_), so there is "
-            "no check set to compare its ONNX form on"
-        )
-    rows = check_rows(served.width)
-    model = skl2onnx.convert_sklearn(
-        served.model,
-        initial_types=[("input", FloatTensorType([None, served.width]))],
-        target_opset=17,
-    )
-    predictions = np.asarray(served.model.predict(rows.astype(np.float64)))
-    first = model.graph.output[0].name
-    flatten = not is_classifier(served.model) and predictions.ndim == 1
-    return "skl2onnx " + skl2onnx.__version__, rows.tolist(), single_output(model, first, flatten=flatten)
-
-
-def convert_xgboost(served):
-    import onnxmltools
-    from onnxmltools.convert.common.data_types import FloatTensorType
-
-    width = served.booster.num_features()
-    rows = check_rows(width)
-    model = onnxmltools.convert_xgboost(
-        served.booster,
-        initial_types=[("input", FloatTensorType([None, width]))],
-        target_opset=15,
-    )
-    predictions = np.asarray(served.predict(rows, None))
-    names = [output.name for output in model.graph.output]
-    if "probabilities" in names:
-        column = 1 if predictions.ndim == 1 else None
-        model = single_output(model, "probabilities", column=column)
-    else:
-        model = single_output(model, names[0], flatten=predictions.ndim == 1)
-    return "onnxmltools " + onnxmltools.__version__, rows.tolist(), model
-
-
-def convert_tensorflow(served, model_dir, out_dir):
-    import onnx
-    import tf2onnx
-
+def check_instances(framework, served):
+    """The check set's instances: feature rows for scikit-learn and XGBoost, a SavedModel's float
+    inputs for TensorFlow."""
+    if framework == "SCIKIT_LEARN":
+        if served.width is None:
+            raise ValueError(
+                "the model does not say how many features it takes (no n_features_in_), so there is "
+                "no check set to compare its ONNX form on"
+            )
+        return check_rows(served.width).tolist()
+    if framework == "XGBOOST":
+        return check_rows(served.booster.num_features()).tolist()
     spec = served.spec("serving_default")["inputs"]
     columns = {}
     for name, tensor in sorted(spec.items()):
@@ -131,9 +96,49 @@ def convert_tensorflow(served, model_dir, out_dir):
         columns[name] = values.reshape([len(values)] + dims).tolist()
     if len(columns) == 1:
         (instances,) = columns.values()
+        return instances
+    count = ROWS_PER_SCALE * len(SCALES)
+    return [{name: values[row] for name, values in columns.items()} for row in range(count)]
+
+
+def convert_scikit_learn(served, predictions, model_dir, out_dir):
+    import skl2onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.base import is_classifier
+
+    model = skl2onnx.convert_sklearn(
+        served.model,
+        initial_types=[("input", FloatTensorType([None, served.width]))],
+        target_opset=17,
+    )
+    first = model.graph.output[0].name
+    flatten = not is_classifier(served.model) and np.ndim(predictions) == 1
+    return "skl2onnx " + skl2onnx.__version__, single_output(model, first, flatten=flatten)
+
+
+def convert_xgboost(served, predictions, model_dir, out_dir):
+    import onnxmltools
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    width = served.booster.num_features()
+    model = onnxmltools.convert_xgboost(
+        served.booster,
+        initial_types=[("input", FloatTensorType([None, width]))],
+        target_opset=15,
+    )
+    names = [output.name for output in model.graph.output]
+    if "probabilities" in names:
+        column = 1 if np.ndim(predictions) == 1 else None
+        model = single_output(model, "probabilities", column=column)
     else:
-        count = ROWS_PER_SCALE * len(SCALES)
-        instances = [{name: values[row] for name, values in columns.items()} for row in range(count)]
+        model = single_output(model, names[0], flatten=np.ndim(predictions) == 1)
+    return "onnxmltools " + onnxmltools.__version__, model
+
+
+def convert_tensorflow(served, predictions, model_dir, out_dir):
+    import onnx
+    import tf2onnx
+
     path = os.path.join(out_dir, "converted.onnx")
     subprocess.run(
         [sys.executable, "-m", "tf2onnx.convert", "--saved-model", model_dir, "--signature_def",
@@ -150,25 +155,25 @@ def convert_tensorflow(served, model_dir, out_dir):
             for node in model.graph.node:
                 node.input[:] = [tensor.name if item == old else item for item in node.input]
                 node.output[:] = [tensor.name if item == old else item for item in node.output]
-    return "tf2onnx " + tf2onnx.__version__, instances, model
+    return "tf2onnx " + tf2onnx.__version__, model
+
+
+CONVERTERS = {"SCIKIT_LEARN": convert_scikit_learn, "XGBOOST": convert_xgboost, "TENSORFLOW": convert_tensorflow}
 
 
 def main():
     framework, model_dir, out_dir = sys.argv[1:4]
     served = predictor.FRAMEWORKS[framework](model_dir)
-    if framework == "SCIKIT_LEARN":
-        converter, instances, model = convert_scikit_learn(served)
-    elif framework == "XGBOOST":
-        converter, instances, model = convert_xgboost(served)
-    else:
-        converter, instances, model = convert_tensorflow(served, model_dir, out_dir)
+    instances = check_instances(framework, served)
+    predictions = served.predict(instances, None)
+    converter, model = CONVERTERS[framework](served, predictions, model_dir, out_dir)
     import onnx
 
     onnx.checker.check_model(model)
     onnx.save(model, os.path.join(out_dir, "model.onnx"))
     check = {
         "instances": instances,
-        "predictions": served.predict(instances, None),
+        "predictions": predictions,
         "converter": converter,
         "framework": served.version,
     }

@@ -128,35 +128,33 @@ pub fn ensure(root: &Path, spec: &Spec) -> Result<Environment, ServeError> {
 /// The environment that holds ONNX Runtime (the default runtime version's release) under `root`,
 /// built if it is not yet; `None` when `root` has none and `build` is false.
 pub fn onnx_runtime(root: &Path, build: bool) -> Result<Option<Environment>, ServeError> {
-    let runtime = super::runtimes::latest();
-    let python = runtime.python[0];
-    let Some(releases) = runtime.onnx else {
+    let Some((name, python, requirements)) = onnx_runtime_spec() else {
         return Ok(None);
     };
-    let requirements = vec![format!("onnxruntime=={}", releases.onnxruntime)];
     let marker = serde_json::json!({"pythonVersion": python, "requirements": requirements});
-    let Some(dir) = onnx_runtime_dir(root) else {
-        return Ok(None);
-    };
-    if !build && !is_complete(&dir, &marker) {
+    if !build && !is_complete(&root.join(&name), &marker) {
         return Ok(None);
     }
-    let name = dir
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
     ensure_named(root, &name, python, "ONNX Runtime", &requirements, &marker).map(Some)
 }
 
 /// The directory of the ONNX Runtime environment under `root` (whether built or not), where a
 /// runtime version ships ONNX Runtime.
 pub fn onnx_runtime_dir(root: &Path) -> Option<PathBuf> {
+    onnx_runtime_spec().map(|(name, _, _)| root.join(name))
+}
+
+/// The ONNX Runtime environment's name, Python version and requirements: the default runtime
+/// version's release, where it has one.
+fn onnx_runtime_spec() -> Option<(String, &'static str, Vec<String>)> {
     let runtime = super::runtimes::latest();
-    let releases = runtime.onnx?;
-    Some(root.join(format!(
-        "onnxruntime-{}-py{}",
-        releases.onnxruntime, runtime.python[0]
-    )))
+    let release = runtime.onnx?.onnxruntime;
+    let python = runtime.python[0];
+    Some((
+        format!("onnxruntime-{release}-py{python}"),
+        python,
+        vec![format!("onnxruntime=={release}")],
+    ))
 }
 
 /// Whether the environment in `dir` was built to `marker`.

@@ -8,6 +8,7 @@
 //! - [`registry`]: the `Registry` service: models, versions, default-version rules, predict.
 //! - `routes`: where predict requests go, remembered between changes so the hot path skips the
 //!   store.
+//! - [`serving`]: a version that serves and its loaded model: predict and inference on it.
 //! - [`jobs`]: the `Jobs` service: training and batch prediction jobs from submission to a final
 //!   state.
 //! - `batch`: batch prediction jobs' input checks, the replica they run, and their counts.
@@ -38,6 +39,7 @@ pub mod queue;
 mod recent;
 pub mod registry;
 mod routes;
+pub mod serving;
 pub mod studies;
 pub mod tuning;
 
@@ -47,4 +49,5 @@ pub use jobs::{JobSettings, Jobs};
 pub use kiln_serve::batcher::BatchConfig;
 pub use list::{Filter, ListParams};
 pub use registry::{PredictTarget, Registry};
+pub use serving::Serving;
 pub use studies::Studies;

@@ -17,17 +17,18 @@ use kiln_api::{
 use kiln_artifacts::bucket;
 use kiln_artifacts::{ArtifactStore, PathPolicy};
 use kiln_scheduler::program::{PACKAGE_SUFFIXES, is_package};
-use kiln_serve::batcher::{BatchConfig, BatchError, Batcher};
+use kiln_serve::batcher::{BatchConfig, Batcher};
 use kiln_serve::explain::{self, Method};
 use kiln_serve::python::{Frameworks, Routine, runtimes};
-use kiln_serve::{LoadOptions, ModelRuntime, ServeError};
+use kiln_serve::{LoadOptions, ModelRuntime};
 use kiln_store::{Scan, Store};
 use serde_json::Value;
 
 use crate::error::refusable;
 use crate::list::ListParams;
 use crate::owners::{Roll, ServerId};
-use crate::routes::{self, Route, Routes};
+use crate::routes::{self, Routes};
+use crate::serving::{Serving, check_instances};
 use crate::{RegistryError, operations};
 
 /// The default region of a model, as ML Engine's.
@@ -152,36 +153,6 @@ fn require_ready(version: Version, model: &str) -> Result<Version, RegistryError
         short(&version.name),
         version.state
     )))
-}
-
-/// A predict or explain request needs at least one instance.
-fn check_instances(request: &PredictRequest) -> Result<(), RegistryError> {
-    match request.instances.is_empty() {
-        true => Err(RegistryError::InvalidArgument(
-            "instances must hold at least one instance".into(),
-        )),
-        false => Ok(()),
-    }
-}
-
-/// A batcher's refusal as the API reports it.
-fn serving_error(version: &Version, error: BatchError) -> RegistryError {
-    let name = &version.name;
-    match error {
-        BatchError::Overloaded(_) => {
-            RegistryError::ResourceExhausted(format!("version {name}: {error}"))
-        }
-        BatchError::Serve(ServeError::Unsupported(_) | ServeError::Load(_)) => {
-            RegistryError::Prediction(format!("Failed to load model: {error}"))
-        }
-        BatchError::Serve(ServeError::Worker(_)) => {
-            RegistryError::Internal(format!("version {name}: {error}"))
-        }
-        BatchError::Serve(_) => RegistryError::Prediction(error.to_string()),
-        BatchError::Stopped => RegistryError::FailedPrecondition(format!(
-            "version {name} was deleted while the request waited"
-        )),
-    }
 }
 
 /// A version's custom prediction routine, with its packages on this machine: those in buckets
@@ -1119,69 +1090,26 @@ impl Registry {
         target: PredictTarget<'_>,
         request: PredictRequest,
     ) -> Result<Vec<Value>, RegistryError> {
-        let route = self.route(&target).await?;
-        self.predict_on(&route, request).await
+        self.serving(&target).await?.predict(request).await
     }
 
-    /// Inference (the Open Inference Protocol): the predictions of `request`, with the version
-    /// that made them and what its model takes and returns.
-    pub async fn infer(
-        &self,
-        target: PredictTarget<'_>,
-        request: PredictRequest,
-    ) -> Result<(Arc<Version>, kiln_serve::signature::Signature, Vec<Value>), RegistryError> {
-        let route = self.route(&target).await?;
-        let predictions = self.predict_on(&route, request).await?;
-        Ok((
-            Arc::clone(&route.version),
-            route.server.signature().clone(),
-            predictions,
-        ))
-    }
-
-    /// Predicts `request` on the version `route` resolved: through its batcher, or a request per
-    /// call for another signature than the default.
-    async fn predict_on(
-        &self,
-        route: &Route,
-        request: PredictRequest,
-    ) -> Result<Vec<Value>, RegistryError> {
-        check_instances(&request)?;
-        let signature = request.signature_name.as_deref().unwrap_or_default();
-        let other = match signature {
-            "" => None,
-            name => route
-                .server
-                .runtime()
-                .for_signature(name)
-                .map_err(|error| serving_error(&route.version, BatchError::Serve(error)))?,
+    /// The version a prediction on `target` goes to, once it serves, with its loaded model (the
+    /// Open Inference Protocol's metadata, readiness and inference), from the route table when
+    /// it is there.
+    pub async fn serving(&self, target: &PredictTarget<'_>) -> Result<Serving, RegistryError> {
+        let key = routes::key(target.project, target.model, target.version);
+        let generation = match self.routes.get(&key) {
+            Ok(serving) => return Ok(serving),
+            Err(generation) => generation,
         };
-        let Some(runtime) = other else {
-            return route
-                .server
-                .predict(request.instances)
-                .await
-                .map_err(|error| serving_error(&route.version, error));
+        let version = self.ready_version(target).await?;
+        let server = self.server(&version).await?;
+        let serving = Serving {
+            version: Arc::new(version),
+            server,
         };
-        // Another signature than the default is served a request per call, beside the batcher.
-        let instances = request.instances;
-        tokio::task::spawn_blocking(move || {
-            let texts: Vec<&str> = instances.iter().collect();
-            runtime.predict_json(&texts)
-        })
-        .await
-        .map_err(|error| RegistryError::Internal(format!("prediction task failed: {error}")))?
-        .map_err(|error| serving_error(&route.version, BatchError::Serve(error)))
-    }
-
-    /// The version a prediction on `target` goes to, once it serves, and what its model takes and
-    /// returns (the Open Inference Protocol's model metadata and readiness).
-    pub async fn serving_signature(
-        &self,
-        target: PredictTarget<'_>,
-    ) -> Result<(Arc<Version>, kiln_serve::signature::Signature), RegistryError> {
-        let Route { version, server } = self.route(&target).await?;
-        Ok((version, server.signature().clone()))
+        self.routes.insert(key, serving.clone(), generation);
+        Ok(serving)
     }
 
     /// `projects.explain`: attributions of each instance's named inputs by the version's
@@ -1191,8 +1119,8 @@ impl Registry {
         target: PredictTarget<'_>,
         request: PredictRequest,
     ) -> Result<Vec<Value>, RegistryError> {
-        let Route { version, server } = self.route(&target).await?;
-        let method = explanation_method(&version)?;
+        let serving = self.serving(&target).await?;
+        let method = explanation_method(&serving.version)?;
         check_instances(&request)?;
         let instances: Vec<&str> = request.instances.iter().collect();
         let instances = kiln_serve::parse_instances(&instances)
@@ -1202,34 +1130,17 @@ impl Registry {
             let plan = explain::plan(instance, method, index as u64).map_err(|message| {
                 RegistryError::InvalidArgument(format!("instances[{index}]: {message}"))
             })?;
-            let predictions = server
+            let predictions = serving
+                .server
                 .predict(kiln_serve::instance_text(&plan.instances))
                 .await
-                .map_err(|error| serving_error(&version, error))?;
+                .map_err(|error| serving.error(error))?;
             explanations.push(
                 plan.attribute(&predictions)
                     .map_err(RegistryError::Prediction)?,
             );
         }
         Ok(explanations)
-    }
-
-    /// The READY version a predict or explain request addresses and its loaded model, from the
-    /// route table when it is there.
-    async fn route(&self, target: &PredictTarget<'_>) -> Result<Route, RegistryError> {
-        let key = routes::key(target.project, target.model, target.version);
-        let generation = match self.routes.get(&key) {
-            Ok(route) => return Ok(route),
-            Err(generation) => generation,
-        };
-        let version = self.ready_version(target).await?;
-        let server = self.server(&version).await?;
-        let route = Route {
-            version: Arc::new(version),
-            server,
-        };
-        self.routes.insert(key, route.clone(), generation);
-        Ok(route)
     }
 
     /// The version a predict or explain request addresses, once READY: the model's default when

@@ -8,21 +8,13 @@
 //! A generation counter keeps a resolution that raced with a change from being stored.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use kiln_api::model::Version;
-use kiln_serve::batcher::Batcher;
+use crate::serving::Serving;
 
 /// How long an entry is used without reading the store again.
 pub const FRESH: Duration = Duration::from_secs(1);
-
-/// A resolved target: the version and the batcher of its loaded model.
-#[derive(Clone)]
-pub struct Route {
-    pub version: Arc<Version>,
-    pub server: Arc<Batcher>,
-}
 
 /// The key of a target: `project/model/[version]`.
 pub fn key(project: &str, model: &str, version: Option<&str>) -> String {
@@ -35,8 +27,8 @@ struct Table<R> {
     entries: HashMap<String, (R, Instant)>,
 }
 
-/// The table of routes (`R`: a [`Route`]), by [`key`].
-pub struct Routes<R = Route> {
+/// The table of routes (`R`: a [`Serving`]), by [`key`].
+pub struct Routes<R = Serving> {
     table: Mutex<Table<R>>,
 }
 

@@ -108,6 +108,10 @@ impl ModelRuntime for ConvertedRuntime {
         self.onnx.engine()
     }
 
+    fn tensors(&self) -> Option<&dyn crate::TensorRuntime> {
+        self.onnx.tensors()
+    }
+
     fn engine_description(&self) -> String {
         format!(
             "{} ({} from {})",

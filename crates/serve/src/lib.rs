@@ -14,6 +14,9 @@
 //! - [`load`] (this file): which runtime serves a model, from its framework and the engine asked
 //!   for.
 //! - [`signature`]: a model's inputs and outputs as named tensors, for inference protocols.
+//! - [`tensor`]: tensors as plain data, and [`TensorRuntime`] (this file): the runtimes that
+//!   run an inference protocol's tensors without making instances of them (ONNX models whose
+//!   inputs all take a batch).
 //! - [`instances`]: decoding JSON instances (objects, bare values, CSV lines, `{"b64": ...}`)
 //!   into raw model inputs.
 //! - [`batcher`]: dynamic batching of concurrent predict requests onto one model, with a bounded
@@ -36,6 +39,7 @@ pub mod native;
 pub mod onnx;
 pub mod python;
 pub mod signature;
+pub mod tensor;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -106,6 +110,20 @@ pub trait ModelRuntime: Send + Sync + 'static {
     fn for_signature(&self, name: &str) -> Result<Option<Arc<dyn ModelRuntime>>, ServeError> {
         default_signature_only(name)
     }
+
+    /// The same model run on named tensors, where the runtime reads them itself; `None`: it
+    /// takes instances only, and a tensor's rows are made into instances for it.
+    fn tensors(&self) -> Option<&dyn TensorRuntime> {
+        None
+    }
+}
+
+/// A loaded model that runs on named tensors, as inference protocols carry them: for large
+/// requests, building and reading one JSON value per element costs more than the model.
+pub trait TensorRuntime: Send + Sync {
+    /// Its outputs for `inputs`, each with the batch along its first dimension. A tensor that
+    /// does not fit an input is refused naming the input.
+    fn infer(&self, inputs: Vec<tensor::Tensor>) -> Result<Vec<tensor::Tensor>, ServeError>;
 }
 
 /// The signature a request naming none is served by, as TensorFlow Serving names it.

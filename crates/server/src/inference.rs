@@ -3,8 +3,10 @@
 //! `host:port/v1/projects/{project}` reaches the project's models by their names and versions.
 //!
 //! Every route passes the same gate as the rest of `/v1` (metadata needs `ml.models.get` or
-//! `ml.versions.get`, inference `ml.*.predict`), and inference goes through `Registry::predict`,
-//! the batcher of `:predict`: only the wire format differs ([`tensors`]). `/v2/health/live` and
+//! `ml.versions.get`, inference `ml.*.predict`), and inference goes through the version's
+//! batcher, as `:predict` does: only the wire format differs ([`tensors`]). A model that reads
+//! tensors itself (`Serving::takes_tensors`) is given the request's number and boolean tensors
+//! as they are; otherwise their rows become instances. `/v2/health/live` and
 //! `/v2/health/ready` are also answered at the root, without a token, for probes.
 
 pub mod tensors;
@@ -165,7 +167,8 @@ async fn metadata(
     target: PredictTarget<'_>,
 ) -> Result<Response, InferenceError> {
     let model = target.model.to_string();
-    let (version, signature) = registry.serving_signature(target).await?;
+    let serving = registry.serving(&target).await?;
+    let (version, signature) = (serving.version(), serving.signature());
     let tensors = |specs: &[kiln_serve::signature::TensorSpec]| -> Vec<Value> {
         specs
             .iter()
@@ -191,7 +194,8 @@ async fn metadata(
 /// 200 when the version serves; the refusal (a 4xx) when it does not.
 async fn ready(registry: &Registry, target: PredictTarget<'_>) -> Result<Response, InferenceError> {
     let model = target.model.to_string();
-    let (version, _) = registry.serving_signature(target).await?;
+    let serving = registry.serving(&target).await?;
+    let version = serving.version();
     Ok(axum::Json(json!({
         "name": model,
         "version": short(&version.name),
@@ -223,33 +227,37 @@ async fn infer(
     let (header_part, binary) = body.split_at(json_length);
     let request: InferRequest = serde_json::from_slice(header_part)
         .map_err(|error| invalid(format!("the inference request: {error}")))?;
-    let instances = tensors::instances(&request.inputs, binary).map_err(invalid)?;
     let model = target.model.to_string();
-    let predict = PredictRequest {
-        instances: kiln_serve::instance_text(&instances),
-        signature_name: None,
-    };
-    let (version, signature, predictions) = registry.infer(target, predict).await?;
-    let single_name = match signature.outputs.as_slice() {
-        [only] => only.name.as_str(),
-        _ => "predictions",
-    };
-    let dtype_of = |name: &str| {
-        signature
-            .outputs
-            .iter()
-            .find(|spec| spec.name == name)
-            .map(|spec| spec.dtype)
-    };
+    let serving = registry.serving(&target).await?;
     let all_binary = request.parameters.get("binary_data_output") == Some(&Value::Bool(true));
-    let (outputs, binary) = tensors::outputs(
-        predictions,
-        single_name,
-        &dtype_of,
-        request.outputs.as_deref(),
-        all_binary,
-    )
+    let requested = request.outputs.as_deref();
+    let (outputs, binary) = if serving.takes_tensors() && tensors::plain(&request.inputs) {
+        let inputs = tensors::tensors(&request.inputs, binary).map_err(invalid)?;
+        let outputs = serving.infer(inputs).await?;
+        tensors::tensor_outputs(outputs, requested, all_binary)
+    } else {
+        let instances = tensors::instances(&request.inputs, binary).map_err(invalid)?;
+        let predict = PredictRequest {
+            instances: kiln_serve::instance_text(&instances),
+            signature_name: None,
+        };
+        let predictions = serving.predict(predict).await?;
+        let signature = serving.signature();
+        let single_name = match signature.outputs.as_slice() {
+            [only] => only.name.as_str(),
+            _ => "predictions",
+        };
+        let dtype_of = |name: &str| {
+            signature
+                .outputs
+                .iter()
+                .find(|spec| spec.name == name)
+                .map(|spec| spec.dtype)
+        };
+        tensors::outputs(predictions, single_name, &dtype_of, requested, all_binary)
+    }
     .map_err(invalid)?;
+    let version = serving.version();
     let mut answer = json!({
         "model_name": model,
         "model_version": short(&version.name),

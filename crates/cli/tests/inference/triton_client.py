@@ -4,7 +4,9 @@ Inference Protocol test. Prints one JSON object with what the server answered.
     python3 triton_client.py HOST:PORT/v1/projects/PROJECT REQUESTS.json
 
 REQUESTS.json: {"census": [instances], "iris": [[4 floats], ...]}; each model is inferred twice,
-with JSON tensors and with binary tensor data.
+with JSON tensors and with binary tensor data: census (a Kiln export), iris (a scikit-learn
+pipeline served by scikit-learn) and iris_onnx (the same pipeline served converted to ONNX, which
+reads the tensors itself).
 """
 import json
 import sys
@@ -52,5 +54,11 @@ for binary in (False, True):
     wanted = [http.InferRequestedOutput("predictions", binary_data=binary)]
     result = client.infer("iris", [tensor], outputs=wanted)
     out["iris_binary" if binary else "iris_json"] = result.as_numpy("predictions").tolist()
+
+    tensor = http.InferInput("input", list(rows.shape), "FP32")
+    tensor.set_data_from_numpy(rows, binary_data=binary)
+    wanted = [http.InferRequestedOutput("output_label", binary_data=binary)]
+    result = client.infer("iris_onnx", [tensor], outputs=wanted)
+    out["iris_onnx_binary" if binary else "iris_onnx_json"] = result.as_numpy("output_label").tolist()
 
 print(json.dumps(out))

@@ -1,7 +1,8 @@
 //! The Open Inference Protocol over every version: Triton's own HTTP client (`tritonclient[http]`
 //! from pip), unchanged, reads health, readiness and metadata and infers with JSON and binary
 //! tensors, on a Kiln export (census: text and number inputs by name) and a scikit-learn pipeline
-//! (one feature-row input); the answers equal `:predict`'s. Bad tensors get a 400 naming the input.
+//! (one feature-row input) served by scikit-learn and converted to ONNX (whose runtime reads the
+//! tensors itself); the answers equal `:predict`'s. Bad tensors get a 400 naming the input.
 
 use std::process::Command;
 
@@ -19,6 +20,13 @@ fn a_triton_client_infers_on_kiln_and_framework_versions_as_predict_does() {
     server.deploy_census();
     let iris = exports.join("iris_pipeline");
     let operation = create_version(&server, "iris", &iris, json!({}));
+    assert!(operation.get("error").is_none(), "{operation}");
+    let operation = create_version(
+        &server,
+        "iris_onnx",
+        &iris,
+        json!({"engine": "ONNX_RUNTIME"}),
+    );
     assert!(operation.get("error").is_none(), "{operation}");
 
     let census = census_instances();
@@ -86,13 +94,6 @@ fn a_triton_client_infers_on_kiln_and_framework_versions_as_predict_does() {
     );
 
     // An ONNX graph declares its outputs too: the same pipeline served converted names its label.
-    let operation = create_version(
-        &server,
-        "iris_onnx",
-        &iris,
-        json!({"engine": "ONNX_RUNTIME"}),
-    );
-    assert!(operation.get("error").is_none(), "{operation}");
     let (status, metadata) = call(
         "GET",
         &format!("{}/v1/projects/p/v2/models/iris_onnx", server.url),
@@ -145,6 +146,48 @@ fn a_triton_client_infers_on_kiln_and_framework_versions_as_predict_does() {
     }
     assert_eq!(answers["iris_json"], iris_want);
     assert_eq!(answers["iris_binary"], iris_want);
+    assert_eq!(answers["iris_onnx_json"], iris_want);
+    assert_eq!(answers["iris_onnx_binary"], iris_want);
+
+    // A model that reads tensors takes numbers of another type where no value changes, refuses
+    // what does not fit naming its input, and answers the outputs asked for.
+    let url = format!("{}/v1/projects/p/v2/models/iris_onnx/infer", server.url);
+    let rows = &iris_rows;
+    let flat: Vec<Value> = rows
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().clone())
+        .collect();
+    let doubles = json!({"inputs": [{"name": "input", "shape": [rows.len(), 4],
+                                     "datatype": "FP64", "data": flat}],
+                         "outputs": [{"name": "output_label"}]});
+    let (status, body) = call("POST", &url, Some(&doubles.to_string()));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outputs"][0]["datatype"], "INT64", "{body}");
+    assert_eq!(body["outputs"][0]["shape"], json!([rows.len()]), "{body}");
+    assert_eq!(body["outputs"][0]["data"], iris_want, "{body}");
+    for (request, refusal) in [
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32",
+                               "data": [1.0, 2.0, 3.0]}]}),
+            "input 'input': takes shape [batch, 4]; got [1, 3]",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "BOOL",
+                               "data": [true, false, true, false]}]}),
+            "input 'input': takes float32 elements; got bool",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32",
+                               "data": [1.0, 2.0, 3.0, 4.0]}],
+                   "outputs": [{"name": "label"}]}),
+            "the model has no output \"label\"; it has output_label",
+        ),
+    ] {
+        let (status, body) = call("POST", &url, Some(&request.to_string()));
+        assert_eq!(status, 400, "{body}");
+        let message = body["error"].as_str().unwrap();
+        assert!(message.contains(refusal), "{message}");
+    }
 
     // Bad tensors are refused naming the input, in the protocol's error shape.
     let url = format!("{}/v1/projects/p/v2/models/iris/infer", server.url);

@@ -69,6 +69,21 @@ pub enum Element {
     U8,
 }
 
+impl Element {
+    /// Its name in NumPy's words, as signatures and [`crate::tensor::Data::dtype`] give it.
+    pub fn dtype(self) -> &'static str {
+        match self {
+            Element::F32 => "float32",
+            Element::F64 => "float64",
+            Element::I32 => "int32",
+            Element::I64 => "int64",
+            Element::Bool => "bool",
+            Element::String => "string",
+            Element::U8 => "uint8",
+        }
+    }
+}
+
 /// Rewrites `model` for its engine and checks that the engine can run every remaining operator.
 /// `tract_ops` is tract's operator table: tract gets the rewrites of what it lacks and the check
 /// against its table. Without it (ONNX Runtime, which has every standard operator) only output

@@ -15,11 +15,13 @@
 //!   arithmetic widened to int64; tree ensemble regressors as one-class classifiers.
 //! - [`tensors`]: JSON instances to input arrays and output arrays to JSON.
 //! - [`text`]: a request's JSON text straight to input arrays, the fast path for the common form.
+//! - [`feeds`]: an inference protocol's named tensors straight to input arrays.
 //!
 //! A prediction for a model with one output is that output's value for the instance; with
 //! several, an object keyed by output name (scikit-learn classifiers: `output_label` and
 //! `output_probability`, the latter keyed by class as the exported `ZipMap` would).
 
+mod feeds;
 mod graph;
 mod int64_shapes;
 mod onnxruntime;
@@ -38,7 +40,8 @@ pub use graph::Output;
 use graph::{Element, GraphInput};
 use tensors::{Array, Batch, Input};
 
-use crate::{ModelRuntime, ServeError};
+use crate::tensor::Tensor;
+use crate::{ModelRuntime, ServeError, TensorRuntime};
 
 /// The file an ONNX deployment directory holds.
 pub const MODEL_FILE: &str = "model.onnx";
@@ -152,9 +155,9 @@ impl OnnxRuntime {
         self.answer(arrays, instances.len())
     }
 
-    /// Runs the model on input arrays holding `count` instances and splits its outputs per
-    /// instance.
-    fn answer(&self, arrays: Vec<Array>, count: usize) -> Result<Vec<Value>, ServeError> {
+    /// Runs the model on input arrays holding `count` instances, refusing outputs that are not
+    /// finite (JSON cannot carry them) by the instance they belong to.
+    fn run_arrays(&self, arrays: Vec<Array>, count: usize) -> Result<Vec<Array>, ServeError> {
         let results = self
             .engine
             .run(arrays)
@@ -174,6 +177,13 @@ impl OnnxRuntime {
                 ),
             });
         }
+        Ok(results)
+    }
+
+    /// Runs the model on input arrays holding `count` instances and splits its outputs per
+    /// instance.
+    fn answer(&self, arrays: Vec<Array>, count: usize) -> Result<Vec<Value>, ServeError> {
+        let results = self.run_arrays(arrays, count)?;
         let per_output: Vec<Vec<Value>> = results
             .iter()
             .zip(&self.outputs)
@@ -212,15 +222,7 @@ impl ModelRuntime for OnnxRuntime {
             .iter()
             .map(|input| crate::signature::TensorSpec {
                 name: input.name.clone(),
-                dtype: match input.element {
-                    graph::Element::F32 => "float32",
-                    graph::Element::F64 => "float64",
-                    graph::Element::I32 => "int32",
-                    graph::Element::I64 => "int64",
-                    graph::Element::Bool => "bool",
-                    graph::Element::String => "string",
-                    graph::Element::U8 => "uint8",
-                },
+                dtype: input.element.dtype(),
                 shape: std::iter::once(None)
                     .filter(|_| input.batch != tensors::Batch::Whole)
                     .chain(input.row_shape.iter().copied())
@@ -273,6 +275,34 @@ impl ModelRuntime for OnnxRuntime {
             Some(arrays) => self.answer(arrays, instances.len()),
             None => self.predict(&crate::parse_instances(instances)?),
         }
+    }
+
+    /// Offered when every input takes a batch: a fixed batch of one runs an instance a call,
+    /// which the instance path does.
+    fn tensors(&self) -> Option<&dyn TensorRuntime> {
+        let batched = self
+            .inputs
+            .iter()
+            .all(|input| input.batch == Batch::Dynamic);
+        batched.then_some(self as &dyn TensorRuntime)
+    }
+}
+
+/// Outputs are the engine's arrays as they are: a `ZipMap` stripped from a classifier's
+/// probabilities leaves one column per class, in the order of its labels.
+impl TensorRuntime for OnnxRuntime {
+    fn infer(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ServeError> {
+        let (arrays, count) = feeds::arrange(&self.inputs, inputs)?;
+        let results = self.run_arrays(arrays, count)?;
+        Ok(self
+            .outputs
+            .iter()
+            .zip(results)
+            .map(|(output, array)| Tensor {
+                name: output.name.clone(),
+                array,
+            })
+            .collect())
     }
 }
 

@@ -12,27 +12,7 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 
 use super::graph::{Element, Output};
-
-/// A tensor as plain data, what engines take and give: its shape and its elements, row-major.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Array {
-    /// The dimensions.
-    pub shape: Vec<usize>,
-    /// The elements.
-    pub data: Data,
-}
-
-/// The elements of an [`Array`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Data {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-    I32(Vec<i32>),
-    I64(Vec<i64>),
-    Bool(Vec<bool>),
-    String(Vec<String>),
-    U8(Vec<u8>),
-}
+pub use crate::tensor::{Array, Data};
 
 /// One element of an instance: a JSON scalar, or a byte of a `b64` value given to a `uint8`
 /// input.
@@ -84,6 +64,17 @@ pub struct Input {
 }
 
 impl Input {
+    /// An input that takes a batch of instances of `row_shape`.
+    #[cfg(test)]
+    pub fn batched(name: &str, element: Element, row_shape: &[Option<usize>]) -> Self {
+        Self {
+            name: name.into(),
+            element,
+            batch: Batch::Dynamic,
+            row_shape: row_shape.to_vec(),
+        }
+    }
+
     /// The value `instance` gives this input: its own key of an object, or the whole instance
     /// when the model has a single input.
     fn value_in<'a>(&self, instance: &'a Value, single: bool) -> Result<&'a Value, String> {
@@ -321,7 +312,7 @@ pub fn rows(array: &Array, rows: usize, output: &Output) -> Vec<Value> {
         Some((&first, rest)) if first == rows => (rest, true),
         _ => (&array.shape[..], false),
     };
-    let values = flat_json(&array.data);
+    let values = array.data.to_json();
     let size = row_shape.iter().product::<usize>();
     let row = |index: usize| {
         let slice = values
@@ -364,37 +355,6 @@ pub fn non_finite_row(array: &Array, rows: usize) -> Option<usize> {
     }
 }
 
-/// The elements as JSON scalars. Floats print as their own type's shortest decimal (0.1f32 as
-/// 0.1, not 0.10000000149011612).
-fn flat_json(data: &Data) -> Vec<Value> {
-    match data {
-        Data::F32(values) => {
-            let mut text = ryu::Buffer::new();
-            values
-                .iter()
-                .map(|value| match value.is_finite() {
-                    true => float(text.format_finite(*value).parse().unwrap_or(f64::NAN)),
-                    false => Value::Null,
-                })
-                .collect()
-        }
-        Data::F64(values) => values.iter().map(|value| float(*value)).collect(),
-        Data::I32(values) => values.iter().map(|value| Value::from(*value)).collect(),
-        Data::I64(values) => values.iter().map(|value| Value::from(*value)).collect(),
-        Data::U8(values) => values.iter().map(|value| Value::from(*value)).collect(),
-        Data::Bool(values) => values.iter().map(|value| Value::Bool(*value)).collect(),
-        Data::String(values) => values
-            .iter()
-            .map(|value| Value::from(value.as_str()))
-            .collect(),
-    }
-}
-
-/// A float as JSON; NaN and infinities, which JSON lacks, become null.
-fn float(value: f64) -> Value {
-    serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number)
-}
-
 /// Rebuilds nested lists of `shape` from row-major scalars; a scalar for the empty shape.
 fn nest(values: &[Value], shape: &[usize]) -> Value {
     match shape.split_first() {
@@ -417,12 +377,7 @@ mod tests {
     use super::*;
 
     fn input(element: Element, row_shape: &[Option<usize>]) -> Input {
-        Input {
-            name: "x".into(),
-            element,
-            batch: Batch::Dynamic,
-            row_shape: row_shape.to_vec(),
-        }
+        Input::batched("x", element, row_shape)
     }
 
     #[test]

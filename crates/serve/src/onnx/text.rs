@@ -92,15 +92,7 @@ impl Column {
     }
 
     fn len(&self) -> usize {
-        match &self.data {
-            Data::F32(values) => values.len(),
-            Data::F64(values) => values.len(),
-            Data::I32(values) => values.len(),
-            Data::I64(values) => values.len(),
-            Data::Bool(values) => values.len(),
-            Data::String(values) => values.len(),
-            Data::U8(values) => values.len(),
-        }
+        self.data.len()
     }
 
     /// Checks the instance just read against the input's shape, as the value path does, and
@@ -682,15 +674,6 @@ mod tests {
         }
     }
 
-    fn input(name: &str, element: Element, row_shape: &[Option<usize>]) -> Input {
-        Input {
-            name: name.into(),
-            element,
-            batch: Batch::Dynamic,
-            row_shape: row_shape.to_vec(),
-        }
-    }
-
     /// Reads `batch` on both paths: whatever the fast path reads, the value path must read to
     /// the same tensors. Returns whether the fast path read it.
     fn both(inputs: &[Input], batch: &[&str]) -> bool {
@@ -715,9 +698,9 @@ mod tests {
     #[test]
     fn reads_the_common_forms_as_the_value_path_does() {
         let census = [
-            input("cat", Element::I64, &[Some(2)]),
-            input("num", Element::F32, &[Some(3)]),
-            input("word", Element::String, &[Some(1)]),
+            Input::batched("cat", Element::I64, &[Some(2)]),
+            Input::batched("num", Element::F32, &[Some(3)]),
+            Input::batched("word", Element::String, &[Some(1)]),
         ];
         assert!(both(
             &census,
@@ -726,7 +709,11 @@ mod tests {
                 r#"{"word": ["b"], "num": [0.6638542413711548, 2, 3], "cat": [3.0, 18446744073709551615], "id": {"x": 1}}"#,
             ]
         ));
-        let image = [input("x", Element::F32, &[Some(1), Some(2), Some(2)])];
+        let image = [Input::batched(
+            "x",
+            Element::F32,
+            &[Some(1), Some(2), Some(2)],
+        )];
         assert!(both(
             &image,
             &[
@@ -735,7 +722,7 @@ mod tests {
                 r#"{"x": [[[9, 0], [1, 2]]]}"#
             ]
         ));
-        let ragged = [input("x", Element::I32, &[None, Some(2)])];
+        let ragged = [Input::batched("x", Element::I32, &[None, Some(2)])];
         assert!(both(
             &ragged,
             &["[[1, 2], [3, 4], [5, 6]]", "[[7, 8], [9, 1e1], [-3, 0]]"]
@@ -754,30 +741,30 @@ mod tests {
         let value: Value = serde_json::from_str(overflow[0]).unwrap();
         let refused = census[1].tensor(&[&value], false).unwrap_err();
         assert!(refused.1.contains("float32"), "{refused:?}");
-        let scalar = [input("x", Element::F64, &[])];
+        let scalar = [Input::batched("x", Element::F64, &[])];
         assert!(both(&scalar, &["1.5", "-2", r#"{"x": 3}"#, "-0"]));
-        let wide = [input("x", Element::I64, &[None])];
+        let wide = [Input::batched("x", Element::I64, &[None])];
         assert!(both(
             &wide,
             &[
                 "[9999999999999999999, 10000000000000000000, 18446744073709551616, 99999999999999999999]"
             ]
         ));
-        let flags = [input("x", Element::Bool, &[Some(2)])];
+        let flags = [Input::batched("x", Element::Bool, &[Some(2)])];
         assert!(both(&flags, &["[true, false]", "[false, false]"]));
-        let bytes = [input("x", Element::U8, &[None])];
+        let bytes = [Input::batched("x", Element::U8, &[None])];
         assert!(both(&bytes, &["[0, 255, 7]", "[1, 2, 3]"]));
     }
 
     #[test]
     fn gives_up_on_what_only_the_value_path_accepts_or_words() {
         let census = [
-            input("cat", Element::I64, &[Some(2)]),
-            input("word", Element::String, &[Some(1)]),
+            Input::batched("cat", Element::I64, &[Some(2)]),
+            Input::batched("word", Element::String, &[Some(1)]),
         ];
-        let image = [input("x", Element::F32, &[Some(2), Some(2)])];
-        let bytes = [input("x", Element::U8, &[None])];
-        let numbers = [input("x", Element::I32, &[None])];
+        let image = [Input::batched("x", Element::F32, &[Some(2), Some(2)])];
+        let bytes = [Input::batched("x", Element::U8, &[None])];
+        let numbers = [Input::batched("x", Element::I32, &[None])];
         for (inputs, batch) in [
             (&census[..], &[r#"{"cat": [1, 2]}"#][..]),
             (&census, &[r#"{"cat": [1, 2], "word": [7]}"#]),

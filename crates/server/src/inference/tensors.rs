@@ -10,6 +10,7 @@
 //! strings, or `{"b64": ...}` when they are not UTF-8 (as `:predict` takes bytes).
 
 use base64::Engine as _;
+use kiln_serve::tensor::{Array, Data, Tensor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -76,13 +77,30 @@ pub struct OutputTensor {
     pub data: Option<Vec<Value>>,
 }
 
-/// Turns the inputs (with `binary`, the bytes after the JSON) into one JSON instance per row.
-pub fn instances(inputs: &[InputTensor], mut binary: &[u8]) -> Result<Vec<Value>, String> {
+/// One input tensor as the request gives it, its shape checked.
+struct Given<'a> {
+    /// `inputs[i] (name)`, for errors.
+    field: String,
+    /// Its first dimension.
+    batch: usize,
+    /// Its other dimensions.
+    row_shape: Vec<usize>,
+    /// Its elements: the binary data that is its own, or its JSON `data`.
+    elements: Elements<'a>,
+}
+
+enum Elements<'a> {
+    Binary(&'a [u8]),
+    Json(&'a Value),
+}
+
+/// Reads the inputs' shapes and finds their elements (with `binary`, the bytes after the
+/// JSON); every input must have the same batch.
+fn given<'a>(inputs: &'a [InputTensor], mut binary: &'a [u8]) -> Result<Vec<Given<'a>>, String> {
     if inputs.is_empty() {
         return Err("inputs: at least one input tensor is required".into());
     }
-    let mut columns = Vec::with_capacity(inputs.len());
-    let mut rows = None;
+    let mut all: Vec<Given> = Vec::with_capacity(inputs.len());
     for (index, input) in inputs.iter().enumerate() {
         let field = format!("inputs[{index}] ({})", input.name);
         let Some((&batch, row_shape)) = input.shape.split_first() else {
@@ -96,7 +114,7 @@ pub fn instances(inputs: &[InputTensor], mut binary: &[u8]) -> Result<Vec<Value>
                 input.shape
             ));
         }
-        let count = input
+        input
             .shape
             .iter()
             .try_fold(1usize, |count, dim| count.checked_mul(*dim as usize))
@@ -115,43 +133,78 @@ pub fn instances(inputs: &[InputTensor], mut binary: &[u8]) -> Result<Vec<Value>
                 }
                 let (data, rest) = binary.split_at(size);
                 binary = rest;
+                Elements::Binary(data)
+            }
+            None => Elements::Json(
+                input
+                    .data
+                    .as_ref()
+                    .ok_or_else(|| format!("{field}: data is required"))?,
+            ),
+        };
+        if let Some(first) = all.first()
+            && first.batch != batch as usize
+        {
+            return Err(format!(
+                "{field}: {batch} rows, where inputs[0] has {}; every input has one row per instance",
+                first.batch
+            ));
+        }
+        all.push(Given {
+            field,
+            batch: batch as usize,
+            row_shape: row_shape.iter().map(|dim| *dim as usize).collect(),
+            elements,
+        });
+    }
+    Ok(all)
+}
+
+impl Given<'_> {
+    /// How many elements its shape holds.
+    fn count(&self) -> usize {
+        self.batch * self.row_shape.iter().product::<usize>()
+    }
+
+    /// Checks that `found` elements fill its shape.
+    fn filled(&self, found: usize) -> Result<(), String> {
+        let count = self.count();
+        match found == count {
+            true => Ok(()),
+            false => Err(format!(
+                "{}: shape {:?} holds {count} elements, the data {found}",
+                self.field,
+                std::iter::once(self.batch)
+                    .chain(self.row_shape.iter().copied())
+                    .collect::<Vec<_>>()
+            )),
+        }
+    }
+}
+
+/// Turns the inputs (with `binary`, the bytes after the JSON) into one JSON instance per row.
+pub fn instances(inputs: &[InputTensor], binary: &[u8]) -> Result<Vec<Value>, String> {
+    let given = given(inputs, binary)?;
+    let mut columns = Vec::with_capacity(given.len());
+    for (input, given) in inputs.iter().zip(&given) {
+        let field = &given.field;
+        let elements = match given.elements {
+            Elements::Binary(data) => {
                 decode(&input.datatype, data).map_err(|error| format!("{field}: {error}"))?
             }
-            None => {
-                let mut flat = Vec::with_capacity(count);
-                flatten(
-                    input
-                        .data
-                        .as_ref()
-                        .ok_or_else(|| format!("{field}: data is required"))?,
-                    &mut flat,
-                );
+            Elements::Json(data) => {
+                let mut flat = Vec::with_capacity(given.count());
+                flatten(data, &mut flat);
                 flat.into_iter()
                     .map(|value| check(&input.datatype, value))
                     .collect::<Result<_, _>>()
                     .map_err(|error| format!("{field}: {error}"))?
             }
         };
-        if elements.len() != count {
-            return Err(format!(
-                "{field}: shape {:?} holds {count} elements, the data {}",
-                input.shape,
-                elements.len()
-            ));
-        }
-        match rows {
-            None => rows = Some(batch),
-            Some(rows) if rows != batch => {
-                return Err(format!(
-                    "{field}: {batch} rows, where inputs[0] has {rows}; every input has one row per instance"
-                ));
-            }
-            Some(_) => {}
-        }
-        let dims: Vec<usize> = row_shape.iter().map(|dim| *dim as usize).collect();
-        columns.push(split_rows(elements, batch as usize, &dims));
+        given.filled(elements.len())?;
+        columns.push(split_rows(elements, given.batch, &given.row_shape));
     }
-    let rows = rows.unwrap_or_default() as usize;
+    let rows = given.first().map_or(0, |given| given.batch);
     Ok((0..rows)
         .map(|row| match columns.as_mut_slice() {
             [only] => std::mem::take(&mut only[row]),
@@ -164,6 +217,136 @@ pub fn instances(inputs: &[InputTensor], mut binary: &[u8]) -> Result<Vec<Value>
             ),
         })
         .collect())
+}
+
+/// Whether every input holds numbers or booleans, which a model that reads tensors takes as
+/// they are; `BYTES` inputs are made into instances, whose strings and `{"b64": ...}` bytes
+/// follow `:predict`'s rules.
+pub fn plain(inputs: &[InputTensor]) -> bool {
+    inputs.iter().all(|input| input.datatype != "BYTES")
+}
+
+/// Turns the [plain](plain) inputs (with `binary`, the bytes after the JSON) into named tensors.
+pub fn tensors(inputs: &[InputTensor], binary: &[u8]) -> Result<Vec<Tensor>, String> {
+    let given = given(inputs, binary)?;
+    inputs
+        .iter()
+        .zip(given)
+        .map(|(input, given)| {
+            let field = &given.field;
+            let data = match given.elements {
+                Elements::Binary(data) => raw(&input.datatype, data),
+                Elements::Json(data) => {
+                    let mut flat = Vec::with_capacity(given.count());
+                    flatten(data, &mut flat);
+                    typed(&input.datatype, flat)
+                }
+            }
+            .map_err(|error| format!("{field}: {error}"))?;
+            given.filled(data.len())?;
+            Ok(Tensor {
+                name: input.name.clone(),
+                array: Array {
+                    shape: std::iter::once(given.batch)
+                        .chain(given.row_shape.iter().copied())
+                        .collect(),
+                    data,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Binary elements of a `datatype` other than `BYTES` (little-endian) as the array type that
+/// holds them.
+fn raw(datatype: &str, data: &[u8]) -> Result<Data, String> {
+    fn fixed<const N: usize, T>(
+        data: &[u8],
+        datatype: &str,
+        convert: impl Fn([u8; N]) -> Option<T>,
+    ) -> Result<Vec<T>, String> {
+        if !data.len().is_multiple_of(N) {
+            return Err(format!(
+                "{} bytes of {datatype} data is not a whole number of {N}-byte elements",
+                data.len()
+            ));
+        }
+        data.chunks_exact(N)
+            .map(|chunk| {
+                let mut bytes = [0; N];
+                bytes.copy_from_slice(chunk);
+                convert(bytes)
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("a {datatype} element is beyond int64's range"))
+    }
+    Ok(match datatype {
+        "BOOL" => Data::Bool(fixed::<1, _>(data, datatype, |[byte]| Some(byte != 0))?),
+        "UINT8" => Data::U8(data.to_vec()),
+        "INT8" => Data::I32(fixed::<1, _>(data, datatype, |bytes| {
+            Some(i8::from_le_bytes(bytes).into())
+        })?),
+        "UINT16" => Data::I32(fixed::<2, _>(data, datatype, |bytes| {
+            Some(u16::from_le_bytes(bytes).into())
+        })?),
+        "INT16" => Data::I32(fixed::<2, _>(data, datatype, |bytes| {
+            Some(i16::from_le_bytes(bytes).into())
+        })?),
+        "UINT32" => Data::I64(fixed::<4, _>(data, datatype, |bytes| {
+            Some(u32::from_le_bytes(bytes).into())
+        })?),
+        "INT32" => Data::I32(fixed::<4, _>(data, datatype, |bytes| {
+            Some(i32::from_le_bytes(bytes))
+        })?),
+        "UINT64" => Data::I64(fixed::<8, _>(data, datatype, |bytes| {
+            i64::try_from(u64::from_le_bytes(bytes)).ok()
+        })?),
+        "INT64" => Data::I64(fixed::<8, _>(data, datatype, |bytes| {
+            Some(i64::from_le_bytes(bytes))
+        })?),
+        "FP32" => Data::F32(fixed::<4, _>(data, datatype, |bytes| {
+            Some(f32::from_le_bytes(bytes))
+        })?),
+        "FP64" => Data::F64(fixed::<8, _>(data, datatype, |bytes| {
+            Some(f64::from_le_bytes(bytes))
+        })?),
+        other => return Err(format!("datatype {other:?} is not one this server reads")),
+    })
+}
+
+/// JSON elements of a plain `datatype` as the array type that holds them.
+fn typed(datatype: &str, values: Vec<Value>) -> Result<Data, String> {
+    fn each<T>(
+        values: &[Value],
+        datatype: &str,
+        convert: impl Fn(&Value) -> Option<T>,
+    ) -> Result<Vec<T>, String> {
+        values
+            .iter()
+            .map(|value| {
+                convert(value).ok_or_else(|| format!("{value} is not a {datatype} element"))
+            })
+            .collect()
+    }
+    let values = values.as_slice();
+    Ok(match datatype {
+        "BOOL" => Data::Bool(each(values, datatype, Value::as_bool)?),
+        "UINT8" => Data::U8(each(values, datatype, |value| {
+            value.as_u64().and_then(|value| u8::try_from(value).ok())
+        })?),
+        "INT8" | "INT16" | "UINT16" | "INT32" => Data::I32(each(values, datatype, |value| {
+            value.as_i64().and_then(|value| i32::try_from(value).ok())
+        })?),
+        "UINT32" | "UINT64" => Data::I64(each(values, datatype, |value| {
+            value.as_u64().and_then(|value| i64::try_from(value).ok())
+        })?),
+        "INT64" => Data::I64(each(values, datatype, Value::as_i64)?),
+        "FP16" | "FP32" => Data::F32(each(values, datatype, |value| {
+            value.as_f64().map(|value| value as f32)
+        })?),
+        "FP64" => Data::F64(each(values, datatype, Value::as_f64)?),
+        other => return Err(format!("datatype {other:?} is not one this server reads")),
+    })
 }
 
 /// Makes the response's outputs from the predictions: one per key of keyed predictions, else one
@@ -194,31 +377,13 @@ pub fn outputs(
     } else {
         columns.push((single_name.to_string(), predictions));
     }
-    let wanted: Vec<(&str, bool)> = match requested {
-        Some(requested) => requested
-            .iter()
-            .map(|output| {
-                let binary = output.parameters.get("binary_data") == Some(&Value::Bool(true));
-                (output.name.as_str(), binary || all_binary)
-            })
-            .collect(),
-        None => columns
-            .iter()
-            .map(|(name, _)| (name.as_str(), all_binary))
-            .collect(),
-    };
+    let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+    let wanted = selection(requested, &names, all_binary)?;
     let mut tensors = Vec::new();
     let mut binary = Vec::new();
     for (name, as_binary) in wanted {
         let Some((_, column)) = columns.iter().find(|(column, _)| column == name) else {
-            return Err(format!(
-                "outputs: the model has no output {name:?}; it has {}",
-                columns
-                    .iter()
-                    .map(|(name, _)| name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            continue;
         };
         let mut shape = vec![column.len()];
         if let Some(first) = column.first() {
@@ -261,6 +426,94 @@ pub fn outputs(
         });
     }
     Ok((tensors, binary))
+}
+
+/// Makes the response's outputs from a model's output tensors; `requested` and `all_binary` as
+/// for [`outputs`].
+pub fn tensor_outputs(
+    outputs: Vec<Tensor>,
+    requested: Option<&[RequestedOutput]>,
+    all_binary: bool,
+) -> Result<(Vec<OutputTensor>, Vec<u8>), String> {
+    let names: Vec<&str> = outputs.iter().map(|output| output.name.as_str()).collect();
+    let wanted = selection(requested, &names, all_binary)?;
+    let mut tensors = Vec::with_capacity(wanted.len());
+    let mut binary = Vec::new();
+    for (name, as_binary) in wanted {
+        let Some(output) = outputs.iter().find(|output| output.name == name) else {
+            continue;
+        };
+        let datatype = protocol_datatype(output.array.data.dtype());
+        let mut parameters = Map::new();
+        let data = match as_binary {
+            true => {
+                let start = binary.len();
+                raw_bytes(&output.array.data, &mut binary);
+                parameters.insert("binary_data_size".into(), (binary.len() - start).into());
+                None
+            }
+            false => Some(output.array.data.to_json()),
+        };
+        tensors.push(OutputTensor {
+            name: name.to_string(),
+            shape: output.array.shape.clone(),
+            datatype,
+            parameters,
+            data,
+        });
+    }
+    Ok((tensors, binary))
+}
+
+/// The outputs to send, in order, and whether each goes as binary data: those `requested`
+/// (each must be one of `names`), else all.
+fn selection<'a>(
+    requested: Option<&'a [RequestedOutput]>,
+    names: &[&'a str],
+    all_binary: bool,
+) -> Result<Vec<(&'a str, bool)>, String> {
+    let Some(requested) = requested else {
+        return Ok(names.iter().map(|name| (*name, all_binary)).collect());
+    };
+    requested
+        .iter()
+        .map(|output| {
+            if !names.contains(&output.name.as_str()) {
+                return Err(format!(
+                    "outputs: the model has no output {:?}; it has {}",
+                    output.name,
+                    names.join(", ")
+                ));
+            }
+            let binary = output.parameters.get("binary_data") == Some(&Value::Bool(true));
+            Ok((output.name.as_str(), binary || all_binary))
+        })
+        .collect()
+}
+
+/// Writes an array's elements as the protocol's binary data (little-endian; `BYTES` as 4-byte
+/// lengths and bytes).
+fn raw_bytes(data: &Data, out: &mut Vec<u8>) {
+    match data {
+        Data::F32(values) => values
+            .iter()
+            .for_each(|value| out.extend(value.to_le_bytes())),
+        Data::F64(values) => values
+            .iter()
+            .for_each(|value| out.extend(value.to_le_bytes())),
+        Data::I32(values) => values
+            .iter()
+            .for_each(|value| out.extend(value.to_le_bytes())),
+        Data::I64(values) => values
+            .iter()
+            .for_each(|value| out.extend(value.to_le_bytes())),
+        Data::Bool(values) => out.extend(values.iter().map(|value| u8::from(*value))),
+        Data::U8(values) => out.extend_from_slice(values),
+        Data::String(values) => values.iter().for_each(|value| {
+            out.extend((value.len() as u32).to_le_bytes());
+            out.extend(value.as_bytes());
+        }),
+    }
 }
 
 /// The protocol's name of a NumPy element type.
@@ -330,68 +583,31 @@ fn check(datatype: &str, value: Value) -> Result<Value, String> {
     }
 }
 
-/// Reads binary elements of `datatype` (little-endian).
+/// Reads binary elements of `datatype` (little-endian) as JSON values.
 fn decode(datatype: &str, data: &[u8]) -> Result<Vec<Value>, String> {
-    fn fixed<const N: usize>(
-        data: &[u8],
-        datatype: &str,
-        convert: impl Fn([u8; N]) -> Value,
-    ) -> Result<Vec<Value>, String> {
-        if !data.len().is_multiple_of(N) {
-            return Err(format!(
-                "{} bytes of {datatype} data is not a whole number of {N}-byte elements",
-                data.len()
-            ));
-        }
-        Ok(data
-            .chunks_exact(N)
-            .map(|chunk| {
-                let mut bytes = [0; N];
-                bytes.copy_from_slice(chunk);
-                convert(bytes)
-            })
-            .collect())
+    if datatype != "BYTES" {
+        return Ok(raw(datatype, data)?.to_json());
     }
-    let float =
-        |number: f64| serde_json::Number::from_f64(number).map_or(Value::Null, Value::Number);
-    match datatype {
-        "BOOL" => fixed::<1>(data, datatype, |[byte]| Value::Bool(byte != 0)),
-        "UINT8" => fixed::<1>(data, datatype, |[byte]| byte.into()),
-        "INT8" => fixed::<1>(data, datatype, |bytes| i8::from_le_bytes(bytes).into()),
-        "UINT16" => fixed::<2>(data, datatype, |bytes| u16::from_le_bytes(bytes).into()),
-        "INT16" => fixed::<2>(data, datatype, |bytes| i16::from_le_bytes(bytes).into()),
-        "UINT32" => fixed::<4>(data, datatype, |bytes| u32::from_le_bytes(bytes).into()),
-        "INT32" => fixed::<4>(data, datatype, |bytes| i32::from_le_bytes(bytes).into()),
-        "UINT64" => fixed::<8>(data, datatype, |bytes| u64::from_le_bytes(bytes).into()),
-        "INT64" => fixed::<8>(data, datatype, |bytes| i64::from_le_bytes(bytes).into()),
-        "FP32" => fixed::<4>(data, datatype, |bytes| {
-            float(f64::from(f32::from_le_bytes(bytes)))
-        }),
-        "FP64" => fixed::<8>(data, datatype, |bytes| float(f64::from_le_bytes(bytes))),
-        "BYTES" => {
-            let mut elements = Vec::new();
-            let mut rest = data;
-            while !rest.is_empty() {
-                let (length, tail) = rest
-                    .split_first_chunk::<4>()
-                    .ok_or("BYTES data ends inside an element's length")?;
-                let length = u32::from_le_bytes(*length) as usize;
-                if length > tail.len() {
-                    return Err("BYTES data ends inside an element".into());
-                }
-                let (element, tail) = tail.split_at(length);
-                elements.push(match std::str::from_utf8(element) {
-                    Ok(text) => Value::String(text.to_string()),
-                    Err(_) => serde_json::json!({
-                        "b64": base64::engine::general_purpose::STANDARD.encode(element)
-                    }),
-                });
-                rest = tail;
-            }
-            Ok(elements)
+    let mut elements = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let (length, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or("BYTES data ends inside an element's length")?;
+        let length = u32::from_le_bytes(*length) as usize;
+        if length > tail.len() {
+            return Err("BYTES data ends inside an element".into());
         }
-        other => Err(format!("datatype {other:?} is not one this server reads")),
+        let (element, tail) = tail.split_at(length);
+        elements.push(match std::str::from_utf8(element) {
+            Ok(text) => Value::String(text.to_string()),
+            Err(_) => serde_json::json!({
+                "b64": base64::engine::general_purpose::STANDARD.encode(element)
+            }),
+        });
+        rest = tail;
     }
+    Ok(elements)
 }
 
 /// Writes elements as binary data of `datatype`.
@@ -512,5 +728,71 @@ mod tests {
         assert_eq!(tensors[0].datatype, "FP32");
         assert_eq!(binary.len(), 8);
         assert_eq!(tensors[0].parameters["binary_data_size"], 8);
+    }
+
+    #[test]
+    fn plain_inputs_become_typed_tensors_and_outputs_go_back_as_asked() {
+        let mut x = input("x", &[2, 2], "FP32", Value::Null);
+        x.data = None;
+        x.parameters.insert("binary_data_size".into(), 16.into());
+        let ids = input("ids", &[2], "UINT16", json!([1, 65535]));
+        let body: Vec<u8> = [1.5f32, -2.0, 0.25, 4.0]
+            .iter()
+            .flat_map(|value| value.to_le_bytes())
+            .collect();
+        let inputs = [x, ids];
+        assert!(plain(&inputs));
+        let given = tensors(&inputs, &body).unwrap();
+        assert_eq!(given[0].array.shape, [2, 2]);
+        assert_eq!(given[0].array.data, Data::F32(vec![1.5, -2.0, 0.25, 4.0]));
+        assert_eq!(given[1].array.data, Data::I32(vec![1, 65535]));
+        let words = input("s", &[1], "BYTES", json!(["a"]));
+        assert!(!plain(&[words]));
+        let error = tensors(&[input("x", &[1], "INT64", json!([0.5]))], &[]).unwrap_err();
+        assert!(
+            error.contains("inputs[0] (x): 0.5 is not a INT64"),
+            "{error}"
+        );
+
+        let outputs = vec![
+            Tensor {
+                name: "label".into(),
+                array: Array {
+                    shape: vec![2],
+                    data: Data::I64(vec![3, 4]),
+                },
+            },
+            Tensor {
+                name: "score".into(),
+                array: Array {
+                    shape: vec![2, 1],
+                    data: Data::F32(vec![0.1, 0.5]),
+                },
+            },
+        ];
+        let requested = [RequestedOutput {
+            name: "score".into(),
+            parameters: Map::from_iter([("binary_data".to_string(), json!(true))]),
+        }];
+        let (sent, binary) = tensor_outputs(outputs.clone(), Some(&requested), false).unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].datatype, &sent[0].shape), ("FP32", &vec![2, 1]));
+        assert_eq!(
+            binary,
+            [0.1f32.to_le_bytes(), 0.5f32.to_le_bytes()].concat()
+        );
+        let (sent, binary) = tensor_outputs(outputs.clone(), None, false).unwrap();
+        assert!(binary.is_empty());
+        assert_eq!(sent[0].data, Some(vec![json!(3), json!(4)]));
+        assert_eq!(sent[1].data, Some(vec![json!(0.1), json!(0.5)]));
+        let missing = [RequestedOutput {
+            name: "y".into(),
+            parameters: Map::new(),
+        }];
+        let error = tensor_outputs(outputs, Some(&missing), false).unwrap_err();
+        assert!(
+            error.contains("no output \"y\"; it has label, score"),
+            "{error}"
+        );
     }
 }

@@ -115,19 +115,28 @@ impl Api {
         self.call(Method::DELETE, path, None)
     }
 
-    /// Every item of a paged list, following `nextPageToken`.
-    pub fn list_all(&self, path: &str, field: &str) -> anyhow::Result<Vec<Value>> {
+    /// Every item of a paged list, following `nextPageToken`; with `enough`, the pages until
+    /// that many items are read.
+    pub fn list_all(
+        &self,
+        path: &str,
+        field: &str,
+        enough: Option<usize>,
+    ) -> anyhow::Result<Vec<Value>> {
         let mut items = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let separator = if path.contains('?') { '&' } else { '?' };
             let page_path = match &token {
-                Some(token) => format!("{path}{separator}pageSize=100&pageToken={token}"),
-                None => format!("{path}{separator}pageSize=100"),
+                Some(token) => format!("{path}{separator}pageToken={token}"),
+                None => path.to_string(),
             };
             let page = self.get(&page_path)?;
             if let Some(array) = page[field].as_array() {
                 items.extend(array.iter().cloned());
+            }
+            if enough.is_some_and(|enough| items.len() >= enough) {
+                return Ok(items);
             }
             match page["nextPageToken"].as_str() {
                 Some(next) => token = Some(next.to_string()),
@@ -173,12 +182,4 @@ pub fn encode(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
-}
-
-/// `collection`, with `?filter=` when a filter is given.
-pub fn filtered(collection: &str, filter: Option<&str>) -> String {
-    match filter {
-        Some(filter) => format!("{collection}?filter={}", encode(filter)),
-        None => collection.to_string(),
-    }
 }

@@ -5,7 +5,8 @@
 //! - `main.rs`: argument parsing (clap) and dispatch.
 //! - `client`: the REST client the resource commands share.
 //! - `config`: the config file (`kiln auth login` saves the endpoint and token there).
-//! - `output`: `--format json|yaml|table`.
+//! - `output`: `--format`: json, yaml, table, and gcloud's projections.
+//! - `listing`: the list verbs' `--filter`, `--sort-by`, `--limit` and `--page-size`.
 //! - `instances`: reading `--json-instances`, `--text-instances` and `--json-request` files.
 //! - `commands/*`: one module per command group.
 
@@ -13,6 +14,7 @@ mod client;
 mod commands;
 mod config;
 mod instances;
+mod listing;
 mod output;
 
 /// mimalloc rather than glibc's malloc, which took a fifth of the server's time on `:predict`
@@ -35,8 +37,9 @@ struct Cli {
     /// URL of the Kiln server [default: the config file's, else http://127.0.0.1:8080].
     #[arg(long, global = true, env = "KILN_ENDPOINT")]
     endpoint: Option<String>,
-    /// Output format.
-    #[arg(long, global = true, value_enum)]
+    /// Output format: json, yaml, table, or a projection: table(name.basename(), state),
+    /// value(name), csv(jobId, state).
+    #[arg(long, global = true)]
     format: Option<Format>,
     #[command(subcommand)]
     command: Command,

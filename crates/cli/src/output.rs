@@ -1,37 +1,140 @@
-//! `--format json|yaml|table`.
+//! `--format`, as gcloud reads it: `json`, `yaml`, `table`, or a projection of chosen fields,
+//! `table(...)`, `value(...)`, `csv(...)`.
+//!
+//! A projection's keys are dotted field paths, each optionally followed by `.basename()` (the
+//! last segment of a resource name) and `:label=HEADING`: `table(name.basename(), state:label=S)`.
+//! `value` prints a row per resource, tab-separated, without a heading; `csv` prints a heading of
+//! the keys and comma-separated rows; `table` aligns columns under upper-case headings. A list's
+//! own columns (a bare `table`, the default for lists) show resource names by their last segment.
 
 use serde_json::Value;
 
 /// An output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Format {
     /// Pretty JSON.
     Json,
     /// YAML (gcloud's default for describe).
     Yaml,
-    /// Aligned columns (gcloud's default for list).
-    Table,
+    /// Aligned columns (gcloud's default for list): the command's own when no key is given.
+    Table(Vec<Key>),
+    /// Tab-separated values, no heading.
+    Value(Vec<Key>),
+    /// Comma-separated values under a heading.
+    Csv(Vec<Key>),
+}
+
+/// One key of a projection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Key {
+    /// The dotted field path.
+    path: String,
+    /// Only the last `/` segment of the value.
+    basename: bool,
+    /// The heading (`table`, `csv`).
+    label: String,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let (name, keys) = match text.split_once('(') {
+            None => (text, None),
+            Some((name, rest)) => {
+                let inner = rest.strip_suffix(')').ok_or_else(|| {
+                    format!("{text:?}: a projection ends with ')', as in value(name,state)")
+                })?;
+                (name.trim(), Some(parse_keys(inner)?))
+            }
+        };
+        let projected = |keys: Option<Vec<Key>>| {
+            keys.filter(|keys| !keys.is_empty())
+                .ok_or_else(|| format!("{name}(...) needs at least one key, as in {name}(name)"))
+        };
+        match name {
+            "json" | "yaml" if keys.is_some() => Err(format!(
+                "{name} takes no keys; use table(...), value(...) or csv(...)"
+            )),
+            "json" => Ok(Format::Json),
+            "yaml" => Ok(Format::Yaml),
+            "table" => Ok(Format::Table(keys.unwrap_or_default())),
+            "value" => Ok(Format::Value(projected(keys)?)),
+            "csv" => Ok(Format::Csv(projected(keys)?)),
+            other => Err(format!(
+                "unknown format {other:?}; use json, yaml, table, table(...), value(...) or csv(...)"
+            )),
+        }
+    }
+}
+
+/// `path[.basename()][:label=HEADING]`, comma-separated.
+fn parse_keys(text: &str) -> Result<Vec<Key>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(|key| {
+            let (field, label) = match key.split_once(':') {
+                None => (key, None),
+                Some((field, attribute)) => {
+                    let label = attribute.trim().strip_prefix("label=").ok_or_else(|| {
+                        format!("key {key:?}: the only attribute is label=HEADING")
+                    })?;
+                    (field.trim(), Some(label.trim_matches('"').to_string()))
+                }
+            };
+            let (path, basename) = match field.strip_suffix(".basename()") {
+                Some(path) => (path, true),
+                None => (field, false),
+            };
+            let valid = !path.is_empty()
+                && path.split('.').all(|part| {
+                    !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+            if !valid {
+                return Err(format!(
+                    "key {key:?} is not a dotted field path (such as trainingInput.scaleTier)"
+                ));
+            }
+            Ok(Key {
+                path: path.to_string(),
+                basename,
+                label: label.unwrap_or_else(|| path.to_string()),
+            })
+        })
+        .collect()
 }
 
 /// A table column: header and the dotted path of the value.
 pub type Column<'a> = (&'a str, &'a str);
 
 /// Prints one resource; YAML unless `format` says otherwise.
-pub fn print_resource(format: Option<Format>, value: &Value) {
-    match format.unwrap_or(Format::Yaml) {
+pub fn print_resource(format: Option<&Format>, value: &Value) {
+    match format.unwrap_or(&Format::Yaml) {
         Format::Json => println!(
             "{}",
             serde_json::to_string_pretty(value).unwrap_or_default()
         ),
-        Format::Yaml | Format::Table => {
+        Format::Yaml | Format::Table(_) if !projects(format) => {
             print!("{}", serde_norway::to_string(value).unwrap_or_default())
         }
+        _ => print_list(format, std::slice::from_ref(value), &[]),
+    }
+}
+
+/// Whether `format` chooses fields.
+fn projects(format: Option<&Format>) -> bool {
+    match format {
+        Some(Format::Table(keys)) => !keys.is_empty(),
+        Some(Format::Value(_) | Format::Csv(_)) => true,
+        _ => false,
     }
 }
 
 /// Prints a list; a table of `columns` unless `format` says otherwise.
-pub fn print_list(format: Option<Format>, items: &[Value], columns: &[Column<'_>]) {
-    match format.unwrap_or(Format::Table) {
+pub fn print_list(format: Option<&Format>, items: &[Value], columns: &[Column<'_>]) {
+    match format.unwrap_or(&Format::Table(Vec::new())) {
         Format::Json => println!(
             "{}",
             serde_json::to_string_pretty(items).unwrap_or_default()
@@ -42,8 +145,74 @@ pub fn print_list(format: Option<Format>, items: &[Value], columns: &[Column<'_>
                 print!("{}", serde_norway::to_string(item).unwrap_or_default());
             }
         }
-        Format::Table => print!("{}", table(items, columns)),
+        Format::Table(keys) if keys.is_empty() => print!("{}", table(items, columns)),
+        Format::Table(keys) => print!("{}", projected_table(items, keys)),
+        Format::Value(keys) => {
+            for item in items {
+                let cells: Vec<String> = keys.iter().map(|key| key.text(item)).collect();
+                println!("{}", cells.join("\t"));
+            }
+        }
+        Format::Csv(keys) => {
+            let heading: Vec<String> = keys.iter().map(|key| csv_cell(&key.label)).collect();
+            println!("{}", heading.join(","));
+            for item in items {
+                let cells: Vec<String> = keys.iter().map(|key| csv_cell(&key.text(item))).collect();
+                println!("{}", cells.join(","));
+            }
+        }
     }
+}
+
+impl Key {
+    /// The key's value in `item` as text: strings as they are, lists of scalars joined by `;`,
+    /// anything else as JSON; nothing for a missing field.
+    fn text(&self, item: &Value) -> String {
+        let text = match lookup(item, &self.path) {
+            Value::Null => String::new(),
+            Value::String(text) => text.clone(),
+            Value::Array(values)
+                if values
+                    .iter()
+                    .all(|value| !value.is_object() && !value.is_array()) =>
+            {
+                values.iter().map(scalar).collect::<Vec<_>>().join(";")
+            }
+            other => other.to_string(),
+        };
+        match self.basename {
+            true => text.rsplit('/').next().unwrap_or_default().to_string(),
+            false => text,
+        }
+    }
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+fn csv_cell(text: &str) -> String {
+    match text.contains([',', '"', '\n', '\r']) {
+        true => format!("\"{}\"", text.replace('"', "\"\"")),
+        false => text.to_string(),
+    }
+}
+
+/// A table of a projection's keys, headed by their labels in upper case.
+fn projected_table(items: &[Value], keys: &[Key]) -> String {
+    let headings: Vec<String> = keys
+        .iter()
+        .map(|key| key.label.to_ascii_uppercase().replace('.', "_"))
+        .collect();
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|item| keys.iter().map(|key| key.text(item)).collect())
+        .collect();
+    aligned(&headings, &rows)
 }
 
 /// Renders items as aligned columns.
@@ -57,19 +226,28 @@ pub fn table(items: &[Value], columns: &[Column<'_>]) -> String {
                 .collect()
         })
         .collect();
-    let widths: Vec<usize> = columns
+    let headings: Vec<String> = columns
+        .iter()
+        .map(|(header, _)| header.to_string())
+        .collect();
+    aligned(&headings, &rows)
+}
+
+/// Headings and rows in columns as wide as their widest cell.
+fn aligned(headings: &[String], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = headings
         .iter()
         .enumerate()
-        .map(|(index, (header, _))| {
+        .map(|(index, heading)| {
             rows.iter()
                 .map(|row| row[index].len())
-                .chain([header.len()])
+                .chain([heading.len()])
                 .max()
                 .unwrap_or(0)
         })
         .collect();
     let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
+    let mut line = |cells: &[String]| {
         let text: Vec<String> = cells
             .iter()
             .zip(&widths)
@@ -78,14 +256,15 @@ pub fn table(items: &[Value], columns: &[Column<'_>]) -> String {
         out.push_str(text.join("  ").trim_end());
         out.push('\n');
     };
-    line(columns.iter().map(|(header, _)| *header).collect());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
+    line(headings);
+    for row in rows {
+        line(row);
     }
     out
 }
 
-fn lookup<'a>(value: &'a Value, path: &str) -> &'a Value {
+/// The value at a dotted field path (null where missing).
+pub fn lookup<'a>(value: &'a Value, path: &str) -> &'a Value {
     path.split('.').fold(value, |current, part| &current[part])
 }
 
@@ -100,6 +279,7 @@ fn cell(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn table_uses_short_names_and_aligns() {
@@ -115,5 +295,60 @@ mod tests {
             ],
         );
         assert_eq!(text, "NAME    DEFAULT_VERSION_NAME\ncensus  v1\nx\n");
+    }
+
+    #[test]
+    fn formats_parse_as_gcloud_writes_them() {
+        let format: Format = "table(name.basename(), trainingInput.scaleTier:label=TIER)"
+            .parse()
+            .unwrap();
+        let Format::Table(keys) = &format else {
+            panic!("{format:?}");
+        };
+        assert_eq!(
+            (
+                keys[0].path.as_str(),
+                keys[0].basename,
+                keys[0].label.as_str()
+            ),
+            ("name", true, "name")
+        );
+        assert_eq!(keys[1].label, "TIER");
+        let items = [
+            json!({"name": "projects/p/jobs/a", "trainingInput": {"scaleTier": "BASIC"}}),
+            json!({"name": "projects/p/jobs/bb"}),
+        ];
+        assert_eq!(
+            projected_table(&items, keys),
+            "NAME  TIER\na     BASIC\nbb\n"
+        );
+        assert_eq!("json".parse::<Format>(), Ok(Format::Json));
+        assert_eq!("table".parse::<Format>(), Ok(Format::Table(Vec::new())));
+        for (bad, says) in [
+            ("xml", "unknown format \"xml\""),
+            ("value()", "value(...) needs at least one key"),
+            ("csv(name", "ends with ')'"),
+            ("json(name)", "json takes no keys"),
+            ("value(name:width=3)", "the only attribute is label=HEADING"),
+            ("value(a..b)", "\"a..b\" is not a dotted field path"),
+        ] {
+            let error = bad.parse::<Format>().unwrap_err();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn values_and_csv_cells_are_written_whole() {
+        let key = |text: &str| parse_keys(text).unwrap().remove(0);
+        let item =
+            json!({"labels": {"env": "a,b"}, "tags": ["x", 2], "name": "projects/p/models/m"});
+        assert_eq!(key("tags").text(&item), "x;2");
+        assert_eq!(key("labels").text(&item), r#"{"env":"a,b"}"#);
+        assert_eq!(key("name").text(&item), "projects/p/models/m");
+        assert_eq!(key("name.basename()").text(&item), "m");
+        assert_eq!(key("missing.field").text(&item), "");
+        assert_eq!(csv_cell(&key("labels.env").text(&item)), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("a\"b,c"), "\"a\"\"b,c\"");
     }
 }

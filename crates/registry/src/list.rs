@@ -1,12 +1,7 @@
 //! List parameters: `filter`, `orderBy`, `pageSize`, `pageToken`.
 //!
-//! The filter language is the subset ML Engine's list methods document, e.g.
-//! `jobId:census* AND state:FAILED`, `labels.env=prod`, `NOT state=READY`:
-//! terms `path OP value` with OP one of `:` (has; a trailing `*` makes it a prefix match),
-//! `=`, `!=`, `<`, `<=`, `>`, `>=`, joined by `AND` and `OR`, each optionally negated by `NOT` or
-//! `-`. As in Google's filter grammar (AIP-160), `OR` binds tighter than `AND`: `a AND b OR c` is
-//! `a AND (b OR c)`, so a gcloud filter lists what it lists on ML Engine. Paths are dotted lowerCamelCase field names. A resource name matches on
-//! its full name or its last segment, so `name:census*` works as users expect.
+//! The filter language is Google's ([`filter`]), so a gcloud filter lists what it lists on ML
+//! Engine.
 //!
 //! `orderBy` (as Vertex AI's list methods take it; ML Engine's lists have a fixed order) is a comma
 //! list of field paths, each optionally followed by `desc` or `asc`: `createTime desc`. Values
@@ -18,9 +13,12 @@
 use base64::Engine;
 use serde_json::Value;
 
-use kiln_store::{Contains, Order, Scan, SortKey};
+use kiln_store::{Order, Scan, SortKey};
 
 use crate::RegistryError;
+
+mod filter;
+pub use filter::Filter;
 
 /// Default page size (the API's).
 pub const DEFAULT_PAGE_SIZE: usize = 20;
@@ -251,282 +249,11 @@ fn decode_token(token: &str) -> Result<String, RegistryError> {
         .ok_or_else(|| RegistryError::InvalidArgument(format!("pageToken {token:?} is not valid")))
 }
 
-/// A parsed filter: a conjunction of disjunctions of terms (`OR` binds tighter than `AND`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Filter {
-    all_of: Vec<Vec<Term>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Term {
-    negated: bool,
-    path: Vec<String>,
-    operator: Operator,
-    value: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Operator {
-    Has,
-    Equal,
-    NotEqual,
-    Less,
-    LessOrEqual,
-    Greater,
-    GreaterOrEqual,
-}
-
-impl Filter {
-    /// Parses a filter expression; errors name the offending term.
-    pub fn parse(text: &str) -> Result<Self, RegistryError> {
-        let all_of = split_words(text, "AND")
-            .into_iter()
-            .map(|group| {
-                split_words(&group, "OR")
-                    .iter()
-                    .map(|term| Term::parse(term))
-                    .collect()
-            })
-            .collect::<Result<Vec<Vec<Term>>, _>>()?;
-        Ok(Self { all_of })
-    }
-
-    /// Whether a resource (as JSON) matches.
-    pub fn matches(&self, resource: &Value) -> bool {
-        self.all_of
-            .iter()
-            .all(|any_of| any_of.iter().any(|term| term.matches(resource)))
-    }
-
-    /// Whether a resource matches, as the API represents it.
-    pub fn keeps<T: serde::Serialize>(&self, item: &T) -> bool {
-        serde_json::to_value(item).is_ok_and(|value| self.matches(&value))
-    }
-
-    /// What the stored JSON text of every resource this filter keeps contains, for the store to
-    /// narrow its scan with. `computed` names the fields a resource gets only when it is read
-    /// (not stored), about which the stored text says nothing.
-    pub fn contains(&self, computed: &[&str]) -> Contains {
-        Contains {
-            all_of: self
-                .all_of
-                .iter()
-                .filter_map(|any_of| {
-                    any_of
-                        .iter()
-                        .map(|term| term.contains(computed))
-                        .collect::<Option<Vec<_>>>()
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Splits on a keyword that stands alone between spaces, outside quotes.
-fn split_words(text: &str, keyword: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
-    let mut in_quotes = false;
-    let words: Vec<&str> = text.split(' ').collect();
-    for word in words {
-        in_quotes ^= word.matches('"').count() % 2 == 1;
-        if !in_quotes && word == keyword {
-            parts.push(String::new());
-        } else {
-            let current = parts
-                .last_mut()
-                .expect("parts starts non-empty. This is a bug.");
-            if !current.is_empty() {
-                current.push(' ');
-            }
-            current.push_str(word);
-        }
-    }
-    parts
-        .into_iter()
-        .map(|part| part.trim().to_string())
-        .collect()
-}
-
-impl Term {
-    fn parse(text: &str) -> Result<Self, RegistryError> {
-        let invalid = || {
-            RegistryError::InvalidArgument(format!(
-                "filter term {text:?} is not of the form field:value"
-            ))
-        };
-        let mut rest = text.trim();
-        let mut negated = false;
-        if let Some(stripped) = rest.strip_prefix("NOT ") {
-            negated = true;
-            rest = stripped.trim_start();
-        } else if let Some(stripped) = rest.strip_prefix('-') {
-            negated = true;
-            rest = stripped;
-        }
-        let operators = [
-            ("!=", Operator::NotEqual),
-            ("<=", Operator::LessOrEqual),
-            (">=", Operator::GreaterOrEqual),
-            ("=", Operator::Equal),
-            ("<", Operator::Less),
-            (">", Operator::Greater),
-            (":", Operator::Has),
-        ];
-        let (position, symbol, operator) = operators
-            .iter()
-            .filter_map(|(symbol, operator)| {
-                rest.find(symbol)
-                    .map(|position| (position, *symbol, *operator))
-            })
-            .min_by_key(|(position, symbol, _)| (*position, std::cmp::Reverse(symbol.len())))
-            .ok_or_else(invalid)?;
-        let field = rest[..position].trim();
-        let value = rest[position + symbol.len()..]
-            .trim()
-            .trim_matches('"')
-            .to_string();
-        if field.is_empty()
-            || !field
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
-        {
-            return Err(invalid());
-        }
-        Ok(Term {
-            negated,
-            path: field.split('.').map(str::to_string).collect(),
-            operator,
-            value,
-        })
-    }
-
-    fn matches(&self, resource: &Value) -> bool {
-        let mut current = resource;
-        for part in &self.path {
-            match current.get(part) {
-                Some(next) => current = next,
-                None => return self.negated ^ (self.operator == Operator::NotEqual),
-            }
-        }
-        let candidates: Vec<String> = match current {
-            Value::String(text) => {
-                let mut candidates = vec![text.clone()];
-                if let Some(last) = text.rsplit('/').next().filter(|last| *last != text) {
-                    candidates.push(last.to_string());
-                }
-                candidates
-            }
-            Value::Array(values) => values.iter().map(scalar).collect(),
-            other => vec![scalar(other)],
-        };
-        let matched = candidates.iter().any(|candidate| self.compare(candidate));
-        matched ^ self.negated
-    }
-
-    /// Strings the stored text of every resource this term keeps contains: the field's name as a
-    /// JSON key and the text value (a string value matches whole, as its last path segment, or as
-    /// an element, so the value occurs verbatim when JSON escapes none of its characters). `None`
-    /// where the text need not show the term: negations, comparisons, numbers and other non-text
-    /// values, computed fields.
-    fn contains(&self, computed: &[&str]) -> Option<Vec<String>> {
-        let value = match self.operator {
-            _ if self.negated => return None,
-            Operator::Has => self.value.strip_suffix('*').unwrap_or(&self.value),
-            Operator::Equal => &self.value,
-            _ => return None,
-        };
-        let field = self.path.last()?;
-        let verbatim = !value.is_empty()
-            && value.parse::<f64>().is_err()
-            && !matches!(value, "true" | "false" | "null")
-            && !value
-                .chars()
-                .any(|c| c == '"' || c == '\\' || c.is_control());
-        let stored = !self
-            .path
-            .iter()
-            .any(|part| computed.contains(&part.as_str()));
-        (verbatim && stored).then(|| vec![format!("\"{field}\":"), value.to_string()])
-    }
-
-    fn compare(&self, candidate: &str) -> bool {
-        let ordering = match (candidate.parse::<f64>(), self.value.parse::<f64>()) {
-            (Ok(a), Ok(b)) => a.partial_cmp(&b),
-            _ => Some(candidate.cmp(self.value.as_str())),
-        };
-        use std::cmp::Ordering::{Equal, Greater, Less};
-        match self.operator {
-            Operator::Has => match self.value.strip_suffix('*') {
-                Some(prefix) => candidate.starts_with(prefix),
-                None => candidate == self.value,
-            },
-            Operator::Equal => candidate == self.value,
-            Operator::NotEqual => candidate != self.value,
-            Operator::Less => ordering == Some(Less),
-            Operator::LessOrEqual => matches!(ordering, Some(Less | Equal)),
-            Operator::Greater => ordering == Some(Greater),
-            Operator::GreaterOrEqual => matches!(ordering, Some(Greater | Equal)),
-        }
-    }
-}
-
-fn scalar(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
-
-    fn check(filter: &str, resource: Value, expected: bool) {
-        assert_eq!(
-            Filter::parse(filter).unwrap().matches(&resource),
-            expected,
-            "{filter} on {resource}"
-        );
-    }
-
-    #[test]
-    fn filters() {
-        let job = json!({"jobId": "census_42", "state": "FAILED", "labels": {"env": "prod"}, "name": "projects/p/models/census"});
-        check("jobId:census*", job.clone(), true);
-        check("jobId:census* AND state:FAILED", job.clone(), true);
-        check("jobId:census* AND state:SUCCEEDED", job.clone(), false);
-        check("state:SUCCEEDED OR labels.env=prod", job.clone(), true);
-        // AIP-160: OR binds tighter than AND.
-        check(
-            "state:SUCCEEDED AND labels.env=dev OR jobId:census*",
-            job.clone(),
-            false,
-        );
-        check(
-            "labels.env=prod OR state:SUCCEEDED AND jobId:other",
-            job.clone(),
-            false,
-        );
-        check(
-            "jobId:other OR state:FAILED AND labels.env=prod",
-            job.clone(),
-            true,
-        );
-        check("NOT state=FAILED", job.clone(), false);
-        check("-labels.env=dev", job.clone(), true);
-        check("name:census", job.clone(), true);
-        check("name=\"projects/p/models/census\"", job.clone(), true);
-        check("labels.team:x", job, false);
-        check("count>=3", json!({"count": "12"}), true);
-    }
-
-    #[test]
-    fn malformed_terms_are_named() {
-        let error = Filter::parse("state FAILED").unwrap_err().to_string();
-        assert!(error.contains("\"state FAILED\""), "{error}");
-    }
 
     #[test]
     fn order_by_sorts_on_fields_and_pages_follow_it() {

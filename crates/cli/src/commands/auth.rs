@@ -30,9 +30,9 @@ pub enum AuthCommand {
         /// Every project and the server-wide calls (administrators only).
         #[arg(long)]
         all: bool,
-        /// Filter, such as `status>=400` or `member=serviceAccount:ci`.
-        #[arg(long)]
-        filter: Option<String>,
+        /// `--filter` such as `status>=400` or `member=serviceAccount:ci`.
+        #[command(flatten)]
+        list: crate::listing::ListArgs,
     },
     /// Make an administrator token directly in a server's data directory, without the server
     /// (for the machine's owner who lost the first one).
@@ -68,7 +68,10 @@ pub enum TokensCommand {
         description: Option<String>,
     },
     /// List tokens (never their secrets).
-    List,
+    List {
+        #[command(flatten)]
+        list: crate::listing::ListArgs,
+    },
     /// Revoke a token at once.
     Revoke {
         /// Token id (`tokens/ID` or `ID`).
@@ -115,19 +118,18 @@ pub fn run(command: AuthCommand, context: &Context) -> anyhow::Result<()> {
             Ok(())
         }
         AuthCommand::Whoami => {
-            output::print_resource(context.format, &context.root().get("whoami")?);
+            output::print_resource(context.format.as_ref(), &context.root().get("whoami")?);
             Ok(())
         }
         AuthCommand::Tokens(command) => tokens(command, context),
-        AuthCommand::AuditLog { all, filter } => {
+        AuthCommand::AuditLog { all, list } => {
             let api = match all {
                 true => context.root(),
                 false => context.client(),
             };
-            let path = crate::client::filtered("auditLogs", filter.as_deref());
-            let entries = api.list_all(&path, "entries")?;
+            let entries = list.list(&api, "auditLogs", "entries")?;
             output::print_list(
-                context.format,
+                context.format.as_ref(),
                 &entries,
                 &[
                     ("TIME", "time"),
@@ -193,10 +195,10 @@ fn tokens(command: TokensCommand, context: &Context) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        TokensCommand::List => {
-            let tokens = api.list_all("tokens", "tokens")?;
+        TokensCommand::List { list } => {
+            let tokens = list.list(&api, "tokens", "tokens")?;
             output::print_list(
-                context.format,
+                context.format.as_ref(),
                 &tokens,
                 &[
                     ("NAME", "name"),

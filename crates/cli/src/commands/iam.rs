@@ -123,7 +123,7 @@ pub fn run(
             });
         })?,
     };
-    output::print_resource(context.format, &policy);
+    output::print_resource(context.format.as_ref(), &policy);
     Ok(())
 }
 

@@ -25,9 +25,8 @@ pub enum JobsCommand {
     },
     /// List jobs.
     List {
-        /// Filter, such as `jobId:census* AND state:FAILED`.
-        #[arg(long)]
-        filter: Option<String>,
+        #[command(flatten)]
+        list: crate::listing::ListArgs,
     },
     /// Cancel a job.
     Cancel {
@@ -414,22 +413,21 @@ pub fn run(command: JobsCommand, context: &Context) -> anyhow::Result<()> {
                 "Job [{}] submitted successfully.",
                 job["jobId"].as_str().unwrap_or_default()
             );
-            output::print_resource(context.format, &job);
+            output::print_resource(context.format.as_ref(), &job);
             Ok(())
         }
         JobsCommand::Describe { job, summarize } => {
             let job = api.get(&format!("jobs/{job}"))?;
             match summarize {
-                true => print_trials(context.format, &job),
-                false => output::print_resource(context.format, &job),
+                true => print_trials(context.format.as_ref(), &job),
+                false => output::print_resource(context.format.as_ref(), &job),
             }
             Ok(())
         }
-        JobsCommand::List { filter } => {
-            let path = crate::client::filtered("jobs", filter.as_deref());
-            let jobs = api.list_all(&path, "jobs")?;
+        JobsCommand::List { list } => {
+            let jobs = list.list(&api, "jobs", "jobs")?;
             output::print_list(
-                context.format,
+                context.format.as_ref(),
                 &jobs,
                 &[
                     ("JOB_ID", "jobId"),
@@ -471,7 +469,7 @@ fn finished(job: &Value) -> anyhow::Result<()> {
 
 /// gcloud's `jobs describe --summarize` for tuning jobs: one row per trial, by trial id, with its
 /// objective, step and hyperparameters.
-fn print_trials(format: Option<output::Format>, job: &Value) {
+fn print_trials(format: Option<&output::Format>, job: &Value) {
     let mut trials: Vec<Value> = job["trainingOutput"]["trials"]
         .as_array()
         .cloned()

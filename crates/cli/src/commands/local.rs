@@ -246,7 +246,7 @@ pub fn run(command: LocalCommand, context: &Context) -> anyhow::Result<()> {
             let instances = body["instances"].as_array().cloned().unwrap_or_default();
             let predictions = runtime.predict(&instances).context("Prediction failed")?;
             output::print_resource(
-                context.format.or(Some(output::Format::Json)),
+                Some(context.format.as_ref().unwrap_or(&output::Format::Json)),
                 &serde_json::json!({ "predictions": predictions }),
             );
             Ok(())

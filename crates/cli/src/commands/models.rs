@@ -29,7 +29,10 @@ pub enum ModelsCommand {
         labels: Option<String>,
     },
     /// List models.
-    List,
+    List {
+        #[command(flatten)]
+        list: crate::listing::ListArgs,
+    },
     /// Describe a model.
     Describe {
         /// Model name.
@@ -72,10 +75,10 @@ pub fn run(command: ModelsCommand, context: &Context) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        ModelsCommand::List => {
-            let models = api.list_all("models", "models")?;
+        ModelsCommand::List { list } => {
+            let models = list.list(&api, "models", "models")?;
             output::print_list(
-                context.format,
+                context.format.as_ref(),
                 &models,
                 &[
                     ("NAME", "name"),
@@ -85,7 +88,10 @@ pub fn run(command: ModelsCommand, context: &Context) -> anyhow::Result<()> {
             Ok(())
         }
         ModelsCommand::Describe { name } => {
-            output::print_resource(context.format, &api.get(&format!("models/{name}"))?);
+            output::print_resource(
+                context.format.as_ref(),
+                &api.get(&format!("models/{name}"))?,
+            );
             Ok(())
         }
         ModelsCommand::Delete { name } => {

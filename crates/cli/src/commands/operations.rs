@@ -7,7 +7,10 @@ use crate::output;
 #[derive(Debug, clap::Subcommand)]
 pub enum OperationsCommand {
     /// List operations.
-    List,
+    List {
+        #[command(flatten)]
+        list: crate::listing::ListArgs,
+    },
     /// Describe an operation.
     Describe {
         /// Operation id or name.
@@ -19,10 +22,10 @@ pub enum OperationsCommand {
 pub fn run(command: OperationsCommand, context: &Context) -> anyhow::Result<()> {
     let api = context.client();
     match command {
-        OperationsCommand::List => {
-            let operations = api.list_all("operations", "operations")?;
+        OperationsCommand::List { list } => {
+            let operations = list.list(&api, "operations", "operations")?;
             output::print_list(
-                context.format,
+                context.format.as_ref(),
                 &operations,
                 &[
                     ("NAME", "name"),
@@ -33,7 +36,10 @@ pub fn run(command: OperationsCommand, context: &Context) -> anyhow::Result<()> 
         }
         OperationsCommand::Describe { name } => {
             let id = kiln_api::names::short(&name);
-            output::print_resource(context.format, &api.get(&format!("operations/{id}"))?);
+            output::print_resource(
+                context.format.as_ref(),
+                &api.get(&format!("operations/{id}"))?,
+            );
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use crate::output;
 /// Sends instances to a model or version and prints the predictions.
 pub fn run(args: PredictArgs, context: &Context) -> anyhow::Result<()> {
     let response = send(&args, "predict", context)?;
-    print_predictions(context.format, &response);
+    print_predictions(context.format.as_ref(), &response);
     Ok(())
 }
 
@@ -17,7 +17,10 @@ pub fn run(args: PredictArgs, context: &Context) -> anyhow::Result<()> {
 /// `gcloud beta ai-platform explain` does).
 pub fn explain(args: PredictArgs, context: &Context) -> anyhow::Result<()> {
     let response = send(&args, "explain", context)?;
-    output::print_resource(context.format.or(Some(output::Format::Json)), &response);
+    output::print_resource(
+        Some(context.format.as_ref().unwrap_or(&output::Format::Json)),
+        &response,
+    );
     Ok(())
 }
 
@@ -34,13 +37,14 @@ fn send(args: &PredictArgs, verb: &str, context: &Context) -> anyhow::Result<Val
 }
 
 /// Prints predictions as gcloud does: a table whose columns are the prediction keys.
-pub fn print_predictions(format: Option<output::Format>, response: &Value) {
+pub fn print_predictions(format: Option<&output::Format>, response: &Value) {
     let predictions = response["predictions"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    match (format.unwrap_or(output::Format::Table), predictions.first()) {
-        (output::Format::Table, Some(Value::Object(first))) => {
+    let own_table = format.is_none_or(|format| *format == output::Format::Table(Vec::new()));
+    match (own_table, predictions.first()) {
+        (true, Some(Value::Object(first))) => {
             let keys: Vec<String> = first.keys().map(|key| key.to_ascii_uppercase()).collect();
             let columns: Vec<(&str, &str)> = keys
                 .iter()
@@ -49,7 +53,7 @@ pub fn print_predictions(format: Option<output::Format>, response: &Value) {
                 .collect();
             print!("{}", output::table(&predictions, &columns));
         }
-        (output::Format::Table, _) => output::print_resource(Some(output::Format::Json), response),
-        (format, _) => output::print_resource(Some(format), response),
+        (true, _) => output::print_resource(Some(&output::Format::Json), response),
+        (false, _) => output::print_resource(format, response),
     }
 }

@@ -108,7 +108,7 @@ pub fn run(args: QuickstartArgs, context: &Context) -> anyhow::Result<()> {
     );
     let body = instances::request(Some(&instances_file), None, None)?;
     let response = api.post("models/census:predict", &body)?;
-    output::print_resource(Some(output::Format::Json), &response);
+    output::print_resource(Some(&output::Format::Json), &response);
     println!(
         "eval accuracy: {:.4} (AUC {:.4}) on {} census test rows; {} training steps at {:.0} examples/s",
         outcome.metrics.get("accuracy").copied().unwrap_or_default(),

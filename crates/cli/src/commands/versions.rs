@@ -18,6 +18,8 @@ pub enum VersionsCommand {
         /// Model name.
         #[arg(long)]
         model: String,
+        #[command(flatten)]
+        list: crate::listing::ListArgs,
     },
     /// Describe a version.
     Describe {
@@ -157,7 +159,7 @@ pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
             }
             let operation = api.post(&format!("models/{model}/versions"), &body)?;
             if no_wait {
-                output::print_resource(context.format, &operation);
+                output::print_resource(context.format.as_ref(), &operation);
                 return Ok(());
             }
             eprintln!("Creating version (this might take a few minutes)......");
@@ -165,10 +167,10 @@ pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
             eprintln!("Created version [{name}] of model [{model}].");
             Ok(())
         }
-        VersionsCommand::List { model } => {
-            let versions = api.list_all(&format!("models/{model}/versions"), "versions")?;
+        VersionsCommand::List { model, list } => {
+            let versions = list.list(&api, &format!("models/{model}/versions"), "versions")?;
             output::print_list(
-                context.format,
+                context.format.as_ref(),
                 &versions,
                 &[
                     ("NAME", "name"),
@@ -183,7 +185,7 @@ pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
         }
         VersionsCommand::Describe { name, model } => {
             output::print_resource(
-                context.format,
+                context.format.as_ref(),
                 &api.get(&format!("models/{model}/versions/{name}"))?,
             );
             Ok(())
@@ -199,7 +201,7 @@ pub fn run(command: VersionsCommand, context: &Context) -> anyhow::Result<()> {
                 &format!("models/{model}/versions/{name}:setDefault"),
                 &json!({}),
             )?;
-            output::print_resource(context.format, &version);
+            output::print_resource(context.format.as_ref(), &version);
             Ok(())
         }
     }

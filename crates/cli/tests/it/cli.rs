@@ -63,6 +63,54 @@ fn models_versions_and_predict_through_the_cli() {
         "{table}"
     );
 
+    // gcloud's list flags and projections.
+    run(&["models", "create", "wide", "--labels", "team=ads"]);
+    let names = |extra: &[&str]| {
+        let mut args = vec!["models", "list", "--format", "value(name.basename())"];
+        args.extend(extra);
+        run(&args)
+    };
+    assert_eq!(names(&["--sort-by", "~name"]), "wide\ncensus\n");
+    assert_eq!(names(&["--sort-by", "name", "--limit", "1"]), "census\n");
+    assert_eq!(
+        names(&["--filter", "labels.team=ads OR name:nothing"]),
+        "wide\n"
+    );
+    assert_eq!(
+        names(&["--page-size", "1", "--sort-by", "labels.team"]),
+        "wide\ncensus\n"
+    );
+    assert_eq!(
+        run(&[
+            "models",
+            "list",
+            "--sort-by",
+            "name",
+            "--format",
+            "csv(name.basename(),labels.team)",
+        ]),
+        "name,labels.team\ncensus,ml\nwide,ads\n"
+    );
+    let versions = run(&[
+        "versions",
+        "list",
+        "--model",
+        "census",
+        "--format",
+        "table(name.basename(), state:label=status)",
+    ]);
+    assert_eq!(versions, "NAME  STATUS\nv1    READY\n");
+    let refusal = |args: &[&str]| {
+        let refused = kiln(&with(args).iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!refused.status.success(), "kiln {args:?} succeeded");
+        String::from_utf8_lossy(&refused.stderr).into_owned()
+    };
+    let message = refusal(&["models", "list", "--format", "xml"]);
+    assert!(message.contains("unknown format \"xml\""), "{message}");
+    let message = refusal(&["models", "list", "--filter", "(name:wide"]);
+    assert!(message.contains("expected ')' at position 10"), "{message}");
+    run(&["models", "delete", "wide"]);
+
     let listed: Value = serde_json::from_str(&run(&[
         "versions", "list", "--model", "census", "--format", "json",
     ]))

@@ -140,6 +140,13 @@ fn malformed_requests_are_4xx_with_messages_that_name_the_problem() {
             "filter term \"name\"",
         ),
         (
+            "GET",
+            "/v1/projects/p/models?filter=(name:census%20OR%20name:x",
+            None,
+            400,
+            "filter: expected ')' at position 22, found the end",
+        ),
+        (
             "PATCH",
             "/v1/projects/p/models/census",
             Some("{}"),

@@ -253,6 +253,13 @@ fn a_distributed_python_job_gives_each_replica_its_tf_config() {
     assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
     let (_, none) = call("GET", &server.api("p", "jobs?filter=state:FAILED"), None);
     assert_eq!(none, json!({}));
+    let grouped =
+        "jobs?filter=(jobId:none%20OR%20jobId:dist*)%20NOT%20(state:FAILED%20OR%20state:CANCELLED)";
+    let (_, list) = call("GET", &server.api("p", grouped), None);
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1, "{list}");
+    let excluded = "jobs?filter=jobId:dist*%20AND%20-(state:SUCCEEDED)";
+    let (_, none) = call("GET", &server.api("p", excluded), None);
+    assert_eq!(none, json!({}));
 }
 
 #[test]

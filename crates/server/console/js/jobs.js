@@ -14,11 +14,13 @@ export function jobType(job) {
   return 'Training';
 }
 
-/** The list filter for a state and a job id pattern (`census` matches ids starting with it). */
+/** The list filter for a state and a job id pattern (`census` matches ids starting with it), the
+ * pattern quoted so that whatever is typed stays one value. */
 function filterOf(state, name) {
+  const quoted = (text) => `"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
   const terms = [];
   if (state) terms.push(`state:${state}`);
-  if (name) terms.push(`jobId:${name.endsWith('*') ? name : `${name}*`}`);
+  if (name) terms.push(`jobId:${quoted(name.endsWith('*') ? name : `${name}*`)}`);
   return terms.join(' AND ');
 }
 

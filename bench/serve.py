@@ -22,6 +22,7 @@ with 1 HTTP thread and 2 model workers (its default on 2 cores), and with 1 + 1 
 leaves the load generator a core: fewer requests at saturation, a shorter tail.
 
     python3 bench/serve.py            # after `cargo build --release`; needs wrk (apt-get install wrk)
+    python3 bench/serve.py --oip-ab 5 # only OIP binary tensors against ONNX Runtime in-process, alternated
 
 The first run creates bench/.venv-serve (torch for the export, onnxruntime, mlflow, kserve). Prints a table and
 the ratios.
@@ -343,6 +344,10 @@ def main():
     parser.add_argument("--auth-ab", type=int, default=0, metavar="ROUNDS",
                         help="only Kiln at 1 instance per request, ROUNDS times with authentication on and off "
                              "alternately; prints both and the ratio")
+    parser.add_argument("--oip-ab", type=int, default=0, metavar="ROUNDS",
+                        help="only Kiln's Open Inference Protocol binary tensors at 512 rows per request against "
+                             "ONNX Runtime in-process, alternated ROUNDS times on one warm server; prints each "
+                             "round and the median ratio")
     args = parser.parse_args()
     if not os.path.exists(args.kiln):
         sys.exit(f"{args.kiln} not found: run `cargo build --release` first")
@@ -356,6 +361,8 @@ def main():
     rows = export(model_dir)
     if args.auth_ab:
         return auth_ab(args, model_dir, rows, work)
+    if args.oip_ab:
+        return oip_ab(args, model_dir, rows, work)
 
     online = []
     for make in (lambda: kiln_server(args.kiln, model_dir, work),
@@ -451,6 +458,31 @@ def auth_ab(args, model_dir, rows, work):
     on = sorted(r[0] for r in results[True])[len(results[True]) // 2]
     off = sorted(r[0] for r in results[False])[len(results[False]) // 2]
     print(f"\nmedian req/s: on {on:,.0f}, off {off:,.0f}; ratio {on / off:.3f}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def oip_ab(args, model_dir, rows, work):
+    """Kiln's OIP binary tensors at 512 rows per request (4 connections, as the full run) and ONNX Runtime
+    in-process on batches of 512 (the best of three runs), alternated `args.oip_ab` times on one warm server."""
+    body, headers = oip_binary(rows[:512])
+    results = []
+    server = kiln_server(args.kiln, model_dir, work)
+    try:
+        wait_ready(server.url, server.body(rows[:1]), server.process, server.log, headers=server.headers)
+        for _ in range(args.oip_ab):
+            ort = ort_in_process(model_dir, rows[:512], args.seconds)
+            oip = wrk(server.oip_url, body, 4, args.seconds, work, {**(server.headers or {}), **headers})[0] * 512
+            results.append((oip, ort))
+    finally:
+        server.stop()
+    print(f"\nCensus Wide & Deep (ONNX), 512 rows per request, {args.seconds} s a run, {args.oip_ab} rounds, "
+          f"alternated\n")
+    print("| round | Kiln, OIP binary rows/s | ONNX Runtime in-process rows/s | ratio |")
+    print("|---|---|---|---|")
+    for index, (oip, ort) in enumerate(results, 1):
+        print(f"| {index} | {oip:,.0f} | {ort:,.0f} | {oip / ort:.2f} |")
+    ratios = sorted(oip / ort for oip, ort in results)
+    print(f"\nmedian ratio {ratios[len(ratios) // 2]:.2f} (from {ratios[0]:.2f} to {ratios[-1]:.2f})")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -290,9 +290,7 @@ impl Batcher {
     /// refuses them.
     pub async fn infer(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, BatchError> {
         if !self.takes_tensors() {
-            return Err(BatchError::Serve(ServeError::Request(
-                "this model takes instances, not tensors".into(),
-            )));
+            return Err(BatchError::Serve(takes_instances_only()));
         }
         let (reply, answer) = oneshot::channel();
         let bytes = inputs.iter().map(|input| input.array.data.bytes()).sum();
@@ -562,14 +560,17 @@ fn run_inference(runtime: &dyn ModelRuntime, inference: Inference, stats: &Batch
         .unwrap_or_default();
     let answer = guarded(|| match runtime.tensors() {
         Some(tensors) => tensors.infer(inputs),
-        None => Err(ServeError::Request(
-            "this model takes instances, not tensors".into(),
-        )),
+        None => Err(takes_instances_only()),
     });
     if answer.is_ok() {
         stats.instances.fetch_add(rows as u64, Ordering::Relaxed);
     }
     let _ = reply.send(answer);
+}
+
+/// The refusal of tensors by a model without a tensor path.
+fn takes_instances_only() -> ServeError {
+    ServeError::Request("this model takes instances, not tensors".into())
 }
 
 /// One model call on instances.

@@ -75,18 +75,18 @@ pub fn arrange(inputs: &[Input], tensors: Vec<Tensor>) -> Result<(Vec<Array>, us
 
 /// The rows `array` holds for `input`, when its shape is a batch of the input's instances.
 fn fit(input: &Input, array: &Array) -> Result<usize, String> {
-    let want: Vec<String> = std::iter::once("batch".to_string())
-        .chain(input.row_shape.iter().map(|dim| match dim {
-            Some(dim) => dim.to_string(),
-            None => "?".into(),
-        }))
-        .collect();
     let fits = array.shape.len() == input.row_shape.len() + 1
         && array.shape[1..]
             .iter()
             .zip(&input.row_shape)
             .all(|(given, want)| want.is_none_or(|want| want == *given));
     if !fits {
+        let want: Vec<String> = std::iter::once("batch".to_string())
+            .chain(input.row_shape.iter().map(|dim| match dim {
+                Some(dim) => dim.to_string(),
+                None => "?".into(),
+            }))
+            .collect();
         return Err(format!(
             "takes shape [{}]; got {:?}",
             want.join(", "),
@@ -110,7 +110,13 @@ fn cast(data: Data, element: Element) -> Result<Data, String> {
         return Ok(data);
     }
     let refuse = || format!("takes {} elements; got {}", element.dtype(), data.dtype());
-    let exact = |what: &str| format!("takes {}; a value given does not fit", what);
+    /// The integers of `data` as `T`s; `what` names `T` in the refusal of one that does not fit.
+    fn whole<T: TryFrom<i64>>(data: &Data, what: &str) -> Option<Result<Vec<T>, String>> {
+        let values = integers(data)?
+            .map(|value| value.and_then(|value| T::try_from(value).ok()))
+            .collect::<Option<_>>();
+        Some(values.ok_or_else(|| format!("takes {what}; a value given does not fit")))
+    }
     Ok(match element {
         Element::F32 => Data::F32(
             floats(&data)
@@ -119,26 +125,11 @@ fn cast(data: Data, element: Element) -> Result<Data, String> {
                 .collect(),
         ),
         Element::F64 => Data::F64(floats(&data).ok_or_else(refuse)?.collect()),
-        Element::I32 => Data::I32(
-            integers(&data)
-                .ok_or_else(refuse)?
-                .map(|value| value.and_then(|value| i32::try_from(value).ok()))
-                .collect::<Option<_>>()
-                .ok_or_else(|| exact("int32 elements"))?,
-        ),
-        Element::I64 => Data::I64(
-            integers(&data)
-                .ok_or_else(refuse)?
-                .collect::<Option<_>>()
-                .ok_or_else(|| exact("int64 elements (whole numbers)"))?,
-        ),
-        Element::U8 => Data::U8(
-            integers(&data)
-                .ok_or_else(refuse)?
-                .map(|value| value.and_then(|value| u8::try_from(value).ok()))
-                .collect::<Option<_>>()
-                .ok_or_else(|| exact("uint8 elements (0 to 255)"))?,
-        ),
+        Element::I32 => Data::I32(whole(&data, "int32 elements").ok_or_else(refuse)??),
+        Element::I64 => {
+            Data::I64(whole(&data, "int64 elements (whole numbers)").ok_or_else(refuse)??)
+        }
+        Element::U8 => Data::U8(whole(&data, "uint8 elements (0 to 255)").ok_or_else(refuse)??),
         Element::Bool | Element::String => return Err(refuse()),
     })
 }

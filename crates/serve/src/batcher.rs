@@ -761,14 +761,23 @@ mod tests {
         assert_eq!(batcher.queued(), 0);
     }
 
-    /// Echoes its instances after `delay`, noting the threads that ran it and the most calls
-    /// running at once.
+    /// Echoes its instances after `delay`, noting the threads that ran it, the most calls
+    /// running at once and the longest call.
     #[derive(Default)]
     struct Watcher {
         delay: Duration,
         running: AtomicUsize,
         most: AtomicUsize,
         threads: Mutex<HashSet<String>>,
+        longest: Mutex<Duration>,
+    }
+
+    impl Watcher {
+        /// Some call took as long as a slow model's: on a loaded machine a short sleep can, and
+        /// then the batcher rightly calls helpers whatever its batches hold.
+        fn was_slow(&self) -> bool {
+            *self.longest.lock().unwrap() >= SLOW_CALL
+        }
     }
 
     impl ModelRuntime for Watcher {
@@ -777,7 +786,12 @@ mod tests {
             self.most.fetch_max(running, Ordering::SeqCst);
             let thread = std::thread::current().name().unwrap_or_default().to_owned();
             self.threads.lock().unwrap().insert(thread);
+            let started = Instant::now();
             std::thread::sleep(self.delay);
+            let took = started.elapsed();
+            let mut longest = self.longest.lock().unwrap();
+            *longest = (*longest).max(took);
+            drop(longest);
             self.running.fetch_sub(1, Ordering::SeqCst);
             Ok(instances.to_vec())
         }
@@ -832,9 +846,9 @@ mod tests {
     async fn one_worker_serves_while_it_keeps_up_and_every_worker_ends_with_the_batcher() {
         let (watcher, batcher) = watched(Duration::ZERO, 64);
         load(&batcher, 4, 50).await;
-        assert_eq!(
-            *watcher.threads.lock().unwrap(),
-            HashSet::from(["kiln-predict-0".to_owned()]),
+        assert!(
+            *watcher.threads.lock().unwrap() == HashSet::from(["kiln-predict-0".to_owned()])
+                || watcher.was_slow(),
             "four clients of a fast model never fill a batch of 64: the helper sleeps"
         );
         drop(batcher);
@@ -848,9 +862,8 @@ mod tests {
     async fn a_full_batch_calls_a_helper_only_when_requests_are_left_waiting() {
         let (watcher, batcher) = watched(Duration::from_micros(200), 4);
         load(&batcher, 4, 25).await;
-        assert_eq!(
-            watcher.most.load(Ordering::SeqCst),
-            1,
+        assert!(
+            watcher.most.load(Ordering::SeqCst) == 1 || watcher.was_slow(),
             "four clients fill batches of four and leave nothing waiting: one worker keeps up"
         );
         load(&batcher, 8, 25).await;

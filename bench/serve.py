@@ -23,6 +23,7 @@ leaves the load generator a core: fewer requests at saturation, a shorter tail.
 
     python3 bench/serve.py            # after `cargo build --release`; needs wrk (apt-get install wrk)
     python3 bench/serve.py --oip-ab 5 # only OIP binary tensors against ONNX Runtime in-process, alternated
+    python3 bench/serve.py --observe-ab 5 --baseline /tmp/kiln-before   # the access log's and metrics' cost
 
 The first run creates bench/.venv-serve (torch for the export, onnxruntime, mlflow, kserve). Prints a table and
 the ratios.
@@ -178,10 +179,12 @@ def venv_env():
     return {**os.environ, "PATH": os.path.join(VENV, "bin") + os.pathsep + os.environ["PATH"]}
 
 
-def kiln_server(kiln, model_dir, work, http_threads=(THREADS + 1) // 2, predict_workers=THREADS, auth=False):
+def kiln_server(kiln, model_dir, work, http_threads=(THREADS + 1) // 2, predict_workers=THREADS, auth=False,
+                env=None):
     """Kiln with `http_threads` serving HTTP and `predict_workers` running the model (each a thread); the defaults
     are Kiln's own on THREADS cores. With `auth`, every request carries the administrator token of its first
-    start (authentication on, as a deployed server runs); else `--insecure-no-auth`."""
+    start (authentication on, as a deployed server runs); else `--insecure-no-auth`. `env` adds variables (such
+    as RUST_LOG). Its log, the access log included, goes to a file, as under a service manager."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1/projects/bench"
     name = "Kiln" if (http_threads, predict_workers) == ((THREADS + 1) // 2, THREADS) else \
@@ -192,7 +195,8 @@ def kiln_server(kiln, model_dir, work, http_threads=(THREADS + 1) // 2, predict_
                            f"127.0.0.1:{port}", "--data-dir", os.path.join(work, "kiln-data-" + str(port)),
                            "--allow-path", model_dir, "--http-threads", str(http_threads), "--predict-workers",
                            str(predict_workers)],
-                    f"{url}/models/census:predict", lambda rows: {"instances": rows}, log, env=venv_env())
+                    f"{url}/models/census:predict", lambda rows: {"instances": rows}, log,
+                    env={**venv_env(), **(env or {})})
     while auth and not server.headers:
         time.sleep(0.1)
         with open(log) as output:
@@ -348,12 +352,18 @@ def main():
                         help="only Kiln's Open Inference Protocol binary tensors at 512 rows per request against "
                              "ONNX Runtime in-process, alternated ROUNDS times on one warm server; prints each "
                              "round and the median ratio")
+    parser.add_argument("--observe-ab", type=int, default=0, metavar="ROUNDS",
+                        help="only Kiln at 1 instance per request: this build, this build without the access log, "
+                             "and the --baseline binary, alternated ROUNDS times; prints each and the ratios")
+    parser.add_argument("--baseline", help="the Kiln binary --observe-ab compares with")
     args = parser.parse_args()
+    if args.observe_ab and not (args.baseline and os.path.exists(args.baseline)):
+        sys.exit("--observe-ab needs --baseline, a kiln binary built without the access log and histograms")
     if not os.path.exists(args.kiln):
         sys.exit(f"{args.kiln} not found: run `cargo build --release` first")
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
-    if not args.auth_ab:
+    if not (args.auth_ab or args.observe_ab):
         ensure_venv()  # --auth-ab runs Kiln alone: the current Python's torch, onnx and onnxruntime do
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     work = tempfile.mkdtemp(prefix="kiln-bench-serve-")
@@ -361,6 +371,8 @@ def main():
     rows = export(model_dir)
     if args.auth_ab:
         return auth_ab(args, model_dir, rows, work)
+    if args.observe_ab:
+        return observe_ab(args, model_dir, rows, work)
     if args.oip_ab:
         return oip_ab(args, model_dir, rows, work)
 
@@ -435,30 +447,53 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
 
 
-def auth_ab(args, model_dir, rows, work):
-    """Kiln at 1 instance per request with authentication on (a bearer token on every request) and off,
-    alternated `args.auth_ab` times so the machine's slow spells hit both."""
-    results = {True: [], False: []}
-    for _ in range(args.auth_ab):
-        for auth in (True, False):
-            server = kiln_server(args.kiln, model_dir, work, auth=auth)
+def alternate(args, rounds, arms, rows, work, title):
+    """Kiln at 1 instance per request (16 connections), each of `arms` (label, function making a started server)
+    in turn, `rounds` times, so the machine's slow spells hit all; prints each run and the median ratios to the
+    first arm's."""
+    results = {label: [] for label, _ in arms}
+    for _ in range(rounds):
+        for label, make in arms:
+            server = make()
             try:
                 wait_ready(server.url, server.body(rows[:1]), server.process, server.log, headers=server.headers)
-                results[auth].append(wrk(server.url, server.body(rows[:1]), 16, args.seconds, work,
-                                         server.headers))
+                results[label].append(wrk(server.url, server.body(rows[:1]), 16, args.seconds, work,
+                                          server.headers))
             finally:
                 server.stop()
-    print(f"\nKiln, census Wide & Deep (ONNX), 1 instance per request, wrk 1 thread 16 connections, "
-          f"{args.seconds} s a run, {args.auth_ab} runs each, alternated\n")
-    print("| authentication | req/s per run | p99 ms per run |")
-    print("|---|---|---|")
-    for auth in (True, False):
-        print(f"| {'on' if auth else 'off'} | {', '.join(f'{r[0]:,.0f}' for r in results[auth])} | "
-              f"{', '.join(f'{r[2]:.2f}' for r in results[auth])} |")
-    on = sorted(r[0] for r in results[True])[len(results[True]) // 2]
-    off = sorted(r[0] for r in results[False])[len(results[False]) // 2]
-    print(f"\nmedian req/s: on {on:,.0f}, off {off:,.0f}; ratio {on / off:.3f}")
+    print(f"\n{title}: census Wide & Deep (ONNX), 1 instance per request, wrk 1 thread 16 connections, "
+          f"{args.seconds} s a run, {rounds} runs each, alternated\n")
+    print("| server | req/s per run | p99 ms per run | median req/s |")
+    print("|---|---|---|---|")
+    medians = {}
+    for label, runs in results.items():
+        medians[label] = sorted(r[0] for r in runs)[len(runs) // 2]
+        print(f"| {label} | {', '.join(f'{r[0]:,.0f}' for r in runs)} | "
+              f"{', '.join(f'{r[2]:.2f}' for r in runs)} | {medians[label]:,.0f} |")
+    first = arms[0][0]
+    print()
+    for label, _ in arms[1:]:
+        print(f"median req/s, {first} / {label}: {medians[first] / medians[label]:.3f}")
     shutil.rmtree(work, ignore_errors=True)
+
+
+def auth_ab(args, model_dir, rows, work):
+    """Authentication on (a bearer token on every request) against off."""
+    alternate(args, args.auth_ab, [
+        ("authentication on", lambda: kiln_server(args.kiln, model_dir, work, auth=True)),
+        ("authentication off", lambda: kiln_server(args.kiln, model_dir, work)),
+    ], rows, work, "Kiln with and without authentication")
+
+
+def observe_ab(args, model_dir, rows, work):
+    """The access log and HTTP histograms: this build, this build with the access log off, and a baseline
+    binary built without them (`--baseline`, such as the commit before them)."""
+    alternate(args, args.observe_ab, [
+        ("this build", lambda: kiln_server(args.kiln, model_dir, work)),
+        ("this build, access log off",
+         lambda: kiln_server(args.kiln, model_dir, work, env={"RUST_LOG": "info,kiln::access=off"})),
+        ("baseline", lambda: kiln_server(args.baseline, model_dir, work)),
+    ], rows, work, "The cost of the access log and metrics")
 
 
 def oip_ab(args, model_dir, rows, work):

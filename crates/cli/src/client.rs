@@ -1,8 +1,9 @@
 //! The REST client the resource commands share.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::{Context as _, anyhow, bail};
 use reqwest::Method;
 use reqwest::blocking::Client;
 use serde_json::Value;
@@ -20,6 +21,11 @@ pub struct Context {
     pub format: Option<Format>,
     /// The bearer token (`KILN_TOKEN` or the config file), if any.
     pub token: Option<String>,
+    /// `--ca-file` (or the config file's), if any: the certificates [`Context::http`] trusts
+    /// besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// The HTTP client every call goes through.
+    pub http: Client,
 }
 
 impl Context {
@@ -38,13 +44,81 @@ impl Context {
             base: format!("{}/v1/{path}", self.endpoint.trim_end_matches('/'))
                 .trim_end_matches('/')
                 .to_string(),
-            http: Client::builder()
-                .timeout(Duration::from_secs(300))
-                .build()
-                .unwrap_or_else(|_| Client::new()),
+            http: self.http.clone(),
             token: self.token.clone(),
         }
     }
+}
+
+/// The client of every command: HTTPS (rustls) trusting the system's certificate authorities and
+/// those in `ca_file` (a PEM bundle, such as a self-signed server's own certificate).
+pub fn http_client(ca_file: Option<&Path>) -> anyhow::Result<Client> {
+    let mut builder = Client::builder().timeout(Duration::from_secs(300));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("--ca-file {}", path.display()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+            format!("--ca-file {}: not a PEM certificate bundle", path.display())
+        })?;
+        if certificates.is_empty() {
+            bail!(
+                "--ca-file {}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            );
+        }
+        builder = builder.tls_certs_merge(certificates);
+    }
+    builder.build().context("starting the HTTP client")
+}
+
+/// Why a request could not be sent: for a server certificate that was refused, what was wrong
+/// with it and what to do.
+fn send_error(error: reqwest::Error, method: &Method, url: &str) -> anyhow::Error {
+    let Some((refusal, reason)) = certificate_refusal(&error) else {
+        return anyhow::Error::new(error)
+            .context(format!("cannot reach the Kiln server for {method} {url}"));
+    };
+    let advice = match reason {
+        rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature => {
+            "no certificate authority this client trusts signed it; pass the authority's \
+             certificate (or a self-signed server's own) with --ca-file or KILN_CA_FILE"
+        }
+        rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. } => {
+            "the server's administrator must renew it"
+        }
+        rustls::CertificateError::NotValidYet
+        | rustls::CertificateError::NotValidYetContext { .. } => {
+            "check this machine's clock and the server's"
+        }
+        rustls::CertificateError::NotValidForName
+        | rustls::CertificateError::NotValidForNameContext { .. } => {
+            "reach the server by a host name or address its certificate lists"
+        }
+        _ => "the server's administrator must replace it",
+    };
+    anyhow!("{method} {url}: the server's TLS certificate was refused: {refusal}; {advice}")
+}
+
+/// The TLS error in `error`'s chain and its reason, if a certificate was refused. An I/O error
+/// does not name the error it wraps as its source, so the chain goes into it.
+fn certificate_refusal<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<(&'a rustls::Error, &'a rustls::CertificateError)> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(refusal @ rustls::Error::InvalidCertificate(reason)) =
+            error.downcast_ref::<rustls::Error>()
+        {
+            return Some((refusal, reason));
+        }
+        next = match error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(wrapped) => Some(wrapped as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
+    }
+    None
 }
 
 /// Calls on one part of the API.
@@ -71,7 +145,7 @@ impl Api {
         }
         let response = request
             .send()
-            .with_context(|| format!("cannot reach the Kiln server for {method} {url}"))?;
+            .map_err(|error| send_error(error, &method, &url))?;
         let status = response.status();
         let text = response.text().context("reading the server's answer")?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));

@@ -1,4 +1,5 @@
-//! The CLI's configuration file: the endpoint, project and token `kiln auth login` saved.
+//! The CLI's configuration file: the endpoint, project, token and CA file `kiln auth login`
+//! saved.
 //!
 //! `$KILN_CONFIG`, else `$XDG_CONFIG_HOME/kiln/config.yaml`, else `~/.config/kiln/config.yaml`.
 //! Flags and environment variables win over the file. The file holds a secret, so it is written
@@ -24,6 +25,9 @@ pub struct Config {
     /// Bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Certificates trusted for the endpoint besides the system's (`--ca-file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Where the file is.

@@ -23,7 +23,7 @@ mod output;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 use crate::output::Format;
 
@@ -37,6 +37,10 @@ struct Cli {
     /// URL of the Kiln server [default: the config file's, else http://127.0.0.1:8080].
     #[arg(long, global = true, env = "KILN_ENDPOINT")]
     endpoint: Option<String>,
+    /// PEM certificates to trust for an https:// endpoint besides the system's (a private
+    /// authority's, or a self-signed server's own) [default: the config file's].
+    #[arg(long, global = true, env = "KILN_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
     /// Output format: json, yaml, table, or a projection: table(name.basename(), state),
     /// value(name), csv(jobId, state).
     #[arg(long, global = true)]
@@ -84,6 +88,11 @@ enum Command {
     /// A server's backups, taken and restored without a server running.
     #[command(subcommand)]
     Admin(commands::admin::AdminCommand),
+    /// A shell's completion script: `kiln completions bash > ~/.local/share/bash-completion/completions/kiln`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// The per-replica launcher an executor starts on a node.
     #[command(hide = true)]
     Replica(commands::replica::ReplicaArgs),
@@ -118,7 +127,8 @@ fn arguments() -> Vec<String> {
             args.remove(index);
             break;
         }
-        let global_with_value = ["--project", "--endpoint", "--format"].contains(&arg.as_str());
+        let global_with_value =
+            ["--project", "--endpoint", "--format", "--ca-file"].contains(&arg.as_str());
         if !arg.starts_with('-') {
             break;
         }
@@ -128,13 +138,18 @@ fn arguments() -> Vec<String> {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse_from(arguments());
+    let argv = match commands::server_config::apply(&Cli::command(), arguments()) {
+        Ok(argv) => argv,
+        Err(error) => {
+            eprintln!("ERROR: {error:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(argv);
+    commands::server::init_logging(match &cli.command {
+        Command::Server(args) => args.log_format,
+        _ => commands::server::LogFormat::Text,
+    });
     if let Command::Replica(args) = cli.command {
         return match commands::replica::run(args) {
             Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -145,7 +160,10 @@ fn main() -> std::process::ExitCode {
         };
     }
     let result = config::load().and_then(|saved| {
+        let ca_file = cli.ca_file.or(saved.ca_file);
         let context = client::Context {
+            http: client::http_client(ca_file.as_deref())?,
+            ca_file,
             project: cli
                 .project
                 .or(saved.project)
@@ -187,6 +205,10 @@ fn dispatch(command: Command, context: &client::Context) -> anyhow::Result<()> {
         Command::Projects(command) => commands::iam::run_projects(command, context),
         Command::Auth(command) => commands::auth::run(command, context),
         Command::Admin(command) => commands::admin::run(command),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "kiln", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Replica(_) => unreachable!("the launcher runs before any configuration is read"),
     }
 }

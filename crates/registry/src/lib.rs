@@ -40,6 +40,7 @@ mod recent;
 pub mod registry;
 mod routes;
 pub mod serving;
+mod stats;
 pub mod studies;
 pub mod tuning;
 
@@ -50,4 +51,5 @@ pub use kiln_serve::batcher::BatchConfig;
 pub use list::{Filter, ListParams};
 pub use registry::{PredictTarget, Registry};
 pub use serving::Serving;
+pub use stats::VersionStats;
 pub use studies::Studies;

@@ -117,14 +117,6 @@ fn explanation_method(version: &Version) -> Result<Method, RegistryError> {
     Ok(DEFAULT_METHOD)
 }
 
-/// One series of `/v1/metrics`: name, type, help, and how to read it from a batcher.
-type MetricSeries = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&Batcher) -> u64,
-);
-
 /// `autoScaling.minNodes` of a version, when it sets one.
 fn min_nodes(version: &Version) -> Option<u64> {
     int64(version.auto_scaling.as_ref()?.get("minNodes")?)
@@ -200,7 +192,7 @@ pub struct Registry {
     paths: PathPolicy,
     /// Loaded models behind their batchers, by full version name. A std mutex: held only to look
     /// up or insert.
-    servers: Mutex<HashMap<String, Arc<Batcher>>>,
+    pub(crate) servers: Mutex<HashMap<String, Arc<Batcher>>>,
     /// How predict requests are batched (a version's `manualScaling.nodes` sets its workers).
     batching: BatchConfig,
     /// Where predict requests go, remembered between store changes.
@@ -1298,83 +1290,6 @@ impl Registry {
             }
             _ => Ok(None),
         }
-    }
-
-    /// The loaded versions and their batchers' counters, in Prometheus' text format (for
-    /// `/v1/metrics`).
-    pub fn serving_metrics(&self) -> String {
-        use std::fmt::Write as _;
-        use std::sync::atomic::Ordering::Relaxed;
-        let servers = self
-            .servers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut names: Vec<&String> = servers.keys().collect();
-        names.sort();
-        let mut text = format!(
-            "# HELP kiln_versions_loaded Versions whose model is loaded.\n# TYPE kiln_versions_loaded gauge\nkiln_versions_loaded {}\n",
-            names.len()
-        );
-        let series: [MetricSeries; 6] = [
-            (
-                "kiln_predict_requests_total",
-                "counter",
-                "Requests run by the model.",
-                |b| b.stats().requests.load(Relaxed),
-            ),
-            (
-                "kiln_predict_instances_total",
-                "counter",
-                "Instances predicted.",
-                |b| b.stats().instances.load(Relaxed),
-            ),
-            (
-                "kiln_predict_batches_total",
-                "counter",
-                "Model calls.",
-                |b| b.stats().batches.load(Relaxed),
-            ),
-            (
-                "kiln_predict_rejected_total",
-                "counter",
-                "Requests refused with 429.",
-                |b| b.stats().rejected.load(Relaxed),
-            ),
-            ("kiln_predict_queued", "gauge", "Requests waiting.", |b| {
-                b.queued() as u64
-            }),
-            (
-                "kiln_predict_workers_awake",
-                "gauge",
-                "Model workers awake: the first, and helpers while batches leave work behind or the model is slow.",
-                |b| b.awake() as u64,
-            ),
-        ];
-        let _ = writeln!(
-            text,
-            "# HELP kiln_version_engine What runs each loaded version's model.\n# TYPE kiln_version_engine gauge"
-        );
-        for name in &names {
-            let engine = servers[*name]
-                .runtime()
-                .engine_description()
-                .replace(['"', '\\'], "'");
-            let _ = writeln!(
-                text,
-                "kiln_version_engine{{version=\"{name}\",engine=\"{engine}\"}} 1"
-            );
-        }
-        for (metric, kind, help, value) in series {
-            let _ = writeln!(text, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
-            for name in &names {
-                let _ = writeln!(
-                    text,
-                    "{metric}{{version=\"{name}\"}} {}",
-                    value(&servers[*name])
-                );
-            }
-        }
-        text
     }
 
     /// The batching configuration of `version`: the server's, with `manualScaling.nodes` workers

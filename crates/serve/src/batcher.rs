@@ -93,7 +93,7 @@ pub enum BatchError {
     Stopped,
 }
 
-/// Counters of one batcher, for `/metrics`.
+/// Counters of one batcher, for the server's metrics.
 #[derive(Debug, Default)]
 pub struct BatchStats {
     /// Requests answered or failed by the model.
@@ -106,6 +106,9 @@ pub struct BatchStats {
     pub rejected: AtomicU64,
     /// Bytes of instance text waiting or being predicted now.
     pub queued_bytes: AtomicUsize,
+    /// Time from a request's arrival to its answer (waiting and model call), for requests the
+    /// model answered or failed.
+    pub latency: crate::histogram::Histogram,
 }
 
 /// Bytes of a request counted in [`BatchStats::queued_bytes`] until it is answered.
@@ -306,8 +309,9 @@ impl Batcher {
         bytes: usize,
         answer: oneshot::Receiver<Result<T, ServeError>>,
     ) -> Result<T, BatchError> {
+        let arrived = Instant::now();
         if let Ok(mut last) = self.last_used.lock() {
-            *last = Instant::now();
+            *last = arrived;
         }
         let before = self.stats.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         let _reserved = Reserved {
@@ -330,7 +334,9 @@ impl Batcher {
                 TrySendError::Disconnected(_) => BatchError::Stopped,
             });
         }
-        Ok(answer.await.map_err(|_| BatchError::Stopped)??)
+        let answer = answer.await.map_err(|_| BatchError::Stopped)?;
+        self.stats.latency.record(arrived.elapsed());
+        Ok(answer?)
     }
 
     /// The counters.

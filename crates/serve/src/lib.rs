@@ -21,6 +21,7 @@
 //!   into raw model inputs.
 //! - [`batcher`]: dynamic batching of concurrent predict requests onto one model, with a bounded
 //!   queue and a bounded pool of blocking workers.
+//! - [`histogram`]: lock-free latency histograms, such as the batcher's time to answer.
 //! - [`explain`]: sampled Shapley attributions of tabular instances, from predictions alone.
 //! - [`batch`]: batch prediction over files (JSON lines, CSV, TFRecord of `tf.Example`) with
 //!   parallel workers writing sharded results.
@@ -34,6 +35,7 @@ pub mod batcher;
 pub mod converted;
 pub mod detect;
 pub mod explain;
+pub mod histogram;
 pub mod instances;
 pub mod native;
 pub mod onnx;

@@ -82,7 +82,7 @@ pub fn target(method: &Method, path: &str) -> Result<Target, ApiError> {
                 )
             }
             (["metrics"], None) if is_get => (
-                "kiln.metrics.get".into(),
+                METRICS_METHOD.into(),
                 SERVER_ADMIN,
                 "metrics".into(),
                 String::new(),
@@ -499,7 +499,15 @@ pub async fn guard(State(services): State<Services>, mut request: Request, next:
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    let (response, principal) = match access.authenticate(authorization) {
+    if target.method == METRICS_METHOD && is_metrics_token(&services, authorization) {
+        let mut response = next.run(request).await;
+        response.extensions_mut().insert(Caller {
+            member: Some(METRICS_SCRAPER.into()),
+            method: target.method,
+        });
+        return response;
+    }
+    let (mut response, principal) = match access.authenticate(authorization) {
         Err(error) => (ApiError::from(error).into_response(), None),
         Ok(principal) => {
             let allowed = match target.permission {
@@ -525,7 +533,40 @@ pub async fn guard(State(services): State<Services>, mut request: Request, next:
         let status = response.status().as_u16();
         audit(&services, &target, principal.as_ref(), status, error).await;
     }
+    response.extensions_mut().insert(Caller {
+        member: principal.map(|principal| principal.member),
+        method: target.method,
+    });
     response
+}
+
+/// The API method of `/v1/metrics`.
+const METRICS_METHOD: &str = "kiln.metrics.get";
+
+/// The caller the access log names for the metrics token.
+const METRICS_SCRAPER: &str = "metrics-token";
+
+/// Who called which API method, left on the response for the access log.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The authenticated member (`serviceAccount:ci`), if the token was accepted.
+    pub member: Option<String>,
+    /// The API method (`projects.models.predict`).
+    pub method: String,
+}
+
+/// Whether `authorization` carries the server's metrics token (compared in constant time).
+fn is_metrics_token(services: &Services, authorization: Option<&str>) -> bool {
+    let (Some(expected), Some(given)) = (
+        services.metrics_token.as_deref(),
+        authorization.and_then(|value| value.strip_prefix("Bearer ")),
+    ) else {
+        return false;
+    };
+    bool::from(subtle::ConstantTimeEq::ct_eq(
+        expected.as_bytes(),
+        given.trim().as_bytes(),
+    ))
 }
 
 async fn audit(

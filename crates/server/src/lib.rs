@@ -7,6 +7,7 @@
 //! - [`error`]: `ApiError` and the one exhaustive mapping from registry errors to HTTP statuses and
 //!   ML Engine's two error bodies.
 //! - [`extract`]: the JSON body and query extractors, whose errors name the field at fault.
+//! - [`access`]: the access log and HTTP metrics of every request, the outermost layer.
 //! - [`site`]: the same-site gate every request passes first: `Host`, `Origin`, JSON bodies only.
 //! - [`auth`]: the gate of every `/v1` request: token, permission (one deny-by-default table of
 //!   routes), audit log.
@@ -16,12 +17,16 @@
 //! - [`iam`]: IAM policy methods, tokens, `whoami` and the audit log.
 //! - [`inference`]: the Open Inference Protocol (KServe V2, Triton) over every version, JSON and
 //!   binary tensors, on the same gate and batcher as `:predict`.
+//! - [`metrics`]: `/v1/metrics` in Prometheus' text format: HTTP, serving and job counters.
 //! - [`console`]: the web console's static files (`console/`), served at `/`.
+//! - [`tls`]: HTTPS: the certificate and key, and a listener that hands axum decrypted
+//!   connections.
 //!
 //! **Architecture invariant:** this is the only crate that speaks HTTP. Handlers parse, call one
 //! registry function and map its error; no rule of the API lives here. Every `/v1` route passes
 //! [`auth::guard`] first, which knows every route's permission.
 
+pub mod access;
 pub mod auth;
 pub mod console;
 pub mod error;
@@ -30,9 +35,11 @@ pub mod iam;
 pub mod inference;
 pub mod jobs;
 pub mod locations;
+pub mod metrics;
 pub mod routes;
 pub mod site;
 pub mod studies;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -111,6 +118,10 @@ pub struct ServiceSet {
     pub studies: Arc<Studies>,
     /// Names the server answers to besides its addresses ([`site`]).
     pub allowed_hosts: Vec<String>,
+    /// HTTP requests by route, for `/v1/metrics`.
+    pub http_metrics: Arc<metrics::HttpMetrics>,
+    /// The token that reads `/v1/metrics` and nothing else, if one was given.
+    pub metrics_token: Option<String>,
 }
 
 impl FromRef<Services> for Arc<Studies> {
@@ -180,6 +191,9 @@ pub struct Options {
     /// Where the runtime versions' Python environments are built (default: the data directory's
     /// `runtimes/`).
     pub runtime_dir: Option<PathBuf>,
+    /// A bearer token that reads `/v1/metrics` and nothing else (`--metrics-token-file`), for
+    /// scrapers.
+    pub metrics_token: Option<String>,
 }
 
 /// Where job replicas run (`--executor`).
@@ -289,6 +303,8 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         access,
         studies,
         allowed_hosts: options.allowed_hosts.clone(),
+        http_metrics: Arc::default(),
+        metrics_token: options.metrics_token.clone(),
     })))
 }
 
@@ -344,21 +360,42 @@ pub fn issue_admin_token(
     })?)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.
+/// Serves the API on `listener` (over HTTPS with `tls`) until `shutdown` resolves, then finishes
+/// in-flight requests.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<&tls::Tls>,
     services: Services,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let site = site::Site::new(listener.local_addr()?, &services.allowed_hosts);
+    let site = site::Site::new(
+        listener.local_addr()?,
+        tls.is_some(),
+        &services.allowed_hosts,
+    );
     let registry = Arc::clone(&services.registry);
-    let router = routes::router(services).layer(axum::middleware::from_fn_with_state(
-        Arc::new(site),
-        site::guard,
-    ));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let http_metrics = Arc::clone(&services.http_metrics);
+    let router = routes::router(services)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(site),
+            site::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            access::log,
+        ));
+    match tls {
+        Some(tls) => {
+            axum::serve(tls.listen(listener)?, router)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+    }
     if let Err(error) = registry.leave() {
         tracing::warn!(%error, "could not end this server's lease; others take over its jobs when it runs out");
     }

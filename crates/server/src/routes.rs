@@ -61,6 +61,7 @@ pub fn router(services: Services) -> Router {
         )
         .route("/v1/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -345,14 +346,54 @@ async fn serve(
     }
 }
 
-/// Serving counters in Prometheus' text format (administrators only).
-async fn metrics(State(registry): Shared) -> Response {
+/// The server's counters in Prometheus' text format (administrators and the metrics token).
+async fn metrics(State(services): State<Services>) -> Response {
+    let registry = &services.registry;
+    let versions = registry.serving_stats();
+    let jobs = match registry.active_job_counts() {
+        Ok(jobs) => Some(jobs),
+        Err(error) => {
+            tracing::warn!(%error, "metrics without job counts: the store cannot be read");
+            None
+        }
+    };
+    let text = crate::metrics::render(&crate::metrics::Report {
+        http: &services.http_metrics,
+        versions: &versions,
+        jobs: jobs.as_deref(),
+    });
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        registry.serving_metrics(),
+        text,
     )
         .into_response()
+}
+
+/// Readiness: 200 while the metadata store answers, 503 when it does not, with the number of
+/// versions whose model is loaded. Open to anyone, as `/healthz` is, so it names no resource.
+async fn ready(State(registry): Shared) -> Response {
+    let loaded = registry.loaded_versions();
+    match registry.check_store() {
+        Ok(()) => axum::Json(serde_json::json!({
+            "status": "ready",
+            "store": "ok",
+            "loadedVersions": loaded,
+        }))
+        .into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "not ready: the metadata store does not answer");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({
+                    "status": "unavailable",
+                    "store": "unavailable",
+                    "loadedVersions": loaded,
+                })),
+            )
+                .into_response()
+        }
+    }
 }

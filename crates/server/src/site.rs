@@ -30,6 +30,8 @@ use crate::error::ApiError;
 pub struct Site {
     /// The port the server listens on.
     port: u16,
+    /// The port a `Host` without one means: 443 over HTTPS, 80 over HTTP.
+    default_port: u16,
     /// The address it listens on.
     ip: IpAddr,
     /// Names allowed whatever the port (any case), from `--allow-host`.
@@ -37,9 +39,9 @@ pub struct Site {
 }
 
 impl Site {
-    /// The site of a server listening on `address`, also answering to the names in `allowed` (and,
-    /// listening on every address, to this machine's host name).
-    pub fn new(address: SocketAddr, allowed: &[String]) -> Self {
+    /// The site of a server listening on `address` (over HTTPS when `https`), also answering to
+    /// the names in `allowed` (and, listening on every address, to this machine's host name).
+    pub fn new(address: SocketAddr, https: bool, allowed: &[String]) -> Self {
         let mut allowed = allowed.to_vec();
         if address.ip().is_unspecified()
             && let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -48,6 +50,7 @@ impl Site {
         }
         Self {
             port: address.port(),
+            default_port: if https { 443 } else { 80 },
             ip: address.ip(),
             allowed,
         }
@@ -63,7 +66,7 @@ impl Site {
         {
             return true;
         }
-        if port.unwrap_or(80) != self.port {
+        if port.unwrap_or(self.default_port) != self.port {
             return false;
         }
         let literal = host
@@ -202,7 +205,11 @@ mod tests {
 
     #[test]
     fn hosts_name_the_server_by_its_addresses_and_allowed_names() {
-        let loopback = Site::new("127.0.0.1:8080".parse().unwrap(), &["kiln.example".into()]);
+        let loopback = Site::new(
+            "127.0.0.1:8080".parse().unwrap(),
+            false,
+            &["kiln.example".into()],
+        );
         for host in [
             "127.0.0.1:8080",
             "localhost:8080",
@@ -223,8 +230,13 @@ mod tests {
         ] {
             assert!(!loopback.names_this_server(host), "{host}");
         }
-        let everywhere = Site::new("0.0.0.0:8080".parse().unwrap(), &[]);
+        let everywhere = Site::new("0.0.0.0:8080".parse().unwrap(), false, &[]);
         assert!(everywhere.names_this_server("192.0.2.7:8080"));
+        assert!(!everywhere.names_this_server("192.0.2.7"));
+        let https = Site::new("0.0.0.0:443".parse().unwrap(), true, &[]);
+        assert!(https.names_this_server("192.0.2.7"));
+        assert!(https.names_this_server("192.0.2.7:443"));
+        assert!(!https.names_this_server("192.0.2.7:80"));
         assert!(!everywhere.names_this_server("rebound.example:8080"));
         if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
             assert!(everywhere.names_this_server(&format!("{}:8080", name.trim())));

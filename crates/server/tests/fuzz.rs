@@ -131,6 +131,7 @@ fn fixture() -> Fixture {
         executor: kiln_server::ExecutorConfig::Local,
         cluster_shared_dir: None,
         runtime_dir: None,
+        metrics_token: None,
     };
     let services: Services = runtime.block_on(kiln_server::open(&options)).unwrap();
     let token = services.access.bootstrap().unwrap().unwrap();

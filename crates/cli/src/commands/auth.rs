@@ -101,6 +101,9 @@ pub fn run(command: AuthCommand, context: &Context) -> anyhow::Result<()> {
             let mut saved = config::load()?;
             saved.endpoint = Some(context.endpoint.clone());
             saved.token = Some(token);
+            if let Some(ca_file) = &context.ca_file {
+                saved.ca_file = Some(std::path::absolute(ca_file)?);
+            }
             let path = config::save(&saved)?;
             eprintln!(
                 "Logged in to {} as {}; saved in {}.",

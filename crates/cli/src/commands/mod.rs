@@ -12,6 +12,7 @@ pub mod predict;
 pub mod quickstart;
 pub mod replica;
 pub mod server;
+pub mod server_config;
 pub mod staging;
 pub mod versions;
 

@@ -155,7 +155,7 @@ impl EmbeddedServer {
                     .context("the quickstart's data directory already has tokens")?;
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let _ = address_tx.send((listener.local_addr()?, token));
-                kiln_server::serve(listener, services, async {
+                kiln_server::serve(listener, None, services, async {
                     let _ = stopped.await;
                 })
                 .await?;

@@ -9,6 +9,10 @@ use kiln_serve::batcher::BatchConfig;
 /// `kiln server` flags.
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
+    /// A YAML file whose keys are these flags' names (`bind: 0.0.0.0:8443`, `allow-path: [/a,
+    /// /b]`, `insecure-no-auth: false`); flags and environment variables win over it.
+    #[arg(long, env = "KILN_SERVER_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Where artifacts, job logs and (by default) the metadata database live; default `~/.kiln`.
     #[arg(long, env = "KILN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -20,6 +24,13 @@ pub struct ServerArgs {
     /// --insecure-no-auth.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first); needs
+    /// --tls-key. Without it the server speaks plain HTTP, and tokens cross the network in clear.
+    #[arg(long, env = "KILN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "KILN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// ML units that may run at once; more jobs wait QUEUED (default: from the cores and memory
     /// with local processes; no limit on a cluster, whose engine queues what it cannot place).
     #[arg(long, env = "KILN_QUOTA_ML_UNITS")]
@@ -63,6 +74,15 @@ pub struct ServerArgs {
     /// GOOGLE_APPLICATION_CREDENTIALS, ...). Repeat or separate with commas.
     #[arg(long = "job-env", env = "KILN_JOB_ENV", value_delimiter = ',')]
     pub job_env: Vec<String>,
+    /// How the server writes its log, the access log included (one event per request, target
+    /// `kiln::access`): `text` lines, or `json` lines for a log collector. RUST_LOG filters it
+    /// (`info,kiln::access=off` drops the access log).
+    #[arg(long, value_enum, env = "KILN_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    /// A file holding a bearer token that reads /v1/metrics and nothing else, for Prometheus'
+    /// `authorization.credentials_file`. Administrators' tokens read the metrics too.
+    #[arg(long, env = "KILN_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
     /// Confine job processes to their job's directories and their project's allowed paths:
     /// `auto` where the kernel has Landlock, `off` never.
     #[arg(long, value_enum, default_value = "auto")]
@@ -160,6 +180,53 @@ impl ClusterArgs {
             }
         })
     }
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, the event's fields at the top level.
+    Json,
+}
+
+/// Installs the log subscriber: `RUST_LOG`'s filter (default `info`), to stderr, as `format`,
+/// colored only on a terminal.
+pub fn init_logging(format: LogFormat) {
+    // The platform verifier logs every certificate it refuses; the CLI says why, once.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,rustls_platform_verifier=off")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+}
+
+/// The metrics token in `path`: its content without surrounding white space, at least 16
+/// characters.
+fn metrics_token(path: &Path) -> anyhow::Result<String> {
+    let token = std::fs::read_to_string(path)
+        .with_context(|| format!("--metrics-token-file {}", path.display()))?
+        .trim()
+        .to_string();
+    if token.len() < 16 {
+        bail!(
+            "--metrics-token-file {}: the token must be at least 16 characters \
+             (openssl rand -hex 32 makes one)",
+            path.display()
+        );
+    }
+    Ok(token)
 }
 
 /// Whether job processes are confined.
@@ -280,6 +347,7 @@ pub fn options(
         executor: kiln_server::ExecutorConfig::Local,
         cluster_shared_dir: None,
         runtime_dir: None,
+        metrics_token: None,
     })
 }
 
@@ -319,6 +387,10 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             args.bind
         );
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(kiln_server::tls::Tls::load(cert, key)?),
+        _ => None,
+    };
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let mut allowed = args.allow_paths;
     if args.insecure_no_auth && allowed.is_empty() {
@@ -343,6 +415,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     options.sandbox = args.sandbox == SandboxMode::Auto;
     options.executor = args.cluster.executor()?;
     options.runtime_dir = args.serving.runtime_dir.clone();
+    options.metrics_token = args
+        .metrics_token_file
+        .as_deref()
+        .map(metrics_token)
+        .transpose()?;
     if let Some(shared) = &args.cluster.cluster_shared_dir {
         if !shared.is_absolute() {
             bail!(
@@ -383,11 +460,20 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         let address = listener.local_addr()?;
         // One parseable line on stdout first, so scripts and tests that bind port 0 learn the port.
         println!(
-            "Kiln server listening on http://{address} (data in {})",
+            "Kiln server listening on {}://{address} (data in {})",
+            if tls.is_some() { "https" } else { "http" },
             data_dir.display()
         );
         if let Some(token) = first_token {
             println!("Administrator token (shown once; `kiln auth login` saves it): {token}");
+        }
+        if tls.is_none() && !address.ip().is_loopback() {
+            println!(
+                "WARNING: plain HTTP on {address}, which other machines can reach: tokens, \
+                 predictions and training data cross the network unencrypted, readable and \
+                 alterable by anyone on the path. Serve HTTPS with --tls-cert and --tls-key, or \
+                 put a TLS-terminating proxy in front and bind 127.0.0.1."
+            );
         }
         if args.insecure_no_auth {
             println!(
@@ -428,7 +514,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 false => options.allowed_paths.join(", ") + " and their workspace",
             }
         );
-        kiln_server::serve(listener, services, shutdown_signal())
+        kiln_server::serve(listener, tls.as_ref(), services, shutdown_signal())
             .await
             .context("serving")?;
         tracing::info!("server stopped");

@@ -86,14 +86,24 @@ fn a_database_stopped_under_load_answers_unavailable_and_recovers() {
         })
     };
     std::thread::sleep(Duration::from_millis(500));
+    let ready = format!("{}/readyz", server.url);
+    assert_eq!(call("GET", &ready, None).0, 200);
     postgres("stop");
     let (status, answer) = call("GET", &server.api("p", "models"), None);
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["error"]["status"], "UNAVAILABLE", "{answer}");
+    let (status, readiness) = call("GET", &ready, None);
+    assert_eq!(
+        (status, &readiness["store"]),
+        (503, &json!("unavailable")),
+        "not ready without its store: {readiness}"
+    );
     std::thread::sleep(Duration::from_millis(500));
     postgres("start");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while call("GET", &server.api("p", "models"), None).0 != 200 {
+    while call("GET", &server.api("p", "models"), None).0 != 200
+        || call("GET", &ready, None).0 != 200
+    {
         assert!(
             Instant::now() < deadline,
             "not serving again after the restart"

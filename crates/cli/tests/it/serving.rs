@@ -135,6 +135,13 @@ fn concurrent_requests_get_their_own_answers_and_a_full_queue_answers_429() {
         counters.contains(&format!("kiln_predict_workers_awake{v1} 1")),
         "{counters}"
     );
+    assert!(
+        counters.contains(&format!(
+            "kiln_predict_duration_seconds_count{v1} {}",
+            24 - refused.len()
+        )),
+        "every answered request is timed: {counters}"
+    );
 }
 
 #[test]

@@ -63,7 +63,7 @@ pub fn metadata_bytes(data_dir: &Path) -> Vec<u8> {
 /// A running `kiln server`.
 pub struct Server {
     child: Child,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with `--tls-cert`).
     pub url: String,
 }
 
@@ -125,11 +125,26 @@ impl Server {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> (Server, Vec<String>) {
+        Server::start_with_stderr(data_dir, args, env, Stdio::inherit())
+    }
+
+    /// [`Server::start_with_args`], its log (stderr) going to `stderr`.
+    pub fn start_with_stderr(
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> (Server, Vec<String>) {
         let mut command = Command::new(kiln_binary());
         command
             .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .env_remove("KILN_DATABASE");
+            .env_remove("KILN_DATABASE")
+            // The access log of every test's requests would bury the rest; tests of it set their own.
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,kiln::access=off".into()),
+            );
         if let Some(database) = database_for(data_dir).filter(|_| !args.contains(&"--database")) {
             command.arg("--database").arg(database);
         }
@@ -137,7 +152,7 @@ impl Server {
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn kiln server");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -148,7 +163,7 @@ impl Server {
             .expect("read the listening line");
         let url = line
             .split_whitespace()
-            .find(|word| word.starts_with("http://"))
+            .find(|word| word.starts_with("http://") || word.starts_with("https://"))
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .to_string();
         // The startup lines end with the one naming the allowed locations.
@@ -260,6 +275,19 @@ pub fn wait_operation(server: &Server, project: &str, operation: &Value) -> Valu
         assert!(Instant::now() < deadline, "operation {name} did not finish");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `kiln server` on `data_dir` with `args`, expected to stop at startup: its stderr.
+pub fn refused_start(data_dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(kiln_binary())
+        .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .env_remove("KILN_DATABASE")
+        .output()
+        .expect("run kiln server");
+    assert!(!output.status.success(), "the server started with {args:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Runs the CLI with `args`.

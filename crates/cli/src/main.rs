@@ -6,6 +6,7 @@
 //! - `client`: the REST client the resource commands share.
 //! - `config`: the config file (`kiln auth login` saves the endpoint and token there).
 //! - `output`: `--format`: json, yaml, table, and gcloud's projections.
+//! - `logging`: the log's format, filter and buffer.
 //! - `listing`: the list verbs' `--filter`, `--sort-by`, `--limit` and `--page-size`.
 //! - `instances`: reading `--json-instances`, `--text-instances` and `--json-request` files.
 //! - `commands/*`: one module per command group.
@@ -15,6 +16,7 @@ mod commands;
 mod config;
 mod instances;
 mod listing;
+mod logging;
 mod output;
 
 /// mimalloc rather than glibc's malloc, which took a fifth of the server's time on `:predict`
@@ -146,10 +148,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     let cli = Cli::parse_from(argv);
-    commands::server::init_logging(match &cli.command {
-        Command::Server(args) => args.log_format,
-        _ => commands::server::LogFormat::Text,
-    });
+    let log = match &cli.command {
+        Command::Server(args) => logging::init(args.log_format, true),
+        _ => logging::init(logging::LogFormat::Text, false),
+    };
     if let Command::Replica(args) = cli.command {
         return match commands::replica::run(args) {
             Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -180,6 +182,7 @@ fn main() -> std::process::ExitCode {
         };
         dispatch(cli.command, &context)
     });
+    drop(log);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -122,6 +122,8 @@ pub struct ServiceSet {
     pub http_metrics: Arc<metrics::HttpMetrics>,
     /// The token that reads `/v1/metrics` and nothing else, if one was given.
     pub metrics_token: Option<String>,
+    /// Where the access log goes, if anywhere.
+    pub access_log: Option<access::AccessLog>,
 }
 
 impl FromRef<Services> for Arc<Studies> {
@@ -194,6 +196,8 @@ pub struct Options {
     /// A bearer token that reads `/v1/metrics` and nothing else (`--metrics-token-file`), for
     /// scrapers.
     pub metrics_token: Option<String>,
+    /// Where each request's access line goes (`None`: no access log).
+    pub access_log: Option<access::AccessLog>,
 }
 
 /// Where job replicas run (`--executor`).
@@ -305,6 +309,7 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         allowed_hosts: options.allowed_hosts.clone(),
         http_metrics: Arc::default(),
         metrics_token: options.metrics_token.clone(),
+        access_log: options.access_log.clone(),
     })))
 }
 
@@ -374,16 +379,16 @@ pub async fn serve(
         &services.allowed_hosts,
     );
     let registry = Arc::clone(&services.registry);
-    let http_metrics = Arc::clone(&services.http_metrics);
+    let access = access::AccessLayer::new(
+        Arc::clone(&services.http_metrics),
+        services.access_log.clone(),
+    );
     let router = routes::router(services)
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(site),
             site::guard,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            http_metrics,
-            access::log,
-        ));
+        .layer(access);
     match tls {
         Some(tls) => {
             axum::serve(tls.listen(listener)?, router)

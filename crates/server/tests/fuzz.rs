@@ -132,6 +132,7 @@ fn fixture() -> Fixture {
         cluster_shared_dir: None,
         runtime_dir: None,
         metrics_token: None,
+        access_log: None,
     };
     let services: Services = runtime.block_on(kiln_server::open(&options)).unwrap();
     let token = services.access.bootstrap().unwrap().unwrap();

@@ -78,7 +78,7 @@ pub struct ServerArgs {
     /// `kiln::access`): `text` lines, or `json` lines for a log collector. RUST_LOG filters it
     /// (`info,kiln::access=off` drops the access log).
     #[arg(long, value_enum, env = "KILN_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
+    pub log_format: crate::logging::LogFormat,
     /// A file holding a bearer token that reads /v1/metrics and nothing else, for Prometheus'
     /// `authorization.credentials_file`. Administrators' tokens read the metrics too.
     #[arg(long, env = "KILN_METRICS_TOKEN_FILE")]
@@ -179,36 +179,6 @@ impl ClusterArgs {
                 })
             }
         })
-    }
-}
-
-/// `--log-format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line, the event's fields at the top level.
-    Json,
-}
-
-/// Installs the log subscriber: `RUST_LOG`'s filter (default `info`), to stderr, as `format`,
-/// colored only on a terminal.
-pub fn init_logging(format: LogFormat) {
-    // The platform verifier logs every certificate it refuses; the CLI says why, once.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,rustls_platform_verifier=off")
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init(),
     }
 }
 
@@ -348,6 +318,7 @@ pub fn options(
         cluster_shared_dir: None,
         runtime_dir: None,
         metrics_token: None,
+        access_log: None,
     })
 }
 
@@ -415,6 +386,10 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     options.sandbox = args.sandbox == SandboxMode::Auto;
     options.executor = args.cluster.executor()?;
     options.runtime_dir = args.serving.runtime_dir.clone();
+    options.access_log = Some(kiln_server::access::AccessLog {
+        json: args.log_format == crate::logging::LogFormat::Json,
+        sink: crate::logging::sink(),
+    });
     options.metrics_token = args
         .metrics_token_file
         .as_deref()

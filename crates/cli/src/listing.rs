@@ -1,6 +1,7 @@
 //! gcloud's list flags, on every list verb: `--filter` (sent to the server, which reads Google's
-//! filter grammar), `--sort-by`, `--limit` and `--page-size`. As in gcloud, sorting happens here,
-//! before the limit: a sorted list reads every page, an unsorted one stops at the limit.
+//! filter grammar), `--flatten`, `--sort-by`, `--limit` and `--page-size`. As in gcloud,
+//! flattening and sorting happen here, before the limit, which counts the flattened records: a
+//! sorted list reads every page, an unsorted one stops at the limit.
 
 use std::cmp::Ordering;
 
@@ -23,6 +24,11 @@ pub struct ListArgs {
     /// The most resources to list.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// List fields whose items become records of their own, each with the resource's other
+    /// fields, comma-separated: `--flatten regions` (gcloud's `regions[]` is read alike). A
+    /// resource whose list is empty or missing stays one record, without the field.
+    #[arg(long, value_delimiter = ',')]
+    pub flatten: Vec<String>,
     /// Resources per request to the server.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=100), default_value_t = 100)]
     pub page_size: u16,
@@ -40,6 +46,12 @@ impl ListArgs {
             false => None,
         };
         let mut items = api.list_all(&path, field, enough)?;
+        for key in &self.flatten {
+            let key = key.trim().trim_end_matches("[]");
+            if !key.is_empty() {
+                items = flatten(items, key);
+            }
+        }
         let keys: Vec<(&str, bool)> = self
             .sort_by
             .iter()
@@ -69,6 +81,45 @@ impl ListArgs {
     }
 }
 
+/// Each item whose field at the dotted `path` is a list, once per element, with the element in
+/// the list's place; other items as they are, an empty list removed.
+fn flatten(items: Vec<Value>, path: &str) -> Vec<Value> {
+    items
+        .into_iter()
+        .flat_map(|item| match lookup(&item, path) {
+            Value::Array(elements) if !elements.is_empty() => elements
+                .clone()
+                .into_iter()
+                .map(|element| with(&item, path, element))
+                .collect::<Vec<_>>(),
+            Value::Array(_) => vec![with(&item, path, Value::Null)],
+            _ => vec![item],
+        })
+        .collect()
+}
+
+/// `item` with `value` at the dotted `path` (its last field removed when `value` is null).
+fn with(item: &Value, path: &str, value: Value) -> Value {
+    let mut item = item.clone();
+    let mut fields: Vec<&str> = path.split('.').collect();
+    let last = fields.pop().unwrap_or_default();
+    let mut parent = &mut item;
+    for field in fields {
+        parent = &mut parent[field];
+    }
+    if let Value::Object(object) = parent {
+        match value {
+            Value::Null => {
+                object.remove(last);
+            }
+            value => {
+                object.insert(last.to_string(), value);
+            }
+        }
+    }
+    item
+}
+
 /// Missing fields first, then numbers (numerically, also when written as strings, as int64
 /// fields are), then text.
 fn compare(a: &Value, b: &Value) -> Ordering {
@@ -93,6 +144,24 @@ fn compare(a: &Value, b: &Value) -> Ordering {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn flattening_makes_a_record_per_element() {
+        let items = vec![
+            json!({"name": "a", "spec": {"args": ["-x", "-y"]}}),
+            json!({"name": "b", "spec": {"args": []}}),
+            json!({"name": "c"}),
+        ];
+        assert_eq!(
+            flatten(items, "spec.args"),
+            [
+                json!({"name": "a", "spec": {"args": "-x"}}),
+                json!({"name": "a", "spec": {"args": "-y"}}),
+                json!({"name": "b", "spec": {}}),
+                json!({"name": "c"}),
+            ]
+        );
+    }
 
     #[test]
     fn values_sort_missing_first_then_numbers_then_text() {

@@ -6,6 +6,7 @@
 //! - `client`: the REST client the resource commands share.
 //! - `config`: the config file (`kiln auth login` saves the endpoint and token there).
 //! - `output`: `--format`: json, yaml, table, and gcloud's projections.
+//! - `projection`: a projection's keys: field paths, gcloud's transforms, labels.
 //! - `logging`: the log's format, filter and buffer.
 //! - `listing`: the list verbs' `--filter`, `--sort-by`, `--limit` and `--page-size`.
 //! - `instances`: reading `--json-instances`, `--text-instances` and `--json-request` files.
@@ -18,10 +19,11 @@ mod instances;
 mod listing;
 mod logging;
 mod output;
+mod projection;
 
-/// mimalloc rather than glibc's malloc, which took a fifth of the server's time on `:predict`
-/// (JSON values are many small allocations freed on other threads): 1.2x the one-instance
-/// req/s and 1.2-1.5x at 512 instances per request, measured with wrk on loopback.
+/// mimalloc rather than glibc's malloc: the server's JSON values are many small allocations,
+/// freed on other threads than the ones that made them, which glibc's malloc serves slowly
+/// (`bench/serve.py` measures the difference).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

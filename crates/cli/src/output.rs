@@ -1,13 +1,15 @@
 //! `--format`, as gcloud reads it: `json`, `yaml`, `table`, or a projection of chosen fields,
 //! `table(...)`, `value(...)`, `csv(...)`.
 //!
-//! A projection's keys are dotted field paths, each optionally followed by `.basename()` (the
-//! last segment of a resource name) and `:label=HEADING`: `table(name.basename(), state:label=S)`.
+//! A projection's keys are dotted field paths, each optionally followed by transforms and
+//! `:label=HEADING` (`projection`): `table(name.basename(), createTime.date(), state:label=S)`.
 //! `value` prints a row per resource, tab-separated, without a heading; `csv` prints a heading of
 //! the keys and comma-separated rows; `table` aligns columns under upper-case headings. A list's
 //! own columns (a bare `table`, the default for lists) show resource names by their last segment.
 
 use serde_json::Value;
+
+use crate::projection::{Key, parse_keys};
 
 /// An output format.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,17 +24,6 @@ pub enum Format {
     Value(Vec<Key>),
     /// Comma-separated values under a heading.
     Csv(Vec<Key>),
-}
-
-/// One key of a projection.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Key {
-    /// The dotted field path.
-    path: String,
-    /// Only the last `/` segment of the value.
-    basename: bool,
-    /// The heading (`table`, `csv`).
-    label: String,
 }
 
 impl std::str::FromStr for Format {
@@ -67,43 +58,6 @@ impl std::str::FromStr for Format {
             )),
         }
     }
-}
-
-/// `path[.basename()][:label=HEADING]`, comma-separated.
-fn parse_keys(text: &str) -> Result<Vec<Key>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|key| !key.is_empty())
-        .map(|key| {
-            let (field, label) = match key.split_once(':') {
-                None => (key, None),
-                Some((field, attribute)) => {
-                    let label = attribute.trim().strip_prefix("label=").ok_or_else(|| {
-                        format!("key {key:?}: the only attribute is label=HEADING")
-                    })?;
-                    (field.trim(), Some(label.trim_matches('"').to_string()))
-                }
-            };
-            let (path, basename) = match field.strip_suffix(".basename()") {
-                Some(path) => (path, true),
-                None => (field, false),
-            };
-            let valid = !path.is_empty()
-                && path.split('.').all(|part| {
-                    !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                });
-            if !valid {
-                return Err(format!(
-                    "key {key:?} is not a dotted field path (such as trainingInput.scaleTier)"
-                ));
-            }
-            Ok(Key {
-                path: path.to_string(),
-                basename,
-                label: label.unwrap_or_else(|| path.to_string()),
-            })
-        })
-        .collect()
 }
 
 /// A table column: header and the dotted path of the value.
@@ -161,36 +115,6 @@ pub fn print_list(format: Option<&Format>, items: &[Value], columns: &[Column<'_
                 println!("{}", cells.join(","));
             }
         }
-    }
-}
-
-impl Key {
-    /// The key's value in `item` as text: strings as they are, lists of scalars joined by `;`,
-    /// anything else as JSON; nothing for a missing field.
-    fn text(&self, item: &Value) -> String {
-        let text = match lookup(item, &self.path) {
-            Value::Null => String::new(),
-            Value::String(text) => text.clone(),
-            Value::Array(values)
-                if values
-                    .iter()
-                    .all(|value| !value.is_object() && !value.is_array()) =>
-            {
-                values.iter().map(scalar).collect::<Vec<_>>().join(";")
-            }
-            other => other.to_string(),
-        };
-        match self.basename {
-            true => text.rsplit('/').next().unwrap_or_default().to_string(),
-            false => text,
-        }
-    }
-}
-
-fn scalar(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
     }
 }
 
@@ -306,12 +230,8 @@ mod tests {
             panic!("{format:?}");
         };
         assert_eq!(
-            (
-                keys[0].path.as_str(),
-                keys[0].basename,
-                keys[0].label.as_str()
-            ),
-            ("name", true, "name")
+            (keys[0].path.as_str(), keys[0].label.as_str()),
+            ("name", "name")
         );
         assert_eq!(keys[1].label, "TIER");
         let items = [
@@ -330,6 +250,7 @@ mod tests {
             ("csv(name", "ends with ')'"),
             ("json(name)", "json takes no keys"),
             ("value(name:width=3)", "the only attribute is label=HEADING"),
+            ("value(name.upper())", "unknown transform upper()"),
             ("value(a..b)", "\"a..b\" is not a dotted field path"),
         ] {
             let error = bad.parse::<Format>().unwrap_err();

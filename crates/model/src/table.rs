@@ -1,7 +1,7 @@
 //! Host-side embedding tables.
 //!
-//! Hash-bucket and vocabulary tables live outside burn on purpose (DEVELOPERS.md, measured in
-//! `engine-bakeoff.md`): burn's `Embedding` materialises a dense gradient of the whole table and its
+//! Hash-bucket and vocabulary tables live outside burn on purpose, a design decision made by
+//! measurement: burn's `Embedding` materialises a dense gradient of the whole table and its
 //! optimizers touch every row each step. Kiln gathers the rows a batch looks up into a small
 //! tensor, lets burn backpropagate into it, and updates only those rows (see `kiln-train`).
 

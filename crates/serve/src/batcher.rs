@@ -14,8 +14,7 @@
 //!
 //! The workers pull from the queue rather than being handed batches: under load a worker goes
 //! from one batch straight to the next, with no task or thread to wake in between (a dispatcher
-//! task handing batches to tokio's blocking pool left the cores idle a tenth of the time at 64
-//! instances per request).
+//! task handing batches to tokio's blocking pool left the cores idle between batches).
 //!
 //! Only the first worker always waits on the queue. The others are helpers, asleep until a
 //! worker's batch is busy: it left work behind that batching cannot absorb, or the model is slow
@@ -24,13 +23,11 @@
 //! wait, or when one request fills a batch alone (such requests cannot share a call, so only more
 //! calls at once serve more of them). A called helper serves the queue until one of its own
 //! batches is not busy. Requests to a fast model are thus served by one thread while it keeps up,
-//! which takes what queued during its last call as one batch. With every worker on the queue they
+//! which takes what queued during its last call as one batch: with every worker on the queue they
 //! took turns at single requests, and on two cores their contention with the HTTP thread
-//! lengthened the tail (one instance per request, census Wide & Deep, `bench/serve.py`'s load on
-//! 2 cores: p99 1.09-2.21 ms against 0.61-1.25 ms). A full batch of several requests with none
-//! left waiting does not call a helper either: at 64 instances per request, one worker taking up
-//! to 512 instances a call served 4-31% more requests, at half the p99, than two taking one
-//! request each (the ONNX Runtime call costs 34 µs for 64 rows and 180 µs for 512).
+//! lengthened the tail. A full batch of several requests with none left waiting does not call a
+//! helper either: one worker taking many requests a call serves more of them, at a shorter tail,
+//! than two taking one request each (`bench/serve.py` measures both).
 //!
 //! Tensors ([`Batcher::infer`], for a runtime that reads them itself) wait in the same queue,
 //! under the same bounds, and run a model call of their own: like a request that fills a batch

@@ -159,7 +159,7 @@ impl SparseTable {
 pub struct RowGradients {
     dim: usize,
     /// Slot of each row seen (Fx: the keys are row numbers, not attacker-chosen, and SipHash
-    /// was 2% of a Criteo step).
+    /// showed in a Criteo step's profile).
     index: FxHashMap<usize, usize>,
     rows: Vec<usize>,
     values: Vec<f32>,

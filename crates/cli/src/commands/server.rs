@@ -46,10 +46,8 @@ pub struct ServerArgs {
     #[arg(long = "allow-path", env = "KILN_ALLOW_PATHS", value_delimiter = ',')]
     pub allow_paths: Vec<String>,
     /// Threads that serve HTTP (default: half the cores, at least one). Model calls run on
-    /// --predict-workers threads of their own (one per core by default); with a thread per core
-    /// for HTTP as well, a saturated 2-core server answered fewer requests (64 instances each:
-    /// 15-18k req/s against 17-20k) with a longer tail (one instance each: p99 3.5 ms against
-    /// 1.2-2.2 ms), its threads waiting for a core (bench/serve.py).
+    /// --predict-workers threads of their own (one per core by default), so a thread per core
+    /// for HTTP as well leaves threads waiting for a core when the server is saturated.
     #[arg(long, env = "KILN_HTTP_THREADS")]
     pub http_threads: Option<usize>,
     /// A host name the server answers to besides the addresses it listens on (a proxy's name, or

@@ -91,6 +91,20 @@ fn models_versions_and_predict_through_the_cli() {
         ]),
         "name,labels.team\ncensus,ml\nwide,ads\n"
     );
+    assert_eq!(
+        run(&[
+            "models",
+            "list",
+            "--sort-by",
+            "name",
+            "--flatten",
+            "regions[]",
+            "--format",
+            "value(name.segment(0), regions.len(), defaultVersion.yesno(yes=serving, no=idle))",
+        ]),
+        "projects\t11\tserving\nprojects\t11\tidle\n",
+        "a record per region, its text in the list's place (us-central1), transforms chained"
+    );
     let versions = run(&[
         "versions",
         "list",
@@ -100,6 +114,19 @@ fn models_versions_and_predict_through_the_cli() {
         "table(name.basename(), state:label=status)",
     ]);
     assert_eq!(versions, "NAME  STATUS\nv1    READY\n");
+    let created = run(&[
+        "versions",
+        "list",
+        "--model",
+        "census",
+        "--format",
+        "value(createTime.date('%Y-%m-%d'), createTime.date(%Y).len())",
+    ]);
+    assert_eq!(
+        created,
+        format!("{}\t4\n", chrono::Utc::now().format("%Y-%m-%d")),
+        "created today, in UTC"
+    );
     let refusal = |args: &[&str]| {
         let refused = kiln(&with(args).iter().map(String::as_str).collect::<Vec<_>>());
         assert!(!refused.status.success(), "kiln {args:?} succeeded");

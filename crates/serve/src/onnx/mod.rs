@@ -2,8 +2,8 @@
 //! via tf2onnx, XGBoost via onnxmltools), on one of two engines behind [`Engine`]:
 //!
 //! - [`onnxruntime`]: ONNX Runtime, loaded at run time from its shared library when one is found
-//!   (the pip wheel ships it). Chosen by measurement: 2x tract's speed at batch 1 and 4x at
-//!   batch 512 on the census Wide & Deep.
+//!   (the pip wheel ships it). Chosen by measurement: faster than tract at every batch size on
+//!   the census Wide & Deep (README, "Engines").
 //! - [`tract`]: `tract-onnx`, pure Rust, when it is not: nothing to install.
 //!
 //! A version may name its engine (`ONNX_RUNTIME`, `TRACT`); unnamed, ONNX Runtime serves where

@@ -1,6 +1,5 @@
 //! The fast engine: ONNX Runtime, loaded at run time from its shared library (never linked, so
-//! Kiln builds and runs without it). Measured on the census Wide & Deep, one thread: 21.6 µs at
-//! batch 1 and 337 µs at batch 512, against tract's 40 µs and 1.4 ms; `bench/serve.py` compares.
+//! Kiln builds and runs without it); `bench/serve.py` compares it with tract.
 //!
 //! The library is `ORT_DYLIB_PATH` when set, else the one in the ONNX Runtime environment Kiln
 //! built under its runtime directory, else the one in the `onnxruntime` pip package that

@@ -67,7 +67,7 @@ static BUFFER: OnceLock<Buffered> = OnceLock::new();
 pub fn sink() -> kiln_server::access::Sink {
     let buffered = BUFFER.get_or_init(Buffered::default).clone();
     Arc::new(move |line: &[u8]| {
-        let _ = buffered.clone().write_all(line);
+        let _ = buffered.append(line);
     })
 }
 
@@ -94,6 +94,20 @@ impl Buffered {
         }
     }
 
+    /// Adds `bytes` to the buffer, writing it out when it has grown to [`MOST_BUFFERED`].
+    fn append(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let mut lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        lines.extend_from_slice(bytes);
+        if lines.len() >= MOST_BUFFERED {
+            std::io::stderr().write_all(&lines)?;
+            lines.clear();
+        }
+        Ok(())
+    }
+
     /// Writes the buffer to stderr and empties it.
     fn flush_out(&self) {
         let lines = std::mem::take(
@@ -110,15 +124,7 @@ impl Buffered {
 
 impl std::io::Write for Buffered {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let mut lines = self
-            .lines
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        lines.extend_from_slice(bytes);
-        if lines.len() >= MOST_BUFFERED {
-            std::io::stderr().write_all(&lines)?;
-            lines.clear();
-        }
+        self.append(bytes)?;
         Ok(bytes.len())
     }
 

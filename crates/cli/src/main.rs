@@ -27,7 +27,7 @@ mod projection;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::{Args, CommandFactory as _, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::output::Format;
 
@@ -142,14 +142,19 @@ fn arguments() -> Vec<String> {
 }
 
 fn main() -> std::process::ExitCode {
-    let argv = match commands::server_config::apply(&Cli::command(), arguments()) {
-        Ok(argv) => argv,
+    let command = Cli::command();
+    let argv = arguments();
+    let matches = command.clone().get_matches_from(&argv);
+    // A server's config file adds flags: the command line is read again with them.
+    let matches = match commands::server_config::flags(&command, &matches) {
+        Ok(added) if added.is_empty() => matches,
+        Ok(added) => command.get_matches_from(argv.into_iter().chain(added)),
         Err(error) => {
             eprintln!("ERROR: {error:#}");
             return std::process::ExitCode::FAILURE;
         }
     };
-    let cli = Cli::parse_from(argv);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let log = match &cli.command {
         Command::Server(args) => logging::init(args.log_format, true),
         _ => logging::init(logging::LogFormat::Text, false),

@@ -64,7 +64,7 @@ impl AccessLog {
         let latency = format_args!("{}.{:03}", micros / 1000, micros % 1000);
         let path = request.uri.path();
         if self.json {
-            let text = |value: &str| serde_json::Value::from(value).to_string();
+            let text = |value: &str| serde_json::to_string(value).unwrap_or_default();
             let _ = writeln!(
                 line,
                 "{{\"timestamp\":\"{time}\",\"level\":\"INFO\",\"target\":\"kiln::access\",\
@@ -89,7 +89,10 @@ impl AccessLog {
 
 /// Logs and counts every request of the services it wraps.
 #[derive(Clone)]
-pub struct AccessLayer {
+pub struct AccessLayer(Arc<Recorder>);
+
+/// Where each request is counted and logged; one per server, shared by every request.
+struct Recorder {
     metrics: Arc<HttpMetrics>,
     log: Option<AccessLog>,
 }
@@ -97,7 +100,7 @@ pub struct AccessLayer {
 impl AccessLayer {
     /// Counting into `metrics`, and writing to `log` when there is one.
     pub fn new(metrics: Arc<HttpMetrics>, log: Option<AccessLog>) -> AccessLayer {
-        AccessLayer { metrics, log }
+        AccessLayer(Arc::new(Recorder { metrics, log }))
     }
 }
 
@@ -107,7 +110,7 @@ impl<S> Layer<S> for AccessLayer {
     fn layer(&self, inner: S) -> Access<S> {
         Access {
             inner,
-            layer: self.clone(),
+            recorder: Arc::clone(&self.0),
         }
     }
 }
@@ -116,7 +119,7 @@ impl<S> Layer<S> for AccessLayer {
 #[derive(Clone)]
 pub struct Access<S> {
     inner: S,
-    layer: AccessLayer,
+    recorder: Arc<Recorder>,
 }
 
 impl<S> Service<Request> for Access<S>
@@ -137,7 +140,7 @@ where
             method: request.method().clone(),
             uri: request.uri().clone(),
             matched: request.extensions().get::<MatchedPath>().cloned(),
-            layer: self.layer.clone(),
+            recorder: Arc::clone(&self.recorder),
         };
         Answering {
             inner: self.inner.call(request),
@@ -152,7 +155,7 @@ struct Seen {
     method: Method,
     uri: Uri,
     matched: Option<MatchedPath>,
-    layer: AccessLayer,
+    recorder: Arc<Recorder>,
 }
 
 impl Seen {
@@ -165,8 +168,8 @@ impl Seen {
             .map(|caller| caller.method.as_str())
             .or(self.matched.as_ref().map(MatchedPath::as_str))
             .unwrap_or(UNMATCHED);
-        self.layer.metrics.record(route, status, elapsed);
-        if let Some(log) = &self.layer.log
+        self.recorder.metrics.record(route, status, elapsed);
+        if let Some(log) = &self.recorder.log
             && tracing::enabled!(target: "kiln::access", tracing::Level::INFO)
         {
             let caller = caller

@@ -375,25 +375,22 @@ async fn metrics(State(services): State<Services>) -> Response {
 /// Readiness: 200 while the metadata store answers, 503 when it does not, with the number of
 /// versions whose model is loaded. Open to anyone, as `/healthz` is, so it names no resource.
 async fn ready(State(registry): Shared) -> Response {
-    let loaded = registry.loaded_versions();
-    match registry.check_store() {
-        Ok(()) => axum::Json(serde_json::json!({
-            "status": "ready",
-            "store": "ok",
-            "loadedVersions": loaded,
-        }))
-        .into_response(),
+    let (status, readiness, store) = match registry.check_store() {
+        Ok(()) => (axum::http::StatusCode::OK, "ready", "ok"),
         Err(error) => {
             tracing::warn!(%error, "not ready: the metadata store does not answer");
+            let unavailable = "unavailable";
             (
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({
-                    "status": "unavailable",
-                    "store": "unavailable",
-                    "loadedVersions": loaded,
-                })),
+                unavailable,
+                unavailable,
             )
-                .into_response()
         }
-    }
+    };
+    let body = serde_json::json!({
+        "status": readiness,
+        "store": store,
+        "loadedVersions": registry.loaded_versions(),
+    });
+    (status, axum::Json(body)).into_response()
 }

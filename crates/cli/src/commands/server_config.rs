@@ -17,21 +17,20 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::parser::ValueSource;
-use clap::{Arg, ArgAction, Command};
+use clap::{Arg, ArgAction, ArgMatches, Command};
 use serde_norway::Value;
 
-/// `argv` (the whole command line) with the values of `kiln server --config FILE` appended as
-/// the flags they name; any other command line as it is.
-pub fn apply(command: &Command, argv: Vec<String>) -> anyhow::Result<Vec<String>> {
-    let matches = command.clone().get_matches_from(&argv);
+/// The flags the file of `kiln server --config FILE` adds to the command line `matches` were
+/// parsed from (`command`'s), to be appended to it; none for any other command line.
+pub fn flags(command: &Command, matches: &ArgMatches) -> anyhow::Result<Vec<String>> {
     let Some(("server", server)) = matches.subcommand() else {
-        return Ok(argv);
+        return Ok(Vec::new());
     };
     let (Some(path), Some(flags)) = (
         server.get_one::<PathBuf>("config"),
         command.find_subcommand("server"),
     ) else {
-        return Ok(argv);
+        return Ok(Vec::new());
     };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("--config {}", path.display()))?;
@@ -41,9 +40,7 @@ pub fn apply(command: &Command, argv: Vec<String>) -> anyhow::Result<Vec<String>
             Some(ValueSource::CommandLine | ValueSource::EnvVariable)
         )
     };
-    let mut argv = argv;
-    argv.extend(flags_of(path, &text, flags, given)?);
-    Ok(argv)
+    flags_of(path, &text, flags, given)
 }
 
 /// The file's entries as `--flag=value` arguments of `command`, leaving out the flags `given`

@@ -4,6 +4,7 @@
 //! ([`ErrorBody`]); `:predict` also fails with `{"error": "Prediction failed: ..."}`, a bare string
 //! (see [`crate::predict::PredictionErrorBody`]).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -100,14 +101,14 @@ impl Code {
 }
 
 /// `{"error": {"code", "message", "status", "details"}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// The inside of [`ErrorBody`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorDetail {
     /// HTTP status.
     pub code: u16,

@@ -1,11 +1,12 @@
 //! Access control on the wire: IAM policies (api-surface.md A.2, `getIamPolicy`, `setIamPolicy`,
 //! `testIamPermissions` on projects, models and jobs), and Kiln's own tokens and audit log.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// An IAM policy: who holds which role on one resource.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Policy {
     /// Policy format version (1; conditions, which need 3, are not supported).
@@ -23,7 +24,7 @@ pub struct Policy {
 }
 
 /// One role granted to members.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Binding {
     /// `roles/ml.developer`, ...
@@ -38,7 +39,7 @@ pub struct Binding {
 }
 
 /// Body of `:setIamPolicy`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetIamPolicyRequest {
     /// The complete new policy.
@@ -50,7 +51,7 @@ pub struct SetIamPolicyRequest {
 }
 
 /// Body of `:testIamPermissions`, and its response (the subset the caller holds).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TestIamPermissions {
     /// Permission names such as `ml.models.predict`.
@@ -59,7 +60,7 @@ pub struct TestIamPermissions {
 }
 
 /// An API token of a service account (a Kiln extension: `/v1/tokens`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Token {
     /// `tokens/{id}` (output only).
@@ -89,7 +90,7 @@ pub struct Token {
 }
 
 /// Response of `GET /v1/tokens`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListTokensResponse {
     /// The tokens, without secrets.
@@ -101,7 +102,7 @@ pub struct ListTokensResponse {
 }
 
 /// Who a request authenticated as (`GET /v1/whoami`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Identity {
     /// `serviceAccount:NAME`, or `anonymous` when the server runs without authentication.
@@ -115,7 +116,7 @@ pub struct Identity {
 }
 
 /// One mutating call, as the audit log keeps it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     /// Sequence number in the log, ascending with time (output only).
@@ -141,7 +142,7 @@ pub struct AuditEntry {
 }
 
 /// Response of the audit log lists.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListAuditEntriesResponse {
     /// Entries, newest first.

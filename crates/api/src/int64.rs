@@ -28,3 +28,20 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D:
 pub fn is_zero(value: &i64) -> bool {
     *value == 0
 }
+
+/// The JSON schema of an int64 field: a string of decimal digits (a number is also read).
+pub struct Int64;
+
+impl schemars::JsonSchema for Int64 {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Int64".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "format": "int64",
+            "pattern": "^-?[0-9]{1,18}$",
+        })
+    }
+}

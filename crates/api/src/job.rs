@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Lifecycle state of a job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobState {
     /// Not known.
@@ -39,7 +40,7 @@ impl JobState {
 }
 
 /// Cluster shape of a training job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ScaleTier {
     /// One replica.
@@ -60,7 +61,7 @@ pub enum ScaleTier {
 }
 
 /// A replica's settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplicaConfig {
     /// Container image; Kiln runs built-in algorithms named here, or `containerCommand` directly.
@@ -84,7 +85,7 @@ pub struct ReplicaConfig {
 }
 
 /// Time limits of a job.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Scheduling {
     /// Longest RUNNING time, as `"7200s"`; default 7 days.
@@ -99,7 +100,7 @@ pub struct Scheduling {
 }
 
 /// `TrainingInput`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrainingInput {
     /// Cluster shape.
@@ -120,6 +121,7 @@ pub struct TrainingInput {
         with = "crate::int64",
         skip_serializing_if = "crate::int64::is_zero"
     )]
+    #[schemars(with = "crate::int64::Int64")]
     pub worker_count: i64,
     /// Worker settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +135,7 @@ pub struct TrainingInput {
         with = "crate::int64",
         skip_serializing_if = "crate::int64::is_zero"
     )]
+    #[schemars(with = "crate::int64::Int64")]
     pub parameter_server_count: i64,
     /// Parameter server settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,6 +149,7 @@ pub struct TrainingInput {
         with = "crate::int64",
         skip_serializing_if = "crate::int64::is_zero"
     )]
+    #[schemars(with = "crate::int64::Int64")]
     pub evaluator_count: i64,
     /// Evaluator settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -195,7 +199,7 @@ pub struct TrainingInput {
 }
 
 /// Direction of a tuning job's metric.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum GoalType {
     /// Maximize (ML Engine's default).
@@ -208,7 +212,7 @@ pub enum GoalType {
 }
 
 /// Type of a tuned parameter.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ParameterType {
     /// Not set: refused.
@@ -225,7 +229,7 @@ pub enum ParameterType {
 }
 
 /// How a numeric range is searched.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ScaleType {
     /// Linear.
@@ -240,7 +244,7 @@ pub enum ScaleType {
 }
 
 /// Search algorithm of a tuning job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TuningAlgorithm {
     /// Bayesian optimisation (a GP bandit).
@@ -253,7 +257,7 @@ pub enum TuningAlgorithm {
 }
 
 /// `ParameterSpec`: one tuned parameter.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ParameterSpec {
     /// Name, passed to the trainer as `--name=value`.
@@ -284,7 +288,7 @@ fn is_default<T: Default + PartialEq>(value: &T) -> bool {
 }
 
 /// `HyperparameterSpec`: what a tuning job searches and how.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HyperparameterSpec {
     /// Direction of the metric.
@@ -317,18 +321,19 @@ pub struct HyperparameterSpec {
 }
 
 /// One measurement of a trial's metric.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HyperparameterMetric {
     /// Training step it was reported at.
     #[serde(default, with = "crate::int64")]
+    #[schemars(with = "crate::int64::Int64")]
     pub training_step: i64,
     /// The metric's value.
     pub objective_value: f64,
 }
 
 /// `HyperparameterOutput`: one trial of a tuning job.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HyperparameterOutput {
     /// `"1"`, `"2"`, ... in the order trials started.
@@ -362,7 +367,7 @@ pub struct HyperparameterOutput {
 }
 
 /// `builtInAlgorithmOutput`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuiltInAlgorithmOutput {
     /// Framework of the export.
@@ -378,7 +383,7 @@ pub struct BuiltInAlgorithmOutput {
 }
 
 /// `TrainingOutput`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrainingOutput {
     /// Trials completed (tuning jobs).
@@ -387,6 +392,7 @@ pub struct TrainingOutput {
         with = "crate::int64",
         skip_serializing_if = "crate::int64::is_zero"
     )]
+    #[schemars(with = "crate::int64::Int64")]
     pub completed_trial_count: i64,
     /// ML units consumed: Σ over replicas of units per hour × hours.
     #[serde(default)]
@@ -409,7 +415,7 @@ pub struct TrainingOutput {
 }
 
 /// How a batch prediction job's input files are read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DataFormat {
     /// Not set: refused.
@@ -429,7 +435,7 @@ pub enum DataFormat {
 }
 
 /// `PredictionInput`: what a batch prediction job reads, with which model, and where it writes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PredictionInput {
     /// `projects/P/models/M`: the model's default version.
@@ -465,6 +471,7 @@ pub struct PredictionInput {
         with = "crate::int64",
         skip_serializing_if = "crate::int64::is_zero"
     )]
+    #[schemars(with = "crate::int64::Int64")]
     pub max_worker_count: i64,
     /// Instances per model call; 0 means 64.
     #[serde(
@@ -472,6 +479,7 @@ pub struct PredictionInput {
         with = "crate::int64",
         skip_serializing_if = "crate::int64::is_zero"
     )]
+    #[schemars(with = "crate::int64::Int64")]
     pub batch_size: i64,
     /// Signature (recorded; Kiln models have one).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -479,7 +487,7 @@ pub struct PredictionInput {
 }
 
 /// `PredictionOutput`: a batch prediction job's results.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PredictionOutput {
     /// Where the results are.
@@ -487,9 +495,11 @@ pub struct PredictionOutput {
     pub output_path: String,
     /// Instances predicted.
     #[serde(default, with = "crate::int64")]
+    #[schemars(with = "crate::int64::Int64")]
     pub prediction_count: i64,
     /// Records that could not be read or predicted (each is in the errors file).
     #[serde(default, with = "crate::int64")]
+    #[schemars(with = "crate::int64::Int64")]
     pub error_count: i64,
     /// Worker-hours used.
     #[serde(default)]
@@ -497,7 +507,7 @@ pub struct PredictionOutput {
 }
 
 /// A job.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Job {
     /// User-chosen id.
@@ -536,6 +546,7 @@ pub struct Job {
         with = "crate::int64",
         skip_serializing_if = "crate::int64::is_zero"
     )]
+    #[schemars(with = "crate::int64::Int64")]
     pub job_position: i64,
     /// Training results (output only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -546,7 +557,7 @@ pub struct Job {
 }
 
 /// Response of `projects.jobs.list`; `{}` when empty.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListJobsResponse {
     /// One page of jobs.
@@ -559,7 +570,7 @@ pub struct ListJobsResponse {
 
 /// A job's training curves: the scalars of the TensorBoard event files under its `jobDir` (Kiln
 /// extension: `GET .../jobs/{job}/metrics`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobMetrics {
     /// One series per run directory and tag.
@@ -568,7 +579,7 @@ pub struct JobMetrics {
 }
 
 /// One scalar over steps.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricSeries {
     /// The directory of the event files, relative to the job directory: `train`, `eval`, or
@@ -581,7 +592,7 @@ pub struct MetricSeries {
 }
 
 /// One value of a series.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricPoint {
     /// Training step.

@@ -11,10 +11,13 @@
 //! - [`iam`]: IAM policies, and Kiln's tokens and audit log entries.
 //! - [`location`]: `projects.locations` and `projects.getConfig`.
 //! - [`names`]: resource-name rules (what a valid model or version name is).
+//! - [`replies`]: answers without a resource of their own: `{}`, log pages, explanations,
+//!   readiness.
 //!
 //! **Architecture invariant:** this is the only crate whose types derive the wire format. A
 //! `Serialize` here is a compatibility promise to every ML Engine client; field names are
 //! lowerCamelCase, enums are spelled as the API spells them, and int64 fields are JSON strings.
+//! Each type also derives its JSON schema, from which the server writes its OpenAPI document.
 
 pub mod cursor;
 pub mod error;
@@ -26,6 +29,7 @@ pub mod model;
 pub mod names;
 pub mod operation;
 pub mod predict;
+pub mod replies;
 pub mod study;
 
 pub use error::{Code, ErrorBody};
@@ -42,6 +46,7 @@ pub use model::{
 };
 pub use operation::{ListOperationsResponse, Operation, OperationMetadata, OperationType, Status};
 pub use predict::{Instances, PredictRequest, PredictResponse, PredictionErrorBody};
+pub use replies::{Empty, ExplainResponse, JobLogs, Readiness};
 
 /// The current time as the API writes timestamps (RFC 3339, UTC, microseconds).
 pub fn now() -> String {

@@ -1,9 +1,10 @@
 //! `projects.locations` and `projects.getConfig`: where work may run and what the project runs as.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// What a location can do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CapabilityType {
     /// Unspecified.
@@ -17,7 +18,7 @@ pub enum CapabilityType {
 }
 
 /// One capability of a location, and the accelerators it has for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Capability {
     /// What it is.
@@ -29,7 +30,7 @@ pub struct Capability {
 }
 
 /// A location (region).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Location {
     /// `projects/{project}/locations/{location}`.
@@ -40,7 +41,7 @@ pub struct Location {
 }
 
 /// `projects.locations.list`'s answer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListLocationsResponse {
     /// One page of locations.
@@ -52,7 +53,7 @@ pub struct ListLocationsResponse {
 }
 
 /// `projects.getConfig`'s answer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GetConfigResponse {
     /// The account jobs run as.
@@ -66,7 +67,7 @@ pub struct GetConfigResponse {
 }
 
 /// The project's configuration beyond its service account.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Config {
     /// The account TPU nodes run as (Kiln has none: empty).

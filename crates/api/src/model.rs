@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A model: a named container of versions.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Model {
     /// `projects/{project}/models/{model}` in responses; the bare name in create requests.
@@ -36,7 +37,7 @@ pub struct Model {
 }
 
 /// Serving framework of a version.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Framework {
     /// Detect from the file names in `deploymentUri`.
@@ -56,7 +57,7 @@ pub enum Framework {
 
 /// What computes a version's predictions; an extension of the API. Set at create to choose,
 /// unset to let Kiln choose; in responses, the engine chosen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Engine {
     /// Kiln chooses: Kiln's own runtime for its exports, ONNX Runtime for ONNX models where its
@@ -76,7 +77,7 @@ pub enum Engine {
 }
 
 /// Lifecycle state of a version.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VersionState {
     /// Not known.
@@ -95,7 +96,7 @@ pub enum VersionState {
 }
 
 /// A deployed version of a model.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Version {
     /// `projects/{p}/models/{m}/versions/{v}` in responses; the bare name in create requests.
@@ -208,7 +209,7 @@ fn is_unspecified(engine: &Engine) -> bool {
 }
 
 /// Response of `projects.models.list`; `{}` when empty.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListModelsResponse {
     /// One page of models.
@@ -220,7 +221,7 @@ pub struct ListModelsResponse {
 }
 
 /// Response of `projects.models.versions.list`; `{}` when empty.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListVersionsResponse {
     /// One page of versions.

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -17,7 +18,7 @@ pub const MODEL_TYPE: &str = "type.googleapis.com/google.cloud.ml.v1.Model";
 pub const EMPTY_TYPE: &str = "type.googleapis.com/google.protobuf.Empty";
 
 /// What an operation does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OperationType {
     /// Not known.
@@ -38,7 +39,7 @@ pub enum OperationType {
 }
 
 /// `OperationMetadata`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationMetadata {
     /// Always [`METADATA_TYPE`].
@@ -74,7 +75,7 @@ pub struct OperationMetadata {
 }
 
 /// `google.rpc.Status`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Status {
     /// A `google.rpc.Code` number.
     pub code: i32,
@@ -86,7 +87,7 @@ pub struct Status {
 }
 
 /// `google.longrunning.Operation`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Operation {
     /// `projects/{p}/operations/{id}`.
@@ -105,7 +106,7 @@ pub struct Operation {
 }
 
 /// Response of `projects.operations.list`; `{}` when empty.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListOperationsResponse {
     /// One page of operations.

@@ -2,6 +2,7 @@
 
 use std::ops::Range;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -9,10 +10,11 @@ use serde_json::value::RawValue;
 use crate::cursor::{Cursor, is_space};
 
 /// `{"instances": [...], "signature_name": "..."}`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictRequest {
     /// The inputs, one per prediction, as the JSON text the client sent.
+    #[schemars(with = "Vec<Value>")]
     pub instances: Instances,
     /// The signature to use (Kiln models have one, `serving_default`).
     #[serde(default)]
@@ -131,14 +133,14 @@ fn instances(cursor: &mut Cursor) -> Option<Vec<Range<usize>>> {
 }
 
 /// `{"predictions": [...]}`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PredictResponse {
     /// One output per instance, in order.
     pub predictions: Vec<Value>,
 }
 
 /// The prediction-error shape: `{"error": "Prediction failed: ..."}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PredictionErrorBody {
     /// The message, a string (not an object as in platform errors).
     pub error: String,

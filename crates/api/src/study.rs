@@ -1,10 +1,11 @@
 //! `projects.locations.studies` and their `trials`: the Vizier-style tuning service (api-surface.md
 //! §A.2, A.5), so any client can use Kiln's tuner without running jobs through Kiln.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Search algorithm of a study.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StudyAlgorithm {
     /// The default: the GP bandit.
@@ -19,7 +20,7 @@ pub enum StudyAlgorithm {
 }
 
 /// Direction of a metric.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MetricGoal {
     /// Not set: refused.
@@ -32,7 +33,7 @@ pub enum MetricGoal {
 }
 
 /// `MetricSpec`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricSpec {
     /// Name reported in measurements.
@@ -44,7 +45,7 @@ pub struct MetricSpec {
 }
 
 /// Bounds of a DOUBLE parameter.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DoubleValueSpec {
     /// Lower bound.
@@ -54,19 +55,21 @@ pub struct DoubleValueSpec {
 }
 
 /// Bounds of an INTEGER parameter (int64 as strings).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IntegerValueSpec {
     /// Lower bound.
     #[serde(with = "crate::int64")]
+    #[schemars(with = "crate::int64::Int64")]
     pub min_value: i64,
     /// Upper bound.
     #[serde(with = "crate::int64")]
+    #[schemars(with = "crate::int64::Int64")]
     pub max_value: i64,
 }
 
 /// Values of a CATEGORICAL parameter.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CategoricalValueSpec {
     /// The values.
@@ -74,7 +77,7 @@ pub struct CategoricalValueSpec {
 }
 
 /// Values of a DISCRETE parameter.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DiscreteValueSpec {
     /// Strictly increasing values.
@@ -82,7 +85,7 @@ pub struct DiscreteValueSpec {
 }
 
 /// A study parameter (Vizier's `ParameterSpec`); exactly one value spec matches its type.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StudyParameterSpec {
     /// Name.
@@ -116,7 +119,7 @@ fn is_default<T: Default + PartialEq>(value: &T) -> bool {
 }
 
 /// The median rule, on steps or on elapsed time.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MedianAutomatedStoppingConfig {
     /// Compare by elapsed time instead of step count.
@@ -125,7 +128,7 @@ pub struct MedianAutomatedStoppingConfig {
 }
 
 /// `AutomatedStoppingConfig`: which rule `checkEarlyStoppingState` applies.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AutomatedStoppingConfig {
     /// The median rule.
@@ -137,7 +140,7 @@ pub struct AutomatedStoppingConfig {
 }
 
 /// `StudyConfig`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StudyConfig {
     /// Search algorithm.
@@ -155,7 +158,7 @@ pub struct StudyConfig {
 }
 
 /// State of a study.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StudyState {
     /// Not known.
@@ -170,7 +173,7 @@ pub enum StudyState {
 }
 
 /// `Study`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Study {
     /// `projects/{p}/locations/{l}/studies/{id}` (output only).
@@ -191,7 +194,7 @@ pub struct Study {
 }
 
 /// A parameter's value in a trial: one of the three.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrialParameter {
     /// Name.
@@ -208,7 +211,7 @@ pub struct TrialParameter {
 }
 
 /// One metric value in a measurement.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeasurementMetric {
     /// Name.
@@ -218,7 +221,7 @@ pub struct MeasurementMetric {
 }
 
 /// `Measurement`: metrics at a point of a trial's progress.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Measurement {
     /// Time since the trial started, as `"12.5s"`.
@@ -230,6 +233,7 @@ pub struct Measurement {
         with = "crate::int64",
         skip_serializing_if = "crate::int64::is_zero"
     )]
+    #[schemars(with = "crate::int64::Int64")]
     pub step_count: i64,
     /// Values.
     #[serde(default)]
@@ -237,7 +241,7 @@ pub struct Measurement {
 }
 
 /// State of a trial.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TrialState {
     /// Not known.
@@ -254,7 +258,7 @@ pub enum TrialState {
 }
 
 /// `Trial`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Trial {
     /// `.../studies/{s}/trials/{n}` (output only).
@@ -290,7 +294,7 @@ pub struct Trial {
 }
 
 /// Body of `trials:suggest`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SuggestTrialsRequest {
     /// How many trials (default 1).
@@ -302,7 +306,7 @@ pub struct SuggestTrialsRequest {
 }
 
 /// Body of `trials/{t}:addMeasurement`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AddMeasurementRequest {
     /// The measurement.
@@ -311,7 +315,7 @@ pub struct AddMeasurementRequest {
 }
 
 /// Body of `trials/{t}:complete`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompleteTrialRequest {
     /// The result; the last measurement when absent.
@@ -326,7 +330,7 @@ pub struct CompleteTrialRequest {
 }
 
 /// `studies.list` response; `{}` when empty.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListStudiesResponse {
     /// The studies.
@@ -335,7 +339,7 @@ pub struct ListStudiesResponse {
 }
 
 /// `trials.list` and `trials:listOptimalTrials` responses; `{}` when empty.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListTrialsResponse {
     /// The trials.
@@ -344,7 +348,7 @@ pub struct ListTrialsResponse {
 }
 
 /// What `trials:suggest` found.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SuggestTrialsResponse {
     /// The trials to evaluate (fewer than asked when a finite space is exhausted).
@@ -359,7 +363,7 @@ pub struct SuggestTrialsResponse {
 }
 
 /// What `trials/{t}:checkEarlyStoppingState` decided.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckTrialEarlyStoppingStateResponse {
     /// Whether the trial should stop.
@@ -371,7 +375,7 @@ pub struct CheckTrialEarlyStoppingStateResponse {
 }
 
 /// The result carried by a study operation, with its `@type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "@type")]
 pub enum StudyOperationResponse {
     /// Of `trials:suggest`.
@@ -384,7 +388,7 @@ pub enum StudyOperationResponse {
 
 /// The long-running operation `suggest` and `checkEarlyStoppingState` return; Kiln answers at once,
 /// so it is always `done`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StudyOperation {
     /// `projects/{p}/locations/{l}/operations/{id}`.

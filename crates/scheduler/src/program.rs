@@ -17,7 +17,17 @@ use kiln_api::job::{ReplicaConfig, TrainingInput};
 
 use crate::logs::JobLog;
 use crate::sandbox::{Confinement, Sandbox};
-use kiln_train::Algorithm;
+
+/// The built-in algorithms a job may name by `imageUri`. The scheduler runs them by name (the
+/// `kiln` binary's `train` command) but does not know them; the training crate does.
+pub trait BuiltIns {
+    /// The name of the algorithm `image_uri` names (`gcr.io/cloud-ml-algos/linear_learner_cpu`
+    /// → `linear`), if it names one.
+    fn find(&self, image_uri: &str) -> Option<&'static str>;
+
+    /// Every algorithm's name, for the refusal of an image that names none.
+    fn names(&self) -> Vec<&'static str>;
+}
 
 /// How to run a job's replicas, decided once at submission.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +118,7 @@ fn local_dir(uri: &str) -> Option<PathBuf> {
 }
 
 /// Decides what the replicas of `input` run, collecting every problem.
-pub fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
+pub fn decide(input: &TrainingInput, built_ins: &dyn BuiltIns) -> Result<Program, Vec<String>> {
     let master = input.master_config.clone().unwrap_or_default();
     let has_container = !master.image_uri.is_empty() || !master.container_command.is_empty();
     let mut problems = Vec::new();
@@ -124,16 +134,13 @@ pub fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
         };
     }
     if !master.image_uri.is_empty() {
-        return match Algorithm::find(&master.image_uri) {
-            Ok(algorithm) if problems.is_empty() => Ok(Program::BuiltIn {
-                algorithm: algorithm.name.to_string(),
+        return match built_ins.find(&master.image_uri) {
+            Some(algorithm) if problems.is_empty() => Ok(Program::BuiltIn {
+                algorithm: algorithm.to_string(),
             }),
-            Ok(_) => Err(problems),
-            Err(_) => {
-                let known: Vec<&str> = kiln_train::algorithm::ALGORITHMS
-                    .iter()
-                    .map(|algorithm| algorithm.name)
-                    .collect();
+            Some(_) => Err(problems),
+            None => {
+                let known = built_ins.names();
                 problems.push(format!(
                     "Field: training_input.master_config.image_uri Error: {:?} is not a built-in algorithm ({}) \
                      and Kiln runs no container engine: set masterConfig.containerCommand to the command to run",
@@ -186,16 +193,6 @@ pub fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
         }),
         false => Err(problems),
     }
-}
-
-/// A built-in algorithm's arguments as `--name=value`, each location in them (the arguments of
-/// `kiln_train::algorithm::LOCATION_ARGS`) replaced by what `check` makes of it, given the
-/// argument's name and the location. Collects every problem.
-pub fn built_in_locations(
-    args: &[String],
-    check: impl FnMut(&str, &str) -> Result<String, String>,
-) -> Result<Vec<String>, Vec<String>> {
-    kiln_train::algorithm::TrainArgs::check_locations(args, check)
 }
 
 fn container_argv(config: &ReplicaConfig, input: &TrainingInput) -> Vec<String> {
@@ -392,6 +389,23 @@ mod tests {
 
     fn input(json: serde_json::Value) -> TrainingInput {
         serde_json::from_value(json).unwrap()
+    }
+
+    /// One built-in algorithm, `linear`, under ML Engine's image name.
+    struct Linear;
+
+    impl BuiltIns for Linear {
+        fn find(&self, image_uri: &str) -> Option<&'static str> {
+            (image_uri == "gcr.io/cloud-ml-algos/linear_learner_cpu").then_some("linear")
+        }
+
+        fn names(&self) -> Vec<&'static str> {
+            vec!["linear"]
+        }
+    }
+
+    fn decide(input: &TrainingInput) -> Result<Program, Vec<String>> {
+        super::decide(input, &Linear)
     }
 
     #[test]

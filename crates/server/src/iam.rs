@@ -3,58 +3,41 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::routing::{delete, get};
-use axum::{Extension, Router};
+use axum::Extension;
+use axum::extract::State;
 use kiln_api::{Operation, SetIamPolicyRequest, TestIamPermissions, Token};
 use kiln_iam::Principal;
 use kiln_registry::Access;
 
-use crate::Services;
-use crate::extract::{JsonBody, QueryParams, RawBody, or_empty_object, parse_json};
-use crate::routes::{ApiResult, json, split_verb, unknown_verb};
+use crate::extract::{JsonBody, QueryParams};
+use crate::route::{ApiResult, Found, json};
 
 type Shared = State<Arc<Access>>;
 
-/// The routes of projects' policies, tokens, `whoami` and the audit logs.
-pub fn routes() -> Router<Services> {
-    Router::new()
-        .route(
-            "/v1/projects/{project}",
-            get(project_verb).post(project_verb),
-        )
-        .route("/v1/projects/{project}/auditLogs", get(project_audit_log))
-        .route("/v1/whoami", get(whoami))
-        .route("/v1/tokens", get(list_tokens).post(create_token))
-        .route("/v1/tokens/{token}", delete(revoke_token))
-        .route("/v1/auditLogs", get(audit_log))
+/// `:getIamPolicy` on the route's resource.
+pub(crate) async fn get_policy(State(access): Shared, found: Found) -> ApiResult {
+    json(access.get_policy(&found.resource())?)
 }
 
-/// Answers `:getIamPolicy`, `:setIamPolicy` or `:testIamPermissions` on `resource`; `None` for
-/// any other verb.
-pub(crate) fn policy_verb(
-    access: &Access,
-    principal: &Principal,
-    resource: &str,
-    verb: &str,
-    body: &[u8],
-) -> Option<ApiResult> {
-    let answer = match verb {
-        "getIamPolicy" => access
-            .get_policy(resource)
-            .map_err(Into::into)
-            .and_then(json),
-        "setIamPolicy" => parse_json::<SetIamPolicyRequest>(or_empty_object(body))
-            .and_then(|request| Ok(access.set_policy(resource, request)?))
-            .and_then(json),
-        "testIamPermissions" => parse_json::<TestIamPermissions>(or_empty_object(body))
-            .and_then(|request| {
-                Ok(access.test_permissions(principal, resource, request.permissions)?)
-            })
-            .and_then(|permissions| json(TestIamPermissions { permissions })),
-        _ => return None,
-    };
-    Some(answer)
+/// `:setIamPolicy` on the route's resource.
+pub(crate) async fn set_policy(
+    State(access): Shared,
+    found: Found,
+    JsonBody(request): JsonBody<SetIamPolicyRequest>,
+) -> ApiResult {
+    json(access.set_policy(&found.resource(), request)?)
+}
+
+/// `:testIamPermissions` on the route's resource.
+pub(crate) async fn test_permissions(
+    State(access): Shared,
+    Extension(principal): Extension<Principal>,
+    found: Found,
+    JsonBody(request): JsonBody<TestIamPermissions>,
+) -> ApiResult {
+    let permissions =
+        access.test_permissions(&principal, &found.resource(), request.permissions)?;
+    json(TestIamPermissions { permissions })
 }
 
 /// Makes the caller the owner of the operation it started, so it can follow it.
@@ -69,47 +52,33 @@ pub(crate) async fn owned_operation(
     json(operation)
 }
 
-async fn project_verb(
+pub(crate) async fn project_audit_log(
     State(access): Shared,
-    Extension(principal): Extension<Principal>,
-    Path(segment): Path<String>,
-    RawBody(body): RawBody,
-) -> ApiResult {
-    let (project, verb) = split_verb(&segment);
-    if verb == Some("getConfig") {
-        return crate::locations::get_config(project);
-    }
-    let resource = format!("projects/{project}");
-    match verb.and_then(|verb| policy_verb(&access, &principal, &resource, verb, &body)) {
-        Some(answer) => answer,
-        None => Err(unknown_verb(verb, crate::auth::known_verbs("projects"))),
-    }
-}
-
-async fn project_audit_log(
-    State(access): Shared,
-    Path(project): Path<String>,
+    found: Found,
     query: QueryParams,
 ) -> ApiResult {
-    json(access.audit_log(Some(&project), &query.list()?)?)
+    json(access.audit_log(Some(found.project()), &query.list()?)?)
 }
 
-async fn audit_log(State(access): Shared, query: QueryParams) -> ApiResult {
+pub(crate) async fn audit_log(State(access): Shared, query: QueryParams) -> ApiResult {
     json(access.audit_log(None, &query.list()?)?)
 }
 
-async fn whoami(Extension(principal): Extension<Principal>) -> ApiResult {
+pub(crate) async fn whoami(Extension(principal): Extension<Principal>) -> ApiResult {
     json(Access::identity(&principal))
 }
 
-async fn list_tokens(State(access): Shared, query: QueryParams) -> ApiResult {
+pub(crate) async fn list_tokens(State(access): Shared, query: QueryParams) -> ApiResult {
     json(access.list_tokens(&query.list()?)?)
 }
 
-async fn create_token(State(access): Shared, JsonBody(token): JsonBody<Token>) -> ApiResult {
+pub(crate) async fn create_token(
+    State(access): Shared,
+    JsonBody(token): JsonBody<Token>,
+) -> ApiResult {
     json(access.create_token(token)?)
 }
 
-async fn revoke_token(State(access): Shared, Path(token): Path<String>) -> ApiResult {
-    json(access.revoke_token(&token)?)
+pub(crate) async fn revoke_token(State(access): Shared, found: Found) -> ApiResult {
+    json(access.revoke_token(found.value("token"))?)
 }

@@ -13,54 +13,105 @@ pub mod tensors;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use kiln_api::PredictRequest;
 use kiln_registry::{PredictTarget, Registry};
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::Services;
 use crate::error::{ApiError, ErrorMessage};
 use crate::extract::RawBody;
-use tensors::InferRequest;
+use crate::models::target;
+use crate::route::Found;
+use tensors::{InferRequest, OutputTensor};
+
+/// The answer of `health/live`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Live {
+    /// Always true: the server answers.
+    pub live: bool,
+}
+
+/// The answer of `health/ready`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Ready {
+    /// Always true: the server answers; each model's readiness is its own route's.
+    pub ready: bool,
+}
+
+/// The server's metadata.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ServerMetadata {
+    /// `kiln`.
+    pub name: String,
+    /// Kiln's version.
+    pub version: String,
+    /// The protocol extensions Kiln speaks.
+    pub extensions: Vec<String>,
+}
+
+/// A model input's or output's metadata.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TensorMetadata {
+    /// Its name.
+    pub name: String,
+    /// `FP32`, `INT64`, `BYTES`, ...
+    pub datatype: String,
+    /// Its dimensions, `-1` where any size goes.
+    pub shape: Vec<i64>,
+}
+
+/// A model's metadata.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ModelMetadata {
+    /// The model's name.
+    pub name: String,
+    /// The version that answers.
+    pub versions: Vec<String>,
+    /// Its framework, in lower case.
+    pub platform: String,
+    /// Its inputs.
+    pub inputs: Vec<TensorMetadata>,
+    /// Its outputs.
+    pub outputs: Vec<TensorMetadata>,
+}
+
+/// A model's readiness.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ModelReady {
+    /// The model's name.
+    pub name: String,
+    /// The version that answers.
+    pub version: String,
+    /// Always true (a version that cannot serve answers with its refusal instead).
+    pub ready: bool,
+}
+
+/// The answer of `infer` (its JSON part, when binary outputs follow).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InferResponse {
+    /// The model's name.
+    pub model_name: String,
+    /// The version that answered.
+    pub model_version: String,
+    /// The request's id, echoed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The outputs.
+    pub outputs: Vec<OutputTensor>,
+}
 
 /// The header that splits a binary request or response: the length of its JSON part.
 const HEADER_LENGTH: &str = "inference-header-content-length";
 
 type Shared = State<Arc<Registry>>;
 
-/// The protocol's routes.
-pub fn routes() -> Router<Services> {
-    let base = "/v1/projects/{project}/v2";
-    Router::new()
-        .route("/v2/health/live", get(live))
-        .route("/v2/health/ready", get(ready_server))
-        .route(base, get(server_metadata))
-        .route(&format!("{base}/health/live"), get(live))
-        .route(&format!("{base}/health/ready"), get(ready_server))
-        .route(&format!("{base}/models/{{model}}"), get(model_metadata))
-        .route(&format!("{base}/models/{{model}}/ready"), get(model_ready))
-        .route(&format!("{base}/models/{{model}}/infer"), post(model_infer))
-        .route(
-            &format!("{base}/models/{{model}}/versions/{{version}}"),
-            get(version_metadata),
-        )
-        .route(
-            &format!("{base}/models/{{model}}/versions/{{version}}/ready"),
-            get(version_ready),
-        )
-        .route(
-            &format!("{base}/models/{{model}}/versions/{{version}}/infer"),
-            post(version_infer),
-        )
-}
-
 /// An error as the protocol answers it: the status, and `{"error": message}`.
-struct InferenceError(StatusCode, String);
+pub(crate) struct InferenceError(StatusCode, String);
 
 impl IntoResponse for InferenceError {
     fn into_response(self) -> Response {
@@ -84,81 +135,66 @@ fn invalid(message: String) -> InferenceError {
     InferenceError(StatusCode::BAD_REQUEST, message)
 }
 
-async fn live() -> Response {
-    axum::Json(json!({ "live": true })).into_response()
+pub(crate) async fn live() -> axum::Json<Live> {
+    axum::Json(Live { live: true })
 }
 
-async fn ready_server() -> Response {
-    axum::Json(json!({ "ready": true })).into_response()
+pub(crate) async fn ready_server() -> axum::Json<Ready> {
+    axum::Json(Ready { ready: true })
 }
 
-async fn server_metadata() -> Response {
-    axum::Json(json!({
-        "name": "kiln",
-        "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data"],
-    }))
-    .into_response()
+pub(crate) async fn server_metadata() -> axum::Json<ServerMetadata> {
+    axum::Json(ServerMetadata {
+        name: "kiln".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        extensions: vec!["binary_tensor_data".into()],
+    })
 }
 
-async fn model_metadata(
+pub(crate) async fn model_metadata(
     State(registry): Shared,
-    Path((project, model)): Path<(String, String)>,
+    found: Found,
 ) -> Result<Response, InferenceError> {
-    metadata(&registry, target(&project, &model, None)).await
+    metadata(&registry, target(&found)).await
 }
 
-async fn version_metadata(
+pub(crate) async fn version_metadata(
     State(registry): Shared,
-    Path((project, model, version)): Path<(String, String, String)>,
+    found: Found,
 ) -> Result<Response, InferenceError> {
-    metadata(&registry, target(&project, &model, Some(&version))).await
+    metadata(&registry, target(&found)).await
 }
 
-async fn model_ready(
+pub(crate) async fn model_ready(
     State(registry): Shared,
-    Path((project, model)): Path<(String, String)>,
+    found: Found,
 ) -> Result<Response, InferenceError> {
-    ready(&registry, target(&project, &model, None)).await
+    ready(&registry, target(&found)).await
 }
 
-async fn version_ready(
+pub(crate) async fn version_ready(
     State(registry): Shared,
-    Path((project, model, version)): Path<(String, String, String)>,
+    found: Found,
 ) -> Result<Response, InferenceError> {
-    ready(&registry, target(&project, &model, Some(&version))).await
+    ready(&registry, target(&found)).await
 }
 
-async fn model_infer(
+pub(crate) async fn model_infer(
     State(registry): Shared,
-    Path((project, model)): Path<(String, String)>,
+    found: Found,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, InferenceError> {
-    infer(&registry, target(&project, &model, None), &headers, body).await
+    infer(&registry, target(&found), &headers, body).await
 }
 
-async fn version_infer(
+pub(crate) async fn version_infer(
     State(registry): Shared,
-    Path((project, model, version)): Path<(String, String, String)>,
+    found: Found,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, InferenceError> {
-    infer(
-        &registry,
-        target(&project, &model, Some(&version)),
-        &headers,
-        body,
-    )
-    .await
-}
-
-fn target<'a>(project: &'a str, model: &'a str, version: Option<&'a str>) -> PredictTarget<'a> {
-    PredictTarget {
-        project,
-        model,
-        version,
-    }
+    infer(&registry, target(&found), &headers, body).await
 }
 
 /// The model's metadata: its name, the version answering, and its tensors.
@@ -169,25 +205,23 @@ async fn metadata(
     let model = target.model.to_string();
     let serving = registry.serving(&target).await?;
     let (version, signature) = (serving.version(), serving.signature());
-    let tensors = |specs: &[kiln_serve::signature::TensorSpec]| -> Vec<Value> {
+    let tensors = |specs: &[kiln_serve::signature::TensorSpec]| -> Vec<TensorMetadata> {
         specs
             .iter()
-            .map(|spec| {
-                json!({
-                    "name": spec.name,
-                    "datatype": tensors::protocol_datatype(spec.dtype),
-                    "shape": spec.shape,
-                })
+            .map(|spec| TensorMetadata {
+                name: spec.name.clone(),
+                datatype: tensors::protocol_datatype(spec.dtype).into(),
+                shape: spec.shape.clone(),
             })
             .collect()
     };
-    Ok(axum::Json(json!({
-        "name": model,
-        "versions": [short(&version.name)],
-        "platform": format!("{:?}", version.framework).to_ascii_lowercase(),
-        "inputs": tensors(&signature.inputs),
-        "outputs": tensors(&signature.outputs),
-    }))
+    Ok(axum::Json(ModelMetadata {
+        name: model,
+        versions: vec![short(&version.name).into()],
+        platform: format!("{:?}", version.framework).to_ascii_lowercase(),
+        inputs: tensors(&signature.inputs),
+        outputs: tensors(&signature.outputs),
+    })
     .into_response())
 }
 
@@ -196,11 +230,11 @@ async fn ready(registry: &Registry, target: PredictTarget<'_>) -> Result<Respons
     let model = target.model.to_string();
     let serving = registry.serving(&target).await?;
     let version = serving.version();
-    Ok(axum::Json(json!({
-        "name": model,
-        "version": short(&version.name),
-        "ready": true,
-    }))
+    Ok(axum::Json(ModelReady {
+        name: model,
+        version: short(&version.name).into(),
+        ready: true,
+    })
     .into_response())
 }
 
@@ -258,18 +292,17 @@ async fn infer(
     }
     .map_err(invalid)?;
     let version = serving.version();
-    let mut answer = json!({
-        "model_name": model,
-        "model_version": short(&version.name),
-        "outputs": outputs,
-    });
-    if let Some(id) = request.id {
-        answer["id"] = Value::String(id);
-    }
-    let text = answer.to_string();
+    let answer = InferResponse {
+        model_name: model,
+        model_version: short(&version.name).into(),
+        id: request.id,
+        outputs,
+    };
     if binary.is_empty() {
         return Ok(axum::Json(answer).into_response());
     }
+    let text = serde_json::to_string(&answer)
+        .map_err(|error| InferenceError(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()))?;
     let length = text.len();
     let mut body = text.into_bytes();
     body.extend(binary);

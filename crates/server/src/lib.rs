@@ -11,20 +11,26 @@
 //! - [`site`]: the same-site gate every request passes first: `Host`, `Origin`, JSON bodies only.
 //! - [`auth`]: the gate of every `/v1` request: token, permission (one deny-by-default table of
 //!   routes), audit log.
-//! - [`routes`]: the route table and the thin handlers of models, versions, operations and predict.
+//! - [`route`]: what a route is, how a request finds its route, and the router built from the
+//!   table.
+//! - [`routes`]: the route table: each route's method, path, verb, API method, permission,
+//!   resource, body and answer types, and handler, once.
+//! - [`models`]: the handlers of models, versions, operations, predict and explain.
 //! - [`jobs`]: the handlers of `projects.jobs` and the job log and metrics endpoints.
 //! - [`studies`]: the handlers of `projects.locations.studies` and their trials (Vizier).
 //! - [`iam`]: IAM policy methods, tokens, `whoami` and the audit log.
 //! - [`inference`]: the Open Inference Protocol (KServe V2, Triton) over every version, JSON and
 //!   binary tensors, on the same gate and batcher as `:predict`.
 //! - [`metrics`]: `/v1/metrics` in Prometheus' text format: HTTP, serving and job counters.
+//! - [`probes`]: `/healthz` and `/readyz`.
+//! - [`openapi`]: the OpenAPI document of the route table, at `/v1/openapi.json`.
 //! - [`console`]: the web console's static files (`console/`), served at `/`.
 //! - [`tls`]: HTTPS: the certificate and key, and a listener that hands axum decrypted
 //!   connections.
 //!
 //! **Architecture invariant:** this is the only crate that speaks HTTP. Handlers parse, call one
 //! registry function and map its error; no rule of the API lives here. Every `/v1` route passes
-//! [`auth::guard`] first, which knows every route's permission.
+//! [`auth::guard`] first, which finds the request's route in [`routes::ROUTES`].
 
 pub mod access;
 pub mod auth;
@@ -36,6 +42,10 @@ pub mod inference;
 pub mod jobs;
 pub mod locations;
 pub mod metrics;
+pub mod models;
+pub mod openapi;
+pub mod probes;
+pub mod route;
 pub mod routes;
 pub mod site;
 pub mod studies;
@@ -383,7 +393,7 @@ pub async fn serve(
         Arc::clone(&services.http_metrics),
         services.access_log.clone(),
     );
-    let router = routes::router(services)
+    let router = route::router(services)
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(site),
             site::guard,

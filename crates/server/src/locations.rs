@@ -3,76 +3,56 @@
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::extract::State;
+use kiln_api::Empty;
 use kiln_registry::{Jobs, Studies, locations};
-use serde_json::json;
 
-use crate::Services;
 use crate::extract::QueryParams;
-use crate::routes::{ApiResult, json, plain, split_verb, unknown_verb};
+use crate::route::{ApiResult, Found, json};
 
-/// The location routes.
-pub fn routes() -> Router<Services> {
-    Router::new()
-        .route("/v1/projects/{project}/locations", get(list_locations))
-        .route(
-            "/v1/projects/{project}/locations/{location}",
-            get(get_location),
-        )
-        .route(
-            "/v1/projects/{project}/locations/{location}/operations/{operation}",
-            get(get_operation).post(operation_verb),
-        )
-}
-
-async fn list_locations(
+pub(crate) async fn list_locations(
     State(jobs): State<Arc<Jobs>>,
-    Path(project): Path<String>,
+    found: Found,
     query: QueryParams,
 ) -> ApiResult {
     json(locations::list(
-        &project,
+        found.project(),
         &query.list()?,
         jobs.nodes_have_gpus(),
     )?)
 }
 
-async fn get_location(
-    State(jobs): State<Arc<Jobs>>,
-    Path((project, location)): Path<(String, String)>,
-) -> ApiResult {
+pub(crate) async fn get_location(State(jobs): State<Arc<Jobs>>, found: Found) -> ApiResult {
     json(locations::get(
-        &project,
-        plain(&location)?,
+        found.project(),
+        found.value("location"),
         jobs.nodes_have_gpus(),
     )?)
 }
 
-async fn get_operation(
-    State(studies): State<Arc<Studies>>,
-    Path((project, location, operation)): Path<(String, String, String)>,
-) -> ApiResult {
-    json(studies.get_operation(&project, &location, plain(&operation)?)?)
+pub(crate) async fn get_operation(State(studies): State<Arc<Studies>>, found: Found) -> ApiResult {
+    json(studies.get_operation(
+        found.project(),
+        found.value("location"),
+        found.value("operation"),
+    )?)
 }
 
-async fn operation_verb(
+pub(crate) async fn cancel_operation(
     State(studies): State<Arc<Studies>>,
-    Path((project, location, segment)): Path<(String, String, String)>,
+    found: Found,
 ) -> ApiResult {
-    match split_verb(&segment) {
-        (operation, Some("cancel")) => {
-            studies.cancel_operation(&project, &location, operation)?;
-            json(json!({}))
-        }
-        (_, verb) => Err(unknown_verb(verb, crate::auth::known_verbs("operations"))),
-    }
+    studies.cancel_operation(
+        found.project(),
+        found.value("location"),
+        found.value("operation"),
+    )?;
+    json(Empty {})
 }
 
 /// `projects.getConfig`: jobs run as the server's user, on whichever node runs them.
-pub(crate) fn get_config(project: &str) -> ApiResult {
-    json(locations::config(project, &service_account())?)
+pub(crate) async fn get_config(found: Found) -> ApiResult {
+    json(locations::config(found.project(), &service_account())?)
 }
 
 /// The server's user, as `user@host`.

@@ -278,6 +278,35 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The `/v1/metrics` handler: the counters as Prometheus scrapes them.
+pub(crate) async fn scrape(
+    axum::extract::State(services): axum::extract::State<crate::Services>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let registry = &services.registry;
+    let versions = registry.serving_stats();
+    let jobs = match registry.active_job_counts() {
+        Ok(jobs) => Some(jobs),
+        Err(error) => {
+            tracing::warn!(%error, "metrics without job counts: the store cannot be read");
+            None
+        }
+    };
+    let text = render(&Report {
+        http: &services.http_metrics,
+        versions: &versions,
+        jobs: jobs.as_deref(),
+    });
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

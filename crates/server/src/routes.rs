@@ -1,396 +1,882 @@
-//! The route table and its handlers.
+//! The route table: every route of the API, once.
 //!
-//! Custom verbs (`:predict`, `:setDefault`, `:cancel`) arrive as part of the last path segment;
-//! [`split_verb`] separates them.
+//! A route added here is served, gated, audited and described in the OpenAPI document; a route
+//! not here is answered 404 by the gate before any handler runs (deny by default).
 
-use std::sync::Arc;
+use kiln_api::location::{GetConfigResponse, ListLocationsResponse, Location};
+use kiln_api::study::{
+    AddMeasurementRequest, CompleteTrialRequest, ListStudiesResponse, ListTrialsResponse, Study,
+    StudyOperation, SuggestTrialsRequest, Trial,
+};
+use kiln_api::{
+    Empty, ExplainResponse, Identity, Job, JobLogs, JobMetrics, ListAuditEntriesResponse,
+    ListJobsResponse, ListModelsResponse, ListOperationsResponse, ListTokensResponse,
+    ListVersionsResponse, Model, Operation, Policy, PredictRequest, PredictResponse, Readiness,
+    SetIamPolicyRequest, TestIamPermissions, Token, Version,
+};
 
-use axum::extract::{Path, State};
-use axum::http::{Method, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
-use kiln_api::{Code, Model, PredictRequest, PredictResponse, Version};
-use kiln_iam::Principal;
-use kiln_registry::{Access, PredictTarget, Registry};
-use tower_http::catch_panic::CatchPanicLayer;
+use crate::inference::{self, tensors::InferRequest};
+use crate::route::{Gate, Http, Param, Route, SERVER_ADMIN, handler, schema};
+use crate::{iam, jobs, locations, models, probes, studies};
 
-use crate::Services;
-use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams, RawBody, parse_json};
-use crate::iam::{owned_operation, policy_verb};
+use Http::{Delete, Get, Patch, Post};
 
-type Shared = State<Arc<Registry>>;
-pub(crate) type ApiResult = Result<Response, ApiError>;
+/// The parameters of list methods.
+const LIST: &[Param] = &[
+    Param {
+        name: "filter",
+        integer: false,
+        required: false,
+        about: "Keeps the items the filter matches (Google's filter grammar, AIP-160)",
+    },
+    Param {
+        name: "orderBy",
+        integer: false,
+        required: false,
+        about: "Sorts by these fields: `field [desc], ...`",
+    },
+    Param {
+        name: "pageSize",
+        integer: true,
+        required: false,
+        about: "Most items a page holds",
+    },
+    Param {
+        name: "pageToken",
+        integer: false,
+        required: false,
+        about: "Where to continue, from a previous page's nextPageToken",
+    },
+];
 
-/// The router of the whole API.
-pub fn router(services: Services) -> Router {
-    Router::new()
-        .merge(crate::jobs::routes())
-        .merge(crate::studies::routes())
-        .merge(crate::locations::routes())
-        .merge(crate::iam::routes())
-        .merge(crate::inference::routes())
-        .merge(crate::console::routes())
-        .route(
-            "/v1/projects/{project}/models",
-            get(list_models).post(create_model),
-        )
-        .route(
-            "/v1/projects/{project}/models/{model}",
-            get(get_model)
-                .patch(patch_model)
-                .delete(delete_model)
-                .post(model_verb),
-        )
-        .route(
-            "/v1/projects/{project}/models/{model}/versions",
-            get(list_versions).post(create_version),
-        )
-        .route(
-            "/v1/projects/{project}/models/{model}/versions/{version}",
-            get(get_version)
-                .patch(patch_version)
-                .delete(delete_version)
-                .post(version_verb),
-        )
-        .route("/v1/projects/{project}/operations", get(list_operations))
-        .route(
-            "/v1/projects/{project}/operations/{operation}",
-            get(get_operation).post(operation_verb),
-        )
-        .route("/v1/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            services.clone(),
-            crate::auth::guard,
-        ))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Http(Code::Internal, "Internal error encountered.".into()).into_response()
-        }))
-        .with_state(services)
-}
+/// The parameter of patch methods.
+const PATCH: &[Param] = &[Param {
+    name: "updateMask",
+    integer: false,
+    required: true,
+    about: "The fields to change, comma-separated",
+}];
 
-/// Splits `name:verb` into its parts.
-pub fn split_verb(segment: &str) -> (&str, Option<&str>) {
-    match segment.split_once(':') {
-        Some((name, verb)) => (name, Some(verb)),
-        None => (segment, None),
-    }
-}
+/// The parameters of a job's log.
+const LOGS: &[Param] = &[
+    Param {
+        name: "pageToken",
+        integer: true,
+        required: false,
+        about: "The line to start from, from a previous page's nextPageToken",
+    },
+    Param {
+        name: "pageSize",
+        integer: true,
+        required: false,
+        about: "Most entries a page holds",
+    },
+    Param {
+        name: "taskName",
+        integer: false,
+        required: false,
+        about: "Only this replica's entries (`master-replica-0`)",
+    },
+];
 
-/// Refuses a verb on a GET/PATCH/DELETE path.
-pub(crate) fn plain(segment: &str) -> Result<&str, ApiError> {
-    match split_verb(segment) {
-        (name, None) => Ok(name),
-        (_, Some(verb)) => Err(ApiError::Http(
-            Code::NotFound,
-            format!("the method :{verb} takes POST"),
-        )),
-    }
-}
+/// The parameter of `studies.create`.
+const STUDY_ID: &[Param] = &[Param {
+    name: "studyId",
+    integer: false,
+    required: true,
+    about: "The new study's id",
+}];
 
-pub(crate) fn json(value: impl serde::Serialize) -> ApiResult {
-    Ok(axum::Json(value).into_response())
-}
+const PROJECT: &str = "projects/{project}";
+const MODELS: &str = "/v1/projects/{project}/models";
+const MODEL: &str = "/v1/projects/{project}/models/{model}";
+const MODEL_RESOURCE: &str = "projects/{project}/models/{model}";
+const VERSIONS: &str = "/v1/projects/{project}/models/{model}/versions";
+const VERSION: &str = "/v1/projects/{project}/models/{model}/versions/{version}";
+const VERSION_RESOURCE: &str = "projects/{project}/models/{model}/versions/{version}";
+const OPERATION: &str = "/v1/projects/{project}/operations/{operation}";
+const JOBS: &str = "/v1/projects/{project}/jobs";
+const JOB: &str = "/v1/projects/{project}/jobs/{job}";
+const JOB_RESOURCE: &str = "projects/{project}/jobs/{job}";
+const STUDIES: &str = "/v1/projects/{project}/locations/{location}/studies";
+const STUDY: &str = "/v1/projects/{project}/locations/{location}/studies/{study}";
+const TRIALS: &str = "/v1/projects/{project}/locations/{location}/studies/{study}/trials";
+const TRIAL: &str = "/v1/projects/{project}/locations/{location}/studies/{study}/trials/{trial}";
+const V2: &str = "/v1/projects/{project}/v2";
 
-async fn not_found(uri: Uri) -> ApiError {
-    ApiError::Http(Code::NotFound, format!("Not found: {}", uri.path()))
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::Http(
-        Code::InvalidArgument,
-        format!("method {method} is not allowed on {}", uri.path()),
-    )
-}
-
-async fn list_models(
-    State(registry): Shared,
-    Path(project): Path<String>,
-    query: QueryParams,
-) -> ApiResult {
-    json(registry.list_models(&project, &query.list()?)?)
-}
-
-async fn create_model(
-    State(registry): Shared,
-    State(access): State<Arc<Access>>,
-    Extension(principal): Extension<Principal>,
-    Path(project): Path<String>,
-    JsonBody(model): JsonBody<Model>,
-) -> ApiResult {
-    let model = registry.create_model(&project, model).await?;
-    access
-        .grant_creator(&principal, &model.name, kiln_iam::roles::MODEL_OWNER)
-        .await?;
-    json(model)
-}
-
-async fn get_model(
-    State(registry): Shared,
-    State(access): State<Arc<Access>>,
-    Path((project, segment)): Path<(String, String)>,
-) -> ApiResult {
-    match split_verb(&segment) {
-        (model, Some("getIamPolicy")) => {
-            json(access.get_policy(&format!("projects/{project}/models/{model}"))?)
-        }
-        _ => json(registry.get_model(&project, plain(&segment)?)?),
-    }
-}
-
-async fn patch_model(
-    State(registry): Shared,
-    State(access): State<Arc<Access>>,
-    Extension(principal): Extension<Principal>,
-    Path((project, model)): Path<(String, String)>,
-    query: QueryParams,
-    JsonBody(patch): JsonBody<Model>,
-) -> ApiResult {
-    let operation = registry
-        .patch_model(&project, plain(&model)?, patch, query.update_mask()?)
-        .await?;
-    owned_operation(&access, &principal, operation).await
-}
-
-async fn delete_model(
-    State(registry): Shared,
-    State(access): State<Arc<Access>>,
-    Extension(principal): Extension<Principal>,
-    Path((project, model)): Path<(String, String)>,
-) -> ApiResult {
-    let operation = registry.delete_model(&project, plain(&model)?).await?;
-    owned_operation(&access, &principal, operation).await
-}
-
-async fn model_verb(
-    State(registry): Shared,
-    State(access): State<Arc<Access>>,
-    Extension(principal): Extension<Principal>,
-    Path((project, segment)): Path<(String, String)>,
-    RawBody(body): RawBody,
-) -> ApiResult {
-    let (model, verb) = split_verb(&segment);
-    let resource = format!("projects/{project}/models/{model}");
-    if let Some(answer) =
-        verb.and_then(|verb| policy_verb(&access, &principal, &resource, verb, &body))
-    {
-        return answer;
-    }
-    match (model, verb) {
-        (model, Some(verb @ ("predict" | "explain"))) => {
-            let target = PredictTarget {
-                project: &project,
-                model,
-                version: None,
-            };
-            serve(&registry, verb, target, body).await
-        }
-        (_, verb) => Err(unknown_verb(verb, crate::auth::known_verbs("models"))),
-    }
-}
-
-async fn list_versions(
-    State(registry): Shared,
-    Path((project, model)): Path<(String, String)>,
-    query: QueryParams,
-) -> ApiResult {
-    json(registry.list_versions(&project, &model, &query.list()?)?)
-}
-
-async fn create_version(
-    State(registry): Shared,
-    State(access): State<Arc<Access>>,
-    Extension(principal): Extension<Principal>,
-    Path((project, model)): Path<(String, String)>,
-    JsonBody(version): JsonBody<Version>,
-) -> ApiResult {
-    let operation = registry.create_version(&project, &model, version).await?;
-    owned_operation(&access, &principal, operation).await
-}
-
-async fn get_version(
-    State(registry): Shared,
-    Path((project, model, version)): Path<(String, String, String)>,
-) -> ApiResult {
-    json(registry.get_version(&project, &model, plain(&version)?)?)
-}
-
-async fn patch_version(
-    State(registry): Shared,
-    State(access): State<Arc<Access>>,
-    Extension(principal): Extension<Principal>,
-    Path((project, model, version)): Path<(String, String, String)>,
-    query: QueryParams,
-    JsonBody(patch): JsonBody<Version>,
-) -> ApiResult {
-    let operation = registry
-        .patch_version(
-            &project,
-            &model,
-            plain(&version)?,
-            patch,
-            query.update_mask()?,
-        )
-        .await?;
-    owned_operation(&access, &principal, operation).await
-}
-
-async fn delete_version(
-    State(registry): Shared,
-    State(access): State<Arc<Access>>,
-    Extension(principal): Extension<Principal>,
-    Path((project, model, version)): Path<(String, String, String)>,
-) -> ApiResult {
-    let operation = registry
-        .delete_version(&project, &model, plain(&version)?)
-        .await?;
-    owned_operation(&access, &principal, operation).await
-}
-
-async fn version_verb(
-    State(registry): Shared,
-    Path((project, model, segment)): Path<(String, String, String)>,
-    RawBody(body): RawBody,
-) -> ApiResult {
-    match split_verb(&segment) {
-        (version, Some(verb @ ("predict" | "explain"))) => {
-            let target = PredictTarget {
-                project: &project,
-                model: &model,
-                version: Some(version),
-            };
-            serve(&registry, verb, target, body).await
-        }
-        (version, Some("setDefault")) => json(
-            registry
-                .set_default_version(&project, &model, version)
-                .await?,
-        ),
-        (_, verb) => Err(unknown_verb(verb, crate::auth::known_verbs("versions"))),
-    }
-}
-
-async fn list_operations(
-    State(registry): Shared,
-    Path(project): Path<String>,
-    query: QueryParams,
-) -> ApiResult {
-    json(registry.list_operations(&project, &query.list()?)?)
-}
-
-async fn get_operation(
-    State(registry): Shared,
-    Path((project, operation)): Path<(String, String)>,
-) -> ApiResult {
-    json(registry.get_operation(&project, plain(&operation)?)?)
-}
-
-async fn operation_verb(
-    State(registry): Shared,
-    Path((project, segment)): Path<(String, String)>,
-) -> ApiResult {
-    match split_verb(&segment) {
-        (operation, Some("cancel")) => {
-            // Kiln's model and version operations finish in seconds and cannot be interrupted
-            // halfway; cancel is accepted, as the API's best-effort contract allows.
-            registry.get_operation(&project, operation)?;
-            json(serde_json::json!({}))
-        }
-        (_, verb) => Err(unknown_verb(verb, crate::auth::known_verbs("operations"))),
-    }
-}
-
-pub(crate) fn unknown_verb(verb: Option<&str>, known: &[&str]) -> ApiError {
-    match verb {
-        Some(verb) => ApiError::Http(
-            Code::NotFound,
-            format!(
-                "unknown method :{verb}; this resource has :{}",
-                known.join(", :")
-            ),
-        ),
-        None => ApiError::Http(
-            Code::InvalidArgument,
-            "POST on this resource needs a method such as :predict".into(),
-        ),
-    }
-}
-
-/// `:predict` or `:explain` (`verb`) on a model or version.
-async fn serve(
-    registry: &Registry,
-    verb: &str,
-    target: PredictTarget<'_>,
-    body: axum::body::Bytes,
-) -> ApiResult {
-    let fast = std::str::from_utf8(&body)
-        .ok()
-        .and_then(PredictRequest::split);
-    let request = match fast {
-        Some(request) => request,
-        None => parse_json(&body)?,
-    };
-    match verb {
-        "explain" => {
-            let explanations = registry.explain(target, request).await?;
-            json(serde_json::json!({ "explanations": explanations }))
-        }
-        _ => json(PredictResponse {
-            predictions: registry.predict(target, request).await?,
-        }),
-    }
-}
-
-/// The server's counters in Prometheus' text format (administrators and the metrics token).
-async fn metrics(State(services): State<Services>) -> Response {
-    let registry = &services.registry;
-    let versions = registry.serving_stats();
-    let jobs = match registry.active_job_counts() {
-        Ok(jobs) => Some(jobs),
-        Err(error) => {
-            tracing::warn!(%error, "metrics without job counts: the store cannot be read");
-            None
-        }
-    };
-    let text = crate::metrics::render(&crate::metrics::Report {
-        http: &services.http_metrics,
-        versions: &versions,
-        jobs: jobs.as_deref(),
-    });
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
-}
-
-/// Readiness: 200 while the metadata store answers, 503 when it does not, with the number of
-/// versions whose model is loaded. Open to anyone, as `/healthz` is, so it names no resource.
-async fn ready(State(registry): Shared) -> Response {
-    let (status, readiness, store) = match registry.check_store() {
-        Ok(()) => (axum::http::StatusCode::OK, "ready", "ok"),
-        Err(error) => {
-            tracing::warn!(%error, "not ready: the metadata store does not answer");
-            let unavailable = "unavailable";
-            (
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                unavailable,
-                unavailable,
+/// The three IAM policy methods on one kind of resource (`:getIamPolicy` by GET or POST).
+macro_rules! policy_routes {
+    ($path:expr, $resource:expr, $api:literal, $kind:literal) => {
+        [
+            Route::new(
+                Get,
+                $path,
+                concat!($api, ".getIamPolicy"),
+                Gate::Permission(concat!("ml.", $kind, ".getIamPolicy")),
+                $resource,
+                schema::<Policy>,
+                handler!(iam::get_policy),
             )
-        }
+            .verb("getIamPolicy")
+            .about("The resource's IAM policy"),
+            Route::new(
+                Post,
+                $path,
+                concat!($api, ".getIamPolicy"),
+                Gate::Permission(concat!("ml.", $kind, ".getIamPolicy")),
+                $resource,
+                schema::<Policy>,
+                handler!(iam::get_policy),
+            )
+            .verb("getIamPolicy")
+            .about("The resource's IAM policy"),
+            Route::new(
+                Post,
+                $path,
+                concat!($api, ".setIamPolicy"),
+                Gate::Permission(concat!("ml.", $kind, ".setIamPolicy")),
+                $resource,
+                schema::<Policy>,
+                handler!(iam::set_policy),
+            )
+            .verb("setIamPolicy")
+            .writes()
+            .body(schema::<SetIamPolicyRequest>)
+            .about("Replaces the resource's IAM policy"),
+            Route::new(
+                Post,
+                $path,
+                concat!($api, ".testIamPermissions"),
+                Gate::Token,
+                $resource,
+                schema::<TestIamPermissions>,
+                handler!(iam::test_permissions),
+            )
+            .verb("testIamPermissions")
+            .body(schema::<TestIamPermissions>)
+            .about("Which of the given permissions the caller holds on the resource"),
+        ]
     };
-    let body = serde_json::json!({
-        "status": readiness,
-        "store": store,
-        "loadedVersions": registry.loaded_versions(),
-    });
-    (status, axum::Json(body)).into_response()
 }
+
+const PROJECT_POLICY: [Route; 4] =
+    policy_routes!("/v1/projects/{project}", PROJECT, "projects", "projects");
+const MODEL_POLICY: [Route; 4] = policy_routes!(MODEL, MODEL_RESOURCE, "projects.models", "models");
+const JOB_POLICY: [Route; 4] = policy_routes!(JOB, JOB_RESOURCE, "projects.jobs", "jobs");
+
+/// Every route of the API.
+pub static ROUTES: &[Route] = &[
+    // Probes and the API's description.
+    Route::new(
+        Get,
+        "/healthz",
+        "kiln.healthz",
+        Gate::Open,
+        "",
+        schema::<String>,
+        handler!(probes::healthz),
+    )
+    .text()
+    .about("Liveness: `ok` while the server answers"),
+    Route::new(
+        Get,
+        "/readyz",
+        "kiln.readyz",
+        Gate::Open,
+        "",
+        schema::<Readiness>,
+        handler!(probes::readyz),
+    )
+    .about("Readiness: 200 while the metadata store answers, else 503"),
+    Route::new(
+        Get,
+        "/v1/openapi.json",
+        "kiln.openapi.get",
+        Gate::Open,
+        "",
+        schema::<serde_json::Value>,
+        handler!(crate::openapi::document),
+    )
+    .about("This document"),
+    Route::new(
+        Get,
+        "/v1/metrics",
+        "kiln.metrics.get",
+        SERVER_ADMIN,
+        "metrics",
+        schema::<String>,
+        handler!(crate::metrics::scrape),
+    )
+    .text()
+    .about(
+        "The server's counters in Prometheus' text format (administrators or the metrics token)",
+    ),
+    // Projects.
+    Route::new(
+        Get,
+        "/v1/projects/{project}",
+        "projects.getConfig",
+        Gate::Permission("ml.projects.getConfig"),
+        PROJECT,
+        schema::<GetConfigResponse>,
+        handler!(locations::get_config),
+    )
+    .verb("getConfig")
+    .about("The service account jobs run as"),
+    PROJECT_POLICY[0],
+    PROJECT_POLICY[1],
+    PROJECT_POLICY[2],
+    PROJECT_POLICY[3],
+    Route::new(
+        Get,
+        "/v1/projects/{project}/auditLogs",
+        "projects.auditLogs.list",
+        Gate::Permission("kiln.auditLogs.list"),
+        PROJECT,
+        schema::<ListAuditEntriesResponse>,
+        handler!(iam::project_audit_log),
+    )
+    .query(LIST)
+    .about("The project's audit log, newest first"),
+    // Models.
+    Route::new(
+        Get,
+        MODELS,
+        "projects.models.list",
+        Gate::Permission("ml.models.list"),
+        PROJECT,
+        schema::<ListModelsResponse>,
+        handler!(models::list_models),
+    )
+    .query(LIST),
+    Route::new(
+        Post,
+        MODELS,
+        "projects.models.create",
+        Gate::Permission("ml.models.create"),
+        PROJECT,
+        schema::<Model>,
+        handler!(models::create_model),
+    )
+    .writes()
+    .body(schema::<Model>),
+    Route::new(
+        Get,
+        MODEL,
+        "projects.models.get",
+        Gate::Permission("ml.models.get"),
+        MODEL_RESOURCE,
+        schema::<Model>,
+        handler!(models::get_model),
+    ),
+    Route::new(
+        Patch,
+        MODEL,
+        "projects.models.patch",
+        Gate::Permission("ml.models.update"),
+        MODEL_RESOURCE,
+        schema::<Operation>,
+        handler!(models::patch_model),
+    )
+    .writes()
+    .query(PATCH)
+    .body(schema::<Model>),
+    Route::new(
+        Delete,
+        MODEL,
+        "projects.models.delete",
+        Gate::Permission("ml.models.delete"),
+        MODEL_RESOURCE,
+        schema::<Operation>,
+        handler!(models::delete_model),
+    )
+    .writes(),
+    Route::new(
+        Post,
+        MODEL,
+        "projects.models.predict",
+        Gate::Permission("ml.models.predict"),
+        MODEL_RESOURCE,
+        schema::<PredictResponse>,
+        handler!(models::predict),
+    )
+    .verb("predict")
+    .body(schema::<PredictRequest>)
+    .predicts()
+    .about("Predicts with the model's default version"),
+    Route::new(
+        Post,
+        MODEL,
+        "projects.models.explain",
+        Gate::Permission("ml.models.predict"),
+        MODEL_RESOURCE,
+        schema::<ExplainResponse>,
+        handler!(models::explain),
+    )
+    .verb("explain")
+    .body(schema::<PredictRequest>)
+    .predicts()
+    .about("Feature attributions from the model's default version"),
+    MODEL_POLICY[0],
+    MODEL_POLICY[1],
+    MODEL_POLICY[2],
+    MODEL_POLICY[3],
+    // Versions.
+    Route::new(
+        Get,
+        VERSIONS,
+        "projects.models.versions.list",
+        Gate::Permission("ml.versions.list"),
+        MODEL_RESOURCE,
+        schema::<ListVersionsResponse>,
+        handler!(models::list_versions),
+    )
+    .query(LIST),
+    Route::new(
+        Post,
+        VERSIONS,
+        "projects.models.versions.create",
+        Gate::Permission("ml.versions.create"),
+        MODEL_RESOURCE,
+        schema::<Operation>,
+        handler!(models::create_version),
+    )
+    .writes()
+    .body(schema::<Version>),
+    Route::new(
+        Get,
+        VERSION,
+        "projects.models.versions.get",
+        Gate::Permission("ml.versions.get"),
+        VERSION_RESOURCE,
+        schema::<Version>,
+        handler!(models::get_version),
+    ),
+    Route::new(
+        Patch,
+        VERSION,
+        "projects.models.versions.patch",
+        Gate::Permission("ml.versions.update"),
+        VERSION_RESOURCE,
+        schema::<Operation>,
+        handler!(models::patch_version),
+    )
+    .writes()
+    .query(PATCH)
+    .body(schema::<Version>),
+    Route::new(
+        Delete,
+        VERSION,
+        "projects.models.versions.delete",
+        Gate::Permission("ml.versions.delete"),
+        VERSION_RESOURCE,
+        schema::<Operation>,
+        handler!(models::delete_version),
+    )
+    .writes(),
+    Route::new(
+        Post,
+        VERSION,
+        "projects.models.versions.predict",
+        Gate::Permission("ml.versions.predict"),
+        VERSION_RESOURCE,
+        schema::<PredictResponse>,
+        handler!(models::predict),
+    )
+    .verb("predict")
+    .body(schema::<PredictRequest>)
+    .predicts(),
+    Route::new(
+        Post,
+        VERSION,
+        "projects.models.versions.explain",
+        Gate::Permission("ml.versions.predict"),
+        VERSION_RESOURCE,
+        schema::<ExplainResponse>,
+        handler!(models::explain),
+    )
+    .verb("explain")
+    .body(schema::<PredictRequest>)
+    .predicts(),
+    Route::new(
+        Post,
+        VERSION,
+        "projects.models.versions.setDefault",
+        Gate::Permission("ml.versions.update"),
+        VERSION_RESOURCE,
+        schema::<Version>,
+        handler!(models::set_default),
+    )
+    .verb("setDefault")
+    .writes()
+    .body(schema::<Empty>)
+    .about("Makes the version its model's default"),
+    // Operations.
+    Route::new(
+        Get,
+        "/v1/projects/{project}/operations",
+        "projects.operations.list",
+        Gate::Permission("ml.operations.list"),
+        PROJECT,
+        schema::<ListOperationsResponse>,
+        handler!(models::list_operations),
+    )
+    .query(LIST),
+    Route::new(
+        Get,
+        OPERATION,
+        "projects.operations.get",
+        Gate::Permission("ml.operations.get"),
+        "projects/{project}/operations/{operation}",
+        schema::<Operation>,
+        handler!(models::get_operation),
+    ),
+    Route::new(
+        Post,
+        OPERATION,
+        "projects.operations.cancel",
+        Gate::Permission("ml.operations.cancel"),
+        "projects/{project}/operations/{operation}",
+        schema::<Empty>,
+        handler!(models::cancel_operation),
+    )
+    .verb("cancel")
+    .writes()
+    .body(schema::<Empty>),
+    // Jobs.
+    Route::new(
+        Get,
+        JOBS,
+        "projects.jobs.list",
+        Gate::Permission("ml.jobs.list"),
+        PROJECT,
+        schema::<ListJobsResponse>,
+        handler!(jobs::list_jobs),
+    )
+    .query(LIST),
+    Route::new(
+        Post,
+        JOBS,
+        "projects.jobs.create",
+        Gate::Permission("ml.jobs.create"),
+        PROJECT,
+        schema::<Job>,
+        handler!(jobs::create_job),
+    )
+    .writes()
+    .body(schema::<Job>),
+    Route::new(
+        Get,
+        JOB,
+        "projects.jobs.get",
+        Gate::Permission("ml.jobs.get"),
+        JOB_RESOURCE,
+        schema::<Job>,
+        handler!(jobs::get_job),
+    ),
+    Route::new(
+        Patch,
+        JOB,
+        "projects.jobs.patch",
+        Gate::Permission("ml.jobs.update"),
+        JOB_RESOURCE,
+        schema::<Job>,
+        handler!(jobs::patch_job),
+    )
+    .writes()
+    .query(PATCH)
+    .body(schema::<Job>),
+    Route::new(
+        Post,
+        JOB,
+        "projects.jobs.cancel",
+        Gate::Permission("ml.jobs.cancel"),
+        JOB_RESOURCE,
+        schema::<Empty>,
+        handler!(jobs::cancel_job),
+    )
+    .verb("cancel")
+    .writes()
+    .body(schema::<Empty>),
+    JOB_POLICY[0],
+    JOB_POLICY[1],
+    JOB_POLICY[2],
+    JOB_POLICY[3],
+    Route::new(
+        Get,
+        "/v1/projects/{project}/jobs/{job}/logs",
+        "projects.jobs.logs",
+        Gate::Permission("ml.jobs.get"),
+        JOB_RESOURCE,
+        schema::<JobLogs>,
+        handler!(jobs::job_logs),
+    )
+    .query(LOGS)
+    .about("The job's log, from a line on; also while the job runs"),
+    Route::new(
+        Get,
+        "/v1/projects/{project}/jobs/{job}/metrics",
+        "projects.jobs.metrics",
+        Gate::Permission("ml.jobs.get"),
+        JOB_RESOURCE,
+        schema::<JobMetrics>,
+        handler!(jobs::job_metrics),
+    )
+    .about("The job's training curves"),
+    // Locations and study operations.
+    Route::new(
+        Get,
+        "/v1/projects/{project}/locations",
+        "projects.locations.list",
+        Gate::Permission("ml.locations.list"),
+        PROJECT,
+        schema::<ListLocationsResponse>,
+        handler!(locations::list_locations),
+    )
+    .query(LIST),
+    Route::new(
+        Get,
+        "/v1/projects/{project}/locations/{location}",
+        "projects.locations.get",
+        Gate::Permission("ml.locations.get"),
+        "projects/{project}/locations/{location}",
+        schema::<Location>,
+        handler!(locations::get_location),
+    ),
+    Route::new(
+        Get,
+        "/v1/projects/{project}/locations/{location}/operations/{operation}",
+        "projects.locations.operations.get",
+        Gate::Permission("ml.operations.get"),
+        PROJECT,
+        schema::<StudyOperation>,
+        handler!(locations::get_operation),
+    ),
+    Route::new(
+        Post,
+        "/v1/projects/{project}/locations/{location}/operations/{operation}",
+        "projects.locations.operations.cancel",
+        Gate::Permission("ml.operations.cancel"),
+        PROJECT,
+        schema::<Empty>,
+        handler!(locations::cancel_operation),
+    )
+    .verb("cancel")
+    .writes()
+    .body(schema::<Empty>),
+    // Studies and trials. They have no policies of their own: the project's decide.
+    Route::new(
+        Get,
+        STUDIES,
+        "projects.locations.studies.list",
+        Gate::Permission("ml.studies.list"),
+        PROJECT,
+        schema::<ListStudiesResponse>,
+        handler!(studies::list_studies),
+    ),
+    Route::new(
+        Post,
+        STUDIES,
+        "projects.locations.studies.create",
+        Gate::Permission("ml.studies.create"),
+        PROJECT,
+        schema::<Study>,
+        handler!(studies::create_study),
+    )
+    .writes()
+    .query(STUDY_ID)
+    .body(schema::<Study>),
+    Route::new(
+        Get,
+        STUDY,
+        "projects.locations.studies.get",
+        Gate::Permission("ml.studies.get"),
+        PROJECT,
+        schema::<Study>,
+        handler!(studies::get_study),
+    ),
+    Route::new(
+        Delete,
+        STUDY,
+        "projects.locations.studies.delete",
+        Gate::Permission("ml.studies.delete"),
+        PROJECT,
+        schema::<Empty>,
+        handler!(studies::delete_study),
+    )
+    .writes(),
+    Route::new(
+        Get,
+        TRIALS,
+        "projects.locations.studies.trials.list",
+        Gate::Permission("ml.trials.list"),
+        PROJECT,
+        schema::<ListTrialsResponse>,
+        handler!(studies::list_trials),
+    ),
+    Route::new(
+        Post,
+        TRIALS,
+        "projects.locations.studies.trials.create",
+        Gate::Permission("ml.trials.create"),
+        PROJECT,
+        schema::<Trial>,
+        handler!(studies::create_trial),
+    )
+    .writes()
+    .body(schema::<Trial>),
+    Route::new(
+        Post,
+        TRIALS,
+        "projects.locations.studies.trials.suggest",
+        Gate::Permission("ml.trials.create"),
+        PROJECT,
+        schema::<StudyOperation>,
+        handler!(studies::suggest),
+    )
+    .verb("suggest")
+    .writes()
+    .body(schema::<SuggestTrialsRequest>)
+    .about("New trials from the tuner, or the caller's pending ones"),
+    Route::new(
+        Post,
+        TRIALS,
+        "projects.locations.studies.trials.listOptimalTrials",
+        Gate::Permission("ml.trials.list"),
+        PROJECT,
+        schema::<ListTrialsResponse>,
+        handler!(studies::optimal),
+    )
+    .verb("listOptimalTrials")
+    .writes()
+    .body(schema::<Empty>),
+    Route::new(
+        Get,
+        TRIAL,
+        "projects.locations.studies.trials.get",
+        Gate::Permission("ml.trials.get"),
+        PROJECT,
+        schema::<Trial>,
+        handler!(studies::get_trial),
+    ),
+    Route::new(
+        Delete,
+        TRIAL,
+        "projects.locations.studies.trials.delete",
+        Gate::Permission("ml.trials.delete"),
+        PROJECT,
+        schema::<Empty>,
+        handler!(studies::delete_trial),
+    )
+    .writes(),
+    Route::new(
+        Post,
+        TRIAL,
+        "projects.locations.studies.trials.addMeasurement",
+        Gate::Permission("ml.trials.update"),
+        PROJECT,
+        schema::<Trial>,
+        handler!(studies::add_measurement),
+    )
+    .verb("addMeasurement")
+    .writes()
+    .body(schema::<AddMeasurementRequest>),
+    Route::new(
+        Post,
+        TRIAL,
+        "projects.locations.studies.trials.complete",
+        Gate::Permission("ml.trials.update"),
+        PROJECT,
+        schema::<Trial>,
+        handler!(studies::complete),
+    )
+    .verb("complete")
+    .writes()
+    .body(schema::<CompleteTrialRequest>),
+    Route::new(
+        Post,
+        TRIAL,
+        "projects.locations.studies.trials.stop",
+        Gate::Permission("ml.trials.update"),
+        PROJECT,
+        schema::<Trial>,
+        handler!(studies::stop),
+    )
+    .verb("stop")
+    .writes()
+    .body(schema::<Empty>),
+    Route::new(
+        Post,
+        TRIAL,
+        "projects.locations.studies.trials.checkEarlyStoppingState",
+        Gate::Permission("ml.trials.get"),
+        PROJECT,
+        schema::<StudyOperation>,
+        handler!(studies::check_early_stopping),
+    )
+    .verb("checkEarlyStoppingState")
+    .writes()
+    .body(schema::<Empty>),
+    // The Open Inference Protocol.
+    Route::new(
+        Get,
+        "/v2/health/live",
+        "inference.health.live",
+        Gate::Open,
+        "",
+        schema::<inference::Live>,
+        handler!(inference::live),
+    ),
+    Route::new(
+        Get,
+        "/v2/health/ready",
+        "inference.health.ready",
+        Gate::Open,
+        "",
+        schema::<inference::Ready>,
+        handler!(inference::ready_server),
+    ),
+    Route::new(
+        Get,
+        V2,
+        "inference.server",
+        Gate::Token,
+        PROJECT,
+        schema::<inference::ServerMetadata>,
+        handler!(inference::server_metadata),
+    ),
+    Route::new(
+        Get,
+        "/v1/projects/{project}/v2/health/live",
+        "inference.server",
+        Gate::Token,
+        PROJECT,
+        schema::<inference::Live>,
+        handler!(inference::live),
+    ),
+    Route::new(
+        Get,
+        "/v1/projects/{project}/v2/health/ready",
+        "inference.server",
+        Gate::Token,
+        PROJECT,
+        schema::<inference::Ready>,
+        handler!(inference::ready_server),
+    ),
+    Route::new(
+        Get,
+        "/v1/projects/{project}/v2/models/{model}",
+        "inference.models.get",
+        Gate::Permission("ml.models.get"),
+        MODEL_RESOURCE,
+        schema::<inference::ModelMetadata>,
+        handler!(inference::model_metadata),
+    )
+    .predicts(),
+    Route::new(
+        Get,
+        "/v1/projects/{project}/v2/models/{model}/ready",
+        "inference.models.get",
+        Gate::Permission("ml.models.get"),
+        MODEL_RESOURCE,
+        schema::<inference::ModelReady>,
+        handler!(inference::model_ready),
+    )
+    .predicts(),
+    Route::new(
+        Post,
+        "/v1/projects/{project}/v2/models/{model}/infer",
+        "inference.models.predict",
+        Gate::Permission("ml.models.predict"),
+        MODEL_RESOURCE,
+        schema::<inference::InferResponse>,
+        handler!(inference::model_infer),
+    )
+    .body(schema::<InferRequest>)
+    .predicts(),
+    Route::new(
+        Get,
+        "/v1/projects/{project}/v2/models/{model}/versions/{version}",
+        "inference.versions.get",
+        Gate::Permission("ml.versions.get"),
+        VERSION_RESOURCE,
+        schema::<inference::ModelMetadata>,
+        handler!(inference::version_metadata),
+    )
+    .predicts(),
+    Route::new(
+        Get,
+        "/v1/projects/{project}/v2/models/{model}/versions/{version}/ready",
+        "inference.versions.get",
+        Gate::Permission("ml.versions.get"),
+        VERSION_RESOURCE,
+        schema::<inference::ModelReady>,
+        handler!(inference::version_ready),
+    )
+    .predicts(),
+    Route::new(
+        Post,
+        "/v1/projects/{project}/v2/models/{model}/versions/{version}/infer",
+        "inference.versions.predict",
+        Gate::Permission("ml.versions.predict"),
+        VERSION_RESOURCE,
+        schema::<inference::InferResponse>,
+        handler!(inference::version_infer),
+    )
+    .body(schema::<InferRequest>)
+    .predicts(),
+    // Server-wide: the caller, tokens and the audit log.
+    Route::new(
+        Get,
+        "/v1/whoami",
+        "kiln.whoami",
+        Gate::Token,
+        "",
+        schema::<Identity>,
+        handler!(iam::whoami),
+    )
+    .about("Who the token belongs to"),
+    Route::new(
+        Get,
+        "/v1/tokens",
+        "kiln.tokens.list",
+        SERVER_ADMIN,
+        "tokens",
+        schema::<ListTokensResponse>,
+        handler!(iam::list_tokens),
+    )
+    .query(LIST),
+    Route::new(
+        Post,
+        "/v1/tokens",
+        "kiln.tokens.create",
+        SERVER_ADMIN,
+        "tokens",
+        schema::<Token>,
+        handler!(iam::create_token),
+    )
+    .writes()
+    .body(schema::<Token>)
+    .about("A new token; its secret is shown this once"),
+    Route::new(
+        Delete,
+        "/v1/tokens/{token}",
+        "kiln.tokens.revoke",
+        SERVER_ADMIN,
+        "tokens/{token}",
+        schema::<Token>,
+        handler!(iam::revoke_token),
+    )
+    .writes(),
+    Route::new(
+        Get,
+        "/v1/auditLogs",
+        "kiln.auditLogs.list",
+        SERVER_ADMIN,
+        "auditLogs",
+        schema::<ListAuditEntriesResponse>,
+        handler!(iam::audit_log),
+    )
+    .query(LIST)
+    .about("Every project's audit log, newest first"),
+];

@@ -2,148 +2,118 @@
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::routing::{get, post};
+use axum::extract::State;
+use kiln_api::Empty;
 use kiln_api::study::{
     AddMeasurementRequest, CompleteTrialRequest, Study, SuggestTrialsRequest, Trial,
 };
 use kiln_registry::Studies;
-use serde_json::json;
 
-use crate::Services;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams, RawBody, or_empty_object, parse_json};
-use crate::routes::{ApiResult, json, plain, split_verb, unknown_verb};
-
-/// The study routes.
-pub fn routes() -> Router<Services> {
-    const STUDIES: &str = "/v1/projects/{project}/locations/{location}/studies";
-    Router::new()
-        .route(STUDIES, get(list_studies).post(create_study))
-        .route(
-            &format!("{STUDIES}/{{study}}"),
-            get(get_study).delete(delete_study),
-        )
-        .route(
-            &format!("{STUDIES}/{{study}}/trials"),
-            get(list_trials).post(create_trial),
-        )
-        .route(&format!("{STUDIES}/{{study}}/{{verb}}"), post(trials_verb))
-        .route(
-            &format!("{STUDIES}/{{study}}/trials/{{trial}}"),
-            get(get_trial).delete(delete_trial).post(trial_verb),
-        )
-}
+use crate::extract::{JsonBody, QueryParams};
+use crate::route::{ApiResult, Found, json};
 
 type Shared = State<Arc<Studies>>;
 
-async fn list_studies(
-    State(studies): Shared,
-    Path((project, location)): Path<(String, String)>,
-) -> ApiResult {
-    json(studies.list(&project, &location)?)
+/// The project, location and study a study path names.
+fn study(found: &Found) -> (&str, &str, &str) {
+    (
+        found.project(),
+        found.value("location"),
+        found.value("study"),
+    )
 }
 
-async fn create_study(
+pub(crate) async fn list_studies(State(studies): Shared, found: Found) -> ApiResult {
+    json(studies.list(found.project(), found.value("location"))?)
+}
+
+pub(crate) async fn create_study(
     State(studies): Shared,
-    Path((project, location)): Path<(String, String)>,
+    found: Found,
     query: QueryParams,
     JsonBody(study): JsonBody<Study>,
 ) -> ApiResult {
     let study_id = query.0.get("studyId").ok_or_else(|| {
         ApiError::invalid("Field: study_id Error: the studyId query parameter is required")
     })?;
-    json(studies.create(&project, &location, study_id, study)?)
+    json(studies.create(found.project(), found.value("location"), study_id, study)?)
 }
 
-async fn get_study(
-    State(studies): Shared,
-    Path((project, location, study)): Path<(String, String, String)>,
-) -> ApiResult {
-    json(studies.get(&project, &location, plain(&study)?)?)
+pub(crate) async fn get_study(State(studies): Shared, found: Found) -> ApiResult {
+    let (project, location, study) = study(&found);
+    json(studies.get(project, location, study)?)
 }
 
-async fn delete_study(
-    State(studies): Shared,
-    Path((project, location, study)): Path<(String, String, String)>,
-) -> ApiResult {
-    studies.delete(&project, &location, plain(&study)?)?;
-    json(json!({}))
+pub(crate) async fn delete_study(State(studies): Shared, found: Found) -> ApiResult {
+    let (project, location, study) = study(&found);
+    studies.delete(project, location, study)?;
+    json(Empty {})
 }
 
-async fn list_trials(
-    State(studies): Shared,
-    Path((project, location, study)): Path<(String, String, String)>,
-) -> ApiResult {
-    json(studies.list_trials(&project, &location, &study)?)
+pub(crate) async fn list_trials(State(studies): Shared, found: Found) -> ApiResult {
+    let (project, location, study) = study(&found);
+    json(studies.list_trials(project, location, study)?)
 }
 
-async fn create_trial(
+pub(crate) async fn create_trial(
     State(studies): Shared,
-    Path((project, location, study)): Path<(String, String, String)>,
+    found: Found,
     JsonBody(trial): JsonBody<Trial>,
 ) -> ApiResult {
-    json(studies.create_trial(&project, &location, &study, trial)?)
+    let (project, location, study) = study(&found);
+    json(studies.create_trial(project, location, study, trial)?)
 }
 
-/// `trials:suggest` and `trials:listOptimalTrials`.
-async fn trials_verb(
+pub(crate) async fn suggest(
     State(studies): Shared,
-    Path((project, location, study, segment)): Path<(String, String, String, String)>,
-    RawBody(body): RawBody,
+    found: Found,
+    JsonBody(request): JsonBody<SuggestTrialsRequest>,
 ) -> ApiResult {
-    match split_verb(&segment) {
-        ("trials", Some("suggest")) => {
-            let request: SuggestTrialsRequest = parse_json(or_empty_object(&body))?;
-            json(studies.suggest(&project, &location, &study, request)?)
-        }
-        ("trials", Some("listOptimalTrials")) => {
-            json(studies.optimal(&project, &location, &study)?)
-        }
-        ("trials", verb) => Err(unknown_verb(verb, crate::auth::known_verbs("trials"))),
-        _ => Err(ApiError::Http(
-            kiln_api::Code::NotFound,
-            format!("Not found: {segment}"),
-        )),
-    }
+    let (project, location, study) = study(&found);
+    json(studies.suggest(project, location, study, request)?)
 }
 
-async fn get_trial(
-    State(studies): Shared,
-    Path((project, location, study, trial)): Path<(String, String, String, String)>,
-) -> ApiResult {
-    json(studies.get_trial(&project, &location, &study, plain(&trial)?)?)
+pub(crate) async fn optimal(State(studies): Shared, found: Found) -> ApiResult {
+    let (project, location, study) = study(&found);
+    json(studies.optimal(project, location, study)?)
 }
 
-async fn delete_trial(
-    State(studies): Shared,
-    Path((project, location, study, trial)): Path<(String, String, String, String)>,
-) -> ApiResult {
-    studies.delete_trial(&project, &location, &study, plain(&trial)?)?;
-    json(json!({}))
+pub(crate) async fn get_trial(State(studies): Shared, found: Found) -> ApiResult {
+    let (project, location, study) = study(&found);
+    json(studies.get_trial(project, location, study, found.value("trial"))?)
 }
 
-/// `addMeasurement`, `complete`, `stop` and `checkEarlyStoppingState` on one trial.
-async fn trial_verb(
+pub(crate) async fn delete_trial(State(studies): Shared, found: Found) -> ApiResult {
+    let (project, location, study) = study(&found);
+    studies.delete_trial(project, location, study, found.value("trial"))?;
+    json(Empty {})
+}
+
+pub(crate) async fn add_measurement(
     State(studies): Shared,
-    Path((project, location, study, segment)): Path<(String, String, String, String)>,
-    RawBody(body): RawBody,
+    found: Found,
+    JsonBody(request): JsonBody<AddMeasurementRequest>,
 ) -> ApiResult {
-    let (trial, verb) = split_verb(&segment);
-    match verb {
-        Some("addMeasurement") => {
-            let request: AddMeasurementRequest = parse_json(or_empty_object(&body))?;
-            json(studies.add_measurement(&project, &location, &study, trial, request)?)
-        }
-        Some("complete") => {
-            let request: CompleteTrialRequest = parse_json(or_empty_object(&body))?;
-            json(studies.complete(&project, &location, &study, trial, request)?)
-        }
-        Some("stop") => json(studies.stop(&project, &location, &study, trial)?),
-        Some("checkEarlyStoppingState") => {
-            json(studies.check_early_stopping(&project, &location, &study, trial)?)
-        }
-        verb => Err(unknown_verb(verb, crate::auth::known_verbs("trial"))),
-    }
+    let (project, location, study) = study(&found);
+    json(studies.add_measurement(project, location, study, found.value("trial"), request)?)
+}
+
+pub(crate) async fn complete(
+    State(studies): Shared,
+    found: Found,
+    JsonBody(request): JsonBody<CompleteTrialRequest>,
+) -> ApiResult {
+    let (project, location, study) = study(&found);
+    json(studies.complete(project, location, study, found.value("trial"), request)?)
+}
+
+pub(crate) async fn stop(State(studies): Shared, found: Found) -> ApiResult {
+    let (project, location, study) = study(&found);
+    json(studies.stop(project, location, study, found.value("trial"))?)
+}
+
+pub(crate) async fn check_early_stopping(State(studies): Shared, found: Found) -> ApiResult {
+    let (project, location, study) = study(&found);
+    json(studies.check_early_stopping(project, location, study, found.value("trial"))?)
 }

@@ -137,7 +137,7 @@ fn fixture() -> Fixture {
     let services: Services = runtime.block_on(kiln_server::open(&options)).unwrap();
     let token = services.access.bootstrap().unwrap().unwrap();
     Fixture {
-        router: kiln_server::routes::router(services),
+        router: kiln_server::route::router(services),
         runtime,
         token,
         _dir: dir,

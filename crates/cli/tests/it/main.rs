@@ -18,6 +18,7 @@ mod jobs;
 mod lifecycle;
 mod observability;
 mod onnx;
+mod openapi;
 mod packaging;
 mod restart;
 mod sandbox;

@@ -9,6 +9,8 @@ use kiln_scheduler::cluster::Resources;
 use kiln_scheduler::cluster::units_per_hour;
 use kiln_scheduler::program::{self, Program};
 use kiln_scheduler::{ReplicaPlan, TaskType};
+use kiln_train::Algorithm;
+use kiln_train::algorithm::{ALGORITHMS, TrainArgs};
 
 use super::{DEFAULT_MAX_RUNNING_TIME, JobSettings};
 use crate::batch::{self, PredictionPlan};
@@ -59,11 +61,11 @@ pub(super) fn validate(
     let replicas = kiln_scheduler::plan(input)
         .map_err(|found| problems.extend(found))
         .ok();
-    let program = program::decide(input)
+    let program = program::decide(input, &TrainAlgorithms)
         .map_err(|found| problems.extend(found))
         .ok();
     if matches!(program, Some(Program::BuiltIn { .. })) {
-        let checked = program::built_in_locations(&input.args, |name, location| {
+        let checked = TrainArgs::check_locations(&input.args, |name, location| {
             batch::checked_input(
                 location,
                 project,
@@ -201,4 +203,19 @@ fn parse_duration(field: &str, text: &str) -> Result<Option<Duration>, String> {
         .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
         .map(|seconds| Some(Duration::from_secs_f64(seconds)))
         .ok_or_else(|| format!("Field: training_input.scheduling.{field} Error: {text:?} is not a duration such as \"7200s\""))
+}
+
+/// The built-in algorithms of `kiln-train`, for [`program::decide`].
+struct TrainAlgorithms;
+
+impl program::BuiltIns for TrainAlgorithms {
+    fn find(&self, image_uri: &str) -> Option<&'static str> {
+        Algorithm::find(image_uri)
+            .ok()
+            .map(|algorithm| algorithm.name)
+    }
+
+    fn names(&self) -> Vec<&'static str> {
+        ALGORITHMS.iter().map(|algorithm| algorithm.name).collect()
+    }
 }

@@ -11,11 +11,12 @@
 
 use base64::Engine as _;
 use kiln_serve::tensor::{Array, Data, Tensor};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// An inference request's JSON part.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InferRequest {
     /// Echoed in the response.
@@ -32,7 +33,7 @@ pub struct InferRequest {
 }
 
 /// One input tensor.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InputTensor {
     /// The model input it feeds.
@@ -50,7 +51,7 @@ pub struct InputTensor {
 }
 
 /// An output the request asks for.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestedOutput {
     /// The output's name.
@@ -61,7 +62,7 @@ pub struct RequestedOutput {
 }
 
 /// One output tensor of a response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct OutputTensor {
     /// The prediction key it holds (or the model's one output).
     pub name: String,

@@ -3,7 +3,7 @@
 #
 #   bash scripts/fuzz-api.sh            # after `cargo build --release`; installs schemathesis if missing
 #
-# Starts a server of target/release/kiln (or $KILN_BIN) on a throw-away data directory with an
+# Starts a server of target/release/kiln (under $CARGO_TARGET_DIR when set, or $KILN_BIN) on a throw-away data directory with an
 # administrator's token, lets schemathesis generate requests for every operation of
 # /v1/openapi.json (valid and invalid bodies, parameters and paths, then sequences that follow
 # created resources), and fails on any 5xx answer, an answer that breaks its schema, or a wrong
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-kiln="${KILN_BIN:-target/release/kiln}"
+kiln="${KILN_BIN:-${CARGO_TARGET_DIR:-target}/release/kiln}"
 examples="${FUZZ_EXAMPLES:-30}"
 reports="${FUZZ_REPORT_DIR:-target/fuzz-api}"
 schemathesis_version="4.32.5"

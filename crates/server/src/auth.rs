@@ -252,6 +252,11 @@ mod tests {
             )
         );
         assert_eq!(
+            check(Method::GET, "/v1/projects/%7Bmodel%7D/models/x").2,
+            "projects/{model}/models/x",
+            "a value is never read as a template"
+        );
+        assert_eq!(
             check(Method::DELETE, "/v1/tokens/abc").1,
             Some("kiln.server.admin")
         );
@@ -317,6 +322,7 @@ mod tests {
             (Method::PUT, "/v1/projects/p/models/m"),
             (Method::GET, "/v1/projects/p%ff/models"),
             (Method::GET, "/v1/projects//models"),
+            (Method::GET, "/v1/projects/p%2Fmodels%2Fm/models/x"),
             (Method::GET, "/v1/projects/p/locations//studies"),
             (
                 Method::POST,

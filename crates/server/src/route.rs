@@ -276,13 +276,15 @@ impl Found {
             .map_or("", |(_, value)| value)
     }
 
-    /// The route's resource, its variables filled in.
+    /// The route's resource, each variable segment of its template replaced by the variable's
+    /// value (segment by segment, so a value is never read as a template).
     pub fn resource(&self) -> String {
-        let mut resource = self.route.resource.to_string();
-        for (name, value) in &self.values {
-            resource = resource.replace(&format!("{{{name}}}"), value);
-        }
-        resource
+        self.route
+            .resource
+            .split('/')
+            .map(|segment| variable(segment).map_or(segment, |name| self.value(name)))
+            .collect::<Vec<_>>()
+            .join("/")
     }
 }
 
@@ -316,7 +318,7 @@ static TEMPLATES: LazyLock<Vec<Template>> = LazyLock::new(|| {
 
 /// The route of `method` on `path`, or the error to answer with: 404 for a path no route has
 /// (or a custom verb this resource lacks, naming those it has), 400 for a method the path does
-/// not take.
+/// not take or a segment that is not UTF-8 or holds a `/` once decoded.
 pub fn find(method: &Method, path: &str) -> Result<Found, ApiError> {
     let not_found = || ApiError::Http(Code::NotFound, format!("Not found: {path}"));
     let mut segments = Vec::new();
@@ -324,6 +326,11 @@ pub fn find(method: &Method, path: &str) -> Result<Found, ApiError> {
         let decoded = percent_encoding::percent_decode_str(raw)
             .decode_utf8()
             .map_err(|_| ApiError::invalid(format!("{path:?} is not valid UTF-8")))?;
+        if decoded.contains('/') {
+            return Err(ApiError::invalid(
+                "a path segment holds an encoded '/' (%2F), which no resource name holds",
+            ));
+        }
         segments.push(decoded.into_owned());
     }
     let last = segments.pop().unwrap_or_default();

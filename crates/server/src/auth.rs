@@ -15,6 +15,7 @@ use kiln_iam::Principal;
 use crate::Services;
 use crate::error::{ApiError, ErrorMessage};
 use crate::route::{Found, Gate, find};
+use crate::routes::METRICS_API;
 
 /// What a request needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +75,7 @@ pub async fn guard(State(services): State<Services>, mut request: Request, next:
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    if target.method == METRICS_METHOD && is_metrics_token(&services, authorization) {
+    if target.method == METRICS_API && is_metrics_token(&services, authorization) {
         let mut response = next.run(request).await;
         response.extensions_mut().insert(Caller {
             member: Some(METRICS_SCRAPER.into()),
@@ -114,9 +115,6 @@ pub async fn guard(State(services): State<Services>, mut request: Request, next:
     });
     response
 }
-
-/// The API method of `/v1/metrics`.
-const METRICS_METHOD: &str = "kiln.metrics.get";
 
 /// The caller the access log names for the metrics token.
 const METRICS_SCRAPER: &str = "metrics-token";

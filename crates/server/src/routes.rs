@@ -87,6 +87,9 @@ const STUDY_ID: &[Param] = &[Param {
     about: "The new study's id",
 }];
 
+/// The API method of `/v1/metrics`, which the metrics token may also call.
+pub const METRICS_API: &str = "kiln.metrics.get";
+
 const PROJECT: &str = "projects/{project}";
 const MODELS: &str = "/v1/projects/{project}/models";
 const MODEL: &str = "/v1/projects/{project}/models/{model}";
@@ -201,7 +204,7 @@ pub static ROUTES: &[Route] = &[
     Route::new(
         Get,
         "/v1/metrics",
-        "kiln.metrics.get",
+        METRICS_API,
         SERVER_ADMIN,
         "metrics",
         schema::<String>,

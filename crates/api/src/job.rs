@@ -627,3 +627,21 @@ mod tests {
         assert_eq!(output, serde_json::json!({"consumedMLUnits": 0.5}));
     }
 }
+
+/// A built-in algorithm: what `masterConfig.imageUri` names to run it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuiltInAlgorithm {
+    /// Its name (`wide_deep`); `kiln/{name}` selects it.
+    pub name: String,
+    /// Every image URI that selects it, `kiln/{name}` first, then ML Engine's built-in images.
+    pub image_uris: Vec<String>,
+}
+
+/// The answer of `builtInAlgorithms.list`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListBuiltInAlgorithmsResponse {
+    /// Every built-in algorithm this server runs.
+    pub algorithms: Vec<BuiltInAlgorithm>,
+}

@@ -38,15 +38,16 @@ pub use iam::{
     SetIamPolicyRequest, TestIamPermissions, Token,
 };
 pub use job::{
-    DataFormat, Job, JobMetrics, JobState, ListJobsResponse, MetricPoint, MetricSeries,
-    PredictionInput, PredictionOutput, ScaleTier, TrainingInput, TrainingOutput,
+    BuiltInAlgorithm, DataFormat, Job, JobMetrics, JobState, ListBuiltInAlgorithmsResponse,
+    ListJobsResponse, MetricPoint, MetricSeries, PredictionInput, PredictionOutput, ScaleTier,
+    TrainingInput, TrainingOutput,
 };
 pub use model::{
     Engine, Framework, ListModelsResponse, ListVersionsResponse, Model, Version, VersionState,
 };
 pub use operation::{ListOperationsResponse, Operation, OperationMetadata, OperationType, Status};
 pub use predict::{Instances, PredictRequest, PredictResponse, PredictionErrorBody};
-pub use replies::{Empty, ExplainResponse, JobLogs, Readiness};
+pub use replies::{Empty, ExampleRequest, ExplainResponse, JobLogs, Readiness};
 
 /// The current time as the API writes timestamps (RFC 3339, UTC, microseconds).
 pub fn now() -> String {

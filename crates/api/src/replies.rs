@@ -27,6 +27,14 @@ pub struct ExplainResponse {
     pub explanations: Vec<Value>,
 }
 
+/// A predict request body a version takes: `{"instances": [one example]}`, or no instance where
+/// the version's model does not say what it takes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ExampleRequest {
+    /// At most one instance, at typical values.
+    pub instances: Vec<Value>,
+}
+
 /// The answer of `/readyz`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -292,34 +292,29 @@ impl Access {
             .collect())
     }
 
-    /// Makes the creator of a new resource its owner (`role` on `resource`, replacing whatever
-    /// policy a deleted namesake left). The anonymous caller of a server without authentication
-    /// is bound to nothing.
-    pub async fn grant_creator(
-        &self,
-        principal: &Principal,
-        resource: &str,
-        role: &'static str,
-    ) -> Result<(), RegistryError> {
+    /// The first policy of a resource `creator` creates: `role` for the creator. The anonymous
+    /// caller of a server without authentication is bound to nothing. The store writes it with
+    /// the resource, replacing whatever policy a deleted namesake left; then
+    /// [`Access::created`] forgets what this server kept of that one.
+    pub fn creator_policy(creator: &Principal, role: &'static str) -> Policy {
         let mut policy = Policy {
             version: 1,
             ..Policy::default()
         };
-        if principal.member != kiln_iam::ANONYMOUS {
+        if creator.member != kiln_iam::ANONYMOUS {
             policy.bindings.push(Binding {
                 role: role.into(),
-                members: vec![principal.member.clone()],
+                members: vec![creator.member.clone()],
                 condition: None,
             });
         }
         policy.etag = etag(&policy);
-        let stored = resource.to_string();
-        let written = on_store(&self.store, move |store| {
-            Ok(store.set_policy(&stored, &policy, None)?)
-        })
-        .await;
+        policy
+    }
+
+    /// Forgets the kept policy of `resource`, just created with its creator's.
+    pub fn created(&self, resource: &str) {
         self.policies.forget(resource);
-        written
     }
 
     /// Creates a token; the answer carries its secret, the only time it is shown.

@@ -26,16 +26,18 @@ use std::time::Duration;
 use kiln_api::job::{Job, JobState, TrainingOutput};
 use kiln_api::names::{check_name, check_project};
 use kiln_artifacts::{PathPolicy, bucket};
+use kiln_iam::Principal;
 use kiln_scheduler::program::{self, Program, Runtime};
 use kiln_scheduler::{Confinement, Executor, JobLog, Sandbox};
 use kiln_store::Store;
 use tokio::sync::watch;
 
-use crate::RegistryError;
 use crate::batch;
 use crate::queue::Queue;
 use crate::registry::Registry;
+use crate::{Access, RegistryError};
 
+pub use launch::built_in_algorithms;
 use launch::{Launch, validate, validate_prediction};
 pub(crate) use supervise::{
     Attached, Attempt, JobPlan, TrialLaunch, built_in_output, round_units, trials_dir,
@@ -145,12 +147,45 @@ impl Jobs {
             .join(job_id)
     }
 
-    /// `projects.jobs.create`: validates, stores the job as QUEUED and starts it.
+    /// `projects.jobs.create`: validates, stores the job as QUEUED, its creator as its owner, and
+    /// starts it.
     pub async fn create(
         self: &Arc<Self>,
         project: &str,
         mut job: Job,
+        creator: &Principal,
     ) -> Result<Job, RegistryError> {
+        let launch = self.admissible(project, &mut job)?;
+        let job = queued(job);
+        let (stored_project, stored) = (project.to_string(), job.clone());
+        let owner = self.registry.identity().as_str().to_string();
+        let policy = Access::creator_policy(creator, kiln_iam::roles::JOB_OWNER);
+        crate::registry::on_store(&self.store, move |store| {
+            Ok(store.create_job(&stored_project, &stored, &owner, &policy)?)
+        })
+        .await?;
+        self.registry
+            .access()
+            .created(&format!("projects/{project}/jobs/{}", job.job_id));
+        self.start(project, job.clone(), launch);
+        Ok(self.with_position(project, job))
+    }
+
+    /// `projects.jobs.create` with `validateOnly`: every check `create` makes, without storing or
+    /// starting anything; answers the job as `create` would have stored it.
+    pub fn validate(&self, project: &str, mut job: Job) -> Result<Job, RegistryError> {
+        self.admissible(project, &mut job)?;
+        if self.store.get_job(project, &job.job_id)?.is_some() {
+            return Err(RegistryError::AlreadyExists(format!(
+                "projects/{project}/jobs/{} already exists",
+                job.job_id
+            )));
+        }
+        Ok(queued(job))
+    }
+
+    /// Checks a new job as `create` does and decides how to run it.
+    fn admissible(&self, project: &str, job: &mut Job) -> Result<Launch, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
         let mut problems = Vec::new();
         if let Err(problem) = check_name("jobId", &job.job_id) {
@@ -158,7 +193,7 @@ impl Jobs {
         }
         problems.extend(kiln_api::names::check_labels("job.labels", &job.labels));
         let launch = self
-            .launch(project, &mut job)
+            .launch(project, job)
             .map_err(|found| problems.extend(found))
             .ok();
         let Some(launch) = launch.filter(|_| problems.is_empty()) else {
@@ -167,7 +202,7 @@ impl Jobs {
         if let Some(tuning) = &launch.tuning
             && !tuning.resume.is_empty()
         {
-            self.check_resume(project, &job, tuning)?;
+            self.check_resume(project, job, tuning)?;
         }
         if launch.program.runs_user_code()
             && !self.settings.sandbox.is_on()
@@ -189,23 +224,7 @@ impl Jobs {
                 self.queue.quota()
             )));
         }
-        job.state = JobState::Queued;
-        job.create_time = kiln_api::now();
-        job.start_time.clear();
-        job.end_time.clear();
-        job.error_message.clear();
-        job.job_position = 0;
-        job.training_output = None;
-        job.prediction_output = None;
-        job.etag = crate::registry::etag(&job);
-        let (stored_project, stored) = (project.to_string(), job.clone());
-        let owner = self.registry.identity().as_str().to_string();
-        crate::registry::on_store(&self.store, move |store| {
-            Ok(store.create_job(&stored_project, &stored, &owner)?)
-        })
-        .await?;
-        self.start(project, job.clone(), launch);
-        Ok(self.with_position(project, job))
+        Ok(launch)
     }
 
     /// Checks a job's input and decides how to run it; a training input's locations are replaced
@@ -683,3 +702,17 @@ enum Output {
 
 /// The file in a batch prediction job's working directory its replica writes its counts to.
 const BATCH_SUMMARY: &str = "batch_summary.json";
+
+/// A new job as it is stored: QUEUED, created now, with no outcome yet.
+fn queued(mut job: Job) -> Job {
+    job.state = JobState::Queued;
+    job.create_time = kiln_api::now();
+    job.start_time.clear();
+    job.end_time.clear();
+    job.error_message.clear();
+    job.job_position = 0;
+    job.training_output = None;
+    job.prediction_output = None;
+    job.etag = crate::registry::etag(&job);
+    job
+}

@@ -15,6 +15,7 @@ use kiln_api::{
 };
 use kiln_artifacts::bucket;
 use kiln_artifacts::{ArtifactStore, PathPolicy};
+use kiln_iam::{Principal, roles};
 use kiln_scheduler::program::{PACKAGE_SUFFIXES, is_package};
 use kiln_serve::ModelRuntime;
 use kiln_serve::batcher::{BatchConfig, Batcher};
@@ -26,7 +27,7 @@ use crate::error::refusable;
 use crate::list::ListParams;
 use crate::owners::{Roll, ServerId};
 use crate::routes::Routes;
-use crate::{RegistryError, operations};
+use crate::{Access, RegistryError, operations};
 
 mod pool;
 mod predict;
@@ -80,6 +81,8 @@ async fn routine_packages(
 /// The registry: models, versions, operations and prediction routing.
 pub struct Registry {
     pub(crate) store: Arc<dyn Store>,
+    /// Policies: what a new resource's creator is granted.
+    access: Arc<Access>,
     /// This server, as the owner of what it creates.
     server: ServerId,
     artifacts: ArtifactStore,
@@ -172,6 +175,7 @@ impl Registry {
     /// and batching predictions as `batching` says.
     pub fn new(
         store: Arc<dyn Store>,
+        access: Arc<Access>,
         artifacts: ArtifactStore,
         paths: PathPolicy,
         batching: BatchConfig,
@@ -179,6 +183,7 @@ impl Registry {
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
+            access,
             server: ServerId::of_this_process(),
             artifacts,
             paths,
@@ -194,6 +199,26 @@ impl Registry {
         WriteGuard {
             routes: &self.routes,
         }
+    }
+
+    /// Records operation `id`, which `creator` started, as its owner.
+    fn record_operation(
+        &self,
+        project: &str,
+        id: &str,
+        operation: &Operation,
+        creator: &Principal,
+    ) -> Result<(), RegistryError> {
+        let policy = Access::creator_policy(creator, roles::OPERATION_OWNER);
+        self.store
+            .create_operation(project, id, operation, self.server.as_str(), &policy)?;
+        self.access.created(&operation.name);
+        Ok(())
+    }
+
+    /// The access service that keeps the policies new resources are created with.
+    pub fn access(&self) -> &Arc<Access> {
+        &self.access
     }
 
     /// This server's identity, the owner of the operations and jobs it starts.
@@ -291,6 +316,7 @@ impl Registry {
         &self,
         project: &str,
         mut model: Model,
+        creator: &Principal,
     ) -> Result<Model, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
         let name = given_name(
@@ -321,10 +347,13 @@ impl Registry {
         model.name = model_key(project, &name);
         model.default_version = None;
         model.etag = etag(&model);
-        let project = project.to_string();
-        let stored = model.clone();
-        self.blocking(move |store| Ok(store.create_model(&project, &name, &stored)?))
-            .await?;
+        let (stored_project, stored) = (project.to_string(), model.clone());
+        let policy = Access::creator_policy(creator, roles::MODEL_OWNER);
+        self.blocking(move |store| {
+            Ok(store.create_model(&stored_project, &name, &stored, &policy)?)
+        })
+        .await?;
+        self.access.created(&model.name);
         Ok(model)
     }
 
@@ -362,6 +391,7 @@ impl Registry {
         name: &str,
         patch: Model,
         update_mask: &str,
+        creator: &Principal,
     ) -> Result<Operation, RegistryError> {
         let _guard = self.write();
         let current = self.existing_model(project, name)?;
@@ -421,8 +451,7 @@ impl Registry {
             MODEL_TYPE,
             serde_json::to_value(self.with_default(project, model)?).unwrap_or_default(),
         );
-        self.store
-            .create_operation(project, &id, &operation, self.server.as_str())?;
+        self.record_operation(project, &id, &operation, creator)?;
         Ok(operation)
     }
 
@@ -431,6 +460,7 @@ impl Registry {
         &self,
         project: &str,
         name: &str,
+        creator: &Principal,
     ) -> Result<Operation, RegistryError> {
         let _guard = self.write();
         self.existing_model(project, name)?;
@@ -445,8 +475,7 @@ impl Registry {
         let (id, mut operation) =
             operations::start(project, name, None, OperationType::DeleteModel, name);
         operations::succeed(&mut operation, EMPTY_TYPE, Value::Null);
-        self.store
-            .create_operation(project, &id, &operation, self.server.as_str())?;
+        self.record_operation(project, &id, &operation, creator)?;
         Ok(operation)
     }
 
@@ -457,6 +486,7 @@ impl Registry {
         project: &str,
         model: &str,
         mut version: Version,
+        creator: &Principal,
     ) -> Result<Operation, RegistryError> {
         let guard = self.write();
         self.existing_model(project, model)?;
@@ -535,8 +565,7 @@ impl Registry {
             OperationType::CreateVersion,
             &format!("{model}_{name}"),
         );
-        self.store
-            .create_operation(project, &id, &operation, self.server.as_str())?;
+        self.record_operation(project, &id, &operation, creator)?;
         drop(guard);
         let registry = Arc::clone(self);
         let (project, model) = (project.to_string(), model.to_string());
@@ -786,6 +815,7 @@ impl Registry {
         name: &str,
         patch: Version,
         update_mask: &str,
+        creator: &Principal,
     ) -> Result<Operation, RegistryError> {
         let _guard = self.write();
         self.existing_version(project, model, name)?;
@@ -851,8 +881,7 @@ impl Registry {
             VERSION_TYPE,
             serde_json::to_value(&version).unwrap_or_default(),
         );
-        self.store
-            .create_operation(project, &id, &operation, self.server.as_str())?;
+        self.record_operation(project, &id, &operation, creator)?;
         Ok(operation)
     }
 
@@ -862,6 +891,7 @@ impl Registry {
         project: &str,
         model: &str,
         name: &str,
+        creator: &Principal,
     ) -> Result<Operation, RegistryError> {
         let _guard = self.write();
         self.existing_version(project, model, name)?;
@@ -899,8 +929,7 @@ impl Registry {
             &format!("{model}_{name}"),
         );
         operations::succeed(&mut operation, EMPTY_TYPE, Value::Null);
-        self.store
-            .create_operation(project, &id, &operation, self.server.as_str())?;
+        self.record_operation(project, &id, &operation, creator)?;
         Ok(operation)
     }
 

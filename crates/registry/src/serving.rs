@@ -35,6 +35,11 @@ impl Serving {
         self.server.signature()
     }
 
+    /// An instance its model takes, at typical values, when the model says what it takes.
+    pub fn example_instance(&self) -> Option<Value> {
+        self.server.runtime().example_instance()
+    }
+
     /// Whether [`Serving::infer`] serves it: its model reads named tensors itself. Otherwise a
     /// tensor's rows are given to [`Serving::predict`] as instances.
     pub fn takes_tensors(&self) -> bool {

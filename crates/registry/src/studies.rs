@@ -118,7 +118,7 @@ impl Studies {
             .ok_or_else(|| not_found(&format!("study {name:?}")))
     }
 
-    /// `studies.list`: the location's studies.
+    /// `studies.list`: the location's studies, or every location's for location `-` (AIP-159).
     pub fn list(
         &self,
         project: &str,
@@ -130,7 +130,7 @@ impl Studies {
             .store
             .list_studies(project)?
             .into_iter()
-            .filter(|s| s.name.starts_with(&prefix))
+            .filter(|s| location == "-" || s.name.starts_with(&prefix))
             .collect();
         Ok(ListStudiesResponse { studies })
     }

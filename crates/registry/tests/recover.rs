@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use kiln_api::operation::OperationType;
-use kiln_api::{Model, Operation, OperationMetadata, Version, VersionState};
+use kiln_api::{Model, Operation, OperationMetadata, Policy, Version, VersionState};
 use kiln_artifacts::ArtifactStore;
 use kiln_registry::Registry;
 use kiln_store::{SqliteStore, Store};
@@ -20,6 +20,7 @@ async fn an_interrupted_version_create_becomes_failed_and_its_operation_done() {
                 name: "projects/p/models/m".into(),
                 ..Model::default()
             },
+            &Policy::default(),
         )
         .unwrap();
     let version = Version {
@@ -39,11 +40,12 @@ async fn an_interrupted_version_create_becomes_failed_and_its_operation_done() {
         ..Operation::default()
     };
     store
-        .create_operation("p", "create_m_v1-1", &operation, "")
+        .create_operation("p", "create_m_v1-1", &operation, "", &Policy::default())
         .unwrap();
 
     let registry = Registry::new(
         store.clone(),
+        kiln_registry::Access::new(store.clone(), false),
         ArtifactStore::open(&dir.path().join("artifacts")).unwrap(),
         kiln_artifacts::PathPolicy::new(dir.path(), Vec::new()),
         kiln_registry::BatchConfig::default(),

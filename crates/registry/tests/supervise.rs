@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use kiln_api::job::{Job, JobState};
 use kiln_artifacts::{ArtifactStore, PathPolicy};
+use kiln_iam::Principal;
 use kiln_registry::{JobSettings, Jobs, Registry};
 use kiln_scheduler::program::Runtime;
 use kiln_scheduler::{Executor, ExitReport, Gang, Pending, Replica, Sandbox, SchedulerError};
@@ -156,6 +157,7 @@ fn jobs(dir: &std::path::Path, executor: InMemory) -> Arc<Jobs> {
     let paths = PathPolicy::new(dir, Vec::new());
     let registry = Registry::new(
         store.clone(),
+        kiln_registry::Access::new(store.clone(), false),
         ArtifactStore::open(&dir.join("artifacts")).unwrap(),
         paths.clone(),
         kiln_registry::BatchConfig::default(),
@@ -226,7 +228,9 @@ async fn a_failing_worker_fails_the_job_naming_it_and_stops_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let executor = InMemory::default();
     let jobs = jobs(dir.path(), executor.clone());
-    jobs.create("p", distributed("fails")).await.unwrap();
+    jobs.create("p", distributed("fails"), &Principal::anonymous())
+        .await
+        .unwrap();
     launched(&executor, 3).await;
     until(&jobs, "fails", |job| job.state == JobState::Running).await;
     executor.end("worker-replica-1", exited(3));
@@ -247,7 +251,9 @@ async fn the_master_ending_ends_the_job_and_a_cancel_stops_every_replica() {
     let dir = tempfile::tempdir().unwrap();
     let executor = InMemory::default();
     let jobs = jobs(dir.path(), executor.clone());
-    jobs.create("p", distributed("done")).await.unwrap();
+    jobs.create("p", distributed("done"), &Principal::anonymous())
+        .await
+        .unwrap();
     launched(&executor, 3).await;
     executor.end("master-replica-0", exited(0));
     let job = until(&jobs, "done", |job| job.state == JobState::Succeeded).await;
@@ -258,7 +264,9 @@ async fn the_master_ending_ends_the_job_and_a_cancel_stops_every_replica() {
         "the workers are stopped once the master is done"
     );
 
-    jobs.create("p", distributed("cancelled")).await.unwrap();
+    jobs.create("p", distributed("cancelled"), &Principal::anonymous())
+        .await
+        .unwrap();
     launched(&executor, 6).await;
     until(&jobs, "cancelled", |job| job.state == JobState::Running).await;
     jobs.cancel("p", "cancelled").unwrap();
@@ -273,7 +281,9 @@ async fn a_job_the_engine_cannot_place_yet_is_queued_with_the_engines_words() {
     let executor = InMemory::default();
     let jobs = jobs(dir.path(), executor.clone());
     executor.wait_for_resources(Some("Slurm job 7 is PENDING (reason: Resources)"));
-    jobs.create("p", distributed("waits")).await.unwrap();
+    jobs.create("p", distributed("waits"), &Principal::anonymous())
+        .await
+        .unwrap();
     launched(&executor, 3).await;
     let job = until(&jobs, "waits", |job| !job.error_message.is_empty()).await;
     assert_eq!(job.state, JobState::Queued);

@@ -95,6 +95,12 @@ pub trait ModelRuntime: Send + Sync + 'static {
         signature::Signature::default()
     }
 
+    /// An instance the model takes, for a user to start from: by default shaped by
+    /// [`ModelRuntime::signature`]'s inputs ([`signature::example_instance`]).
+    fn example_instance(&self) -> Option<Value> {
+        signature::example_instance(&self.signature())
+    }
+
     /// What computes its predictions.
     fn engine(&self) -> Engine {
         Engine::Kiln

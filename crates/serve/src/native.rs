@@ -89,6 +89,45 @@ impl ModelRuntime for NativeRuntime {
     fn signature(&self) -> Signature {
         self.signature.clone()
     }
+
+    /// Each input at a typical value: a numeric column's training mean, a categorical column's
+    /// first vocabulary word (one that starts with a letter or digit, where there is one).
+    fn example_instance(&self) -> Option<Value> {
+        let columns = &self.model.spec.columns;
+        let value = |input: &kiln_model::columns::Input| {
+            let numeric = columns.numeric.iter().find(|c| c.name == input.name);
+            let categorical = columns.categorical.iter().find(|c| c.name == input.name);
+            match (input.input_type, numeric, categorical) {
+                (InputType::Float, Some(column), _) => json!(round(column.mean)),
+                (InputType::Float, None, _) => json!(0),
+                (InputType::String, _, Some(column)) => {
+                    let words = column.vocabulary.as_deref().unwrap_or_default();
+                    let word = words
+                        .iter()
+                        .find(|word| word.starts_with(char::is_alphanumeric))
+                        .or(words.first());
+                    json!(word.cloned().unwrap_or_default())
+                }
+                (InputType::String, _, None) => json!(""),
+            }
+        };
+        Some(Value::Object(
+            columns
+                .inputs
+                .iter()
+                .map(|input| (input.name.clone(), value(input)))
+                .collect(),
+        ))
+    }
+}
+
+/// `value` to four significant digits, as a person would type it.
+fn round(value: f64) -> f64 {
+    if value == 0.0 || !value.is_finite() {
+        return 0.0;
+    }
+    let scale = 10f64.powi(3 - value.abs().log10().floor() as i32);
+    (value * scale).round() / scale
 }
 
 /// A Sequential model: instances are raw pixels, raw text or numbers, preprocessed as in

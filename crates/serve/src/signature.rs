@@ -67,9 +67,69 @@ pub fn outputs_of(prediction: &serde_json::Value, single: &str) -> Vec<TensorSpe
     }
 }
 
+/// An instance shaped as `signature`'s inputs take it, every element zero (or empty text): one
+/// input's value bare, several as an object keyed by input name. `None` when the inputs are
+/// unknown.
+pub fn example_instance(signature: &Signature) -> Option<serde_json::Value> {
+    use serde_json::{Map, Value};
+    fn filled(dtype: &str, dimensions: &[i64]) -> Value {
+        match dimensions.split_first() {
+            None => match dtype {
+                "string" => Value::String(String::new()),
+                "bool" => Value::Bool(false),
+                _ => Value::from(0),
+            },
+            Some((size, rest)) => {
+                let size = usize::try_from(*size).unwrap_or(1).clamp(1, 4096);
+                Value::Array(vec![filled(dtype, rest); size])
+            }
+        }
+    }
+    let value = |spec: &TensorSpec| filled(spec.dtype, spec.shape.get(1..).unwrap_or_default());
+    match signature.inputs.as_slice() {
+        [] => None,
+        [one] => Some(value(one)),
+        several => Some(Value::Object(
+            several
+                .iter()
+                .map(|spec| (spec.name.clone(), value(spec)))
+                .collect::<Map<_, _>>(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_example_instance_follows_the_inputs() {
+        let spec = |name: &str, dtype, shape: &[i64]| TensorSpec {
+            name: name.into(),
+            dtype,
+            shape: shape.to_vec(),
+        };
+        let one = Signature {
+            inputs: vec![spec("x", "float32", &[-1, 2, 3])],
+            outputs: vec![],
+        };
+        assert_eq!(
+            example_instance(&one),
+            Some(serde_json::json!([[0, 0, 0], [0, 0, 0]]))
+        );
+        let several = Signature {
+            inputs: vec![
+                spec("age", "float32", &[-1]),
+                spec("city", "string", &[-1, -1]),
+            ],
+            outputs: vec![],
+        };
+        assert_eq!(
+            example_instance(&several),
+            Some(serde_json::json!({"age": 0, "city": [""]}))
+        );
+        assert_eq!(example_instance(&Signature::default()), None);
+    }
 
     #[test]
     fn a_prediction_shows_its_outputs() {

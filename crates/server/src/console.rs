@@ -3,7 +3,8 @@
 //! what the token may see).
 //!
 //! The console is plain HTML, CSS and JavaScript modules: no build step, no CDN, nothing fetched
-//! at run time but the API. Every view has its own URL (`/projects/{p}/jobs/{job}`, ...), each
+//! at run time but the API. The one library it uses, js-yaml (MIT, `console/vendor/`), parses
+//! the YAML of the job form. Every view has its own URL (`/projects/{p}/jobs/{job}`, ...), each
 //! answered with the same page, whose router draws the view.
 
 use axum::Router;
@@ -32,6 +33,13 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("main.js", JS, include_str!("../console/js/main.js")),
     ("model.js", JS, include_str!("../console/js/model.js")),
     ("models.js", JS, include_str!("../console/js/models.js")),
+    ("studies.js", JS, include_str!("../console/js/studies.js")),
+    ("submit.js", JS, include_str!("../console/js/submit.js")),
+    (
+        "js-yaml.mjs",
+        JS,
+        include_str!("../console/vendor/js-yaml.mjs"),
+    ),
 ];
 
 const JS: &str = "text/javascript";

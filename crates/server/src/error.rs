@@ -25,6 +25,18 @@ impl ApiError {
     pub fn invalid(message: impl Into<String>) -> Self {
         ApiError::Http(Code::InvalidArgument, message.into())
     }
+
+    /// ML Engine's error body for it (a prediction error as INVALID_ARGUMENT), for a client
+    /// that receives it other than as an HTTP answer.
+    pub fn body(&self) -> ErrorBody {
+        match self {
+            ApiError::Registry(error) => ErrorBody::new(
+                classify(error).unwrap_or(Code::InvalidArgument),
+                error.to_string(),
+            ),
+            ApiError::Http(code, message) => ErrorBody::new(*code, message.clone()),
+        }
+    }
 }
 
 /// The message of an error response, kept in its extensions for the audit log.

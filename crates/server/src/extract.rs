@@ -149,6 +149,17 @@ impl QueryParams {
         })
     }
 
+    /// A boolean parameter: `true` or `false`, absent meaning false.
+    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.0.get(name).map(String::as_str) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(text) => Err(ApiError::invalid(format!(
+                "Invalid value at '{name}' ({text:?}): must be true or false"
+            ))),
+        }
+    }
+
     /// `updateMask`, required by patch methods.
     pub fn update_mask(&self) -> Result<&str, ApiError> {
         self.0.get("updateMask").map(String::as_str).ok_or_else(|| {

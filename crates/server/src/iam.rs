@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::State;
-use kiln_api::{Operation, SetIamPolicyRequest, TestIamPermissions, Token};
+use kiln_api::{SetIamPolicyRequest, TestIamPermissions, Token};
 use kiln_iam::Principal;
 use kiln_registry::Access;
 
@@ -38,18 +38,6 @@ pub(crate) async fn test_permissions(
     let permissions =
         access.test_permissions(&principal, &found.resource(), request.permissions)?;
     json(TestIamPermissions { permissions })
-}
-
-/// Makes the caller the owner of the operation it started, so it can follow it.
-pub(crate) async fn owned_operation(
-    access: &Access,
-    principal: &Principal,
-    operation: Operation,
-) -> ApiResult {
-    access
-        .grant_creator(principal, &operation.name, kiln_iam::roles::OPERATION_OWNER)
-        .await?;
-    json(operation)
 }
 
 pub(crate) async fn project_audit_log(

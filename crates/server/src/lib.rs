@@ -50,6 +50,7 @@ pub mod routes;
 pub mod site;
 pub mod studies;
 pub mod tls;
+pub mod watch;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -256,8 +257,10 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
             options.allow_unconfined_code,
         )),
     };
+    let access = Access::new(Arc::clone(&store), options.auth);
     let registry = Registry::new(
         Arc::clone(&store),
+        Arc::clone(&access),
         artifacts,
         paths.clone(),
         options.batching,
@@ -310,7 +313,6 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
     }
     kiln_registry::owners::keep(Arc::clone(&registry), Arc::clone(&jobs));
     let studies = Arc::new(Studies::new(Arc::clone(&store)));
-    let access = Access::new(store, options.auth);
     Ok(Services(Arc::new(ServiceSet {
         registry,
         jobs,

@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::State;
-use kiln_api::{Empty, ExplainResponse, Model, PredictRequest, PredictResponse, Version};
+use kiln_api::{
+    Empty, ExampleRequest, ExplainResponse, Model, PredictRequest, PredictResponse, Version,
+};
 use kiln_iam::Principal;
-use kiln_registry::{Access, PredictTarget, Registry};
+use kiln_registry::{PredictTarget, Registry};
 
 use crate::extract::{JsonBody, QueryParams, RawBody, parse_json};
-use crate::iam::owned_operation;
 use crate::route::{ApiResult, Found, json};
+use crate::watch;
 
 type Shared = State<Arc<Registry>>;
 
@@ -23,18 +25,29 @@ pub(crate) async fn list_models(
     json(registry.list_models(found.project(), &query.list()?)?)
 }
 
+/// `GET .../models:watch`: the page `list` would answer, as event `models` whenever it changes.
+pub(crate) async fn watch_models(
+    State(registry): Shared,
+    found: Found,
+    query: QueryParams,
+) -> ApiResult {
+    let (project, params) = (found.project().to_string(), query.list()?);
+    watch::value(&query, "models", move || {
+        registry.list_models(&project, &params)
+    })
+}
+
 pub(crate) async fn create_model(
     State(registry): Shared,
-    State(access): State<Arc<Access>>,
     Extension(principal): Extension<Principal>,
     found: Found,
     JsonBody(model): JsonBody<Model>,
 ) -> ApiResult {
-    let model = registry.create_model(found.project(), model).await?;
-    access
-        .grant_creator(&principal, &model.name, kiln_iam::roles::MODEL_OWNER)
-        .await?;
-    json(model)
+    json(
+        registry
+            .create_model(found.project(), model, &principal)
+            .await?,
+    )
 }
 
 pub(crate) async fn get_model(State(registry): Shared, found: Found) -> ApiResult {
@@ -43,7 +56,6 @@ pub(crate) async fn get_model(State(registry): Shared, found: Found) -> ApiResul
 
 pub(crate) async fn patch_model(
     State(registry): Shared,
-    State(access): State<Arc<Access>>,
     Extension(principal): Extension<Principal>,
     found: Found,
     query: QueryParams,
@@ -55,21 +67,21 @@ pub(crate) async fn patch_model(
             found.value("model"),
             patch,
             query.update_mask()?,
+            &principal,
         )
         .await?;
-    owned_operation(&access, &principal, operation).await
+    json(operation)
 }
 
 pub(crate) async fn delete_model(
     State(registry): Shared,
-    State(access): State<Arc<Access>>,
     Extension(principal): Extension<Principal>,
     found: Found,
 ) -> ApiResult {
     let operation = registry
-        .delete_model(found.project(), found.value("model"))
+        .delete_model(found.project(), found.value("model"), &principal)
         .await?;
-    owned_operation(&access, &principal, operation).await
+    json(operation)
 }
 
 pub(crate) async fn list_versions(
@@ -80,17 +92,33 @@ pub(crate) async fn list_versions(
     json(registry.list_versions(found.project(), found.value("model"), &query.list()?)?)
 }
 
+/// `GET .../versions:watch`: the page `list` would answer, as event `versions` whenever it
+/// changes.
+pub(crate) async fn watch_versions(
+    State(registry): Shared,
+    found: Found,
+    query: QueryParams,
+) -> ApiResult {
+    let (project, model) = (
+        found.project().to_string(),
+        found.value("model").to_string(),
+    );
+    let params = query.list()?;
+    watch::value(&query, "versions", move || {
+        registry.list_versions(&project, &model, &params)
+    })
+}
+
 pub(crate) async fn create_version(
     State(registry): Shared,
-    State(access): State<Arc<Access>>,
     Extension(principal): Extension<Principal>,
     found: Found,
     JsonBody(version): JsonBody<Version>,
 ) -> ApiResult {
     let operation = registry
-        .create_version(found.project(), found.value("model"), version)
+        .create_version(found.project(), found.value("model"), version, &principal)
         .await?;
-    owned_operation(&access, &principal, operation).await
+    json(operation)
 }
 
 pub(crate) async fn get_version(State(registry): Shared, found: Found) -> ApiResult {
@@ -103,7 +131,6 @@ pub(crate) async fn get_version(State(registry): Shared, found: Found) -> ApiRes
 
 pub(crate) async fn patch_version(
     State(registry): Shared,
-    State(access): State<Arc<Access>>,
     Extension(principal): Extension<Principal>,
     found: Found,
     query: QueryParams,
@@ -116,14 +143,14 @@ pub(crate) async fn patch_version(
             found.value("version"),
             patch,
             query.update_mask()?,
+            &principal,
         )
         .await?;
-    owned_operation(&access, &principal, operation).await
+    json(operation)
 }
 
 pub(crate) async fn delete_version(
     State(registry): Shared,
-    State(access): State<Arc<Access>>,
     Extension(principal): Extension<Principal>,
     found: Found,
 ) -> ApiResult {
@@ -132,9 +159,10 @@ pub(crate) async fn delete_version(
             found.project(),
             found.value("model"),
             found.value("version"),
+            &principal,
         )
         .await?;
-    owned_operation(&access, &principal, operation).await
+    json(operation)
 }
 
 pub(crate) async fn set_default(State(registry): Shared, found: Found) -> ApiResult {
@@ -177,6 +205,14 @@ pub(crate) async fn predict(
     let request = predict_request(&body)?;
     let predictions = registry.predict(target(&found), request).await?;
     json(PredictResponse { predictions })
+}
+
+/// `GET .../versions/{version}/example`: a predict body the version takes.
+pub(crate) async fn example(State(registry): Shared, found: Found) -> ApiResult {
+    let serving = registry.serving(&target(&found)).await?;
+    json(ExampleRequest {
+        instances: serving.example_instance().into_iter().collect(),
+    })
 }
 
 /// `:explain` on a model (its default version) or a version.

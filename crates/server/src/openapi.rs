@@ -15,7 +15,7 @@ use schemars::generate::SchemaSettings;
 use schemars::{Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use crate::route::{Answer, Errors, Gate, Route, SchemaFn, schema};
+use crate::route::{Answer, Errors, Gate, ParamKind, Route, SchemaFn, schema};
 use crate::routes::ROUTES;
 
 /// The document, written once.
@@ -81,9 +81,10 @@ fn operation(route: &Route, operation_id: String, generator: &mut SchemaGenerato
         })
         .collect();
     parameters.extend(route.query.iter().map(|param| {
-        let kind = match param.integer {
-            true => "integer",
-            false => "string",
+        let kind = match param.kind {
+            ParamKind::Text => "string",
+            ParamKind::Integer => "integer",
+            ParamKind::Boolean => "boolean",
         };
         json!({
             "name": param.name,
@@ -102,6 +103,17 @@ fn operation(route: &Route, operation_id: String, generator: &mut SchemaGenerato
             "description": "Success",
             "content": { "text/plain": { "schema": { "type": "string" } } },
         }),
+        Answer::Events(events) => {
+            let data: Map<String, Value> = events
+                .iter()
+                .map(|(name, data)| (name.to_string(), inline(*data, generator)))
+                .collect();
+            json!({
+                "description": "Server-sent events, each event's data one JSON value",
+                "content": { "text/event-stream": { "schema": { "type": "string" } } },
+                "x-kiln-events": data,
+            })
+        }
     };
     let error = match route.errors {
         Errors::Api => inline(schema::<ErrorBody>, generator),

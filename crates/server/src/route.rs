@@ -98,6 +98,8 @@ pub enum Answer {
     Json(SchemaFn),
     /// Plain text (probes, Prometheus' format).
     Text,
+    /// Server-sent events (a watch): each event's name and the schema of its JSON data.
+    Events(&'static [(&'static str, SchemaFn)]),
 }
 
 /// The bodies a route's errors come in.
@@ -115,12 +117,23 @@ pub enum Errors {
 pub struct Param {
     /// Its name.
     pub name: &'static str,
-    /// Whether it is an integer (else a string).
-    pub integer: bool,
+    /// What it holds.
+    pub kind: ParamKind,
     /// Whether the route refuses a request without it.
     pub required: bool,
     /// What it does.
     pub about: &'static str,
+}
+
+/// What a query parameter holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// Text.
+    Text,
+    /// A whole number.
+    Integer,
+    /// `true` or `false`.
+    Boolean,
 }
 
 /// One route of the API.
@@ -210,6 +223,12 @@ impl Route {
     /// The same route, answering plain text.
     pub const fn text(mut self) -> Self {
         self.answer = Answer::Text;
+        self
+    }
+
+    /// The same route, answering a stream of these server-sent events.
+    pub const fn events(mut self, events: &'static [(&'static str, SchemaFn)]) -> Self {
+        self.answer = Answer::Events(events);
         self
     }
 
@@ -458,12 +477,13 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     )
 }
 
-/// The path axum matches a route on. A verb after a literal last segment (`trials:suggest`)
-/// makes that segment a variable, since axum matches whole segments.
+/// The path axum matches a route on. A verb after a literal last segment (`trials:suggest`,
+/// `jobs:watch`) makes that segment a variable, since axum matches whole segments; routes whose
+/// paths then coincide share one axum route ([`dispatch`] runs the one the gate found).
 fn axum_path(route: &Route) -> String {
     match (route.verb, route.path.rsplit_once('/')) {
         (Some(_), Some((parent, last))) if variable(last).is_none() => {
-            format!("{parent}/{{{last}_verb}}")
+            format!("{parent}/{{collection_verb}}")
         }
         _ => route.path.to_string(),
     }

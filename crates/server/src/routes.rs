@@ -9,14 +9,15 @@ use kiln_api::study::{
     StudyOperation, SuggestTrialsRequest, Trial,
 };
 use kiln_api::{
-    Empty, ExplainResponse, Identity, Job, JobLogs, JobMetrics, ListAuditEntriesResponse,
-    ListJobsResponse, ListModelsResponse, ListOperationsResponse, ListTokensResponse,
-    ListVersionsResponse, Model, Operation, Policy, PredictRequest, PredictResponse, Readiness,
-    SetIamPolicyRequest, TestIamPermissions, Token, Version,
+    Empty, ExampleRequest, ExplainResponse, Identity, Job, JobLogs, JobMetrics,
+    ListAuditEntriesResponse, ListBuiltInAlgorithmsResponse, ListJobsResponse, ListModelsResponse,
+    ListOperationsResponse, ListTokensResponse, ListVersionsResponse, Model, Operation, Policy,
+    PredictRequest, PredictResponse, Readiness, SetIamPolicyRequest, TestIamPermissions, Token,
+    Version,
 };
 
 use crate::inference::{self, tensors::InferRequest};
-use crate::route::{Gate, Http, Param, Route, SERVER_ADMIN, handler, schema};
+use crate::route::{Gate, Http, Param, ParamKind, Route, SERVER_ADMIN, handler, schema};
 use crate::{iam, jobs, locations, models, probes, studies};
 
 use Http::{Delete, Get, Patch, Post};
@@ -25,25 +26,25 @@ use Http::{Delete, Get, Patch, Post};
 const LIST: &[Param] = &[
     Param {
         name: "filter",
-        integer: false,
+        kind: ParamKind::Text,
         required: false,
         about: "Keeps the items the filter matches (Google's filter grammar, AIP-160)",
     },
     Param {
         name: "orderBy",
-        integer: false,
+        kind: ParamKind::Text,
         required: false,
         about: "Sorts by these fields: `field [desc], ...`",
     },
     Param {
         name: "pageSize",
-        integer: true,
+        kind: ParamKind::Integer,
         required: false,
         about: "Most items a page holds",
     },
     Param {
         name: "pageToken",
-        integer: false,
+        kind: ParamKind::Text,
         required: false,
         about: "Where to continue, from a previous page's nextPageToken",
     },
@@ -52,7 +53,7 @@ const LIST: &[Param] = &[
 /// The parameter of patch methods.
 const PATCH: &[Param] = &[Param {
     name: "updateMask",
-    integer: false,
+    kind: ParamKind::Text,
     required: true,
     about: "The fields to change, comma-separated",
 }];
@@ -61,28 +62,61 @@ const PATCH: &[Param] = &[Param {
 const LOGS: &[Param] = &[
     Param {
         name: "pageToken",
-        integer: true,
+        kind: ParamKind::Integer,
         required: false,
         about: "The line to start from, from a previous page's nextPageToken",
     },
     Param {
         name: "pageSize",
-        integer: true,
+        kind: ParamKind::Integer,
         required: false,
         about: "Most entries a page holds",
     },
     Param {
         name: "taskName",
-        integer: false,
+        kind: ParamKind::Text,
         required: false,
         about: "Only this replica's entries (`master-replica-0`)",
     },
 ];
 
+/// How long a watch lasts.
+const TIMEOUT_SECONDS: Param = Param {
+    name: "timeoutSeconds",
+    kind: ParamKind::Integer,
+    required: false,
+    about: "How long the stream lasts, 1 to 3600 seconds (300 unless given)",
+};
+
+/// The parameters of a list's watch: the list's, and how long it lasts.
+const WATCH_LIST: &[Param] = &[LIST[0], LIST[1], LIST[2], LIST[3], TIMEOUT_SECONDS];
+
+/// The parameters of a job's watch.
+const WATCH_JOB: &[Param] = &[
+    Param {
+        name: "pageToken",
+        kind: ParamKind::Integer,
+        required: false,
+        about: "The log line to start from",
+    },
+    TIMEOUT_SECONDS,
+];
+
+/// The parameter of a watch.
+const WATCH: &[Param] = &[TIMEOUT_SECONDS];
+
+/// The parameter of `jobs.create` (AIP-163).
+const VALIDATE_ONLY: &[Param] = &[Param {
+    name: "validateOnly",
+    kind: ParamKind::Boolean,
+    required: false,
+    about: "Checks the job as create would, and answers it as it would be stored, without creating it",
+}];
+
 /// The parameter of `studies.create`.
 const STUDY_ID: &[Param] = &[Param {
     name: "studyId",
-    integer: false,
+    kind: ParamKind::Text,
     required: true,
     about: "The new study's id",
 }];
@@ -253,6 +287,19 @@ pub static ROUTES: &[Route] = &[
     )
     .query(LIST),
     Route::new(
+        Get,
+        MODELS,
+        "projects.models.watchList",
+        Gate::Permission("ml.models.list"),
+        PROJECT,
+        schema::<ListModelsResponse>,
+        handler!(models::watch_models),
+    )
+    .verb("watch")
+    .query(WATCH_LIST)
+    .events(&[("models", schema::<ListModelsResponse>)])
+    .about("The models list as it changes"),
+    Route::new(
         Post,
         MODELS,
         "projects.models.create",
@@ -336,6 +383,19 @@ pub static ROUTES: &[Route] = &[
     )
     .query(LIST),
     Route::new(
+        Get,
+        VERSIONS,
+        "projects.models.versions.watchList",
+        Gate::Permission("ml.versions.list"),
+        MODEL_RESOURCE,
+        schema::<ListVersionsResponse>,
+        handler!(models::watch_versions),
+    )
+    .verb("watch")
+    .query(WATCH_LIST)
+    .events(&[("versions", schema::<ListVersionsResponse>)])
+    .about("The versions list as it changes"),
+    Route::new(
         Post,
         VERSIONS,
         "projects.models.versions.create",
@@ -389,6 +449,16 @@ pub static ROUTES: &[Route] = &[
     .verb("predict")
     .body(schema::<PredictRequest>)
     .predicts(),
+    Route::new(
+        Get,
+        "/v1/projects/{project}/models/{model}/versions/{version}/example",
+        "projects.models.versions.example",
+        Gate::Permission("ml.versions.predict"),
+        VERSION_RESOURCE,
+        schema::<ExampleRequest>,
+        handler!(models::example),
+    )
+    .about("A predict request body the version takes, with one instance at typical values"),
     Route::new(
         Post,
         VERSION,
@@ -458,6 +528,19 @@ pub static ROUTES: &[Route] = &[
     )
     .query(LIST),
     Route::new(
+        Get,
+        JOBS,
+        "projects.jobs.watchList",
+        Gate::Permission("ml.jobs.list"),
+        PROJECT,
+        schema::<ListJobsResponse>,
+        handler!(jobs::watch_jobs),
+    )
+    .verb("watch")
+    .query(WATCH_LIST)
+    .events(&[("jobs", schema::<ListJobsResponse>)])
+    .about("The jobs list as it changes"),
+    Route::new(
         Post,
         JOBS,
         "projects.jobs.create",
@@ -467,6 +550,7 @@ pub static ROUTES: &[Route] = &[
         handler!(jobs::create_job),
     )
     .writes()
+    .query(VALIDATE_ONLY)
     .body(schema::<Job>),
     Route::new(
         Get,
@@ -477,6 +561,23 @@ pub static ROUTES: &[Route] = &[
         schema::<Job>,
         handler!(jobs::get_job),
     ),
+    Route::new(
+        Get,
+        JOB,
+        "projects.jobs.watch",
+        Gate::Permission("ml.jobs.get"),
+        JOB_RESOURCE,
+        schema::<Job>,
+        handler!(jobs::watch_job),
+    )
+    .verb("watch")
+    .query(WATCH_JOB)
+    .events(&[
+        ("job", schema::<Job>),
+        ("logs", schema::<JobLogs>),
+        ("metrics", schema::<JobMetrics>),
+    ])
+    .about("The job, its new log lines and its curves as they change, until it ends"),
     Route::new(
         Patch,
         JOB,
@@ -617,6 +718,19 @@ pub static ROUTES: &[Route] = &[
         schema::<ListTrialsResponse>,
         handler!(studies::list_trials),
     ),
+    Route::new(
+        Get,
+        TRIALS,
+        "projects.locations.studies.trials.watchList",
+        Gate::Permission("ml.trials.list"),
+        PROJECT,
+        schema::<ListTrialsResponse>,
+        handler!(studies::watch_trials),
+    )
+    .verb("watch")
+    .query(WATCH)
+    .events(&[("trials", schema::<ListTrialsResponse>)])
+    .about("The study's trials as they change"),
     Route::new(
         Post,
         TRIALS,
@@ -829,6 +943,16 @@ pub static ROUTES: &[Route] = &[
     .body(schema::<InferRequest>)
     .predicts(),
     // Server-wide: the caller, tokens and the audit log.
+    Route::new(
+        Get,
+        "/v1/builtInAlgorithms",
+        "kiln.builtInAlgorithms.list",
+        Gate::Token,
+        "",
+        schema::<ListBuiltInAlgorithmsResponse>,
+        handler!(jobs::built_in_algorithms),
+    )
+    .about("The built-in algorithms a training job's masterConfig.imageUri may name"),
     Route::new(
         Get,
         "/v1/whoami",

@@ -12,6 +12,7 @@ use kiln_registry::Studies;
 use crate::error::ApiError;
 use crate::extract::{JsonBody, QueryParams};
 use crate::route::{ApiResult, Found, json};
+use crate::watch;
 
 type Shared = State<Arc<Studies>>;
 
@@ -54,6 +55,19 @@ pub(crate) async fn delete_study(State(studies): Shared, found: Found) -> ApiRes
 pub(crate) async fn list_trials(State(studies): Shared, found: Found) -> ApiResult {
     let (project, location, study) = study(&found);
     json(studies.list_trials(project, location, study)?)
+}
+
+/// `GET .../trials:watch`: the trials `list` would answer, as event `trials` whenever they change.
+pub(crate) async fn watch_trials(
+    State(studies): Shared,
+    found: Found,
+    query: QueryParams,
+) -> ApiResult {
+    let (project, location, study) = study(&found);
+    let (project, location, study) = (project.to_string(), location.to_string(), study.to_string());
+    watch::value(&query, "trials", move || {
+        studies.list_trials(&project, &location, &study)
+    })
 }
 
 pub(crate) async fn create_trial(

@@ -120,8 +120,10 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 ///
 /// Methods are synchronous and quick; async callers run them on a blocking thread pool.
 pub trait Store: Send + Sync + 'static {
-    /// Inserts a model; fails with `AlreadyExists` when the name is taken.
-    fn create_model(&self, project: &str, name: &str, model: &Model) -> Result<()>;
+    /// Inserts a model with its first IAM policy (its creator's, replacing any a deleted
+    /// namesake left), in one transaction; fails with `AlreadyExists` when the name is taken.
+    fn create_model(&self, project: &str, name: &str, model: &Model, policy: &Policy)
+    -> Result<()>;
     /// A model, if present, with its default version (`defaultVersion`) if it has one.
     fn get_model(&self, project: &str, name: &str) -> Result<Option<Model>>;
     /// A page of a project's models (their own order: by name), each with its default version
@@ -184,13 +186,15 @@ pub trait Store: Send + Sync + 'static {
         allow: &mut (dyn FnMut(&mut Version) -> bool + Send),
     ) -> Result<Option<Version>>;
 
-    /// Inserts an operation that server `owner` carries out.
+    /// Inserts an operation that server `owner` carries out, with its first IAM policy, in one
+    /// transaction.
     fn create_operation(
         &self,
         project: &str,
         id: &str,
         operation: &Operation,
         owner: &str,
+        policy: &Policy,
     ) -> Result<()>;
     /// An operation, if present.
     fn get_operation(&self, project: &str, id: &str) -> Result<Option<Operation>>;
@@ -204,9 +208,9 @@ pub trait Store: Send + Sync + 'static {
     /// Of servers racing to take over one operation, exactly one does.
     fn claim_operation(&self, project: &str, id: &str, from: &str, to: &str) -> Result<bool>;
 
-    /// Inserts a job that server `owner` watches; fails with `AlreadyExists` when the id is taken
-    /// in the project.
-    fn create_job(&self, project: &str, job: &Job, owner: &str) -> Result<()>;
+    /// Inserts a job that server `owner` watches, with its first IAM policy, in one transaction;
+    /// fails with `AlreadyExists` when the id is taken in the project.
+    fn create_job(&self, project: &str, job: &Job, owner: &str, policy: &Policy) -> Result<()>;
     /// A job, if present.
     fn get_job(&self, project: &str, job_id: &str) -> Result<Option<Job>>;
     /// A page of a project's jobs (their own order: oldest first).

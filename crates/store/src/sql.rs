@@ -37,6 +37,20 @@ impl<D: Database> SqlStore<D> {
         })
     }
 
+    /// Inserts a new resource with `row` and writes its first policy, in one transaction.
+    fn created(
+        &self,
+        key: &str,
+        policy: &Policy,
+        row: &mut (dyn FnMut(&mut dyn Session) -> Result<()> + Send),
+    ) -> Result<()> {
+        let body = encode(policy)?;
+        self.database.with(true, &mut |session| {
+            row(session)?;
+            put_policy(session, key, &policy.etag, &body)
+        })
+    }
+
     /// Changes exactly the row `key` names; `NotFound(key)` when none changed.
     fn change(&self, sql: &str, params: &[Param<'_>], key: &str) -> Result<()> {
         changed(self.execute(sql, params)?, key)
@@ -165,6 +179,16 @@ impl From<DbError> for StoreError {
     }
 }
 
+/// Writes a resource's policy, replacing the one stored.
+fn put_policy(session: &mut dyn Session, resource: &str, etag: &str, body: &str) -> Result<()> {
+    session.execute(
+        "INSERT INTO policies (resource, etag, body) VALUES ($1, $2, $3)
+         ON CONFLICT (resource) DO UPDATE SET etag = excluded.etag, body = excluded.body",
+        &[resource.into(), etag.into(), body.into()],
+    )?;
+    Ok(())
+}
+
 fn insert(session: &mut dyn Session, sql: &str, params: &[Param<'_>], key: &str) -> Result<()> {
     match session.execute(sql, params) {
         Ok(_) => Ok(()),
@@ -281,12 +305,22 @@ fn job_key(project: &str, job_id: &str) -> String {
 }
 
 impl<D: Database> Store for SqlStore<D> {
-    fn create_model(&self, project: &str, name: &str, model: &Model) -> Result<()> {
-        self.insert(
-            "INSERT INTO models (project, name, body) VALUES ($1, $2, $3)",
-            &[project.into(), name.into(), (&encode(model)?).into()],
-            &model_key(project, name),
-        )
+    fn create_model(
+        &self,
+        project: &str,
+        name: &str,
+        model: &Model,
+        policy: &Policy,
+    ) -> Result<()> {
+        let (key, body) = (model_key(project, name), encode(model)?);
+        self.created(&key, policy, &mut |session| {
+            insert(
+                session,
+                "INSERT INTO models (project, name, body) VALUES ($1, $2, $3)",
+                &[project.into(), name.into(), (&body).into()],
+                &key,
+            )
+        })
     }
 
     fn get_model(&self, project: &str, name: &str) -> Result<Option<Model>> {
@@ -498,18 +532,26 @@ impl<D: Database> Store for SqlStore<D> {
         id: &str,
         operation: &Operation,
         owner: &str,
+        policy: &Policy,
     ) -> Result<()> {
-        self.insert(
-            "INSERT INTO operations (project, id, done, body, owner) VALUES ($1, $2, $3, $4, $5)",
-            &[
-                project.into(),
-                id.into(),
-                operation.done.into(),
-                (&encode(operation)?).into(),
-                owner.into(),
-            ],
-            &format!("projects/{project}/operations/{id}"),
-        )
+        let (key, body) = (
+            format!("projects/{project}/operations/{id}"),
+            encode(operation)?,
+        );
+        self.created(&key, policy, &mut |session| {
+            insert(
+                session,
+                "INSERT INTO operations (project, id, done, body, owner) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    project.into(),
+                    id.into(),
+                    operation.done.into(),
+                    (&body).into(),
+                    owner.into(),
+                ],
+                &key,
+            )
+        })
     }
 
     fn get_operation(&self, project: &str, id: &str) -> Result<Option<Operation>> {
@@ -552,18 +594,22 @@ impl<D: Database> Store for SqlStore<D> {
         self.claim(("operations", "id"), project, id, from, to)
     }
 
-    fn create_job(&self, project: &str, job: &Job, owner: &str) -> Result<()> {
-        self.insert(
-            "INSERT INTO jobs (project, job_id, done, body, owner) VALUES ($1, $2, $3, $4, $5)",
-            &[
-                project.into(),
-                (&job.job_id).into(),
-                job.state.is_final().into(),
-                (&encode(job)?).into(),
-                owner.into(),
-            ],
-            &job_key(project, &job.job_id),
-        )
+    fn create_job(&self, project: &str, job: &Job, owner: &str, policy: &Policy) -> Result<()> {
+        let (key, body) = (job_key(project, &job.job_id), encode(job)?);
+        self.created(&key, policy, &mut |session| {
+            insert(
+                session,
+                "INSERT INTO jobs (project, job_id, done, body, owner) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    project.into(),
+                    (&job.job_id).into(),
+                    job.state.is_final().into(),
+                    (&body).into(),
+                    owner.into(),
+                ],
+                &key,
+            )
+        })
     }
 
     fn get_job(&self, project: &str, job_id: &str) -> Result<Option<Job>> {
@@ -773,12 +819,7 @@ impl<D: Database> Store for SqlStore<D> {
                     return Err(StoreError::Conflict(resource.to_string()));
                 }
             }
-            session.execute(
-                "INSERT INTO policies (resource, etag, body) VALUES ($1, $2, $3)
-                 ON CONFLICT (resource) DO UPDATE SET etag = excluded.etag, body = excluded.body",
-                &[resource.into(), (&policy.etag).into(), (&body).into()],
-            )?;
-            Ok(())
+            put_policy(session, resource, &policy.etag, &body)
         })
     }
 

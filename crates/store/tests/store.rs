@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use kiln_api::{Model, Operation, Version};
+use kiln_api::{Binding, Model, Operation, Policy, Version};
 use kiln_store::{Contains, Order, Scan, Store, StoreError};
 
 static OWN: Order = Order::OWN;
@@ -116,11 +116,27 @@ fn model(name: &str) -> Model {
 fn models_versions_and_defaults_survive_reopening(place: &Place) {
     {
         let store = place.open();
-        store.create_model("p", "census", &model("census")).unwrap();
+        let owner = |member: &str| Policy {
+            etag: member.into(),
+            bindings: vec![Binding {
+                role: "roles/ml.modelOwner".into(),
+                members: vec![member.into()],
+                condition: None,
+            }],
+            ..Policy::default()
+        };
+        store
+            .create_model("p", "census", &model("census"), &owner("user:a"))
+            .unwrap();
         assert!(matches!(
-            store.create_model("p", "census", &model("census")),
+            store.create_model("p", "census", &model("census"), &owner("user:b")),
             Err(StoreError::AlreadyExists(_))
         ));
+        assert_eq!(
+            store.get_policy("projects/p/models/census").unwrap(),
+            Some(owner("user:a")),
+            "the model's policy is its creator's, and a refused create writes none"
+        );
         let first = store
             .create_version("p", "census", "v1", &Version::default())
             .unwrap();
@@ -152,6 +168,7 @@ fn models_versions_and_defaults_survive_reopening(place: &Place) {
                     ..Operation::default()
                 },
                 "server-a",
+                &Policy::default(),
             )
             .unwrap();
     }
@@ -159,7 +176,9 @@ fn models_versions_and_defaults_survive_reopening(place: &Place) {
     let versions = store.list_versions("p", "census").unwrap();
     let defaults: Vec<bool> = versions.iter().map(|version| version.is_default).collect();
     assert_eq!(defaults, vec![false, true]);
-    store.create_model("p", "bare", &model("bare")).unwrap();
+    store
+        .create_model("p", "bare", &model("bare"), &Policy::default())
+        .unwrap();
     let listed: Vec<(String, Option<bool>)> = store
         .scan_models("p", &scan(None, &Contains::default(), usize::MAX))
         .unwrap()
@@ -278,6 +297,7 @@ fn jobs_are_listed_in_order_and_active_ones_found(place: &Place) {
                     ..Job::default()
                 },
                 "server-a",
+                &Policy::default(),
             )
             .unwrap();
     }
@@ -289,6 +309,7 @@ fn jobs_are_listed_in_order_and_active_ones_found(place: &Place) {
                 ..Job::default()
             },
             "server-b",
+            &Policy::default(),
         ),
         Err(StoreError::AlreadyExists(_))
     ));
@@ -331,9 +352,11 @@ fn of_servers_racing_to_take_over_a_job_exactly_one_wins(place: &Place) {
         state: JobState::Running,
         ..Job::default()
     };
-    store.create_job("p", &job, "dead").unwrap();
     store
-        .create_operation("p", "op", &Operation::default(), "dead")
+        .create_job("p", &job, "dead", &Policy::default())
+        .unwrap();
+    store
+        .create_operation("p", "op", &Operation::default(), "dead", &Policy::default())
         .unwrap();
     let racers: Vec<std::thread::JoinHandle<(bool, bool)>> = (0..4)
         .map(|racer| {
@@ -375,7 +398,9 @@ fn the_shared_quota_admits_in_order_within_it(place: &Place) {
         ..Job::default()
     };
     for (id, units) in [("a", 600_000), ("b", 600_000), ("c", 300_000)] {
-        store.create_job("p", &job(id), "s").unwrap();
+        store
+            .create_job("p", &job(id), "s", &Policy::default())
+            .unwrap();
         store.set_job_units("p", id, units, false).unwrap();
     }
     let admit = |id: &str| store.admit_job("p", id, 1_000_000).unwrap();
@@ -389,9 +414,13 @@ fn the_shared_quota_admits_in_order_within_it(place: &Place) {
         admit("b") && admit("c"),
         "a's units are free once it is done"
     );
-    store.create_job("p", &job("running"), "s").unwrap();
+    store
+        .create_job("p", &job("running"), "s", &Policy::default())
+        .unwrap();
     store.set_job_units("p", "running", 200_000, true).unwrap();
-    store.create_job("p", &job("late"), "s").unwrap();
+    store
+        .create_job("p", &job("late"), "s", &Policy::default())
+        .unwrap();
     store.set_job_units("p", "late", 100_000, false).unwrap();
     assert!(
         !admit("late"),
@@ -420,7 +449,7 @@ fn leases_are_renewed_and_ended(place: &Place) {
 }
 
 fn tokens_policies_and_audit_entries_persist(place: &Place) {
-    use kiln_api::{AuditEntry, Policy, Token};
+    use kiln_api::{AuditEntry, Token};
     {
         let store = place.open();
         let token = Token {
@@ -658,7 +687,9 @@ fn a_sqlite_database_counted_by_user_version_is_adopted() {
         "the counted five are recorded, the later ones run"
     );
     assert_eq!(store.get_model("p", "old").unwrap().unwrap().name, "old");
-    store.create_model("p", "new", &model("new")).unwrap();
+    store
+        .create_model("p", "new", &model("new"), &Policy::default())
+        .unwrap();
 }
 
 /// A PostgreSQL that does not answer is `Unavailable`, naming where it was looked for and never
@@ -692,7 +723,9 @@ fn jobs_are_scanned_in_order_narrowed_by_their_text(place: &Place) {
             state,
             ..Job::default()
         };
-        store.create_job("p", &job, "server-a").unwrap();
+        store
+            .create_job("p", &job, "server-a", &Policy::default())
+            .unwrap();
     }
     let ids = |after: Option<&str>, contains: &Contains, limit: usize| -> Vec<String> {
         store
@@ -753,7 +786,7 @@ fn operations_are_scanned_in_order_narrowed_by_their_text(place: &Place) {
             ..Operation::default()
         };
         store
-            .create_operation("p", id, &operation, "server-a")
+            .create_operation("p", id, &operation, "server-a", &Policy::default())
             .unwrap();
     }
     let names = |after: Option<&str>, contains: &Contains| -> Vec<String> {
@@ -799,7 +832,9 @@ fn jobs_are_sorted_and_paged_in_the_database_as_the_order_compares(place: &Place
                 ..TrainingOutput::default()
             });
         }
-        store.create_job("p", &job, "server-a").unwrap();
+        store
+            .create_job("p", &job, "server-a", &Policy::default())
+            .unwrap();
     }
     let every = Contains::default();
     let stored = store

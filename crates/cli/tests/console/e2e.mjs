@@ -139,6 +139,12 @@ try {
     });
     await until(state('census_1'), (t) => t === 'SUCCEEDED', 'census_1 state');
     check(await page.evaluate(() => window.marker) === 'same page', 'the list updated in place');
+    const requests = [];
+    const record = (request) => { if (request.url().includes('/v1/')) requests.push(request.url()); };
+    page.on('request', record);
+    await page.waitForTimeout(3000);
+    page.off('request', record);
+    check(requests.length === 0, `an idle list asks nothing while its watch is open: ${requests}`);
     const row = await text('#jobs tr[data-job="census_1"]');
     check(row.includes('Training'), `type column: ${row}`);
     await shot('jobs');
@@ -221,6 +227,15 @@ try {
     check(await page.locator('#versions tr[data-version="v1"] button.set-default').count() === 1, 'v1 can be made default again');
   });
 
+  await run('the playground starts from the version\'s example instance', async () => {
+    await page.waitForFunction(() => document.querySelector('#predict-input').value.includes('"age"'));
+    const value = await page.inputValue('#predict-input');
+    const example = JSON.parse(value);
+    check(example.instances.length === 1 && typeof example.instances[0].workclass === 'string', `example ${value}`);
+    await page.click('#predict button[type=submit]');
+    await until('#predict-output', (t) => t.includes('predictions'), 'the example predicts');
+  });
+
   await run('the playground predicts as the API does', async () => {
     expected = await rest(ADMIN, 'POST', 'projects/default/models/census/versions/v1:predict', { instances });
     await page.fill('#predict-input', JSON.stringify({ instances }));
@@ -266,22 +281,52 @@ try {
     await page.waitForSelector('#versions tr[data-version="v1"]', { state: 'detached' });
   });
 
+  await run('a tuning job is submitted from the form, its YAML checked in place', async () => {
+    await page.goto(`${URL}/projects/default/jobs`);
+    await page.click('#submit-job');
+    await page.waitForSelector('#submit-form');
+    await page.fill('#job-id', '1bad');
+    await page.selectOption('#algorithm', 'kiln/linear');
+    await page.fill('#args', census(['--max_steps=150']).join('\n'));
+    await page.fill('#job-dir', join(WORK, 'tuned'));
+    await until('#job-id-error', (t) => t.includes('1bad'), 'the bad job id is named under its field');
+    await page.fill('#job-id', 'tuned');
+    await page.fill('#config', 'trainingInput:\n  hyperparameters:\n    goal: MAXIMIZE\n   maxTrials: 4\n');
+    await until('#config-error', (t) => /Not YAML: line \d+, column \d+/.test(t), 'YAML syntax named by line and column');
+    const spec = (minimum, trials = 'maxTrials') => [
+      'trainingInput:',
+      '  hyperparameters:',
+      '    goal: MAXIMIZE',
+      '    hyperparameterMetricTag: accuracy',
+      `    ${trials}: 4`,
+      '    maxParallelTrials: 2',
+      '    params:',
+      '      - parameterName: batch_size',
+      '        type: DISCRETE',
+      '        discreteValues: [16, 64, 256]',
+      '      - parameterName: learning_rate',
+      '        type: DOUBLE',
+      `        ${minimum}`,
+      '        scaleType: UNIT_LOG_SCALE',
+    ].join('\n');
+    await page.fill('#config', spec('minValue: 0.0001', 'maxTrial'));
+    await until('#config-error', (t) => t.includes('maxTrial'), 'an unknown key is named');
+    await page.fill('#config', spec('minValue: 0.0001'));
+    await until('#config-error', (t) => t.startsWith('line 11:') && t.includes('params[1]') && t.includes('maxValue'),
+      'the parameter without maxValue is named at its line');
+    check(await text('#job-id-error') === '', 'the fixed job id has no message');
+    await page.fill('#config', spec('minValue: 0.0001\n        maxValue: 0.1'));
+    await until('#check-status', (t) => t === 'Ready to submit', 'the server accepts the job');
+    check(await text('#config-error') === '', 'no message left');
+    await shot('submit');
+    await page.click('#submit');
+    await page.waitForURL(/\/projects\/default\/jobs\/tuned$/);
+    const job = await rest(ADMIN, 'GET', 'projects/default/jobs/tuned');
+    check(job.trainingInput.masterConfig.imageUri === 'kiln/linear' && job.trainingInput.hyperparameters.maxTrials === 4,
+      `submitted as given: ${JSON.stringify(job.trainingInput)}`);
+  });
+
   await run('a tuning job shows its trials best first and the objective charts', async () => {
-    await rest(ADMIN, 'POST', 'projects/default/jobs', {
-      jobId: 'tuned',
-      trainingInput: {
-        masterConfig: { imageUri: 'gcr.io/cloud-ml-algos/linear_learner_cpu' },
-        args: census(['--max_steps=150']),
-        jobDir: join(WORK, 'tuned'),
-        hyperparameters: {
-          goal: 'MAXIMIZE', hyperparameterMetricTag: 'accuracy', maxTrials: 4, maxParallelTrials: 2,
-          params: [
-            { parameterName: 'learning_rate', type: 'DOUBLE', minValue: 0.0001, maxValue: 0.1, scaleType: 'UNIT_LOG_SCALE' },
-            { parameterName: 'batch_size', type: 'DISCRETE', discreteValues: [16, 64, 256] },
-          ],
-        },
-      },
-    });
     await page.goto(`${URL}/projects/default/jobs/tuned`);
     await until('h1 .badge', (t) => t === 'SUCCEEDED', 'tuning job finished');
     await until('#trials', (t) => t.includes('Trials (MAXIMIZE accuracy)'), 'trials table');
@@ -302,6 +347,42 @@ try {
     await until('#jobs tr[data-job="tuned"]', (t) => t.includes('Tuning'), 'tuning type in the list');
   });
 
+  await run('a study\'s trials are listed best first and follow new trials live', async () => {
+    const studies = 'projects/default/locations/us-central1/studies';
+    await rest(ADMIN, 'POST', `${studies}?studyId=quadratic`, {
+      studyConfig: {
+        metrics: [{ metric: 'loss', goal: 'MINIMIZE' }],
+        parameters: [{ parameter: 'x', type: 'DOUBLE', doubleValueSpec: { minValue: -2, maxValue: 2 } }],
+      },
+    });
+    const finish = async () => {
+      const { response } = await rest(ADMIN, 'POST', `${studies}/quadratic/trials:suggest`, { suggestionCount: 1, clientId: 'e2e' });
+      const trial = response.trials[0];
+      const x = trial.parameters[0].floatValue;
+      await rest(ADMIN, 'POST', `${trial.name}:complete`,
+        { finalMeasurement: { stepCount: '1', metrics: [{ metric: 'loss', value: (x - 0.5) ** 2 }] } });
+      return (x - 0.5) ** 2;
+    };
+    const losses = [await finish(), await finish(), await finish()];
+    await page.goto(`${URL}/projects/default/studies`);
+    await page.click('#studies a:text-is("quadratic")');
+    await page.waitForURL(/\/locations\/us-central1\/studies\/quadratic$/);
+    await until('#trials', (t) => t.includes('Trials') || t.length > 0, 'trials drawn');
+    await page.waitForSelector('#trials tbody tr');
+    const rows = async () => page.locator('#trials tbody tr').evaluateAll((trs) => trs.map((tr) => ({
+      best: tr.classList.contains('best'), loss: Number(tr.children[2].innerText),
+    })));
+    let shown = await rows();
+    check(shown.length === 3 && shown[0].best, `three trials, the best first: ${JSON.stringify(shown)}`);
+    check(Math.abs(shown[0].loss - Math.min(...losses)) < 1e-3, `the lowest loss first: ${JSON.stringify(shown)} vs ${losses}`);
+    check(await page.locator('#trial-charts figure').count() === 2, 'loss by trial and by x');
+    await finish();
+    await until('#trials tbody', (t) => t.split('\n').length >= 4, 'a new trial appears without a reload');
+    shown = await rows();
+    check(shown.length === 4, `four trials: ${JSON.stringify(shown)}`);
+    await shot('study');
+  });
+
   await run('a viewer sees jobs and models but no action', async () => {
     const viewer = await newToken('viewer', [['projects/default', 'roles/ml.viewer']]);
     await page.click('#sign-out');
@@ -309,6 +390,7 @@ try {
     await signIn(viewer);
     await until('#member', (t) => t === 'serviceAccount:viewer', 'viewer identity');
     await page.waitForSelector(state('census_1'));
+    check(await page.locator('#submit-job').count() === 0, 'no submit button for a viewer');
     await page.goto(`${URL}/projects/default/models`);
     await page.waitForSelector('#models tr[data-model="census"]');
     check(await page.locator('#create-model').count() === 0, 'no create form');

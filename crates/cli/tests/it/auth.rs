@@ -682,8 +682,31 @@ fn projects_are_isolated() {
             "projects/q/v2/models/theirs/infer".into(),
             Some(infer_body()),
         ),
+        ("GET", "projects/q/models:watch".into(), None),
+        (
+            "GET",
+            "projects/q/models/theirs/versions:watch".into(),
+            None,
+        ),
+        (
+            "GET",
+            "projects/q/models/theirs/versions/v1/example".into(),
+            None,
+        ),
         ("GET", "projects/q/jobs".into(), None),
+        ("GET", "projects/q/jobs:watch".into(), None),
+        (
+            "POST",
+            "projects/q/jobs?validateOnly=true".into(),
+            Some(serde_json::from_str(&job).unwrap()),
+        ),
         ("GET", "projects/q/jobs/their_job".into(), None),
+        ("GET", "projects/q/jobs/their_job:watch".into(), None),
+        (
+            "GET",
+            "projects/q/locations/us-central1/studies/s/trials:watch".into(),
+            None,
+        ),
         ("GET", "projects/q/jobs/their_job/logs".into(), None),
         (
             "POST",

@@ -1,9 +1,11 @@
 //! The web console in a real browser: `tests/console/e2e.mjs` drives headless Chromium (Debian's
 //! `chromium`, through `playwright-core` from npm) against a real server with authentication on.
-//! It signs in, watches a job reach SUCCEEDED, reads its curves and logs, follows and cancels a
-//! running job, filters, deploys the export as versions, sets the default, predicts in the
-//! playground, deletes with confirmation, reads a tuning job's trials, and checks what a viewer and
-//! a model user are shown. Screenshots go to `target/console-screenshots`.
+//! It signs in, watches a job reach SUCCEEDED on a list that asks nothing while it waits, reads its
+//! curves and logs, follows and cancels a running job, filters, deploys the export as versions,
+//! sets the default, predicts in the playground from the version's example, deletes with
+//! confirmation, submits a tuning job from the form (its YAML's mistakes named in place) and
+//! reads its trials, follows a study's trials, and checks what a viewer and a model user are
+//! shown. Screenshots go to `target/console-screenshots`.
 //!
 //! `.ci/run` installs Chromium and `npm ci`s the script's directory; without them this test fails
 //! saying what to install.
@@ -54,7 +56,9 @@ fn console_end_to_end_in_chromium() {
     );
     println!("{report}");
     assert!(output.status.success(), "console test failed:\n{report}");
-    for page in ["jobs", "job", "model", "tuning", "models"] {
+    for page in [
+        "jobs", "job", "model", "submit", "tuning", "study", "models",
+    ] {
         assert!(
             screenshots.join(format!("{page}.png")).exists(),
             "screenshot of {page}"

@@ -215,6 +215,29 @@ fn a_triton_client_infers_on_kiln_and_framework_versions_as_predict_does() {
     );
     assert_eq!(status, 404, "{body}");
     assert!(body["error"].is_string(), "{body}");
+
+    // Each version offers a request body to start from, which it predicts on: the census export
+    // at its columns' typical values, the pipelines as rows of their four features.
+    for model in ["census", "iris", "iris_onnx"] {
+        let url = server.api("p", &format!("models/{model}/versions/v1/example"));
+        let (status, example) = call("GET", &url, None);
+        assert_eq!(status, 200, "{example}");
+        let instance = &example["instances"][0];
+        match model {
+            "census" => assert!(
+                instance["age"].as_f64().is_some_and(|age| age > 18.0)
+                    && instance["workclass"]
+                        .as_str()
+                        .is_some_and(|w| !w.is_empty()),
+                "{example}"
+            ),
+            _ => assert_eq!(instance, &json!([0, 0, 0, 0]), "{model}: {example}"),
+        }
+        let url = server.api("p", &format!("models/{model}/versions/v1:predict"));
+        let (status, answer) = call("POST", &url, Some(&example.to_string()));
+        assert_eq!(status, 200, "{model}: {answer}");
+        assert_eq!(answer["predictions"].as_array().map(Vec::len), Some(1));
+    }
 }
 
 /// Asserts the numbers of `got` are within 1e-6 of `want`'s and everything else equal.

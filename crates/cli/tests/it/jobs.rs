@@ -556,6 +556,7 @@ fn invalid_jobs_are_refused_with_every_problem_named() {
             &["modelName", "input_paths", "output_path"],
         ),
     ];
+    let validate = format!("{jobs}?validateOnly=true");
     for (body, status, fragments) in cases {
         let (actual, error) = call("POST", &jobs, Some(&body.to_string()));
         assert_eq!(actual, *status, "{body}: {error}");
@@ -566,12 +567,26 @@ fn invalid_jobs_are_refused_with_every_problem_named() {
                 "{body}: {message:?} lacks {fragment:?}"
             );
         }
+        let checked = call("POST", &validate, Some(&body.to_string()));
+        assert_eq!(checked, (actual, error), "validateOnly answers as create");
     }
     let (status, _) = call("GET", &server.api("p", "jobs/absent"), None);
     assert_eq!(status, 404);
     let ok = json!({"jobId": "twice", "trainingInput": {"masterConfig": {"containerCommand": ["true"]}}}).to_string();
+    let (status, checked) = call("POST", &validate, Some(&ok));
+    assert_eq!((status, checked["state"].as_str()), (200, Some("QUEUED")));
+    assert_eq!(call("GET", &server.api("p", "jobs/twice"), None).0, 404);
+    let (status, error) = call("POST", &format!("{jobs}?validateOnly=yes"), Some(&ok));
+    assert_eq!(status, 400);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("validateOnly")
+    );
     assert_eq!(call("POST", &jobs, Some(&ok)).0, 200);
     assert_eq!(call("POST", &jobs, Some(&ok)).0, 409);
+    assert_eq!(call("POST", &validate, Some(&ok)).0, 409);
 }
 
 #[test]

@@ -31,3 +31,4 @@ mod takeover;
 mod tidy;
 mod tls;
 mod tuning;
+mod watch;

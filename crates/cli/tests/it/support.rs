@@ -257,6 +257,55 @@ pub fn call_as(token: Option<&str>, method: &str, url: &str, body: Option<&str>)
     (status, value)
 }
 
+/// A watch's server-sent events as they arrive, each as its event name and JSON data.
+pub struct Events {
+    lines: std::io::Lines<BufReader<reqwest::blocking::Response>>,
+}
+
+impl Iterator for Events {
+    type Item = (String, Value);
+
+    fn next(&mut self) -> Option<(String, Value)> {
+        let (mut name, mut data) = (String::new(), String::new());
+        for line in self.lines.by_ref() {
+            let line = line.ok()?;
+            if let Some(value) = line.strip_prefix("event:") {
+                name = value.trim().to_string();
+            } else if let Some(value) = line.strip_prefix("data:") {
+                data.push_str(value.strip_prefix(' ').unwrap_or(value));
+            } else if line.is_empty() && !data.is_empty() {
+                return Some((
+                    name,
+                    serde_json::from_str(&data).expect("event data is JSON"),
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// Opens the watch at `url` with `token`: its events, or the refusal's status and body.
+pub fn watch_as(token: Option<&str>, url: &str) -> Result<Events, (u16, Value)> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client");
+    let mut request = client.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().expect("send");
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err((status, response.json().unwrap_or(Value::Null)));
+    }
+    let content_type = response.headers()[reqwest::header::CONTENT_TYPE].clone();
+    assert_eq!(content_type, "text/event-stream");
+    Ok(Events {
+        lines: BufReader::new(response).lines(),
+    })
+}
+
 /// Polls an operation until done and returns it.
 pub fn wait_operation(server: &Server, project: &str, operation: &Value) -> Value {
     let name = operation["name"].as_str().expect("operation name");

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use kiln_api::{BuiltInAlgorithm, ListBuiltInAlgorithmsResponse};
 use kiln_artifacts::PathPolicy;
 use kiln_scheduler::cluster::Resources;
 use kiln_scheduler::cluster::units_per_hour;
@@ -207,6 +208,26 @@ fn parse_duration(field: &str, text: &str) -> Result<Option<Duration>, String> {
 
 /// The built-in algorithms of `kiln-train`, for [`program::decide`].
 struct TrainAlgorithms;
+
+/// The built-in algorithms a training job's `masterConfig.imageUri` may name.
+pub fn built_in_algorithms() -> ListBuiltInAlgorithmsResponse {
+    let algorithms = ALGORITHMS
+        .iter()
+        .map(|algorithm| BuiltInAlgorithm {
+            name: algorithm.name.into(),
+            image_uris: std::iter::once(format!("kiln/{}", algorithm.name))
+                .chain(
+                    algorithm
+                        .aliases
+                        .iter()
+                        .filter(|alias| alias.contains('/'))
+                        .map(|alias| alias.to_string()),
+                )
+                .collect(),
+        })
+        .collect();
+    ListBuiltInAlgorithmsResponse { algorithms }
+}
 
 impl program::BuiltIns for TrainAlgorithms {
     fn find(&self, image_uri: &str) -> Option<&'static str> {

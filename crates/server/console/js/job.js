@@ -1,12 +1,11 @@
 // One job: its facts, cancel, training curves, a tuning job's trials, its config, and its logs per
-// replica, followed while the job runs.
+// replica, followed from the job's watch while it runs.
 
-import { allowed, get, post, seg } from './api.js';
+import { allowed, post, seg } from './api.js';
 import { lineChart, scatterChart } from './chart.js';
 import { badge, confirmAction, duration, errorBox, fill, h, link, number, table, when } from './dom.js';
 import { jobType } from './jobs.js';
 
-const REFRESH_MS = 1500;
 const FINAL = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
 
 export async function jobView(main, { project, job: jobId }, page) {
@@ -18,7 +17,7 @@ export async function jobView(main, { project, job: jobId }, page) {
   const curves = h('div', { id: 'curves', class: 'charts' });
   const trials = h('div', { id: 'trials' });
   const config = h('pre', { id: 'config' });
-  const logs = logPanel(path);
+  const logs = logPanel();
   fill(main,
     h('p', { class: 'muted' }, link(`/projects/${seg(project)}/jobs`, '← Jobs')),
     title, problem, facts,
@@ -27,38 +26,34 @@ export async function jobView(main, { project, job: jobId }, page) {
     h('h2', {}, 'Logs'), logs.node,
     h('h2', {}, 'Configuration'), config);
 
+  drawCurves(curves, []);
   let last = '';
-  await page.every(REFRESH_MS, async () => {
-    let job;
-    try {
-      job = await get(path);
-    } catch (error) {
-      if (error.status === 401) throw error;
+  let finished = false;
+  page.watch(() => `${path}:watch?pageToken=${logs.next()}`, {
+    job(job) {
+      finished = FINAL.includes(job.state);
+      const cancel = !finished && rights.has('ml.jobs.cancel')
+        ? h('button', {
+          type: 'button', id: 'cancel', class: 'danger',
+          onclick: async () => {
+            if (!await confirmAction(`Cancel ${jobId}?`, 'Its replicas are stopped; finished trials are kept.', 'Cancel job')) return;
+            try { await post(`${path}:cancel`); } catch (error) { fill(problem, errorBox(error)); }
+          },
+        }, 'Cancel')
+        : null;
+      fill(title, jobId, badge(job.state), cancel);
+      fill(facts, factList(project, job));
+      const snapshot = JSON.stringify(job.trainingInput ?? job.predictionInput ?? {}, null, 2);
+      if (snapshot !== last) { config.textContent = snapshot; last = snapshot; }
+      drawTrials(trials, job);
+    },
+    logs: (answer) => logs.add(answer),
+    metrics: (answer) => drawCurves(curves, answer.series || []),
+    finished: () => finished,
+    failed(error) {
       fill(problem, errorBox(error));
-      return error.status >= 500;
-    }
-    const finished = FINAL.includes(job.state);
-    const cancel = !finished && rights.has('ml.jobs.cancel')
-      ? h('button', {
-        type: 'button', id: 'cancel', class: 'danger',
-        onclick: async () => {
-          if (!await confirmAction(`Cancel ${jobId}?`, 'Its replicas are stopped; finished trials are kept.', 'Cancel job')) return;
-          try { await post(`${path}:cancel`); } catch (error) { fill(problem, errorBox(error)); }
-        },
-      }, 'Cancel')
-      : null;
-    fill(title, jobId, badge(job.state), cancel);
-    fill(facts, factList(project, job));
-    const snapshot = JSON.stringify(job.trainingInput ?? job.predictionInput ?? {}, null, 2);
-    if (snapshot !== last) { config.textContent = snapshot; last = snapshot; }
-    const [metrics] = await Promise.all([
-      get(`${path}/metrics`).catch(() => ({ series: [] })),
-      logs.follow(),
-    ]);
-    drawCurves(curves, metrics.series || []);
-    drawTrials(trials, job);
-    if (finished) await logs.follow();
-    return !finished;
+      return !(error.status < 500);
+    },
   });
 }
 
@@ -137,13 +132,13 @@ function drawTrials(node, job) {
 }
 
 /** The log viewer: a tab per replica, new lines appended as they arrive. */
-function logPanel(path) {
+function logPanel() {
   const entries = [];
   const tasks = new Set();
   let next = '0';
   let shown = '';
   const tabs = h('div', { class: 'tabs', id: 'log-tabs' });
-  const pre = h('pre', { class: 'logs', id: 'logs' });
+  const pre = h('pre', { class: 'logs', id: 'logs' }, 'No log lines yet.');
   const draw = () => {
     fill(tabs, ['', ...[...tasks].sort()].map((task) => h('button', {
       type: 'button', class: task === shown ? 'active' : undefined, dataset: { task },
@@ -158,18 +153,13 @@ function logPanel(path) {
   };
   return {
     node: h('div', {}, tabs, pre),
-    async follow() {
-      try {
-        const page = await get(`${path}/logs?pageToken=${next}`);
-        const fresh = page.entries || [];
-        next = page.nextPageToken || next;
-        if (fresh.length === 0 && tabs.childElementCount > 0) return;
-        for (const entry of fresh) { entries.push(entry); tasks.add(entry.taskName); }
-        draw();
-      } catch (error) {
-        if (error.status === 401) throw error;
-        pre.textContent = error.message;
-      }
+    /** The line the next watch starts from. */
+    next: () => next,
+    /** Appends a page of new entries. */
+    add(page) {
+      for (const entry of page.entries || []) { entries.push(entry); tasks.add(entry.taskName); }
+      next = page.nextPageToken || next;
+      draw();
     },
   };
 }

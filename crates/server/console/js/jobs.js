@@ -1,11 +1,10 @@
 // The jobs list, newest first: state and name filters and pages in the URL, refreshed while on screen.
 
-import { get, seg } from './api.js';
+import { allowed, seg } from './api.js';
 import { badge, duration, errorBox, fill, h, link, navigate, number, pageLinks, table, when, withQuery } from './dom.js';
 
 const STATES = ['QUEUED', 'PREPARING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLING', 'CANCELLED'];
 const PAGE_SIZE = 50;
-const REFRESH_MS = 2000;
 
 /** Training, tuning or batch prediction. */
 export function jobType(job) {
@@ -39,36 +38,37 @@ export async function jobsView(main, { project, query }, page) {
   }, stateSelect, nameInput, h('button', { type: 'submit' }, 'Filter'));
   const body = h('div', { id: 'jobs' });
   const pager = h('div', { class: 'pager' });
-  fill(main, h('h1', {}, 'Jobs'), filters, body, pager);
+  const rights = await allowed(`projects/${seg(project)}`, ['ml.jobs.create']);
+  const submit = rights.has('ml.jobs.create')
+    ? h('button', { type: 'button', id: 'submit-job', class: 'primary', onclick: () => navigate(`/projects/${seg(project)}/submit`) }, 'Submit a job')
+    : null;
+  fill(main, h('h1', {}, 'Jobs', submit), filters, body, pager);
 
   const filter = filterOf(state, name);
-  await page.every(REFRESH_MS, async () => {
-    const params = new URLSearchParams({ pageSize: PAGE_SIZE, orderBy: 'createTime desc' });
-    if (filter) params.set('filter', filter);
-    if (pageToken) params.set('pageToken', pageToken);
-    let answer;
-    try {
-      answer = await get(`projects/${seg(project)}/jobs?${params}`);
-    } catch (error) {
-      if (error.status === 401) throw error;
+  const params = new URLSearchParams({ pageSize: PAGE_SIZE, orderBy: 'createTime desc' });
+  if (filter) params.set('filter', filter);
+  if (pageToken) params.set('pageToken', pageToken);
+  page.watch(`projects/${seg(project)}/jobs:watch?${params}`, {
+    jobs(answer) {
+      const jobs = answer.jobs || [];
+      fill(body, jobs.length === 0
+        ? h('p', { class: 'muted', id: 'no-jobs' }, filter ? 'No job matches.' : 'No jobs yet: submit one here or with `kiln jobs submit training`.')
+        : table(['Job ID', 'Type', 'State', 'Created', 'Duration', 'ML units'], jobs.map((job) => ({
+          dataset: { job: job.jobId },
+          cells: [
+            link(`/projects/${seg(project)}/jobs/${seg(job.jobId)}`, job.jobId),
+            jobType(job),
+            badge(job.state),
+            when(job.createTime),
+            duration(job.startTime, job.endTime),
+            number(job.trainingOutput?.consumedMLUnits ?? '', 3),
+          ],
+        })), { numeric: [5] }));
+      pageLinks(pager, pageToken, answer.nextPageToken, (token) => here({ page: token }));
+    },
+    failed(error) {
       fill(body, errorBox(error));
-      return error.status !== 403;
-    }
-    const jobs = answer.jobs || [];
-    fill(body, jobs.length === 0
-      ? h('p', { class: 'muted', id: 'no-jobs' }, filter ? 'No job matches.' : 'No jobs yet. Submit one with `kiln jobs submit training`.')
-      : table(['Job ID', 'Type', 'State', 'Created', 'Duration', 'ML units'], jobs.map((job) => ({
-        dataset: { job: job.jobId },
-        cells: [
-          link(`/projects/${seg(project)}/jobs/${seg(job.jobId)}`, job.jobId),
-          jobType(job),
-          badge(job.state),
-          when(job.createTime),
-          duration(job.startTime, job.endTime),
-          number(job.trainingOutput?.consumedMLUnits ?? '', 3),
-        ],
-      })), { numeric: [5] }));
-    pageLinks(pager, pageToken, answer.nextPageToken, (token) => here({ page: token }));
-    return true;
+      return !(error.status < 500);
+    },
   });
 }

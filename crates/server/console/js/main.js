@@ -1,22 +1,32 @@
 // The console's shell: sign-in, the header, and the router that maps each URL to a view.
 //
-// Views live at stable URLs — /projects/{p}/jobs, /projects/{p}/jobs/{job}, /projects/{p}/models,
-// /projects/{p}/models/{model} — and are drawn by `render(main, params, page)`. A view keeps itself
-// current with `page.every(ms, fn)`; leaving the view stops its timers.
+// Views live at stable URLs — /projects/{p}/jobs, /projects/{p}/jobs/{job}, /projects/{p}/submit,
+// /projects/{p}/models, /projects/{p}/models/{model}, /projects/{p}/studies,
+// /projects/{p}/locations/{l}/studies/{s} — and are drawn by `render(main, params, page)`. A view
+// keeps itself current with `page.watch(path, handlers)`, a stream of changes from the server;
+// leaving the view closes its streams.
 
-import { ApiError, get, setToken, token } from './api.js';
+import { ApiError, get, setToken, token, watch } from './api.js';
 import { errorBox, fill, h, link, navigate } from './dom.js';
 import { jobsView } from './jobs.js';
 import { jobView } from './job.js';
 import { modelsView } from './models.js';
 import { modelView } from './model.js';
+import { studiesView, studyView } from './studies.js';
+import { submitView } from './submit.js';
 
 const ROUTES = [
   [/^\/projects\/([^/]+)\/jobs\/?$/, jobsView, ['project']],
   [/^\/projects\/([^/]+)\/jobs\/([^/]+)$/, jobView, ['project', 'job']],
   [/^\/projects\/([^/]+)\/models\/?$/, modelsView, ['project']],
   [/^\/projects\/([^/]+)\/models\/([^/]+)$/, modelView, ['project', 'model']],
+  [/^\/projects\/([^/]+)\/submit$/, submitView, ['project']],
+  [/^\/projects\/([^/]+)\/studies\/?$/, studiesView, ['project']],
+  [/^\/projects\/([^/]+)\/locations\/([^/]+)\/studies\/([^/]+)$/, studyView, ['project', 'location', 'study']],
 ];
+
+/** The header's section each view belongs to, by the URL's third segment. */
+const SECTIONS = { submit: 'jobs', locations: 'studies' };
 
 const main = document.getElementById('main');
 let current = null;
@@ -25,27 +35,39 @@ let current = null;
 class Page {
   constructor() {
     this.timers = [];
+    this.controllers = [];
     this.stopped = false;
   }
 
-  /** Runs `fn` now and then every `ms` milliseconds until the view is left or `fn` returns false. */
-  every(ms, fn) {
-    const tick = async () => {
-      if (this.stopped) return;
-      let again = true;
-      try {
-        again = (await fn()) !== false;
-      } catch (error) {
-        if (error instanceof ApiError && error.status === 401) return signIn('Your token is no longer accepted.');
+  /**
+   * Follows a watch (`api.js`'s `watch`) until the view is left: `path` (or `path()`, asked at each
+   * connection) names it, `handlers` take its events. When the server ends the stream it is
+   * opened again, unless `handlers.finished?.()` says nothing more can change; after an error,
+   * again a second later unless `handlers.failed?.(error)` returns false.
+   */
+  watch(path, handlers) {
+    const controller = new AbortController();
+    this.controllers.push(controller);
+    const follow = async () => {
+      while (!this.stopped) {
+        try {
+          await watch(typeof path === 'function' ? path() : path, handlers, controller.signal);
+          if (handlers.finished?.()) return;
+        } catch (error) {
+          if (this.stopped) return;
+          if (error instanceof ApiError && error.status === 401) return signIn('Your token is no longer accepted.');
+          if (handlers.failed?.(error) === false) return;
+          await new Promise((resolve) => { this.timers.push(setTimeout(resolve, 1000)); });
+        }
       }
-      if (again && !this.stopped) this.timers.push(setTimeout(tick, ms));
     };
-    return tick();
+    follow();
   }
 
   stop() {
     this.stopped = true;
     this.timers.forEach(clearTimeout);
+    this.controllers.forEach((controller) => controller.abort());
   }
 }
 
@@ -56,7 +78,8 @@ function project() {
 function header(identity) {
   const p = project();
   localStorage.setItem('kiln.project', p);
-  const section = location.pathname.split('/')[3] || 'jobs';
+  const segment = location.pathname.split('/')[3] || 'jobs';
+  const section = SECTIONS[segment] || segment;
   const projectInput = h('input', {
     id: 'project', value: p, 'aria-label': 'Project', title: 'Project',
     onchange: () => navigate(`/projects/${encodeURIComponent(projectInput.value.trim() || 'default')}/${section}`),
@@ -64,6 +87,7 @@ function header(identity) {
   fill(document.getElementById('nav'),
     link(`/projects/${encodeURIComponent(p)}/jobs`, 'Jobs'),
     link(`/projects/${encodeURIComponent(p)}/models`, 'Models'),
+    link(`/projects/${encodeURIComponent(p)}/studies`, 'Studies'),
     h('label', { class: 'muted' }, 'Project ', projectInput));
   for (const a of document.querySelectorAll('#nav a')) {
     a.classList.toggle('active', a.textContent.toLowerCase() === section);

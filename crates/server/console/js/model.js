@@ -5,7 +5,6 @@
 import { allowed, del, get, post, seg } from './api.js';
 import { badge, confirmAction, errorBox, fill, h, link, navigate, table, when } from './dom.js';
 
-const REFRESH_MS = 1500;
 const PERMISSIONS = ['ml.versions.create', 'ml.versions.update', 'ml.versions.delete', 'ml.models.delete', 'ml.models.predict'];
 
 export async function modelView(main, { project, model, query }, page) {
@@ -33,49 +32,47 @@ export async function modelView(main, { project, model, query }, page) {
     rights.has('ml.versions.create') ? await createPanel(project, path, query.get('deploy') || '', act) : null,
     playground ? [h('h2', {}, 'Predict'), playground.node] : null);
 
-  await page.every(REFRESH_MS, async () => {
-    let answer;
-    let info;
-    try {
-      [info, answer] = await Promise.all([get(path), get(`${path}/versions?pageSize=100`)]);
-    } catch (error) {
-      if (error.status === 401) throw error;
+  get(path).then((info) => { description.textContent = info.description || ''; }, () => {});
+  page.watch(`${path}/versions:watch?pageSize=100`, {
+    versions(answer) {
+      const list = answer.versions || [];
+      playground?.versions(list);
+      fill(versions, list.length === 0 ? h('p', { class: 'muted', id: 'no-versions' }, 'No versions yet.')
+        : table(['Version', 'State', 'Framework', 'Created', 'Deployment', ''], list.map((version) => versionRow(version))));
+    },
+    failed(error) {
       fill(versions, errorBox(error));
-      return error.status >= 500;
-    }
-    description.textContent = info.description || '';
-    const list = answer.versions || [];
-    playground?.versions(list);
-    fill(versions, list.length === 0 ? h('p', { class: 'muted', id: 'no-versions' }, 'No versions yet.')
-      : table(['Version', 'State', 'Framework', 'Created', 'Deployment', ''], list.map((version) => {
-        const short = version.name.split('/').pop();
-        const versionPath = `${path}/versions/${seg(short)}`;
-        const actions = h('span', { class: 'toolbar' },
-          !version.isDefault && rights.has('ml.versions.update') && version.state === 'READY'
-            ? h('button', { type: 'button', class: 'set-default', onclick: () => act(() => post(`${versionPath}:setDefault`)) }, 'Set as default')
-            : null,
-          rights.has('ml.versions.delete') ? h('button', {
-            type: 'button', class: 'danger delete-version',
-            onclick: async () => {
-              if (await confirmAction(`Delete version ${short}?`, `The version ${short} of ${model} stops serving. This cannot be undone.`)) {
-                await act(() => del(versionPath));
-              }
-            },
-          }, 'Delete') : null);
-        return {
-          dataset: { version: short },
-          cells: [
-            h('span', {}, short, ' ', version.isDefault ? h('span', { class: 'badge default' }, 'default') : null),
-            h('span', {}, badge(version.state), version.errorMessage ? h('div', { class: 'error' }, version.errorMessage) : null),
-            version.framework ?? '',
-            when(version.createTime),
-            h('code', {}, version.deploymentUri ?? ''),
-            actions,
-          ],
-        };
-      })));
-    return true;
+      return !(error.status < 500);
+    },
   });
+
+  function versionRow(version) {
+    const short = version.name.split('/').pop();
+    const versionPath = `${path}/versions/${seg(short)}`;
+    const actions = h('span', { class: 'toolbar' },
+      !version.isDefault && rights.has('ml.versions.update') && version.state === 'READY'
+        ? h('button', { type: 'button', class: 'set-default', onclick: () => act(() => post(`${versionPath}:setDefault`)) }, 'Set as default')
+        : null,
+      rights.has('ml.versions.delete') ? h('button', {
+        type: 'button', class: 'danger delete-version',
+        onclick: async () => {
+          if (await confirmAction(`Delete version ${short}?`, `The version ${short} of ${model} stops serving. This cannot be undone.`)) {
+            await act(() => del(versionPath));
+          }
+        },
+      }, 'Delete') : null);
+    return {
+      dataset: { version: short },
+      cells: [
+        h('span', {}, short, ' ', version.isDefault ? h('span', { class: 'badge default' }, 'default') : null),
+        h('span', {}, badge(version.state), version.errorMessage ? h('div', { class: 'error' }, version.errorMessage) : null),
+        version.framework ?? '',
+        when(version.createTime),
+        h('code', {}, version.deploymentUri ?? ''),
+        actions,
+      ],
+    };
+  }
 }
 
 /** Creates a version from a recent finished job's export or any path the server may read. */
@@ -104,10 +101,26 @@ async function createPanel(project, path, deploy, act) {
   }, h('strong', {}, 'New version'), name, source, uri, h('button', { type: 'submit', class: 'primary' }, 'Create'));
 }
 
-/** Sends JSON instances to the default version or a chosen one and shows the answer. */
+/** Sends JSON instances to the default version or a chosen one and shows the answer. Until the
+ * user edits the request, it holds the addressed version's example (`.../versions/{v}/example`). */
 function predictPanel(path) {
-  const target = h('select', { id: 'predict-version', 'aria-label': 'Version' }, h('option', { value: '' }, 'Default version'));
-  const input = h('textarea', { id: 'predict-input', rows: 6, spellcheck: false },
+  let ready = [];
+  let edited = false;
+  let prefilled = '';
+  const prefill = async () => {
+    const name = target.value || ready.find((v) => v.isDefault)?.name.split('/').pop();
+    if (edited || !name || name === prefilled) return;
+    prefilled = name;
+    try {
+      const example = await get(`${path}/versions/${seg(name)}/example`);
+      if (!edited && example.instances?.length) input.value = JSON.stringify(example, null, 2);
+    } catch {
+      prefilled = '';
+    }
+  };
+  const target = h('select', { id: 'predict-version', 'aria-label': 'Version', onchange: prefill },
+    h('option', { value: '' }, 'Default version'));
+  const input = h('textarea', { id: 'predict-input', rows: 8, spellcheck: false, oninput: () => { edited = true; } },
     '{"instances": []}');
   const output = h('pre', { id: 'predict-output' }, 'The response appears here.');
   const send = async (event) => {
@@ -135,7 +148,9 @@ function predictPanel(path) {
       h('p', { class: 'muted' }, 'A JSON request body ({"instances": [...]}) or a JSON array of instances.'),
       input, h('div', { class: 'toolbar' }, target, h('button', { type: 'submit', class: 'primary' }, 'Predict')), output),
     versions(list) {
-      const names = list.filter((v) => v.state === 'READY').map((v) => v.name.split('/').pop());
+      ready = list.filter((v) => v.state === 'READY');
+      prefill();
+      const names = ready.map((v) => v.name.split('/').pop());
       const current = [...target.options].slice(1).map((o) => o.value);
       if (names.join() === current.join()) return;
       const chosen = target.value;

@@ -1,9 +1,8 @@
 // The models list, paged, and a form to create one.
 
-import { allowed, get, post, seg } from './api.js';
+import { allowed, post, seg } from './api.js';
 import { errorBox, fill, h, link, navigate, pageLinks, table, withQuery } from './dom.js';
 
-const REFRESH_MS = 3000;
 const PAGE_SIZE = 50;
 
 export async function modelsView(main, { project, query }, page) {
@@ -34,33 +33,30 @@ export async function modelsView(main, { project, query }, page) {
     deploy ? h('p', { class: 'panel', id: 'deploying' }, 'Deploying ', h('code', {}, deploy), ': open a model (or create one) to add it as a version.') : null,
     create, problem, body, pager);
 
-  await page.every(REFRESH_MS, async () => {
-    let answer;
-    try {
-      const params = new URLSearchParams({ pageSize: PAGE_SIZE });
-      if (pageToken) params.set('pageToken', pageToken);
-      answer = await get(`projects/${seg(project)}/models?${params}`);
-    } catch (error) {
-      if (error.status === 401) throw error;
+  const params = new URLSearchParams({ pageSize: PAGE_SIZE });
+  if (pageToken) params.set('pageToken', pageToken);
+  page.watch(`projects/${seg(project)}/models:watch?${params}`, {
+    models(answer) {
+      const models = answer.models || [];
+      fill(body, models.length === 0
+        ? h('p', { class: 'muted', id: 'no-models' }, 'No models yet.')
+        : table(['Name', 'Default version', 'Description'], models.map((model) => {
+          const short = model.name.split('/').pop();
+          return {
+            dataset: { model: short },
+            cells: [
+              link(modelUrl(short), short),
+              model.defaultVersion?.name?.split('/').pop() ?? '',
+              model.description ?? '',
+            ],
+          };
+        })));
+      pageLinks(pager, pageToken, answer.nextPageToken,
+        (token) => withQuery(`/projects/${seg(project)}/models`, { deploy, page: token }));
+    },
+    failed(error) {
       fill(body, errorBox(error));
-      return error.status !== 403;
-    }
-    const models = answer.models || [];
-    fill(body, models.length === 0
-      ? h('p', { class: 'muted', id: 'no-models' }, 'No models yet.')
-      : table(['Name', 'Default version', 'Description'], models.map((model) => {
-        const short = model.name.split('/').pop();
-        return {
-          dataset: { model: short },
-          cells: [
-            link(modelUrl(short), short),
-            model.defaultVersion?.name?.split('/').pop() ?? '',
-            model.description ?? '',
-          ],
-        };
-      })));
-    pageLinks(pager, pageToken, answer.nextPageToken,
-      (token) => withQuery(`/projects/${seg(project)}/models`, { deploy, page: token }));
-    return true;
+      return !(error.status < 500);
+    },
   });
 }

@@ -319,8 +319,14 @@ where
     }
 }
 
-/// A replica killed by a signal may have been killed by its engine: waits a few seconds for the
-/// engine's verdict and, when the engine ended the job itself, ends with its words.
+/// How long a replica killed by a signal waits for its engine's verdict. A lost node reaches the
+/// trainer as a signal before the engine records why (Slurm marks the node down, kills its tasks,
+/// then requeues the job), and on a loaded controller that takes seconds.
+const VERDICT_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A replica killed by a signal may have been killed by its engine: waits up to
+/// [`VERDICT_WITHIN`] for the engine's verdict while the engine says the job still runs (or does
+/// not answer) and, when the engine ended the job itself, ends with its words.
 async fn explained<F, Fut>(report: ExitReport, ask: &mut F) -> ExitReport
 where
     F: FnMut() -> Fut,
@@ -329,7 +335,8 @@ where
     if report.signal.is_none() {
         return report;
     }
-    for _ in 0..10 {
+    let deadline = std::time::Instant::now() + VERDICT_WITHIN;
+    while std::time::Instant::now() < deadline {
         match ask().await {
             Ok(Some(end)) if end.engine_fault => {
                 return ExitReport {
@@ -337,8 +344,9 @@ where
                     ..report
                 };
             }
-            Ok(None) => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
-            Ok(Some(_)) | Err(_) => break,
+            // Still running, or the engine did not answer this time.
+            Ok(None) | Err(_) => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
+            Ok(Some(_)) => break,
         }
     }
     report

@@ -73,11 +73,11 @@ pub fn suggest(
         }
         let mut scored: Vec<(f64, Point)> = candidates
             .into_iter()
-            .filter(|candidate| !taken.contains(candidate))
+            .filter(|candidate| !candidate.is_among(&taken))
             .map(|candidate| (score(&candidate), candidate))
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        scored.dedup_by(|a, b| a.1 == b.1);
+        scored.dedup_by(|a, b| a.1.same_as(&b.1));
         let refined = scored
             .into_iter()
             .take(REFINED)
@@ -199,7 +199,7 @@ fn local_search(
                 let mut next = best.clone();
                 next.unit[dim] = (next.unit[dim] + direction * step).clamp(0.0, 1.0);
                 let next = space.snap(&next);
-                if next != best && !taken.contains(&next) {
+                if next != best && !next.is_among(taken) {
                     let next_value = score(&next);
                     if next_value > best_value {
                         (best, best_value, improved) = (next, next_value, true);
@@ -211,7 +211,7 @@ fn local_search(
             for category in 0..*size {
                 let mut next = best.clone();
                 next.category[dim] = category;
-                if next != best && !taken.contains(&next) {
+                if next != best && !next.is_among(taken) {
                     let next_value = score(&next);
                     if next_value > best_value {
                         (best, best_value, improved) = (next, next_value, true);

@@ -294,6 +294,88 @@ mod tests {
         history
     }
 
+    /// The census seed's space (two integers and a reverse-log double), run with two trials in
+    /// flight whose run time grows with `num-layers`, so trials end out of order.
+    #[test]
+    fn parallel_trials_never_repeat_one_in_flight_or_done() {
+        let integer = |name: &str, min, max| Param {
+            name: name.into(),
+            domain: Domain::Integer {
+                min,
+                max,
+                scale: Scale::Linear,
+            },
+        };
+        let space = Space::new(vec![
+            integer("first-layer-size", 50, 500),
+            integer("num-layers", 1, 15),
+            Param {
+                name: "scale-factor".into(),
+                domain: Domain::Double {
+                    min: 0.1,
+                    max: 1.0,
+                    scale: Scale::ReverseLog,
+                },
+            },
+        ])
+        .unwrap();
+        // The seed a tuning job with id `census_hp` gets (FNV-1a of its id), whose start-up
+        // points include one that decoding and encoding again moves by a rounding error.
+        let census_hp = "census_hp"
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
+            });
+        let runs = [
+            (Algorithm::Bayesian, census_hp),
+            (Algorithm::Bayesian, 3),
+            (Algorithm::Random, census_hp),
+        ];
+        for (algorithm, seed) in runs {
+            let tuner = Tuner::new(space.clone(), Goal::Maximize, algorithm, seed).unwrap();
+            let (mut done, mut flying, mut seen) = (Vec::new(), Vec::new(), Vec::new());
+            let mut clock = 0.0;
+            while seen.len() < 12 || !flying.is_empty() {
+                while flying.len() < 2 && seen.len() < 12 {
+                    let pending: Vec<Vec<Value>> = flying
+                        .iter()
+                        .map(|(v, _): &(Vec<Value>, f64)| v.clone())
+                        .collect();
+                    let suggested = tuner.suggest(&done, &pending, 1).unwrap().remove(0);
+                    // As a tuning job keeps them: written as flags, read back.
+                    let values: Vec<Value> = suggested
+                        .iter()
+                        .map(|value| Value::Number(value.to_string().parse().unwrap()))
+                        .collect();
+                    assert!(
+                        !seen.contains(&values),
+                        "{algorithm:?} seed {seed} repeated {values:?}"
+                    );
+                    seen.push(values.clone());
+                    let Value::Number(layers) = values[1] else {
+                        unreachable!()
+                    };
+                    flying.push((values, clock + 0.4 * layers));
+                }
+                flying.sort_by(|a, b| a.1.total_cmp(&b.1));
+                let (values, end) = flying.remove(0);
+                clock = end;
+                let objective = match &values[..] {
+                    [
+                        Value::Number(size),
+                        Value::Number(layers),
+                        Value::Number(scale),
+                    ] => -((size - 272.0) / 100.0).powi(2) - (layers - 4.0).powi(2) / 10.0 + scale,
+                    _ => unreachable!("three numbers"),
+                };
+                done.push(Trial {
+                    values,
+                    objective: Some(objective),
+                });
+            }
+        }
+    }
+
     #[test]
     fn the_same_seed_and_history_give_the_same_suggestions() {
         let first = run(&tuner(7), 12);

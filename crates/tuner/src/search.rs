@@ -53,8 +53,8 @@ pub fn grid(space: &Space, taken: &[Point], count: usize) -> Vec<Point> {
             rest /= level.len() as u64;
         }
         if let Some(point) = space.encode(&values)
-            && !taken.contains(&point)
-            && !found.contains(&point)
+            && !point.is_among(taken)
+            && !point.is_among(&found)
         {
             found.push(point);
         }
@@ -90,7 +90,7 @@ pub fn random_unseen(
             break;
         }
         let point = random(space, rng);
-        if !taken.contains(&point) && !found.contains(&point) {
+        if !point.is_among(taken) && !point.is_among(&found) {
             found.push(point);
         }
     }
@@ -112,7 +112,7 @@ pub fn quasi_random(space: &Space, taken: &[Point], count: usize, seed: u32) -> 
         if found.len() == count {
             break;
         }
-        if !taken.contains(&candidate) && !found.contains(&candidate) {
+        if !candidate.is_among(taken) && !candidate.is_among(&found) {
             found.push(candidate);
         }
     }

@@ -73,6 +73,31 @@ pub struct Point {
     pub category: Vec<usize>,
 }
 
+/// How close two points' unit coordinates may be and still be one trial: closer than this in
+/// every numeric parameter (a millionth of its range) with the same categories. Decoding a point
+/// and encoding its values again may move a coordinate by a rounding error, so exact equality
+/// would let a point through as new whose values repeat a trial's.
+const SAME_WITHIN: f64 = 1e-6;
+
+impl Point {
+    /// Whether `self` and `other` are one trial: the same categories and numeric coordinates
+    /// within [`SAME_WITHIN`] (integers and discrete values are snapped to theirs before).
+    pub fn same_as(&self, other: &Point) -> bool {
+        self.category == other.category
+            && self.unit.len() == other.unit.len()
+            && self
+                .unit
+                .iter()
+                .zip(&other.unit)
+                .all(|(a, b)| (a - b).abs() < SAME_WITHIN)
+    }
+
+    /// Whether one of `points` is the same trial as `self`.
+    pub fn is_among(&self, points: &[Point]) -> bool {
+        points.iter().any(|point| point.same_as(self))
+    }
+}
+
 /// A validated list of parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Space {

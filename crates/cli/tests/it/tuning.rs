@@ -29,6 +29,7 @@ if 'layers' in flags: score -= ((int(flags['layers']) - 4) / 10) ** 2
 if 'act' in flags: score -= 0 if flags['act'] == 'tanh' else 0.2
 if 'q' in flags: score = 1.0 - 0.3 * (int(flags['q']) - 1)
 if 'first-layer-size' in flags: score -= abs(int(flags['first-layer-size']) - 200) / 1000 + abs(float(flags['scale-factor']) - 0.5)
+if 'num-layers' in flags: time.sleep(0.1 * int(flags['num-layers']))
 print('trial', trial, 'flags', json.dumps(flags, sort_keys=True), flush=True)
 if flags.get('hang') == '1':
     with open(os.path.join(args.job_dir, 'hang.pid'), 'w') as out:
@@ -234,6 +235,36 @@ fn parallel_trials_report_through_cloudml_hypertune_live_and_a_finished_job_resu
     let (status, error) = call("POST", &server.api("p", "jobs"), Some(&body));
     assert_eq!(status, 400);
     assert!(message_of(&error).contains("same space"), "{error}");
+}
+
+/// The seeds' census space, two trials at a time, each running longer the more layers it has, so
+/// trials end out of order and every suggestion is made with another trial in flight.
+#[test]
+fn parallel_trials_never_repeat_a_point() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let body = tuning_job(
+        "census_hp",
+        work.path(),
+        &["--steps=1"],
+        json!({"goal": "MAXIMIZE", "hyperparameterMetricTag": "accuracy", "maxTrials": 10,
+               "maxParallelTrials": 2, "params": [
+            {"parameterName": "first-layer-size", "type": "INTEGER", "minValue": 50, "maxValue": 500,
+             "scaleType": "UNIT_LINEAR_SCALE"},
+            {"parameterName": "num-layers", "type": "INTEGER", "minValue": 1, "maxValue": 15,
+             "scaleType": "UNIT_LINEAR_SCALE"},
+            {"parameterName": "scale-factor", "type": "DOUBLE", "minValue": 0.1, "maxValue": 1.0,
+             "scaleType": "UNIT_REVERSE_LOG_SCALE"}]}),
+    );
+    let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body));
+    assert_eq!(status, 200, "{job}");
+    let job = wait_job(&server, "p", "census_hp", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job:#}");
+    let points: Vec<&Value> = trials(&job).iter().map(|t| &t["hyperparameters"]).collect();
+    assert_eq!(points.len(), 10);
+    let distinct: BTreeSet<String> = points.iter().map(|p| p.to_string()).collect();
+    assert_eq!(distinct.len(), 10, "a point was tried twice: {points:#?}");
 }
 
 #[test]

@@ -13,7 +13,10 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// A JSON body. An empty body reads as `{}` (as `:setDefault` and `:cancel` are sent).
+/// A JSON body. An empty body reads as `{}` (as `:setDefault` and `:cancel` are sent). Routes
+/// whose body is `{}` read it too (`JsonBody<Empty>`): a request body left unread may make hyper
+/// close the connection after the answer, and a client that reuses it then fails its next
+/// request.
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {

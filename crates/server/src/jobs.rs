@@ -111,7 +111,11 @@ pub(crate) async fn patch_job(
     )?)
 }
 
-pub(crate) async fn cancel_job(State(jobs): Shared, found: Found) -> ApiResult {
+pub(crate) async fn cancel_job(
+    State(jobs): Shared,
+    found: Found,
+    JsonBody(Empty {}): JsonBody<Empty>,
+) -> ApiResult {
     jobs.cancel(found.project(), found.value("job"))?;
     json(Empty {})
 }

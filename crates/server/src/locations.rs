@@ -7,7 +7,7 @@ use axum::extract::State;
 use kiln_api::Empty;
 use kiln_registry::{Jobs, Studies, locations};
 
-use crate::extract::QueryParams;
+use crate::extract::{JsonBody, QueryParams};
 use crate::route::{ApiResult, Found, json};
 
 pub(crate) async fn list_locations(
@@ -41,6 +41,7 @@ pub(crate) async fn get_operation(State(studies): State<Arc<Studies>>, found: Fo
 pub(crate) async fn cancel_operation(
     State(studies): State<Arc<Studies>>,
     found: Found,
+    JsonBody(Empty {}): JsonBody<Empty>,
 ) -> ApiResult {
     studies.cancel_operation(
         found.project(),

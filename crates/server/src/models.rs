@@ -165,7 +165,11 @@ pub(crate) async fn delete_version(
     json(operation)
 }
 
-pub(crate) async fn set_default(State(registry): Shared, found: Found) -> ApiResult {
+pub(crate) async fn set_default(
+    State(registry): Shared,
+    found: Found,
+    JsonBody(Empty {}): JsonBody<Empty>,
+) -> ApiResult {
     json(
         registry
             .set_default_version(
@@ -191,7 +195,11 @@ pub(crate) async fn get_operation(State(registry): Shared, found: Found) -> ApiR
 
 /// Kiln's model and version operations finish in seconds and cannot be interrupted halfway;
 /// cancel is accepted, as the API's best-effort contract allows.
-pub(crate) async fn cancel_operation(State(registry): Shared, found: Found) -> ApiResult {
+pub(crate) async fn cancel_operation(
+    State(registry): Shared,
+    found: Found,
+    JsonBody(Empty {}): JsonBody<Empty>,
+) -> ApiResult {
     registry.get_operation(found.project(), found.value("operation"))?;
     json(Empty {})
 }

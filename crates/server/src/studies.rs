@@ -88,7 +88,11 @@ pub(crate) async fn suggest(
     json(studies.suggest(project, location, study, request)?)
 }
 
-pub(crate) async fn optimal(State(studies): Shared, found: Found) -> ApiResult {
+pub(crate) async fn optimal(
+    State(studies): Shared,
+    found: Found,
+    JsonBody(Empty {}): JsonBody<Empty>,
+) -> ApiResult {
     let (project, location, study) = study(&found);
     json(studies.optimal(project, location, study)?)
 }
@@ -122,12 +126,20 @@ pub(crate) async fn complete(
     json(studies.complete(project, location, study, found.value("trial"), request)?)
 }
 
-pub(crate) async fn stop(State(studies): Shared, found: Found) -> ApiResult {
+pub(crate) async fn stop(
+    State(studies): Shared,
+    found: Found,
+    JsonBody(Empty {}): JsonBody<Empty>,
+) -> ApiResult {
     let (project, location, study) = study(&found);
     json(studies.stop(project, location, study, found.value("trial"))?)
 }
 
-pub(crate) async fn check_early_stopping(State(studies): Shared, found: Found) -> ApiResult {
+pub(crate) async fn check_early_stopping(
+    State(studies): Shared,
+    found: Found,
+    JsonBody(Empty {}): JsonBody<Empty>,
+) -> ApiResult {
     let (project, location, study) = study(&found);
     json(studies.check_early_stopping(project, location, study, found.value("trial"))?)
 }

@@ -366,6 +366,64 @@ fn a_body_over_the_limit_is_read_to_its_end_so_its_refusal_arrives_on_a_usable_c
     assert!(text.contains("exceeds the limit"), "{text}");
 }
 
+/// A POST whose `{}` body arrives after its headers gets its answer once the body is read, and the
+/// connection then serves the next request, for every method whose body is `{}`.
+#[test]
+fn a_late_empty_body_is_read_and_the_connection_kept() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let studies = "/v1/projects/p/locations/us-central1/studies";
+    let config = json!({"studyConfig": {
+        "metrics": [{"metric": "loss", "goal": "MINIMIZE"}],
+        "parameters": [{"parameter": "x", "type": "DOUBLE",
+                        "doubleValueSpec": {"minValue": 0, "maxValue": 1}}]}});
+    let url = |path: &str| format!("{}{path}", server.url);
+    assert_eq!(
+        call(
+            "POST",
+            &url(&format!("{studies}?studyId=s")),
+            Some(&config.to_string())
+        )
+        .0,
+        200
+    );
+    let body = r#"{"suggestionCount": 2, "clientId": "c"}"#;
+    assert_eq!(
+        call(
+            "POST",
+            &url(&format!("{studies}/s/trials:suggest")),
+            Some(body)
+        )
+        .0,
+        200
+    );
+    let address = server.url.trim_start_matches("http://");
+    for path in [
+        format!("{studies}/s/trials:listOptimalTrials"),
+        format!("{studies}/s/trials/1:checkEarlyStoppingState"),
+        format!("{studies}/s/trials/2:stop"),
+    ] {
+        let (mut reader, mut writer) = connect(address);
+        write!(
+            writer,
+            "POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+             content-length: 2\r\n\r\n"
+        )
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        writer.write_all(b"{}").unwrap();
+        let (status, answer) = response(&mut reader);
+        assert_eq!(status, 200, "{path}: {answer}");
+        write!(
+            writer,
+            "GET {studies}/s HTTP/1.1\r\nhost: {address}\r\n\r\n"
+        )
+        .unwrap();
+        let (status, answer) = response(&mut reader);
+        assert_eq!(status, 200, "the connection after {path}: {answer}");
+    }
+}
+
 /// A connection to `address`: a buffered reader and a writer on the same socket.
 pub(crate) fn connect(address: &str) -> (BufReader<TcpStream>, TcpStream) {
     let stream = TcpStream::connect(address).unwrap();

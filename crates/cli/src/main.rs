@@ -83,6 +83,9 @@ enum Command {
     /// Long-running operations.
     #[command(subcommand)]
     Operations(commands::operations::OperationsCommand),
+    /// Studies and their trials (Vizier), as `gcloud ai-platform optimizer`.
+    #[command(subcommand)]
+    Studies(commands::studies::StudiesCommand),
     /// Projects' access policies.
     #[command(subcommand)]
     Projects(commands::iam::ProjectsCommand),
@@ -212,6 +215,7 @@ fn dispatch(command: Command, context: &client::Context) -> anyhow::Result<()> {
         Command::Predict(args) => commands::predict::run(args, context),
         Command::Explain(args) => commands::predict::explain(args, context),
         Command::Operations(command) => commands::operations::run(command, context),
+        Command::Studies(command) => commands::studies::run(command, context),
         Command::Projects(command) => commands::iam::run_projects(command, context),
         Command::Auth(command) => commands::auth::run(command, context),
         Command::Admin(command) => commands::admin::run(command),

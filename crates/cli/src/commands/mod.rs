@@ -14,6 +14,7 @@ pub mod replica;
 pub mod server;
 pub mod server_config;
 pub mod staging;
+pub mod studies;
 pub mod versions;
 
 /// An enum value as a flag gives it (`scikit-learn`, `onnx-runtime`, `basic-gpu`) in the API's

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, call};
+use crate::support::{Server, call, kiln};
 
 fn url(server: &Server, path: &str) -> String {
     format!(
@@ -314,4 +314,75 @@ fn the_operations_studies_return_are_kept_under_their_location_across_a_restart(
         status, 404,
         "another project's name finds nothing: {answer}"
     );
+}
+
+/// `kiln studies`, as `gcloud ai-platform optimizer`: a study from a YAML config, trials suggested,
+/// completed, stopped and listed, the optimal one, and the study deleted.
+#[test]
+fn the_cli_runs_a_study() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let config = data.path().join("study.yaml");
+    std::fs::write(
+        &config,
+        "metrics:\n  - metric: loss\n    goal: MINIMIZE\nparameters:\n  - parameter: x\n    \
+         type: DOUBLE\n    doubleValueSpec: {minValue: -1, maxValue: 1}\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let global = ["--endpoint", server.url.as_str(), "--project", "p"];
+        let output = kiln(&[&global[..], args].concat());
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let errors = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.success(), text, errors)
+    };
+    let config = config.display().to_string();
+    let (ok, text, errors) = run(&["studies", "create", "cli", "--config", &config]);
+    assert!(ok && text.contains("ACTIVE"), "{text}{errors}");
+    let (ok, text, _) = run(&["studies", "list", "--format", "value(name)"]);
+    assert!(ok && text.trim().ends_with("/studies/cli"), "{text}");
+    let json = |args: &[&str]| -> Value {
+        let (ok, text, errors) = run(&[args, &["--format", "json"]].concat());
+        assert!(ok, "{args:?}: {errors}");
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{args:?}: {text}"))
+    };
+    let suggested = json(&[
+        "studies", "trials", "suggest", "--study", "cli", "--count", "2",
+    ]);
+    assert_eq!(suggested.as_array().map(Vec::len), Some(2), "{suggested}");
+    let completed = json(&[
+        "studies",
+        "trials",
+        "complete",
+        "1",
+        "--study",
+        "cli",
+        "--metrics",
+        "loss=0.25",
+    ]);
+    assert_eq!(completed["state"], "COMPLETED", "{completed}");
+    let stopped = json(&["studies", "trials", "stop", "2", "--study", "cli"]);
+    assert_eq!(stopped["state"], "STOPPING", "{stopped}");
+    let optimal = json(&["studies", "trials", "optimal", "--study", "cli"]);
+    assert_eq!(
+        optimal[0]["finalMeasurement"]["metrics"][0]["value"], 0.25,
+        "{optimal}"
+    );
+    let listed = json(&["studies", "trials", "list", "--study", "cli"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    let (ok, _, errors) = run(&[
+        "studies",
+        "trials",
+        "complete",
+        "2",
+        "--study",
+        "cli",
+        "--metrics",
+        "loss",
+    ]);
+    assert!(!ok && errors.contains("NAME=VALUE"), "{errors}");
+    let (ok, _, errors) = run(&["studies", "delete", "cli"]);
+    assert!(ok, "{errors}");
+    let (ok, _, errors) = run(&["studies", "describe", "cli"]);
+    assert!(!ok && errors.contains("404"), "{errors}");
 }

@@ -29,7 +29,7 @@ use kiln_artifacts::{PathPolicy, bucket};
 use kiln_iam::Principal;
 use kiln_scheduler::program::{self, Program, Runtime};
 use kiln_scheduler::{Confinement, Executor, JobLog, Sandbox};
-use kiln_store::Store;
+use kiln_store::{Store, StoreError};
 use tokio::sync::watch;
 
 use crate::batch;
@@ -166,7 +166,7 @@ impl Jobs {
         .await?;
         self.registry
             .access()
-            .created(&format!("projects/{project}/jobs/{}", job.job_id));
+            .created(&job_name(project, &job.job_id));
         self.start(project, job.clone(), launch);
         Ok(self.with_position(project, job))
     }
@@ -176,10 +176,8 @@ impl Jobs {
     pub fn validate(&self, project: &str, mut job: Job) -> Result<Job, RegistryError> {
         self.admissible(project, &mut job)?;
         if self.store.get_job(project, &job.job_id)?.is_some() {
-            return Err(RegistryError::AlreadyExists(format!(
-                "projects/{project}/jobs/{} already exists",
-                job.job_id
-            )));
+            // Refused in the words the store's refusal of `create` has.
+            return Err(StoreError::AlreadyExists(job_name(project, &job.job_id)).into());
         }
         Ok(queued(job))
     }
@@ -702,6 +700,11 @@ enum Output {
 
 /// The file in a batch prediction job's working directory its replica writes its counts to.
 const BATCH_SUMMARY: &str = "batch_summary.json";
+
+/// A job's resource name: `projects/{project}/jobs/{job_id}`.
+fn job_name(project: &str, job_id: &str) -> String {
+    format!("projects/{project}/jobs/{job_id}")
+}
 
 /// A new job as it is stored: QUEUED, created now, with no outcome yet.
 fn queued(mut job: Job) -> Job {

@@ -37,16 +37,18 @@ impl<D: Database> SqlStore<D> {
         })
     }
 
-    /// Inserts a new resource with `row` and writes its first policy, in one transaction.
-    fn created(
+    /// Inserts a new resource's row, as [`SqlStore::insert`] does, and writes its first policy,
+    /// in one transaction.
+    fn insert_with_policy(
         &self,
+        sql: &str,
+        params: &[Param<'_>],
         key: &str,
         policy: &Policy,
-        row: &mut (dyn FnMut(&mut dyn Session) -> Result<()> + Send),
     ) -> Result<()> {
         let body = encode(policy)?;
         self.database.with(true, &mut |session| {
-            row(session)?;
+            insert(session, sql, params, key)?;
             put_policy(session, key, &policy.etag, &body)
         })
     }
@@ -312,15 +314,12 @@ impl<D: Database> Store for SqlStore<D> {
         model: &Model,
         policy: &Policy,
     ) -> Result<()> {
-        let (key, body) = (model_key(project, name), encode(model)?);
-        self.created(&key, policy, &mut |session| {
-            insert(
-                session,
-                "INSERT INTO models (project, name, body) VALUES ($1, $2, $3)",
-                &[project.into(), name.into(), (&body).into()],
-                &key,
-            )
-        })
+        self.insert_with_policy(
+            "INSERT INTO models (project, name, body) VALUES ($1, $2, $3)",
+            &[project.into(), name.into(), (&encode(model)?).into()],
+            &model_key(project, name),
+            policy,
+        )
     }
 
     fn get_model(&self, project: &str, name: &str) -> Result<Option<Model>> {
@@ -534,24 +533,18 @@ impl<D: Database> Store for SqlStore<D> {
         owner: &str,
         policy: &Policy,
     ) -> Result<()> {
-        let (key, body) = (
-            format!("projects/{project}/operations/{id}"),
-            encode(operation)?,
-        );
-        self.created(&key, policy, &mut |session| {
-            insert(
-                session,
-                "INSERT INTO operations (project, id, done, body, owner) VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    project.into(),
-                    id.into(),
-                    operation.done.into(),
-                    (&body).into(),
-                    owner.into(),
-                ],
-                &key,
-            )
-        })
+        self.insert_with_policy(
+            "INSERT INTO operations (project, id, done, body, owner) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                project.into(),
+                id.into(),
+                operation.done.into(),
+                (&encode(operation)?).into(),
+                owner.into(),
+            ],
+            &format!("projects/{project}/operations/{id}"),
+            policy,
+        )
     }
 
     fn get_operation(&self, project: &str, id: &str) -> Result<Option<Operation>> {
@@ -595,21 +588,18 @@ impl<D: Database> Store for SqlStore<D> {
     }
 
     fn create_job(&self, project: &str, job: &Job, owner: &str, policy: &Policy) -> Result<()> {
-        let (key, body) = (job_key(project, &job.job_id), encode(job)?);
-        self.created(&key, policy, &mut |session| {
-            insert(
-                session,
-                "INSERT INTO jobs (project, job_id, done, body, owner) VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    project.into(),
-                    (&job.job_id).into(),
-                    job.state.is_final().into(),
-                    (&body).into(),
-                    owner.into(),
-                ],
-                &key,
-            )
-        })
+        self.insert_with_policy(
+            "INSERT INTO jobs (project, job_id, done, body, owner) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                project.into(),
+                (&job.job_id).into(),
+                job.state.is_final().into(),
+                (&encode(job)?).into(),
+                owner.into(),
+            ],
+            &job_key(project, &job.job_id),
+            policy,
+        )
     }
 
     fn get_job(&self, project: &str, job_id: &str) -> Result<Option<Job>> {

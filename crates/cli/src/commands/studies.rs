@@ -133,6 +133,12 @@ fn study_path(region: &Region, study: &str) -> String {
     )
 }
 
+/// Prints the `trials` of an answer (a list, a suggestion, the optimal ones).
+fn print_trials(format: Option<&output::Format>, answer: &Value) {
+    let trials = answer["trials"].as_array().cloned().unwrap_or_default();
+    output::print_list(format, &trials, TRIAL_COLUMNS);
+}
+
 const TRIAL_COLUMNS: &[output::Column<'static>] = &[
     ("NAME", "name"),
     ("STATE", "state"),
@@ -204,13 +210,11 @@ fn trials(
             let body = json!({"suggestionCount": count, "clientId": client_id});
             let response =
                 api.wait(api.post(&format!("{}/trials:suggest", study.path()), &body)?)?;
-            let items = response["trials"].as_array().cloned().unwrap_or_default();
-            output::print_list(format, &items, TRIAL_COLUMNS);
+            print_trials(format, &response);
         }
         TrialsCommand::List { study } => {
             let answer = api.get(&format!("{}/trials", study.path()))?;
-            let items = answer["trials"].as_array().cloned().unwrap_or_default();
-            output::print_list(format, &items, TRIAL_COLUMNS);
+            print_trials(format, &answer);
         }
         TrialsCommand::Complete {
             trial,
@@ -246,8 +250,7 @@ fn trials(
                 &format!("{}/trials:listOptimalTrials", study.path()),
                 &json!({}),
             )?;
-            let items = answer["trials"].as_array().cloned().unwrap_or_default();
-            output::print_list(format, &items, TRIAL_COLUMNS);
+            print_trials(format, &answer);
         }
     }
     Ok(())

@@ -94,3 +94,18 @@ export function scatterChart(title, points, categories) {
   }
   return figure(title, svg, [], { chart: title });
 }
+
+/**
+ * A tuning job's or study's objective over its scored trials: by trial, then by each parameter.
+ * `trials` are {id, objective, best, values: {parameter: value}}; `params` are {name,
+ * categorical, categories}, a categorical parameter's values placed on an axis of `categories`.
+ */
+export function objectiveCharts(metric, trials, params) {
+  const point = (trial, x) => ({ x, y: trial.objective, best: trial.best, label: `trial ${trial.id}` });
+  return [
+    scatterChart(`${metric} by trial`, trials.map((t) => point(t, Number(t.id)))),
+    ...params.map(({ name, categorical, categories }) => scatterChart(`${metric} by ${name}`,
+      trials.map((t) => point(t, categorical ? t.values[name] : Number(t.values[name]))),
+      categorical ? categories : undefined)),
+  ];
+}

@@ -2,7 +2,7 @@
 // replica, followed from the job's watch while it runs.
 
 import { allowed, post, seg } from './api.js';
-import { lineChart, scatterChart } from './chart.js';
+import { lineChart, objectiveCharts } from './chart.js';
 import { badge, confirmAction, duration, errorBox, fill, h, link, number, table, when } from './dom.js';
 import { jobType } from './jobs.js';
 
@@ -50,10 +50,7 @@ export async function jobView(main, { project, job: jobId }, page) {
     logs: (answer) => logs.add(answer),
     metrics: (answer) => drawCurves(curves, answer.series || []),
     finished: () => finished,
-    failed(error) {
-      fill(problem, errorBox(error));
-      return !(error.status < 500);
-    },
+    errors: problem,
   });
 }
 
@@ -108,22 +105,13 @@ function drawTrials(node, job) {
     cells: [t.trialId, badge(t.state || ''), number(t.finalMetric?.objectiveValue ?? ''), t.finalMetric?.trainingStep ?? '',
       ...names.map((n) => number(t.hyperparameters?.[n] ?? '')), t.isTrialStoppedEarly ? 'stopped early' : (t.errorMessage || '')],
   }));
-  const charts = [];
-  if (scored.length > 0) {
-    const objective = (t) => Number(t.finalMetric.objectiveValue);
-    charts.push(scatterChart(`${metricTag} by trial`, scored.map((t) => ({
-      x: Number(t.trialId), y: objective(t), best: t.trialId === best, label: `trial ${t.trialId}`,
-    }))));
-    for (const param of spec.params || []) {
-      const name = param.parameterName;
-      const categorical = param.type === 'CATEGORICAL';
-      const points = scored.map((t) => ({
-        x: categorical ? t.hyperparameters?.[name] : Number(t.hyperparameters?.[name]),
-        y: objective(t), best: t.trialId === best, label: `trial ${t.trialId}`,
-      }));
-      charts.push(scatterChart(`${metricTag} by ${name}`, points, categorical ? param.categoricalValues : undefined));
-    }
-  }
+  const charts = scored.length === 0 ? [] : objectiveCharts(metricTag,
+    scored.map((t) => ({
+      id: t.trialId, objective: Number(t.finalMetric.objectiveValue), best: t.trialId === best, values: t.hyperparameters || {},
+    })),
+    (spec.params || []).map((p) => ({
+      name: p.parameterName, categorical: p.type === 'CATEGORICAL', categories: p.categoricalValues,
+    })));
   fill(node,
     h('h2', {}, `Trials (${spec.goal || 'MAXIMIZE'} ${metricTag})`),
     trials.length === 0 ? h('p', { class: 'muted' }, 'No trial has started yet.')

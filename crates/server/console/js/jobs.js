@@ -1,7 +1,7 @@
 // The jobs list, newest first: state and name filters and pages in the URL, refreshed while on screen.
 
 import { allowed, seg } from './api.js';
-import { badge, duration, errorBox, fill, h, link, navigate, number, pageLinks, table, when, withQuery } from './dom.js';
+import { badge, duration, fill, h, link, navigate, number, pageLinks, table, when, withQuery } from './dom.js';
 
 const STATES = ['QUEUED', 'PREPARING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLING', 'CANCELLED'];
 const PAGE_SIZE = 50;
@@ -66,9 +66,6 @@ export async function jobsView(main, { project, query }, page) {
         })), { numeric: [5] }));
       pageLinks(pager, pageToken, answer.nextPageToken, (token) => here({ page: token }));
     },
-    failed(error) {
-      fill(body, errorBox(error));
-      return !(error.status < 500);
-    },
+    errors: body,
   });
 }

@@ -42,8 +42,9 @@ class Page {
   /**
    * Follows a watch (`api.js`'s `watch`) until the view is left: `path` (or `path()`, asked at each
    * connection) names it, `handlers` take its events. When the server ends the stream it is
-   * opened again, unless `handlers.finished?.()` says nothing more can change; after an error,
-   * again a second later unless `handlers.failed?.(error)` returns false.
+   * opened again, unless `handlers.finished?.()` says nothing more can change. An error is shown
+   * in `handlers.errors` (a node), and the watch opened again a second later unless the server
+   * refused it (a 4xx).
    */
   watch(path, handlers) {
     const controller = new AbortController();
@@ -56,7 +57,8 @@ class Page {
         } catch (error) {
           if (this.stopped) return;
           if (error instanceof ApiError && error.status === 401) return signIn('Your token is no longer accepted.');
-          if (handlers.failed?.(error) === false) return;
+          if (handlers.errors) fill(handlers.errors, errorBox(error));
+          if (error.status < 500) return;
           await new Promise((resolve) => { this.timers.push(setTimeout(resolve, 1000)); });
         }
       }

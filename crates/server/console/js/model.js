@@ -40,10 +40,7 @@ export async function modelView(main, { project, model, query }, page) {
       fill(versions, list.length === 0 ? h('p', { class: 'muted', id: 'no-versions' }, 'No versions yet.')
         : table(['Version', 'State', 'Framework', 'Created', 'Deployment', ''], list.map((version) => versionRow(version))));
     },
-    failed(error) {
-      fill(versions, errorBox(error));
-      return !(error.status < 500);
-    },
+    errors: versions,
   });
 
   function versionRow(version) {

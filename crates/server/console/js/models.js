@@ -54,9 +54,6 @@ export async function modelsView(main, { project, query }, page) {
       pageLinks(pager, pageToken, answer.nextPageToken,
         (token) => withQuery(`/projects/${seg(project)}/models`, { deploy, page: token }));
     },
-    failed(error) {
-      fill(body, errorBox(error));
-      return !(error.status < 500);
-    },
+    errors: body,
   });
 }

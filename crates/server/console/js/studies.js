@@ -3,7 +3,7 @@
 // trials' watch.
 
 import { get, seg } from './api.js';
-import { scatterChart } from './chart.js';
+import { objectiveCharts } from './chart.js';
 import { badge, errorBox, fill, h, link, number, table, when } from './dom.js';
 
 const studyUrl = (name) => `/${name.split('/').map(seg).join('/')}`;
@@ -94,22 +94,15 @@ export async function studyView(main, { project, location, study: studyId }, pag
             ...names.map((n) => number(valueOf(t.parameters?.find((p) => p.parameter === n)) ?? '')),
             t.trialInfeasible ? `infeasible: ${t.infeasibleReason || ''}` : (t.clientId || '')],
         })), { numeric: [2, 3] }));
-      const point = (t, x) => ({ x, y: score(t), best: t.name === best, label: `trial ${trialNumber(t)}` });
-      fill(charts, scored.length === 0 ? null : [
-        scatterChart(`${metric.metric} by trial`, scored.map((t) => point(t, Number(trialNumber(t))))),
-        ...(config.parameters || []).map((p) => {
-          const categorical = p.type === 'CATEGORICAL';
-          const points = scored.map((t) => {
-            const value = valueOf(t.parameters?.find((q) => q.parameter === p.parameter));
-            return point(t, categorical ? value : Number(value));
-          });
-          return scatterChart(`${metric.metric} by ${p.parameter}`, points, categorical ? p.categoricalValueSpec?.values : undefined);
-        }),
-      ]);
+      fill(charts, scored.length === 0 ? null : objectiveCharts(metric.metric,
+        scored.map((t) => ({
+          id: trialNumber(t), objective: score(t), best: t.name === best,
+          values: Object.fromEntries((t.parameters || []).map((p) => [p.parameter, valueOf(p)])),
+        })),
+        (config.parameters || []).map((p) => ({
+          name: p.parameter, categorical: p.type === 'CATEGORICAL', categories: p.categoricalValueSpec?.values,
+        }))));
     },
-    failed(error) {
-      fill(trials, errorBox(error));
-      return !(error.status < 500);
-    },
+    errors: trials,
   });
 }

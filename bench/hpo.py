@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""HyperTune benchmark: Kiln's tuner beside Optuna 5's TPE and GP samplers and random search.
+"""HyperTune benchmark: Kiln's tuner beside Optuna 5's samplers and random search, in three suites.
 
-Median log10 simple regret over seeds at 20/50/100 trials on Branin-2, Hartmann-6, a log-scaled
-Rosenbrock-4, a mixed categorical/integer/log/reverse-log space and Ackley-5, sequential and with 4
-parallel trials (asynchronous: 4 trials in flight, the oldest finishes, one more is asked for), then
-the suggestion latency with 100 completed trials in 6-D. Kiln's tuner runs as
+- single: median log10 simple regret over seeds at 20/50/100 trials on Branin-2, Hartmann-6, a
+  log-scaled Rosenbrock-4, a mixed categorical/integer/log/reverse-log space and Ackley-5,
+  sequential and with 4 parallel trials (asynchronous: 4 trials in flight, the oldest finishes, one
+  more is asked for), against TPE and GP.
+- multi: median hypervolume after 100 trials on ZDT1, ZDT2 and DTLZ2 (bench/hpo_multi.py), against
+  NSGA-II, multi-objective TPE and GP.
+- latency: one suggestion after 100 and 1,000 completed trials in 6-D, median and p99, peak RSS.
+
+Kiln's tuner runs as
 `cargo run --release -p kiln-tuner --example ask_tell` (JSON lines over a pipe, the whole history
 each time, as the service does); Optuna runs in this process.
 
     python3 bench/hpo.py                 # full run (10 seeds); creates bench/.venv-hpo on first use
-    python3 bench/hpo.py --seeds 3 --problems branin,mixed
+    python3 bench/hpo.py --seeds 3 --problems branin,mixed --suites single
+    python3 bench/hpo.py --suites multi --multi-problems zdt1 --seeds 3
 
 The first run installs optuna 5, scipy and torch (CPU wheels when download.pytorch.org is reachable,
 else PyPI's, several GB) into bench/.venv-hpo.
@@ -195,49 +201,113 @@ def one(task):
     return task, [regrets[n - 1] for n in CHECKPOINTS], sum(latencies) / len(latencies)
 
 
-def latency(samples):
-    """Median seconds of one suggestion after 100 completed random trials on Hartmann-6."""
+def suggestion_latency():
+    """Seconds of one suggestion after 100 and 1,000 completed random trials on Hartmann-6 (6-D), a
+    fresh history and process per sample, and the process's peak RSS."""
     import random
     params, function, _ = PROBLEMS["hartmann6"]
-    times = []
-    for seed in range(samples):
-        rng = random.Random(seed)
-        completed = []
-        for _ in range(100):
-            values = [rng.random() for _ in params]
-            completed.append({"values": values, "objective": function({p["name"]: v for p, v in zip(params, values)})})
-        process = subprocess.Popen([kiln_binary()], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        process.stdin.write(json.dumps({"params": params, "goal": "MINIMIZE", "seed": seed}) + "\n")
-        process.stdin.write(json.dumps({"completed": completed, "pending": [], "count": 1}) + "\n")
-        process.stdin.flush()
-        times.append(json.loads(process.stdout.readline())["seconds"])
-        process.stdin.close()
-        process.wait()
-    return statistics.median(times)
+    print("kiln suggestion latency, Hartmann-6 (6-D), one suggestion after N completed trials\n")
+    print(f"{'trials':>6} {'samples':>7} {'median ms':>9} {'p99 ms':>7} {'peak RSS MiB':>12}")
+    for history, samples in ((100, 100), (1000, 20)):
+        times, peaks = [], []
+        for seed in range(samples):
+            rng = random.Random(seed)
+            completed = []
+            for _ in range(history):
+                values = [rng.random() for _ in params]
+                completed.append({"values": values, "objective": function({p["name"]: v for p, v in zip(params, values)})})
+            process = subprocess.Popen([kiln_binary()], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            process.stdin.write(json.dumps({"params": params, "goal": "MINIMIZE", "seed": seed}) + "\n")
+            process.stdin.write(json.dumps({"completed": completed, "pending": [], "count": 1}) + "\n")
+            process.stdin.flush()
+            times.append(json.loads(process.stdout.readline())["seconds"])
+            process.stdin.close()
+            _, _, usage = os.wait4(process.pid, 0)
+            process.returncode = 0
+            peaks.append(usage.ru_maxrss / 1024)
+        times.sort()
+        p99 = times[min(len(times) - 1, math.ceil(0.99 * len(times)) - 1)]
+        print(f"{history:>6} {samples:>7} {statistics.median(times) * 1000:>9.1f} {p99 * 1000:>7.1f} {max(peaks):>12.1f}")
+
+
+def run_pool(function, tasks, jobs):
+    """`function` of every task on `jobs` processes, with progress on stderr; {task: result}."""
+    results = {}
+    started = time.time()
+    with multiprocessing.Pool(jobs) as pool:
+        for done, (task, *result) in enumerate(pool.imap_unordered(function, tasks), 1):
+            results[task] = result
+            print(f"\r{done}/{len(tasks)} runs, {time.time() - started:.0f}s", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return results
+
+
+def print_mean_latency(results, methods):
+    """Each method's mean seconds per suggestion over its runs (the second item of each result)."""
+    mean_latency = {m: statistics.mean(v[1] for k, v in results.items() if k[0] == m) for m in methods}
+    print("mean seconds per suggestion over all runs: " + ", ".join(f"{m} {mean_latency[m]:.4f}" for m in methods))
+
+
+def multi_objective(args):
+    """Median hypervolume at 100 trials on ZDT1, ZDT2 and DTLZ2, Kiln beside Optuna's samplers."""
+    import hpo_multi
+    problems = [p for p in args.multi_problems.split(",") if p]
+    methods = args.multi_methods.split(",")
+    tasks = [(m, p, s, 100) for p in problems for m in methods for s in range(args.seeds)]
+    results = run_pool(hpo_multi.one, tasks, args.jobs)
+    print(f"median hypervolume after 100 trials over {args.seeds} seeds (higher is better; reference points in bench/hpo_multi.py)\n")
+    header = f"{'problem':8} " + " ".join(f"{m:>9}" for m in methods)
+    rivals = [m for m in methods if m not in ("kiln", "random")]
+    if "kiln" in methods and rivals:
+        header += "  kiln/best-optuna  bar"
+    print(header)
+    print("-" * len(header))
+    misses = 0
+    for problem in problems:
+        medians = {m: statistics.median(results[(m, problem, s, 100)][0] for s in range(args.seeds)) for m in methods}
+        row = f"{problem:8} " + " ".join(f"{medians[m]:9.4f}" for m in methods)
+        if "kiln" in methods and rivals:
+            best = max(medians[m] for m in rivals)
+            ok = medians["kiln"] > best
+            misses += not ok
+            row += f"  {medians['kiln'] / best:16.3f}  {'ok' if ok else 'MISS'}"
+        print(row)
+    print()
+    print_mean_latency(results, methods)
+    if "kiln" in methods and rivals:
+        print(f"problems where Kiln's median hypervolume is not above every Optuna sampler's: {misses}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suites", default="single,multi,latency", help="which parts to run, comma-separated")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--problems", default=",".join(PROBLEMS))
     parser.add_argument("--methods", default="kiln,tpe,gp,random")
     parser.add_argument("--parallel", default="1,4", help="trials in flight, comma-separated")
+    parser.add_argument("--multi-problems", default="zdt1,zdt2,dtlz2")
+    parser.add_argument("--multi-methods", default="kiln,nsga2,tpe,gp,random")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs at once")
     args = parser.parse_args()
+    suites = args.suites.split(",")
     methods = args.methods.split(",")
-    if any(method != "kiln" for method in methods):
+    if any(method != "kiln" for method in methods + args.multi_methods.split(",")):
         ensure_venv()
     subprocess.check_call(["cargo", "build", "--quiet", "--release", "-p", "kiln-tuner", "--example", "ask_tell"], cwd=ROOT)
+    if "single" in suites:
+        single_objective(args, methods)
+    if "multi" in suites:
+        multi_objective(args)
+    if "latency" in suites:
+        suggestion_latency()
+
+
+def single_objective(args, methods):
+    """Median log10 regret at 20, 50 and 100 trials, Kiln beside Optuna's samplers."""
     problems = args.problems.split(",")
     modes = [int(p) for p in args.parallel.split(",")]
     tasks = [(m, p, s, par) for p in problems for par in modes for m in methods for s in range(args.seeds)]
-    results = {}
-    started = time.time()
-    with multiprocessing.Pool(args.jobs) as pool:
-        for done, (task, regrets, mean_latency) in enumerate(pool.imap_unordered(one, tasks), 1):
-            results[task] = (regrets, mean_latency)
-            print(f"\r{done}/{len(tasks)} runs, {time.time() - started:.0f}s", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+    results = run_pool(one, tasks, args.jobs)
 
     print(f"median log10 simple regret over {args.seeds} seeds (lower is better; {math.log10(SOLVED):.0f} = solved)\n")
     header = f"{'problem':16} {'par':>3} {'trials':>6} " + " ".join(f"{m:>8}" for m in methods)
@@ -261,10 +331,7 @@ def main():
                     row += f"  {ratio:22.2f}  {('ok' if ok else 'MISS') if trials >= 50 else '-'}"
                 print(row)
     print()
-    mean_latency = {m: statistics.mean(v[1] for k, v in results.items() if k[0] == m) for m in methods}
-    print("mean seconds per suggestion over all runs: " + ", ".join(f"{m} {mean_latency[m]:.4f}" for m in methods))
-    if "kiln" in methods:
-        print(f"kiln suggestion latency, 100 completed trials, 6-D (median of 5): {latency(5) * 1000:.1f} ms")
+    print_mean_latency(results, methods)
     if "kiln" in methods and len(methods) > 1:
         print(f"rows at 50 and 100 trials missing the bar (within 2x of the better Optuna sampler, better than random): {failures}")
 

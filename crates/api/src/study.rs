@@ -32,16 +32,29 @@ pub enum MetricGoal {
     Minimize,
 }
 
-/// `MetricSpec`.
+/// `MetricSpec`: an objective, or with `safetyConfig` a safety constraint.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricSpec {
     /// Name reported in measurements.
     #[serde(default)]
     pub metric: String,
-    /// Direction.
+    /// Direction; for a safety constraint, which side of the threshold is safe.
     #[serde(default)]
     pub goal: MetricGoal,
+    /// Makes the metric a constraint each trial should meet rather than an objective (Vertex AI
+    /// Vizier's `safetyConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_config: Option<SafetyConfig>,
+}
+
+/// A safety constraint: a trial is safe when its value is the threshold or on the goal's side of
+/// it. Only safe trials are optimal, and suggestions avoid where the constraint is likely unmet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SafetyConfig {
+    /// The value a safe trial reaches.
+    pub safety_threshold: f64,
 }
 
 /// Bounds of a DOUBLE parameter.
@@ -146,7 +159,7 @@ pub struct StudyConfig {
     /// Search algorithm.
     #[serde(default)]
     pub algorithm: StudyAlgorithm,
-    /// The metric to optimise (Kiln takes exactly one).
+    /// The metrics: one objective, or several (a Pareto front is sought), and safety constraints.
     #[serde(default)]
     pub metrics: Vec<MetricSpec>,
     /// The search space.

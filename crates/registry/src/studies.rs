@@ -16,7 +16,7 @@ use kiln_api::study::{
     StudyState, SuggestTrialsRequest, SuggestTrialsResponse, Trial, TrialState,
 };
 use kiln_store::Store;
-use kiln_tuner::{Goal, Tuner};
+use kiln_tuner::Tuner;
 
 use crate::RegistryError;
 use crate::error::refusable;
@@ -24,7 +24,7 @@ use crate::error::refusable;
 mod operations;
 mod space;
 
-use space::{metric, parameters, tuner, values};
+use space::{metrics_of, objective, objective_name, parameters, tuner, values};
 
 /// Most trials one `suggest` call may ask for.
 const MAX_SUGGESTIONS: i32 = 100;
@@ -198,11 +198,7 @@ impl Studies {
                 };
                 match trial.state {
                     TrialState::Completed => completed.push(kiln_tuner::Trial {
-                        objective: trial
-                            .final_measurement
-                            .as_ref()
-                            .and_then(|m| metric(&study, m))
-                            .filter(|_| !trial.trial_infeasible),
+                        metrics: measured(&study, trial),
                         values,
                     }),
                     _ => pending.push(values),
@@ -397,10 +393,10 @@ impl Studies {
         request: AddMeasurementRequest,
     ) -> Result<Trial, RegistryError> {
         self.change_trial(project, location, study_id, trial_id, |study, trial| {
-            if metric(study, &request.measurement).is_none() {
+            if objective(study, &request.measurement).is_none() {
                 return Err(RegistryError::InvalidArgument(format!(
-                    "Field: measurement.metrics Error: the measurement has no finite value of the study's metric {:?}",
-                    study.study_config.metrics.first().map(|m| m.metric.as_str()).unwrap_or_default()
+                    "Field: measurement.metrics Error: the measurement has no finite value of the study's objective {:?}",
+                    objective_name(study)
                 )));
             }
             if !request.measurement.elapsed_time.is_empty() && seconds(&request.measurement.elapsed_time).is_none() {
@@ -429,11 +425,11 @@ impl Studies {
                 trial.infeasible_reason = request.infeasible_reason;
             } else {
                 let last = request.final_measurement.or_else(|| trial.measurements.last().cloned());
-                match last.filter(|m| metric(study, m).is_some()) {
+                match last.filter(|m| metrics_of(study, m).is_some()) {
                     Some(measurement) => trial.final_measurement = Some(measurement),
                     None => {
                         return Err(RegistryError::InvalidArgument(
-                            "Field: final_measurement Error: give a final measurement with the study's metric, or trialInfeasible".into(),
+                            "Field: final_measurement Error: give a final measurement with a finite value of every metric of the study, or trialInfeasible".into(),
                         ));
                     }
                 }
@@ -491,7 +487,7 @@ impl Studies {
                     };
                     Some(kiln_tuner::Measurement {
                         step,
-                        value: metric(&study, m)?,
+                        value: objective(&study, m)?,
                     })
                 })
                 .collect()
@@ -517,7 +513,9 @@ impl Studies {
         )
     }
 
-    /// `trials.listOptimalTrials`: the best feasible completed trial (all of them on a tie).
+    /// `trials.listOptimalTrials`: the feasible completed trials no other dominates (every trial tied
+    /// for the best value, with one objective); trials that miss a safety threshold are not
+    /// feasible.
     pub fn optimal(
         &self,
         project: &str,
@@ -526,32 +524,34 @@ impl Studies {
     ) -> Result<ListTrialsResponse, RegistryError> {
         let study = self.get(project, location, study_id)?;
         let tuner = self.tuner_of(&study)?;
-        let scored: Vec<(f64, Trial)> = self
+        let completed: Vec<Trial> = self
             .trials(project, &study)?
             .into_iter()
-            .filter(|(_, t)| t.state == TrialState::Completed && !t.trial_infeasible)
-            .filter_map(|(_, t)| {
-                let value = metric(&study, t.final_measurement.as_ref()?)?;
-                Some((
-                    if tuner.goal() == Goal::Minimize {
-                        -value
-                    } else {
-                        value
-                    },
-                    t,
-                ))
+            .map(|(_, t)| t)
+            .filter(|t| t.state == TrialState::Completed)
+            .collect();
+        let measured: Vec<kiln_tuner::Trial> = completed
+            .iter()
+            .map(|t| kiln_tuner::Trial {
+                values: Vec::new(),
+                metrics: measured(&study, t),
             })
             .collect();
-        let best = scored
-            .iter()
-            .map(|(v, _)| *v)
-            .fold(f64::NEG_INFINITY, f64::max);
+        let optimal = kiln_tuner::front::optimal(tuner.metrics(), &measured);
         Ok(ListTrialsResponse {
-            trials: scored
+            trials: optimal
                 .into_iter()
-                .filter(|(v, _)| *v == best)
-                .map(|(_, t)| t)
+                .map(|at| completed[at].clone())
                 .collect(),
         })
     }
+}
+
+/// What a completed trial measured, one value per metric of the study; `None` when it was
+/// infeasible or its final measurement lacks one.
+fn measured(study: &Study, trial: &Trial) -> Option<Vec<f64>> {
+    if trial.trial_infeasible {
+        return None;
+    }
+    metrics_of(study, trial.final_measurement.as_ref()?)
 }

@@ -13,7 +13,9 @@ use kiln_api::job::{
     ParameterType, ScaleType, TuningAlgorithm,
 };
 use kiln_scheduler::metrics::Report;
-use kiln_tuner::{Algorithm, Domain, Goal, Param, Scale, Space, Trial, Tuner, TunerError, Value};
+use kiln_tuner::{
+    Algorithm, Domain, Goal, Metric, Param, Scale, Space, Trial, Tuner, TunerError, Value,
+};
 
 /// ML Engine's metric tag when the job names none.
 pub const DEFAULT_METRIC_TAG: &str = "training/hptuning/metric";
@@ -98,9 +100,15 @@ pub fn plan(spec: &HyperparameterSpec, job_id: &str) -> Result<TuningPlan, Vec<S
             None
         }
         (false, false) => None,
-        (true, false) => build_tuner(params, goal, algorithm, job_id, &format!("{FIELD}.params"))
-            .map_err(|found| problems.extend(found))
-            .ok(),
+        (true, false) => build_tuner(
+            params,
+            vec![Metric::objective(goal)],
+            algorithm,
+            job_id,
+            &format!("{FIELD}.params"),
+        )
+        .map_err(|found| problems.extend(found))
+        .ok(),
     };
     match tuner {
         Some(tuner) if problems.is_empty() => Ok(TuningPlan {
@@ -119,17 +127,17 @@ pub fn plan(spec: &HyperparameterSpec, job_id: &str) -> Result<TuningPlan, Vec<S
     }
 }
 
-/// A tuner over `params`, seeded by `name` (a job id, a study name) so its suggestions are
-/// reproducible; problems name `field[index]`.
+/// A tuner over `params` measuring `metrics`, seeded by `name` (a job id, a study name) so its
+/// suggestions are reproducible; problems name `field[index]`.
 pub fn build_tuner(
     params: Vec<Param>,
-    goal: Goal,
+    metrics: Vec<Metric>,
     algorithm: Algorithm,
     name: &str,
     field: &str,
 ) -> Result<Tuner, Vec<String>> {
     Space::new(params)
-        .and_then(|space| Tuner::new(space, goal, algorithm, seed(name)))
+        .and_then(|space| Tuner::with_metrics(space, metrics, algorithm, seed(name)))
         .map_err(|error| match error {
             TunerError::InvalidSpace(found) => found
                 .into_iter()
@@ -217,14 +225,14 @@ pub fn values(space: &Space, trial: &HyperparameterOutput) -> Option<Vec<Value>>
 /// What the tuner learns from a finished trial: its final metric, or a failure. Cancelled trials
 /// teach nothing.
 pub fn observation(space: &Space, trial: &HyperparameterOutput) -> Option<Trial> {
-    let objective = match trial.state {
-        JobState::Succeeded => Some(trial.final_metric.as_ref()?.objective_value),
+    let metrics = match trial.state {
+        JobState::Succeeded => Some(vec![trial.final_metric.as_ref()?.objective_value]),
         JobState::Failed => None,
         _ => return None,
     };
     Some(Trial {
         values: values(space, trial)?,
-        objective,
+        metrics,
     })
 }
 

@@ -2,14 +2,17 @@
 //!
 //! The first line configures the study:
 //! `{"params": [{"name", "type": "DOUBLE"|"INTEGER"|"DISCRETE"|"CATEGORICAL", "min", "max",
-//! "values", "scale": "LINEAR"|"LOG"|"REVERSE_LOG"}], "goal": "MINIMIZE", "algorithm": "BAYESIAN"|"RANDOM", "seed": 1}`.
+//! "values", "scale": "LINEAR"|"LOG"|"REVERSE_LOG"}], "goal": "MINIMIZE", "algorithm": "BAYESIAN"|"RANDOM", "seed": 1}`,
+//! or with `"metrics": [{"goal": "MINIMIZE", "threshold": 0.5}, ...]` in place of `goal` for
+//! several metrics (a threshold makes one a safety constraint).
 //! Every later line asks: `{"completed": [{"values": [...], "objective": y}], "pending": [[...]],
-//! "count": 1}` and is answered `{"suggestions": [[...]], "seconds": 0.01}`.
+//! "count": 1}` (`"metrics": [y1, y2]` in place of `objective` for several metrics) and is answered
+//! `{"suggestions": [[...]], "seconds": 0.01}`.
 
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
-use kiln_tuner::{Algorithm, Domain, Goal, Param, Scale, Space, Trial, Tuner, Value};
+use kiln_tuner::{Algorithm, Domain, Goal, Metric, Param, Scale, Space, Trial, Tuner, Value};
 use serde_json::{Value as Json, json};
 
 fn value(json: &Json) -> Value {
@@ -73,17 +76,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(param)
             .collect(),
     )?;
-    let goal = if config["goal"] == "MINIMIZE" {
-        Goal::Minimize
-    } else {
-        Goal::Maximize
+    let goal = |json: &Json| {
+        if json["goal"] == "MINIMIZE" {
+            Goal::Minimize
+        } else {
+            Goal::Maximize
+        }
+    };
+    let metrics: Vec<Metric> = match config["metrics"].as_array() {
+        Some(metrics) => metrics
+            .iter()
+            .map(|metric| Metric {
+                goal: goal(metric),
+                threshold: metric["threshold"].as_f64(),
+            })
+            .collect(),
+        None => vec![Metric::objective(goal(&config))],
     };
     let algorithm = match config["algorithm"].as_str() {
         Some("RANDOM") => Algorithm::Random,
         Some("GRID") => Algorithm::Grid,
         _ => Algorithm::Bayesian,
     };
-    let tuner = Tuner::new(space, goal, algorithm, config["seed"].as_u64().unwrap_or(0))?;
+    let tuner = Tuner::with_metrics(
+        space,
+        metrics,
+        algorithm,
+        config["seed"].as_u64().unwrap_or(0),
+    )?;
     let mut stdout = std::io::stdout().lock();
     for line in lines {
         let request: Json = serde_json::from_str(&line?)?;
@@ -98,7 +118,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .flatten()
                     .map(value)
                     .collect(),
-                objective: trial["objective"].as_f64(),
+                metrics: match trial["metrics"].as_array() {
+                    Some(values) => values.iter().map(Json::as_f64).collect(),
+                    None => trial["objective"].as_f64().map(|objective| vec![objective]),
+                },
             })
             .collect();
         let pending: Vec<Vec<Value>> = request["pending"]

@@ -53,12 +53,6 @@ fn matern(r2: f64, amplitude: f64) -> f64 {
     amplitude * (1.0 + s + s * s / 3.0) * (-s).exp()
 }
 
-/// ∂k/∂(r²).
-fn matern_slope(r2: f64, amplitude: f64) -> f64 {
-    let s = (5.0 * r2).sqrt();
-    -5.0 / 6.0 * amplitude * (1.0 + s) * (-s).exp()
-}
-
 /// Per-dimension squared differences of two points: numeric coordinates, then 0/1 per category.
 fn squared_differences(a: &Point, b: &Point) -> impl Iterator<Item = f64> {
     let units = a.unit.iter().zip(&b.unit).map(|(x, y)| (x - y) * (x - y));
@@ -169,24 +163,75 @@ fn cholesky(k: &DMatrix<f64>) -> Option<nalgebra::Cholesky<f64, nalgebra::Dyn>> 
     })
 }
 
+/// (LLᵀ)⁻¹ from the lower Cholesky factor L (only its lower triangle is read): M = L⁻¹ by forward
+/// substitution, then MᵀM, about n³/3 multiply-adds, each pass along a contiguous column of the
+/// column-major matrices.
+fn inverse_from_factor(l: &DMatrix<f64>) -> DMatrix<f64> {
+    let n = l.nrows();
+    let factor = l.as_slice();
+    // Column j of M solves L x = e_j, and is zero above row j.
+    let mut m = vec![0.0; n * n];
+    for j in 0..n {
+        let x = &mut m[j * n..(j + 1) * n];
+        x[j] = 1.0;
+        for k in j..n {
+            let column = &factor[k * n..(k + 1) * n];
+            x[k] /= column[k];
+            let xk = x[k];
+            for (xi, lik) in x[k + 1..].iter_mut().zip(&column[k + 1..]) {
+                *xi -= lik * xk;
+            }
+        }
+    }
+    // (MᵀM)ᵢⱼ = Σₖ Mₖᵢ Mₖⱼ over k ≥ max(i, j), where both columns can be non-zero.
+    let mut inverse = DMatrix::zeros(n, n);
+    for i in 0..n {
+        let column_i = &m[i * n + i..(i + 1) * n];
+        for j in 0..=i {
+            let column_j = &m[j * n + i..(j + 1) * n];
+            let value = dot(column_i, column_j);
+            inverse[(i, j)] = value;
+            inverse[(j, i)] = value;
+        }
+    }
+    inverse
+}
+
+/// Σ aᵢbᵢ in four independent sums, which the compiler keeps in vector registers.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut lanes = [0.0; 4];
+    let (a_chunks, b_chunks) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..4 {
+            lanes[lane] += x[lane] * y[lane];
+        }
+    }
+    lanes.iter().sum::<f64>() + tail
+}
+
 /// Negative log posterior of θ and its gradient.
 fn objective(theta: &Theta, pairs: &Pairs, y: &DVector<f64>) -> Option<(f64, Vec<f64>)> {
     let n = pairs.n;
     let (amplitude, noise) = (theta.amplitude(), theta.noise());
     let inverse_lengths = theta.inverse_lengths();
+    // The kernel and its slope ∂k/∂(r²) share one square root and one exponential per pair.
     let mut k = DMatrix::zeros(n, n);
-    let mut r2 = DMatrix::zeros(n, n);
+    let mut slopes = DMatrix::zeros(n, n);
     for i in 0..n {
-        for j in 0..=i {
-            let distance = if i == j {
-                0.0
-            } else {
-                pairs.r2(i, j, &inverse_lengths)
-            };
-            let value = matern(distance, amplitude);
-            (k[(i, j)], k[(j, i)], r2[(i, j)], r2[(j, i)]) = (value, value, distance, distance);
+        for j in 0..i {
+            let s = (5.0 * pairs.r2(i, j, &inverse_lengths)).sqrt();
+            let decay = amplitude * (-s).exp();
+            let value = (1.0 + s + s * s / 3.0) * decay;
+            (k[(i, j)], k[(j, i)]) = (value, value);
+            slopes[(i, j)] = -5.0 / 6.0 * (1.0 + s) * decay;
         }
-        k[(i, i)] += noise;
+        k[(i, i)] = amplitude + noise;
     }
     let chol = cholesky(&k)?;
     let alpha = chol.solve(y);
@@ -199,21 +244,18 @@ fn objective(theta: &Theta, pairs: &Pairs, y: &DVector<f64>) -> Option<(f64, Vec
         * 2.0;
     let mut value =
         0.5 * y.dot(&alpha) + 0.5 * log_det + 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
-    // ∂/∂θ = ½ Σᵢⱼ Wᵢⱼ ∂Kᵢⱼ/∂θ with W = K⁻¹ − ααᵀ.
-    let mut w = chol.inverse();
+    // ∂/∂θ = ½ Σᵢⱼ Wᵢⱼ ∂Kᵢⱼ/∂θ with W = K⁻¹ − ααᵀ, symmetric: each pair i > j counts twice.
+    let mut w = inverse_from_factor(chol.l_dirty());
     w -= &alpha * alpha.transpose();
     let mut gradient = vec![0.0; theta.0.len()];
     for i in 0..n {
-        for j in 0..n {
-            let weight = 0.5 * w[(i, j)];
-            let distance = r2[(i, j)];
-            gradient[0] += weight * matern(distance, amplitude);
-            if i != j {
-                let slope = weight * matern_slope(distance, amplitude);
-                let at = (i * n + j) * pairs.dims;
-                for (d, inverse) in inverse_lengths.iter().enumerate() {
-                    gradient[1 + d] -= slope * pairs.differences[at + d] * inverse;
-                }
+        gradient[0] += 0.5 * w[(i, i)] * amplitude;
+        for j in 0..i {
+            gradient[0] += w[(i, j)] * k[(i, j)];
+            let slope = w[(i, j)] * slopes[(i, j)];
+            let at = (i * n + j) * pairs.dims;
+            for (d, inverse) in inverse_lengths.iter().enumerate() {
+                gradient[1 + d] -= slope * pairs.differences[at + d] * inverse;
             }
         }
     }
@@ -368,13 +410,16 @@ impl Gp {
         })
     }
 
-    /// The same GP with more data, θ unchanged (for pending points: Kriging believer).
-    pub fn with(&self, point: Point, target: f64) -> Option<Self> {
+    /// The GP that has also seen `point`, at the value it predicts there, θ unchanged (Kriging
+    /// believer, for points suggested but not yet measured): its mean stays, its uncertainty
+    /// around the point collapses. Unchanged if that kernel matrix cannot be factored.
+    pub fn believing(self, point: &Point) -> Self {
+        let (mean, _) = self.predict(point);
         let mut points = self.points.clone();
         let mut targets = self.targets.clone();
-        points.push(point);
-        targets.push(target);
-        Self::condition(self.theta.clone(), points, targets)
+        points.push(point.clone());
+        targets.push(mean);
+        Self::condition(self.theta.clone(), points, targets).unwrap_or(self)
     }
 
     fn kernel(&self, a: &Point, b: &Point) -> f64 {
@@ -395,9 +440,9 @@ impl Gp {
         for j in 0..n {
             v[j] /= self.factor[(j, j)];
             let vj = v[j];
-            let column = self.factor.column(j);
-            for i in j + 1..n {
-                v[i] -= column[i] * vj;
+            let column = &self.factor.as_slice()[j * n..(j + 1) * n];
+            for (vi, lij) in v[j + 1..].iter_mut().zip(&column[j + 1..]) {
+                *vi -= lij * vj;
             }
         }
         let explained: f64 = v.iter().map(|x| x * x).sum();
@@ -467,6 +512,15 @@ mod tests {
                 "θ{index}: {numeric} vs {analytic}"
             );
         }
+    }
+
+    #[test]
+    fn the_inverse_from_the_factor_inverts() {
+        let a = DMatrix::from_fn(9, 9, |i, j| ((i * 7 + j * 3) % 11) as f64 / 11.0 - 0.4);
+        let k = &a * a.transpose() + DMatrix::identity(9, 9) * 0.1;
+        let inverse = inverse_from_factor(&k.clone().cholesky().unwrap().unpack());
+        let product = k * inverse;
+        assert!((product - DMatrix::identity(9, 9)).abs().max() < 1e-9);
     }
 
     #[test]

@@ -5,16 +5,25 @@
 //! It keeps no state between calls, so a service may rebuild it from stored trials after a restart
 //! and get the same suggestions for the same history.
 //!
-//! - `ALGORITHM_UNSPECIFIED` (Bayesian): a quasi-random start-up design, then the GP bandit of
-//!   [`bandit`] (Matérn-5/2 ARD GP on warped outputs, UCB in a trust region, Kriging believer for
-//!   pending trials).
+//! A tuner measures one or more [`Metric`]s: objectives, and safety constraints (a metric with a
+//! threshold each trial should meet). With one objective it seeks the best trial; with several, the
+//! Pareto front ([`front::optimal`] says which trials are on it).
+//!
+//! - `ALGORITHM_UNSPECIFIED` (Bayesian): a quasi-random start-up design, then a GP bandit
+//!   (Matérn-5/2 ARD GPs on warped outputs, an acquisition maximised in a trust region, Kriging
+//!   believer for pending trials): UCB for one objective ([`bandit`]), the hypervolume improvement
+//!   of the UCBs weighed by the chance of meeting the constraints otherwise ([`multi`]).
 //! - `GRID_SEARCH`: the Cartesian product in order, for INTEGER, DISCRETE and CATEGORICAL spaces.
 //! - `RANDOM_SEARCH`: uniform in the scaled space.
 //!
 //! Early stopping is [`stopping::should_stop`] (the median rule).
 
+mod acquisition;
 mod bandit;
+pub mod front;
 mod gp;
+mod model;
+mod multi;
 mod search;
 pub mod space;
 pub mod stopping;
@@ -32,6 +41,9 @@ pub enum TunerError {
     /// Problems with the parameters, each with the index of the parameter it concerns.
     #[error("invalid search space: {}", describe(.0))]
     InvalidSpace(Vec<(Option<usize>, String)>),
+    /// Problems with the metrics.
+    #[error("invalid metrics: {}", describe(.0))]
+    InvalidMetrics(Vec<(Option<usize>, String)>),
     /// A trial whose values do not belong to the space.
     #[error("trial {index}: its values do not match the search space")]
     ForeignTrial {
@@ -61,6 +73,26 @@ pub enum Goal {
     Minimize,
 }
 
+/// A metric the trials report: an objective, or with a threshold a safety constraint, met by a
+/// trial whose value is the threshold or on the goal's side of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metric {
+    /// Direction of the objective, or which side of the threshold is safe.
+    pub goal: Goal,
+    /// The value a trial must reach to be safe; `None` for an objective.
+    pub threshold: Option<f64>,
+}
+
+impl Metric {
+    /// An objective.
+    pub fn objective(goal: Goal) -> Self {
+        Self {
+            goal,
+            threshold: None,
+        }
+    }
+}
+
 /// Search strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Algorithm {
@@ -73,31 +105,58 @@ pub enum Algorithm {
     Random,
 }
 
-/// A finished trial: its values and its objective (`None` when it failed).
+/// A finished trial: its values and what it measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trial {
     /// One value per parameter, in order.
     pub values: Vec<Value>,
-    /// The reported objective.
-    pub objective: Option<f64>,
+    /// One value per metric of the tuner, in order; `None` when the trial failed or was
+    /// infeasible.
+    pub metrics: Option<Vec<f64>>,
 }
 
 /// A seeded, deterministic suggestion engine for one study.
 pub struct Tuner {
     space: Space,
-    goal: Goal,
+    metrics: Vec<Metric>,
     algorithm: Algorithm,
     seed: u64,
 }
 
 impl Tuner {
-    /// A tuner; GRID_SEARCH is refused for spaces with a DOUBLE parameter.
+    /// A tuner of one objective; GRID_SEARCH is refused for spaces with a DOUBLE parameter.
     pub fn new(
         space: Space,
         goal: Goal,
         algorithm: Algorithm,
         seed: u64,
     ) -> Result<Self, TunerError> {
+        Self::with_metrics(space, vec![Metric::objective(goal)], algorithm, seed)
+    }
+
+    /// A tuner of several metrics, at least one of them an objective, every threshold finite.
+    pub fn with_metrics(
+        space: Space,
+        metrics: Vec<Metric>,
+        algorithm: Algorithm,
+        seed: u64,
+    ) -> Result<Self, TunerError> {
+        let mut problems = Vec::new();
+        if !metrics.iter().any(|metric| metric.threshold.is_none()) {
+            problems.push((
+                None,
+                "at least one metric must be an objective (without a safety threshold)".into(),
+            ));
+        }
+        if metrics
+            .iter()
+            .any(|metric| metric.threshold.is_some_and(|t| !t.is_finite()))
+        {
+            problems.push((None, "safety thresholds must be finite".into()));
+        }
+        if !problems.is_empty() {
+            return Err(TunerError::InvalidMetrics(problems));
+        }
         if algorithm == Algorithm::Grid {
             let doubles: Vec<(Option<usize>, String)> = space
                 .params()
@@ -118,7 +177,7 @@ impl Tuner {
         }
         Ok(Self {
             space,
-            goal,
+            metrics,
             algorithm,
             seed,
         })
@@ -129,9 +188,39 @@ impl Tuner {
         &self.space
     }
 
-    /// The goal.
+    /// The goal of the first objective.
     pub fn goal(&self) -> Goal {
-        self.goal
+        self.metrics
+            .iter()
+            .find(|metric| metric.threshold.is_none())
+            .map_or(Goal::Maximize, |metric| metric.goal)
+    }
+
+    /// The metrics, in order.
+    pub fn metrics(&self) -> &[Metric] {
+        &self.metrics
+    }
+
+    /// Whether the tuner seeks one best value with no constraint beside it.
+    fn single_objective(&self) -> bool {
+        matches!(self.metrics.as_slice(), [metric] if metric.threshold.is_none())
+    }
+
+    /// A trial's metrics, larger-is-better: the objectives in order, then each constraint's margin
+    /// (its value less the threshold, non-negative when met); `None` unless every one is finite.
+    fn oriented(&self, metrics: &[f64]) -> Option<Vec<f64>> {
+        if metrics.len() != self.metrics.len() || metrics.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let pairs = || self.metrics.iter().zip(metrics);
+        let objectives = pairs()
+            .filter(|(metric, _)| metric.threshold.is_none())
+            .map(|(metric, value)| front::oriented(metric.goal, *value));
+        let margins = pairs().filter_map(|(metric, value)| {
+            let threshold = metric.threshold?;
+            Some(front::oriented(metric.goal, *value) - front::oriented(metric.goal, threshold))
+        });
+        Some(objectives.chain(margins).collect())
     }
 
     /// Up to `count` new points, none equal to a completed or pending one. Fewer (or none) come
@@ -142,22 +231,15 @@ impl Tuner {
         pending: &[Vec<Value>],
         count: usize,
     ) -> Result<Vec<Vec<Value>>, TunerError> {
-        let mut observed = Vec::new();
+        let mut observed: Vec<(Point, Vec<f64>)> = Vec::new();
         let mut failed = Vec::new();
         for (index, trial) in completed.iter().enumerate() {
             let point = self
                 .space
                 .encode(&trial.values)
                 .ok_or(TunerError::ForeignTrial { index })?;
-            match trial.objective.filter(|value| value.is_finite()) {
-                Some(value) => observed.push((
-                    point,
-                    if self.goal == Goal::Minimize {
-                        -value
-                    } else {
-                        value
-                    },
-                )),
+            match trial.metrics.as_deref().and_then(|m| self.oriented(m)) {
+                Some(values) => observed.push((point, values)),
                 None => failed.push(point),
             }
         }
@@ -211,27 +293,38 @@ impl Tuner {
             .collect())
     }
 
-    /// The GP bandit's suggestions; failed trials count as the worst value seen.
+    /// The GP bandit's suggestions; failed trials count as the worst value seen of each metric.
     fn bandit(
         &self,
-        observed: &[(Point, f64)],
+        observed: &[(Point, Vec<f64>)],
         failed: &[Point],
         pending: &[Point],
         count: usize,
         rng: &mut ChaCha8Rng,
     ) -> Vec<Point> {
-        let worst = observed
-            .iter()
-            .map(|(_, v)| *v)
-            .fold(f64::INFINITY, f64::min);
+        let worst: Vec<f64> = (0..self.metrics.len())
+            .map(|at| {
+                observed
+                    .iter()
+                    .map(|(_, values)| values[at])
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect();
         let mut all = observed.to_vec();
-        all.extend(failed.iter().map(|point| (point.clone(), worst)));
-        let mut points = bandit::suggest(&self.space, &all, pending, count, rng);
+        all.extend(failed.iter().map(|point| (point.clone(), worst.clone())));
+        let mut points = if self.single_objective() {
+            let all: Vec<(Point, f64)> = all.into_iter().map(|(p, v)| (p, v[0])).collect();
+            bandit::suggest(&self.space, &all, pending, count, rng)
+        } else {
+            let objectives = self.metrics.iter().filter(|m| m.threshold.is_none());
+            multi::suggest(&self.space, objectives.count(), &all, pending, count, rng)
+        };
         if points.len() < count {
             // The acquisition found nothing new (a nearly exhausted finite space): fill at random.
-            let taken: Vec<Point> = all
+            let taken: Vec<Point> = observed
                 .iter()
                 .map(|(p, _)| p.clone())
+                .chain(failed.iter().cloned())
                 .chain(pending.iter().cloned())
                 .chain(points.iter().cloned())
                 .collect();
@@ -288,8 +381,8 @@ mod tests {
         let mut history = Vec::new();
         for _ in 0..trials {
             let values = tuner.suggest(&history, &[], 1).unwrap().remove(0);
-            let objective = Some(loss(&values));
-            history.push(Trial { values, objective });
+            let metrics = Some(vec![loss(&values)]);
+            history.push(Trial { values, metrics });
         }
         history
     }
@@ -370,7 +463,7 @@ mod tests {
                 };
                 done.push(Trial {
                     values,
-                    objective: Some(objective),
+                    metrics: Some(vec![objective]),
                 });
             }
         }
@@ -389,7 +482,7 @@ mod tests {
         let history = run(&tuner, 25);
         let best = history
             .iter()
-            .filter_map(|t| t.objective)
+            .filter_map(|t| t.metrics.as_ref().map(|m| m[0]))
             .fold(f64::INFINITY, f64::min);
         assert!(best < 0.01, "best loss {best}");
         let batch = tuner.suggest(&history, &[], 4).unwrap();
@@ -401,6 +494,121 @@ mod tests {
             );
             assert!(history.iter().all(|t| &t.values != a));
         }
+    }
+
+    /// ZDT1 in three variables: the front is `f₂ = 1 − √f₁` where the last two are 0.
+    fn zdt1(values: &[Value]) -> Vec<f64> {
+        let x: Vec<f64> = values
+            .iter()
+            .map(|value| match value {
+                Value::Number(x) => *x,
+                Value::Category(_) => unreachable!("numbers"),
+            })
+            .collect();
+        let g = 1.0 + 9.0 * (x[1] + x[2]) / 2.0;
+        vec![x[0], g * (1.0 - (x[0] / g).sqrt())]
+    }
+
+    /// The area two minimised objectives dominate below (11, 11).
+    fn hypervolume(points: &[Vec<f64>]) -> f64 {
+        let mut front: Vec<&Vec<f64>> = points
+            .iter()
+            .filter(|p| p[0] < 11.0 && p[1] < 11.0)
+            .collect();
+        front.sort_by(|a, b| a[0].total_cmp(&b[0]));
+        let (mut area, mut ceiling) = (0.0, 11.0);
+        for point in front {
+            if point[1] < ceiling {
+                area += (11.0 - point[0]) * (ceiling - point[1]);
+                ceiling = point[1];
+            }
+        }
+        area
+    }
+
+    fn unit_space(dims: usize) -> Space {
+        Space::new(
+            (0..dims)
+                .map(|at| Param {
+                    name: format!("x{at}"),
+                    domain: Domain::Double {
+                        min: 0.0,
+                        max: 1.0,
+                        scale: Scale::Linear,
+                    },
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    /// Runs `trials` sequential trials measuring `measure`; the history.
+    fn run_with(
+        tuner: &Tuner,
+        trials: usize,
+        measure: impl Fn(&[Value]) -> Vec<f64>,
+    ) -> Vec<Trial> {
+        let mut history = Vec::new();
+        for _ in 0..trials {
+            let values = tuner.suggest(&history, &[], 1).unwrap().remove(0);
+            let metrics = Some(measure(&values));
+            history.push(Trial { values, metrics });
+        }
+        history
+    }
+
+    #[test]
+    fn two_objectives_reach_a_larger_hypervolume_than_random_search() {
+        let minimise = vec![Metric::objective(Goal::Minimize); 2];
+        let volume = |algorithm, seed| {
+            let tuner =
+                Tuner::with_metrics(unit_space(3), minimise.clone(), algorithm, seed).unwrap();
+            let history = run_with(&tuner, 30, zdt1);
+            let measured: Vec<Vec<f64>> =
+                history.iter().filter_map(|t| t.metrics.clone()).collect();
+            hypervolume(&measured)
+        };
+        for seed in 1..=3 {
+            let (bandit, random) = (
+                volume(Algorithm::Bayesian, seed),
+                volume(Algorithm::Random, seed),
+            );
+            // The whole box below (11, 11) less the area above the front: 121 − 11 + 1/3 ≈ 120.67.
+            assert!(
+                bandit > random && bandit > 119.0,
+                "seed {seed}: {bandit} against {random}"
+            );
+        }
+    }
+
+    #[test]
+    fn suggestions_keep_to_where_a_safety_threshold_is_met() {
+        // Maximise x₀ + x₁ while x₀ stays at most 0.4: the optimum sits on the constraint.
+        let metrics = vec![
+            Metric::objective(Goal::Maximize),
+            Metric {
+                goal: Goal::Minimize,
+                threshold: Some(0.4),
+            },
+        ];
+        let tuner =
+            Tuner::with_metrics(unit_space(2), metrics.clone(), Algorithm::Bayesian, 5).unwrap();
+        let number = |value: &Value| match value {
+            Value::Number(x) => *x,
+            Value::Category(_) => unreachable!("numbers"),
+        };
+        let history = run_with(&tuner, 25, |values| {
+            let (x0, x1) = (number(&values[0]), number(&values[1]));
+            vec![x0 + x1, x0]
+        });
+        let late = &history[8..];
+        let safe = late.iter().filter(|t| number(&t.values[0]) <= 0.4).count();
+        // Random search would be safe 40% of the time.
+        assert!(safe * 10 >= late.len() * 8, "{safe} of {} safe", late.len());
+        let optimal = front::optimal(&metrics, &history);
+        assert_eq!(optimal.len(), 1);
+        let best = &history[optimal[0]].metrics.as_ref().unwrap();
+        assert!(best[1] <= 0.4 && best[0] > 1.3, "{best:?}");
     }
 
     #[test]
@@ -420,7 +628,7 @@ mod tests {
                 .into_iter()
                 .map(|values| Trial {
                     values,
-                    objective: None,
+                    metrics: None,
                 })
                 .collect();
             assert!(

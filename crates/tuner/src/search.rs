@@ -3,7 +3,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::bandit::sobol_point;
+use crate::acquisition::sobol_point;
 use crate::space::{Domain, Point, Space, Value};
 
 /// Every value of one parameter, in order (None for DOUBLE, which a grid cannot hold).

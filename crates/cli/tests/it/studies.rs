@@ -162,6 +162,99 @@ fn a_client_finds_the_minimum_of_a_quadratic_within_fifteen_trials() {
     );
 }
 
+/// Two objectives with a trade-off along x (y only hurts both) and a safety constraint on x: the
+/// optimal trials are the safe ones no other dominates, and the search keeps to the safe side.
+#[test]
+fn a_two_objective_study_with_a_safety_threshold_reports_its_safe_pareto_front() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let study = json!({"studyConfig": {
+        "metrics": [
+            {"metric": "left", "goal": "MINIMIZE"},
+            {"metric": "right", "goal": "MINIMIZE"},
+            {"metric": "cost", "goal": "MINIMIZE", "safetyConfig": {"safetyThreshold": 0.6}},
+        ],
+        "parameters": [
+            {"parameter": "x", "type": "DOUBLE", "doubleValueSpec": {"minValue": 0, "maxValue": 1}},
+            {"parameter": "y", "type": "DOUBLE", "doubleValueSpec": {"minValue": 0, "maxValue": 1}},
+        ],
+    }});
+    let (status, created) = post(&server, "?studyId=front", study);
+    assert_eq!(status, 200, "{created}");
+    let measure = |x: f64, y: f64| [x * x + y, (1.0 - x).powi(2) + y, x];
+    let mut measured = Vec::new();
+    for _ in 0..20 {
+        let (_, operation) = post(&server, "/front/trials:suggest", json!({"clientId": "w"}));
+        let trial = &suggested(&operation)[0];
+        let (x, y) = (float(trial, "x"), float(trial, "y"));
+        let [left, right, cost] = measure(x, y);
+        let (status, completed) = post(
+            &server,
+            &format!("{}:complete", trial_path(trial)),
+            json!({"finalMeasurement": {"metrics": [
+                {"metric": "left", "value": left},
+                {"metric": "right", "value": right},
+                {"metric": "cost", "value": cost},
+            ]}}),
+        );
+        assert_eq!(status, 200, "{completed}");
+        measured.push((
+            trial["name"].as_str().unwrap().to_string(),
+            [left, right, cost],
+        ));
+    }
+    // A final measurement needs every metric.
+    let (_, operation) = post(&server, "/front/trials:suggest", json!({"clientId": "w"}));
+    let open = trial_path(&suggested(&operation)[0]);
+    let (status, error) = post(
+        &server,
+        &format!("{open}:complete"),
+        json!({"finalMeasurement": {"metrics": [{"metric": "left", "value": 1}]}}),
+    );
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("every metric"),
+        "{error}"
+    );
+
+    let expected: Vec<&String> = measured
+        .iter()
+        .filter(|(_, [l, r, c])| {
+            *c <= 0.6
+                && !measured
+                    .iter()
+                    .any(|(_, [l2, r2, c2])| *c2 <= 0.6 && l2 <= l && r2 <= r && (l2 < l || r2 < r))
+        })
+        .map(|(name, _)| name)
+        .collect();
+    let (_, optimal) = post(&server, "/front/trials:listOptimalTrials", json!({}));
+    let mut names: Vec<&str> = optimal["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    let mut expected: Vec<&str> = expected.iter().map(|n| n.as_str()).collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    // The search found the front (y near 0) on the safe side: several optimal trials, and most
+    // trials after the start-up design were safe, where random search would be 60% of the time.
+    assert!(names.len() >= 3, "{optimal}");
+    let late = &measured[6..];
+    let safe = late.iter().filter(|(_, [_, _, c])| *c <= 0.6).count();
+    assert!(safe * 10 >= late.len() * 8, "{safe} of {} safe", late.len());
+    // left = x² + y and cost = x, so y = left − cost².
+    let near_front = measured
+        .iter()
+        .filter(|(name, [l, _, c])| names.contains(&name.as_str()) && l - c * c <= 0.05)
+        .count();
+    assert!(near_front >= 3, "{optimal}");
+}
+
 #[test]
 fn invalid_studies_are_refused_with_every_field_named() {
     let data = tempfile::tempdir().unwrap();
@@ -170,7 +263,11 @@ fn invalid_studies_are_refused_with_every_field_named() {
         &server,
         "?studyId=bad",
         json!({"studyConfig": {
-            "metrics": [{"metric": "a", "goal": "MAXIMIZE"}, {"metric": "b", "goal": "MINIMIZE"}],
+            "metrics": [
+                {"metric": "a", "goal": "MAXIMIZE"},
+                {"metric": "a", "goal": "MINIMIZE"},
+                {"metric": "c", "safetyConfig": {"safetyThreshold": 1}},
+            ],
             "parameters": [
                 {"parameter": "lr", "type": "DOUBLE", "doubleValueSpec": {"minValue": 0, "maxValue": 1}, "scaleType": "UNIT_LOG_SCALE"},
                 {"parameter": "n", "type": "INTEGER"},
@@ -180,7 +277,8 @@ fn invalid_studies_are_refused_with_every_field_named() {
     assert_eq!(status, 400);
     let message = error["error"]["message"].as_str().unwrap();
     for expected in [
-        "study_config.metrics Error: Kiln optimises exactly one metric",
+        "study_config.metrics[1].metric Error: the metric \"a\" is named twice",
+        "study_config.metrics[2].goal Error: MAXIMIZE or MINIMIZE is required",
         "parameters[1] Error: a Integer parameter needs its integerValueSpec",
     ] {
         assert!(message.contains(expected), "{expected} in {message}");
@@ -197,6 +295,21 @@ fn invalid_studies_are_refused_with_every_field_named() {
             .as_str()
             .unwrap()
             .contains("parameters[0] Error: a log scale needs minValue > 0"),
+        "{error}"
+    );
+    let (status, error) = post(
+        &server,
+        "?studyId=bad",
+        json!({"studyConfig": {
+            "metrics": [{"metric": "cost", "goal": "MINIMIZE", "safetyConfig": {"safetyThreshold": 1}}],
+            "parameters": [{"parameter": "x", "type": "DOUBLE", "doubleValueSpec": {"minValue": 0, "maxValue": 1}}]}}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at least one metric must be an objective"),
         "{error}"
     );
     let (status, error) = post(&server, "", json!({"studyConfig": {}}));

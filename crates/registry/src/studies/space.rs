@@ -2,8 +2,10 @@
 //! and trials' parameters to and from the tuner's values.
 
 use kiln_api::job::ParameterType;
-use kiln_api::study::{Measurement, MetricGoal, Study, StudyAlgorithm, Trial, TrialParameter};
-use kiln_tuner::{Algorithm, Domain, Goal, Param, Tuner, Value};
+use kiln_api::study::{
+    Measurement, MetricGoal, Study, StudyAlgorithm, StudyConfig, Trial, TrialParameter,
+};
+use kiln_tuner::{Algorithm, Domain, Goal, Metric, Param, Tuner, Value};
 
 use crate::tuning::build_tuner;
 
@@ -11,29 +13,7 @@ use crate::tuning::build_tuner;
 pub(super) fn tuner(study: &Study) -> Result<Tuner, Vec<String>> {
     let config = &study.study_config;
     let mut problems = Vec::new();
-    let goal = match config.metrics.as_slice() {
-        [metric] if !metric.metric.is_empty() => match metric.goal {
-            MetricGoal::Maximize => Goal::Maximize,
-            MetricGoal::Minimize => Goal::Minimize,
-            MetricGoal::GoalTypeUnspecified => {
-                problems.push("Field: study.study_config.metrics[0].goal Error: MAXIMIZE or MINIMIZE is required".into());
-                Goal::Maximize
-            }
-        },
-        [_] => {
-            problems.push(
-                "Field: study.study_config.metrics[0].metric Error: the metric needs a name".into(),
-            );
-            Goal::Maximize
-        }
-        _ => {
-            problems.push(format!(
-                "Field: study.study_config.metrics Error: Kiln optimises exactly one metric per study, got {}",
-                config.metrics.len()
-            ));
-            Goal::Maximize
-        }
-    };
+    let metrics = metrics(config, &mut problems);
     let mut params = Vec::new();
     for (index, spec) in config.parameters.iter().enumerate() {
         let field = format!("Field: study.study_config.parameters[{index}]");
@@ -104,11 +84,57 @@ pub(super) fn tuner(study: &Study) -> Result<Tuner, Vec<String>> {
     }
     build_tuner(
         params,
-        goal,
+        metrics,
         algorithm,
         &study.name,
         "study.study_config.parameters",
     )
+}
+
+/// The tuner's metrics for a config's: each named once, with a goal, safety thresholds finite, and
+/// at least one objective.
+fn metrics(config: &StudyConfig, problems: &mut Vec<String>) -> Vec<Metric> {
+    const FIELD: &str = "Field: study.study_config.metrics";
+    if config.metrics.is_empty() {
+        problems.push(format!("{FIELD} Error: a study needs at least one metric"));
+    } else if config.metrics.iter().all(|m| m.safety_config.is_some()) {
+        problems.push(format!(
+            "{FIELD} Error: at least one metric must be an objective (without safetyConfig)"
+        ));
+    }
+    let mut metrics = Vec::new();
+    for (index, spec) in config.metrics.iter().enumerate() {
+        let field = format!("{FIELD}[{index}]");
+        if spec.metric.is_empty() {
+            problems.push(format!("{field}.metric Error: the metric needs a name"));
+        } else if config.metrics[..index]
+            .iter()
+            .any(|m| m.metric == spec.metric)
+        {
+            problems.push(format!(
+                "{field}.metric Error: the metric {:?} is named twice",
+                spec.metric
+            ));
+        }
+        let goal = match spec.goal {
+            MetricGoal::Maximize => Goal::Maximize,
+            MetricGoal::Minimize => Goal::Minimize,
+            MetricGoal::GoalTypeUnspecified => {
+                problems.push(format!(
+                    "{field}.goal Error: MAXIMIZE or MINIMIZE is required"
+                ));
+                Goal::Maximize
+            }
+        };
+        let threshold = spec.safety_config.as_ref().map(|c| c.safety_threshold);
+        if threshold.is_some_and(|t| !t.is_finite()) {
+            problems.push(format!(
+                "{field}.safety_config.safety_threshold Error: must be a finite number"
+            ));
+        }
+        metrics.push(Metric { goal, threshold });
+    }
+    metrics
 }
 
 /// A trial's values in the tuner's terms.
@@ -159,13 +185,43 @@ pub(super) fn parameters(tuner: &Tuner, values: &[Value]) -> Vec<TrialParameter>
         .collect()
 }
 
-/// The value of the study's metric in a measurement.
-pub(super) fn metric(study: &Study, measurement: &Measurement) -> Option<f64> {
-    let name = &study.study_config.metrics.first()?.metric;
+/// The finite value of a metric in a measurement.
+fn value(measurement: &Measurement, name: &str) -> Option<f64> {
     measurement
         .metrics
         .iter()
-        .find(|m| &m.metric == name)
+        .find(|m| m.metric == name)
         .map(|m| m.value)
         .filter(|v| v.is_finite())
+}
+
+/// The value of the study's first objective in a measurement: what early stopping follows.
+pub(super) fn objective(study: &Study, measurement: &Measurement) -> Option<f64> {
+    let spec = study
+        .study_config
+        .metrics
+        .iter()
+        .find(|m| m.safety_config.is_none())?;
+    value(measurement, &spec.metric)
+}
+
+/// The name of the study's first objective.
+pub(super) fn objective_name(study: &Study) -> &str {
+    study
+        .study_config
+        .metrics
+        .iter()
+        .find(|m| m.safety_config.is_none())
+        .map_or("", |m| m.metric.as_str())
+}
+
+/// The value of every metric of the study in a measurement, in the config's order; `None` unless
+/// each is there and finite.
+pub(super) fn metrics_of(study: &Study, measurement: &Measurement) -> Option<Vec<f64>> {
+    study
+        .study_config
+        .metrics
+        .iter()
+        .map(|spec| value(measurement, &spec.metric))
+        .collect()
 }

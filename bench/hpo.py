@@ -2,7 +2,8 @@
 """HyperTune benchmark: Kiln's tuner beside Optuna 5's samplers and random search, in three suites.
 
 - single: median log10 simple regret over seeds at 20/50/100 trials on Branin-2, Hartmann-6, a
-  log-scaled Rosenbrock-4, a mixed categorical/integer/log/reverse-log space and Ackley-5,
+  log-scaled Rosenbrock-4, a mixed categorical/integer/log/reverse-log space, Ackley-5 and a
+  conditional space (a categorical parent choosing between two child subspaces),
   sequential and with 4 parallel trials (asynchronous: 4 trials in flight, the oldest finishes, one
   more is asked for), against TPE and GP.
 - multi: median hypervolume after 100 trials on ZDT1, ZDT2 and DTLZ2 (bench/hpo_multi.py), against
@@ -79,8 +80,24 @@ def ackley5(x):
             + 20 + math.e)
 
 
-def double(name, low, high, scale="LINEAR"):
-    return {"name": name, "type": "DOUBLE", "min": low, "max": high, "scale": scale}
+def conditional(x):
+    """An optimizer choosing between two subspaces; the best loss, 0, is in adam's."""
+    if x["optimizer"] == "sgd":
+        return 0.1 + (math.log10(x["sgd_lr"]) + 1.5) ** 2 / 4 + (math.log10(1 - x["momentum"]) + 1.5) ** 2 / 2
+    return ((math.log10(x["adam_lr"]) + 3) ** 2 / 4 + ((x["layers"] - 5) / 4) ** 2
+            + (math.log10(1 - x["beta2"]) + 3) ** 2 / 2)
+
+
+def double(name, low, high, scale="LINEAR", parent=None):
+    param = {"name": name, "type": "DOUBLE", "min": low, "max": high, "scale": scale}
+    if parent:
+        param["parent"], param["parentValues"] = "optimizer", [parent]
+    return param
+
+
+def active(param, x):
+    """Whether a (conditional) parameter takes a value given those before it."""
+    return "parent" not in param or x.get(param["parent"]) in param["parentValues"]
 
 
 PROBLEMS = {
@@ -93,6 +110,12 @@ PROBLEMS = {
                {"name": "units", "type": "INTEGER", "min": 8, "max": 1024, "scale": "LOG"}], mixed, 0.0),
     # The optimum (0) is off the centre of the box, so no design that starts at the centre gets it free.
     "ackley5": ([double(f"x{i}", -15, 30) for i in range(5)], ackley5, 0.0),
+    # A categorical parent choosing between two child subspaces (Vizier's childParameterSpecs).
+    "conditional": ([{"name": "optimizer", "type": "CATEGORICAL", "values": ["sgd", "adam"]},
+                     double("sgd_lr", 1e-5, 1, "LOG", "sgd"), double("momentum", 0.5, 0.9999, "REVERSE_LOG", "sgd"),
+                     double("adam_lr", 1e-5, 1, "LOG", "adam"), double("beta2", 0.9, 0.99999, "REVERSE_LOG", "adam"),
+                     {"name": "layers", "type": "INTEGER", "min": 1, "max": 8, "scale": "LINEAR",
+                      "parent": "optimizer", "parentValues": ["adam"]}], conditional, 0.0),
 }
 
 
@@ -168,7 +191,10 @@ def run_optuna(problem, seed, trials, parallel, sampler_name):
     def ask(_pending):
         started = time.perf_counter()
         trial = study.ask()
-        x = {p["name"]: optuna_suggest(trial, p) for p in params}
+        x = {}
+        for param in params:
+            if active(param, x):
+                x[param["name"]] = optuna_suggest(trial, param)
         latencies.append(time.perf_counter() - started)
         return trial, x
 

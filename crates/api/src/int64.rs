@@ -24,6 +24,26 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D:
     }
 }
 
+/// A list of int64 values, each written as a string and read from a string or a number.
+pub mod list {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes each `i64` as a string.
+    pub fn serialize<S: Serializer>(values: &[i64], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(values.iter().map(i64::to_string))
+    }
+
+    /// Reads each `i64` from a string or a number.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<i64>, D::Error> {
+        #[derive(Deserialize)]
+        struct One(#[serde(with = "super")] i64);
+        Ok(Vec::<One>::deserialize(deserializer)?
+            .into_iter()
+            .map(|One(value)| value)
+            .collect())
+    }
+}
+
 /// Whether an int64 field holds its default and is left out.
 pub fn is_zero(value: &i64) -> bool {
     *value == 0

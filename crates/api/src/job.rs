@@ -281,6 +281,19 @@ pub struct ParameterSpec {
     /// Scale.
     #[serde(default, skip_serializing_if = "is_default")]
     pub scale_type: ScaleType,
+    /// Parameters tried only when this one takes one of their parent values (a Kiln extension
+    /// in Vizier's shape: ML Engine's tuning jobs have no conditional parameters).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub child_parameter_specs: Vec<ParameterSpec>,
+    /// For a child of a CATEGORICAL parameter: the parent's values that make it active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_categorical_values: Option<crate::study::CategoricalValueSpec>,
+    /// For a child of an INTEGER parameter: the parent's values that make it active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_int_values: Option<crate::study::IntValues>,
+    /// For a child of a DISCRETE parameter: the parent's values that make it active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_discrete_values: Option<crate::study::DiscreteValueSpec>,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {

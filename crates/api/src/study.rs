@@ -97,6 +97,16 @@ pub struct DiscreteValueSpec {
     pub values: Vec<f64>,
 }
 
+/// The INTEGER values of a parent that make a child parameter active (int64 as strings).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IntValues {
+    /// The values.
+    #[serde(with = "crate::int64::list")]
+    #[schemars(with = "Vec<crate::int64::Int64>")]
+    pub values: Vec<i64>,
+}
+
 /// A study parameter (Vizier's `ParameterSpec`); exactly one value spec matches its type.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -122,9 +132,18 @@ pub struct StudyParameterSpec {
     /// Scale.
     #[serde(default, skip_serializing_if = "is_default")]
     pub scale_type: crate::job::ScaleType,
-    /// Conditional children (not supported: refused when present).
+    /// Parameters that take a value only when this one takes one of their parent values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub child_parameter_specs: Vec<serde_json::Value>,
+    pub child_parameter_specs: Vec<StudyParameterSpec>,
+    /// For a child of a CATEGORICAL parameter: the parent's values that make it active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_categorical_values: Option<CategoricalValueSpec>,
+    /// For a child of an INTEGER parameter: the parent's values that make it active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_int_values: Option<IntValues>,
+    /// For a child of a DISCRETE parameter: the parent's values that make it active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_discrete_values: Option<DiscreteValueSpec>,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {

@@ -2,6 +2,7 @@
 //! the job keeps in `trainingOutput.trials`; `run` is the loop that runs the trials.
 
 mod run;
+pub(crate) mod tree;
 
 pub(crate) use run::Resumed;
 
@@ -61,17 +62,8 @@ pub fn plan(spec: &HyperparameterSpec, job_id: &str) -> Result<TuningPlan, Vec<S
         spec.max_failed_trials,
         max_trials.div_ceil(2),
     );
-    let mut params = Vec::new();
-    for (index, param) in spec.params.iter().enumerate() {
-        match domain(param) {
-            Ok(domain) => params.push(Param {
-                name: param.parameter_name.clone(),
-                domain,
-            }),
-            Err(message) => {
-                problems.push(format!("Field: {FIELD}.params[{index}] Error: {message}"))
-            }
-        }
+    let read = |param: &kiln_api::job::ParameterSpec, field: &str| {
+        let mut problems = Vec::new();
         let name = &param.parameter_name;
         if !name.is_empty()
             && !name
@@ -79,10 +71,22 @@ pub fn plan(spec: &HyperparameterSpec, job_id: &str) -> Result<TuningPlan, Vec<S
                 .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
         {
             problems.push(format!(
-                "Field: {FIELD}.params[{index}].parameter_name Error: {name:?} must be letters, digits, '_', '-' or '.': it becomes the flag --{name}"
+                "Field: {field}.parameter_name Error: {name:?} must be letters, digits, '_', '-' or '.': it becomes the flag --{name}"
             ));
         }
-    }
+        match domain(param) {
+            Ok(domain) if problems.is_empty() => Ok(Param::new(name.clone(), domain)),
+            Ok(_) => Err(problems),
+            Err(message) => {
+                problems.insert(0, format!("Field: {field} Error: {message}"));
+                Err(problems)
+            }
+        }
+    };
+    let params_field = format!("{FIELD}.params");
+    let flat = tree::flatten(&spec.params, &params_field, &read)
+        .map_err(|found| problems.extend(found))
+        .ok();
     let goal = match spec.goal {
         GoalType::Minimize => Goal::Minimize,
         _ => Goal::Maximize,
@@ -92,23 +96,23 @@ pub fn plan(spec: &HyperparameterSpec, job_id: &str) -> Result<TuningPlan, Vec<S
         TuningAlgorithm::GridSearch => Algorithm::Grid,
         TuningAlgorithm::RandomSearch => Algorithm::Random,
     };
-    let tuner = match (problems.is_empty(), spec.params.is_empty()) {
-        (_, true) => {
+    let tuner = match (problems.is_empty(), flat) {
+        _ if spec.params.is_empty() => {
             problems.push(format!(
-                "Field: {FIELD}.params Error: a tuning job needs at least one parameter"
+                "Field: {params_field} Error: a tuning job needs at least one parameter"
             ));
             None
         }
-        (false, false) => None,
-        (true, false) => build_tuner(
+        (true, Some((params, fields))) => build_tuner(
             params,
             vec![Metric::objective(goal)],
             algorithm,
             job_id,
-            &format!("{FIELD}.params"),
+            (&params_field, &fields),
         )
         .map_err(|found| problems.extend(found))
         .ok(),
+        _ => None,
     };
     match tuner {
         Some(tuner) if problems.is_empty() => Ok(TuningPlan {
@@ -128,22 +132,26 @@ pub fn plan(spec: &HyperparameterSpec, job_id: &str) -> Result<TuningPlan, Vec<S
 }
 
 /// A tuner over `params` measuring `metrics`, seeded by `name` (a job id, a study name) so its
-/// suggestions are reproducible; problems name `field[index]`.
+/// suggestions are reproducible. Problems name the parameters' list `field`, or the path in
+/// `fields` of the parameter they concern (one per parameter, in order).
 pub fn build_tuner(
     params: Vec<Param>,
     metrics: Vec<Metric>,
     algorithm: Algorithm,
     name: &str,
-    field: &str,
+    (field, fields): (&str, &[String]),
 ) -> Result<Tuner, Vec<String>> {
     Space::new(params)
         .and_then(|space| Tuner::with_metrics(space, metrics, algorithm, seed(name)))
         .map_err(|error| match error {
             TunerError::InvalidSpace(found) => found
                 .into_iter()
-                .map(|(index, message)| match index {
-                    Some(index) => format!("Field: {field}[{index}] Error: {message}"),
-                    None => format!("Field: {field} Error: {message}"),
+                .map(|(index, message)| {
+                    let at = index.and_then(|index| fields.get(index));
+                    format!(
+                        "Field: {} Error: {message}",
+                        at.map_or(field, String::as_str)
+                    )
                 })
                 .collect(),
             other => vec![format!("Field: {field} Error: {other}")],
@@ -207,19 +215,16 @@ fn domain(param: &kiln_api::job::ParameterSpec) -> Result<Domain, String> {
     }
 }
 
-/// A stored trial's values in the tuner's terms; `None` if they no longer fit the space.
+/// A stored trial's values in the tuner's terms (an inactive conditional parameter is not stored);
+/// `None` if they no longer fit the space.
 pub fn values(space: &Space, trial: &HyperparameterOutput) -> Option<Vec<Value>> {
-    space
-        .params()
-        .iter()
-        .map(|param| {
-            let text = trial.hyperparameters.get(&param.name)?;
-            Some(match param.domain {
-                Domain::Categorical { .. } => Value::Category(text.clone()),
-                _ => Value::Number(text.parse().ok()?),
-            })
+    tree::values(space.params(), |param| {
+        let text = trial.hyperparameters.get(&param.name)?;
+        Some(match param.domain {
+            Domain::Categorical { .. } => Value::Category(text.clone()),
+            _ => Value::Number(text.parse().ok()?),
         })
-        .collect()
+    })
 }
 
 /// What the tuner learns from a finished trial: its final metric, or a failure. Cancelled trials
@@ -244,6 +249,7 @@ pub fn new_trial(space: &Space, trial_id: usize, values: &[Value]) -> Hyperparam
             .params()
             .iter()
             .zip(values)
+            .filter(|(_, value)| **value != Value::Inactive)
             .map(|(param, value)| (param.name.clone(), value.to_string()))
             .collect::<BTreeMap<_, _>>(),
         state: JobState::Running,
@@ -252,7 +258,7 @@ pub fn new_trial(space: &Space, trial_id: usize, values: &[Value]) -> Hyperparam
     }
 }
 
-/// The trainer flags of a trial: `--name=value` per parameter, in spec order.
+/// The trainer flags of a trial: `--name=value` per active parameter, in spec order.
 pub fn flags(space: &Space, trial: &HyperparameterOutput) -> Vec<String> {
     space
         .params()

@@ -2,27 +2,31 @@
 //!
 //! The first line configures the study:
 //! `{"params": [{"name", "type": "DOUBLE"|"INTEGER"|"DISCRETE"|"CATEGORICAL", "min", "max",
-//! "values", "scale": "LINEAR"|"LOG"|"REVERSE_LOG"}], "goal": "MINIMIZE", "algorithm": "BAYESIAN"|"RANDOM", "seed": 1}`,
+//! "values", "scale": "LINEAR"|"LOG"|"REVERSE_LOG", "parent", "parentValues"}], "goal": "MINIMIZE", "algorithm": "BAYESIAN"|"RANDOM", "seed": 1}`,
 //! or with `"metrics": [{"goal": "MINIMIZE", "threshold": 0.5}, ...]` in place of `goal` for
 //! several metrics (a threshold makes one a safety constraint).
 //! Every later line asks: `{"completed": [{"values": [...], "objective": y}], "pending": [[...]],
 //! "count": 1}` (`"metrics": [y1, y2]` in place of `objective` for several metrics) and is answered
-//! `{"suggestions": [[...]], "seconds": 0.01}`.
+//! `{"suggestions": [[...]], "seconds": 0.01}`. An inactive conditional parameter's value is `null`.
 
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
-use kiln_tuner::{Algorithm, Domain, Goal, Metric, Param, Scale, Space, Trial, Tuner, Value};
+use kiln_tuner::{
+    Algorithm, Condition, Domain, Goal, Metric, Param, Scale, Space, Trial, Tuner, Value,
+};
 use serde_json::{Value as Json, json};
 
 fn value(json: &Json) -> Value {
     match json {
         Json::String(text) => Value::Category(text.clone()),
+        Json::Null => Value::Inactive,
         other => Value::Number(other.as_f64().unwrap_or(f64::NAN)),
     }
 }
 
-fn param(json: &Json) -> Param {
+/// A parameter; `"parent": NAME, "parentValues": [...]` makes it conditional on an earlier one.
+fn param(json: &Json, earlier: &[Param]) -> Param {
     let scale = match json["scale"].as_str() {
         Some("LOG") => Scale::Log,
         Some("REVERSE_LOG") => Scale::ReverseLog,
@@ -58,9 +62,22 @@ fn param(json: &Json) -> Param {
             scale,
         },
     };
+    let condition = json["parent"].as_str().map(|parent| Condition {
+        parent: earlier
+            .iter()
+            .position(|param| param.name == parent)
+            .unwrap_or(usize::MAX),
+        values: json["parentValues"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(value)
+            .collect(),
+    });
     Param {
         name: json["name"].as_str().unwrap_or_default().to_string(),
         domain,
+        condition,
     }
 }
 
@@ -68,14 +85,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     let config: Json = serde_json::from_str(&lines.next().ok_or("no configuration line")??)?;
-    let space = Space::new(
-        config["params"]
-            .as_array()
-            .ok_or("params")?
-            .iter()
-            .map(param)
-            .collect(),
-    )?;
+    let space = Space::new(config["params"].as_array().ok_or("params")?.iter().fold(
+        Vec::new(),
+        |mut params, json| {
+            params.push(param(json, &params));
+            params
+        },
+    ))?;
     let goal = |json: &Json| {
         if json["goal"] == "MINIMIZE" {
             Goal::Minimize
@@ -145,6 +161,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map(|value| match value {
                         Value::Number(number) => json!(number),
                         Value::Category(category) => json!(category),
+                        Value::Inactive => Json::Null,
                     })
                     .collect()
             })

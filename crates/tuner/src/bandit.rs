@@ -17,7 +17,7 @@ use crate::space::{Point, Space};
 use crate::warp::warp;
 
 /// Exploration weight of the upper confidence bound (Vizier's default).
-pub const BETA: f64 = 1.8;
+const BETA: f64 = 1.8;
 /// Best observed points whose neighbourhoods are searched.
 const NEAR: usize = 5;
 

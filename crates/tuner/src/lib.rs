@@ -20,6 +20,7 @@
 
 mod acquisition;
 mod bandit;
+pub mod condition;
 pub mod front;
 mod gp;
 mod model;
@@ -32,6 +33,7 @@ mod warp;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+pub use condition::Condition;
 pub use space::{Domain, Param, Point, Scale, Space, Value};
 pub use stopping::{Measurement, should_stop};
 
@@ -348,6 +350,7 @@ mod tests {
                     max: 5.0,
                     scale: Scale::Linear,
                 },
+                condition: None,
             },
             Param {
                 name: "n".into(),
@@ -356,12 +359,14 @@ mod tests {
                     max: 8,
                     scale: Scale::Linear,
                 },
+                condition: None,
             },
             Param {
                 name: "c".into(),
                 domain: Domain::Categorical {
                     values: vec!["a".into(), "b".into()],
                 },
+                condition: None,
             },
         ])
         .unwrap();
@@ -398,6 +403,7 @@ mod tests {
                 max,
                 scale: Scale::Linear,
             },
+            condition: None,
         };
         let space = Space::new(vec![
             integer("first-layer-size", 50, 500),
@@ -409,6 +415,7 @@ mod tests {
                     max: 1.0,
                     scale: Scale::ReverseLog,
                 },
+                condition: None,
             },
         ])
         .unwrap();
@@ -502,7 +509,7 @@ mod tests {
             .iter()
             .map(|value| match value {
                 Value::Number(x) => *x,
-                Value::Category(_) => unreachable!("numbers"),
+                _ => unreachable!("numbers"),
             })
             .collect();
         let g = 1.0 + 9.0 * (x[1] + x[2]) / 2.0;
@@ -536,6 +543,7 @@ mod tests {
                         max: 1.0,
                         scale: Scale::Linear,
                     },
+                    condition: None,
                 })
                 .collect(),
         )
@@ -595,7 +603,7 @@ mod tests {
             Tuner::with_metrics(unit_space(2), metrics.clone(), Algorithm::Bayesian, 5).unwrap();
         let number = |value: &Value| match value {
             Value::Number(x) => *x,
-            Value::Category(_) => unreachable!("numbers"),
+            _ => unreachable!("numbers"),
         };
         let history = run_with(&tuner, 25, |values| {
             let (x0, x1) = (number(&values[0]), number(&values[1]));
@@ -611,6 +619,183 @@ mod tests {
         assert!(best[1] <= 0.4 && best[0] > 1.3, "{best:?}");
     }
 
+    /// `optimizer` chooses between `momentum` (sgd) and `beta` (adam); sgd's `schedule` may be
+    /// `cosine`, which brings `warmup`. The best loss, 0, is adam with `beta` = 0.9 and lr = 0.01.
+    fn conditional_space() -> Space {
+        let unit = |name: &str, condition| Param {
+            condition,
+            ..Param::new(
+                name,
+                Domain::Double {
+                    min: 0.0,
+                    max: 1.0,
+                    scale: Scale::Linear,
+                },
+            )
+        };
+        let on = |parent: usize, value: &str| {
+            Some(Condition {
+                parent,
+                values: vec![Value::Category(value.into())],
+            })
+        };
+        Space::new(vec![
+            Param::new(
+                "optimizer",
+                Domain::Categorical {
+                    values: vec!["sgd".into(), "adam".into()],
+                },
+            ),
+            Param::new(
+                "lr",
+                Domain::Double {
+                    min: 1e-4,
+                    max: 1.0,
+                    scale: Scale::Log,
+                },
+            ),
+            unit("momentum", on(0, "sgd")),
+            unit("beta", on(0, "adam")),
+            Param {
+                condition: on(0, "sgd"),
+                ..Param::new(
+                    "schedule",
+                    Domain::Categorical {
+                        values: vec!["constant".into(), "cosine".into()],
+                    },
+                )
+            },
+            Param {
+                condition: on(4, "cosine"),
+                ..Param::new(
+                    "warmup",
+                    Domain::Integer {
+                        min: 0,
+                        max: 10,
+                        scale: Scale::Linear,
+                    },
+                )
+            },
+        ])
+        .unwrap()
+    }
+
+    fn conditional_loss(values: &[Value]) -> f64 {
+        let number = |at: usize| values[at].number().expect("an active number");
+        let lr = (number(1).log10() + 2.0).powi(2) / 4.0;
+        match &values[0] {
+            Value::Category(adam) if adam == "adam" => lr + (number(3) - 0.9).powi(2),
+            _ => {
+                let warmup = match &values[4] {
+                    Value::Category(cosine) if cosine == "cosine" => number(5) / 100.0,
+                    _ => 0.0,
+                };
+                0.2 + lr + (number(2) - 0.5).powi(2) + warmup
+            }
+        }
+    }
+
+    #[test]
+    fn conditional_parameters_take_values_only_under_their_parents() {
+        let space = conditional_space();
+        let tuner = Tuner::new(space.clone(), Goal::Minimize, Algorithm::Bayesian, 11).unwrap();
+        let history = run_with(&tuner, 30, |values| vec![conditional_loss(values)]);
+        let mut seen: Vec<&Vec<Value>> = Vec::new();
+        for trial in &history {
+            let values = &trial.values;
+            let adam = values[0] == Value::Category("adam".into());
+            let cosine = values[4] == Value::Category("cosine".into());
+            let active = [true, true, !adam, adam, !adam, !adam && cosine];
+            for (at, on) in active.iter().enumerate() {
+                assert_eq!(values[at] != Value::Inactive, *on, "{values:?}");
+            }
+            assert_eq!(space.decode(&space.encode(values).unwrap()), *values);
+            assert!(!seen.contains(&values), "repeated {values:?}");
+            seen.push(values);
+        }
+        let best = history
+            .iter()
+            .filter_map(|t| t.metrics.as_ref().map(|m| m[0]))
+            .fold(f64::INFINITY, f64::min);
+        // The sgd branch cannot go below 0.2.
+        assert!(best < 0.02, "best loss {best}");
+        // An inactive parameter's value is ignored when encoding; an active one must be given.
+        let mut values = history[0].values.clone();
+        let inactive = values.iter().position(|v| *v == Value::Inactive).unwrap();
+        values[inactive] = Value::Number(0.3);
+        assert_eq!(space.encode(&values), space.encode(&history[0].values));
+        values[1] = Value::Inactive;
+        assert!(space.encode(&values).is_none());
+    }
+
+    #[test]
+    fn conditions_are_checked() {
+        let Err(TunerError::InvalidSpace(problems)) = Space::new(vec![
+            Param::new(
+                "x",
+                Domain::Double {
+                    min: 0.0,
+                    max: 1.0,
+                    scale: Scale::Linear,
+                },
+            ),
+            Param {
+                condition: Some(Condition {
+                    parent: 0,
+                    values: vec![Value::Number(0.5)],
+                }),
+                ..Param::new(
+                    "a",
+                    Domain::Categorical {
+                        values: vec!["u".into()],
+                    },
+                )
+            },
+            Param {
+                condition: Some(Condition {
+                    parent: 3,
+                    values: vec![Value::Category("u".into())],
+                }),
+                ..Param::new(
+                    "b",
+                    Domain::Categorical {
+                        values: vec!["u".into()],
+                    },
+                )
+            },
+            Param {
+                condition: Some(Condition {
+                    parent: 1,
+                    values: vec![Value::Category("v".into())],
+                }),
+                ..Param::new(
+                    "c",
+                    Domain::Categorical {
+                        values: vec!["u".into()],
+                    },
+                )
+            },
+        ]) else {
+            panic!("accepted invalid conditions");
+        };
+        let found: Vec<String> = problems
+            .iter()
+            .map(|(at, message)| format!("{at:?} {message}"))
+            .collect();
+        assert!(
+            found[0].starts_with("Some(1) its parent \"x\" is DOUBLE"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("Some(2) a conditional parameter must come after"),
+            "{found:?}"
+        );
+        assert!(
+            found[2].starts_with("Some(3) the parent \"a\" cannot take the value v"),
+            "{found:?}"
+        );
+    }
+
     #[test]
     fn an_exhausted_grid_suggests_nothing_and_failures_count_as_tried() {
         let space = Space::new(vec![Param {
@@ -618,6 +803,7 @@ mod tests {
             domain: Domain::Categorical {
                 values: vec!["a".into(), "b".into()],
             },
+            condition: None,
         }])
         .unwrap();
         for algorithm in [Algorithm::Grid, Algorithm::Bayesian, Algorithm::Random] {

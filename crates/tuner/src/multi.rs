@@ -19,13 +19,15 @@ use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 
 use crate::acquisition::{gaussian, maximise, taken};
-use crate::bandit::BETA;
 use crate::front::dominates;
 use crate::gp::Gp;
 use crate::model;
 use crate::space::{Point, Space};
 use crate::warp::warp;
 
+/// Exploration weight of the upper confidence bounds: below one objective's, since the
+/// hypervolume improvement itself already rewards points away from those tried.
+const BETA: f64 = 1.0;
 /// Weight vectors over which the hypervolume improvement is averaged.
 const SCALARIZATIONS: usize = 128;
 /// The reference point lies this share of each objective's observed range below its worst value.

@@ -135,12 +135,14 @@ mod tests {
                     max: 3,
                     scale: Scale::Linear,
                 },
+                condition: None,
             },
             Param {
                 name: "b".into(),
                 domain: Domain::Categorical {
                     values: vec!["x".into(), "y".into()],
                 },
+                condition: None,
             },
         ])
         .unwrap()
@@ -178,13 +180,14 @@ mod tests {
                 max: 1.0,
                 scale: Scale::Log,
             },
+            condition: None,
         }])
         .unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut samples: Vec<f64> = (0..2000)
             .map(|_| match &space.decode(&random(&space, &mut rng))[0] {
                 Value::Number(lr) => (lr.log10() + 4.0) / 4.0,
-                Value::Category(_) => unreachable!(),
+                _ => unreachable!("numbers"),
             })
             .collect();
         samples.sort_by(f64::total_cmp);

@@ -3,11 +3,13 @@
 //! Every DOUBLE, INTEGER and DISCRETE parameter becomes one continuous coordinate in [0, 1] after its
 //! scale (linear, log or reverse log); every CATEGORICAL parameter becomes an index in its own
 //! dimension, compared by "same or different". Decoding rounds integers and snaps discrete values, so
-//! `decode(encode(v)) == v` for every value the space can hold.
+//! `decode(encode(v)) == v` for every value the space can hold. A conditional parameter
+//! ([`condition`](crate::condition)) that is inactive takes no value and a fixed coordinate.
 
 use std::fmt;
 
 use crate::TunerError;
+use crate::condition::{self, Condition};
 
 /// How a numeric range is mapped onto [0, 1].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,6 +37,21 @@ pub enum Domain {
     Categorical { values: Vec<String> },
 }
 
+impl Domain {
+    /// Whether `value` is one this domain takes.
+    pub fn holds(&self, value: &Value) -> bool {
+        match (self, value) {
+            (Domain::Double { min, max, .. }, Value::Number(x)) => (*min..=*max).contains(x),
+            (Domain::Integer { min, max, .. }, Value::Number(x)) => {
+                x.fract() == 0.0 && (*min as f64..=*max as f64).contains(x)
+            }
+            (Domain::Discrete { values, .. }, Value::Number(x)) => values.contains(x),
+            (Domain::Categorical { values }, Value::Category(name)) => values.contains(name),
+            _ => false,
+        }
+    }
+}
+
 /// A named parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Param {
@@ -42,6 +59,19 @@ pub struct Param {
     pub name: String,
     /// Its values.
     pub domain: Domain,
+    /// When it takes a value; `None` for always.
+    pub condition: Option<Condition>,
+}
+
+impl Param {
+    /// A parameter that always takes a value.
+    pub fn new(name: impl Into<String>, domain: Domain) -> Self {
+        Self {
+            name: name.into(),
+            domain,
+            condition: None,
+        }
+    }
 }
 
 /// One parameter's value in a suggestion or an observation.
@@ -51,14 +81,27 @@ pub enum Value {
     Number(f64),
     /// CATEGORICAL values.
     Category(String),
+    /// No value: a conditional parameter whose condition does not hold.
+    Inactive,
+}
+
+impl Value {
+    /// The number of a DOUBLE, INTEGER or DISCRETE value.
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Value::Number(number) => Some(*number),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Value {
-    /// As a trainer flag expects it: `32`, `0.001`, `relu`.
+    /// As a trainer flag expects it: `32`, `0.001`, `relu` (and nothing for an inactive one).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::Number(number) => write!(f, "{number}"),
             Value::Category(category) => f.write_str(category),
+            Value::Inactive => Ok(()),
         }
     }
 }
@@ -97,6 +140,9 @@ impl Point {
         points.iter().any(|point| point.same_as(self))
     }
 }
+
+/// The unit coordinate of an inactive numeric parameter: the middle of its axis.
+const INACTIVE_UNIT: f64 = 0.5;
 
 /// A validated list of parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,6 +214,9 @@ impl Space {
                     }
                 }
             }
+            for found in condition::problems(&params, index) {
+                problems.push((Some(index), found));
+            }
         }
         if problems.is_empty() {
             Ok(Self { params })
@@ -217,17 +266,22 @@ impl Space {
         })
     }
 
-    /// Encodes values (one per parameter, in order); `None` when one does not belong to its domain.
+    /// Encodes values (one per parameter, in order); `None` when an active parameter's value does
+    /// not belong to its domain. Inactive parameters take their fixed coordinate, whatever value
+    /// they were given.
     pub fn encode(&self, values: &[Value]) -> Option<Point> {
         if values.len() != self.params.len() {
             return None;
         }
+        let active = condition::active(&self.params, values);
         let mut point = Point {
             unit: vec![0.0; self.unit_dims()],
             category: vec![0; self.category_sizes().len()],
         };
-        for ((param, slot), value) in self.slots().zip(values) {
+        for (((param, slot), value), on) in self.slots().zip(values).zip(active) {
             match (slot, &param.domain, value) {
+                (Slot::Unit(at), _, _) if !on => point.unit[at] = INACTIVE_UNIT,
+                (Slot::Category(at), _, _) if !on => point.category[at] = 0,
                 (Slot::Category(at), Domain::Categorical { values }, Value::Category(name)) => {
                     point.category[at] = values.iter().position(|known| known == name)?;
                 }
@@ -241,10 +295,14 @@ impl Space {
         Some(point)
     }
 
-    /// Decodes a point into values: integers rounded, discrete values snapped to the nearest one.
+    /// Decodes a point into values: integers rounded, discrete values snapped to the nearest one,
+    /// inactive parameters [`Value::Inactive`].
     pub fn decode(&self, point: &Point) -> Vec<Value> {
-        self.slots()
-            .map(|(param, slot)| match (slot, &param.domain) {
+        let mut decoded: Vec<Value> = Vec::with_capacity(self.params.len());
+        for (param, slot) in self.slots() {
+            let on = condition::holds(param, &decoded);
+            let value = match (slot, &param.domain) {
+                _ if !on => Value::Inactive,
                 (Slot::Category(at), Domain::Categorical { values }) => {
                     let index = point.category[at].min(values.len() - 1);
                     Value::Category(values[index].clone())
@@ -261,8 +319,10 @@ impl Space {
                     })
                 }
                 _ => unreachable!("slots pair categorical parameters with category slots"),
-            })
-            .collect()
+            };
+            decoded.push(value);
+        }
+        decoded
     }
 
     /// The point moved onto the nearest value the space can hold (integers, discrete values).
@@ -331,10 +391,7 @@ mod tests {
     use super::*;
 
     fn param(name: &str, domain: Domain) -> Param {
-        Param {
-            name: name.into(),
-            domain,
-        }
+        Param::new(name, domain)
     }
 
     #[test]

@@ -255,6 +255,102 @@ fn a_two_objective_study_with_a_safety_threshold_reports_its_safe_pareto_front()
     assert!(near_front >= 3, "{optimal}");
 }
 
+/// A conditional space: `optimizer` chooses between `momentum` and `beta`, and sgd's `layers`
+/// (an INTEGER) brings `width` at 2 or 3. Trials list exactly their active parameters.
+#[test]
+fn a_conditional_study_suggests_children_only_under_their_parents() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let unit = |name: &str, parent: &str| {
+        json!({"parameter": name, "type": "DOUBLE", "doubleValueSpec": {"minValue": 0, "maxValue": 1},
+               "parentCategoricalValues": {"values": [parent]}})
+    };
+    let study = json!({"studyConfig": {
+        "metrics": [{"metric": "loss", "goal": "MINIMIZE"}],
+        "parameters": [{
+            "parameter": "optimizer", "type": "CATEGORICAL",
+            "categoricalValueSpec": {"values": ["sgd", "adam"]},
+            "childParameterSpecs": [
+                unit("momentum", "sgd"),
+                unit("beta", "adam"),
+                {"parameter": "layers", "type": "INTEGER", "integerValueSpec": {"minValue": "1", "maxValue": "3"},
+                 "parentCategoricalValues": {"values": ["sgd"]},
+                 "childParameterSpecs": [{"parameter": "width", "type": "DISCRETE",
+                    "discreteValueSpec": {"values": [16, 32, 64]}, "parentIntValues": {"values": ["2", 3]}}]},
+            ],
+        }],
+    }});
+    let (status, created) = post(&server, "?studyId=branches", study);
+    assert_eq!(status, 200, "{created}");
+    // The config comes back as given, nesting included.
+    assert_eq!(
+        created["studyConfig"]["parameters"][0]["childParameterSpecs"][2]["childParameterSpecs"][0]
+            ["parentIntValues"],
+        json!({"values": ["2", "3"]})
+    );
+    let mut shapes = std::collections::BTreeSet::new();
+    for _ in 0..12 {
+        let (_, operation) = post(
+            &server,
+            "/branches/trials:suggest",
+            json!({"clientId": "w"}),
+        );
+        let trial = &suggested(&operation)[0];
+        let given: Vec<&str> = trial["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["parameter"].as_str().unwrap())
+            .collect();
+        let value = |name: &str| {
+            trial["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["parameter"] == name)
+                .cloned()
+        };
+        let optimizer = value("optimizer").unwrap()["stringValue"].clone();
+        let expected: Vec<&str> = if optimizer == "adam" {
+            vec!["optimizer", "beta"]
+        } else {
+            let layers = value("layers").unwrap()["intValue"].clone();
+            if layers == "1" {
+                vec!["optimizer", "momentum", "layers"]
+            } else {
+                vec!["optimizer", "momentum", "layers", "width"]
+            }
+        };
+        assert_eq!(given, expected, "{trial}");
+        shapes.insert(given.len());
+        let (status, completed) = post(
+            &server,
+            &format!("{}:complete", trial_path(trial)),
+            json!({"finalMeasurement": {"metrics": [{"metric": "loss", "value": given.len() as f64}]}}),
+        );
+        assert_eq!(status, 200, "{completed}");
+    }
+    assert!(shapes.len() >= 2, "only one branch tried: {shapes:?}");
+    // A client's own trial: a value given for an inactive parameter is dropped, a missing active
+    // one refused.
+    let (status, trial) = post(
+        &server,
+        "/branches/trials",
+        json!({"parameters": [
+            {"parameter": "optimizer", "stringValue": "adam"},
+            {"parameter": "beta", "floatValue": 0.5},
+            {"parameter": "momentum", "floatValue": 0.5}]}),
+    );
+    assert_eq!(status, 200, "{trial}");
+    assert_eq!(trial["parameters"].as_array().unwrap().len(), 2, "{trial}");
+    let (status, error) = post(
+        &server,
+        "/branches/trials",
+        json!({"parameters": [{"parameter": "optimizer", "stringValue": "sgd"}]}),
+    );
+    assert_eq!(status, 400, "{error}");
+}
+
 #[test]
 fn invalid_studies_are_refused_with_every_field_named() {
     let data = tempfile::tempdir().unwrap();

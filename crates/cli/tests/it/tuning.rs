@@ -538,3 +538,84 @@ fn a_tuning_job_goes_on_under_the_server_that_follows_a_killed_one() {
         );
     }
 }
+
+/// Conditional parameters (Vizier's `childParameterSpecs`, a Kiln extension for tuning jobs): a
+/// child is tried, and passed to the trainer, only under its parent's values.
+#[test]
+fn a_child_parameter_is_tried_only_under_its_parent() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let body = tuning_job(
+        "branches",
+        work.path(),
+        &["--steps=1"],
+        json!({"goal": "MAXIMIZE", "hyperparameterMetricTag": "accuracy", "maxTrials": 8,
+               "maxParallelTrials": 2, "params": [
+            {"parameterName": "act", "type": "CATEGORICAL", "categoricalValues": ["relu", "tanh"],
+             "childParameterSpecs": [
+                {"parameterName": "lr", "type": "DOUBLE", "minValue": 0.0001, "maxValue": 1,
+                 "scaleType": "UNIT_LOG_SCALE", "parentCategoricalValues": {"values": ["tanh"]}},
+                {"parameterName": "layers", "type": "INTEGER", "minValue": 1, "maxValue": 10,
+                 "parentCategoricalValues": {"values": ["relu"]}}]}]}),
+    );
+    let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body));
+    assert_eq!(status, 200, "{job}");
+    let job = wait_job(&server, "p", "branches", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job:#}");
+    let mut branches = BTreeSet::new();
+    for trial in trials(&job) {
+        let point = trial["hyperparameters"].as_object().unwrap();
+        let act = point["act"].as_str().unwrap();
+        let keys: Vec<&str> = point.keys().map(String::as_str).collect();
+        let expected = if act == "tanh" {
+            ["act", "lr"]
+        } else {
+            ["act", "layers"]
+        };
+        assert_eq!(keys, expected, "{trial}");
+        branches.insert(act.to_string());
+    }
+    assert_eq!(branches.len(), 2, "both branches tried: {job:#}");
+
+    // A DOUBLE cannot be a parent, a child names its parent's values in the field of the parent's
+    // type, and those values are the parent's; each problem names the child's field.
+    let refused = |params: Value, expected: &[&str]| {
+        let body = tuning_job(
+            "bad_branches",
+            work.path(),
+            &[],
+            json!({"goal": "MAXIMIZE", "maxTrials": 2, "params": params}),
+        );
+        let (status, error) = call("POST", &server.api("p", "jobs"), Some(&body));
+        assert_eq!(status, 400, "{error}");
+        let message = message_of(&error);
+        for expected in expected {
+            assert!(message.contains(expected), "{expected} in {message}");
+        }
+    };
+    let integer = |name: &str, parent: Value| {
+        let mut spec =
+            json!({"parameterName": name, "type": "INTEGER", "minValue": 1, "maxValue": 3});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(parent.as_object().unwrap().clone());
+        spec
+    };
+    refused(
+        json!([
+            {"parameterName": "x", "type": "DOUBLE", "minValue": 0, "maxValue": 1,
+             "childParameterSpecs": [integer("y", json!({"parentDiscreteValues": {"values": [0.5]}}))]},
+            {"parameterName": "n", "type": "INTEGER", "minValue": 1, "maxValue": 3,
+             "childParameterSpecs": [integer("a", json!({"parentCategoricalValues": {"values": ["2"]}}))]}]),
+        &[
+            "params[0].child_parameter_specs[0] Error: a DOUBLE parameter cannot have child parameters",
+            "params[1].child_parameter_specs[0] Error: a child parameter names its parent's values in parentIntValues alone",
+        ],
+    );
+    refused(
+        json!([{"parameterName": "n", "type": "INTEGER", "minValue": 1, "maxValue": 3,
+                "childParameterSpecs": [integer("b", json!({"parentIntValues": {"values": ["7"]}}))]}]),
+        &["params[0].child_parameter_specs[0] Error: the parent \"n\" cannot take the value 7"],
+    );
+}

@@ -3,75 +3,22 @@
 
 use kiln_api::job::ParameterType;
 use kiln_api::study::{
-    Measurement, MetricGoal, Study, StudyAlgorithm, StudyConfig, Trial, TrialParameter,
+    Measurement, MetricGoal, Study, StudyAlgorithm, StudyConfig, StudyParameterSpec, Trial,
+    TrialParameter,
 };
 use kiln_tuner::{Algorithm, Domain, Goal, Metric, Param, Tuner, Value};
 
 use crate::tuning::build_tuner;
+use crate::tuning::tree;
 
 /// The tuner a study's config describes, with every problem named by its field.
 pub(super) fn tuner(study: &Study) -> Result<Tuner, Vec<String>> {
     let config = &study.study_config;
     let mut problems = Vec::new();
     let metrics = metrics(config, &mut problems);
-    let mut params = Vec::new();
-    for (index, spec) in config.parameters.iter().enumerate() {
-        let field = format!("Field: study.study_config.parameters[{index}]");
-        let scale = crate::tuning::scale(spec.scale_type);
-        if !spec.child_parameter_specs.is_empty() {
-            problems.push(format!(
-                "{field}.child_parameter_specs Error: conditional parameters are not supported"
-            ));
-            continue;
-        }
-        let domain = match spec.kind {
-            ParameterType::Double => spec.double_value_spec.as_ref().map(|v| Domain::Double {
-                min: v.min_value,
-                max: v.max_value,
-                scale,
-            }),
-            ParameterType::Integer => spec.integer_value_spec.as_ref().map(|v| Domain::Integer {
-                min: v.min_value,
-                max: v.max_value,
-                scale,
-            }),
-            ParameterType::Discrete => {
-                spec.discrete_value_spec.as_ref().map(|v| Domain::Discrete {
-                    values: v.values.clone(),
-                    scale,
-                })
-            }
-            ParameterType::Categorical => {
-                spec.categorical_value_spec
-                    .as_ref()
-                    .map(|v| Domain::Categorical {
-                        values: v.values.clone(),
-                    })
-            }
-            ParameterType::ParameterTypeUnspecified => {
-                problems.push(format!(
-                    "{field}.type Error: DOUBLE, INTEGER, CATEGORICAL or DISCRETE is required"
-                ));
-                continue;
-            }
-        };
-        match domain {
-            Some(domain) => params.push(Param {
-                name: spec.parameter.clone(),
-                domain,
-            }),
-            None => problems.push(format!(
-                "{field} Error: a {:?} parameter needs its {}",
-                spec.kind,
-                match spec.kind {
-                    ParameterType::Double => "doubleValueSpec",
-                    ParameterType::Integer => "integerValueSpec",
-                    ParameterType::Discrete => "discreteValueSpec",
-                    _ => "categoricalValueSpec",
-                }
-            )),
-        }
-    }
+    let flat = tree::flatten(&config.parameters, PARAMETERS, &param)
+        .map_err(|found| problems.extend(found))
+        .ok();
     let algorithm = match config.algorithm {
         StudyAlgorithm::AlgorithmUnspecified | StudyAlgorithm::GaussianProcessBandit => {
             Algorithm::Bayesian
@@ -79,16 +26,65 @@ pub(super) fn tuner(study: &Study) -> Result<Tuner, Vec<String>> {
         StudyAlgorithm::GridSearch => Algorithm::Grid,
         StudyAlgorithm::RandomSearch => Algorithm::Random,
     };
-    if !problems.is_empty() {
-        return Err(problems);
+    match flat {
+        Some((params, fields)) if problems.is_empty() => build_tuner(
+            params,
+            metrics,
+            algorithm,
+            &study.name,
+            (PARAMETERS, &fields),
+        ),
+        _ => Err(problems),
     }
-    build_tuner(
-        params,
-        metrics,
-        algorithm,
-        &study.name,
-        "study.study_config.parameters",
-    )
+}
+
+const PARAMETERS: &str = "study.study_config.parameters";
+
+/// One parameter's name and domain, from the value spec its type needs.
+fn param(spec: &StudyParameterSpec, field: &str) -> Result<Param, Vec<String>> {
+    let scale = crate::tuning::scale(spec.scale_type);
+    let domain = match spec.kind {
+        ParameterType::Double => spec.double_value_spec.as_ref().map(|v| Domain::Double {
+            min: v.min_value,
+            max: v.max_value,
+            scale,
+        }),
+        ParameterType::Integer => spec.integer_value_spec.as_ref().map(|v| Domain::Integer {
+            min: v.min_value,
+            max: v.max_value,
+            scale,
+        }),
+        ParameterType::Discrete => spec.discrete_value_spec.as_ref().map(|v| Domain::Discrete {
+            values: v.values.clone(),
+            scale,
+        }),
+        ParameterType::Categorical => {
+            spec.categorical_value_spec
+                .as_ref()
+                .map(|v| Domain::Categorical {
+                    values: v.values.clone(),
+                })
+        }
+        ParameterType::ParameterTypeUnspecified => {
+            return Err(vec![format!(
+                "Field: {field}.type Error: DOUBLE, INTEGER, CATEGORICAL or DISCRETE is required"
+            )]);
+        }
+    };
+    domain
+        .map(|domain| Param::new(spec.parameter.clone(), domain))
+        .ok_or_else(|| {
+            vec![format!(
+                "Field: {field} Error: a {:?} parameter needs its {}",
+                spec.kind,
+                match spec.kind {
+                    ParameterType::Double => "doubleValueSpec",
+                    ParameterType::Integer => "integerValueSpec",
+                    ParameterType::Discrete => "discreteValueSpec",
+                    _ => "categoricalValueSpec",
+                }
+            )]
+        })
 }
 
 /// The tuner's metrics for a config's: each named once, with a goal, safety thresholds finite, and
@@ -137,29 +133,24 @@ fn metrics(config: &StudyConfig, problems: &mut Vec<String>) -> Vec<Metric> {
     metrics
 }
 
-/// A trial's values in the tuner's terms.
+/// A trial's values in the tuner's terms (an inactive conditional parameter is not listed).
 pub(super) fn values(tuner: &Tuner, trial: &Trial) -> Option<Vec<Value>> {
-    tuner
-        .space()
-        .params()
-        .iter()
-        .map(|param| {
-            let given = trial
-                .parameters
-                .iter()
-                .find(|p| p.parameter == param.name)?;
-            match &param.domain {
-                Domain::Categorical { .. } => given.string_value.clone().map(Value::Category),
-                Domain::Integer { .. } => given
-                    .int_value
-                    .as_ref()
-                    .and_then(|text| text.parse::<i64>().ok())
-                    .map(|v| Value::Number(v as f64))
-                    .or(given.float_value.map(Value::Number)),
-                _ => given.float_value.map(Value::Number),
-            }
-        })
-        .collect()
+    tree::values(tuner.space().params(), |param| {
+        let given = trial
+            .parameters
+            .iter()
+            .find(|p| p.parameter == param.name)?;
+        match &param.domain {
+            Domain::Categorical { .. } => given.string_value.clone().map(Value::Category),
+            Domain::Integer { .. } => given
+                .int_value
+                .as_ref()
+                .and_then(|text| text.parse::<i64>().ok())
+                .map(|v| Value::Number(v as f64))
+                .or(given.float_value.map(Value::Number)),
+            _ => given.float_value.map(Value::Number),
+        }
+    })
 }
 
 pub(super) fn parameters(tuner: &Tuner, values: &[Value]) -> Vec<TrialParameter> {
@@ -168,6 +159,7 @@ pub(super) fn parameters(tuner: &Tuner, values: &[Value]) -> Vec<TrialParameter>
         .params()
         .iter()
         .zip(values)
+        .filter(|(_, value)| **value != Value::Inactive)
         .map(|(param, value)| {
             let mut parameter = TrialParameter {
                 parameter: param.name.clone(),
@@ -179,6 +171,7 @@ pub(super) fn parameters(tuner: &Tuner, values: &[Value]) -> Vec<TrialParameter>
                     parameter.int_value = Some((*number as i64).to_string())
                 }
                 (Value::Number(number), _) => parameter.float_value = Some(*number),
+                (Value::Inactive, _) => {}
             }
             parameter
         })

@@ -199,6 +199,9 @@ fn local_search(
             for category in 0..*size {
                 let mut next = best.clone();
                 next.category[dim] = category;
+                // A category may switch conditional parameters on or off: snap to where that
+                // leaves their coordinates.
+                let next = space.snap(&next);
                 if next != best && !next.is_among(taken) {
                     let next_value = score(&next);
                     if next_value > best_value {

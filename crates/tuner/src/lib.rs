@@ -699,7 +699,7 @@ mod tests {
     fn conditional_parameters_take_values_only_under_their_parents() {
         let space = conditional_space();
         let tuner = Tuner::new(space.clone(), Goal::Minimize, Algorithm::Bayesian, 11).unwrap();
-        let history = run_with(&tuner, 30, |values| vec![conditional_loss(values)]);
+        let history = run_with(&tuner, 45, |values| vec![conditional_loss(values)]);
         let mut seen: Vec<&Vec<Value>> = Vec::new();
         for trial in &history {
             let values = &trial.values;

@@ -383,6 +383,39 @@ try {
     await shot('study');
   });
 
+  await run('a two-objective study marks its Pareto front in the table and the chart', async () => {
+    const studies = 'projects/default/locations/us-central1/studies';
+    await rest(ADMIN, 'POST', `${studies}?studyId=front`, {
+      studyConfig: {
+        metrics: [{ metric: 'left', goal: 'MINIMIZE' }, { metric: 'right', goal: 'MINIMIZE' }],
+        parameters: [{ parameter: 'x', type: 'DOUBLE', doubleValueSpec: { minValue: 0, maxValue: 1 } }],
+      },
+    });
+    // Five trials of the client's own: the first three are the front, the last two dominated.
+    const measured = [[0, 1], [1, 0], [0.5, 0.5], [0.8, 0.8], [1, 1]];
+    for (const [i, [left, right]] of measured.entries()) {
+      await rest(ADMIN, 'POST', `${studies}/front/trials`, {
+        parameters: [{ parameter: 'x', floatValue: i / 4 }],
+        finalMeasurement: { metrics: [{ metric: 'left', value: left }, { metric: 'right', value: right }] },
+      });
+    }
+    const { trials: optimal } = await rest(ADMIN, 'POST', `${studies}/front/trials:listOptimalTrials`, {});
+    check(optimal.length === 3, `the server's front: ${JSON.stringify(optimal)}`);
+    await page.goto(`${URL}/projects/default/studies`);
+    await page.click('#studies a:text-is("front")');
+    await page.waitForURL(/\/locations\/us-central1\/studies\/front$/);
+    await page.waitForSelector('#pareto figure circle');
+    check(await page.locator('#pareto circle').count() === 5, 'every trial in the chart');
+    check(await page.locator('#pareto circle.front').count() === 3, 'the front drawn apart');
+    const rows = await page.locator('#trials tbody tr').evaluateAll((trs) => trs.map((tr) => ({
+      trial: tr.dataset.trial, best: tr.classList.contains('best'),
+    })));
+    const front = optimal.map((t) => t.name.split('/').pop()).sort();
+    check(JSON.stringify(rows.slice(0, 3).map((r) => r.trial).sort()) === JSON.stringify(front)
+      && rows.every((r, i) => r.best === (i < 3)), `the optimal trials marked, first: ${JSON.stringify(rows)}`);
+    await shot('pareto');
+  });
+
   await run('a viewer sees jobs and models but no action', async () => {
     const viewer = await newToken('viewer', [['projects/default', 'roles/ml.viewer']]);
     await page.click('#sign-out');

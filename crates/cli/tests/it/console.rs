@@ -57,7 +57,7 @@ fn console_end_to_end_in_chromium() {
     println!("{report}");
     assert!(output.status.success(), "console test failed:\n{report}");
     for page in [
-        "jobs", "job", "model", "submit", "tuning", "study", "models",
+        "jobs", "job", "model", "submit", "tuning", "study", "pareto", "models",
     ] {
         assert!(
             screenshots.join(format!("{page}.png")).exists(),

@@ -96,6 +96,26 @@ export function scatterChart(title, points, categories) {
 }
 
 /**
+ * Trials ({x, y, label, front}) of two objectives against each other; the points on the Pareto
+ * front are drawn larger, in green, and joined in order of the first objective.
+ */
+export function paretoChart(title, points) {
+  const { svg, x, y } = frame(extent(points.map((p) => p.x)), extent(points.map((p) => p.y)));
+  const front = points.filter((p) => p.front).sort((a, b) => a.x - b.x);
+  if (front.length > 1) {
+    const d = front.map((p, i) => `${i ? 'L' : 'M'}${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join('');
+    svg.append(s('path', { d, fill: 'none', stroke: '#1a7f37', 'stroke-width': 1.2, 'stroke-dasharray': '4 3' }));
+  }
+  for (const point of points) {
+    svg.append(s('circle', {
+      cx: x(point.x), cy: y(point.y), r: point.front ? 5 : 3.5,
+      fill: point.front ? '#1a7f37' : '#0969da', 'fill-opacity': 0.8, class: point.front ? 'front' : 'trial',
+    }, s('title', {}, `${point.label} (${number(point.x)}, ${number(point.y)})`)));
+  }
+  return figure(title, svg, [], { chart: title });
+}
+
+/**
  * A tuning job's or study's objective over its scored trials: by trial, then by each parameter.
  * `trials` are {id, objective, best, values: {parameter: value}}; `params` are {name,
  * categorical, categories}, a categorical parameter's values placed on an axis of `categories`.

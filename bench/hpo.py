@@ -8,7 +8,8 @@
   more is asked for), against TPE and GP.
 - multi: median hypervolume after 100 trials on ZDT1, ZDT2 and DTLZ2 (bench/hpo_multi.py), against
   NSGA-II, multi-objective TPE and GP.
-- latency: one suggestion after 100 and 1,000 completed trials in 6-D, median and p99, peak RSS.
+- latency: one suggestion after 100 and 1,000 completed trials in 6-D, median and p99, peak RSS: the
+  tuner alone, then `trials:suggest` through a real server (after `cargo build --release`).
 
 Kiln's tuner runs as
 `cargo run --release -p kiln-tuner --example ask_tell` (JSON lines over a pipe, the whole history
@@ -256,6 +257,61 @@ def suggestion_latency():
         print(f"{history:>6} {samples:>7} {statistics.median(times) * 1000:>9.1f} {p99 * 1000:>7.1f} {max(peaks):>12.1f}")
 
 
+def server_latency():
+    """`trials:suggest` through a real server (`target/release/kiln`, SQLite): a study over Hartmann-6's
+    space with 100, then 1,000 completed trials; each suggested trial is deleted again, so every sample
+    sees the same history. The server's peak RSS from /proc."""
+    import random
+    import tempfile
+    import urllib.request
+    kiln = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "kiln")
+    if not os.path.exists(kiln):
+        print(f"(no {kiln}: run `cargo build --release` for the server's trials:suggest latency)")
+        return
+    params, function, _ = PROBLEMS["hartmann6"]
+    data_dir = tempfile.mkdtemp(prefix="kiln-bench-hpo-")
+    server = subprocess.Popen([kiln, "server", "--bind", "127.0.0.1:0", "--insecure-no-auth", "--data-dir", data_dir],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def call(method, url, body=None):
+        request = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as answer:
+            return json.loads(answer.read() or b"{}")
+
+    try:
+        url = next(word for word in server.stdout.readline().split() if word.startswith("http://"))
+        studies = f"{url}/v1/projects/bench/locations/us-central1/studies"
+        print(f"\ntrials:suggest through the server (HTTP, SQLite), Hartmann-6's space\n")
+        print(f"{'trials':>6} {'samples':>7} {'median ms':>9} {'p99 ms':>7} {'server peak RSS MiB':>19}")
+        for history, samples in ((100, 100), (1000, 20)):
+            study = f"{studies}/h{history}"
+            call("POST", f"{studies}?studyId=h{history}", {"studyConfig": {
+                "metrics": [{"metric": "y", "goal": "MINIMIZE"}],
+                "parameters": [{"parameter": p["name"], "type": "DOUBLE",
+                                "doubleValueSpec": {"minValue": p["min"], "maxValue": p["max"]}} for p in params]}})
+            rng = random.Random(history)
+            for _ in range(history):
+                x = {p["name"]: rng.random() for p in params}
+                call("POST", f"{study}/trials", {
+                    "parameters": [{"parameter": name, "floatValue": value} for name, value in x.items()],
+                    "finalMeasurement": {"metrics": [{"metric": "y", "value": function(x)}]}})
+            times = []
+            for sample in range(samples):
+                started = time.perf_counter()
+                answer = call("POST", f"{study}/trials:suggest", {"clientId": f"c{sample}"})
+                times.append(time.perf_counter() - started)
+                call("DELETE", f"{url}/v1/{answer['response']['trials'][0]['name']}")
+            with open(f"/proc/{server.pid}/status") as status:
+                peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+            times.sort()
+            p99 = times[min(len(times) - 1, math.ceil(0.99 * len(times)) - 1)]
+            print(f"{history:>6} {samples:>7} {statistics.median(times) * 1000:>9.1f} {p99 * 1000:>7.1f} {peak:>19.1f}")
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def run_pool(function, tasks, jobs):
     """`function` of every task on `jobs` processes, with progress on stderr; {task: result}."""
     results = {}
@@ -326,6 +382,7 @@ def main():
         multi_objective(args)
     if "latency" in suites:
         suggestion_latency()
+        server_latency()
 
 
 def single_objective(args, methods):

@@ -228,6 +228,12 @@ def one(task):
     return task, [regrets[n - 1] for n in CHECKPOINTS], sum(latencies) / len(latencies)
 
 
+def p99(times):
+    """The nearest-rank 99th percentile."""
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+
+
 def suggestion_latency():
     """Seconds of one suggestion after 100 and 1,000 completed random trials on Hartmann-6 (6-D), a
     fresh history and process per sample, and the process's peak RSS."""
@@ -252,9 +258,7 @@ def suggestion_latency():
             _, _, usage = os.wait4(process.pid, 0)
             process.returncode = 0
             peaks.append(usage.ru_maxrss / 1024)
-        times.sort()
-        p99 = times[min(len(times) - 1, math.ceil(0.99 * len(times)) - 1)]
-        print(f"{history:>6} {samples:>7} {statistics.median(times) * 1000:>9.1f} {p99 * 1000:>7.1f} {max(peaks):>12.1f}")
+        print(f"{history:>6} {samples:>7} {statistics.median(times) * 1000:>9.1f} {p99(times) * 1000:>7.1f} {max(peaks):>12.1f}")
 
 
 def server_latency():
@@ -263,7 +267,7 @@ def server_latency():
     sees the same history. The server's peak RSS from /proc."""
     import random
     import tempfile
-    import urllib.request
+    from store import call
     kiln = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "kiln")
     if not os.path.exists(kiln):
         print(f"(no {kiln}: run `cargo build --release` for the server's trials:suggest latency)")
@@ -272,12 +276,6 @@ def server_latency():
     data_dir = tempfile.mkdtemp(prefix="kiln-bench-hpo-")
     server = subprocess.Popen([kiln, "server", "--bind", "127.0.0.1:0", "--insecure-no-auth", "--data-dir", data_dir],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-
-    def call(method, url, body=None):
-        request = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request) as answer:
-            return json.loads(answer.read() or b"{}")
 
     try:
         url = next(word for word in server.stdout.readline().split() if word.startswith("http://"))
@@ -304,9 +302,7 @@ def server_latency():
                 call("DELETE", f"{url}/v1/{answer['response']['trials'][0]['name']}")
             with open(f"/proc/{server.pid}/status") as status:
                 peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
-            times.sort()
-            p99 = times[min(len(times) - 1, math.ceil(0.99 * len(times)) - 1)]
-            print(f"{history:>6} {samples:>7} {statistics.median(times) * 1000:>9.1f} {p99 * 1000:>7.1f} {peak:>19.1f}")
+            print(f"{history:>6} {samples:>7} {statistics.median(times) * 1000:>9.1f} {p99(times) * 1000:>7.1f} {peak:>19.1f}")
     finally:
         server.terminate()
         server.wait()

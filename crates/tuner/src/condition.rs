@@ -33,17 +33,16 @@ pub fn holds(param: &Param, earlier: &[Value]) -> bool {
 /// Which parameters are active given values in parameter order (the values of inactive ones are
 /// not read).
 pub fn active(params: &[Param], values: &[Value]) -> Vec<bool> {
-    let mut active: Vec<bool> = Vec::with_capacity(params.len());
-    for param in params {
-        let on = match &param.condition {
-            None => true,
-            Some(condition) => {
-                active[condition.parent] && condition.values.contains(&values[condition.parent])
-            }
-        };
-        active.push(on);
-    }
-    active
+    let mut seen: Vec<Value> = Vec::with_capacity(params.len());
+    params
+        .iter()
+        .zip(values)
+        .map(|(param, value)| {
+            let on = holds(param, &seen);
+            seen.push(if on { value.clone() } else { Value::Inactive });
+            on
+        })
+        .collect()
 }
 
 /// What is wrong with the condition of parameter `index`, if anything.

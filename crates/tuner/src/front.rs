@@ -19,29 +19,35 @@ pub(crate) fn oriented(goal: Goal, value: f64) -> f64 {
     }
 }
 
+/// A trial's measured values, larger-is-better: the objectives in order, and each constraint's
+/// margin (its value less the threshold, non-negative when met); `None` unless there is one
+/// finite value per metric.
+pub(crate) fn split(metrics: &[Metric], values: &[f64]) -> Option<(Vec<f64>, Vec<f64>)> {
+    if values.len() != metrics.len() || values.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let (mut objectives, mut margins) = (Vec::new(), Vec::new());
+    for (metric, value) in metrics.iter().zip(values) {
+        let value = oriented(metric.goal, *value);
+        match metric.threshold {
+            Some(threshold) => margins.push(value - oriented(metric.goal, threshold)),
+            None => objectives.push(value),
+        }
+    }
+    Some((objectives, margins))
+}
+
 /// Indices of the optimal trials among `trials`, measured on `metrics`, in their order.
 pub fn optimal(metrics: &[Metric], trials: &[Trial]) -> Vec<usize> {
     let feasible: Vec<(usize, Vec<f64>)> = trials
         .iter()
         .enumerate()
         .filter_map(|(at, trial)| {
-            let values = trial.metrics.as_ref()?;
-            if values.len() != metrics.len() || values.iter().any(|v| !v.is_finite()) {
-                return None;
-            }
-            let mut objectives = Vec::new();
-            for (metric, value) in metrics.iter().zip(values) {
-                match metric.threshold {
-                    Some(threshold)
-                        if oriented(metric.goal, *value) < oriented(metric.goal, threshold) =>
-                    {
-                        return None;
-                    }
-                    Some(_) => {}
-                    None => objectives.push(oriented(metric.goal, *value)),
-                }
-            }
-            Some((at, objectives))
+            let (objectives, margins) = split(metrics, trial.metrics.as_ref()?)?;
+            margins
+                .iter()
+                .all(|m| *m >= 0.0)
+                .then_some((at, objectives))
         })
         .collect();
     feasible

@@ -209,20 +209,11 @@ impl Tuner {
     }
 
     /// A trial's metrics, larger-is-better: the objectives in order, then each constraint's margin
-    /// (its value less the threshold, non-negative when met); `None` unless every one is finite.
+    /// (non-negative when met); `None` unless every one is finite.
     fn oriented(&self, metrics: &[f64]) -> Option<Vec<f64>> {
-        if metrics.len() != self.metrics.len() || metrics.iter().any(|v| !v.is_finite()) {
-            return None;
-        }
-        let pairs = || self.metrics.iter().zip(metrics);
-        let objectives = pairs()
-            .filter(|(metric, _)| metric.threshold.is_none())
-            .map(|(metric, value)| front::oriented(metric.goal, *value));
-        let margins = pairs().filter_map(|(metric, value)| {
-            let threshold = metric.threshold?;
-            Some(front::oriented(metric.goal, *value) - front::oriented(metric.goal, threshold))
-        });
-        Some(objectives.chain(margins).collect())
+        let (mut objectives, margins) = front::split(&self.metrics, metrics)?;
+        objectives.extend(margins);
+        Some(objectives)
     }
 
     /// Up to `count` new points, none equal to a completed or pending one. Fewer (or none) come

@@ -23,7 +23,7 @@ use crate::front::dominates;
 use crate::gp::Gp;
 use crate::model;
 use crate::space::{Point, Space};
-use crate::warp::warp;
+use crate::warp::{moments, standardise, warp};
 
 /// Exploration weight of the upper confidence bounds: below one objective's, since the
 /// hypervolume improvement itself already rewards points away from those tried.
@@ -151,14 +151,8 @@ fn front_points<'a>(
 
 /// Margins standardised, and where a margin of 0 (the threshold) lies after that.
 fn standardised_margin(margins: &[f64]) -> (Vec<f64>, f64) {
-    let n = margins.len() as f64;
-    let mean = margins.iter().sum::<f64>() / n;
-    let sd = (margins.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / n).sqrt();
-    let sd = if sd > 1e-12 { sd } else { 1.0 };
-    (
-        margins.iter().map(|m| (m - mean) / sd).collect(),
-        -mean / sd,
-    )
+    let (mean, sd) = moments(margins);
+    (standardise(margins), -mean / sd)
 }
 
 /// Random hypervolume scalarizations of a front: the weight vectors, the reference point and the

@@ -42,11 +42,16 @@ pub fn warp(values: &[f64]) -> Vec<f64> {
 
 /// Subtracts the mean and divides by the standard deviation (1 when all values are equal).
 pub fn standardise(values: &[f64]) -> Vec<f64> {
+    let (mean, sd) = moments(values);
+    values.iter().map(|v| (v - mean) / sd).collect()
+}
+
+/// The mean and standard deviation that [`standardise`] uses (1 when all values are equal).
+pub fn moments(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-    let sd = if sd > 1e-12 { sd } else { 1.0 };
-    values.iter().map(|v| (v - mean) / sd).collect()
+    (mean, if sd > 1e-12 { sd } else { 1.0 })
 }
 
 /// Φ⁻¹(p) by Acklam's rational approximation (relative error below 1.2e-9).

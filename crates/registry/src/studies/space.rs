@@ -3,8 +3,8 @@
 
 use kiln_api::job::ParameterType;
 use kiln_api::study::{
-    Measurement, MetricGoal, Study, StudyAlgorithm, StudyConfig, StudyParameterSpec, Trial,
-    TrialParameter,
+    Measurement, MetricGoal, MetricSpec, Study, StudyAlgorithm, StudyConfig, StudyParameterSpec,
+    Trial, TrialParameter,
 };
 use kiln_tuner::{Algorithm, Domain, Goal, Metric, Param, Tuner, Value};
 
@@ -188,24 +188,23 @@ fn value(measurement: &Measurement, name: &str) -> Option<f64> {
         .filter(|v| v.is_finite())
 }
 
-/// The value of the study's first objective in a measurement: what early stopping follows.
-pub(super) fn objective(study: &Study, measurement: &Measurement) -> Option<f64> {
-    let spec = study
-        .study_config
-        .metrics
-        .iter()
-        .find(|m| m.safety_config.is_none())?;
-    value(measurement, &spec.metric)
-}
-
-/// The name of the study's first objective.
-pub(super) fn objective_name(study: &Study) -> &str {
+/// The study's first objective: what early stopping follows.
+fn first_objective(study: &Study) -> Option<&MetricSpec> {
     study
         .study_config
         .metrics
         .iter()
         .find(|m| m.safety_config.is_none())
-        .map_or("", |m| m.metric.as_str())
+}
+
+/// The value of the study's first objective in a measurement.
+pub(super) fn objective(study: &Study, measurement: &Measurement) -> Option<f64> {
+    value(measurement, &first_objective(study)?.metric)
+}
+
+/// The name of the study's first objective.
+pub(super) fn objective_name(study: &Study) -> &str {
+    first_objective(study).map_or("", |m| m.metric.as_str())
 }
 
 /// The value of every metric of the study in a measurement, in the config's order; `None` unless

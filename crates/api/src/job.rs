@@ -322,7 +322,7 @@ pub struct HyperparameterSpec {
     /// The metric's tag (default `training/hptuning/metric`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hyperparameter_metric_tag: String,
-    /// Stop trials whose metric is clearly worse than the others' (median rule).
+    /// Stop trials whose metric falls behind the others' at the same step (successive halving).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub enable_trial_early_stopping: bool,
     /// A finished tuning job of the same project whose trials this job continues from.
@@ -331,6 +331,10 @@ pub struct HyperparameterSpec {
     /// Search algorithm.
     #[serde(default, skip_serializing_if = "is_default")]
     pub algorithm: TuningAlgorithm,
+    /// Earlier tuning jobs and studies whose completed trials the tuner starts from (a Kiln
+    /// extension: studies have the same field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_learning_config: Option<crate::study::TransferLearningConfig>,
 }
 
 /// One measurement of a trial's metric.

@@ -159,6 +159,15 @@ pub struct MedianAutomatedStoppingConfig {
     pub use_elapsed_time: bool,
 }
 
+/// The learning-curve rule, on steps or on elapsed time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DecayCurveAutomatedStoppingConfig {
+    /// Compare by elapsed time instead of step count.
+    #[serde(default)]
+    pub use_elapsed_time: bool,
+}
+
 /// `AutomatedStoppingConfig`: which rule `checkEarlyStoppingState` applies.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -166,9 +175,9 @@ pub struct AutomatedStoppingConfig {
     /// The median rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub median_automated_stopping_config: Option<MedianAutomatedStoppingConfig>,
-    /// Vizier's decay-curve rule; Kiln answers it with the median rule.
+    /// The learning-curve rule: asynchronous successive halving over the reported steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decay_curve_stopping_config: Option<MedianAutomatedStoppingConfig>,
+    pub decay_curve_stopping_config: Option<DecayCurveAutomatedStoppingConfig>,
 }
 
 /// `StudyConfig`.
@@ -187,6 +196,20 @@ pub struct StudyConfig {
     /// Early stopping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub automated_stopping_config: Option<AutomatedStoppingConfig>,
+    /// Earlier studies and tuning jobs whose completed trials the tuner starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_learning_config: Option<TransferLearningConfig>,
+}
+
+/// `TransferLearningConfig` (Vertex AI Vizier's): what a tuner starts from besides its own trials.
+/// The completed trials of each prior whose parameters fit this space, and that report this one's
+/// metrics, inform the suggestions as its own trials do; they are not copied into it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransferLearningConfig {
+    /// Studies (`projects/P/locations/L/studies/S`) and tuning jobs (`projects/P/jobs/J`).
+    #[serde(default)]
+    pub prior_study_names: Vec<String>,
 }
 
 /// State of a study.

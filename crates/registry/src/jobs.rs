@@ -73,7 +73,7 @@ pub struct JobSettings {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum StopReason {
     Cancelled,
-    /// The median rule stopped a trial.
+    /// The early-stopping rule stopped a trial.
     EarlyStopped,
     TimedOut(Duration),
     WaitedTooLong(Duration),
@@ -155,7 +155,7 @@ impl Jobs {
         mut job: Job,
         creator: &Principal,
     ) -> Result<Job, RegistryError> {
-        let launch = self.admissible(project, &mut job)?;
+        let launch = self.admissible(project, &mut job, creator)?;
         let job = queued(job);
         let (stored_project, stored) = (project.to_string(), job.clone());
         let owner = self.registry.identity().as_str().to_string();
@@ -173,8 +173,13 @@ impl Jobs {
 
     /// `projects.jobs.create` with `validateOnly`: every check `create` makes, without storing or
     /// starting anything; answers the job as `create` would have stored it.
-    pub fn validate(&self, project: &str, mut job: Job) -> Result<Job, RegistryError> {
-        self.admissible(project, &mut job)?;
+    pub fn validate(
+        &self,
+        project: &str,
+        mut job: Job,
+        creator: &Principal,
+    ) -> Result<Job, RegistryError> {
+        self.admissible(project, &mut job, creator)?;
         if self.store.get_job(project, &job.job_id)?.is_some() {
             // Refused in the words the store's refusal of `create` has.
             return Err(StoreError::AlreadyExists(job_name(project, &job.job_id)).into());
@@ -182,8 +187,14 @@ impl Jobs {
         Ok(queued(job))
     }
 
-    /// Checks a new job as `create` does and decides how to run it.
-    fn admissible(&self, project: &str, job: &mut Job) -> Result<Launch, RegistryError> {
+    /// Checks a new job as `create` does and decides how to run it. The jobs and studies a tuning
+    /// job starts from must be readable by its creator.
+    fn admissible(
+        &self,
+        project: &str,
+        job: &mut Job,
+        creator: &Principal,
+    ) -> Result<Launch, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
         let mut problems = Vec::new();
         if let Err(problem) = check_name("jobId", &job.job_id) {
@@ -197,10 +208,20 @@ impl Jobs {
         let Some(launch) = launch.filter(|_| problems.is_empty()) else {
             return Err(RegistryError::InvalidArgument(problems.join("; ")));
         };
-        if let Some(tuning) = &launch.tuning
-            && !tuning.resume.is_empty()
-        {
-            self.check_resume(project, job, tuning)?;
+        if let Some(tuning) = &launch.tuning {
+            let access = self.registry.access();
+            if !tuning.resume.is_empty() {
+                access.authorize(creator, "ml.jobs.get", &job_name(project, &tuning.resume))?;
+                self.check_resume(project, job, tuning)?;
+            }
+            crate::tuning::prior::check(
+                &tuning.priors,
+                self.store.as_ref(),
+                access,
+                creator,
+                (tuning.tuner.space(), std::slice::from_ref(&tuning.tag)),
+                "training_input.hyperparameters.transfer_learning_config",
+            )?;
         }
         if launch.program.runs_user_code()
             && !self.settings.sandbox.is_on()

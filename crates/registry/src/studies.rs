@@ -15,16 +15,22 @@ use kiln_api::study::{
     ListStudiesResponse, ListTrialsResponse, Study, StudyOperation, StudyOperationResponse,
     StudyState, SuggestTrialsRequest, SuggestTrialsResponse, Trial, TrialState,
 };
+use kiln_iam::Principal;
 use kiln_store::Store;
 use kiln_tuner::Tuner;
 
 use crate::RegistryError;
+use crate::access::Access;
 use crate::error::refusable;
+use crate::tuning::prior;
 
 mod operations;
-mod space;
+pub(crate) mod space;
 
-use space::{metrics_of, objective, objective_name, parameters, tuner, values};
+use space::{
+    TRANSFER, metric_names, metrics_of, objective, objective_name, parameters, priors, stopping,
+    tuner, values,
+};
 
 /// Most trials one `suggest` call may ask for.
 const MAX_SUGGESTIONS: i32 = 100;
@@ -32,6 +38,8 @@ const MAX_SUGGESTIONS: i32 = 100;
 /// The studies service.
 pub struct Studies {
     store: Arc<dyn Store>,
+    /// Whether a study's creator may read the priors it names.
+    access: Arc<Access>,
 }
 
 fn not_found(what: &str) -> RegistryError {
@@ -68,8 +76,8 @@ fn seconds(text: &str) -> Option<f64> {
 
 impl Studies {
     /// A studies service over a store.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn Store>, access: Arc<Access>) -> Self {
+        Self { store, access }
     }
 
     /// `studies.create`.
@@ -79,6 +87,7 @@ impl Studies {
         location: &str,
         study_id: &str,
         mut study: Study,
+        creator: &Principal,
     ) -> Result<Study, RegistryError> {
         check_project(project).map_err(RegistryError::InvalidArgument)?;
         let mut problems = Vec::new();
@@ -92,12 +101,18 @@ impl Studies {
             ));
         }
         study.name = study_name(project, location, study_id);
-        if let Err(found) = tuner(&study) {
-            problems.extend(found);
-        }
-        if !problems.is_empty() {
+        let tuner = tuner(&study).map_err(|found| problems.extend(found)).ok();
+        let (Some(tuner), true) = (tuner, problems.is_empty()) else {
             return Err(RegistryError::InvalidArgument(problems.join("; ")));
-        }
+        };
+        prior::check(
+            &priors(&study),
+            self.store.as_ref(),
+            &self.access,
+            creator,
+            (tuner.space(), &metric_names(&study)),
+            TRANSFER,
+        )?;
         study.state = StudyState::Active;
         study.create_time = kiln_api::now();
         study.inactive_reason.clear();
@@ -190,10 +205,15 @@ impl Studies {
             if !mine.is_empty() {
                 return Ok(mine);
             }
-            let mut completed = Vec::new();
+            let mut completed = prior::observations(
+                &priors(&study),
+                self.store.as_ref(),
+                tuner.space(),
+                &metric_names(&study),
+            );
             let mut pending = Vec::new();
             for (_, trial) in &existing {
-                let Some(values) = values(&tuner, trial) else {
+                let Some(values) = values(tuner.space(), trial) else {
                     continue;
                 };
                 match trial.state {
@@ -296,7 +316,7 @@ impl Studies {
     ) -> Result<Trial, RegistryError> {
         let study = self.get(project, location, study_id)?;
         let tuner = self.tuner_of(&study)?;
-        let Some(values) = values(&tuner, &trial) else {
+        let Some(values) = values(tuner.space(), &trial) else {
             return Err(RegistryError::InvalidArgument(
                 "Field: trial.parameters Error: give one value of the right kind for every parameter of the study".into(),
             ));
@@ -454,8 +474,9 @@ impl Studies {
         })
     }
 
-    /// `trials.checkEarlyStoppingState`: the median rule against the completed trials, by step or
-    /// by elapsed time as the study's stopping config says. A study without one never stops trials.
+    /// `trials.checkEarlyStoppingState`: the study's stopping rule (the median rule, or successive
+    /// halving for `decayCurveStoppingConfig`) against the finished trials, by step or by elapsed
+    /// time as its config says. A study without one never stops trials.
     pub fn check_early_stopping(
         &self,
         project: &str,
@@ -466,15 +487,8 @@ impl Studies {
         let started = kiln_api::now();
         let study = self.get(project, location, study_id)?;
         let (_, trial) = self.find_trial(project, &study, trial_id)?;
-        let stopping = study.study_config.automated_stopping_config.as_ref();
-        let by_time = stopping
-            .and_then(|config| {
-                config
-                    .median_automated_stopping_config
-                    .as_ref()
-                    .or(config.decay_curve_stopping_config.as_ref())
-            })
-            .is_some_and(|config| config.use_elapsed_time);
+        let rule = stopping(&study.study_config).ok().flatten();
+        let by_time = rule.is_some_and(|(_, by_time)| by_time);
         let curve = |trial: &Trial| -> Vec<kiln_tuner::Measurement> {
             trial
                 .measurements
@@ -499,9 +513,10 @@ impl Studies {
             .map(|(_, t)| curve(t))
             .collect();
         let tuner = self.tuner_of(&study)?;
-        let should_stop = stopping.is_some()
-            && matches!(trial.state, TrialState::Active | TrialState::Requested)
-            && kiln_tuner::should_stop(tuner.goal(), &curve(&trial), &completed);
+        let should_stop = rule.is_some_and(|(rule, _)| {
+            matches!(trial.state, TrialState::Active | TrialState::Requested)
+                && rule.should_stop(tuner.goal(), &curve(&trial), &completed)
+        });
         self.operation(
             project,
             location,

@@ -1,6 +1,7 @@
 //! Hyperparameter tuning jobs: from a `HyperparameterSpec` to a [`Tuner`], and the trial records
 //! the job keeps in `trainingOutput.trials`; `run` is the loop that runs the trials.
 
+pub mod prior;
 mod run;
 pub(crate) mod tree;
 
@@ -34,10 +35,12 @@ pub struct TuningPlan {
     pub max_failed: usize,
     /// The metric's tag.
     pub tag: String,
-    /// Whether the median rule may stop trials.
+    /// Whether successive halving may stop trials.
     pub early_stopping: bool,
     /// The job whose trials this one continues from.
     pub resume: String,
+    /// Earlier jobs and studies whose completed trials the tuner starts from.
+    pub priors: Vec<prior::Prior>,
 }
 
 const FIELD: &str = "training_input.hyperparameters";
@@ -83,6 +86,12 @@ pub fn plan(spec: &HyperparameterSpec, job_id: &str) -> Result<TuningPlan, Vec<S
             }
         }
     };
+    let priors = prior::parse(
+        spec.transfer_learning_config.as_ref(),
+        &format!("{FIELD}.transfer_learning_config"),
+    )
+    .map_err(|found| problems.extend(found))
+    .unwrap_or_default();
     let params_field = format!("{FIELD}.params");
     let flat = tree::flatten(&spec.params, &params_field, &read)
         .map_err(|found| problems.extend(found))
@@ -126,6 +135,7 @@ pub fn plan(spec: &HyperparameterSpec, job_id: &str) -> Result<TuningPlan, Vec<S
             },
             early_stopping: spec.enable_trial_early_stopping,
             resume: spec.resume_previous_job_id.clone(),
+            priors,
         }),
         _ => Err(problems),
     }

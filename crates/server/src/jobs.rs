@@ -31,7 +31,7 @@ pub(crate) async fn create_job(
 ) -> ApiResult {
     let project = found.project();
     match query.flag("validateOnly")? {
-        true => json(jobs.validate(project, job)?),
+        true => json(jobs.validate(project, job, &principal)?),
         false => json(jobs.create(project, job, &principal).await?),
     }
 }

@@ -312,7 +312,7 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         );
     }
     kiln_registry::owners::keep(Arc::clone(&registry), Arc::clone(&jobs));
-    let studies = Arc::new(Studies::new(Arc::clone(&store)));
+    let studies = Arc::new(Studies::new(Arc::clone(&store), Arc::clone(&access)));
     Ok(Services(Arc::new(ServiceSet {
         registry,
         jobs,

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::State;
 use kiln_api::Empty;
 use kiln_api::study::{
     AddMeasurementRequest, CompleteTrialRequest, Study, SuggestTrialsRequest, Trial,
 };
+use kiln_iam::Principal;
 use kiln_registry::Studies;
 
 use crate::error::ApiError;
@@ -31,6 +33,7 @@ pub(crate) async fn list_studies(State(studies): Shared, found: Found) -> ApiRes
 
 pub(crate) async fn create_study(
     State(studies): Shared,
+    Extension(principal): Extension<Principal>,
     found: Found,
     query: QueryParams,
     JsonBody(study): JsonBody<Study>,
@@ -38,7 +41,13 @@ pub(crate) async fn create_study(
     let study_id = query.0.get("studyId").ok_or_else(|| {
         ApiError::invalid("Field: study_id Error: the studyId query parameter is required")
     })?;
-    json(studies.create(found.project(), found.value("location"), study_id, study)?)
+    json(studies.create(
+        found.project(),
+        found.value("location"),
+        study_id,
+        study,
+        &principal,
+    )?)
 }
 
 pub(crate) async fn get_study(State(studies): Shared, found: Found) -> ApiResult {

@@ -16,7 +16,7 @@
 //! - `GRID_SEARCH`: the Cartesian product in order, for INTEGER, DISCRETE and CATEGORICAL spaces.
 //! - `RANDOM_SEARCH`: uniform in the scaled space.
 //!
-//! Early stopping is [`stopping::should_stop`] (the median rule).
+//! Early stopping is a [`stopping::Rule`]: the median rule, or successive halving.
 
 mod acquisition;
 mod bandit;
@@ -35,7 +35,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use condition::Condition;
 pub use space::{Domain, Param, Point, Scale, Space, Value};
-pub use stopping::{Measurement, should_stop};
+pub use stopping::{Measurement, Rule as StoppingRule};
 
 /// Why a tuner cannot be built or asked.
 #[derive(Debug, thiserror::Error)]

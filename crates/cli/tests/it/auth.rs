@@ -732,6 +732,60 @@ fn projects_are_isolated() {
         let (status, answer) = secured.call(&developer, method, &path, body);
         assert_eq!(status, 403, "{method} {path}: {answer}");
     }
+    // A study or tuning job in p cannot start from q's trials, and the refusal does not say
+    // whether the prior exists.
+    let studies = "locations/us-central1/studies";
+    let config = |priors: Value| {
+        json!({"studyConfig": {"metrics": [{"metric": "acc", "goal": "MAXIMIZE"}],
+            "parameters": [{"parameter": "x", "type": "DOUBLE", "doubleValueSpec": {"minValue": 0, "maxValue": 1}}],
+            "transferLearningConfig": {"priorStudyNames": priors}}})
+    };
+    secured.ok(
+        &secured.admin,
+        "POST",
+        &format!("projects/q/{studies}?studyId=their_study"),
+        Some(config(json!([]))),
+    );
+    secured.ok(
+        &secured.admin,
+        "POST",
+        &format!("projects/q/{studies}/their_study/trials"),
+        Some(
+            json!({"parameters": [{"parameter": "x", "floatValue": 0.5}],
+            "finalMeasurement": {"metrics": [{"metric": "acc", "value": 0.9}]}}),
+        ),
+    );
+    let package = trainer_package(&secured.dir("p"));
+    for prior in [
+        "projects/q/locations/us-central1/studies/their_study",
+        "projects/q/locations/us-central1/studies/missing",
+        "projects/q/jobs/their_job",
+        "projects/q/jobs/missing",
+    ] {
+        let (status, answer) = secured.call(
+            &developer,
+            "POST",
+            &format!("projects/p/{studies}?studyId=mine"),
+            Some(config(json!([prior]))),
+        );
+        assert_eq!(status, 403, "a study from {prior}: {answer}");
+        let job = python_job(
+            "mine",
+            &package,
+            &secured.dir("p").join("out"),
+            &[],
+            json!({"hyperparameters": {"hyperparameterMetricTag": "acc", "maxTrials": 1,
+                "params": [{"parameterName": "x", "type": "DOUBLE", "minValue": 0, "maxValue": 1}],
+                "transferLearningConfig": {"priorStudyNames": [prior]}}}),
+        );
+        let (status, answer) = secured.call(
+            &developer,
+            "POST",
+            "projects/p/jobs",
+            Some(serde_json::from_str(&job).unwrap()),
+        );
+        assert_eq!(status, 403, "a tuning job from {prior}: {answer}");
+    }
     // Names that try to climb out of project p are refused before they reach anything of q.
     for path in [
         "projects/p/models/..%2F..%2Fq%2Fmodels%2Ftheirs",

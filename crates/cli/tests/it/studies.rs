@@ -420,71 +420,106 @@ fn invalid_studies_are_refused_with_every_field_named() {
 }
 
 #[test]
-fn check_early_stopping_state_applies_the_median_rule() {
+fn check_early_stopping_state_applies_the_study_s_rule() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
-    let (status, _) = post(
-        &server,
-        "?studyId=curves",
-        json!({"studyConfig": {
-            "metrics": [{"metric": "acc", "goal": "MAXIMIZE"}],
-            "parameters": [{"parameter": "lr", "type": "DOUBLE", "doubleValueSpec": {"minValue": 0.001, "maxValue": 1}, "scaleType": "UNIT_LOG_SCALE"}],
-            "automatedStoppingConfig": {"medianAutomatedStoppingConfig": {}},
-        }}),
-    );
-    assert_eq!(status, 200);
     let curve = |top: f64, steps: i64| -> Vec<Value> {
         (1..=steps).map(|s| json!({"stepCount": (s * 10).to_string(), "metrics": [{"metric": "acc", "value": top * s as f64 / 10.0}]})).collect()
     };
-    // Three finished trials the client ran on its own points.
-    for (lr, top) in [(0.01, 0.8), (0.02, 0.85), (0.05, 0.9)] {
-        let mut measurements = curve(top, 10);
-        let last = measurements.pop().unwrap();
-        let (status, trial) = post(
+    // A trial heading for 0.86 beats the median of the finished trials' running averages, but at
+    // the rung of step 30 it falls short of the top third of their values there.
+    for (study, config, stops) in [
+        (
+            "median",
+            json!({"medianAutomatedStoppingConfig": {}}),
+            [true, false, false],
+        ),
+        (
+            "halving",
+            json!({"decayCurveStoppingConfig": {}}),
+            [true, true, false],
+        ),
+    ] {
+        let (status, created) = post(
             &server,
-            "/curves/trials",
-            json!({"parameters": [{"parameter": "lr", "floatValue": lr}], "measurements": measurements, "finalMeasurement": last}),
+            &format!("?studyId={study}"),
+            json!({"studyConfig": {
+                "metrics": [{"metric": "acc", "goal": "MAXIMIZE"}],
+                "parameters": [{"parameter": "lr", "type": "DOUBLE", "doubleValueSpec": {"minValue": 0.001, "maxValue": 1}, "scaleType": "UNIT_LOG_SCALE"}],
+                "automatedStoppingConfig": config,
+            }}),
         );
-        assert_eq!(status, 200, "{trial}");
-        assert_eq!(trial["state"], "COMPLETED");
-    }
-    let (_, operation) = post(
-        &server,
-        "/curves/trials:suggest",
-        json!({"suggestionCount": 2}),
-    );
-    let running = suggested(&operation);
-    for (trial, top, stop) in [(&running[0], 0.3, true), (&running[1], 0.95, false)] {
-        let path = trial_path(trial);
-        for measurement in curve(top, 5) {
+        assert_eq!(status, 200, "{created}");
+        // Three finished trials the client ran on its own points.
+        for (lr, top) in [(0.01, 0.8), (0.02, 0.85), (0.05, 0.9)] {
+            let mut measurements = curve(top, 10);
+            let last = measurements.pop().unwrap();
+            let (status, trial) = post(
+                &server,
+                &format!("/{study}/trials"),
+                json!({"parameters": [{"parameter": "lr", "floatValue": lr}], "measurements": measurements, "finalMeasurement": last}),
+            );
+            assert_eq!(status, 200, "{trial}");
+            assert_eq!(trial["state"], "COMPLETED");
+        }
+        let (_, operation) = post(
+            &server,
+            &format!("/{study}/trials:suggest"),
+            json!({"suggestionCount": 3}),
+        );
+        let running = suggested(&operation);
+        for ((trial, top), stop) in running.iter().zip([0.3, 0.86, 0.95]).zip(stops) {
+            let path = trial_path(trial);
+            for measurement in curve(top, 5) {
+                assert_eq!(
+                    post(
+                        &server,
+                        &format!("{path}:addMeasurement"),
+                        json!({"measurement": measurement})
+                    )
+                    .0,
+                    200
+                );
+            }
+            let (status, check) = post(
+                &server,
+                &format!("{path}:checkEarlyStoppingState"),
+                json!({}),
+            );
+            assert_eq!(status, 200, "{check}");
             assert_eq!(
-                post(
-                    &server,
-                    &format!("{path}:addMeasurement"),
-                    json!({"measurement": measurement})
-                )
-                .0,
-                200
+                check["response"]["@type"],
+                "type.googleapis.com/google.cloud.ml.v1.CheckTrialEarlyStoppingStateResponse"
+            );
+            assert_eq!(
+                check["response"]["shouldStop"], stop,
+                "{study}: a trial heading for {top}"
             );
         }
-        let (status, check) = post(
+        let (_, stopped) = post(
             &server,
-            &format!("{path}:checkEarlyStoppingState"),
+            &format!("{}:stop", trial_path(&running[0])),
             json!({}),
         );
-        assert_eq!(status, 200, "{check}");
-        assert_eq!(
-            check["response"]["@type"],
-            "type.googleapis.com/google.cloud.ml.v1.CheckTrialEarlyStoppingStateResponse"
-        );
-        assert_eq!(check["response"]["shouldStop"], stop, "{trial}");
+        assert_eq!(stopped["state"], "STOPPING");
     }
-    let (_, stopped) = post(
+    let (status, error) = post(
         &server,
-        &format!("{}:stop", trial_path(&running[0])),
-        json!({}),
+        "?studyId=both",
+        json!({"studyConfig": {
+            "metrics": [{"metric": "acc", "goal": "MAXIMIZE"}],
+            "parameters": [{"parameter": "lr", "type": "DOUBLE", "doubleValueSpec": {"minValue": 0.001, "maxValue": 1}}],
+            "automatedStoppingConfig": {"medianAutomatedStoppingConfig": {}, "decayCurveStoppingConfig": {}},
+        }}),
     );
-    assert_eq!(stopped["state"], "STOPPING");
+    assert_eq!(status, 400);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("automated_stopping_config Error: set one of"),
+        "{error}"
+    );
 }
 
 #[test]

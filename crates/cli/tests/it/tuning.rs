@@ -348,8 +348,8 @@ fn early_stopping_stops_clearly_bad_trials() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
-    // Grid order q = 1..6: each trial worse than the last, so the median rule has three good
-    // trials to compare the bad ones with.
+    // Grid order q = 1..6: each trial worse than the last. Successive halving judges a trial once
+    // two have finished, and stops those below the top third at a rung.
     let body = tuning_job(
         "stop",
         work.path(),
@@ -370,7 +370,7 @@ fn early_stopping_stops_clearly_bad_trials() {
             .unwrap();
         let reports = trial["allMetrics"].as_array().unwrap().len();
         assert_eq!(trial["state"], "SUCCEEDED", "{trial}");
-        if q <= 3 {
+        if q <= 2 {
             assert_eq!(
                 (
                     trial["isTrialStoppedEarly"].as_bool().unwrap_or(false),
@@ -617,5 +617,147 @@ fn a_child_parameter_is_tried_only_under_its_parent() {
         json!([{"parameterName": "n", "type": "INTEGER", "minValue": 1, "maxValue": 3,
                 "childParameterSpecs": [integer("b", json!({"parentIntValues": {"values": ["7"]}}))]}]),
         &["params[0].child_parameter_specs[0] Error: the parent \"n\" cannot take the value 7"],
+    );
+}
+
+/// How far a learning rate is from the trainer's best, 0.01, in decades.
+fn decades_off(lr: f64) -> f64 {
+    (lr.log10() + 2.0).abs()
+}
+
+#[test]
+fn jobs_and_studies_start_from_each_other_s_trials() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let studies = format!("{}/v1/projects/p/locations/us-central1/studies", server.url);
+    let space = |name: &str| json!([{"parameter": name, "type": "DOUBLE", "doubleValueSpec": {"minValue": 0.001, "maxValue": 100}, "scaleType": "UNIT_LOG_SCALE"}]);
+    let study = |id: &str, metric: &str, parameter: &str, priors: Value| {
+        call(
+            "POST",
+            &format!("{studies}?studyId={id}"),
+            Some(
+                &json!({"studyConfig": {"metrics": [{"metric": metric, "goal": "MAXIMIZE"}], "parameters": space(parameter),
+                    "transferLearningConfig": {"priorStudyNames": priors}}})
+                .to_string(),
+            ),
+        )
+    };
+    // A study a client ran by hand: the trainer's score at ten learning rates from 1e-3 to 100, the
+    // best (0.01) a fifth of the way along the log scale.
+    assert_eq!(study("known", "accuracy", "lr", json!([])).0, 200);
+    for i in 0..10 {
+        let lr = 10f64.powf(-3.0 + 5.0 * f64::from(i) / 9.0);
+        let accuracy = 1.0 - (lr.log10() + 2.0).powi(2) / 4.0;
+        let (status, trial) = call(
+            "POST",
+            &format!("{studies}/known/trials"),
+            Some(
+                &json!({"parameters": [{"parameter": "lr", "floatValue": lr}],
+                "finalMeasurement": {"metrics": [{"metric": "accuracy", "value": accuracy}]}})
+                .to_string(),
+            ),
+        );
+        assert_eq!(status, 200, "{trial}");
+    }
+    let known = "projects/p/locations/us-central1/studies/known";
+
+    // A tuning job over the same space starts where the study left off: no start-up design, its
+    // trials close to the best; the study's trials are not copied into it.
+    let params = json!([{"parameterName": "lr", "type": "DOUBLE", "minValue": 0.001, "maxValue": 100, "scaleType": "UNIT_LOG_SCALE"}]);
+    let body = tuning_job(
+        "seeded",
+        work.path(),
+        &["--steps=1"],
+        json!({"goal": "MAXIMIZE", "hyperparameterMetricTag": "accuracy", "maxTrials": 2, "params": params,
+               "transferLearningConfig": {"priorStudyNames": [known]}}),
+    );
+    let (status, job) = call("POST", &server.api("p", "jobs"), Some(&body));
+    assert_eq!(status, 200, "{job}");
+    let job = wait_job(&server, "p", "seeded", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job:#}");
+    assert_eq!(trials(&job).len(), 2, "{job:#}");
+    for trial in trials(&job) {
+        let lr: f64 = trial["hyperparameters"]["lr"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(decades_off(lr) < 0.5, "{trial}");
+    }
+
+    // A study starts from the job and the study together.
+    let (status, created) = study(
+        "from_both",
+        "accuracy",
+        "lr",
+        json!(["projects/p/jobs/seeded", known]),
+    );
+    assert_eq!(status, 200, "{created}");
+    let (_, operation) = call(
+        "POST",
+        &format!("{studies}/from_both/trials:suggest"),
+        Some(r#"{"suggestionCount": 1}"#),
+    );
+    let suggested = &operation["response"]["trials"][0];
+    let lr = suggested["parameters"][0]["floatValue"].as_f64().unwrap();
+    assert!(decades_off(lr) < 0.5, "{suggested}");
+    let (_, listed) = call("GET", &format!("{studies}/from_both/trials"), None);
+    assert_eq!(listed["trials"].as_array().unwrap().len(), 1, "{listed}");
+
+    // A prior must report the metric, fit the space, exist and be named as a study or a job.
+    for (id, metric, parameter, prior, expected) in [
+        (
+            "other_metric",
+            "loss",
+            "lr",
+            known,
+            "fits this search space and reports loss",
+        ),
+        (
+            "other_space",
+            "accuracy",
+            "momentum",
+            known,
+            "fits this search space",
+        ),
+        (
+            "missing",
+            "accuracy",
+            "lr",
+            "projects/p/jobs/nothing",
+            "projects/p/jobs/nothing was not found",
+        ),
+        (
+            "misnamed",
+            "accuracy",
+            "lr",
+            "projects/p/models/m",
+            "must name a study",
+        ),
+    ] {
+        let (status, error) = study(id, metric, parameter, json!([prior]));
+        assert_eq!(status, 400, "{id}: {error}");
+        let message = message_of(&error);
+        assert!(
+            message.contains("transfer_learning_config.prior_study_names[0] Error:")
+                && message.contains(expected),
+            "{id}: {message}"
+        );
+    }
+    let body = tuning_job(
+        "wrong_metric",
+        work.path(),
+        &[],
+        json!({"hyperparameterMetricTag": "loss", "maxTrials": 1, "params": params,
+               "transferLearningConfig": {"priorStudyNames": [known]}}),
+    );
+    let (status, error) = call("POST", &server.api("p", "jobs"), Some(&body));
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        message_of(&error).contains(
+            "hyperparameters.transfer_learning_config.prior_study_names[0] Error: no completed trial"
+        ),
+        "{error}"
     );
 }

@@ -6,9 +6,10 @@ use kiln_api::study::{
     Measurement, MetricGoal, MetricSpec, Study, StudyAlgorithm, StudyConfig, StudyParameterSpec,
     Trial, TrialParameter,
 };
-use kiln_tuner::{Algorithm, Domain, Goal, Metric, Param, Tuner, Value};
+use kiln_tuner::{Algorithm, Domain, Goal, Metric, Param, Space, StoppingRule, Tuner, Value};
 
 use crate::tuning::build_tuner;
+use crate::tuning::prior::{self, Prior};
 use crate::tuning::tree;
 
 /// The tuner a study's config describes, with every problem named by its field.
@@ -16,6 +17,12 @@ pub(super) fn tuner(study: &Study) -> Result<Tuner, Vec<String>> {
     let config = &study.study_config;
     let mut problems = Vec::new();
     let metrics = metrics(config, &mut problems);
+    if let Err(problem) = stopping(config) {
+        problems.push(problem);
+    }
+    if let Err(found) = prior::parse(config.transfer_learning_config.as_ref(), TRANSFER) {
+        problems.extend(found);
+    }
     let flat = tree::flatten(&config.parameters, PARAMETERS, &param)
         .map_err(|found| problems.extend(found))
         .ok();
@@ -39,6 +46,48 @@ pub(super) fn tuner(study: &Study) -> Result<Tuner, Vec<String>> {
 }
 
 const PARAMETERS: &str = "study.study_config.parameters";
+pub(super) const TRANSFER: &str = "study.study_config.transfer_learning_config";
+
+/// The priors a study starts from (checked when it was created).
+pub(super) fn priors(study: &Study) -> Vec<Prior> {
+    prior::parse(
+        study.study_config.transfer_learning_config.as_ref(),
+        TRANSFER,
+    )
+    .unwrap_or_default()
+}
+
+/// The names of a study's metrics, in the tuner's order.
+pub(super) fn metric_names(study: &Study) -> Vec<String> {
+    study
+        .study_config
+        .metrics
+        .iter()
+        .map(|m| m.metric.clone())
+        .collect()
+}
+
+/// The early-stopping rule a study's config selects, and whether it compares by elapsed time:
+/// successive halving for `decayCurveStoppingConfig`, the median rule for
+/// `medianAutomatedStoppingConfig`; `None` without either.
+pub(super) fn stopping(config: &StudyConfig) -> Result<Option<(StoppingRule, bool)>, String> {
+    let Some(config) = &config.automated_stopping_config else {
+        return Ok(None);
+    };
+    match (
+        &config.decay_curve_stopping_config,
+        &config.median_automated_stopping_config,
+    ) {
+        (Some(_), Some(_)) => Err(
+            "Field: study.study_config.automated_stopping_config Error: set one of \
+             decayCurveStoppingConfig and medianAutomatedStoppingConfig"
+                .into(),
+        ),
+        (Some(decay), None) => Ok(Some((StoppingRule::Halving, decay.use_elapsed_time))),
+        (None, Some(median)) => Ok(Some((StoppingRule::Median, median.use_elapsed_time))),
+        (None, None) => Ok(None),
+    }
+}
 
 /// One parameter's name and domain, from the value spec its type needs.
 fn param(spec: &StudyParameterSpec, field: &str) -> Result<Param, Vec<String>> {
@@ -133,9 +182,9 @@ fn metrics(config: &StudyConfig, problems: &mut Vec<String>) -> Vec<Metric> {
     metrics
 }
 
-/// A trial's values in the tuner's terms (an inactive conditional parameter is not listed).
-pub(super) fn values(tuner: &Tuner, trial: &Trial) -> Option<Vec<Value>> {
-    tree::values(tuner.space().params(), |param| {
+/// A trial's values in a space's terms (an inactive conditional parameter is not listed).
+pub(crate) fn values(space: &Space, trial: &Trial) -> Option<Vec<Value>> {
+    tree::values(space.params(), |param| {
         let given = trial
             .parameters
             .iter()

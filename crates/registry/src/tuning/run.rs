@@ -21,8 +21,9 @@ use crate::jobs::{
     trials_dir,
 };
 
-/// How often a running trial's metric is read (and early stopping considered).
-const METRIC_POLL: Duration = Duration::from_secs(1);
+/// How often a running trial's metric is read (and early stopping considered): a trial stopped early
+/// runs at most this long past the report that stops it.
+const METRIC_POLL: Duration = Duration::from_millis(500);
 
 /// A running trial's end: its index in the output, and how its replicas ended.
 type Running<'a> =
@@ -115,6 +116,12 @@ impl Jobs {
             .iter()
             .filter_map(|trial| crate::tuning::observation(&space, trial))
             .collect();
+        history.extend(crate::tuning::prior::observations(
+            &tuning.priors,
+            self.store.as_ref(),
+            &space,
+            std::slice::from_ref(&tuning.tag),
+        ));
         let mut curves: Vec<Vec<kiln_tuner::Measurement>> = previous.iter().map(curve).collect();
         let first_id = previous
             .iter()
@@ -275,7 +282,7 @@ impl Jobs {
                             let measurements = curve(trial);
                             if tuning.early_stopping
                                 && stop.borrow().is_none()
-                                && kiln_tuner::should_stop(goal, &measurements, &curves)
+                                && kiln_tuner::StoppingRule::Halving.should_stop(goal, &measurements, &curves)
                             {
                                 let _ = stop.send(Some(StopReason::EarlyStopped));
                             }

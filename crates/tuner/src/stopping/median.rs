@@ -1,26 +1,18 @@
-//! Automated early stopping: the median stopping rule of the Vizier paper (§6), with Katib's and
-//! Ray's guards.
+//! The median stopping rule of the Vizier paper (§6), with Katib's and Ray's guards.
 //!
 //! A running trial is stopped when the best value it has reported so far is worse than the median,
 //! over completed trials, of their running averages up to the same step. It is never judged before
 //! [`MIN_COMPLETED`] completed trials have measurements that early, nor before a quarter of the
 //! longest completed trial's steps (the grace period).
 
+use super::Measurement;
 use crate::Goal;
 
 /// Completed trials needed before any trial is stopped.
 pub const MIN_COMPLETED: usize = 3;
 
-/// One measurement of a trial's objective.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Measurement {
-    /// Training step (or elapsed seconds).
-    pub step: f64,
-    /// Objective value.
-    pub value: f64,
-}
-
-/// Whether to stop a running trial, given its measurements and those of the completed trials.
+/// Whether the median rule stops a running trial, given its measurements and those of the
+/// completed trials.
 pub fn should_stop(goal: Goal, running: &[Measurement], completed: &[Vec<Measurement>]) -> bool {
     let Some(latest) = running.iter().map(|m| m.step).reduce(f64::max) else {
         return false;
@@ -68,19 +60,8 @@ pub fn should_stop(goal: Goal, running: &[Measurement], completed: &[Vec<Measure
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// y_t = y∞ · (1 − e^(−t/τ)), measured every 10 steps up to `until`.
-    fn curve(final_value: f64, until: usize) -> Vec<Measurement> {
-        (1..=until / 10)
-            .map(|i| {
-                let step = (i * 10) as f64;
-                Measurement {
-                    step,
-                    value: final_value * (1.0 - (-step / 30.0).exp()),
-                }
-            })
-            .collect()
-    }
+    use crate::stopping::Rule;
+    use crate::stopping::curves::{curve, simulate};
 
     #[test]
     fn stops_a_clearly_bad_trial_and_keeps_a_good_one() {
@@ -103,32 +84,8 @@ mod tests {
 
     #[test]
     fn saves_steps_on_synthetic_curves_without_losing_the_best() {
-        // Final values from an anchor function of a 1-D parameter; trials run in order.
-        let finals: Vec<f64> = (0..20)
-            .map(|i| 1.0 - (((i * 7 % 20) as f64 - 13.0) / 10.0).powi(2))
-            .collect();
-        let mut completed: Vec<Vec<Measurement>> = Vec::new();
-        let (mut steps, mut best) = (0, f64::NEG_INFINITY);
-        for final_value in &finals {
-            let full = curve(*final_value, 200);
-            let mut seen = Vec::new();
-            for measurement in &full {
-                seen.push(*measurement);
-                if should_stop(Goal::Maximize, &seen, &completed) {
-                    break;
-                }
-            }
-            steps += seen.len();
-            if seen.len() == full.len() {
-                best = best.max(*final_value);
-            }
-            completed.push(seen);
-        }
-        let total = finals.len() * 20;
-        assert!(
-            steps as f64 <= 0.8 * total as f64,
-            "{steps} of {total} steps"
-        );
+        let (steps, best) = simulate(Rule::Median);
+        assert!(steps as f64 <= 0.8 * 400.0, "{steps} of 400 steps");
         assert_eq!(best, 1.0, "the best trial ran to the end");
     }
 }

@@ -23,7 +23,11 @@ use crate::jobs::{
 
 /// How often a running trial's metric is read (and early stopping considered): a trial stopped early
 /// runs at most this long past the report that stops it.
-const METRIC_POLL: Duration = Duration::from_millis(500);
+const METRIC_POLL: Duration = Duration::from_millis(100);
+
+/// A bucket `jobDir`'s event files are mirrored every this many polls (once a second): each mirror
+/// lists the bucket.
+const MIRROR_EVERY: u32 = 10;
 
 /// A running trial's end: its index in the output, and how its replicas ended.
 type Running<'a> =
@@ -180,6 +184,8 @@ impl Jobs {
         // Whether `output` has changed since it was last recorded.
         let mut unrecorded = false;
         let mut poll = tokio::time::interval(METRIC_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut polls = 0u32;
         loop {
             while job_stop.is_none()
                 && !exhausted
@@ -272,8 +278,11 @@ impl Jobs {
                 }
                 _ = poll.tick() => {
                     let mut changed = false;
+                    polls = polls.wrapping_add(1);
                     for (index, (watch_metric, stop)) in &mut live {
-                        mirror_events(&plan.input.job_dir, plan.working_dir, &output.trials[*index].trial_id).await;
+                        if polls.is_multiple_of(MIRROR_EVERY) {
+                            mirror_events(&plan.input.job_dir, plan.working_dir, &output.trials[*index].trial_id).await;
+                        }
                         let reports = watch_metric.poll();
                         let trial = &mut output.trials[*index];
                         if reports.len() != trial.all_metrics.len() {

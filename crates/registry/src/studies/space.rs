@@ -228,7 +228,7 @@ pub(super) fn parameters(tuner: &Tuner, values: &[Value]) -> Vec<TrialParameter>
 }
 
 /// The finite value of a metric in a measurement.
-fn value(measurement: &Measurement, name: &str) -> Option<f64> {
+pub(crate) fn value(measurement: &Measurement, name: &str) -> Option<f64> {
     measurement
         .metrics
         .iter()

@@ -9,7 +9,6 @@
 //! Invariant: a caller names a prior only if it may read it. [`check`] authorizes the caller on
 //! each prior before anything of it is read, so a refusal never tells whether it exists.
 
-use kiln_api::job::JobState;
 use kiln_api::study::{TransferLearningConfig, TrialState};
 use kiln_iam::Principal;
 use kiln_store::Store;
@@ -17,6 +16,7 @@ use kiln_tuner::{Space, Trial, Value};
 
 use crate::RegistryError;
 use crate::access::Access;
+use crate::studies::space as study_space;
 
 /// An earlier tuning job or study a tuner starts from.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,19 +99,13 @@ impl Prior {
                 if metrics != [tag] {
                     return Ok(Vec::new());
                 }
+                // Succeeded trials carry their final metric; failed ones are no completed trial.
                 job.training_output
                     .map(|output| output.trials)
                     .unwrap_or_default()
                     .iter()
-                    .filter(|trial| trial.state == JobState::Succeeded)
-                    .filter_map(|trial| {
-                        let values = super::values(space, trial).filter(fits)?;
-                        let metric = trial.final_metric.as_ref()?.objective_value;
-                        Some(Trial {
-                            values,
-                            metrics: Some(vec![metric]),
-                        })
-                    })
+                    .filter_map(|trial| super::observation(space, trial))
+                    .filter(|trial| trial.metrics.is_some() && fits(&trial.values))
                     .collect()
             }
             Kind::Study => {
@@ -125,13 +119,11 @@ impl Prior {
                         trial.state == TrialState::Completed && !trial.trial_infeasible
                     })
                     .filter_map(|(_, trial)| {
-                        let values = crate::studies::space::values(space, trial).filter(fits)?;
-                        let reported = &trial.final_measurement.as_ref()?.metrics;
+                        let values = study_space::values(space, trial).filter(fits)?;
+                        let reported = trial.final_measurement.as_ref()?;
                         let measured = metrics
                             .iter()
-                            .map(|name| {
-                                reported.iter().find(|m| m.metric == *name).map(|m| m.value)
-                            })
+                            .map(|name| study_space::value(reported, name))
                             .collect::<Option<Vec<f64>>>()?;
                         Some(Trial {
                             values,

@@ -3,9 +3,9 @@
 //!
 //! Rungs sit at the first step any finished trial reported (the grace period) times 1, η, η², …,
 //! below the budget (the last step one reported), each moved down to the nearest step a finished
-//! trial reported. A running trial is judged at the highest rung it has passed: it goes on while the best value it reported up to the rung reaches
-//! the finished trials' (1 − 1/η) quantile there (interpolated, as Ray Tune's ASHA does), so about
-//! one trial in η carries on past each rung. A rung is judged only once [`MIN_PEERS`] finished
+//! trial reported. A running trial is judged at the highest rung it has passed: it goes on while
+//! the best value it reported up to the rung reaches the finished trials' (1 − 1/η) quantile there
+//! (interpolated, as Ray Tune's ASHA does), so about one trial in η carries on past each rung. A rung is judged only once [`MIN_PEERS`] finished
 //! trials have reached it, and nothing is judged before a trial has finished.
 
 use super::Measurement;
@@ -94,7 +94,7 @@ mod tests {
         assert_eq!(rung(&steps, 26.0), Some(9.0));
         // The budget itself is no rung.
         assert_eq!(rung(&steps, 27.0), Some(9.0));
-        // Epochs of 1018 steps: 3054 moves down to 3054, 9162 is past the budget.
+        // Epochs of 1018 steps: rungs at epochs 1 and 3; 9 is past the budget.
         let steps: Vec<f64> = (1..=8).map(|i| f64::from(i * 1018)).collect();
         assert_eq!(rung(&steps, 2036.0), Some(1018.0));
         assert_eq!(rung(&steps, 8144.0), Some(3054.0));
@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn stops_below_the_top_third_at_a_rung_and_keeps_the_rest() {
         let finished = vec![curve(0.8, 200), curve(0.85, 200), curve(0.9, 200)];
-        // At rung 20 the peers' 2/3 quantile lies between 0.85's and 0.9's curves.
+        // At rung 30 the peers' 2/3 quantile lies between 0.85's and 0.9's curves.
         assert!(should_stop(Goal::Maximize, &curve(0.84, 30), &finished));
         assert!(!should_stop(Goal::Maximize, &curve(0.95, 30), &finished));
         // Before the first rung nothing is judged; with one peer neither.

@@ -75,6 +75,10 @@ pub struct Token {
     /// Server administrator: every permission everywhere, and token management.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub admin: bool,
+    /// A role the token holds on one resource and what lies under it, besides the bindings of its
+    /// service account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<TokenGrant>,
     /// When the token was created (output only).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub create_time: String,
@@ -87,6 +91,16 @@ pub struct Token {
     /// The bearer secret: returned once, by create, and never stored.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret: String,
+}
+
+/// A role a token holds on one resource (a Kiln extension).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenGrant {
+    /// `projects/p`, `projects/p/models/m`, `projects/p/jobs/j/trials/t`, ...
+    pub resource: String,
+    /// `roles/ml.modelUser`, `roles/kiln.trialReporter`, ...
+    pub role: String,
 }
 
 /// Response of `GET /v1/tokens`.

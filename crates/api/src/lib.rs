@@ -35,7 +35,7 @@ pub mod study;
 pub use error::{Code, ErrorBody};
 pub use iam::{
     AuditEntry, Binding, Identity, ListAuditEntriesResponse, ListTokensResponse, Policy,
-    SetIamPolicyRequest, TestIamPermissions, Token,
+    SetIamPolicyRequest, TestIamPermissions, Token, TokenGrant,
 };
 pub use job::{
     BuiltInAlgorithm, DataFormat, Job, JobMetrics, JobState, ListBuiltInAlgorithmsResponse,

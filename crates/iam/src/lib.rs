@@ -23,6 +23,29 @@ pub struct Principal {
     pub token_id: String,
     /// Server administrator: every permission on every resource.
     pub admin: bool,
+    /// A role the token holds on one resource besides its service account's bindings.
+    pub grant: Option<Grant>,
+}
+
+/// A role on one resource and everything under it, held by a token rather than bound in a policy:
+/// a tuning trial's replicas report their measurements with a token that holds
+/// [`roles::TRIAL_REPORTER`] on their trial, and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// `projects/p/jobs/j/trials/t`, ...
+    pub resource: String,
+    /// The role held there.
+    pub role: &'static roles::Role,
+}
+
+impl Grant {
+    /// Whether this grant gives `permission` on `resource`: the granted resource or one under it.
+    pub fn allows(&self, permission: &str, resource: &str) -> bool {
+        let within = resource
+            .strip_prefix(self.resource.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        within && self.role.grants(permission)
+    }
 }
 
 /// The member of every request to a server started with `--insecure-no-auth`.
@@ -36,6 +59,7 @@ impl Principal {
             member: ANONYMOUS.into(),
             token_id: String::new(),
             admin: true,
+            grant: None,
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! A permission on a resource is granted by a binding in the policy of the resource or of any
 //! ancestor: a version is checked against its model's and its project's policies, a job against
-//! its own and its project's. Versions carry no policy of their own, as in ML Engine.
+//! its own and its project's. Versions and a tuning job's trials carry no policy of their own, as
+//! in ML Engine.
 
 use kiln_api::Policy;
 
@@ -16,7 +17,8 @@ pub const ALL_AUTHENTICATED: &str = "allAuthenticatedUsers";
 const VERSIONS: &[i32] = &[0, 1];
 
 /// The resources whose policies govern `resource`, outermost first: `projects/p/models/m/versions/v`
-/// gives `projects/p` and `projects/p/models/m`. `None` when `resource` is not a Kiln resource name.
+/// gives `projects/p` and `projects/p/models/m`, `projects/p/jobs/j/trials/t` `projects/p` and
+/// `projects/p/jobs/j`. `None` when `resource` is not a Kiln resource name.
 pub fn hierarchy(resource: &str) -> Option<Vec<String>> {
     let parts: Vec<&str> = resource.split('/').collect();
     if parts.len() < 2 || parts[0] != "projects" || parts.iter().any(|part| part.is_empty()) {
@@ -28,7 +30,9 @@ pub fn hierarchy(resource: &str) -> Option<Vec<String>> {
         ["models" | "jobs" | "operations", child, ..] => {
             let own = format!("{project}/{}/{child}", parts[2]);
             match parts[2..] {
-                [_, _] | ["models", _, "versions", _] => Some(vec![project, own]),
+                [_, _] | ["models", _, "versions", _] | ["jobs", _, "trials", _] => {
+                    Some(vec![project, own])
+                }
                 _ => None,
             }
         }
@@ -44,9 +48,19 @@ pub fn has_own_policy(resource: &str) -> bool {
     )
 }
 
-/// Whether `principal` holds `permission` through any of `policies` (the resource's hierarchy).
-pub fn allows(principal: &Principal, permission: &str, policies: &[Policy]) -> bool {
+/// Whether `principal` holds `permission` on `resource`: as an administrator, through its token's
+/// grant, or through any of `policies` (the resource's hierarchy).
+pub fn allows(
+    principal: &Principal,
+    permission: &str,
+    resource: &str,
+    policies: &[Policy],
+) -> bool {
     principal.admin
+        || principal
+            .grant
+            .as_ref()
+            .is_some_and(|grant| grant.allows(permission, resource))
         || policies.iter().any(|policy| {
             policy.bindings.iter().any(|binding| {
                 binding
@@ -69,13 +83,8 @@ pub fn validate(policy: &Policy) -> Result<(), Vec<String>> {
     }
     for (index, binding) in policy.bindings.iter().enumerate() {
         let field = format!("policy.bindings[{index}]");
-        if roles::role(&binding.role).is_none() {
-            let known: Vec<&str> = roles::ROLES.iter().map(|role| role.name).collect();
-            problems.push(format!(
-                "Field: {field}.role Error: unknown role {:?}; roles are {}",
-                binding.role,
-                known.join(", ")
-            ));
+        if let Err(problem) = roles::known(&binding.role) {
+            problems.push(format!("Field: {field}.role Error: {problem}"));
         }
         if binding.condition.is_some() {
             problems.push(format!(
@@ -141,6 +150,7 @@ mod tests {
             member: "serviceAccount:alice".into(),
             token_id: "t1".into(),
             admin: false,
+            grant: None,
         }
     }
 
@@ -155,6 +165,10 @@ mod tests {
             hierarchy("projects/p/jobs/j"),
             Some(vec!["projects/p".into(), "projects/p/jobs/j".into()])
         );
+        assert_eq!(
+            hierarchy("projects/p/jobs/j/trials/3"),
+            Some(vec!["projects/p".into(), "projects/p/jobs/j".into()])
+        );
         assert_eq!(hierarchy("projects/p/jobs/j/versions/v"), None);
         assert_eq!(hierarchy("projects//models/m"), None);
         assert_eq!(hierarchy("tokens/x"), None);
@@ -165,16 +179,49 @@ mod tests {
     #[test]
     fn bindings_grant_their_roles_permissions_only() {
         let policies = [policy(roles::MODEL_USER, "serviceAccount:alice")];
-        assert!(allows(&alice(), "ml.models.predict", &policies));
-        assert!(!allows(&alice(), "ml.models.delete", &policies));
+        let model = "projects/p/models/m";
+        assert!(allows(&alice(), "ml.models.predict", model, &policies));
+        assert!(!allows(&alice(), "ml.models.delete", model, &policies));
         let bob = Principal {
             member: "serviceAccount:bob".into(),
             ..alice()
         };
-        assert!(!allows(&bob, "ml.models.predict", &policies));
+        assert!(!allows(&bob, "ml.models.predict", model, &policies));
         let everyone = [policy(roles::VIEWER, ALL_AUTHENTICATED)];
-        assert!(allows(&bob, "ml.jobs.list", &everyone));
-        assert!(allows(&Principal::anonymous(), "ml.jobs.cancel", &[]));
+        assert!(allows(&bob, "ml.jobs.list", "projects/p", &everyone));
+        assert!(allows(
+            &Principal::anonymous(),
+            "ml.jobs.cancel",
+            "projects/p/jobs/j",
+            &[]
+        ));
+    }
+
+    #[test]
+    fn a_grant_reaches_its_resource_and_what_lies_under_it_only() {
+        let reporter = Principal {
+            grant: Some(crate::Grant {
+                resource: "projects/p/jobs/j/trials/3".into(),
+                role: roles::role(roles::TRIAL_REPORTER).unwrap(),
+            }),
+            ..alice()
+        };
+        let report = "kiln.jobs.addMeasurement";
+        assert!(allows(&reporter, report, "projects/p/jobs/j/trials/3", &[]));
+        for elsewhere in [
+            "projects/p/jobs/j/trials/4",
+            "projects/p/jobs/j/trials/30",
+            "projects/p/jobs/j",
+            "projects/q/jobs/j/trials/3",
+        ] {
+            assert!(!allows(&reporter, report, elsewhere, &[]), "{elsewhere}");
+        }
+        assert!(!allows(
+            &reporter,
+            "ml.jobs.get",
+            "projects/p/jobs/j/trials/3",
+            &[]
+        ));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! submits a job `roles/ml.jobOwner`, whoever starts an operation `roles/ml.operationOwner` (as
 //! ML Engine grants them), so a developer can manage what they made and nothing else.
 
-/// Every permission Kiln checks. `kiln.*` are Kiln's own (audit log); the rest are ML Engine's.
+/// Every permission Kiln checks. `kiln.*` are Kiln's own (the audit log, a tuning job's trials'
+/// measurements); the rest are ML Engine's.
 pub const PERMISSIONS: &[&str] = &[
     "ml.projects.getConfig",
     "ml.locations.get",
@@ -45,6 +46,7 @@ pub const PERMISSIONS: &[&str] = &[
     "ml.trials.update",
     "ml.trials.delete",
     "kiln.auditLogs.list",
+    "kiln.jobs.addMeasurement",
 ];
 
 /// A predefined role.
@@ -72,6 +74,8 @@ pub const MODEL_USER: &str = "roles/ml.modelUser";
 pub const JOB_OWNER: &str = "roles/ml.jobOwner";
 /// Reads and cancels one operation.
 pub const OPERATION_OWNER: &str = "roles/ml.operationOwner";
+/// Reports one tuning trial's measurements: what the token of a trial's replicas holds.
+pub const TRIAL_REPORTER: &str = "roles/kiln.trialReporter";
 
 /// The predefined roles.
 pub const ROLES: &[Role] = &[
@@ -169,6 +173,7 @@ pub const ROLES: &[Role] = &[
             "ml.jobs.cancel",
             "ml.jobs.getIamPolicy",
             "ml.jobs.setIamPolicy",
+            "kiln.jobs.addMeasurement",
         ],
     },
     Role {
@@ -176,11 +181,24 @@ pub const ROLES: &[Role] = &[
         description: "read and cancel one operation",
         permissions: &["ml.operations.get", "ml.operations.cancel"],
     },
+    Role {
+        name: TRIAL_REPORTER,
+        description: "report the measurements of one tuning job's trial",
+        permissions: &["kiln.jobs.addMeasurement"],
+    },
 ];
 
 /// The role called `name`.
 pub fn role(name: &str) -> Option<&'static Role> {
     ROLES.iter().find(|role| role.name == name)
+}
+
+/// The role called `name`, or the problem: a role Kiln does not know, with the ones it does.
+pub fn known(name: &str) -> Result<&'static Role, String> {
+    role(name).ok_or_else(|| {
+        let known: Vec<&str> = ROLES.iter().map(|role| role.name).collect();
+        format!("unknown role {name:?}; roles are {}", known.join(", "))
+    })
 }
 
 /// Whether `name` is a permission Kiln knows.

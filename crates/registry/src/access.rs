@@ -59,6 +59,11 @@ impl Access {
         })
     }
 
+    /// Whether requests must carry a token (`false` under `--insecure-no-auth`).
+    pub fn authenticates(&self) -> bool {
+        self.enabled
+    }
+
     /// On a first start (no token exists), makes an administrator token and returns its bearer
     /// secret, which is shown once and never stored.
     pub fn bootstrap(&self) -> Result<Option<String>, RegistryError> {
@@ -120,6 +125,13 @@ impl Access {
             member: Principal::service_account(&record.service_account),
             token_id: id.to_string(),
             admin: record.admin,
+            // Checked when the token was made; a role this build no longer knows grants nothing.
+            grant: record.grant.as_ref().and_then(|grant| {
+                Some(kiln_iam::Grant {
+                    resource: grant.resource.clone(),
+                    role: roles::role(&grant.role)?,
+                })
+            }),
         })
     }
 
@@ -150,7 +162,7 @@ impl Access {
             return Err(denied(permission, resource));
         };
         let policies = self.policies(&chain)?;
-        match policy::allows(principal, permission, &policies) {
+        match policy::allows(principal, permission, resource, &policies) {
             true => Ok(()),
             false => Err(denied(permission, resource)),
         }
@@ -288,7 +300,7 @@ impl Access {
         let policies = self.policies(&chain)?;
         Ok(permissions
             .into_iter()
-            .filter(|permission| policy::allows(principal, permission, &policies))
+            .filter(|permission| policy::allows(principal, permission, resource, &policies))
             .collect())
     }
 
@@ -322,6 +334,18 @@ impl Access {
         let mut problems = Vec::new();
         if let Err(problem) = token::check_account(&request.service_account) {
             problems.push(format!("Field: token.service_account Error: {problem}"));
+        }
+        if let Some(grant) = &request.grant {
+            if let Err(problem) = roles::known(&grant.role) {
+                problems.push(format!("Field: token.grant.role Error: {problem}"));
+            }
+            if policy::hierarchy(&grant.resource).is_none() {
+                problems.push(format!(
+                    "Field: token.grant.resource Error: {:?} is not a resource name such as \
+                     projects/p or projects/p/models/m",
+                    grant.resource
+                ));
+            }
         }
         if !request.expire_time.is_empty() {
             match chrono::DateTime::parse_from_rfc3339(&request.expire_time) {

@@ -67,6 +67,9 @@ pub struct JobSettings {
     /// Variables every job process gets (`--job-env`): the credentials of the buckets jobs
     /// use, as the administrator chose to pass them on.
     pub job_env: Vec<(String, String)>,
+    /// The URL job processes reach this server at (`--advertise-url`), given to tuning trials as
+    /// `KILN_ENDPOINT` to send measurements to; `None`: trials report through files only.
+    pub endpoint: Option<String>,
 }
 
 /// Why a running job (or trial) is being stopped.

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use kiln_api::names::{check_name, check_project};
 use kiln_api::study::{
     AddMeasurementRequest, CheckTrialEarlyStoppingStateResponse, CompleteTrialRequest,
-    ListStudiesResponse, ListTrialsResponse, Study, StudyOperation, StudyOperationResponse,
-    StudyState, SuggestTrialsRequest, SuggestTrialsResponse, Trial, TrialState,
+    ListStudiesResponse, ListTrialsResponse, Measurement, Study, StudyOperation,
+    StudyOperationResponse, StudyState, SuggestTrialsRequest, SuggestTrialsResponse, Trial,
+    TrialState,
 };
 use kiln_iam::Principal;
 use kiln_store::Store;
@@ -72,6 +73,17 @@ fn numbering<T>(mut attempt: impl FnMut() -> Result<T, RegistryError>) -> Result
 /// Seconds of an `elapsedTime` such as `"12.5s"`.
 fn seconds(text: &str) -> Option<f64> {
     text.strip_suffix('s')?.parse().ok()
+}
+
+/// Refuses a measurement whose `elapsedTime` is given but is not a duration.
+pub(crate) fn check_elapsed_time(measurement: &Measurement) -> Result<(), RegistryError> {
+    match measurement.elapsed_time.is_empty() || seconds(&measurement.elapsed_time).is_some() {
+        true => Ok(()),
+        false => Err(RegistryError::InvalidArgument(format!(
+            "Field: measurement.elapsed_time Error: {:?} is not a duration such as \"12.5s\"",
+            measurement.elapsed_time
+        ))),
+    }
 }
 
 impl Studies {
@@ -419,12 +431,7 @@ impl Studies {
                     objective_name(study)
                 )));
             }
-            if !request.measurement.elapsed_time.is_empty() && seconds(&request.measurement.elapsed_time).is_none() {
-                return Err(RegistryError::InvalidArgument(format!(
-                    "Field: measurement.elapsed_time Error: {:?} is not a duration such as \"12.5s\"",
-                    request.measurement.elapsed_time
-                )));
-            }
+            check_elapsed_time(&request.measurement)?;
             trial.measurements.push(request.measurement);
             Ok(())
         })

@@ -2,9 +2,11 @@
 //! the job keeps in `trainingOutput.trials`; `run` is the loop that runs the trials.
 
 pub mod prior;
+mod report;
 mod run;
 pub(crate) mod tree;
 
+pub(crate) use report::pushed_file;
 pub(crate) use run::Resumed;
 
 use std::collections::BTreeMap;
@@ -44,6 +46,14 @@ pub struct TuningPlan {
 }
 
 const FIELD: &str = "training_input.hyperparameters";
+
+/// The tag of the metric a job tunes: `hyperparameterMetricTag`, or ML Engine's default.
+pub fn metric_tag(spec: &HyperparameterSpec) -> &str {
+    match spec.hyperparameter_metric_tag.as_str() {
+        "" => DEFAULT_METRIC_TAG,
+        tag => tag,
+    }
+}
 
 /// Checks a spec, collecting every problem with its field.
 pub fn plan(spec: &HyperparameterSpec, job_id: &str) -> Result<TuningPlan, Vec<String>> {
@@ -129,10 +139,7 @@ pub fn plan(spec: &HyperparameterSpec, job_id: &str) -> Result<TuningPlan, Vec<S
             max_trials,
             max_parallel,
             max_failed,
-            tag: match spec.hyperparameter_metric_tag.as_str() {
-                "" => DEFAULT_METRIC_TAG.to_string(),
-                tag => tag.to_string(),
-            },
+            tag: metric_tag(spec).to_string(),
             early_stopping: spec.enable_trial_early_stopping,
             resume: spec.resume_previous_job_id.clone(),
             priors,

@@ -175,6 +175,7 @@ fn jobs(dir: &std::path::Path, executor: InMemory) -> Arc<Jobs> {
         sandbox: Sandbox::off(),
         allow_unconfined: true,
         job_env: Vec::new(),
+        endpoint: None,
     };
     Jobs::new(store, registry, Arc::new(executor), settings)
 }

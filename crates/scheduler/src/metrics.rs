@@ -1,12 +1,13 @@
 //! A tuning trial's metric, read while the trial runs, from wherever the trainer reports it.
 //!
-//! - The `cloudml-hypertune` file (`CLOUD_ML_HP_METRIC_FILE`): JSON lines such as
+//! - Hypertune files: the `cloudml-hypertune` file (`CLOUD_ML_HP_METRIC_FILE`), and the file the
+//!   server appends the measurements a trainer sends over HTTP to. JSON lines such as
 //!   `{"global_step": "100", "accuracy": "0.85", "timestamp": 1.7e9, "trial": "1", ...}`. The Python
 //!   package rewrites the whole file (its last 100 reports) on each report, and Kiln's built-in
 //!   trainers append to it; reports are keyed by timestamp and tag, so both read the same.
 //! - TensorBoard event files under the trial's output directory (`<jobDir>/<trialId>`, where ML
 //!   Engine trainers write): scalars whose tag is the metric tag, followed with [`kiln_events::Tail`].
-//!   A step already reported in the hypertune file is not counted again from the event files.
+//!   A step already reported in a hypertune file is not counted again from the event files.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -22,32 +23,35 @@ pub struct Report {
     pub time: f64,
 }
 
+/// The source number of event files in [`MetricWatch`]'s keys; hypertune files are numbered from 0.
+const EVENTS: u8 = u8::MAX;
+
 /// Follows one trial's reports of one metric tag.
 #[derive(Debug)]
 pub struct MetricWatch {
     tag: String,
-    hypertune_file: PathBuf,
+    hypertune_files: Vec<PathBuf>,
     events_dir: Option<PathBuf>,
     /// Event scalars written before this time (seconds since the epoch) belong to an earlier run
     /// that used the same directory.
     since: f64,
     tails: HashMap<PathBuf, kiln_events::Tail>,
-    /// Reports by (time bits, source, step) so rereading the hypertune file adds nothing twice.
+    /// Reports by (time bits, source, step) so rereading a hypertune file adds nothing twice.
     reports: BTreeMap<(u64, u8, i64), Report>,
 }
 
 impl MetricWatch {
-    /// Watches `hypertune_file` and, when given, event files anywhere under `events_dir` written
+    /// Watches `hypertune_files` and, when given, event files anywhere under `events_dir` written
     /// from `since` (seconds since the epoch) on.
     pub fn new(
         tag: &str,
-        hypertune_file: PathBuf,
+        hypertune_files: Vec<PathBuf>,
         events_dir: Option<PathBuf>,
         since: f64,
     ) -> Self {
         Self {
             tag: tag.to_string(),
-            hypertune_file,
+            hypertune_files,
             events_dir,
             since,
             tails: HashMap::new(),
@@ -58,11 +62,14 @@ impl MetricWatch {
     /// Reads what is new and returns every report so far, oldest first. Unreadable or malformed
     /// input is skipped: a trainer's half-written line must not fail its trial.
     pub fn poll(&mut self) -> Vec<Report> {
-        if let Ok(text) = std::fs::read_to_string(&self.hypertune_file) {
+        for (source, file) in (0u8..EVENTS).zip(&self.hypertune_files) {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
             for line in text.lines() {
                 if let Some(report) = hypertune_line(line, &self.tag) {
                     self.reports
-                        .insert((report.time.to_bits(), 0, report.step), report);
+                        .insert((report.time.to_bits(), source, report.step), report);
                 }
             }
         }
@@ -77,7 +84,7 @@ impl MetricWatch {
                             time: scalar.wall_time,
                         };
                         self.reports
-                            .insert((report.time.to_bits(), 1, report.step), report);
+                            .insert((report.time.to_bits(), EVENTS, report.step), report);
                     }
                 }
             }
@@ -86,13 +93,13 @@ impl MetricWatch {
         let reported: std::collections::HashSet<i64> = self
             .reports
             .keys()
-            .filter(|(_, source, _)| *source == 0)
+            .filter(|(_, source, _)| *source != EVENTS)
             .map(|(_, _, step)| *step)
             .collect();
         let mut reports: Vec<Report> = self
             .reports
             .iter()
-            .filter(|((_, source, step), _)| *source == 0 || !reported.contains(step))
+            .filter(|((_, source, step), _)| *source != EVENTS || !reported.contains(step))
             .map(|(_, report)| *report)
             .collect();
         reports.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.step.cmp(&b.step)));
@@ -133,8 +140,13 @@ mod tests {
         let events = dir.path().join("1/eval");
         let mut writer = kiln_events::Writer::create(&events, 50.0).unwrap();
         writer.scalars(5, 50.0, &[("accuracy", 0.25)]).unwrap();
-        let mut watch =
-            MetricWatch::new("accuracy", file.clone(), Some(dir.path().join("1")), 40.0);
+        let pushed = dir.path().join("pushed.metrics");
+        let mut watch = MetricWatch::new(
+            "accuracy",
+            vec![file.clone(), pushed.clone()],
+            Some(dir.path().join("1")),
+            40.0,
+        );
         kiln_events::Writer::create(&events.join("old"), 30.0)
             .unwrap()
             .scalars(1, 30.0, &[("accuracy", 0.99)])
@@ -162,5 +174,19 @@ mod tests {
         // A built-in trainer writes the same evaluation to both channels: it counts once.
         writer.scalars(20, 101.0, &[("accuracy", 0.75)]).unwrap();
         assert_eq!(watch.poll().len(), 3);
+        // Measurements sent over HTTP join the rest in time order.
+        std::fs::write(
+            &pushed,
+            "{\"accuracy\": 0.875, \"global_step\": 30, \"timestamp\": 100.7}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            watch
+                .poll()
+                .iter()
+                .map(|r| (r.step, r.value))
+                .collect::<Vec<_>>(),
+            [(5, 0.25), (10, 0.5), (30, 0.875), (20, 0.75)]
+        );
     }
 }

@@ -250,6 +250,18 @@ mod tests {
             )
         );
         assert_eq!(
+            check(
+                Method::POST,
+                "/v1/projects/p/jobs/j/trials/3:addMeasurement"
+            ),
+            (
+                "projects.jobs.trials.addMeasurement".into(),
+                Some("kiln.jobs.addMeasurement"),
+                "projects/p/jobs/j/trials/3".into(),
+                true
+            )
+        );
+        assert_eq!(
             check(Method::GET, "/v1/projects/%7Bmodel%7D/models/x").2,
             "projects/{model}/models/x",
             "a value is never read as a template"

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::State;
+use kiln_api::study::AddMeasurementRequest;
 use kiln_api::{Empty, Job, JobLogs};
 use kiln_iam::Principal;
 use kiln_registry::Jobs;
@@ -117,6 +118,20 @@ pub(crate) async fn cancel_job(
     JsonBody(Empty {}): JsonBody<Empty>,
 ) -> ApiResult {
     jobs.cancel(found.project(), found.value("job"))?;
+    json(Empty {})
+}
+
+pub(crate) async fn add_measurement(
+    State(jobs): Shared,
+    found: Found,
+    JsonBody(request): JsonBody<AddMeasurementRequest>,
+) -> ApiResult {
+    jobs.add_measurement(
+        found.project(),
+        found.value("job"),
+        found.value("trial"),
+        request,
+    )?;
     json(Empty {})
 }
 

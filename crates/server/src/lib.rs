@@ -209,6 +209,24 @@ pub struct Options {
     pub metrics_token: Option<String>,
     /// Where each request's access line goes (`None`: no access log).
     pub access_log: Option<access::AccessLog>,
+    /// The URL job processes reach this server at (`--advertise-url`, else [`local_url`]); `None`:
+    /// tuning trials report through files only.
+    pub advertise_url: Option<String>,
+}
+
+/// The URL of a server listening on `address` as a process on the same machine reaches it: a
+/// loopback address when it listens on every address.
+pub fn local_url(address: std::net::SocketAddr, https: bool) -> String {
+    let ip = match address.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let scheme = if https { "https" } else { "http" };
+    format!(
+        "{scheme}://{}",
+        std::net::SocketAddr::new(ip, address.port())
+    )
 }
 
 /// Where job replicas run (`--executor`).
@@ -285,6 +303,7 @@ pub async fn open(options: &Options) -> Result<Services, StartError> {
         sandbox,
         allow_unconfined: options.allow_unconfined_code,
         job_env: options.job_env.clone(),
+        endpoint: options.advertise_url.clone(),
     };
     let executor: Arc<dyn Executor> = match &options.executor {
         ExecutorConfig::Local => Arc::new(LocalExecutor),

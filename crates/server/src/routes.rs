@@ -627,6 +627,22 @@ pub static ROUTES: &[Route] = &[
         handler!(jobs::job_metrics),
     )
     .about("The job's training curves"),
+    Route::new(
+        Post,
+        "/v1/projects/{project}/jobs/{job}/trials/{trial}",
+        "projects.jobs.trials.addMeasurement",
+        Gate::Permission("kiln.jobs.addMeasurement"),
+        "projects/{project}/jobs/{job}/trials/{trial}",
+        schema::<Empty>,
+        handler!(jobs::add_measurement),
+    )
+    .verb("addMeasurement")
+    .writes()
+    .body(schema::<AddMeasurementRequest>)
+    .about(
+        "Adds a running tuning trial's measurement, as its trainer reports it: with the token \
+         its replicas get as KILN_TOKEN",
+    ),
     // Locations and study operations.
     Route::new(
         Get,

@@ -133,6 +133,7 @@ fn fixture() -> Fixture {
         runtime_dir: None,
         metrics_token: None,
         access_log: None,
+        advertise_url: None,
     };
     let services: Services = runtime.block_on(kiln_server::open(&options)).unwrap();
     let token = services.access.bootstrap().unwrap().unwrap();

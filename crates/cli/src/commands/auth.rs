@@ -66,6 +66,13 @@ pub enum TokensCommand {
         /// Free text.
         #[arg(long)]
         description: Option<String>,
+        /// A role the token holds on --grant-resource (and what lies under it) besides its
+        /// service account's bindings, such as roles/ml.modelUser.
+        #[arg(long, requires = "grant_resource")]
+        grant_role: Option<String>,
+        /// The resource of --grant-role, such as projects/p/models/m.
+        #[arg(long, requires = "grant_role")]
+        grant_resource: Option<String>,
     },
     /// List tokens (never their secrets).
     List {
@@ -174,8 +181,13 @@ fn tokens(command: TokensCommand, context: &Context) -> anyhow::Result<()> {
             expires_in,
             admin,
             description,
+            grant_role,
+            grant_resource,
         } => {
             let mut body = json!({ "serviceAccount": service_account, "admin": admin });
+            if let (Some(role), Some(resource)) = (grant_role, grant_resource) {
+                body["grant"] = json!({ "role": role, "resource": resource });
+            }
             if let Some(text) = expires_in {
                 let lifetime = parse_lifetime(&text)?;
                 let expiry = chrono::Utc::now() + lifetime;

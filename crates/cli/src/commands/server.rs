@@ -126,6 +126,12 @@ pub struct ClusterArgs {
     /// be at the same paths on every node too.
     #[arg(long, env = "KILN_CLUSTER_SHARED_DIR")]
     pub cluster_shared_dir: Option<PathBuf>,
+    /// The URL job processes reach this server at: tuning trials get it as KILN_ENDPOINT, with a
+    /// token of their own as KILN_TOKEN, to send their measurements to [default: the address this
+    /// server listens on, a loopback one when it listens on every address]. Set it when replicas
+    /// run on other nodes; its host is then a name the server answers to.
+    #[arg(long, env = "KILN_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
 }
 
 /// `--executor`.
@@ -317,6 +323,7 @@ pub fn options(
         runtime_dir: None,
         metrics_token: None,
         access_log: None,
+        advertise_url: None,
     })
 }
 
@@ -344,6 +351,22 @@ fn job_env(given: &[String]) -> anyhow::Result<Vec<(String, String)>> {
             Ok((name.to_string(), value))
         })
         .collect()
+}
+
+/// The host of an `--advertise-url`, refused unless it is an `http(s)://host[:port]` URL.
+fn advertised_host(url: &str) -> anyhow::Result<String> {
+    let parsed = reqwest::Url::parse(url)
+        .with_context(|| format!("--advertise-url {url:?} is not a URL"))?;
+    match (parsed.scheme(), parsed.host_str(), parsed.path()) {
+        ("http" | "https", Some(host), "/" | "") if parsed.query().is_none() => Ok(host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()),
+        _ => bail!(
+            "--advertise-url {url:?} must be http://host[:port] or https://host[:port], with no \
+             path, such as https://kiln.example.com:8443"
+        ),
+    }
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -424,13 +447,21 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if let Some(url) = &args.cluster.advertise_url {
+        options.allowed_hosts.push(advertised_host(url)?);
+    }
     runtime.block_on(async {
-        let services = kiln_server::open(&options).await?;
-        let first_token = services.access.bootstrap()?;
+        // Bound first, so that job processes the opening server starts know its port.
         let listener = tokio::net::TcpListener::bind(args.bind)
             .await
             .with_context(|| format!("binding {}", args.bind))?;
         let address = listener.local_addr()?;
+        options.advertise_url = Some(match &args.cluster.advertise_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => kiln_server::local_url(address, tls.is_some()),
+        });
+        let services = kiln_server::open(&options).await?;
+        let first_token = services.access.bootstrap()?;
         // One parseable line on stdout first, so scripts and tests that bind port 0 learn the port.
         println!(
             "Kiln server listening on {}://{address} (data in {})",

@@ -13,15 +13,15 @@ use crate::support::{
 };
 
 /// A server with authentication on, its administrator token, and a work directory it allows.
-struct Secured {
-    server: Server,
-    admin: String,
+pub(crate) struct Secured {
+    pub(crate) server: Server,
+    pub(crate) admin: String,
     work: tempfile::TempDir,
     _data: tempfile::TempDir,
 }
 
 impl Secured {
-    fn start() -> Secured {
+    pub(crate) fn start() -> Secured {
         let data = tempfile::tempdir().unwrap();
         let work = tempfile::tempdir().unwrap();
         let allowed = format!("{}/{{project}}", work.path().display());
@@ -41,13 +41,19 @@ impl Secured {
     }
 
     /// A project's directory under the allowed root.
-    fn dir(&self, project: &str) -> PathBuf {
+    pub(crate) fn dir(&self, project: &str) -> PathBuf {
         let dir = self.work.path().join(project);
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
 
-    fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) fn call(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let url = format!("{}/v1/{path}", self.server.url);
         call_as(
             Some(token),
@@ -57,7 +63,7 @@ impl Secured {
         )
     }
 
-    fn ok(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) fn ok(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Value {
         let (status, answer) = self.call(token, method, path, body);
         assert!(
             (200..300).contains(&status),
@@ -67,7 +73,7 @@ impl Secured {
     }
 
     /// A new token for `account`.
-    fn token(&self, account: &str) -> String {
+    pub(crate) fn token(&self, account: &str) -> String {
         let token = self.ok(
             &self.admin,
             "POST",
@@ -77,7 +83,7 @@ impl Secured {
         token["secret"].as_str().unwrap().to_string()
     }
 
-    fn bind(&self, resource: &str, role: &str, member: &str) {
+    pub(crate) fn bind(&self, resource: &str, role: &str, member: &str) {
         let mut policy = self.ok(
             &self.admin,
             "GET",
@@ -1289,6 +1295,44 @@ fn the_cli_logs_in_manages_tokens_and_bindings() {
     let denied = predict(&ci);
     assert!(!denied.status.success());
     assert!(String::from_utf8_lossy(&denied.stderr).contains("403"));
+    // A token may hold a role on one resource itself, without a binding.
+    let grant = |role: &str, resource: &str| {
+        run(
+            None,
+            &[
+                "auth",
+                "tokens",
+                "create",
+                "granted",
+                "--grant-role",
+                role,
+                "--grant-resource",
+                resource,
+            ],
+        )
+    };
+    let granted = grant("roles/ml.modelUser", "projects/p/models/m");
+    let granted = String::from_utf8_lossy(&granted.stdout).trim().to_string();
+    let predicted = predict(&granted);
+    assert!(
+        predicted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&predicted.stderr)
+    );
+    let elsewhere = grant("roles/ml.modelUser", "projects/p/models/other");
+    let elsewhere = String::from_utf8_lossy(&elsewhere.stdout)
+        .trim()
+        .to_string();
+    assert!(String::from_utf8_lossy(&predict(&elsewhere).stderr).contains("403"));
+    for (role, resource, field) in [
+        ("roles/owner", "projects/p", "token.grant.role"),
+        ("roles/ml.viewer", "tokens/x", "token.grant.resource"),
+    ] {
+        let refused = grant(role, resource);
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(field), "{stderr}");
+    }
 
     let bound = run(
         None,

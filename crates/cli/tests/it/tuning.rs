@@ -55,18 +55,19 @@ elif args.mode == 'events':
     writer.close()
 "#;
 
-fn package(root: &Path) -> std::path::PathBuf {
+/// A package `trainer` under `root` whose `task` module is `task`.
+fn package(root: &Path, task: &str) -> std::path::PathBuf {
     let package = root.join("trainer");
     std::fs::create_dir_all(&package).unwrap();
     std::fs::write(package.join("__init__.py"), "").unwrap();
-    std::fs::write(package.join("task.py"), TRAINER).unwrap();
+    std::fs::write(package.join("task.py"), task).unwrap();
     package
 }
 
 fn tuning_job(id: &str, root: &Path, args: &[&str], hyperparameters: Value) -> String {
     python_job(
         id,
-        &package(root),
+        &package(root, TRAINER),
         &root.join("out"),
         args,
         json!({"hyperparameters": hyperparameters}),
@@ -391,7 +392,7 @@ fn the_census_sample_config_runs_as_written_through_the_cli_and_built_ins_report
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
-    let package = package(work.path());
+    let package = package(work.path(), TRAINER);
     // census/hptuning_config.yaml from the samples, unchanged.
     let config = work.path().join("hptuning_config.yaml");
     std::fs::write(
@@ -760,4 +761,116 @@ fn jobs_and_studies_start_from_each_other_s_trials() {
         ),
         "{error}"
     );
+}
+
+/// A trainer that reports only over HTTP, then tries what else its trial's token reaches and
+/// writes what it found to `<jobDir>/probe-<trial>.json`.
+const HTTP_TRAINER: &str = r#"
+import argparse, json, os, urllib.error, urllib.request
+parser = argparse.ArgumentParser()
+parser.add_argument('--job-dir', required=True)
+parser.add_argument('--x', type=float, required=True)
+args = parser.parse_args()
+endpoint, token = os.environ['KILN_ENDPOINT'], os.environ['KILN_TOKEN']
+project, job, trial = os.environ['KILN_PROJECT'], os.environ['CLOUD_ML_JOB_ID'], os.environ['CLOUD_ML_TRIAL_ID']
+def send(method, path, body=None):
+    request = urllib.request.Request(endpoint + '/v1/' + path, method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={'Authorization': 'Bearer ' + token, 'Content-Type': 'application/json'})
+    try:
+        with urllib.request.urlopen(request) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+def measure(path, step, metrics):
+    return send('POST', path + ':addMeasurement', {'measurement': {'stepCount': str(step), 'metrics': metrics}})
+own = f'projects/{project}/jobs/{job}/trials/{trial}'
+score = 1 - (args.x - 0.3) ** 2
+found = {'token': token, 'score': score, 'sent': [
+    measure(own, step, [{'metric': 'score', 'value': score * step / 30}, {'metric': 'loss', 'value': 1.0}])
+    for step in (10, 20, 30)]}
+found['other trial'] = measure(f'projects/{project}/jobs/{job}/trials/{int(trial) % 2 + 1}', 40, [{'metric': 'score', 'value': 9}])
+found['other project'] = measure(f'projects/q/jobs/{job}/trials/{trial}', 40, [{'metric': 'score', 'value': 9}])
+found['get job'] = send('GET', f'projects/{project}/jobs/{job}')
+found['list models'] = send('GET', f'projects/{project}/models')
+found['no score'] = measure(own, 40, [{'metric': 'loss', 'value': 0.5}])
+with open(os.path.join(args.job_dir, f'probe-{trial}.json'), 'w') as out:
+    json.dump(found, out)
+"#;
+
+/// A trial's trainer sends its measurements to `:addMeasurement` with the token its replicas
+/// get, which reaches that trial alone and is revoked when the trial ends.
+#[test]
+fn trials_report_over_http_with_a_token_that_reaches_their_own_trial_only() {
+    let secured = crate::auth::Secured::start();
+    let developer = secured.token("dev");
+    secured.bind("projects/p", "roles/ml.developer", "serviceAccount:dev");
+    let root = secured.dir("p");
+    let package = package(&root, HTTP_TRAINER);
+    let out = root.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let job = python_job(
+        "pushed",
+        &package,
+        &out,
+        &[],
+        json!({"hyperparameters": {"goal": "MAXIMIZE", "hyperparameterMetricTag": "score", "maxTrials": 2,
+               "params": [{"parameterName": "x", "type": "DOUBLE", "minValue": 0, "maxValue": 1}]}}),
+    );
+    secured.ok(
+        &developer,
+        "POST",
+        "projects/p/jobs",
+        Some(serde_json::from_str(&job).unwrap()),
+    );
+    let job = crate::jobs::wait_job_as(Some(&developer), &secured.server, "p", "pushed", ended);
+    assert_eq!(job["state"], "SUCCEEDED", "{job:#}");
+    for trial in trials(&job) {
+        let id = trial["trialId"].as_str().unwrap();
+        let probe: Value =
+            serde_json::from_slice(&std::fs::read(out.join(format!("probe-{id}.json"))).unwrap())
+                .unwrap();
+        assert_eq!(probe["sent"], json!([200, 200, 200]), "{probe}");
+        for (attempt, status) in [
+            ("other trial", 403),
+            ("other project", 403),
+            ("get job", 403),
+            ("list models", 403),
+            ("no score", 400),
+        ] {
+            assert_eq!(probe[attempt], status, "{attempt}: {probe}");
+        }
+        // Every measurement sent is the trial's, in order, and the last is its final metric.
+        let steps: Vec<&str> = trial["allMetrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|metric| metric["trainingStep"].as_str().unwrap())
+            .collect();
+        assert_eq!(steps, ["10", "20", "30"], "{trial}");
+        let sent = probe["score"].as_f64().unwrap();
+        assert!((objective(trial) - sent).abs() < 1e-9, "{sent}: {trial}");
+        // The trial is over, and so is its token.
+        let path = format!("projects/p/jobs/pushed/trials/{id}:addMeasurement");
+        let body = json!({"measurement": {"metrics": [{"metric": "score", "value": 1}]}});
+        let (status, answer) = secured.call(
+            probe["token"].as_str().unwrap(),
+            "POST",
+            &path,
+            Some(body.clone()),
+        );
+        assert_eq!(status, 401, "{answer}");
+        assert!(message_of(&answer).contains("revoked"), "{answer}");
+        // The job's owner may send measurements too, while the trial runs.
+        let (status, answer) = secured.call(&developer, "POST", &path, Some(body));
+        assert_eq!(
+            (status, answer["error"]["status"].as_str()),
+            (400, Some("FAILED_PRECONDITION")),
+            "{answer}"
+        );
+        assert!(
+            message_of(&answer).contains("only a running trial"),
+            "{answer}"
+        );
+    }
 }

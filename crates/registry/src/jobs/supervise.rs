@@ -274,6 +274,8 @@ pub(crate) struct TrialLaunch {
     /// `--job-dir` of a built-in algorithm's trial (`<jobDir>/<trialId>`); other trainers get the
     /// job's and append the trial id themselves, as on ML Engine.
     pub(crate) job_dir: Option<String>,
+    /// What the trial's replicas send measurements with (`KILN_ENDPOINT`, `KILN_TOKEN`, ...).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// How one run of the replicas ended.
@@ -344,8 +346,8 @@ pub(crate) fn built_in_output(
 }
 
 /// The command and environment of one replica besides its place in the cluster (which its
-/// launcher adds): CLOUD_ML_JOB_ID, and in a trial CLOUD_ML_TRIAL_ID, CLOUD_ML_HP_METRIC_FILE and
-/// the hyperparameter flags.
+/// launcher adds): CLOUD_ML_JOB_ID, and in a trial CLOUD_ML_TRIAL_ID, CLOUD_ML_HP_METRIC_FILE, what
+/// it reports measurements with, and the hyperparameter flags.
 fn replica_spec(
     plan: &JobPlan<'_>,
     replica: &ReplicaPlan,
@@ -367,6 +369,7 @@ fn replica_spec(
             "CLOUD_ML_HP_METRIC_FILE".into(),
             trial.metric_file.display().to_string(),
         ));
+        env.extend(trial.env.iter().cloned());
         task_name = format!("trial-{}-{task_name}", trial.id);
     }
     ReplicaSpec {

@@ -216,6 +216,7 @@ impl Jobs {
                     metric_file: metric_file(plan.working_dir, &trial.trial_id),
                     job_dir: (is_built_in && !plan.input.job_dir.is_empty())
                         .then(|| trial_dir_of(plan.input, &trial).display().to_string()),
+                    env: self.reporting_env(plan, &trial.trial_id),
                 };
                 // A second of slack for clocks that round (event wall times are doubles).
                 let since = std::time::SystemTime::now()
@@ -247,6 +248,7 @@ impl Jobs {
             tokio::select! {
                 Some((index, attempt)) = running.next() => {
                     let Some((mut watch_metric, _)) = live.remove(&index) else { continue };
+                    self.end_reporting(plan.working_dir, &output.trials[index].trial_id);
                     mirror_events(&plan.input.job_dir, plan.working_dir, &output.trials[index].trial_id).await;
                     let reports = watch_metric.poll();
                     let trial = &mut output.trials[index];
@@ -258,8 +260,9 @@ impl Jobs {
                     (trial.state, trial.error_message) = match state {
                         JobState::Succeeded if trial.final_metric.is_none() => (JobState::Failed, format!(
                             "The trial ended without reporting the metric {:?}: report it with cloudml-hypertune's \
-                             report_hyperparameter_tuning_metric (CLOUD_ML_HP_METRIC_FILE), or write it as a TensorFlow \
-                             summary with that tag under {}",
+                             report_hyperparameter_tuning_metric (CLOUD_ML_HP_METRIC_FILE), send it to the trial's \
+                             :addMeasurement ($KILN_ENDPOINT, $KILN_TOKEN), or write it as a TensorFlow summary with \
+                             that tag under {}",
                             tuning.tag,
                             trial_dir_of(plan.input, trial).display()
                         )),
@@ -371,9 +374,9 @@ fn metric_file(working_dir: &Path, trial_id: &str) -> PathBuf {
         .join("output.metrics")
 }
 
-/// A trial's metric as its trainer reports it: its hypertune file, and the event files under
-/// `<jobDir>/<trialId>` when the job has a `jobDir` (their mirror for a bucket); reports older
-/// than `since` are ignored.
+/// A trial's metric as its trainer reports it: its hypertune file, the measurements it sent, and
+/// the event files under `<jobDir>/<trialId>` when the job has a `jobDir` (their mirror for a
+/// bucket); event files' reports older than `since` are ignored.
 fn metric_watch(
     plan: &JobPlan<'_>,
     tag: &str,
@@ -384,7 +387,10 @@ fn metric_watch(
         .then(|| events_root(&plan.input.job_dir, plan.working_dir).join(&trial.trial_id));
     MetricWatch::new(
         tag,
-        metric_file(plan.working_dir, &trial.trial_id),
+        vec![
+            metric_file(plan.working_dir, &trial.trial_id),
+            crate::tuning::pushed_file(plan.working_dir, &trial.trial_id),
+        ],
         events_dir,
         since,
     )

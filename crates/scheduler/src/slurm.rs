@@ -5,7 +5,7 @@
 //! each task given the CPUs, memory and GPUs of the gang's largest machine type, so Slurm places
 //! the replicas together or not at all and spreads them over nodes as their sizes demand. The job
 //! is named `kiln-<job id>` (and `-trial-<id>` in a tuning job); its time limit is the job's
-//! `maxRunningTime` and a minute, so Kiln's own limit acts first. A replica's id is
+//! `maxRunningTime` and half a minute, in whole minutes, so Kiln's own limit acts first. A replica's id is
 //! `<Slurm job id>.<rank>`.
 //!
 //! The launcher records each replica's end in the gang's directory; when the Slurm job ended
@@ -31,6 +31,10 @@ use crate::rest::Rest;
 
 /// The REST API version spoken.
 const API: &str = "slurm/v0.0.38";
+
+/// How long past `maxRunningTime` Slurm's time limit lies at least: time for Kiln's own limit to
+/// stop the replicas (SIGTERM, then SIGKILL after the job's grace) before Slurm does.
+const SLURM_GRACE_SECONDS: u64 = 30;
 
 /// How to reach slurmrestd.
 #[derive(Debug, Clone)]
@@ -329,7 +333,7 @@ impl Inner {
             "tasks": gang.replicas.len(),
             "cpus_per_task": need.cpus.max(1),
             "memory_per_cpu": need.memory_mb.div_ceil(u64::from(need.cpus.max(1))).max(1),
-            "time_limit": gang.max_running_seconds.div_ceil(60) + 1,
+            "time_limit": (gang.max_running_seconds + SLURM_GRACE_SECONDS).div_ceil(60),
             "current_working_directory": gang.dir.display().to_string(),
             "standard_output": output,
             "standard_error": output,

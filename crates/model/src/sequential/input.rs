@@ -290,12 +290,25 @@ pub enum MatrixMode {
     Tfidf,
 }
 
+/// How a matrix row is scaled once its values are set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// As the mode sets it (Keras).
+    #[default]
+    None,
+    /// To unit Euclidean length, as scikit-learn's `TfidfVectorizer` does, so that long and short
+    /// texts weigh alike.
+    L2,
+}
+
 /// Keras' default `filters`: the characters replaced by spaces before splitting.
 const KERAS_FILTERS: &str = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n";
 
 /// A word tokenizer that behaves as Keras' `Tokenizer`: words are ranked by frequency in the
 /// training texts (ties by first appearance) and numbered from 1; only the `num_words - 1` most
-/// frequent are kept, index 0 is never used.
+/// frequent are kept, index 0 is never used. Beyond Keras, its terms may include runs of up to
+/// `ngrams` words, and its matrix rows may be scaled to unit length (`norm`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tokenizer {
     /// One more than the number of words kept (Keras' `num_words`); all words when absent.
@@ -310,6 +323,13 @@ pub struct Tokenizer {
     /// Characters treated as separators.
     #[serde(default = "keras_filters")]
     pub filters: String,
+    /// The longest run of words counted as one term: 1 for words alone (Keras), 2 for words and
+    /// the pairs of adjacent words, ...
+    #[serde(default = "one")]
+    pub ngrams: usize,
+    /// How each matrix row is scaled.
+    #[serde(default)]
+    pub norm: Norm,
     /// The kept words, most frequent first: `words[i]` has index `i + 1`.
     #[serde(default)]
     pub words: Vec<String>,
@@ -350,6 +370,8 @@ impl Default for Tokenizer {
             mode: MatrixMode::default(),
             lower: true,
             filters: keras_filters(),
+            ngrams: 1,
+            norm: Norm::None,
             words: Vec::new(),
             document_frequencies: Vec::new(),
             document_count: 0,
@@ -384,6 +406,17 @@ impl Tokenizer {
             .collect()
     }
 
+    /// A text's terms in order: its words, then each run of 2 to `ngrams` adjacent words joined
+    /// by a space.
+    pub fn terms(&self, text: &str) -> Vec<String> {
+        let words = self.split(text);
+        let mut terms = words.clone();
+        for length in 2..=self.ngrams {
+            terms.extend(words.windows(length).map(|run| run.join(" ")));
+        }
+        terms
+    }
+
     /// Learns the vocabulary from the training texts (Keras' `fit_on_texts`).
     pub fn fit<'a>(&mut self, texts: impl IntoIterator<Item = &'a str>) {
         let mut counts = WordCounts::default();
@@ -397,7 +430,7 @@ impl Tokenizer {
     pub fn count(&self, text: &str, counts: &mut WordCounts) {
         counts.documents += 1;
         let mut seen = std::collections::HashSet::new();
-        for word in self.split(text) {
+        for word in self.terms(text) {
             let slot = match counts.position.get(&word) {
                 Some(&slot) => slot,
                 None => {
@@ -445,9 +478,9 @@ impl Tokenizer {
         self.build_index();
     }
 
-    /// The ids of a text's known words, in order (Keras' `texts_to_sequences`).
+    /// The ids of a text's known terms, in order (Keras' `texts_to_sequences`).
     pub fn sequence(&self, text: &str) -> Vec<usize> {
-        self.split(text)
+        self.terms(text)
             .iter()
             .filter_map(|word| self.index.get(word).copied())
             .collect()
@@ -475,6 +508,17 @@ impl Tokenizer {
                     (tf * idf) as f32
                 }
             };
+        }
+        if self.norm == Norm::L2 {
+            let length = row
+                .iter()
+                .map(|v| f64::from(*v).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            if length > 0.0 {
+                row.iter_mut()
+                    .for_each(|v| *v = (f64::from(*v) / length) as f32);
+            }
         }
         row
     }
@@ -518,6 +562,38 @@ mod tests {
         let sat = 1.0 * (1.0 + 3.0 / 2.0f64).ln();
         assert!((f64::from(row[1]) - the).abs() < 1e-6);
         assert!((f64::from(row[3]) - sat).abs() < 1e-6);
+    }
+
+    #[test]
+    fn word_pairs_are_terms_and_rows_may_have_unit_length() {
+        let mut tokenizer = Tokenizer {
+            ngrams: 2,
+            norm: Norm::L2,
+            ..Tokenizer::default()
+        };
+        assert_eq!(
+            tokenizer.terms("The cat sat."),
+            ["the", "cat", "sat", "the cat", "cat sat"]
+        );
+        tokenizer.fit(["The cat sat.", "The cat ran"]);
+        assert_eq!(
+            tokenizer.words,
+            ["the", "cat", "the cat", "sat", "cat sat", "ran", "cat ran"]
+        );
+        assert_eq!(tokenizer.sequence("a cat ran"), [2, 6, 7]);
+        // Counts 2 (the), then 1 (cat, the cat, sat, cat sat), scaled by their length, √8;
+        // "the the" is no term of the vocabulary.
+        let row = tokenizer.matrix_row("the the cat sat");
+        let length = 8f32.sqrt();
+        assert_eq!(row[1], 2.0 / length);
+        assert_eq!(row[5], 1.0 / length);
+        assert!((row.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(
+            tokenizer
+                .matrix_row("nothing known")
+                .iter()
+                .all(|v| *v == 0.0)
+        );
     }
 
     #[test]

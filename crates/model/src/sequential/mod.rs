@@ -23,7 +23,7 @@ use crate::export::{Weights, WeightsWriter, read_spec, write_export};
 use crate::predict::{Prediction, from_logits};
 use crate::spec::Task;
 
-pub use input::{InputSpec, MatrixMode, Tokenizer};
+pub use input::{InputSpec, MatrixMode, Norm, Tokenizer};
 pub use layers::{Activation, Activations, LayerSpec, Network, Shape, forward, plan};
 
 /// The format tag of a Sequential model's `kiln_model.json`.
@@ -50,6 +50,9 @@ pub struct SequentialSpec {
     pub metrics: BTreeMap<String, f64>,
 }
 
+/// The longest run of words a tokenizer may count as one term.
+const MAX_NGRAMS: usize = 5;
+
 impl SequentialSpec {
     /// Checks the layers against the input and the labels, and gives the task the last layer
     /// implies: one sigmoid unit is a binary classifier, one linear unit a regressor, several
@@ -61,6 +64,14 @@ impl SequentialSpec {
     ) -> Result<(Task, Vec<Shape>), String> {
         if layers.is_empty() {
             return Err("layers: a model needs at least one layer".into());
+        }
+        if let InputSpec::Text { tokenizer, .. } = input
+            && !(1..=MAX_NGRAMS).contains(&tokenizer.ngrams)
+        {
+            return Err(format!(
+                "input.tokenizer.ngrams: a term is 1 to {MAX_NGRAMS} words, not {}",
+                tokenizer.ngrams
+            ));
         }
         let shapes = plan(input.shape(), layers, input.vocabulary())?;
         let last = layers.len() - 1;
@@ -252,6 +263,17 @@ mod tests {
         assert!(
             error.starts_with("layers[1]: the last layer must be"),
             "{error}"
+        );
+        let text: InputSpec = serde_json::from_value(serde_json::json!(
+            {"type": "text", "tokenizer": {"ngrams": 0}}
+        ))
+        .unwrap();
+        let dense =
+            layers(serde_json::json!([{"type": "Dense", "units": 3, "activation": "softmax"}]));
+        let error = SequentialSpec::check(&text, &dense, None).unwrap_err();
+        assert_eq!(
+            error,
+            "input.tokenizer.ngrams: a term is 1 to 5 words, not 0"
         );
     }
 

@@ -726,7 +726,7 @@ enum Output {
 const BATCH_SUMMARY: &str = "batch_summary.json";
 
 /// A job's resource name: `projects/{project}/jobs/{job_id}`.
-fn job_name(project: &str, job_id: &str) -> String {
+pub(crate) fn job_name(project: &str, job_id: &str) -> String {
     format!("projects/{project}/jobs/{job_id}")
 }
 

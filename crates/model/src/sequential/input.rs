@@ -409,10 +409,13 @@ impl Tokenizer {
     /// A text's terms in order: its words, then each run of 2 to `ngrams` adjacent words joined
     /// by a space.
     pub fn terms(&self, text: &str) -> Vec<String> {
-        let words = self.split(text);
-        let mut terms = words.clone();
+        let mut terms = self.split(text);
+        let words = terms.len();
         for length in 2..=self.ngrams {
-            terms.extend(words.windows(length).map(|run| run.join(" ")));
+            for start in 0..(words + 1).saturating_sub(length) {
+                let run = terms[start..start + length].join(" ");
+                terms.push(run);
+            }
         }
         terms
     }

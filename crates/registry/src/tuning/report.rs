@@ -19,7 +19,7 @@ use kiln_api::{Token, TokenGrant};
 use kiln_iam::roles::TRIAL_REPORTER;
 
 use crate::RegistryError;
-use crate::jobs::{JobPlan, Jobs, trials_dir};
+use crate::jobs::{JobPlan, Jobs, job_name, trials_dir};
 use crate::studies::check_elapsed_time;
 
 /// The service account of the tokens trials report with.
@@ -131,10 +131,7 @@ impl Jobs {
         if !access.authenticates() {
             return env;
         }
-        let resource = format!(
-            "projects/{}/jobs/{}/trials/{trial_id}",
-            plan.project, plan.job_id
-        );
+        let resource = format!("{}/trials/{trial_id}", job_name(plan.project, plan.job_id));
         // A minute past the job's own end, for a trial that reports as it is stopped.
         let left = plan
             .deadline
